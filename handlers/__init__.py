@@ -1,0 +1,1 @@
+"""Thin Tornado handlers, one module per area; each ends with a `default_handlers` route list."""

@@ -1,0 +1,65 @@
+"""Browsing: categories and servicemen."""
+from models.actions import catalog
+from models.users import Role
+
+from .base import ANYONE, BaseHandler, endpoint
+from .schemas.catalog import (CategorySchema, CategoryUpdateSchema, RatingSchema, ServicemanOrderingQuerySchema,
+                              ServicemanSchema)
+from .schemas.common import PageQuerySchema
+
+TAGS = ("catalog",)
+
+
+class CategoryListHandler(BaseHandler):
+    @endpoint(roles=ANYONE, summary="Active categories", response=CategorySchema(), paginated=True,
+              errors=(422,), tags=TAGS)
+    async def get(self):
+        await self.respond(catalog.active_categories())
+
+    @endpoint(roles=Role.ADMIN, summary="Create a category", body=CategorySchema, response=CategorySchema(),
+              status=201, errors=(400, 401, 403, 422), tags=TAGS)
+    async def post(self):
+        await self.respond(await self.run(catalog.create_category, **self.body))
+
+
+class CategoryDetailHandler(BaseHandler):
+    @endpoint(roles=Role.ADMIN, summary="Update a category", body=CategoryUpdateSchema,
+              response=CategorySchema(), errors=(400, 401, 403, 404, 422), tags=TAGS)
+    async def patch(self, category_id):
+        await self.respond(await self.run(catalog.update_category, int(category_id), **self.body))
+
+    @endpoint(roles=Role.ADMIN, summary="Deactivate a category (kept for past bookings)",
+              response=CategorySchema(), errors=(401, 403, 404), tags=TAGS)
+    async def delete(self, category_id):
+        await self.respond(await self.run(catalog.deactivate_category, int(category_id)))
+
+
+class CategoryServicemenHandler(BaseHandler):
+    @endpoint(roles=ANYONE, summary="Approved servicemen offering a category", query=ServicemanOrderingQuerySchema,
+              response=ServicemanSchema(), paginated=True, errors=(404, 422), tags=TAGS)
+    async def get(self, category_id):
+        query = await self.run(catalog.category_servicemen, int(category_id), self.query["ordering"])
+        await self.respond(query, transform=catalog.serviceman_cards)
+
+
+class ServicemanDetailHandler(BaseHandler):
+    @endpoint(roles=ANYONE, summary="A serviceman's public profile", response=ServicemanSchema(),
+              errors=(404,), tags=TAGS)
+    async def get(self, serviceman_id):
+        await self.respond(await self.run(catalog.serviceman, int(serviceman_id)))
+
+
+class ServicemanRatingsHandler(BaseHandler):
+    @endpoint(roles=ANYONE, summary="A serviceman's reviews, newest first", query=PageQuerySchema,
+              response=RatingSchema(), paginated=True, errors=(404, 422), tags=TAGS)
+    async def get(self, serviceman_id):
+        await self.respond(await self.run(catalog.serviceman_ratings, int(serviceman_id)))
+
+
+default_handlers = [
+    (r"/api/categories/", CategoryListHandler),
+    (r"/api/categories/(?P<category_id>\d+)/", CategoryDetailHandler),
+    (r"/api/categories/(?P<category_id>\d+)/servicemen/", CategoryServicemenHandler),
+    (r"/api/servicemen/(?P<serviceman_id>\d+)/", ServicemanDetailHandler),
+    (r"/api/servicemen/(?P<serviceman_id>\d+)/ratings/", ServicemanRatingsHandler),
+]

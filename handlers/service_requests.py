@@ -1,0 +1,75 @@
+"""Booking: quote, create, list, detail, edit, delete, cancel, timeline."""
+from models.actions import booking
+from models.users import Role
+
+from .base import SIGNED_IN, BaseHandler, endpoint
+from .schemas.service_requests import (CancelSchema, EventSchema, QuoteQuerySchema, QuoteSchema, RequestCreateSchema,
+                                       RequestListQuerySchema, RequestUpdateSchema, ServiceRequestSchema)
+
+TAGS = ("requests",)
+RequestOut = ServiceRequestSchema()
+
+
+class QuoteHandler(BaseHandler):
+    @endpoint(roles=Role.CLIENT, summary="Emergency flag and booking fee for a date, without booking",
+              query=QuoteQuerySchema, response=QuoteSchema(), errors=(401, 403, 422), tags=TAGS,
+              description="Less than 2 days ahead (platform date in TIME_ZONE) is an emergency: "
+                          "is_emergency=false is then refused with 422.")
+    async def get(self):
+        await self.respond(booking.booking_terms(self.config, self.query["booking_date"], self.query["is_emergency"]))
+
+
+class RequestListHandler(BaseHandler):
+    @endpoint(roles=SIGNED_IN, summary="Requests visible to the caller, newest first",
+              query=RequestListQuerySchema, response=RequestOut, paginated=True, errors=(401, 422), tags=TAGS,
+              description="Clients see their own, servicemen those they are primary or backup on, admins all.")
+    async def get(self):
+        filters = {k: self.query.get(k) for k in ("status", "is_emergency")}
+        await self.respond(booking.list_requests(self.user, **filters))
+
+    @endpoint(roles=Role.CLIENT, summary="Book a service (starts PENDING_PAYMENT)", body=RequestCreateSchema,
+              response=RequestOut, status=201, errors=(400, 401, 403, 422), tags=TAGS)
+    async def post(self):
+        await self.respond(await self.run(booking.create_request, self.config, self.user, **self.body))
+
+
+class RequestDetailHandler(BaseHandler):
+    @endpoint(roles=SIGNED_IN, summary="One request (owner, assigned serviceman, admin)", response=RequestOut,
+              errors=(401, 404), tags=TAGS)
+    async def get(self, request_id):
+        await self.respond(await self.run(booking.get_request, self.user, int(request_id)))
+
+    @endpoint(roles=Role.CLIENT, summary="Edit an unpaid booking; flag and fee are recomputed",
+              body=RequestUpdateSchema, response=RequestOut, errors=(400, 401, 403, 404, 409, 422), tags=TAGS)
+    async def patch(self, request_id):
+        await self.respond(await self.run(booking.update_request, self.config, self.user, int(request_id), **self.body))
+
+    @endpoint(roles=(Role.CLIENT, Role.ADMIN), summary="Soft-delete (an unpaid booking is cancelled first)",
+              status=204, errors=(401, 403, 404, 409), tags=TAGS)
+    async def delete(self, request_id):
+        await self.run(booking.delete_request, self.user, int(request_id))
+        await self.respond()
+
+
+class RequestCancelHandler(BaseHandler):
+    @endpoint(roles=(Role.CLIENT, Role.ADMIN), summary="Cancel a booking", body=CancelSchema, response=RequestOut,
+              errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
+              description="Clients before assignment; admins any time before the final payment is confirmed.")
+    async def post(self, request_id):
+        await self.respond(await self.run(booking.cancel_request, self.user, int(request_id), self.body["reason"]))
+
+
+class RequestEventsHandler(BaseHandler):
+    @endpoint(roles=SIGNED_IN, summary="The request's timeline: every change, who, when", response=EventSchema(),
+              paginated=True, errors=(401, 404, 422), tags=TAGS)
+    async def get(self, request_id):
+        await self.respond(await self.run(booking.request_events, self.user, int(request_id)))
+
+
+default_handlers = [
+    (r"/api/requests/quote/", QuoteHandler),
+    (r"/api/requests/", RequestListHandler),
+    (r"/api/requests/(?P<request_id>\d+)/", RequestDetailHandler),
+    (r"/api/requests/(?P<request_id>\d+)/cancel/", RequestCancelHandler),
+    (r"/api/requests/(?P<request_id>\d+)/events/", RequestEventsHandler),
+]

@@ -1,0 +1,19 @@
+"""Peewee models, one module per area. `ALL_MODELS` is in dependency order (create, migrate)."""
+from .catalog import Category
+from .db import bind, database, is_postgres
+from .money import NegotiationStatus, Payment, PaymentStatus, PaymentType, PriceNegotiation, Rating
+from .notifications import Notification
+from .service_requests import TRANSITIONS, Event, RequestStatus, ServiceRequest, can_transition
+from .users import ApprovalStatus, OneTimeToken, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
+
+ALL_MODELS = [
+    User, Category, ServicemanProfile, ServicemanCategory, RefreshToken, OneTimeToken,
+    ServiceRequest, Event, Payment, PriceNegotiation, Rating, Notification,
+]
+
+__all__ = [
+    "ALL_MODELS", "ApprovalStatus", "Category", "Event", "NegotiationStatus", "Notification", "OneTimeToken",
+    "Payment", "PaymentStatus", "PaymentType", "PriceNegotiation", "Rating", "RefreshToken", "RequestStatus",
+    "Role", "ServiceRequest", "ServicemanCategory", "ServicemanProfile", "TRANSITIONS", "User", "bind",
+    "can_transition", "database", "is_postgres",
+]

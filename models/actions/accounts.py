@@ -1,0 +1,198 @@
+"""Registration, login, refresh-token rotation, logout, profile updates, admin creation."""
+import uuid
+from datetime import timedelta
+
+import peewee
+
+from server import tokens
+from server.clock import utcnow
+from server.errors import InvalidTransition, NotAuthenticated, NotFound, ValidationFailed
+
+from ..catalog import Category
+from ..db import database
+from ..users import ApprovalStatus, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
+
+# Compared against when the email is unknown, so login takes the same time either way.
+_DUMMY_HASH = "$2b$04$C6UzMDM.H6dfI/f/IKxGhuQmB5nTRu6a8K4bFqQ6m9hC1VbU3Jp4i"
+
+
+def normalize_email(email):
+    return email.strip().lower()
+
+
+def get_active_user(user_id):
+    user = User.get_or_none(User.id == user_id)
+    if user is None or not user.is_active:
+        raise NotAuthenticated("This account does not exist or is deactivated.")
+    return user
+
+
+def _check_categories(category_ids):
+    ids = set(category_ids)
+    found = {c.id for c in Category.select(Category.id).where(Category.id.in_(ids), Category.is_active == True)}  # noqa: E712
+    missing = sorted(ids - found)
+    if missing:
+        raise ValidationFailed.on("category_ids", f"Unknown or inactive categories: {missing}.")
+    return sorted(ids)
+
+
+def _set_categories(profile, category_ids):
+    ServicemanCategory.delete().where(ServicemanCategory.profile == profile).execute()
+    ServicemanCategory.insert_many([{"profile": profile, "category": cid} for cid in category_ids]).execute()
+
+
+def register(settings, *, email, password, first_name, last_name, phone, role,
+             category_ids=(), bio="", years_of_experience=0):
+    """Create a client or serviceman account; a serviceman starts PENDING_APPROVAL."""
+    if role not in Role.SELF_REGISTERED:
+        raise ValidationFailed.on("role", "Choose client or serviceman.")
+    if role == Role.SERVICEMAN and not category_ids:
+        raise ValidationFailed.on("category_ids", "A serviceman must choose at least one category.")
+    password_hash = tokens.hash_password(password, settings.bcrypt_rounds)
+    with database.atomic():
+        if role == Role.SERVICEMAN:
+            category_ids = _check_categories(category_ids)
+        user = _create_user(email=email, password_hash=password_hash, first_name=first_name,
+                            last_name=last_name, phone=phone, role=role)
+        if role == Role.SERVICEMAN:
+            profile = ServicemanProfile.create(user=user, bio=bio, years_of_experience=years_of_experience)
+            _set_categories(profile, category_ids)
+    return user
+
+
+def _create_user(**fields):
+    fields["email"] = normalize_email(fields["email"])
+    if User.select().where(User.email == fields["email"]).exists():
+        raise ValidationFailed.on("email", "An account with this email already exists.")
+    try:
+        with database.atomic():
+            return User.create(**fields)
+    except peewee.IntegrityError as exc:  # a concurrent registration won the race
+        raise ValidationFailed.on("email", "An account with this email already exists.") from exc
+
+
+def create_admin(settings, *, email, password, first_name="Admin", last_name="", phone=""):
+    return _create_user(email=email, password_hash=tokens.hash_password(password, settings.bcrypt_rounds),
+                        first_name=first_name, last_name=last_name, phone=phone, role=Role.ADMIN)
+
+
+def authenticate(email, password):
+    user = User.get_or_none(User.email == normalize_email(email))
+    if not tokens.check_password(password, user.password_hash if user else _DUMMY_HASH) or user is None:
+        raise NotAuthenticated("Email or password is incorrect.", code="invalid_credentials")
+    if not user.is_active:
+        raise NotAuthenticated("This account is deactivated.", code="account_inactive")
+    return user
+
+
+def issue_token_pair(settings, user, family=None):
+    """A new access token and a refresh token recorded in its rotation family."""
+    family = family or uuid.uuid4().hex
+    lifetime = timedelta(days=settings.refresh_token_days)
+    refresh, claims = tokens.encode(settings, user_id=user.id, role=user.role, kind=tokens.REFRESH,
+                                    lifetime=lifetime, family=family)
+    RefreshToken.create(jti=claims["jti"], family=family, user=user, expires_at=claims["exp"])
+    return {"access": tokens.access_token(settings, user), "refresh": refresh}
+
+
+def login(settings, email, password):
+    user = authenticate(email, password)
+    return user, issue_token_pair(settings, user)
+
+
+def _revoke_family(family):
+    RefreshToken.update(revoked_at=utcnow()).where(
+        RefreshToken.family == family, RefreshToken.revoked_at.is_null()).execute()
+
+
+def rotate_refresh(settings, refresh_token):
+    """Swap a refresh token for a new pair. Reusing a revoked token revokes its whole family."""
+    claims = tokens.decode(settings, refresh_token, tokens.REFRESH)
+    if claims is None:
+        raise NotAuthenticated("The refresh token is invalid or expired.", code="token_invalid")
+    with database.atomic():
+        row = RefreshToken.get_or_none(RefreshToken.jti == claims["jti"])
+        if row is None:
+            raise NotAuthenticated("The refresh token is invalid or expired.", code="token_invalid")
+        # Conditional update: of two concurrent refreshes with one token, only one wins.
+        won = RefreshToken.update(revoked_at=utcnow()).where(
+            RefreshToken.id == row.id, RefreshToken.revoked_at.is_null()).execute()
+        if not won:
+            _revoke_family(row.family)
+            reuse = NotAuthenticated("This refresh token was already used; every session of this login "
+                                     "has been signed out.", code="token_reused")
+        else:
+            user = get_active_user(row.user_id)
+            return issue_token_pair(settings, user, family=row.family)
+    raise reuse  # raised after commit so the family revocation is kept
+
+
+def logout(settings, user, refresh_token):
+    claims = tokens.decode(settings, refresh_token, tokens.REFRESH)
+    if claims is None or claims["sub"] != str(user.id):
+        raise ValidationFailed.on("refresh", "This is not a valid refresh token of yours.")
+    RefreshToken.update(revoked_at=utcnow()).where(
+        RefreshToken.jti == claims["jti"], RefreshToken.revoked_at.is_null()).execute()
+
+
+def serviceman_profile(user_id):
+    profile = ServicemanProfile.get_or_none(ServicemanProfile.user == user_id)
+    if profile is None:
+        raise NotFound("No such serviceman.")
+    return profile
+
+
+def update_me(user, **changes):
+    """Users edit their names and phone; servicemen also their profile fields."""
+    profile_fields = {"bio", "years_of_experience", "is_available", "category_ids"}
+    profile_changes = {k: changes.pop(k) for k in list(changes) if k in profile_fields}
+    if profile_changes and user.role != Role.SERVICEMAN:
+        raise ValidationFailed("Only servicemen have these fields.",
+                               fields={k: ["Only servicemen have this field."] for k in profile_changes})
+    with database.atomic():
+        if changes:
+            User.update(**changes).where(User.id == user.id).execute()
+        if profile_changes:
+            profile = serviceman_profile(user.id)
+            category_ids = profile_changes.pop("category_ids", None)
+            if category_ids is not None:
+                if not category_ids:
+                    raise ValidationFailed.on("category_ids", "Choose at least one category.")
+                _set_categories(profile, _check_categories(category_ids))
+            if profile_changes:
+                ServicemanProfile.update(**profile_changes).where(ServicemanProfile.id == profile.id).execute()
+    return User.get_by_id(user.id)
+
+
+def deactivate_user(user_id):
+    user = User.get_or_none(User.id == user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    with database.atomic():
+        User.update(is_active=False).where(User.id == user_id).execute()
+        RefreshToken.update(revoked_at=utcnow()).where(
+            RefreshToken.user == user_id, RefreshToken.revoked_at.is_null()).execute()
+    return User.get_by_id(user_id)
+
+
+# action -> (approval statuses it may start from, the status it leads to)
+APPROVAL_MOVES = {
+    "approve": ({ApprovalStatus.PENDING_APPROVAL, ApprovalStatus.REJECTED}, ApprovalStatus.APPROVED),
+    "reject": ({ApprovalStatus.PENDING_APPROVAL}, ApprovalStatus.REJECTED),
+    "suspend": ({ApprovalStatus.APPROVED}, ApprovalStatus.SUSPENDED),
+    "reinstate": ({ApprovalStatus.SUSPENDED}, ApprovalStatus.APPROVED),
+}
+
+
+def set_approval(user_id, action, reason="", category_ids=None):
+    """Admin vetting of servicemen; only APPROVED ones are listed and assignable."""
+    profile = serviceman_profile(user_id)
+    allowed_from, target = APPROVAL_MOVES[action]
+    if profile.approval_status not in allowed_from:
+        raise InvalidTransition(f"A serviceman who is {profile.approval_status} cannot be {action}d.")
+    with database.atomic():
+        ServicemanProfile.update(approval_status=target, status_reason=reason).where(
+            ServicemanProfile.id == profile.id).execute()
+        if category_ids:
+            _set_categories(profile, _check_categories(category_ids))
+    return serviceman_profile(user_id)

@@ -1,0 +1,180 @@
+"""Booking: quotes, creating and editing requests, cancelling, soft delete, emergency override.
+
+The emergency rule lives here: a booking less than two days ahead (by the platform's date in
+TIME_ZONE) is an emergency automatically, and the client cannot unset that.
+"""
+from datetime import timedelta
+
+from server.clock import platform_today, utcnow
+from server.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+
+from ..catalog import Category
+from ..service_requests import Event, RequestStatus, ServiceRequest
+from ..users import ApprovalStatus, Role, ServicemanCategory, ServicemanProfile, User
+from ..workflow import record_event, transition, unit_of_work
+
+EMERGENCY_WINDOW = timedelta(days=2)
+
+
+def booking_terms(settings, booking_date, requested_emergency=None):
+    """Emergency flags and fee for a date. `requested_emergency` None means "not said"."""
+    today = platform_today(settings.zone)
+    if booking_date < today:
+        raise ValidationFailed.on("booking_date", f"The booking date is in the past (today is {today}).")
+    auto = booking_date < today + EMERGENCY_WINDOW
+    if auto and requested_emergency is False:
+        raise ValidationFailed.on(
+            "is_emergency",
+            "Bookings less than 2 days ahead are emergencies automatically; this cannot be unset.")
+    is_emergency = auto or bool(requested_emergency)
+    fee = settings.emergency_booking_fee if is_emergency else settings.standard_booking_fee
+    return {"booking_date": booking_date, "is_emergency": is_emergency,
+            "auto_flagged_emergency": auto, "booking_fee": fee}
+
+
+def _active_category(category_id):
+    category = Category.get_or_none(Category.id == category_id, Category.is_active == True)  # noqa: E712
+    if category is None:
+        raise ValidationFailed.on("category_id", "No such active category.")
+    return category
+
+
+def _bookable_serviceman(serviceman_id, category_id):
+    offers = (ServicemanProfile.select()
+              .join(User).switch(ServicemanProfile).join(ServicemanCategory)
+              .where(ServicemanProfile.user == serviceman_id,
+                     ServicemanProfile.approval_status == ApprovalStatus.APPROVED,
+                     User.is_active == True,  # noqa: E712
+                     ServicemanCategory.category == category_id))
+    if not offers.exists():
+        raise ValidationFailed.on("serviceman_id", "No approved serviceman with this id offers this category.")
+    return serviceman_id
+
+
+def create_request(settings, client, *, category_id, booking_date, address, description,
+                   serviceman_id=None, is_emergency=None):
+    if client.role != Role.CLIENT:
+        raise PermissionDenied("Only clients book services.")
+    terms = booking_terms(settings, booking_date, is_emergency)
+    with unit_of_work():
+        _active_category(category_id)
+        if serviceman_id is not None:
+            _bookable_serviceman(serviceman_id, category_id)
+        request = ServiceRequest.create(
+            client=client, category=category_id, preferred_serviceman=serviceman_id,
+            address=address, description=description, status=RequestStatus.PENDING_PAYMENT, **terms)
+        record_event(request, "request_created", client, to_status=request.status,
+                     payload={"booking_fee": str(request.booking_fee)})
+    return request
+
+
+def visible_requests(user):
+    """The requests this user may see: own (client), assigned (serviceman), all (admin)."""
+    query = ServiceRequest.visible()
+    if user.role == Role.CLIENT:
+        return query.where(ServiceRequest.client == user.id)
+    if user.role == Role.SERVICEMAN:
+        return query.where((ServiceRequest.primary_serviceman == user.id)
+                           | (ServiceRequest.backup_serviceman == user.id))
+    return query
+
+
+def list_requests(user, status=None, is_emergency=None):
+    query = visible_requests(user)
+    if status is not None:
+        query = query.where(ServiceRequest.status == status)
+    if is_emergency is not None:
+        query = query.where(ServiceRequest.is_emergency == is_emergency)
+    return query.order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+
+
+def get_request(user, request_id):
+    """The request if this user may see it; otherwise 404, never revealing that it exists."""
+    request = visible_requests(user).where(ServiceRequest.id == request_id).first()
+    if request is None:
+        raise NotFound("No such service request.")
+    return request
+
+
+def _owned_request(user, request_id):
+    request = get_request(user, request_id)
+    if user.role != Role.ADMIN and request.client_id != user.id:
+        raise NotFound("No such service request.")
+    return request
+
+
+def update_request(settings, user, request_id, **changes):
+    """The client edits an unpaid request; the emergency flag and fee are recomputed."""
+    request = _owned_request(user, request_id)
+    if user.role != Role.CLIENT:
+        raise PermissionDenied("Only the client edits a booking.")
+    if request.status != RequestStatus.PENDING_PAYMENT:
+        raise InvalidTransition("A booking can be edited only before its fee is paid.")
+    booking_date = changes.pop("booking_date", request.booking_date)
+    requested = changes.pop("is_emergency", None)
+    if requested is None and request.is_emergency and not request.auto_flagged_emergency:
+        requested = True  # keep an emergency the client chose, unless they now say otherwise
+    terms = booking_terms(settings, booking_date, requested)
+    previous = request.is_emergency
+    with unit_of_work():
+        updated = (ServiceRequest.update(updated_at=utcnow(), **terms, **changes)
+                   .where(ServiceRequest.id == request.id,
+                          ServiceRequest.status == RequestStatus.PENDING_PAYMENT).execute())
+        if updated != 1:
+            raise InvalidTransition("A booking can be edited only before its fee is paid.")
+        request = ServiceRequest.get_by_id(request.id)
+        record_event(request, "request_updated", user, payload={"fields": sorted(set(changes) | set(terms))})
+        if request.is_emergency != previous:
+            record_event(request, "emergency_changed", user, payload={"previous": previous})
+    return request
+
+
+def cancel_request(user, request_id, reason=""):
+    """Clients cancel before assignment; admins any time before the final payment is confirmed."""
+    request = _owned_request(user, request_id)
+    if user.role == Role.SERVICEMAN:
+        raise PermissionDenied("Servicemen cannot cancel bookings.")
+    if user.role == Role.CLIENT and request.status not in RequestStatus.CLIENT_CANCELLABLE:
+        raise InvalidTransition("Once servicemen are assigned, ask an admin to cancel.")
+    request, _ = transition(request, RequestStatus.CANCELLED, user, "request_cancelled",
+                            payload={"reason": reason, "by_role": user.role})
+    return request
+
+
+def delete_request(user, request_id):
+    """Soft delete: hidden from every list, kept in the database. An unpaid booking is cancelled
+    first; a booking in progress must be cancelled or finished before it can be deleted."""
+    request = _owned_request(user, request_id)
+    if user.role == Role.SERVICEMAN:
+        raise PermissionDenied("Servicemen cannot delete bookings.")
+    with unit_of_work():
+        if request.status == RequestStatus.PENDING_PAYMENT:
+            request, _ = transition(request, RequestStatus.CANCELLED, user, "request_cancelled",
+                                    payload={"reason": "deleted", "by_role": user.role})
+        if request.status not in RequestStatus.FINISHED:
+            raise InvalidTransition("Cancel this booking before deleting it.")
+        ServiceRequest.update(is_deleted=True, deleted_at=utcnow()).where(
+            ServiceRequest.id == request.id).execute()
+
+
+def set_emergency(settings, admin, request_id, is_emergency):
+    """Admin override of the emergency flag. The fee follows only while it is still unpaid."""
+    request = get_request(admin, request_id)
+    if request.status in RequestStatus.FINISHED:
+        raise InvalidTransition("A finished booking's emergency flag cannot change.")
+    if request.is_emergency == is_emergency:
+        return request
+    changes = {"is_emergency": is_emergency, "updated_at": utcnow()}
+    if request.status == RequestStatus.PENDING_PAYMENT:
+        changes["booking_fee"] = (settings.emergency_booking_fee if is_emergency
+                                  else settings.standard_booking_fee)
+    with unit_of_work():
+        ServiceRequest.update(**changes).where(ServiceRequest.id == request.id).execute()
+        request = ServiceRequest.get_by_id(request.id)
+        record_event(request, "emergency_changed", admin, payload={"previous": not is_emergency})
+    return request
+
+
+def request_events(user, request_id):
+    request = get_request(user, request_id)
+    return Event.select().where(Event.service_request == request.id).order_by(Event.id)

@@ -1,0 +1,117 @@
+"""Browsing: categories, the servicemen who offer them, public profiles and reviews."""
+import peewee
+
+from server.errors import NotFound, ValidationFailed
+
+from ..catalog import Category
+from ..db import database
+from ..money import Rating
+from ..service_requests import RequestStatus, ServiceRequest
+from ..users import ApprovalStatus, ServicemanCategory, ServicemanProfile, User
+
+SERVICEMAN_ORDERINGS = {
+    "-rating": (ServicemanProfile.rating.desc(), ServicemanProfile.rating_count.desc()),
+    "-jobs_completed": (ServicemanProfile.jobs_completed.desc(),),
+}
+
+
+def active_categories():
+    return Category.select().where(Category.is_active == True).order_by(Category.name)  # noqa: E712
+
+
+def _category(category_id, active_only=False):
+    query = Category.select().where(Category.id == category_id)
+    if active_only:
+        query = query.where(Category.is_active == True)  # noqa: E712
+    category = query.first()
+    if category is None:
+        raise NotFound("No such category.")
+    return category
+
+
+def create_category(name, description=""):
+    try:
+        with database.atomic():
+            return Category.create(name=name.strip(), description=description)
+    except peewee.IntegrityError as exc:
+        raise ValidationFailed.on("name", "A category with this name already exists.") from exc
+
+
+def update_category(category_id, **changes):
+    category = _category(category_id)
+    if "name" in changes:
+        changes["name"] = changes["name"].strip()
+    try:
+        with database.atomic():
+            Category.update(**changes).where(Category.id == category.id).execute()
+    except peewee.IntegrityError as exc:
+        raise ValidationFailed.on("name", "A category with this name already exists.") from exc
+    return _category(category_id)
+
+
+def deactivate_category(category_id):
+    """Deactivated, not deleted: past bookings still point at it."""
+    return update_category(category_id, is_active=False)
+
+
+def _listed_servicemen():
+    """Approved, active servicemen with their user row joined (no N+1 on names)."""
+    return (ServicemanProfile.select(ServicemanProfile, User).join(User)
+            .where(ServicemanProfile.approval_status == ApprovalStatus.APPROVED,
+                   User.is_active == True))  # noqa: E712
+
+
+def serviceman_cards(profiles):
+    """Public serviceman dicts, with category ids and active job counts in two queries in all."""
+    profiles = list(profiles)
+    user_ids = [p.user_id for p in profiles]
+    categories, active = {}, {}
+    if user_ids:
+        for link in ServicemanCategory.select().where(
+                ServicemanCategory.profile.in_([p.id for p in profiles])).order_by(ServicemanCategory.category):
+            categories.setdefault(link.profile_id, []).append(link.category_id)
+        counts = (ServiceRequest.select(ServiceRequest.primary_serviceman, peewee.fn.COUNT(ServiceRequest.id))
+                  .where(ServiceRequest.primary_serviceman.in_(user_ids),
+                         ServiceRequest.status.in_(RequestStatus.ACTIVE_FOR_SERVICEMAN),
+                         ServiceRequest.is_deleted == False)  # noqa: E712
+                  .group_by(ServiceRequest.primary_serviceman).tuples())
+        active = dict(counts)
+    return [{
+        "id": p.user_id,
+        "full_name": p.user.full_name,
+        "rating": p.rating,
+        "rating_count": p.rating_count,
+        "jobs_completed": p.jobs_completed,
+        "bio": p.bio,
+        "years_of_experience": p.years_of_experience,
+        "category_ids": categories.get(p.id, []),
+        "is_available": p.is_available,
+        "active_jobs": active.get(p.user_id, 0),
+    } for p in profiles]
+
+
+def category_servicemen(category_id, ordering="-rating"):
+    category = _category(category_id, active_only=True)
+    return (_listed_servicemen().switch(ServicemanProfile).join(ServicemanCategory)
+            .where(ServicemanCategory.category == category.id)
+            .order_by(*SERVICEMAN_ORDERINGS[ordering], ServicemanProfile.id))
+
+
+def serviceman(serviceman_id):
+    profile = _listed_servicemen().where(ServicemanProfile.user == serviceman_id).first()
+    if profile is None:
+        raise NotFound("No such serviceman.")
+    return serviceman_cards([profile])[0]
+
+
+def serviceman_ratings(serviceman_id):
+    serviceman(serviceman_id)
+    return Rating.select().where(Rating.serviceman == serviceman_id).order_by(Rating.created_at.desc(), Rating.id.desc())
+
+
+def servicemen_by_status(status=None):
+    """Admin view of applications and servicemen, any approval status."""
+    query = ServicemanProfile.select(ServicemanProfile, User).join(User)
+    if status:
+        query = query.where(ServicemanProfile.approval_status == status)
+    return query.order_by(ServicemanProfile.id)

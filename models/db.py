@@ -1,0 +1,35 @@
+"""The database handle, bound late so the app, the CLI and tests choose SQLite or PostgreSQL."""
+from urllib.parse import urlparse
+
+import peewee
+from playhouse.db_url import parse as parse_db_url
+from playhouse.pool import PooledPostgresqlDatabase
+
+database = peewee.DatabaseProxy()
+
+
+def make_database(url, pool_size=8):
+    """SQLite (a file; WAL so the thread pool can read while one writes) or pooled PostgreSQL."""
+    scheme = urlparse(url).scheme
+    if scheme.startswith("sqlite"):
+        path = url.split(":///", 1)[1] if ":///" in url else ":memory:"
+        return peewee.SqliteDatabase(
+            path,
+            pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000, "synchronous": "normal"},
+            check_same_thread=False,
+        )
+    if scheme.startswith("postgres"):
+        params = parse_db_url(url.replace("+pool", ""))
+        name = params.pop("database")
+        return PooledPostgresqlDatabase(name, max_connections=pool_size, stale_timeout=300, timeout=10, **params)
+    raise ValueError(f"DATABASE_URL scheme {scheme!r} is not supported (use sqlite:/// or postgresql://)")
+
+
+def bind(url, pool_size=8):
+    db = make_database(url, pool_size)
+    database.initialize(db)
+    return db
+
+
+def is_postgres():
+    return isinstance(database.obj, peewee.PostgresqlDatabase)

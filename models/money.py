@@ -1,0 +1,56 @@
+"""Payments, price negotiations and ratings."""
+import peewee
+
+from .base import JSONField, MoneyField, TimestampedModel, UTCDateTimeField
+from .service_requests import ServiceRequest
+from .users import User
+
+
+class PaymentType:
+    BOOKING_FEE = "BOOKING_FEE"
+    FINAL_PAYMENT = "FINAL_PAYMENT"
+    ALL = (BOOKING_FEE, FINAL_PAYMENT)
+
+
+class PaymentStatus:
+    PENDING = "PENDING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    REVIEW = "REVIEW"  # Paystack says paid, but the amount or currency disagrees with ours
+    ALL = (PENDING, SUCCESS, FAILED, REVIEW)
+
+
+class Payment(TimestampedModel):
+    service_request = peewee.ForeignKeyField(ServiceRequest, backref="payments", index=True)
+    payment_type = peewee.CharField(max_length=20)
+    amount = MoneyField()
+    currency = peewee.CharField(max_length=3, default="NGN")
+    paystack_reference = peewee.CharField(max_length=100, unique=True)
+    paystack_access_code = peewee.CharField(max_length=100, default="")
+    status = peewee.CharField(max_length=10, default=PaymentStatus.PENDING, index=True)
+    paid_at = UTCDateTimeField(null=True, index=True)
+    metadata = JSONField(default=dict)
+
+
+class NegotiationStatus:
+    PENDING = "PENDING"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+    COUNTERED = "COUNTERED"
+    ALL = (PENDING, ACCEPTED, REJECTED, COUNTERED)
+
+
+class PriceNegotiation(TimestampedModel):
+    service_request = peewee.ForeignKeyField(ServiceRequest, backref="negotiations", index=True)
+    proposed_by = peewee.ForeignKeyField(User, backref="+")
+    proposed_amount = MoneyField()
+    message = peewee.TextField(default="")
+    status = peewee.CharField(max_length=10, default=NegotiationStatus.PENDING)
+
+
+class Rating(TimestampedModel):
+    service_request = peewee.ForeignKeyField(ServiceRequest, backref="ratings", unique=True)
+    serviceman = peewee.ForeignKeyField(User, backref="ratings_received", index=True)
+    client = peewee.ForeignKeyField(User, backref="+")
+    rating = peewee.SmallIntegerField(constraints=[peewee.Check("rating BETWEEN 1 AND 5")])
+    review = peewee.TextField(default="")

@@ -1,0 +1,104 @@
+"""ServiceRequest, its statuses, and the one table of allowed transitions.
+
+Only `transition()` (models/workflow.py) changes a request's status; it checks this table.
+"""
+import peewee
+
+from server.clock import utcnow
+
+from .base import JSONField, MoneyField, TimestampedModel, UTCDateTimeField
+from .catalog import Category
+from .users import User
+
+
+class RequestStatus:
+    PENDING_PAYMENT = "PENDING_PAYMENT"                      # created, booking fee not yet paid
+    PENDING_ADMIN_ASSIGNMENT = "PENDING_ADMIN_ASSIGNMENT"    # fee paid, waiting for an admin
+    ASSIGNED = "ASSIGNED"                                    # primary + backup chosen
+    SERVICEMAN_INSPECTED = "SERVICEMAN_INSPECTED"            # estimate submitted
+    AWAITING_CLIENT_APPROVAL = "AWAITING_CLIENT_APPROVAL"    # admin set markup, final cost known
+    NEGOTIATING = "NEGOTIATING"                              # counter-offers going back and forth
+    AWAITING_PAYMENT = "AWAITING_PAYMENT"                    # price agreed, final payment due
+    PAYMENT_CONFIRMED = "PAYMENT_CONFIRMED"                  # final payment verified
+    IN_PROGRESS = "IN_PROGRESS"                              # admin told the serviceman to proceed
+    COMPLETED_BY_SERVICEMAN = "COMPLETED_BY_SERVICEMAN"      # serviceman marked the job done
+    COMPLETED = "COMPLETED"                                  # admin confirmed with the client
+    CANCELLED = "CANCELLED"
+
+    ALL = (
+        PENDING_PAYMENT, PENDING_ADMIN_ASSIGNMENT, ASSIGNED, SERVICEMAN_INSPECTED,
+        AWAITING_CLIENT_APPROVAL, NEGOTIATING, AWAITING_PAYMENT, PAYMENT_CONFIRMED,
+        IN_PROGRESS, COMPLETED_BY_SERVICEMAN, COMPLETED, CANCELLED,
+    )
+    # A client may cancel alone only before an admin has committed servicemen to the job.
+    CLIENT_CANCELLABLE = (PENDING_PAYMENT, PENDING_ADMIN_ASSIGNMENT)
+    # Servicemen are busy with a request in these statuses.
+    ACTIVE_FOR_SERVICEMAN = (
+        ASSIGNED, SERVICEMAN_INSPECTED, AWAITING_CLIENT_APPROVAL, NEGOTIATING,
+        AWAITING_PAYMENT, PAYMENT_CONFIRMED, IN_PROGRESS,
+    )
+    FINISHED = (COMPLETED, CANCELLED)
+
+
+S = RequestStatus
+_BEFORE_PAYMENT_CONFIRMED = S.ALL[: S.ALL.index(S.PAYMENT_CONFIRMED)]
+
+# from-status -> the statuses it may move to. The whole workflow, in one place.
+TRANSITIONS = {
+    S.PENDING_PAYMENT: {S.PENDING_ADMIN_ASSIGNMENT},
+    S.PENDING_ADMIN_ASSIGNMENT: {S.ASSIGNED},
+    S.ASSIGNED: {S.SERVICEMAN_INSPECTED},
+    S.SERVICEMAN_INSPECTED: {S.AWAITING_CLIENT_APPROVAL},
+    S.AWAITING_CLIENT_APPROVAL: {S.NEGOTIATING, S.AWAITING_PAYMENT},
+    S.NEGOTIATING: {S.NEGOTIATING, S.AWAITING_PAYMENT},
+    S.AWAITING_PAYMENT: {S.PAYMENT_CONFIRMED},
+    S.PAYMENT_CONFIRMED: {S.IN_PROGRESS},
+    S.IN_PROGRESS: {S.COMPLETED_BY_SERVICEMAN},
+    S.COMPLETED_BY_SERVICEMAN: {S.COMPLETED},
+    S.COMPLETED: set(),
+    S.CANCELLED: set(),
+}
+for _status in _BEFORE_PAYMENT_CONFIRMED:
+    TRANSITIONS[_status].add(S.CANCELLED)
+
+
+def can_transition(from_status, to_status):
+    return to_status in TRANSITIONS.get(from_status, ())
+
+
+class ServiceRequest(TimestampedModel):
+    client = peewee.ForeignKeyField(User, backref="service_requests", index=True)
+    category = peewee.ForeignKeyField(Category, backref="service_requests", index=True)
+    preferred_serviceman = peewee.ForeignKeyField(User, null=True, backref="+")
+    primary_serviceman = peewee.ForeignKeyField(User, null=True, backref="+", index=True)
+    backup_serviceman = peewee.ForeignKeyField(User, null=True, backref="+", index=True)
+    booking_date = peewee.DateField()
+    address = peewee.TextField()
+    description = peewee.TextField()
+    is_emergency = peewee.BooleanField(default=False, index=True)
+    auto_flagged_emergency = peewee.BooleanField(default=False)
+    booking_fee = MoneyField()
+    estimate_amount = MoneyField(null=True)
+    estimate_notes = peewee.TextField(default="")
+    markup_percentage = MoneyField(max_digits=6, null=True)
+    final_cost = MoneyField(null=True)
+    status = peewee.CharField(max_length=32, default=RequestStatus.PENDING_PAYMENT, index=True)
+    is_deleted = peewee.BooleanField(default=False, index=True)
+    deleted_at = UTCDateTimeField(null=True)
+    updated_at = UTCDateTimeField(default=utcnow)
+
+    @classmethod
+    def visible(cls):
+        return cls.select().where(cls.is_deleted == False)  # noqa: E712 (peewee expression)
+
+
+class Event(TimestampedModel):
+    """The outbox and the timeline: one row per workflow change, written in its transaction."""
+
+    type = peewee.CharField(max_length=40, index=True)
+    service_request = peewee.ForeignKeyField(ServiceRequest, null=True, backref="events", index=True)
+    actor = peewee.ForeignKeyField(User, null=True, backref="+")
+    from_status = peewee.CharField(max_length=32, null=True)
+    to_status = peewee.CharField(max_length=32, null=True)
+    payload = JSONField(default=dict)
+    published_at = UTCDateTimeField(null=True, index=True)

@@ -1,0 +1,1 @@
+"""Serviceman: the application package (settings, app factory, auth, errors, CLI)."""

@@ -1,0 +1,11 @@
+"""The platform's notion of now and today (TIME_ZONE), in one place so tests can travel in time."""
+from datetime import datetime, timezone
+
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+def platform_today(zone):
+    """Today's date where the marketplace operates (Africa/Lagos by default), not the server's."""
+    return utcnow().astimezone(zone).date()

@@ -1,0 +1,21 @@
+"""The routing table, assembled from each handlers module's `default_handlers`.
+
+Every API path ends in `/`, and the same path without the slash answers the same.
+"""
+from handlers import admin, auth, catalog, docs, service_requests
+
+HANDLER_MODULES = (auth, catalog, service_requests, admin, docs)
+
+
+def route_table():
+    return [route for module in HANDLER_MODULES for route in module.default_handlers]
+
+
+def tornado_routes(routes):
+    """Make the trailing slash optional: "/api/x/" matches "/api/x" too."""
+    out = []
+    for pattern, handler, *kwargs in routes:
+        if pattern.endswith("/"):
+            pattern = pattern[:-1] + "/?"
+        out.append((pattern, handler, *kwargs))
+    return out

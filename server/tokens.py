@@ -1,0 +1,55 @@
+"""Password hashing and JWTs. The algorithm is pinned on decode; every token carries a jti."""
+import uuid
+from datetime import timedelta
+
+import bcrypt
+import jwt
+
+from server.clock import utcnow
+
+ALGORITHM = "HS256"
+ACCESS, REFRESH = "access", "refresh"
+
+
+def hash_password(password, rounds):
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
+
+
+def check_password(password, password_hash):
+    try:
+        return bcrypt.checkpw(password.encode(), password_hash.encode())
+    except ValueError:
+        return False
+
+
+def encode(settings, *, user_id, role, kind, lifetime, jti=None, family=None):
+    now = utcnow()
+    claims = {
+        "sub": str(user_id),
+        "role": role,
+        "type": kind,
+        "jti": jti or uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + lifetime,
+    }
+    if family:
+        claims["fam"] = family
+    return jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM), claims
+
+
+def access_token(settings, user):
+    token, _ = encode(settings, user_id=user.id, role=user.role, kind=ACCESS,
+                      lifetime=timedelta(minutes=settings.access_token_minutes))
+    return token
+
+
+def decode(settings, token, kind):
+    """The claims of a valid token of this kind, or None (expired, tampered, wrong kind)."""
+    try:
+        claims = jwt.decode(token, settings.secret_key, algorithms=[ALGORITHM],
+                            options={"require": ["exp", "iat", "jti", "sub", "role"]})
+    except jwt.PyJWTError:
+        return None
+    if claims.get("type") != kind:
+        return None
+    return claims
