@@ -73,9 +73,10 @@ def main(argv=None):
         settings = load_settings()
     except ConfigurationError as exc:
         sys.exit(f"configuration error: {exc}")
-    from server.app import configure_logging
+    from server.app import configure_logging, init_error_reporting
 
     configure_logging(settings.log_level)
+    init_error_reporting(settings)
     {"migrate": cmd_migrate, "createadmin": cmd_createadmin, "seed": cmd_seed, "serve": cmd_serve}[args.command](
         settings, args)
 

@@ -14,6 +14,13 @@ def configure_logging(level):
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
+def init_error_reporting(settings):
+    if settings.sentry_dsn:
+        import sentry_sdk
+
+        sentry_sdk.init(dsn=settings.sentry_dsn, environment=settings.env, send_default_pii=False)
+
+
 def make_app(settings, bind_database=True):
     if bind_database:
         bind(settings.database_url, settings.db_pool_size)

@@ -1,0 +1,147 @@
+"""Shared fixtures. One schema per session (built by the real migrations), tables emptied between
+tests. PostgreSQL and Redis when TEST_DATABASE_URL / TEST_REDIS_URL are set, SQLite otherwise."""
+import json
+import os
+import tempfile
+
+import pytest
+import tornado.httpclient
+
+import models
+from server.app import make_app
+from server.migrations import migrate, router
+from server.settings import load_settings
+from server.tokens import access_token
+
+from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or \
+    f"sqlite:///{tempfile.mkdtemp(prefix='serviceman-tests-')}/test.sqlite3"
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+
+
+def make_settings(**overrides):
+    environ = {
+        "ENV": "test", "SECRET_KEY": "test-secret-key-0123456789abcdef0123456789",
+        "DATABASE_URL": TEST_DATABASE_URL, "BCRYPT_ROUNDS": "4", "DB_POOL_SIZE": "4",
+        "PAYSTACK_SECRET_KEY": "sk_test_local", "PAYSTACK_PUBLIC_KEY": "pk_test_local",
+    }
+    environ.update(overrides)
+    return load_settings(environ=environ)
+
+
+@pytest.fixture(scope="session")
+def settings():
+    return make_settings()
+
+
+@pytest.fixture(scope="session")
+def database(settings):
+    db = models.bind(settings.database_url, pool_size=settings.db_pool_size)
+    with db.connection_context():
+        db.drop_tables([*models.ALL_MODELS, router(db).model], safe=True, cascade=models.is_postgres())
+        migrate(db)
+    yield db
+    db.close_all() if hasattr(db, "close_all") else db.close()
+
+
+@pytest.fixture(autouse=True)
+def db(database):
+    """Every test starts from empty tables; the web app's threads see the same rows."""
+    database.connect(reuse_if_open=True)
+    yield database
+    with database.atomic():
+        for model in reversed(models.ALL_MODELS):
+            model.delete().execute()
+    database.close()
+
+
+@pytest.fixture
+def app(settings, database):
+    return make_app(settings, bind_database=False)
+
+
+class Api:
+    """A small JSON client over pytest-tornado's server: `await api.post(path, body, user=...)`."""
+
+    def __init__(self, base_url, settings):
+        self.base_url, self.settings = base_url, settings
+        self.client = tornado.httpclient.AsyncHTTPClient()
+
+    def token(self, user):
+        return access_token(self.settings, user)
+
+    async def call(self, method, path, body=None, user=None, token=None, raw=None, headers=None):
+        headers = dict(headers or {})
+        if user is not None:
+            token = self.token(user)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if raw is None and body is not None:
+            raw = json.dumps(body, default=str)
+        if raw is None and method in ("POST", "PATCH", "PUT"):
+            raw = ""
+        response = await self.client.fetch(self.base_url + path, method=method, body=raw, headers=headers,
+                                           raise_error=False, allow_nonstandard_methods=True)
+        data = json.loads(response.body) if response.body and \
+            response.headers.get("Content-Type", "").startswith("application/json") else None
+        return Response(response.code, data, response.headers)
+
+    async def get(self, path, **kw):
+        return await self.call("GET", path, **kw)
+
+    async def post(self, path, body=None, **kw):
+        return await self.call("POST", path, body, **kw)
+
+    async def patch(self, path, body=None, **kw):
+        return await self.call("PATCH", path, body, **kw)
+
+    async def delete(self, path, **kw):
+        return await self.call("DELETE", path, **kw)
+
+
+class Response:
+    def __init__(self, status, data, headers):
+        self.status, self.data, self.headers = status, data, headers
+
+    @property
+    def error_code(self):
+        return (self.data or {}).get("error", {}).get("code")
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.data}>"
+
+
+@pytest.fixture
+def api(http_server, base_url, settings):
+    return Api(base_url, settings)
+
+
+@pytest.fixture
+def password():
+    return PASSWORD
+
+
+@pytest.fixture
+def client_user():
+    return ClientFactory()
+
+
+@pytest.fixture
+def other_client():
+    return ClientFactory()
+
+
+@pytest.fixture
+def admin_user():
+    return AdminFactory()
+
+
+@pytest.fixture
+def category():
+    return CategoryFactory()
+
+
+@pytest.fixture
+def serviceman(category):
+    return ServicemanFactory(profile__categories=[category])

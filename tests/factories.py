@@ -1,0 +1,88 @@
+"""factory_boy factories for the models; passwords hashed at the (low) test bcrypt cost."""
+from datetime import timedelta
+
+import factory
+
+from models import (ApprovalStatus, Category, Role, ServiceRequest, ServicemanCategory, ServicemanProfile, User)
+from server.clock import platform_today
+from server.tokens import hash_password
+
+
+
+class PeeweeFactory(factory.Factory):
+    """factory_boy 3 has no Peewee integration; creating is one Model.create call."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return model_class.create(**kwargs)
+
+
+PASSWORD = "correct-horse-battery"
+_HASH = hash_password(PASSWORD, 4)
+
+
+class UserFactory(PeeweeFactory):
+    class Meta:
+        model = User
+
+    email = factory.Sequence(lambda n: f"user{n}@example.ng")
+    password_hash = _HASH
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    phone = "+2348012345678"
+    role = Role.CLIENT
+
+
+class ClientFactory(UserFactory):
+    role = Role.CLIENT
+
+
+class AdminFactory(UserFactory):
+    role = Role.ADMIN
+
+
+class CategoryFactory(PeeweeFactory):
+    class Meta:
+        model = Category
+
+    name = factory.Sequence(lambda n: f"Category {n}")
+    description = "Repairs and installation."
+
+
+class ServicemanFactory(UserFactory):
+    """A serviceman user with an approved profile in `categories` (a new category if none)."""
+
+    role = Role.SERVICEMAN
+
+    @factory.post_generation
+    def profile(user, create, extracted, **kwargs):
+        categories = kwargs.pop("categories", None) or [CategoryFactory()]
+        kwargs.setdefault("approval_status", ApprovalStatus.APPROVED)
+        kwargs.setdefault("bio", "Reliable and fast.")
+        kwargs.setdefault("years_of_experience", 5)
+        profile = ServicemanProfile.create(user=user, **kwargs)
+        for category in categories:
+            ServicemanCategory.create(profile=profile, category=category)
+
+
+class ServiceRequestFactory(PeeweeFactory):
+    class Meta:
+        model = ServiceRequest
+
+    client = factory.SubFactory(ClientFactory)
+    category = factory.SubFactory(CategoryFactory)
+    booking_date = factory.LazyFunction(lambda: platform_today(_lagos()) + timedelta(days=5))
+    address = "12 Allen Avenue, Ikeja"
+    description = "Kitchen sink leaking."
+    is_emergency = False
+    auto_flagged_emergency = False
+    booking_fee = "2000.00"
+
+
+def _lagos():
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("Africa/Lagos")
