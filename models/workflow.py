@@ -19,8 +19,9 @@ _pending = threading.local()
 
 
 def on_event_committed(hook):
-    """Register `hook(event_id)`, called after the event's transaction commits."""
-    _after_commit_hooks.append(hook)
+    """Register `hook(event_id)`, called after the event's transaction commits (once per hook)."""
+    if hook not in _after_commit_hooks:
+        _after_commit_hooks.append(hook)
     return hook
 
 

@@ -43,10 +43,11 @@ def cmd_seed(settings, args):
 def cmd_serve(settings, args):
     import tornado.httpserver
 
-    from server.app import make_app
+    from server.app import make_app, start_embedded_sweep
 
     async def main():
         app = make_app(settings)
+        start_embedded_sweep(settings)
         server = tornado.httpserver.HTTPServer(app, xheaders=True)
         server.listen(args.port or settings.port, address=args.host)
         log.info("Serviceman listening on http://%s:%s (docs at /api/docs/)", args.host, args.port or settings.port)

@@ -12,6 +12,7 @@ from server.app import make_app
 from server.migrations import migrate, router
 from server.settings import load_settings
 from server.tokens import access_token
+from workers import runtime
 
 from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
 
@@ -58,7 +59,13 @@ def db(database):
 
 @pytest.fixture
 def app(settings, database):
-    return make_app(settings, bind_database=False)
+    """The app with the embedded pipeline; its jobs finish before the tables are emptied."""
+    application = make_app(settings, bind_database=False)
+    yield application
+    transport = runtime.transport()
+    if hasattr(transport, "shutdown"):
+        transport.shutdown()
+    runtime.reset()
 
 
 class Api:

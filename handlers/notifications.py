@@ -1,0 +1,62 @@
+"""Dashboard notifications over REST; every change of read state is pushed as a new unread count."""
+from models.actions import notifications
+from workers import runtime
+
+from .base import SIGNED_IN, BaseHandler, endpoint
+from .schemas.notifications import MarkedSchema, NotificationListQuerySchema, NotificationSchema, UnreadCountSchema
+
+TAGS = ("notifications",)
+
+
+def _push_count(user, count):
+    transport = runtime.transport()
+    if transport is not None:
+        transport.push(user.id, {"type": "unread_count", "count": count})
+
+
+def _mark_one(user, notification_id):
+    notification = notifications.mark_read(user, notification_id)
+    _push_count(user, notifications.unread_count(user))
+    return notification
+
+
+def _mark_all(user):
+    updated = notifications.mark_all_read(user)
+    _push_count(user, 0)
+    return {"updated": updated, "count": 0}
+
+
+class NotificationListHandler(BaseHandler):
+    @endpoint(roles=SIGNED_IN, summary="Own notifications, newest first", query=NotificationListQuerySchema,
+              response=NotificationSchema(), paginated=True, errors=(401, 422), tags=TAGS)
+    async def get(self):
+        await self.respond(notifications.list_notifications(self.user, self.query.get("is_read")))
+
+
+class NotificationReadHandler(BaseHandler):
+    @endpoint(roles=SIGNED_IN, summary="Mark one notification read", response=NotificationSchema(),
+              errors=(401, 404), tags=TAGS)
+    async def post(self, notification_id):
+        await self.respond(await self.run(_mark_one, self.user, int(notification_id)))
+
+
+class NotificationReadAllHandler(BaseHandler):
+    @endpoint(roles=SIGNED_IN, summary="Mark every notification read", response=MarkedSchema(),
+              errors=(401,), tags=TAGS)
+    async def post(self):
+        await self.respond(await self.run(_mark_all, self.user))
+
+
+class UnreadCountHandler(BaseHandler):
+    @endpoint(roles=SIGNED_IN, summary="How many notifications are unread", response=UnreadCountSchema(),
+              errors=(401,), tags=TAGS)
+    async def get(self):
+        await self.respond({"count": await self.run(notifications.unread_count, self.user)})
+
+
+default_handlers = [
+    (r"/api/notifications/", NotificationListHandler),
+    (r"/api/notifications/read-all/", NotificationReadAllHandler),
+    (r"/api/notifications/unread-count/", UnreadCountHandler),
+    (r"/api/notifications/(?P<notification_id>\d+)/read/", NotificationReadHandler),
+]

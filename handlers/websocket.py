@@ -1,0 +1,105 @@
+"""`GET /ws/`: live notifications for the signed-in user.
+
+First message `{"type": "auth", "token": "<access>"}` within 10 seconds (or the dashboard's session
+cookie from an allowed Origin); optional `{"type": "resume", "since": <id>}` replays what was missed.
+"""
+import json
+import logging
+
+import tornado.ioloop
+import tornado.websocket
+
+from models.actions.accounts import get_active_user
+from models.actions.notifications import notifications_since, unread_count
+from server import tokens
+from server.errors import NotAuthenticated
+from server.executor import run_sync
+
+log = logging.getLogger("serviceman.ws")
+
+AUTH_DEADLINE_SECONDS = 10
+SESSION_COOKIE = "serviceman_access"
+CLOSE_UNAUTHENTICATED = 4001
+CLOSE_AUTH_TIMEOUT = 4008
+CLOSE_BAD_MESSAGE = 4400
+
+
+def _replay(user, since):
+    from workers.delivery import notification_message
+
+    return [notification_message(n) for n in notifications_since(user.id, since)]
+
+
+class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
+    @property
+    def hub(self):
+        return self.application.settings["hub"]
+
+    @property
+    def config(self):
+        return self.application.settings["config"]
+
+    def check_origin(self, origin):
+        # Token auth proves identity by itself; the cookie path checks Origin in open().
+        return True
+
+    async def open(self):
+        self.user = None
+        self._deadline = None
+        cookie_token = self.get_cookie(SESSION_COOKIE)
+        origin = self.request.headers.get("Origin", "")
+        if cookie_token and origin in self.config.cors_allowed_origins:
+            await self._authenticate(cookie_token)
+        else:
+            self._deadline = tornado.ioloop.IOLoop.current().call_later(
+                AUTH_DEADLINE_SECONDS, self.close, CLOSE_AUTH_TIMEOUT, "authentication timed out")
+
+    async def on_message(self, raw):
+        try:
+            message = json.loads(raw)
+            kind = message["type"]
+        except (ValueError, TypeError, KeyError):
+            return self.close(CLOSE_BAD_MESSAGE, "messages are JSON objects with a type")
+        if kind == "auth" and self.user is None:
+            await self._authenticate(message.get("token") or "")
+        elif self.user is None:
+            self.close(CLOSE_UNAUTHENTICATED, "authenticate first")
+        elif kind == "resume":
+            since = message.get("since")
+            if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+                return self.close(CLOSE_BAD_MESSAGE, "resume needs an integer since")
+            for item in await run_sync(_replay, self.user, since):
+                self.send(item)
+        elif kind == "ping":
+            self.send({"type": "pong"})
+
+    async def _authenticate(self, token):
+        claims = tokens.decode(self.config, token, tokens.ACCESS)
+        if claims is None:
+            return self.close(CLOSE_UNAUTHENTICATED, "invalid or expired token")
+        try:
+            user = await run_sync(get_active_user, int(claims["sub"]))
+        except NotAuthenticated:
+            return self.close(CLOSE_UNAUTHENTICATED, "account inactive")
+        if self.ws_connection is None:  # closed while we looked the user up
+            return
+        if self._deadline is not None:
+            tornado.ioloop.IOLoop.current().remove_timeout(self._deadline)
+        self.user = user
+        self.hub.add(user.id, self)
+        self.send({"type": "ready", "unread_count": await run_sync(unread_count, user)})
+
+    def send(self, message):
+        try:
+            self.write_message(json.dumps(message, default=str))
+        except tornado.websocket.WebSocketClosedError:
+            pass
+
+    def on_close(self):
+        if getattr(self, "_deadline", None) is not None:
+            tornado.ioloop.IOLoop.current().remove_timeout(self._deadline)
+        if getattr(self, "user", None) is not None:
+            self.hub.remove(self.user.id, self)
+
+
+default_handlers = [(r"/ws/", NotificationSocketHandler)]

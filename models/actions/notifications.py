@@ -1,0 +1,41 @@
+"""A user's dashboard notifications: list, read state, unread count, replay since an id."""
+from server.errors import NotFound
+
+from ..notifications import Notification
+
+REPLAY_LIMIT = 500
+
+
+def own(user):
+    return Notification.select().where(Notification.user == user.id)
+
+
+def list_notifications(user, is_read=None):
+    query = own(user)
+    if is_read is not None:
+        query = query.where(Notification.is_read == is_read)
+    return query.order_by(Notification.created_at.desc(), Notification.id.desc())
+
+
+def unread_count(user):
+    return own(user).where(Notification.is_read == False).count()  # noqa: E712
+
+
+def mark_read(user, notification_id):
+    notification = own(user).where(Notification.id == notification_id).first()
+    if notification is None:
+        raise NotFound("No such notification.")
+    Notification.update(is_read=True).where(Notification.id == notification.id).execute()
+    notification.is_read = True
+    return notification
+
+
+def mark_all_read(user):
+    return Notification.update(is_read=True).where(
+        Notification.user == user.id, Notification.is_read == False).execute()  # noqa: E712
+
+
+def notifications_since(user_id, since_id, limit=REPLAY_LIMIT):
+    """What a reconnecting socket missed, oldest first."""
+    return list(Notification.select().where(Notification.user == user_id, Notification.id > since_id)
+                .order_by(Notification.id).limit(limit))

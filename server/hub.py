@@ -1,0 +1,80 @@
+"""The websocket registry of one web process, and its Redis pub/sub feed.
+
+Workers publish each push to `serviceman:user:<id>`; every web process holds one pattern
+subscription and writes to the sockets it has for that user. Writes never await, so a slow or
+dead socket cannot hold up pushes to the others (ping timeouts close dead ones).
+"""
+import asyncio
+import json
+import logging
+from collections import defaultdict
+
+import tornado.ioloop
+
+log = logging.getLogger("serviceman.hub")
+
+
+class Hub:
+    def __init__(self, redis_url=""):
+        self.sockets = defaultdict(set)
+        self.redis_url = redis_url
+        self.loop = None
+        self._feed = None
+
+    def add(self, user_id, socket):
+        self.loop = tornado.ioloop.IOLoop.current()
+        self.sockets[user_id].add(socket)
+        if self.redis_url and self._feed is None:
+            self._feed = asyncio.ensure_future(self._follow_redis())
+
+    def remove(self, user_id, socket):
+        sockets = self.sockets.get(user_id)
+        if sockets is not None:
+            sockets.discard(socket)
+            if not sockets:
+                del self.sockets[user_id]
+
+    def connected(self, user_id):
+        return len(self.sockets.get(user_id, ()))
+
+    def deliver_local(self, user_id, message):
+        for socket in list(self.sockets.get(user_id, ())):
+            socket.send(message)
+
+    def push_threadsafe(self, user_id, message):
+        """From any thread (embedded pipeline): deliver on the loop that owns the sockets."""
+        if self.loop is not None and user_id in self.sockets:
+            self.loop.add_callback(self.deliver_local, user_id, message)
+
+    async def _follow_redis(self):
+        import redis.asyncio as aioredis
+
+        from workers.transport import user_channel
+
+        prefix = user_channel("")
+        while True:
+            client = aioredis.Redis.from_url(self.redis_url)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.psubscribe(prefix + "*")
+                    async for item in pubsub.listen():
+                        if item.get("type") != "pmessage":
+                            continue
+                        user_id = int(item["channel"].decode()[len(prefix):])
+                        self.deliver_local(user_id, json.loads(item["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("lost the Redis push feed; reconnecting", exc_info=True)
+                await asyncio.sleep(1)  # back off before reconnecting to a Redis that is down
+            finally:
+                await client.aclose()
+
+    async def close(self):
+        if self._feed is not None:
+            self._feed.cancel()
+            try:
+                await self._feed
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._feed = None

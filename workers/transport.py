@@ -1,0 +1,85 @@
+"""The one seam between pipeline stages: Redis (stream, RQ, pub/sub) or in-process (embedded).
+
+    publish_event(event_id)          committed event -> dispatcher
+    enqueue(fn, *args, job_id=...)   dispatcher / deliver -> a worker, with retries
+    push(user_id, message)           worker -> whichever web process holds the user's sockets
+"""
+import json
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+log = logging.getLogger("serviceman.transport")
+
+STREAM = "serviceman:events"
+DEAD_LETTER_STREAM = "serviceman:events:dead"
+STREAM_MAXLEN = 100_000
+QUEUE = "serviceman"
+RETRY_INTERVALS = (10, 30, 60, 300, 900)  # seconds between attempts of a failing job
+
+
+def user_channel(user_id):
+    return f"serviceman:user:{user_id}"
+
+
+class RedisTransport:
+    def __init__(self, redis_url, retry_intervals=RETRY_INTERVALS):
+        import redis
+        from rq import Queue
+
+        self.redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.queue = Queue(QUEUE, connection=self.redis)
+        self.retry_intervals = list(retry_intervals)
+
+    def publish_event(self, event_id):
+        # MAXLEN ~ keeps the stream bounded; the database outbox, not the stream, is the record.
+        self.redis.xadd(STREAM, {"event_id": str(event_id)}, maxlen=STREAM_MAXLEN, approximate=True)
+
+    def enqueue(self, fn, *args, job_id):
+        from rq import Retry
+
+        retry = Retry(max=len(self.retry_intervals), interval=self.retry_intervals)
+        return self.queue.enqueue(fn, *args, job_id=job_id, retry=retry, failure_ttl=7 * 24 * 3600)
+
+    def push(self, user_id, message):
+        self.redis.publish(user_channel(user_id), json.dumps(message, default=str))
+
+
+class EmbeddedTransport:
+    """Everything in this process: jobs on a small thread pool, retried on timers; pushes go
+    straight to the local websocket hub."""
+
+    def __init__(self, hub=None, retry_intervals=RETRY_INTERVALS, workers=2):
+        self.hub = hub
+        self.retry_intervals = list(retry_intervals)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipeline")
+
+    def publish_event(self, event_id):
+        from workers.delivery import deliver_event
+
+        self.enqueue(deliver_event, event_id, job_id=f"deliver-{event_id}")
+
+    def enqueue(self, fn, *args, job_id, attempt=0):
+        self.pool.submit(self._run, fn, args, job_id, attempt)
+
+    def _run(self, fn, args, job_id, attempt):
+        from workers.runtime import run_job
+
+        try:
+            run_job(fn, *args)
+        except Exception:
+            if attempt >= len(self.retry_intervals):
+                log.exception("job %s failed for good after %d attempts", job_id, attempt + 1)
+                return
+            delay = self.retry_intervals[attempt]
+            log.warning("job %s failed (attempt %d); retrying in %ss", job_id, attempt + 1, delay, exc_info=True)
+            timer = threading.Timer(delay, self.enqueue, (fn, *args), {"job_id": job_id, "attempt": attempt + 1})
+            timer.daemon = True
+            timer.start()
+
+    def push(self, user_id, message):
+        if self.hub is not None:
+            self.hub.push_threadsafe(user_id, message)
+
+    def shutdown(self):
+        self.pool.shutdown(wait=True)
