@@ -1,4 +1,4 @@
-"""Command line: `python -m server {serve,migrate,createadmin,seed}`."""
+"""Command line: `python -m server {serve,migrate,createadmin,seed,dispatcher,worker}`."""
 import argparse
 import asyncio
 import logging
@@ -56,6 +56,32 @@ def cmd_serve(settings, args):
     asyncio.run(main())
 
 
+def _pipeline_process(settings):
+    """Bind the database and configure Redis transport for a dispatcher or worker process."""
+    from workers import runtime
+    from workers.transport import RedisTransport
+
+    if not settings.redis_url:
+        sys.exit("this process needs REDIS_URL (without it, `serve` runs the whole pipeline in-process)")
+    bind(settings.database_url, settings.db_pool_size)
+    return runtime.configure(settings, RedisTransport(settings.redis_url))
+
+
+def cmd_dispatcher(settings, args):
+    from workers.dispatcher import Dispatcher
+
+    transport = _pipeline_process(settings)
+    Dispatcher(transport.redis, transport).run_forever()
+
+
+def cmd_worker(settings, args):
+    from rq import Worker
+
+    transport = _pipeline_process(settings)
+    worker = Worker([transport.queue], connection=transport.redis)
+    worker.work(with_scheduler=True, burst=args.burst)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m server", description="Serviceman")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +92,9 @@ def main(argv=None):
     admin.add_argument("--first-name", default="Admin")
     admin.add_argument("--last-name", default="")
     sub.add_parser("seed", help="load demo data (development only, idempotent)")
+    sub.add_parser("dispatcher", help="read the event stream and queue deliveries (needs REDIS_URL)")
+    worker = sub.add_parser("worker", help="run RQ delivery and email jobs (needs REDIS_URL)")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     serve = sub.add_parser("serve", help="serve the API, websockets and docs")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None)
@@ -78,8 +107,9 @@ def main(argv=None):
 
     configure_logging(settings.log_level)
     init_error_reporting(settings)
-    {"migrate": cmd_migrate, "createadmin": cmd_createadmin, "seed": cmd_seed, "serve": cmd_serve}[args.command](
-        settings, args)
+    commands = {"migrate": cmd_migrate, "createadmin": cmd_createadmin, "seed": cmd_seed, "serve": cmd_serve,
+                "dispatcher": cmd_dispatcher, "worker": cmd_worker}
+    commands[args.command](settings, args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""The stream dispatcher: reads committed events from the Redis stream with a consumer group and
+turns each into an RQ `deliver_event` job.
+
+An entry is acknowledged only after its job is enqueued. Entries left pending by a dead consumer
+are reclaimed with XAUTOCLAIM; one that has failed MAX_DELIVERIES times goes to the dead-letter
+stream, is logged and acknowledged, instead of being retried forever.
+"""
+import logging
+import socket
+import time
+
+import redis
+
+from . import runtime
+from .delivery import deliver_event
+from .outbox import sweep_outbox
+from .transport import DEAD_LETTER_STREAM, STREAM, STREAM_MAXLEN
+
+log = logging.getLogger("serviceman.dispatcher")
+
+GROUP = "dispatchers"
+MAX_DELIVERIES = 5
+RECLAIM_IDLE_MS = 60_000
+SWEEP_EVERY_SECONDS = 30
+
+
+class Dispatcher:
+    def __init__(self, redis_client, transport, consumer=None, min_idle_ms=RECLAIM_IDLE_MS,
+                 max_deliveries=MAX_DELIVERIES):
+        self.redis = redis_client
+        self.transport = transport
+        self.consumer = consumer or f"{socket.gethostname()}-{id(self)}"
+        self.min_idle_ms = min_idle_ms
+        self.max_deliveries = max_deliveries
+        self.ensure_group()
+
+    def ensure_group(self):
+        try:
+            self.redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def handle(self, entry_id, fields):
+        """Enqueue the delivery for one entry, then acknowledge it. Raises (leaving it pending) on failure."""
+        raw = fields.get(b"event_id") or fields.get("event_id")
+        try:
+            event_id = int(raw)
+        except (TypeError, ValueError):
+            return self.dead_letter(entry_id, fields, "entry has no valid event_id")
+        self.transport.enqueue(deliver_event, event_id, job_id=f"deliver-{event_id}")
+        self.redis.xack(STREAM, GROUP, entry_id)
+        return event_id
+
+    def dead_letter(self, entry_id, fields, reason):
+        log.error("dead-lettering stream entry %s (%s): %s", entry_id, reason, fields)
+        body = {k: v for k, v in fields.items()}
+        body.update({"original_id": entry_id, "reason": reason})
+        self.redis.xadd(DEAD_LETTER_STREAM, body, maxlen=STREAM_MAXLEN, approximate=True)
+        self.redis.xack(STREAM, GROUP, entry_id)
+
+    def _process(self, entries):
+        handled = 0
+        for entry_id, fields in entries:
+            if fields is None:  # trimmed from the stream while pending: nothing left to deliver
+                self.redis.xack(STREAM, GROUP, entry_id)
+                continue
+            try:
+                self.handle(entry_id, fields)
+                handled += 1
+            except Exception:
+                log.warning("stream entry %s failed; it stays pending for a retry", entry_id, exc_info=True)
+        return handled
+
+    def poll(self, block_ms=2000, count=100):
+        """Read new entries for this consumer; returns how many were handled."""
+        reply = self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=count, block=block_ms)
+        return sum(self._process(entries) for _stream, entries in reply or [])
+
+    def reclaim(self, count=100):
+        """Take over entries another (dead) consumer left pending; dead-letter the hopeless ones."""
+        _next, entries, *_deleted = self.redis.xautoclaim(STREAM, GROUP, self.consumer, self.min_idle_ms,
+                                                          start_id="0-0", count=count)
+        retry = []
+        for entry_id, fields in entries:
+            info = self.redis.xpending_range(STREAM, GROUP, min=entry_id, max=entry_id, count=1)
+            deliveries = info[0]["times_delivered"] if info else 0
+            if fields is not None and deliveries > self.max_deliveries:
+                self.dead_letter(entry_id, fields, f"failed {deliveries - 1} times")
+            else:
+                retry.append((entry_id, fields))
+        return self._process(retry)
+
+    def run_forever(self, stop=lambda: False):
+        last_sweep = 0.0
+        log.info("dispatcher %s reading %s as group %s", self.consumer, STREAM, GROUP)
+        while not stop():
+            try:
+                if time.monotonic() - last_sweep >= SWEEP_EVERY_SECONDS:
+                    runtime.run_job(sweep_outbox)
+                    self.reclaim()
+                    last_sweep = time.monotonic()
+                self.poll()
+            except (redis.ConnectionError, redis.TimeoutError):
+                log.warning("Redis unavailable; the dispatcher retries in 2s", exc_info=True)
+                time.sleep(2)  # back off while Redis is down; nothing is lost, the outbox keeps events
+            except Exception:
+                log.exception("dispatcher loop error")
+                time.sleep(1)
