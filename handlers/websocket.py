@@ -86,7 +86,7 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         if self._deadline is not None:
             tornado.ioloop.IOLoop.current().remove_timeout(self._deadline)
         self.user = user
-        self.hub.add(user.id, self)
+        await self.hub.add(user.id, self)
         self.send({"type": "ready", "unread_count": await run_sync(unread_count, user)})
 
     def send(self, message):

@@ -51,7 +51,7 @@ def make_app(settings, bind_database=True, transport=None):
         compress_response=True,
         xheaders=True,
         websocket_ping_interval=20,
-        websocket_ping_timeout=30,
+        websocket_ping_timeout=20,
     )
 
 

@@ -12,6 +12,7 @@ from collections import defaultdict
 import tornado.ioloop
 
 log = logging.getLogger("serviceman.hub")
+FEED_READY_TIMEOUT = 5
 
 
 class Hub:
@@ -20,12 +21,22 @@ class Hub:
         self.redis_url = redis_url
         self.loop = None
         self._feed = None
+        self._subscribed = None
 
-    def add(self, user_id, socket):
+    async def add(self, user_id, socket):
+        """Register a socket; returns once pushes for it can arrive (the Redis feed is subscribed),
+        so a client told "ready" misses nothing published afterwards."""
         self.loop = tornado.ioloop.IOLoop.current()
         self.sockets[user_id].add(socket)
-        if self.redis_url and self._feed is None:
+        if not self.redis_url:
+            return
+        if self._feed is None:
+            self._subscribed = asyncio.Event()
             self._feed = asyncio.ensure_future(self._follow_redis())
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), FEED_READY_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning("Redis push feed not subscribed yet; the client can resume to catch up")
 
     def remove(self, user_id, socket):
         sockets = self.sockets.get(user_id)
@@ -57,6 +68,8 @@ class Hub:
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.psubscribe(prefix + "*")
+                    await self._confirmed(pubsub)
+                    self._subscribed.set()
                     async for item in pubsub.listen():
                         if item.get("type") != "pmessage":
                             continue
@@ -65,10 +78,20 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self._subscribed.clear()
                 log.warning("lost the Redis push feed; reconnecting", exc_info=True)
                 await asyncio.sleep(1)  # back off before reconnecting to a Redis that is down
             finally:
                 await client.aclose()
+
+    @staticmethod
+    async def _confirmed(pubsub):
+        """Wait for Redis to confirm the subscription: only then are later publishes ours."""
+        for _ in range(10):
+            message = await pubsub.get_message(timeout=1.0)
+            if message and message["type"] == "psubscribe":
+                return
+        raise ConnectionError("Redis did not confirm the push subscription")
 
     async def close(self):
         if self._feed is not None:

@@ -1,0 +1,157 @@
+"""Real services for the pipeline tests: Redis (TEST_REDIS_URL, or a private redis-server),
+an SMTP server on loopback (aiosmtpd), and the pipeline driven step by step."""
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+from aiosmtpd.controller import Controller
+from rq import SimpleWorker, Worker
+from rq.timeouts import TimerDeathPenalty
+
+from models.db import database
+from workers import runtime
+from workers.dispatcher import Dispatcher
+from workers.transport import RedisTransport
+
+IMMEDIATE_RETRIES = (0, 0, 0)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, so a test can stop and restart it for real."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:  # a fresh process has no readiness event to await; poll, bounded
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def stop(self):
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+class Mailbox:
+    """aiosmtpd handler: collects accepted messages; can refuse the next N with a 451."""
+
+    def __init__(self):
+        self.messages = []
+        self.refuse_next = 0
+        self.refused = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.refuse_next > 0:
+            self.refuse_next -= 1
+            self.refused += 1
+            return "451 4.3.0 Mailbox temporarily unavailable, try again"
+        self.messages.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+class InProcessWorker(SimpleWorker):
+    """SimpleWorker that may run off the main thread (no signal handlers, timer-based timeouts)."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self):
+        pass
+
+
+class Pipeline:
+    """Drives the Redis pipeline one stage at a time, synchronously, in this process."""
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.redis = transport.redis
+        self.dispatcher = Dispatcher(self.redis, transport, consumer="test-dispatcher", min_idle_ms=0)
+
+    def dispatch(self):
+        return self.dispatcher.poll(block_ms=10)
+
+    def work(self):
+        """Run every queued job (and immediate retries) in this process."""
+        return InProcessWorker([self.transport.queue], connection=self.redis).work(burst=True)
+
+    def work_forked(self):
+        """Run jobs the way production does: each in a forked work-horse process."""
+        _close_db_connections()
+        return Worker([self.transport.queue], connection=self.redis).work(burst=True)
+
+    def run(self):
+        self.dispatch()
+        self.work()
+
+
+def _close_db_connections():
+    db = database.obj
+    if hasattr(db, "close_all"):
+        db.close_all()
+    else:
+        db.close()
+
+
+@pytest.fixture
+def mailbox():
+    box = Mailbox()
+    box.port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    yield box
+    controller.stop()
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get("TEST_REDIS_URL")
+    private = None
+    if not url:
+        if not shutil.which("redis-server"):
+            pytest.skip("no TEST_REDIS_URL and no redis-server binary")
+        private = PrivateRedis().start()
+        url = private.url
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    if private:
+        private.stop()
+
+
+@pytest.fixture
+def private_redis():
+    if not shutil.which("redis-server"):
+        pytest.skip("needs the redis-server binary to stop and restart Redis")
+    server = PrivateRedis().start()
+    yield server
+    server.stop()
+
+
+def use_pipeline(settings, url):
+    transport = RedisTransport(url, retry_intervals=IMMEDIATE_RETRIES)
+    runtime.configure(settings, transport)
+    return Pipeline(transport)
