@@ -8,6 +8,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import tornado.web
 from marshmallow import EXCLUDE, Schema, ValidationError
@@ -58,6 +59,8 @@ def endpoint(*, roles, summary, body=None, query=None, response=None, status=200
             raise ValueError(f"@endpoint body/query must be a Schema class, got {schema!r}")
     if paginated and query is None:
         query = PageQuerySchema
+    if paginated and not issubclass(query, PageQuerySchema):
+        raise ValueError(f"a paginated @endpoint's query schema must extend PageQuerySchema, got {query!r}")
     spec = Endpoint(roles=roles, summary=summary, body=body, query=query, response=response, status=status,
                     paginated=paginated, errors=tuple(errors), description=description, tags=tuple(tags))
 
@@ -86,7 +89,9 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.request_id = self.request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        # Also called again by send_error (clear()): keep the id already logged for this request.
+        self.request_id = getattr(self, "request_id", None) or \
+            self.request.headers.get("X-Request-ID") or uuid.uuid4().hex
         self.set_header("X-Request-ID", self.request_id)
         origin = self.request.headers.get("Origin")
         if origin and origin in self.config.cors_allowed_origins:
@@ -94,11 +99,13 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("Access-Control-Allow-Credentials", "true")
             self.set_header("Vary", "Origin")
 
+    def allowed_methods(self):
+        return [m.upper() for m in HTTP_METHODS if hasattr(getattr(self, m, None), "endpoint")] + ["OPTIONS"]
+
     def options(self, *args, **kwargs):
         """CORS preflight; answered for every route, allowed origins only get the headers."""
         self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
-        self.set_header("Access-Control-Allow-Methods", ", ".join(
-            m.upper() for m in HTTP_METHODS if hasattr(getattr(self, m, None), "endpoint")))
+        self.set_header("Access-Control-Allow-Methods", ", ".join(self.allowed_methods()))
         self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
 
@@ -113,7 +120,7 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         spec = self.spec
         if spec is None:
-            raise MethodNotAllowed()
+            raise MethodNotAllowed(headers={"Allow": ", ".join(self.allowed_methods())})
         if spec.requires_auth:
             self.current_user_obj = await self._authenticate()
             if SIGNED_IN not in spec.roles and self.current_user_obj.role not in spec.roles:
@@ -177,8 +184,6 @@ class BaseHandler(tornado.web.RequestHandler):
         args = {k: self.get_query_argument(k) for k in self.request.query_arguments}
         args["page"] = str(page)
         base = self.config.public_base_url or f"{self.request.protocol}://{self.request.host}"
-        from urllib.parse import urlencode
-
         return f"{base}{self.request.path}?{urlencode(args)}"
 
     def log_exception(self, typ, value, tb):

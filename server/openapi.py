@@ -44,13 +44,15 @@ def _who(roles):
     return "Role: " + ", ".join(roles) + "."
 
 
-def _operation(spec, handler, name, pattern):
+def _operation(spec, handler, name, pattern, route_kwargs):
     ep = getattr(handler, name).endpoint
+    # One handler may serve several routes (reject/suspend): its route arguments keep the id unique.
+    variant = [str(v) for v in route_kwargs.values() if isinstance(v, str)]
     op = {
         "summary": ep.summary,
         "description": " ".join(filter(None, [_who(ep.roles), ep.description])),
         "tags": list(ep.tags),
-        "operationId": f"{handler.__name__}.{name}",
+        "operationId": ".".join([handler.__name__, name, *variant]),
         "responses": {},
     }
     params = [{"in": "path", "name": g, "required": True, "schema": {"type": "integer"}}
@@ -82,7 +84,8 @@ def build_spec(routes, title="Serviceman API", version="1.0.0"):
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     for route in routes:
         pattern, handler = route[0], route[1]
-        operations = {name: _operation(spec, handler, name, pattern) for name in HTTP_METHODS
+        route_kwargs = route[2] if len(route) > 2 else {}
+        operations = {name: _operation(spec, handler, name, pattern, route_kwargs) for name in HTTP_METHODS
                       if hasattr(getattr(handler, name, None), "endpoint")}
         if operations:
             spec.path(path=openapi_path(pattern), operations=operations)

@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from models.actions.catalog import serviceman_cards
 from models.users import ApprovalStatus, Role, ServicemanProfile, User
 
-from .common import Money
+from .common import Money, PageQuerySchema
 
 Name = lambda: fields.String(required=True, validate=validate.Length(min=1, max=100))  # noqa: E731
 Password = lambda: fields.String(required=True, load_only=True, validate=validate.Length(min=8, max=128))  # noqa: E731
@@ -111,7 +111,7 @@ class ServicemanApplicationSchema(ServicemanProfileSchema):
     status_reason = fields.String(dump_only=True)
 
 
-class ApprovalStatusQuerySchema(Schema):
+class ApprovalStatusQuerySchema(PageQuerySchema):
     status = fields.String(validate=validate.OneOf(ApprovalStatus.ALL))
 
 

@@ -2,6 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from .accounts import ServicemanProfileSchema
+from .common import PageQuerySchema
 
 
 class CategorySchema(Schema):
@@ -20,10 +21,8 @@ class CategoryUpdateSchema(Schema):
 ServicemanSchema = ServicemanProfileSchema
 
 
-class ServicemanOrderingQuerySchema(Schema):
+class ServicemanOrderingQuerySchema(PageQuerySchema):
     ordering = fields.String(load_default="-rating", validate=validate.OneOf(["-rating", "-jobs_completed"]))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 class RatingSchema(Schema):

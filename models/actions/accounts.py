@@ -117,14 +117,12 @@ def rotate_refresh(settings, refresh_token):
         # Conditional update: of two concurrent refreshes with one token, only one wins.
         won = RefreshToken.update(revoked_at=utcnow()).where(
             RefreshToken.id == row.id, RefreshToken.revoked_at.is_null()).execute()
-        if not won:
-            _revoke_family(row.family)
-            reuse = NotAuthenticated("This refresh token was already used; every session of this login "
-                                     "has been signed out.", code="token_reused")
-        else:
-            user = get_active_user(row.user_id)
-            return issue_token_pair(settings, user, family=row.family)
-    raise reuse  # raised after commit so the family revocation is kept
+        if won:
+            return issue_token_pair(settings, get_active_user(row.user_id), family=row.family)
+        _revoke_family(row.family)
+    # Raised after the commit, so the family stays revoked.
+    raise NotAuthenticated("This refresh token was already used; every session of this login has been "
+                           "signed out.", code="token_reused")
 
 
 def logout(settings, user, refresh_token):
