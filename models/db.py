@@ -14,7 +14,7 @@ def make_database(url, pool_size=8):
     if scheme.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ":memory:"
         return peewee.SqliteDatabase(
-            path,
+            path, lock_type="IMMEDIATE",
             pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000, "synchronous": "normal"},
             check_same_thread=False,
         )
