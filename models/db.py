@@ -13,6 +13,8 @@ def make_database(url, pool_size=8):
     scheme = urlparse(url).scheme
     if scheme.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ":memory:"
+        # IMMEDIATE: a deferred transaction that reads then writes fails at once with "database is
+        # locked" while another thread writes; an immediate one waits its turn (busy_timeout).
         return peewee.SqliteDatabase(
             path, lock_type="IMMEDIATE",
             pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000, "synchronous": "normal"},
