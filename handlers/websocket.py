@@ -8,6 +8,7 @@ import logging
 
 import tornado.ioloop
 import tornado.websocket
+from tornado.iostream import StreamBufferFullError
 
 from models.actions.accounts import get_active_user
 from models.actions.notifications import notifications_since, unread_count
@@ -22,6 +23,9 @@ SESSION_COOKIE = "serviceman_access"
 CLOSE_UNAUTHENTICATED = 4001
 CLOSE_AUTH_TIMEOUT = 4008
 CLOSE_BAD_MESSAGE = 4400
+# A socket whose client stops reading may buffer this much; past it the socket is dropped (the
+# client reconnects and resumes), so one slow reader never holds memory or pushes hostage.
+MAX_BUFFERED_BYTES = 1024 * 1024
 
 
 def _replay(user, since):
@@ -86,6 +90,7 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         if self._deadline is not None:
             tornado.ioloop.IOLoop.current().remove_timeout(self._deadline)
         self.user = user
+        self.ws_connection.stream.max_write_buffer_size = MAX_BUFFERED_BYTES
         await self.hub.add(user.id, self)
         self.send({"type": "ready", "unread_count": await run_sync(unread_count, user)})
 
@@ -94,6 +99,9 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
             self.write_message(json.dumps(message, default=str))
         except tornado.websocket.WebSocketClosedError:
             pass
+        except StreamBufferFullError:
+            log.warning("dropping a socket of user %s: its client is not reading", self.user.id)
+            self.ws_connection.stream.close()
 
     def on_close(self):
         if getattr(self, "_deadline", None) is not None:
