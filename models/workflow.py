@@ -34,12 +34,15 @@ def _pending_ids():
 @contextmanager
 def unit_of_work():
     """A transaction whose recorded events are announced once the outermost one commits."""
+    mark = len(_pending_ids())
     try:
         with database.atomic():
             yield
     except BaseException:
         if database.transaction_depth() == 0:
             _pending_ids().clear()
+        else:
+            del _pending_ids()[mark:]  # a savepoint rolled back: its events never happened
         raise
     if database.transaction_depth() == 0:
         ids, _pending.ids = _pending_ids(), []

@@ -41,6 +41,8 @@ def update_category(category_id, **changes):
     category = _category(category_id)
     if "name" in changes:
         changes["name"] = changes["name"].strip()
+    if not changes:  # an empty PATCH is valid and changes nothing (an empty UPDATE is an SQL error)
+        return category
     try:
         with database.atomic():
             Category.update(**changes).where(Category.id == category.id).execute()
