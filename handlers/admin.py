@@ -12,7 +12,7 @@ TAGS = ("admin",)
 
 def _application(profiles):
     cards = catalog.serviceman_cards(profiles)
-    for card, profile in zip(cards, profiles):
+    for card, profile in zip(cards, profiles, strict=True):
         card.update(email=profile.user.email, phone=profile.user.phone,
                     approval_status=profile.approval_status, status_reason=profile.status_reason)
     return cards

@@ -16,6 +16,8 @@ from workers import runtime
 
 from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
 
+pytest_plugins = ("tests.pipeline_support",)  # Redis and SMTP fixtures for the pipeline tests
+
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or \
     f"sqlite:///{tempfile.mkdtemp(prefix='serviceman-tests-')}/test.sqlite3"
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")

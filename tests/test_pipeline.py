@@ -18,7 +18,7 @@ from workers.transport import DEAD_LETTER_STREAM, STREAM
 
 from .conftest import make_settings
 from .factories import AdminFactory, ClientFactory, ServiceRequestFactory
-from .pipeline_support import mailbox, private_redis, redis_url, use_pipeline  # noqa: F401 (fixtures)
+from .pipeline_support import use_pipeline
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from workers import runtime
 
 from .conftest import TEST_DATABASE_URL, make_settings
 from .factories import ClientFactory
-from .pipeline_support import free_port, redis_url, use_pipeline  # noqa: F401 (fixture)
+from .pipeline_support import free_port, use_pipeline
 
 
 @pytest.fixture
@@ -87,10 +87,10 @@ def second_web_process(redis_settings):
         try:
             tornado.httpclient.HTTPClient().fetch(f"http://127.0.0.1:{port}/healthz")
             break
-        except Exception:
+        except Exception as exc:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
-                raise RuntimeError("the second web process did not start")
+                raise RuntimeError("the second web process did not start") from exc
             time.sleep(0.05)
     yield port
     process.terminate()

@@ -2,12 +2,10 @@
 import logging
 import threading
 
-import pytest
-
 from workers.dispatcher import Dispatcher
 from workers.transport import EmbeddedTransport
 
-from .pipeline_support import redis_url, use_pipeline  # noqa: F401 (fixture)
+from .pipeline_support import use_pipeline
 
 
 def test_embedded_jobs_are_retried_until_they_succeed():
