@@ -1,6 +1,6 @@
 """Dashboard notifications over REST; every change of read state is pushed as a new unread count."""
 from models.actions import notifications
-from workers import runtime
+from workers.delivery import push_unread_count
 
 from .base import SIGNED_IN, BaseHandler, endpoint
 from .schemas.notifications import MarkedSchema, NotificationListQuerySchema, NotificationSchema, UnreadCountSchema
@@ -8,21 +8,15 @@ from .schemas.notifications import MarkedSchema, NotificationListQuerySchema, No
 TAGS = ("notifications",)
 
 
-def _push_count(user, count):
-    transport = runtime.transport()
-    if transport is not None:
-        transport.push(user.id, {"type": "unread_count", "count": count})
-
-
 def _mark_one(user, notification_id):
     notification = notifications.mark_read(user, notification_id)
-    _push_count(user, notifications.unread_count(user))
+    push_unread_count(user.id)
     return notification
 
 
 def _mark_all(user):
     updated = notifications.mark_all_read(user)
-    _push_count(user, 0)
+    push_unread_count(user.id)
     return {"updated": updated, "count": 0}
 
 

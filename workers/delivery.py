@@ -5,6 +5,7 @@ index, so a replayed event creates nothing twice; send_email returns early once 
 """
 import logging
 
+from models.actions.notifications import unread_count_for
 from models.db import database
 from models.notifications import Notification
 from models.service_requests import Event
@@ -24,12 +25,11 @@ def notification_message(notification):
     return {"type": "notification", "notification": NotificationSchema().dump(notification)}
 
 
-def unread_count(user_id):
-    return Notification.select().where(Notification.user == user_id, Notification.is_read == False).count()  # noqa: E712
-
-
 def push_unread_count(user_id):
-    runtime.transport().push(user_id, {"type": "unread_count", "count": unread_count(user_id)})
+    """Tell the user's sockets their unread count (after a delivery or a change of read state)."""
+    transport = runtime.transport()
+    if transport is not None:
+        transport.push(user_id, {"type": "unread_count", "count": unread_count_for(user_id)})
 
 
 def deliver_event(event_id):

@@ -18,7 +18,11 @@ def list_notifications(user, is_read=None):
 
 
 def unread_count(user):
-    return own(user).where(Notification.is_read == False).count()  # noqa: E712
+    return unread_count_for(user.id)
+
+
+def unread_count_for(user_id):
+    return Notification.select().where(Notification.user == user_id, Notification.is_read == False).count()  # noqa: E712
 
 
 def mark_read(user, notification_id):
