@@ -59,11 +59,12 @@ def start_embedded_sweep(settings):
     """Embedded mode has no dispatcher process, so the web process sweeps the outbox itself."""
     if settings.redis_url:
         return None
-    from workers.outbox import sweep_outbox
+    from workers.outbox import requeue_unsent_emails, sweep_outbox
 
     async def sweep():
         try:
             await executor.run_sync(sweep_outbox)
+            await executor.run_sync(requeue_unsent_emails)
         except Exception:
             log.exception("outbox sweep failed")
 

@@ -89,3 +89,66 @@ def test_health_is_503_naming_redis_when_it_is_down(settings):
     status, body = health(replace(settings, redis_url="redis://127.0.0.1:1/0"))
     assert status == 503
     assert body == {"status": "unavailable", "database": "ok", "redis": "unavailable"}
+
+
+def test_embedded_publish_delivers_before_marking_the_event_published(settings, category, monkeypatch):
+    from datetime import timedelta
+
+    from models import Event, Notification
+    from models.actions import booking
+    from server.clock import platform_today
+    from workers import delivery, outbox, runtime
+
+    from .factories import ClientFactory
+
+    runtime.configure(settings, EmbeddedTransport(retry_intervals=()))
+    try:
+        client = ClientFactory()
+
+        def crash(event_id):
+            raise RuntimeError("process died mid-delivery")
+
+        monkeypatch.setattr(delivery, "deliver_event", crash)
+        request = booking.create_request(settings, client, category_id=category.id, address="a", description="b",
+                                         booking_date=platform_today(settings.zone) + timedelta(days=3))
+        event = Event.get(Event.service_request == request.id)
+        assert event.published_at is None  # not delivered, so not published
+        monkeypatch.undo()
+
+        assert outbox.sweep_outbox(grace=timedelta(0)) == 1  # after the "restart"
+        assert Notification.select().where(Notification.user == client.id).count() == 1
+        assert Event.get_by_id(event.id).published_at is not None
+    finally:
+        runtime.transport().shutdown()
+        runtime.reset()
+
+
+def test_emails_left_unsent_are_queued_again_within_a_day(settings):
+    from datetime import timedelta
+
+    from models import Notification
+    from server.clock import utcnow
+    from workers import outbox, runtime
+
+    from .factories import ClientFactory
+
+    queued = []
+
+    class Recorder:
+        def enqueue(self, fn, *args, job_id):
+            queued.append(job_id)
+
+    runtime.configure(settings, Recorder())
+    try:
+        user = ClientFactory()
+        now = utcnow()
+        make = lambda age, sent=False: Notification.create(  # noqa: E731
+            user=user, notification_type="request_created", title="t", message="m", sent_to_email=sent,
+            created_at=now - age)
+        stale, fresh, ancient = make(timedelta(hours=1)), make(timedelta(minutes=5)), make(timedelta(days=2))
+        make(timedelta(hours=1), sent=True)
+
+        assert outbox.requeue_unsent_emails(now) == 1
+        assert queued == [f"email-{stale.id}"]
+    finally:
+        runtime.reset()

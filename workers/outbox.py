@@ -7,6 +7,7 @@ the sweep sends it later. Publishing twice is harmless: every consumer is idempo
 import logging
 from datetime import timedelta
 
+from models.notifications import Notification
 from models.service_requests import Event
 from server.clock import utcnow
 
@@ -15,6 +16,10 @@ from . import runtime
 log = logging.getLogger("serviceman.outbox")
 SWEEP_GRACE = timedelta(seconds=30)  # leave fresh events to the after-commit publish
 SWEEP_BATCH = 500
+# Embedded mode keeps email retries in memory; emails still unsent after the whole retry schedule
+# (a restart lost them) are queued again, for a day.
+EMAIL_RESEND_AFTER = timedelta(minutes=30)
+EMAIL_RESEND_UNTIL = timedelta(days=1)
 
 
 def publish(event_id):
@@ -45,3 +50,20 @@ def sweep_outbox(grace=SWEEP_GRACE, batch=SWEEP_BATCH):
     if sent:
         log.info("outbox sweep published %d event(s)", sent)
     return sent
+
+
+def requeue_unsent_emails(now=None):
+    """Queue again the emails of notifications that should long have been sent; returns how many."""
+    from .delivery import send_email
+
+    now = now or utcnow()
+    unsent = (Notification.select(Notification.id)
+              .where(Notification.sent_to_email == False,  # noqa: E712
+                     Notification.created_at <= now - EMAIL_RESEND_AFTER,
+                     Notification.created_at >= now - EMAIL_RESEND_UNTIL)
+              .order_by(Notification.id).limit(SWEEP_BATCH))
+    count = 0
+    for notification in unsent:
+        runtime.transport().enqueue(send_email, notification.id, job_id=f"email-{notification.id}")
+        count += 1
+    return count

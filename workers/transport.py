@@ -55,9 +55,11 @@ class EmbeddedTransport:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipeline")
 
     def publish_event(self, event_id):
+        """Deliver now, so the outbox marks the event published only once its notifications exist:
+        if this process dies first, the sweep delivers it after the restart."""
         from workers.delivery import deliver_event
 
-        self.enqueue(deliver_event, event_id, job_id=f"deliver-{event_id}")
+        deliver_event(event_id)
 
     def enqueue(self, fn, *args, job_id, attempt=0):
         self.pool.submit(self._run, fn, args, job_id, attempt)
