@@ -16,7 +16,7 @@ from workers import runtime
 
 from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
 
-pytest_plugins = ("tests.pipeline_support",)  # Redis and SMTP fixtures for the pipeline tests
+pytest_plugins = ("tests.pipeline_support", "tests.ws_support")  # Redis/SMTP and websocket fixtures
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or \
     f"sqlite:///{tempfile.mkdtemp(prefix='serviceman-tests-')}/test.sqlite3"

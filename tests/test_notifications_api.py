@@ -1,20 +1,17 @@
 """The notifications REST endpoints (own only, newest first, read state pushed as a new unread count)
 and the notification emails of the embedded pipeline (no EMAIL_HOST: rendered, then logged)."""
 import asyncio
-import json
 from datetime import timedelta
 
 import pytest
-import tornado.httpclient
-from tornado.websocket import websocket_connect
 
 from models import Notification, RequestStatus
 from server.clock import platform_today, utcnow
 from workers.email import build_message, render_email
 
 from .factories import ServicemanFactory, ServiceRequestFactory
+from .ws_support import receive
 
-WAIT = 5
 QUIET = 0.3
 SCRIPT = "<script>alert('owned')</script>"
 NOTIFICATION_FIELDS = {"id", "notification_type", "title", "message", "service_request_id", "payload", "is_read",
@@ -22,34 +19,6 @@ NOTIFICATION_FIELDS = {"id", "notification_type", "title", "message", "service_r
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-@pytest.fixture
-def sockets(http_port):
-    """`await sockets.signed_in(token)`: an authenticated websocket, closed after the test."""
-
-    class Sockets:
-        def __init__(self):
-            self.opened = []
-
-        async def signed_in(self, token):
-            request = tornado.httpclient.HTTPRequest(f"ws://localhost:{http_port}/ws/")
-            ws = await websocket_connect(request)
-            self.opened.append(ws)
-            await ws.write_message(json.dumps({"type": "auth", "token": token}))
-            ready = await receive(ws)
-            assert ready is not None and ready["type"] == "ready", (ready, ws.close_code, ws.close_reason)
-            return ws
-
-    holder = Sockets()
-    yield holder
-    for ws in holder.opened:
-        ws.close()
-
-
-async def receive(ws, timeout=WAIT):
-    raw = await asyncio.wait_for(ws.read_message(), timeout)
-    return None if raw is None else json.loads(raw)
-
 
 async def assert_nothing_arrives(ws):
     with pytest.raises(asyncio.TimeoutError):
@@ -268,8 +237,8 @@ async def test_read_all_with_nothing_unread(api, client_user):
 @pytest.mark.gen_test
 async def test_marking_one_read_pushes_the_new_count_to_every_socket(api, sockets, client_user, other_client):
     rows = several(client_user, 3)
-    first, second = await sockets.signed_in(api.token(client_user)), await sockets.signed_in(api.token(client_user))
-    bystander = await sockets.signed_in(api.token(other_client))
+    first, second = await sockets.authenticated(api.token(client_user)), await sockets.authenticated(api.token(client_user))
+    bystander = await sockets.authenticated(api.token(other_client))
 
     await api.post(f"/api/notifications/{rows[0].id}/read/", user=client_user)
 
@@ -285,8 +254,8 @@ async def test_marking_one_read_pushes_the_new_count_to_every_socket(api, socket
 async def test_read_all_pushes_zero(api, sockets, client_user, other_client):
     several(client_user, 3)
     several(other_client, 1)
-    ws = await sockets.signed_in(api.token(client_user))
-    bystander = await sockets.signed_in(api.token(other_client))
+    ws = await sockets.authenticated(api.token(client_user))
+    bystander = await sockets.authenticated(api.token(other_client))
 
     await api.post("/api/notifications/read-all/", user=client_user)
 
@@ -297,8 +266,8 @@ async def test_read_all_pushes_zero(api, sockets, client_user, other_client):
 @pytest.mark.gen_test
 async def test_a_refused_read_pushes_nothing(api, sockets, client_user, other_client):
     theirs = notify(other_client)
-    owner = await sockets.signed_in(api.token(other_client))
-    caller = await sockets.signed_in(api.token(client_user))
+    owner = await sockets.authenticated(api.token(other_client))
+    caller = await sockets.authenticated(api.token(client_user))
 
     assert (await api.post(f"/api/notifications/{theirs.id}/read/", user=client_user)).status == 404
 
@@ -308,7 +277,7 @@ async def test_a_refused_read_pushes_nothing(api, sockets, client_user, other_cl
 
 @pytest.mark.gen_test
 async def test_a_delivered_notification_can_be_read_through_the_api(api, sockets, client_user, category):
-    ws = await sockets.signed_in(api.token(client_user))
+    ws = await sockets.authenticated(api.token(client_user))
     await book(api, client_user, category)
     pushed = await next_notification(ws)
 
@@ -322,7 +291,7 @@ async def test_a_delivered_notification_can_be_read_through_the_api(api, sockets
 
 @pytest.mark.gen_test
 async def test_email_subject_is_the_title_and_bodies_carry_the_message(api, sockets, client_user, category):
-    ws = await sockets.signed_in(api.token(client_user))
+    ws = await sockets.authenticated(api.token(client_user))
     request = await book(api, client_user, category)
     notification = Notification.get_by_id((await next_notification(ws))["id"])
 
@@ -341,7 +310,7 @@ async def test_email_subject_is_the_title_and_bodies_carry_the_message(api, sock
 
 @pytest.mark.gen_test
 async def test_user_text_is_escaped_in_the_html_email(api, sockets, client_user, admin_user, category):
-    ws = await sockets.signed_in(api.token(client_user))
+    ws = await sockets.authenticated(api.token(client_user))
     request = await book(api, client_user, category, address=f"{SCRIPT} 3 Marina", description=f"{SCRIPT} Leak")
     await next_notification(ws)  # request_created
     response = await api.post(f"/api/requests/{request['id']}/cancel/", {"reason": f"Duplicate {SCRIPT}"},
@@ -367,8 +336,8 @@ async def test_address_is_escaped_and_the_emergency_banner_shown_to_assigned_ser
     backup = ServicemanFactory(profile__categories=[category])
     request = ServiceRequestFactory(category=category, status=RequestStatus.ASSIGNED, primary_serviceman=primary,
                                     backup_serviceman=backup, address=f"{SCRIPT} 7 Admiralty Way")
-    primary_ws = await sockets.signed_in(api.token(primary))
-    backup_ws = await sockets.signed_in(api.token(backup))
+    primary_ws = await sockets.authenticated(api.token(primary))
+    backup_ws = await sockets.authenticated(api.token(backup))
 
     response = await api.post(f"/api/admin/requests/{request.id}/emergency/", {"is_emergency": True},
                               user=admin_user)
@@ -389,7 +358,7 @@ async def test_address_is_escaped_and_the_emergency_banner_shown_to_assigned_ser
 
 @pytest.mark.gen_test
 async def test_an_emergency_booking_email_has_the_banner(api, sockets, client_user, category):
-    ws = await sockets.signed_in(api.token(client_user))
+    ws = await sockets.authenticated(api.token(client_user))
     await book(api, client_user, category, days_ahead=1)
     notification = Notification.get_by_id((await next_notification(ws))["id"])
 

@@ -145,7 +145,9 @@ def test_emails_left_unsent_are_queued_again_within_a_day(settings):
         make = lambda age, sent=False: Notification.create(  # noqa: E731
             user=user, notification_type="request_created", title="t", message="m", sent_to_email=sent,
             created_at=now - age)
-        stale, fresh, ancient = make(timedelta(hours=1)), make(timedelta(minutes=5)), make(timedelta(days=2))
+        stale = make(timedelta(hours=1))
+        make(timedelta(minutes=5))  # too fresh: its retries may still be running
+        make(timedelta(days=2))  # too old to send now
         make(timedelta(hours=1), sent=True)
 
         assert outbox.requeue_unsent_emails(now) == 1

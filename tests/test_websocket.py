@@ -1,13 +1,10 @@
 """`GET /ws/` with the embedded pipeline: authentication (first message or dashboard cookie), live
 pushes to every socket of the recipient, resume after a reconnect, and emergency highlighting."""
 import asyncio
-import json
 from datetime import timedelta
 
 import pytest
 import time_machine
-import tornado.httpclient
-from tornado.websocket import websocket_connect
 
 import handlers.websocket
 from models import Notification, User
@@ -17,8 +14,8 @@ from server.tokens import REFRESH, encode
 from workers import runtime
 
 from .conftest import make_settings
+from .ws_support import receive, send
 
-WAIT = 5            # seconds: the longest any expected message may take
 QUIET = 0.3         # seconds: how long "nothing arrives" is watched for
 DASHBOARD = "http://dash.example"
 NOTIFICATION_FIELDS = {"id", "notification_type", "title", "message", "service_request_id", "payload", "is_read",
@@ -26,44 +23,6 @@ NOTIFICATION_FIELDS = {"id", "notification_type", "title", "message", "service_r
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-@pytest.fixture
-def sockets(http_port):
-    """`await sockets.open(headers=...)`: a websocket to this test's server, closed after the test."""
-
-    class Sockets:
-        def __init__(self):
-            self.opened = []
-
-        async def open(self, headers=None):
-            request = tornado.httpclient.HTTPRequest(f"ws://localhost:{http_port}/ws/", headers=headers or {})
-            ws = await websocket_connect(request)
-            self.opened.append(ws)
-            return ws
-
-        async def signed_in(self, token):
-            """A socket past `auth`; returns (socket, the ready message)."""
-            ws = await self.open()
-            await send(ws, {"type": "auth", "token": token})
-            ready = await receive(ws)
-            assert ready is not None and ready["type"] == "ready", (ready, ws.close_code, ws.close_reason)
-            return ws, ready
-
-    holder = Sockets()
-    yield holder
-    for ws in holder.opened:
-        ws.close()
-
-
-async def send(ws, message):
-    await ws.write_message(message if isinstance(message, str) else json.dumps(message))
-
-
-async def receive(ws, timeout=WAIT):
-    """The next message as JSON, or None once the server closed the socket."""
-    raw = await asyncio.wait_for(ws.read_message(), timeout)
-    return None if raw is None else json.loads(raw)
-
 
 async def assert_closed_with(ws, code):
     message = await receive(ws)
