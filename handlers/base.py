@@ -4,8 +4,10 @@ Every HTTP method of every handler carries an `@endpoint(...)` declaration (who 
 what it reads, what it answers). A handler method without one fails at import, so nothing is
 reachable by accident; the same declarations build the OpenAPI document.
 """
+import functools
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -15,10 +17,12 @@ from marshmallow import EXCLUDE, Schema, ValidationError
 
 from models.actions.accounts import get_active_user
 from models.users import Role
-from server import tokens
-from server.errors import ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound, PermissionDenied, ValidationFailed
+from server import proxies, tokens
+from server.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
+                           PayloadTooLarge, PermissionDenied, ValidationFailed)
 from server.executor import run_sync
 
+from .inputs import INT32_MAX, flatten_errors, parse_json, refuse_unstorable_text
 from .schemas.common import PageQuerySchema, paginate
 
 log = logging.getLogger("serviceman.http")
@@ -27,6 +31,14 @@ ANYONE = "anyone"
 SIGNED_IN = "signed_in"
 _AUDIENCES = {ANYONE, SIGNED_IN, *Role.ALL}
 HTTP_METHODS = ("get", "post", "patch", "put", "delete")
+
+# Request body limits by endpoint class, enforced before the body is read whole.
+NO_BODY_LIMIT = 1024  # endpoints that read no body still tolerate a stray `{}` from clients
+AUTH_BODY_LIMIT = 8 * 1024
+JSON_BODY_LIMIT = 64 * 1024
+# The largest any endpoint may declare; the HTTP server refuses anything bigger outright.
+MAX_BODY_LIMIT = 1024 * 1024
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,7 @@ class Endpoint:
     errors: tuple = ()
     description: str = ""
     tags: tuple = field(default=())
+    max_body: int = NO_BODY_LIMIT
 
     @property
     def requires_auth(self):
@@ -48,8 +61,9 @@ class Endpoint:
 
 
 def endpoint(*, roles, summary, body=None, query=None, response=None, status=200, paginated=False,
-             errors=(), description="", tags=()):
-    """Declare who may call a handler method and what it reads and answers."""
+             errors=(), description="", tags=(), max_body=None):
+    """Declare who may call a handler method and what it reads and answers. `max_body` (bytes)
+    defaults by class: small for anonymous (auth) bodies, larger for signed-in JSON bodies."""
     roles = (roles,) if isinstance(roles, str) else tuple(roles)
     unknown = set(roles) - _AUDIENCES
     if unknown or not roles:
@@ -61,12 +75,23 @@ def endpoint(*, roles, summary, body=None, query=None, response=None, status=200
         query = PageQuerySchema
     if paginated and not issubclass(query, PageQuerySchema):
         raise ValueError(f"a paginated @endpoint's query schema must extend PageQuerySchema, got {query!r}")
+    if max_body is None:
+        max_body = NO_BODY_LIMIT if body is None else AUTH_BODY_LIMIT if ANYONE in roles else JSON_BODY_LIMIT
+    if not 0 < max_body <= MAX_BODY_LIMIT:
+        raise ValueError(f"@endpoint max_body must be between 1 and {MAX_BODY_LIMIT} bytes, got {max_body}")
     spec = Endpoint(roles=roles, summary=summary, body=body, query=query, response=response, status=status,
-                    paginated=paginated, errors=tuple(errors), description=description, tags=tuple(tags))
+                    paginated=paginated, errors=tuple(errors), description=description, tags=tuple(tags),
+                    max_body=max_body)
 
     def wrap(fn):
-        fn.endpoint = spec
-        return fn
+        @functools.wraps(fn)
+        async def handle(self, *args, **kwargs):
+            # The body arrives after prepare() (it is streamed, to be refused early when too big).
+            self.body = self._load_body(spec.body) if spec.body else {}
+            return await fn(self, *args, **kwargs)
+
+        handle.endpoint = spec
+        return handle
 
     return wrap
 
@@ -75,7 +100,27 @@ def _http_error_code(status):
     return {400: "malformed_request", 404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
 
 
+# On every response: no MIME sniffing, no framing, no Referer leaking ids in URLs to other sites.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+# JSON loads nothing and renders nothing, so a response opened as a page may do nothing either.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def set_security_headers(handler, config, csp):
+    """Shared by BaseHandler, the docs' static assets and the websocket handshake."""
+    handler.clear_header("Server")  # Tornado's name and version help only an attacker
+    for name, value in SECURITY_HEADERS.items():
+        handler.set_header(name, value)
+    handler.set_header("Content-Security-Policy", csp)
+    if config.is_production:  # development is plain HTTP on localhost: never pin it to HTTPS
+        handler.set_header("Strict-Transport-Security", HSTS)
+
+
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
+    content_security_policy = API_CSP
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         for name in HTTP_METHODS:
@@ -87,11 +132,26 @@ class BaseHandler(tornado.web.RequestHandler):
     def config(self):
         return self.application.settings["config"]
 
+    @functools.cached_property
+    def _client_address(self):
+        return proxies.client_address(self.request, self.config)
+
+    @property
+    def client_ip(self):
+        """The caller's IP: the socket's, or the one a TRUSTED_PROXIES peer forwarded."""
+        return self._client_address[0]
+
+    @property
+    def client_protocol(self):
+        return self._client_address[1]
+
     def set_default_headers(self):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
+        set_security_headers(self, self.config, self.content_security_policy)
+        # Every answer is someone's data or tokens: no browser or proxy cache keeps a copy.
+        self.set_header("Cache-Control", "no-store")
         # Also called again by send_error (clear()): keep the id already logged for this request.
-        self.request_id = getattr(self, "request_id", None) or \
-            self.request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        self.request_id = getattr(self, "request_id", None) or self._client_request_id() or uuid.uuid4().hex
         self.set_header("X-Request-ID", self.request_id)
         origin = self.request.headers.get("Origin")
         if origin and origin in self.config.cors_allowed_origins:
@@ -114,19 +174,47 @@ class BaseHandler(tornado.web.RequestHandler):
         fn = getattr(self, self.request.method.lower(), None)
         return getattr(fn, "endpoint", None)
 
+    def _client_request_id(self):
+        """A client's X-Request-ID is kept only when it is a short plain token (it is echoed and logged)."""
+        value = self.request.headers.get("X-Request-ID", "")
+        return value if _REQUEST_ID.match(value) else None
+
     async def prepare(self):
         self.current_user_obj = None
+        self._body_chunks, self._body_size = [], 0
+        spec = self.spec
+        self._limit_body(spec.max_body if spec else NO_BODY_LIMIT)
         if self.request.method == "OPTIONS":
             return
-        spec = self.spec
         if spec is None:
             raise MethodNotAllowed(headers={"Allow": ", ".join(self.allowed_methods())})
+        self._check_path_ids()
         if spec.requires_auth:
             self.current_user_obj = await self._authenticate()
             if SIGNED_IN not in spec.roles and self.current_user_obj.role not in spec.roles:
                 raise PermissionDenied()
         self.query = self._load_query(spec.query) if spec.query else {}
-        self.body = self._load_body(spec.body) if spec.body else {}
+
+    def _limit_body(self, limit):
+        """Refuse a declared oversize body before reading it; cut a chunked one off at the limit."""
+        self.max_body = limit
+        length = self.request.headers.get("Content-Length", "0").strip()
+        if not length.isdigit():
+            raise MalformedRequest("The Content-Length header is not a number.")
+        if int(length) > limit:
+            raise PayloadTooLarge(f"The request body may be at most {limit} bytes.")
+        self.request.connection.set_max_body_size(limit)
+
+    def data_received(self, chunk):
+        self._body_size += len(chunk)
+        if self._body_size <= self.max_body:
+            self._body_chunks.append(chunk)
+
+    def _check_path_ids(self):
+        """Ids in paths beyond the database's integer range cannot name anything: 404, not a query."""
+        for name, value in self.path_kwargs.items():
+            if name.endswith("_id") and value.isdigit() and (len(value) > 10 or int(value) > INT32_MAX):
+                raise NotFound()
 
     async def _authenticate(self):
         header = self.request.headers.get("Authorization", "")
@@ -142,18 +230,24 @@ class BaseHandler(tornado.web.RequestHandler):
     def user(self):
         return self.current_user_obj
 
+    @property
+    def raw_body(self):
+        """The request body as received (for signature checks); `self.body` is the parsed one."""
+        if self._body_size > self.max_body:
+            raise PayloadTooLarge(f"The request body may be at most {self.max_body} bytes.")
+        return b"".join(self._body_chunks)
+
     def _load_query(self, schema_cls):
         raw = {key: self.get_query_argument(key) for key in self.request.query_arguments}
+        refuse_unstorable_text(raw)
         return self._load(schema_cls(unknown=EXCLUDE), raw)
 
     def _load_body(self, schema_cls):
-        raw = self.request.body.strip()
-        try:
-            data = json.loads(raw) if raw else {}
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedRequest(f"The request body is not valid JSON: {exc}.") from exc
+        raw = self.raw_body.strip()
+        data = parse_json(raw) if raw else {}
         if not isinstance(data, dict):
             raise MalformedRequest("The request body must be a JSON object.")
+        refuse_unstorable_text(data)
         return self._load(schema_cls(), data)
 
     @staticmethod
@@ -161,9 +255,7 @@ class BaseHandler(tornado.web.RequestHandler):
         try:
             return schema.load(data)
         except ValidationError as exc:
-            messages = exc.normalized_messages()
-            fields = {k: (v if isinstance(v, list) else [v]) for k, v in messages.items()}
-            raise ValidationFailed(fields=fields) from exc
+            raise ValidationFailed(fields=flatten_errors(exc.normalized_messages())) from exc
 
     async def run(self, fn, *args, **kwargs):
         return await run_sync(fn, *args, **kwargs)
@@ -183,8 +275,8 @@ class BaseHandler(tornado.web.RequestHandler):
     def _page_url(self, page):
         args = {k: self.get_query_argument(k) for k in self.request.query_arguments}
         args["page"] = str(page)
-        base = self.config.public_base_url or f"{self.request.protocol}://{self.request.host}"
-        return f"{base}{self.request.path}?{urlencode(args)}"
+        origin = f"{self.client_protocol}://{self.request.host}"
+        return self.config.public_url(f"{self.request.path}?{urlencode(args)}", origin)
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, ApiError):
@@ -202,8 +294,8 @@ class BaseHandler(tornado.web.RequestHandler):
                 self.set_header(name, value)
             body = exc.as_dict()
         elif isinstance(exc, tornado.web.HTTPError) and status_code < 500:
-            body = {"error": {"code": _http_error_code(status_code),
-                              "message": exc.log_message or self._reason}}
+            # Tornado's own messages may quote what the client sent (undecodable bytes and all).
+            body = {"error": {"code": _http_error_code(status_code), "message": self._reason}}
         else:
             body = {"error": {"code": "internal_error",
                               "message": f"Something went wrong on our side (request id {self.request_id}).",

@@ -13,8 +13,12 @@ from tornado.iostream import StreamBufferFullError
 from models.actions.accounts import get_active_user
 from models.actions.notifications import notifications_since, unread_count
 from server import tokens
-from server.errors import NotAuthenticated
+from server.errors import ApiError, NotAuthenticated
 from server.executor import run_sync
+
+from .inputs import parse_json
+
+from .base import API_CSP, set_security_headers
 
 log = logging.getLogger("serviceman.ws")
 
@@ -23,6 +27,9 @@ SESSION_COOKIE = "serviceman_access"
 CLOSE_UNAUTHENTICATED = 4001
 CLOSE_AUTH_TIMEOUT = 4008
 CLOSE_BAD_MESSAGE = 4400
+CLOSE_TOO_MANY_SOCKETS = 4029
+# Clients only ever send tiny control messages; anything bigger is closed by Tornado with 1009.
+MAX_MESSAGE_BYTES = 4096
 # A socket whose client stops reading may buffer this much; past it the socket is dropped (the
 # client reconnects and resumes), so one slow reader never holds memory or pushes hostage.
 MAX_BUFFERED_BYTES = 1024 * 1024
@@ -43,6 +50,9 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
     def config(self):
         return self.application.settings["config"]
 
+    def set_default_headers(self):
+        set_security_headers(self, self.config, API_CSP)  # on the handshake's 101 (or its refusal)
+
     def check_origin(self, origin):
         # Token auth proves identity by itself; the cookie path checks Origin in open().
         return True
@@ -60,17 +70,18 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
 
     async def on_message(self, raw):
         try:
-            message = json.loads(raw)
+            message = parse_json(raw)
             kind = message["type"]
-        except (ValueError, TypeError, KeyError):
+        except (ApiError, TypeError, KeyError):
             return self.close(CLOSE_BAD_MESSAGE, "messages are JSON objects with a type")
         if kind == "auth" and self.user is None:
-            await self._authenticate(message.get("token") or "")
+            token = message.get("token")
+            await self._authenticate(token if isinstance(token, str) else "")
         elif self.user is None:
             self.close(CLOSE_UNAUTHENTICATED, "authenticate first")
         elif kind == "resume":
             since = message.get("since")
-            if not isinstance(since, int) or isinstance(since, bool) or since < 0:
+            if not isinstance(since, int) or isinstance(since, bool) or not 0 <= since < 2 ** 63:
                 return self.close(CLOSE_BAD_MESSAGE, "resume needs an integer since")
             for item in await run_sync(_replay, self.user, since):
                 self.send(item)
@@ -92,6 +103,9 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         self.user = user
         self.ws_connection.stream.max_write_buffer_size = MAX_BUFFERED_BYTES
         await self.hub.add(user.id, self)
+        for oldest in self.hub.oldest_beyond(user.id, self.config.ws_max_sockets_per_user):
+            self.hub.remove(user.id, oldest)  # at once: no push may reach it while it closes
+            oldest.close(CLOSE_TOO_MANY_SOCKETS, "too many open sockets for this account; closed the oldest")
         self.send({"type": "ready", "unread_count": await run_sync(unread_count, user)})
 
     def send(self, message):

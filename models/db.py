@@ -35,3 +35,9 @@ def bind(url, pool_size=8):
 
 def is_postgres():
     return isinstance(database.obj, peewee.PostgresqlDatabase)
+
+
+def for_update(query):
+    """`SELECT ... FOR UPDATE` where the database has row locks; SQLite has none, and needs none:
+    its transactions begin IMMEDIATE, so a writer holds the whole database until it commits."""
+    return query.for_update() if database.obj.for_update else query

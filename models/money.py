@@ -20,16 +20,34 @@ class PaymentStatus:
     ALL = (PENDING, SUCCESS, FAILED, REVIEW)
 
 
+class PaymentSource:
+    """Who told us the outcome of a payment."""
+    WEBHOOK = "webhook"
+    VERIFY = "verify"
+    RECONCILE = "reconcile"
+
+
 class Payment(TimestampedModel):
+    """One attempt to take one amount through Paystack, owned by the client who started it.
+    `amount` is what we expect to be paid; Paystack's answer must match it to the kobo."""
     service_request = peewee.ForeignKeyField(ServiceRequest, backref="payments", index=True)
+    payer = peewee.ForeignKeyField(User, backref="payments", null=True, index=True)
     payment_type = peewee.CharField(max_length=20)
     amount = MoneyField()
     currency = peewee.CharField(max_length=3, default="NGN")
     paystack_reference = peewee.CharField(max_length=100, unique=True)
     paystack_access_code = peewee.CharField(max_length=100, default="")
+    authorization_url = peewee.CharField(max_length=500, default="")
     status = peewee.CharField(max_length=10, default=PaymentStatus.PENDING, index=True)
     paid_at = UTCDateTimeField(null=True, index=True)
     metadata = JSONField(default=dict)
+    # What happened, for people reading the row: Paystack's last word, errors, who processed it.
+    paystack_status = peewee.CharField(max_length=20, default="")
+    failure_reason = peewee.TextField(default="")
+    processed_via = peewee.CharField(max_length=10, default="")
+    # Money we hold but must give back (paid after a cancellation, or paid twice): issue 11 refunds it.
+    needs_refund = peewee.BooleanField(default=False, index=True)
+    updated_at = UTCDateTimeField(null=True)
 
 
 class NegotiationStatus:

@@ -1,6 +1,7 @@
-"""Command line: `python -m server {serve,migrate,createadmin,seed,dispatcher,worker}`."""
+"""Command line: `python -m server {serve,migrate,createadmin,seed,dispatcher,worker,cron,reconcile}`."""
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
 
@@ -43,14 +44,21 @@ def cmd_seed(settings, args):
 def cmd_serve(settings, args):
     import tornado.httpserver
 
-    from server.app import make_app, start_embedded_sweep
+    from handlers.base import MAX_BODY_LIMIT
+    from server.app import make_app, start_embedded_schedule, start_embedded_sweep
+
+    if args.port:  # links to itself (the local checkout's) must name the port it really listens on
+        settings = dataclasses.replace(settings, port=args.port)
 
     async def main():
         app = make_app(settings)
         start_embedded_sweep(settings)
-        server = tornado.httpserver.HTTPServer(app, xheaders=True)
-        server.listen(args.port or settings.port, address=args.host)
-        log.info("Serviceman listening on http://%s:%s (docs at /api/docs/)", args.host, args.port or settings.port)
+        start_embedded_schedule(settings)
+        # No xheaders: X-Forwarded-* count only from TRUSTED_PROXIES (server/proxies.py).
+        # Endpoints stream their bodies and refuse them past their own limit; this caps the rest.
+        server = tornado.httpserver.HTTPServer(app, max_body_size=MAX_BODY_LIMIT)
+        server.listen(settings.port, address=args.host)
+        log.info("Serviceman listening on http://%s:%s (docs at /api/docs/)", args.host, settings.port)
         await asyncio.Event().wait()
 
     asyncio.run(main())
@@ -74,6 +82,30 @@ def cmd_dispatcher(settings, args):
     Dispatcher(transport.redis, transport).run_forever()
 
 
+def cmd_cron(settings, args):
+    from rq.cron import CronScheduler
+
+    from workers.periodic import SCHEDULE
+
+    transport = _pipeline_process(settings)
+    scheduler = CronScheduler(connection=transport.redis)
+    for job, seconds in SCHEDULE:
+        scheduler.register(job, queue_name=transport.queue.name, interval=seconds)
+    scheduler.start()
+
+
+def cmd_reconcile(settings, args):
+    from workers import runtime
+    from workers.periodic import reconcile_payments
+
+    from workers.transport import RedisTransport
+
+    bind(settings.database_url)
+    # Without Redis the events it records wait in the outbox for the web process's sweep.
+    runtime.configure(settings, RedisTransport(settings.redis_url) if settings.redis_url else None)
+    print(f"reconcile payments: {reconcile_payments(older_than=args.older_than)}")
+
+
 def cmd_worker(settings, args):
     from rq import Worker
 
@@ -95,6 +127,10 @@ def main(argv=None):
     sub.add_parser("dispatcher", help="read the event stream and queue deliveries (needs REDIS_URL)")
     worker = sub.add_parser("worker", help="run RQ delivery and email jobs (needs REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    sub.add_parser("cron", help="enqueue the periodic jobs on their schedule (needs REDIS_URL)")
+    reconcile = sub.add_parser("reconcile", help="re-verify PENDING payments with Paystack now")
+    reconcile.add_argument("--older-than", type=int, default=None, metavar="SECONDS",
+                           help="only payments older than this (default PAYMENT_RECONCILE_AFTER)")
     serve = sub.add_parser("serve", help="serve the API, websockets and docs")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None)
@@ -108,7 +144,7 @@ def main(argv=None):
     configure_logging(settings.log_level)
     init_error_reporting(settings)
     commands = {"migrate": cmd_migrate, "createadmin": cmd_createadmin, "seed": cmd_seed, "serve": cmd_serve,
-                "dispatcher": cmd_dispatcher, "worker": cmd_worker}
+                "dispatcher": cmd_dispatcher, "worker": cmd_worker, "cron": cmd_cron, "reconcile": cmd_reconcile}
     commands[args.command](settings, args)
 
 

@@ -4,11 +4,13 @@ import logging
 import tornado.ioloop
 import tornado.web
 
+from handlers import websocket
 from handlers.base import NotFoundHandler
 from models import bind
 from server import executor
 from server.hub import Hub
 from server.openapi import build_spec
+from server.paystack import PaystackClient
 from server.routes import route_table, tornado_routes
 from workers import runtime
 from workers.transport import EmbeddedTransport, RedisTransport
@@ -43,16 +45,30 @@ def make_app(settings, bind_database=True, transport=None):
     runtime.configure(settings, transport or make_transport(settings, hub))
     routes = route_table()
     return tornado.web.Application(
-        tornado_routes(routes),
+        tornado_routes(routes) + local_checkout_routes(settings),
         config=settings,
         hub=hub,
+        paystack=PaystackClient(settings),
         openapi=build_spec(routes),
         default_handler_class=NotFoundHandler,
         compress_response=True,
-        xheaders=True,
         websocket_ping_interval=20,
+        websocket_max_message_size=websocket.MAX_MESSAGE_BYTES,
         websocket_ping_timeout=20,
     )
+
+
+def local_checkout_routes(settings):
+    """The Paystack stand-in under /dev/paystack/, only when there are no keys outside production."""
+    if not settings.paystack_local_checkout or settings.is_production:
+        return []
+    from server.paystack_standin import Ledger, standin_routes
+    from server.settings import LOCAL_CHECKOUT_PREFIX
+
+    ledger = Ledger(secret_key=settings.paystack_secret_key, base_url=settings.paystack_api_url,
+                    webhook_url=f"{settings.origin}/api/payments/webhook/")
+    log.info("no Paystack keys: payments use the local checkout at %s/checkout/", settings.paystack_api_url)
+    return standin_routes(ledger, prefix=LOCAL_CHECKOUT_PREFIX)
 
 
 def start_embedded_sweep(settings):
@@ -71,3 +87,23 @@ def start_embedded_sweep(settings):
     callback = tornado.ioloop.PeriodicCallback(sweep, EMBEDDED_SWEEP_MS)
     callback.start()
     return callback
+
+
+def start_embedded_schedule(settings):
+    """Embedded mode has no cron process: the periodic jobs run on timers in the web process."""
+    if settings.redis_url:
+        return []
+    from workers.periodic import SCHEDULE
+
+    def runner(job):
+        async def run():
+            try:
+                await executor.run_sync(job)
+            except Exception:
+                log.exception("periodic job %s failed", job.__name__)
+        return run
+
+    callbacks = [tornado.ioloop.PeriodicCallback(runner(job), seconds * 1000) for job, seconds in SCHEDULE]
+    for callback in callbacks:
+        callback.start()
+    return callbacks

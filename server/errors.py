@@ -62,6 +62,10 @@ class ValidationFailed(ApiError):
         return cls(message, fields={field: [message]})
 
 
+class PayloadTooLarge(ApiError):
+    status, code, message = 413, "payload_too_large", "The request body is too large."
+
+
 class RateLimited(ApiError):
     status, code, message = 429, "rate_limited", "Too many requests; try again later."
 

@@ -17,7 +17,7 @@ FEED_READY_TIMEOUT = 5
 
 class Hub:
     def __init__(self, redis_url=""):
-        self.sockets = defaultdict(set)
+        self.sockets = defaultdict(dict)  # user id -> {socket: None}, oldest first
         self.redis_url = redis_url
         self.loop = None
         self._feed = None
@@ -27,7 +27,7 @@ class Hub:
         """Register a socket; returns once pushes for it can arrive (the Redis feed is subscribed),
         so a client told "ready" misses nothing published afterwards."""
         self.loop = tornado.ioloop.IOLoop.current()
-        self.sockets[user_id].add(socket)
+        self.sockets[user_id][socket] = None
         if not self.redis_url:
             return
         if self._feed is None:
@@ -41,9 +41,14 @@ class Hub:
     def remove(self, user_id, socket):
         sockets = self.sockets.get(user_id)
         if sockets is not None:
-            sockets.discard(socket)
+            sockets.pop(socket, None)
             if not sockets:
                 del self.sockets[user_id]
+
+    def oldest_beyond(self, user_id, limit):
+        """The user's oldest sockets past the newest `limit`, to be closed."""
+        sockets = list(self.sockets.get(user_id, ()))
+        return sockets[:max(0, len(sockets) - limit)]
 
     def connected(self, user_id):
         return len(self.sockets.get(user_id, ()))

@@ -3,14 +3,26 @@
 One frozen object is built at start-up and passed around, so tests can build their own
 without touching os.environ.
 """
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # refused when ENV=production
+EXAMPLE_SECRET_KEY = "change-me-development-only"  # .env.example's value: public, so refused too
+ENVIRONMENTS = ("development", "test", "production")
+# HS256 keys shorter than this can be brute-forced offline from any token a user holds.
+MIN_SECRET_KEY_LENGTH = 32
+MIN_BCRYPT_ROUNDS = 10
+# Without Paystack keys outside production, the app serves its own Paystack stand-in here, signing
+# webhooks with this (public, worthless) key: a newcomer walks the whole booking with no account.
+LOCAL_CHECKOUT_PREFIX = "/dev/paystack"
+LOCAL_CHECKOUT_SECRET_KEY = "sk_test_serviceman_local_checkout"
+LOCAL_CHECKOUT_PUBLIC_KEY = "pk_test_serviceman_local_checkout"
 
 
 class ConfigurationError(RuntimeError):
@@ -25,6 +37,30 @@ def _list(value):
     return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
+def _networks(value):
+    """TRUSTED_PROXIES: IPs or CIDR networks; a typo must not silently trust (or distrust) a proxy."""
+    networks = []
+    for item in _list(value):
+        try:
+            networks.append(ipaddress.ip_network(item))  # strict: "10.0.0.1/8" is ambiguous, refuse it
+        except ValueError as exc:
+            raise ConfigurationError(f"TRUSTED_PROXIES entry {item!r} is not an IP address or network: {exc}") from exc
+    return tuple(networks)
+
+
+def _key_mode(key, kind):
+    """"test" or "live" for a Paystack key of this kind ("sk" or "pk"), None when unrecognisable."""
+    for mode in ("test", "live"):
+        if key.startswith(f"{kind}_{mode}_"):
+            return mode
+    return None
+
+
+def _is_absolute_http_url(url):
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"
@@ -36,6 +72,11 @@ class Settings:
     paystack_webhook_secret: str = ""
     paystack_base_url: str = "https://api.paystack.co"
     paystack_callback_url: str = ""
+    paystack_timeout: float = 10.0
+    paystack_allow_test_keys: bool = False
+    paystack_local_checkout: bool = False
+    payment_reconcile_after: int = 600         # seconds a PENDING payment waits before it is re-verified
+    payment_abandon_after: int = 24 * 3600     # seconds after which an unpaid attempt is FAILED
     email_host: str = ""
     email_port: int = 587
     email_host_user: str = ""
@@ -51,9 +92,11 @@ class Settings:
     standard_booking_fee: Decimal = Decimal("2000.00")
     bcrypt_rounds: int = 12
     db_pool_size: int = 8
+    ws_max_sockets_per_user: int = 10
     access_token_minutes: int = 15
     refresh_token_days: int = 7
     public_base_url: str = ""
+    trusted_proxies: tuple = ()
     extra: dict = field(default_factory=dict)
 
     @property
@@ -64,28 +107,74 @@ class Settings:
     def zone(self):
         return ZoneInfo(self.time_zone)
 
+    @property
+    def origin(self):
+        """Where this server is reached: PUBLIC_BASE_URL, else this machine on PORT (development)."""
+        return self.public_base_url or f"http://127.0.0.1:{self.port}"
+
+    @property
+    def paystack_api_url(self):
+        return f"{self.origin}{LOCAL_CHECKOUT_PREFIX}" if self.paystack_local_checkout else self.paystack_base_url
+
+    @property
+    def payment_callback_url(self):
+        if self.paystack_callback_url or not self.paystack_local_checkout:
+            return self.paystack_callback_url
+        return f"{self.paystack_api_url}/done"
+
+    def public_url(self, path, request_origin):
+        """`path` under PUBLIC_BASE_URL. Production always sets it, so the request's origin (its Host
+        header is the client's to choose) only ever builds links in development and tests."""
+        if self.public_base_url or self.is_production:
+            return f"{self.public_base_url}{path}"
+        return f"{request_origin}{path}"
+
     def check(self):
         """Refuse settings that would be unsafe or broken; called once at start-up."""
+        if self.env not in ENVIRONMENTS:
+            raise ConfigurationError(f"ENV {self.env!r} is not one of {', '.join(ENVIRONMENTS)}")
         try:
             ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConfigurationError(f"TIME_ZONE {self.time_zone!r} is not a known time zone") from exc
+        secret_mode = _key_mode(self.paystack_secret_key, "sk")
+        public_mode = _key_mode(self.paystack_public_key, "pk")
+        if secret_mode and public_mode and secret_mode != public_mode:
+            raise ConfigurationError(f"PAYSTACK_SECRET_KEY is a {secret_mode} key but PAYSTACK_PUBLIC_KEY is a "
+                                     f"{public_mode} key: use a pair from the same Paystack mode")
+        if self.paystack_local_checkout and self.is_production:
+            raise ConfigurationError("the local Paystack checkout never runs with ENV=production")
         if not self.is_production:
             return self
-        missing = []
-        if not self.secret_key or self.secret_key == DEV_SECRET_KEY:
-            missing.append("SECRET_KEY")
-        if not self.extra.get("database_url_set"):
-            missing.append("DATABASE_URL")
-        if not self.paystack_secret_key:
-            missing.append("PAYSTACK_SECRET_KEY")
-        if not self.paystack_public_key:
-            missing.append("PAYSTACK_PUBLIC_KEY")
-        if missing:
-            raise ConfigurationError(
-                "ENV=production needs these settings, which are missing: " + ", ".join(missing)
-            )
+        problems = self._production_problems()
+        if problems:
+            raise ConfigurationError("ENV=production refuses to start: " + "; ".join(problems))
         return self
+
+    def _production_problems(self):
+        missing = [name for name, value in (
+            ("SECRET_KEY", self.secret_key),
+            ("DATABASE_URL", self.extra.get("database_url_set")),
+            ("PAYSTACK_SECRET_KEY", self.paystack_secret_key),
+            ("PAYSTACK_PUBLIC_KEY", self.paystack_public_key),
+            ("PUBLIC_BASE_URL", self.public_base_url),
+        ) if not value]
+        problems = [f"{name} is missing" for name in missing]
+        if self.secret_key in (DEV_SECRET_KEY, EXAMPLE_SECRET_KEY):
+            problems.append("SECRET_KEY is a published development value")
+        elif self.secret_key and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            problems.append(f"SECRET_KEY is weak (shorter than {MIN_SECRET_KEY_LENGTH} characters)")
+        if urlsplit(self.database_url).scheme.startswith("sqlite") and "DATABASE_URL" not in missing:
+            problems.append("DATABASE_URL is SQLite (production needs PostgreSQL)")
+        if self.bcrypt_rounds < MIN_BCRYPT_ROUNDS:
+            problems.append(f"BCRYPT_ROUNDS={self.bcrypt_rounds} is below {MIN_BCRYPT_ROUNDS}")
+        if "test" in (_key_mode(self.paystack_secret_key, "sk"), _key_mode(self.paystack_public_key, "pk")) \
+                and not self.paystack_allow_test_keys:
+            problems.append("the Paystack keys are test keys (set PAYSTACK_ALLOW_TEST_KEYS=true if that is "
+                            "intended, e.g. for a staging deployment)")
+        if self.public_base_url and not _is_absolute_http_url(self.public_base_url):
+            problems.append(f"PUBLIC_BASE_URL {self.public_base_url!r} is not an absolute http(s) URL")
+        return problems
 
 
 def load_settings(environ=None, read_dotenv=True):
@@ -98,17 +187,25 @@ def load_settings(environ=None, read_dotenv=True):
         environ = os.environ
     get = environ.get
     defaults = Settings()
+    local_checkout = get("ENV", defaults.env) != "production" and not get("PAYSTACK_SECRET_KEY") \
+        and not get("PAYSTACK_PUBLIC_KEY")
+    secret_key = get("PAYSTACK_SECRET_KEY", "") or (LOCAL_CHECKOUT_SECRET_KEY if local_checkout else "")
     try:
         settings = Settings(
             env=get("ENV", defaults.env),
             secret_key=get("SECRET_KEY", "") or (defaults.secret_key if get("ENV") != "production" else ""),
             database_url=get("DATABASE_URL") or defaults.database_url,
             redis_url=get("REDIS_URL", ""),
-            paystack_secret_key=get("PAYSTACK_SECRET_KEY", ""),
-            paystack_public_key=get("PAYSTACK_PUBLIC_KEY", ""),
-            paystack_webhook_secret=get("PAYSTACK_WEBHOOK_SECRET") or get("PAYSTACK_SECRET_KEY", ""),
-            paystack_base_url=get("PAYSTACK_BASE_URL") or defaults.paystack_base_url,
+            paystack_secret_key=secret_key,
+            paystack_public_key=get("PAYSTACK_PUBLIC_KEY", "") or (LOCAL_CHECKOUT_PUBLIC_KEY if local_checkout else ""),
+            paystack_webhook_secret=get("PAYSTACK_WEBHOOK_SECRET") or secret_key,
+            paystack_base_url=(get("PAYSTACK_BASE_URL") or defaults.paystack_base_url).rstrip("/"),
             paystack_callback_url=get("PAYSTACK_CALLBACK_URL", ""),
+            paystack_timeout=float(get("PAYSTACK_TIMEOUT") or defaults.paystack_timeout),
+            paystack_allow_test_keys=_bool(get("PAYSTACK_ALLOW_TEST_KEYS", "false")),
+            paystack_local_checkout=local_checkout,
+            payment_reconcile_after=int(get("PAYMENT_RECONCILE_AFTER") or defaults.payment_reconcile_after),
+            payment_abandon_after=int(get("PAYMENT_ABANDON_AFTER") or defaults.payment_abandon_after),
             email_host=get("EMAIL_HOST", ""),
             email_port=int(get("EMAIL_PORT") or defaults.email_port),
             email_host_user=get("EMAIL_HOST_USER", ""),
@@ -124,7 +221,9 @@ def load_settings(environ=None, read_dotenv=True):
             standard_booking_fee=Decimal(get("STANDARD_BOOKING_FEE") or defaults.standard_booking_fee),
             bcrypt_rounds=int(get("BCRYPT_ROUNDS") or defaults.bcrypt_rounds),
             db_pool_size=int(get("DB_POOL_SIZE") or defaults.db_pool_size),
-            public_base_url=get("PUBLIC_BASE_URL", ""),
+            ws_max_sockets_per_user=int(get("WS_MAX_SOCKETS_PER_USER") or defaults.ws_max_sockets_per_user),
+            public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/"),  # paths are appended to it
+            trusted_proxies=_networks(get("TRUSTED_PROXIES")),
             extra={"database_url_set": bool(get("DATABASE_URL"))},
         )
     except (ValueError, ArithmeticError) as exc:

@@ -50,6 +50,12 @@ def decode(settings, token, kind):
                             options={"require": ["exp", "iat", "jti", "sub", "role"]})
     except jwt.PyJWTError:
         return None
-    if claims.get("type") != kind:
+    if claims.get("type") != kind or not _is_user_id(claims["sub"]):
         return None
     return claims
+
+
+def _is_user_id(sub):
+    # A correctly signed token still only names a user by a decimal id; anything else is refused
+    # here rather than failing later as a database or conversion error.
+    return isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 10 and int(sub) < 2 ** 31

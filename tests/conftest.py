@@ -10,6 +10,7 @@ import tornado.httpclient
 import models
 from server.app import make_app
 from server.migrations import migrate, router
+from server.paystack_standin import StandinServer
 from server.settings import load_settings
 from server.tokens import access_token
 from workers import runtime
@@ -23,11 +24,25 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or \
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
 
+PAYSTACK_TEST_SECRET = "sk_test_local"
+_standin = None
+
+
+def paystack_standin_server():
+    """One Paystack stand-in on loopback for the whole session (tests reset its ledger)."""
+    global _standin
+    if _standin is None:
+        _standin = StandinServer(PAYSTACK_TEST_SECRET).start()
+        _standin.ledger.fault_delay = 1.5
+    return _standin
+
+
 def make_settings(**overrides):
     environ = {
         "ENV": "test", "SECRET_KEY": "test-secret-key-0123456789abcdef0123456789",
         "DATABASE_URL": TEST_DATABASE_URL, "BCRYPT_ROUNDS": "4", "DB_POOL_SIZE": "4",
-        "PAYSTACK_SECRET_KEY": "sk_test_local", "PAYSTACK_PUBLIC_KEY": "pk_test_local",
+        "PAYSTACK_SECRET_KEY": PAYSTACK_TEST_SECRET, "PAYSTACK_PUBLIC_KEY": "pk_test_local",
+        "PAYSTACK_BASE_URL": paystack_standin_server().url, "PAYSTACK_TIMEOUT": "0.5",
     }
     environ.update(overrides)
     return load_settings(environ=environ)
@@ -36,6 +51,18 @@ def make_settings(**overrides):
 @pytest.fixture(scope="session")
 def settings():
     return make_settings()
+
+
+@pytest.fixture
+def paystack():
+    """The Paystack stand-in's ledger, emptied for this test: `paystack.charge(ref)`, `.fail_next(...)`."""
+    ledger = paystack_standin_server().ledger
+    ledger.transactions.clear()
+    ledger.calls.clear()
+    ledger.faults.clear()
+    ledger.webhook_url = ""
+    yield ledger
+    ledger.faults.clear()
 
 
 @pytest.fixture(scope="session")

@@ -187,13 +187,14 @@ async def test_admin_creates_admins_and_deactivates_users(api, admin_user, clien
 def test_production_refuses_to_start_without_its_secrets():
     with pytest.raises(ConfigurationError) as error:
         load_settings(environ={"ENV": "production"})
-    for name in ("SECRET_KEY", "DATABASE_URL", "PAYSTACK_SECRET_KEY", "PAYSTACK_PUBLIC_KEY"):
-        assert name in str(error.value)
+    for name in ("SECRET_KEY", "DATABASE_URL", "PAYSTACK_SECRET_KEY", "PAYSTACK_PUBLIC_KEY", "PUBLIC_BASE_URL"):
+        assert f"{name} is missing" in str(error.value)
 
 
 def test_production_starts_with_its_secrets_and_rejects_a_bad_time_zone():
     environ = {"ENV": "production", "SECRET_KEY": "x" * 48, "DATABASE_URL": "postgresql://db/serviceman",
-               "PAYSTACK_SECRET_KEY": "sk_live_x", "PAYSTACK_PUBLIC_KEY": "pk_live_x"}
+               "PAYSTACK_SECRET_KEY": "sk_live_x", "PAYSTACK_PUBLIC_KEY": "pk_live_x",
+               "PUBLIC_BASE_URL": "https://api.serviceman.ng"}
     settings = load_settings(environ=environ)
     assert settings.paystack_webhook_secret == "sk_live_x"  # Paystack signs webhooks with the secret key
     assert str(settings.emergency_booking_fee) == "5000.00" and str(settings.standard_booking_fee) == "2000.00"

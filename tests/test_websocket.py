@@ -150,12 +150,14 @@ async def test_a_first_message_other_than_auth_is_closed_with_4001(api, sockets,
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("raw", ["not json{", "[1, 2]", '"auth"', "42", '{"token": "x"}', "null"],
-                         ids=["broken", "array", "string", "number", "no-type", "null"])
+@pytest.mark.parametrize("raw", ["not json{", "[1, 2]", '"auth"', "42", '{"token": "x"}', "null",
+                                 "[" * 1000 + "]" * 1000, '{"type": NaN}', '{"type": "auth", "token": {"a": 1}}'],
+                         ids=["broken", "array", "string", "number", "no-type", "null", "deep", "nan",
+                              "token-not-text"])
 async def test_a_message_that_is_not_a_json_object_with_a_type_is_closed_with_4400(api, sockets, raw):
     ws = await sockets.open()
     await send(ws, raw)
-    await assert_closed_with(ws, 4400)
+    await assert_closed_with(ws, 4001 if "token" in raw and "type" in raw else 4400)
 
 
 @pytest.mark.gen_test
@@ -355,8 +357,8 @@ async def test_resume_from_zero_replays_everything_and_from_the_last_id_nothing(
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("since", ["5", -1, 1.5, True, None, [1]], ids=["string", "negative", "float", "bool",
-                                                                         "null", "list"])
+@pytest.mark.parametrize("since", ["5", -1, 1.5, True, None, [1], 2 ** 63, 10 ** 40],
+                         ids=["string", "negative", "float", "bool", "null", "list", "2^63", "huge"])
 async def test_resume_with_a_bad_since_is_closed_with_4400(api, sockets, client_user, since):
     ws, _ = await sockets.signed_in(api.token(client_user))
     await send(ws, {"type": "resume", "since": since})
@@ -452,3 +454,29 @@ class TestSessionCookie:
         ws = await sockets.open(headers=self.cookie("not-a-jwt", origin="http://evil.example"))
         await send(ws, {"type": "auth", "token": api.token(client_user)})
         assert (await receive(ws)) == {"type": "ready", "unread_count": 0}
+
+
+@pytest.mark.gen_test
+async def test_a_message_over_the_size_limit_closes_the_socket_with_1009(api, sockets, client_user):
+    ws, _ = await sockets.signed_in(api.token(client_user))
+    await send(ws, {"type": "ping", "padding": "x" * handlers.websocket.MAX_MESSAGE_BYTES})
+    assert await receive(ws) is None
+    assert ws.close_code == 1009
+
+
+@pytest.mark.gen_test
+async def test_past_the_cap_a_new_socket_closes_the_users_oldest_with_4029(api, app, sockets, settings, client_user,
+                                                                           other_client):
+    token = api.token(client_user)
+    opened = [(await sockets.signed_in(token))[0] for _ in range(settings.ws_max_sockets_per_user)]
+    other, _ = await sockets.signed_in(api.token(other_client))
+
+    newest, _ = await sockets.signed_in(token)
+
+    reason = await assert_closed_with(opened[0], 4029)
+    assert "oldest" in reason
+    hub = app.settings["hub"]
+    assert hub.connected(client_user.id) == settings.ws_max_sockets_per_user
+    for ws in [*opened[1:], newest, other]:
+        await send(ws, {"type": "ping"})
+        assert (await receive(ws))["type"] == "pong"

@@ -50,6 +50,32 @@ NOTIFICATION_TYPES = {t.name: t for t in [
         "The {category} booking for {booking_date} was cancelled by the {by_role}. {reason}",
         notify_actor=False),
     NotificationType(
+        "payment_received", admins,
+        "Booking #{request_id}: booking fee paid",
+        "{client_name} paid the NGN {payload[amount]} booking fee for the {category} job on {booking_date} "
+        "at {address}. It is waiting for servicemen to be assigned."),
+    NotificationType(
+        "payment_confirmed", lambda event, request: admins(event, request) + primary_serviceman(event, request),
+        "Booking #{request_id}: final payment confirmed",
+        "{client_name} paid the final cost of NGN {payload[amount]} for the {category} job on {booking_date} "
+        "at {address}. The job can start once an admin says so."),
+    NotificationType(
+        "payment_receipt", client,
+        "Receipt: NGN {payload[amount]} for booking #{request_id}",
+        "We received NGN {payload[amount]} for the {payload[purpose]} of your {category} booking for "
+        "{booking_date}. Reference {payload[reference]}, paid {payload[paid_at]}."),
+    NotificationType(
+        "payment_review", admins,
+        "Booking #{request_id}: a payment needs review",
+        "Paystack reported {payload[reported_amount_kobo]} kobo in {payload[reported_currency]} for reference "
+        "{payload[reference]}, but NGN {payload[amount]} was due for the {payload[purpose]}. The booking did not "
+        "move; check the payment in Paystack's dashboard."),
+    NotificationType(
+        "payment_needs_refund", admins,
+        "Booking #{request_id}: a payment to refund",
+        "NGN {payload[amount]} ({payload[purpose]}, reference {payload[reference]}) was paid but cannot be used: "
+        "{payload[reason]}. It is kept as paid and flagged for a refund."),
+    NotificationType(
         "emergency_changed", assigned_servicemen,
         "Booking #{request_id} is {emergency_word}",
         "The {category} job on {booking_date} at {address} is now {emergency_word}."),

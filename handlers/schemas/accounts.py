@@ -4,11 +4,25 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from models.actions.catalog import serviceman_cards
 from models.users import ApprovalStatus, Role, ServicemanProfile, User
 
-from .common import Money, PageQuerySchema
+from .common import Id, Integer, Money, PageQuerySchema
 
+MAX_CATEGORIES = 50
 Name = lambda: fields.String(required=True, validate=validate.Length(min=1, max=100))  # noqa: E731
-Password = lambda: fields.String(required=True, load_only=True, validate=validate.Length(min=8, max=128))  # noqa: E731
 Phone = lambda **kw: fields.String(validate=validate.Regexp(r"^\+?[0-9 ()-]{7,20}$", error="Not a phone number."), **kw)  # noqa: E731
+BCRYPT_MAX_BYTES = 72
+
+
+def _fits_bcrypt(password):
+    # bcrypt reads at most 72 bytes; a longer password would be silently truncated or refused.
+    if len(password.encode("utf-8", "surrogatepass")) > BCRYPT_MAX_BYTES:
+        raise ValidationError(f"Must be at most {BCRYPT_MAX_BYTES} bytes in UTF-8 "
+                              "(fewer characters for accented letters or emoji).")
+
+
+def Password():
+    return fields.String(required=True, load_only=True,
+                         validate=[validate.Length(min=8, max=128), _fits_bcrypt])
+
 
 
 class RegisterSchema(Schema):
@@ -18,9 +32,9 @@ class RegisterSchema(Schema):
     last_name = Name()
     phone = Phone(required=True)
     role = fields.String(required=True, validate=validate.OneOf(Role.SELF_REGISTERED))
-    category_ids = fields.List(fields.Integer(strict=True), load_default=list)
+    category_ids = fields.List(Id(), load_default=list, validate=validate.Length(max=MAX_CATEGORIES))
     bio = fields.String(load_default="", validate=validate.Length(max=2000))
-    years_of_experience = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=80))
+    years_of_experience = Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=80))
 
     @validates_schema
     def serviceman_fields(self, data, **kwargs):
@@ -29,12 +43,12 @@ class RegisterSchema(Schema):
 
 
 class LoginSchema(Schema):
-    email = fields.Email(required=True)
-    password = fields.String(required=True, load_only=True)
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024))
 
 
 class RefreshSchema(Schema):
-    refresh = fields.String(required=True, validate=validate.Length(min=1))
+    refresh = fields.String(required=True, validate=validate.Length(min=1, max=4096))
 
 
 class TokenPairSchema(Schema):
@@ -90,8 +104,8 @@ class MeUpdateSchema(Schema):
     last_name = fields.String(validate=validate.Length(min=1, max=100))
     phone = Phone()
     bio = fields.String(validate=validate.Length(max=2000))
-    years_of_experience = fields.Integer(strict=True, validate=validate.Range(min=0, max=80))
-    category_ids = fields.List(fields.Integer(strict=True), validate=validate.Length(min=1))
+    years_of_experience = Integer(strict=True, validate=validate.Range(min=0, max=80))
+    category_ids = fields.List(Id(), validate=validate.Length(min=1, max=MAX_CATEGORIES))
     is_available = fields.Boolean()
 
 
@@ -116,7 +130,7 @@ class ApprovalStatusQuerySchema(PageQuerySchema):
 
 
 class ApproveSchema(Schema):
-    category_ids = fields.List(fields.Integer(strict=True), validate=validate.Length(min=1))
+    category_ids = fields.List(Id(), validate=validate.Length(min=1, max=MAX_CATEGORIES))
 
 
 class ReasonSchema(Schema):

@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from .accounts import ServicemanProfileSchema
-from .common import PageQuerySchema
+from .common import Integer, PageQuerySchema
 
 
 class CategorySchema(Schema):
@@ -29,6 +29,6 @@ class RatingSchema(Schema):
     id = fields.Integer(dump_only=True)
     service_request_id = fields.Integer(dump_only=True)
     serviceman_id = fields.Integer(dump_only=True)
-    rating = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+    rating = Integer(required=True, validate=validate.Range(min=1, max=5))
     review = fields.String(load_default="", validate=validate.Length(max=2000))
     created_at = fields.DateTime(dump_only=True)

@@ -1,5 +1,24 @@
 """Shared schema pieces: money, pagination, the error shape."""
 from marshmallow import Schema, fields, validate
+from marshmallow.validate import Range
+
+from handlers.inputs import INT32_MAX, INT32_MIN
+
+# The deepest page anyone may ask for: far beyond any real list, far below a database's OFFSET limit.
+MAX_PAGE = 1_000_000
+MAX_MONEY = 1_000_000_000  # naira; the money columns hold 12 digits before the point
+
+
+def Integer(*, validate=None, **kwargs):
+    """An integer a client sends: always within the database's integer columns, so an id or count
+    out of range is a 422, never a database error. Every loaded integer field uses this."""
+    extra = [] if validate is None else list(validate) if isinstance(validate, (list, tuple)) else [validate]
+    return fields.Integer(validate=[Range(min=INT32_MIN, max=INT32_MAX), *extra], **kwargs)
+
+
+def Id(**kwargs):
+    """A row id sent by a client (`category_id`, `serviceman_id`)."""
+    return Integer(strict=True, **kwargs)
 
 
 def Money(**kwargs):
@@ -8,8 +27,8 @@ def Money(**kwargs):
 
 
 class PageQuerySchema(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    page = Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+    page_size = Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 
 def paginate(query, item_schema, page_args, page_url, transform=None):
@@ -31,7 +50,9 @@ def paginate(query, item_schema, page_args, page_url, transform=None):
 ErrorBodySchema = Schema.from_dict({
     "code": fields.String(required=True, metadata={"example": "validation_error"}),
     "message": fields.String(required=True),
-    "fields": fields.Dict(keys=fields.String(), values=fields.List(fields.String())),
+    "fields": fields.Dict(keys=fields.String(), values=fields.List(fields.String()), metadata={
+        "description": "Per-field messages, `{name: [messages]}`; list items and nested fields have dotted names.",
+        "example": {"category_ids.0": ["Not a valid integer."]}}),
     "request_id": fields.String(),
 }, name="ErrorBody")
 

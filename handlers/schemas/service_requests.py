@@ -3,7 +3,7 @@ from marshmallow import Schema, fields, validate
 
 from models.service_requests import RequestStatus
 
-from .common import Money, PageQuerySchema
+from .common import Id, Money, PageQuerySchema
 
 Text = lambda **kw: fields.String(validate=validate.Length(min=1, max=2000), **kw)  # noqa: E731
 
@@ -22,8 +22,8 @@ class QuoteSchema(Schema):
 
 
 class RequestCreateSchema(Schema):
-    category_id = fields.Integer(required=True, strict=True)
-    serviceman_id = fields.Integer(strict=True, load_default=None, allow_none=True)
+    category_id = Id(required=True)
+    serviceman_id = Id(load_default=None, allow_none=True)
     booking_date = fields.Date(required=True)
     address = Text(required=True)
     description = Text(required=True)

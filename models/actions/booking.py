@@ -9,6 +9,7 @@ from server.clock import platform_today, utcnow
 from server.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 
 from ..catalog import Category
+from ..db import for_update
 from ..service_requests import Event, RequestStatus, ServiceRequest
 from ..users import ApprovalStatus, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import record_event, transition, unit_of_work
@@ -103,30 +104,40 @@ def _owned_request(user, request_id):
     return request
 
 
+def _locked(request_id):
+    """Re-read a request inside the caller's transaction, locked until it ends. Decisions that depend
+    on the current values, such as "did the emergency flag change?", are made on this copy only."""
+    return for_update(ServiceRequest.select().where(ServiceRequest.id == request_id)).get()
+
+
 def update_request(settings, user, request_id, **changes):
     """The client edits an unpaid request; the emergency flag and fee are recomputed."""
     request = _owned_request(user, request_id)
     if user.role != Role.CLIENT:
         raise PermissionDenied("Only the client edits a booking.")
-    if request.status != RequestStatus.PENDING_PAYMENT:
-        raise InvalidTransition("A booking can be edited only before its fee is paid.")
-    booking_date = changes.pop("booking_date", request.booking_date)
+    requested_date = changes.pop("booking_date", None)
     requested = changes.pop("is_emergency", None)
-    if requested is None and request.is_emergency and not request.auto_flagged_emergency:
-        requested = True  # keep an emergency the client chose, unless they now say otherwise
-    terms = booking_terms(settings, booking_date, requested)
-    previous = request.is_emergency
     with unit_of_work():
-        updated = (ServiceRequest.update(updated_at=utcnow(), **terms, **changes)
-                   .where(ServiceRequest.id == request.id,
-                          ServiceRequest.status == RequestStatus.PENDING_PAYMENT).execute())
-        if updated != 1:
-            raise InvalidTransition("A booking can be edited only before its fee is paid.")
+        request = _locked(request.id)
+        _editable(request)
+        if requested is None and request.is_emergency and not request.auto_flagged_emergency:
+            requested = True  # keep an emergency the client chose, unless they now say otherwise
+        terms = booking_terms(settings, requested_date or request.booking_date, requested)
+        previous = request.is_emergency
+        ServiceRequest.update(updated_at=utcnow(), **terms, **changes).where(
+            ServiceRequest.id == request.id).execute()
         request = ServiceRequest.get_by_id(request.id)
         record_event(request, "request_updated", user, payload={"fields": sorted(set(changes) | set(terms))})
         if request.is_emergency != previous:
             record_event(request, "emergency_changed", user, payload={"previous": previous})
     return request
+
+
+def _editable(request):
+    if request.status == RequestStatus.CANCELLED:
+        raise InvalidTransition("This booking is cancelled; it can no longer be edited.")
+    if request.status != RequestStatus.PENDING_PAYMENT:
+        raise InvalidTransition("A booking can be edited only before its fee is paid.")
 
 
 def cancel_request(user, request_id, reason=""):
@@ -160,15 +171,16 @@ def delete_request(user, request_id):
 def set_emergency(settings, admin, request_id, is_emergency):
     """Admin override of the emergency flag. The fee follows only while it is still unpaid."""
     request = get_request(admin, request_id)
-    if request.status in RequestStatus.FINISHED:
-        raise InvalidTransition("A finished booking's emergency flag cannot change.")
-    if request.is_emergency == is_emergency:
-        return request
-    changes = {"is_emergency": is_emergency, "updated_at": utcnow()}
-    if request.status == RequestStatus.PENDING_PAYMENT:
-        changes["booking_fee"] = (settings.emergency_booking_fee if is_emergency
-                                  else settings.standard_booking_fee)
     with unit_of_work():
+        request = _locked(request.id)
+        if request.status in RequestStatus.FINISHED:
+            raise InvalidTransition("A finished booking's emergency flag cannot change.")
+        if request.is_emergency == is_emergency:
+            return request
+        changes = {"is_emergency": is_emergency, "updated_at": utcnow()}
+        if request.status == RequestStatus.PENDING_PAYMENT:
+            changes["booking_fee"] = (settings.emergency_booking_fee if is_emergency
+                                      else settings.standard_booking_fee)
         ServiceRequest.update(**changes).where(ServiceRequest.id == request.id).execute()
         request = ServiceRequest.get_by_id(request.id)
         record_event(request, "emergency_changed", admin, payload={"previous": not is_emergency})

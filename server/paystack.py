@@ -1,0 +1,95 @@
+"""Paystack over HTTP: the only code that speaks to it, and the only place money is in kobo.
+
+Keys and the base URL come from settings only. Every call has a connect and a read timeout; a
+network failure, a timeout, a 5xx or an answer that is not Paystack's `{status, message, data}`
+shape raises PaystackUnavailable (the API answers 502), a clear refusal raises PaystackRefused.
+"""
+import hashlib
+import hmac
+import logging
+from decimal import Decimal
+
+import requests
+
+log = logging.getLogger("serviceman.paystack")
+
+CONNECT_TIMEOUT = 3.05  # seconds; the read timeout is PAYSTACK_TIMEOUT
+SIGNATURE_HEADER = "x-paystack-signature"
+
+
+class PaystackError(Exception):
+    def __init__(self, message, status=None, body=None):
+        super().__init__(message)
+        self.message, self.status, self.body = message, status, body
+
+
+class PaystackUnavailable(PaystackError):
+    """Unreachable, too slow, 5xx or an unreadable answer: nothing is known about the outcome."""
+
+
+class PaystackRefused(PaystackError):
+    """Paystack answered and said no (4xx with `status: false`), e.g. an unknown reference."""
+
+
+def to_kobo(naira):
+    return int((Decimal(naira) * 100).to_integral_exact())
+
+
+def from_kobo(kobo):
+    return (Decimal(int(kobo)) / 100).quantize(Decimal("0.01"))
+
+
+def sign(raw_body, secret):
+    """Paystack's webhook signature: HMAC-SHA512 of the raw body, hex."""
+    return hmac.new(secret.encode(), raw_body, hashlib.sha512).hexdigest()
+
+
+def signature_is_valid(raw_body, signature, secret):
+    if not secret or not signature:
+        return False
+    return hmac.compare_digest(sign(raw_body, secret), signature.strip().lower())
+
+
+class PaystackClient:
+    def __init__(self, settings, session=None):
+        self.base_url = settings.paystack_api_url
+        self.secret_key = settings.paystack_secret_key
+        self.timeout = (CONNECT_TIMEOUT, settings.paystack_timeout)
+        self.session = session or requests.Session()
+
+    def _call(self, method, path, json=None):
+        url = f"{self.base_url}{path}"
+        try:
+            response = self.session.request(
+                method, url, json=json, timeout=self.timeout,
+                headers={"Authorization": f"Bearer {self.secret_key}", "Accept": "application/json"})
+        except requests.Timeout as exc:
+            raise PaystackUnavailable(f"Paystack did not answer in time ({method} {path})") from exc
+        except requests.RequestException as exc:
+            raise PaystackUnavailable(f"Paystack could not be reached ({method} {path}): {type(exc).__name__}") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 500 or not isinstance(body, dict) or "status" not in body:
+            raise PaystackUnavailable(f"Paystack answered {response.status_code} to {method} {path}",
+                                      status=response.status_code, body=body)
+        if not body["status"] or response.status_code >= 400:
+            raise PaystackRefused(str(body.get("message") or "refused"), status=response.status_code, body=body)
+        if not isinstance(body.get("data"), dict):
+            raise PaystackUnavailable(f"Paystack's answer to {method} {path} has no data",
+                                      status=response.status_code, body=body)
+        return body["data"]
+
+    def initialize(self, *, email, amount, reference, currency, metadata, callback_url=""):
+        """Start a transaction for `amount` naira; returns Paystack's data
+        (authorization_url, access_code, reference)."""
+        payload = {"email": email, "amount": to_kobo(amount), "reference": reference, "currency": currency,
+                   "metadata": metadata}
+        if callback_url:
+            payload["callback_url"] = callback_url
+        return self._call("POST", "/transaction/initialize", json=payload)
+
+    def verify(self, reference):
+        """The transaction as Paystack knows it (status, amount in kobo, currency, paid_at, ...)."""
+        return self._call("GET", f"/transaction/verify/{requests.utils.quote(reference, safe='')}")

@@ -1,0 +1,269 @@
+"""A Paystack stand-in that follows Paystack's documented API: the local checkout for development
+(no keys needed) and the fake the tests talk to over loopback.
+
+It answers `POST /transaction/initialize` and `GET /transaction/verify/{reference}` as Paystack does
+(`{status, message, data}`, amounts in kobo, Bearer secret key), serves a checkout page per access
+code whose Pay button marks the transaction paid, sends a correctly signed `charge.success` to the
+webhook URL and redirects to the callback URL. Never mounted with ENV=production.
+"""
+import asyncio
+import html
+import json
+import logging
+import secrets
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import urlencode
+
+import tornado.httpclient
+import tornado.httpserver
+import tornado.web
+
+from server.paystack import SIGNATURE_HEADER, sign
+
+log = logging.getLogger("serviceman.paystack.standin")
+
+
+def _now_iso():
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Ledger:
+    """What the stand-in knows, and the knobs tests turn to make it misbehave."""
+    secret_key: str
+    base_url: str = ""                 # where its own checkout pages are served
+    webhook_url: str = ""              # where Pay sends charge.success
+    transactions: dict = field(default_factory=dict)
+    calls: list = field(default_factory=list)
+    faults: list = field(default_factory=list)   # next calls: "timeout", "error", "garbage"
+    fault_delay: float = 2.0           # how long a "timeout" fault sleeps
+    webhooks_sent: int = 0
+
+    def fail_next(self, *faults):
+        self.faults.extend(faults)
+
+    def charge(self, reference, amount=None, currency=None, status="success"):
+        """Mark a transaction paid (or otherwise); returns the data object Paystack would send."""
+        tx = self.transactions[reference]
+        tx["status"] = status
+        if amount is not None:
+            tx["amount"] = amount
+        if currency is not None:
+            tx["currency"] = currency
+        if status == "success":
+            tx["paid_at"] = tx["paidAt"] = _now_iso()
+            tx["gateway_response"] = "Successful"
+        return self.data(reference)
+
+    def data(self, reference):
+        tx = self.transactions[reference]
+        return {key: value for key, value in tx.items() if key not in ("access_code", "callback_url")}
+
+    def webhook(self, reference, event="charge.success"):
+        """(raw body, signature) of the webhook Paystack would send for this transaction."""
+        raw = json.dumps({"event": event, "data": self.data(reference)}).encode()
+        return raw, sign(raw, self.secret_key)
+
+    def by_access_code(self, access_code):
+        return next((tx for tx in self.transactions.values() if tx["access_code"] == access_code), None)
+
+
+class StandinHandler(tornado.web.RequestHandler):
+    def initialize(self, ledger):
+        self.ledger = ledger
+
+    def set_default_headers(self):
+        self.clear_header("Server")
+
+    def prepare(self):
+        self.ledger.calls.append((self.request.method, self.request.path))
+
+
+class ApiHandler(StandinHandler):
+    """Paystack's JSON API; the next queued fault, if any, is played instead of the answer."""
+
+    async def prepare(self):
+        super().prepare()
+        if self.ledger.faults:
+            fault = self.ledger.faults.pop(0)
+            if fault == "timeout":
+                await asyncio.sleep(self.ledger.fault_delay)
+            elif fault == "error":
+                self.set_status(503)
+                return self.finish("<html>Service Unavailable</html>")
+            elif fault == "garbage":
+                return self.finish("not json")
+
+    def answer(self, status_code, ok, message, data=None):
+        self.set_status(status_code)
+        self.set_header("Content-Type", "application/json")
+        body = {"status": ok, "message": message}
+        if data is not None:
+            body["data"] = data
+        self.finish(json.dumps(body))
+
+    def authorized(self):
+        if self.request.headers.get("Authorization") != f"Bearer {self.ledger.secret_key}":
+            self.answer(401, False, "Invalid key")
+            return False
+        return True
+
+
+class InitializeHandler(ApiHandler):
+    def post(self):
+        if not self.authorized():
+            return
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            return self.answer(400, False, "Invalid JSON")
+        amount, reference = body.get("amount"), body.get("reference") or secrets.token_hex(8)
+        if not isinstance(amount, int) or amount <= 0:
+            return self.answer(400, False, "Invalid Amount Sent")
+        if not body.get("email"):
+            return self.answer(400, False, "Invalid Email Address Passed")
+        if reference in self.ledger.transactions:
+            return self.answer(400, False, "Duplicate Transaction Reference")
+        access_code = secrets.token_hex(8)
+        self.ledger.transactions[reference] = {
+            "id": len(self.ledger.transactions) + 1, "domain": "test", "status": "abandoned",
+            "reference": reference, "amount": amount, "currency": body.get("currency") or "NGN",
+            "gateway_response": "The transaction was not completed", "paid_at": None, "paidAt": None,
+            "created_at": _now_iso(), "channel": "card", "metadata": body.get("metadata") or {},
+            "customer": {"id": 1, "email": body["email"], "customer_code": "CUS_standin"},
+            "access_code": access_code, "callback_url": body.get("callback_url") or "",
+        }
+        self.answer(200, True, "Authorization URL created", {
+            "authorization_url": f"{self.ledger.base_url}/checkout/{access_code}",
+            "access_code": access_code, "reference": reference})
+
+
+class VerifyHandler(ApiHandler):
+    def get(self, reference):
+        if not self.authorized():
+            return
+        if reference not in self.ledger.transactions:
+            return self.answer(400, False, "Transaction reference not found")
+        self.answer(200, True, "Verification successful", self.ledger.data(reference))
+
+
+CHECKOUT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Local checkout</title>
+<style>body{{font-family:sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}}
+.box{{border:1px solid #ccc;border-radius:8px;padding:1.5rem}}button{{font-size:1.1rem;padding:.6rem 1.4rem}}
+.note{{color:#666;font-size:.9rem}}</style></head>
+<body><div class="box"><h1>Serviceman local checkout</h1>
+<p>{email} pays <strong>NGN {naira}</strong> ({kobo} kobo).</p><p>Reference: <code>{reference}</code></p>
+<form method="post" action="{action}"><button type="submit">Pay NGN {naira}</button></form>
+<p class="note">A development stand-in for Paystack: no money moves. Pay sends a signed
+<code>charge.success</code> webhook, then returns to the app.</p></div></body></html>"""
+
+DONE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Payment done</title></head>
+<body style="font-family:sans-serif;max-width:28rem;margin:3rem auto"><h1>Payment complete</h1>
+<p>Reference <code>{reference}</code>. The booking moves on as soon as the webhook is processed; an app
+would now call <code>GET /api/payments/verify/{reference}/</code>.</p></body></html>"""
+
+
+class CheckoutHandler(StandinHandler):
+    def set_default_headers(self):
+        super().set_default_headers()
+        self.set_header("Content-Security-Policy",
+                        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+
+    def get(self, access_code):
+        tx = self.ledger.by_access_code(access_code)
+        if tx is None:
+            raise tornado.web.HTTPError(404)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(CHECKOUT_PAGE.format(
+            email=html.escape(tx["customer"]["email"]), naira=f"{tx['amount'] / 100:,.2f}", kobo=tx["amount"],
+            reference=html.escape(tx["reference"]), action=self.reverse_url("checkout-pay", access_code)))
+
+    async def post(self, access_code):
+        tx = self.ledger.by_access_code(access_code)
+        if tx is None:
+            raise tornado.web.HTTPError(404)
+        if tx["status"] != "success":
+            self.ledger.charge(tx["reference"])
+            await send_webhook(self.ledger, tx["reference"])
+        callback = tx["callback_url"] or f"{self.ledger.base_url}/done"
+        separator = "&" if "?" in callback else "?"
+        self.redirect(f"{callback}{separator}{urlencode({'trxref': tx['reference'], 'reference': tx['reference']})}")
+
+
+class DoneHandler(StandinHandler):
+    def get(self):
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(DONE_PAGE.format(reference=html.escape(self.get_query_argument("reference", ""))))
+
+
+async def send_webhook(ledger, reference, event="charge.success"):
+    """POST the signed event to the webhook URL, as Paystack does (it retries on failure; we log)."""
+    if not ledger.webhook_url:
+        return None
+    raw, signature = ledger.webhook(reference, event)
+    client = tornado.httpclient.AsyncHTTPClient()
+    try:
+        response = await client.fetch(ledger.webhook_url, method="POST", body=raw, raise_error=False,
+                                      headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature})
+    except OSError as exc:
+        log.warning("stand-in webhook to %s failed: %s", ledger.webhook_url, exc)
+        return None
+    ledger.webhooks_sent += 1
+    log.info("stand-in webhook %s for %s answered %s", event, reference, response.code)
+    return response.code
+
+
+def standin_routes(ledger, prefix=""):
+    args = {"ledger": ledger}
+    return [
+        (rf"{prefix}/transaction/initialize", InitializeHandler, args),
+        (rf"{prefix}/transaction/verify/(?P<reference>[^/]+)", VerifyHandler, args),
+        tornado.web.url(rf"{prefix}/checkout/(?P<access_code>[0-9a-f]+)", CheckoutHandler, args, name="checkout"),
+        tornado.web.url(rf"{prefix}/checkout/(?P<access_code>[0-9a-f]+)/pay", CheckoutHandler, args,
+                        name="checkout-pay"),
+        (rf"{prefix}/done", DoneHandler, args),
+    ]
+
+
+class StandinServer:
+    """The stand-in on its own loopback port and thread (tests): `start()`, `.url`, `.ledger`, `stop()`."""
+
+    def __init__(self, secret_key, webhook_url=""):
+        self.ledger = Ledger(secret_key=secret_key, webhook_url=webhook_url)
+        self._loop = None
+        self._server = None
+        self._ready = threading.Event()
+        self.url = ""
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name="paystack-standin", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the Paystack stand-in did not start")
+        return self
+
+    def _run(self):
+        async def main():
+            import tornado.netutil
+
+            self._loop = asyncio.get_running_loop()
+            sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
+            port = sockets[0].getsockname()[1]
+            self.url = f"http://127.0.0.1:{port}"
+            self.ledger.base_url = self.url
+            self._server = tornado.httpserver.HTTPServer(tornado.web.Application(standin_routes(self.ledger)))
+            self._server.add_sockets(sockets)
+            self._stopped = asyncio.Event()
+            self._ready.set()
+            await self._stopped.wait()
+            self._server.stop()
+
+        asyncio.run(main())
+
+    def stop(self):
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+            self._thread.join(5)

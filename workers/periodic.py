@@ -1,0 +1,30 @@
+"""Periodic jobs and their schedule: one table, run by `python -m server cron` (RQ's cron scheduler
+enqueues them for the workers) or, in embedded mode, on timers inside the web process.
+
+Each job is idempotent and safe to overlap with itself: it reads the database and goes through the
+same exactly-once paths as everything else.
+"""
+import logging
+
+from workers import runtime
+
+log = logging.getLogger("serviceman.periodic")
+
+
+def reconcile_payments(older_than=None):
+    """Re-verify payments still PENDING (a lost webhook never strands a paid booking)."""
+    from models.actions.payments import reconcile_payments as reconcile
+    from server.paystack import PaystackClient
+
+    settings = runtime.settings()
+    verify_after = settings.payment_reconcile_after if older_than is None else older_than
+    counts = runtime.run_job(reconcile, PaystackClient(settings), verify_after, settings.payment_abandon_after)
+    if counts["checked"]:
+        log.info("reconcile payments: %s", counts)
+    return counts
+
+
+# (job, every N seconds)
+SCHEDULE = [
+    (reconcile_payments, 60),
+]
