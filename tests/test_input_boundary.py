@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from handlers.base import AUTH_BODY_LIMIT, JSON_BODY_LIMIT
-from handlers.inputs import MAX_JSON_DEPTH, flatten_errors, parse_json
+from handlers.inputs import INT32_MAX, MAX_JSON_DEPTH, flatten_errors, parse_json
 from models import Event, RequestStatus, ServiceRequest, User
 from server import tokens
 from server.clock import platform_today
@@ -291,3 +291,43 @@ async def test_editing_a_cancelled_booking_says_it_is_cancelled(api, client_user
     request = ServiceRequestFactory(client=client_user, status=RequestStatus.CANCELLED)
     response = await api.patch(f"/api/requests/{request.id}/", {"address": "elsewhere"}, user=client_user)
     assert "cancelled" in assert_error(response, 409, "invalid_transition")["message"]
+
+
+# --- every field a client fills is bounded (so new endpoints are too) -------------------------
+
+
+def _loaded_fields(schema_cls):
+    """(dotted name, field) for every field a client may send, list items and nested schemas included."""
+    from marshmallow import fields as mfields
+
+    stack = [(name, field) for name, field in schema_cls().fields.items() if not field.dump_only]
+    while stack:
+        name, field = stack.pop()
+        yield name, field
+        if isinstance(field, mfields.List):
+            stack.append((f"{name}.item", field.inner))
+        elif isinstance(field, mfields.Nested):
+            stack.extend((f"{name}.{n}", f) for n, f in field.schema.fields.items() if not f.dump_only)
+
+
+def _bounded(field):
+    from marshmallow import fields as mfields, validate
+
+    validators = field.validators
+    if isinstance(field, (mfields.Integer, mfields.Decimal)):
+        ranges = [v for v in validators if isinstance(v, validate.Range)]
+        return any(r.min is not None and r.max is not None for r in ranges) and \
+            all(r.max is None or r.max <= INT32_MAX for r in ranges if isinstance(field, mfields.Integer))
+    if isinstance(field, mfields.String):
+        return any(isinstance(v, (validate.OneOf, validate.Regexp)) or
+                   (isinstance(v, validate.Length) and v.max is not None) for v in validators)
+    if isinstance(field, mfields.List):
+        return any(isinstance(v, validate.Length) and v.max is not None for v in validators)
+    return True  # booleans, dates: bounded by their type
+
+
+@pytest.mark.parametrize("op", [op for op in OPERATIONS if op.endpoint.body or op.endpoint.query], ids=op_id)
+def test_every_field_a_client_sends_is_bounded(op):
+    for schema in filter(None, (op.endpoint.body, op.endpoint.query)):
+        unbounded = [name for name, field in _loaded_fields(schema) if not _bounded(field)]
+        assert not unbounded, f"{schema.__name__}: {unbounded} need a length, range or choice bound"

@@ -460,6 +460,7 @@ def test_the_reconcile_command_verifies_pending_payments(settings, paystack, cap
     payment = payments.initialize_payment(settings, PaystackClient(settings), client, request.id, BOOKING_FEE)
     paystack.charge(payment.paystack_reference)
     monkeypatch.setattr(cli, "load_settings", lambda: settings)
+    monkeypatch.setattr(cli, "bind", lambda *args: None)  # keep the test session's database binding
 
     cli.main(["reconcile", "--older-than", "0"])
 
@@ -482,8 +483,8 @@ def mail_pipeline(mailbox, redis_url):
 def _race(settings, reference, data, calls=25):
     """Webhook processing and verify calls for one reference, as many at once as the connection pool
     allows (the web process's own limit), released together by a barrier."""
-    threads = settings.db_pool_size
-    start = threading.Barrier(threads)
+    threads = settings.db_pool_size - 1  # the test's own thread holds one connection
+    start = threading.Barrier(threads, timeout=20)
     client = Payment.get(Payment.paystack_reference == reference).payer
 
     def one(index):
@@ -560,3 +561,32 @@ def test_review_and_refund_alerts_reach_admins(mail_pipeline, mailbox, paystack)
     kinds = {n.notification_type for n in Notification.select().where(Notification.user == admin.id)}
     assert {"payment_review", "payment_needs_refund"} <= kinds
     assert to_kobo(Decimal("2000.00")) == 200_000
+
+
+def test_the_cron_process_enqueues_reconciliation_for_the_workers(mail_pipeline, paystack, monkeypatch):
+    """`python -m server cron` registers the schedule with RQ's cron scheduler; the job it enqueues,
+    run by a worker, reconciles a payment whose webhook never came."""
+    from rq.cron import CronScheduler
+
+    from server import __main__ as cli
+
+    settings, pipeline = mail_pipeline
+    client = ClientFactory()
+    request = ServiceRequestFactory(client=client)
+    payment = payments.initialize_payment(settings, PaystackClient(settings), client, request.id, BOOKING_FEE)
+    paystack.charge(payment.paystack_reference)
+    Payment.update(created_at=utcnow() - timedelta(hours=1)).where(Payment.id == payment.id).execute()
+    started = []
+    monkeypatch.setattr(CronScheduler, "start", lambda scheduler: started.append(scheduler))
+    monkeypatch.setattr(cli, "load_settings", lambda: settings)
+    monkeypatch.setattr(cli, "bind", lambda *args: None)  # keep the test session's database binding
+
+    cli.main(["cron"])
+
+    [scheduler] = started
+    assert [job.func_name for job in scheduler.get_jobs()] == ["workers.periodic.reconcile_payments"]
+    assert len(scheduler.enqueue_jobs()) == 1  # due at once, then every 60 s
+    runtime.configure(settings, pipeline.transport)
+    pipeline.work()
+    assert Payment.get_by_id(payment.id).status == PaymentStatus.SUCCESS
+    assert ServiceRequest.get_by_id(request.id).status == RequestStatus.PENDING_ADMIN_ASSIGNMENT
