@@ -182,12 +182,15 @@ APPROVAL_MOVES = {
 }
 
 
+APPROVAL_PAST = {"approve": "approved", "reject": "rejected", "suspend": "suspended", "reinstate": "reinstated"}
+
+
 def set_approval(user_id, action, reason="", category_ids=None):
     """Admin vetting of servicemen; only APPROVED ones are listed and assignable."""
     profile = serviceman_profile(user_id)
     allowed_from, target = APPROVAL_MOVES[action]
     if profile.approval_status not in allowed_from:
-        raise InvalidTransition(f"A serviceman who is {profile.approval_status} cannot be {action}d.")
+        raise InvalidTransition(f"A serviceman who is {profile.approval_status} cannot be {APPROVAL_PAST[action]}.")
     with database.atomic():
         ServicemanProfile.update(approval_status=target, status_reason=reason).where(
             ServicemanProfile.id == profile.id).execute()

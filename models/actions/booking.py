@@ -145,6 +145,8 @@ def cancel_request(user, request_id, reason=""):
     request = _owned_request(user, request_id)
     if user.role == Role.SERVICEMAN:
         raise PermissionDenied("Servicemen cannot cancel bookings.")
+    if request.status == RequestStatus.CANCELLED:
+        raise InvalidTransition("This booking is already cancelled.")
     if user.role == Role.CLIENT and request.status not in RequestStatus.CLIENT_CANCELLABLE:
         raise InvalidTransition("Once servicemen are assigned, ask an admin to cancel.")
     request, _ = transition(request, RequestStatus.CANCELLED, user, "request_cancelled",

@@ -3,7 +3,7 @@ import peewee
 
 from server.errors import NotFound, ValidationFailed
 
-from ..catalog import Category
+from ..catalog import Category, category_name_key
 from ..db import database
 from ..money import Rating
 from ..service_requests import RequestStatus, ServiceRequest
@@ -41,6 +41,7 @@ def update_category(category_id, **changes):
     category = _category(category_id)
     if "name" in changes:
         changes["name"] = changes["name"].strip()
+        changes["name_key"] = category_name_key(changes["name"])
     if not changes:  # an empty PATCH is valid and changes nothing (an empty UPDATE is an SQL error)
         return category
     try:
