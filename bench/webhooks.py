@@ -17,7 +17,7 @@ queue, notifications and emails), and prints the machine's load. Bench data only
 and the Redis db are emptied at start. Exits 1 if the exactly-once check fails.
 
     .venv/bin/python bench/webhooks.py [--rate 50 200] [--seconds 20 10] [--requests N]
-        [--replay 0.1] [--no-pipeline] [--drain 60] [--py-spy profile.txt]
+        [--replay 0.1] [--no-pipeline] [--drain 30] [--py-spy profile.txt]
 """
 import argparse
 import asyncio
@@ -135,6 +135,22 @@ def cpu_seconds(pid):
     except OSError:
         return float("nan")
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds():
+    """Busy CPU seconds of the whole machine so far (all cores): everything but idle and iowait."""
+    user, nice, system, idle, iowait, *rest = (int(x) for x in Path("/proc/stat").read_text().split()[1:11])
+    return (user + nice + system + sum(rest[:3])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds():
+    """CPU of the PostgreSQL backends connected to the bench database (other than this script's):
+    the web process's pool keeps its connections, so before/after differences are its queries."""
+    from models import database
+
+    pids = [pid for (pid,) in database.execute_sql(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+    return {pid: cpu_seconds(pid) for pid in pids}
 
 
 def start_py_spy(pid, out):
@@ -338,6 +354,17 @@ def report_pipeline(redis_client, at_end, total, drain_seconds):
 # ---------------------------------------------------------------- report
 
 
+def print_cpu(cpu_used, machine_used, wall, total, ref_cpu):
+    cores = os.cpu_count()
+    rest = machine_used - sum(cpu_used.values())
+    print(f"\nCPU during the project phases ({wall:.0f}s): the machine was {machine_used / wall / cores:.0%} busy "
+          f"({machine_used:.1f} core-seconds of {wall * cores:.0f}): "
+          + ", ".join(f"{name} {secs:.1f}" for name, secs in cpu_used.items())
+          + f", the rest (Redis, short-lived connections, anything else running) {rest:.1f}; "
+          f"web process {cpu_used['web'] * 1000 / total:.1f} ms of CPU per webhook "
+          f"(the reference {ref_cpu * 1000 / total:.1f} ms)")
+
+
 def load_line():
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
@@ -420,13 +447,19 @@ def run(args, log_dir):
         ref_url, web_url = f"http://127.0.0.1:{ref_port}{WEBHOOK_PATH}", f"http://127.0.0.1:{web_port}{WEBHOOK_PATH}"
 
         # The reference goes first so it never shares the CPU with the project's pipeline catching up.
+        ref_cpu = cpu_seconds(reference.pid)
         ref_results = send_all(ref_url, phases, lambda offset, count: [
             webhook(f"REF-{offset + i}-{secrets.token_hex(6)}") for i in range(count)], args.timeout)
+        ref_cpu = cpu_seconds(reference.pid) - ref_cpu
         spy = start_py_spy(web.pid, args.py_spy) if args.py_spy else None
-        cpu_before = {name: cpu_seconds(p.pid) for name, p in {"web": web, **pipeline}.items()}
+        measured = {"web": web, **pipeline, "load generator": None}
+        cpu_before = {name: cpu_seconds(p.pid if p else os.getpid()) for name, p in measured.items()}
+        machine_before, wall_before, pg_before = machine_cpu_seconds(), time.perf_counter(), postgres_cpu_seconds()
         project_results = send_all(web_url, phases, lambda offset, count: [
             webhook(ref) for ref in references[offset:offset + count]], args.timeout)
-        cpu_used = {name: cpu_seconds(p.pid) - cpu_before[name] for name, p in {"web": web, **pipeline}.items()}
+        cpu_used = {name: cpu_seconds(p.pid if p else os.getpid()) - cpu_before[name] for name, p in measured.items()}
+        cpu_used["PostgreSQL"] = sum(secs - pg_before.get(pid, 0) for pid, secs in postgres_cpu_seconds().items())
+        machine_used, wall = machine_cpu_seconds() - machine_before, time.perf_counter() - wall_before
         if spy:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C, not on SIGTERM
             spy.wait(30)
@@ -435,9 +468,7 @@ def run(args, log_dir):
 
         for (rate, secs, _), ref, proj in zip(phases, ref_results, project_results):
             print_phase(rate, secs, ref, proj)
-        print("\nCPU seconds used during the project phases: "
-              + ", ".join(f"{name} {secs:.1f}" for name, secs in cpu_used.items())
-              + f" ({sum(cpu_used.values()) * 1000 / total:.1f} ms per webhook; PostgreSQL and Redis not counted)")
+        print_cpu(cpu_used, machine_used, wall, total, ref_cpu)
 
         ok, details = moved_once(references)
         print(f"\nafter the run: {details}")
@@ -472,7 +503,7 @@ def main():
     parser.add_argument("--timeout", type=float, default=30, help="seconds before a webhook counts as failed")
     parser.add_argument("--no-pipeline", dest="pipeline", action="store_false",
                         help="do not start the dispatcher and worker")
-    parser.add_argument("--drain", type=float, default=60, help="seconds to wait for the pipeline to catch up")
+    parser.add_argument("--drain", type=float, default=30, help="seconds to wait for the pipeline to catch up")
     parser.add_argument("--py-spy", metavar="FILE", help="record the web process with py-spy (raw format)")
     parser.add_argument("--logs", metavar="DIR", help="keep the project's logs (web, dispatcher, worker) here")
     parser.add_argument("--database-url", default=DATABASE_URL)

@@ -294,6 +294,8 @@ class BaseHandler(tornado.web.RequestHandler):
                 self.set_header(name, value)
             body = exc.as_dict()
         elif isinstance(exc, tornado.web.HTTPError) and status_code < 500:
+            if status_code == 405:  # a method Tornado knows nothing of (TRACE): still say which are allowed
+                self.set_header("Allow", ", ".join(self.allowed_methods()))
             # Tornado's own messages may quote what the client sent (undecodable bytes and all).
             body = {"error": {"code": _http_error_code(status_code), "message": self._reason}}
         else:

@@ -33,6 +33,7 @@ class SchemaHandler(BaseHandler):
 
 
 class DocsHandler(BaseHandler):
+    media_type = "text/html"
     content_security_policy = DOCS_CSP
 
     @endpoint(roles=ANYONE, summary="Swagger UI", tags=("docs",))
@@ -42,6 +43,7 @@ class DocsHandler(BaseHandler):
 
 
 class DocsInitHandler(BaseHandler):
+    media_type = "application/javascript"
     @endpoint(roles=ANYONE, summary="Swagger UI start-up script", tags=("docs",))
     async def get(self):
         self.set_header("Content-Type", "application/javascript")

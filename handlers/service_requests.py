@@ -4,7 +4,8 @@ from models.users import Role
 
 from .base import SIGNED_IN, BaseHandler, endpoint
 from .schemas.service_requests import (CancelSchema, EventSchema, QuoteQuerySchema, QuoteSchema, RequestCreateSchema,
-                                       RequestListQuerySchema, RequestUpdateSchema, ServiceRequestSchema)
+                                       RequestListQuerySchema, RequestUpdateSchema, RequestWithWarningsSchema,
+                                       ServiceRequestSchema)
 
 TAGS = ("requests",)
 RequestOut = ServiceRequestSchema()
@@ -28,7 +29,8 @@ class RequestListHandler(BaseHandler):
         await self.respond(booking.list_requests(self.user, **filters))
 
     @endpoint(roles=Role.CLIENT, summary="Book a service (starts PENDING_PAYMENT)", body=RequestCreateSchema,
-              response=RequestOut, status=201, errors=(400, 401, 403, 422), tags=TAGS)
+              response=RequestWithWarningsSchema(), status=201, errors=(400, 401, 403, 422), tags=TAGS,
+              description="A busy or unavailable preferred serviceman may be booked; `warnings` says so.")
     async def post(self):
         await self.respond(await self.run(booking.create_request, self.config, self.user, **self.body))
 

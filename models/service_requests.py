@@ -86,6 +86,8 @@ class ServiceRequest(TimestampedModel):
     is_deleted = peewee.BooleanField(default=False, index=True)
     deleted_at = UTCDateTimeField(null=True)
     updated_at = UTCDateTimeField(default=utcnow)
+    # Set by the one conditional UPDATE that claims the day-before reminder (exactly once).
+    reminder_sent_at = UTCDateTimeField(null=True)
 
     @classmethod
     def visible(cls):

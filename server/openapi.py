@@ -1,6 +1,7 @@
 """The OpenAPI 3 document, built from the route table and each method's @endpoint declaration,
 with the same marshmallow schemas that parse and render the bodies."""
 import re
+from decimal import Decimal
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -36,8 +37,14 @@ def _decimal_as_string(self, field, ret, **kwargs):
     places = None if field.places is None else -field.places.as_tuple().exponent
     fraction = r"(\.[0-9]+)?" if places is None else rf"\.[0-9]{{{places}}}" if places else ""
     out = {"type": "string", "pattern": rf"^-?[0-9]+{fraction}$"}
+    # A Range validator was rendered for a number; bounds on a string are apispec's `x-` keywords.
+    for bound in ("minimum", "maximum"):
+        if bound in ret:
+            out[f"x-{bound}"] = ret.pop(bound)
     if "example" not in ret:
-        out["example"] = "5000" + ("." + "0" * places if places else "")
+        bounds = [Decimal(out.get("x-minimum", "-Infinity")), Decimal(out.get("x-maximum", "Infinity"))]
+        example = min(max(Decimal(5000), bounds[0]), bounds[1])
+        out["example"] = str(example if field.places is None else example.quantize(field.places))
     return out
 
 
@@ -100,6 +107,8 @@ def _operation(spec, handler, name, pattern, route_kwargs):
         "description": " ".join(filter(None, [_who(ep.roles), ep.description])),
         "tags": list(ep.tags),
         "operationId": ".".join([handler.__name__, name, *variant]),
+        # Who may call it, as the description says in words: "anyone", "signed_in" or roles.
+        "x-roles": list(ep.roles),
         "responses": {},
     }
     params = [_path_parameter(name, regex) for name, regex in _GROUP.findall(pattern)]

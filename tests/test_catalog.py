@@ -240,14 +240,15 @@ async def test_category_servicemen_fields_follow_the_contract(api, trade):
 
 
 @pytest.mark.gen_test
-async def test_active_jobs_counts_requests_where_primary_in_active_statuses(api, trade):
+async def test_active_jobs_counts_requests_where_primary_or_backup_in_active_statuses(api, trade):
     user = ServicemanFactory(profile__categories=[trade])
     for status in S.ACTIVE_FOR_SERVICEMAN:  # 7 active
         ServiceRequestFactory(status=status, primary_serviceman=user)
     for status in (S.PENDING_PAYMENT, S.PENDING_ADMIN_ASSIGNMENT, S.COMPLETED_BY_SERVICEMAN, S.COMPLETED,
                    S.CANCELLED):
         ServiceRequestFactory(status=status, primary_serviceman=user)
-    ServiceRequestFactory(status=S.ASSIGNED, backup_serviceman=user)  # backup only: not counted
+    ServiceRequestFactory(status=S.ASSIGNED, backup_serviceman=user)  # backup: counted, the job may fall to them
+    ServiceRequestFactory(status=S.COMPLETED, backup_serviceman=user)  # finished: not counted
     ServiceRequestFactory(status=S.ASSIGNED, preferred_serviceman=user)  # preferred only: not counted
     ServiceRequestFactory(status=S.ASSIGNED, primary_serviceman=user, is_deleted=True)
     idle = ServicemanFactory(profile__categories=[trade])
@@ -256,8 +257,8 @@ async def test_active_jobs_counts_requests_where_primary_in_active_statuses(api,
     profile = await api.get(f"/api/servicemen/{user.id}/")
 
     active = {card["id"]: card["active_jobs"] for card in listed.data["results"]}
-    assert active == {user.id: 7, idle.id: 0}
-    assert profile.data["active_jobs"] == 7
+    assert active == {user.id: 8, idle.id: 0}
+    assert profile.data["active_jobs"] == 8
 
 
 @pytest.mark.gen_test

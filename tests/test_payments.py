@@ -584,8 +584,12 @@ def test_the_cron_process_enqueues_reconciliation_for_the_workers(mail_pipeline,
     cli.main(["cron"])
 
     [scheduler] = started
-    assert [job.func_name for job in scheduler.get_jobs()] == ["workers.periodic.reconcile_payments"]
-    assert len(scheduler.enqueue_jobs()) == 1  # due at once, then every 60 s
+    from workers.periodic import SCHEDULE
+
+    registered = [job.func_name for job in scheduler.get_jobs()]
+    assert registered == [f"workers.periodic.{job.__name__}" for job, _ in SCHEDULE]
+    assert "workers.periodic.reconcile_payments" in registered
+    assert len(scheduler.enqueue_jobs()) == len(SCHEDULE)  # each due at once, then on its own interval
     runtime.configure(settings, pipeline.transport)
     pipeline.work()
     assert Payment.get_by_id(payment.id).status == PaymentStatus.SUCCESS

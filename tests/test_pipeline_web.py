@@ -13,6 +13,7 @@ from tornado.websocket import websocket_connect
 
 from server.app import make_app
 from server.clock import platform_today
+from server.executor import call_with_connection
 from workers import runtime
 
 from .conftest import TEST_DATABASE_URL, make_settings
@@ -52,7 +53,8 @@ async def book_and_deliver(api, redis_settings, client, category):
     assert response.status == 201
     pipeline = use_pipeline(redis_settings, redis_settings.redis_url)
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, pipeline.run)  # dispatcher + worker, off the loop serving sockets
+    # dispatcher + worker, off the loop serving sockets; the thread's pooled connection goes back after
+    await loop.run_in_executor(None, call_with_connection, pipeline.run)
     return response.data
 
 

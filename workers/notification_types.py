@@ -29,6 +29,11 @@ def everyone_concerned(event, request):
     return client(event, request) + assigned_servicemen(event, request) + admins(event, request)
 
 
+def other_party(event, request):
+    """In a price negotiation: the admins when the client spoke, the client when an admin did."""
+    return admins(event, request) if event.actor_id == request.client_id else client(event, request)
+
+
 @dataclass(frozen=True)
 class NotificationType:
     name: str
@@ -79,6 +84,81 @@ NOTIFICATION_TYPES = {t.name: t for t in [
         "emergency_changed", assigned_servicemen,
         "Booking #{request_id} is {emergency_word}",
         "The {category} job on {booking_date} at {address} is now {emergency_word}."),
+    NotificationType(
+        # Those placed by this event (both at assignment; the newcomer on a reassignment), as recorded.
+        "serviceman_assigned", lambda event, request: event.payload.get("serviceman_ids") or
+        assigned_servicemen(event, request),
+        "Booking #{request_id}: you are assigned to a {category} job on {booking_date}",
+        "Client: {client_name}, {client_phone}. Address: {address}. Booking date: {booking_date}. The job: "
+        "{description} Primary: {payload[primary_name]}; backup: {payload[backup_name]}."),
+    NotificationType(
+        # The admins, asked for a new backup, and the backup the decline made primary.
+        "assignment_declined", lambda event, request: admins(event, request) + (
+            [event.payload["promoted_serviceman_id"]] if event.payload.get("promoted_serviceman_id") else []),
+        "Booking #{request_id}: the {payload[declined_as]} serviceman declined",
+        "{payload[serviceman_name]} declined the {category} job on {booking_date} at {address}. Reason: {reason}\n"
+        "{payload[outcome]}",
+        notify_actor=False),
+    NotificationType(
+        "assignment_removed", lambda event, request: [event.payload["serviceman_id"]],
+        "Booking #{request_id}: you are no longer on this job",
+        "An admin removed you from the {category} job on {booking_date} at {address}. You need not go."),
+    NotificationType(
+        "estimate_submitted", admins,
+        "Booking #{request_id}: estimate of NGN {payload[amount]}",
+        "{payload[serviceman_name]} inspected the {category} job for {client_name} on {booking_date} and estimates "
+        "NGN {payload[amount]}. {payload[notes]} Set the markup to send the final cost to the client."),
+    NotificationType(
+        "final_cost_set", client,
+        "Booking #{request_id}: your final cost is NGN {payload[final_cost]}",
+        "The cost of your {category} job on {booking_date} is NGN {payload[final_cost]}: service NGN "
+        "{payload[service_cost]} plus platform fee NGN {payload[platform_fee]}. Approve it, or make a counter-offer."),
+    NotificationType(
+        "cost_approved", admins,
+        "Booking #{request_id}: final cost of NGN {payload[final_cost]} approved",
+        "{client_name} approved NGN {payload[final_cost]} for the {category} job on {booking_date}. "
+        "The final payment is now due."),
+    NotificationType(
+        # One type for every move (payload[action]: proposed, countered, accepted, rejected).
+        "negotiation_message", other_party,
+        "Booking #{request_id}: price {payload[action]} (NGN {payload[amount]})",
+        "The {by_role} {payload[action]} NGN {payload[amount]} for the {category} job on {booking_date}. "
+        "{payload[message]}",
+        notify_actor=False),
+    NotificationType(
+        # The serviceman asked is the one recorded on the event, whoever is primary by delivery time.
+        "serviceman_consulted", lambda event, request: [event.payload["serviceman_id"]],
+        "Booking #{request_id}: is NGN {payload[offer_amount]} acceptable?",
+        "The price on the table for the {category} job on {booking_date} is NGN {payload[offer_amount]} (your "
+        "estimate: NGN {payload[estimate_amount]}). {payload[message]} Please reply whether it is acceptable."),
+    NotificationType(
+        "consultation_replied", admins,
+        "Booking #{request_id}: the serviceman finds the offer {payload[verdict]}",
+        "{payload[serviceman_name]} says NGN {payload[offer_amount]} for the {category} job on {booking_date} is "
+        "{payload[verdict]}. {payload[message]}"),
+    NotificationType(
+        "work_started", primary_serviceman,
+        "Booking #{request_id}: go ahead with the job",
+        "The final payment for the {category} job on {booking_date} at {address} is confirmed. Please proceed; "
+        "the client is {client_name} ({client_phone})."),
+    NotificationType(
+        "job_completed", admins,
+        "Booking #{request_id}: job marked done",
+        "{payload[serviceman_name]} marked the {category} job for {client_name} on {booking_date} as done. "
+        "Check with the client, then confirm the completion."),
+    NotificationType(
+        "job_confirmed", client,
+        "Booking #{request_id}: job completed",
+        "Your {category} job of {booking_date} is confirmed complete. Please rate your serviceman."),
+    NotificationType(
+        # The serviceman rated is the one recorded on the event, whoever is primary by delivery time.
+        "rating_received", lambda event, request: [event.payload["serviceman_id"]],
+        "Booking #{request_id}: you were rated {payload[rating]}/5",
+        "{client_name} rated the {category} job of {booking_date} {payload[rating]} out of 5. {payload[review]}"),
+    NotificationType(
+        "booking_reminder", lambda event, request: client(event, request) + assigned_servicemen(event, request),
+        "Reminder: booking #{request_id} is tomorrow",
+        "The {category} booking is tomorrow, {booking_date}, at {address}: {description}"),
 ]}
 
 

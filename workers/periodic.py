@@ -24,7 +24,18 @@ def reconcile_payments(older_than=None):
     return counts
 
 
+def send_booking_reminders():
+    """Remind tomorrow's bookings (platform date); each request is reminded once, however runs overlap."""
+    from models.actions.reminders import send_booking_reminders as remind
+
+    counts = runtime.run_job(remind, runtime.settings().zone)
+    if counts["sent"]:
+        log.info("booking reminders: %s", counts)
+    return counts
+
+
 # (job, every N seconds)
 SCHEDULE = [
     (reconcile_payments, 60),
+    (send_booking_reminders, 15 * 60),
 ]

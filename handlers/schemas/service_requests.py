@@ -59,6 +59,14 @@ class ServiceRequestSchema(Schema):
     updated_at = fields.DateTime()
 
 
+class RequestWithWarningsSchema(ServiceRequestSchema):
+    """A request just booked or assigned, with what the caller should know about the servicemen chosen."""
+
+    warnings = fields.List(fields.String(), dump_only=True, dump_default=list, metadata={
+        "description": "Why the chosen servicemen may be slow to respond (unavailable, busy); empty when none.",
+        "example": ["The preferred serviceman is not available at the moment."]})
+
+
 class RequestListQuerySchema(PageQuerySchema):
     status = fields.String(validate=validate.OneOf(RequestStatus.ALL))
     is_emergency = fields.Boolean()

@@ -13,6 +13,7 @@ from ..db import for_update
 from ..service_requests import Event, RequestStatus, ServiceRequest
 from ..users import ApprovalStatus, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import record_event, transition, unit_of_work
+from .catalog import availability_warnings
 
 EMERGENCY_WINDOW = timedelta(days=2)
 
@@ -66,6 +67,8 @@ def create_request(settings, client, *, category_id, booking_date, address, desc
             address=address, description=description, status=RequestStatus.PENDING_PAYMENT, **terms)
         record_event(request, "request_created", client, to_status=request.status,
                      payload={"booking_fee": str(request.booking_fee)})
+    # A busy or unavailable preferred serviceman may still be booked; the client is told why it may wait.
+    request.warnings = availability_warnings({"preferred": serviceman_id}) if serviceman_id else []
     return request
 
 

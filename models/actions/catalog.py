@@ -64,8 +64,50 @@ def _listed_servicemen():
                    User.is_active == True))  # noqa: E712
 
 
+def active_job_counts(user_ids):
+    """{serviceman user id: requests they are primary or backup on, in a status that keeps them busy}:
+    two grouped queries, however many servicemen (a missing id has none)."""
+    counts = {}
+    for role in (ServiceRequest.primary_serviceman, ServiceRequest.backup_serviceman):
+        rows = (ServiceRequest.select(role, peewee.fn.COUNT(ServiceRequest.id))
+                .where(role.in_(list(user_ids)), ServiceRequest.status.in_(RequestStatus.ACTIVE_FOR_SERVICEMAN),
+                       ServiceRequest.is_deleted == False)  # noqa: E712
+                .group_by(role).tuples())
+        for user_id, count in rows:
+            counts[user_id] = counts.get(user_id, 0) + count
+    return counts
+
+
+def serviceman_availability(user_ids):
+    """{user id: {id, name, is_available, active_jobs}} for these servicemen, in three queries in all."""
+    user_ids = set(user_ids) - {None}
+    if not user_ids:
+        return {}
+    profiles = ServicemanProfile.select(ServicemanProfile, User).join(User).where(ServicemanProfile.user.in_(user_ids))
+    active = active_job_counts(user_ids)
+    return {p.user_id: {"id": p.user_id, "name": p.user.full_name, "is_available": p.is_available,
+                        "active_jobs": active.get(p.user_id, 0)} for p in profiles}
+
+
+def availability_warnings(chosen):
+    """What to tell whoever chose these servicemen (`{"preferred": user id}`, `{"primary": .., "backup": ..}`)
+    while they are unavailable or busy. Choosing them stays allowed: the admin weighs it."""
+    load = serviceman_availability(chosen.values())
+    warnings = []
+    for role, user_id in chosen.items():
+        serviceman = load.get(user_id)
+        if serviceman is None:
+            continue
+        if not serviceman["is_available"]:
+            warnings.append(f"The {role} serviceman is not available at the moment.")
+        if serviceman["active_jobs"]:
+            jobs = serviceman["active_jobs"]
+            warnings.append(f"The {role} serviceman already has {jobs} active job{'s' if jobs > 1 else ''}.")
+    return warnings
+
+
 def serviceman_cards(profiles):
-    """Public serviceman dicts, with category ids and active job counts in two queries in all."""
+    """Public serviceman dicts, with category ids and active job counts in three queries in all."""
     profiles = list(profiles)
     user_ids = [p.user_id for p in profiles]
     categories, active = {}, {}
@@ -73,12 +115,7 @@ def serviceman_cards(profiles):
         for link in ServicemanCategory.select().where(
                 ServicemanCategory.profile.in_([p.id for p in profiles])).order_by(ServicemanCategory.category):
             categories.setdefault(link.profile_id, []).append(link.category_id)
-        counts = (ServiceRequest.select(ServiceRequest.primary_serviceman, peewee.fn.COUNT(ServiceRequest.id))
-                  .where(ServiceRequest.primary_serviceman.in_(user_ids),
-                         ServiceRequest.status.in_(RequestStatus.ACTIVE_FOR_SERVICEMAN),
-                         ServiceRequest.is_deleted == False)  # noqa: E712
-                  .group_by(ServiceRequest.primary_serviceman).tuples())
-        active = dict(counts)
+        active = active_job_counts(user_ids)
     return [{
         "id": p.user_id,
         "full_name": p.user.full_name,

@@ -1,0 +1,98 @@
+"""Admin analytics schemas: query parameters and the reports."""
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from models.actions.analytics import TOP_SERVICEMEN_ORDERINGS
+from models.service_requests import RequestStatus
+
+from .common import Integer, Money
+
+MAX_TOP = 100
+
+
+def TopLimit():
+    return Integer(load_default=10, validate=validate.Range(min=1, max=MAX_TOP),
+                   metadata={"description": f"How many to list, 1 to {MAX_TOP}."})
+
+
+# "from" is a Python keyword, hence from_dict; the loaded values are named date_from and date_to.
+_RevenueRange = Schema.from_dict({
+    "from": fields.Date(attribute="date_from", load_default=None,
+                        metadata={"description": "First day counted (UTC date of paid_at), inclusive."}),
+    "to": fields.Date(attribute="date_to", load_default=None,
+                      metadata={"description": "Last day counted (UTC date of paid_at), inclusive."}),
+}, name="RevenueRange")
+
+
+class RevenueQuerySchema(_RevenueRange):
+    @validates_schema
+    def ordered_range(self, data, **kwargs):
+        start, end = data.get("date_from"), data.get("date_to")
+        if start is not None and end is not None and start > end:
+            raise ValidationError("The start of the range is after its end.", "from")
+
+
+class RevenueSplitSchema(Schema):
+    booking_fees = Money(required=True)
+    final_payments = Money(required=True)
+    markup = Money(required=True, metadata={
+        "description": "Final payments less their requests' estimates: the platform's share of the final cost."})
+    total = Money(required=True, metadata={"description": "Booking fees plus final payments."})
+
+
+class MonthRevenueSchema(RevenueSplitSchema):
+    month = fields.String(required=True, metadata={"example": "2026-11", "description": "UTC month of paid_at."})
+
+
+class RevenueSchema(RevenueSplitSchema):
+    date_from = fields.Date(data_key="from", allow_none=True)
+    date_to = fields.Date(data_key="to", allow_none=True)
+    currency = fields.String(required=True, metadata={"example": "NGN"})
+    by_month = fields.List(fields.Nested(MonthRevenueSchema), required=True,
+                           metadata={"description": "Months with verified payments, oldest first."})
+
+
+class TopServicemenQuerySchema(Schema):
+    by = fields.String(load_default="rating", validate=validate.OneOf(TOP_SERVICEMEN_ORDERINGS))
+    limit = TopLimit()
+    min_ratings = Integer(load_default=3, validate=validate.Range(min=0), metadata={
+        "description": "by=rating only: servicemen with fewer ratings are left out."})
+
+
+class TopServicemanSchema(Schema):
+    id = fields.Integer(required=True, metadata={"description": "The serviceman's user id."})
+    full_name = fields.String(required=True)
+    rating = Money(required=True)
+    rating_count = fields.Integer(required=True)
+    jobs_completed = fields.Integer(required=True)
+
+
+class TopServicemenSchema(Schema):
+    by = fields.String(required=True)
+    min_ratings = fields.Integer(allow_none=True, metadata={"description": "Applied for by=rating; null otherwise."})
+    results = fields.List(fields.Nested(TopServicemanSchema), required=True)
+
+
+class TopCategoriesQuerySchema(Schema):
+    limit = TopLimit()
+
+
+class TopCategorySchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    is_active = fields.Boolean(required=True)
+    request_count = fields.Integer(required=True)
+
+
+class TopCategoriesSchema(Schema):
+    results = fields.List(fields.Nested(TopCategorySchema), required=True)
+
+
+class RequestStatsSchema(Schema):
+    total = fields.Integer(required=True, metadata={"description": "Requests not deleted."})
+    by_status = fields.Dict(keys=fields.String(validate=validate.OneOf(RequestStatus.ALL)), values=fields.Integer(),
+                            required=True, metadata={"description": "Every status, zeros included."})
+    assigned_after_payment = fields.Integer(required=True, metadata={
+        "description": "Requests with both a payment_received and a serviceman_assigned event."})
+    average_seconds_to_assignment = fields.Float(required=True, allow_none=True, metadata={
+        "description": "Mean seconds from payment_received to the first serviceman_assigned; "
+                       "null until a request is assigned."})

@@ -1,0 +1,52 @@
+"""Job schemas: rating a job, the serviceman's job list and stats."""
+from marshmallow import Schema, fields, validate
+
+from models.service_requests import RequestStatus
+
+from .common import Integer, Money, PageQuerySchema
+from .service_requests import ServiceRequestSchema
+
+
+class RatingCreateSchema(Schema):
+    rating = Integer(required=True, strict=True, validate=validate.Range(min=1, max=5),
+                     metadata={"description": "Whole stars, 1 to 5."})
+    review = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class JobListQuerySchema(PageQuerySchema):
+    status = fields.String(validate=validate.OneOf(RequestStatus.ALL))
+    is_emergency = fields.Boolean()
+
+
+class JobSchema(ServiceRequestSchema):
+    role = fields.String(metadata={"enum": ["primary", "backup"],
+                                   "description": "The caller's part in this job."})
+
+
+def _rating(**kwargs):
+    return Money(allow_none=True, metadata={"description": "Average stars, two places; null without ratings.",
+                                            "example": "4.50"}, **kwargs)
+
+
+class PeriodStatsSchema(Schema):
+    jobs_completed = fields.Integer(metadata={"description": "COMPLETED jobs the caller was primary on."})
+    earnings = Money(metadata={"description": "Sum of those jobs' estimate_amount (naira)."})
+    average_rating = _rating()
+    rating_count = fields.Integer()
+
+
+class MonthStatsSchema(PeriodStatsSchema):
+    month = fields.String(metadata={"description": "The current month on the platform's calendar (TIME_ZONE).",
+                                    "example": "2026-07"})
+
+
+class ServicemanStatsSchema(Schema):
+    currency = fields.String(metadata={"example": "NGN"})
+    completion_rate = Money(allow_none=True, metadata={
+        "description": "Percent of the caller's ended primary jobs that were completed: COMPLETED ÷ (COMPLETED + "
+                       "CANCELLED after assignment) × 100, two places; null until a job has ended. Jobs still "
+                       "active are not counted either way.", "example": "80.00"})
+    cancelled_jobs = fields.Integer(metadata={"description": "Jobs cancelled after the caller was assigned primary."})
+    active_jobs = fields.Integer(metadata={"description": "Primary jobs from ASSIGNED to COMPLETED_BY_SERVICEMAN."})
+    all_time = fields.Nested(PeriodStatsSchema)
+    this_month = fields.Nested(MonthStatsSchema)

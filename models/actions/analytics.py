@@ -1,0 +1,167 @@
+"""Admin analytics: revenue, top servicemen, top categories, requests by status.
+
+Every figure is an aggregate computed by the database (SUM, COUNT, AVG with GROUP BY); Python only
+reshapes the grouped rows. Timestamps are stored as naive UTC, so dates and months here are UTC ones:
+the same on SQLite and PostgreSQL, and a payment's month never depends on the server's zone.
+"""
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+from peewee import Case, fn
+
+from ..base import CENTS
+from ..catalog import Category
+from ..db import is_postgres
+from ..money import Payment, PaymentStatus, PaymentType
+from ..service_requests import Event, RequestStatus, ServiceRequest
+from ..users import ApprovalStatus, ServicemanProfile, User
+
+BY_RATING, BY_JOBS = "rating", "jobs"
+TOP_SERVICEMEN_ORDERINGS = (BY_RATING, BY_JOBS)
+PAID, ASSIGNED = "payment_received", "serviceman_assigned"
+ZERO = Decimal("0.00")
+
+
+def money(value):
+    """A database SUM as naira: SQLite hands back floats or ints for decimal columns, and an empty
+    SUM is NULL; both become a Decimal with two places."""
+    if value is None:
+        return ZERO
+    return Decimal(str(value)).quantize(CENTS, rounding=ROUND_HALF_UP)
+
+
+def month_of(column):
+    """`YYYY-MM` of a naive-UTC timestamp column, as text on both backends (same grouping, same order)."""
+    if is_postgres():
+        return fn.to_char(fn.date_trunc("month", column), "YYYY-MM")
+    return fn.strftime("%Y-%m", column)
+
+
+def seconds_between(earlier, later):
+    """`later - earlier` in seconds, for two timestamp expressions."""
+    if is_postgres():
+        return fn.date_part("epoch", later - earlier)
+    return (fn.julianday(later) - fn.julianday(earlier)) * 86400
+
+
+def _utc_midnight(day):
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+
+
+# --- revenue ---------------------------------------------------------------------------------------
+
+
+def verified_payments(date_from=None, date_to=None):
+    """Money we took and keep: SUCCESS and not flagged for refund, paid within [date_from, date_to]
+    (inclusive UTC dates of `paid_at`)."""
+    query = Payment.select().where(Payment.status == PaymentStatus.SUCCESS,
+                                   Payment.needs_refund == False,  # noqa: E712 (peewee expression)
+                                   Payment.paid_at.is_null(False))
+    if date_from is not None:
+        query = query.where(Payment.paid_at >= _utc_midnight(date_from))
+    if date_to is not None and date_to < date.max:  # date.max has no next day, and bounds nothing
+        query = query.where(Payment.paid_at < _utc_midnight(date_to + timedelta(days=1)))
+    return query
+
+
+def _amount_if(payment_type, amount):
+    return fn.SUM(Case(None, [(Payment.payment_type == payment_type, amount)], 0))
+
+
+def revenue(date_from=None, date_to=None):
+    """Booking fees, final payments and the markup earned on them, in all and per UTC month.
+
+    Markup is a final payment less its request's estimate: the platform's share of the final cost
+    (a request without an estimate contributes none). `total` is the money taken in, booking fees
+    plus final payments; markup is part of the final payments, not added to them."""
+    # Grouped and ordered by the output alias: the expression itself carries bound parameters,
+    # which a server-side binding driver would see as a different expression in GROUP BY.
+    month = month_of(Payment.paid_at).alias("month")
+    markup = Payment.amount - fn.COALESCE(ServiceRequest.estimate_amount, Payment.amount)
+    rows = (verified_payments(date_from, date_to)
+            .select(month,
+                    _amount_if(PaymentType.BOOKING_FEE, Payment.amount).alias("booking_fees"),
+                    _amount_if(PaymentType.FINAL_PAYMENT, Payment.amount).alias("final_payments"),
+                    _amount_if(PaymentType.FINAL_PAYMENT, markup).alias("markup"))
+            .join(ServiceRequest)
+            .group_by(month)
+            .order_by(month)
+            .dicts())
+    by_month = [_revenue_split(row, month=row["month"]) for row in rows]
+    overall = {part: sum((m[part] for m in by_month), ZERO) for part in ("booking_fees", "final_payments", "markup")}
+    return {"date_from": date_from, "date_to": date_to, "currency": "NGN",
+            **_revenue_split(overall), "by_month": by_month}
+
+
+def _revenue_split(sums, **extra):
+    fees, finals = money(sums["booking_fees"]), money(sums["final_payments"])
+    return {**extra, "booking_fees": fees, "final_payments": finals, "markup": money(sums["markup"]),
+            "total": fees + finals}
+
+
+# --- rankings --------------------------------------------------------------------------------------
+
+
+def top_servicemen(by=BY_RATING, limit=10, min_ratings=3):
+    """Approved, active servicemen: best rated (among those with at least `min_ratings` ratings,
+    more ratings first on a tie) or most jobs completed; remaining ties by id, oldest first."""
+    query = (ServicemanProfile.select(ServicemanProfile, User).join(User)
+             .where(ServicemanProfile.approval_status == ApprovalStatus.APPROVED,
+                    User.is_active == True))  # noqa: E712
+    if by == BY_RATING:
+        query = (query.where(ServicemanProfile.rating_count >= min_ratings)
+                 .order_by(ServicemanProfile.rating.desc(), ServicemanProfile.rating_count.desc(), User.id))
+    else:
+        query = query.order_by(ServicemanProfile.jobs_completed.desc(), User.id)
+    results = [{"id": p.user_id, "full_name": p.user.full_name, "rating": p.rating, "rating_count": p.rating_count,
+                "jobs_completed": p.jobs_completed} for p in query.limit(limit)]
+    return {"by": by, "min_ratings": min_ratings if by == BY_RATING else None, "results": results}
+
+
+def top_categories(limit=10):
+    """Categories by how many requests were made in them. Cancelled requests count (they were
+    asked for: demand); soft-deleted ones do not. Inactive categories are listed too, flagged."""
+    request_count = fn.COUNT(ServiceRequest.id)
+    rows = (Category.select(Category.id, Category.name, Category.is_active, request_count.alias("request_count"))
+            .join(ServiceRequest)
+            .where(ServiceRequest.is_deleted == False)  # noqa: E712
+            .group_by(Category.id, Category.name, Category.is_active)
+            .order_by(request_count.desc(), Category.id)
+            .limit(limit)
+            .dicts())
+    return {"results": list(rows)}
+
+
+# --- requests --------------------------------------------------------------------------------------
+
+
+def request_stats():
+    """Requests (not soft-deleted) by status, every status listed, and the average time from the
+    booking fee's payment to the first assignment over the requests assigned so far."""
+    counts = dict(ServiceRequest.visible()
+                  .select(ServiceRequest.status, fn.COUNT(ServiceRequest.id))
+                  .group_by(ServiceRequest.status)
+                  .tuples())
+    by_status = {status: counts.get(status, 0) for status in RequestStatus.ALL}
+    assigned, average = _assignment_delay()
+    return {"total": sum(by_status.values()), "by_status": by_status,
+            "assigned_after_payment": assigned,
+            "average_seconds_to_assignment": None if average is None else round(float(average), 3)}
+
+
+def _assignment_delay():
+    """(requests measured, their average seconds from `payment_received` to `serviceman_assigned`).
+    A request reassigned later is measured to its first assignment."""
+    paid, assigned = Event.alias("paid"), Event.alias("assigned")
+    per_request = (paid.select(paid.service_request,
+                               seconds_between(fn.MIN(paid.created_at), fn.MIN(assigned.created_at)).alias("delay"))
+                   .join(assigned, on=(assigned.service_request == paid.service_request))
+                   .join(ServiceRequest, on=(ServiceRequest.id == paid.service_request))
+                   .where(paid.type == PAID, assigned.type == ASSIGNED,
+                          ServiceRequest.is_deleted == False)  # noqa: E712
+                   .group_by(paid.service_request))
+    row = (Event.select(fn.COUNT(per_request.c.service_request_id), fn.AVG(per_request.c.delay))
+           .from_(per_request)
+           .tuples()
+           .get())
+    return row[0], row[1]

@@ -1,0 +1,196 @@
+"""Doing the job: the admin starts work, the primary serviceman marks it done, the admin confirms it;
+the client rates it once; the serviceman's job list and stats.
+
+Each step is one transaction on the locked request row, so a retried or raced step either happens
+once or is a 409. Counters on the serviceman's profile are changed by the database itself
+(`jobs_completed + 1`, the rating recomputed from the Rating table), never read, changed and written
+back by Python, so concurrent steps cannot lose an update.
+"""
+from datetime import datetime, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+import peewee
+from peewee import Case, fn
+
+from server.clock import platform_today
+from server.errors import Conflict, InvalidTransition, NotFound, PermissionDenied
+
+from ..base import CENTS
+from ..db import database, for_update
+from ..money import Rating
+from ..service_requests import RequestStatus, ServiceRequest
+from ..users import ServicemanProfile
+from ..workflow import record_event, transition, unit_of_work
+from .booking import _locked, _owned_request, get_request, visible_requests
+
+S = RequestStatus
+# Jobs the serviceman still has to finish (or the admin to confirm).
+UNFINISHED = (*S.ACTIVE_FOR_SERVICEMAN, S.COMPLETED_BY_SERVICEMAN)
+
+
+def _require_status(request, expected, action):
+    if request.status != expected:
+        raise InvalidTransition(f"{action} only while the request is {expected}; it is {request.status}.")
+
+
+# --- work and completion ---------------------------------------------------------------------------
+
+
+def start_work(admin, request_id):
+    """PAYMENT_CONFIRMED -> IN_PROGRESS: the admin tells the primary serviceman to proceed."""
+    request = get_request(admin, request_id)
+    with unit_of_work():
+        request = _locked(request.id)
+        _require_status(request, S.PAYMENT_CONFIRMED, "Work can start")
+        request, _ = transition(request, S.IN_PROGRESS, admin, "work_started",
+                                payload={"serviceman_id": request.primary_serviceman_id})
+    return request
+
+
+def mark_completed(serviceman, request_id):
+    """IN_PROGRESS -> COMPLETED_BY_SERVICEMAN, by the primary serviceman only. A serviceman who is
+    not on the job gets 404; the backup, who can see the request, gets 403."""
+    request = get_request(serviceman, request_id)
+    with unit_of_work():
+        request = _locked(request.id)  # the primary may have been replaced since it was read
+        if request.primary_serviceman_id != serviceman.id:
+            if request.backup_serviceman_id == serviceman.id:
+                raise PermissionDenied("Only the primary serviceman marks the job done.")
+            raise NotFound("No such service request.")
+        _require_status(request, S.IN_PROGRESS, "A job can be marked done")
+        request, _ = transition(request, S.COMPLETED_BY_SERVICEMAN, serviceman, "job_completed",
+                                payload={"serviceman_id": serviceman.id, "serviceman_name": serviceman.full_name})
+    return request
+
+
+def confirm_completion(admin, request_id):
+    """COMPLETED_BY_SERVICEMAN -> COMPLETED, and the primary's jobs_completed + 1 in the same
+    transaction: only the one confirm that wins the transition counts the job."""
+    request = get_request(admin, request_id)
+    with unit_of_work():
+        request = _locked(request.id)
+        _require_status(request, S.COMPLETED_BY_SERVICEMAN, "Completion can be confirmed")
+        request, _ = transition(request, S.COMPLETED, admin, "job_confirmed",
+                                payload={"serviceman_id": request.primary_serviceman_id})
+        (ServicemanProfile.update(jobs_completed=ServicemanProfile.jobs_completed + 1)
+         .where(ServicemanProfile.user == request.primary_serviceman_id).execute())
+    return request
+
+
+# --- rating ----------------------------------------------------------------------------------------
+
+
+def rate_job(client, request_id, rating, review=""):
+    """The owning client rates the primary serviceman of a COMPLETED request, once."""
+    request = _owned_request(client, request_id)
+    with unit_of_work():
+        request = _locked(request.id)
+        _require_status(request, S.COMPLETED, "A job can be rated")
+        if Rating.select().where(Rating.service_request == request.id).exists():
+            raise _already_rated()
+        serviceman_id = request.primary_serviceman_id
+        _lock_profile(serviceman_id)
+        try:
+            with database.atomic():  # a savepoint: the unique index may still refuse a racing twin
+                row = Rating.create(service_request=request.id, serviceman=serviceman_id, client=client.id,
+                                    rating=rating, review=review)
+        except peewee.IntegrityError as exc:
+            raise _already_rated() from exc
+        _recompute_rating(serviceman_id)
+        record_event(request, "rating_received", client,
+                     payload={"serviceman_id": serviceman_id, "rating": rating, "review": review})
+    return row
+
+
+def _already_rated():
+    return Conflict("This job has already been rated.", code="already_rated")
+
+
+def _lock_profile(serviceman_id):
+    """Ratings of one serviceman queue here, so each recount below sees every committed rating
+    (a statement that only waited for a row lock would still count from its older snapshot)."""
+    for_update(ServicemanProfile.select(ServicemanProfile.id)
+               .where(ServicemanProfile.user == serviceman_id)).first()
+
+
+def _recompute_rating(serviceman_id):
+    """Average and count straight from the Rating table, in one UPDATE: exact at any count, where a
+    running average of two-place values would drift (and stop moving once a job is worth < 0.005)."""
+    mine = Rating.serviceman == serviceman_id
+    average = Rating.select(fn.ROUND(fn.AVG(Rating.rating), 2)).where(mine)
+    count = Rating.select(fn.COUNT(Rating.id)).where(mine)
+    (ServicemanProfile.update(rating=average, rating_count=count)
+     .where(ServicemanProfile.user == serviceman_id).execute())
+
+
+# --- the serviceman's side ---------------------------------------------------------------------------
+
+
+def serviceman_jobs(serviceman, status=None, is_emergency=None):
+    """Requests where the caller is primary or backup, newest first, each with its `role`."""
+    role = Case(None, [(ServiceRequest.primary_serviceman == serviceman.id, "primary")], "backup")
+    query = visible_requests(serviceman).select_extend(role.alias("role"))
+    if status is not None:
+        query = query.where(ServiceRequest.status == status)
+    if is_emergency is not None:
+        query = query.where(ServiceRequest.is_emergency == is_emergency)
+    return query.order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
+
+
+def _count_if(condition):
+    return fn.COALESCE(fn.SUM(Case(None, [(condition, 1)], 0)), 0)
+
+
+def _sum_if(condition, value):
+    return fn.COALESCE(fn.SUM(Case(None, [(condition, value)], 0)), 0)
+
+
+def _money(value):
+    return Decimal(str(value or 0)).quantize(CENTS, rounding=ROUND_HALF_UP)
+
+
+def _average(value):
+    return None if value is None else _money(value)
+
+
+def month_start(zone):
+    """The first instant of the current month on the platform's calendar, in UTC."""
+    today = platform_today(zone)
+    return datetime(today.year, today.month, 1, tzinfo=zone).astimezone(timezone.utc), today
+
+
+def serviceman_stats(serviceman, zone):
+    """Totals for the jobs the caller was PRIMARY on (a backup did not do the work), all time and in
+    the current platform month. A COMPLETED request's updated_at is when the admin confirmed it
+    (nothing changes a finished request afterwards), so that is the job's completion time.
+    Soft-deleted bookings still count: the job was done and paid."""
+    since, today = month_start(zone)
+    R = ServiceRequest
+    completed = R.status == S.COMPLETED
+    completed_this_month = completed & (R.updated_at >= since)
+    jobs = (R.select(_count_if(completed).alias("completed"),
+                     _count_if(R.status == S.CANCELLED).alias("cancelled"),
+                     _count_if(R.status.in_(UNFINISHED)).alias("active"),
+                     _sum_if(completed, R.estimate_amount).alias("earnings"),
+                     _count_if(completed_this_month).alias("completed_month"),
+                     _sum_if(completed_this_month, R.estimate_amount).alias("earnings_month"))
+            .where(R.primary_serviceman == serviceman.id).dicts().get())
+    this_month = Rating.created_at >= since
+    ratings = (Rating.select(fn.AVG(Rating.rating).alias("average"), fn.COUNT(Rating.id).alias("count"),
+                             fn.AVG(Case(None, [(this_month, Rating.rating)], None)).alias("average_month"),
+                             _count_if(this_month).alias("count_month"))
+               .where(Rating.serviceman == serviceman.id).dicts().get())
+    completed_jobs, cancelled_jobs = int(jobs["completed"]), int(jobs["cancelled"])
+    ended = completed_jobs + cancelled_jobs
+    return {
+        "currency": "NGN",
+        "completion_rate": _money(Decimal(100) * completed_jobs / ended) if ended else None,
+        "cancelled_jobs": cancelled_jobs,
+        "active_jobs": int(jobs["active"]),
+        "all_time": {"jobs_completed": completed_jobs, "earnings": _money(jobs["earnings"]),
+                     "average_rating": _average(ratings["average"]), "rating_count": int(ratings["count"])},
+        "this_month": {"month": today.strftime("%Y-%m"), "jobs_completed": int(jobs["completed_month"]),
+                       "earnings": _money(jobs["earnings_month"]),
+                       "average_rating": _average(ratings["average_month"]),
+                       "rating_count": int(ratings["count_month"])},
+    }
