@@ -151,6 +151,17 @@ def private_redis():
     server.stop()
 
 
+@pytest.fixture
+def mail_pipeline(mailbox, redis_url):
+    """(settings, Pipeline): the Redis pipeline driven in this process, emails to the loopback SMTP server."""
+    from .conftest import make_settings
+
+    settings = make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false",
+                             REDIS_URL=redis_url)
+    yield settings, use_pipeline(settings, redis_url)
+    runtime.reset()
+
+
 def use_pipeline(settings, url):
     transport = RedisTransport(url, retry_intervals=IMMEDIATE_RETRIES)
     runtime.configure(settings, transport)

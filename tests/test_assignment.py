@@ -21,11 +21,8 @@ from models import ApprovalStatus, Event, Notification, RequestStatus, ServiceRe
 from models.actions import assignment
 from models.db import database
 from server.errors import PermissionDenied
-from workers import runtime
 
-from .conftest import make_settings
 from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
-from .pipeline_support import use_pipeline
 from .test_contract import assert_error, snapshot
 
 S = RequestStatus
@@ -81,14 +78,6 @@ def email_text(message):
     """The plain and HTML parts of a delivered email, decoded."""
     parsed = email.message_from_bytes(message.content, policy=email.policy.default)
     return "\n".join(part.get_content() for part in parsed.walk() if part.get_content_maintype() == "text")
-
-
-@pytest.fixture
-def mail_pipeline(mailbox, redis_url):
-    settings = make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false",
-                             REDIS_URL=redis_url)
-    yield settings, use_pipeline(settings, redis_url)
-    runtime.reset()
 
 
 # --- the queue ---------------------------------------------------------------------------------------

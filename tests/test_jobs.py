@@ -18,11 +18,8 @@ import time_machine
 from models import Event, Notification, Rating, RequestStatus, ServiceRequest, ServicemanProfile
 from models.actions import jobs
 from server.errors import Conflict, InvalidTransition, PermissionDenied
-from workers import runtime
 
-from .conftest import make_settings
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
-from .pipeline_support import use_pipeline
 from .test_contract import assert_error, snapshot
 
 S = RequestStatus
@@ -528,14 +525,6 @@ def test_a_job_confirmed_through_the_workflow_counts_in_this_months_stats(settin
 
 
 # --- notifications through the real pipeline ---------------------------------------------------------------
-
-
-@pytest.fixture
-def mail_pipeline(mailbox, redis_url):
-    settings = make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false",
-                             REDIS_URL=redis_url)
-    yield settings, use_pipeline(settings, redis_url)
-    runtime.reset()
 
 
 def parsed(envelope):

@@ -21,9 +21,7 @@ from server.clock import utcnow
 from server.paystack import PaystackClient, sign, to_kobo
 from workers import runtime
 
-from .conftest import make_settings
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
-from .pipeline_support import use_pipeline
 from .test_contract import assert_error, snapshot
 
 WEBHOOK = "/api/payments/webhook/"
@@ -470,14 +468,6 @@ def test_the_reconcile_command_verifies_pending_payments(settings, paystack, cap
 
 
 # --- the pipeline: one notification and one email per recipient, however the payment races ------
-
-
-@pytest.fixture
-def mail_pipeline(mailbox, redis_url):
-    settings = make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false",
-                             REDIS_URL=redis_url)
-    yield settings, use_pipeline(settings, redis_url)
-    runtime.reset()
 
 
 def _race(settings, reference, data, calls=25):

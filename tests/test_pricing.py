@@ -15,11 +15,8 @@ from models import Event, NegotiationStatus, Notification, PriceNegotiation, Req
 from models.actions import pricing
 from models.db import database
 from server.errors import InvalidTransition
-from workers import runtime
 
-from .conftest import make_settings
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
-from .pipeline_support import use_pipeline
 from .test_contract import assert_error
 from .test_contract import snapshot as full_snapshot
 
@@ -640,14 +637,6 @@ def test_concurrent_proposals_leave_one_pending(settings, status):
 
 
 # --- the pipeline: notifications and emails for real -------------------------------------------------
-
-
-@pytest.fixture
-def mail_pipeline(mailbox, redis_url):
-    settings = make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false",
-                             REDIS_URL=redis_url)
-    yield settings, use_pipeline(settings, redis_url)
-    runtime.reset()
 
 
 def _mail_to(mailbox, user):

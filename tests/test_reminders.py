@@ -11,12 +11,10 @@ import time_machine
 
 from models import Event, Notification, RequestStatus, ServiceRequest
 from models.actions.reminders import REMINDED_STATUSES, send_booking_reminders
-from workers import periodic, runtime
+from workers import periodic
 from workers.notification_types import NOTIFICATION_TYPES, recipients
 
-from .conftest import make_settings
 from .factories import AdminFactory, ServicemanFactory, ServiceRequestFactory
-from .pipeline_support import use_pipeline
 
 S = RequestStatus
 # 1 July, 11:30 in Lagos: today is 1 July, tomorrow 2 July.
@@ -160,14 +158,6 @@ def test_the_periodic_job_is_scheduled_every_15_minutes():
 
 
 # --- through the real pipeline ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def mail_pipeline(mailbox, redis_url):
-    settings = make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false",
-                             REDIS_URL=redis_url)
-    yield settings, use_pipeline(settings, redis_url)
-    runtime.reset()
 
 
 def test_the_periodic_job_notifies_the_client_and_servicemen_once_by_dashboard_and_email(mail_pipeline, mailbox):
