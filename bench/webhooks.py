@@ -13,11 +13,11 @@ subprocess of this script) that checks the same HMAC-SHA512 signature, parses th
 Afterwards it checks in the database that every request moved to PENDING_ADMIN_ASSIGNMENT exactly
 once (one `payment_received` event, every Payment SUCCESS), replays a share of the webhooks and
 checks that nothing doubled, reports whether the notification pipeline kept up (stream lag, RQ
-queue, notifications and emails), and prints the machine's load. Bench data only: the database
-and the Redis db are emptied at start. Exits 1 if the exactly-once check fails.
+queue, notifications and emails), the CPU each process used and the machine's load. Bench data
+only: the database and the Redis db are emptied at start. Exits 1 if the exactly-once check fails.
 
     .venv/bin/python bench/webhooks.py [--rate 50 200] [--seconds 20 10] [--requests N]
-        [--replay 0.1] [--no-pipeline] [--drain 30] [--py-spy profile.txt]
+        [--replay 0.1] [--no-pipeline] [--drain 30] [--py-spy profile.txt] [--logs DIR]
 """
 import argparse
 import asyncio
@@ -343,7 +343,8 @@ def report_pipeline(redis_client, at_end, total, drain_seconds):
         time.sleep(0.5)
         state = pipeline_state(redis_client)
     waited = time.perf_counter() - started
-    verdict = f"drained {waited:.1f}s after the load" if drained(state, expected) else f"NOT drained after {waited:.0f}s"
+    done = drained(state, expected)
+    verdict = f"drained {waited:.1f}s after the load" if done else f"NOT drained after {waited:.0f}s"
     print(f"pipeline {verdict}: {state}")
     if waited > 1:
         rate = (jobs_done(state) - jobs_done(at_end)) / waited
@@ -407,20 +408,26 @@ def send_all(url, phases, bodies_for, timeout):
     return results
 
 
+def report_exits(procs, log_dir):
+    """A project process that died during the load explains errors the figures alone cannot."""
+    for name, proc in procs.items():
+        if proc.poll() is not None:
+            how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"code {proc.returncode}"
+            tail = (log_dir / f"{name}.log").read_text(errors="replace").splitlines()[-5:]
+            print(f"WARNING: the {name} process exited during the run ({how}); last log lines:", *tail, sep="\n  ")
+
+
 def count_log_problems(log_dir):
     return sum(1 for log in log_dir.glob("*.log") for line in log.read_text(errors="replace").splitlines()
                if " WARNING " in line or " ERROR " in line or "Traceback" in line)
 
 
-def run(args, log_dir):
+def prepare(args, env, total):
+    """A migrated, truncated database with `total` payable requests, and an empty Redis db."""
     import redis
 
     import models
 
-    phases = phases_from(args)
-    total = sum(count for _, _, count in phases)
-    env = project_env(args.database_url, args.redis_url)
-    print(f"machine: {os.cpu_count()} cores, load average before {load_line()}")
     ensure_database(args.database_url)
     redis_client = redis.Redis.from_url(args.redis_url)
     redis_client.flushdb()  # a bench-only db: stale stream entries or jobs would skew the pipeline figures
@@ -430,60 +437,87 @@ def run(args, log_dir):
     started = time.perf_counter()
     references = seed(total)
     print(f"seeded {total} clients, requests PENDING_PAYMENT and payments in {time.perf_counter() - started:.1f}s")
+    return redis_client, references
 
-    procs, web_port, ref_port = [], free_port(), free_port()
+
+def start_processes(args, env, log_dir, procs):
+    """The reference, the web process and (unless --no-pipeline) the dispatcher and the worker."""
+    ref_port, web_port = free_port(), free_port()
+    reference = subprocess.Popen([sys.executable, __file__, "--serve-reference", str(ref_port)], cwd=ROOT)
+    procs.append(reference)
+    project = {"web": spawn(["-m", "server", "serve", "--port", str(web_port)], env, log_dir, "web")}
+    if args.pipeline:
+        project.update({name: spawn(["-m", "server", name], env, log_dir, name) for name in ("dispatcher", "worker")})
+    procs.extend(project.values())
+    wait_healthy(ref_port, reference, "reference")
+    wait_healthy(web_port, project["web"], "web")
+    url = "http://127.0.0.1:{}" + WEBHOOK_PATH
+    return reference, project, url.format(ref_port), url.format(web_port)
+
+
+def measure_reference(reference, url, phases, timeout):
+    cpu = cpu_seconds(reference.pid)
+    results = send_all(url, phases, lambda offset, count: [
+        webhook(f"REF-{offset + i}-{secrets.token_hex(6)}") for i in range(count)], timeout)
+    return results, cpu_seconds(reference.pid) - cpu
+
+
+def measure_project(project, url, phases, references, timeout):
+    """Latencies per phase, and the CPU each process (and the machine) spent meanwhile."""
+    measured = {name: proc.pid for name, proc in project.items()}
+    measured["load generator"] = os.getpid()
+    cpu_before = {name: cpu_seconds(pid) for name, pid in measured.items()}
+    machine_before, wall_before, pg_before = machine_cpu_seconds(), time.perf_counter(), postgres_cpu_seconds()
+    results = send_all(url, phases, lambda offset, count: [
+        webhook(ref) for ref in references[offset:offset + count]], timeout)
+    cpu_used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in measured.items()}
+    cpu_used["PostgreSQL"] = sum(secs - pg_before.get(pid, 0) for pid, secs in postgres_cpu_seconds().items())
+    return results, cpu_used, machine_cpu_seconds() - machine_before, time.perf_counter() - wall_before
+
+
+def check_exactly_once(url, references, share, rate, timeout):
+    """Each request moved once; then a replayed share of the webhooks must change nothing."""
+    ok, details = moved_once(references)
+    print(f"\nafter the run: {details}")
+    replay_refs = references[::max(1, round(1 / share))] if share else []
+    if replay_refs:
+        replay = run_phase(url, [webhook(r) for r in replay_refs], rate, timeout)
+        events_before = details["events in total"]
+        ok_again, details = moved_once(references)
+        new_events = details["events in total"] - events_before
+        print(f"replayed {len(replay_refs)} webhooks at {rate:g}/s: {replay['ok']} answered 200, "
+              f"p50 {replay['p50']:.1f} ms, p99 {replay['p99']:.1f} ms; new events {new_events}")
+        ok = ok and ok_again and new_events == 0 and replay["ok"] == len(replay_refs)
+    print(f"{'PASS' if ok else 'FAIL'}: each of {len(references)} requests moved to PENDING_ADMIN_ASSIGNMENT "
+          f"exactly once" + (f", and {len(replay_refs)} replayed webhooks changed nothing" if replay_refs else ""))
+    return ok
+
+
+def run(args, log_dir):
+    phases = phases_from(args)
+    total = sum(count for _, _, count in phases)
+    env = project_env(args.database_url, args.redis_url)
+    print(f"machine: {os.cpu_count()} cores, load average before {load_line()}")
+    redis_client, references = prepare(args, env, total)
+    procs = []
     try:
-        reference = subprocess.Popen([sys.executable, __file__, "--serve-reference", str(ref_port)], cwd=ROOT)
-        procs.append(reference)
-        web = spawn(["-m", "server", "serve", "--port", str(web_port)], env, log_dir, "web")
-        procs.append(web)
-        pipeline = {}
-        if args.pipeline:
-            pipeline = {name: spawn(["-m", "server", name], env, log_dir, name) for name in ("dispatcher", "worker")}
-            procs.extend(pipeline.values())
-        wait_healthy(ref_port, reference, "reference")
-        wait_healthy(web_port, web, "web")
+        reference, project, ref_url, web_url = start_processes(args, env, log_dir, procs)
         AsyncHTTPClient.configure(None, max_clients=5000)
-        ref_url, web_url = f"http://127.0.0.1:{ref_port}{WEBHOOK_PATH}", f"http://127.0.0.1:{web_port}{WEBHOOK_PATH}"
-
         # The reference goes first so it never shares the CPU with the project's pipeline catching up.
-        ref_cpu = cpu_seconds(reference.pid)
-        ref_results = send_all(ref_url, phases, lambda offset, count: [
-            webhook(f"REF-{offset + i}-{secrets.token_hex(6)}") for i in range(count)], args.timeout)
-        ref_cpu = cpu_seconds(reference.pid) - ref_cpu
-        spy = start_py_spy(web.pid, args.py_spy) if args.py_spy else None
-        measured = {"web": web, **pipeline, "load generator": None}
-        cpu_before = {name: cpu_seconds(p.pid if p else os.getpid()) for name, p in measured.items()}
-        machine_before, wall_before, pg_before = machine_cpu_seconds(), time.perf_counter(), postgres_cpu_seconds()
-        project_results = send_all(web_url, phases, lambda offset, count: [
-            webhook(ref) for ref in references[offset:offset + count]], args.timeout)
-        cpu_used = {name: cpu_seconds(p.pid if p else os.getpid()) - cpu_before[name] for name, p in measured.items()}
-        cpu_used["PostgreSQL"] = sum(secs - pg_before.get(pid, 0) for pid, secs in postgres_cpu_seconds().items())
-        machine_used, wall = machine_cpu_seconds() - machine_before, time.perf_counter() - wall_before
+        ref_results, ref_cpu = measure_reference(reference, ref_url, phases, args.timeout)
+        spy = start_py_spy(project["web"].pid, args.py_spy) if args.py_spy else None
+        results, cpu_used, machine_used, wall = measure_project(project, web_url, phases, references, args.timeout)
         if spy:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C, not on SIGTERM
             spy.wait(30)
         load_after = load_line()
+        report_exits(project, log_dir)
         at_end = pipeline_state(redis_client) if args.pipeline else None
 
-        for (rate, secs, _), ref, proj in zip(phases, ref_results, project_results):
+        for (rate, secs, _), ref, proj in zip(phases, ref_results, results):
             print_phase(rate, secs, ref, proj)
         print_cpu(cpu_used, machine_used, wall, total, ref_cpu)
-
-        ok, details = moved_once(references)
-        print(f"\nafter the run: {details}")
-        replay_refs = references[::max(1, round(1 / args.replay))] if args.replay else []
-        if replay_refs:
-            replay = run_phase(web_url, [webhook(r) for r in replay_refs], phases[-1][0], args.timeout)
-            events_before = details["events in total"]
-            ok_again, details = moved_once(references)
-            new_events = details["events in total"] - events_before
-            print(f"replayed {len(replay_refs)} webhooks at {phases[-1][0]:g}/s: {replay['ok']} answered 200, "
-                  f"p50 {replay['p50']:.1f} ms, p99 {replay['p99']:.1f} ms; new events {new_events}")
-            ok = ok and ok_again and new_events == 0 and replay["ok"] == len(replay_refs)
-        print(f"{'PASS' if ok else 'FAIL'}: each of {total} requests moved to PENDING_ADMIN_ASSIGNMENT exactly once"
-              + (f", and {len(replay_refs)} replayed webhooks changed nothing" if replay_refs else ""))
-
+        ok = check_exactly_once(web_url, references, args.replay, phases[-1][0], args.timeout)
         if args.pipeline:
             report_pipeline(redis_client, at_end, total, args.drain)
         print(f"warning/error lines in the project's logs: {count_log_problems(log_dir)}")
