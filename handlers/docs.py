@@ -27,6 +27,10 @@ DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inl
 
 
 class SchemaHandler(BaseHandler):
+    # `response_example` (like `media_type`): what a handler writing its own body answers, for the document.
+    response_example = {"openapi": "3.0.3", "info": {"title": "Serviceman API", "version": "1.0.0"},
+                        "paths": {"/api/categories/": {"get": {"summary": "Active categories"}}}}
+
     @endpoint(roles=ANYONE, summary="This OpenAPI 3 document", tags=("docs",))
     async def get(self):
         self.finish(json.dumps(self.application.settings["openapi"]))
@@ -34,6 +38,7 @@ class SchemaHandler(BaseHandler):
 
 class DocsHandler(BaseHandler):
     media_type = "text/html"
+    response_example = SWAGGER_PAGE
     content_security_policy = DOCS_CSP
 
     @endpoint(roles=ANYONE, summary="Swagger UI", tags=("docs",))
@@ -44,6 +49,8 @@ class DocsHandler(BaseHandler):
 
 class DocsInitHandler(BaseHandler):
     media_type = "application/javascript"
+    response_example = SWAGGER_INIT
+
     @endpoint(roles=ANYONE, summary="Swagger UI start-up script", tags=("docs",))
     async def get(self):
         self.set_header("Content-Type", "application/javascript")
@@ -58,6 +65,8 @@ class DocsAssetHandler(tornado.web.StaticFileHandler):
 
 
 class HealthHandler(BaseHandler):
+    response_example = {"status": "ok", "database": "ok", "redis": "ok"}
+
     @endpoint(roles=ANYONE, summary="Liveness and dependencies", errors=(503,), tags=("docs",),
               description='{"status": "ok", "database": "ok", "redis": "ok" or "embedded"}; 503 names the failing part.')
     async def get(self):

@@ -1,14 +1,21 @@
 """The OpenAPI 3 document, built from the route table and each method's @endpoint declaration,
-with the same marshmallow schemas that parse and render the bodies."""
+with the same marshmallow schemas that parse and render the bodies.
+
+Examples: every schema field carries its own (`metadata={"example": ...}`), which apispec writes on
+the property and Swagger UI composes into each body's example; dates, times, money and constants
+without one get a generic example here, and so do pagination and errors (one per status, from the
+error classes themselves; a 422's names a field of the operation's own body or query)."""
 import re
 from decimal import Decimal
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields
 
 from handlers.base import ANYONE, HTTP_METHODS, SIGNED_IN
+from handlers.inputs import flatten_errors
 from handlers.schemas.common import ErrorSchema
+from server import errors
 
 ERROR_TEXT = {
     400: "Malformed request (body not a JSON object, undecodable text)",
@@ -18,6 +25,42 @@ ERROR_TEXT = {
     422: "Validation failed; per-field messages", 429: "Rate-limited; see Retry-After", 502: "Paystack unreachable",
 }
 _GROUP = re.compile(r"\(\?P<(\w+)>([^)]*)\)")
+
+TAGS = {
+    "auth": "Registration, sign-in with JWT access and refresh tokens, sign-out, and the signed-in user's profile.",
+    "catalog": "Service categories (plumbing, electrical, AC repair...) and the approved servicemen in each, "
+               "with their ratings and reviews.",
+    "requests": "Booking a serviceman: the booking-fee quote, creating and editing a request, cancelling it, "
+                "and its timeline of events.",
+    "payments": "Paystack checkout for the booking fee and the final cost (naira, `NGN`), the webhook, "
+                "verification by reference, and payment history.",
+    "pricing": "After inspection: the serviceman's estimate, the admin's markup, the client approving the final "
+               "cost or negotiating it, and consulting the serviceman on a counter-offer.",
+    "assignment": "The admins' queue of paid requests waiting for servicemen; assigning a primary and a backup, "
+                  "reassigning, promoting the backup, and a serviceman declining.",
+    "jobs": "The work itself: starting it, marking it done, confirming completion, rating the serviceman; "
+            "a serviceman's job list and earnings.",
+    "notifications": "Dashboard notifications (also pushed on the websocket `/ws/` and sent by email): "
+                     "list, unread count, mark as read.",
+    "admin": "Vetting servicemen (approve, reject, suspend, reinstate), creating admins, deactivating users, "
+             "overriding a request's emergency flag.",
+    "analytics": "Admin reports: revenue by month, top servicemen, most requested categories, request statistics.",
+    "docs": "This OpenAPI document, Swagger UI and the health check.",
+}
+
+# Generic examples for fields whose example does not depend on their meaning (Date before DateTime:
+# it is one). Money gets its own in `_decimal_as_string`, a Constant its value.
+TYPE_EXAMPLES = ((fields.Date, "2026-12-10"), (fields.DateTime, "2026-11-20T09:30:00+00:00"))
+# A page of `{count, next, previous, results}`: the second of three at the default page size.
+PAGE_EXAMPLE = {"count": 42, "page": 2, "page_size": 20}
+EXAMPLE_ORIGIN = "https://api.example.com"
+# Path ids in example URLs: those of the example data in handlers/schemas (request #128...).
+EXAMPLE_IDS = {"request_id": "128", "category_id": "3", "serviceman_id": "12"}
+# Each status's example error, as the base handler renders it (422: see `_validation_example`).
+ERROR_EXAMPLES = {error.status: error for error in (
+    errors.MalformedRequest(), errors.NotAuthenticated(), errors.PermissionDenied(), errors.NotFound(),
+    errors.InvalidTransition(), errors.PayloadTooLarge(), errors.RateLimited(), errors.UpstreamUnavailable(),
+    errors.ServiceUnavailable())}
 
 
 def openapi_path(pattern):
@@ -54,7 +97,26 @@ def _constant_type(self, field, ret, **kwargs):
         return {}
     kinds = {bool: "boolean", int: "integer", float: "number", str: "string"}
     kind = kinds.get(type(field.constant))
-    return {"enum": [field.constant], **({"type": kind} if kind else {})}
+    return {"enum": [field.constant], "example": field.constant, **({"type": kind} if kind else {})}
+
+
+def _nested_before_null(self, field, ret, **kwargs):
+    """apispec writes a nullable nested object as `anyOf: [null object, $ref]`; Swagger UI shows the
+    first branch's example (an empty object), so the nested schema's goes first."""
+    branches = ret.get("anyOf", [])
+    if len(branches) == 2 and branches[0] == {"type": "object", "nullable": True}:
+        return {"anyOf": branches[::-1]}
+    return {}
+
+
+def _type_example(self, field, ret, **kwargs):
+    """A generic example for a date or time field without one of its own."""
+    if "example" in ret:
+        return {}
+    for kind, example in TYPE_EXAMPLES:
+        if isinstance(field, kind):
+            return {"example": example}
+    return {}
 
 
 def _error_statuses(ep, pattern):
@@ -81,13 +143,47 @@ def _schema_name(schema):
     return cls.__name__.removesuffix("Schema") or cls.__name__
 
 
-def _page_schema(item):
+def _page_url(path, page):
+    path = re.sub(r"\{(\w+)\}", lambda m: EXAMPLE_IDS.get(m.group(1), "1"), path)
+    return f"{EXAMPLE_ORIGIN}{path}?page={page}&page_size={PAGE_EXAMPLE['page_size']}"
+
+
+def _page_schema(item, path):
+    """The page wrapper of one list (each paginated item type is listed by one path)."""
+    page = PAGE_EXAMPLE["page"]
     return Schema.from_dict({
-        "count": fields.Integer(required=True),
-        "next": fields.String(allow_none=True, required=True),
-        "previous": fields.String(allow_none=True, required=True),
+        "count": fields.Integer(required=True, metadata={"description": "Items in the whole list, all pages.",
+                                                         "example": PAGE_EXAMPLE["count"]}),
+        "next": fields.String(allow_none=True, required=True, metadata={
+            "description": "The next page's URL; null on the last page.", "example": _page_url(path, page + 1)}),
+        "previous": fields.String(allow_none=True, required=True, metadata={
+            "description": "The previous page's URL; null on the first page.", "example": _page_url(path, page - 1)}),
         "results": fields.List(fields.Nested(type(item)), required=True),
     }, name=f"{_schema_name(item)}Page")
+
+
+def _validation_example(ep):
+    """A 422 for this operation, as its own schema words it: the body's (else the query's) required
+    fields left out, or else the first field that refuses a wrong value (an object in a body, "x" in
+    a query string)."""
+    schema_cls, wrong = (ep.body, {}) if ep.body is not None else (ep.query, "x")
+    if schema_cls is None:
+        return errors.ValidationFailed()
+    names = [field.data_key or name for name, field in schema_cls().fields.items() if not field.dump_only]
+    for attempt in [{}, *({name: wrong} for name in names)]:
+        try:
+            schema_cls().load(attempt)
+        except ValidationError as exc:
+            return errors.ValidationFailed(fields=flatten_errors(exc.normalized_messages()))
+    return errors.ValidationFailed()
+
+
+def _error_response(ep, status):
+    error = _validation_example(ep) if status == 422 else ERROR_EXAMPLES.get(status)
+    media = {"schema": "Error"}
+    if error is not None:
+        media["example"] = error.as_dict()
+    return {"description": ERROR_TEXT.get(status, "Error"), "content": {"application/json": media}}
 
 
 def _who(roles):
@@ -124,16 +220,19 @@ def _operation(spec, handler, name, pattern, route_kwargs):
         op["requestBody"] = {"required": required, "content": {"application/json": {"schema": ep.body}}}
     ok = {"description": "Success" if ep.status != 204 else "Done; no body"}
     if ep.response is not None and ep.status != 204:
-        schema = _page_schema(ep.response) if ep.paginated else type(ep.response)
+        schema = _page_schema(ep.response, openapi_path(pattern)) if ep.paginated else type(ep.response)
         ok["content"] = {"application/json": {"schema": schema}}
     elif ep.status != 204:
-        # A handler that writes its own body (docs, health) names its media type with `media_type`.
+        # A handler that writes its own body (docs, health) names its media type with `media_type`
+        # and shows what it answers with `response_example`.
         media_type = getattr(handler, "media_type", "application/json")
-        ok["content"] = {media_type: {"schema": {"type": "object" if media_type == "application/json" else "string"}}}
+        media = {"schema": {"type": "object" if media_type == "application/json" else "string"}}
+        if getattr(handler, "response_example", None) is not None:
+            media["example"] = handler.response_example
+        ok["content"] = {media_type: media}
     op["responses"][str(ep.status)] = ok
     for status in _error_statuses(ep, pattern):
-        op["responses"][str(status)] = {"description": ERROR_TEXT.get(status, "Error"),
-                                        "content": {"application/json": {"schema": "Error"}}}
+        op["responses"][str(status)] = _error_response(ep, status)
     return op
 
 
@@ -144,6 +243,8 @@ def build_spec(routes, title="Serviceman API", version="1.0.0"):
                                         "Errors always have the shape of the Error schema."})
     marshmallow_plugin.converter.add_attribute_function(_decimal_as_string)
     marshmallow_plugin.converter.add_attribute_function(_constant_type)
+    marshmallow_plugin.converter.add_attribute_function(_type_example)
+    marshmallow_plugin.converter.add_attribute_function(_nested_before_null)
     spec.components.schema("Error", schema=ErrorSchema)
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
     for route in routes:
@@ -153,4 +254,9 @@ def build_spec(routes, title="Serviceman API", version="1.0.0"):
                       if hasattr(getattr(handler, name, None), "endpoint")}
         if operations:
             spec.path(path=openapi_path(pattern), operations=operations)
-    return spec.to_dict()
+    document = spec.to_dict()
+    # Tags in the order above (Swagger UI's sections), each with its description.
+    used = {tag for item in document["paths"].values() for op in item.values() for tag in op.get("tags", ())}
+    document["tags"] = [{"name": name, "description": text} for name, text in TAGS.items() if name in used]
+    document["tags"] += [{"name": name} for name in sorted(used - set(TAGS))]
+    return document

@@ -6,8 +6,10 @@ from html.parser import HTMLParser
 import pytest
 import tornado.httpclient
 import tornado.web
+from marshmallow import Schema, fields
 
-from handlers.base import ANYONE, HTTP_METHODS, SIGNED_IN
+from handlers.base import ANYONE, HTTP_METHODS, SIGNED_IN, BaseHandler, endpoint
+from server.openapi import build_spec
 from server.routes import route_table
 
 _GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
@@ -201,6 +203,235 @@ async def test_operation_matches_its_declaration(api, op):
         assert body["required"] is bool(required)
         assert loadable <= set(component["properties"]), ref
         assert set(component.get("required", [])) == required, ref
+
+
+@pytest.mark.gen_test
+async def test_every_tag_has_a_description(api):
+    document = await get_document(api)
+    used = {tag for item in document["paths"].values() for method, op in item.items() if method in HTTP_METHODS
+            for tag in op["tags"]}
+    described = {tag["name"]: tag.get("description") for tag in document["tags"]}
+    assert len(described) == len(document["tags"])
+    assert set(described) == used
+    assert all(described.values()), [name for name, text in described.items() if not text]
+
+
+# --- examples ---------------------------------------------------------------------------------
+# Swagger UI's "Example Value" is composed from the `example` of each property (or taken whole
+# from an `example` on an enclosing schema or media type). These tests make sure there is one to
+# take for every field of every request body and success response, and that each one is valid.
+
+SKIP = {"request": "readOnly", "response": "writeOnly"}  # what Swagger UI leaves out of each example
+
+
+def missing_examples(document, schema, where, skip, seen=frozenset()):
+    """The properties (dotted; `[]` for array items) of `schema` that would show no example."""
+    if "$ref" in schema:
+        if schema["$ref"] in seen:
+            return []
+        seen, schema = seen | {schema["$ref"]}, resolve(document, schema["$ref"])
+    if "example" in schema:
+        return []
+    # Swagger UI shows the first of `anyOf`/`oneOf` (a nullable nested object is `anyOf`), all of `allOf`.
+    branches = schema.get("allOf") or schema.get("anyOf", schema.get("oneOf", []))[:1]
+    if branches:
+        return [name for branch in branches for name in missing_examples(document, branch, where, skip, seen)]
+    if "items" in schema:
+        return missing_examples(document, schema["items"], f"{where}[]", skip, seen)
+    if "properties" in schema:
+        return [name for prop, sub in schema["properties"].items() if not sub.get(skip)
+                for name in missing_examples(document, sub, f"{where}.{prop}".lstrip("."), skip, seen)]
+    return [where or "(the whole body)"]
+
+
+def example_bodies(document):
+    """(operation, "request" or "response", media type object) for each request body and success
+    response with content."""
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            name = f"{method.upper()} {path}"
+            for media in op.get("requestBody", {}).get("content", {}).values():
+                yield name, "request", media
+            for status, response in op["responses"].items():
+                if status.startswith("2"):
+                    for media in response.get("content", {}).values():
+                        yield f"{name} {status}", "response", media
+
+
+def operations_missing_examples(document):
+    found = []
+    for name, direction, media in example_bodies(document):
+        if "example" not in media and "examples" not in media:
+            found += [f"{name} {direction}: {field}"
+                      for field in missing_examples(document, media["schema"], "", SKIP[direction])]
+    return found
+
+
+@pytest.mark.gen_test
+async def test_every_body_field_has_an_example(api):
+    """Give each new field `metadata={"example": ...}` (realistic: naira as "5000.00", Lagos
+    addresses, ISO dates); a handler writing its own body sets `response_example`."""
+    document = await get_document(api)
+    assert not operations_missing_examples(document)
+
+
+def test_a_field_without_an_example_is_found():
+    """The check above bites: a new endpoint with example-less fields, nested or listed, fails it."""
+    class Part(Schema):
+        code = fields.String(metadata={"example": "PVC-32"})
+        size = fields.Integer()
+
+    class Widget(Schema):
+        id = fields.Integer(dump_only=True, metadata={"example": 7})
+        name = fields.String()
+        secret = fields.String(load_only=True)
+        tags = fields.List(fields.String())
+        parts = fields.List(fields.Nested(Part), metadata={"example": [{"code": "PVC-32", "size": 32}]})
+        main_part = fields.Nested(Part, allow_none=True)
+        made_on = fields.Date()  # dates, times and money have generic examples
+
+    class WidgetHandler(BaseHandler):
+        @endpoint(roles=ANYONE, summary="Widgets", response=Widget(), paginated=True)
+        async def get(self):
+            pass
+
+        @endpoint(roles=ANYONE, summary="Add a widget", body=Widget, response=Widget(), status=201)
+        async def post(self):
+            pass
+
+    class RawHandler(BaseHandler):
+        @endpoint(roles=ANYONE, summary="Raw")
+        async def get(self):
+            pass
+
+    document = build_spec([(r"/api/widgets/", WidgetHandler), (r"/api/raw/", RawHandler)])
+    assert sorted(operations_missing_examples(document)) == sorted([
+        "GET /api/widgets/ 200 response: results[].name", "GET /api/widgets/ 200 response: results[].tags[]",
+        "GET /api/widgets/ 200 response: results[].main_part.size",
+        "POST /api/widgets/ request: name", "POST /api/widgets/ request: secret", "POST /api/widgets/ request: tags[]",
+        "POST /api/widgets/ request: main_part.size",
+        "POST /api/widgets/ 201 response: name", "POST /api/widgets/ 201 response: tags[]",
+        "POST /api/widgets/ 201 response: main_part.size",
+        "GET /api/raw/ 200 response: (the whole body)"])
+
+
+def json_schema(document, schema):
+    """An OpenAPI 3.0 schema as plain JSON Schema: references inlined, `nullable` as a null branch."""
+    if isinstance(schema, list):
+        return [json_schema(document, item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        return json_schema(document, resolve(document, schema["$ref"]))
+    out = {key: json_schema(document, value) if key in ("items", "additionalProperties", "allOf", "anyOf", "oneOf")
+           else {k: json_schema(document, v) for k, v in value.items()} if key == "properties" else value
+           for key, value in schema.items() if key not in ("nullable", "example")}
+    return {"anyOf": [out, {"type": "null"}]} if schema.get("nullable") else out
+
+
+def assert_valid(document, example, schema, where):
+    jsonschema_rs = pytest.importorskip("jsonschema_rs")  # schemathesis's own validator
+    validator = jsonschema_rs.Draft7Validator(json_schema(document, schema), validate_formats=True)
+    problems = [f"{error.instance_path}: {error.message}" for error in validator.iter_errors(example)]
+    assert not problems, f"{where}: example {example!r} does not fit its schema: {problems}"
+
+
+def examples_in(schema, where):
+    """(example, the schema it is given for, where) for each `example` in a schema and its parts."""
+    if not isinstance(schema, dict):
+        return
+    if "example" in schema:
+        yield schema["example"], schema, where
+    for name, sub in schema.get("properties", {}).items():
+        yield from examples_in(sub, f"{where}.{name}")
+    for key in ("items", "additionalProperties"):
+        yield from examples_in(schema.get(key), f"{where}.{key}")
+    for key in ("allOf", "anyOf", "oneOf"):
+        for i, sub in enumerate(schema.get(key, [])):
+            yield from examples_in(sub, f"{where}.{key}.{i}")
+
+
+@pytest.mark.gen_test
+async def test_every_example_fits_its_schema(api):
+    document = await get_document(api)
+    found = []
+    for name, schema in document["components"]["schemas"].items():
+        found += examples_in(schema, name)
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            where = f"{method.upper()} {path}"
+            for param in op.get("parameters", []):
+                found += examples_in(param["schema"], f"{where} {param['name']}")
+            media_types = [("request", media) for media in op.get("requestBody", {}).get("content", {}).values()]
+            media_types += [(status, media) for status, response in op["responses"].items()
+                            for media in response.get("content", {}).values()]
+            for status, media in media_types:
+                found += examples_in(media["schema"], f"{where} {status}")
+                if "example" in media:
+                    found.append((media["example"], media["schema"], f"{where} {status}"))
+    assert len(found) > 300
+    for example, schema, where in found:
+        assert_valid(document, example, schema, where)
+
+
+def compose_example(document, schema, skip):
+    """The example Swagger UI shows for a schema: its own, or one built from its properties'."""
+    if "$ref" in schema:
+        schema = resolve(document, schema["$ref"])
+    if "example" in schema:
+        return schema["example"]
+    if "allOf" in schema:
+        return {key: value for branch in schema["allOf"] for key, value in
+                compose_example(document, branch, skip).items()}
+    if "anyOf" in schema or "oneOf" in schema:
+        return compose_example(document, (schema.get("anyOf") or schema["oneOf"])[0], skip)
+    if "items" in schema:
+        return [compose_example(document, schema["items"], skip)]
+    return {name: compose_example(document, sub, skip) for name, sub in schema["properties"].items()
+            if not sub.get(skip)}
+
+
+@pytest.mark.gen_test
+async def test_each_shown_example_is_valid(api):
+    """The whole example of each body, as Swagger UI composes it, fits its schema; a request's also
+    passes the endpoint's own marshmallow schema (lengths, choices, bounds, cross-field rules)."""
+    document = await get_document(api)
+    for name, direction, media in example_bodies(document):
+        example = media["example"] if "example" in media else compose_example(document, media["schema"],
+                                                                                   SKIP[direction])
+        assert_valid(document, example, media["schema"], f"{name} {direction}")
+    for path, method, spec, _ in OPERATIONS:
+        if spec.body is not None:
+            media = document["paths"][path][method]["requestBody"]["content"]["application/json"]
+            spec.body().load(compose_example(document, media["schema"], "readOnly"))
+
+
+ERROR_CODES = {400: "malformed_request", 401: "not_authenticated", 403: "permission_denied", 404: "not_found",
+               409: "invalid_transition", 413: "payload_too_large", 422: "validation_error", 429: "rate_limited",
+               502: "payment_provider_unavailable", 503: "service_unavailable"}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("op", OPERATIONS, ids=op_id)
+async def test_each_error_response_has_an_example_of_its_code(api, op):
+    document = await get_document(api)
+    path, method, spec, _ = op
+    for status, response in document["paths"][path][method]["responses"].items():
+        if int(status) < 400:
+            continue
+        example = response["content"]["application/json"].get("example")
+        assert example is not None, f"{status} has no example"
+        assert example["error"]["code"] == ERROR_CODES[int(status)], status
+        assert example["error"]["message"]
+        if status == "422":
+            # It names fields the operation reads: its body's, or else its query's.
+            schema = spec.body or spec.query
+            names = {field.data_key or name for name, field in schema().fields.items()} | {"_schema"}
+            assert example["error"]["fields"] and set(example["error"]["fields"]) <= names, example
 
 
 # --- Swagger UI -------------------------------------------------------------------------------

@@ -84,7 +84,8 @@ async def test_the_booking_fee_paid_through_checkout_moves_the_request_once(api,
     assert payment.status == PaymentStatus.SUCCESS and payment.paid_at is not None
     assert payment.processed_via == PaymentSource.WEBHOOK
     [moved] = events_of(request, "payment_received")
-    assert (moved.from_status, moved.to_status) == (RequestStatus.PENDING_PAYMENT, RequestStatus.PENDING_ADMIN_ASSIGNMENT)
+    assert (moved.from_status, moved.to_status) == (RequestStatus.PENDING_PAYMENT,
+                                                    RequestStatus.PENDING_ADMIN_ASSIGNMENT)
     [receipt] = events_of(request, "payment_receipt")
     assert receipt.payload["amount"] == "2000.00" and receipt.payload["reference"] == checkout["reference"]
 

@@ -7,7 +7,7 @@ from models.users import ApprovalStatus, Role, ServicemanProfile, User
 from .common import Id, Integer, Money, PageQuerySchema
 
 MAX_CATEGORIES = 50
-Name = lambda: fields.String(required=True, validate=validate.Length(min=1, max=100))  # noqa: E731
+Name = lambda **kw: fields.String(required=True, validate=validate.Length(min=1, max=100), **kw)  # noqa: E731
 Phone = lambda **kw: fields.String(validate=validate.Regexp(r"^\+?[0-9 ()-]{7,20}$", error="Not a phone number."), **kw)  # noqa: E731
 BCRYPT_MAX_BYTES = 72
 
@@ -19,22 +19,42 @@ def _fits_bcrypt(password):
                               "(fewer characters for accented letters or emoji).")
 
 
-def Password():
+def Password(**kwargs):
     return fields.String(required=True, load_only=True,
-                         validate=[validate.Length(min=8, max=128), _fits_bcrypt])
+                         validate=[validate.Length(min=8, max=128), _fits_bcrypt], **kwargs)
+
+
+# Examples (see common.py): Emeka Okonkwo, serviceman #12, plumber in category #3.
+EXAMPLE_EMAIL = "emeka.okonkwo@example.com"
+EXAMPLE_PHONE = "+234 805 555 0178"
+EXAMPLE_BIO = "Licensed plumber covering Lekki, Ajah and Victoria Island: leaks, pumps, water heaters."
+# Shaped like ours (HS256; sub, role, type, jti, iat, exp), signed with a key that is no one's.
+EXAMPLE_ACCESS = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMiIsInJvbGUiOiJzZXJ2aWNlbWFuIiwidHlwZSI6ImFjY2Vz"
+                  "cyIsImp0aSI6IjViMWUwYzlkMmY3YTRlOGI5YzNkNmExZjBlMmI3YzQ4IiwiaWF0IjoxNzk1MTY3MDAwLCJleHAiOjE3OTUx"
+                  "Njc5MDB9.xRa1FQZWd4Sb2duslWSnotBEcoWcWemj7YWVauYgHGQ")
+EXAMPLE_REFRESH = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMiIsInJvbGUiOiJzZXJ2aWNlbWFuIiwidHlwZSI6InJlZnJl"
+                   "c2giLCJqdGkiOiJhN2MzZTkxZjA0YjI0NjhkOGU1ZjFjNmI5ZDBhM2UyNyIsImlhdCI6MTc5NTE2NzAwMCwiZXhwIjoxNzk1"
+                   "NzcxODAwLCJmYW0iOiJkMmY0OGI2YzFlOWE0Mzc1YjBjOGU2ZjJhMWQzYzU5NCJ9.mCQQmGxJc9eKIIt_JB6vgkaw4AkvmMtJ"
+                   "bj35t2zgTho")
+EXAMPLE_PROFILE = {"id": 12, "full_name": "Emeka Okonkwo", "rating": "4.60", "rating_count": 15, "jobs_completed": 23,
+                   "bio": EXAMPLE_BIO, "years_of_experience": 9, "category_ids": [3], "is_available": True,
+                   "active_jobs": 2}
 
 
 
 class RegisterSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
-    password = Password()
-    first_name = Name()
-    last_name = Name()
-    phone = Phone(required=True)
-    role = fields.String(required=True, validate=validate.OneOf(Role.SELF_REGISTERED))
-    category_ids = fields.List(Id(), load_default=list, validate=validate.Length(max=MAX_CATEGORIES))
-    bio = fields.String(load_default="", validate=validate.Length(max=2000))
-    years_of_experience = Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=80))
+    email = fields.Email(required=True, validate=validate.Length(max=254), metadata={"example": EXAMPLE_EMAIL})
+    password = Password(metadata={"example": "Lekki-Pipes-2026"})
+    first_name = Name(metadata={"example": "Emeka"})
+    last_name = Name(metadata={"example": "Okonkwo"})
+    phone = Phone(required=True, metadata={"example": EXAMPLE_PHONE})
+    role = fields.String(required=True, validate=validate.OneOf(Role.SELF_REGISTERED),
+                         metadata={"example": "serviceman"})
+    category_ids = fields.List(Id(), load_default=list, validate=validate.Length(max=MAX_CATEGORIES),
+                               metadata={"example": [3]})
+    bio = fields.String(load_default="", validate=validate.Length(max=2000), metadata={"example": EXAMPLE_BIO})
+    years_of_experience = Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=80),
+                                  metadata={"example": 9})
 
     @validates_schema
     def serviceman_fields(self, data, **kwargs):
@@ -43,43 +63,46 @@ class RegisterSchema(Schema):
 
 
 class LoginSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024))
+    email = fields.Email(required=True, validate=validate.Length(max=254), metadata={"example": EXAMPLE_EMAIL})
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024),
+                             metadata={"example": "Lekki-Pipes-2026"})
 
 
 class RefreshSchema(Schema):
-    refresh = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+    refresh = fields.String(required=True, validate=validate.Length(min=1, max=4096),
+                            metadata={"example": EXAMPLE_REFRESH})
 
 
 class TokenPairSchema(Schema):
-    access = fields.String(required=True)
-    refresh = fields.String(required=True)
+    access = fields.String(required=True, metadata={"example": EXAMPLE_ACCESS})
+    refresh = fields.String(required=True, metadata={"example": EXAMPLE_REFRESH})
 
 
 class ServicemanProfileSchema(Schema):
-    id = fields.Integer(dump_only=True)
-    full_name = fields.String(dump_only=True)
-    rating = Money(dump_only=True)
-    rating_count = fields.Integer(dump_only=True)
-    jobs_completed = fields.Integer(dump_only=True)
-    bio = fields.String()
-    years_of_experience = fields.Integer()
-    category_ids = fields.List(fields.Integer())
-    is_available = fields.Boolean()
-    active_jobs = fields.Integer(dump_only=True)
+    id = fields.Integer(dump_only=True, metadata={"example": EXAMPLE_PROFILE["id"]})
+    full_name = fields.String(dump_only=True, metadata={"example": EXAMPLE_PROFILE["full_name"]})
+    rating = Money(dump_only=True, metadata={"example": EXAMPLE_PROFILE["rating"]})
+    rating_count = fields.Integer(dump_only=True, metadata={"example": EXAMPLE_PROFILE["rating_count"]})
+    jobs_completed = fields.Integer(dump_only=True, metadata={"example": EXAMPLE_PROFILE["jobs_completed"]})
+    bio = fields.String(metadata={"example": EXAMPLE_BIO})
+    years_of_experience = fields.Integer(metadata={"example": EXAMPLE_PROFILE["years_of_experience"]})
+    category_ids = fields.List(fields.Integer(), metadata={"example": EXAMPLE_PROFILE["category_ids"]})
+    is_available = fields.Boolean(metadata={"example": EXAMPLE_PROFILE["is_available"]})
+    active_jobs = fields.Integer(dump_only=True, metadata={"example": EXAMPLE_PROFILE["active_jobs"]})
 
 
 class UserSchema(Schema):
-    id = fields.Integer(dump_only=True)
-    email = fields.Email(dump_only=True)
-    first_name = fields.String()
-    last_name = fields.String()
-    phone = fields.String()
-    role = fields.String(dump_only=True)
-    is_active = fields.Boolean(dump_only=True)
+    id = fields.Integer(dump_only=True, metadata={"example": 12})
+    email = fields.Email(dump_only=True, metadata={"example": EXAMPLE_EMAIL})
+    first_name = fields.String(metadata={"example": "Emeka"})
+    last_name = fields.String(metadata={"example": "Okonkwo"})
+    phone = fields.String(metadata={"example": EXAMPLE_PHONE})
+    role = fields.String(dump_only=True, metadata={"example": "serviceman"})
+    is_active = fields.Boolean(dump_only=True, metadata={"example": True})
     date_joined = fields.DateTime(dump_only=True)
-    serviceman_profile = fields.Method("get_serviceman_profile", dump_only=True, allow_none=True,
-                                       metadata={"description": "Servicemen only; null for other roles."})
+    serviceman_profile = fields.Method("get_serviceman_profile", dump_only=True, allow_none=True, metadata={
+        "description": "Servicemen only; null for other roles.",
+        "example": {**EXAMPLE_PROFILE, "approval_status": "APPROVED"}})
 
     def get_serviceman_profile(self, user):
         if user.role != Role.SERVICEMAN:
@@ -95,34 +118,36 @@ class UserSchema(Schema):
 
 class AuthResultSchema(Schema):
     user = fields.Nested(UserSchema, required=True)
-    access = fields.String(required=True)
-    refresh = fields.String(required=True)
+    access = fields.String(required=True, metadata={"example": EXAMPLE_ACCESS})
+    refresh = fields.String(required=True, metadata={"example": EXAMPLE_REFRESH})
 
 
 class MeUpdateSchema(Schema):
-    first_name = fields.String(validate=validate.Length(min=1, max=100))
-    last_name = fields.String(validate=validate.Length(min=1, max=100))
-    phone = Phone()
-    bio = fields.String(validate=validate.Length(max=2000))
-    years_of_experience = Integer(strict=True, validate=validate.Range(min=0, max=80))
-    category_ids = fields.List(Id(), validate=validate.Length(min=1, max=MAX_CATEGORIES))
-    is_available = fields.Boolean()
+    first_name = fields.String(validate=validate.Length(min=1, max=100), metadata={"example": "Emeka"})
+    last_name = fields.String(validate=validate.Length(min=1, max=100), metadata={"example": "Okonkwo"})
+    phone = Phone(metadata={"example": EXAMPLE_PHONE})
+    bio = fields.String(validate=validate.Length(max=2000), metadata={"example": EXAMPLE_BIO})
+    years_of_experience = Integer(strict=True, validate=validate.Range(min=0, max=80), metadata={"example": 10})
+    category_ids = fields.List(Id(), validate=validate.Length(min=1, max=MAX_CATEGORIES), metadata={"example": [3]})
+    is_available = fields.Boolean(metadata={"example": False})
 
 
 class AdminCreateSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
-    password = Password()
-    first_name = Name()
-    last_name = fields.String(load_default="", validate=validate.Length(max=100))
-    phone = Phone(load_default="")
+    email = fields.Email(required=True, validate=validate.Length(max=254),
+                         metadata={"example": "funmi.adeyemi@example.com"})
+    password = Password(metadata={"example": "Ikeja-Ops-2026!"})
+    first_name = Name(metadata={"example": "Funmilayo"})
+    last_name = fields.String(load_default="", validate=validate.Length(max=100), metadata={"example": "Adeyemi"})
+    phone = Phone(load_default="", metadata={"example": "+234 802 555 0190"})
 
 
 class ServicemanApplicationSchema(ServicemanProfileSchema):
     """Admin view: the public card plus vetting state and contact details."""
-    email = fields.Email(dump_only=True)
-    phone = fields.String(dump_only=True)
-    approval_status = fields.String(dump_only=True)
-    status_reason = fields.String(dump_only=True)
+    email = fields.Email(dump_only=True, metadata={"example": EXAMPLE_EMAIL})
+    phone = fields.String(dump_only=True, metadata={"example": EXAMPLE_PHONE})
+    approval_status = fields.String(dump_only=True, metadata={"example": "APPROVED"})
+    status_reason = fields.String(dump_only=True, metadata={
+        "description": "Why it was rejected or suspended; empty otherwise.", "example": ""})
 
 
 class ApprovalStatusQuerySchema(PageQuerySchema):
@@ -130,8 +155,9 @@ class ApprovalStatusQuerySchema(PageQuerySchema):
 
 
 class ApproveSchema(Schema):
-    category_ids = fields.List(Id(), validate=validate.Length(min=1, max=MAX_CATEGORIES))
+    category_ids = fields.List(Id(), validate=validate.Length(min=1, max=MAX_CATEGORIES), metadata={"example": [3]})
 
 
 class ReasonSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000), metadata={
+        "example": "The trade certificate uploaded is unreadable; please send a clearer copy."})

@@ -16,10 +16,10 @@ def TopLimit():
 
 # "from" is a Python keyword, hence from_dict; the loaded values are named date_from and date_to.
 _RevenueRange = Schema.from_dict({
-    "from": fields.Date(attribute="date_from", load_default=None,
-                        metadata={"description": "First day counted (UTC date of paid_at), inclusive."}),
-    "to": fields.Date(attribute="date_to", load_default=None,
-                      metadata={"description": "Last day counted (UTC date of paid_at), inclusive."}),
+    "from": fields.Date(attribute="date_from", load_default=None, metadata={
+        "description": "First day counted (UTC date of paid_at), inclusive.", "example": "2026-01-01"}),
+    "to": fields.Date(attribute="date_to", load_default=None, metadata={
+        "description": "Last day counted (UTC date of paid_at), inclusive.", "example": "2026-11-30"}),
 }, name="RevenueRange")
 
 
@@ -32,11 +32,12 @@ class RevenueQuerySchema(_RevenueRange):
 
 
 class RevenueSplitSchema(Schema):
-    booking_fees = Money(required=True)
-    final_payments = Money(required=True)
+    booking_fees = Money(required=True, metadata={"example": "184000.00"})
+    final_payments = Money(required=True, metadata={"example": "2475000.00"})
     markup = Money(required=True, metadata={
-        "description": "Final payments less their requests' estimates: the platform's share of the final cost."})
-    total = Money(required=True, metadata={"description": "Booking fees plus final payments."})
+        "description": "Final payments less their requests' estimates: the platform's share of the final cost.",
+        "example": "225000.00"})
+    total = Money(required=True, metadata={"description": "Booking fees plus final payments.", "example": "2659000.00"})
 
 
 class MonthRevenueSchema(RevenueSplitSchema):
@@ -44,8 +45,8 @@ class MonthRevenueSchema(RevenueSplitSchema):
 
 
 class RevenueSchema(RevenueSplitSchema):
-    date_from = fields.Date(data_key="from", allow_none=True)
-    date_to = fields.Date(data_key="to", allow_none=True)
+    date_from = fields.Date(data_key="from", allow_none=True, metadata={"example": "2026-01-01"})
+    date_to = fields.Date(data_key="to", allow_none=True, metadata={"example": "2026-11-30"})
     currency = fields.String(required=True, metadata={"example": "NGN"})
     by_month = fields.List(fields.Nested(MonthRevenueSchema), required=True,
                            metadata={"description": "Months with verified payments, oldest first."})
@@ -59,16 +60,17 @@ class TopServicemenQuerySchema(Schema):
 
 
 class TopServicemanSchema(Schema):
-    id = fields.Integer(required=True, metadata={"description": "The serviceman's user id."})
-    full_name = fields.String(required=True)
-    rating = Money(required=True)
-    rating_count = fields.Integer(required=True)
-    jobs_completed = fields.Integer(required=True)
+    id = fields.Integer(required=True, metadata={"description": "The serviceman's user id.", "example": 12})
+    full_name = fields.String(required=True, metadata={"example": "Emeka Okonkwo"})
+    rating = Money(required=True, metadata={"example": "4.60"})
+    rating_count = fields.Integer(required=True, metadata={"example": 15})
+    jobs_completed = fields.Integer(required=True, metadata={"example": 23})
 
 
 class TopServicemenSchema(Schema):
-    by = fields.String(required=True)
-    min_ratings = fields.Integer(allow_none=True, metadata={"description": "Applied for by=rating; null otherwise."})
+    by = fields.String(required=True, metadata={"example": "rating"})
+    min_ratings = fields.Integer(allow_none=True, metadata={"description": "Applied for by=rating; null otherwise.",
+                                                            "example": 3})
     results = fields.List(fields.Nested(TopServicemanSchema), required=True)
 
 
@@ -77,22 +79,28 @@ class TopCategoriesQuerySchema(Schema):
 
 
 class TopCategorySchema(Schema):
-    id = fields.Integer(required=True)
-    name = fields.String(required=True)
-    is_active = fields.Boolean(required=True)
-    request_count = fields.Integer(required=True)
+    id = fields.Integer(required=True, metadata={"example": 3})
+    name = fields.String(required=True, metadata={"example": "Plumbing"})
+    is_active = fields.Boolean(required=True, metadata={"example": True})
+    request_count = fields.Integer(required=True, metadata={"example": 142})
 
 
 class TopCategoriesSchema(Schema):
     results = fields.List(fields.Nested(TopCategorySchema), required=True)
 
 
+# A month of a busy platform, in RequestStatus.ALL's order (318 in all).
+_EXAMPLE_BY_STATUS = dict(zip(RequestStatus.ALL, (12, 9, 14, 6, 8, 3, 5, 4, 11, 7, 216, 23)))
+
+
 class RequestStatsSchema(Schema):
-    total = fields.Integer(required=True, metadata={"description": "Requests not deleted."})
+    total = fields.Integer(required=True, metadata={"description": "Requests not deleted.",
+                                                    "example": sum(_EXAMPLE_BY_STATUS.values())})
     by_status = fields.Dict(keys=fields.String(validate=validate.OneOf(RequestStatus.ALL)), values=fields.Integer(),
-                            required=True, metadata={"description": "Every status, zeros included."})
+                            required=True, metadata={"description": "Every status, zeros included.",
+                                                     "example": _EXAMPLE_BY_STATUS})
     assigned_after_payment = fields.Integer(required=True, metadata={
-        "description": "Requests with both a payment_received and a serviceman_assigned event."})
+        "description": "Requests with both a payment_received and a serviceman_assigned event.", "example": 281})
     average_seconds_to_assignment = fields.Float(required=True, allow_none=True, metadata={
         "description": "Mean seconds from payment_received to the first serviceman_assigned; "
-                       "null until a request is assigned."})
+                       "null until a request is assigned.", "example": 5400.0})

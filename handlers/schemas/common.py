@@ -1,4 +1,9 @@
-"""Shared schema pieces: money, pagination, the error shape."""
+"""Shared schema pieces: money, pagination, the error shape.
+
+Every field of a body or response schema carries a realistic `metadata={"example": ...}` (one
+booking in Lagos tells the story: client #17, serviceman #12, request #128); Swagger UI builds each
+operation's example from them, and tests/test_docs.py fails for a field without one. Dates, times
+and money without an example of their own get a generic one from server/openapi.py."""
 from marshmallow import Schema, fields, validate
 from marshmallow.validate import Range
 
@@ -49,11 +54,12 @@ def paginate(query, item_schema, page_args, page_url, transform=None):
 # "fields" is a field name here and the marshmallow module's name, hence from_dict.
 ErrorBodySchema = Schema.from_dict({
     "code": fields.String(required=True, metadata={"example": "validation_error"}),
-    "message": fields.String(required=True),
+    "message": fields.String(required=True, metadata={"example": "Some fields are not valid."}),
     "fields": fields.Dict(keys=fields.String(), values=fields.List(fields.String()), metadata={
         "description": "Per-field messages, `{name: [messages]}`; list items and nested fields have dotted names.",
         "example": {"category_ids.0": ["Not a valid integer."]}}),
-    "request_id": fields.String(),
+    "request_id": fields.String(metadata={"description": "Only on 500s: quote it when reporting the failure.",
+                                          "example": "3f2c9a7e41b84d0c9e5b2a6d7c1f0e88"}),
 }, name="ErrorBody")
 
 

@@ -3,14 +3,15 @@ from marshmallow import Schema, fields, validate
 
 from models.service_requests import RequestStatus
 
+from .catalog import EXAMPLE_REVIEW
 from .common import Integer, Money, PageQuerySchema
 from .service_requests import ServiceRequestSchema
 
 
 class RatingCreateSchema(Schema):
     rating = Integer(required=True, strict=True, validate=validate.Range(min=1, max=5),
-                     metadata={"description": "Whole stars, 1 to 5."})
-    review = fields.String(load_default="", validate=validate.Length(max=2000))
+                     metadata={"description": "Whole stars, 1 to 5.", "example": 5})
+    review = fields.String(load_default="", validate=validate.Length(max=2000), metadata={"example": EXAMPLE_REVIEW})
 
 
 class JobListQuerySchema(PageQuerySchema):
@@ -20,19 +21,20 @@ class JobListQuerySchema(PageQuerySchema):
 
 class JobSchema(ServiceRequestSchema):
     role = fields.String(metadata={"enum": ["primary", "backup"],
-                                   "description": "The caller's part in this job."})
+                                   "description": "The caller's part in this job.", "example": "primary"})
 
 
 def _rating(**kwargs):
     return Money(allow_none=True, metadata={"description": "Average stars, two places; null without ratings.",
-                                            "example": "4.50"}, **kwargs)
+                                            "example": "4.60"}, **kwargs)
 
 
 class PeriodStatsSchema(Schema):
-    jobs_completed = fields.Integer(metadata={"description": "COMPLETED jobs the caller was primary on."})
-    earnings = Money(metadata={"description": "Sum of those jobs' estimate_amount (naira)."})
+    jobs_completed = fields.Integer(metadata={"description": "COMPLETED jobs the caller was primary on.",
+                                              "example": 23})
+    earnings = Money(metadata={"description": "Sum of those jobs' estimate_amount (naira).", "example": "345000.00"})
     average_rating = _rating()
-    rating_count = fields.Integer()
+    rating_count = fields.Integer(metadata={"example": 15})
 
 
 class MonthStatsSchema(PeriodStatsSchema):
@@ -46,7 +48,9 @@ class ServicemanStatsSchema(Schema):
         "description": "Percent of the caller's ended primary jobs that were completed: COMPLETED ÷ (COMPLETED + "
                        "CANCELLED after assignment) × 100, two places; null until a job has ended. Jobs still "
                        "active are not counted either way.", "example": "80.00"})
-    cancelled_jobs = fields.Integer(metadata={"description": "Jobs cancelled after the caller was assigned primary."})
-    active_jobs = fields.Integer(metadata={"description": "Primary jobs from ASSIGNED to COMPLETED_BY_SERVICEMAN."})
+    cancelled_jobs = fields.Integer(metadata={"description": "Jobs cancelled after the caller was assigned primary.",
+                                              "example": 1})
+    active_jobs = fields.Integer(metadata={"description": "Primary jobs from ASSIGNED to COMPLETED_BY_SERVICEMAN.",
+                                           "example": 2})
     all_time = fields.Nested(PeriodStatsSchema)
     this_month = fields.Nested(MonthStatsSchema)

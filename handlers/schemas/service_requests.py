@@ -4,8 +4,14 @@ from marshmallow import Schema, fields, validate
 from models.service_requests import RequestStatus
 
 from .common import Id, Money, PageQuerySchema
+from .notifications import EXAMPLE_ASSIGNED
 
 Text = lambda **kw: fields.String(validate=validate.Length(min=1, max=2000), **kw)  # noqa: E731
+
+# Request #128: client #17 books serviceman #12 (plumbing, category #3) in Lekki, two weeks ahead.
+EXAMPLE_DATE = "2026-12-10"
+EXAMPLE_ADDRESS = "14 Admiralty Way, Lekki Phase 1, Lagos"
+EXAMPLE_DESCRIPTION = "Kitchen sink pipe leaking under the cabinet; the tap no longer shuts off fully."
 
 
 class QuoteQuerySchema(Schema):
@@ -14,47 +20,48 @@ class QuoteQuerySchema(Schema):
 
 
 class QuoteSchema(Schema):
-    booking_date = fields.Date()
-    is_emergency = fields.Boolean()
-    auto_flagged_emergency = fields.Boolean()
-    booking_fee = Money()
+    booking_date = fields.Date(metadata={"example": EXAMPLE_DATE})
+    is_emergency = fields.Boolean(metadata={"example": False})
+    auto_flagged_emergency = fields.Boolean(metadata={"example": False})
+    booking_fee = Money(metadata={"example": "2000.00"})
     currency = fields.Constant("NGN")
 
 
 class RequestCreateSchema(Schema):
-    category_id = Id(required=True)
-    serviceman_id = Id(load_default=None, allow_none=True)
-    booking_date = fields.Date(required=True)
-    address = Text(required=True)
-    description = Text(required=True)
-    is_emergency = fields.Boolean(load_default=None, allow_none=True)
+    category_id = Id(required=True, metadata={"example": 3})
+    serviceman_id = Id(load_default=None, allow_none=True, metadata={"example": 12})
+    booking_date = fields.Date(required=True, metadata={"example": EXAMPLE_DATE})
+    address = Text(required=True, metadata={"example": EXAMPLE_ADDRESS})
+    description = Text(required=True, metadata={"example": EXAMPLE_DESCRIPTION})
+    is_emergency = fields.Boolean(load_default=None, allow_none=True, metadata={"example": False})
 
 
 class RequestUpdateSchema(Schema):
-    booking_date = fields.Date()
-    is_emergency = fields.Boolean()
-    address = Text()
-    description = Text()
+    booking_date = fields.Date(metadata={"example": "2026-12-11"})
+    is_emergency = fields.Boolean(metadata={"example": False})
+    address = Text(metadata={"example": "14 Admiralty Way, Lekki Phase 1, Lagos (gate 2, ask for Mrs Obi)"})
+    description = Text(metadata={"example": EXAMPLE_DESCRIPTION})
 
 
 class ServiceRequestSchema(Schema):
-    id = fields.Integer()
-    status = fields.String()
-    client_id = fields.Integer()
-    category_id = fields.Integer()
-    preferred_serviceman_id = fields.Integer(allow_none=True)
-    primary_serviceman_id = fields.Integer(allow_none=True)
-    backup_serviceman_id = fields.Integer(allow_none=True)
-    booking_date = fields.Date()
-    address = fields.String()
-    description = fields.String()
-    is_emergency = fields.Boolean()
-    auto_flagged_emergency = fields.Boolean()
-    booking_fee = Money()
-    estimate_amount = Money(allow_none=True)
-    estimate_notes = fields.String()
-    markup_percentage = Money(allow_none=True)
-    final_cost = Money(allow_none=True)
+    id = fields.Integer(metadata={"example": 128})
+    status = fields.String(metadata={"example": "AWAITING_CLIENT_APPROVAL"})
+    client_id = fields.Integer(metadata={"example": 17})
+    category_id = fields.Integer(metadata={"example": 3})
+    preferred_serviceman_id = fields.Integer(allow_none=True, metadata={"example": 12})
+    primary_serviceman_id = fields.Integer(allow_none=True, metadata={"example": 12})
+    backup_serviceman_id = fields.Integer(allow_none=True, metadata={"example": 14})
+    booking_date = fields.Date(metadata={"example": EXAMPLE_DATE})
+    address = fields.String(metadata={"example": EXAMPLE_ADDRESS})
+    description = fields.String(metadata={"example": EXAMPLE_DESCRIPTION})
+    is_emergency = fields.Boolean(metadata={"example": False})
+    auto_flagged_emergency = fields.Boolean(metadata={"example": False})
+    booking_fee = Money(metadata={"example": "2000.00"})
+    estimate_amount = Money(allow_none=True, metadata={"example": "15000.00"})
+    estimate_notes = fields.String(metadata={"example": "Corroded PVC joint under the kitchen sink and a worn tap "
+                                                        "cartridge; price covers both parts."})
+    markup_percentage = Money(allow_none=True, metadata={"example": "10.00"})
+    final_cost = Money(allow_none=True, metadata={"example": "16500.00"})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 
@@ -73,18 +80,19 @@ class RequestListQuerySchema(PageQuerySchema):
 
 
 class EventSchema(Schema):
-    id = fields.Integer()
-    type = fields.String()
-    actor_id = fields.Integer(allow_none=True)
-    from_status = fields.String(allow_none=True)
-    to_status = fields.String(allow_none=True)
-    payload = fields.Dict()
+    id = fields.Integer(metadata={"example": 512})
+    type = fields.String(metadata={"example": "serviceman_assigned"})
+    actor_id = fields.Integer(allow_none=True, metadata={"example": 1})
+    from_status = fields.String(allow_none=True, metadata={"example": "PENDING_ADMIN_ASSIGNMENT"})
+    to_status = fields.String(allow_none=True, metadata={"example": "ASSIGNED"})
+    payload = fields.Dict(metadata={"example": EXAMPLE_ASSIGNED})
     created_at = fields.DateTime()
 
 
 class CancelSchema(Schema):
-    reason = fields.String(load_default="", validate=validate.Length(max=2000))
+    reason = fields.String(load_default="", validate=validate.Length(max=2000),
+                           metadata={"example": "Found a plumber closer to home; no longer needed."})
 
 
 class EmergencySchema(Schema):
-    is_emergency = fields.Boolean(required=True)
+    is_emergency = fields.Boolean(required=True, metadata={"example": True})

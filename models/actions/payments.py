@@ -168,7 +168,8 @@ def _accept_success(payment, request, data, source):
                      payload={**details, "reported_amount_kobo": paid_kobo, "reported_currency": currency})
         log.warning("payment %s held for review: %s", payment.paystack_reference, payment.failure_reason)
         return
-    payment.status, payment.paid_at, payment.processed_via = PaymentStatus.SUCCESS, _paid_at(data.get("paid_at")), source
+    payment.status, payment.processed_via = PaymentStatus.SUCCESS, source
+    payment.paid_at = _paid_at(data.get("paid_at"))
     details["paid_at"] = payment.paid_at.isoformat()
     problem = _why_not_applicable(payment, request, purpose)
     if problem:
