@@ -8,6 +8,7 @@ from server.clock import utcnow
 
 from .base import JSONField, MoneyField, TimestampedModel, UTCDateTimeField
 from .catalog import Category
+from .db import for_update
 from .users import User
 
 
@@ -88,6 +89,12 @@ class ServiceRequest(TimestampedModel):
     updated_at = UTCDateTimeField(default=utcnow)
     # Set by the one conditional UPDATE that claims the day-before reminder (exactly once).
     reminder_sent_at = UTCDateTimeField(null=True)
+
+    @classmethod
+    def locked(cls, request_id):
+        """Re-read a request inside the caller's transaction, locked until it ends. Decisions that
+        depend on the current values, such as "did the emergency flag change?", are made on this copy."""
+        return for_update(cls.select().where(cls.id == request_id)).get()
 
     @classmethod
     def visible(cls):

@@ -86,15 +86,20 @@ def db(database):
     database.close()
 
 
-@pytest.fixture
-def app(settings, database):
-    """The app with the embedded pipeline; its jobs finish before the tables are emptied."""
+def serve_app(settings):
+    """Yield an app built with `settings` (embedded pipeline); its jobs finish before teardown."""
     application = make_app(settings, bind_database=False)
     yield application
     transport = runtime.transport()
     if hasattr(transport, "shutdown"):
         transport.shutdown()
     runtime.reset()
+
+
+@pytest.fixture
+def app(settings, database):
+    """The app with the embedded pipeline; its jobs finish before the tables are emptied."""
+    yield from serve_app(settings)
 
 
 class Api:

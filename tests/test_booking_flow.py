@@ -11,11 +11,10 @@ from datetime import timedelta
 import pytest
 
 from models import Notification, RequestStatus, ServiceRequest, ServicemanProfile, User
-from server.app import make_app
 from server.clock import platform_today
 from workers import runtime
 
-from .conftest import make_settings
+from .conftest import make_settings, serve_app
 from .factories import AdminFactory, CategoryFactory
 from .ws_support import receive
 
@@ -34,11 +33,8 @@ EXPECTED = {
 
 @pytest.fixture
 def app(database, mailbox):
-    settings = make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false")
-    application = make_app(settings, bind_database=False)
-    yield application
-    runtime.transport().shutdown()
-    runtime.reset()
+    yield from serve_app(make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port),
+                                       EMAIL_USE_TLS="false"))
 
 
 async def ok(response, status=200):

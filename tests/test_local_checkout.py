@@ -13,7 +13,7 @@ from server.app import make_app
 from server.settings import LOCAL_CHECKOUT_SECRET_KEY, ConfigurationError, load_settings
 from workers import runtime
 
-from .conftest import make_settings
+from .conftest import make_settings, serve_app
 from .factories import ServiceRequestFactory
 from .test_security import PRODUCTION
 
@@ -23,13 +23,7 @@ NO_KEYS = {"ENV": "development", "PAYSTACK_SECRET_KEY": "", "PAYSTACK_PUBLIC_KEY
 @pytest.fixture
 def app(database, http_port):
     """This module's app: development mode without Paystack keys, reachable on the test port."""
-    settings = make_settings(**NO_KEYS, PORT=str(http_port))
-    application = make_app(settings, bind_database=False)
-    yield application
-    transport = runtime.transport()
-    if hasattr(transport, "shutdown"):
-        transport.shutdown()
-    runtime.reset()
+    yield from serve_app(make_settings(**NO_KEYS, PORT=str(http_port)))
 
 
 def test_no_keys_outside_production_means_the_local_checkout():

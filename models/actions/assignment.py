@@ -15,7 +15,7 @@ from ..catalog import Category
 from ..service_requests import Event, RequestStatus, ServiceRequest
 from ..users import ApprovalStatus, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import record_event, transition, unit_of_work
-from .booking import _locked, get_request
+from .booking import get_request
 from .catalog import availability_warnings, serviceman_availability
 
 PRIMARY, BACKUP = "primary", "backup"
@@ -134,7 +134,7 @@ def assign_servicemen(admin, request_id, *, primary_serviceman_id, backup_servic
     _require_admin(admin)
     request = get_request(admin, request_id)
     with unit_of_work():
-        request = _locked(request.id)
+        request = ServiceRequest.locked(request.id)
         if request.status != RequestStatus.PENDING_ADMIN_ASSIGNMENT:
             raise InvalidTransition(f"This request is {request.status}; servicemen are assigned only while it "
                                     f"is PENDING_ADMIN_ASSIGNMENT.")
@@ -176,7 +176,7 @@ def promote_backup(admin, request_id):
     _require_admin(admin)
     request = get_request(admin, request_id)
     with unit_of_work():
-        request = _locked(request.id)
+        request = ServiceRequest.locked(request.id)
         _require_assigned(request, "the backup can be promoted")
         if request.backup_serviceman_id is None:
             raise Conflict("This request has no backup serviceman to promote; reassign it instead.")
@@ -192,7 +192,7 @@ def reassign(admin, request_id, *, primary_serviceman_id=None, backup_serviceman
     _require_admin(admin)
     request = get_request(admin, request_id)
     with unit_of_work():
-        request = _locked(request.id)
+        request = ServiceRequest.locked(request.id)
         _require_assigned(request, "servicemen can be reassigned")
         named = {role: user_id for role, user_id in ((PRIMARY, primary_serviceman_id),
                                                      (BACKUP, backup_serviceman_id)) if user_id is not None}
@@ -226,7 +226,7 @@ def decline_assignment(serviceman, request_id, reason):
         raise PermissionDenied("Only an assigned serviceman declines a job.")
     request = get_request(serviceman, request_id)
     with unit_of_work():
-        request = _locked(request.id)
+        request = ServiceRequest.locked(request.id)
         before = _team(request)
         declined_as = next((role for role, user_id in before.items() if user_id == serviceman.id), None)
         if declined_as is None:  # removed while this call waited for the lock

@@ -9,7 +9,6 @@ from server.clock import platform_today, utcnow
 from server.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 
 from ..catalog import Category
-from ..db import for_update
 from ..service_requests import Event, RequestStatus, ServiceRequest
 from ..users import ApprovalStatus, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import record_event, transition, unit_of_work
@@ -107,12 +106,6 @@ def _owned_request(user, request_id):
     return request
 
 
-def _locked(request_id):
-    """Re-read a request inside the caller's transaction, locked until it ends. Decisions that depend
-    on the current values, such as "did the emergency flag change?", are made on this copy only."""
-    return for_update(ServiceRequest.select().where(ServiceRequest.id == request_id)).get()
-
-
 def update_request(settings, user, request_id, **changes):
     """The client edits an unpaid request; the emergency flag and fee are recomputed."""
     request = _owned_request(user, request_id)
@@ -121,7 +114,7 @@ def update_request(settings, user, request_id, **changes):
     requested_date = changes.pop("booking_date", None)
     requested = changes.pop("is_emergency", None)
     with unit_of_work():
-        request = _locked(request.id)
+        request = ServiceRequest.locked(request.id)
         _editable(request)
         if requested is None and request.is_emergency and not request.auto_flagged_emergency:
             requested = True  # keep an emergency the client chose, unless they now say otherwise
@@ -177,7 +170,7 @@ def set_emergency(settings, admin, request_id, is_emergency):
     """Admin override of the emergency flag. The fee follows only while it is still unpaid."""
     request = get_request(admin, request_id)
     with unit_of_work():
-        request = _locked(request.id)
+        request = ServiceRequest.locked(request.id)
         if request.status in RequestStatus.FINISHED:
             raise InvalidTransition("A finished booking's emergency flag cannot change.")
         if request.is_emergency == is_emergency:

@@ -21,7 +21,7 @@ from ..money import Rating
 from ..service_requests import RequestStatus, ServiceRequest
 from ..users import ServicemanProfile
 from ..workflow import record_event, transition, unit_of_work
-from .booking import _locked, _owned_request, get_request, visible_requests
+from .booking import _owned_request, get_request, visible_requests
 
 S = RequestStatus
 # Jobs the serviceman still has to finish (or the admin to confirm).
@@ -40,7 +40,7 @@ def start_work(admin, request_id):
     """PAYMENT_CONFIRMED -> IN_PROGRESS: the admin tells the primary serviceman to proceed."""
     request = get_request(admin, request_id)
     with unit_of_work():
-        request = _locked(request.id)
+        request = ServiceRequest.locked(request.id)
         _require_status(request, S.PAYMENT_CONFIRMED, "Work can start")
         request, _ = transition(request, S.IN_PROGRESS, admin, "work_started",
                                 payload={"serviceman_id": request.primary_serviceman_id})
@@ -52,7 +52,7 @@ def mark_completed(serviceman, request_id):
     not on the job gets 404; the backup, who can see the request, gets 403."""
     request = get_request(serviceman, request_id)
     with unit_of_work():
-        request = _locked(request.id)  # the primary may have been replaced since it was read
+        request = ServiceRequest.locked(request.id)  # the primary may have been replaced since it was read
         if request.primary_serviceman_id != serviceman.id:
             if request.backup_serviceman_id == serviceman.id:
                 raise PermissionDenied("Only the primary serviceman marks the job done.")
@@ -68,7 +68,7 @@ def confirm_completion(admin, request_id):
     transaction: only the one confirm that wins the transition counts the job."""
     request = get_request(admin, request_id)
     with unit_of_work():
-        request = _locked(request.id)
+        request = ServiceRequest.locked(request.id)
         _require_status(request, S.COMPLETED_BY_SERVICEMAN, "Completion can be confirmed")
         request, _ = transition(request, S.COMPLETED, admin, "job_confirmed",
                                 payload={"serviceman_id": request.primary_serviceman_id})
@@ -84,7 +84,7 @@ def rate_job(client, request_id, rating, review=""):
     """The owning client rates the primary serviceman of a COMPLETED request, once."""
     request = _owned_request(client, request_id)
     with unit_of_work():
-        request = _locked(request.id)
+        request = ServiceRequest.locked(request.id)
         _require_status(request, S.COMPLETED, "A job can be rated")
         if Rating.select().where(Rating.service_request == request.id).exists():
             raise _already_rated()

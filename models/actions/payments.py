@@ -55,10 +55,6 @@ def _new_reference(request_id, payment_type):
     return f"SM-{request_id}-{payment_type[0]}-{secrets.token_hex(10)}"
 
 
-def _locked_request(request_id):
-    return for_update(ServiceRequest.select().where(ServiceRequest.id == request_id)).get()
-
-
 def initialize_payment(settings, paystack, client, request_id, payment_type):
     """The open Paystack checkout for what `client` owes on this request, created if needed.
 
@@ -71,7 +67,7 @@ def initialize_payment(settings, paystack, client, request_id, payment_type):
                                                  ServiceRequest.client == client.id).first()
         if request is None:
             raise NotFound("No such service request.")
-        request = _locked_request(request.id)
+        request = ServiceRequest.locked(request.id)
         if request.status != purpose.pay_in:
             raise InvalidTransition(f"The {purpose.label} can be paid only while the request is {purpose.pay_in}; "
                                     f"it is {request.status}.")
@@ -147,7 +143,7 @@ def process_charge(data, source, give_up=False):
                 payment.failure_reason = f"Paystack: {data.get('gateway_response') or paystack_status}"[:1000]
             payment.save()
             return payment
-        request = _locked_request(payment.service_request_id)
+        request = ServiceRequest.locked(payment.service_request_id)
         _accept_success(payment, request, data, source)
     return payment
 

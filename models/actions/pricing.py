@@ -21,7 +21,7 @@ from ..money import NegotiationStatus, PriceNegotiation
 from ..service_requests import Event, RequestStatus, ServiceRequest
 from ..users import Role
 from ..workflow import record_event, transition, unit_of_work
-from .booking import _locked, _owned_request, get_request
+from .booking import _owned_request, get_request
 
 S = RequestStatus
 MARKUP_SETTABLE = (S.SERVICEMAN_INSPECTED, S.AWAITING_CLIENT_APPROVAL)
@@ -61,7 +61,7 @@ def _locked_as_primary(serviceman, request_id, action):
     """The request, locked, if `serviceman` is its primary (checked on the locked row, so a
     concurrent reassignment cannot slip between check and change). A backup sees the request,
     so it is told why it may not act (403); anyone else may not learn that it exists (404)."""
-    request = _locked(get_request(serviceman, request_id).id)
+    request = ServiceRequest.locked(get_request(serviceman, request_id).id)
     if request.primary_serviceman_id != serviceman.id:
         raise PermissionDenied(f"Only the primary serviceman {action}.")
     return request
@@ -86,7 +86,7 @@ def set_markup(admin, request_id, markup_percentage):
     client has not answered."""
     request = get_request(admin, request_id)
     with unit_of_work():
-        request = _locked(request.id)
+        request = ServiceRequest.locked(request.id)
         _refuse_unless(request, MARKUP_SETTABLE, "Setting the markup")
         if request.estimate_amount is None:
             raise InvalidTransition("This request has no estimate to mark up.")
@@ -122,7 +122,7 @@ def approve_cost(client, request_id, final_cost=None):
         raise PermissionDenied("Only the client approves the cost.")
     request = _owned_request(client, request_id)
     with unit_of_work():
-        request = _locked(request.id)
+        request = ServiceRequest.locked(request.id)
         _refuse_unless(request, NEGOTIABLE, "Approving the cost")
         if _pending_proposal(request) is not None:
             raise InvalidTransition("A price proposal is pending: accept, reject or counter it instead.")
@@ -168,7 +168,7 @@ def propose_price(user, request_id, proposed_amount, message=""):
     the negotiation (their first word is the markup)."""
     request = _owned_request(user, request_id)
     with unit_of_work():
-        request = _locked(request.id)
+        request = ServiceRequest.locked(request.id)
         allowed = NEGOTIABLE if user.role == Role.CLIENT else (S.NEGOTIATING,)
         _refuse_unless(request, allowed, "Proposing a price")
         if _pending_proposal(request) is not None:
@@ -186,7 +186,7 @@ def _answerable(user, negotiation_id):
     if proposal is None:
         raise NotFound("No such price proposal.")
     request = _owned_request(user, proposal.service_request_id)  # a stranger learns nothing: 404
-    request = _locked(request.id)  # always the request first, then the proposal: one lock order
+    request = ServiceRequest.locked(request.id)  # always the request first, then the proposal: one lock order
     proposal = for_update(PriceNegotiation.select().where(PriceNegotiation.id == proposal.id)).get()
     if proposal.status != NegotiationStatus.PENDING:
         raise InvalidTransition(f"This proposal is already {proposal.status}.")
@@ -250,7 +250,7 @@ def consult_serviceman(admin, request_id, message):
     """Ask the primary serviceman whether the amount on the table is acceptable to them."""
     request = get_request(admin, request_id)
     with unit_of_work():
-        request = _locked(request.id)
+        request = ServiceRequest.locked(request.id)
         _refuse_unless(request, (S.NEGOTIATING,), "Consulting the serviceman")
         if request.primary_serviceman_id is None:
             raise InvalidTransition("This request has no primary serviceman to consult.")
