@@ -3,17 +3,20 @@ from .catalog import Category
 from .db import bind, database, is_postgres
 from .money import NegotiationStatus, Payment, PaymentStatus, PaymentType, PriceNegotiation, Rating
 from .notifications import Notification
+from .payouts import Payout, PayoutAccount, PayoutStatus, PayoutTransfer
 from .service_requests import TRANSITIONS, Event, RequestStatus, ServiceRequest, can_transition
 from .users import ApprovalStatus, OneTimeToken, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
 
 ALL_MODELS = [
     User, Category, ServicemanProfile, ServicemanCategory, RefreshToken, OneTimeToken,
     ServiceRequest, Event, Payment, PriceNegotiation, Rating, Notification,
+    PayoutAccount, Payout, PayoutTransfer,
 ]
 
 __all__ = [
     "ALL_MODELS", "ApprovalStatus", "Category", "Event", "NegotiationStatus", "Notification", "OneTimeToken",
-    "Payment", "PaymentStatus", "PaymentType", "PriceNegotiation", "Rating", "RefreshToken", "RequestStatus",
+    "Payment", "PaymentStatus", "PaymentType", "Payout", "PayoutAccount", "PayoutStatus", "PayoutTransfer",
+    "PriceNegotiation", "Rating", "RefreshToken", "RequestStatus",
     "Role", "ServiceRequest", "ServicemanCategory", "ServicemanProfile", "TRANSITIONS", "User", "bind",
     "can_transition", "database", "is_postgres",
 ]

@@ -66,7 +66,7 @@ def local_checkout_routes(settings):
     from server.settings import LOCAL_CHECKOUT_PREFIX
 
     ledger = Ledger(secret_key=settings.paystack_secret_key, base_url=settings.paystack_api_url,
-                    webhook_url=f"{settings.origin}/api/payments/webhook/")
+                    webhook_url=f"{settings.origin}/api/payments/webhook/", transfer_outcome="success")
     log.info("no Paystack keys: payments use the local checkout at %s/checkout/", settings.paystack_api_url)
     return standin_routes(ledger, prefix=LOCAL_CHECKOUT_PREFIX)
 

@@ -57,11 +57,11 @@ class PaystackClient:
         self.timeout = (CONNECT_TIMEOUT, settings.paystack_timeout)
         self.session = session or requests.Session()
 
-    def _call(self, method, path, json=None):
+    def _call(self, method, path, json=None, params=None, data_type=dict):
         url = f"{self.base_url}{path}"
         try:
             response = self.session.request(
-                method, url, json=json, timeout=self.timeout,
+                method, url, json=json, params=params, timeout=self.timeout,
                 headers={"Authorization": f"Bearer {self.secret_key}", "Accept": "application/json"})
         except requests.Timeout as exc:
             raise PaystackUnavailable(f"Paystack did not answer in time ({method} {path})") from exc
@@ -76,7 +76,7 @@ class PaystackClient:
                                       status=response.status_code, body=body)
         if not body["status"] or response.status_code >= 400:
             raise PaystackRefused(str(body.get("message") or "refused"), status=response.status_code, body=body)
-        if not isinstance(body.get("data"), dict):
+        if not isinstance(body.get("data"), data_type):
             raise PaystackUnavailable(f"Paystack's answer to {method} {path} has no data",
                                       status=response.status_code, body=body)
         return body["data"]
@@ -93,3 +93,30 @@ class PaystackClient:
     def verify(self, reference):
         """The transaction as Paystack knows it (status, amount in kobo, currency, paid_at, ...)."""
         return self._call("GET", f"/transaction/verify/{requests.utils.quote(reference, safe='')}")
+
+    # --- transfers (paying servicemen) ------------------------------------------------------------
+
+    def list_banks(self, currency="NGN"):
+        """Nigerian banks: a list of {name, code, ...}."""
+        return self._call("GET", "/bank", params={"currency": currency, "perPage": 100}, data_type=list)
+
+    def resolve_account(self, account_number, bank_code):
+        """The account's holder as the bank knows it: {account_number, account_name}."""
+        return self._call("GET", "/bank/resolve", params={"account_number": account_number, "bank_code": bank_code})
+
+    def create_recipient(self, *, name, account_number, bank_code, currency="NGN"):
+        """A transfer recipient for a NUBAN account; its `recipient_code` is what transfers are sent to."""
+        return self._call("POST", "/transferrecipient", json={
+            "type": "nuban", "name": name, "account_number": account_number, "bank_code": bank_code,
+            "currency": currency})
+
+    def transfer(self, *, amount, recipient, reference, reason, currency="NGN"):
+        """Send `amount` naira from the balance. Paystack refuses a reference it has seen, so a retry
+        with the same reference can never pay twice."""
+        return self._call("POST", "/transfer", json={
+            "source": "balance", "amount": to_kobo(amount), "recipient": recipient, "reference": reference,
+            "reason": reason, "currency": currency})
+
+    def verify_transfer(self, reference):
+        """The transfer as Paystack knows it (status pending, success, failed, reversed, ...)."""
+        return self._call("GET", f"/transfer/verify/{requests.utils.quote(reference, safe='')}")

@@ -40,6 +40,12 @@ class Ledger:
     faults: list = field(default_factory=list)   # next calls: "timeout", "error", "garbage"
     fault_delay: float = 2.0           # how long a "timeout" fault sleeps
     webhooks_sent: int = 0
+    # Transfers (server/paystack_standin_transfers.py): recipients by code, transfers by reference,
+    # and how a new transfer settles on its own (None: it stays pending until a test settles it).
+    recipients: dict = field(default_factory=dict)
+    transfers: dict = field(default_factory=dict)
+    transfer_outcome: str = None
+    transfer_delay: float = 0.2
 
     def fail_next(self, *faults):
         self.faults.extend(faults)
@@ -217,8 +223,10 @@ async def send_webhook(ledger, reference, event="charge.success"):
 
 
 def standin_routes(ledger, prefix=""):
+    from server.paystack_standin_transfers import transfer_routes
+
     args = {"ledger": ledger}
-    return [
+    return transfer_routes(ledger, ApiHandler, prefix) + [
         (rf"{prefix}/transaction/initialize", InitializeHandler, args),
         (rf"{prefix}/transaction/verify/(?P<reference>[^/]+)", VerifyHandler, args),
         tornado.web.url(rf"{prefix}/checkout/(?P<access_code>[0-9a-f]+)", CheckoutHandler, args, name="checkout"),

@@ -77,6 +77,8 @@ class Settings:
     paystack_local_checkout: bool = False
     payment_reconcile_after: int = 600         # seconds a PENDING payment waits before it is re-verified
     payment_abandon_after: int = 24 * 3600     # seconds after which an unpaid attempt is FAILED
+    payout_reconcile_after: int = 600          # seconds a sent (or unanswered) transfer waits before it is re-checked
+    paystack_banks_ttl: int = 24 * 3600        # seconds Paystack's bank list is kept before it is asked again
     email_host: str = ""
     email_port: int = 587
     email_host_user: str = ""
@@ -206,6 +208,8 @@ def load_settings(environ=None, read_dotenv=True):
             paystack_local_checkout=local_checkout,
             payment_reconcile_after=int(get("PAYMENT_RECONCILE_AFTER") or defaults.payment_reconcile_after),
             payment_abandon_after=int(get("PAYMENT_ABANDON_AFTER") or defaults.payment_abandon_after),
+            payout_reconcile_after=int(get("PAYOUT_RECONCILE_AFTER") or defaults.payout_reconcile_after),
+            paystack_banks_ttl=int(get("PAYSTACK_BANKS_TTL") or defaults.paystack_banks_ttl),
             email_host=get("EMAIL_HOST", ""),
             email_port=int(get("EMAIL_PORT") or defaults.email_port),
             email_host_user=get("EMAIL_HOST_USER", ""),

@@ -159,6 +159,23 @@ NOTIFICATION_TYPES = {t.name: t for t in [
         "booking_reminder", lambda event, request: client(event, request) + assigned_servicemen(event, request),
         "Reminder: booking #{request_id} is tomorrow",
         "The {category} booking is tomorrow, {booking_date}, at {address}: {description}"),
+    NotificationType(
+        # Payouts: the serviceman paid is the one recorded on the payout (failures reach the admins too).
+        "payout_sent", lambda event, request: [event.payload["serviceman_id"]],
+        "Booking #{request_id}: NGN {payload[amount]} is on its way to you",
+        "We sent NGN {payload[amount]} for the {category} job of {booking_date} to {payload[account]}. "
+        "Transfer reference {payload[reference]}; we will tell you when it lands."),
+    NotificationType(
+        "payout_paid", lambda event, request: [event.payload["serviceman_id"]],
+        "Booking #{request_id}: NGN {payload[amount]} paid into your account",
+        "NGN {payload[amount]} for the {category} job of {booking_date} has landed in {payload[account]}. "
+        "Transfer reference {payload[reference]}."),
+    NotificationType(
+        "payout_failed", lambda event, request: [event.payload["serviceman_id"]] + admins(event, request),
+        "Booking #{request_id}: the NGN {payload[amount]} payout {payload[outcome]}",
+        "The transfer of NGN {payload[amount]} for the {category} job of {booking_date} "
+        "(reference {payload[failed_reference]}) {payload[outcome]}: {payload[reason]}. The payout is owed "
+        "again and goes out once an admin approves it."),
 ]}
 
 

@@ -22,6 +22,7 @@ from ..service_requests import RequestStatus, ServiceRequest
 from ..users import ServicemanProfile
 from ..workflow import record_event, transition, unit_of_work
 from .booking import _owned_request, get_request, visible_requests
+from .payouts import record_payout
 
 S = RequestStatus
 # Jobs the serviceman still has to finish (or the admin to confirm).
@@ -64,8 +65,9 @@ def mark_completed(serviceman, request_id):
 
 
 def confirm_completion(admin, request_id):
-    """COMPLETED_BY_SERVICEMAN -> COMPLETED, and the primary's jobs_completed + 1 in the same
-    transaction: only the one confirm that wins the transition counts the job."""
+    """COMPLETED_BY_SERVICEMAN -> COMPLETED, and in the same transaction the primary's
+    jobs_completed + 1 and the payout they are owed: only the one confirm that wins the transition
+    counts the job and owes the money."""
     request = get_request(admin, request_id)
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
@@ -74,6 +76,7 @@ def confirm_completion(admin, request_id):
                                 payload={"serviceman_id": request.primary_serviceman_id})
         (ServicemanProfile.update(jobs_completed=ServicemanProfile.jobs_completed + 1)
          .where(ServicemanProfile.user == request.primary_serviceman_id).execute())
+        record_payout(request)
     return request
 
 

@@ -1,0 +1,442 @@
+"""Paying servicemen: payout accounts, the payout ledger, and Paystack transfers exactly once.
+
+The rule (one place, `serviceman_share`): a completed request owes its primary serviceman the agreed
+service cost before the platform's markup. The client paid the final cost F with markup m%: the
+serviceman is owed F / (1 + m/100), rounded to the kobo (half up), and the platform keeps the rest.
+When the client accepted the admin's markup that is exactly the estimate; after a negotiation the
+serviceman's part moves with the agreed price in the same proportion. No markup: all of it.
+
+A payout's `transfer_reference` is generated and committed before Paystack is called. Paystack
+accepts a reference once, so sending it again after a timeout (an admin approving again, or the
+reconciliation job) can never pay twice: a refused duplicate is looked up with `verify` and its
+state adopted. The webhook, the answer to the transfer call, `verify` and reconciliation all go
+through `process_transfer()`, which locks the payout row, so every outcome is applied once. A
+failed or reversed transfer sends the payout back to OWED with a new reference (the attempt stays
+in `PayoutTransfer` as history) and tells the serviceman and the admins.
+"""
+import functools
+import logging
+import secrets
+import threading
+import time
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import peewee
+from peewee import Case, fn
+
+from server.clock import utcnow
+from server.errors import Conflict, InvalidTransition, NotFound, UpstreamUnavailable, ValidationFailed
+from server.paystack import PaystackError, PaystackRefused
+
+from ..base import CENTS
+from ..db import database, for_update
+from ..payouts import Payout, PayoutAccount, PayoutStatus, PayoutTransfer
+from ..service_requests import ServiceRequest
+from ..workflow import record_event, unit_of_work
+
+log = logging.getLogger("serviceman.payouts")
+P = PayoutStatus
+CURRENCY = "NGN"
+ZERO = Decimal("0.00")
+RECONCILE_BATCH = 200
+# Paystack's transfer statuses: still moving, landed, or given up on (the money is back in our balance).
+MOVING = ("pending", "received", "processing", "queued")
+GAVE_UP = {"failed": P.FAILED, "abandoned": P.FAILED, "rejected": P.FAILED, "blocked": P.FAILED,
+           "reversed": P.REVERSED}
+
+
+class Source:
+    APPROVE = "approve"
+    WEBHOOK = "webhook"
+    RECONCILE = "reconcile"
+
+
+# --- the rule ----------------------------------------------------------------------------------
+
+
+def serviceman_share(final_cost, markup_percentage):
+    """(serviceman's amount, platform's share) of an agreed price: the price less the markup."""
+    if not markup_percentage:
+        return final_cost, ZERO
+    amount = (final_cost / (1 + markup_percentage / Decimal(100))).quantize(CENTS, rounding=ROUND_HALF_UP)
+    return amount, final_cost - amount
+
+
+def _new_reference(request_id):
+    # Paystack asks for lowercase letters, digits, '-' and '_' in transfer references.
+    return f"smpo-{request_id}-{secrets.token_hex(8)}"
+
+
+def record_payout(request):
+    """Inside the completing transaction: the primary serviceman is owed their share (once per request)."""
+    price = request.final_cost if request.final_cost is not None else request.estimate_amount
+    if price is None or request.primary_serviceman_id is None:
+        log.warning("request %s completed with no agreed price or serviceman: no payout", request.id)
+        return None
+    amount, share = serviceman_share(price, request.markup_percentage)
+    try:
+        with database.atomic():  # a savepoint: the unique index refuses a second payout for the request
+            payout = Payout.create(serviceman=request.primary_serviceman_id, service_request=request.id,
+                                   amount=amount, platform_share=share, currency=CURRENCY,
+                                   transfer_reference=_new_reference(request.id))
+    except peewee.IntegrityError:
+        return Payout.get(Payout.service_request == request.id)
+    record_event(request, "payout_owed", None, payload=_details(payout))
+    return payout
+
+
+def _details(payout, **extra):
+    return {"payout_id": payout.id, "serviceman_id": payout.serviceman_id, "amount": f"{payout.amount:.2f}",
+            "platform_share": f"{payout.platform_share:.2f}", "currency": payout.currency,
+            "reference": payout.transfer_reference, **extra}
+
+
+# --- banks and the payout account --------------------------------------------------------------
+
+_banks_cache = {}
+_banks_lock = threading.Lock()
+
+
+def list_banks(paystack, ttl):
+    """Paystack's Nigerian banks ({name, code}), kept in this process for `ttl` seconds."""
+    key = paystack.base_url
+    with _banks_lock:
+        cached = _banks_cache.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+    try:
+        data = paystack.list_banks(CURRENCY)
+    except PaystackError as exc:
+        if cached:  # stale beats nothing: the list rarely changes
+            return cached[1]
+        raise UpstreamUnavailable("The payment provider's bank list could not be fetched; try again.") from exc
+    banks = [{"name": str(b.get("name") or "")[:100], "code": str(b.get("code") or "")[:20]}
+             for b in data if isinstance(b, dict) and b.get("code") and b.get("active", True)]
+    with _banks_lock:
+        _banks_cache[key] = (time.monotonic() + ttl, banks)
+    return banks
+
+
+def clear_bank_cache():
+    with _banks_lock:
+        _banks_cache.clear()
+
+
+def _bank_name(paystack, ttl, bank_code):
+    name = next((b["name"] for b in list_banks(paystack, ttl) if b["code"] == bank_code), None)
+    if name is None:
+        raise ValidationFailed.on("bank_code", "Not a bank Paystack can pay to; see GET /api/banks/.")
+    return name
+
+
+def resolve_account(paystack, ttl, bank_code, account_number):
+    """Who holds the account, as the bank says: shown to the serviceman before it is saved."""
+    bank_name = _bank_name(paystack, ttl, bank_code)
+    try:
+        data = paystack.resolve_account(account_number, bank_code)
+    except PaystackRefused as exc:
+        raise ValidationFailed.on("account_number", "This account number could not be found at that bank.") from exc
+    except PaystackError as exc:
+        raise UpstreamUnavailable("The payment provider could not check this account; try again.") from exc
+    name = str(data.get("account_name") or "").strip()[:200]
+    if not name:
+        raise ValidationFailed.on("account_number", "This account number could not be found at that bank.")
+    return {"bank_code": bank_code, "bank_name": bank_name, "account_name": name,
+            "account_number_masked": f"******{account_number[-4:]}"}
+
+
+def get_payout_account(serviceman):
+    account = PayoutAccount.get_or_none(PayoutAccount.serviceman == serviceman.id)
+    if account is None:
+        raise NotFound("No payout account yet: add one with POST /api/serviceman/payout-account/.")
+    return account
+
+
+def set_payout_account(paystack, ttl, serviceman, bank_code, account_number, account_name=None):
+    """Resolve the account, create its Paystack transfer recipient, and keep only the last four digits.
+    `account_name`, when sent, is the name the serviceman confirmed: if the bank now says otherwise,
+    nothing is saved (409)."""
+    resolved = resolve_account(paystack, ttl, bank_code, account_number)
+    if account_name is not None and account_name.strip().casefold() != resolved["account_name"].casefold():
+        raise Conflict(f"The bank names this account {resolved['account_name']!r}, not {account_name!r}.",
+                       code="account_name_mismatch")
+    try:
+        recipient = paystack.create_recipient(name=resolved["account_name"], account_number=account_number,
+                                              bank_code=bank_code, currency=CURRENCY)
+    except PaystackRefused as exc:
+        raise ValidationFailed.on("account_number", "The payment provider refused this account.") from exc
+    except PaystackError as exc:
+        raise UpstreamUnavailable("The payment provider could not register this account; try again.") from exc
+    code = str(recipient.get("recipient_code") or "")[:64]
+    if not code:
+        raise UpstreamUnavailable("The payment provider did not register this account; try again.")
+    fields = {"bank_code": bank_code, "bank_name": resolved["bank_name"], "account_last4": account_number[-4:],
+              "account_name": resolved["account_name"], "recipient_code": code, "updated_at": utcnow()}
+    with database.atomic():
+        updated = PayoutAccount.update(**fields).where(PayoutAccount.serviceman == serviceman.id).execute()
+        if not updated:
+            try:
+                with database.atomic():
+                    PayoutAccount.create(serviceman=serviceman.id, **fields)
+            except peewee.IntegrityError:  # a concurrent first save won: this one replaces it
+                PayoutAccount.update(**fields).where(PayoutAccount.serviceman == serviceman.id).execute()
+    return get_payout_account(serviceman)
+
+
+# --- the ledger --------------------------------------------------------------------------------
+
+
+def list_payouts(status=None, serviceman_id=None):
+    query = Payout.select()
+    if status is not None:
+        query = query.where(Payout.status == status)
+    if serviceman_id is not None:
+        query = query.where(Payout.serviceman == serviceman_id)
+    return query.order_by(Payout.created_at.desc(), Payout.id.desc())
+
+
+def serviceman_payouts(serviceman, status=None):
+    return list_payouts(status=status, serviceman_id=serviceman.id)
+
+
+def _money(value):
+    return ZERO if value is None else Decimal(str(value)).quantize(CENTS, rounding=ROUND_HALF_UP)
+
+
+def payout_totals(serviceman_id=None):
+    """Count and sum of payouts by status (owed, approved, in transit, paid), and the platform's
+    margin on the completed jobs behind them: its share of their agreed prices."""
+    def when(status, value):
+        return fn.COALESCE(fn.SUM(Case(None, [(Payout.status == status, value)], 0)), 0)
+
+    columns = [fn.COUNT(Payout.id).alias("jobs"), fn.COALESCE(fn.SUM(Payout.amount), 0).alias("servicemen"),
+               fn.COALESCE(fn.SUM(Payout.platform_share), 0).alias("margin")]
+    for status in (P.OWED, P.APPROVED, P.IN_TRANSIT, P.PAID):
+        columns += [when(status, 1).alias(f"{status}_count"), when(status, Payout.amount).alias(f"{status}_amount")]
+    query = Payout.select(*columns)
+    if serviceman_id is not None:
+        query = query.where(Payout.serviceman == serviceman_id)
+    row = query.dicts().get()
+    servicemen, margin = _money(row["servicemen"]), _money(row["margin"])
+    agreed = servicemen + margin
+    return {
+        "currency": CURRENCY,
+        **{status.lower(): {"count": int(row[f"{status}_count"]), "amount": _money(row[f"{status}_amount"])}
+           for status in (P.OWED, P.APPROVED, P.IN_TRANSIT, P.PAID)},
+        "completed_jobs": int(row["jobs"]), "agreed_prices": agreed, "servicemen_share": servicemen,
+        "platform_margin": margin,
+        "margin_percentage": (margin * 100 / agreed).quantize(CENTS, rounding=ROUND_HALF_UP) if agreed else None,
+    }
+
+
+# --- transfers ---------------------------------------------------------------------------------
+
+
+def approve_payouts(paystack, admin, payout_ids):
+    """Each payout becomes a Paystack transfer to its serviceman's account. All are checked before
+    any is sent: an unknown id is 404, a payout already in transit or paid 409, a serviceman with no
+    payout account 409. An APPROVED payout (its transfer's answer was lost) is sent again with the
+    same reference. Returns the payouts as they stand after Paystack answered."""
+    ids = list(dict.fromkeys(payout_ids))
+    found = {p.id: p for p in Payout.select().where(Payout.id.in_(ids))}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"No such payout: {', '.join(map(str, missing))}.")
+    for payout in found.values():
+        _check_approvable(payout)
+    references = [_approve(admin, payout_id) for payout_id in ids]
+    for reference in references:
+        send_transfer(paystack, reference)
+    return list(Payout.select().where(Payout.id.in_(ids)).order_by(Payout.id))
+
+
+def _check_approvable(payout):
+    if payout.status not in (P.OWED, P.APPROVED):
+        raise InvalidTransition(f"Payout {payout.id} is {payout.status}; only OWED payouts can be approved.")
+    if not PayoutAccount.select().where(PayoutAccount.serviceman == payout.serviceman_id).exists():
+        raise Conflict(f"The serviceman of payout {payout.id} has no payout account yet.", code="no_payout_account")
+
+
+def _approve(admin, payout_id):
+    """Commit the attempt (its reference and recipient) before anything is sent; returns the reference."""
+    with unit_of_work():
+        payout = for_update(Payout.select().where(Payout.id == payout_id)).get()
+        _check_approvable(payout)
+        account = PayoutAccount.get(PayoutAccount.serviceman == payout.serviceman_id)
+        attempt = PayoutTransfer.get_or_none(PayoutTransfer.reference == payout.transfer_reference)
+        if attempt is None:
+            PayoutTransfer.create(payout=payout.id, reference=payout.transfer_reference, amount=payout.amount,
+                                  recipient_code=account.recipient_code)
+        if payout.status == P.OWED:
+            now = utcnow()
+            Payout.update(status=P.APPROVED, approved_by=admin.id, approved_at=now, updated_at=now,
+                          failure_reason="").where(Payout.id == payout.id).execute()
+            record_event(ServiceRequest.get_by_id(payout.service_request_id), "payout_approved", admin,
+                         payload=_details(payout, account=f"{account.bank_name} ******{account.account_last4}"))
+    return payout.transfer_reference
+
+
+def send_transfer(paystack, reference, source=Source.APPROVE):
+    """Send (or re-send) one committed attempt and apply Paystack's answer."""
+    attempt = PayoutTransfer.get(PayoutTransfer.reference == reference)
+    try:
+        data = paystack.transfer(amount=attempt.amount, recipient=attempt.recipient_code, reference=reference,
+                                 reason=f"Serviceman payout {attempt.payout_id}", currency=CURRENCY)
+    except PaystackRefused as exc:
+        # Refused: often because Paystack already has this reference (our earlier call's answer was lost).
+        try:
+            data = paystack.verify_transfer(reference)
+        except PaystackRefused:
+            data = {"reference": reference, "status": "failed", "reason": f"refused: {exc.message}"}
+        except PaystackError as unknown:
+            return _note_unanswered(attempt, unknown)
+    except PaystackError as exc:
+        return _note_unanswered(attempt, exc)
+    if data.get("reference") not in (None, reference):
+        return _note_unanswered(attempt, PaystackError(f"answered about {data.get('reference')!r}"))
+    return process_transfer({**data, "reference": reference}, source)
+
+
+def _note_unanswered(attempt, exc):
+    """Nothing is known: the payout stays APPROVED with its reference, to be re-sent or verified."""
+    log.warning("transfer %s unanswered: %s", attempt.reference, exc.message)
+    reason = f"Paystack did not answer ({exc.message}); retried with the same reference"[:1000]
+    Payout.update(failure_reason=reason, updated_at=utcnow()).where(
+        Payout.id == attempt.payout_id, Payout.transfer_reference == attempt.reference).execute()
+    return Payout.get_by_id(attempt.payout_id)
+
+
+def process_transfer(data, source, event_status=None):
+    """Apply what Paystack says about one of our transfer references, once; returns the payout, or
+    None when the reference is not ours. `event_status` is the webhook's word when it names one."""
+    reference = data.get("reference") if isinstance(data, dict) else None
+    if not isinstance(reference, str):
+        return None
+    found = PayoutTransfer.get_or_none(PayoutTransfer.reference == reference)
+    if found is None:
+        return None
+    status = str(event_status or data.get("status") or "")[:20]
+    with unit_of_work():
+        payout = for_update(Payout.select().where(Payout.id == found.payout_id)).get()  # payout first, always
+        attempt = PayoutTransfer.get_by_id(found.id)
+        attempt.paystack_status = status
+        attempt.transfer_code = str(data.get("transfer_code") or attempt.transfer_code)[:64]
+        attempt.updated_at = utcnow()
+        current = payout.transfer_reference == reference
+        if status in MOVING:
+            _in_transit(payout, attempt, current)
+        elif status == "success":
+            _paid(payout, attempt, current, data)
+        elif status in GAVE_UP:
+            _gave_up(payout, attempt, current, GAVE_UP[status], data)
+        elif status == "otp":
+            attempt.failure_reason = "Paystack asks for an OTP: disable transfer OTPs for API transfers"
+            _note(payout, current, attempt.failure_reason)
+        attempt.save()
+    log.info("transfer %s: %s via %s -> payout %s is %s", reference, status, source, payout.id,
+             Payout.get_by_id(payout.id).status)
+    return Payout.get_by_id(payout.id)
+
+
+def _note(payout, current, reason):
+    if current:
+        Payout.update(failure_reason=reason[:1000], updated_at=utcnow()).where(Payout.id == payout.id).execute()
+
+
+def _request_of(payout):
+    return ServiceRequest.get_by_id(payout.service_request_id)
+
+
+def _account_label(payout):
+    account = PayoutAccount.get_or_none(PayoutAccount.serviceman == payout.serviceman_id)
+    return f"{account.bank_name} ******{account.account_last4}" if account else "your bank account"
+
+
+def _in_transit(payout, attempt, current):
+    if attempt.status == P.APPROVED:
+        attempt.status = P.IN_TRANSIT
+    if current and payout.status == P.APPROVED:
+        now = utcnow()
+        Payout.update(status=P.IN_TRANSIT, sent_at=now, updated_at=now, failure_reason="").where(
+            Payout.id == payout.id).execute()
+        record_event(_request_of(payout), "payout_sent", None, payload=_details(payout, account=_account_label(payout)))
+
+
+def _paid(payout, attempt, current, data):
+    if attempt.status not in (P.APPROVED, P.IN_TRANSIT):
+        if attempt.status != P.PAID:  # money landed on an attempt we had given up on: a person must look
+            log.error("transfer %s succeeded after it was %s (payout %s)", attempt.reference, attempt.status, payout.id)
+        return
+    attempt.status = P.PAID
+    if not (current and payout.status in (P.APPROVED, P.IN_TRANSIT)):
+        return
+    now = utcnow()
+    Payout.update(status=P.PAID, paid_at=now, sent_at=payout.sent_at or now, updated_at=now,
+                  failure_reason="").where(Payout.id == payout.id).execute()
+    record_event(_request_of(payout), "payout_paid", None,
+                 payload=_details(payout, account=_account_label(payout), paid_at=now.isoformat()))
+
+
+def _gave_up(payout, attempt, current, outcome, data):
+    """The attempt ends (FAILED or REVERSED); the payout is owed again, under a new reference."""
+    reversible = (P.APPROVED, P.IN_TRANSIT, P.PAID) if outcome == P.REVERSED else (P.APPROVED, P.IN_TRANSIT)
+    if attempt.status not in reversible:
+        return
+    reason = str(data.get("reason") or data.get("gateway_response") or data.get("message") or outcome.lower())
+    attempt.status, attempt.failure_reason = outcome, reason[:1000]
+    if not (current and payout.status in reversible):
+        return
+    word = "reversed" if outcome == P.REVERSED else "failed"
+    new_reference = _new_reference(payout.service_request_id)
+    Payout.update(status=P.OWED, transfer_reference=new_reference, paid_at=None, sent_at=None, updated_at=utcnow(),
+                  failure_reason=f"transfer {attempt.reference} {word}: {reason}"[:1000]).where(
+        Payout.id == payout.id).execute()
+    record_event(_request_of(payout), "payout_failed", None,
+                 payload=_details(payout, outcome=word, reason=reason[:300], failed_reference=attempt.reference,
+                                  reference=new_reference))
+
+
+def transfer_history(payout_id):
+    return list(PayoutTransfer.select().where(PayoutTransfer.payout == payout_id).order_by(PayoutTransfer.id))
+
+
+# --- reconciliation ----------------------------------------------------------------------------
+
+
+def reconcile_transfers(paystack, after, now=None):
+    """Payouts APPROVED or IN_TRANSIT for more than `after` seconds: ask Paystack and apply the
+    answer; one Paystack never received (unknown reference) is sent again with the same reference."""
+    now = now or utcnow()
+    counts = {"checked": 0, "resent": 0, "settled": 0, "unreachable": 0}
+    stale = (Payout.select().where(Payout.status.in_((P.APPROVED, P.IN_TRANSIT)),
+                                   Payout.updated_at <= now - timedelta(seconds=after))
+             .order_by(Payout.updated_at).limit(RECONCILE_BATCH))
+    for payout in stale:
+        counts["checked"] += 1
+        reference = payout.transfer_reference
+        if not PayoutTransfer.select().where(PayoutTransfer.reference == reference).exists():
+            continue
+        try:
+            data = paystack.verify_transfer(reference)
+        except PaystackRefused:
+            if payout.status == P.APPROVED:
+                counts["resent"] += 1
+                send_transfer(paystack, reference, Source.RECONCILE)
+            continue
+        except PaystackError as exc:
+            counts["unreachable"] += 1
+            log.warning("reconcile transfers: Paystack unavailable for %s: %s", reference, exc.message)
+            continue
+        result = process_transfer({**data, "reference": reference}, Source.RECONCILE)
+        if result is not None and result.status != payout.status:
+            counts["settled"] += 1
+    return counts
+
+
+# Webhook event type -> the function that applies it (data, source); merged into the webhook's table.
+TRANSFER_WEBHOOKS = {
+    "transfer.success": functools.partial(process_transfer, event_status="success"),
+    "transfer.failed": functools.partial(process_transfer, event_status="failed"),
+    "transfer.reversed": functools.partial(process_transfer, event_status="reversed"),
+}
