@@ -1,7 +1,7 @@
 """Payments: initialize a Paystack checkout, Paystack's webhook, verify, list."""
 import logging
 
-from models.actions import payments
+from models.actions import payments, payouts
 from models.money import PaymentSource
 from models.users import Role
 from server.errors import NotAuthenticated
@@ -15,6 +15,12 @@ from .schemas.payments import (CheckoutSchema, InitializeSchema, PaymentListQuer
 log = logging.getLogger("serviceman.payments")
 TAGS = ("payments",)
 WEBHOOK_BODY_LIMIT = 256 * 1024  # Paystack's events are a few KB; a charge with metadata stays far below
+# Paystack's event type -> the domain function that applies it, `fn(data, source)`: each finds its
+# reference, returns None when it is not ours, and is safe to call any number of times.
+WEBHOOK_EVENTS = {
+    "charge.success": payments.process_charge,
+    **payouts.TRANSFER_WEBHOOKS,  # transfer.success, transfer.failed, transfer.reversed
+}
 
 
 class PaymentHandlerMixin:
@@ -38,8 +44,9 @@ class WebhookHandler(BaseHandler):
     @endpoint(roles=ANYONE, summary="Paystack's webhook (signed)", response=WebhookAckSchema(),
               errors=(400, 401, 413), tags=TAGS, max_body=WEBHOOK_BODY_LIMIT,
               description="`x-paystack-signature` must be the HMAC-SHA512 of the raw body with the secret key; "
-                          "otherwise 401 and nothing changes. `charge.success` is processed exactly once; "
-                          "other events are acknowledged and logged.")
+                          "otherwise 401 and nothing changes. `charge.success` and `transfer.success`, "
+                          "`transfer.failed`, `transfer.reversed` are processed exactly once; other events are "
+                          "acknowledged and logged.")
     async def post(self):
         raw = self.raw_body
         if not signature_is_valid(raw, self.request.headers.get(SIGNATURE_HEADER, ""),
@@ -49,10 +56,12 @@ class WebhookHandler(BaseHandler):
             raise NotAuthenticated("The webhook signature is missing or invalid.", code="invalid_signature")
         event = parse_json(raw)
         kind = event.get("event") if isinstance(event, dict) else None
-        if kind == "charge.success":
-            payment = await self.run(payments.process_charge, event.get("data") or {}, PaymentSource.WEBHOOK)
-            if payment is None:
-                log.warning("webhook charge.success for a reference that is not ours (request %s)", self.request_id)
+        apply = WEBHOOK_EVENTS.get(kind) if isinstance(kind, str) else None
+        if apply is not None:
+            data = event.get("data")
+            result = await self.run(apply, data if isinstance(data, dict) else {}, PaymentSource.WEBHOOK)
+            if result is None:
+                log.warning("webhook %s for a reference that is not ours (request %s)", kind, self.request_id)
         else:
             log.info("webhook %r acknowledged, nothing to do", kind)
         await self.respond({"status": "ok"})

@@ -61,6 +61,9 @@ def paystack():
     ledger.calls.clear()
     ledger.faults.clear()
     ledger.webhook_url = ""
+    ledger.recipients.clear()
+    ledger.transfers.clear()
+    ledger.transfer_outcome = None
     yield ledger
     ledger.faults.clear()
 

@@ -24,6 +24,20 @@ def reconcile_payments(older_than=None):
     return counts
 
 
+def reconcile_transfers(older_than=None):
+    """Re-check serviceman transfers unanswered or in transit (a lost webhook or a timed-out call):
+    settle them from Paystack's answer, or re-send one Paystack never got with the same reference."""
+    from models.actions.payouts import reconcile_transfers as reconcile
+    from server.paystack import PaystackClient
+
+    settings = runtime.settings()
+    after = settings.payout_reconcile_after if older_than is None else older_than
+    counts = runtime.run_job(reconcile, PaystackClient(settings), after)
+    if counts["checked"]:
+        log.info("reconcile transfers: %s", counts)
+    return counts
+
+
 def send_booking_reminders():
     """Remind tomorrow's bookings (platform date); each request is reminded once, however runs overlap."""
     from models.actions.reminders import send_booking_reminders as remind
@@ -37,5 +51,6 @@ def send_booking_reminders():
 # (job, every N seconds)
 SCHEDULE = [
     (reconcile_payments, 60),
+    (reconcile_transfers, 60),
     (send_booking_reminders, 15 * 60),
 ]

@@ -398,6 +398,8 @@ def _gave_up(payout, attempt, current, outcome, data):
 
 
 def transfer_history(payout_id):
+    if not Payout.select().where(Payout.id == payout_id).exists():
+        raise NotFound("No such payout.")
     return list(PayoutTransfer.select().where(PayoutTransfer.payout == payout_id).order_by(PayoutTransfer.id))
 
 
