@@ -3,7 +3,7 @@ from marshmallow import Schema, fields, validate
 
 from models.payouts import PayoutStatus
 
-from .common import Id, Money, PageQuerySchema
+from .common import Id, Integer, Money, PageQuerySchema
 
 EXAMPLE_REFERENCE = "smpo-128-4f9c2a7d41e8b05c"
 MAX_APPROVE = 100
@@ -89,7 +89,7 @@ class PayoutListQuerySchema(PageQuerySchema):
 
 
 class AdminPayoutListQuerySchema(PayoutListQuerySchema):
-    serviceman_id = Id(metadata={"example": 12})
+    serviceman_id = Integer(metadata={"example": 12})
 
 
 class ApprovePayoutsSchema(Schema):
