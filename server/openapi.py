@@ -45,6 +45,8 @@ TAGS = {
     "admin": "Vetting servicemen (approve, reject, suspend, reinstate), creating admins, deactivating users, "
              "overriding a request's emergency flag.",
     "analytics": "Admin reports: revenue by month, top servicemen, most requested categories, request statistics.",
+    "payouts": "Paying servicemen through Paystack Transfers: banks, the serviceman's payout account (resolved, "
+               "stored masked), the payout ledger, admins approving payouts, and each payout's transfer attempts.",
     "docs": "This OpenAPI document, Swagger UI and the health check.",
 }
 
