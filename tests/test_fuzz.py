@@ -6,8 +6,8 @@ operation and role, so an endpoint added later is fuzzed with no change here): s
 the coverage phase's boundary values, then generated requests, valid and invalid, as each of
 anonymous, client, serviceman and admin with a real Bearer token. Each test starts from a freshly
 seeded database (a category, two approved servicemen in it, an applicant and a suspended serviceman,
-a client with a booking under negotiation and a completed, rated and paid job, an admin,
-notifications, refresh tokens), and half of the valid ids, emails, passwords, refresh tokens and
+a client with a booking under negotiation and a completed, rated and paid job whose payout is owed to
+a serviceman with a payout account, an admin, notifications, refresh tokens), and half of the valid ids, emails, passwords, refresh tokens and
 booking dates are swapped for seeded ones, so the fuzz reaches real objects rather than only 404s
 and 422s (a role an operation refuses, per its `x-roles`, gets only its first few cases: they all
 end in the same 401 or 403). A test fails on any 5xx, an undocumented status code or content type, a
@@ -36,7 +36,7 @@ from schemathesis import GenerationMode
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi import checks as openapi_checks
 
-from models import ApprovalStatus, Event, Notification
+from models import ApprovalStatus, Event, Notification, Payout, PayoutAccount
 from models.actions.accounts import issue_token_pair
 from models.money import Payment, PaymentStatus, PaymentType, PriceNegotiation, Rating
 from models.service_requests import RequestStatus
@@ -75,6 +75,10 @@ def seed(settings):
     paid = Payment.create(service_request=completed, payer=client, payment_type=PaymentType.BOOKING_FEE,
                           amount="2000.00", paystack_reference=f"fuzz-{completed.id}-fee", status=PaymentStatus.SUCCESS,
                           paid_at=utcnow())
+    payout = Payout.create(serviceman=serviceman, service_request=completed, amount="15000.00",
+                           platform_share="1500.00", transfer_reference=f"smpo-{completed.id}-fuzz")
+    PayoutAccount.create(serviceman=serviceman, bank_code="058", bank_name="Guaranty Trust Bank", account_last4="6789",
+                         account_name="EMEKA OKONKWO", recipient_code="RCP_fuzz")
     negotiation = PriceNegotiation.create(service_request=booking, proposed_by=client, proposed_amount="1800.00",
                                           message="Can you do it for less?")
     event = Event.create(type="request_created", service_request=booking, actor=client,
@@ -94,6 +98,7 @@ def seed(settings):
         "user_id": [user.id for user in (client, serviceman, applicant, suspended, admin)],
         "request_id": [booking.id, completed.id], "service_request_id": [booking.id, completed.id],
         "notification_id": [n.id for n in notifications], "negotiation_id": [negotiation.id],
+        "payout_id": [payout.id], "payout_ids": [[payout.id]],
         "reference": [paid.paystack_reference],
         "email": [user.email for user in users.values()], "password": [PASSWORD],
         "refresh": [issue_token_pair(settings, user)["refresh"] for user in users.values()],
