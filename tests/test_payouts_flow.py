@@ -107,3 +107,31 @@ async def test_from_booking_to_the_serviceman_paid(api, app, base_url, paystack,
     margin = await ok(await api.get("/api/admin/analytics/payouts/", user=admin))
     assert (margin["platform_margin"], margin["servicemen_share"]) == ("3000.00", "20000.00")
     assert Decimal(margin["margin_percentage"]) == Decimal("13.04")
+
+
+def test_a_failed_transfer_tells_the_serviceman_and_every_admin(mail_pipeline, mailbox, paystack):
+    from models.actions import jobs, payouts
+    from server.paystack import PaystackClient
+
+    from .test_payouts import ACCOUNT, finished_job
+
+    settings, pipeline = mail_pipeline
+    admins = [AdminFactory(), AdminFactory()]
+    request = finished_job()
+    jobs.confirm_completion(admins[0], request.id)
+    serviceman = request.primary_serviceman
+    payouts.set_payout_account(PaystackClient(settings), 60, serviceman, **ACCOUNT)
+    [payout] = payouts.approve_payouts(PaystackClient(settings), admins[0], [Payout.get().id])
+    data = {**paystack.transfers[payout.transfer_reference], "status": "failed", "reason": "Account dormant"}
+    payouts.process_transfer(data, "webhook")
+    pipeline.run()
+
+    for user in (serviceman, *admins):
+        kinds = [n.notification_type for n in Notification.select().where(Notification.user == user.id,
+                                                                           Notification.notification_type
+                                                                           .startswith("payout_"))]
+        assert "payout_failed" in kinds and kinds.count("payout_failed") == 1
+        [failed] = [m for m in mailbox.messages if user.email in m.rcpt_tos and b"payout failed" in m.content]
+        assert b"Account dormant" in failed.content
+    assert [n.notification_type for n in Notification.select().where(Notification.user == serviceman.id)] == [
+        "payout_sent", "payout_failed"]
