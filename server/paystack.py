@@ -57,7 +57,7 @@ class PaystackClient:
         self.timeout = (CONNECT_TIMEOUT, settings.paystack_timeout)
         self.session = session or requests.Session()
 
-    def _call(self, method, path, json=None, params=None, data_type=dict):
+    def _call(self, method, path, json=None, params=None, data_type=dict, whole=False):
         url = f"{self.base_url}{path}"
         try:
             response = self.session.request(
@@ -79,7 +79,7 @@ class PaystackClient:
         if not isinstance(body.get("data"), data_type):
             raise PaystackUnavailable(f"Paystack's answer to {method} {path} has no data",
                                       status=response.status_code, body=body)
-        return body["data"]
+        return body if whole else body["data"]
 
     def initialize(self, *, email, amount, reference, currency, metadata, callback_url=""):
         """Start a transaction for `amount` naira; returns Paystack's data
@@ -96,9 +96,17 @@ class PaystackClient:
 
     # --- transfers (paying servicemen) ------------------------------------------------------------
 
-    def list_banks(self, currency="NGN"):
-        """Nigerian banks: a list of {name, code, ...}."""
-        return self._call("GET", "/bank", params={"currency": currency, "perPage": 100}, data_type=list)
+    def list_banks(self, currency="NGN", per_page=100, max_pages=10):
+        """Every bank in `currency`: a list of {name, code, active, ...}, page by page (Paystack's cursor)."""
+        banks, params = [], {"currency": currency, "perPage": per_page, "use_cursor": "true"}
+        for _ in range(max_pages):
+            body = self._call("GET", "/bank", params=params, data_type=list, whole=True)
+            banks += body["data"]
+            cursor = (body.get("meta") or {}).get("next") if isinstance(body.get("meta"), dict) else None
+            if not cursor:
+                break
+            params = {**params, "next": cursor}
+        return banks
 
     def resolve_account(self, account_number, bank_code):
         """The account's holder as the bank knows it: {account_number, account_name}."""

@@ -103,7 +103,16 @@ def transfer_handlers(api_handler):
             banks = [{"id": i + 1, "name": name, "slug": slug, "code": code, "longcode": "", "country": "Nigeria",
                       "currency": "NGN", "type": "nuban", "active": True, "is_deleted": False}
                      for i, (name, code, slug) in enumerate(BANKS)]
-            self.answer(200, True, "Banks retrieved", banks)
+            try:
+                per_page = max(1, int(self.get_query_argument("perPage", "50")))
+                start = int(self.get_query_argument("next", "0") or 0)  # our cursor is an offset
+            except ValueError:
+                return self.answer(400, False, "Invalid pagination")
+            following = start + per_page
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"status": True, "message": "Banks retrieved", "data": banks[start:following],
+                                    "meta": {"next": str(following) if following < len(banks) else None,
+                                             "previous": None, "perPage": per_page}}))
 
     class ResolveHandler(api_handler):
         def get(self):

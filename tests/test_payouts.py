@@ -124,6 +124,12 @@ async def test_the_bank_list_comes_from_paystack_and_is_cached(api, paystack, se
     assert [call for call in paystack.calls if call[1] == "/bank"] == [("GET", "/bank")]
 
 
+def test_the_bank_list_is_read_page_by_page_with_paystacks_cursor(paystack, settings):
+    banks = PaystackClient(settings).list_banks(per_page=3)
+    assert len(banks) == 8 and len({b["code"] for b in banks}) == 8
+    assert len([call for call in paystack.calls if call[1] == "/bank"]) == 3
+
+
 @pytest.mark.gen_test
 async def test_a_serviceman_confirms_the_resolved_name_then_saves_the_account_masked(api, paystack, serviceman):
     resolved = await api.get("/api/banks/resolve/?bank_code=058&account_number=0123456789", user=serviceman)
