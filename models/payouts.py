@@ -20,6 +20,11 @@ class PayoutStatus:
     APPROVABLE = (OWED, APPROVED, FAILED, REVERSED)  # APPROVED again: re-send the same reference
 
 
+# Events on a request's timeline about its payout: the serviceman's pay and bank are no business of
+# the client's or the backup's, so only admins see these there (the payee has the ledger and notices).
+PAYOUT_EVENTS = ("payout_owed", "payout_approved", "payout_sent", "payout_paid", "payout_failed")
+
+
 class PayoutAccount(TimestampedModel):
     """A serviceman's bank account as Paystack resolved it. Only the last four digits are kept: the
     full number lives at Paystack, behind `recipient_code`."""

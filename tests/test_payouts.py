@@ -208,6 +208,12 @@ async def test_an_approved_payout_is_sent_then_paid_by_the_signed_webhook_once(a
     assert len(paystack.transfers) == 1
     mine = await api.get("/api/serviceman/payouts/", user=paid.serviceman)
     assert [(p["id"], p["status"]) for p in mine.data["results"]] == [(payout.id, P.PAID)]
+    # The timeline shows the payout to admins only: the client does not see the serviceman's pay or bank.
+    path = f"/api/requests/{payout.service_request_id}/events/?page_size=100"
+    seen_by = {who: {e["type"] for e in (await api.get(path, user=user)).data["results"]}
+               for who, user in (("admin", admin_user), ("client", paid.service_request.client))}
+    assert {"payout_owed", "payout_approved", "payout_sent", "payout_paid"} <= seen_by["admin"]
+    assert not {t for t in seen_by["client"] if t.startswith("payout_")} and "job_confirmed" in seen_by["client"]
 
 
 @pytest.mark.gen_test

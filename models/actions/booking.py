@@ -9,6 +9,7 @@ from server.clock import platform_today, utcnow
 from server.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 
 from ..catalog import Category
+from ..payouts import PAYOUT_EVENTS
 from ..service_requests import Event, RequestStatus, ServiceRequest
 from ..users import ApprovalStatus, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import record_event, transition, unit_of_work
@@ -187,4 +188,7 @@ def set_emergency(settings, admin, request_id, is_emergency):
 
 def request_events(user, request_id):
     request = get_request(user, request_id)
-    return Event.select().where(Event.service_request == request.id).order_by(Event.id)
+    query = Event.select().where(Event.service_request == request.id)
+    if user.role != Role.ADMIN:
+        query = query.where(Event.type.not_in(PAYOUT_EVENTS))
+    return query.order_by(Event.id)
