@@ -111,6 +111,16 @@ def test_confirming_completion_records_one_payout_in_the_same_transaction(admin_
     assert Payout.select().count() == 1
 
 
+def test_a_job_never_marked_up_owes_the_estimate_and_one_without_a_price_owes_nothing(admin_user):
+    unpriced_markup = finished_job(final_cost=None, estimate="9000.00", markup="20.00")
+    jobs.confirm_completion(admin_user, unpriced_markup.id)
+    payout = Payout.get(Payout.service_request == unpriced_markup.id)
+    assert (payout.amount, payout.platform_share) == (Decimal("9000.00"), Decimal("0.00"))
+    nothing = ServiceRequestFactory(status=RequestStatus.COMPLETED_BY_SERVICEMAN, primary_serviceman=ServicemanFactory())
+    jobs.confirm_completion(admin_user, nothing.id)
+    assert not Payout.select().where(Payout.service_request == nothing.id).exists()
+
+
 # --- banks and the payout account --------------------------------------------------------------
 
 

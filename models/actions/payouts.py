@@ -70,11 +70,13 @@ def _new_reference(request_id):
 
 def record_payout(request):
     """Inside the completing transaction: the primary serviceman is owed their share (once per request)."""
-    price = request.final_cost if request.final_cost is not None else request.estimate_amount
-    if price is None or request.primary_serviceman_id is None:
+    if request.primary_serviceman_id is None or (request.final_cost is None and request.estimate_amount is None):
         log.warning("request %s completed with no agreed price or serviceman: no payout", request.id)
         return None
-    amount, share = serviceman_share(price, request.markup_percentage)
+    if request.final_cost is None:  # never marked up: the estimate is the whole price
+        amount, share = request.estimate_amount, ZERO
+    else:
+        amount, share = serviceman_share(request.final_cost, request.markup_percentage)
     try:
         with database.atomic():  # a savepoint: the unique index refuses a second payout for the request
             payout = Payout.create(serviceman=request.primary_serviceman_id, service_request=request.id,
