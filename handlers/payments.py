@@ -1,7 +1,7 @@
 """Payments: initialize a Paystack checkout, Paystack's webhook, verify, list."""
 import logging
 
-from models.actions import payments
+from models.actions import payments, refunds
 from models.money import PaymentSource
 from models.users import Role
 from server.errors import NotAuthenticated
@@ -34,12 +34,13 @@ class InitializeHandler(PaymentHandlerMixin, BaseHandler):
                                           self.body["service_request_id"], self.body["payment_type"]))
 
 
-class WebhookHandler(BaseHandler):
+class WebhookHandler(PaymentHandlerMixin, BaseHandler):
     @endpoint(roles=ANYONE, summary="Paystack's webhook (signed)", response=WebhookAckSchema(),
               errors=(400, 401, 413), tags=TAGS, max_body=WEBHOOK_BODY_LIMIT,
               description="`x-paystack-signature` must be the HMAC-SHA512 of the raw body with the secret key; "
-                          "otherwise 401 and nothing changes. `charge.success` is processed exactly once; "
-                          "other events are acknowledged and logged.")
+                          "otherwise 401 and nothing changes. `charge.success` and `refund.*` (pending, "
+                          "processing, processed, failed) are processed exactly once; other events are "
+                          "acknowledged and logged.")
     async def post(self):
         raw = self.raw_body
         if not signature_is_valid(raw, self.request.headers.get(SIGNATURE_HEADER, ""),
@@ -49,13 +50,35 @@ class WebhookHandler(BaseHandler):
             raise NotAuthenticated("The webhook signature is missing or invalid.", code="invalid_signature")
         event = parse_json(raw)
         kind = event.get("event") if isinstance(event, dict) else None
-        if kind == "charge.success":
-            payment = await self.run(payments.process_charge, event.get("data") or {}, PaymentSource.WEBHOOK)
-            if payment is None:
-                log.warning("webhook charge.success for a reference that is not ours (request %s)", self.request_id)
-        else:
+        action = WEBHOOK_EVENTS.get(kind)
+        if action is None:
             log.info("webhook %r acknowledged, nothing to do", kind)
+        else:
+            await self.run(action, self.paystack, kind, event.get("data") or {})
         await self.respond({"status": "ok"})
+
+
+def _charge_success(paystack, kind, data):
+    payment = payments.process_charge(data, PaymentSource.WEBHOOK)
+    if payment is None:
+        log.warning("webhook charge.success for a reference that is not ours")
+    elif payment.needs_refund:
+        refunds.submit_unsubmitted(paystack, payment.id)  # money the booking cannot use goes back at once
+
+
+def _refund_event(paystack, kind, data):
+    refunds.process_refund_event(kind, data)
+
+
+# Paystack's event -> what processes it, `fn(paystack, event, data)` on the thread pool. Every one is
+# idempotent: Paystack retries until it gets a 200, and replays change nothing.
+WEBHOOK_EVENTS = {
+    "charge.success": _charge_success,
+    "refund.pending": _refund_event,
+    "refund.processing": _refund_event,
+    "refund.processed": _refund_event,
+    "refund.failed": _refund_event,
+}
 
 
 class VerifyHandler(PaymentHandlerMixin, BaseHandler):

@@ -3,17 +3,19 @@ from .catalog import Category
 from .db import bind, database, is_postgres
 from .money import NegotiationStatus, Payment, PaymentStatus, PaymentType, PriceNegotiation, Rating
 from .notifications import Notification
+from .refunds import Refund, RefundPolicy, RefundStatus
 from .service_requests import TRANSITIONS, Event, RequestStatus, ServiceRequest, can_transition
 from .users import ApprovalStatus, OneTimeToken, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
 
 ALL_MODELS = [
     User, Category, ServicemanProfile, ServicemanCategory, RefreshToken, OneTimeToken,
-    ServiceRequest, Event, Payment, PriceNegotiation, Rating, Notification,
+    ServiceRequest, Event, Payment, PriceNegotiation, Rating, Refund, Notification,
 ]
 
 __all__ = [
     "ALL_MODELS", "ApprovalStatus", "Category", "Event", "NegotiationStatus", "Notification", "OneTimeToken",
-    "Payment", "PaymentStatus", "PaymentType", "PriceNegotiation", "Rating", "RefreshToken", "RequestStatus",
+    "Payment", "PaymentStatus", "PaymentType", "PriceNegotiation", "Rating", "RefreshToken", "Refund",
+    "RefundPolicy", "RefundStatus", "RequestStatus",
     "Role", "ServiceRequest", "ServicemanCategory", "ServicemanProfile", "TRANSITIONS", "User", "bind",
     "can_transition", "database", "is_postgres",
 ]

@@ -46,6 +46,8 @@ TAGS = {
              "overriding a request's emergency flag.",
     "analytics": "Admin reports: revenue by month, top servicemen, most requested categories, request statistics.",
     "docs": "This OpenAPI document, Swagger UI and the health check.",
+    "refunds": "The cancellation policy (what cancelling now would refund and keep) and refunds through "
+               "Paystack's Refund API: the admins' list, manual refunds of a verified payment, retrying a failed one.",
 }
 
 # Generic examples for fields whose example does not depend on their meaning (Date before DateTime:
