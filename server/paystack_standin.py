@@ -40,11 +40,17 @@ class Ledger:
     webhook_url: str = ""              # where Pay sends charge.success
     transactions: dict = field(default_factory=dict)
     calls: list = field(default_factory=list)
-    faults: list = field(default_factory=list)   # next calls: "timeout", "error", "garbage"
+    faults: list = field(default_factory=list)   # next calls: "timeout", "error", "garbage", "refused"
     fault_delay: float = 2.0           # how long a "timeout" fault sleeps
     webhooks_sent: int = 0
     refunds: dict = field(default_factory=dict)
     refund_delay: float = None         # seconds until a refund is processed by itself; None: a test decides
+    changed: threading.Condition = field(default_factory=threading.Condition)  # notified when a refund is made
+
+    def wait_until(self, predicate, timeout=10):
+        """Block (a test's thread) until `predicate()` holds, e.g. a slow request finally made a refund."""
+        with self.changed:
+            return self.changed.wait_for(predicate, timeout)
 
     def fail_next(self, *faults):
         self.faults.extend(faults)
@@ -92,6 +98,8 @@ class Ledger:
             "channel": tx["channel"], "refunded_by": "standin@serviceman.local", "refunded_at": None,
             "expected_at": _now_iso(), "customer_note": customer_note, "merchant_note": merchant_note,
             "status": "pending", "createdAt": _now_iso()}
+        with self.changed:
+            self.changed.notify_all()
         return self.refunds[refund_id]
 
     def settle_refund(self, refund_id, status="processed"):
@@ -145,6 +153,8 @@ class ApiHandler(StandinHandler):
                 return self.finish("<html>Service Unavailable</html>")
             elif fault == "garbage":
                 return self.finish("not json")
+            elif fault == "refused":
+                return self.answer(400, False, "The stand-in refuses this request")
 
     def answer(self, status_code, ok, message, data=None):
         self.set_status(status_code)

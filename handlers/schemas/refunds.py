@@ -4,7 +4,7 @@ from marshmallow import Schema, fields, validate
 from models.actions.cancellation import CHOICES, POLICY
 from models.refunds import RefundPolicy, RefundStatus
 
-from .common import Id, Integer, Money, PageQuerySchema
+from .common import Integer, Money, PageQuerySchema
 from .pricing import Amount
 
 # Request #128 (booking fee NGN 2000.00, payment #57) cancelled by the client before assignment.
@@ -66,4 +66,4 @@ class ManualRefundSchema(Schema):
 class RefundListQuerySchema(PageQuerySchema):
     status = fields.String(validate=validate.OneOf(RefundStatus.ALL))
     service_request_id = Integer()
-    payment_id = Id()
+    payment_id = Integer()

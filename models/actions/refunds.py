@@ -263,17 +263,20 @@ def reconcile_refunds(paystack, after, now=None):
     now = now or utcnow()
     counts = {"opened": 0, "submitted": 0, "checked": 0, "processed": 0, "failed": 0, "unreachable": 0}
     refunded = Refund.select(Refund.payment).where(Refund.cause == RefundCause.UNUSABLE_PAYMENT)
+    opened = []
     for payment in (Payment.select(Payment.id).where(Payment.needs_refund == True,  # noqa: E712
                                                      Payment.status == PaymentStatus.SUCCESS,
                                                      Payment.id.not_in(refunded)).limit(RECONCILE_BATCH)):
         with unit_of_work():
-            if open_unusable_payment_refund(lock_payment(payment.id)) is not None:
-                counts["opened"] += 1
+            refund = open_unusable_payment_refund(lock_payment(payment.id))
+        if refund is not None:
+            opened.append(refund.id)
+    counts["opened"] = len(opened)
     unsubmitted = (Refund.select(Refund.id).where(Refund.status == R.PENDING, Refund.submitted_at.is_null(),
                                                   Refund.created_at <= now - timedelta(seconds=after))
                    .order_by(Refund.id).limit(RECONCILE_BATCH))
-    for row in unsubmitted:
-        refund = submit_refund(paystack, row.id)
+    for refund_id in opened + [row.id for row in unsubmitted if row.id not in opened]:
+        refund = submit_refund(paystack, refund_id)
         counts["submitted" if refund.submitted_at else "failed" if refund.status == R.FAILED else "unreachable"] += 1
     stale = (Refund.select().where(Refund.status.in_(R.OPEN), Refund.submitted_at <= now - timedelta(seconds=after),
                                    Refund.paystack_refund_id.is_null(False))
