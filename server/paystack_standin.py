@@ -45,7 +45,8 @@ class Ledger:
     webhooks_sent: int = 0
     refunds: dict = field(default_factory=dict)
     refund_delay: float = None         # seconds until a refund is processed by itself; None: a test decides
-    changed: threading.Condition = field(default_factory=threading.Condition)  # notified when a refund is made
+    # Notified when a refund is made or a webhook delivered (tests wait on it: `wait_until`).
+    changed: threading.Condition = field(default_factory=threading.Condition)
 
     def wait_until(self, predicate, timeout=10):
         """Block (a test's thread) until `predicate()` holds, e.g. a slow request finally made a refund."""
@@ -327,7 +328,9 @@ async def post_signed(ledger, raw, signature, label):
     except OSError as exc:
         log.warning("stand-in webhook to %s failed: %s", ledger.webhook_url, exc)
         return None
-    ledger.webhooks_sent += 1
+    with ledger.changed:
+        ledger.webhooks_sent += 1
+        ledger.changed.notify_all()
     log.info("stand-in webhook %s answered %s", label, response.code)
     return response.code
 
