@@ -10,7 +10,7 @@ from server.errors import InvalidTransition, NotFound, PermissionDenied, Validat
 
 from ..catalog import Category
 from ..db import for_update
-from ..money import Payment
+from ..money import Payment, PaymentStatus
 from ..service_requests import Event, RequestStatus, ServiceRequest
 from ..users import ApprovalStatus, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import record_event, transition, unit_of_work
@@ -149,9 +149,12 @@ def cancel_request(settings, user, request_id, reason="", refund=cancellation.PO
         raise PermissionDenied("Servicemen cannot cancel bookings.")
     cancellation.check_choice(user, refund)
     with unit_of_work():
-        # Payment rows before the request row: the order process_charge locks them in.
-        list(for_update(Payment.select(Payment.id).where(Payment.service_request == request.id).order_by(Payment.id)))
         request = ServiceRequest.locked(request.id)
+        # The paid payments too, so the quote's amounts hold until the refunds are opened. Only paid
+        # ones: process_charge holds an unpaid one while it waits for this request, never a paid one.
+        list(for_update(Payment.select(Payment.id).where(Payment.service_request == request.id,
+                                                         Payment.status == PaymentStatus.SUCCESS)
+                        .order_by(Payment.id)))
         quote = cancellation.quote(settings, request, refund)  # 409 once it can no longer be cancelled
         request, _ = transition(request, RequestStatus.CANCELLED, user, "request_cancelled",
                                 payload={"reason": reason, "by_role": user.role, **quote.as_payload()})
