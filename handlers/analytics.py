@@ -10,11 +10,12 @@ TAGS = ("analytics",)
 
 
 class RevenueHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Verified revenue: booking fees, final payments, markup, by month",
+    @endpoint(roles=Role.ADMIN, summary="Verified revenue: booking fees, final payments, markup, refunds, by month",
               query=RevenueQuerySchema, response=RevenueSchema(), errors=(401, 403, 422), tags=TAGS,
               description="Counts payments that succeeded and are not flagged for refund (money to be given "
-                          "back is not revenue). `from` and `to` are inclusive UTC dates of `paid_at`; months "
-                          "are UTC months. `from` after `to` is 422.")
+                          "back is not revenue), and the refunds of them (`refunds`; `net` = `total` - `refunds`). "
+                          "`from` and `to` are inclusive UTC dates of `paid_at` (of a refund: when it was opened); "
+                          "months are UTC months. `from` after `to` is 422.")
     async def get(self):
         await self.respond(await self.run(analytics.revenue, self.query["date_from"], self.query["date_to"]))
 

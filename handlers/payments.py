@@ -1,7 +1,7 @@
 """Payments: initialize a Paystack checkout, Paystack's webhook, verify, list."""
 import logging
 
-from models.actions import payments, payouts
+from models.actions import payments, payouts, refunds
 from models.money import PaymentSource
 from models.users import Role
 from server.errors import NotAuthenticated
@@ -15,12 +15,6 @@ from .schemas.payments import (CheckoutSchema, InitializeSchema, PaymentListQuer
 log = logging.getLogger("serviceman.payments")
 TAGS = ("payments",)
 WEBHOOK_BODY_LIMIT = 256 * 1024  # Paystack's events are a few KB; a charge with metadata stays far below
-# Paystack's event type -> the domain function that applies it, `fn(data, source)`: each finds its
-# reference, returns None when it is not ours, and is safe to call any number of times.
-WEBHOOK_EVENTS = {
-    "charge.success": payments.process_charge,
-    **payouts.TRANSFER_WEBHOOKS,  # transfer.success, transfer.failed, transfer.reversed
-}
 
 
 class PaymentHandlerMixin:
@@ -40,12 +34,13 @@ class InitializeHandler(PaymentHandlerMixin, BaseHandler):
                                           self.body["service_request_id"], self.body["payment_type"]))
 
 
-class WebhookHandler(BaseHandler):
+class WebhookHandler(PaymentHandlerMixin, BaseHandler):
     @endpoint(roles=ANYONE, summary="Paystack's webhook (signed)", response=WebhookAckSchema(),
               errors=(400, 401, 413), tags=TAGS, max_body=WEBHOOK_BODY_LIMIT,
               description="`x-paystack-signature` must be the HMAC-SHA512 of the raw body with the secret key; "
-                          "otherwise 401 and nothing changes. `charge.success` and `transfer.success`, "
-                          "`transfer.failed`, `transfer.reversed` are processed exactly once; other events are "
+                          "otherwise 401 and nothing changes. `charge.success`, `refund.*` (pending, "
+                          "processing, processed, failed) and `transfer.*` (success, failed, reversed) are "
+                          "processed exactly once; other events are "
                           "acknowledged and logged.")
     async def post(self):
         raw = self.raw_body
@@ -56,15 +51,42 @@ class WebhookHandler(BaseHandler):
             raise NotAuthenticated("The webhook signature is missing or invalid.", code="invalid_signature")
         event = parse_json(raw)
         kind = event.get("event") if isinstance(event, dict) else None
-        apply = WEBHOOK_EVENTS.get(kind) if isinstance(kind, str) else None
-        if apply is not None:
-            data = event.get("data")
-            result = await self.run(apply, data if isinstance(data, dict) else {}, PaymentSource.WEBHOOK)
-            if result is None:
-                log.warning("webhook %s for a reference that is not ours (request %s)", kind, self.request_id)
-        else:
+        action = WEBHOOK_EVENTS.get(kind) if isinstance(kind, str) else None
+        if action is None:
             log.info("webhook %r acknowledged, nothing to do", kind)
+        else:
+            data = event.get("data")
+            await self.run(action, self.paystack, kind, data if isinstance(data, dict) else {})
         await self.respond({"status": "ok"})
+
+
+def _charge_success(paystack, kind, data):
+    payment = payments.process_charge(data, PaymentSource.WEBHOOK)
+    if payment is None:
+        log.warning("webhook charge.success for a reference that is not ours")
+    elif payment.needs_refund:
+        refunds.submit_unsubmitted(paystack, payment.id)  # money the booking cannot use goes back at once
+
+
+def _refund_event(paystack, kind, data):
+    refunds.process_refund_event(kind, data)
+
+
+def _transfer_event(paystack, kind, data):
+    if payouts.TRANSFER_WEBHOOKS[kind](data, PaymentSource.WEBHOOK) is None:
+        log.warning("webhook %s for a transfer reference that is not ours", kind)
+
+
+# Paystack's event -> what processes it, `fn(paystack, event, data)` on the thread pool. Every one is
+# idempotent: Paystack retries until it gets a 200, and replays change nothing.
+WEBHOOK_EVENTS = {
+    "charge.success": _charge_success,
+    "refund.pending": _refund_event,
+    "refund.processing": _refund_event,
+    "refund.processed": _refund_event,
+    "refund.failed": _refund_event,
+    **{kind: _transfer_event for kind in payouts.TRANSFER_WEBHOOKS},  # transfer.success|failed|reversed
+}
 
 
 class VerifyHandler(PaymentHandlerMixin, BaseHandler):

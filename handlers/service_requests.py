@@ -54,11 +54,17 @@ class RequestDetailHandler(BaseHandler):
 
 
 class RequestCancelHandler(BaseHandler):
-    @endpoint(roles=(Role.CLIENT, Role.ADMIN), summary="Cancel a booking", body=CancelSchema, response=RequestOut,
-              errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
-              description="Clients before assignment; admins any time before the final payment is confirmed.")
+    @endpoint(roles=(Role.CLIENT, Role.ADMIN), summary="Cancel a booking (refunding what the policy promises)",
+              body=CancelSchema, response=RequestOut, errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
+              description="The owning client or an admin, any time before the final payment is made. What is "
+                          "refunded follows the cancellation policy (GET .../cancellation-quote/ shows it first); "
+                          "an admin may send `refund: full_refund` instead (a client doing so is 403). The rule "
+                          "and the amounts are stored on the `request_cancelled` event; the refund is asked of "
+                          "Paystack at once and the client is told when it starts and when it lands.")
     async def post(self, request_id):
-        await self.respond(await self.run(booking.cancel_request, self.user, int(request_id), self.body["reason"]))
+        await self.respond(await self.run(booking.cancel_request, self.config, self.user, int(request_id),
+                                          self.body["reason"], self.body["refund"],
+                                          self.application.settings["paystack"]))
 
 
 class RequestEventsHandler(BaseHandler):

@@ -31,8 +31,6 @@ class RequestStatus:
         AWAITING_CLIENT_APPROVAL, NEGOTIATING, AWAITING_PAYMENT, PAYMENT_CONFIRMED,
         IN_PROGRESS, COMPLETED_BY_SERVICEMAN, COMPLETED, CANCELLED,
     )
-    # A client may cancel alone only before an admin has committed servicemen to the job.
-    CLIENT_CANCELLABLE = (PENDING_PAYMENT, PENDING_ADMIN_ASSIGNMENT)
     # Servicemen are busy with a request in these statuses.
     ACTIVE_FOR_SERVICEMAN = (
         ASSIGNED, SERVICEMAN_INSPECTED, AWAITING_CLIENT_APPROVAL, NEGOTIATING,

@@ -96,7 +96,7 @@ def cmd_cron(settings, args):
 
 def cmd_reconcile(settings, args):
     from workers import runtime
-    from workers.periodic import reconcile_payments, reconcile_transfers
+    from workers.periodic import reconcile_payments, reconcile_refunds, reconcile_transfers
 
     from workers.transport import RedisTransport
 
@@ -105,6 +105,7 @@ def cmd_reconcile(settings, args):
     runtime.configure(settings, RedisTransport(settings.redis_url) if settings.redis_url else None)
     print(f"reconcile payments: {reconcile_payments(older_than=args.older_than)}")
     print(f"reconcile transfers: {reconcile_transfers(older_than=args.older_than)}")
+    print(f"reconcile refunds: {reconcile_refunds(older_than=args.older_than)}")
 
 
 def cmd_worker(settings, args):
@@ -129,7 +130,8 @@ def main(argv=None):
     worker = sub.add_parser("worker", help="run RQ delivery and email jobs (needs REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     sub.add_parser("cron", help="enqueue the periodic jobs on their schedule (needs REDIS_URL)")
-    reconcile = sub.add_parser("reconcile", help="re-verify PENDING payments and unsettled transfers with Paystack now")
+    reconcile = sub.add_parser("reconcile", help="re-verify PENDING payments, open refunds and unsettled "
+                                                 "transfers with Paystack now")
     reconcile.add_argument("--older-than", type=int, default=None, metavar="SECONDS",
                            help="only payments older than this (default PAYMENT_RECONCILE_AFTER)")
     serve = sub.add_parser("serve", help="serve the API, websockets and docs")

@@ -17,6 +17,7 @@ from workers.transport import EmbeddedTransport, RedisTransport
 
 log = logging.getLogger("serviceman")
 EMBEDDED_SWEEP_MS = 30_000
+LOCAL_REFUND_DELAY = 3.0  # seconds
 
 
 def configure_logging(level):
@@ -65,8 +66,10 @@ def local_checkout_routes(settings):
     from server.paystack_standin import Ledger, standin_routes
     from server.settings import LOCAL_CHECKOUT_PREFIX
 
+    # Refunds land a few seconds after they are asked for, with Paystack's refund.processed webhook.
     ledger = Ledger(secret_key=settings.paystack_secret_key, base_url=settings.paystack_api_url,
-                    webhook_url=f"{settings.origin}/api/payments/webhook/", transfer_outcome="success")
+                    webhook_url=f"{settings.origin}/api/payments/webhook/", transfer_outcome="success",
+                    refund_delay=LOCAL_REFUND_DELAY)
     log.info("no Paystack keys: payments use the local checkout at %s/checkout/", settings.paystack_api_url)
     return standin_routes(ledger, prefix=LOCAL_CHECKOUT_PREFIX)
 

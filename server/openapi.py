@@ -48,6 +48,8 @@ TAGS = {
     "payouts": "Paying servicemen through Paystack Transfers: banks, the serviceman's payout account (resolved, "
                "stored masked), the payout ledger, admins approving payouts, and each payout's transfer attempts.",
     "docs": "This OpenAPI document, Swagger UI and the health check.",
+    "refunds": "The cancellation policy (what cancelling now would refund and keep) and refunds through "
+               "Paystack's Refund API: the admins' list, manual refunds of a verified payment, retrying a failed one.",
 }
 
 # Generic examples for fields whose example does not depend on their meaning (Date before DateTime:

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import logging
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import requests
 
@@ -57,7 +58,7 @@ class PaystackClient:
         self.timeout = (CONNECT_TIMEOUT, settings.paystack_timeout)
         self.session = session or requests.Session()
 
-    def _call(self, method, path, json=None, params=None, data_type=dict, whole=False):
+    def _call(self, method, path, json=None, params=None, expect=dict, whole=False):
         url = f"{self.base_url}{path}"
         try:
             response = self.session.request(
@@ -76,7 +77,7 @@ class PaystackClient:
                                       status=response.status_code, body=body)
         if not body["status"] or response.status_code >= 400:
             raise PaystackRefused(str(body.get("message") or "refused"), status=response.status_code, body=body)
-        if not isinstance(body.get("data"), data_type):
+        if not isinstance(body.get("data"), expect):
             raise PaystackUnavailable(f"Paystack's answer to {method} {path} has no data",
                                       status=response.status_code, body=body)
         return body if whole else body["data"]
@@ -100,7 +101,7 @@ class PaystackClient:
         """Every bank in `currency`: a list of {name, code, active, ...}, page by page (Paystack's cursor)."""
         banks, params = [], {"currency": currency, "perPage": per_page, "use_cursor": "true"}
         for _ in range(max_pages):
-            body = self._call("GET", "/bank", params=params, data_type=list, whole=True)
+            body = self._call("GET", "/bank", params=params, expect=list, whole=True)
             banks += body["data"]
             cursor = (body.get("meta") or {}).get("next") if isinstance(body.get("meta"), dict) else None
             if not cursor:
@@ -128,3 +129,19 @@ class PaystackClient:
     def verify_transfer(self, reference):
         """The transfer as Paystack knows it (status pending, success, failed, reversed, ...)."""
         return self._call("GET", f"/transfer/verify/{requests.utils.quote(reference, safe='')}")
+    # --- refunds (https://paystack.com/docs/api/refund/) ---------------------------------------------
+
+    def create_refund(self, *, transaction, amount, currency, merchant_note, customer_note=""):
+        """Ask Paystack to give back `amount` naira of a transaction (reference or id); returns the
+        refund (id, status "pending", amount in kobo, ...). Paystack takes no idempotency key, so the
+        caller puts its own reference in `merchant_note` and looks for it before asking again."""
+        return self._call("POST", "/refund", json={
+            "transaction": transaction, "amount": to_kobo(amount), "currency": currency,
+            "merchant_note": merchant_note, "customer_note": customer_note})
+
+    def fetch_refund(self, refund_id):
+        return self._call("GET", f"/refund/{requests.utils.quote(str(refund_id), safe='')}")
+
+    def list_refunds(self, transaction):
+        """The refunds Paystack holds for one transaction (its id)."""
+        return self._call("GET", f"/refund?{urlencode({'transaction': transaction})}", expect=list)

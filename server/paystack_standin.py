@@ -4,7 +4,10 @@
 It answers `POST /transaction/initialize` and `GET /transaction/verify/{reference}` as Paystack does
 (`{status, message, data}`, amounts in kobo, Bearer secret key), serves a checkout page per access
 code whose Pay button marks the transaction paid, sends a correctly signed `charge.success` to the
-webhook URL and redirects to the callback URL. Never mounted with ENV=production.
+webhook URL and redirects to the callback URL. Refunds: `POST /refund`, `GET /refund?transaction=`,
+`GET /refund/{id}`; with `refund_delay` set (the local checkout) a refund is processed that many
+seconds later and `refund.processed` is sent, otherwise a test settles it (`settle_refund`) and
+delivers `refund_webhook(...)` itself. Never mounted with ENV=production.
 """
 import asyncio
 import html
@@ -37,7 +40,7 @@ class Ledger:
     webhook_url: str = ""              # where Pay sends charge.success
     transactions: dict = field(default_factory=dict)
     calls: list = field(default_factory=list)
-    faults: list = field(default_factory=list)   # next calls: "timeout", "error", "garbage"
+    faults: list = field(default_factory=list)   # next calls: "timeout", "error", "garbage", "refused"
     fault_delay: float = 2.0           # how long a "timeout" fault sleeps
     webhooks_sent: int = 0
     # Transfers (server/paystack_standin_transfers.py): recipients by code, transfers by reference,
@@ -46,6 +49,15 @@ class Ledger:
     transfers: dict = field(default_factory=dict)
     transfer_outcome: str = None
     transfer_delay: float = 0.2
+    refunds: dict = field(default_factory=dict)
+    refund_delay: float = None         # seconds until a refund is processed by itself; None: a test decides
+    # Notified when a refund is made or a webhook delivered (tests wait on it: `wait_until`).
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_until(self, predicate, timeout=10):
+        """Block (a test's thread) until `predicate()` holds, e.g. a slow request finally made a refund."""
+        with self.changed:
+            return self.changed.wait_for(predicate, timeout)
 
     def fail_next(self, *faults):
         self.faults.extend(faults)
@@ -70,6 +82,53 @@ class Ledger:
     def webhook(self, reference, event="charge.success"):
         """(raw body, signature) of the webhook Paystack would send for this transaction."""
         raw = json.dumps({"event": event, "data": self.data(reference)}).encode()
+        return raw, sign(raw, self.secret_key)
+
+    # --- refunds ---
+
+    def transaction(self, id_or_reference):
+        """A transaction by its reference or (as Paystack also accepts) its numeric id."""
+        if id_or_reference in self.transactions:
+            return self.transactions[id_or_reference]
+        return next((tx for tx in self.transactions.values() if str(tx["id"]) == str(id_or_reference)), None)
+
+    def refunded_kobo(self, reference):
+        return sum(r["amount"] for r in self.refunds.values()
+                   if r["transaction"]["reference"] == reference and r["status"] != "failed")
+
+    def create_refund(self, tx, amount, currency, merchant_note="", customer_note=""):
+        refund_id = len(self.refunds) + 3018284
+        self.refunds[refund_id] = {
+            "id": refund_id, "integration": 1, "domain": "test", "dispute": None, "settlement": None,
+            "transaction": {"id": tx["id"], "reference": tx["reference"], "amount": tx["amount"]},
+            "amount": amount, "deducted_amount": 0, "fully_deducted": False, "currency": currency,
+            "channel": tx["channel"], "refunded_by": "standin@serviceman.local", "refunded_at": None,
+            "expected_at": _now_iso(), "customer_note": customer_note, "merchant_note": merchant_note,
+            "status": "pending", "createdAt": _now_iso()}
+        with self.changed:
+            self.changed.notify_all()
+        return self.refunds[refund_id]
+
+    def settle_refund(self, refund_id, status="processed"):
+        refund = self.refunds[refund_id]
+        refund["status"] = status
+        if status == "processed":
+            refund["refunded_at"] = _now_iso()
+        return refund
+
+    def refunds_of(self, reference):
+        return [r for r in self.refunds.values() if r["transaction"]["reference"] == reference]
+
+    def refund_webhook(self, refund_id, event=None, with_id=True):
+        """(raw body, signature) of Paystack's `refund.<status>` webhook for this refund."""
+        refund = self.refunds[refund_id]
+        data = {"status": refund["status"], "transaction_reference": refund["transaction"]["reference"],
+                "refund_reference": f"RF{refund_id}" if refund["status"] == "processed" else None,
+                "amount": refund["amount"], "currency": refund["currency"], "processor": "standin",
+                "customer": {"email": "client@example.ng"}, "integration": 1, "domain": "test"}
+        if with_id:
+            data["id"] = refund_id
+        raw = json.dumps({"event": event or f"refund.{refund['status']}", "data": data}).encode()
         return raw, sign(raw, self.secret_key)
 
     def by_access_code(self, access_code):
@@ -101,6 +160,8 @@ class ApiHandler(StandinHandler):
                 return self.finish("<html>Service Unavailable</html>")
             elif fault == "garbage":
                 return self.finish("not json")
+            elif fault == "refused":
+                return self.answer(400, False, "The stand-in refuses this request")
 
     def answer(self, status_code, ok, message, data=None):
         self.set_status(status_code)
@@ -155,6 +216,59 @@ class VerifyHandler(ApiHandler):
         self.answer(200, True, "Verification successful", self.ledger.data(reference))
 
 
+class RefundsHandler(ApiHandler):
+    def post(self):
+        if not self.authorized():
+            return
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            return self.answer(400, False, "Invalid JSON")
+        tx = self.ledger.transaction(str(body.get("transaction") or ""))
+        if tx is None:
+            return self.answer(404, False, "Transaction not found")
+        if tx["status"] != "success":
+            return self.answer(400, False, "Cannot refund a transaction that was not successful")
+        left = tx["amount"] - self.ledger.refunded_kobo(tx["reference"])
+        amount = body.get("amount", left)
+        if not isinstance(amount, int) or amount <= 0:
+            return self.answer(400, False, "Invalid amount")
+        if amount > left:
+            return self.answer(400, False, "Refund amount cannot be more than the transaction amount left")
+        refund = self.ledger.create_refund(tx, amount, body.get("currency") or tx["currency"],
+                                           body.get("merchant_note") or "", body.get("customer_note") or "")
+        if self.ledger.refund_delay is not None:
+            ledger, refund_id = self.ledger, refund["id"]
+            asyncio.get_running_loop().call_later(
+                ledger.refund_delay, lambda: asyncio.ensure_future(process_refund_later(ledger, refund_id)))
+        self.answer(200, True, "Refund has been queued for processing", refund)
+
+    def get(self):
+        if not self.authorized():
+            return
+        wanted = self.get_query_argument("transaction", "")
+        tx = self.ledger.transaction(wanted) if wanted else None
+        refunds = [r for r in self.ledger.refunds.values() if not wanted or (tx and r["transaction"]["id"] == tx["id"])]
+        self.answer(200, True, "Refunds retrieved", refunds)
+
+
+class RefundHandler(ApiHandler):
+    def get(self, refund_id):
+        if not self.authorized():
+            return
+        refund = self.ledger.refunds.get(int(refund_id))
+        if refund is None:
+            return self.answer(404, False, "Refund not found")
+        self.answer(200, True, "Refund retrieved", refund)
+
+
+async def process_refund_later(ledger, refund_id):
+    """The local checkout's refunds land by themselves: processed, then the signed webhook."""
+    if ledger.refunds[refund_id]["status"] in ("pending", "processing"):
+        ledger.settle_refund(refund_id, "processed")
+        await post_signed(ledger, *ledger.refund_webhook(refund_id), label=f"refund.processed for refund {refund_id}")
+
+
 CHECKOUT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Local checkout</title>
 <style>body{{font-family:sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem}}
@@ -207,9 +321,12 @@ class DoneHandler(StandinHandler):
 
 async def send_webhook(ledger, reference, event="charge.success"):
     """POST the signed event to the webhook URL, as Paystack does (it retries on failure; we log)."""
+    return await post_signed(ledger, *ledger.webhook(reference, event), label=f"{event} for {reference}")
+
+
+async def post_signed(ledger, raw, signature, label):
     if not ledger.webhook_url:
         return None
-    raw, signature = ledger.webhook(reference, event)
     client = tornado.httpclient.AsyncHTTPClient()
     try:
         response = await client.fetch(ledger.webhook_url, method="POST", body=raw, raise_error=False,
@@ -217,8 +334,10 @@ async def send_webhook(ledger, reference, event="charge.success"):
     except OSError as exc:
         log.warning("stand-in webhook to %s failed: %s", ledger.webhook_url, exc)
         return None
-    ledger.webhooks_sent += 1
-    log.info("stand-in webhook %s for %s answered %s", event, reference, response.code)
+    with ledger.changed:
+        ledger.webhooks_sent += 1
+        ledger.changed.notify_all()
+    log.info("stand-in webhook %s answered %s", label, response.code)
     return response.code
 
 
@@ -229,6 +348,8 @@ def standin_routes(ledger, prefix=""):
     return transfer_routes(ledger, ApiHandler, prefix) + [
         (rf"{prefix}/transaction/initialize", InitializeHandler, args),
         (rf"{prefix}/transaction/verify/(?P<reference>[^/]+)", VerifyHandler, args),
+        (rf"{prefix}/refund", RefundsHandler, args),
+        (rf"{prefix}/refund/(?P<refund_id>[0-9]{{1,12}})", RefundHandler, args),
         tornado.web.url(rf"{prefix}/checkout/(?P<access_code>[0-9a-f]+)", CheckoutHandler, args, name="checkout"),
         tornado.web.url(rf"{prefix}/checkout/(?P<access_code>[0-9a-f]+)/pay", CheckoutHandler, args,
                         name="checkout-pay"),

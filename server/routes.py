@@ -3,9 +3,9 @@
 Every API path ends in `/`, and the same path without the slash answers the same.
 """
 from handlers import (admin, analytics, assignment, auth, catalog, docs, jobs, notifications, payments, payouts,
-                      pricing, service_requests, websocket)
+                      pricing, refunds, service_requests, websocket)
 
-HANDLER_MODULES = (auth, catalog, service_requests, payments, pricing, jobs, assignment, admin, analytics,
+HANDLER_MODULES = (auth, catalog, service_requests, payments, refunds, pricing, jobs, assignment, admin, analytics,
                    notifications, payouts, websocket, docs)
 
 

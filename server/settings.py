@@ -79,6 +79,9 @@ class Settings:
     payment_abandon_after: int = 24 * 3600     # seconds after which an unpaid attempt is FAILED
     payout_reconcile_after: int = 600          # seconds a sent (or unanswered) transfer waits before it is re-checked
     paystack_banks_ttl: int = 24 * 3600        # seconds Paystack's bank list is kept before it is asked again
+    # The share of the booking fee kept (for the servicemen's trouble) when a client cancels after
+    # servicemen were assigned; before assignment the fee is refunded in full.
+    cancellation_fee_kept_percent_after_assignment: Decimal = Decimal("100")
     email_host: str = ""
     email_port: int = 587
     email_host_user: str = ""
@@ -144,6 +147,10 @@ class Settings:
         if secret_mode and public_mode and secret_mode != public_mode:
             raise ConfigurationError(f"PAYSTACK_SECRET_KEY is a {secret_mode} key but PAYSTACK_PUBLIC_KEY is a "
                                      f"{public_mode} key: use a pair from the same Paystack mode")
+        kept = self.cancellation_fee_kept_percent_after_assignment
+        if not kept.is_finite() or not 0 <= kept <= 100:
+            raise ConfigurationError("CANCELLATION_FEE_KEPT_PERCENT_AFTER_ASSIGNMENT must be between 0 and 100, got "
+                                     f"{self.cancellation_fee_kept_percent_after_assignment}")
         if self.paystack_local_checkout and self.is_production:
             raise ConfigurationError("the local Paystack checkout never runs with ENV=production")
         if not self.is_production:
@@ -210,6 +217,9 @@ def load_settings(environ=None, read_dotenv=True):
             payment_abandon_after=int(get("PAYMENT_ABANDON_AFTER") or defaults.payment_abandon_after),
             payout_reconcile_after=int(get("PAYOUT_RECONCILE_AFTER") or defaults.payout_reconcile_after),
             paystack_banks_ttl=int(get("PAYSTACK_BANKS_TTL") or defaults.paystack_banks_ttl),
+            cancellation_fee_kept_percent_after_assignment=Decimal(
+                get("CANCELLATION_FEE_KEPT_PERCENT_AFTER_ASSIGNMENT")
+                or defaults.cancellation_fee_kept_percent_after_assignment),
             email_host=get("EMAIL_HOST", ""),
             email_port=int(get("EMAIL_PORT") or defaults.email_port),
             email_host_user=get("EMAIL_HOST_USER", ""),

@@ -58,6 +58,7 @@ def paystack():
     """The Paystack stand-in's ledger, emptied for this test: `paystack.charge(ref)`, `.fail_next(...)`."""
     ledger = paystack_standin_server().ledger
     ledger.transactions.clear()
+    ledger.refunds.clear()
     ledger.calls.clear()
     ledger.faults.clear()
     ledger.webhook_url = ""

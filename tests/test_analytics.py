@@ -38,7 +38,7 @@ def pay(request, payment_type, amount, paid_at, status=PaymentStatus.SUCCESS, ne
 
 def month(name, booking_fees="0.00", final_payments="0.00", markup="0.00", total="0.00"):
     return {"month": name, "booking_fees": booking_fees, "final_payments": final_payments, "markup": markup,
-            "total": total}
+            "total": total, "refunds": "0.00", "net": total}  # refunds: tests/test_refunds.py
 
 
 def split(report):
@@ -57,7 +57,8 @@ async def test_every_report_on_an_empty_database_is_zeros_and_empty_lists(api, a
 
     assert revenue.status == 200, revenue
     assert revenue.data == {"from": None, "to": None, "currency": "NGN", "booking_fees": "0.00",
-                            "final_payments": "0.00", "markup": "0.00", "total": "0.00", "by_month": []}
+                            "final_payments": "0.00", "markup": "0.00", "total": "0.00", "refunds": "0.00",
+                            "net": "0.00", "by_month": []}
     assert servicemen.status == 200 and servicemen.data == {"by": "rating", "min_ratings": 3, "results": []}
     assert categories.status == 200 and categories.data == {"results": []}
     assert requests.status == 200, requests

@@ -545,8 +545,8 @@ def cancel_path(request):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("status", [S.PENDING_PAYMENT, S.PENDING_ADMIN_ASSIGNMENT])
-async def test_client_cancels_before_assignment(api, client_user, status):
+@pytest.mark.parametrize("status", BEFORE_PAYMENT_CONFIRMED)
+async def test_client_cancels_until_the_final_payment(api, client_user, status):
     request = ServiceRequestFactory(client=client_user, status=status)
 
     response = await api.post(cancel_path(request), {"reason": "Fixed it myself"}, user=client_user)
@@ -572,8 +572,8 @@ async def test_cancel_reason_is_optional(api, client_user):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("status", [s for s in S.ALL if s not in (S.PENDING_PAYMENT, S.PENDING_ADMIN_ASSIGNMENT)])
-async def test_client_cannot_cancel_after_assignment(api, client_user, status):
+@pytest.mark.parametrize("status", FROM_PAYMENT_CONFIRMED + [S.CANCELLED])
+async def test_client_cannot_cancel_once_the_final_payment_is_made(api, client_user, status):
     request = ServiceRequestFactory(client=client_user, status=status)
     before = snapshot(request.id)
 

@@ -543,7 +543,7 @@ def test_review_and_refund_alerts_reach_admins(mail_pipeline, mailbox, paystack)
     second = ServiceRequestFactory(client=client)
     wrong = payments.initialize_payment(settings, PaystackClient(settings), client, first.id, BOOKING_FEE)
     late = payments.initialize_payment(settings, PaystackClient(settings), client, second.id, BOOKING_FEE)
-    booking.cancel_request(client, second.id)
+    booking.cancel_request(settings, client, second.id)
 
     payments.process_charge(paystack.charge(wrong.paystack_reference, amount=100), PaymentSource.WEBHOOK)
     payments.process_charge(paystack.charge(late.paystack_reference), PaymentSource.WEBHOOK)

@@ -64,7 +64,7 @@ def test_booking_reaches_the_dashboard_list_and_the_smtp_server(pipeline, mail_s
 def test_cancellation_notifies_everyone_concerned_except_whoever_cancelled(pipeline, mail_settings, mailbox, category):
     admin, other_admin, client = AdminFactory(), AdminFactory(), ClientFactory()
     request = book(mail_settings, client, category)
-    booking.cancel_request(admin, request.id, reason="Duplicate booking")
+    booking.cancel_request(mail_settings, admin, request.id, reason="Duplicate booking")
 
     pipeline.run()
 

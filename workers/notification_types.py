@@ -81,6 +81,23 @@ NOTIFICATION_TYPES = {t.name: t for t in [
         "NGN {payload[amount]} ({payload[purpose]}, reference {payload[reference]}) was paid but cannot be used: "
         "{payload[reason]}. It is kept as paid and flagged for a refund."),
     NotificationType(
+        "refund_started", client,
+        "Booking #{request_id}: refund of NGN {payload[amount]} started",
+        "We have asked Paystack to return NGN {payload[amount]} to the card or account that paid for your "
+        "{category} booking for {booking_date}. {payload[reason]} Banks usually take a few working days; we will "
+        "tell you when it lands. Reference {payload[reference]}."),
+    NotificationType(
+        "refund_processed", client,
+        "Booking #{request_id}: NGN {payload[amount]} refunded",
+        "Paystack has returned NGN {payload[amount]} to the card or account that paid for your {category} booking "
+        "for {booking_date}. Reference {payload[reference]}."),
+    NotificationType(
+        "refund_failed", admins,
+        "Booking #{request_id}: a refund of NGN {payload[amount]} failed",
+        "Refund #{payload[refund_id]} of NGN {payload[amount]} to {client_name} (payment #{payload[payment_id]}, "
+        "reference {payload[reference]}) failed: {payload[failure_reason]} Retry it from the refunds list once "
+        "the cause is fixed."),
+    NotificationType(
         "emergency_changed", assigned_servicemen,
         "Booking #{request_id} is {emergency_word}",
         "The {category} job on {booking_date} at {address} is now {emergency_word}."),

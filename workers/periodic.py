@@ -38,6 +38,20 @@ def reconcile_transfers(older_than=None):
     return counts
 
 
+def reconcile_refunds(older_than=None):
+    """Open refunds for paid-but-unusable payments, ask Paystack again for refunds it never accepted,
+    and re-read those still processing (a lost refund.* webhook never strands a refund)."""
+    from models.actions.refunds import reconcile_refunds as reconcile
+    from server.paystack import PaystackClient
+
+    settings = runtime.settings()
+    after = settings.payment_reconcile_after if older_than is None else older_than
+    counts = runtime.run_job(reconcile, PaystackClient(settings), after)
+    if any(counts.values()):
+        log.info("reconcile refunds: %s", counts)
+    return counts
+
+
 def send_booking_reminders():
     """Remind tomorrow's bookings (platform date); each request is reminded once, however runs overlap."""
     from models.actions.reminders import send_booking_reminders as remind
@@ -52,5 +66,6 @@ def send_booking_reminders():
 SCHEDULE = [
     (reconcile_payments, 60),
     (reconcile_transfers, 60),
+    (reconcile_refunds, 60),
     (send_booking_reminders, 15 * 60),
 ]

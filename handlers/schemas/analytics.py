@@ -38,6 +38,10 @@ class RevenueSplitSchema(Schema):
         "description": "Final payments less their requests' estimates: the platform's share of the final cost.",
         "example": "225000.00"})
     total = Money(required=True, metadata={"description": "Booking fees plus final payments.", "example": "2659000.00"})
+    refunds = Money(required=True, metadata={
+        "description": "Refunded of those payments (refunds not FAILED, by the UTC date they were opened).",
+        "example": "36000.00"})
+    net = Money(required=True, metadata={"description": "total less refunds.", "example": "2623000.00"})
 
 
 class MonthRevenueSchema(RevenueSplitSchema):
@@ -49,7 +53,7 @@ class RevenueSchema(RevenueSplitSchema):
     date_to = fields.Date(data_key="to", allow_none=True, metadata={"example": "2026-11-30"})
     currency = fields.String(required=True, metadata={"example": "NGN"})
     by_month = fields.List(fields.Nested(MonthRevenueSchema), required=True,
-                           metadata={"description": "Months with verified payments, oldest first."})
+                           metadata={"description": "Months with verified payments or refunds, oldest first."})
 
 
 class TopServicemenQuerySchema(Schema):

@@ -92,6 +92,10 @@ class EventSchema(Schema):
 class CancelSchema(Schema):
     reason = fields.String(load_default="", validate=validate.Length(max=2000),
                            metadata={"example": "Found a plumber closer to home; no longer needed."})
+    refund = fields.String(load_default="policy", validate=validate.OneOf(("policy", "full_refund")), metadata={
+        "description": "`policy` (default): the cancellation policy decides the refund (see "
+                       "/cancellation-quote/). `full_refund`, admins only: everything paid is refunded.",
+        "example": "policy"})
 
 
 class EmergencySchema(Schema):

@@ -1,4 +1,4 @@
-"""Admin analytics: revenue, top servicemen, top categories, requests by status.
+"""Admin analytics: revenue (net of refunds), top servicemen, top categories, requests by status.
 
 Every figure is an aggregate computed by the database (SUM, COUNT, AVG with GROUP BY); Python only
 reshapes the grouped rows. Timestamps are stored as naive UTC, so dates and months here are UTC ones:
@@ -13,6 +13,7 @@ from ..base import CENTS
 from ..catalog import Category
 from ..db import is_postgres
 from ..money import Payment, PaymentStatus, PaymentType
+from ..refunds import Refund, RefundStatus
 from ..service_requests import Event, RequestStatus, ServiceRequest
 from ..users import ApprovalStatus, ServicemanProfile, User
 
@@ -69,11 +70,13 @@ def _amount_if(payment_type, amount):
 
 
 def revenue(date_from=None, date_to=None):
-    """Booking fees, final payments and the markup earned on them, in all and per UTC month.
+    """Booking fees, final payments and the markup earned on them, less refunds, in all and per UTC month.
 
     Markup is a final payment less its request's estimate: the platform's share of the final cost
     (a request without an estimate contributes none). `total` is the money taken in, booking fees
-    plus final payments; markup is part of the final payments, not added to them."""
+    plus final payments; markup is part of the final payments, not added to them. `refunds` is what
+    was given back of those payments (refunds not FAILED, in the month they were opened) and `net`
+    is `total - refunds`."""
     # Grouped and ordered by the output alias: the expression itself carries bound parameters,
     # which a server-side binding driver would see as a different expression in GROUP BY.
     month = month_of(Payment.paid_at).alias("month")
@@ -87,16 +90,35 @@ def revenue(date_from=None, date_to=None):
             .group_by(month)
             .order_by(month)
             .dicts())
-    by_month = [_revenue_split(row, month=row["month"]) for row in rows]
-    overall = {part: sum((m[part] for m in by_month), ZERO) for part in ("booking_fees", "final_payments", "markup")}
+    months = {row["month"]: row for row in rows}
+    for month_name, refunded in _refunds_by_month(date_from, date_to):
+        months.setdefault(month_name, {"booking_fees": None, "final_payments": None, "markup": None})
+        months[month_name]["refunds"] = refunded
+    by_month = [_revenue_split(months[name], month=name) for name in sorted(months)]
+    parts = ("booking_fees", "final_payments", "markup", "refunds")
+    overall = {part: sum((m[part] for m in by_month), ZERO) for part in parts}
     return {"date_from": date_from, "date_to": date_to, "currency": "NGN",
             **_revenue_split(overall), "by_month": by_month}
 
 
+def _refunds_by_month(date_from=None, date_to=None):
+    """(UTC month, sum) of the refunds of counted payments; a FAILED refund returned nothing (yet)."""
+    month = month_of(Refund.created_at).alias("month")
+    query = (Refund.select(month, fn.SUM(Refund.amount).alias("refunds"))
+             .join(Payment)
+             .where(Refund.status != RefundStatus.FAILED, Payment.status == PaymentStatus.SUCCESS,
+                    Payment.needs_refund == False))  # noqa: E712 (money never counted is not subtracted)
+    if date_from is not None:
+        query = query.where(Refund.created_at >= _utc_midnight(date_from))
+    if date_to is not None and date_to < date.max:
+        query = query.where(Refund.created_at < _utc_midnight(date_to + timedelta(days=1)))
+    return list(query.group_by(month).order_by(month).tuples())
+
+
 def _revenue_split(sums, **extra):
-    fees, finals = money(sums["booking_fees"]), money(sums["final_payments"])
+    fees, finals, refunds = money(sums["booking_fees"]), money(sums["final_payments"]), money(sums.get("refunds"))
     return {**extra, "booking_fees": fees, "final_payments": finals, "markup": money(sums["markup"]),
-            "total": fees + finals}
+            "total": fees + finals, "refunds": refunds, "net": fees + finals - refunds}
 
 
 # --- rankings --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Booking: quotes, creating and editing requests, cancelling, soft delete, emergency override.
+"""Booking: quotes, creating and editing requests, cancelling (with refunds), soft delete, emergency override.
 
 The emergency rule lives here: a booking less than two days ahead (by the platform's date in
 TIME_ZONE) is an emergency automatically, and the client cannot unset that.
@@ -9,10 +9,13 @@ from server.clock import platform_today, utcnow
 from server.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 
 from ..catalog import Category
+from ..db import for_update
+from ..money import Payment, PaymentStatus
 from ..payouts import PAYOUT_EVENTS
 from ..service_requests import Event, RequestStatus, ServiceRequest
 from ..users import ApprovalStatus, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import record_event, transition, unit_of_work
+from . import cancellation, refunds
 from .catalog import availability_warnings
 
 EMERGENCY_WINDOW = timedelta(days=2)
@@ -137,18 +140,39 @@ def _editable(request):
         raise InvalidTransition("A booking can be edited only before its fee is paid.")
 
 
-def cancel_request(user, request_id, reason=""):
-    """Clients cancel before assignment; admins any time before the final payment is confirmed."""
+def cancel_request(settings, user, request_id, reason="", refund=cancellation.POLICY, paystack=None):
+    """Clients and admins cancel any time before the final payment is made, under the cancellation
+    policy (models/actions/cancellation.py); an admin may choose a full refund instead. The rule and
+    the amounts are stored on the cancellation event; the refunds are opened in the same transaction
+    and asked of Paystack once it commits (without `paystack`, by the reconciliation job)."""
     request = _owned_request(user, request_id)
     if user.role == Role.SERVICEMAN:
         raise PermissionDenied("Servicemen cannot cancel bookings.")
-    if request.status == RequestStatus.CANCELLED:
-        raise InvalidTransition("This booking is already cancelled.")
-    if user.role == Role.CLIENT and request.status not in RequestStatus.CLIENT_CANCELLABLE:
-        raise InvalidTransition("Once servicemen are assigned, ask an admin to cancel.")
-    request, _ = transition(request, RequestStatus.CANCELLED, user, "request_cancelled",
-                            payload={"reason": reason, "by_role": user.role})
+    cancellation.check_choice(user, refund)
+    with unit_of_work():
+        request = ServiceRequest.locked(request.id)
+        # The paid payments too, so the quote's amounts hold until the refunds are opened. Only paid
+        # ones: process_charge holds an unpaid one while it waits for this request, never a paid one.
+        list(for_update(Payment.select(Payment.id).where(Payment.service_request == request.id,
+                                                         Payment.status == PaymentStatus.SUCCESS)
+                        .order_by(Payment.id)))
+        quote = cancellation.quote(settings, request, refund)  # 409 once it can no longer be cancelled
+        request, _ = transition(request, RequestStatus.CANCELLED, user, "request_cancelled",
+                                payload={"reason": reason, "by_role": user.role, **quote.as_payload()})
+        why = f"Booking cancelled by the {user.role}" + (f" ({reason})" if reason else "") + f". {quote.reason}"
+        refund_ids = refunds.open_cancellation_refunds(quote, why, user.id)
+    if paystack is not None:
+        refunds.submit_refunds(paystack, refund_ids)
     return request
+
+
+def cancellation_quote(settings, user, request_id, refund=cancellation.POLICY):
+    """What cancelling now would refund and keep, and why (the owning client or an admin)."""
+    request = _owned_request(user, request_id)
+    if user.role == Role.SERVICEMAN:
+        raise PermissionDenied("Servicemen cannot cancel bookings.")
+    cancellation.check_choice(user, refund)
+    return cancellation.quote(settings, request, refund)
 
 
 def delete_request(user, request_id):

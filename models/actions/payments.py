@@ -21,6 +21,7 @@ from ..money import Payment, PaymentSource, PaymentStatus, PaymentType
 from ..service_requests import RequestStatus, ServiceRequest
 from ..users import Role
 from ..workflow import record_event, transition, unit_of_work
+from .refunds import open_unusable_payment_refund, submit_unsubmitted
 
 log = logging.getLogger("serviceman.payments")
 CURRENCY = "NGN"
@@ -173,6 +174,7 @@ def _accept_success(payment, request, data, source):
         payment.needs_refund, payment.failure_reason = True, problem
         payment.save()
         record_event(request, "payment_needs_refund", payment.payer_id, payload={**details, "reason": problem})
+        open_unusable_payment_refund(payment)
         log.warning("payment %s needs a refund: %s", payment.paystack_reference, problem)
         return
     payment.save()
@@ -224,6 +226,7 @@ def verify_payment(paystack, user, reference):
     if data.get("reference") != reference:
         raise UpstreamUnavailable("The payment provider answered about another payment.")
     process_charge(data, PaymentSource.VERIFY)
+    submit_unsubmitted(paystack, payment.id)
     return Payment.get_by_id(payment.id)
 
 
@@ -251,6 +254,8 @@ def reconcile_payments(paystack, verify_after, abandon_after, now=None):
         if abandoned and not data.get("gateway_response"):
             data = {**data, "gateway_response": "abandoned: unpaid past PAYMENT_ABANDON_AFTER"}
         result = process_charge(data, PaymentSource.RECONCILE, give_up=abandoned)
+        if result is not None and result.needs_refund:
+            submit_unsubmitted(paystack, result.id)
         if result is not None and result.status in FINAL:
             counts["paid"] += 1
         elif result is not None and result.status == PaymentStatus.FAILED:
