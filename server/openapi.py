@@ -135,6 +135,8 @@ def _error_statuses(ep, pattern):
         statuses |= {400, 413, 422}
     if ep.query is not None:
         statuses |= {400, 422}
+    if ep.rate_limit:
+        statuses.add(429)
     return sorted(statuses)
 
 
