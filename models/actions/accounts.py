@@ -10,6 +10,7 @@ from server.errors import InvalidTransition, NotAuthenticated, NotFound, Validat
 
 from ..catalog import Category
 from ..db import database
+from .passwords import require_acceptable_password
 from ..users import ApprovalStatus, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
 
 # Compared against when the email is unknown, so login takes the same time either way.
@@ -48,6 +49,7 @@ def register(settings, *, email, password, first_name, last_name, phone, role,
         raise ValidationFailed.on("role", "Choose client or serviceman.")
     if role == Role.SERVICEMAN and not category_ids:
         raise ValidationFailed.on("category_ids", "A serviceman must choose at least one category.")
+    require_acceptable_password(password, email)
     password_hash = tokens.hash_password(password, settings.bcrypt_rounds)
     with database.atomic():
         if role == Role.SERVICEMAN:
@@ -72,6 +74,7 @@ def _create_user(**fields):
 
 
 def create_admin(settings, *, email, password, first_name="Admin", last_name="", phone=""):
+    require_acceptable_password(password, email)
     return _create_user(email=email, password_hash=tokens.hash_password(password, settings.bcrypt_rounds),
                         first_name=first_name, last_name=last_name, phone=phone, role=Role.ADMIN)
 
