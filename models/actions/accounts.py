@@ -1,4 +1,6 @@
 """Registration, login, refresh-token rotation, logout, profile updates, admin creation."""
+import functools
+import secrets
 import uuid
 from datetime import timedelta
 
@@ -10,11 +12,15 @@ from server.errors import InvalidTransition, NotAuthenticated, NotFound, Validat
 
 from ..catalog import Category
 from ..db import database
-from .passwords import require_acceptable_password
 from ..users import ApprovalStatus, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
+from .passwords import require_acceptable_password
 
-# Compared against when the email is unknown, so login takes the same time either way.
-_DUMMY_HASH = "$2b$04$C6UzMDM.H6dfI/f/IKxGhuQmB5nTRu6a8K4bFqQ6m9hC1VbU3Jp4i"
+
+@functools.cache
+def dummy_password_hash(rounds):
+    """A hash of a password nobody knows, at the cost real hashes have: checked against when the email
+    is unknown, so that answer takes as long as a wrong password for a known one (no account oracle)."""
+    return tokens.hash_password(secrets.token_urlsafe(16), rounds)
 
 
 def normalize_email(email):
@@ -79,9 +85,12 @@ def create_admin(settings, *, email, password, first_name="Admin", last_name="",
                         first_name=first_name, last_name=last_name, phone=phone, role=Role.ADMIN)
 
 
-def authenticate(email, password):
+def authenticate(email, password, *, rounds):
+    """The active user with this email and password. `rounds` is settings.bcrypt_rounds: an unknown
+    email is checked against a hash of that cost, so both failures take the same time."""
     user = User.get_or_none(User.email == normalize_email(email))
-    if not tokens.check_password(password, user.password_hash if user else _DUMMY_HASH) or user is None:
+    if not tokens.check_password(password, user.password_hash if user else dummy_password_hash(rounds)) \
+            or user is None:
         raise NotAuthenticated("Email or password is incorrect.", code="invalid_credentials")
     if not user.is_active:
         raise NotAuthenticated("This account is deactivated.", code="account_inactive")
@@ -99,7 +108,7 @@ def issue_token_pair(settings, user, family=None):
 
 
 def login(settings, email, password):
-    user = authenticate(email, password)
+    user = authenticate(email, password, rounds=settings.bcrypt_rounds)
     return user, issue_token_pair(settings, user)
 
 
