@@ -69,9 +69,11 @@ class AdminUserCreateHandler(BaseHandler):
 
 class AdminUserDeactivateHandler(BaseHandler):
     @endpoint(roles=Role.ADMIN, summary="Deactivate a user (their refresh tokens are revoked)",
-              response=UserSchema(), errors=(401, 403, 404), tags=TAGS)
+              response=UserSchema(), errors=(401, 403, 404, 409), tags=TAGS,
+              description="409 `cannot_deactivate_self` for one's own account; 409 `last_admin` for the last "
+                          "active admin.")
     async def post(self, user_id):
-        await self.respond(await self.run(accounts.deactivate_user, int(user_id)))
+        await self.respond(await self.run(accounts.deactivate_user, self.user, int(user_id)))
 
 
 class EmergencyOverrideHandler(BaseHandler):

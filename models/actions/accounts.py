@@ -8,10 +8,10 @@ import peewee
 
 from server import tokens
 from server.clock import utcnow
-from server.errors import InvalidTransition, NotAuthenticated, NotFound, ValidationFailed
+from server.errors import Conflict, InvalidTransition, NotAuthenticated, NotFound, ValidationFailed
 
 from ..catalog import Category
-from ..db import database
+from ..db import database, for_update
 from ..users import ApprovalStatus, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
 from .passwords import require_acceptable_password
 
@@ -174,11 +174,23 @@ def update_me(user, **changes):
     return User.get_by_id(user.id)
 
 
-def deactivate_user(user_id):
+def deactivate_user(actor, user_id):
+    """An admin deactivates a user. Never itself, and never the last active admin, so the platform
+    always keeps someone who can run it."""
+    if user_id == actor.id:
+        raise Conflict("You cannot deactivate your own account; ask another admin.", code="cannot_deactivate_self")
     user = User.get_or_none(User.id == user_id)
     if user is None:
         raise NotFound("No such user.")
     with database.atomic():
+        if user.role == Role.ADMIN:
+            # Every active admin's row, locked in id order: two admins deactivating each other take turns
+            # (never deadlock), and the second sees the first's change before it counts.
+            active = [u.id for u in for_update(User.select(User.id).where(
+                User.role == Role.ADMIN, User.is_active == True).order_by(User.id))]  # noqa: E712
+            if active == [user_id]:
+                raise Conflict("This is the last active admin; create or reactivate another admin first.",
+                               code="last_admin")
         User.update(is_active=False).where(User.id == user_id).execute()
         RefreshToken.update(revoked_at=utcnow()).where(
             RefreshToken.user == user_id, RefreshToken.revoked_at.is_null()).execute()
