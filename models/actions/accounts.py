@@ -13,6 +13,8 @@ from server.errors import Conflict, InvalidTransition, NotAuthenticated, NotFoun
 from ..catalog import Category
 from ..db import database, for_update
 from ..users import ApprovalStatus, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
+from ..workflow import unit_of_work
+from . import vetting
 from .passwords import require_acceptable_password
 
 
@@ -57,7 +59,7 @@ def register(settings, *, email, password, first_name, last_name, phone, role,
         raise ValidationFailed.on("category_ids", "A serviceman must choose at least one category.")
     require_acceptable_password(password, email)
     password_hash = tokens.hash_password(password, settings.bcrypt_rounds)
-    with database.atomic():
+    with unit_of_work():
         if role == Role.SERVICEMAN:
             category_ids = _check_categories(category_ids)
         user = _create_user(email=email, password_hash=password_hash, first_name=first_name,
@@ -65,6 +67,7 @@ def register(settings, *, email, password, first_name, last_name, phone, role,
         if role == Role.SERVICEMAN:
             profile = ServicemanProfile.create(user=user, bio=bio, years_of_experience=years_of_experience)
             _set_categories(profile, category_ids)
+            vetting.record_application(user, profile)
     return user
 
 
@@ -209,15 +212,20 @@ APPROVAL_MOVES = {
 APPROVAL_PAST = {"approve": "approved", "reject": "rejected", "suspend": "suspended", "reinstate": "reinstated"}
 
 
-def set_approval(user_id, action, reason="", category_ids=None):
-    """Admin vetting of servicemen; only APPROVED ones are listed and assignable."""
+def set_approval(user_id, action, reason="", category_ids=None, actor=None):
+    """Admin vetting of servicemen; only APPROVED ones are listed and assignable. The serviceman is
+    told the decision; a suspension also flags their open jobs to the admins."""
     profile = serviceman_profile(user_id)
     allowed_from, target = APPROVAL_MOVES[action]
     if profile.approval_status not in allowed_from:
         raise InvalidTransition(f"A serviceman who is {profile.approval_status} cannot be {APPROVAL_PAST[action]}.")
-    with database.atomic():
-        ServicemanProfile.update(approval_status=target, status_reason=reason).where(
-            ServicemanProfile.id == profile.id).execute()
+    with unit_of_work():
+        # Conditional: of two admins deciding at once, one wins and only one decision is announced.
+        moved = ServicemanProfile.update(approval_status=target, status_reason=reason).where(
+            ServicemanProfile.id == profile.id, ServicemanProfile.approval_status == profile.approval_status).execute()
+        if not moved:
+            raise InvalidTransition("The serviceman's status changed while this action ran; reload and retry.")
         if category_ids:
             _set_categories(profile, _check_categories(category_ids))
+        vetting.record_decision(actor, profile, action, reason)
     return serviceman_profile(user_id)
