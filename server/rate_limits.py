@@ -8,6 +8,7 @@ nothing. Counters live in Redis when REDIS_URL is set (shared by every web proce
 memory otherwise. A Redis outage must not turn every sign-in into an error, so the check then fails
 open and says so in the log.
 """
+import ipaddress
 import logging
 import math
 import time
@@ -17,7 +18,7 @@ from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
-from server import tokens
+from server import proxies, tokens
 from server.errors import RateLimited
 from server.settings import RATE_LIMIT_DEFAULTS
 
@@ -27,6 +28,17 @@ NAMES = tuple(RATE_LIMIT_DEFAULTS)
 # A slow Redis must not stall the request; past this the check fails open.
 REDIS_TIMEOUT_SECONDS = 0.5
 WARN_EVERY_SECONDS = 60
+
+
+def address_key(ip):
+    """An IPv4 address as is; an IPv6 one by its /64, the block one subscriber holds (they could
+    otherwise take a fresh address for every try)."""
+    address = proxies.parse_ip(ip)
+    if address is None:
+        return str(ip)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def account_key(settings, user, body):
@@ -62,7 +74,7 @@ class RateLimits:
 
     async def check(self, name, ip, account=None):
         """Count one attempt at `name` from `ip` on `account`, or raise RateLimited (with Retry-After)."""
-        keys = [("ip", ip)] + ([("account", account)] if account else [])
+        keys = [("ip", address_key(ip))] + ([("account", account)] if account else [])
         counters = [(rule, (name, kind, value)) for rule in self.rules[name] for kind, value in keys]
         try:
             wait = await self._seconds_until_allowed(counters)

@@ -170,6 +170,13 @@ async def test_an_empty_setting_disables_a_limit(api, client_user):
         assert (await login(api, client_user.email)).status == 200
 
 
+def test_ipv6_addresses_count_by_their_64_block():
+    assert rate_limits.address_key("2001:db8:1:2:aaaa::1") == rate_limits.address_key("2001:db8:1:2:bbbb::9")
+    assert rate_limits.address_key("2001:db8:1:2::1") != rate_limits.address_key("2001:db8:1:3::1")
+    assert rate_limits.address_key("::ffff:198.51.100.7") == "198.51.100.7"
+    assert rate_limits.address_key("198.51.100.7") != rate_limits.address_key("198.51.100.8")
+
+
 def test_unreachable_redis_fails_open_with_a_warning(caplog):
     settings = make_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", RATE_LIMIT_LOGIN="1/minute")
     limiter = rate_limits.RateLimits(settings)
@@ -206,5 +213,5 @@ def test_an_unknown_limit_name_fails_at_import():
 def test_the_schema_documents_429_on_limited_endpoints(app):
     paths = app.settings["openapi"]["paths"]
     for path in ("/api/auth/login/", "/api/auth/register/", "/api/auth/refresh/", "/api/payments/initialize/"):
-        assert "429" in paths[path]["post"]["responses"], path
+        assert "Retry-After" in paths[path]["post"]["responses"]["429"]["headers"], path
     assert "429" not in paths["/api/auth/logout/"]["post"]["responses"]
