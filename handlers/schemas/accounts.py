@@ -13,8 +13,8 @@ Phone = lambda **kw: fields.String(validate=validate.Regexp(r"^\+?[0-9 ()-]{7,20
 
 
 def _acceptable_password(password):
-    # Too short is Length's message already; the rest of the one rule (models/actions/passwords.py).
-    if len(password) >= passwords.MIN_LENGTH:
+    # Too short or too long is Length's message already; the rest of the one rule (models/actions/passwords.py).
+    if passwords.MIN_LENGTH <= len(password) <= passwords.MAX_LENGTH:
         problems = passwords.password_problems(password)
         if problems:
             raise ValidationError(problems)
