@@ -10,7 +10,7 @@ TAGS = ("auth",)
 
 class RegisterHandler(BaseHandler):
     @endpoint(roles=ANYONE, summary="Register a client or serviceman", body=RegisterSchema,
-              response=AuthResultSchema(), status=201, errors=(400, 422), tags=TAGS,
+              response=AuthResultSchema(), status=201, errors=(400, 422), tags=TAGS, rate_limit="register",
               description="Servicemen also send category_ids, bio, years_of_experience and start "
                           "PENDING_APPROVAL: they are listed once an admin approves them.")
     async def post(self):
@@ -23,7 +23,7 @@ class RegisterHandler(BaseHandler):
 
 class LoginHandler(BaseHandler):
     @endpoint(roles=ANYONE, summary="Sign in with email and password", body=LoginSchema,
-              response=AuthResultSchema(), errors=(400, 401, 422), tags=TAGS)
+              response=AuthResultSchema(), errors=(400, 401, 422), tags=TAGS, rate_limit="login")
     async def post(self):
         user, pair = await self.run(accounts.login, self.config, self.body["email"], self.body["password"])
         await self.respond({"user": user, **pair})
@@ -31,7 +31,7 @@ class LoginHandler(BaseHandler):
 
 class RefreshHandler(BaseHandler):
     @endpoint(roles=ANYONE, summary="Rotate a refresh token", body=RefreshSchema, response=TokenPairSchema(),
-              errors=(400, 401, 422), tags=TAGS,
+              errors=(400, 401, 422), tags=TAGS, rate_limit="refresh",
               description="The old refresh token is revoked. Presenting a revoked one again is 401 "
                           "`token_reused` and signs out every session of that login.")
     async def post(self):

@@ -17,7 +17,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError
 
 from models.actions.accounts import get_active_user
 from models.users import Role
-from server import proxies, tokens
+from server import proxies, rate_limits, tokens
 from server.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
                            PayloadTooLarge, PermissionDenied, ValidationFailed)
 from server.executor import run_sync
@@ -54,6 +54,7 @@ class Endpoint:
     description: str = ""
     tags: tuple = field(default=())
     max_body: int = NO_BODY_LIMIT
+    rate_limit: str = None
 
     @property
     def requires_auth(self):
@@ -61,9 +62,11 @@ class Endpoint:
 
 
 def endpoint(*, roles, summary, body=None, query=None, response=None, status=200, paginated=False,
-             errors=(), description="", tags=(), max_body=None):
+             errors=(), description="", tags=(), max_body=None, rate_limit=None):
     """Declare who may call a handler method and what it reads and answers. `max_body` (bytes)
-    defaults by class: small for anonymous (auth) bodies, larger for signed-in JSON bodies."""
+    defaults by class: small for anonymous (auth) bodies, larger for signed-in JSON bodies.
+    `rate_limit` names one of settings.rate_limits, checked per client IP and per account after the
+    body is read and before the handler does any work."""
     roles = (roles,) if isinstance(roles, str) else tuple(roles)
     unknown = set(roles) - _AUDIENCES
     if unknown or not roles:
@@ -81,13 +84,16 @@ def endpoint(*, roles, summary, body=None, query=None, response=None, status=200
         raise ValueError(f"@endpoint max_body must be between 1 and {MAX_BODY_LIMIT} bytes, got {max_body}")
     spec = Endpoint(roles=roles, summary=summary, body=body, query=query, response=response, status=status,
                     paginated=paginated, errors=tuple(errors), description=description, tags=tuple(tags),
-                    max_body=max_body)
+                    max_body=max_body, rate_limit=rate_limits.check_names(rate_limit))
 
     def wrap(fn):
         @functools.wraps(fn)
         async def handle(self, *args, **kwargs):
             # The body arrives after prepare() (it is streamed, to be refused early when too big).
             self.body = self._load_body(spec.body) if spec.body else {}
+            if spec.rate_limit:
+                await self.application.settings["rate_limits"].check(
+                    spec.rate_limit, self.client_ip, rate_limits.account_key(self.config, self.user, self.body))
             return await fn(self, *args, **kwargs)
 
         handle.endpoint = spec

@@ -26,6 +26,7 @@ class PaymentHandlerMixin:
 class InitializeHandler(PaymentHandlerMixin, BaseHandler):
     @endpoint(roles=Role.CLIENT, summary="Start paying the booking fee or the final cost", body=InitializeSchema,
               response=CheckoutSchema(), errors=(401, 403, 404, 409, 422, 502), tags=TAGS,
+              rate_limit="payment_initialize",
               description="The amount is always the server's: the booking fee while PENDING_PAYMENT, the final "
                           "cost while AWAITING_PAYMENT. Asking again returns the same open checkout; if the fee "
                           "changed since, the old one is replaced. Another client's request is 404.")

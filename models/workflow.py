@@ -62,6 +62,16 @@ def record_event(request, event_type, actor, payload=None, from_status=None, to_
     return event
 
 
+def record_account_event(event_type, actor, payload=None):
+    """An event about an account rather than a request (serviceman vetting), in the caller's unit of
+    work. Its payload still says which request (none) and whether it is an emergency (never)."""
+    body = dict(payload or {})
+    body.update(service_request_id=None, is_emergency=False)
+    event = Event.create(type=event_type, service_request=None, actor=actor, payload=body)
+    _pending_ids().append(event.id)
+    return event
+
+
 def transition(request, to_status, actor, event_type, payload=None, **changes):
     """Move `request` to `to_status` (with field `changes`) or raise 409 invalid_transition."""
     from_status = request.status

@@ -27,7 +27,8 @@ def cmd_createadmin(settings, args):
         user = create_admin(settings, email=args.email, password=args.password,
                             first_name=args.first_name, last_name=args.last_name)
     except ApiError as exc:
-        sys.exit(f"createadmin: {exc.message} {exc.fields or ''}")
+        problems = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in exc.fields.items())
+        sys.exit(f"createadmin: {problems or exc.message}")
     print(f"admin created: {user.email} (id {user.id})")
 
 

@@ -11,6 +11,7 @@ from server import executor
 from server.hub import Hub
 from server.openapi import build_spec
 from server.paystack import PaystackClient
+from server.rate_limits import RateLimits
 from server.routes import route_table, tornado_routes
 from workers import runtime
 from workers.transport import EmbeddedTransport, RedisTransport
@@ -50,6 +51,7 @@ def make_app(settings, bind_database=True, transport=None):
         config=settings,
         hub=hub,
         paystack=PaystackClient(settings),
+        rate_limits=RateLimits(settings),
         openapi=build_spec(routes),
         default_handler_class=NotFoundHandler,
         compress_response=True,

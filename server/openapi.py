@@ -139,6 +139,8 @@ def _error_statuses(ep, pattern):
         statuses |= {400, 413, 422}
     if ep.query is not None:
         statuses |= {400, 422}
+    if ep.rate_limit:
+        statuses.add(429)
     return sorted(statuses)
 
 
@@ -187,7 +189,11 @@ def _error_response(ep, status):
     media = {"schema": "Error"}
     if error is not None:
         media["example"] = error.as_dict()
-    return {"description": ERROR_TEXT.get(status, "Error"), "content": {"application/json": media}}
+    response = {"description": ERROR_TEXT.get(status, "Error"), "content": {"application/json": media}}
+    if status == 429:
+        response["headers"] = {"Retry-After": {"description": "Seconds until the next attempt may succeed.",
+                                               "schema": {"type": "integer", "example": 42}}}
+    return response
 
 
 def _who(roles):

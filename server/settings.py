@@ -23,6 +23,15 @@ MIN_BCRYPT_ROUNDS = 10
 LOCAL_CHECKOUT_PREFIX = "/dev/paystack"
 LOCAL_CHECKOUT_SECRET_KEY = "sk_test_serviceman_local_checkout"
 LOCAL_CHECKOUT_PUBLIC_KEY = "pk_test_serviceman_local_checkout"
+# Rate limits in the `limits` notation, per client IP and per account (server/rate_limits.py). Generous
+# enough for people behind one shared (carrier NAT) address; far too tight to guess passwords with.
+RATE_LIMIT_DEFAULTS = {
+    "login": "10/minute;50/hour;200/day",
+    "register": "10/hour;50/day",
+    "refresh": "30/minute;1000/day",
+    "email": "5/hour;20/day",
+    "payment_initialize": "20/minute;200/day",
+}
 
 
 class ConfigurationError(RuntimeError):
@@ -46,6 +55,29 @@ def _networks(value):
         except ValueError as exc:
             raise ConfigurationError(f"TRUSTED_PROXIES entry {item!r} is not an IP address or network: {exc}") from exc
     return tuple(networks)
+
+
+def _check_rate_limit(name, rule):
+    from limits import parse_many
+
+    if name not in RATE_LIMIT_DEFAULTS:
+        raise ConfigurationError(f"unknown rate limit {name!r}")
+    if not rule:
+        return
+    try:
+        items = parse_many(rule)
+    except ValueError as exc:
+        raise ConfigurationError(f"RATE_LIMIT_{name.upper()} {rule!r} is not in the limits notation "
+                                 "(e.g. 5/minute;100/day): " + str(exc)) from exc
+    if any(item.amount < 1 for item in items):
+        raise ConfigurationError(f"RATE_LIMIT_{name.upper()} {rule!r} allows nothing; leave it empty to disable "
+                                 "the limit instead")
+
+
+def _rate_limits(get):
+    """RATE_LIMIT_<NAME> for each limit: unset keeps the default, set but empty disables it."""
+    return {name: (get(f"RATE_LIMIT_{name.upper()}", default) or "").strip()
+            for name, default in RATE_LIMIT_DEFAULTS.items()}
 
 
 def _key_mode(key, kind):
@@ -102,6 +134,7 @@ class Settings:
     refresh_token_days: int = 7
     public_base_url: str = ""
     trusted_proxies: tuple = ()
+    rate_limits: dict = field(default_factory=lambda: dict(RATE_LIMIT_DEFAULTS))  # name -> rule; "" disables
     extra: dict = field(default_factory=dict)
 
     @property
@@ -151,6 +184,8 @@ class Settings:
         if not kept.is_finite() or not 0 <= kept <= 100:
             raise ConfigurationError("CANCELLATION_FEE_KEPT_PERCENT_AFTER_ASSIGNMENT must be between 0 and 100, got "
                                      f"{self.cancellation_fee_kept_percent_after_assignment}")
+        for name, rule in self.rate_limits.items():
+            _check_rate_limit(name, rule)
         if self.paystack_local_checkout and self.is_production:
             raise ConfigurationError("the local Paystack checkout never runs with ENV=production")
         if not self.is_production:
@@ -238,6 +273,7 @@ def load_settings(environ=None, read_dotenv=True):
             ws_max_sockets_per_user=int(get("WS_MAX_SOCKETS_PER_USER") or defaults.ws_max_sockets_per_user),
             public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/"),  # paths are appended to it
             trusted_proxies=_networks(get("TRUSTED_PROXIES")),
+            rate_limits=_rate_limits(get),
             extra={"database_url_set": bool(get("DATABASE_URL"))},
         )
     except (ValueError, ArithmeticError) as exc:

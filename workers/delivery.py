@@ -36,18 +36,20 @@ def deliver_event(event_id):
     """Create the event's notifications, push the new ones, and queue an email for each unsent one."""
     event = Event.get_or_none(Event.id == event_id)
     kind = NOTIFICATION_TYPES.get(event.type) if event else None
-    if kind is None or event.service_request_id is None:
+    if kind is None:
         return []
-    request = event.service_request
+    # Account events (serviceman vetting) concern no request.
+    request = event.service_request if event.service_request_id else None
+    request_id = request.id if request else None
     title, message, values = render(kind, event, request)
     user_ids = recipients(kind, event, request)
     if not user_ids:
         return []
-    payload = {**(event.payload or {}), "service_request_id": request.id, "is_emergency": values["is_emergency"]}
+    payload = {**(event.payload or {}), "service_request_id": request_id, "is_emergency": values["is_emergency"]}
     with database.atomic():
         existing = {n.user_id for n in Notification.select(Notification.user).where(Notification.event == event.id)}
         rows = [{"user": uid, "event": event.id, "notification_type": kind.name, "title": title, "message": message,
-                 "service_request": request.id, "payload": payload} for uid in user_ids if uid not in existing]
+                 "service_request": request_id, "payload": payload} for uid in user_ids if uid not in existing]
         if rows:
             Notification.insert_many(rows).on_conflict_ignore().execute()
     created = list(Notification.select().where(Notification.event == event.id,

@@ -29,6 +29,11 @@ def everyone_concerned(event, request):
     return client(event, request) + assigned_servicemen(event, request) + admins(event, request)
 
 
+def vetted_serviceman(event, request):
+    """The serviceman a vetting decision is about (account events carry no request)."""
+    return [event.payload["serviceman_id"]]
+
+
 def other_party(event, request):
     """In a price negotiation: the admins when the client spoke, the client when an admin did."""
     return admins(event, request) if event.actor_id == request.client_id else client(event, request)
@@ -193,12 +198,46 @@ NOTIFICATION_TYPES = {t.name: t for t in [
         "The transfer of NGN {payload[amount]} for the {category} job of {booking_date} "
         "(reference {payload[failed_reference]}) {payload[outcome]}: {payload[reason]}. The payout is owed "
         "again and goes out once an admin approves it."),
+    # Serviceman vetting: account events, no request (record_account_event).
+    NotificationType(
+        "serviceman_applied", admins,
+        "New serviceman application: {payload[serviceman_name]}",
+        "{payload[serviceman_name]} ({payload[email]}, {payload[phone]}) applied to work in {payload[categories]} "
+        "with {payload[years_of_experience]} years of experience. Review the application to approve or reject it."),
+    NotificationType(
+        "serviceman_approved", vetted_serviceman,
+        "You are approved on Serviceman",
+        "Welcome aboard, {payload[serviceman_name]}: your application is approved. Clients can now find and book you "
+        "in {payload[categories]}, and our team can assign you jobs."),
+    NotificationType(
+        "serviceman_rejected", vetted_serviceman,
+        "Your Serviceman application was not approved",
+        "We could not approve your application. Reason: {reason} If you can put this right, contact our team "
+        "and we will look at it again."),
+    NotificationType(
+        "serviceman_suspended", vetted_serviceman,
+        "Your Serviceman account is suspended",
+        "Your account is suspended. Reason: {reason} While suspended you are not listed and get no new jobs; "
+        "our team will contact you about any job you were assigned."),
+    NotificationType(
+        "serviceman_reinstated", vetted_serviceman,
+        "Your Serviceman account is active again",
+        "Your suspension is lifted: clients can find and book you again, and our team can assign you jobs."),
+    NotificationType(
+        # One per open job of a serviceman just suspended, on that job's timeline: someone must take it over.
+        "assigned_serviceman_suspended", admins,
+        "Booking #{request_id}: the {payload[assigned_as]} serviceman is suspended",
+        "{payload[serviceman_name]}, {payload[assigned_as]} on the {category} job for {client_name} on "
+        "{booking_date} at {address} ({status}), was suspended. Reason: {reason} Reassign the job or promote "
+        "the backup."),
 ]}
 
 
 def context(event, request):
     """The values titles, messages and email templates may use."""
     payload = event.payload or {}
+    if request is None:  # an account event: only what its payload says
+        return {"is_emergency": False, "reason": payload.get("reason", ""), "payload": payload}
     return {
         "request_id": request.id,
         "category": request.category.name,

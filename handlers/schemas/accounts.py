@@ -1,6 +1,7 @@
 """Account schemas: registration, login, tokens, the user resource, profile updates."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from models.actions import passwords
 from models.actions.catalog import serviceman_cards
 from models.users import ApprovalStatus, Role, ServicemanProfile, User
 
@@ -9,19 +10,29 @@ from .common import Id, Integer, Money, PageQuerySchema
 MAX_CATEGORIES = 50
 Name = lambda **kw: fields.String(required=True, validate=validate.Length(min=1, max=100), **kw)  # noqa: E731
 Phone = lambda **kw: fields.String(validate=validate.Regexp(r"^\+?[0-9 ()-]{7,20}$", error="Not a phone number."), **kw)  # noqa: E731
-BCRYPT_MAX_BYTES = 72
 
 
-def _fits_bcrypt(password):
-    # bcrypt reads at most 72 bytes; a longer password would be silently truncated or refused.
-    if len(password.encode("utf-8", "surrogatepass")) > BCRYPT_MAX_BYTES:
-        raise ValidationError(f"Must be at most {BCRYPT_MAX_BYTES} bytes in UTF-8 "
-                              "(fewer characters for accented letters or emoji).")
+def _acceptable_password(password):
+    # Too short or too long is Length's message already; the rest of the one rule (models/actions/passwords.py).
+    if passwords.MIN_LENGTH <= len(password) <= passwords.MAX_LENGTH:
+        problems = passwords.password_problems(password)
+        if problems:
+            raise ValidationError(problems)
 
 
 def Password(**kwargs):
+    """The password field of every body that sets one (register, admin create, change, reset). The
+    email rule needs the account's address: bodies carrying it call `password_is_not_email`."""
     return fields.String(required=True, load_only=True,
-                         validate=[validate.Length(min=8, max=128), _fits_bcrypt], **kwargs)
+                         validate=[validate.Length(min=passwords.MIN_LENGTH, max=passwords.MAX_LENGTH),
+                                   _acceptable_password], **kwargs)
+
+
+def password_is_not_email(data, password_field="password"):
+    """For a @validates_schema: the body's password must not be the body's email."""
+    if not passwords.password_is_email(data.get(password_field, ""), data.get("email")):
+        return
+    raise ValidationError("Must not be your email address or its name part.", password_field)
 
 
 # Examples (see common.py): Emeka Okonkwo, serviceman #12, plumber in category #3.
@@ -55,6 +66,10 @@ class RegisterSchema(Schema):
     bio = fields.String(load_default="", validate=validate.Length(max=2000), metadata={"example": EXAMPLE_BIO})
     years_of_experience = Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=80),
                                   metadata={"example": 9})
+
+    @validates_schema
+    def password_not_email(self, data, **kwargs):
+        password_is_not_email(data)
 
     @validates_schema
     def serviceman_fields(self, data, **kwargs):
@@ -139,6 +154,10 @@ class AdminCreateSchema(Schema):
     first_name = Name(metadata={"example": "Funmilayo"})
     last_name = fields.String(load_default="", validate=validate.Length(max=100), metadata={"example": "Adeyemi"})
     phone = Phone(load_default="", metadata={"example": "+234 802 555 0190"})
+
+    @validates_schema
+    def password_not_email(self, data, **kwargs):
+        password_is_not_email(data)
 
 
 class ServicemanApplicationSchema(ServicemanProfileSchema):

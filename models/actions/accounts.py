@@ -1,4 +1,6 @@
 """Registration, login, refresh-token rotation, logout, profile updates, admin creation."""
+import functools
+import secrets
 import uuid
 from datetime import timedelta
 
@@ -6,14 +8,21 @@ import peewee
 
 from server import tokens
 from server.clock import utcnow
-from server.errors import InvalidTransition, NotAuthenticated, NotFound, ValidationFailed
+from server.errors import Conflict, InvalidTransition, NotAuthenticated, NotFound, ValidationFailed
 
 from ..catalog import Category
-from ..db import database
+from ..db import database, for_update
 from ..users import ApprovalStatus, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
+from ..workflow import unit_of_work
+from . import vetting
+from .passwords import require_acceptable_password
 
-# Compared against when the email is unknown, so login takes the same time either way.
-_DUMMY_HASH = "$2b$04$C6UzMDM.H6dfI/f/IKxGhuQmB5nTRu6a8K4bFqQ6m9hC1VbU3Jp4i"
+
+@functools.cache
+def dummy_password_hash(rounds):
+    """A hash of a password nobody knows, at the cost real hashes have: checked against when the email
+    is unknown, so that answer takes as long as a wrong password for a known one (no account oracle)."""
+    return tokens.hash_password(secrets.token_urlsafe(16), rounds)
 
 
 def normalize_email(email):
@@ -48,8 +57,9 @@ def register(settings, *, email, password, first_name, last_name, phone, role,
         raise ValidationFailed.on("role", "Choose client or serviceman.")
     if role == Role.SERVICEMAN and not category_ids:
         raise ValidationFailed.on("category_ids", "A serviceman must choose at least one category.")
+    require_acceptable_password(password, email)
     password_hash = tokens.hash_password(password, settings.bcrypt_rounds)
-    with database.atomic():
+    with unit_of_work():
         if role == Role.SERVICEMAN:
             category_ids = _check_categories(category_ids)
         user = _create_user(email=email, password_hash=password_hash, first_name=first_name,
@@ -57,6 +67,7 @@ def register(settings, *, email, password, first_name, last_name, phone, role,
         if role == Role.SERVICEMAN:
             profile = ServicemanProfile.create(user=user, bio=bio, years_of_experience=years_of_experience)
             _set_categories(profile, category_ids)
+            vetting.record_application(user, profile)
     return user
 
 
@@ -72,13 +83,17 @@ def _create_user(**fields):
 
 
 def create_admin(settings, *, email, password, first_name="Admin", last_name="", phone=""):
+    require_acceptable_password(password, email)
     return _create_user(email=email, password_hash=tokens.hash_password(password, settings.bcrypt_rounds),
                         first_name=first_name, last_name=last_name, phone=phone, role=Role.ADMIN)
 
 
-def authenticate(email, password):
+def authenticate(email, password, *, rounds):
+    """The active user with this email and password. `rounds` is settings.bcrypt_rounds: an unknown
+    email is checked against a hash of that cost, so both failures take the same time."""
     user = User.get_or_none(User.email == normalize_email(email))
-    if not tokens.check_password(password, user.password_hash if user else _DUMMY_HASH) or user is None:
+    if not tokens.check_password(password, user.password_hash if user else dummy_password_hash(rounds)) \
+            or user is None:
         raise NotAuthenticated("Email or password is incorrect.", code="invalid_credentials")
     if not user.is_active:
         raise NotAuthenticated("This account is deactivated.", code="account_inactive")
@@ -96,7 +111,7 @@ def issue_token_pair(settings, user, family=None):
 
 
 def login(settings, email, password):
-    user = authenticate(email, password)
+    user = authenticate(email, password, rounds=settings.bcrypt_rounds)
     return user, issue_token_pair(settings, user)
 
 
@@ -162,11 +177,23 @@ def update_me(user, **changes):
     return User.get_by_id(user.id)
 
 
-def deactivate_user(user_id):
+def deactivate_user(actor, user_id):
+    """An admin deactivates a user. Never itself, and never the last active admin, so the platform
+    always keeps someone who can run it."""
+    if user_id == actor.id:
+        raise Conflict("You cannot deactivate your own account; ask another admin.", code="cannot_deactivate_self")
     user = User.get_or_none(User.id == user_id)
     if user is None:
         raise NotFound("No such user.")
     with database.atomic():
+        if user.role == Role.ADMIN:
+            # Every active admin's row, locked in id order: two admins deactivating each other take turns
+            # (never deadlock), and the second sees the first's change before it counts.
+            active = [u.id for u in for_update(User.select(User.id).where(
+                User.role == Role.ADMIN, User.is_active == True).order_by(User.id))]  # noqa: E712
+            if active == [user_id]:
+                raise Conflict("This is the last active admin; create or reactivate another admin first.",
+                               code="last_admin")
         User.update(is_active=False).where(User.id == user_id).execute()
         RefreshToken.update(revoked_at=utcnow()).where(
             RefreshToken.user == user_id, RefreshToken.revoked_at.is_null()).execute()
@@ -185,15 +212,20 @@ APPROVAL_MOVES = {
 APPROVAL_PAST = {"approve": "approved", "reject": "rejected", "suspend": "suspended", "reinstate": "reinstated"}
 
 
-def set_approval(user_id, action, reason="", category_ids=None):
-    """Admin vetting of servicemen; only APPROVED ones are listed and assignable."""
+def set_approval(user_id, action, reason="", category_ids=None, actor=None):
+    """Admin vetting of servicemen; only APPROVED ones are listed and assignable. The serviceman is
+    told the decision; a suspension also flags their open jobs to the admins."""
     profile = serviceman_profile(user_id)
     allowed_from, target = APPROVAL_MOVES[action]
     if profile.approval_status not in allowed_from:
         raise InvalidTransition(f"A serviceman who is {profile.approval_status} cannot be {APPROVAL_PAST[action]}.")
-    with database.atomic():
-        ServicemanProfile.update(approval_status=target, status_reason=reason).where(
-            ServicemanProfile.id == profile.id).execute()
+    with unit_of_work():
+        # Conditional: of two admins deciding at once, one wins and only one decision is announced.
+        moved = ServicemanProfile.update(approval_status=target, status_reason=reason).where(
+            ServicemanProfile.id == profile.id, ServicemanProfile.approval_status == profile.approval_status).execute()
+        if not moved:
+            raise InvalidTransition("The serviceman's status changed while this action ran; reload and retry.")
         if category_ids:
             _set_categories(profile, _check_categories(category_ids))
+        vetting.record_decision(actor, profile, action, reason)
     return serviceman_profile(user_id)
