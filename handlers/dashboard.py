@@ -105,7 +105,8 @@ class DashboardHandler(tornado.web.RequestHandler):
             return None
 
     def render_page(self, template, **context):
-        context.setdefault("user", None)
+        for name in ("user", "page", "ids"):
+            context.setdefault(name, None)
         context.setdefault("nav", nav_for(context["user"].role) if context["user"] else [])
         html = templates().get_template(template).render(
             xsrf_token=self.xsrf_token.decode(), static=self.static_url, current_path=self.request.path,

@@ -144,6 +144,7 @@
     function pay(paymentType) {
       // The checkout opens beside the dashboard; this page updates itself when the payment lands.
       var tab = window.open("", "_blank");
+      if (tab) tab.opener = null; // the checkout page gets no handle on the dashboard
       return Dash.post("/api/payments/initialize/", { service_request_id: id, payment_type: paymentType }).then(function (p) {
         if (tab) tab.location = p.authorization_url; else location.assign(p.authorization_url);
         Dash.toast("Checkout opened: " + Dash.money(p.amount) + ". This page updates when it is paid.", "info");
