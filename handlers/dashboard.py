@@ -47,8 +47,11 @@ PAGES = (
     Page(r"/app/admin/requests/(?P<request_id>\d+)/", "admin/request.html", (Role.ADMIN,), "", "admin"),
     Page("/app/admin/servicemen/", "admin/servicemen.html", (Role.ADMIN,), "Servicemen", "admin"),
     Page("/app/admin/analytics/", "admin/analytics.html", (Role.ADMIN,), "Analytics", "admin"),
+    Page("/app/admin/refunds/", "admin/refunds.html", (Role.ADMIN,), "Refunds", "admin"),
+    Page("/app/admin/payouts/", "admin/payouts.html", (Role.ADMIN,), "Payouts", "admin"),
     Page("/app/serviceman/", "serviceman/jobs.html", (Role.SERVICEMAN,), "My jobs", "serviceman"),
     Page(r"/app/serviceman/jobs/(?P<request_id>\d+)/", "serviceman/job.html", (Role.SERVICEMAN,), "", "serviceman"),
+    Page("/app/serviceman/payouts/", "serviceman/payouts.html", (Role.SERVICEMAN,), "Payouts", "serviceman"),
     Page("/app/notifications/", "notifications.html", ANY_ROLE, "Notifications"),
 )
 HOME = {Role.CLIENT: "/app/client/", Role.ADMIN: "/app/admin/", Role.SERVICEMAN: "/app/serviceman/"}

@@ -251,6 +251,65 @@
     }).catch(Dash.fail).then(load).catch(Dash.fail);
   });
 
+  Dash.page("admin-refunds", function () {
+    function load() {
+      return Dash.optional(Dash.getAll("/api/admin/refunds/?page_size=100", 300)).then(function (rows) {
+        if (rows === null) return;
+        Dash.fillTable($("refunds-table"), rows, function (r) {
+          return el("tr", { dataset: { id: r.id, status: r.status } }, el("td", { text: "#" + r.id }),
+            el("td", {}, el("a", { href: Dash.requestLink(r.service_request_id), text: "#" + r.service_request_id })),
+            el("td", { text: Dash.money(r.amount) }), el("td", {}, el("span", { class: "tag", text: Dash.words(r.status) })),
+            el("td", { text: r.reason || "" }), el("td", { class: "small", text: r.policy || "" }),
+            el("td", { text: Dash.datetime(r.created_at) }),
+            el("td", {}, r.status === "FAILED" ? Dash.button("Retry", "retry-" + r.id, function () {
+              return Dash.post("/api/admin/refunds/" + r.id + "/retry/"); }, "secondary") : null));
+        });
+      });
+    }
+    Dash.onRefresh(load);
+    load().catch(Dash.fail);
+  });
+
+  Dash.page("admin-payouts", function () {
+    var status = $("payout-status"), approve = $("approve-payouts"), all = $("select-all");
+    var names = {};
+    function selected() {
+      return Array.prototype.map.call(document.querySelectorAll("#payouts-table input.pick-payout:checked"),
+        function (box) { return Number(box.value); });
+    }
+    function load() {
+      return Promise.all([Dash.optional(Dash.getAll("/api/admin/payouts/?page_size=100" + (status.value ? "&status=" + status.value : ""), 300)),
+        Dash.getAll("/api/admin/servicemen/?page_size=100&status=APPROVED", 300)]).then(function (res) {
+        if (res[0] === null) return;
+        res[1].forEach(function (s) { names[s.id] = s.full_name; });
+        Dash.fillTable($("payouts-table"), res[0], function (p) {
+          var box = p.status === "OWED" ? el("input", { type: "checkbox", class: "pick-payout", value: p.id }) : null;
+          if (box) box.addEventListener("change", function () { approve.disabled = !selected().length; });
+          return el("tr", { dataset: { id: p.id, status: p.status } }, el("td", {}, box), el("td", { text: "#" + p.id }),
+            el("td", { text: names[p.serviceman_id] || "#" + p.serviceman_id }),
+            el("td", {}, el("a", { href: Dash.requestLink(p.service_request_id), text: "#" + p.service_request_id })),
+            el("td", { text: Dash.money(p.amount) }), el("td", { text: Dash.money(p.platform_share) }),
+            el("td", {}, el("span", { class: "tag", text: Dash.words(p.status) })), el("td", { class: "small", text: p.transfer_reference || "" }));
+        });
+        approve.disabled = !selected().length;
+      });
+    }
+    all.addEventListener("change", function () {
+      Array.prototype.forEach.call(document.querySelectorAll("#payouts-table input.pick-payout"), function (b) { b.checked = all.checked; });
+      approve.disabled = !selected().length;
+    });
+    approve.addEventListener("click", function () {
+      approve.disabled = true;
+      Dash.post("/api/admin/payouts/approve/", { payout_ids: selected() }).then(function () {
+        Dash.toast("Transfers started.", "ok");
+        Dash.refresh();
+      }).catch(Dash.fail);
+    });
+    status.addEventListener("change", function () { load().catch(Dash.fail); });
+    Dash.onRefresh(load);
+    load().catch(Dash.fail);
+  });
+
   // --- charts: plain SVG, no library ---------------------------------------------------------
 
   var SVG = "http://www.w3.org/2000/svg";

@@ -60,6 +60,19 @@
     return next(path);
   };
 
+  /** An endpoint another part of the product may not serve yet (404 "No such endpoint."): show
+   * the page's #unavailable notice instead of an error. Resolves to null in that case. */
+  Dash.optional = function (promise) {
+    return promise.catch(function (err) {
+      if (err.status === 404 && err.code === "not_found" && /endpoint/i.test(err.message)) {
+        var notice = document.getElementById("unavailable");
+        if (notice) notice.hidden = false;
+        return null;
+      }
+      throw err;
+    });
+  };
+
   // --- DOM helpers -----------------------------------------------------------------------------
 
   /** el("a", {href: "/x", class: "y", text: "z", onclick: fn, dataset: {...}}, child, ...) */

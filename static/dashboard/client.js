@@ -193,6 +193,14 @@
         box.appendChild(Dash.form({ id: "cancel-form", title: "Cancel this booking", button: "Cancel booking", buttonClass: "danger",
           fields: [{ name: "reason", label: "Reason", type: "textarea", placeholder: "Fixed it myself" }], done: "Booking cancelled.",
           submit: function (v) { return Dash.post(path + "cancel/", { reason: v.reason }); } }));
+        // What cancelling now would refund and keep, where the server has the cancellation policy.
+        Dash.optional(Dash.get(path + "cancellation-quote/")).then(function (q) {
+          var form = $("cancel-form");
+          if (!q || !form) return;
+          form.parentNode.insertBefore(el("p", { class: "small", id: "cancellation-quote" }, "Cancelling now refunds ",
+            el("strong", { text: Dash.money(q.refund_amount) }), " and keeps " + Dash.money(q.kept_amount) +
+            (q.reason ? ": " + q.reason : ".")), form);
+        }).catch(function () { /* the quote is a courtesy; cancelling still works without it */ });
       }
       if (!box.childNodes.length) box.appendChild(el("p", { class: "muted", text: waiting(s) }));
       renderNegotiations(negotiations, s);

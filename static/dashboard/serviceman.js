@@ -39,6 +39,47 @@
     load().catch(Dash.fail);
   });
 
+  Dash.page("serviceman-payouts", function () {
+    function load() {
+      return Dash.optional(Dash.getAll("/api/serviceman/payouts/?page_size=100", 300)).then(function (rows) {
+        if (rows === null) return;
+        Dash.fillTable($("payouts-table"), rows, function (p) {
+          return el("tr", { dataset: { id: p.id, status: p.status } }, el("td", { text: "#" + p.id }),
+            el("td", {}, el("a", { href: Dash.requestLink(p.service_request_id), text: "#" + p.service_request_id })),
+            el("td", { text: Dash.money(p.amount) }), el("td", {}, el("span", { class: "tag", text: Dash.words(p.status) })),
+            el("td", { text: Dash.datetime(p.paid_at) }));
+        });
+      });
+    }
+    function loadAccount() {
+      return Dash.optional(Dash.get("/api/serviceman/payout-account/")).then(function (account) {
+        var facts = Dash.clear($("account-facts"));
+        if (!account) { Dash.fact(facts, "Account", "none yet"); return; }
+        Object.keys(account).forEach(function (key) {
+          if (typeof account[key] !== "object") Dash.fact(facts, Dash.words(key), String(account[key]));
+        });
+      }).catch(function (err) {
+        if (err.status !== 404) throw err;
+        Dash.fact(Dash.clear($("account-facts")), "Account", "none yet");
+      });
+    }
+    Dash.optional(Dash.get("/api/banks/")).then(function (banks) {
+      if (banks === null) return;
+      var select = $("bank-code");
+      (Array.isArray(banks) ? banks : banks.results || []).forEach(function (b) {
+        select.appendChild(el("option", { value: b.code, text: b.name }));
+      });
+    }).catch(Dash.fail);
+    $("account-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      Dash.post("/api/serviceman/payout-account/", { bank_code: $("bank-code").value, account_number: $("account-number").value })
+        .then(function () { Dash.toast("Bank account saved.", "ok"); return loadAccount(); }).catch(Dash.fail);
+    });
+    Dash.onRefresh(load);
+    load().catch(Dash.fail);
+    loadAccount().catch(Dash.fail);
+  });
+
   Dash.page("serviceman-job", function () {
     var id = Dash.requestId;
     var path = "/api/requests/" + id + "/";
