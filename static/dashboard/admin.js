@@ -171,7 +171,7 @@
     function load() {
       return Promise.all([Dash.get(path), Dash.get(path + "events/?page_size=100"), Dash.get(path + "negotiations/?page_size=100"),
         Dash.getAll("/api/admin/servicemen/?status=APPROVED&page_size=100", 300), Dash.get("/api/categories/?page_size=100"),
-        Dash.get("/api/payments/?page_size=100")]).then(function (res) {
+        Dash.get("/api/payments/?page_size=100&service_request_id=" + id)]).then(function (res) {
         var r = current = res[0];
         var names = {};
         res[3].forEach(function (s) { names[s.id] = s.full_name; });
@@ -194,7 +194,13 @@
         Dash.renderTimeline($("timeline"), res[1].results);
         Dash.fillList($("payments"), res[5].results.filter(function (p) { return p.service_request_id === id; }), function (p) {
           return el("li", { dataset: { status: p.status } }, Dash.words(p.payment_type) + " " + Dash.money(p.amount) + " · ",
-            el("span", { class: "tag", text: Dash.words(p.status) }), " ", el("span", { class: "muted small", text: p.paystack_reference }));
+            el("span", { class: "tag", text: Dash.words(p.status) }), " ", el("span", { class: "muted small", text: p.paystack_reference }),
+            p.status === "SUCCESS" ? el("div", {}, Dash.button("Refund…", "refund-" + p.id, function () {
+              var reason = window.prompt("Refund " + Dash.money(p.amount) + ": the reason (sent to the client)");
+              if (!reason) return null;
+              return Dash.post("/api/admin/payments/" + p.id + "/refund/", { reason: reason }).then(function () {
+                Dash.toast("Refund started.", "ok"); });
+            }, "link")) : null);
         });
       });
     }
@@ -360,7 +366,7 @@
     var naira = function (v) { return "₦" + Math.round(v).toLocaleString("en-NG"); };
     function load() {
       return Promise.all([Dash.get("/api/admin/analytics/revenue/"), Dash.get("/api/admin/analytics/requests/"),
-        Dash.get("/api/admin/analytics/top-servicemen/?by=rating&limit=5"), Dash.get("/api/admin/analytics/top-categories/?limit=8")])
+        Dash.get("/api/admin/analytics/top-servicemen/?by=jobs&limit=5"), Dash.get("/api/admin/analytics/top-categories/?limit=8")])
         .then(function (res) {
           var revenue = res[0], stats = res[1];
           var totals = Dash.clear($("revenue-totals"));

@@ -234,7 +234,7 @@
 
     function load() {
       return Promise.all([Dash.get(path), Dash.get(path + "events/?page_size=100"), Dash.get(path + "negotiations/?page_size=100"),
-        Dash.getAll("/api/payments/?page_size=100", 300), categoriesById()]).then(function (res) {
+        Dash.get("/api/payments/?page_size=100&service_request_id=" + id), categoriesById()]).then(function (res) {
         var r = res[0];
         Dash.statusBadge(r.status, $("request-status"));
         var facts = Dash.clear($("request-facts"));
@@ -246,7 +246,7 @@
         Dash.fact(facts, "Final cost", el("span", { id: "final-cost-fact", text: Dash.money(r.final_cost) }));
         actions(r, res[2].results);
         Dash.renderTimeline($("timeline"), res[1].results);
-        Dash.fillList($("payments"), res[3].filter(function (p) { return p.service_request_id === id; }), function (p) {
+        Dash.fillList($("payments"), res[3].results, function (p) {
           return el("li", { dataset: { status: p.status } }, Dash.words(p.payment_type) + " " + Dash.money(p.amount) + " · ",
             el("span", { class: "tag", text: Dash.words(p.status) }), " ", el("span", { class: "muted small", text: Dash.datetime(p.paid_at || p.created_at) }));
         });
