@@ -375,6 +375,18 @@ def test_three_roles_walk_a_booking_live_through_a_server_restart(server, people
     client.shown("#rated")
     serviceman.notification("rating_received")
 
+    # The bell: mark one read, then all; the count follows (pushed back by the server)
+    unread = serviceman.unread()
+    assert unread >= 4
+    serviceman.click("#bell")
+    serviceman.click('#notification-list li[data-type="rating_received"] .mark-read')
+    serviceman.until(lambda: serviceman.unread() == unread - 1, LIVE, "one marked read")
+    assert serviceman.all('#notification-list li.read[data-type="rating_received"]')
+    serviceman.click("#mark-all-read")
+    serviceman.until(lambda: serviceman.unread() == 0, LIVE, "all marked read")
+    assert not serviceman.all("#notification-list li.unread")
+    assert not Notification.select().where(Notification.user == emeka.id, Notification.is_read == False).exists()  # noqa: E712
+
     # Nothing was lost or shown twice across the restart: each list matches the database
     for browser, user in ((admin, people["admin_user"]), (client, people["client_user"]), (serviceman, emeka)):
         browser.go("/app/notifications/")
