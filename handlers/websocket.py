@@ -1,7 +1,8 @@
 """`GET /ws/`: live notifications for the signed-in user.
 
 First message `{"type": "auth", "token": "<access>"}` within 10 seconds (or the dashboard's signed
-session cookie, server/sessions.py, from this server's own Origin or an allowed one); optional `{"type": "resume", "since": <id>}` replays what was missed.
+session cookie, server/sessions.py, from this server's own Origin or an allowed one); optional
+`{"type": "resume", "since": <id>}` replays what was missed.
 """
 import json
 import logging

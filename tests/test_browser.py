@@ -17,6 +17,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -33,11 +34,13 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 HAVE_BROWSER = os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)
 WAIT = 10  # seconds any expected change may take on a busy machine
+ZONE = "Africa/Lagos"
 LIVE = 3  # seconds a pushed change may take to show (the socket path itself is well under a second)
 
 webdriver = pytest.importorskip("selenium.webdriver") if HAVE_BROWSER or os.environ.get("CI") else None
 pytestmark = pytest.mark.skipif(not HAVE_BROWSER and not os.environ.get("CI"),
-                                reason="Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+                                reason="Chromium and chromedriver are not installed "
+                                       "(apt-get install chromium chromium-driver)")
 
 
 def free_port():
@@ -56,7 +59,8 @@ class AppServer:
         self.env = {**os.environ, "ENV": "development", "DATABASE_URL": TEST_DATABASE_URL, "REDIS_URL": "",
                     "SECRET_KEY": "browser-test-secret-key-0123456789abcdef", "BCRYPT_ROUNDS": "4",
                     "PAYSTACK_SECRET_KEY": "", "PAYSTACK_PUBLIC_KEY": "", "PUBLIC_BASE_URL": "", "EMAIL_HOST": "",
-                    "CORS_ALLOWED_ORIGINS": "", "LOG_LEVEL": "WARNING", "DB_POOL_SIZE": "4"}
+                    "CORS_ALLOWED_ORIGINS": "", "LOG_LEVEL": "WARNING", "DB_POOL_SIZE": "4", "TIME_ZONE": ZONE,
+                    "EMERGENCY_BOOKING_FEE": "5000.00", "STANDARD_BOOKING_FEE": "2000.00"}
         self.process = None
 
     def start(self):
@@ -161,7 +165,8 @@ class Browser:
     def set_date(self, css, value):
         # The native date picker's typing order depends on the locale; set it as a pick would.
         self.driver.execute_script(
-            "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change'));", self.shown(css), value)
+            "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change'));",
+            self.shown(css), value)
 
     def text(self, css):
         """An element's rendered text, read in one script call (a re-render cannot leave it stale)."""
@@ -188,7 +193,8 @@ class Browser:
 
     def notification(self, kind, timeout=LIVE):
         """Wait for a notification of this type in the bell's list (pushed, never reloaded)."""
-        return self.until(lambda: self.all(f'#notification-list li[data-type="{kind}"]'), timeout, f"notification {kind}")
+        return self.until(lambda: self.all(f'#notification-list li[data-type="{kind}"]'), timeout,
+                          f"notification {kind}")
 
     def unread(self):
         return int(self.find("#unread-count").get_attribute("data-count"))
@@ -236,9 +242,11 @@ def people(server):
     verified = {"email_verified_at": utcnow()}
     client = ClientFactory(email="ada@example.ng", first_name="Ada", last_name="Obi", **verified)
     admin = AdminFactory(email="ops@example.ng", first_name="Funmi", last_name="Adeyemi", **verified)
-    emeka = ServicemanFactory(email="emeka@example.ng", first_name="Emeka", last_name="Okafor", profile__categories=[category],
-                              profile__bio="Licensed plumber, Lagos mainland.", profile__years_of_experience=9, **verified)
-    tunde = ServicemanFactory(email="tunde@example.ng", first_name="Tunde", last_name="Adebayo", profile__categories=[category],
+    emeka = ServicemanFactory(email="emeka@example.ng", first_name="Emeka", last_name="Okafor",
+                              profile__categories=[category], profile__bio="Licensed plumber, Lagos mainland.",
+                              profile__years_of_experience=9, **verified)
+    tunde = ServicemanFactory(email="tunde@example.ng", first_name="Tunde", last_name="Adebayo",
+                              profile__categories=[category],
                               profile__bio="Drains and water heaters.", **verified)
     browsers = {}
     try:
@@ -269,7 +277,7 @@ def test_three_roles_walk_a_booking_live_through_a_server_restart(server, people
     client.click(f'#categories [data-category-id="{people["category"].id}"]')
     client.click(f'#servicemen [data-serviceman-id="{emeka.id}"]')
     assert "9 yrs" in client.text(f'#servicemen [data-serviceman-id="{emeka.id}"]')
-    today = platform_today(server_zone())
+    today = platform_today(ZoneInfo(ZONE))
     client.set_date("#booking-date", (today + timedelta(days=1)).isoformat())
     client.until(lambda: client.find("#quote").get_attribute("data-state") == "emergency", message="emergency quote")
     assert client.text("#quote-fee") == "₦5,000.00"
@@ -385,14 +393,16 @@ def test_three_roles_walk_a_booking_live_through_a_server_restart(server, people
     serviceman.click("#mark-all-read")
     serviceman.until(lambda: serviceman.unread() == 0, LIVE, "all marked read")
     assert not serviceman.all("#notification-list li.unread")
-    assert not Notification.select().where(Notification.user == emeka.id, Notification.is_read == False).exists()  # noqa: E712
+    assert not Notification.select().where(Notification.user == emeka.id,
+                                           Notification.is_read == False).exists()  # noqa: E712
 
     # Nothing was lost or shown twice across the restart: each list matches the database
     for browser, user in ((admin, people["admin_user"]), (client, people["client_user"]), (serviceman, emeka)):
         browser.go("/app/notifications/")
         browser.until(lambda b=browser: b.all("#notification-page-list li[data-id]"), message="notification page")
         shown = browser.attrs("#notification-page-list li[data-id]", "data-id")
-        stored = [str(n.id) for n in Notification.select().where(Notification.user == user.id).order_by(Notification.id.desc())]
+        stored = [str(n.id) for n in Notification.select().where(Notification.user == user.id)
+                  .order_by(Notification.id.desc())]
         assert shown == stored, browser.name
     assert admin_seen < {str(n.id) for n in Notification.select().where(Notification.user == people["admin_user"].id)}
 
@@ -418,9 +428,3 @@ def test_three_roles_walk_a_booking_live_through_a_server_restart(server, people
     assert max(latencies) < LIVE
     for browser in (client, admin, serviceman):
         assert browser.script_errors() == [], browser.name
-
-
-def server_zone():
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo("Africa/Lagos")

@@ -136,7 +136,8 @@ async def test_the_session_cookie_is_secure_over_https(client_account, database)
 @pytest.mark.gen_test
 async def test_sign_in_without_the_xsrf_token_is_refused(visitor, client_account):
     await visitor.fetch("/app/sign-in/")
-    response, _ = await visitor.fetch("/app/sign-in/", "POST", form={"email": client_account.email, "password": PASSWORD})
+    form = {"email": client_account.email, "password": PASSWORD}
+    response, _ = await visitor.fetch("/app/sign-in/", "POST", form=form)
     assert response.code == 403
     assert sessions.SESSION_COOKIE not in visitor.cookies
 
