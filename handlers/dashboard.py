@@ -19,7 +19,7 @@ from server.errors import NotAuthenticated
 from server.executor import run_sync
 from server.settings import PROJECT_ROOT
 
-from .base import set_security_headers
+from .base import API_CSP, set_security_headers
 
 APP = "/app/"
 SIGN_IN = "/app/sign-in/"
@@ -173,8 +173,6 @@ class DashboardAssetHandler(tornado.web.StaticFileHandler):
     """static/: the dashboard's scripts, styles and vendored files, with the API's security headers."""
 
     def set_default_headers(self):
-        from .base import API_CSP
-
         set_security_headers(self, self.application.settings["config"], API_CSP)
 
 
