@@ -317,17 +317,49 @@
   var attempts = 0;
   var reconnectTimer = null;
   var everReady = false;
+  // A network that vanishes silently never closes the socket: ask for a pong now and then, and
+  // treat a missing one as a drop.
+  var HEARTBEAT_MS = 25000, PONG_WAIT_MS = 10000;
+  var heartbeat = null, pongTimer = null;
+
+  function stopHeartbeat() {
+    clearInterval(heartbeat);
+    clearTimeout(pongTimer);
+    heartbeat = pongTimer = null;
+  }
+
+  function startHeartbeat(ws) {
+    stopHeartbeat();
+    heartbeat = setInterval(function () {
+      if (ws.readyState !== WebSocket.OPEN) return;
+      ws.send(JSON.stringify({ type: "ping" }));
+      pongTimer = setTimeout(function () { dropped(ws); }, PONG_WAIT_MS);
+    }, HEARTBEAT_MS);
+  }
+
+  function dropped(ws) {
+    if (socket !== ws) return;
+    ws.onclose = ws.onmessage = null;
+    socket = null;
+    stopHeartbeat();
+    try { ws.close(); } catch (e) { /* already closing */ }
+    setLive("offline");
+    scheduleReconnect();
+  }
 
   function connect() {
     clearTimeout(reconnectTimer);
     reconnectTimer = null;
     setLive(everReady ? "offline" : "connecting");
     // The session cookie signs the socket in (same origin); no token ever reaches page script.
-    socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/");
+    var ws = socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/");
     socket.onmessage = function (event) {
       var message = JSON.parse(event.data);
-      if (message.type === "ready") {
+      if (message.type === "pong") {
+        clearTimeout(pongTimer);
+      } else if (message.type === "ready") {
         attempts = 0;
+        startHeartbeat(ws);
         setUnread(message.unread_count);
         socket.send(JSON.stringify({ type: "resume", since: lastSeenId }));
         setLive("live");
@@ -347,6 +379,7 @@
     };
     socket.onclose = function (event) {
       socket = null;
+      stopHeartbeat();
       if (event.code === 4001) { // the session ended (signed out elsewhere, password changed)
         location.assign("/app/sign-in/?next=" + encodeURIComponent(location.pathname));
         return;
