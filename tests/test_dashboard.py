@@ -291,3 +291,18 @@ async def test_an_invalid_or_ended_session_is_401_on_the_api(visitor, settings, 
 ])
 def test_session_values_are_parsed_strictly(raw, expected):
     assert sessions.parse_cookie_value(raw) == expected
+
+
+@pytest.mark.parametrize("public_base_url, origin, allowed", [
+    ("", "http://127.0.0.1:8000", True), ("", "https://127.0.0.1:8000", True), ("", "http://127.0.0.1:9000", False),
+    ("", "", False), ("", "http://dash.example", True),
+    ("https://app.example", "https://app.example", True), ("https://app.example", "http://app.example", False),
+    ("https://app.example", "http://127.0.0.1:8000", False),
+])
+def test_the_socket_takes_the_cookie_only_from_its_own_origin_or_an_allowed_one(public_base_url, origin, allowed):
+    from types import SimpleNamespace
+
+    config = make_settings(PUBLIC_BASE_URL=public_base_url, CORS_ALLOWED_ORIGINS="http://dash.example")
+    handler = SimpleNamespace(application=SimpleNamespace(settings={"config": config}),
+                              request=SimpleNamespace(host="127.0.0.1:8000"))
+    assert sessions.same_origin(handler, origin) is allowed
