@@ -17,7 +17,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError
 
 from models.actions.accounts import get_active_user
 from models.users import Role
-from server import proxies, rate_limits, tokens
+from server import proxies, rate_limits, sessions, tokens
 from server.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
                            PayloadTooLarge, PermissionDenied, ValidationFailed)
 from server.executor import run_sync
@@ -223,6 +223,8 @@ class BaseHandler(tornado.web.RequestHandler):
                 raise NotFound()
 
     async def _authenticate(self):
+        if "Authorization" not in self.request.headers and sessions.has_session_cookie(self):
+            return await self._authenticate_session()
         header = self.request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
@@ -231,6 +233,19 @@ class BaseHandler(tornado.web.RequestHandler):
         if claims is None:
             raise NotAuthenticated("The access token is invalid or expired.", code="token_invalid")
         return await run_sync(get_active_user, int(claims["sub"]))
+
+    async def _authenticate_session(self):
+        """The dashboard's signed cookie (server/sessions.py); a change also needs the XSRF token."""
+        session = sessions.read_session(self)
+        if session is None:
+            raise NotAuthenticated("The session is invalid or expired; sign in again.", code="session_invalid")
+        if self.request.method not in sessions.SAFE_METHODS:
+            try:
+                self.check_xsrf_cookie()  # the X-XSRFToken header must match the _xsrf cookie
+            except tornado.web.HTTPError as exc:
+                raise PermissionDenied("The XSRF token is missing or wrong; reload the page.",
+                                       code="xsrf_failed") from exc
+        return await run_sync(sessions.session_user, *session)
 
     @property
     def user(self):

@@ -1,7 +1,8 @@
 """`GET /ws/`: live notifications for the signed-in user.
 
-First message `{"type": "auth", "token": "<access>"}` within 10 seconds (or the dashboard's session
-cookie from an allowed Origin); optional `{"type": "resume", "since": <id>}` replays what was missed.
+First message `{"type": "auth", "token": "<access>"}` within 10 seconds (or the dashboard's signed
+session cookie, server/sessions.py, from this server's own Origin or an allowed one); optional
+`{"type": "resume", "since": <id>}` replays what was missed.
 """
 import json
 import logging
@@ -12,7 +13,7 @@ from tornado.iostream import StreamBufferFullError
 
 from models.actions.accounts import get_active_user
 from models.actions.notifications import notifications_since, unread_count
-from server import tokens
+from server import sessions, tokens
 from server.errors import ApiError, NotAuthenticated
 from server.executor import run_sync
 
@@ -23,7 +24,6 @@ from .base import API_CSP, set_security_headers
 log = logging.getLogger("serviceman.ws")
 
 AUTH_DEADLINE_SECONDS = 10
-SESSION_COOKIE = "serviceman_access"
 CLOSE_UNAUTHENTICATED = 4001
 CLOSE_AUTH_TIMEOUT = 4008
 CLOSE_BAD_MESSAGE = 4400
@@ -60,10 +60,12 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
     async def open(self):
         self.user = None
         self._deadline = None
-        cookie_token = self.get_cookie(SESSION_COOKIE)
-        origin = self.request.headers.get("Origin", "")
-        if cookie_token and origin in self.config.cors_allowed_origins:
-            await self._authenticate(cookie_token)
+        # A browser sends the cookie to any page's socket: it counts only from our own pages' origins.
+        if sessions.has_session_cookie(self) and sessions.same_origin(self, self.request.headers.get("Origin", "")):
+            session = sessions.read_session(self)
+            if session is None:
+                return self.close(CLOSE_UNAUTHENTICATED, "invalid or expired session")
+            await self._sign_in(sessions.session_user, *session)
         else:
             self._deadline = tornado.ioloop.IOLoop.current().call_later(
                 AUTH_DEADLINE_SECONDS, self.close, CLOSE_AUTH_TIMEOUT, "authentication timed out")
@@ -92,10 +94,13 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         claims = tokens.decode(self.config, token, tokens.ACCESS)
         if claims is None:
             return self.close(CLOSE_UNAUTHENTICATED, "invalid or expired token")
+        await self._sign_in(get_active_user, int(claims["sub"]))
+
+    async def _sign_in(self, load_user, *args):
         try:
-            user = await run_sync(get_active_user, int(claims["sub"]))
+            user = await run_sync(load_user, *args)
         except NotAuthenticated:
-            return self.close(CLOSE_UNAUTHENTICATED, "account inactive")
+            return self.close(CLOSE_UNAUTHENTICATED, "account inactive or session ended")
         if self.ws_connection is None:  # closed while we looked the user up
             return
         if self._deadline is not None:

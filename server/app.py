@@ -5,6 +5,7 @@ import tornado.ioloop
 import tornado.web
 
 from handlers import websocket
+from handlers.dashboard import dashboard_routes, dashboard_settings
 from handlers.base import NotFoundHandler
 from models import bind
 from server import executor
@@ -47,7 +48,7 @@ def make_app(settings, bind_database=True, transport=None):
     runtime.configure(settings, transport or make_transport(settings, hub))
     routes = route_table()
     return tornado.web.Application(
-        tornado_routes(routes) + local_checkout_routes(settings),
+        tornado_routes(routes) + local_checkout_routes(settings) + dashboard_routes(),
         config=settings,
         hub=hub,
         paystack=PaystackClient(settings),
@@ -58,6 +59,7 @@ def make_app(settings, bind_database=True, transport=None):
         websocket_ping_interval=20,
         websocket_max_message_size=websocket.MAX_MESSAGE_BYTES,
         websocket_ping_timeout=20,
+        **dashboard_settings(settings),
     )
 
 

@@ -192,3 +192,17 @@ def category():
 @pytest.fixture
 def serviceman(category):
     return ServicemanFactory(profile__categories=[category])
+
+
+def session_cookie(settings, user, version=None, age_days=0):
+    """The dashboard's signed session cookie for `user`, as the sign-in page sets it (optionally old)."""
+    import time
+
+    import tornado.web
+
+    from server import sessions
+
+    value = f"{user.id}:{sessions.session_version(user) if version is None else version}"
+    signed = tornado.web.create_signed_value(settings.secret_key, sessions.SESSION_COOKIE, value,
+                                             clock=lambda: time.time() - age_days * 86400)
+    return signed.decode()

@@ -8,12 +8,13 @@ import time_machine
 
 import handlers.websocket
 from models import Notification, User
+from server import sessions
 from server.app import make_app
 from server.clock import platform_today, utcnow
 from server.tokens import REFRESH, encode
 from workers import runtime
 
-from .conftest import make_settings
+from .conftest import make_settings, session_cookie
 from .ws_support import receive, send
 
 QUIET = 0.3         # seconds: how long "nothing arrives" is watched for
@@ -375,6 +376,8 @@ async def test_resume_without_since_is_closed_with_4400(api, sockets, client_use
 # --- the dashboard's session cookie ------------------------------------------------------------
 
 class TestSessionCookie:
+    """The signed session cookie of /app/ signs a socket in, from our own origin or an allowed one."""
+
     @pytest.fixture
     def app(self, database):
         application = make_app(make_settings(CORS_ALLOWED_ORIGINS=DASHBOARD), bind_database=False)
@@ -385,8 +388,8 @@ class TestSessionCookie:
         runtime.reset()
 
     @staticmethod
-    def cookie(token, origin=DASHBOARD):
-        headers = {"Cookie": f"{handlers.websocket.SESSION_COOKIE}={token}"}
+    def cookie(value, origin=DASHBOARD):
+        headers = {"Cookie": f"{sessions.SESSION_COOKIE}={value}"}
         if origin is not None:
             headers["Origin"] = origin
         return headers
@@ -395,7 +398,7 @@ class TestSessionCookie:
     async def test_cookie_from_an_allowed_origin_signs_in_without_an_auth_message(
             self, api, app, sockets, client_user, category):
         notify(client_user)
-        ws = await sockets.open(headers=self.cookie(api.token(client_user)))
+        ws = await sockets.open(headers=self.cookie(session_cookie(api.settings, client_user)))
 
         assert await receive(ws) == {"type": "ready", "unread_count": 1}
         assert app.settings["hub"].connected(client_user.id) == 1
@@ -405,9 +408,15 @@ class TestSessionCookie:
         assert await receive(ws) == {"type": "unread_count", "count": 2}
 
     @pytest.mark.gen_test
+    async def test_cookie_from_the_servers_own_origin_signs_in(self, api, sockets, client_user):
+        origin = f"http://localhost:{sockets.port}"  # the dashboard's pages are served here
+        ws = await sockets.open(headers=self.cookie(session_cookie(api.settings, client_user), origin=origin))
+        assert await receive(ws) == {"type": "ready", "unread_count": 0}
+
+    @pytest.mark.gen_test
     async def test_cookie_session_is_not_subject_to_the_auth_deadline(self, api, sockets, client_user, monkeypatch):
         monkeypatch.setattr(handlers.websocket, "AUTH_DEADLINE_SECONDS", 0.2)
-        ws = await sockets.open(headers=self.cookie(api.token(client_user)))
+        ws = await sockets.open(headers=self.cookie(session_cookie(api.settings, client_user)))
         assert (await receive(ws))["type"] == "ready"
         await assert_nothing_arrives(ws)
         assert ws.close_code is None
@@ -415,22 +424,40 @@ class TestSessionCookie:
     @pytest.mark.gen_test
     async def test_cookie_session_can_resume(self, api, sockets, client_user):
         rows = [notify(client_user, "a"), notify(client_user, "b")]
-        ws = await sockets.open(headers=self.cookie(api.token(client_user)))
+        ws = await sockets.open(headers=self.cookie(session_cookie(api.settings, client_user)))
         assert (await receive(ws))["type"] == "ready"
         await send(ws, {"type": "resume", "since": rows[0].id})
         assert (await receive(ws))["notification"]["id"] == rows[1].id
         await assert_no_more_messages(ws)
 
     @pytest.mark.gen_test
-    async def test_an_invalid_cookie_from_an_allowed_origin_is_closed_with_4001(self, api, sockets):
-        ws = await sockets.open(headers=self.cookie("not-a-jwt"))
+    @pytest.mark.parametrize("value", ["not-signed", "2|1:0|10:1700000000|17:serviceman_session|4:MTow|deadbeef"],
+                             ids=["unsigned", "bad-signature"])
+    async def test_an_invalid_cookie_from_an_allowed_origin_is_closed_with_4001(self, api, sockets, value):
+        ws = await sockets.open(headers=self.cookie(value))
+        await assert_closed_with(ws, 4001)
+
+    @pytest.mark.gen_test
+    async def test_an_access_token_is_no_session_cookie(self, api, sockets, client_user):
+        ws = await sockets.open(headers=self.cookie(api.token(client_user)))
         await assert_closed_with(ws, 4001)
 
     @pytest.mark.gen_test
     async def test_an_expired_cookie_is_closed_with_4001(self, api, sockets, client_user):
-        with time_machine.travel(utcnow() - timedelta(minutes=16), tick=False):
-            token = api.token(client_user)
-        ws = await sockets.open(headers=self.cookie(token))
+        days = api.settings.refresh_token_days + 1
+        ws = await sockets.open(headers=self.cookie(session_cookie(api.settings, client_user, age_days=days)))
+        await assert_closed_with(ws, 4001)
+
+    @pytest.mark.gen_test
+    async def test_a_session_of_an_older_session_version_is_closed_with_4001(self, api, sockets, client_user):
+        # A password change or reset bumps the user's session_version: older cookies stop working.
+        ws = await sockets.open(headers=self.cookie(session_cookie(api.settings, client_user, version=7)))
+        await assert_closed_with(ws, 4001)
+
+    @pytest.mark.gen_test
+    async def test_a_deactivated_users_session_is_closed_with_4001(self, api, sockets, client_user):
+        User.update(is_active=False).where(User.id == client_user.id).execute()
+        ws = await sockets.open(headers=self.cookie(session_cookie(api.settings, client_user)))
         await assert_closed_with(ws, 4001)
 
     @pytest.mark.gen_test
@@ -438,20 +465,21 @@ class TestSessionCookie:
                              ids=["other-origin", "other-scheme", "no-origin"])
     async def test_cookie_from_another_origin_is_ignored(self, api, app, sockets, client_user, monkeypatch, origin):
         monkeypatch.setattr(handlers.websocket, "AUTH_DEADLINE_SECONDS", 0.2)
-        ws = await sockets.open(headers=self.cookie(api.token(client_user), origin=origin))
+        ws = await sockets.open(headers=self.cookie(session_cookie(api.settings, client_user), origin=origin))
 
         await assert_closed_with(ws, 4008)  # never signed in: the deadline closed it
         assert app.settings["hub"].connected(client_user.id) == 0
 
     @pytest.mark.gen_test
     async def test_cookie_from_another_origin_still_needs_the_auth_message(self, api, sockets, client_user):
-        ws = await sockets.open(headers=self.cookie(api.token(client_user), origin="http://evil.example"))
+        ws = await sockets.open(headers=self.cookie(session_cookie(api.settings, client_user),
+                                                    origin="http://evil.example"))
         await send(ws, {"type": "resume", "since": 0})
         await assert_closed_with(ws, 4001)
 
     @pytest.mark.gen_test
     async def test_another_origin_may_sign_in_with_the_auth_message(self, api, sockets, client_user):
-        ws = await sockets.open(headers=self.cookie("not-a-jwt", origin="http://evil.example"))
+        ws = await sockets.open(headers=self.cookie("not-signed", origin="http://evil.example"))
         await send(ws, {"type": "auth", "token": api.token(client_user)})
         assert (await receive(ws)) == {"type": "ready", "unread_count": 0}
 

@@ -1,0 +1,81 @@
+"""The dashboard's cookie session: a signed cookie naming the user and their session version.
+
+Set and cleared by the server only (HTTP-only, SameSite=Lax, Secure over https and in production),
+signed with SECRET_KEY by Tornado. A session ends when the user's `session_version` changes
+(password reset or change, deactivation, suspension), so no copy of an old cookie outlives it.
+Cookie-authenticated requests that change anything must carry Tornado's XSRF token; Bearer API
+clients never see any of this.
+"""
+from models.actions.accounts import get_active_user
+from server.errors import NotAuthenticated
+
+SESSION_COOKIE = "serviceman_session"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def session_version(user):
+    # The column arrives with sessions that end at once (issue 9); until then every session is version 0.
+    return getattr(user, "session_version", 0) or 0
+
+
+def cookie_value(user):
+    return f"{user.id}:{session_version(user)}"
+
+
+def parse_cookie_value(raw):
+    """(user_id, version) from a verified cookie value, or None for anything malformed."""
+    if raw is None:
+        return None
+    user_id, sep, version = raw.decode("ascii", "replace").partition(":")
+    if not sep or not (user_id.isdigit() and version.isdigit()) or len(user_id) > 10 or len(version) > 10:
+        return None
+    return int(user_id), int(version)
+
+
+def lifetime_days(config):
+    return config.refresh_token_days
+
+
+def read_session(handler):
+    """The (user_id, version) of a request's valid signed session cookie, or None."""
+    raw = handler.get_signed_cookie(SESSION_COOKIE, max_age_days=lifetime_days(handler.application.settings["config"]))
+    return parse_cookie_value(raw)
+
+
+def has_session_cookie(handler):
+    return handler.get_cookie(SESSION_COOKIE) is not None
+
+
+def session_user(user_id, version):
+    """The active user this session names, while its version is still theirs (sync: run on the pool)."""
+    user = get_active_user(user_id)
+    if session_version(user) != version:
+        raise NotAuthenticated("This session has ended; sign in again.", code="session_ended")
+    return user
+
+
+def is_secure(handler, config):
+    return config.is_production or handler.client_protocol == "https"
+
+
+def start_session(handler, user):
+    config = handler.config
+    handler.set_signed_cookie(SESSION_COOKIE, cookie_value(user), expires_days=lifetime_days(config),
+                              httponly=True, samesite="Lax", secure=is_secure(handler, config), path="/")
+
+
+def end_session(handler):
+    handler.clear_cookie(SESSION_COOKIE, path="/")
+
+
+def same_origin(handler, origin):
+    """A websocket handshake's Origin is this server's own (scheme-agnostic behind a TLS proxy) or allowed."""
+    config = handler.application.settings["config"]
+    if not origin:
+        return False
+    if origin in config.cors_allowed_origins:
+        return True
+    host = origin.split("://", 1)[-1]
+    if config.public_base_url:
+        return origin == config.public_base_url
+    return host == handler.request.host

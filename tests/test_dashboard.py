@@ -1,0 +1,308 @@
+"""The dashboard's pages and cookie session over HTTP: sign-in, XSRF, roles, sign-out, and the REST
+API with the cookie instead of a Bearer token (the browser walk is tests/test_browser.py)."""
+import re
+from http.cookies import SimpleCookie
+from urllib.parse import urlencode
+
+import pytest
+import tornado.httpclient
+import tornado.web
+
+from handlers.dashboard import PAGES, safe_next
+from models import User
+from models.users import Role
+from server import sessions
+
+from .conftest import make_settings, serve_app, session_cookie
+from .factories import PASSWORD, AdminFactory, ClientFactory, ServicemanFactory
+
+XSRF = re.compile(r'name="xsrf-token" content="([^"]+)"')
+
+
+class Visitor:
+    """A browser stand-in: keeps the cookies the server sets, follows no redirects."""
+
+    def __init__(self, base_url):
+        self.base_url = base_url
+        self.cookies = {}
+        self.set_cookies = {}  # name -> the last Set-Cookie morsel, to check its flags
+        self.client = tornado.httpclient.AsyncHTTPClient()
+        self.xsrf = None
+
+    async def fetch(self, path, method="GET", body=None, headers=None, form=None):
+        headers = dict(headers or {})
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if form is not None:
+            body = urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if body is None and method == "POST":
+            body = ""
+        response = await self.client.fetch(self.base_url + path, method=method, body=body, headers=headers,
+                                           follow_redirects=False, raise_error=False)
+        for raw in response.headers.get_list("Set-Cookie"):
+            for name, morsel in SimpleCookie(raw).items():
+                self.set_cookies[name] = morsel
+                if morsel["expires"] and "1970" in morsel["expires"] or morsel.value == "":
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+        text = response.body.decode() if response.body else ""
+        found = XSRF.search(text)
+        if found:
+            self.xsrf = found.group(1)
+        return response, text
+
+    async def sign_in(self, email, password=PASSWORD, next_path=None):
+        await self.fetch("/app/sign-in/")
+        form = {"_xsrf": self.xsrf, "email": email, "password": password}
+        if next_path:
+            form["next"] = next_path
+        return await self.fetch("/app/sign-in/", "POST", form=form)
+
+
+@pytest.fixture
+def visitor(http_server, base_url):
+    return Visitor(base_url)
+
+
+@pytest.fixture
+def client_account():
+    return ClientFactory()
+
+
+# --- signing in and out --------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_pages_send_a_visitor_without_a_session_to_sign_in(visitor):
+    response, _ = await visitor.fetch("/app/")
+    assert (response.code, response.headers["Location"]) == (302, "/app/sign-in/")
+
+    response, _ = await visitor.fetch("/app/client/requests/5/")
+    assert response.code == 302
+    assert response.headers["Location"] == "/app/sign-in/?next=%2Fapp%2Fclient%2Frequests%2F5%2F"
+
+
+@pytest.mark.gen_test
+async def test_the_sign_in_page_sets_a_strict_http_only_xsrf_cookie(visitor):
+    response, text = await visitor.fetch("/app/sign-in/")
+
+    assert response.code == 200 and 'id="sign-in-form"' in text
+    morsel = visitor.set_cookies["_xsrf"]
+    assert morsel["httponly"] and morsel["samesite"] == "Strict"
+    assert f'name="_xsrf" value="{visitor.xsrf}"' in text
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.gen_test
+async def test_signing_in_sets_a_signed_http_only_lax_session_cookie(visitor, settings, client_account):
+    response, _ = await visitor.sign_in(client_account.email, next_path="/app/client/book/")
+
+    assert (response.code, response.headers["Location"]) == (302, "/app/client/book/")
+    morsel = visitor.set_cookies[sessions.SESSION_COOKIE]
+    assert morsel["httponly"] and morsel["samesite"] == "Lax" and morsel["path"] == "/"
+    assert not morsel["secure"]  # plain http in development; https sets it (next test)
+    # The user id and session version, signed with SECRET_KEY: nothing else can mint or alter one.
+    assert tornado.web.decode_signed_value(settings.secret_key, sessions.SESSION_COOKIE, morsel.value) == \
+        f"{client_account.id}:0".encode()
+    assert tornado.web.decode_signed_value("another-key", sessions.SESSION_COOKIE, morsel.value) is None
+    response, text = await visitor.fetch("/app/client/book/")
+    assert response.code == 200 and 'data-page="client-book"' in text
+
+
+@pytest.mark.gen_test
+async def test_the_session_cookie_is_secure_over_https(client_account, database):
+    # Behind a trusted TLS proxy the request is https: the cookie must never travel over plain http.
+    from tornado.testing import bind_unused_port
+    import tornado.httpserver
+
+    application = next(serve := serve_app(make_settings(TRUSTED_PROXIES="127.0.0.1")))
+    sock, port = bind_unused_port()
+    server = tornado.httpserver.HTTPServer(application)
+    server.add_sockets([sock])
+    try:
+        visitor = Visitor(f"http://127.0.0.1:{port}")
+        await visitor.fetch("/app/sign-in/")
+        form = {"_xsrf": visitor.xsrf, "email": client_account.email, "password": PASSWORD}
+        response, _ = await visitor.fetch("/app/sign-in/", "POST", form=form, headers={"X-Forwarded-Proto": "https"})
+        assert response.code == 302
+        assert visitor.set_cookies[sessions.SESSION_COOKIE]["secure"]
+    finally:
+        server.stop()
+        next(serve, None)
+
+
+@pytest.mark.gen_test
+async def test_sign_in_without_the_xsrf_token_is_refused(visitor, client_account):
+    await visitor.fetch("/app/sign-in/")
+    form = {"email": client_account.email, "password": PASSWORD}
+    response, _ = await visitor.fetch("/app/sign-in/", "POST", form=form)
+    assert response.code == 403
+    assert sessions.SESSION_COOKIE not in visitor.cookies
+
+
+@pytest.mark.gen_test
+async def test_a_wrong_password_shows_the_form_again_with_one_message(visitor, client_account):
+    response, text = await visitor.sign_in(client_account.email, password="not-the-password")
+
+    assert response.code == 401
+    assert "Email or password is incorrect." in text and f'value="{client_account.email}"' in text
+    assert sessions.SESSION_COOKIE not in visitor.cookies
+
+
+@pytest.mark.gen_test
+async def test_a_deactivated_account_cannot_sign_in(visitor, client_account):
+    User.update(is_active=False).where(User.id == client_account.id).execute()
+    response, text = await visitor.sign_in(client_account.email)
+    assert response.code == 401 and "deactivated" in text
+
+
+@pytest.mark.parametrize("target, expected", [
+    ("/app/admin/", "/app/admin/"), ("/app/client/requests/3/?x=1", "/app/client/requests/3/?x=1"),
+    ("https://evil.example/app/", "/app/"), ("//evil.example/app/", "/app/"), ("/app//evil.example", "/app/"),
+    ("/api/auth/me/", "/app/"), ("/app/\\evil", "/app/"), ("", "/app/"), (None, "/app/"),
+])
+def test_after_sign_in_only_dashboard_paths_are_followed(target, expected):
+    assert safe_next(target) == expected
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("factory, home", [(ClientFactory, "/app/client/"), (AdminFactory, "/app/admin/"),
+                                           (ServicemanFactory, "/app/serviceman/")])
+async def test_the_dashboard_root_opens_each_roles_main_page(visitor, factory, home):
+    user = factory()
+    await visitor.sign_in(user.email)
+    response, _ = await visitor.fetch("/app/")
+    assert response.headers["Location"] == home
+    response, _ = await visitor.fetch("/app/sign-in/")  # already signed in
+    assert response.headers["Location"] == "/app/"
+
+
+@pytest.mark.gen_test
+async def test_signing_out_needs_the_xsrf_token_and_ends_the_session(visitor, client_account):
+    await visitor.sign_in(client_account.email)
+    response, _ = await visitor.fetch("/app/sign-out/", "POST", form={})
+    assert response.code == 403  # a foreign page cannot sign anyone out
+    assert sessions.SESSION_COOKIE in visitor.cookies
+
+    await visitor.fetch("/app/client/")
+    response, _ = await visitor.fetch("/app/sign-out/", "POST", form={"_xsrf": visitor.xsrf})
+
+    assert (response.code, response.headers["Location"]) == (302, "/app/sign-in/")
+    assert sessions.SESSION_COOKIE not in visitor.cookies
+    response, _ = await visitor.fetch("/app/client/")
+    assert response.code == 302
+
+
+# --- pages by role ------------------------------------------------------------------------------
+
+def _user_for(role):
+    return {Role.CLIENT: ClientFactory, Role.ADMIN: AdminFactory, Role.SERVICEMAN: ServicemanFactory}[role]()
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("page", PAGES, ids=[p.template for p in PAGES])
+async def test_every_page_renders_for_its_role_with_its_script(visitor, page):
+    await visitor.sign_in(_user_for(page.roles[0]).email)
+    path = page.path.replace(r"(?P<request_id>\d+)", "7")
+
+    response, text = await visitor.fetch(path)
+
+    assert response.code == 200, text
+    assert 'id="bell"' in text and 'id="unread-count"' in text
+    assert "/static/dashboard/app.js" in text
+    if page.script:
+        assert f"/static/dashboard/{page.script}.js" in text
+    if page.nav:
+        assert f">{page.nav}</a>" in text
+
+
+@pytest.mark.gen_test
+async def test_another_roles_page_is_forbidden(visitor, client_account):
+    await visitor.sign_in(client_account.email)
+    response, text = await visitor.fetch("/app/admin/analytics/")
+    assert response.code == 403 and "not for clients" in text
+
+
+@pytest.mark.gen_test
+async def test_a_page_with_a_session_of_an_older_version_goes_to_sign_in(visitor, settings, client_account):
+    visitor.cookies[sessions.SESSION_COOKIE] = session_cookie(settings, client_account, version=3)
+    response, _ = await visitor.fetch("/app/client/")
+    assert response.code == 302 and response.headers["Location"].startswith("/app/sign-in/")
+
+
+@pytest.mark.gen_test
+async def test_static_assets_are_served_with_the_security_headers(visitor):
+    response, text = await visitor.fetch("/static/dashboard/app.js")
+    assert response.code == 200 and "Dash.api" in text
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# --- the REST API with the cookie session -------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_the_api_reads_the_session_cookie(visitor, client_account):
+    await visitor.sign_in(client_account.email)
+    response, text = await visitor.fetch("/api/auth/me/")
+    assert response.code == 200 and f'"id": {client_account.id}' in text
+
+
+@pytest.mark.gen_test
+async def test_a_cookie_authenticated_change_needs_the_xsrf_header(visitor, client_account):
+    await visitor.sign_in(client_account.email)
+    await visitor.fetch("/app/client/")
+
+    response, text = await visitor.fetch("/api/notifications/read-all/", "POST", body="{}")
+    assert response.code == 403 and '"xsrf_failed"' in text
+
+    response, text = await visitor.fetch("/api/notifications/read-all/", "POST", body="{}",
+                                         headers={"X-XSRFToken": "2|00000000|00000000000000000000000000000000|1"})
+    assert response.code == 403
+
+    response, _ = await visitor.fetch("/api/notifications/read-all/", "POST", body="{}",
+                                      headers={"X-XSRFToken": visitor.xsrf})
+    assert response.code == 200
+
+
+@pytest.mark.gen_test
+async def test_a_bearer_token_needs_no_xsrf_even_beside_a_session_cookie(visitor, api, client_account, other_client):
+    await visitor.sign_in(client_account.email)
+    headers = {"Authorization": f"Bearer {api.token(other_client)}"}
+
+    response, text = await visitor.fetch("/api/notifications/read-all/", "POST", body="{}", headers=headers)
+    assert response.code == 200
+    response, text = await visitor.fetch("/api/auth/me/", headers=headers)
+    assert f'"id": {other_client.id}' in text  # the header decides who is calling, not the cookie
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("value, code", [("garbage", "session_invalid"), (None, "session_ended")],
+                         ids=["tampered", "older-version"])
+async def test_an_invalid_or_ended_session_is_401_on_the_api(visitor, settings, client_account, value, code):
+    visitor.cookies[sessions.SESSION_COOKIE] = value or session_cookie(settings, client_account, version=1)
+    response, text = await visitor.fetch("/api/auth/me/")
+    assert response.code == 401 and f'"{code}"' in text
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (b"12:0", (12, 0)), (b"12:3", (12, 3)), (b"12", None), (b"a:0", None), (b"12:-1", None), (b"1" * 11 + b":0", None),
+    (None, None),
+])
+def test_session_values_are_parsed_strictly(raw, expected):
+    assert sessions.parse_cookie_value(raw) == expected
+
+
+@pytest.mark.parametrize("public_base_url, origin, allowed", [
+    ("", "http://127.0.0.1:8000", True), ("", "https://127.0.0.1:8000", True), ("", "http://127.0.0.1:9000", False),
+    ("", "", False), ("", "http://dash.example", True),
+    ("https://app.example", "https://app.example", True), ("https://app.example", "http://app.example", False),
+    ("https://app.example", "http://127.0.0.1:8000", False),
+])
+def test_the_socket_takes_the_cookie_only_from_its_own_origin_or_an_allowed_one(public_base_url, origin, allowed):
+    from types import SimpleNamespace
+
+    config = make_settings(PUBLIC_BASE_URL=public_base_url, CORS_ALLOWED_ORIGINS="http://dash.example")
+    handler = SimpleNamespace(application=SimpleNamespace(settings={"config": config}),
+                              request=SimpleNamespace(host="127.0.0.1:8000"))
+    assert sessions.same_origin(handler, origin) is allowed
