@@ -68,7 +68,7 @@ class AdminUserCreateHandler(BaseHandler):
 
 
 class AdminUserDeactivateHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Deactivate a user (their refresh tokens are revoked)",
+    @endpoint(roles=Role.ADMIN, summary="Deactivate a user (every session of theirs ends at once)",
               response=UserSchema(), errors=(401, 403, 404), tags=TAGS)
     async def post(self, user_id):
         await self.respond(await self.run(accounts.deactivate_user, int(user_id)))
