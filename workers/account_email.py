@@ -2,10 +2,13 @@
 templates and SMTP sending as notification emails.
 
 They are transactional, not notifications: no Notification row, nothing on the dashboard, and a
-link that only the email ever holds. Two stages, so a retried send never issues a second token:
+link that only the email ever holds.
 
-    email_link_to_address(purpose, email)  look the address up, issue a token, queue the send
-    send_account_email(token_id, raw)      render and send; retried on SMTP failure
+    email_link_to_address(purpose, email)  look the address up, issue a token, send (reset, resend)
+    send_account_email(token_id, raw)      render and send a token issued already (registration)
+
+Both are retried on SMTP failure; a retried email_link_to_address issues a fresh token, so the one
+email that arrives always holds a working link.
 
 The raw token travels in the job's arguments (Redis in production) until it is sent: it lives
 PASSWORD_RESET_MINUTES at most and is useless once claimed or superseded.
@@ -43,7 +46,7 @@ def email_link_to_address(purpose, email):
     if purpose == VERIFY_EMAIL and user.email_verified_at is not None:
         return None
     token_id, raw = issue_token(runtime.settings(), user.id, purpose)
-    queue_send(token_id, raw)
+    send_account_email(token_id, raw)
     return token_id
 
 
