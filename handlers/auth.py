@@ -1,4 +1,6 @@
 """Accounts: register, login, refresh, logout, me; email verification, password reset and change."""
+import logging
+
 from models.actions import accounts, credentials
 
 from .base import ANYONE, SIGNED_IN, BaseHandler, endpoint
@@ -7,6 +9,7 @@ from .schemas.accounts import (AcceptedSchema, AuthResultSchema, ChangePasswordS
                                RefreshSchema, RegisterSchema, TokenPairSchema, UserSchema, VerifyEmailQuerySchema)
 
 TAGS = ("auth",)
+log = logging.getLogger("serviceman.auth")
 
 
 class RegisterHandler(BaseHandler):
@@ -79,25 +82,34 @@ class VerifyEmailHandler(BaseHandler):
                             "detail": "Your email address is confirmed. You can now pay for bookings."})
 
 
-class ResendVerificationHandler(BaseHandler):
+class EmailLinkHandler(BaseHandler):
+    async def answer_then(self, queue_email, email):
+        """Answer first, then queue the job: the answer is sent before any work that could differ
+        between addresses (even the job's thread competing for the interpreter) can delay it."""
+        await self.respond(EMAIL_SENT)
+        try:
+            await self.run(queue_email, email)
+        except Exception:
+            log.exception("could not queue an account email")
+
+
+class ResendVerificationHandler(EmailLinkHandler):
     @endpoint(roles=ANYONE, summary="Email a new verification link", body=EmailSchema, response=AcceptedSchema(),
               status=202, errors=(400, 422), tags=TAGS,
               description="The same answer, as fast, whether the address has an account, is already verified "
                           "or is unknown: the lookup and the email happen after the answer.")
     async def post(self):
-        await self.run(credentials.request_verification_email, self.body["email"])
-        await self.respond(EMAIL_SENT)
+        await self.answer_then(credentials.request_verification_email, self.body["email"])
 
 
-class PasswordResetHandler(BaseHandler):
+class PasswordResetHandler(EmailLinkHandler):
     @endpoint(roles=ANYONE, summary="Email a password reset link", body=EmailSchema, response=AcceptedSchema(),
               status=202, errors=(400, 422), tags=TAGS,
               description="The same answer, as fast, whether or not the address has an account: the lookup and "
                           "the email happen after the answer. The link opens a page to choose a new password; "
                           "it works once, for PASSWORD_RESET_MINUTES, and only the newest one works.")
     async def post(self):
-        await self.run(credentials.request_password_reset, self.body["email"])
-        await self.respond(EMAIL_SENT)
+        await self.answer_then(credentials.request_password_reset, self.body["email"])
 
 
 class PasswordResetConfirmHandler(BaseHandler):
