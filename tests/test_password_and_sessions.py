@@ -6,7 +6,6 @@ its next use (REST 401 `session_ended`, refresh 401) and the open socket is clos
 gets nothing more: not a push, not a replay. Reset links are single use, expire, work only for
 their own account and purpose, and asking for one answers the same, as fast, for any address.
 """
-import asyncio
 import statistics
 import threading
 import time
@@ -333,33 +332,3 @@ async def assert_same_timing(api, path, known_email, rounds=30):
 async def test_reset_and_resend_take_the_same_time_for_known_and_unknown_addresses(api, app, path):
     known = ClientFactory(email_verified_at=None)
     await assert_same_timing(api, path, known.email)
-
-
-@pytest.fixture
-def redis_app(database, redis_url, mail_settings):
-    application_settings = make_settings(REDIS_URL=redis_url, EMAIL_HOST=mail_settings.email_host,
-                                         EMAIL_PORT=str(mail_settings.email_port), EMAIL_USE_TLS="false")
-    from server.app import make_app
-
-    application = make_app(application_settings, bind_database=False)
-    yield application, application_settings
-    asyncio.get_event_loop().run_until_complete(application.settings["hub"].close())
-    runtime.reset()
-
-
-@pytest.fixture
-def app_redis(redis_app):
-    return redis_app[0]
-
-
-@pytest.mark.gen_test(timeout=120)
-async def test_in_redis_mode_the_answers_only_queue_and_the_worker_mails_known_addresses(api, redis_app, mailbox):
-    from .pipeline_support import use_pipeline
-
-    application, redis_settings = redis_app
-    known = ClientFactory(email_verified_at=None)
-    await assert_same_timing(api, RESET, known.email)
-    pipeline = use_pipeline(redis_settings, redis_settings.redis_url)
-    await asyncio.get_running_loop().run_in_executor(None, call_with_connection, pipeline.work)
-    assert {m.rcpt_tos[0] for m in mailbox.messages} == {known.email}
-    assert len(mailbox.messages) == 30

@@ -21,13 +21,6 @@ def normalize_email(email):
     return email.strip().lower()
 
 
-def get_active_user(user_id):
-    user = User.get_or_none(User.id == user_id)
-    if user is None or not user.is_active:
-        raise NotAuthenticated("This account does not exist or is deactivated.")
-    return user
-
-
 def _check_categories(category_ids):
     ids = set(category_ids)
     found = {c.id for c in Category.select(Category.id).where(Category.id.in_(ids), Category.is_active == True)}  # noqa: E712
