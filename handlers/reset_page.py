@@ -13,6 +13,7 @@ from models.actions import credentials
 from server.errors import ApiError
 from server.executor import run_sync
 
+from .auth import redacted_summary
 from .base import set_security_headers
 from .inputs import flatten_errors, unstorable_text_error
 from .schemas.accounts import PasswordResetConfirmSchema
@@ -52,6 +53,9 @@ class ResetPasswordPage(tornado.web.RequestHandler):
         set_security_headers(self, self.application.settings["config"], PAGE_CSP)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")  # the token is in the URL and the form
+
+    def _request_summary(self):
+        return redacted_summary(self)
 
     def prepare(self):
         self.request.connection.set_max_body_size(MAX_FORM_BYTES)

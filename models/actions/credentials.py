@@ -19,7 +19,7 @@ from server import tokens
 from server.clock import utcnow
 from server.errors import ValidationFailed
 
-from ..db import database
+from ..db import database, for_update
 from ..users import OneTimeToken, User
 from .sessions import end_all_sessions
 
@@ -45,6 +45,8 @@ def issue_token(settings, user_id, purpose):
     now = utcnow()
     with database.atomic():
         if purpose == PASSWORD_RESET:
+            # The user's row lock orders concurrent requests, so the newest link is the only live one.
+            for_update(User.select(User.id).where(User.id == user_id)).first()
             # Superseded links count as expired: only the newest reset email works.
             OneTimeToken.update(expires_at=now).where(
                 OneTimeToken.user == user_id, OneTimeToken.purpose == purpose, OneTimeToken.used_at.is_null(),
