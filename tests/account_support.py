@@ -18,7 +18,7 @@ def is_account_email(envelope, address, subject_word):
         and message["Message-ID"].startswith("<account-")
 
 
-async def account_email(mailbox, address, subject_word, timeout=10):
+async def account_email(mailbox, address, subject_word, timeout=30):
     """The parsed email to `address` whose subject has `subject_word` (waits for it to arrive)."""
     envelope = await asyncio.get_running_loop().run_in_executor(
         None, mailbox.wait_for, lambda m: is_account_email(m, address, subject_word), timeout)

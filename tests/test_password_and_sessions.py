@@ -353,3 +353,55 @@ async def assert_same_timing(api, path, known_email, rounds=30):
 async def test_reset_and_resend_take_the_same_time_for_known_and_unknown_addresses(api, app, path):
     known = ClientFactory(email_verified_at=None)
     await assert_same_timing(api, path, known.email)
+
+
+# --- the edges of end_all_sessions and the reset page ---------------------------------------------
+
+
+def test_end_all_sessions_refuses_to_run_inside_a_transaction_and_names_unknown_users(database):
+    from models.actions.sessions import end_all_sessions
+    from server.errors import NotFound
+
+    user = ClientFactory()
+    with pytest.raises(RuntimeError), database.atomic():
+        end_all_sessions(user.id, "test")
+    with pytest.raises(NotFound):
+        end_all_sessions(2 ** 31 - 1, "test")
+    assert User.get_by_id(user.id).session_version == 0
+
+
+def test_a_lost_close_message_is_logged_and_the_tokens_are_refused_anyway(app, caplog):
+    from models.actions.sessions import end_all_sessions
+
+    user = ClientFactory()
+
+    def unreachable(user_id, message):
+        raise ConnectionError("Redis is down")
+
+    runtime.transport().push = unreachable
+    assert end_all_sessions(user.id, "test") == 1
+    assert "could not tell the web processes" in caplog.text
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_the_reset_page_explains_bad_input_without_changing_anything(api, app):
+    from urllib.parse import urlencode
+
+    user = ClientFactory()
+    token = reset_token(user)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    async def post(**fields):
+        return await api.call("POST", "/reset-password/", raw=urlencode(fields), headers=form)
+
+    no_token = await api.get("/reset-password/")
+    assert no_token.status == 200
+    assert (await post(token=token, password="short", password_again="short")).status == 422
+    assert (await post(token=token, password="nul\x00-password", password_again="nul\x00-password")).status == 422
+    assert (await post(token="not-a-token", password=NEW_PASSWORD, password_again=NEW_PASSWORD)).status == 422
+    assert (await api.call("PUT", "/reset-password/", raw="")).status == 405
+    not_utf8 = await api.call("POST", "/reset-password/", raw=b"token=%FF&password=%FF&password_again=%FF",
+                              headers=form)
+    assert not_utf8.status == 422
+    await sign_in(api, user)  # the password is unchanged
+    assert (await post(token=token, password=NEW_PASSWORD, password_again=NEW_PASSWORD)).status == 200
