@@ -182,7 +182,7 @@ def test_link_lifetimes_are_settings():
             make_settings(PASSWORD_RESET_MINUTES=bad)
 
 
-def test_a_link_for_an_unpaid_request_in_the_factory_default_state(client_user):
+def test_factories_make_verified_users_so_suites_that_pay_need_no_email(client_user):
     # Factories make verified users, so the suites that pay need no email round trip.
     assert client_user.email_verified_at is not None
     assert ServiceRequestFactory(client=client_user).status == "PENDING_PAYMENT"
