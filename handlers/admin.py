@@ -69,7 +69,7 @@ class AdminUserCreateHandler(BaseHandler):
 
 
 class AdminUserDeactivateHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Deactivate a user (their refresh tokens are revoked)",
+    @endpoint(roles=Role.ADMIN, summary="Deactivate a user (every session of theirs ends at once)",
               response=UserSchema(), errors=(401, 403, 404, 409), tags=TAGS,
               description="409 `cannot_deactivate_self` for one's own account; 409 `last_admin` for the last "
                           "active admin.")

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 import tornado.web
 from marshmallow import EXCLUDE, Schema, ValidationError
 
-from models.actions.accounts import get_active_user
+from models.actions.sessions import session_user
 from models.users import Role
 from server import proxies, rate_limits, sessions, tokens
 from server.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
@@ -232,7 +232,7 @@ class BaseHandler(tornado.web.RequestHandler):
         claims = tokens.decode(self.config, token.strip(), tokens.ACCESS)
         if claims is None:
             raise NotAuthenticated("The access token is invalid or expired.", code="token_invalid")
-        return await run_sync(get_active_user, int(claims["sub"]))
+        return await run_sync(session_user, claims)
 
     async def _authenticate_session(self):
         """The dashboard's signed cookie (server/sessions.py); a change also needs the XSRF token."""

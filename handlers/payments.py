@@ -29,7 +29,8 @@ class InitializeHandler(PaymentHandlerMixin, BaseHandler):
               rate_limit="payment_initialize",
               description="The amount is always the server's: the booking fee while PENDING_PAYMENT, the final "
                           "cost while AWAITING_PAYMENT. Asking again returns the same open checkout; if the fee "
-                          "changed since, the old one is replaced. Another client's request is 404.")
+                          "changed since, the old one is replaced. Another client's request is 404. A client "
+                          "whose email address is not verified yet gets 403 `email_not_verified`.")
     async def post(self):
         await self.respond(await self.run(payments.initialize_payment, self.config, self.paystack, self.user,
                                           self.body["service_request_id"], self.body["payment_type"]))

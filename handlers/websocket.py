@@ -11,11 +11,12 @@ import tornado.ioloop
 import tornado.websocket
 from tornado.iostream import StreamBufferFullError
 
-from models.actions.accounts import get_active_user
 from models.actions.notifications import notifications_since, unread_count
+from models.actions.sessions import session_user
 from server import sessions, tokens
 from server.errors import ApiError, NotAuthenticated
 from server.executor import run_sync
+from server.hub import CLOSE_SESSION_ENDED
 
 from .inputs import parse_json
 
@@ -35,9 +36,14 @@ MAX_MESSAGE_BYTES = 4096
 MAX_BUFFERED_BYTES = 1024 * 1024
 
 
-def _replay(user, since):
+def _replay(claims, since):
+    """The notifications since `since`, or None if the socket's session has ended meanwhile."""
     from workers.delivery import notification_message
 
+    try:
+        user = session_user(claims)
+    except NotAuthenticated:
+        return None
     return [notification_message(n) for n in notifications_since(user.id, since)]
 
 
@@ -59,6 +65,7 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
 
     async def open(self):
         self.user = None
+        self.ended = False
         self._deadline = None
         # A browser sends the cookie to any page's socket: it counts only from our own pages' origins.
         if sessions.has_session_cookie(self) and sessions.same_origin(self, self.request.headers.get("Origin", "")):
@@ -71,6 +78,8 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
                 AUTH_DEADLINE_SECONDS, self.close, CLOSE_AUTH_TIMEOUT, "authentication timed out")
 
     async def on_message(self, raw):
+        if self.ended:
+            return
         try:
             message = parse_json(raw)
             kind = message["type"]
@@ -85,7 +94,10 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
             since = message.get("since")
             if not isinstance(since, int) or isinstance(since, bool) or not 0 <= since < 2 ** 63:
                 return self.close(CLOSE_BAD_MESSAGE, "resume needs an integer since")
-            for item in await run_sync(_replay, self.user, since):
+            items = await run_sync(_replay, self.claims, since)
+            if items is None or self.hub.session_ended(self.user.id, self.session_version):
+                return self.end_session(CLOSE_SESSION_ENDED, "session ended")
+            for item in items:
                 self.send(item)
         elif kind == "ping":
             self.send({"type": "pong"})
@@ -94,26 +106,39 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         claims = tokens.decode(self.config, token, tokens.ACCESS)
         if claims is None:
             return self.close(CLOSE_UNAUTHENTICATED, "invalid or expired token")
-        await self._sign_in(get_active_user, int(claims["sub"]))
+        await self._sign_in(session_user, claims)
 
     async def _sign_in(self, load_user, *args):
         try:
             user = await run_sync(load_user, *args)
-        except NotAuthenticated:
-            return self.close(CLOSE_UNAUTHENTICATED, "account inactive or session ended")
+        except NotAuthenticated as exc:
+            if exc.code == "session_ended":
+                return self.close(CLOSE_SESSION_ENDED, "session ended; sign in again")
+            return self.close(CLOSE_UNAUTHENTICATED, "account inactive")
         if self.ws_connection is None:  # closed while we looked the user up
             return
         if self._deadline is not None:
             tornado.ioloop.IOLoop.current().remove_timeout(self._deadline)
-        self.user = user
+        self.user, self.claims = user, claims
+        self.session_version = user.session_version
         self.ws_connection.stream.max_write_buffer_size = MAX_BUFFERED_BYTES
         await self.hub.add(user.id, self)
+        if self.hub.session_ended(user.id, self.session_version):  # ended while we looked the user up
+            self.hub.remove(user.id, self)
+            return self.end_session(CLOSE_SESSION_ENDED, "session ended; sign in again")
         for oldest in self.hub.oldest_beyond(user.id, self.config.ws_max_sockets_per_user):
             self.hub.remove(user.id, oldest)  # at once: no push may reach it while it closes
             oldest.close(CLOSE_TOO_MANY_SOCKETS, "too many open sockets for this account; closed the oldest")
         self.send({"type": "ready", "unread_count": await run_sync(unread_count, user)})
 
+    def end_session(self, code, reason):
+        """Closed because the user's sessions ended: nothing more is sent or answered."""
+        self.ended = True
+        self.close(code, reason)
+
     def send(self, message):
+        if self.ended:
+            return
         try:
             self.write_message(json.dumps(message, default=str))
         except tornado.websocket.WebSocketClosedError:

@@ -33,10 +33,16 @@ class User(BaseModel):
     is_active = peewee.BooleanField(default=True)
     email_verified_at = UTCDateTimeField(null=True)
     date_joined = UTCDateTimeField(default=utcnow)
+    # In every token as `sv`; bumped to end all sessions at once (models/actions/sessions.py).
+    session_version = peewee.IntegerField(default=0)
 
     @property
     def full_name(self):
         return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def email_verified(self):
+        return self.email_verified_at is not None
 
     @property
     def is_admin(self):

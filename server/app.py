@@ -4,7 +4,7 @@ import logging
 import tornado.ioloop
 import tornado.web
 
-from handlers import websocket
+from handlers import reset_page, websocket
 from handlers.dashboard import dashboard_routes, dashboard_settings
 from handlers.base import NotFoundHandler
 from models import bind
@@ -48,7 +48,7 @@ def make_app(settings, bind_database=True, transport=None):
     runtime.configure(settings, transport or make_transport(settings, hub))
     routes = route_table()
     return tornado.web.Application(
-        tornado_routes(routes) + local_checkout_routes(settings) + dashboard_routes(),
+        tornado_routes(routes) + reset_page.default_handlers + local_checkout_routes(settings) + dashboard_routes(),
         config=settings,
         hub=hub,
         paystack=PaystackClient(settings),

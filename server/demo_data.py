@@ -32,12 +32,12 @@ def load_demo_data(settings):
         accounts.create_admin(settings, email="admin@demo.serviceman.ng", password=DEMO_PASSWORD)
     if missing("client@demo.serviceman.ng"):
         accounts.register(settings, email="client@demo.serviceman.ng", password=DEMO_PASSWORD, first_name="Ada",
-                          last_name="Obi", phone="+2348000000001", role="client")
+                          last_name="Obi", phone="+2348000000001", role="client", verified=True)
     for email, first, last, category, years, bio in SERVICEMEN:
         if missing(email):
             user = accounts.register(settings, email=email, password=DEMO_PASSWORD, first_name=first, last_name=last,
                                      phone="+2348000000002", role="serviceman", category_ids=[ids[category]],
-                                     bio=bio, years_of_experience=years)
+                                     bio=bio, years_of_experience=years, verified=True)
             accounts.set_approval(user.id, "approve")
     return [
         f"demo data ready: {len(CATEGORIES)} categories, {len(SERVICEMEN)} approved servicemen",

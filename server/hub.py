@@ -7,12 +7,18 @@ dead socket cannot hold up pushes to the others (ping timeouts close dead ones).
 import asyncio
 import json
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 
 import tornado.ioloop
 
 log = logging.getLogger("serviceman.hub")
 FEED_READY_TIMEOUT = 5
+# A "session_ended" push (models/actions/sessions.py) closes the user's older sockets with this code.
+SESSION_ENDED = "session_ended"
+CLOSE_SESSION_ENDED = 4003
+# Users whose sessions ended recently, remembered so a socket that was authenticating at that very
+# moment is refused too; bounded, the window it covers is milliseconds long.
+ENDED_REMEMBERED = 10_000
 
 
 class Hub:
@@ -22,6 +28,7 @@ class Hub:
         self.loop = None
         self._feed = None
         self._subscribed = None
+        self._ended = OrderedDict()  # user id -> the session version its sessions ended at
 
     async def add(self, user_id, socket):
         """Register a socket; returns once pushes for it can arrive (the Redis feed is subscribed),
@@ -54,12 +61,28 @@ class Hub:
         return len(self.sockets.get(user_id, ()))
 
     def deliver_local(self, user_id, message):
+        if message.get("type") == SESSION_ENDED:
+            return self.end_sessions(user_id, message["session_version"], message.get("reason", ""))
         for socket in list(self.sockets.get(user_id, ())):
             socket.send(message)
 
+    def end_sessions(self, user_id, version, reason):
+        """Close the user's sockets authenticated before `version`: out of the registry first, so
+        not one more push reaches them (sockets opened with newer tokens stay)."""
+        self._ended[user_id] = max(version, self._ended.pop(user_id, 0))
+        while len(self._ended) > ENDED_REMEMBERED:
+            self._ended.popitem(last=False)
+        for socket in list(self.sockets.get(user_id, ())):
+            if socket.session_version < version:
+                self.remove(user_id, socket)
+                socket.end_session(CLOSE_SESSION_ENDED, f"session ended: {reason}"[:120])
+
+    def session_ended(self, user_id, session_version):
+        return session_version < self._ended.get(user_id, 0)
+
     def push_threadsafe(self, user_id, message):
         """From any thread (embedded pipeline): deliver on the loop that owns the sockets."""
-        if self.loop is not None and user_id in self.sockets:
+        if self.loop is not None and (user_id in self.sockets or message.get("type") == SESSION_ENDED):
             self.loop.add_callback(self.deliver_local, user_id, message)
 
     async def _follow_redis(self):

@@ -6,20 +6,14 @@ signed with SECRET_KEY by Tornado. A session ends when the user's `session_versi
 Cookie-authenticated requests that change anything must carry Tornado's XSRF token; Bearer API
 clients never see any of this.
 """
-from models.actions.accounts import get_active_user
-from server.errors import NotAuthenticated
+from models.actions.sessions import user_at_version
 
 SESSION_COOKIE = "serviceman_session"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
-def session_version(user):
-    # The column arrives with sessions that end at once (issue 9); until then every session is version 0.
-    return getattr(user, "session_version", 0) or 0
-
-
 def cookie_value(user):
-    return f"{user.id}:{session_version(user)}"
+    return f"{user.id}:{user.session_version}"
 
 
 def parse_cookie_value(raw):
@@ -46,12 +40,8 @@ def has_session_cookie(handler):
     return handler.get_cookie(SESSION_COOKIE) is not None
 
 
-def session_user(user_id, version):
-    """The active user this session names, while its version is still theirs (sync: run on the pool)."""
-    user = get_active_user(user_id)
-    if session_version(user) != version:
-        raise NotAuthenticated("This session has ended; sign in again.", code="session_ended")
-    return user
+# The active user this session names, while its version is still theirs (sync: run on the pool).
+session_user = user_at_version
 
 
 def is_secure(handler, config):

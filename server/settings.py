@@ -132,6 +132,8 @@ class Settings:
     ws_max_sockets_per_user: int = 10
     access_token_minutes: int = 15
     refresh_token_days: int = 7
+    email_verification_hours: int = 48  # lifetime of an email verification link
+    password_reset_minutes: int = 60    # lifetime of a password reset link
     public_base_url: str = ""
     trusted_proxies: tuple = ()
     rate_limits: dict = field(default_factory=lambda: dict(RATE_LIMIT_DEFAULTS))  # name -> rule; "" disables
@@ -186,6 +188,9 @@ class Settings:
                                      f"{self.cancellation_fee_kept_percent_after_assignment}")
         for name, rule in self.rate_limits.items():
             _check_rate_limit(name, rule)
+        for name in ("email_verification_hours", "password_reset_minutes"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name.upper()} must be at least 1")
         if self.paystack_local_checkout and self.is_production:
             raise ConfigurationError("the local Paystack checkout never runs with ENV=production")
         if not self.is_production:
@@ -271,6 +276,8 @@ def load_settings(environ=None, read_dotenv=True):
             bcrypt_rounds=int(get("BCRYPT_ROUNDS") or defaults.bcrypt_rounds),
             db_pool_size=int(get("DB_POOL_SIZE") or defaults.db_pool_size),
             ws_max_sockets_per_user=int(get("WS_MAX_SOCKETS_PER_USER") or defaults.ws_max_sockets_per_user),
+            email_verification_hours=int(get("EMAIL_VERIFICATION_HOURS") or defaults.email_verification_hours),
+            password_reset_minutes=int(get("PASSWORD_RESET_MINUTES") or defaults.password_reset_minutes),
             public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/"),  # paths are appended to it
             trusted_proxies=_networks(get("TRUSTED_PROXIES")),
             rate_limits=_rate_limits(get),

@@ -1,4 +1,5 @@
-"""Password hashing and JWTs. The algorithm is pinned on decode; every token carries a jti."""
+"""Password hashing and JWTs. The algorithm is pinned on decode; every token carries a jti and the
+user's session version `sv` (a token issued before the user's sessions were ended is refused)."""
 import uuid
 from datetime import timedelta
 
@@ -22,12 +23,13 @@ def check_password(password, password_hash):
         return False
 
 
-def encode(settings, *, user_id, role, kind, lifetime, jti=None, family=None):
+def encode(settings, *, user_id, role, kind, lifetime, jti=None, family=None, session_version=0):
     now = utcnow()
     claims = {
         "sub": str(user_id),
         "role": role,
         "type": kind,
+        "sv": session_version,
         "jti": jti or uuid.uuid4().hex,
         "iat": now,
         "exp": now + lifetime,
@@ -39,7 +41,8 @@ def encode(settings, *, user_id, role, kind, lifetime, jti=None, family=None):
 
 def access_token(settings, user):
     token, _ = encode(settings, user_id=user.id, role=user.role, kind=ACCESS,
-                      lifetime=timedelta(minutes=settings.access_token_minutes))
+                      lifetime=timedelta(minutes=settings.access_token_minutes),
+                      session_version=user.session_version)
     return token
 
 
@@ -53,6 +56,12 @@ def decode(settings, token, kind):
     if claims.get("type") != kind or not _is_user_id(claims["sub"]):
         return None
     return claims
+
+
+def session_version(claims):
+    """The `sv` a token was issued under; tokens from before sessions were versioned count as 0."""
+    sv = claims.get("sv", 0)
+    return sv if isinstance(sv, int) and not isinstance(sv, bool) else -1
 
 
 def _is_user_id(sub):

@@ -202,7 +202,7 @@ def session_cookie(settings, user, version=None, age_days=0):
 
     from server import sessions
 
-    value = f"{user.id}:{sessions.session_version(user) if version is None else version}"
+    value = f"{user.id}:{user.session_version if version is None else version}"
     signed = tornado.web.create_signed_value(settings.secret_key, sessions.SESSION_COOKIE, value,
                                              clock=lambda: time.time() - age_days * 86400)
     return signed.decode()

@@ -4,7 +4,7 @@ from datetime import timedelta
 import factory
 
 from models import (ApprovalStatus, Category, Role, ServiceRequest, ServicemanCategory, ServicemanProfile, User)
-from server.clock import platform_today
+from server.clock import platform_today, utcnow
 from server.tokens import hash_password
 
 
@@ -34,6 +34,8 @@ class UserFactory(PeeweeFactory):
     last_name = factory.Faker("last_name")
     phone = "+2348012345678"
     role = Role.CLIENT
+    # Verified by default so paying works; tests of unverified accounts pass email_verified_at=None.
+    email_verified_at = factory.LazyFunction(utcnow)
 
 
 class ClientFactory(UserFactory):

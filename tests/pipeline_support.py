@@ -4,6 +4,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -63,14 +64,24 @@ class Mailbox:
         self.messages = []
         self.refuse_next = 0
         self.refused = 0
+        self.arrived = threading.Condition()
 
     async def handle_DATA(self, server, session, envelope):
         if self.refuse_next > 0:
             self.refuse_next -= 1
             self.refused += 1
             return "451 4.3.0 Mailbox temporarily unavailable, try again"
-        self.messages.append(envelope)
+        with self.arrived:
+            self.messages.append(envelope)
+            self.arrived.notify_all()
         return "250 Message accepted for delivery"
+
+    def wait_for(self, predicate, timeout=10):
+        """Block until some accepted message satisfies `predicate`; returns it (or None on timeout).
+        Run it off the test's loop (run_in_executor): the server under test shares that loop."""
+        with self.arrived:
+            found = self.arrived.wait_for(lambda: next((m for m in self.messages if predicate(m)), None), timeout)
+        return found
 
 
 class InProcessWorker(SimpleWorker):

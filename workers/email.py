@@ -54,8 +54,18 @@ def message_is_emergency(notification):
     return bool((notification.payload or {}).get("is_emergency"))
 
 
+def render_folder(folder, values):
+    """(subject, text, html) from templates/email/<folder>/ (account emails use this too)."""
+    subject = _env.get_template(f"{folder}/subject.txt").render(values).strip()
+    return subject, _env.get_template(f"{folder}/body.txt").render(values), \
+        _env.get_template(f"{folder}/body.html").render(values)
+
+
 def send_notification_email(settings, notification):
-    message = build_message(settings, notification)
+    send_message(settings, build_message(settings, notification))
+
+
+def send_message(settings, message):
     if not settings.email_host:
         log.info("email (no EMAIL_HOST, not sent)\n%s", message.as_string())
         return

@@ -114,6 +114,9 @@ class UserSchema(Schema):
     phone = fields.String(metadata={"example": EXAMPLE_PHONE})
     role = fields.String(dump_only=True, metadata={"example": "serviceman"})
     is_active = fields.Boolean(dump_only=True, metadata={"example": True})
+    email_verified = fields.Boolean(dump_only=True, metadata={
+        "description": "Whether the address was confirmed through the emailed link; clients must verify before "
+                       "paying.", "example": True})
     date_joined = fields.DateTime(dump_only=True)
     serviceman_profile = fields.Method("get_serviceman_profile", dump_only=True, allow_none=True, metadata={
         "description": "Servicemen only; null for other roles.",
@@ -180,3 +183,39 @@ class ApproveSchema(Schema):
 class ReasonSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000), metadata={
         "example": "The trade certificate uploaded is unreadable; please send a clearer copy."})
+
+
+# Email verification, password reset and change ----------------------------------------------------
+# An example link token (secrets.token_urlsafe(32)); the real one exists only in the email.
+EXAMPLE_LINK_TOKEN = "q3J8vW0xZk5mYt2LrB7cN4dH6sPf1gQe9uAiOyTlKxE"
+LinkToken = lambda **kw: fields.String(validate=validate.Length(min=1, max=128), **kw)  # noqa: E731
+
+
+class EmailSchema(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254), metadata={"example": EXAMPLE_EMAIL})
+
+
+class VerifyEmailQuerySchema(Schema):
+    token = LinkToken(required=True, metadata={"example": EXAMPLE_LINK_TOKEN})
+
+
+class EmailVerifiedSchema(Schema):
+    email_verified = fields.Boolean(required=True, metadata={"example": True})
+    detail = fields.String(required=True, metadata={"example": "Your email address is confirmed. You can now pay "
+                                                               "for bookings."})
+
+
+class AcceptedSchema(Schema):
+    detail = fields.String(required=True, metadata={
+        "example": "If an account uses this address, we have sent it an email with a link."})
+
+
+class PasswordResetConfirmSchema(Schema):
+    token = LinkToken(required=True, metadata={"example": EXAMPLE_LINK_TOKEN})
+    password = Password(metadata={"example": "Ajah-Heater-2027"})
+
+
+class ChangePasswordSchema(Schema):
+    current_password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024),
+                                     metadata={"example": "Lekki-Pipes-2026"})
+    new_password = Password(metadata={"example": "Ajah-Heater-2027"})

@@ -16,6 +16,7 @@ from ..users import ApprovalStatus, RefreshToken, Role, ServicemanCategory, Serv
 from ..workflow import unit_of_work
 from . import vetting
 from .passwords import require_acceptable_password
+from .sessions import end_all_sessions, session_user
 
 
 @functools.cache
@@ -27,13 +28,6 @@ def dummy_password_hash(rounds):
 
 def normalize_email(email):
     return email.strip().lower()
-
-
-def get_active_user(user_id):
-    user = User.get_or_none(User.id == user_id)
-    if user is None or not user.is_active:
-        raise NotAuthenticated("This account does not exist or is deactivated.")
-    return user
 
 
 def _check_categories(category_ids):
@@ -51,8 +45,9 @@ def _set_categories(profile, category_ids):
 
 
 def register(settings, *, email, password, first_name, last_name, phone, role,
-             category_ids=(), bio="", years_of_experience=0):
-    """Create a client or serviceman account; a serviceman starts PENDING_APPROVAL."""
+             category_ids=(), bio="", years_of_experience=0, verified=False):
+    """Create a client or serviceman account; a serviceman starts PENDING_APPROVAL. The address is
+    sent a verification link, unless `verified` (demo accounts)."""
     if role not in Role.SELF_REGISTERED:
         raise ValidationFailed.on("role", "Choose client or serviceman.")
     if role == Role.SERVICEMAN and not category_ids:
@@ -63,11 +58,16 @@ def register(settings, *, email, password, first_name, last_name, phone, role,
         if role == Role.SERVICEMAN:
             category_ids = _check_categories(category_ids)
         user = _create_user(email=email, password_hash=password_hash, first_name=first_name,
-                            last_name=last_name, phone=phone, role=role)
+                            last_name=last_name, phone=phone, role=role,
+                            email_verified_at=utcnow() if verified else None)
         if role == Role.SERVICEMAN:
             profile = ServicemanProfile.create(user=user, bio=bio, years_of_experience=years_of_experience)
             _set_categories(profile, category_ids)
             vetting.record_application(user, profile)
+    if not verified:
+        from .credentials import send_verification_email
+
+        send_verification_email(settings, user)
     return user
 
 
@@ -84,8 +84,10 @@ def _create_user(**fields):
 
 def create_admin(settings, *, email, password, first_name="Admin", last_name="", phone=""):
     require_acceptable_password(password, email)
+    # Created by someone who already holds the platform (an admin or the server's shell): verified.
     return _create_user(email=email, password_hash=tokens.hash_password(password, settings.bcrypt_rounds),
-                        first_name=first_name, last_name=last_name, phone=phone, role=Role.ADMIN)
+                        first_name=first_name, last_name=last_name, phone=phone, role=Role.ADMIN,
+                        email_verified_at=utcnow())
 
 
 def authenticate(email, password, *, rounds):
@@ -105,7 +107,7 @@ def issue_token_pair(settings, user, family=None):
     family = family or uuid.uuid4().hex
     lifetime = timedelta(days=settings.refresh_token_days)
     refresh, claims = tokens.encode(settings, user_id=user.id, role=user.role, kind=tokens.REFRESH,
-                                    lifetime=lifetime, family=family)
+                                    lifetime=lifetime, family=family, session_version=user.session_version)
     RefreshToken.create(jti=claims["jti"], family=family, user=user, expires_at=claims["exp"])
     return {"access": tokens.access_token(settings, user), "refresh": refresh}
 
@@ -129,11 +131,12 @@ def rotate_refresh(settings, refresh_token):
         row = RefreshToken.get_or_none(RefreshToken.jti == claims["jti"])
         if row is None:
             raise NotAuthenticated("The refresh token is invalid or expired.", code="token_invalid")
+        user = session_user(claims)  # before the reuse check: an ended session says so, not "reused"
         # Conditional update: of two concurrent refreshes with one token, only one wins.
         won = RefreshToken.update(revoked_at=utcnow()).where(
             RefreshToken.id == row.id, RefreshToken.revoked_at.is_null()).execute()
         if won:
-            return issue_token_pair(settings, get_active_user(row.user_id), family=row.family)
+            return issue_token_pair(settings, user, family=row.family)
         _revoke_family(row.family)
     # Raised after the commit, so the family stays revoked.
     raise NotAuthenticated("This refresh token was already used; every session of this login has been "
@@ -185,7 +188,8 @@ def deactivate_user(actor, user_id):
     user = User.get_or_none(User.id == user_id)
     if user is None:
         raise NotFound("No such user.")
-    with database.atomic():
+
+    def keep_an_admin():
         if user.role == Role.ADMIN:
             # Every active admin's row, locked in id order: two admins deactivating each other take turns
             # (never deadlock), and the second sees the first's change before it counts.
@@ -194,9 +198,9 @@ def deactivate_user(actor, user_id):
             if active == [user_id]:
                 raise Conflict("This is the last active admin; create or reactivate another admin first.",
                                code="last_admin")
-        User.update(is_active=False).where(User.id == user_id).execute()
-        RefreshToken.update(revoked_at=utcnow()).where(
-            RefreshToken.user == user_id, RefreshToken.revoked_at.is_null()).execute()
+
+    # In end_all_sessions' own transaction: the check and the deactivation commit together.
+    end_all_sessions(user_id, "account deactivated", precondition=keep_an_admin, is_active=False)
     return User.get_by_id(user_id)
 
 
@@ -228,4 +232,6 @@ def set_approval(user_id, action, reason="", category_ids=None, actor=None):
         if category_ids:
             _set_categories(profile, _check_categories(category_ids))
         vetting.record_decision(actor, profile, action, reason)
+    if action == "suspend":  # after the commit: end_all_sessions tells the sockets once it has committed
+        end_all_sessions(user_id, "account suspended")
     return serviceman_profile(user_id)

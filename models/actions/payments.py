@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from server.clock import utcnow
-from server.errors import InvalidTransition, NotFound, UpstreamUnavailable
+from server.errors import InvalidTransition, NotFound, PermissionDenied, UpstreamUnavailable
 from server.paystack import PaystackError, PaystackRefused, to_kobo
 
 from ..db import for_update
@@ -61,6 +61,9 @@ def initialize_payment(settings, paystack, client, request_id, payment_type):
 
     The request row stays locked while Paystack is asked, so a double click cannot open two
     charges; Paystack failing leaves the attempt recorded as FAILED with the reason, and 502."""
+    if client.email_verified_at is None:
+        raise PermissionDenied("Confirm your email address before paying: open the link we emailed you, or ask "
+                               "for a new one (POST /api/auth/resend-verification/).", code="email_not_verified")
     purpose = PURPOSES[payment_type]
     failure = None
     with unit_of_work():

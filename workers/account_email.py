@@ -1,0 +1,88 @@
+"""Account emails (verify your address, reset your password): jobs on the same queue, retries,
+templates and SMTP sending as notification emails.
+
+They are transactional, not notifications: no Notification row, nothing on the dashboard, and a
+link that only the email ever holds.
+
+    email_link_to_address(purpose, email)  look the address up, issue a token, send (reset, resend)
+    send_account_email(token_id, raw)      render and send a token issued already (registration)
+
+Both are retried on SMTP failure; a retried email_link_to_address issues a fresh token, so the one
+email that arrives always holds a working link.
+
+The raw token travels in the job's arguments (Redis in production) until it is sent: it lives
+PASSWORD_RESET_MINUTES at most and is useless once claimed or superseded.
+"""
+import logging
+from email.message import EmailMessage
+from email.utils import formatdate
+from urllib.parse import urlencode
+
+from models.actions.credentials import PASSWORD_RESET, VERIFY_EMAIL, issue_token, lifetime, live_token
+from models.users import User
+
+from . import runtime
+from .email import render_folder, send_message
+
+log = logging.getLogger("serviceman.account_email")
+
+# purpose -> (template folder, the path the link opens)
+LINKS = {
+    VERIFY_EMAIL: ("verify_email", "/api/auth/verify-email/"),
+    PASSWORD_RESET: ("password_reset", "/reset-password/"),
+}
+
+
+def queue_send(token_id, raw):
+    runtime.transport().enqueue(send_account_email, token_id, raw, job_id=f"account-email-{token_id}")
+
+
+def email_link_to_address(purpose, email):
+    """Send a link to `email` if it names an account that should get one; otherwise nothing,
+    silently (the request was answered the same either way)."""
+    user = User.get_or_none(User.email == email.strip().lower())
+    if user is None or not user.is_active:
+        return None
+    if purpose == VERIFY_EMAIL and user.email_verified_at is not None:
+        return None
+    token_id, raw = issue_token(runtime.settings(), user.id, purpose)
+    send_account_email(token_id, raw)
+    return token_id
+
+
+def link(settings, purpose, raw):
+    _folder, path = LINKS[purpose]
+    return f"{settings.origin}{path}?{urlencode({'token': raw})}"
+
+
+def build_account_message(settings, row, raw):
+    folder, _path = LINKS[row.purpose]
+    values = {"user": row.user, "link": link(settings, row.purpose, raw),
+              "valid_for": _duration(lifetime(settings, row.purpose))}
+    subject, text, html = render_folder(folder, values)
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = settings.default_from_email
+    message["To"] = row.user.email
+    message["Date"] = formatdate(usegmt=True)
+    # Stable per token, so a rare at-least-once resend shows as one message.
+    message["Message-ID"] = f"<account-{row.id}@serviceman>"
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def _duration(delta):
+    minutes = int(delta.total_seconds() // 60)
+    count, unit = (minutes // 60, "hour") if minutes % 60 == 0 else (minutes, "minute")
+    return f"{count} {unit}{'' if count == 1 else 's'}"
+
+
+def send_account_email(token_id, raw):
+    """Send the link unless it was used, superseded or expired meanwhile (then it would not work)."""
+    row = live_token(token_id, raw)
+    if row is None:
+        return False
+    send_message(runtime.settings(), build_account_message(runtime.settings(), row, raw))
+    log.info("%s email sent to user %s", row.purpose, row.user_id)
+    return True
