@@ -16,7 +16,7 @@ gunicorn build's recorded figure for the servicemen page (~95 requests/s on this
 run here), the CPU the web process and PostgreSQL used, and the machine's load.
 
     .venv/bin/python bench/pages.py [--quick] [--seconds 15] [--connections 64] [--skip-seed]
-        [--py-spy profile.svg PAGE] [--database-url ...]
+        [--py-spy stacks.txt PAGE] [--database-url ...]
 
 Needs PostgreSQL at 127.0.0.1:5432 (trust auth) and `wrk` (`apt-get install wrk`). Empties and
 refills the database it is given (default bench_pages). Asserts nothing about speed.
@@ -152,8 +152,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="5 s per measurement, 1 s warm-up")
     parser.add_argument("--skip-seed", action="store_true", help="reuse the data of an earlier run")
     parser.add_argument("--only", help="measure only pages whose name contains this")
-    parser.add_argument("--py-spy", nargs=2, metavar=("OUT.svg", "PAGE"),
-                        help="profile the web process with py-spy while PAGE (a name substring) runs")
+    parser.add_argument("--py-spy", nargs=2, metavar=("OUT.txt", "PAGE"),
+                        help="profile the web process with py-spy (collapsed stacks) while PAGE (a name substring) runs")
     parser.add_argument("--pool-size", type=int, default=None, help="DB_POOL_SIZE of the web process")
     args = parser.parse_args()
     if args.quick:
@@ -224,7 +224,7 @@ def main():
                 if args.py_spy and args.py_spy[1] in name:
                     spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p",
                                             str(web.pid), "-o", args.py_spy[0], "-d", str(args.seconds),
-                                            "--nonblocking", "-r", "100"],
+                                            "--nonblocking", "-r", "200", "--format", "raw"],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 result = run_wrk(url, args.seconds, args.connections, token)
                 web_cpu = cpu_seconds(web.pid) - web_cpu

@@ -11,6 +11,7 @@ from server.errors import InvalidTransition, NotAuthenticated, NotFound, Validat
 from ..catalog import Category
 from ..db import database
 from ..users import ApprovalStatus, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
+from .listing import refresh_listing
 
 # Compared against when the email is unknown, so login takes the same time either way.
 _DUMMY_HASH = "$2b$04$C6UzMDM.H6dfI/f/IKxGhuQmB5nTRu6a8K4bFqQ6m9hC1VbU3Jp4i"
@@ -39,6 +40,7 @@ def _check_categories(category_ids):
 def _set_categories(profile, category_ids):
     ServicemanCategory.delete().where(ServicemanCategory.profile == profile).execute()
     ServicemanCategory.insert_many([{"profile": profile, "category": cid} for cid in category_ids]).execute()
+    refresh_listing(profile.user_id)
 
 
 def register(settings, *, email, password, first_name, last_name, phone, role,
@@ -168,6 +170,7 @@ def deactivate_user(user_id):
         raise NotFound("No such user.")
     with database.atomic():
         User.update(is_active=False).where(User.id == user_id).execute()
+        refresh_listing(user_id)
         RefreshToken.update(revoked_at=utcnow()).where(
             RefreshToken.user == user_id, RefreshToken.revoked_at.is_null()).execute()
     return User.get_by_id(user_id)
@@ -196,4 +199,5 @@ def set_approval(user_id, action, reason="", category_ids=None):
             ServicemanProfile.id == profile.id).execute()
         if category_ids:
             _set_categories(profile, _check_categories(category_ids))
+        refresh_listing(user_id)
     return serviceman_profile(user_id)

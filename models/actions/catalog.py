@@ -9,9 +9,11 @@ from ..money import Rating
 from ..service_requests import RequestStatus, ServiceRequest
 from ..users import ApprovalStatus, ServicemanCategory, ServicemanProfile, User
 
+# Sorted on the listing copy carried by each category link (models/actions/listing.py), in the
+# order of its indexes; the profile id breaks ties, as it always has.
 SERVICEMAN_ORDERINGS = {
-    "-rating": (ServicemanProfile.rating.desc(), ServicemanProfile.rating_count.desc()),
-    "-jobs_completed": (ServicemanProfile.jobs_completed.desc(),),
+    "-rating": (ServicemanCategory.rating.desc(), ServicemanCategory.rating_count.desc()),
+    "-jobs_completed": (ServicemanCategory.jobs_completed.desc(),),
 }
 
 
@@ -66,15 +68,16 @@ def _listed_servicemen():
 
 def active_job_counts(user_ids):
     """{serviceman user id: requests they are primary or backup on, in a status that keeps them busy}:
-    two grouped queries, however many servicemen (a missing id has none)."""
+    one query of two grouped halves, however many servicemen (a missing id has none)."""
     counts = {}
-    for role in (ServiceRequest.primary_serviceman, ServiceRequest.backup_serviceman):
-        rows = (ServiceRequest.select(role, peewee.fn.COUNT(ServiceRequest.id))
-                .where(role.in_(list(user_ids)), ServiceRequest.status.in_(RequestStatus.ACTIVE_FOR_SERVICEMAN),
-                       ServiceRequest.is_deleted == False)  # noqa: E712
-                .group_by(role).tuples())
-        for user_id, count in rows:
-            counts[user_id] = counts.get(user_id, 0) + count
+    primary, backup = (
+        ServiceRequest.select(role, peewee.fn.COUNT(ServiceRequest.id))
+        .where(role.in_(list(user_ids)), ServiceRequest.status.in_(RequestStatus.ACTIVE_FOR_SERVICEMAN),
+               ServiceRequest.is_deleted == False)  # noqa: E712
+        .group_by(role)
+        for role in (ServiceRequest.primary_serviceman, ServiceRequest.backup_serviceman))
+    for user_id, count in (primary + backup).tuples():  # UNION ALL: one round trip for both roles
+        counts[user_id] = counts.get(user_id, 0) + count
     return counts
 
 
@@ -131,10 +134,26 @@ def serviceman_cards(profiles):
 
 
 def category_servicemen(category_id, ordering="-rating"):
-    category = _category(category_id, active_only=True)
-    return (_listed_servicemen().switch(ServicemanProfile).join(ServicemanCategory)
-            .where(ServicemanCategory.category == category.id)
-            .order_by(*SERVICEMAN_ORDERINGS[ordering], ServicemanProfile.id))
+    """The category's listed servicemen as category links, built without touching the database: the
+    page's count and rows are range scans of one index of serviceman_category, run on the thread that
+    paginates, where `listing_cards` (given the category id) also refuses an unknown or inactive
+    category. One thread hop and one connection check-out for the whole page (bench/README.md)."""
+    return (ServicemanCategory.select()
+            .where(ServicemanCategory.category == category_id, ServicemanCategory.listed == True)  # noqa: E712
+            .order_by(*SERVICEMAN_ORDERINGS[ordering], ServicemanCategory.profile))
+
+
+def listing_cards(links, category_id=None):
+    """Cards for a page of listing links, in the links' order (after checking the category, when
+    given). The profile and user rows are read again, so a card always shows current values and
+    never a serviceman unlisted since the link's copy was made."""
+    if category_id is not None:
+        _category(category_id, active_only=True)
+    order = [link.profile_id for link in links]
+    if not order:
+        return []
+    profiles = {p.id: p for p in _listed_servicemen().where(ServicemanProfile.id.in_(order))}
+    return serviceman_cards([profiles[i] for i in order if i in profiles])
 
 
 def serviceman(serviceman_id):
