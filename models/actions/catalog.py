@@ -109,51 +109,66 @@ def availability_warnings(chosen):
     return warnings
 
 
-def serviceman_cards(profiles):
-    """Public serviceman dicts, with category ids and active job counts in three queries in all."""
-    profiles = list(profiles)
-    user_ids = [p.user_id for p in profiles]
+def _cards(rows):
+    """Cards from plain rows (`profile_id`, `user_id`, names and the public profile fields), with
+    category ids and active job counts in two more queries in all, returning tuples: building Peewee
+    models for these rows cost more CPU than the queries themselves (bench/README.md)."""
     categories, active = {}, {}
-    if user_ids:
-        for link in ServicemanCategory.select().where(
-                ServicemanCategory.profile.in_([p.id for p in profiles])).order_by(ServicemanCategory.category):
-            categories.setdefault(link.profile_id, []).append(link.category_id)
-        active = active_job_counts(user_ids)
+    if rows:
+        for profile_id, category_id in (ServicemanCategory.select(ServicemanCategory.profile, ServicemanCategory.category)
+                                        .where(ServicemanCategory.profile.in_([r["profile_id"] for r in rows]))
+                                        .order_by(ServicemanCategory.category).tuples()):
+            categories.setdefault(profile_id, []).append(category_id)
+        active = active_job_counts([r["user_id"] for r in rows])
     return [{
-        "id": p.user_id,
-        "full_name": p.user.full_name,
-        "rating": p.rating,
-        "rating_count": p.rating_count,
-        "jobs_completed": p.jobs_completed,
-        "bio": p.bio,
-        "years_of_experience": p.years_of_experience,
-        "category_ids": categories.get(p.id, []),
-        "is_available": p.is_available,
-        "active_jobs": active.get(p.user_id, 0),
-    } for p in profiles]
+        "id": r["user_id"],
+        "full_name": f"{r['first_name']} {r['last_name']}".strip(),
+        "rating": r["rating"],
+        "rating_count": r["rating_count"],
+        "jobs_completed": r["jobs_completed"],
+        "bio": r["bio"],
+        "years_of_experience": r["years_of_experience"],
+        "category_ids": categories.get(r["profile_id"], []),
+        "is_available": r["is_available"],
+        "active_jobs": active.get(r["user_id"], 0),
+    } for r in rows]
+
+
+def serviceman_cards(profiles):
+    """Public serviceman dicts for profiles fetched with their user."""
+    return _cards([{"profile_id": p.id, "user_id": p.user_id, "first_name": p.user.first_name,
+                    "last_name": p.user.last_name, "rating": p.rating, "rating_count": p.rating_count,
+                    "jobs_completed": p.jobs_completed, "bio": p.bio, "years_of_experience": p.years_of_experience,
+                    "is_available": p.is_available} for p in profiles])
 
 
 def category_servicemen(category_id, ordering="-rating"):
-    """The category's listed servicemen as category links, built without touching the database: the
-    page's count and rows are range scans of one index of serviceman_category, run on the thread that
-    paginates, where `listing_cards` (given the category id) also refuses an unknown or inactive
+    """The category's listed servicemen as (profile id,) rows, built without touching the database:
+    the page's count and rows are index-only range scans of serviceman_category, run on the thread
+    that paginates, where `listing_cards` (given the category id) also refuses an unknown or inactive
     category. One thread hop and one connection check-out for the whole page (bench/README.md)."""
-    return (ServicemanCategory.select()
+    return (ServicemanCategory.select(ServicemanCategory.profile)
             .where(ServicemanCategory.category == category_id, ServicemanCategory.listed == True)  # noqa: E712
-            .order_by(*SERVICEMAN_ORDERINGS[ordering], ServicemanCategory.profile))
+            .order_by(*SERVICEMAN_ORDERINGS[ordering], ServicemanCategory.profile).tuples())
 
 
-def listing_cards(links, category_id=None):
-    """Cards for a page of listing links, in the links' order (after checking the category, when
-    given). The profile and user rows are read again, so a card always shows current values and
-    never a serviceman unlisted since the link's copy was made."""
+def listing_cards(rows, category_id=None):
+    """Cards for a page of listing rows, in their order (after checking the category, when given).
+    The profile and user are read again, so a card always shows current values and never a
+    serviceman unlisted since the link's copy was made."""
     if category_id is not None:
         _category(category_id, active_only=True)
-    order = [link.profile_id for link in links]
+    order = [profile_id for (profile_id,) in rows]
     if not order:
         return []
-    profiles = {p.id: p for p in _listed_servicemen().where(ServicemanProfile.id.in_(order))}
-    return serviceman_cards([profiles[i] for i in order if i in profiles])
+    found = {row["profile_id"]: row for row in (
+        _listed_servicemen().select(
+            ServicemanProfile.id.alias("profile_id"), ServicemanProfile.user.alias("user_id"), User.first_name,
+            User.last_name, ServicemanProfile.rating, ServicemanProfile.rating_count,
+            ServicemanProfile.jobs_completed, ServicemanProfile.bio, ServicemanProfile.years_of_experience,
+            ServicemanProfile.is_available)
+        .where(ServicemanProfile.id.in_(order)).dicts())}
+    return _cards([found[i] for i in order if i in found])
 
 
 def serviceman(serviceman_id):
