@@ -35,6 +35,12 @@ MAX_MESSAGE_BYTES = 4096
 MAX_BUFFERED_BYTES = 1024 * 1024
 
 
+def _account_and_unread(user_id):
+    """The socket's account check and its unread count: one thread hop and connection check-out."""
+    user = get_active_user(user_id)
+    return user, unread_count(user)
+
+
 def _replay(user, since):
     from workers.delivery import notification_message
 
@@ -60,6 +66,8 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
     async def open(self):
         self.user = None
         self._deadline = None
+        self._held = None  # pushes that arrive while the account is being checked, sent after "ready"
+        self._user_id = None
         cookie_token = self.get_cookie(SESSION_COOKIE)
         origin = self.request.headers.get("Origin", "")
         if cookie_token and origin in self.config.cors_allowed_origins:
@@ -74,10 +82,10 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
             kind = message["type"]
         except (ApiError, TypeError, KeyError):
             return self.close(CLOSE_BAD_MESSAGE, "messages are JSON objects with a type")
-        if kind == "auth" and self.user is None:
+        if kind == "auth" and self._user_id is None:
             token = message.get("token")
             await self._authenticate(token if isinstance(token, str) else "")
-        elif self.user is None:
+        elif self.user is None and kind != "auth":  # a repeated auth while the first is checked waits
             self.close(CLOSE_UNAUTHENTICATED, "authenticate first")
         elif kind == "resume":
             since = message.get("since")
@@ -92,23 +100,34 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         claims = tokens.decode(self.config, token, tokens.ACCESS)
         if claims is None:
             return self.close(CLOSE_UNAUTHENTICATED, "invalid or expired token")
+        # Registered before the account check, with pushes held back: whatever is committed after the
+        # count below is pushed, and nothing reaches the client before the account is known good.
+        self._held, self._user_id = [], int(claims["sub"])
+        await self.hub.add(self._user_id, self)
         try:
-            user = await run_sync(get_active_user, int(claims["sub"]))
+            user, unread = await run_sync(_account_and_unread, self._user_id)
         except NotAuthenticated:
+            self._held = None
+            self.hub.remove(self._user_id, self)
             return self.close(CLOSE_UNAUTHENTICATED, "account inactive")
         if self.ws_connection is None:  # closed while we looked the user up
+            self.hub.remove(self._user_id, self)
             return
         if self._deadline is not None:
             tornado.ioloop.IOLoop.current().remove_timeout(self._deadline)
         self.user = user
         self.ws_connection.stream.max_write_buffer_size = MAX_BUFFERED_BYTES
-        await self.hub.add(user.id, self)
         for oldest in self.hub.oldest_beyond(user.id, self.config.ws_max_sockets_per_user):
             self.hub.remove(user.id, oldest)  # at once: no push may reach it while it closes
             oldest.close(CLOSE_TOO_MANY_SOCKETS, "too many open sockets for this account; closed the oldest")
-        self.send({"type": "ready", "unread_count": await run_sync(unread_count, user)})
+        held, self._held = self._held, None
+        self.send({"type": "ready", "unread_count": unread})
+        for message in held:
+            self.send(message)
 
     def send(self, message):
+        if self._held is not None:
+            return self._held.append(message)
         try:
             self.write_message(json.dumps(message, default=str))
         except tornado.websocket.WebSocketClosedError:
@@ -120,8 +139,8 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
     def on_close(self):
         if getattr(self, "_deadline", None) is not None:
             tornado.ioloop.IOLoop.current().remove_timeout(self._deadline)
-        if getattr(self, "user", None) is not None:
-            self.hub.remove(self.user.id, self)
+        if getattr(self, "_user_id", None) is not None:
+            self.hub.remove(self._user_id, self)
 
 
 default_handlers = [(r"/ws/", NotificationSocketHandler)]
