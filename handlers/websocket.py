@@ -10,8 +10,7 @@ import tornado.ioloop
 import tornado.websocket
 from tornado.iostream import StreamBufferFullError
 
-from models.actions.accounts import get_active_user
-from models.actions.notifications import notifications_since, unread_count
+from models.actions.notifications import active_user_with_unread, notifications_since
 from server import tokens
 from server.errors import ApiError, NotAuthenticated
 from server.executor import run_sync
@@ -33,12 +32,6 @@ MAX_MESSAGE_BYTES = 4096
 # A socket whose client stops reading may buffer this much; past it the socket is dropped (the
 # client reconnects and resumes), so one slow reader never holds memory or pushes hostage.
 MAX_BUFFERED_BYTES = 1024 * 1024
-
-
-def _account_and_unread(user_id):
-    """The socket's account check and its unread count: one thread hop and connection check-out."""
-    user = get_active_user(user_id)
-    return user, unread_count(user)
 
 
 def _replay(user, since):
@@ -105,7 +98,7 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         self._held, self._user_id = [], int(claims["sub"])
         await self.hub.add(self._user_id, self)
         try:
-            user, unread = await run_sync(_account_and_unread, self._user_id)
+            user, unread = await run_sync(active_user_with_unread, self._user_id)
         except NotAuthenticated:
             self._held = None
             self.hub.remove(self._user_id, self)
