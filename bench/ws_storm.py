@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -254,7 +255,7 @@ def run(args):
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         rows.append(measure("project", port, web.pid, tokens, count, args.concurrency, fire_project, users))
         if spy:
-            spy.terminate()
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
             spy.wait(30)
         print(f"\n{count} sockets over {USERS} users, {args.concurrency} handshakes in flight, client and servers "
               f"on the same machine")
