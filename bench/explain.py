@@ -55,9 +55,9 @@ def main():
         explain("servicemen: page 1", page.paginate(1, 20))
         links = list(page.paginate(1, 20))
         explain("servicemen: profiles and users of the page", catalog._listed_servicemen().where(
-            models.ServicemanProfile.id.in_([link.profile_id for link in links])))
+            models.ServicemanProfile.id.in_([profile_id for (profile_id,) in links])))
         profiles = list(models.ServicemanProfile.select().where(  # noqa
-            models.ServicemanProfile.id.in_([link.profile_id for link in links])))
+            models.ServicemanProfile.id.in_([profile_id for (profile_id,) in links])))
         explain("servicemen: categories of the page", models.ServicemanCategory.select().where(
             models.ServicemanCategory.profile.in_([p.id for p in profiles])))
         primary, backup = (ServiceRequest.select(role, peewee.fn.COUNT(ServiceRequest.id)).where(

@@ -143,23 +143,24 @@ def serviceman_cards(profiles):
 
 
 def category_servicemen(category_id, ordering="-rating"):
-    """The category's listed servicemen as (profile id,) rows, built without touching the database:
-    the page's count and rows are index-only range scans of serviceman_category, run on the thread
-    that paginates, where `listing_cards` (given the category id) also refuses an unknown or inactive
-    category. One thread hop and one connection check-out for the whole page (bench/README.md)."""
-    return (ServicemanCategory.select(ServicemanCategory.profile)
-            .where(ServicemanCategory.category == category_id, ServicemanCategory.listed == True)  # noqa: E712
+    """The active category's listed servicemen as (profile id,) rows, built without touching the
+    database. The page's count and rows are index-only range scans of serviceman_category (the
+    category joined by primary key: an inactive one lists nobody), run on the thread that paginates;
+    one thread hop and one connection check-out for the whole page (bench/README.md)."""
+    return (ServicemanCategory.select(ServicemanCategory.profile).join(Category)
+            .where(ServicemanCategory.category == category_id, ServicemanCategory.listed == True,  # noqa: E712
+                   Category.is_active == True)  # noqa: E712
             .order_by(*SERVICEMAN_ORDERINGS[ordering], ServicemanCategory.profile).tuples())
 
 
 def listing_cards(rows, category_id=None):
-    """Cards for a page of listing rows, in their order (after checking the category, when given).
-    The profile and user are read again, so a card always shows current values and never a
-    serviceman unlisted since the link's copy was made."""
-    if category_id is not None:
-        _category(category_id, active_only=True)
+    """Cards for a page of listing rows, in their order. An empty page of an unknown or inactive
+    category (given `category_id`) is a 404. The profile and user are read again, so a card always
+    shows current values and never a serviceman unlisted since the link's copy was made."""
     order = [profile_id for (profile_id,) in rows]
     if not order:
+        if category_id is not None:
+            _category(category_id, active_only=True)
         return []
     found = {row["profile_id"]: row for row in (
         _listed_servicemen().select(
