@@ -155,6 +155,9 @@ def main():
     parser.add_argument("--py-spy", nargs=2, metavar=("OUT.txt", "PAGE"),
                         help="profile the web process with py-spy (collapsed stacks) while PAGE (a name substring) runs")
     parser.add_argument("--pool-size", type=int, default=None, help="DB_POOL_SIZE of the web process")
+    parser.add_argument("--project", default=str(ROOT),
+                        help="serve from this checkout instead (e.g. `git worktree`/`git archive` of an earlier "
+                             "commit) to compare in one sitting; the data is seeded by this one")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.warmup = 5, 1
@@ -182,7 +185,8 @@ def main():
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            web = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env, cwd=ROOT)
+            web = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env,
+                                   cwd=args.project)
             procs.append(web)
             base = f"http://127.0.0.1:{port}"
             wait_healthy(base + "/healthz", web)
