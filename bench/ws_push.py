@@ -123,6 +123,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="storm: 2,000 sockets")
     parser.add_argument("--skip-seed", action="store_true", help="storm: reuse the bench data already there")
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/bench_pages")
+    parser.add_argument("--project", help="storm: serve from this checkout (an earlier commit) instead")
     parser.add_argument("--py-spy", metavar="OUT.txt", help="storm: profile the project's opens (collapsed stacks)")
     args = parser.parse_args()
     if args.mode == "storm":

@@ -214,7 +214,8 @@ def run(args):
     port, bare_port = args.port, args.port + 1
     procs = []
     try:
-        web = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env, cwd=ROOT)
+        web = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env,
+                               cwd=args.project or ROOT)
         procs.append(web)
         bare = subprocess.Popen([sys.executable, str(Path(__file__)), "bare", str(bare_port), SECRET], cwd=ROOT)
         procs.append(bare)
