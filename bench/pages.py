@@ -153,7 +153,7 @@ def main():
     parser.add_argument("--skip-seed", action="store_true", help="reuse the data of an earlier run")
     parser.add_argument("--only", help="measure only pages whose name contains this")
     parser.add_argument("--py-spy", nargs=2, metavar=("OUT.txt", "PAGE"),
-                        help="profile the web process with py-spy (collapsed stacks) while PAGE (a name substring) runs")
+                        help="py-spy the web process (collapsed stacks) while PAGE (a name substring) runs")
     parser.add_argument("--pool-size", type=int, default=None, help="DB_POOL_SIZE of the web process")
     parser.add_argument("--project", default=str(ROOT),
                         help="serve from this checkout instead (e.g. `git worktree`/`git archive` of an earlier "

@@ -191,7 +191,8 @@ def report(row):
           f"(handshake p50 {row['p50']:6.1f} ms, p99 {row['p99']:7.1f} ms; server CPU {per_open:.2f} ms/open, "
           f"i.e. {1000 / max(per_open, 0.001):.0f} opens per CPU-second)  "
           f"RSS {row['rss_mib']:6.1f} MiB, {row['kib_per_socket']:5.1f} KiB/socket  "
-          f"push to all: {row['push_all']:7.1f} ms (p50 {row['push_p50']:6.1f}; first pass {row['push_all_first']:.1f})")
+          f"push to all: {row['push_all']:7.1f} ms (p50 {row['push_p50']:6.1f}; "
+          f"first pass {row['push_all_first']:.1f})")
     if row["failures"]:
         print(f"         {len(row['failures'])} failed opens, e.g. {row['failures'][:3]}")
 

@@ -115,9 +115,10 @@ def _cards(rows):
     models for these rows cost more CPU than the queries themselves (bench/README.md)."""
     categories, active = {}, {}
     if rows:
-        for profile_id, category_id in (ServicemanCategory.select(ServicemanCategory.profile, ServicemanCategory.category)
-                                        .where(ServicemanCategory.profile.in_([r["profile_id"] for r in rows]))
-                                        .order_by(ServicemanCategory.category).tuples()):
+        links = (ServicemanCategory.select(ServicemanCategory.profile, ServicemanCategory.category)
+                 .where(ServicemanCategory.profile.in_([r["profile_id"] for r in rows]))
+                 .order_by(ServicemanCategory.category).tuples())
+        for profile_id, category_id in links:
             categories.setdefault(profile_id, []).append(category_id)
         active = active_job_counts([r["user_id"] for r in rows])
     return [{
