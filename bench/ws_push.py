@@ -1,10 +1,24 @@
-"""Benchmark: websocket push latency and web-process memory with many sockets (embedded mode).
+"""Benchmark: websockets. Two modes.
 
-Starts `python -m server serve` on a temporary SQLite database, connects SOCKETS websockets spread
-over CLIENTS users, then has each client book a service and measures the time from the booking
-request to the push arriving on every one of that client's sockets. Prints numbers; asserts nothing.
+`latency` (the default): websocket push latency and web-process memory with many sockets (embedded
+mode). Starts `python -m server serve` on a temporary SQLite database, connects SOCKETS websockets
+spread over CLIENTS users, then has each client book a service and measures the time from the booking
+request to the push arriving on every one of that client's sockets.
 
-    .venv/bin/python bench/ws_push.py [--clients 50] [--sockets 1000]
+    .venv/bin/python bench/ws_push.py [latency] [--clients 50] [--sockets 1000]
+
+`storm`: a reconnect storm, the project against a bare Tornado server speaking the same protocol
+(first message `{"type": "auth", "token": ...}` checked as a JWT, answered `{"type": "ready", ...}`,
+no database), in one sitting. On the shared bench data (bench/seed.py, PostgreSQL), with access
+tokens from 200 real logins: opens SOCKETS authenticated sockets with CONCURRENCY handshakes in
+flight (opens/s, handshake p50/p99), the server's RSS per socket with all of them open, then pushes
+to all of them: every user calls `POST /api/notifications/read-all/` at once (the project pushes
+the new unread count to each of that user's sockets; the bare server's `/push/<user>` does the
+same) and the time until every socket has its message. Prints the ratios and the machine's load.
+
+    .venv/bin/python bench/ws_push.py storm [--quick] [--sockets 10000] [--concurrency 200] [--skip-seed]
+
+Prints numbers; asserts nothing.
 """
 import argparse
 import asyncio
@@ -101,10 +115,23 @@ async def main(clients, sockets, port):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
+    parser.add_argument("mode", nargs="?", choices=["latency", "storm"], default="latency")
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--sockets", type=int, default=1000)
+    parser.add_argument("--sockets", type=int, default=None, help="latency: 1000; storm: 10000")
     parser.add_argument("--port", type=int, default=8799)
+    parser.add_argument("--concurrency", type=int, default=200, help="storm: handshakes in flight")
+    parser.add_argument("--quick", action="store_true", help="storm: 2,000 sockets")
+    parser.add_argument("--skip-seed", action="store_true", help="storm: reuse the bench data already there")
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/bench_pages")
+    parser.add_argument("--project", help="storm: serve from this checkout (an earlier commit) instead")
+    parser.add_argument("--py-spy", metavar="OUT.txt", help="storm: profile the project's opens (collapsed stacks)")
     args = parser.parse_args()
+    if args.mode == "storm":
+        import ws_storm
+
+        ws_storm.run(args)
+        sys.exit(0)
+    args.sockets = args.sockets or 1000
     with tempfile.TemporaryDirectory() as tmp:
         SERVER = start_server(args.port, Path(tmp) / "bench.sqlite3")
         try:

@@ -1,4 +1,6 @@
 """Browsing: categories and servicemen."""
+import functools
+
 from models.actions import catalog
 from models.users import Role
 
@@ -38,8 +40,9 @@ class CategoryServicemenHandler(BaseHandler):
     @endpoint(roles=ANYONE, summary="Approved servicemen offering a category", query=ServicemanOrderingQuerySchema,
               response=ServicemanSchema(), paginated=True, errors=(404, 422), tags=TAGS)
     async def get(self, category_id):
-        query = await self.run(catalog.category_servicemen, int(category_id), self.query["ordering"])
-        await self.respond(query, transform=catalog.serviceman_cards)
+        category_id = int(category_id)
+        query = catalog.category_servicemen(category_id, self.query["ordering"])
+        await self.respond(query, transform=functools.partial(catalog.listing_cards, category_id=category_id))
 
 
 class ServicemanDetailHandler(BaseHandler):

@@ -11,8 +11,8 @@ import tornado.ioloop
 import tornado.websocket
 from tornado.iostream import StreamBufferFullError
 
-from models.actions.notifications import notifications_since, unread_count
-from models.actions.sessions import session_user
+from models.actions.notifications import active_user_with_unread, notifications_since
+from models.actions.sessions import user_at_version
 from server import sessions, tokens
 from server.errors import ApiError, NotAuthenticated
 from server.executor import run_sync
@@ -36,12 +36,12 @@ MAX_MESSAGE_BYTES = 4096
 MAX_BUFFERED_BYTES = 1024 * 1024
 
 
-def _replay(claims, since):
+def _replay(user_id, session_version, since):
     """The notifications since `since`, or None if the socket's session has ended meanwhile."""
     from workers.delivery import notification_message
 
     try:
-        user = session_user(claims)
+        user = user_at_version(user_id, session_version)
     except NotAuthenticated:
         return None
     return [notification_message(n) for n in notifications_since(user.id, since)]
@@ -67,12 +67,14 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         self.user = None
         self.ended = False
         self._deadline = None
+        self._held = None  # pushes that arrive while the account is being checked, sent after "ready"
+        self._user_id = None
         # A browser sends the cookie to any page's socket: it counts only from our own pages' origins.
         if sessions.has_session_cookie(self) and sessions.same_origin(self, self.request.headers.get("Origin", "")):
             session = sessions.read_session(self)
             if session is None:
                 return self.close(CLOSE_UNAUTHENTICATED, "invalid or expired session")
-            await self._sign_in(sessions.session_user, *session)
+            await self._sign_in(*session)
         else:
             self._deadline = tornado.ioloop.IOLoop.current().call_later(
                 AUTH_DEADLINE_SECONDS, self.close, CLOSE_AUTH_TIMEOUT, "authentication timed out")
@@ -94,7 +96,7 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
             since = message.get("since")
             if not isinstance(since, int) or isinstance(since, bool) or not 0 <= since < 2 ** 63:
                 return self.close(CLOSE_BAD_MESSAGE, "resume needs an integer since")
-            items = await run_sync(_replay, self.claims, since)
+            items = await run_sync(_replay, self.user.id, self.session_version, since)
             if items is None or self.hub.session_ended(self.user.id, self.session_version):
                 return self.end_session(CLOSE_SESSION_ENDED, "session ended")
             for item in items:
@@ -106,30 +108,39 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         claims = tokens.decode(self.config, token, tokens.ACCESS)
         if claims is None:
             return self.close(CLOSE_UNAUTHENTICATED, "invalid or expired token")
-        await self._sign_in(session_user, claims)
+        await self._sign_in(int(claims["sub"]), tokens.session_version(claims))
 
-    async def _sign_in(self, load_user, *args):
+    async def _sign_in(self, user_id, session_version):
+        """One thread hop and one query. The socket is registered before the account check with its
+        pushes held back: whatever commits after the unread count is pushed, and nothing reaches the
+        client before the account and session are known good (an end of session meanwhile closes it)."""
+        self._held, self._user_id, self.session_version = [], user_id, session_version
+        await self.hub.add(user_id, self)
         try:
-            user = await run_sync(load_user, *args)
+            user, unread = await run_sync(active_user_with_unread, user_id, session_version)
         except NotAuthenticated as exc:
+            self._held = None
+            self.hub.remove(user_id, self)
             if exc.code == "session_ended":
                 return self.close(CLOSE_SESSION_ENDED, "session ended; sign in again")
             return self.close(CLOSE_UNAUTHENTICATED, "account inactive")
-        if self.ws_connection is None:  # closed while we looked the user up
+        if self.ws_connection is None or self.ended:  # closed while we looked the user up
+            self.hub.remove(user_id, self)
             return
         if self._deadline is not None:
             tornado.ioloop.IOLoop.current().remove_timeout(self._deadline)
-        self.user, self.claims = user, claims
-        self.session_version = user.session_version
+        self.user = user
         self.ws_connection.stream.max_write_buffer_size = MAX_BUFFERED_BYTES
-        await self.hub.add(user.id, self)
-        if self.hub.session_ended(user.id, self.session_version):  # ended while we looked the user up
-            self.hub.remove(user.id, self)
+        if self.hub.session_ended(user_id, session_version):  # ended while we looked the user up
+            self.hub.remove(user_id, self)
             return self.end_session(CLOSE_SESSION_ENDED, "session ended; sign in again")
-        for oldest in self.hub.oldest_beyond(user.id, self.config.ws_max_sockets_per_user):
-            self.hub.remove(user.id, oldest)  # at once: no push may reach it while it closes
+        for oldest in self.hub.oldest_beyond(user_id, self.config.ws_max_sockets_per_user):
+            self.hub.remove(user_id, oldest)  # at once: no push may reach it while it closes
             oldest.close(CLOSE_TOO_MANY_SOCKETS, "too many open sockets for this account; closed the oldest")
-        self.send({"type": "ready", "unread_count": await run_sync(unread_count, user)})
+        held, self._held = self._held, None
+        self.send({"type": "ready", "unread_count": unread})
+        for message in held:
+            self.send(message)
 
     def end_session(self, code, reason):
         """Closed because the user's sessions ended: nothing more is sent or answered."""
@@ -139,6 +150,8 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
     def send(self, message):
         if self.ended:
             return
+        if self._held is not None:
+            return self._held.append(message)
         try:
             self.write_message(json.dumps(message, default=str))
         except tornado.websocket.WebSocketClosedError:
@@ -150,8 +163,8 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
     def on_close(self):
         if getattr(self, "_deadline", None) is not None:
             tornado.ioloop.IOLoop.current().remove_timeout(self._deadline)
-        if getattr(self, "user", None) is not None:
-            self.hub.remove(self.user.id, self)
+        if getattr(self, "_user_id", None) is not None:
+            self.hub.remove(self._user_id, self)
 
 
 default_handlers = [(r"/ws/", NotificationSocketHandler)]

@@ -8,6 +8,19 @@ from playhouse.pool import PooledPostgresqlDatabase
 database = peewee.DatabaseProxy()
 
 
+class CheckedOutPostgresqlDatabase(PooledPostgresqlDatabase):
+    """The pool without its `SELECT 1` on every check-out. Playhouse's pool runs that round trip
+    while holding the database-wide lock, so every thread's check-out queued behind one network
+    round trip (py-spy: a quarter of the web process's samples waited there; bench/README.md).
+    psycopg2 already marks a connection it saw fail (`closed`, or an UNKNOWN transaction status);
+    one that died silently fails its next query and is not returned to the pool."""
+
+    def _is_closed(self, conn):
+        from psycopg2.extensions import TRANSACTION_STATUS_UNKNOWN
+
+        return bool(conn.closed) or conn.info.transaction_status == TRANSACTION_STATUS_UNKNOWN
+
+
 def make_database(url, pool_size=8):
     """SQLite (a file; WAL so the thread pool can read while one writes) or pooled PostgreSQL."""
     scheme = urlparse(url).scheme
@@ -23,7 +36,7 @@ def make_database(url, pool_size=8):
     if scheme.startswith("postgres"):
         params = parse_db_url(url.replace("+pool", ""))
         name = params.pop("database")
-        return PooledPostgresqlDatabase(name, max_connections=pool_size, stale_timeout=300, timeout=10, **params)
+        return CheckedOutPostgresqlDatabase(name, max_connections=pool_size, stale_timeout=300, timeout=10, **params)
     raise ValueError(f"DATABASE_URL scheme {scheme!r} is not supported (use sqlite:/// or postgresql://)")
 
 

@@ -22,4 +22,5 @@ class Notification(TimestampedModel):
         indexes = (
             (("event", "user"), True),
             (("user", "is_read"), False),
+            (("user", "created_at", "id"), False),  # the list, newest first
         )

@@ -88,6 +88,9 @@ class ServiceRequest(TimestampedModel):
     # Set by the one conditional UPDATE that claims the day-before reminder (exactly once).
     reminder_sent_at = UTCDateTimeField(null=True)
 
+    class Meta:
+        indexes = ((("client", "created_at", "id"), False),)  # a client's bookings, newest first
+
     @classmethod
     def locked(cls, request_id):
         """Re-read a request inside the caller's transaction, locked until it ends. Decisions that

@@ -66,11 +66,24 @@ class ServicemanProfile(BaseModel):
 
 
 class ServicemanCategory(BaseModel):
+    """A serviceman's trade. It also carries a copy of what the public servicemen page filters and
+    sorts by, so that page's count and cards are index range scans of this table alone (joining
+    profiles and users for 10,000 servicemen cost 7 ms a query: bench/README.md). The copy is kept
+    by the transactions that change the originals (models/actions/listing.py)."""
+
     profile = peewee.ForeignKeyField(ServicemanProfile, backref="category_links", on_delete="CASCADE")
     category = peewee.ForeignKeyField(Category, backref="serviceman_links", on_delete="CASCADE")
+    listed = peewee.BooleanField(default=False)  # approved and the account active
+    rating = MoneyField(max_digits=3, default=0)
+    rating_count = peewee.IntegerField(default=0)
+    jobs_completed = peewee.IntegerField(default=0)
 
     class Meta:
-        indexes = ((("profile", "category"), True),)
+        indexes = (
+            (("profile", "category"), True),
+            (("category", "listed", "rating", "rating_count", "profile"), False),
+            (("category", "listed", "jobs_completed", "profile"), False),
+        )
 
 
 class RefreshToken(TimestampedModel):

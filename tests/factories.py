@@ -4,6 +4,7 @@ from datetime import timedelta
 import factory
 
 from models import (ApprovalStatus, Category, Role, ServiceRequest, ServicemanCategory, ServicemanProfile, User)
+from models.actions.listing import refresh_listing
 from server.clock import platform_today, utcnow
 from server.tokens import hash_password
 
@@ -68,6 +69,7 @@ class ServicemanFactory(UserFactory):
         profile = ServicemanProfile.create(user=user, **kwargs)
         for category in categories:
             ServicemanCategory.create(profile=profile, category=category)
+        refresh_listing(user.id)  # the listing copy on the links, as every action keeps it
 
 
 class ServiceRequestFactory(PeeweeFactory):

@@ -15,6 +15,7 @@ from ..db import database, for_update
 from ..users import ApprovalStatus, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import unit_of_work
 from . import vetting
+from .listing import refresh_listing
 from .passwords import require_acceptable_password
 from .sessions import end_all_sessions, session_user
 
@@ -42,6 +43,7 @@ def _check_categories(category_ids):
 def _set_categories(profile, category_ids):
     ServicemanCategory.delete().where(ServicemanCategory.profile == profile).execute()
     ServicemanCategory.insert_many([{"profile": profile, "category": cid} for cid in category_ids]).execute()
+    refresh_listing(profile.user_id)
 
 
 def register(settings, *, email, password, first_name, last_name, phone, role,
@@ -199,8 +201,9 @@ def deactivate_user(actor, user_id):
                 raise Conflict("This is the last active admin; create or reactivate another admin first.",
                                code="last_admin")
 
-    # In end_all_sessions' own transaction: the check and the deactivation commit together.
-    end_all_sessions(user_id, "account deactivated", precondition=keep_an_admin, is_active=False)
+    # In end_all_sessions' own transaction: the check, the deactivation and the listing commit together.
+    end_all_sessions(user_id, "account deactivated", precondition=keep_an_admin,
+                     and_then=lambda: refresh_listing(user_id), is_active=False)
     return User.get_by_id(user_id)
 
 
@@ -231,6 +234,7 @@ def set_approval(user_id, action, reason="", category_ids=None, actor=None):
             raise InvalidTransition("The serviceman's status changed while this action ran; reload and retry.")
         if category_ids:
             _set_categories(profile, _check_categories(category_ids))
+        refresh_listing(user_id)
         vetting.record_decision(actor, profile, action, reason)
     if action == "suspend":  # after the commit: end_all_sessions tells the sockets once it has committed
         end_all_sessions(user_id, "account suspended")

@@ -9,9 +9,11 @@ from ..money import Rating
 from ..service_requests import RequestStatus, ServiceRequest
 from ..users import ApprovalStatus, ServicemanCategory, ServicemanProfile, User
 
+# Sorted on the listing copy carried by each category link (models/actions/listing.py), in the
+# order of its indexes; the profile id breaks ties, as it always has.
 SERVICEMAN_ORDERINGS = {
-    "-rating": (ServicemanProfile.rating.desc(), ServicemanProfile.rating_count.desc()),
-    "-jobs_completed": (ServicemanProfile.jobs_completed.desc(),),
+    "-rating": (ServicemanCategory.rating.desc(), ServicemanCategory.rating_count.desc()),
+    "-jobs_completed": (ServicemanCategory.jobs_completed.desc(),),
 }
 
 
@@ -66,15 +68,16 @@ def _listed_servicemen():
 
 def active_job_counts(user_ids):
     """{serviceman user id: requests they are primary or backup on, in a status that keeps them busy}:
-    two grouped queries, however many servicemen (a missing id has none)."""
+    one query of two grouped halves, however many servicemen (a missing id has none)."""
     counts = {}
-    for role in (ServiceRequest.primary_serviceman, ServiceRequest.backup_serviceman):
-        rows = (ServiceRequest.select(role, peewee.fn.COUNT(ServiceRequest.id))
-                .where(role.in_(list(user_ids)), ServiceRequest.status.in_(RequestStatus.ACTIVE_FOR_SERVICEMAN),
-                       ServiceRequest.is_deleted == False)  # noqa: E712
-                .group_by(role).tuples())
-        for user_id, count in rows:
-            counts[user_id] = counts.get(user_id, 0) + count
+    primary, backup = (
+        ServiceRequest.select(role, peewee.fn.COUNT(ServiceRequest.id))
+        .where(role.in_(list(user_ids)), ServiceRequest.status.in_(RequestStatus.ACTIVE_FOR_SERVICEMAN),
+               ServiceRequest.is_deleted == False)  # noqa: E712
+        .group_by(role)
+        for role in (ServiceRequest.primary_serviceman, ServiceRequest.backup_serviceman))
+    for user_id, count in (primary + backup).tuples():  # UNION ALL: one round trip for both roles
+        counts[user_id] = counts.get(user_id, 0) + count
     return counts
 
 
@@ -106,35 +109,68 @@ def availability_warnings(chosen):
     return warnings
 
 
-def serviceman_cards(profiles):
-    """Public serviceman dicts, with category ids and active job counts in three queries in all."""
-    profiles = list(profiles)
-    user_ids = [p.user_id for p in profiles]
+def _cards(rows):
+    """Cards from plain rows (`profile_id`, `user_id`, names and the public profile fields), with
+    category ids and active job counts in two more queries in all, returning tuples: building Peewee
+    models for these rows cost more CPU than the queries themselves (bench/README.md)."""
     categories, active = {}, {}
-    if user_ids:
-        for link in ServicemanCategory.select().where(
-                ServicemanCategory.profile.in_([p.id for p in profiles])).order_by(ServicemanCategory.category):
-            categories.setdefault(link.profile_id, []).append(link.category_id)
-        active = active_job_counts(user_ids)
+    if rows:
+        links = (ServicemanCategory.select(ServicemanCategory.profile, ServicemanCategory.category)
+                 .where(ServicemanCategory.profile.in_([r["profile_id"] for r in rows]))
+                 .order_by(ServicemanCategory.category).tuples())
+        for profile_id, category_id in links:
+            categories.setdefault(profile_id, []).append(category_id)
+        active = active_job_counts([r["user_id"] for r in rows])
     return [{
-        "id": p.user_id,
-        "full_name": p.user.full_name,
-        "rating": p.rating,
-        "rating_count": p.rating_count,
-        "jobs_completed": p.jobs_completed,
-        "bio": p.bio,
-        "years_of_experience": p.years_of_experience,
-        "category_ids": categories.get(p.id, []),
-        "is_available": p.is_available,
-        "active_jobs": active.get(p.user_id, 0),
-    } for p in profiles]
+        "id": r["user_id"],
+        "full_name": f"{r['first_name']} {r['last_name']}".strip(),
+        "rating": r["rating"],
+        "rating_count": r["rating_count"],
+        "jobs_completed": r["jobs_completed"],
+        "bio": r["bio"],
+        "years_of_experience": r["years_of_experience"],
+        "category_ids": categories.get(r["profile_id"], []),
+        "is_available": r["is_available"],
+        "active_jobs": active.get(r["user_id"], 0),
+    } for r in rows]
+
+
+def serviceman_cards(profiles):
+    """Public serviceman dicts for profiles fetched with their user."""
+    return _cards([{"profile_id": p.id, "user_id": p.user_id, "first_name": p.user.first_name,
+                    "last_name": p.user.last_name, "rating": p.rating, "rating_count": p.rating_count,
+                    "jobs_completed": p.jobs_completed, "bio": p.bio, "years_of_experience": p.years_of_experience,
+                    "is_available": p.is_available} for p in profiles])
 
 
 def category_servicemen(category_id, ordering="-rating"):
-    category = _category(category_id, active_only=True)
-    return (_listed_servicemen().switch(ServicemanProfile).join(ServicemanCategory)
-            .where(ServicemanCategory.category == category.id)
-            .order_by(*SERVICEMAN_ORDERINGS[ordering], ServicemanProfile.id))
+    """The active category's listed servicemen as (profile id,) rows, built without touching the
+    database. The page's count and rows are index-only range scans of serviceman_category (the
+    category joined by primary key: an inactive one lists nobody), run on the thread that paginates;
+    one thread hop and one connection check-out for the whole page (bench/README.md)."""
+    return (ServicemanCategory.select(ServicemanCategory.profile).join(Category)
+            .where(ServicemanCategory.category == category_id, ServicemanCategory.listed == True,  # noqa: E712
+                   Category.is_active == True)  # noqa: E712
+            .order_by(*SERVICEMAN_ORDERINGS[ordering], ServicemanCategory.profile).tuples())
+
+
+def listing_cards(rows, category_id=None):
+    """Cards for a page of listing rows, in their order. An empty page of an unknown or inactive
+    category (given `category_id`) is a 404. The profile and user are read again, so a card always
+    shows current values and never a serviceman unlisted since the link's copy was made."""
+    order = [profile_id for (profile_id,) in rows]
+    if not order:
+        if category_id is not None:
+            _category(category_id, active_only=True)
+        return []
+    found = {row["profile_id"]: row for row in (
+        _listed_servicemen().select(
+            ServicemanProfile.id.alias("profile_id"), ServicemanProfile.user.alias("user_id"), User.first_name,
+            User.last_name, ServicemanProfile.rating, ServicemanProfile.rating_count,
+            ServicemanProfile.jobs_completed, ServicemanProfile.bio, ServicemanProfile.years_of_experience,
+            ServicemanProfile.is_available)
+        .where(ServicemanProfile.id.in_(order)).dicts())}
+    return _cards([found[i] for i in order if i in found])
 
 
 def serviceman(serviceman_id):

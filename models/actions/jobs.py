@@ -22,6 +22,7 @@ from ..service_requests import RequestStatus, ServiceRequest
 from ..users import ServicemanProfile
 from ..workflow import record_event, transition, unit_of_work
 from .booking import _owned_request, get_request, visible_requests
+from .listing import refresh_listing
 from .payouts import record_payout
 
 S = RequestStatus
@@ -76,6 +77,7 @@ def confirm_completion(admin, request_id):
                                 payload={"serviceman_id": request.primary_serviceman_id})
         (ServicemanProfile.update(jobs_completed=ServicemanProfile.jobs_completed + 1)
          .where(ServicemanProfile.user == request.primary_serviceman_id).execute())
+        refresh_listing(request.primary_serviceman_id)
         record_payout(request)
     return request
 
@@ -124,6 +126,7 @@ def _recompute_rating(serviceman_id):
     count = Rating.select(fn.COUNT(Rating.id)).where(mine)
     (ServicemanProfile.update(rating=average, rating_count=count)
      .where(ServicemanProfile.user == serviceman_id).execute())
+    refresh_listing(serviceman_id)
 
 
 # --- the serviceman's side ---------------------------------------------------------------------------

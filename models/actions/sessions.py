@@ -20,12 +20,13 @@ log = logging.getLogger("serviceman.sessions")
 SESSION_ENDED = "session_ended"  # the push message type the hub turns into closed sockets
 
 
-def end_all_sessions(user_id, reason, *, precondition=None, **user_changes):
+def end_all_sessions(user_id, reason, *, precondition=None, and_then=None, **user_changes):
     """Bump the user's session version (with `user_changes`, e.g. a new password_hash or
     is_active=False, in the same UPDATE), revoke every refresh token, then close open sockets.
 
     `precondition()` runs first in the same transaction and may raise to change nothing (a reset
-    token being claimed). Returns the new session version."""
+    token being claimed); `and_then()` runs after the UPDATE in it (what depends on the change).
+    Returns the new session version."""
     if database.transaction_depth():
         # The sockets are told after the commit; inside a caller's transaction that would be too early.
         raise RuntimeError("end_all_sessions() commits by itself; call it outside a transaction")
@@ -38,6 +39,8 @@ def end_all_sessions(user_id, reason, *, precondition=None, **user_changes):
             raise NotFound("No such user.")
         RefreshToken.update(revoked_at=utcnow()).where(
             RefreshToken.user == user_id, RefreshToken.revoked_at.is_null()).execute()
+        if and_then is not None:
+            and_then()
         version = User.select(User.session_version).where(User.id == user_id).scalar()
     _close_open_sockets(user_id, version, reason)
     return version
