@@ -8,6 +8,7 @@ from handlers import websocket
 from handlers.base import NotFoundHandler
 from models import bind
 from server import executor
+from server.asyncapi import build_asyncapi
 from server.hub import Hub
 from server.openapi import build_spec
 from server.paystack import PaystackClient
@@ -50,6 +51,7 @@ def make_app(settings, bind_database=True, transport=None):
         hub=hub,
         paystack=PaystackClient(settings),
         openapi=build_spec(routes),
+        asyncapi=build_asyncapi(settings),
         default_handler_class=NotFoundHandler,
         compress_response=True,
         websocket_ping_interval=20,

@@ -48,6 +48,46 @@ TAGS = {
     "docs": "This OpenAPI document, Swagger UI and the health check.",
 }
 
+# operationIds: what generated clients name their methods, so readable and stable. Keyed by
+# "Handler.method" (plus the route variant where one handler serves several routes); a handler not
+# listed gets "<method><Handler stem>" (e.g. postPasswordReset), still unique.
+OPERATION_IDS = {
+    "RegisterHandler.post": "register", "LoginHandler.post": "login", "RefreshHandler.post": "refreshToken",
+    "LogoutHandler.post": "logout", "MeHandler.get": "getMe", "MeHandler.patch": "updateMe",
+    "CategoryListHandler.get": "listCategories", "CategoryListHandler.post": "createCategory",
+    "CategoryDetailHandler.patch": "updateCategory", "CategoryDetailHandler.delete": "deactivateCategory",
+    "CategoryServicemenHandler.get": "listCategoryServicemen", "ServicemanDetailHandler.get": "getServiceman",
+    "ServicemanRatingsHandler.get": "listServicemanRatings", "QuoteHandler.get": "quoteBooking",
+    "RequestListHandler.get": "listServiceRequests", "RequestListHandler.post": "createServiceRequest",
+    "RequestDetailHandler.get": "getServiceRequest", "RequestDetailHandler.patch": "updateServiceRequest",
+    "RequestDetailHandler.delete": "deleteServiceRequest", "RequestCancelHandler.post": "cancelServiceRequest",
+    "RequestEventsHandler.get": "listServiceRequestEvents", "PaymentListHandler.get": "listPayments",
+    "InitializeHandler.post": "initializePayment", "WebhookHandler.post": "receivePaystackWebhook",
+    "VerifyHandler.get": "verifyPayment", "EstimateSubmitHandler.post": "submitEstimate",
+    "MarkupHandler.post": "setMarkup", "CostApprovalHandler.post": "approveCost",
+    "NegotiationListHandler.get": "listNegotiations", "NegotiationListHandler.post": "proposePrice",
+    "NegotiationAcceptHandler.post": "acceptNegotiation", "NegotiationRejectHandler.post": "rejectNegotiation",
+    "NegotiationCounterHandler.post": "counterNegotiation", "ConsultServicemanHandler.post": "consultServiceman",
+    "ConsultationReplyHandler.post": "replyToConsultation", "StartWorkHandler.post": "startWork",
+    "ConfirmCompletionHandler.post": "confirmCompletion", "CompleteJobHandler.post": "completeJob",
+    "RatingHandler.post": "rateServiceman", "ServicemanJobsHandler.get": "listMyJobs",
+    "ServicemanStatsHandler.get": "getMyStats", "UnassignedRequestsHandler.get": "listUnassignedRequests",
+    "AssignHandler.post": "assignServicemen", "PromoteBackupHandler.post": "promoteBackup",
+    "ReassignHandler.post": "reassignServicemen", "DeclineHandler.post": "declineJob",
+    "ServicemanApplicationsHandler.get": "listServicemanApplications",
+    "ServicemanApproveHandler.post": "approveServiceman", "ServicemanWithReasonHandler.post.reject": "rejectServiceman",
+    "ServicemanWithReasonHandler.post.suspend": "suspendServiceman",
+    "ServicemanReinstateHandler.post": "reinstateServiceman", "AdminUserCreateHandler.post": "createAdmin",
+    "AdminUserDeactivateHandler.post": "deactivateUser", "EmergencyOverrideHandler.post": "overrideEmergency",
+    "RevenueHandler.get": "getRevenue", "TopServicemenHandler.get": "listTopServicemen",
+    "TopCategoriesHandler.get": "listTopCategories", "RequestStatsHandler.get": "getRequestStats",
+    "NotificationListHandler.get": "listNotifications", "NotificationReadAllHandler.post": "markAllNotificationsRead",
+    "UnreadCountHandler.get": "getUnreadCount", "NotificationReadHandler.post": "markNotificationRead",
+    "SchemaHandler.get": "getOpenApiDocument", "AsyncApiHandler.get": "getAsyncApiDocument",
+    "DocsHandler.get": "getSwaggerUi", "DocsInitHandler.get": "getSwaggerUiScript", "HealthHandler.get": "getHealth",
+    "LandingHandler.get": "getLandingPage",
+}
+
 # Generic examples for fields whose example does not depend on their meaning (Date before DateTime:
 # it is one). Money gets its own in `_decimal_as_string`, a Constant its value.
 TYPE_EXAMPLES = ((fields.Date, "2026-12-10"), (fields.DateTime, "2026-11-20T09:30:00+00:00"))
@@ -194,6 +234,14 @@ def _who(roles):
     return "Role: " + ", ".join(roles) + "."
 
 
+def operation_id(handler, method, variant=()):
+    key = ".".join([handler.__name__, method, *variant])
+    if key in OPERATION_IDS:
+        return OPERATION_IDS[key]
+    stem = handler.__name__.removesuffix("Handler")
+    return method + stem + "".join(part[:1].upper() + part[1:] for part in variant)
+
+
 def _operation(spec, handler, name, pattern, route_kwargs):
     ep = getattr(handler, name).endpoint
     # One handler may serve several routes (reject/suspend): its route arguments keep the id unique.
@@ -202,7 +250,7 @@ def _operation(spec, handler, name, pattern, route_kwargs):
         "summary": ep.summary,
         "description": " ".join(filter(None, [_who(ep.roles), ep.description])),
         "tags": list(ep.tags),
-        "operationId": ".".join([handler.__name__, name, *variant]),
+        "operationId": operation_id(handler, name, variant),
         # Who may call it, as the description says in words: "anyone", "signed_in" or roles.
         "x-roles": list(ep.roles),
         "responses": {},
@@ -240,7 +288,12 @@ def build_spec(routes, title="Serviceman API", version="1.0.0"):
     marshmallow_plugin = MarshmallowPlugin()
     spec = APISpec(title=title, version=version, openapi_version="3.0.3", plugins=[marshmallow_plugin],
                    info={"description": "A real-time backend for on-demand service marketplaces. "
-                                        "Errors always have the shape of the Error schema."})
+                                        "Errors always have the shape of the Error schema. Live notifications "
+                                        "arrive on the websocket `/ws/`, described by the AsyncAPI document at "
+                                        "[/api/asyncapi.json](/api/asyncapi.json). With `make run`, the demo "
+                                        "accounts (e.g. `client@demo.serviceman.ng`, `admin@demo.serviceman.ng`, "
+                                        "password `demo-password-123`) sign in with the login example as it is; "
+                                        "paste its `access` into Authorize (kept across reloads)."})
     marshmallow_plugin.converter.add_attribute_function(_decimal_as_string)
     marshmallow_plugin.converter.add_attribute_function(_constant_type)
     marshmallow_plugin.converter.add_attribute_function(_type_example)

@@ -23,6 +23,9 @@ MIN_BCRYPT_ROUNDS = 10
 LOCAL_CHECKOUT_PREFIX = "/dev/paystack"
 LOCAL_CHECKOUT_SECRET_KEY = "sk_test_serviceman_local_checkout"
 LOCAL_CHECKOUT_PUBLIC_KEY = "pk_test_serviceman_local_checkout"
+# With ENV=development and no CORS_ALLOWED_ORIGINS, the dev servers front-end developers start by
+# default (Next/CRA, Vite, Vue CLI/webpack) may call the API: their first page works without a restart.
+DEV_CORS_ORIGINS = tuple(f"http://{host}:{port}" for port in (3000, 5173, 8080) for host in ("localhost", "127.0.0.1"))
 
 
 class ConfigurationError(RuntimeError):
@@ -46,6 +49,12 @@ def _networks(value):
         except ValueError as exc:
             raise ConfigurationError(f"TRUSTED_PROXIES entry {item!r} is not an IP address or network: {exc}") from exc
     return tuple(networks)
+
+
+def _cors_origins(env, value):
+    """CORS_ALLOWED_ORIGINS; unset or empty in development, the usual local dev-server origins."""
+    origins = tuple(_list(value))
+    return origins or (DEV_CORS_ORIGINS if env == "development" else ())
 
 
 def _key_mode(key, kind):
@@ -212,7 +221,7 @@ def load_settings(environ=None, read_dotenv=True):
             email_host_password=get("EMAIL_HOST_PASSWORD", ""),
             email_use_tls=_bool(get("EMAIL_USE_TLS", "true")),
             default_from_email=get("DEFAULT_FROM_EMAIL") or defaults.default_from_email,
-            cors_allowed_origins=tuple(_list(get("CORS_ALLOWED_ORIGINS"))),
+            cors_allowed_origins=_cors_origins(get("ENV", defaults.env), get("CORS_ALLOWED_ORIGINS")),
             sentry_dsn=get("SENTRY_DSN", ""),
             port=int(get("PORT") or defaults.port),
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
