@@ -1,4 +1,4 @@
-"""Command line: `python -m server {serve,migrate,createadmin,seed,dispatcher,worker,cron,reconcile}`."""
+"""Command line: `python -m server {serve,migrate,createdb,check,createadmin,seed,dispatcher,worker,cron,reconcile}`."""
 import argparse
 import asyncio
 import dataclasses
@@ -7,7 +7,8 @@ import sys
 
 from models import bind
 from server.settings import ConfigurationError, load_settings
-from server.startup import StartupError, check_database, check_migrated, check_redis, explain, port_problem
+from server.startup import (StartupError, check_database, check_migrated, check_redis, ensure_database, explain,
+                            port_problem, where)
 
 log = logging.getLogger("serviceman")
 
@@ -19,6 +20,20 @@ def cmd_migrate(settings, args):
     check_database(settings.database_url)
     applied = migrate(db)
     print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
+
+
+def cmd_createdb(settings, args):
+    created = ensure_database(settings.database_url)
+    print(f"database {where(settings.database_url)}: {'created' if created else 'exists'}")
+
+
+def cmd_check(settings, args):
+    bind(settings.database_url)
+    check_migrated(settings.database_url)
+    if settings.redis_url:
+        check_redis(settings.redis_url)
+    print(f"ok: database {where(settings.database_url)} migrated; Redis "
+          f"{where(settings.redis_url) + ' reachable' if settings.redis_url else 'not used (embedded pipeline)'}")
 
 
 def cmd_createadmin(settings, args):
@@ -135,6 +150,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m server", description="Serviceman")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("createdb", help="create the PostgreSQL database of DATABASE_URL if it does not exist")
+    sub.add_parser("check", help="check that the database is reachable and migrated and Redis (if used) reachable")
     admin = sub.add_parser("createadmin", help="create an admin account")
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True)
@@ -160,7 +177,7 @@ def main(argv=None):
 
     configure_logging(settings.log_level)
     init_error_reporting(settings)
-    commands = {"migrate": cmd_migrate, "createadmin": cmd_createadmin, "seed": cmd_seed, "serve": cmd_serve,
+    commands = {"migrate": cmd_migrate, "createdb": cmd_createdb, "check": cmd_check, "createadmin": cmd_createadmin, "seed": cmd_seed, "serve": cmd_serve,
                 "dispatcher": cmd_dispatcher, "worker": cmd_worker, "cron": cmd_cron, "reconcile": cmd_reconcile}
     try:
         commands[args.command](settings, args)

@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError, fields
 
 from handlers.base import ANYONE, HTTP_METHODS, SIGNED_IN
 from handlers.inputs import flatten_errors
-from handlers.schemas.common import ErrorSchema
+from handlers.schemas.common import EXAMPLE_BOOKING_DATE, ErrorSchema
 from server import errors
 
 ERROR_TEXT = {
@@ -90,12 +90,13 @@ OPERATION_IDS = {
 
 # Generic examples for fields whose example does not depend on their meaning (Date before DateTime:
 # it is one). Money gets its own in `_decimal_as_string`, a Constant its value.
-TYPE_EXAMPLES = ((fields.Date, "2026-12-10"), (fields.DateTime, "2026-11-20T09:30:00+00:00"))
+TYPE_EXAMPLES = ((fields.Date, EXAMPLE_BOOKING_DATE), (fields.DateTime, "2026-11-20T09:30:00+00:00"))
 # A page of `{count, next, previous, results}`: the second of three at the default page size.
 PAGE_EXAMPLE = {"count": 42, "page": 2, "page_size": 20}
 EXAMPLE_ORIGIN = "https://api.example.com"
-# Path ids in example URLs: those of the example data in handlers/schemas (request #128...).
-EXAMPLE_IDS = {"request_id": "128", "category_id": "3", "serviceman_id": "12"}
+# Path ids in example URLs and path parameters: the demo data's, as in handlers/schemas (request #1,
+# Plumbing #1, Emeka #3); any other id (a negotiation's, a notification's) is 1, the first one made.
+EXAMPLE_IDS = {"request_id": 1, "category_id": 1, "serviceman_id": 3}
 # Each status's example error, as the base handler renders it (422: see `_validation_example`).
 ERROR_EXAMPLES = {error.status: error for error in (
     errors.MalformedRequest(), errors.NotAuthenticated(), errors.PermissionDenied(), errors.NotFound(),
@@ -109,8 +110,10 @@ def openapi_path(pattern):
 
 def _path_parameter(name, regex):
     """An id (`\\d+`) is an integer; any other route group is a string matching the route's pattern."""
-    schema = {"type": "integer"} if regex == r"\d+" else {"type": "string", "pattern": f"^{regex}$"}
-    return {"in": "path", "name": name, "required": True, "schema": schema}
+    if regex == r"\d+":
+        return {"in": "path", "name": name, "required": True, "schema": {"type": "integer"},
+                "example": EXAMPLE_IDS.get(name, 1)}
+    return {"in": "path", "name": name, "required": True, "schema": {"type": "string", "pattern": f"^{regex}$"}}
 
 
 def _decimal_as_string(self, field, ret, **kwargs):
@@ -184,7 +187,7 @@ def _schema_name(schema):
 
 
 def _page_url(path, page):
-    path = re.sub(r"\{(\w+)\}", lambda m: EXAMPLE_IDS.get(m.group(1), "1"), path)
+    path = re.sub(r"\{(\w+)\}", lambda m: str(EXAMPLE_IDS.get(m.group(1), 1)), path)
     return f"{EXAMPLE_ORIGIN}{path}?page={page}&page_size={PAGE_EXAMPLE['page_size']}"
 
 

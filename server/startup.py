@@ -43,7 +43,9 @@ def database_problem(exc, url, connecting=False):
         if isinstance(exc, (peewee.OperationalError, sqlite3.OperationalError)) and "unable to open" in text:
             return f"cannot open the SQLite database {where(url)}: does its folder exist? Check DATABASE_URL"
         return None
-    if not isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
+    import psycopg2
+
+    if not isinstance(exc, (peewee.OperationalError, peewee.InterfaceError, psycopg2.OperationalError)):
         return None
     name = database_name(url)
     if "does not exist" in text and f'"{name}"' in text:
@@ -124,3 +126,32 @@ def explain(exc, settings):
     if problem is None and settings.redis_url:
         problem = redis_problem(exc, settings.redis_url)
     return problem
+
+
+def ensure_database(url):
+    """Create the PostgreSQL database DATABASE_URL names when it does not exist (`make run-full`).
+    Returns True when it was created. SQLite creates its file by itself."""
+    if not urlsplit(url).scheme.startswith("postgres"):
+        return False
+    import psycopg2
+    from psycopg2 import sql
+    from playhouse.db_url import parse as parse_db_url
+
+    params = parse_db_url(url.replace("+pool", ""))
+    name = params.pop("database")
+    try:
+        psycopg2.connect(dbname=name, connect_timeout=CONNECT_TIMEOUT, **params).close()
+        return False
+    except psycopg2.OperationalError as exc:
+        if f'database "{name}" does not exist' not in str(exc):
+            raise StartupError(database_problem(exc, url, connecting=True)) from exc
+    # The server's maintenance database; CREATE DATABASE is outside any ORM's query builder, so it is
+    # composed with psycopg2's sql module, the name quoted as an identifier.
+    connection = psycopg2.connect(dbname="postgres", connect_timeout=CONNECT_TIMEOUT, **params)
+    try:
+        connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
+        with connection.cursor() as cursor:
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        connection.close()
+    return True

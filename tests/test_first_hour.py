@@ -138,3 +138,44 @@ async def test_an_email_without_email_host_is_logged_as_readable_text(api, caplo
         assert mime not in email
     log = caplog.text
     assert "not sent" not in log and "written to the log for user" in log
+
+
+# --- Swagger UI's examples against the demo data -----------------------------------------------
+
+def body_example(document, path, method="post"):
+    """The request body Swagger UI composes from the properties' examples."""
+    ref = document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return {name: prop["example"] for name, prop in schema["properties"].items()
+            if "example" in prop and not prop.get("readOnly")}
+
+
+@pytest.mark.gen_test
+async def test_swagger_examples_work_against_the_demo_data(api, db):
+    from models import Category, User
+    from server.demo_data import load_demo_data
+
+    load_demo_data(api.settings)
+    document = (await api.get("/api/schema/")).data
+    # A fresh `make run` database numbers them from 1; here the sequences may have moved on.
+    first_user = User.select().order_by(User.id).first().id
+    first_category = Category.select().order_by(Category.id).first().id
+    emails = [u.email for u in User.select().order_by(User.id).limit(4)]
+    assert emails == ["admin@demo.serviceman.ng", "client@demo.serviceman.ng", "emeka@demo.serviceman.ng",
+                      "tunde@demo.serviceman.ng"]
+
+    login = await api.post("/api/auth/login/", body_example(document, "/api/auth/login/"))
+    assert login.status == 200, login
+    token = login.data["access"]
+    booking = body_example(document, "/api/requests/")
+    assert (booking["category_id"], booking["serviceman_id"]) == (1, 3)
+    booking.update(category_id=booking["category_id"] - 1 + first_category,
+                   serviceman_id=booking["serviceman_id"] - 1 + first_user)
+    created = await api.post("/api/requests/", booking, token=token)
+    assert created.status == 201, created
+    assert Category.get_by_id(created.data["category_id"]).name == "Plumbing"
+    assert User.get_by_id(created.data["preferred_serviceman_id"]).email == "emeka@demo.serviceman.ng"
+    assert created.data["is_emergency"] is False
+
+    servicemen = document["paths"]["/api/categories/{category_id}/servicemen/"]["get"]["parameters"]
+    assert [p["example"] for p in servicemen if p["in"] == "path"] == [1]

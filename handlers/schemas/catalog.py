@@ -9,7 +9,7 @@ EXAMPLE_DESCRIPTION = "Leaking pipes, blocked drains, pumping machines, water he
 
 
 class CategorySchema(Schema):
-    id = fields.Integer(dump_only=True, metadata={"example": 3})
+    id = fields.Integer(dump_only=True, metadata={"example": 1})
     name = fields.String(required=True, validate=validate.Length(min=1, max=100), metadata={"example": "Plumbing"})
     description = fields.String(load_default="", validate=validate.Length(max=2000),
                                 metadata={"example": EXAMPLE_DESCRIPTION})
@@ -34,8 +34,8 @@ EXAMPLE_REVIEW = "Came on time, found the leak under the sink in minutes and lef
 
 class RatingSchema(Schema):
     id = fields.Integer(dump_only=True, metadata={"example": 41})
-    service_request_id = fields.Integer(dump_only=True, metadata={"example": 128})
-    serviceman_id = fields.Integer(dump_only=True, metadata={"example": 12})
+    service_request_id = fields.Integer(dump_only=True, metadata={"example": 1})
+    serviceman_id = fields.Integer(dump_only=True, metadata={"example": 3})
     rating = Integer(required=True, validate=validate.Range(min=1, max=5), metadata={"example": 5})
     review = fields.String(load_default="", validate=validate.Length(max=2000), metadata={"example": EXAMPLE_REVIEW})
     created_at = fields.DateTime(dump_only=True)
