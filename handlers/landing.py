@@ -9,6 +9,7 @@ from server.settings import PROJECT_ROOT
 
 from .base import ANYONE, BaseHandler, endpoint
 
+DASHBOARD = "/app/"  # the web dashboard (handlers of its own); it sends a visitor to its sign-in page
 DASHBOARD_SIGN_IN = "/app/sign-in/"
 _pages = Environment(loader=FileSystemLoader(PROJECT_ROOT / "templates" / "pages"),
                      autoescape=select_autoescape(enabled_extensions=("html",)), undefined=StrictUndefined)
@@ -25,7 +26,7 @@ LANDING_CSP = (f"default-src 'none'; style-src 'sha256-{_CSS_HASH}'; frame-ances
 
 def render_landing(settings):
     return _pages.get_template("landing.html").render(
-        css=CSS, dashboard_url=DASHBOARD_SIGN_IN, production=settings.is_production,
+        css=CSS, dashboard_url=DASHBOARD, sign_in_url=DASHBOARD_SIGN_IN, production=settings.is_production,
         demo_password=DEMO_PASSWORD, local_checkout=settings.paystack_local_checkout)
 
 

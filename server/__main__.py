@@ -24,7 +24,8 @@ def cmd_migrate(settings, args):
 
 def cmd_createdb(settings, args):
     created = ensure_database(settings.database_url)
-    print(f"database {where(settings.database_url)}: {'created' if created else 'exists'}")
+    state = {True: "created", False: "exists", None: "SQLite creates the file when first used"}[created]
+    print(f"database {where(settings.database_url)}: {state}")
 
 
 def cmd_check(settings, args):

@@ -130,9 +130,9 @@ def explain(exc, settings):
 
 def ensure_database(url):
     """Create the PostgreSQL database DATABASE_URL names when it does not exist (`make run-full`).
-    Returns True when it was created. SQLite creates its file by itself."""
+    Returns True when it was created, None for SQLite (which creates its file by itself)."""
     if not urlsplit(url).scheme.startswith("postgres"):
-        return False
+        return None
     import psycopg2
     from psycopg2 import sql
     from playhouse.db_url import parse as parse_db_url

@@ -28,7 +28,7 @@ async def test_the_root_links_the_dashboard_sign_in_and_the_api_docs(api):
     page = response.body.decode()
 
     assert response.code == 200 and response.headers["Content-Type"].startswith("text/html")
-    assert 'href="/app/sign-in/"' in page and 'href="/api/docs/"' in page
+    assert 'href="/app/"' in page and 'href="/app/sign-in/"' in page and 'href="/api/docs/"' in page
     assert 'href="/api/asyncapi.json"' in page and 'href="/api/schema/"' in page
     # Its one inline style is allowed by hash; nothing else may run or load.
     csp = response.headers["Content-Security-Policy"]

@@ -120,3 +120,55 @@ def test_the_real_entry_point_prints_only_that_line(database, busy_port):
     assert finished.stderr.strip().splitlines() == [
         f"serve: port {busy_port} on 127.0.0.1 is already in use (another `make run`?): stop that process or "
         f"choose another port with PORT={busy_port + 1} (or --port {busy_port + 1})"]
+
+
+def test_check_says_ok_for_a_migrated_database(run, capsys, monkeypatch):
+    monkeypatch.setattr("server.__main__.bind", lambda *args, **kwargs: None)  # keep the session's binding
+    for name, value in {"ENV": "test", "SECRET_KEY": SECRET, "DATABASE_URL": TEST_DATABASE_URL}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+
+    cli(["check"])
+
+    assert "ok: database" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="createdb creates PostgreSQL databases")
+def test_createdb_creates_the_database_once(run, capsys, monkeypatch):
+    import uuid
+
+    import psycopg2
+    from psycopg2 import sql
+
+    name = f"serviceman_createdb_{uuid.uuid4().hex[:8]}"
+    url = TEST_DATABASE_URL.rsplit("/", 1)[0] + "/" + name
+    for key, value in {"ENV": "test", "SECRET_KEY": SECRET, "DATABASE_URL": url}.items():
+        monkeypatch.setenv(key, value)
+    try:
+        cli(["createdb"])
+        cli(["createdb"])
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].endswith(f"/{name}: created") and lines[1].endswith(f"/{name}: exists")
+        psycopg2.connect(url).close()
+    finally:
+        admin = psycopg2.connect(TEST_DATABASE_URL)
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        admin.close()
+
+
+def test_createdb_on_an_unreachable_server_is_one_line(run):
+    message = run("createdb", DATABASE_URL=f"postgresql://postgres@127.0.0.1:{closed_port()}/serviceman")
+
+    assert_one_line(message, "createdb", "cannot reach PostgreSQL at 127.0.0.1:")
+
+
+def test_createdb_leaves_sqlite_alone(run, capsys, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tempfile.mkdtemp(prefix='serviceman-')}/x.sqlite3")
+    monkeypatch.setenv("ENV", "test")
+    monkeypatch.setenv("SECRET_KEY", SECRET)
+
+    cli(["createdb"])
+
+    assert capsys.readouterr().out.strip().endswith("x.sqlite3: SQLite creates the file when first used")

@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from models.actions.catalog import serviceman_cards
 from models.users import ApprovalStatus, Role, ServicemanProfile, User
 
-from .common import Id, Integer, Money, PageQuerySchema
+from .common import Boolean, Id, Integer, Money, PageQuerySchema
 
 MAX_CATEGORIES = 50
 Name = lambda **kw: fields.String(required=True, validate=validate.Length(min=1, max=100), **kw)  # noqa: E731
@@ -132,7 +132,7 @@ class MeUpdateSchema(Schema):
     bio = fields.String(validate=validate.Length(max=2000), metadata={"example": EXAMPLE_BIO})
     years_of_experience = Integer(strict=True, validate=validate.Range(min=0, max=80), metadata={"example": 10})
     category_ids = fields.List(Id(), validate=validate.Length(min=1, max=MAX_CATEGORIES), metadata={"example": [1]})
-    is_available = fields.Boolean(metadata={"example": False})
+    is_available = Boolean(metadata={"example": False})
 
 
 class AdminCreateSchema(Schema):

@@ -1,7 +1,7 @@
 """Assignment schemas: the admins' queue, assigning and reassigning servicemen, a serviceman declining."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from .common import Id, Money
+from .common import Boolean, Id, Money
 from .service_requests import ServiceRequestSchema
 
 OUTSIDE_CATEGORY = ("Assign a serviceman who does not offer the request's category; without it such a "
@@ -11,17 +11,17 @@ OUTSIDE_CATEGORY = ("Assign a serviceman who does not offer the request's catego
 class AssignSchema(Schema):
     primary_serviceman_id = Id(required=True, metadata={"example": 3})
     backup_serviceman_id = Id(required=True, metadata={"example": 4})
-    is_emergency = fields.Boolean(load_default=None, allow_none=True, metadata={
+    is_emergency = Boolean(load_default=None, allow_none=True, metadata={
         "description": "Set or clear the emergency flag while assigning; the booking fee, already paid, stays.",
         "example": False})
-    confirm_outside_category = fields.Boolean(load_default=False, metadata={"description": OUTSIDE_CATEGORY,
+    confirm_outside_category = Boolean(load_default=False, metadata={"description": OUTSIDE_CATEGORY,
                                                                             "example": False})
 
 
 class ReassignSchema(Schema):
     primary_serviceman_id = Id(metadata={"example": 4})
     backup_serviceman_id = Id(metadata={"example": 3})
-    confirm_outside_category = fields.Boolean(load_default=False, metadata={"description": OUTSIDE_CATEGORY,
+    confirm_outside_category = Boolean(load_default=False, metadata={"description": OUTSIDE_CATEGORY,
                                                                             "example": False})
 
     @validates_schema

@@ -2,7 +2,7 @@
 from marshmallow import Schema, fields, validate
 
 from .accounts import ServicemanProfileSchema
-from .common import Integer, PageQuerySchema
+from .common import Boolean, Integer, PageQuerySchema
 
 
 EXAMPLE_DESCRIPTION = "Leaking pipes, blocked drains, pumping machines, water heaters and bathroom fittings."
@@ -19,7 +19,7 @@ class CategorySchema(Schema):
 class CategoryUpdateSchema(Schema):
     name = fields.String(validate=validate.Length(min=1, max=100), metadata={"example": "Plumbing & Water Heaters"})
     description = fields.String(validate=validate.Length(max=2000), metadata={"example": EXAMPLE_DESCRIPTION})
-    is_active = fields.Boolean(metadata={"example": True})
+    is_active = Boolean(metadata={"example": True})
 
 
 ServicemanSchema = ServicemanProfileSchema

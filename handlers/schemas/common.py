@@ -28,6 +28,16 @@ def Integer(*, validate=None, **kwargs):
     return fields.Integer(validate=[Range(min=INT32_MIN, max=INT32_MAX), *extra], **kwargs)
 
 
+class Boolean(fields.Boolean):
+    """A boolean a client sends in a JSON body: `true` or `false` only, as the document says
+    (marshmallow's own also takes 1, "yes", "on"...). Query strings keep fields.Boolean."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 def Id(**kwargs):
     """A row id sent by a client (`category_id`, `serviceman_id`)."""
     return Integer(strict=True, **kwargs)

@@ -5,7 +5,7 @@ from marshmallow import Schema, fields, validate
 
 from models.money import NegotiationStatus
 
-from .common import MAX_MONEY, Id, Money
+from .common import MAX_MONEY, Boolean, Id, Money
 
 MESSAGE_MAX = 2000
 # Decimal bounds: a float 0.01 is a hair above Decimal("0.01"), which it would then refuse.
@@ -67,5 +67,5 @@ class ConsultationSchema(Schema):
 
 
 class ConsultationReplySchema(Schema):
-    acceptable = fields.Boolean(required=True, metadata={"example": False})
+    acceptable = Boolean(required=True, metadata={"example": False})
     message = Message(load_default="", metadata={"example": "The parts alone cost ₦9,000; I cannot go below ₦15,000."})

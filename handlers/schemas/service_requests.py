@@ -3,7 +3,7 @@ from marshmallow import Schema, fields, validate
 
 from models.service_requests import RequestStatus
 
-from .common import EXAMPLE_BOOKING_DATE, Id, Money, PageQuerySchema
+from .common import EXAMPLE_BOOKING_DATE, Boolean, Id, Money, PageQuerySchema
 from .notifications import EXAMPLE_ASSIGNED
 
 Text = lambda **kw: fields.String(validate=validate.Length(min=1, max=2000), **kw)  # noqa: E731
@@ -33,12 +33,12 @@ class RequestCreateSchema(Schema):
     booking_date = fields.Date(required=True, metadata={"example": EXAMPLE_DATE})
     address = Text(required=True, metadata={"example": EXAMPLE_ADDRESS})
     description = Text(required=True, metadata={"example": EXAMPLE_DESCRIPTION})
-    is_emergency = fields.Boolean(load_default=None, allow_none=True, metadata={"example": False})
+    is_emergency = Boolean(load_default=None, allow_none=True, metadata={"example": False})
 
 
 class RequestUpdateSchema(Schema):
     booking_date = fields.Date(metadata={"example": EXAMPLE_DATE})
-    is_emergency = fields.Boolean(metadata={"example": False})
+    is_emergency = Boolean(metadata={"example": False})
     address = Text(metadata={"example": "14 Admiralty Way, Lekki Phase 1, Lagos (gate 2, ask for Mrs Obi)"})
     description = Text(metadata={"example": EXAMPLE_DESCRIPTION})
 
@@ -95,4 +95,4 @@ class CancelSchema(Schema):
 
 
 class EmergencySchema(Schema):
-    is_emergency = fields.Boolean(required=True, metadata={"example": True})
+    is_emergency = Boolean(required=True, metadata={"example": True})
