@@ -178,8 +178,9 @@ def main(argv=None):
 
     configure_logging(settings.log_level)
     init_error_reporting(settings)
-    commands = {"migrate": cmd_migrate, "createdb": cmd_createdb, "check": cmd_check, "createadmin": cmd_createadmin, "seed": cmd_seed, "serve": cmd_serve,
-                "dispatcher": cmd_dispatcher, "worker": cmd_worker, "cron": cmd_cron, "reconcile": cmd_reconcile}
+    commands = {"migrate": cmd_migrate, "createdb": cmd_createdb, "check": cmd_check, "createadmin": cmd_createadmin,
+                "seed": cmd_seed, "serve": cmd_serve, "dispatcher": cmd_dispatcher, "worker": cmd_worker,
+                "cron": cmd_cron, "reconcile": cmd_reconcile}
     try:
         commands[args.command](settings, args)
     except StartupError as exc:

@@ -12,7 +12,8 @@ EXAMPLE_ASSIGNED = {
 class NotificationSchema(Schema):
     id = fields.Integer(metadata={"example": 305})
     notification_type = fields.String(metadata={"example": "serviceman_assigned"})
-    title = fields.String(metadata={"example": f"Booking #1: you are assigned to a Plumbing job on {EXAMPLE_BOOKING_DATE}"})
+    title = fields.String(metadata={
+        "example": f"Booking #1: you are assigned to a Plumbing job on {EXAMPLE_BOOKING_DATE}"})
     message = fields.String(metadata={"example": (
         "Client: Ada Obi, +234 800 000 0001. Address: 14 Admiralty Way, Lekki Phase 1, Lagos. Booking date: "
         f"{EXAMPLE_BOOKING_DATE}. The job: Kitchen sink pipe leaking under the cabinet. Primary: Emeka Okafor; backup: "
