@@ -1,4 +1,4 @@
-"""The OpenAPI document, Swagger UI (local assets, no CDN) and the health check."""
+"""The OpenAPI document, the socket's AsyncAPI document, Swagger UI (local assets, no CDN) and the health check."""
 import json
 
 import tornado.web
@@ -11,14 +11,20 @@ from .base import ANYONE, API_CSP, BaseHandler, endpoint, set_security_headers
 SWAGGER_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Serviceman API</title>
 <link rel="stylesheet" href="/api/docs/assets/swagger-ui.css"></head>
-<body><div id="swagger-ui"></div>
+<body><nav aria-label="Other documents"><a href="/">Serviceman</a> ·
+<a href="/api/schema/">OpenAPI document</a> ·
+<a href="/api/asyncapi.json">AsyncAPI document of the websocket /ws/</a> (live notifications)</nav>
+<div id="swagger-ui"></div>
 <script src="/api/docs/assets/swagger-ui-bundle.js"></script>
 <script src="/api/docs/assets/swagger-ui-standalone-preset.js"></script>
 <script src="/api/docs/init.js"></script>
 </body></html>"""
 
 # validatorUrl "none": otherwise the page sends our schema's address to validator.swagger.io.
+# persistAuthorization: the token pasted in "Authorize" survives a reload (kept in this browser's
+# localStorage, as any SPA keeps it). displayOperationId: the readable ids a generated client uses.
 SWAGGER_INIT = """window.ui = SwaggerUIBundle({url: "/api/schema/", dom_id: "#swagger-ui", validatorUrl: "none",
+  persistAuthorization: true, displayOperationId: true,
   presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});"""
 # Swagger UI runs only our own scripts; it sets inline style attributes, draws its icons from data:
 # URIs in its stylesheet and fetches the schema (and "Try it out" calls) from this origin.
@@ -34,6 +40,16 @@ class SchemaHandler(BaseHandler):
     @endpoint(roles=ANYONE, summary="This OpenAPI 3 document", tags=("docs",))
     async def get(self):
         self.finish(json.dumps(self.application.settings["openapi"]))
+
+
+class AsyncApiHandler(BaseHandler):
+    response_example = {"asyncapi": "2.6.0", "info": {"title": "Serviceman notification socket", "version": "1.0.0"},
+                        "channels": {"/ws/": {"publish": {"message": {"oneOf": []}}}}}
+
+    @endpoint(roles=ANYONE, summary="The AsyncAPI 2.6 document of the notification websocket /ws/", tags=("docs",),
+              description="Messages (auth, resume, ping; ready, notification, unread_count, pong) and close codes.")
+    async def get(self):
+        self.finish(json.dumps(self.application.settings["asyncapi"]))
 
 
 class DocsHandler(BaseHandler):
@@ -77,6 +93,7 @@ class HealthHandler(BaseHandler):
 
 default_handlers = [
     (r"/api/schema/", SchemaHandler),
+    (r"/api/asyncapi.json", AsyncApiHandler),
     (r"/api/docs/", DocsHandler),
     (r"/api/docs/init.js", DocsInitHandler),
     (r"/api/docs/assets/(.*)", DocsAssetHandler, {"path": swagger_ui_path}),

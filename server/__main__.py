@@ -1,4 +1,4 @@
-"""Command line: `python -m server {serve,migrate,createadmin,seed,dispatcher,worker,cron,reconcile}`."""
+"""Command line: `python -m server {serve,migrate,createdb,check,createadmin,seed,dispatcher,worker,cron,reconcile}`."""
 import argparse
 import asyncio
 import dataclasses
@@ -7,6 +7,8 @@ import sys
 
 from models import bind
 from server.settings import ConfigurationError, load_settings
+from server.startup import (StartupError, check_database, check_migrated, check_redis, ensure_database, explain,
+                            port_problem, where)
 
 log = logging.getLogger("serviceman")
 
@@ -14,8 +16,25 @@ log = logging.getLogger("serviceman")
 def cmd_migrate(settings, args):
     from server.migrations import migrate
 
-    applied = migrate(bind(settings.database_url))
+    db = bind(settings.database_url)
+    check_database(settings.database_url)
+    applied = migrate(db)
     print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
+
+
+def cmd_createdb(settings, args):
+    created = ensure_database(settings.database_url)
+    state = {True: "created", False: "exists", None: "SQLite creates the file when first used"}[created]
+    print(f"database {where(settings.database_url)}: {state}")
+
+
+def cmd_check(settings, args):
+    bind(settings.database_url)
+    check_migrated(settings.database_url)
+    if settings.redis_url:
+        check_redis(settings.redis_url)
+    print(f"ok: database {where(settings.database_url)} migrated; Redis "
+          f"{where(settings.redis_url) + ' reachable' if settings.redis_url else 'not used (embedded pipeline)'}")
 
 
 def cmd_createadmin(settings, args):
@@ -23,6 +42,7 @@ def cmd_createadmin(settings, args):
     from server.errors import ApiError
 
     bind(settings.database_url)
+    check_migrated(settings.database_url)
     try:
         user = create_admin(settings, email=args.email, password=args.password,
                             first_name=args.first_name, last_name=args.last_name)
@@ -38,6 +58,7 @@ def cmd_seed(settings, args):
     if settings.is_production:
         sys.exit("seed: demo data is never loaded with ENV=production")
     bind(settings.database_url)
+    check_migrated(settings.database_url)
     for line in load_demo_data(settings):
         print(line)
 
@@ -50,15 +71,25 @@ def cmd_serve(settings, args):
 
     if args.port:  # links to itself (the local checkout's) must name the port it really listens on
         settings = dataclasses.replace(settings, port=args.port)
+    bind(settings.database_url, settings.db_pool_size)
+    check_migrated(settings.database_url)
+    if settings.redis_url:
+        check_redis(settings.redis_url)
 
     async def main():
-        app = make_app(settings)
+        app = make_app(settings, bind_database=False)  # bound and checked above
         start_embedded_sweep(settings)
         start_embedded_schedule(settings)
         # No xheaders: X-Forwarded-* count only from TRUSTED_PROXIES (server/proxies.py).
         # Endpoints stream their bodies and refuse them past their own limit; this caps the rest.
         server = tornado.httpserver.HTTPServer(app, max_body_size=MAX_BODY_LIMIT)
-        server.listen(settings.port, address=args.host)
+        try:
+            server.listen(settings.port, address=args.host)
+        except OSError as exc:
+            problem = port_problem(exc, args.host, settings.port)
+            if problem is None:
+                raise
+            raise StartupError(problem) from exc
         log.info("Serviceman listening on http://%s:%s (docs at /api/docs/)", args.host, settings.port)
         await asyncio.Event().wait()
 
@@ -73,6 +104,8 @@ def _pipeline_process(settings):
     if not settings.redis_url:
         sys.exit("this process needs REDIS_URL (without it, `serve` runs the whole pipeline in-process)")
     bind(settings.database_url, settings.db_pool_size)
+    check_migrated(settings.database_url)
+    check_redis(settings.redis_url)
     return runtime.configure(settings, RedisTransport(settings.redis_url))
 
 
@@ -121,6 +154,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m server", description="Serviceman")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("createdb", help="create the PostgreSQL database of DATABASE_URL if it does not exist")
+    sub.add_parser("check", help="check that the database is reachable and migrated and Redis (if used) reachable")
     admin = sub.add_parser("createadmin", help="create an admin account")
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True)
@@ -147,9 +182,20 @@ def main(argv=None):
 
     configure_logging(settings.log_level)
     init_error_reporting(settings)
-    commands = {"migrate": cmd_migrate, "createadmin": cmd_createadmin, "seed": cmd_seed, "serve": cmd_serve,
-                "dispatcher": cmd_dispatcher, "worker": cmd_worker, "cron": cmd_cron, "reconcile": cmd_reconcile}
-    commands[args.command](settings, args)
+    commands = {"migrate": cmd_migrate, "createdb": cmd_createdb, "check": cmd_check, "createadmin": cmd_createadmin,
+                "seed": cmd_seed, "serve": cmd_serve, "dispatcher": cmd_dispatcher, "worker": cmd_worker,
+                "cron": cmd_cron, "reconcile": cmd_reconcile}
+    try:
+        commands[args.command](settings, args)
+    except StartupError as exc:
+        sys.exit(f"{args.command}: {exc}")
+    except KeyboardInterrupt:  # Ctrl-C (or honcho stopping us) is how a server is meant to end
+        sys.exit(130)
+    except Exception as exc:
+        problem = explain(exc, settings)
+        if problem is None:
+            raise
+        sys.exit(f"{args.command}: {problem}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from handlers.dashboard import dashboard_routes, dashboard_settings
 from handlers.base import NotFoundHandler
 from models import bind
 from server import executor
+from server.asyncapi import build_asyncapi
 from server.hub import Hub
 from server.openapi import build_spec
 from server.paystack import PaystackClient
@@ -54,6 +55,7 @@ def make_app(settings, bind_database=True, transport=None):
         paystack=PaystackClient(settings),
         rate_limits=RateLimits(settings),
         openapi=build_spec(routes),
+        asyncapi=build_asyncapi(settings),
         default_handler_class=NotFoundHandler,
         compress_response=True,
         websocket_ping_interval=20,

@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError, fields
 
 from handlers.base import ANYONE, HTTP_METHODS, SIGNED_IN
 from handlers.inputs import flatten_errors
-from handlers.schemas.common import ErrorSchema
+from handlers.schemas.common import EXAMPLE_BOOKING_DATE, ErrorSchema
 from server import errors
 
 ERROR_TEXT = {
@@ -52,14 +52,55 @@ TAGS = {
                "Paystack's Refund API: the admins' list, manual refunds of a verified payment, retrying a failed one.",
 }
 
+# operationIds: what generated clients name their methods, so readable and stable. Keyed by
+# "Handler.method" (plus the route variant where one handler serves several routes); a handler not
+# listed gets "<method><Handler stem>" (e.g. postPasswordReset), still unique.
+OPERATION_IDS = {
+    "RegisterHandler.post": "register", "LoginHandler.post": "login", "RefreshHandler.post": "refreshToken",
+    "LogoutHandler.post": "logout", "MeHandler.get": "getMe", "MeHandler.patch": "updateMe",
+    "CategoryListHandler.get": "listCategories", "CategoryListHandler.post": "createCategory",
+    "CategoryDetailHandler.patch": "updateCategory", "CategoryDetailHandler.delete": "deactivateCategory",
+    "CategoryServicemenHandler.get": "listCategoryServicemen", "ServicemanDetailHandler.get": "getServiceman",
+    "ServicemanRatingsHandler.get": "listServicemanRatings", "QuoteHandler.get": "quoteBooking",
+    "RequestListHandler.get": "listServiceRequests", "RequestListHandler.post": "createServiceRequest",
+    "RequestDetailHandler.get": "getServiceRequest", "RequestDetailHandler.patch": "updateServiceRequest",
+    "RequestDetailHandler.delete": "deleteServiceRequest", "RequestCancelHandler.post": "cancelServiceRequest",
+    "RequestEventsHandler.get": "listServiceRequestEvents", "PaymentListHandler.get": "listPayments",
+    "InitializeHandler.post": "initializePayment", "WebhookHandler.post": "receivePaystackWebhook",
+    "VerifyHandler.get": "verifyPayment", "EstimateSubmitHandler.post": "submitEstimate",
+    "MarkupHandler.post": "setMarkup", "CostApprovalHandler.post": "approveCost",
+    "NegotiationListHandler.get": "listNegotiations", "NegotiationListHandler.post": "proposePrice",
+    "NegotiationAcceptHandler.post": "acceptNegotiation", "NegotiationRejectHandler.post": "rejectNegotiation",
+    "NegotiationCounterHandler.post": "counterNegotiation", "ConsultServicemanHandler.post": "consultServiceman",
+    "ConsultationReplyHandler.post": "replyToConsultation", "StartWorkHandler.post": "startWork",
+    "ConfirmCompletionHandler.post": "confirmCompletion", "CompleteJobHandler.post": "completeJob",
+    "RatingHandler.post": "rateServiceman", "ServicemanJobsHandler.get": "listMyJobs",
+    "ServicemanStatsHandler.get": "getMyStats", "UnassignedRequestsHandler.get": "listUnassignedRequests",
+    "AssignHandler.post": "assignServicemen", "PromoteBackupHandler.post": "promoteBackup",
+    "ReassignHandler.post": "reassignServicemen", "DeclineHandler.post": "declineJob",
+    "ServicemanApplicationsHandler.get": "listServicemanApplications",
+    "ServicemanApproveHandler.post": "approveServiceman", "ServicemanWithReasonHandler.post.reject": "rejectServiceman",
+    "ServicemanWithReasonHandler.post.suspend": "suspendServiceman",
+    "ServicemanReinstateHandler.post": "reinstateServiceman", "AdminUserCreateHandler.post": "createAdmin",
+    "AdminUserDeactivateHandler.post": "deactivateUser", "EmergencyOverrideHandler.post": "overrideEmergency",
+    "RevenueHandler.get": "getRevenue", "TopServicemenHandler.get": "listTopServicemen",
+    "TopCategoriesHandler.get": "listTopCategories", "RequestStatsHandler.get": "getRequestStats",
+    "NotificationListHandler.get": "listNotifications", "NotificationReadAllHandler.post": "markAllNotificationsRead",
+    "UnreadCountHandler.get": "getUnreadCount", "NotificationReadHandler.post": "markNotificationRead",
+    "SchemaHandler.get": "getOpenApiDocument", "AsyncApiHandler.get": "getAsyncApiDocument",
+    "DocsHandler.get": "getSwaggerUi", "DocsInitHandler.get": "getSwaggerUiScript", "HealthHandler.get": "getHealth",
+    "LandingHandler.get": "getLandingPage",
+}
+
 # Generic examples for fields whose example does not depend on their meaning (Date before DateTime:
 # it is one). Money gets its own in `_decimal_as_string`, a Constant its value.
-TYPE_EXAMPLES = ((fields.Date, "2026-12-10"), (fields.DateTime, "2026-11-20T09:30:00+00:00"))
+TYPE_EXAMPLES = ((fields.Date, EXAMPLE_BOOKING_DATE), (fields.DateTime, "2026-11-20T09:30:00+00:00"))
 # A page of `{count, next, previous, results}`: the second of three at the default page size.
 PAGE_EXAMPLE = {"count": 42, "page": 2, "page_size": 20}
 EXAMPLE_ORIGIN = "https://api.example.com"
-# Path ids in example URLs: those of the example data in handlers/schemas (request #128...).
-EXAMPLE_IDS = {"request_id": "128", "category_id": "3", "serviceman_id": "12"}
+# Path ids in example URLs and path parameters: the demo data's, as in handlers/schemas (request #1,
+# Plumbing #1, Emeka #3); any other id (a negotiation's, a notification's) is 1, the first one made.
+EXAMPLE_IDS = {"request_id": 1, "category_id": 1, "serviceman_id": 3}
 # Each status's example error, as the base handler renders it (422: see `_validation_example`).
 ERROR_EXAMPLES = {error.status: error for error in (
     errors.MalformedRequest(), errors.NotAuthenticated(), errors.PermissionDenied(), errors.NotFound(),
@@ -73,8 +114,10 @@ def openapi_path(pattern):
 
 def _path_parameter(name, regex):
     """An id (`\\d+`) is an integer; any other route group is a string matching the route's pattern."""
-    schema = {"type": "integer"} if regex == r"\d+" else {"type": "string", "pattern": f"^{regex}$"}
-    return {"in": "path", "name": name, "required": True, "schema": schema}
+    if regex == r"\d+":
+        return {"in": "path", "name": name, "required": True, "schema": {"type": "integer"},
+                "example": EXAMPLE_IDS.get(name, 1)}
+    return {"in": "path", "name": name, "required": True, "schema": {"type": "string", "pattern": f"^{regex}$"}}
 
 
 def _decimal_as_string(self, field, ret, **kwargs):
@@ -150,7 +193,7 @@ def _schema_name(schema):
 
 
 def _page_url(path, page):
-    path = re.sub(r"\{(\w+)\}", lambda m: EXAMPLE_IDS.get(m.group(1), "1"), path)
+    path = re.sub(r"\{(\w+)\}", lambda m: str(EXAMPLE_IDS.get(m.group(1), 1)), path)
     return f"{EXAMPLE_ORIGIN}{path}?page={page}&page_size={PAGE_EXAMPLE['page_size']}"
 
 
@@ -204,6 +247,14 @@ def _who(roles):
     return "Role: " + ", ".join(roles) + "."
 
 
+def operation_id(handler, method, variant=()):
+    key = ".".join([handler.__name__, method, *variant])
+    if key in OPERATION_IDS:
+        return OPERATION_IDS[key]
+    stem = handler.__name__.removesuffix("Handler")
+    return method + stem + "".join(part[:1].upper() + part[1:] for part in variant)
+
+
 def _operation(spec, handler, name, pattern, route_kwargs):
     ep = getattr(handler, name).endpoint
     # One handler may serve several routes (reject/suspend): its route arguments keep the id unique.
@@ -212,7 +263,7 @@ def _operation(spec, handler, name, pattern, route_kwargs):
         "summary": ep.summary,
         "description": " ".join(filter(None, [_who(ep.roles), ep.description])),
         "tags": list(ep.tags),
-        "operationId": ".".join([handler.__name__, name, *variant]),
+        "operationId": operation_id(handler, name, variant),
         # Who may call it, as the description says in words: "anyone", "signed_in" or roles.
         "x-roles": list(ep.roles),
         "responses": {},
@@ -250,7 +301,12 @@ def build_spec(routes, title="Serviceman API", version="1.0.0"):
     marshmallow_plugin = MarshmallowPlugin()
     spec = APISpec(title=title, version=version, openapi_version="3.0.3", plugins=[marshmallow_plugin],
                    info={"description": "A real-time backend for on-demand service marketplaces. "
-                                        "Errors always have the shape of the Error schema."})
+                                        "Errors always have the shape of the Error schema. Live notifications "
+                                        "arrive on the websocket `/ws/`, described by the AsyncAPI document at "
+                                        "[/api/asyncapi.json](/api/asyncapi.json). With `make run`, the demo "
+                                        "accounts (e.g. `client@demo.serviceman.ng`, `admin@demo.serviceman.ng`, "
+                                        "password `demo-password-123`) sign in with the login example as it is; "
+                                        "paste its `access` into Authorize (kept across reloads)."})
     marshmallow_plugin.converter.add_attribute_function(_decimal_as_string)
     marshmallow_plugin.converter.add_attribute_function(_constant_type)
     marshmallow_plugin.converter.add_attribute_function(_type_example)

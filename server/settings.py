@@ -32,6 +32,9 @@ RATE_LIMIT_DEFAULTS = {
     "email": "5/hour;20/day",
     "payment_initialize": "20/minute;200/day",
 }
+# With ENV=development and no CORS_ALLOWED_ORIGINS, the dev servers front-end developers start by
+# default (Next/CRA, Vite, Vue CLI/webpack) may call the API: their first page works without a restart.
+DEV_CORS_ORIGINS = tuple(f"http://{host}:{port}" for port in (3000, 5173, 8080) for host in ("localhost", "127.0.0.1"))
 
 
 class ConfigurationError(RuntimeError):
@@ -78,6 +81,10 @@ def _rate_limits(get):
     """RATE_LIMIT_<NAME> for each limit: unset keeps the default, set but empty disables it."""
     return {name: (get(f"RATE_LIMIT_{name.upper()}", default) or "").strip()
             for name, default in RATE_LIMIT_DEFAULTS.items()}
+def _cors_origins(env, value):
+    """CORS_ALLOWED_ORIGINS; unset or empty in development, the usual local dev-server origins."""
+    origins = tuple(_list(value))
+    return origins or (DEV_CORS_ORIGINS if env == "development" else ())
 
 
 def _key_mode(key, kind):
@@ -266,7 +273,7 @@ def load_settings(environ=None, read_dotenv=True):
             email_host_password=get("EMAIL_HOST_PASSWORD", ""),
             email_use_tls=_bool(get("EMAIL_USE_TLS", "true")),
             default_from_email=get("DEFAULT_FROM_EMAIL") or defaults.default_from_email,
-            cors_allowed_origins=tuple(_list(get("CORS_ALLOWED_ORIGINS"))),
+            cors_allowed_origins=_cors_origins(get("ENV", defaults.env), get("CORS_ALLOWED_ORIGINS")),
             sentry_dsn=get("SENTRY_DSN", ""),
             port=int(get("PORT") or defaults.port),
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),

@@ -379,3 +379,12 @@ async def test_serviceman_without_ratings_has_an_empty_list(api, serviceman):
 
     assert response.status == 200, response
     assert response.data == {"count": 0, "next": None, "previous": None, "results": []}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("flag", [0, 1, "false", "yes", None])
+async def test_a_body_boolean_is_true_or_false_only(api, admin_user, category, flag):
+    response = await api.patch(f"/api/categories/{category.id}/", {"is_active": flag}, user=admin_user)
+
+    assert response.status == 422 and "is_active" in response.data["error"]["fields"]
+    assert (await api.get(f"/api/categories/{category.id}/servicemen/")).status == 200  # still active

@@ -70,8 +70,9 @@ def send_email(notification_id):
     notification = Notification.get_or_none(Notification.id == notification_id)
     if notification is None or notification.sent_to_email:
         return False
-    send_notification_email(runtime.settings(), notification)
+    channel = send_notification_email(runtime.settings(), notification)
     Notification.update(sent_to_email=True, email_sent_at=utcnow()).where(
         Notification.id == notification_id).execute()
-    log.info("email for notification %s sent to user %s", notification_id, notification.user_id)
+    log.info("email for notification %s %s user %s", notification_id,
+             "sent to" if channel == "smtp" else "written to the log for", notification.user_id)
     return True

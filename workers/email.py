@@ -1,6 +1,7 @@
 """Rendering notification emails (templates/email/<type>/) and sending them over SMTP.
 
-No EMAIL_HOST: the email is written to the log instead, which is what development wants.
+No EMAIL_HOST: the email is written to the log instead, as readable text (headers decoded, the text
+part only), which is what development wants.
 """
 import logging
 import smtplib
@@ -61,17 +62,28 @@ def render_folder(folder, values):
         _env.get_template(f"{folder}/body.html").render(values)
 
 
+LOGGED_HEADERS = ("From", "To", "Subject", "Date")
+
+
+def readable(message):
+    """The message as a person reads it: decoded headers and the text part, never MIME transfer encoding."""
+    headers = "\n".join(f"{name}: {message[name]}" for name in LOGGED_HEADERS if message[name])
+    return f"{headers}\n\n{message.get_body(('plain',)).get_content().rstrip()}"
+
+
 def send_notification_email(settings, notification):
-    send_message(settings, build_message(settings, notification))
+    """Send it over SMTP, or write it to the log without EMAIL_HOST; returns "smtp" or "log"."""
+    return send_message(settings, build_message(settings, notification))
 
 
 def send_message(settings, message):
     if not settings.email_host:
-        log.info("email (no EMAIL_HOST, not sent)\n%s", message.as_string())
-        return
+        log.info("email to %s (no EMAIL_HOST: delivered to this log)\n%s", message["To"], readable(message))
+        return "log"
     with smtplib.SMTP(settings.email_host, settings.email_port, timeout=30) as smtp:
         if settings.email_use_tls:
             smtp.starttls()
         if settings.email_host_user:
             smtp.login(settings.email_host_user, settings.email_host_password)
         smtp.send_message(message)
+    return "smtp"

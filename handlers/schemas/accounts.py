@@ -5,7 +5,7 @@ from models.actions import passwords
 from models.actions.catalog import serviceman_cards
 from models.users import ApprovalStatus, Role, ServicemanProfile, User
 
-from .common import Id, Integer, Money, PageQuerySchema
+from .common import Boolean, Id, Integer, Money, PageQuerySchema
 
 MAX_CATEGORIES = 50
 Name = lambda **kw: fields.String(required=True, validate=validate.Length(min=1, max=100), **kw)  # noqa: E731
@@ -35,8 +35,9 @@ def password_is_not_email(data, password_field="password"):
     raise ValidationError("Must not be your email address or its name part.", password_field)
 
 
-# Examples (see common.py): Emeka Okonkwo, serviceman #12, plumber in category #3.
-EXAMPLE_EMAIL = "emeka.okonkwo@example.com"
+# Examples (see common.py): Emeka Okafor, serviceman #3 of the demo data, plumber in category #1;
+# registering, a new one (emeka.okafor@example.com); signing in, the demo client.
+EXAMPLE_EMAIL = "emeka.okafor@example.com"
 EXAMPLE_PHONE = "+234 805 555 0178"
 EXAMPLE_BIO = "Licensed plumber covering Lekki, Ajah and Victoria Island: leaks, pumps, water heaters."
 # Shaped like ours (HS256; sub, role, type, jti, iat, exp), signed with a key that is no one's.
@@ -47,8 +48,8 @@ EXAMPLE_REFRESH = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMiIsInJvbGU
                    "c2giLCJqdGkiOiJhN2MzZTkxZjA0YjI0NjhkOGU1ZjFjNmI5ZDBhM2UyNyIsImlhdCI6MTc5NTE2NzAwMCwiZXhwIjoxNzk1"
                    "NzcxODAwLCJmYW0iOiJkMmY0OGI2YzFlOWE0Mzc1YjBjOGU2ZjJhMWQzYzU5NCJ9.mCQQmGxJc9eKIIt_JB6vgkaw4AkvmMtJ"
                    "bj35t2zgTho")
-EXAMPLE_PROFILE = {"id": 12, "full_name": "Emeka Okonkwo", "rating": "4.60", "rating_count": 15, "jobs_completed": 23,
-                   "bio": EXAMPLE_BIO, "years_of_experience": 9, "category_ids": [3], "is_available": True,
+EXAMPLE_PROFILE = {"id": 3, "full_name": "Emeka Okafor", "rating": "4.60", "rating_count": 15, "jobs_completed": 23,
+                   "bio": EXAMPLE_BIO, "years_of_experience": 9, "category_ids": [1], "is_available": True,
                    "active_jobs": 2}
 
 
@@ -57,12 +58,12 @@ class RegisterSchema(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254), metadata={"example": EXAMPLE_EMAIL})
     password = Password(metadata={"example": "Lekki-Pipes-2026"})
     first_name = Name(metadata={"example": "Emeka"})
-    last_name = Name(metadata={"example": "Okonkwo"})
+    last_name = Name(metadata={"example": "Okafor"})
     phone = Phone(required=True, metadata={"example": EXAMPLE_PHONE})
     role = fields.String(required=True, validate=validate.OneOf(Role.SELF_REGISTERED),
                          metadata={"example": "serviceman"})
     category_ids = fields.List(Id(), load_default=list, validate=validate.Length(max=MAX_CATEGORIES),
-                               metadata={"example": [3]})
+                               metadata={"example": [1]})
     bio = fields.String(load_default="", validate=validate.Length(max=2000), metadata={"example": EXAMPLE_BIO})
     years_of_experience = Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=80),
                                   metadata={"example": 9})
@@ -78,9 +79,11 @@ class RegisterSchema(Schema):
 
 
 class LoginSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254), metadata={"example": EXAMPLE_EMAIL})
+    # The demo client of `make run` (server/demo_data.py): "Try it out" signs in as it is.
+    email = fields.Email(required=True, validate=validate.Length(max=254),
+                         metadata={"example": "client@demo.serviceman.ng"})
     password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024),
-                             metadata={"example": "Lekki-Pipes-2026"})
+                             metadata={"example": "demo-password-123"})
 
 
 class RefreshSchema(Schema):
@@ -107,10 +110,10 @@ class ServicemanProfileSchema(Schema):
 
 
 class UserSchema(Schema):
-    id = fields.Integer(dump_only=True, metadata={"example": 12})
-    email = fields.Email(dump_only=True, metadata={"example": EXAMPLE_EMAIL})
+    id = fields.Integer(dump_only=True, metadata={"example": 3})
+    email = fields.Email(dump_only=True, metadata={"example": "emeka@demo.serviceman.ng"})
     first_name = fields.String(metadata={"example": "Emeka"})
-    last_name = fields.String(metadata={"example": "Okonkwo"})
+    last_name = fields.String(metadata={"example": "Okafor"})
     phone = fields.String(metadata={"example": EXAMPLE_PHONE})
     role = fields.String(dump_only=True, metadata={"example": "serviceman"})
     is_active = fields.Boolean(dump_only=True, metadata={"example": True})
@@ -142,12 +145,12 @@ class AuthResultSchema(Schema):
 
 class MeUpdateSchema(Schema):
     first_name = fields.String(validate=validate.Length(min=1, max=100), metadata={"example": "Emeka"})
-    last_name = fields.String(validate=validate.Length(min=1, max=100), metadata={"example": "Okonkwo"})
+    last_name = fields.String(validate=validate.Length(min=1, max=100), metadata={"example": "Okafor"})
     phone = Phone(metadata={"example": EXAMPLE_PHONE})
     bio = fields.String(validate=validate.Length(max=2000), metadata={"example": EXAMPLE_BIO})
     years_of_experience = Integer(strict=True, validate=validate.Range(min=0, max=80), metadata={"example": 10})
-    category_ids = fields.List(Id(), validate=validate.Length(min=1, max=MAX_CATEGORIES), metadata={"example": [3]})
-    is_available = fields.Boolean(metadata={"example": False})
+    category_ids = fields.List(Id(), validate=validate.Length(min=1, max=MAX_CATEGORIES), metadata={"example": [1]})
+    is_available = Boolean(metadata={"example": False})
 
 
 class AdminCreateSchema(Schema):
@@ -177,7 +180,7 @@ class ApprovalStatusQuerySchema(PageQuerySchema):
 
 
 class ApproveSchema(Schema):
-    category_ids = fields.List(Id(), validate=validate.Length(min=1, max=MAX_CATEGORIES), metadata={"example": [3]})
+    category_ids = fields.List(Id(), validate=validate.Length(min=1, max=MAX_CATEGORIES), metadata={"example": [1]})
 
 
 class ReasonSchema(Schema):

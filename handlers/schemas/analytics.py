@@ -64,8 +64,8 @@ class TopServicemenQuerySchema(Schema):
 
 
 class TopServicemanSchema(Schema):
-    id = fields.Integer(required=True, metadata={"description": "The serviceman's user id.", "example": 12})
-    full_name = fields.String(required=True, metadata={"example": "Emeka Okonkwo"})
+    id = fields.Integer(required=True, metadata={"description": "The serviceman's user id.", "example": 3})
+    full_name = fields.String(required=True, metadata={"example": "Emeka Okafor"})
     rating = Money(required=True, metadata={"example": "4.60"})
     rating_count = fields.Integer(required=True, metadata={"example": 15})
     jobs_completed = fields.Integer(required=True, metadata={"example": 23})
@@ -83,7 +83,7 @@ class TopCategoriesQuerySchema(Schema):
 
 
 class TopCategorySchema(Schema):
-    id = fields.Integer(required=True, metadata={"example": 3})
+    id = fields.Integer(required=True, metadata={"example": 1})
     name = fields.String(required=True, metadata={"example": "Plumbing"})
     is_active = fields.Boolean(required=True, metadata={"example": True})
     request_count = fields.Integer(required=True, metadata={"example": 142})

@@ -1,7 +1,7 @@
 """Assignment schemas: the admins' queue, assigning and reassigning servicemen, a serviceman declining."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from .common import Id, Money
+from .common import Boolean, Id, Money
 from .service_requests import ServiceRequestSchema
 
 OUTSIDE_CATEGORY = ("Assign a serviceman who does not offer the request's category; without it such a "
@@ -9,19 +9,19 @@ OUTSIDE_CATEGORY = ("Assign a serviceman who does not offer the request's catego
 
 
 class AssignSchema(Schema):
-    primary_serviceman_id = Id(required=True, metadata={"example": 12})
-    backup_serviceman_id = Id(required=True, metadata={"example": 14})
-    is_emergency = fields.Boolean(load_default=None, allow_none=True, metadata={
+    primary_serviceman_id = Id(required=True, metadata={"example": 3})
+    backup_serviceman_id = Id(required=True, metadata={"example": 4})
+    is_emergency = Boolean(load_default=None, allow_none=True, metadata={
         "description": "Set or clear the emergency flag while assigning; the booking fee, already paid, stays.",
         "example": False})
-    confirm_outside_category = fields.Boolean(load_default=False, metadata={"description": OUTSIDE_CATEGORY,
+    confirm_outside_category = Boolean(load_default=False, metadata={"description": OUTSIDE_CATEGORY,
                                                                             "example": False})
 
 
 class ReassignSchema(Schema):
-    primary_serviceman_id = Id(metadata={"example": 14})
-    backup_serviceman_id = Id(metadata={"example": 19})
-    confirm_outside_category = fields.Boolean(load_default=False, metadata={"description": OUTSIDE_CATEGORY,
+    primary_serviceman_id = Id(metadata={"example": 4})
+    backup_serviceman_id = Id(metadata={"example": 3})
+    confirm_outside_category = Boolean(load_default=False, metadata={"description": OUTSIDE_CATEGORY,
                                                                             "example": False})
 
     @validates_schema
@@ -36,22 +36,22 @@ class DeclineSchema(Schema):
 
 
 class ClientContactSchema(Schema):
-    id = fields.Integer(metadata={"example": 17})
-    name = fields.String(attribute="full_name", metadata={"example": "Chiamaka Obi"})
-    phone = fields.String(metadata={"example": "+234 803 555 0142"})
-    email = fields.String(metadata={"example": "chiamaka.obi@example.com"})
+    id = fields.Integer(metadata={"example": 2})
+    name = fields.String(attribute="full_name", metadata={"example": "Ada Obi"})
+    phone = fields.String(metadata={"example": "+234 800 000 0001"})
+    email = fields.String(metadata={"example": "client@demo.serviceman.ng"})
 
 
 class ServicemanLoadSchema(Schema):
-    id = fields.Integer(metadata={"example": 12})
-    name = fields.String(metadata={"example": "Emeka Okonkwo"})
+    id = fields.Integer(metadata={"example": 3})
+    name = fields.String(metadata={"example": "Emeka Okafor"})
     is_available = fields.Boolean(metadata={"example": True})
     active_jobs = fields.Integer(metadata={"description": "Requests they are primary or backup on, still open.",
                                            "example": 2})
 
 
 class CategoryNameSchema(Schema):
-    id = fields.Integer(metadata={"example": 3})
+    id = fields.Integer(metadata={"example": 1})
     name = fields.String(metadata={"example": "Plumbing"})
 
 

@@ -1,9 +1,14 @@
 """Shared schema pieces: money, pagination, the error shape.
 
 Every field of a body or response schema carries a realistic `metadata={"example": ...}` (one
-booking in Lagos tells the story: client #17, serviceman #12, request #128); Swagger UI builds each
-operation's example from them, and tests/test_docs.py fails for a field without one. Dates, times
-and money without an example of their own get a generic one from server/openapi.py."""
+booking in Lagos tells the story, with the ids and emails `make run`'s demo data has (server/demo_data.py):
+client #2 Ada Obi books plumber #3 Emeka Okafor (category #1, Plumbing; backup #4 Tunde Adebayo), request #1,
+so "Try it out" works as it is on a fresh `make run`); Swagger UI builds each operation's example from
+them, and tests/test_docs.py fails for a field without one. Dates, times and money without an example of
+their own get a generic one from server/openapi.py."""
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 from marshmallow import Schema, fields, validate
 from marshmallow.validate import Range
 
@@ -12,6 +17,8 @@ from handlers.inputs import INT32_MAX, INT32_MIN
 # The deepest page anyone may ask for: far beyond any real list, far below a database's OFFSET limit.
 MAX_PAGE = 1_000_000
 MAX_MONEY = 1_000_000_000  # naira; the money columns hold 12 digits before the point
+# Two weeks ahead of the day the document is built: a booking date that is always bookable, and no emergency.
+EXAMPLE_BOOKING_DATE = str(datetime.now(ZoneInfo("Africa/Lagos")).date() + timedelta(days=14))
 
 
 def Integer(*, validate=None, **kwargs):
@@ -19,6 +26,16 @@ def Integer(*, validate=None, **kwargs):
     out of range is a 422, never a database error. Every loaded integer field uses this."""
     extra = [] if validate is None else list(validate) if isinstance(validate, (list, tuple)) else [validate]
     return fields.Integer(validate=[Range(min=INT32_MIN, max=INT32_MAX), *extra], **kwargs)
+
+
+class Boolean(fields.Boolean):
+    """A boolean a client sends in a JSON body: `true` or `false` only, as the document says
+    (marshmallow's own also takes 1, "yes", "on"...). Query strings keep fields.Boolean."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 def Id(**kwargs):

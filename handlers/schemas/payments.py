@@ -6,13 +6,13 @@ from models.money import PaymentStatus, PaymentType
 from .common import Id, Integer, Money, PageQuerySchema
 
 
-# Request #128's booking fee (models/actions/payments.py makes the reference; Paystack the code).
-EXAMPLE_REFERENCE = "SM-128-B-9f3c2a7d41e8b05c6a1d"
+# Request #1's booking fee (models/actions/payments.py makes the reference; Paystack the code).
+EXAMPLE_REFERENCE = "SM-1-B-9f3c2a7d41e8b05c6a1d"
 EXAMPLE_ACCESS_CODE = "0peioxfhpn7kq2d"
 
 
 class InitializeSchema(Schema):
-    service_request_id = Id(required=True, metadata={"example": 128})
+    service_request_id = Id(required=True, metadata={"example": 1})
     payment_type = fields.String(required=True, validate=validate.OneOf(PaymentType.ALL),
                                  metadata={"example": PaymentType.BOOKING_FEE})
 
@@ -32,7 +32,7 @@ class CheckoutSchema(Schema):
 
 class PaymentSchema(Schema):
     id = fields.Integer(metadata={"example": 57})
-    service_request_id = fields.Integer(metadata={"example": 128})
+    service_request_id = fields.Integer(metadata={"example": 1})
     payment_type = fields.String(metadata={"enum": list(PaymentType.ALL), "example": PaymentType.BOOKING_FEE})
     amount = Money(metadata={"example": "2000.00"})
     currency = fields.String(metadata={"example": "NGN"})

@@ -5,7 +5,7 @@ from marshmallow import Schema, fields, validate
 
 from models.money import NegotiationStatus
 
-from .common import MAX_MONEY, Id, Money
+from .common import MAX_MONEY, Boolean, Id, Money
 
 MESSAGE_MAX = 2000
 # Decimal bounds: a float 0.01 is a hair above Decimal("0.01"), which it would then refuse.
@@ -21,13 +21,13 @@ def Message(**kwargs):
     return fields.String(validate=validate.Length(max=MESSAGE_MAX), **kwargs)
 
 
-# Request #128: estimate ₦15,000, 10% markup, final cost ₦16,500; the client offers ₦14,000.
+# Request #1: estimate ₦15,000, 10% markup, final cost ₦16,500; the client offers ₦14,000.
 EXAMPLE_NOTES = "Corroded PVC joint under the kitchen sink and a worn tap cartridge; price covers both parts."
 EXAMPLE_OFFER = "Can you do it for ₦14,000? I already bought the new tap."
 
 
 class EstimateSubmitSchema(Schema):
-    service_request_id = Id(required=True, metadata={"example": 128})
+    service_request_id = Id(required=True, metadata={"example": 1})
     amount = Amount(required=True, metadata={"description": "The serviceman's price for the job, in naira.",
                                              "example": "15000.00"})
     notes = Message(load_default="", metadata={"description": "What the inspection found; what the price covers.",
@@ -53,8 +53,8 @@ class ProposalSchema(Schema):
 
 class NegotiationSchema(Schema):
     id = fields.Integer(metadata={"example": 9})
-    service_request_id = fields.Integer(metadata={"example": 128})
-    proposed_by_id = fields.Integer(metadata={"example": 17})
+    service_request_id = fields.Integer(metadata={"example": 1})
+    proposed_by_id = fields.Integer(metadata={"example": 2})
     proposed_amount = Money(metadata={"example": "14000.00"})
     message = fields.String(metadata={"example": EXAMPLE_OFFER})
     status = fields.String(metadata={"enum": list(NegotiationStatus.ALL), "example": NegotiationStatus.PENDING})
@@ -63,9 +63,9 @@ class NegotiationSchema(Schema):
 
 class ConsultationSchema(Schema):
     message = fields.String(required=True, validate=validate.Length(min=1, max=MESSAGE_MAX), metadata={
-        "example": "The client offers ₦14,000 instead of ₦16,500 for booking #128. Is that acceptable to you?"})
+        "example": "The client offers ₦14,000 instead of ₦16,500 for booking #1. Is that acceptable to you?"})
 
 
 class ConsultationReplySchema(Schema):
-    acceptable = fields.Boolean(required=True, metadata={"example": False})
+    acceptable = Boolean(required=True, metadata={"example": False})
     message = Message(load_default="", metadata={"example": "The parts alone cost ₦9,000; I cannot go below ₦15,000."})

@@ -3,13 +3,13 @@ from marshmallow import Schema, fields, validate
 
 from models.service_requests import RequestStatus
 
-from .common import Id, Money, PageQuerySchema
+from .common import EXAMPLE_BOOKING_DATE, Boolean, Id, Money, PageQuerySchema
 from .notifications import EXAMPLE_ASSIGNED
 
 Text = lambda **kw: fields.String(validate=validate.Length(min=1, max=2000), **kw)  # noqa: E731
 
-# Request #128: client #17 books serviceman #12 (plumbing, category #3) in Lekki, two weeks ahead.
-EXAMPLE_DATE = "2026-12-10"
+# Request #1: client #2 books serviceman #3 (plumbing, category #1) in Lekki, two weeks ahead.
+EXAMPLE_DATE = EXAMPLE_BOOKING_DATE
 EXAMPLE_ADDRESS = "14 Admiralty Way, Lekki Phase 1, Lagos"
 EXAMPLE_DESCRIPTION = "Kitchen sink pipe leaking under the cabinet; the tap no longer shuts off fully."
 
@@ -28,29 +28,29 @@ class QuoteSchema(Schema):
 
 
 class RequestCreateSchema(Schema):
-    category_id = Id(required=True, metadata={"example": 3})
-    serviceman_id = Id(load_default=None, allow_none=True, metadata={"example": 12})
+    category_id = Id(required=True, metadata={"example": 1})
+    serviceman_id = Id(load_default=None, allow_none=True, metadata={"example": 3})
     booking_date = fields.Date(required=True, metadata={"example": EXAMPLE_DATE})
     address = Text(required=True, metadata={"example": EXAMPLE_ADDRESS})
     description = Text(required=True, metadata={"example": EXAMPLE_DESCRIPTION})
-    is_emergency = fields.Boolean(load_default=None, allow_none=True, metadata={"example": False})
+    is_emergency = Boolean(load_default=None, allow_none=True, metadata={"example": False})
 
 
 class RequestUpdateSchema(Schema):
-    booking_date = fields.Date(metadata={"example": "2026-12-11"})
-    is_emergency = fields.Boolean(metadata={"example": False})
+    booking_date = fields.Date(metadata={"example": EXAMPLE_DATE})
+    is_emergency = Boolean(metadata={"example": False})
     address = Text(metadata={"example": "14 Admiralty Way, Lekki Phase 1, Lagos (gate 2, ask for Mrs Obi)"})
     description = Text(metadata={"example": EXAMPLE_DESCRIPTION})
 
 
 class ServiceRequestSchema(Schema):
-    id = fields.Integer(metadata={"example": 128})
+    id = fields.Integer(metadata={"example": 1})
     status = fields.String(metadata={"example": "AWAITING_CLIENT_APPROVAL"})
-    client_id = fields.Integer(metadata={"example": 17})
-    category_id = fields.Integer(metadata={"example": 3})
-    preferred_serviceman_id = fields.Integer(allow_none=True, metadata={"example": 12})
-    primary_serviceman_id = fields.Integer(allow_none=True, metadata={"example": 12})
-    backup_serviceman_id = fields.Integer(allow_none=True, metadata={"example": 14})
+    client_id = fields.Integer(metadata={"example": 2})
+    category_id = fields.Integer(metadata={"example": 1})
+    preferred_serviceman_id = fields.Integer(allow_none=True, metadata={"example": 3})
+    primary_serviceman_id = fields.Integer(allow_none=True, metadata={"example": 3})
+    backup_serviceman_id = fields.Integer(allow_none=True, metadata={"example": 4})
     booking_date = fields.Date(metadata={"example": EXAMPLE_DATE})
     address = fields.String(metadata={"example": EXAMPLE_ADDRESS})
     description = fields.String(metadata={"example": EXAMPLE_DESCRIPTION})
@@ -99,4 +99,4 @@ class CancelSchema(Schema):
 
 
 class EmergencySchema(Schema):
-    is_emergency = fields.Boolean(required=True, metadata={"example": True})
+    is_emergency = Boolean(required=True, metadata={"example": True})
