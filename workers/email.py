@@ -1,9 +1,13 @@
 """Rendering notification emails (templates/email/<type>/) and sending them over SMTP.
 
 No EMAIL_HOST: the email is written to the log instead, which is what development wants.
+Each thread keeps one SMTP connection open between emails (a worker sends hundreds a second; a
+handshake, STARTTLS and login per email would cost more than the email), and opens a new one when
+the server has dropped it.
 """
 import logging
 import smtplib
+import threading
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -59,9 +63,57 @@ def send_notification_email(settings, notification):
     if not settings.email_host:
         log.info("email (no EMAIL_HOST, not sent)\n%s", message.as_string())
         return
-    with smtplib.SMTP(settings.email_host, settings.email_port, timeout=30) as smtp:
-        if settings.email_use_tls:
-            smtp.starttls()
-        if settings.email_host_user:
-            smtp.login(settings.email_host_user, settings.email_host_password)
+    send_message(settings, message)
+
+
+class SmtpConnections(threading.local):
+    """This thread's open SMTP connection, and the server settings it was opened with."""
+
+    smtp = None
+    key = None
+
+    def get(self, settings):
+        """(connection, reused): reused is False for one opened just now."""
+        key = (settings.email_host, settings.email_port, settings.email_use_tls, settings.email_host_user)
+        if self.smtp is not None and self.key == key:
+            return self.smtp, True
+        self.close()
+        smtp = smtplib.SMTP(settings.email_host, settings.email_port, timeout=30)
+        try:
+            if settings.email_use_tls:
+                smtp.starttls()
+            if settings.email_host_user:
+                smtp.login(settings.email_host_user, settings.email_host_password)
+        except BaseException:
+            smtp.close()
+            raise
+        self.smtp, self.key = smtp, key
+        return smtp, False
+
+    def close(self):
+        smtp, self.smtp, self.key = self.smtp, None, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+
+connections = SmtpConnections()
+
+
+def send_message(settings, message):
+    """Send over this thread's connection. A refusal (4xx/5xx) leaves the connection usable and is
+    raised; a broken connection is dropped, and a reused one (the server may close idle ones) gets
+    one retry on a fresh connection."""
+    smtp, reused = connections.get(settings)
+    try:
+        smtp.send_message(message)
+    except (smtplib.SMTPResponseException, smtplib.SMTPRecipientsRefused):
+        raise
+    except OSError:  # SMTPServerDisconnected, a reset or a timeout: this connection is finished
+        connections.close()
+        if not reused:
+            raise
+        smtp, _ = connections.get(settings)
         smtp.send_message(message)

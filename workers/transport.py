@@ -3,6 +3,7 @@
     publish_event(event_id)          committed event -> dispatcher
     enqueue(fn, *args, job_id=...)   dispatcher / deliver -> a worker, with retries
     push(user_id, message)           worker -> whichever web process holds the user's sockets
+    push_many([(user_id, message)])  the same for a batch, in one round trip
 """
 import json
 import logging
@@ -44,6 +45,12 @@ class RedisTransport:
     def push(self, user_id, message):
         self.redis.publish(user_channel(user_id), json.dumps(message, default=str))
 
+    def push_many(self, messages):
+        with self.redis.pipeline(transaction=False) as pipe:
+            for user_id, message in messages:
+                pipe.publish(user_channel(user_id), json.dumps(message, default=str))
+            pipe.execute()
+
 
 class EmbeddedTransport:
     """Everything in this process: jobs on a small thread pool, retried on timers; pushes go
@@ -82,6 +89,10 @@ class EmbeddedTransport:
     def push(self, user_id, message):
         if self.hub is not None:
             self.hub.push_threadsafe(user_id, message)
+
+    def push_many(self, messages):
+        for user_id, message in messages:
+            self.push(user_id, message)
 
     def shutdown(self):
         self.pool.shutdown(wait=True)
