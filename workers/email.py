@@ -6,6 +6,7 @@ handshake, STARTTLS and login per email would cost more than the email), and ope
 the server has dropped it.
 """
 import logging
+import os
 import smtplib
 import threading
 from email.message import EmailMessage
@@ -71,10 +72,13 @@ class SmtpConnections(threading.local):
 
     smtp = None
     key = None
+    pid = None
 
     def get(self, settings):
         """(connection, reused): reused is False for one opened just now."""
         key = (settings.email_host, settings.email_port, settings.email_use_tls, settings.email_host_user)
+        if self.pid != os.getpid():  # a forked child: the socket is the parent's; leave it to the parent
+            self.smtp = self.key = None
         if self.smtp is not None and self.key == key:
             return self.smtp, True
         self.close()
@@ -87,7 +91,7 @@ class SmtpConnections(threading.local):
         except BaseException:
             smtp.close()
             raise
-        self.smtp, self.key = smtp, key
+        self.smtp, self.key, self.pid = smtp, key, os.getpid()
         return smtp, False
 
     def close(self):
