@@ -114,7 +114,7 @@ def cmd_worker(settings, args):
     transport = _pipeline_process(settings)
     worker_class = Worker if args.fork else PipelineWorker
     worker = worker_class([transport.queue], connection=transport.redis)
-    worker.work(with_scheduler=True, burst=args.burst)
+    worker.work(with_scheduler=True, burst=args.burst, logging_level=settings.log_level)
 
 
 def main(argv=None):
