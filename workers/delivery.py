@@ -40,11 +40,16 @@ def batch_job_id(stage, ids):
     return f"{stage}-{ids[0]}_{len(ids)}_{zlib.crc32(','.join(map(str, ids)).encode()):08x}"
 
 
+_schema = []
+
+
 def notification_message(notification):
     """The websocket/REST representation of a notification."""
-    from handlers.schemas.notifications import NotificationSchema
+    if not _schema:  # one instance: building a marshmallow schema costs more than dumping with it
+        from handlers.schemas.notifications import NotificationSchema
 
-    return {"type": "notification", "notification": NotificationSchema().dump(notification)}
+        _schema.append(NotificationSchema())
+    return {"type": "notification", "notification": _schema[0].dump(notification)}
 
 
 def unread_counts(user_ids):
