@@ -543,7 +543,7 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="a run of a couple of minutes: 1000 events, 150 for the reference, 10 s per rate")
     parser.add_argument("--events", type=int, default=3000, help="backlog size of each drain")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="one drain per worker count")
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="one drain per worker count")
     parser.add_argument("--reference-events", type=int, default=300)
     parser.add_argument("--no-reference", dest="reference", action="store_false")
     parser.add_argument("--rates", type=float, nargs="*", default=[50, 200], help="events/s of the latency phases")

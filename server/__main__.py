@@ -113,7 +113,7 @@ def cmd_worker(settings, args):
 
     transport = _pipeline_process(settings)
     worker_class = Worker if args.fork else PipelineWorker
-    worker = worker_class([transport.queue], connection=transport.redis)
+    worker = worker_class(transport.queues, connection=transport.redis)
     worker.work(with_scheduler=True, burst=args.burst, logging_level=settings.log_level)
 
 

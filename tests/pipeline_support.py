@@ -98,12 +98,12 @@ class Pipeline:
 
     def work(self):
         """Run every queued job (and immediate retries) in this process."""
-        return InProcessWorker([self.transport.queue], connection=self.redis).work(burst=True)
+        return InProcessWorker(self.transport.queues, connection=self.redis).work(burst=True)
 
     def work_forked(self):
         """Run jobs the way `worker --fork` does: each in a forked work-horse process."""
         _close_db_connections()
-        return Worker([self.transport.queue], connection=self.redis).work(burst=True)
+        return Worker(self.transport.queues, connection=self.redis).work(burst=True)
 
     def work_in_child(self):
         """Run jobs the way `worker` does (PipelineWorker, no fork per job) in a child process, which
@@ -114,7 +114,7 @@ class Pipeline:
         pid = os.fork()
         if pid == 0:
             try:
-                PipelineWorker([self.transport.queue], connection=self.redis).work(burst=True)
+                PipelineWorker(self.transport.queues, connection=self.redis).work(burst=True)
             finally:
                 os._exit(0)
         return os.waitpid(pid, 0)[1]
@@ -123,7 +123,8 @@ class Pipeline:
         """What the next worker's maintenance does once a dead worker's heartbeat expired."""
         from rq.registry import StartedJobRegistry
 
-        StartedJobRegistry(queue=self.transport.queue).cleanup(time.time() + 24 * 3600)
+        for queue in self.transport.queues:
+            StartedJobRegistry(queue=queue).cleanup(time.time() + 24 * 3600)
 
     def run(self):
         self.dispatch()

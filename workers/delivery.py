@@ -165,6 +165,9 @@ def send_emails(notification_ids):
     return sent
 
 
+send_emails.sends_email = True  # the transport queues it behind deliveries (workers/transport.py)
+
+
 def _is_refusal(exc):
     import smtplib
 
@@ -174,3 +177,6 @@ def _is_refusal(exc):
 def send_email(notification_id):
     """Send one notification's email; marked sent only after the SMTP server accepted it."""
     return send_emails([notification_id]) == 1
+
+
+send_email.sends_email = True
