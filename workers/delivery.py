@@ -15,7 +15,6 @@ import zlib
 
 from peewee import fn
 
-from models.db import database
 from models.notifications import Notification
 from models.catalog import Category
 from models.service_requests import Event, ServiceRequest
@@ -114,10 +113,13 @@ def deliver_events(event_ids):
     created = []
     if rows:
         rows.sort(key=lambda row: (row["event"], row["user"]))  # one lock order for concurrent batches
-        with database.atomic():
-            created = list(Notification.insert_many(rows).on_conflict_ignore().returning(Notification).execute())
+        # One statement, so atomic by itself; RETURNING gives only the rows it inserted.
+        created = list(Notification.insert_many(rows).on_conflict_ignore().returning(Notification).execute())
     push_new(created)
-    queue_unsent_emails([e.id for e in events if e.id not in failed])
+    if len(created) == len(rows):  # the usual case: every email of these events is one just created
+        queue_emails([n.id for n in created])
+    else:  # a replay or a retry: some emails may be unsent from an earlier attempt
+        queue_unsent_emails([e.id for e in events if e.id not in failed])
     if failed:
         raise DeliveryError(f"events {failed} were not delivered (the others were)")
     return [n.id for n in created]
@@ -131,13 +133,17 @@ def queue_unsent_emails(event_ids):
     """Queue every unsent email of these events, a batch per job."""
     if not event_ids:
         return
-    unsent = [n.id for n in Notification.select(Notification.id).where(
+    queue_emails([n.id for n in Notification.select(Notification.id).where(
         Notification.event.in_(event_ids), Notification.sent_to_email == False)  # noqa: E712
-        .order_by(Notification.id)]
+        .order_by(Notification.id)])
+
+
+def queue_emails(notification_ids):
     transport = runtime.transport()
-    for start in range(0, len(unsent), EMAIL_BATCH):
-        ids = unsent[start:start + EMAIL_BATCH]
-        transport.enqueue(send_emails, ids, job_id=batch_job_id("emails", ids))
+    ids = sorted(notification_ids)
+    for start in range(0, len(ids), EMAIL_BATCH):
+        chunk = ids[start:start + EMAIL_BATCH]
+        transport.enqueue(send_emails, chunk, job_id=batch_job_id("emails", chunk))
 
 
 def send_emails(notification_ids):
