@@ -15,8 +15,8 @@ import zlib
 
 from peewee import fn
 
-from models.notifications import Notification
 from models.catalog import Category
+from models.notifications import Notification
 from models.service_requests import Event, ServiceRequest
 from models.users import User
 from server.clock import utcnow
