@@ -314,12 +314,13 @@ def moved_once(references):
 def pipeline_state(redis_client):
     from models import Notification
     from workers.dispatcher import GROUP
-    from workers.transport import QUEUE, STREAM
+    from workers.transport import EMAIL_QUEUE, QUEUE, STREAM
 
     groups = {g["name"].decode(): g for g in redis_client.xinfo_groups(STREAM)} if redis_client.exists(STREAM) else {}
     group = groups.get(GROUP, {})
     return {"stream lag": group.get("lag"), "stream pending": group.get("pending"),
-            "rq queued": redis_client.llen(f"rq:queue:{QUEUE}"), "rq failed": redis_client.zcard(f"rq:failed:{QUEUE}"),
+            "rq queued": sum(redis_client.llen(f"rq:queue:{q}") for q in (QUEUE, EMAIL_QUEUE)),
+            "rq failed": sum(redis_client.zcard(f"rq:failed:{q}") for q in (QUEUE, EMAIL_QUEUE)),
             "notifications": Notification.select().count(),
             "emails sent": Notification.select().where(Notification.sent_to_email == True).count()}  # noqa: E712
 

@@ -113,7 +113,7 @@ def cmd_dispatcher(settings, args):
     from workers.dispatcher import Dispatcher
 
     transport = _pipeline_process(settings)
-    Dispatcher(transport.redis, transport).run_forever()
+    Dispatcher(transport.redis, transport, batch=args.batch).run_forever()
 
 
 def cmd_cron(settings, args):
@@ -145,9 +145,12 @@ def cmd_reconcile(settings, args):
 def cmd_worker(settings, args):
     from rq import Worker
 
+    from workers.worker import PipelineWorker
+
     transport = _pipeline_process(settings)
-    worker = Worker([transport.queue], connection=transport.redis)
-    worker.work(with_scheduler=True, burst=args.burst)
+    worker_class = Worker if args.fork else PipelineWorker
+    worker = worker_class(transport.queues, connection=transport.redis)
+    worker.work(with_scheduler=True, burst=args.burst, logging_level=settings.log_level)
 
 
 def main(argv=None):
@@ -162,9 +165,12 @@ def main(argv=None):
     admin.add_argument("--first-name", default="Admin")
     admin.add_argument("--last-name", default="")
     sub.add_parser("seed", help="load demo data (development only, idempotent)")
-    sub.add_parser("dispatcher", help="read the event stream and queue deliveries (needs REDIS_URL)")
+    dispatcher = sub.add_parser("dispatcher", help="read the event stream and queue deliveries (needs REDIS_URL)")
+    dispatcher.add_argument("--batch", type=int, default=100, metavar="N", help="at most N events per delivery job")
     worker = sub.add_parser("worker", help="run RQ delivery and email jobs (needs REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument("--fork", action="store_true",
+                        help="RQ's forking Worker: each job in a new process (slower; isolates a job that leaks)")
     sub.add_parser("cron", help="enqueue the periodic jobs on their schedule (needs REDIS_URL)")
     reconcile = sub.add_parser("reconcile", help="re-verify PENDING payments, open refunds and unsettled "
                                                  "transfers with Paystack now")

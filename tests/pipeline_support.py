@@ -65,8 +65,11 @@ class Mailbox:
         self.refuse_next = 0
         self.refused = 0
         self.arrived = threading.Condition()
+        self.sessions = []  # one per SMTP connection that sent mail
 
     async def handle_DATA(self, server, session, envelope):
+        if not any(s is session for s in self.sessions):
+            self.sessions.append(session)
         if self.refuse_next > 0:
             self.refuse_next -= 1
             self.refused += 1
@@ -106,12 +109,33 @@ class Pipeline:
 
     def work(self):
         """Run every queued job (and immediate retries) in this process."""
-        return InProcessWorker([self.transport.queue], connection=self.redis).work(burst=True)
+        return InProcessWorker(self.transport.queues, connection=self.redis).work(burst=True)
 
     def work_forked(self):
-        """Run jobs the way production does: each in a forked work-horse process."""
+        """Run jobs the way `worker --fork` does: each in a forked work-horse process."""
         _close_db_connections()
-        return Worker([self.transport.queue], connection=self.redis).work(burst=True)
+        return Worker(self.transport.queues, connection=self.redis).work(burst=True)
+
+    def work_in_child(self):
+        """Run jobs the way `worker` does (PipelineWorker, no fork per job) in a child process, which
+        a test may kill mid-job; returns the child's wait status."""
+        from workers.worker import PipelineWorker
+
+        _close_db_connections()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                PipelineWorker(self.transport.queues, connection=self.redis).work(burst=True)
+            finally:
+                os._exit(0)
+        return os.waitpid(pid, 0)[1]
+
+    def recover_abandoned_jobs(self):
+        """What the next worker's maintenance does once a dead worker's heartbeat expired."""
+        from rq.registry import StartedJobRegistry
+
+        for queue in self.transport.queues:
+            StartedJobRegistry(queue=queue).cleanup(time.time() + 24 * 3600)
 
     def run(self):
         self.dispatch()

@@ -187,16 +187,16 @@ def test_a_worker_killed_mid_job_is_retried_without_duplicates(pipeline, mail_se
     client = ClientFactory()
     request = book(mail_settings, client, category)
     killed_once = tmp_path / "killed"
-    real_push = delivery.push_unread_count
+    real_push = delivery.push_new
 
-    def die_the_first_time(user_id):
+    def die_the_first_time(notifications):
         # runs in the forked work-horse, after the notification rows were committed
         if not killed_once.exists():
             killed_once.write_text("x")
             os.kill(os.getpid(), signal.SIGKILL)
-        real_push(user_id)
+        real_push(notifications)
 
-    monkeypatch.setattr(delivery, "push_unread_count", die_the_first_time)
+    monkeypatch.setattr(delivery, "push_new", die_the_first_time)
     pipeline.dispatch()
     pipeline.work_forked()
 

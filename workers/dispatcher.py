@@ -1,5 +1,6 @@
 """The stream dispatcher: reads committed events from the Redis stream with a consumer group and
-turns each into an RQ `deliver_event` job.
+turns them into RQ `deliver_events` jobs, up to `batch` events per job (whatever one read returned:
+one event when they trickle in, so latency stays low; full batches when a backlog builds up).
 
 An entry is acknowledged only after its job is enqueued. Entries left pending by a dead consumer
 are reclaimed with XAUTOCLAIM; one that has failed MAX_DELIVERIES times goes to the dead-letter
@@ -12,7 +13,7 @@ import time
 import redis
 
 from . import runtime
-from .delivery import deliver_event
+from .delivery import batch_job_id, deliver_events
 from .outbox import sweep_outbox
 from .transport import DEAD_LETTER_STREAM, STREAM, STREAM_MAXLEN
 
@@ -21,13 +22,15 @@ log = logging.getLogger("serviceman.dispatcher")
 GROUP = "dispatchers"
 MAX_DELIVERIES = 5
 RECLAIM_IDLE_MS = 60_000
+BATCH = 100  # events per delivery job
 SWEEP_EVERY_SECONDS = 30
 
 
 class Dispatcher:
     def __init__(self, redis_client, transport, consumer=None, min_idle_ms=RECLAIM_IDLE_MS,
-                 max_deliveries=MAX_DELIVERIES):
+                 max_deliveries=MAX_DELIVERIES, batch=BATCH):
         self.redis = redis_client
+        self.batch = max(1, batch)
         self.transport = transport
         self.consumer = consumer or f"{socket.gethostname()}-{id(self)}"
         self.min_idle_ms = min_idle_ms
@@ -41,16 +44,12 @@ class Dispatcher:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def handle(self, entry_id, fields):
-        """Enqueue the delivery for one entry, then acknowledge it. Raises (leaving it pending) on failure."""
-        raw = fields.get(b"event_id") or fields.get("event_id")
-        try:
-            event_id = int(raw)
-        except (TypeError, ValueError):
-            return self.dead_letter(entry_id, fields, "entry has no valid event_id")
-        self.transport.enqueue(deliver_event, event_id, job_id=f"deliver-{event_id}")
-        self.redis.xack(STREAM, GROUP, entry_id)
-        return event_id
+    def handle(self, entries):
+        """Enqueue one delivery job for these (entry id, event id), then acknowledge them all.
+        Raises (leaving them pending) on failure."""
+        event_ids = [event_id for _, event_id in entries]
+        self.transport.enqueue(deliver_events, event_ids, job_id=batch_job_id("deliver", event_ids))
+        self.redis.xack(STREAM, GROUP, *[entry_id for entry_id, _ in entries])
 
     def dead_letter(self, entry_id, fields, reason):
         log.error("dead-lettering stream entry %s (%s): %s", entry_id, reason, fields)
@@ -60,21 +59,30 @@ class Dispatcher:
         self.redis.xack(STREAM, GROUP, entry_id)
 
     def _process(self, entries):
-        handled = 0
+        valid = []
         for entry_id, fields in entries:
             if fields is None:  # trimmed from the stream while pending: nothing left to deliver
                 self.redis.xack(STREAM, GROUP, entry_id)
                 continue
             try:
-                self.handle(entry_id, fields)
-                handled += 1
+                valid.append((entry_id, int(fields.get(b"event_id") or fields.get("event_id"))))
+            except (TypeError, ValueError):
+                self.dead_letter(entry_id, fields, "entry has no valid event_id")
+        handled = 0
+        for start in range(0, len(valid), self.batch):
+            chunk = valid[start:start + self.batch]
+            try:
+                self.handle(chunk)
+                handled += len(chunk)
             except Exception:
-                log.warning("stream entry %s failed; it stays pending for a retry", entry_id, exc_info=True)
+                log.warning("stream entries %s..%s failed; they stay pending for a retry", chunk[0][0], chunk[-1][0],
+                            exc_info=True)
         return handled
 
-    def poll(self, block_ms=2000, count=100):
+    def poll(self, block_ms=2000, count=None):
         """Read new entries for this consumer; returns how many were handled."""
-        reply = self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=count, block=block_ms)
+        reply = self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=count or max(100, self.batch),
+                                      block=block_ms)
         return sum(self._process(entries) for _stream, entries in reply or [])
 
     def reclaim(self, count=100):

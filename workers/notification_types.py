@@ -2,6 +2,8 @@
 
 Later workflow steps add a row here and a template folder in templates/email/<type>/.
 """
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -9,8 +11,27 @@ from models.service_requests import Event, ServiceRequest
 from models.users import Role, User
 
 
+_batch = threading.local()
+
+
+@contextmanager
+def admins_cached():
+    """Within a batch of deliveries, look the active admins up once instead of once per event."""
+    _batch.admins = None
+    try:
+        yield
+    finally:
+        del _batch.admins
+
+
 def admins(event, request):
-    return [u.id for u in User.select(User.id).where(User.role == Role.ADMIN, User.is_active == True)]  # noqa: E712
+    batch = hasattr(_batch, "admins")
+    if batch and _batch.admins is not None:
+        return list(_batch.admins)
+    ids = [u.id for u in User.select(User.id).where(User.role == Role.ADMIN, User.is_active == True)]  # noqa: E712
+    if batch:
+        _batch.admins = ids
+    return ids
 
 
 def client(event, request):

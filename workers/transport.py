@@ -3,6 +3,7 @@
     publish_event(event_id)          committed event -> dispatcher
     enqueue(fn, *args, job_id=...)   dispatcher / deliver -> a worker, with retries
     push(user_id, message)           worker -> whichever web process holds the user's sockets
+    push_many([(user_id, message)])  the same for a batch, in one round trip
 """
 import json
 import logging
@@ -15,6 +16,9 @@ STREAM = "serviceman:events"
 DEAD_LETTER_STREAM = "serviceman:events:dead"
 STREAM_MAXLEN = 100_000
 QUEUE = "serviceman"
+# Emails wait in a queue of their own, which workers take from only when no delivery is waiting:
+# a backlog of emails never delays a push.
+EMAIL_QUEUE = "serviceman-email"
 RETRY_INTERVALS = (10, 30, 60, 300, 900)  # seconds between attempts of a failing job
 
 
@@ -29,6 +33,8 @@ class RedisTransport:
 
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self.queue = Queue(QUEUE, connection=self.redis)
+        self.email_queue = Queue(EMAIL_QUEUE, connection=self.redis)
+        self.queues = [self.queue, self.email_queue]  # in the order a worker serves them
         self.retry_intervals = list(retry_intervals)
 
     def publish_event(self, event_id):
@@ -39,10 +45,18 @@ class RedisTransport:
         from rq import Retry
 
         retry = Retry(max=len(self.retry_intervals), interval=self.retry_intervals)
-        return self.queue.enqueue(fn, *args, job_id=job_id, retry=retry, failure_ttl=7 * 24 * 3600)
+        queue = self.email_queue if getattr(fn, "sends_email", False) else self.queue
+        # result_ttl=0: nobody reads a job's return value, so RQ need not store it
+        return queue.enqueue(fn, *args, job_id=job_id, retry=retry, result_ttl=0, failure_ttl=7 * 24 * 3600)
 
     def push(self, user_id, message):
         self.redis.publish(user_channel(user_id), json.dumps(message, default=str))
+
+    def push_many(self, messages):
+        with self.redis.pipeline(transaction=False) as pipe:
+            for user_id, message in messages:
+                pipe.publish(user_channel(user_id), json.dumps(message, default=str))
+            pipe.execute()
 
 
 class EmbeddedTransport:
@@ -82,6 +96,10 @@ class EmbeddedTransport:
     def push(self, user_id, message):
         if self.hub is not None:
             self.hub.push_threadsafe(user_id, message)
+
+    def push_many(self, messages):
+        for user_id, message in messages:
+            self.push(user_id, message)
 
     def shutdown(self):
         self.pool.shutdown(wait=True)
