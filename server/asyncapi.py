@@ -12,7 +12,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from handlers import websocket
 from handlers.schemas.notifications import NotificationSchema
+from server.hub import CLOSE_SESSION_ENDED
 from server.openapi import _type_example
+from server.sessions import SESSION_COOKIE
 
 CHANNEL = "/ws/"
 # (code, name, when): every close code the handler uses, and the one sessions ending will use.
@@ -20,8 +22,8 @@ CLOSE_CODES = (
     (websocket.CLOSE_UNAUTHENTICATED, "unauthenticated",
      "The token is invalid or expired, the account is inactive, or a message came before `auth`. "
      "Get a new access token (POST /api/auth/refresh/) and reconnect."),
-    (4003, "session_ended", "The user's sessions were ended (password changed or reset, signed out everywhere): "
-                            "sign in again."),
+    (CLOSE_SESSION_ENDED, "session_ended", "The user's sessions were ended (password changed or reset, account "
+                                           "deactivated or suspended): sign in again."),
     (websocket.CLOSE_AUTH_TIMEOUT, "auth_timeout",
      f"No `auth` message within {websocket.AUTH_DEADLINE_SECONDS} seconds of opening."),
     (websocket.CLOSE_TOO_MANY_SOCKETS, "too_many_sockets",
@@ -133,9 +135,10 @@ def build_asyncapi(settings, version="1.0.0"):
         "components": {
             "messages": messages(),
             "securitySchemes": {"sessionCookie": {
-                "type": "httpApiKey", "in": "cookie", "name": websocket.SESSION_COOKIE,
-                "description": "The dashboard's cookie session, accepted on the handshake from an allowed Origin "
-                               "(CORS_ALLOWED_ORIGINS). Other clients authenticate with the `auth` message."}},
+                "type": "httpApiKey", "in": "cookie", "name": SESSION_COOKIE,
+                "description": "The dashboard's signed cookie session, accepted on the handshake from this server's "
+                               "own Origin or one in CORS_ALLOWED_ORIGINS. Other clients authenticate with the "
+                               "`auth` message."}},
         },
         "x-close-codes": [{"code": code, "name": name, "description": when} for code, name, when in CLOSE_CODES],
     }

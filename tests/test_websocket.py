@@ -449,10 +449,11 @@ class TestSessionCookie:
         await assert_closed_with(ws, 4001)
 
     @pytest.mark.gen_test
-    async def test_a_session_of_an_older_session_version_is_closed_with_4001(self, api, sockets, client_user):
-        # A password change or reset bumps the user's session_version: older cookies stop working.
+    async def test_a_session_of_an_older_session_version_is_closed_with_4003(self, api, sockets, client_user):
+        # A password change or reset bumps the user's session_version: older cookies stop working, and
+        # the close code says the session ended (as for a token of an ended session).
         ws = await sockets.open(headers=self.cookie(session_cookie(api.settings, client_user, version=7)))
-        await assert_closed_with(ws, 4001)
+        await assert_closed_with(ws, 4003)
 
     @pytest.mark.gen_test
     async def test_a_deactivated_users_session_is_closed_with_4001(self, api, sockets, client_user):
