@@ -193,7 +193,7 @@ def test_every_admin_hears_of_every_event_of_a_batch(pipeline, mail_settings, ca
     admins = [AdminFactory(), AdminFactory()]
     requests = [book(mail_settings, ClientFactory(), category) for _ in range(3)]
     for request in requests:
-        booking.cancel_request(admins[0], request.id, reason="Duplicate booking")
+        booking.cancel_request(mail_settings, admins[0], request.id, reason="Duplicate booking")
 
     pipeline.run()
 
