@@ -13,6 +13,7 @@ from models import Event, Notification
 from models.actions import booking
 from server.clock import platform_today
 from workers import delivery, email, runtime
+from workers.dispatcher import MAX_QUEUED_DELIVERIES
 from workers.transport import STREAM
 
 from .conftest import make_settings
@@ -87,6 +88,27 @@ def test_the_dispatcher_splits_a_backlog_into_batches(pipeline, mail_settings, c
 
     assert pipeline.dispatch() == 5
     assert pipeline.transport.queue.count == 3  # 2 + 2 + 1
+
+
+def test_while_workers_are_busy_the_backlog_waits_in_the_stream_and_leaves_as_one_job(
+        pipeline, mail_settings, mailbox, category):
+    # Two one-event jobs already wait in RQ (the workers are behind): the dispatcher must not add
+    # more one-event jobs, so what arrives meanwhile goes out later as one batch.
+    earlier = []
+    for _ in range(MAX_QUEUED_DELIVERIES):
+        earlier += bookings(mail_settings, category, count=1)
+        pipeline.dispatch()
+    assert pipeline.transport.queue.count == MAX_QUEUED_DELIVERIES
+    later = bookings(mail_settings, category, count=3)
+    rounds = iter([False, False, False, True])
+    pipeline.dispatcher.run_forever(stop=lambda: next(rounds))
+    assert pipeline.transport.queue.count == MAX_QUEUED_DELIVERIES  # nothing taken from the stream
+
+    pipeline.work()  # the workers catch up
+    assert pipeline.dispatch() == 3
+    assert pipeline.transport.queue.count == 1  # the three that waited: one job
+    pipeline.work()
+    assert_each_once(earlier + later, mailbox)
 
 
 def test_a_delivery_batch_killed_after_its_insert_is_retried_without_duplicates(

@@ -25,6 +25,13 @@ RECLAIM_IDLE_MS = 60_000
 BATCH = 100  # events per delivery job
 SWEEP_EVERY_SECONDS = 30
 
+# Delivery jobs waiting in RQ beyond which the dispatcher leaves new events in the stream. Under load
+# the backlog then stays where the next read takes it whole (one job for up to `batch` events)
+# instead of piling up in RQ as one-event jobs that cost a job each; at a low rate the queue is
+# empty and every event is queued the moment it arrives.
+MAX_QUEUED_DELIVERIES = 2
+BACKPRESSURE_PAUSE_SECONDS = 0.005
+
 
 class Dispatcher:
     def __init__(self, redis_client, transport, consumer=None, min_idle_ms=RECLAIM_IDLE_MS,
@@ -108,6 +115,9 @@ class Dispatcher:
                     runtime.run_job(sweep_outbox)
                     self.reclaim()
                     last_sweep = time.monotonic()
+                if self.transport.queue.count >= MAX_QUEUED_DELIVERIES:
+                    time.sleep(BACKPRESSURE_PAUSE_SECONDS)  # the workers are busy: let the stream fill
+                    continue
                 self.poll()
             except (redis.ConnectionError, redis.TimeoutError):
                 log.warning("Redis unavailable; the dispatcher retries in 2s", exc_info=True)
