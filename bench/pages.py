@@ -179,7 +179,7 @@ def main():
     port, ref_port = free_port(), free_port()
     env = {**os.environ, "ENV": "development", "DATABASE_URL": args.database_url, "REDIS_URL": "",
            "SECRET_KEY": "bench-secret-key-0123456789abcdef-0123456", "LOG_LEVEL": "WARNING",
-           "BCRYPT_ROUNDS": "4", "ACCESS_TOKEN_MINUTES": "120", "EMAIL_HOST": ""}
+           "BCRYPT_ROUNDS": "4", **bench_seed.NO_RATE_LIMITS, "ACCESS_TOKEN_MINUTES": "120", "EMAIL_HOST": ""}
     if args.pool_size:
         env["DB_POOL_SIZE"] = str(args.pool_size)
     procs = []

@@ -37,6 +37,10 @@ NOTIFICATIONS_PER_CLIENT = 500
 BATCH = 5_000
 
 
+# The benchmarks sign in, register and pay for many users from one address: their servers run with
+# the rate limits off (`**NO_RATE_LIMITS` in the server's environment).
+NO_RATE_LIMITS = {f"RATE_LIMIT_{name}": "" for name in ("LOGIN", "REGISTER", "REFRESH", "EMAIL", "PAYMENT_INITIALIZE")}
+
 def ensure_database(url):
     """Create the PostgreSQL database if missing (the server's migrate needs it to exist)."""
     import psycopg2

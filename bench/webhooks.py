@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 import tornado.web  # noqa: E402
 from tornado.httpclient import AsyncHTTPClient, HTTPClient  # noqa: E402
 
+from seed import NO_RATE_LIMITS  # noqa: E402 (bench/seed.py, beside this script)
 from server.paystack import SIGNATURE_HEADER, sign, signature_is_valid  # noqa: E402
 
 SECRET = "sk_test_bench"
@@ -96,7 +97,7 @@ def project_env(database_url, redis_url):
     return {**os.environ, "ENV": "development", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
             "SECRET_KEY": "bench-secret-key-0123456789abcdef-0123456", "PAYSTACK_SECRET_KEY": SECRET,
             "PAYSTACK_PUBLIC_KEY": "pk_test_bench", "PAYSTACK_WEBHOOK_SECRET": "", "EMAIL_HOST": "",
-            "BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING"}
+            "BCRYPT_ROUNDS": "4", **NO_RATE_LIMITS, "LOG_LEVEL": "WARNING"}
 
 
 def spawn(args, env, log_dir, name):

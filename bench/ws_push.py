@@ -35,6 +35,8 @@ from pathlib import Path
 from tornado.httpclient import AsyncHTTPClient, HTTPClient
 from tornado.websocket import websocket_connect
 
+from seed import NO_RATE_LIMITS  # bench/seed.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-password-1"
 
@@ -48,7 +50,7 @@ def rss_mib(pid):
 
 def start_server(port, db):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "REDIS_URL": "", "LOG_LEVEL": "WARNING",
-           "BCRYPT_ROUNDS": "4", "ENV": "development"}
+           "BCRYPT_ROUNDS": "4", **NO_RATE_LIMITS, "ENV": "development"}
     run = lambda *args: subprocess.run([sys.executable, "-m", "server", *args], env=env, cwd=ROOT, check=True,  # noqa: E731
                                        stdout=subprocess.DEVNULL)
     run("migrate")
