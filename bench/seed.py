@@ -43,18 +43,9 @@ NO_RATE_LIMITS = {f"RATE_LIMIT_{name}": "" for name in ("LOGIN", "REGISTER", "RE
 
 def ensure_database(url):
     """Create the PostgreSQL database if missing (the server's migrate needs it to exist)."""
-    import psycopg2
+    from server.startup import ensure_database as create_if_missing  # what `python -m server createdb` does
 
-    parts = urlparse(url)
-    name = parts.path.lstrip("/")
-    conn = psycopg2.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username or "postgres",
-                            password=parts.password, dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        if cur.fetchone() is None:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
+    create_if_missing(url)
 
 
 def _insert(model, rows):

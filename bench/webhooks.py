@@ -36,7 +36,6 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -164,18 +163,9 @@ def start_py_spy(pid, out):
 
 
 def ensure_database(url):
-    import psycopg2
+    from server.startup import ensure_database as create_if_missing  # what `python -m server createdb` does
 
-    parts = urlparse(url)
-    name = parts.path.lstrip("/")
-    conn = psycopg2.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username or "postgres",
-                            password=parts.password, dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-        if cur.fetchone() is None:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
+    create_if_missing(url)
 
 
 def chunks(items, size):
