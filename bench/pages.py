@@ -154,6 +154,8 @@ def main():
     parser.add_argument("--only", help="measure only pages whose name contains this")
     parser.add_argument("--py-spy", nargs=2, metavar=("OUT.txt", "PAGE"),
                         help="py-spy the web process (collapsed stacks) while PAGE (a name substring) runs")
+    parser.add_argument("--gil", action="store_true",
+                        help="with --py-spy: only samples holding the GIL (where the CPU goes, not the waits)")
     parser.add_argument("--pool-size", type=int, default=None, help="DB_POOL_SIZE of the web process")
     parser.add_argument("--project", default=str(ROOT),
                         help="serve from this checkout instead (e.g. `git worktree`/`git archive` of an earlier "
@@ -228,7 +230,8 @@ def main():
                 if args.py_spy and args.py_spy[1] in name:
                     spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p",
                                             str(web.pid), "-o", args.py_spy[0], "-d", str(args.seconds),
-                                            "--nonblocking", "-r", "200", "--format", "raw"],
+                                            "--nonblocking", "-r", "200", "--format", "raw",
+                                            *(["--gil"] if args.gil else [])],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 result = run_wrk(url, args.seconds, args.connections, token)
                 web_cpu = cpu_seconds(web.pid) - web_cpu
