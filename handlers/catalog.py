@@ -1,5 +1,6 @@
 """Browsing: categories and servicemen."""
 import functools
+import json
 
 from models.actions import catalog
 from models.users import Role
@@ -7,7 +8,7 @@ from models.users import Role
 from .base import ANYONE, BaseHandler, endpoint
 from .schemas.catalog import (CategorySchema, CategoryUpdateSchema, RatingSchema, ServicemanOrderingQuerySchema,
                               ServicemanSchema)
-from .schemas.common import PageQuerySchema
+from .schemas.common import PageQuerySchema, paginate
 
 TAGS = ("catalog",)
 
@@ -40,9 +41,19 @@ class CategoryServicemenHandler(BaseHandler):
     @endpoint(roles=ANYONE, summary="Approved servicemen offering a category", query=ServicemanOrderingQuerySchema,
               response=ServicemanSchema(), paginated=True, errors=(404, 422), tags=TAGS)
     async def get(self, category_id):
-        category_id = int(category_id)
-        query = catalog.category_servicemen(category_id, self.query["ordering"])
-        await self.respond(query, transform=functools.partial(catalog.listing_cards, category_id=category_id))
+        """Served from the process's listing cache while the listing has not changed (server/listing_cache.py).
+        The key holds everything the body depends on: the path and query (its links repeat the query's
+        arguments) and the origin its links use."""
+        category_id, cache = int(category_id), self.application.settings["listing_cache"]
+        key = (self.request.uri, self.client_protocol, self.request.host)
+
+        async def build():
+            query = catalog.category_servicemen(category_id, self.query["ordering"])
+            page = await self.run(paginate, query, self.spec.response, self.query, self._page_url,
+                                  functools.partial(catalog.listing_cards, category_id=category_id))
+            return json.dumps(page).encode()
+
+        self.finish(await cache.fetch(key, build))
 
 
 class ServicemanDetailHandler(BaseHandler):

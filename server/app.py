@@ -11,6 +11,7 @@ from models import bind
 from server import executor
 from server.asyncapi import build_asyncapi
 from server.hub import Hub
+from server.listing_cache import ListingCache
 from server.openapi import build_spec
 from server.paystack import PaystackClient
 from server.rate_limits import RateLimits
@@ -54,6 +55,7 @@ def make_app(settings, bind_database=True, transport=None):
         hub=hub,
         paystack=PaystackClient(settings),
         rate_limits=RateLimits(settings),
+        listing_cache=ListingCache(settings.listing_cache_seconds),
         openapi=build_spec(routes),
         asyncapi=build_asyncapi(settings),
         default_handler_class=NotFoundHandler,

@@ -136,6 +136,9 @@ class Settings:
     standard_booking_fee: Decimal = Decimal("2000.00")
     bcrypt_rounds: int = 12
     db_pool_size: int = 8
+    # How long a web process serves a built public servicemen page (server/listing_cache.py) before
+    # building it again; its own changes are seen at once, another process's within this. 0: never kept.
+    listing_cache_seconds: float = 1.0
     ws_max_sockets_per_user: int = 10
     access_token_minutes: int = 15
     refresh_token_days: int = 7
@@ -195,6 +198,8 @@ class Settings:
                                      f"{self.cancellation_fee_kept_percent_after_assignment}")
         for name, rule in self.rate_limits.items():
             _check_rate_limit(name, rule)
+        if not 0 <= self.listing_cache_seconds <= 60:  # nan fails too
+            raise ConfigurationError(f"LISTING_CACHE_SECONDS must be between 0 and 60, got {self.listing_cache_seconds}")
         for name in ("email_verification_hours", "password_reset_minutes"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name.upper()} must be at least 1")
@@ -282,6 +287,7 @@ def load_settings(environ=None, read_dotenv=True):
             standard_booking_fee=Decimal(get("STANDARD_BOOKING_FEE") or defaults.standard_booking_fee),
             bcrypt_rounds=int(get("BCRYPT_ROUNDS") or defaults.bcrypt_rounds),
             db_pool_size=int(get("DB_POOL_SIZE") or defaults.db_pool_size),
+            listing_cache_seconds=float(get("LISTING_CACHE_SECONDS") or defaults.listing_cache_seconds),
             ws_max_sockets_per_user=int(get("WS_MAX_SOCKETS_PER_USER") or defaults.ws_max_sockets_per_user),
             email_verification_hours=int(get("EMAIL_VERIFICATION_HOURS") or defaults.email_verification_hours),
             password_reset_minutes=int(get("PASSWORD_RESET_MINUTES") or defaults.password_reset_minutes),

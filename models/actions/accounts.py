@@ -15,7 +15,7 @@ from ..db import database, for_update
 from ..users import ApprovalStatus, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import unit_of_work
 from . import vetting
-from .listing import refresh_listing
+from .listing import listing_changed, refresh_listing
 from .passwords import require_acceptable_password
 from .sessions import end_all_sessions, session_user
 
@@ -179,6 +179,8 @@ def update_me(user, **changes):
                 _set_categories(profile, _check_categories(category_ids))
             if profile_changes:
                 ServicemanProfile.update(**profile_changes).where(ServicemanProfile.id == profile.id).execute()
+    if user.role == Role.SERVICEMAN:  # a name, a bio, availability or categories: all on the public card
+        listing_changed()
     return User.get_by_id(user.id)
 
 
@@ -204,6 +206,7 @@ def deactivate_user(actor, user_id):
     # In end_all_sessions' own transaction: the check, the deactivation and the listing commit together.
     end_all_sessions(user_id, "account deactivated", precondition=keep_an_admin,
                      and_then=lambda: refresh_listing(user_id), is_active=False)
+    listing_changed()
     return User.get_by_id(user_id)
 
 

@@ -8,6 +8,7 @@ from ..db import database
 from ..money import Rating
 from ..service_requests import RequestStatus, ServiceRequest
 from ..users import ApprovalStatus, ServicemanCategory, ServicemanProfile, User
+from .listing import listing_changed
 
 # Sorted on the listing copy carried by each category link (models/actions/listing.py), in the
 # order of its indexes; the profile id breaks ties, as it always has.
@@ -51,6 +52,7 @@ def update_category(category_id, **changes):
             Category.update(**changes).where(Category.id == category.id).execute()
     except peewee.IntegrityError as exc:
         raise ValidationFailed.on("name", "A category with this name already exists.") from exc
+    listing_changed()  # an inactive category lists nobody
     return _category(category_id)
 
 

@@ -1,8 +1,34 @@
 """The public servicemen listing: each category link carries a copy of its serviceman's listed state,
 rating, rating count and completed jobs (see ServicemanCategory). Every change of one of those is
 followed, in its own transaction, by `refresh_listing(user_id)`: approval moves, deactivation,
-new categories, a completed job, a rating."""
+new categories, a completed job, a rating.
+
+The listing generation moves on after every commit that may change a public card (server/
+listing_cache.py keeps built pages until it does): every committed workflow or account event
+(assignments and job states change `active_jobs`; vetting, completion and ratings the rest), and
+`listing_changed()` after the changes that record no event (profile edits, deactivation, categories).
+"""
+import threading
+
 from ..users import ApprovalStatus, ServicemanCategory, ServicemanProfile, User
+from ..workflow import on_event_committed
+
+_generation = 0
+_bump = threading.Lock()  # any domain thread may commit a change
+
+
+def listing_changed(*_event_id):
+    """Called after the commit: a page built from what was read before it is no longer served."""
+    global _generation
+    with _bump:
+        _generation += 1
+
+
+def listing_generation():
+    return _generation
+
+
+on_event_committed(listing_changed)
 
 
 def refresh_listing(user_id):
