@@ -7,6 +7,7 @@ handler (a subprocess of this script) that answers the very bytes of the service
 database. Each page is then loaded with `wrk` (closed loop, keep-alive, 64 connections, 2 threads):
 
 - `GET /api/categories/{id}/servicemen/`        anyone (the issue's page)
+- the same page over 500 URLs                   every category's first five pages in both orders
 - `GET /api/requests/`                          as the admin (all 20,000 bookings)
 - `GET /api/requests/`                          as a client (their 100)
 - `GET /api/notifications/`                     as a client (their 500)
@@ -124,11 +125,30 @@ def _ms(text):
     return float(number) * UNITS[unit]
 
 
-def run_wrk(url, seconds, connections, token=None):
+WRK_PATHS = """
+local paths = {%s}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1])
+end
+"""
+
+
+def wrk_paths_script(paths, directory):
+    """A wrk script that cycles through `paths` (each thread from the first)."""
+    script = Path(directory) / f"paths-{len(paths)}.lua"
+    script.write_text(WRK_PATHS % ", ".join(json.dumps(p) for p in paths))
+    return script
+
+
+def run_wrk(url, seconds, connections, token=None, script=None):
     """wrk's requests/s, p50, p99 (ms), non-2xx count and socket errors."""
     args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s", url]
     if token:
         args[1:1] = ["-H", f"Authorization: Bearer {token}"]
+    if script:
+        args[1:1] = ["-s", str(script)]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
@@ -156,6 +176,7 @@ def main():
                         help="py-spy the web process (collapsed stacks) while PAGE (a name substring) runs")
     parser.add_argument("--gil", action="store_true",
                         help="with --py-spy: only samples holding the GIL (where the CPU goes, not the waits)")
+    parser.add_argument("--listing-cache-seconds", help="LISTING_CACHE_SECONDS of the web process (0: no cache)")
     parser.add_argument("--pool-size", type=int, default=None, help="DB_POOL_SIZE of the web process")
     parser.add_argument("--project", default=str(ROOT),
                         help="serve from this checkout instead (e.g. `git worktree`/`git archive` of an earlier "
@@ -176,7 +197,11 @@ def main():
               f"bookings, {summary['notifications']} notifications")
     from models import Category
 
-    category_id = Category.select(Category.id).order_by(Category.id).first().id
+    category_ids = [c.id for c in Category.select(Category.id).order_by(Category.id)]
+    category_id = category_ids[0]
+    # Every category's first five pages in both orders: a page is rebuilt once per key per expiry.
+    spread = [f"/api/categories/{c}/servicemen/?ordering={o}&page={p}"
+              for p in range(1, 6) for o in ("-rating", "-jobs_completed") for c in category_ids]
 
     port, ref_port = free_port(), free_port()
     env = {**os.environ, "ENV": "development", "DATABASE_URL": args.database_url, "REDIS_URL": "",
@@ -184,6 +209,8 @@ def main():
            "BCRYPT_ROUNDS": "4", **bench_seed.NO_RATE_LIMITS, "ACCESS_TOKEN_MINUTES": "120", "EMAIL_HOST": ""}
     if args.pool_size:
         env["DB_POOL_SIZE"] = str(args.pool_size)
+    if args.listing_cache_seconds is not None:
+        env["LISTING_CACHE_SECONDS"] = args.listing_cache_seconds
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -200,6 +227,7 @@ def main():
             admin, client = login("admin@bench.ng"), login("client0@bench.ng")
             pages = [
                 ("servicemen page", f"/api/categories/{category_id}/servicemen/", None),
+                (f"servicemen, {len(spread)} URLs", spread, None),
                 ("bookings, admin", "/api/requests/", admin),
                 ("bookings, client", "/api/requests/", client),
                 ("notifications, client", "/api/notifications/", client),
@@ -221,9 +249,12 @@ def main():
                   f"{'web CPU':>8} {'pg CPU':>7} {'errors':>6}  load after")
             db_name = args.database_url.rsplit("/", 1)[1]
             for name, path, token in pages:
+                script = None
+                if isinstance(path, list):
+                    script, path = wrk_paths_script(path, tmp), path[0]
                 url = base + path
                 fetch_json(url, token)  # fails loudly on a non-2xx before measuring
-                run_wrk(url, args.warmup, args.connections, token)
+                run_wrk(url, args.warmup, args.connections, token, script)
                 pg = {pid: cpu_seconds(pid) for pid in postgres_pids(db_name)}
                 web_cpu = cpu_seconds(web.pid)
                 spy = None
@@ -233,7 +264,7 @@ def main():
                                             "--nonblocking", "-r", "200", "--format", "raw",
                                             *(["--gil"] if args.gil else [])],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                result = run_wrk(url, args.seconds, args.connections, token)
+                result = run_wrk(url, args.seconds, args.connections, token, script)
                 web_cpu = cpu_seconds(web.pid) - web_cpu
                 pg_cpu = sum(cpu_seconds(pid) - before for pid, before in pg.items())
                 if spy:
