@@ -145,6 +145,7 @@ class PushWatcher(threading.Thread):
 
         super().__init__(daemon=True)
         self.client = redis.Redis.from_url(redis_url)
+        self.redis_url = redis_url
         self.per_notification = Counter()
         self.unread_counts, self.last = 0, None
         self.stopping = False
@@ -154,7 +155,7 @@ class PushWatcher(threading.Thread):
         from workers.transport import user_channel
 
         pubsub = self.client.pubsub()
-        pubsub.psubscribe(user_channel("") + "*")
+        pubsub.psubscribe(user_channel(self.redis_url, "") + "*")
         while not self.stopping:
             item = pubsub.get_message(timeout=0.2)
             if item is None:

@@ -45,6 +45,7 @@ class CategoryServicemenHandler(BaseHandler):
         The key holds everything the body depends on: the path and query (its links repeat the query's
         arguments) and the origin its links use."""
         category_id, cache = int(category_id), self.application.settings["listing_cache"]
+        self.application.settings["hub"].follow()  # Redis mode: hear other processes' changes from now on
         key = (self.request.uri, self.client_protocol, self.request.host)
 
         async def build():

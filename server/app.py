@@ -55,7 +55,7 @@ def make_app(settings, bind_database=True, transport=None):
         hub=hub,
         paystack=PaystackClient(settings),
         rate_limits=RateLimits(settings),
-        listing_cache=ListingCache(settings.listing_cache_seconds),
+        listing_cache=ListingCache(settings.listing_cache_seconds, can_keep=lambda: hub.hears_listing_changes),
         openapi=build_spec(routes),
         asyncapi=build_asyncapi(settings),
         default_handler_class=NotFoundHandler,

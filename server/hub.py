@@ -1,8 +1,12 @@
 """The websocket registry of one web process, and its Redis pub/sub feed.
 
-Workers publish each push to `serviceman:user:<id>`; every web process holds one pattern
+Workers publish each push to `serviceman:<db>:user:<id>`; every web process holds one pattern
 subscription and writes to the sockets it has for that user. Writes never await, so a slow or
 dead socket cannot hold up pushes to the others (ping timeouts close dead ones).
+
+The same connection follows `serviceman:<db>:listing`, where any process announces a commit that may
+change the public listing: this process's built servicemen pages are then forgotten (server/
+listing_cache.py), and so are they whenever the feed (re)subscribes or drops, as news may have been missed.
 """
 import asyncio
 import json
@@ -30,6 +34,18 @@ class Hub:
         self._subscribed = None
         self._ended = OrderedDict()  # user id -> the session version its sessions ended at
 
+    def follow(self):
+        """Start following the Redis feed (Redis mode), if not yet; returns at once."""
+        if self.redis_url and self._feed is None:
+            self.loop = tornado.ioloop.IOLoop.current()
+            self._subscribed = asyncio.Event()
+            self._feed = asyncio.ensure_future(self._follow_redis())
+
+    @property
+    def hears_listing_changes(self):
+        """Whether every change committed by another process now reaches this one (always, alone)."""
+        return not self.redis_url or (self._subscribed is not None and self._subscribed.is_set())
+
     async def add(self, user_id, socket):
         """Register a socket; returns once pushes for it can arrive (the Redis feed is subscribed),
         so a client told "ready" misses nothing published afterwards."""
@@ -37,9 +53,7 @@ class Hub:
         self.sockets[user_id][socket] = None
         if not self.redis_url:
             return
-        if self._feed is None:
-            self._subscribed = asyncio.Event()
-            self._feed = asyncio.ensure_future(self._follow_redis())
+        self.follow()
         try:
             await asyncio.wait_for(self._subscribed.wait(), FEED_READY_TIMEOUT)
         except asyncio.TimeoutError:
@@ -88,36 +102,44 @@ class Hub:
     async def _follow_redis(self):
         import redis.asyncio as aioredis
 
-        from workers.transport import user_channel
+        from models.actions.listing import advance_generation
+        from workers.transport import listing_channel, user_channel
 
-        prefix = user_channel("")
+        prefix = user_channel(self.redis_url, "")
         while True:
             client = aioredis.Redis.from_url(self.redis_url)
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.psubscribe(prefix + "*")
-                    await self._confirmed(pubsub)
+                    await pubsub.subscribe(listing_channel(self.redis_url))
+                    await self._confirmed(pubsub, {"psubscribe", "subscribe"})
+                    advance_generation()  # whatever was announced before now went unheard
                     self._subscribed.set()
                     async for item in pubsub.listen():
-                        if item.get("type") != "pmessage":
-                            continue
-                        user_id = int(item["channel"].decode()[len(prefix):])
-                        self.deliver_local(user_id, json.loads(item["data"]))
+                        if item.get("type") == "message":  # the listing channel
+                            advance_generation()
+                        elif item.get("type") == "pmessage":
+                            user_id = int(item["channel"].decode()[len(prefix):])
+                            self.deliver_local(user_id, json.loads(item["data"]))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self._subscribed.clear()
+                advance_generation()
                 log.warning("lost the Redis push feed; reconnecting", exc_info=True)
                 await asyncio.sleep(1)  # back off before reconnecting to a Redis that is down
             finally:
                 await client.aclose()
 
     @staticmethod
-    async def _confirmed(pubsub):
-        """Wait for Redis to confirm the subscription: only then are later publishes ours."""
+    async def _confirmed(pubsub, kinds):
+        """Wait for Redis to confirm the subscriptions: only then are later publishes ours."""
+        kinds = set(kinds)
         for _ in range(10):
             message = await pubsub.get_message(timeout=1.0)
-            if message and message["type"] == "psubscribe":
+            if message:
+                kinds.discard(message["type"])
+            if not kinds:
                 return
         raise ConnectionError("Redis did not confirm the push subscription")
 

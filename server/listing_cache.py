@@ -4,8 +4,11 @@ The page is the same for every visitor and is read far more often than it change
 answer is served again until the listing changes or `LISTING_CACHE_SECONDS` pass, whichever comes
 first. A change committed by this process is seen at once: each answer is stored with the listing
 generation read *before* its queries ran (models/actions/listing.py), and a generation bumped after
-any commit that may change the listing makes every older answer a miss. Another web process's
-change is seen within `LISTING_CACHE_SECONDS` (default 1): nothing tells this process about it.
+any commit that may change the listing makes every older answer a miss. In Redis mode a change
+committed by another process is announced on Redis and moves this process's generation too
+(server/hub.py); answers are kept only while that feed is subscribed, so `LISTING_CACHE_SECONDS`
+only bounds what an unheard announcement (Redis failing) or a change made outside the application
+can leave behind.
 """
 import asyncio
 import time
@@ -21,8 +24,10 @@ MAX_BYTES = 8 * 1024 * 1024
 class ListingCache:
     """get/put on the event loop's thread; the generation may move on any thread."""
 
-    def __init__(self, seconds, max_bytes=MAX_BYTES, clock=time.monotonic, generation=listing_generation):
+    def __init__(self, seconds, max_bytes=MAX_BYTES, clock=time.monotonic, generation=listing_generation,
+                 can_keep=lambda: True):
         self.seconds = seconds
+        self.can_keep = can_keep  # whether changes committed elsewhere would reach this process now
         self.max_bytes = max_bytes
         self.clock = clock
         self.generation = generation
@@ -62,7 +67,8 @@ class ListingCache:
 
     def put(self, key, generation, body):
         """Keep `body` if nothing changed since `generation` was read, before the body was built."""
-        if self.seconds <= 0 or generation != self.generation() or len(body) > self.max_bytes:
+        if self.seconds <= 0 or generation != self.generation() or len(body) > self.max_bytes \
+                or not self.can_keep():
             return
         self._drop(key)
         self._entries[key] = (generation, self.clock() + self.seconds, body)

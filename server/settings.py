@@ -136,9 +136,10 @@ class Settings:
     standard_booking_fee: Decimal = Decimal("2000.00")
     bcrypt_rounds: int = 12
     db_pool_size: int = 8
-    # How long a web process serves a built public servicemen page (server/listing_cache.py) before
-    # building it again; its own changes are seen at once, another process's within this. 0: never kept.
-    listing_cache_seconds: float = 1.0
+    # How long a web process serves a built public servicemen page (server/listing_cache.py) at most.
+    # Changes committed by any process are seen at once (Redis mode: announced on Redis); this bounds
+    # only what an unheard announcement or an edit made outside the application leaves. 0: never kept.
+    listing_cache_seconds: float = 10.0
     ws_max_sockets_per_user: int = 10
     access_token_minutes: int = 15
     refresh_token_days: int = 7

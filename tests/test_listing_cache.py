@@ -14,6 +14,8 @@ import pytest
 from models import ServicemanProfile
 from models.actions import listing
 from server.listing_cache import ListingCache
+from workers import runtime
+from workers.transport import listing_channel, user_channel
 
 from .factories import ServicemanFactory, ServiceRequestFactory
 from .test_assignment import assign_path, awaiting_assignment, team_body
@@ -168,7 +170,7 @@ async def test_the_page_is_served_again_without_the_database_until_it_expires(ap
     ServicemanProfile.update(bio="Changed elsewhere").where(ServicemanProfile.user == serviceman.id).execute()
 
     again = cards(await api.get(page_path(category)))
-    clock.now += 1.0
+    clock.now += api.settings.listing_cache_seconds
     expired = cards(await api.get(page_path(category)))
 
     assert again == first
@@ -255,3 +257,23 @@ def test_every_committed_event_moves_the_listing_generation(category):
 
     assert unchanged == before
     assert listing.listing_generation() > before
+
+
+def test_an_announcement_that_fails_does_not_fail_the_change(monkeypatch, caplog):
+    class RedisDown:
+        def announce_listing_changed(self):
+            raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(runtime, "transport", lambda: RedisDown())
+    before = listing.listing_generation()
+
+    listing.listing_changed()
+
+    assert listing.listing_generation() > before  # this process's own pages are forgotten all the same
+    assert "could not tell the other web processes" in caplog.text
+
+
+def test_channels_are_kept_apart_by_the_redis_database_number():
+    assert user_channel("redis://127.0.0.1:6379/3", 7) == "serviceman:3:user:7"
+    assert user_channel("redis://127.0.0.1:6379", 7) == "serviceman:0:user:7"
+    assert listing_channel("redis://127.0.0.1:6379/3") != listing_channel("redis://127.0.0.1:6379/4")

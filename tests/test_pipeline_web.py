@@ -79,9 +79,14 @@ async def test_every_socket_of_the_recipient_gets_the_push_through_redis(api, ht
 @pytest.fixture
 def second_web_process(redis_settings):
     """Another `python -m server serve` process on the same database and Redis."""
+    yield from serve_another_web_process(redis_settings)
+
+
+def serve_another_web_process(redis_settings, **extra_env):
+    """Yield the port of a `python -m server serve` process on the same database and Redis."""
     port = free_port()
     env = {**os.environ, "ENV": "test", "SECRET_KEY": redis_settings.secret_key, "DATABASE_URL": TEST_DATABASE_URL,
-           "REDIS_URL": redis_settings.redis_url, "LOG_LEVEL": "WARNING"}
+           "REDIS_URL": redis_settings.redis_url, "LOG_LEVEL": "WARNING", **extra_env}
     process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env,
                                cwd=os.path.dirname(os.path.dirname(__file__)))
     deadline = time.monotonic() + 20

@@ -4,6 +4,7 @@
     enqueue(fn, *args, job_id=...)   dispatcher / deliver -> a worker, with retries
     push(user_id, message)           worker -> whichever web process holds the user's sockets
     push_many([(user_id, message)])  the same for a batch, in one round trip
+    announce_listing_changed()       any process -> every web process's public listing cache
 """
 import json
 import logging
@@ -22,8 +23,22 @@ EMAIL_QUEUE = "serviceman-email"
 RETRY_INTERVALS = (10, 30, 60, 300, 900)  # seconds between attempts of a failing job
 
 
-def user_channel(user_id):
-    return f"serviceman:user:{user_id}"
+def channel_prefix(redis_url):
+    """Pub/sub channels belong to the whole Redis server, whatever database a URL names: deployments
+    (and test runs) sharing a server keep apart by their database number."""
+    from redis.connection import parse_url
+
+    return f"serviceman:{parse_url(redis_url).get('db', 0)}:"
+
+
+def user_channel(redis_url, user_id):
+    """A user's pushes, to whichever web process holds their sockets."""
+    return f"{channel_prefix(redis_url)}user:{user_id}"
+
+
+def listing_channel(redis_url):
+    """Every web process follows it: "a commit may have changed the public listing"."""
+    return f"{channel_prefix(redis_url)}listing"
 
 
 class RedisTransport:
@@ -32,6 +47,7 @@ class RedisTransport:
         from rq import Queue
 
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.redis_url = redis_url
         self.queue = Queue(QUEUE, connection=self.redis)
         self.email_queue = Queue(EMAIL_QUEUE, connection=self.redis)
         self.queues = [self.queue, self.email_queue]  # in the order a worker serves them
@@ -50,13 +66,16 @@ class RedisTransport:
         return queue.enqueue(fn, *args, job_id=job_id, retry=retry, result_ttl=0, failure_ttl=7 * 24 * 3600)
 
     def push(self, user_id, message):
-        self.redis.publish(user_channel(user_id), json.dumps(message, default=str))
+        self.redis.publish(user_channel(self.redis_url, user_id), json.dumps(message, default=str))
 
     def push_many(self, messages):
         with self.redis.pipeline(transaction=False) as pipe:
             for user_id, message in messages:
-                pipe.publish(user_channel(user_id), json.dumps(message, default=str))
+                pipe.publish(user_channel(self.redis_url, user_id), json.dumps(message, default=str))
             pipe.execute()
+
+    def announce_listing_changed(self):
+        self.redis.publish(listing_channel(self.redis_url), b"")
 
 
 class EmbeddedTransport:
@@ -100,6 +119,9 @@ class EmbeddedTransport:
     def push_many(self, messages):
         for user_id, message in messages:
             self.push(user_id, message)
+
+    def announce_listing_changed(self):
+        """One process: the listing cache is this process's own, already told."""
 
     def shutdown(self):
         self.pool.shutdown(wait=True)

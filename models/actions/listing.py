@@ -7,18 +7,39 @@ The listing generation moves on after every commit that may change a public card
 listing_cache.py keeps built pages until it does): every committed workflow or account event
 (assignments and job states change `active_jobs`; vetting, completion and ratings the rest), and
 `listing_changed()` after the changes that record no event (profile edits, deactivation, categories).
+In Redis mode the committing process also tells every web process (server/hub.py follows the channel).
 """
+import logging
 import threading
 
 from ..users import ApprovalStatus, ServicemanCategory, ServicemanProfile, User
 from ..workflow import on_event_committed
+
+log = logging.getLogger("serviceman.listing")
 
 _generation = 0
 _bump = threading.Lock()  # any domain thread may commit a change
 
 
 def listing_changed(*_event_id):
-    """Called after the commit: a page built from what was read before it is no longer served."""
+    """Called after the commit: a page built from what was read before it is no longer served, here
+    or (through the transport, Redis mode) in any other web process."""
+    advance_generation()
+    from workers import runtime
+
+    transport = runtime.transport()
+    if transport is None:
+        return
+    try:
+        transport.announce_listing_changed()
+    except Exception:
+        # The change is committed; other web processes show it once their pages expire.
+        log.warning("could not tell the other web processes that the listing changed", exc_info=True)
+
+
+def advance_generation():
+    """This process forgets its built pages: a change committed here or elsewhere, or news of
+    changes elsewhere possibly missed (server/hub.py, while its Redis feed was down)."""
     global _generation
     with _bump:
         _generation += 1
