@@ -13,26 +13,10 @@ import pytest
 import tornado.httpclient
 
 from models import ServicemanProfile
-from server.app import make_app
-from workers import runtime
 
-from .conftest import make_settings
-from .test_pipeline_web import serve_another_web_process
+from .test_pipeline_web import app, redis_settings, serve_another_web_process  # noqa: F401 (fixtures)
 
 ANNOUNCEMENT_DEADLINE = 5  # seconds; the other process keeps pages for 60
-
-
-@pytest.fixture
-def redis_settings(redis_url):
-    return make_settings(REDIS_URL=redis_url)
-
-
-@pytest.fixture
-def app(redis_settings, database):
-    application = make_app(redis_settings, bind_database=False)
-    yield application
-    asyncio.get_event_loop().run_until_complete(application.settings["hub"].close())
-    runtime.reset()
 
 
 @pytest.fixture
