@@ -1,0 +1,73 @@
+"""The hot lists dumped from plain rows: the same JSON as the schema's dump, without its machinery.
+
+On a page of 20 bookings, building 20 model instances and walking marshmallow's per-field
+`serialize` -> `get_value` -> `getattr` chain was over half of the list's Python CPU (cProfile,
+bench/README.md). The schema stays the contract (OpenAPI, docs, every other response); `RowDumper`
+reads its fields once, selects exactly the model columns they read, and converts each value with
+the field's own `_serialize`, skipped only where that is the identity (an int for an Integer, a str
+for a String, a bool for a Boolean, None for any of them). Anything it cannot reproduce exactly
+(method fields, nested schemas, dump hooks, an attribute that is not a column) fails at import.
+"""
+from marshmallow import fields
+from marshmallow.decorators import POST_DUMP, PRE_DUMP
+
+# Field classes whose `_serialize` returns a value of this type unchanged (and None as None).
+_IDENTITY = {fields.Integer: int, fields.String: str, fields.Boolean: bool}
+# Field classes whose `_serialize` depends on the value alone (not on the object it came from).
+_VALUE_ONLY = (fields.Integer, fields.String, fields.Boolean, fields.Decimal, fields.DateTime, fields.Date,
+               fields.Dict)
+
+
+def _converter(name, field):
+    serialize = field._serialize
+    kind = _IDENTITY.get(type(field))
+    if kind is None or getattr(field, "as_string", False):
+        return lambda value: None if value is None else serialize(value, name, None)
+    return lambda value: value if value is None or type(value) is kind else serialize(value, name, None)
+
+
+def _column(model, attribute):
+    """The model field a schema attribute reads: a column, or a foreign key's `<name>_id`."""
+    field = model._meta.fields.get(attribute)
+    if field is None:
+        field = next((f for f in model._meta.refs if f.object_id_name == attribute), None)
+    if field is None:
+        raise TypeError(f"{model.__name__} has no column behind the schema attribute {attribute!r}")
+    return field
+
+
+class RowDumper:
+    def __init__(self, schema, model):
+        if schema._hooks[PRE_DUMP] or schema._hooks[POST_DUMP]:
+            raise TypeError(f"{type(schema).__name__} has dump hooks; dump its rows with the schema")
+        self.model = model
+        self.keys, self.columns, converters = [], [], []
+        for name, field in schema.dump_fields.items():
+            if type(field) not in _VALUE_ONLY:
+                raise TypeError(f"{type(schema).__name__}.{name}: {type(field).__name__} is not supported here")
+            self.keys.append(field.data_key or name)
+            self.columns.append(_column(model, field.attribute or name))
+            converters.append(_converter(name, field))
+        self._converters = list(enumerate(converters))
+
+    def select(self, query):
+        """The query narrowed to the columns the schema reads, as tuples in the schema's order."""
+        if query.model is not self.model:
+            raise TypeError(f"a {self.model.__name__} row dumper was given a {query.model.__name__} query")
+        return query.select(*self.columns).tuples()
+
+    def dump(self, rows):
+        keys, converters = self.keys, self._converters
+        items = []
+        for row in rows:
+            values = list(row)
+            for i, to_json in converters:
+                values[i] = to_json(values[i])
+            items.append(dict(zip(keys, values)))
+        return items
+
+
+def with_rows(schema, model):
+    """`schema` (an instance), able to dump pages of `model` rows without instances (see paginate)."""
+    schema.row_dumper = RowDumper(schema, model)
+    return schema
