@@ -59,7 +59,7 @@ def paginate(query, item_schema, page_args, page_url, transform=None):
     A schema made `with_rows` (schemas/rows.py) dumps plain rows of the query's model instead."""
     page, size = page_args["page"], page_args["page_size"]
     rows = getattr(item_schema, "row_dumper", None) if transform is None else None
-    items = list((query if rows is None else rows.select(query)).paginate(page, size))
+    items = list(query.paginate(page, size)) if rows is None else rows.fetch(query.paginate(page, size))
     count = _count(query, page, size, len(items))
     if transform is not None:
         items = transform(items)

@@ -3,27 +3,34 @@
 On a page of 20 bookings, building 20 model instances and walking marshmallow's per-field
 `serialize` -> `get_value` -> `getattr` chain was over half of the list's Python CPU (cProfile,
 bench/README.md). The schema stays the contract (OpenAPI, docs, every other response); `RowDumper`
-reads its fields once, selects exactly the model columns they read, and converts each value with
-the field's own `_serialize`, skipped only where that is the identity (an int for an Integer, a str
-for a String, a bool for a Boolean, None for any of them). Anything it cannot reproduce exactly
-(method fields, nested schemas, dump hooks, an attribute that is not a column) fails at import.
+reads its fields once, selects exactly the model columns they read, and turns each value the
+database returns into JSON with the column's own `python_value` and then the field's own
+`_serialize`, both skipped only where they are the identity (an int in an integer column dumped by
+an Integer, a str in a text column by a String, a bool by a Boolean, None anywhere). Anything it
+cannot reproduce exactly (method fields, nested schemas, dump hooks, an attribute that is not a
+column) fails at import.
 """
+import peewee
 from marshmallow import fields
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
 
 # Field classes whose `_serialize` returns a value of this type unchanged (and None as None).
 _IDENTITY = {fields.Integer: int, fields.String: str, fields.Boolean: bool}
+# Column classes whose `python_value` returns a value of that same type unchanged.
+_PLAIN_COLUMNS = {int: (peewee.AutoField, peewee.IntegerField, peewee.BigIntegerField),
+                  str: (peewee.CharField, peewee.TextField), bool: (peewee.BooleanField,)}
 # Field classes whose `_serialize` depends on the value alone (not on the object it came from).
 _VALUE_ONLY = (fields.Integer, fields.String, fields.Boolean, fields.Decimal, fields.DateTime, fields.Date,
                fields.Dict)
 
 
-def _converter(name, field):
-    serialize = field._serialize
+def _converter(name, field, column):
+    serialize, to_python = field._serialize, column.python_value
+    stored = column.rel_field if isinstance(column, peewee.ForeignKeyField) else column
     kind = _IDENTITY.get(type(field))
-    if kind is None or getattr(field, "as_string", False):
-        return lambda value: None if value is None else serialize(value, name, None)
-    return lambda value: value if value is None or type(value) is kind else serialize(value, name, None)
+    if kind is None or getattr(field, "as_string", False) or type(stored) not in _PLAIN_COLUMNS[kind]:
+        return lambda value: None if value is None else serialize(to_python(value), name, None)
+    return lambda value: value if value is None or type(value) is kind else serialize(to_python(value), name, None)
 
 
 def _column(model, attribute):
@@ -45,16 +52,21 @@ class RowDumper:
         for name, field in schema.dump_fields.items():
             if type(field) not in _VALUE_ONLY:
                 raise TypeError(f"{type(schema).__name__}.{name}: {type(field).__name__} is not supported here")
+            column = _column(model, field.attribute or name)
             self.keys.append(field.data_key or name)
-            self.columns.append(_column(model, field.attribute or name))
-            converters.append(_converter(name, field))
+            self.columns.append(column)
+            converters.append(_converter(name, field, column))
         self._converters = list(enumerate(converters))
 
     def select(self, query):
-        """The query narrowed to the columns the schema reads, as tuples in the schema's order."""
+        """The query narrowed to the columns the schema reads, in the schema's order."""
         if query.model is not self.model:
             raise TypeError(f"a {self.model.__name__} row dumper was given a {query.model.__name__} query")
-        return query.select(*self.columns).tuples()
+        return query.select(*self.columns)
+
+    def fetch(self, query):
+        """The rows as the database driver returns them: `dump` converts each value once."""
+        return self.model._meta.database.execute(self.select(query)).fetchall()
 
     def dump(self, rows):
         keys, converters = self.keys, self._converters
