@@ -25,12 +25,14 @@ _VALUE_ONLY = (fields.Integer, fields.String, fields.Boolean, fields.Decimal, fi
 
 
 def _converter(name, field, column):
+    """`(kind, convert)`: a value of type `kind` (None for no such type) is dumped as it is; any
+    other non-None value goes through the column's python_value and the field's _serialize."""
     serialize, to_python = field._serialize, column.python_value
     stored = column.rel_field if isinstance(column, peewee.ForeignKeyField) else column
     kind = _IDENTITY.get(type(field))
-    if kind is None or getattr(field, "as_string", False) or type(stored) not in _PLAIN_COLUMNS[kind]:
-        return lambda value: None if value is None else serialize(to_python(value), name, None)
-    return lambda value: value if value is None or type(value) is kind else serialize(to_python(value), name, None)
+    if kind is not None and (getattr(field, "as_string", False) or type(stored) not in _PLAIN_COLUMNS[kind]):
+        kind = None
+    return kind, lambda value: serialize(to_python(value), name, None)
 
 
 def _column(model, attribute):
@@ -56,7 +58,8 @@ class RowDumper:
             self.keys.append(field.data_key or name)
             self.columns.append(column)
             converters.append(_converter(name, field, column))
-        self._converters = list(enumerate(converters))
+        self._plain = [(i, kind, convert) for i, (kind, convert) in enumerate(converters) if kind is not None]
+        self._converted = [(i, convert) for i, (kind, convert) in enumerate(converters) if kind is None]
 
     def select(self, query):
         """The query narrowed to the columns the schema reads, in the schema's order."""
@@ -69,12 +72,19 @@ class RowDumper:
         return self.model._meta.database.execute(self.select(query)).fetchall()
 
     def dump(self, rows):
-        keys, converters = self.keys, self._converters
+        # The loops are inlined: a call per value was most of the cost of a page.
+        keys, plain, converted = self.keys, self._plain, self._converted
         items = []
         for row in rows:
             values = list(row)
-            for i, to_json in converters:
-                values[i] = to_json(values[i])
+            for i, kind, convert in plain:
+                value = values[i]
+                if value is not None and type(value) is not kind:
+                    values[i] = convert(value)
+            for i, convert in converted:
+                value = values[i]
+                if value is not None:
+                    values[i] = convert(value)
             items.append(dict(zip(keys, values)))
         return items
 
