@@ -72,8 +72,8 @@ def paginate(query, item_schema, page_args, page_url, transform=None):
 
 
 def _count(query, page, size, on_page):
-    """A page that is neither full nor past the end tells the count: most users' lists fit on one
-    page, and this saves them the COUNT's round trip (not atomic with the page either way)."""
+    """A page that is not full (other than one past the end) tells the count: most users' lists fit
+    on one page, and this saves them the COUNT's round trip (not atomic with the page either way)."""
     if 0 < on_page < size or (on_page == 0 and page == 1):
         return (page - 1) * size + on_page
     return query.count()
