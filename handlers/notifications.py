@@ -1,11 +1,14 @@
 """Dashboard notifications over REST; every change of read state is pushed as a new unread count."""
 from models.actions import notifications
+from models.notifications import Notification
 from workers.delivery import push_unread_count
 
 from .base import SIGNED_IN, BaseHandler, endpoint
 from .schemas.notifications import MarkedSchema, NotificationListQuerySchema, NotificationSchema, UnreadCountSchema
+from .schemas.rows import with_rows
 
 TAGS = ("notifications",)
+NotificationListOut = with_rows(NotificationSchema(), Notification)
 
 
 def _mark_one(user, notification_id):
@@ -22,7 +25,7 @@ def _mark_all(user):
 
 class NotificationListHandler(BaseHandler):
     @endpoint(roles=SIGNED_IN, summary="Own notifications, newest first", query=NotificationListQuerySchema,
-              response=NotificationSchema(), paginated=True, errors=(401, 422), tags=TAGS)
+              response=NotificationListOut, paginated=True, errors=(401, 422), tags=TAGS)
     async def get(self):
         await self.respond(notifications.list_notifications(self.user, self.query.get("is_read")))
 

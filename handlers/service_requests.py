@@ -1,14 +1,17 @@
 """Booking: quote, create, list, detail, edit, delete, cancel, timeline."""
 from models.actions import booking
+from models.service_requests import ServiceRequest
 from models.users import Role
 
 from .base import SIGNED_IN, BaseHandler, endpoint
 from .schemas.service_requests import (CancelSchema, EventSchema, QuoteQuerySchema, QuoteSchema, RequestCreateSchema,
                                        RequestListQuerySchema, RequestUpdateSchema, RequestWithWarningsSchema,
                                        ServiceRequestSchema)
+from .schemas.rows import with_rows
 
 TAGS = ("requests",)
 RequestOut = ServiceRequestSchema()
+RequestListOut = with_rows(ServiceRequestSchema(), ServiceRequest)
 
 
 class QuoteHandler(BaseHandler):
@@ -22,7 +25,7 @@ class QuoteHandler(BaseHandler):
 
 class RequestListHandler(BaseHandler):
     @endpoint(roles=SIGNED_IN, summary="Requests visible to the caller, newest first",
-              query=RequestListQuerySchema, response=RequestOut, paginated=True, errors=(401, 422), tags=TAGS,
+              query=RequestListQuerySchema, response=RequestListOut, paginated=True, errors=(401, 422), tags=TAGS,
               description="Clients see their own, servicemen those they are primary or backup on, admins all.")
     async def get(self):
         filters = {k: self.query.get(k) for k in ("status", "is_emergency")}

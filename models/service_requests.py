@@ -89,7 +89,8 @@ class ServiceRequest(TimestampedModel):
     reminder_sent_at = UTCDateTimeField(null=True)
 
     class Meta:
-        indexes = ((("client", "created_at", "id"), False),)  # a client's bookings, newest first
+        # A client's bookings, newest first; is_deleted in the key makes their COUNT index-only (migration 013).
+        indexes = ((("client", "is_deleted", "created_at", "id"), False),)
 
     @classmethod
     def locked(cls, request_id):

@@ -167,7 +167,7 @@ def test_a_queue_page_costs_the_same_few_queries_for_5_or_25_rows(monkeypatch, a
 
     fill(5)
     executed = count_queries(monkeypatch)
-    small = queue_page(admin_user, 25)
+    small = queue_page(admin_user, 5)  # full, as the later one: a short page needs no COUNT (see the next test)
     queries_for_5 = len(executed)
     fill(20)
     executed.clear()
@@ -176,6 +176,20 @@ def test_a_queue_page_costs_the_same_few_queries_for_5_or_25_rows(monkeypatch, a
     assert len(small["results"]) == 5 and len(full["results"]) == 25
     assert all(item["preferred_serviceman"]["active_jobs"] == 1 for item in full["results"])
     assert len(executed) == queries_for_5 <= 5, executed  # count, page, profiles, primary and backup loads
+
+
+def test_a_page_that_is_not_full_needs_no_count_query(monkeypatch, admin_user, category):
+    for _ in range(3):
+        awaiting_assignment(category, preferred_serviceman=servicemen(category, 1)[0])
+    executed = count_queries(monkeypatch)
+    short = queue_page(admin_user, 25)
+    for_short = list(executed)
+    executed.clear()
+    full = queue_page(admin_user, 3)
+
+    assert short["count"] == full["count"] == 3 and len(short["results"]) == len(full["results"]) == 3
+    counts = [sql for sql in executed if sql.startswith("SELECT COUNT(")]
+    assert len(counts) == 1 and sorted(for_short) == sorted(sql for sql in executed if sql not in counts), (for_short, executed)
 
 
 @pytest.mark.gen_test
