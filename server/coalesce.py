@@ -1,0 +1,74 @@
+"""Coalesced lookups: the keys many coroutines ask for during one event-loop iteration go to the
+pool as ONE call of a batch function (one thread hop, one query) instead of one call each.
+
+    users = BatchLoader(users_by_id)         # users_by_id(keys) -> {key: value or exception}
+    user = await users.load(user_id)
+
+Nothing is cached: every batch calls the function again, so what it reads is as fresh as a lookup
+of its own would have been. Values are handed to every caller that asked for the same key in the
+batch, so they should be immutable (or copied by the caller).
+"""
+import asyncio
+
+from server.executor import run_sync
+
+
+class MissingKey(LookupError):
+    """The batch function's answer had nothing for a key it was given."""
+
+
+class BatchLoader:
+    def __init__(self, batch_fn, *, max_batch=200, run=run_sync):
+        """`max_batch` bounds one query's IN list; `run(fn, keys)` is awaited to call `batch_fn` off
+        the loop (the domain pool by default)."""
+        self.batch_fn = batch_fn
+        self.max_batch = max_batch
+        self.run = run
+        # One batch being collected per event loop (tests and tools run several loops in turn).
+        self._collecting = {}
+
+    async def load(self, key):
+        loop = asyncio.get_running_loop()
+        waiting = self._collecting.get(loop)
+        if waiting is None:
+            waiting = self._collecting[loop] = {}
+            # Runs after every callback already queued: everyone ready in this iteration joins.
+            loop.call_soon(self._close_batch, loop, waiting)
+        future = loop.create_future()
+        waiting.setdefault(key, []).append(future)
+        if len(waiting) >= self.max_batch:
+            self._close_batch(loop, waiting)
+        return await future
+
+    def _close_batch(self, loop, waiting):
+        if self._collecting.get(loop) is waiting:
+            del self._collecting[loop]
+            loop.create_task(self._resolve(waiting))
+
+    async def _resolve(self, waiting):
+        try:
+            answers = await self.run(self.batch_fn, list(waiting))
+            if not isinstance(answers, dict):
+                raise TypeError(f"a batch function must return a dict, got {type(answers).__name__}")
+        except asyncio.CancelledError:
+            for futures in waiting.values():
+                for future in futures:
+                    future.cancel()
+            raise
+        except Exception as exc:
+            # A batch that failed as a whole fails its own callers only; later batches start afresh.
+            for futures in waiting.values():
+                _settle(futures, exc)
+            return
+        for key, futures in waiting.items():
+            _settle(futures, answers[key] if key in answers else MissingKey(key))
+
+
+def _settle(futures, outcome):
+    for future in futures:
+        if future.done():  # its caller was cancelled (a closed socket, a dropped request)
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
