@@ -40,6 +40,8 @@ class Hub:
         if self._feed is None:
             self._subscribed = asyncio.Event()
             self._feed = asyncio.ensure_future(self._follow_redis())
+        if self._subscribed.is_set():
+            return  # the common case: no wait_for (a task and a timer) per socket
         try:
             await asyncio.wait_for(self._subscribed.wait(), FEED_READY_TIMEOUT)
         except asyncio.TimeoutError:
