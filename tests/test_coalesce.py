@@ -158,3 +158,73 @@ def test_by_default_the_batch_runs_on_the_domain_pool_with_a_connection(database
     assert BatchLoader(fn).run is run_sync
     assert asyncio.run(gather(BatchLoader(fn), [1, 2])) == [1, 2]
     assert threads and threads[0].startswith("domain")
+
+
+class Gated(Recorder):
+    """A batch function whose calls (recorded as they start) wait until the test opens the gate."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+
+    def __call__(self, keys):
+        self.calls.append(list(keys))
+        self.gate.wait(5)
+        return self.answer(keys)
+
+
+def test_keys_asked_while_a_batch_is_in_the_pool_wait_and_go_together_when_it_returns():
+    fn = Gated()
+    users = loader(fn)
+
+    async def go():
+        first = asyncio.ensure_future(users.load(1))
+        await asyncio.sleep(0.05)  # batch [1] is in the pool
+        later = [asyncio.ensure_future(users.load(key)) for key in (2, 3)]
+        await asyncio.sleep(0)
+        more = asyncio.ensure_future(users.load(4))  # a later loop iteration: still joins
+        await asyncio.sleep(0.05)
+        assert fn.calls == [[1]]  # [2, 3, 4] waits for the batch in the pool
+        fn.gate.set()
+        return await asyncio.gather(first, *later, more)
+
+    assert asyncio.run(go()) == [10, 20, 30, 40]
+    assert fn.calls == [[1], [2, 3, 4]]
+
+
+def test_a_full_batch_goes_at_once_even_while_another_is_in_the_pool():
+    fn = Gated()
+    users = loader(fn, max_batch=2)
+
+    async def go():
+        first = asyncio.ensure_future(users.load(1))
+        await asyncio.sleep(0.05)
+        full = [asyncio.ensure_future(users.load(key)) for key in (2, 3)]
+        await asyncio.sleep(0.05)
+        assert fn.calls == [[1], [2, 3]]  # both in the pool at once
+        fn.gate.set()
+        return await asyncio.gather(first, *full)
+
+    assert asyncio.run(go()) == [10, 20, 30]
+
+
+def test_a_batch_that_fails_still_lets_the_next_one_go():
+    answers = iter([RuntimeError("first fails"), None])
+
+    def answer(keys):
+        outcome = next(answers)
+        if outcome:
+            raise outcome
+        return {key: key for key in keys}
+
+    fn = Recorder(answer)
+    users = loader(fn)
+
+    async def go():
+        first = asyncio.ensure_future(users.load(1))
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(users.load(2))
+        return await asyncio.gather(first, second, return_exceptions=True)
+
+    first, second = asyncio.run(go())
+    assert isinstance(first, RuntimeError) and second == 2
