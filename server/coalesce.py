@@ -1,7 +1,8 @@
 """Coalesced lookups: the keys many coroutines ask for during one event-loop iteration go to the
-pool as ONE call of a batch function (one thread hop, one query) instead of one call each. While a
-batch is in the pool the next one keeps collecting (up to `max_batch`) and goes when it returns:
-under a storm of sign-ins, half as many batches as with one per iteration (bench/README.md).
+pool as ONE call of a batch function (one thread hop, one query) instead of one call each. While
+`max_in_flight` batches are in the pool the next one keeps collecting (up to `max_batch`) and goes
+when one returns: under a storm of sign-ins, fewer and larger batches (bench/README.md), while one
+slow batch does not hold up the others.
 
     users = BatchLoader(users_by_id)         # users_by_id(keys) -> {key: value or exception}
     user = await users.load(user_id)
@@ -20,11 +21,12 @@ class MissingKey(LookupError):
 
 
 class BatchLoader:
-    def __init__(self, batch_fn, *, max_batch=200, run=run_sync):
+    def __init__(self, batch_fn, *, max_batch=200, max_in_flight=2, run=run_sync):
         """`max_batch` bounds one query's IN list; `run(fn, keys)` is awaited to call `batch_fn` off
         the loop (the domain pool by default)."""
         self.batch_fn = batch_fn
         self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
         self.run = run
         # Per event loop (tests and tools run several loops in turn): the batch being collected,
         # and how many batches are in the pool.
@@ -47,9 +49,9 @@ class BatchLoader:
     def _close_batch(self, loop, waiting, full=False):
         if self._collecting.get(loop) is not waiting:
             return
-        if self._in_flight.get(loop) and not full:
-            # Under load, keys keep joining while the pool answers the batch before: fewer, larger
-            # batches. It is sent the moment that one returns (a full one goes at once).
+        if self._in_flight.get(loop, 0) >= self.max_in_flight and not full:
+            # Under load, keys keep joining while the pool answers the batches before: fewer,
+            # larger batches. It is sent the moment one returns (a full one goes at once).
             return
         del self._collecting[loop]
         self._in_flight[loop] = self._in_flight.get(loop, 0) + 1

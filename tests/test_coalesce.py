@@ -173,9 +173,9 @@ class Gated(Recorder):
         return self.answer(keys)
 
 
-def test_keys_asked_while_a_batch_is_in_the_pool_wait_and_go_together_when_it_returns():
+def test_keys_asked_while_the_pool_is_busy_wait_and_go_together_when_a_batch_returns():
     fn = Gated()
-    users = loader(fn)
+    users = loader(fn, max_in_flight=1)
 
     async def go():
         first = asyncio.ensure_future(users.load(1))
@@ -194,7 +194,7 @@ def test_keys_asked_while_a_batch_is_in_the_pool_wait_and_go_together_when_it_re
 
 def test_a_full_batch_goes_at_once_even_while_another_is_in_the_pool():
     fn = Gated()
-    users = loader(fn, max_batch=2)
+    users = loader(fn, max_batch=2, max_in_flight=1)
 
     async def go():
         first = asyncio.ensure_future(users.load(1))
@@ -208,6 +208,26 @@ def test_a_full_batch_goes_at_once_even_while_another_is_in_the_pool():
     assert asyncio.run(go()) == [10, 20, 30]
 
 
+def test_below_max_in_flight_a_batch_goes_at_the_end_of_its_iteration():
+    fn = Gated()
+    users = loader(fn, max_in_flight=2)
+
+    async def go():
+        first = asyncio.ensure_future(users.load(1))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(users.load(2))
+        await asyncio.sleep(0.05)
+        assert fn.calls == [[1], [2]]  # a slow batch holds up no other
+        third = asyncio.ensure_future(users.load(3))
+        await asyncio.sleep(0.05)
+        assert fn.calls == [[1], [2]]  # two in the pool: [3] waits
+        fn.gate.set()
+        return await asyncio.gather(first, second, third)
+
+    assert asyncio.run(go()) == [10, 20, 30]
+    assert fn.calls == [[1], [2], [3]]
+
+
 def test_a_batch_that_fails_still_lets_the_next_one_go():
     answers = iter([RuntimeError("first fails"), None])
 
@@ -217,13 +237,17 @@ def test_a_batch_that_fails_still_lets_the_next_one_go():
             raise outcome
         return {key: key for key in keys}
 
-    fn = Recorder(answer)
-    users = loader(fn)
+    fn = Gated()
+    fn.answer = answer
+    users = loader(fn, max_in_flight=1)
 
     async def go():
         first = asyncio.ensure_future(users.load(1))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.05)
         second = asyncio.ensure_future(users.load(2))
+        await asyncio.sleep(0.05)
+        assert fn.calls == [[1]]  # [2] waits for the batch in the pool, and goes though that one fails
+        fn.gate.set()
         return await asyncio.gather(first, second, return_exceptions=True)
 
     first, second = asyncio.run(go())
