@@ -56,7 +56,7 @@ def active_users_with_unread(keys):
     unread = Notification.select(fn.COUNT(Notification.id)).where(
         Notification.user == User.id, Notification.is_read == False)  # noqa: E712
     users = {user.id: user for user in User.select(
-        User.id, User.role, User.is_active, User.session_version, unread.alias("unread")).where(
+        User.id, User.is_active, User.session_version, unread.alias("unread")).where(
         User.id.in_({user_id for user_id, _ in keys}))}
     answers = {}
     for key in keys:
