@@ -173,20 +173,26 @@ class Gated(Recorder):
         return self.answer(keys)
 
 
+async def asked(users, *keys):
+    """Loads of `keys` started, and time for their batch to reach the pool (or to be held back)."""
+    loads = [asyncio.ensure_future(users.load(key)) for key in keys]
+    await asyncio.sleep(0.05)
+    return loads
+
+
 def test_keys_asked_while_the_pool_is_busy_wait_and_go_together_when_a_batch_returns():
     fn = Gated()
     users = loader(fn, max_in_flight=1)
 
     async def go():
-        first = asyncio.ensure_future(users.load(1))
-        await asyncio.sleep(0.05)  # batch [1] is in the pool
+        first = await asked(users, 1)
         later = [asyncio.ensure_future(users.load(key)) for key in (2, 3)]
         await asyncio.sleep(0)
         more = asyncio.ensure_future(users.load(4))  # a later loop iteration: still joins
         await asyncio.sleep(0.05)
         assert fn.calls == [[1]]  # [2, 3, 4] waits for the batch in the pool
         fn.gate.set()
-        return await asyncio.gather(first, *later, more)
+        return await asyncio.gather(*first, *later, more)
 
     assert asyncio.run(go()) == [10, 20, 30, 40]
     assert fn.calls == [[1], [2, 3, 4]]
@@ -197,13 +203,11 @@ def test_a_full_batch_goes_at_once_even_while_another_is_in_the_pool():
     users = loader(fn, max_batch=2, max_in_flight=1)
 
     async def go():
-        first = asyncio.ensure_future(users.load(1))
-        await asyncio.sleep(0.05)
-        full = [asyncio.ensure_future(users.load(key)) for key in (2, 3)]
-        await asyncio.sleep(0.05)
+        first = await asked(users, 1)
+        full = await asked(users, 2, 3)
         assert fn.calls == [[1], [2, 3]]  # both in the pool at once
         fn.gate.set()
-        return await asyncio.gather(first, *full)
+        return await asyncio.gather(*first, *full)
 
     assert asyncio.run(go()) == [10, 20, 30]
 
@@ -213,16 +217,12 @@ def test_below_max_in_flight_a_batch_goes_at_the_end_of_its_iteration():
     users = loader(fn, max_in_flight=2)
 
     async def go():
-        first = asyncio.ensure_future(users.load(1))
-        await asyncio.sleep(0.05)
-        second = asyncio.ensure_future(users.load(2))
-        await asyncio.sleep(0.05)
+        loads = await asked(users, 1) + await asked(users, 2)
         assert fn.calls == [[1], [2]]  # a slow batch holds up no other
-        third = asyncio.ensure_future(users.load(3))
-        await asyncio.sleep(0.05)
+        loads += await asked(users, 3)
         assert fn.calls == [[1], [2]]  # two in the pool: [3] waits
         fn.gate.set()
-        return await asyncio.gather(first, second, third)
+        return await asyncio.gather(*loads)
 
     assert asyncio.run(go()) == [10, 20, 30]
     assert fn.calls == [[1], [2], [3]]
@@ -242,13 +242,10 @@ def test_a_batch_that_fails_still_lets_the_next_one_go():
     users = loader(fn, max_in_flight=1)
 
     async def go():
-        first = asyncio.ensure_future(users.load(1))
-        await asyncio.sleep(0.05)
-        second = asyncio.ensure_future(users.load(2))
-        await asyncio.sleep(0.05)
+        loads = await asked(users, 1) + await asked(users, 2)
         assert fn.calls == [[1]]  # [2] waits for the batch in the pool, and goes though that one fails
         fn.gate.set()
-        return await asyncio.gather(first, second, return_exceptions=True)
+        return await asyncio.gather(*loads, return_exceptions=True)
 
     first, second = asyncio.run(go())
     assert isinstance(first, RuntimeError) and second == 2
