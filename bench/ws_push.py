@@ -127,6 +127,8 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/bench_pages")
     parser.add_argument("--project", help="storm: serve from this checkout (an earlier commit) instead")
     parser.add_argument("--py-spy", metavar="OUT.txt", help="storm: profile the project's opens (collapsed stacks)")
+    parser.add_argument("--gil", action="store_true",
+                        help="with --py-spy: only samples holding the GIL (where the CPU goes, not the waits)")
     args = parser.parse_args()
     if args.mode == "storm":
         import ws_storm

@@ -166,11 +166,13 @@ async def push_to_all(sockets, users, fire):
     return [(t - started) * 1000 for t in arrivals]
 
 
-def measure(name, port, pid, tokens, count, concurrency, fire, users):
+def measure(name, port, pid, tokens, count, concurrency, fire, users, after_opens=None):
     async def go():
         rss_before, cpu_before = rss_kib(pid), cpu_seconds(pid)
         sockets, wall, latencies, failures = await open_sockets(port, tokens, count, concurrency)
         cpu = cpu_seconds(pid) - cpu_before
+        if after_opens:
+            after_opens()
         await asyncio.sleep(1)
         rss_after = rss_kib(pid)
         push_ms = await push_to_all(sockets, users, fire)
@@ -253,12 +255,17 @@ def run(args):
         spy = None
         if args.py_spy:
             spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(web.pid),
-                                    "-o", args.py_spy, "--format", "raw", "--nonblocking", "-r", "200"],
+                                    "-o", args.py_spy, "--format", "raw", "--nonblocking", "-r", "200",
+                                    *(["--gil"] if args.gil else [])],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        rows.append(measure("project", port, web.pid, tokens, count, args.concurrency, fire_project, users))
-        if spy:
-            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-            spy.wait(30)
+
+        def stop_spy():  # the profile covers the opens only, not the pushes after them
+            if spy:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                spy.wait(30)
+
+        rows.append(measure("project", port, web.pid, tokens, count, args.concurrency, fire_project, users,
+                            after_opens=stop_spy))
         print(f"\n{count} sockets over {USERS} users, {args.concurrency} handshakes in flight, client and servers "
               f"on the same machine")
         for row in rows:

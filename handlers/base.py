@@ -15,9 +15,8 @@ from urllib.parse import urlencode
 import tornado.web
 from marshmallow import EXCLUDE, Schema, ValidationError
 
-from models.actions.sessions import session_user
 from models.users import Role
-from server import proxies, rate_limits, sessions, tokens
+from server import identity, proxies, rate_limits, sessions, tokens
 from server.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
                            PayloadTooLarge, PermissionDenied, ValidationFailed)
 from server.executor import run_sync
@@ -243,7 +242,7 @@ class BaseHandler(tornado.web.RequestHandler):
         claims = tokens.decode(self.config, token.strip(), tokens.ACCESS)
         if claims is None:
             raise NotAuthenticated("The access token is invalid or expired.", code="token_invalid")
-        return await run_sync(session_user, claims)
+        return await identity.session_user(claims)
 
     async def _authenticate_session(self):
         """The dashboard's signed cookie (server/sessions.py); a change also needs the XSRF token."""
@@ -256,7 +255,7 @@ class BaseHandler(tornado.web.RequestHandler):
             except tornado.web.HTTPError as exc:
                 raise PermissionDenied("The XSRF token is missing or wrong; reload the page.",
                                        code="xsrf_failed") from exc
-        return await run_sync(sessions.session_user, *session)
+        return await identity.user_at_version(*session)
 
     @property
     def user(self):

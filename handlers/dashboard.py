@@ -14,7 +14,7 @@ import tornado.web
 
 from models.actions.accounts import authenticate
 from models.users import Role
-from server import proxies, sessions
+from server import identity, proxies, sessions
 from server.errors import NotAuthenticated, RateLimited
 from server.executor import run_sync
 from server.settings import PROJECT_ROOT
@@ -103,7 +103,7 @@ class DashboardHandler(tornado.web.RequestHandler):
         if session is None:
             return None
         try:
-            return await run_sync(sessions.session_user, *session)
+            return await identity.user_at_version(*session)
         except NotAuthenticated:
             return None
 

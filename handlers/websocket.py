@@ -11,9 +11,9 @@ import tornado.ioloop
 import tornado.websocket
 from tornado.iostream import StreamBufferFullError
 
-from models.actions.notifications import active_user_with_unread, notifications_since
+from models.actions.notifications import notifications_since
 from models.actions.sessions import user_at_version
-from server import sessions, tokens
+from server import identity, sessions, tokens
 from server.errors import ApiError, NotAuthenticated
 from server.executor import run_sync
 from server.hub import CLOSE_SESSION_ENDED
@@ -111,13 +111,14 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         await self._sign_in(int(claims["sub"]), tokens.session_version(claims))
 
     async def _sign_in(self, user_id, session_version):
-        """One thread hop and one query. The socket is registered before the account check with its
-        pushes held back: whatever commits after the unread count is pushed, and nothing reaches the
-        client before the account and session are known good (an end of session meanwhile closes it)."""
+        """One query, shared with the sockets signing in alongside (server/identity.py). The socket
+        is registered before the account check with its pushes held back: whatever commits after the
+        unread count is pushed, and nothing reaches the client before the account and session are
+        known good (an end of session meanwhile closes it)."""
         self._held, self._user_id, self.session_version = [], user_id, session_version
         await self.hub.add(user_id, self)
         try:
-            user, unread = await run_sync(active_user_with_unread, user_id, session_version)
+            user, unread = await identity.socket_user(user_id, session_version)
         except NotAuthenticated as exc:
             self._held = None
             self.hub.remove(user_id, self)

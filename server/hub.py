@@ -54,6 +54,8 @@ class Hub:
         if not self.redis_url:
             return
         self.follow()
+        if self._subscribed.is_set():
+            return  # the common case: no wait_for (a task and a timer) per socket
         try:
             await asyncio.wait_for(self._subscribed.wait(), FEED_READY_TIMEOUT)
         except asyncio.TimeoutError:

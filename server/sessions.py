@@ -6,8 +6,6 @@ signed with SECRET_KEY by Tornado. A session ends when the user's `session_versi
 Cookie-authenticated requests that change anything must carry Tornado's XSRF token; Bearer API
 clients never see any of this.
 """
-from models.actions.sessions import user_at_version
-
 SESSION_COOKIE = "serviceman_session"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -38,10 +36,6 @@ def read_session(handler):
 
 def has_session_cookie(handler):
     return handler.get_cookie(SESSION_COOKIE) is not None
-
-
-# The active user this session names, while its version is still theirs (sync: run on the pool).
-session_user = user_at_version
 
 
 def is_secure(handler, config):

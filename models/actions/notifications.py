@@ -1,10 +1,11 @@
 """A user's dashboard notifications: list, read state, unread count, replay since an id."""
 from peewee import fn
 
-from server.errors import NotAuthenticated, NotFound
+from server.errors import NotFound
 
 from ..notifications import Notification
 from ..users import User
+from .sessions import refusal_at_version
 
 REPLAY_LIMIT = 500
 
@@ -48,13 +49,17 @@ def notifications_since(user_id, since_id, limit=REPLAY_LIMIT):
                 .order_by(Notification.id).limit(limit))
 
 
-def active_user_with_unread(user_id, session_version):
-    """(user, unread count) in one query, for a socket's "ready"; refuses as `user_at_version` does."""
+def active_users_with_unread(keys):
+    """For sockets' "ready": {(user id, session version): (user, unread count) or the
+    NotAuthenticated `user_at_version` would raise}, for many keys in one query (server/coalesce.py).
+    Only the columns a socket keeps are read (it holds its user for as long as it is open)."""
     unread = Notification.select(fn.COUNT(Notification.id)).where(
         Notification.user == User.id, Notification.is_read == False)  # noqa: E712
-    user = User.select(User, unread.alias("unread")).where(User.id == user_id).first()
-    if user is None or not user.is_active:
-        raise NotAuthenticated("This account does not exist or is deactivated.")
-    if session_version != user.session_version:
-        raise NotAuthenticated("This session has ended; sign in again.", code="session_ended")
-    return user, user.unread
+    users = {user.id: user for user in User.select(
+        User.id, User.is_active, User.session_version, unread.alias("unread")).where(
+        User.id.in_({user_id for user_id, _ in keys}))}
+    answers = {}
+    for key in keys:
+        user = users.get(key[0])
+        answers[key] = refusal_at_version(user, key[1]) or (user, user.unread)
+    return answers
