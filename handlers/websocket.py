@@ -69,6 +69,7 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         self._deadline = None
         self._held = None  # pushes that arrive while the account is being checked, sent after "ready"
         self._user_id = None
+        self._pong_due = False
         # A browser sends the cookie to any page's socket: it counts only from our own pages' origins.
         if sessions.has_session_cookie(self) and sessions.same_origin(self, self.request.headers.get("Origin", "")):
             session = sessions.read_session(self)
@@ -160,6 +161,22 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         except StreamBufferFullError:
             log.warning("dropping a socket of user %s: its client is not reading", self.user.id)
             self.ws_connection.stream.close()
+
+    def keep_alive(self):
+        """The hub's ping, once per WS_PING_SECONDS (server/hub.py). False once the socket is done:
+        closed now because the previous ping went unanswered (a client that vanished), or already closed."""
+        if self._pong_due:
+            self.close(reason="ping timed out")  # as Tornado's own keep-alive closes
+            return False
+        self._pong_due = True
+        try:
+            self.ping()
+        except tornado.websocket.WebSocketClosedError:
+            return False
+        return True
+
+    def on_pong(self, data):
+        self._pong_due = False
 
     def on_close(self):
         if getattr(self, "_deadline", None) is not None:

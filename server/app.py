@@ -46,7 +46,7 @@ def make_app(settings, bind_database=True, transport=None):
     if bind_database:
         bind(settings.database_url, settings.db_pool_size)
     executor.configure(settings.db_pool_size)
-    hub = Hub(settings.redis_url)
+    hub = Hub(settings.redis_url, ping_seconds=settings.ws_ping_seconds)
     runtime.configure(settings, transport or make_transport(settings, hub))
     routes = route_table()
     return tornado.web.Application(
@@ -60,9 +60,7 @@ def make_app(settings, bind_database=True, transport=None):
         asyncapi=build_asyncapi(settings),
         default_handler_class=NotFoundHandler,
         compress_response=True,
-        websocket_ping_interval=20,
         websocket_max_message_size=websocket.MAX_MESSAGE_BYTES,
-        websocket_ping_timeout=20,
         **dashboard_settings(settings),
     )
 

@@ -23,12 +23,22 @@ CLOSE_SESSION_ENDED = 4003
 # Users whose sessions ended recently, remembered so a socket that was authenticating at that very
 # moment is refused too; bounded, the window it covers is milliseconds long.
 ENDED_REMEMBERED = 10_000
+# Keep-alive: every socket is pinged once per WS_PING_SECONDS and closed when the previous ping went
+# unanswered. One timer for the whole hub, a slot of the sockets per tick, instead of Tornado's ping
+# task per socket (a task and its timer for each of 10,000 sockets: bench/README.md).
+PING_SLOTS = 20
 
 
 class Hub:
-    def __init__(self, redis_url=""):
+    def __init__(self, redis_url="", ping_seconds=20):
         self.sockets = defaultdict(dict)  # user id -> {socket: None}, oldest first
         self.redis_url = redis_url
+        self.ping_seconds = ping_seconds
+        self._ping_slots = [{} for _ in range(PING_SLOTS)]  # socket -> user id, each slot pinged in turn
+        self._slot_of = {}  # socket -> its slot
+        self._next_slot = 0
+        self._tick = 0
+        self._pinger = None
         self.loop = None
         self._feed = None
         self._subscribed = None
@@ -51,6 +61,7 @@ class Hub:
         so a client told "ready" misses nothing published afterwards."""
         self.loop = tornado.ioloop.IOLoop.current()
         self.sockets[user_id][socket] = None
+        self._keep_alive(socket, user_id)
         if not self.redis_url:
             return
         self.follow()
@@ -67,6 +78,28 @@ class Hub:
             sockets.pop(socket, None)
             if not sockets:
                 del self.sockets[user_id]
+        slot = self._slot_of.pop(socket, None)
+        if slot is not None:
+            self._ping_slots[slot].pop(socket, None)
+
+    def _keep_alive(self, socket, user_id):
+        if socket in self._slot_of or self.ping_seconds <= 0:
+            return
+        self._slot_of[socket] = slot = self._next_slot
+        self._next_slot = (slot + 1) % PING_SLOTS
+        self._ping_slots[slot][socket] = user_id
+        if self._pinger is None:
+            self._pinger = tornado.ioloop.PeriodicCallback(self._ping_slot, self.ping_seconds * 1000 / PING_SLOTS)
+            self._pinger.start()
+
+    def _ping_slot(self):
+        """Ping this tick's sockets; `socket.keep_alive()` closes one whose last ping went unanswered,
+        which leaves the registry at once (no push is written to it while it closes)."""
+        slot = self._ping_slots[self._tick]
+        self._tick = (self._tick + 1) % PING_SLOTS
+        for socket, user_id in list(slot.items()):
+            if not socket.keep_alive():
+                self.remove(user_id, socket)
 
     def oldest_beyond(self, user_id, limit):
         """The user's oldest sockets past the newest `limit`, to be closed."""
@@ -146,6 +179,8 @@ class Hub:
         raise ConnectionError("Redis did not confirm the push subscription")
 
     async def close(self):
+        if self._pinger is not None:
+            self._pinger.stop()
         if self._feed is not None:
             self._feed.cancel()
             try:

@@ -141,6 +141,7 @@ class Settings:
     # only what an unheard announcement or an edit made outside the application leaves. 0: never kept.
     listing_cache_seconds: float = 10.0
     ws_max_sockets_per_user: int = 10
+    ws_ping_seconds: float = 20.0  # each socket pinged this often, closed when a ping goes unanswered; 0: never
     access_token_minutes: int = 15
     refresh_token_days: int = 7
     email_verification_hours: int = 48  # lifetime of an email verification link
@@ -199,6 +200,8 @@ class Settings:
                                      f"{self.cancellation_fee_kept_percent_after_assignment}")
         for name, rule in self.rate_limits.items():
             _check_rate_limit(name, rule)
+        if not 0 <= self.ws_ping_seconds <= 3600:  # nan fails too
+            raise ConfigurationError(f"WS_PING_SECONDS must be between 0 and 3600, got {self.ws_ping_seconds}")
         if not 0 <= self.listing_cache_seconds <= 60:  # nan fails too
             raise ConfigurationError(f"LISTING_CACHE_SECONDS must be between 0 and 60, got {self.listing_cache_seconds}")
         for name in ("email_verification_hours", "password_reset_minutes"):
@@ -289,6 +292,7 @@ def load_settings(environ=None, read_dotenv=True):
             bcrypt_rounds=int(get("BCRYPT_ROUNDS") or defaults.bcrypt_rounds),
             db_pool_size=int(get("DB_POOL_SIZE") or defaults.db_pool_size),
             listing_cache_seconds=float(get("LISTING_CACHE_SECONDS") or defaults.listing_cache_seconds),
+            ws_ping_seconds=float(get("WS_PING_SECONDS") or defaults.ws_ping_seconds),
             ws_max_sockets_per_user=int(get("WS_MAX_SOCKETS_PER_USER") or defaults.ws_max_sockets_per_user),
             email_verification_hours=int(get("EMAIL_VERIFICATION_HOURS") or defaults.email_verification_hours),
             password_reset_minutes=int(get("PASSWORD_RESET_MINUTES") or defaults.password_reset_minutes),
