@@ -12,12 +12,15 @@ _state = {}
 
 
 def configure(settings, transport):
+    from models.actions.listing import listing_changed
     from models.workflow import on_event_committed
 
     from .outbox import publish_committed
 
     _state.update(settings=settings, transport=transport)
     on_event_committed(publish_committed)
+    # Whatever process commits an event (web, worker, cron) tells the web processes' listing caches.
+    on_event_committed(listing_changed)
     return transport
 
 
