@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ import tornado.web  # noqa: E402
 from tornado.httpclient import HTTPClient, HTTPClientError  # noqa: E402
 
 import seed as bench_seed  # noqa: E402
+import webhooks as wh  # noqa: E402 (the benches' shared process helpers)
 
 DJANGO_SERVICEMEN_RPS = 95  # the issue's figure for the DRF + gunicorn build of the servicemen page
 TARGET_RPS = 4 * DJANGO_SERVICEMEN_RPS
@@ -68,12 +68,6 @@ def serve_reference(port, body_file):
         await asyncio.Event().wait()
 
     asyncio.run(serve())
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid):
@@ -203,7 +197,7 @@ def main():
     spread = [f"/api/categories/{c}/servicemen/?ordering={o}&page={p}"
               for p in range(1, 6) for o in ("-rating", "-jobs_completed") for c in category_ids]
 
-    port, ref_port = free_port(), free_port()
+    port, ref_port = wh.free_port(), wh.free_port()
     env = {**os.environ, "ENV": "development", "DATABASE_URL": args.database_url, "REDIS_URL": "",
            "SECRET_KEY": "bench-secret-key-0123456789abcdef-0123456", "LOG_LEVEL": "WARNING",
            "BCRYPT_ROUNDS": "4", **bench_seed.NO_RATE_LIMITS, "ACCESS_TOKEN_MINUTES": "120", "EMAIL_HOST": ""}
@@ -278,15 +272,9 @@ def main():
             print(f"\nDjango REST framework + gunicorn, servicemen page (recorded, cannot run here): "
                   f"~{DJANGO_SERVICEMEN_RPS} req/s; target >= {TARGET_RPS} req/s and >= 25% of the bare handler, "
                   f"p99 < 250 ms")
-            print(f"CPU columns: share of one core over the measurement; load after: 1/5/15-minute load average")
+            print("CPU columns: share of one core over the measurement; load after: 1/5/15-minute load average")
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            wh.stop(procs)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ import tornado.web  # noqa: E402
 import tornado.websocket  # noqa: E402
 from tornado.httpclient import AsyncHTTPClient, HTTPClient  # noqa: E402
 
+import webhooks as wh  # noqa: E402 (the benches' shared process helpers)
+from pages import cpu_seconds, wait_healthy  # noqa: E402
+
 SECRET = "bench-secret-key-0123456789abcdef-0123456"
 USERS = 200
 
@@ -99,23 +102,6 @@ def rss_kib(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def cpu_seconds(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:13]) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_healthy(url, proc):
-    for _ in range(400):
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: exited with {proc.returncode}")
-        try:
-            HTTPClient().fetch(url, request_timeout=1)
-            return
-        except Exception:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer")
 
 
 def pct(values, q):
@@ -283,13 +269,7 @@ def run(args):
         print("targets: >= 1,000 opens/s per web process; <= 20 KB per socket at 10,000; push to all <= 1.5x bare")
         print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        wh.stop(procs)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["bare"]:

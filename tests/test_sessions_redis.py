@@ -9,29 +9,19 @@ import time
 
 import pytest
 
-from server.app import make_app
 from server.executor import call_with_connection
-from workers import runtime
 
 from .conftest import make_settings
 from .factories import AdminFactory, ClientFactory
 from .pipeline_support import use_pipeline
 from .test_password_and_sessions import RESET, assert_closed_for_session_end, assert_same_timing, sign_in
-from .test_pipeline_web import connect, second_web_process  # noqa: F401 (a fixture)
+from .test_pipeline_web import app, connect, second_web_process  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
 def redis_settings(redis_url, mailbox):
     return make_settings(REDIS_URL=redis_url, EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port),
                          EMAIL_USE_TLS="false")
-
-
-@pytest.fixture
-def app(redis_settings, database):
-    application = make_app(redis_settings, bind_database=False)
-    yield application
-    asyncio.get_event_loop().run_until_complete(application.settings["hub"].close())
-    runtime.reset()
 
 
 @pytest.mark.gen_test(timeout=120)
