@@ -13,7 +13,7 @@ FULL_REDIS_URL := $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 # Every long-running process of the Procfile; `release` (migrations) is a one-off run before them.
 PROCESSES = $(shell sed -n 's/^\([A-Za-z0-9_-]*\):.*/\1/p' Procfile | grep -vx release)
 
-.PHONY: run run-full test install migrate seed clean
+.PHONY: run run-full test test-faults install migrate seed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ run-full: install
 ## The full test suite with coverage; fails below the threshold in setup.cfg.
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
+
+## The fault suite: real processes SIGKILLed, SIGTERMed and restarted, real PostgreSQL and Redis of its
+## own restarted under load; every row, push and email checked one by one (tests marked `faults`).
+test-faults: $(TEST_STAMP)
+	$(BIN)/python -m pytest -m faults --no-cov
 
 clean:
 	rm -rf $(VENV) .pytest_cache .coverage htmlcov
