@@ -38,8 +38,10 @@ DENYLIST = DEFAULT_DENYLIST + [name for name in PROJECT_DENYLIST if name not in 
 PATTERNS = (
     (re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+"), r"\1" + FILTERED),
     (re.compile(r"\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"), FILTERED),  # a JWT anywhere (URL, message)
-    (re.compile(r"(?i)([?&;](?:token|key|secret|password|code|signature|access|refresh|reference|email)=)"
-                r"[^&\s#\"']+"), r"\1" + FILTERED),
+    # A query parameter named like a credential (token=, reset_code=, api_key=...), in a URL or a
+    # query string alone.
+    (re.compile(r"(?i)((?:^|[?&;\s])[\w-]*(?:token|key|secret|password|code|signature|access|refresh|reference"
+                r"|email)=)[^&\s#\"']+"), r"\1" + FILTERED),
     (re.compile(r"(://[^:/@\s]*:)[^@\s/]+@"), r"\1" + FILTERED + "@"),  # user:password@host
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
     (re.compile(r"(Key \([^)]*\)=\().*?(\) (?:already exists|is (?:not present|still referenced)))"),

@@ -8,6 +8,7 @@ them in the reports, so the scrubbed run finding none means the scrubbing works.
 import secrets
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -23,6 +24,9 @@ UNSCRUBBED_SERVE = ("import sentry_sdk, server.app as app; "
                     "app.init_error_reporting = lambda s: sentry_sdk.init(dsn=s.sentry_dsn, environment=s.env, "
                     "send_default_pii=False); "
                     "from server.__main__ import main; main()")
+
+
+PROFILE = {"first_name": "Ada", "last_name": "Obi", "phone": "+2348031234567", "role": "client"}
 
 
 def values(name):
@@ -70,13 +74,16 @@ def test_error_reports_hold_no_secret_and_no_personal_data(private_postgres, pro
     wait_until(lambda: _answers(base), timeout=30, what="the web process to answer")
     status, pair = http_call("POST", f"{base}/api/auth/login/", admin)
     assert status == 200, pair
+    # A client registers: with no EMAIL_HOST, the verification email (address, link) goes to the log.
+    client = sign_in_values()
+    status, _ = http_call("POST", f"{base}/api/auth/register/", {**client, **PROFILE})
+    assert status == 201
 
     # Given the database turned read-only: a registration (the email in the INSERT's parameters)
     # and a sign-in (the refresh token row) fail inside the domain.
     configure_postgres(private_postgres, default_transaction_read_only="on")
     newcomer = sign_in_values()
-    status, _ = http_call("POST", f"{base}/api/auth/register/", {
-        **newcomer, "first_name": "Ada", "last_name": "Obi", "phone": "+2348031234567", "role": "client"})
+    status, _ = http_call("POST", f"{base}/api/auth/register/", {**newcomer, **PROFILE})
     assert status == 500
     assert http_call("POST", f"{base}/api/auth/login/", admin)[0] == 500
     # And then stopped: a Bearer request fails while authenticating, a refresh and a sign-in too.
@@ -85,24 +92,28 @@ def test_error_reports_hold_no_secret_and_no_personal_data(private_postgres, pro
     assert http_call("GET", f"{base}/api/auth/me/", headers=bearer)[0] in (500, 503)
     assert http_call("POST", f"{base}/api/auth/refresh/", {"refresh": pair["refresh"]})[0] in (500, 503)
     assert http_call("POST", f"{base}/api/auth/login/", admin)[0] in (500, 503)
+    link_token = secrets.token_urlsafe(32)  # an emailed link's token, in the URL of a failing request
+    assert http_call("GET", f"{base}/api/auth/verify-email/?token={link_token}")[0] in (500, 503)
 
-    def reported(paths):
-        return lambda events: paths <= {(event.get("request") or {}).get("url", "").split("?")[0].replace(base, "")
-                                        for event in events}
-    ingest.wait_for_events(reported({"/api/auth/register/", "/api/auth/login/", "/api/auth/me/",
-                                     "/api/auth/refresh/"}))
+    # One report per failed request (the sign-in failed twice), each with its request's URL.
+    expected = Counter({"/api/auth/register/": 1, "/api/auth/login/": 2, "/api/auth/me/": 1, "/api/auth/refresh/": 1,
+                        "/api/auth/verify-email/": 1})
+    ingest.wait_for_events(lambda events: not expected - Counter(
+        (event.get("request") or {}).get("url", "").replace(base, "") for event in events))
     raw = ingest.raw()
     personal = {"the admin's email": admin["email"], "the admin's password": admin["password"],
                 "the newcomer's email": newcomer["email"], "the newcomer's password": newcomer["password"],
-                "the access token": pair["access"], "the refresh token": pair["refresh"]}
-    settings_secrets = {**secret, "the database password": database_password, "the DSN's secret": dsn_secret}
+                "the access token": pair["access"], "the refresh token": pair["refresh"],
+                "the client's email": client["email"], "the link's token": link_token}
+    settings_secrets = {**secret, "the database password": database_password, "the DSN's secret": dsn_secret,
+                        "the DSN": env["SENTRY_DSN"]}
     found = {name for name, value in {**personal, **settings_secrets}.items()
              if name != "PAYSTACK_PUBLIC_KEY" and value.encode() in raw}
     if scrubbed:
         assert found == set(), f"Sentry received {sorted(found)}"
     else:  # the control: without the scrubbing, the same failures do carry them
         assert {"the admin's email", "the admin's password", "the newcomer's email", "the access token",
-                "the refresh token"} <= found, f"the control found only {sorted(found)}"
+                "the refresh token", "the link's token"} <= found, f"the control found only {sorted(found)}"
 
 
 def _answers(base):
