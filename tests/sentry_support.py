@@ -83,3 +83,7 @@ class SentryIngest:
 
     def raw(self):
         return b"\n".join(self.bodies)
+
+    def raw_items(self):
+        """The bodies without their envelope headers (which name the DSN's public key by design)."""
+        return b"\n".join(body.split(b"\n", 1)[-1] for body in self.bodies)
