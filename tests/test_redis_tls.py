@@ -2,12 +2,8 @@
 self-signed certificate (Heroku Redis's kind). With REDIS_SSL_CERT_REQS=none every client the project
 builds from the URL works; with the default ("required") start-up says it is a certificate problem."""
 import asyncio
-import shutil
-import subprocess
-import time
 
 import pytest
-import redis
 
 from models.actions import health
 from server import rate_limits, redis_clients
@@ -17,49 +13,7 @@ from server.startup import StartupError, check_redis
 from workers.transport import RedisTransport
 
 from .conftest import make_settings
-from .pipeline_support import free_port
-
-
-def self_signed_certificate(folder):
-    """A certificate for 127.0.0.1 signed by itself, made with the openssl command line."""
-    if not shutil.which("openssl"):
-        pytest.skip("needs the openssl command to make a self-signed certificate")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
-    return cert, key
-
-
-@pytest.fixture(scope="module")
-def tls_redis(tmp_path_factory):
-    """The rediss:// URL of a redis-server of this module's own, TLS only, self-signed certificate."""
-    if not shutil.which("redis-server"):
-        pytest.skip("needs the redis-server binary")
-    folder = tmp_path_factory.mktemp("tls-redis")
-    cert, key = self_signed_certificate(folder)
-    port = free_port()
-    process = subprocess.Popen(
-        [shutil.which("redis-server"), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-auth-clients", "no", "--save", "",
-         "--appendonly", "no"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    client = redis.Redis(port=port, ssl=True, ssl_cert_reqs="none", socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 10
-    while True:  # a fresh process has no readiness event to await; poll, bounded
-        if process.poll() is not None:
-            output = process.stdout.read().decode(errors="replace")
-            if "tls" in output.lower():
-                pytest.skip(f"this redis-server was built without TLS: {output.strip().splitlines()[-1:]}")
-            raise AssertionError(output)
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-    yield f"rediss://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
+from .pipeline_support import tls_redis  # noqa: F401
 
 
 def test_with_the_setting_every_client_built_from_the_url_works(tls_redis):
