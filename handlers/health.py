@@ -45,24 +45,29 @@ class LivenessHandler(_ProbeHandler):
         self.answer(*health.liveness())
 
 
+def _dependency_report(report, **declaration):
+    """A GET answering `report(database_state, redis_state)`: readiness or health."""
+    @endpoint(roles=ANYONE, errors=(503,), tags=TAGS, **declaration)
+    async def get(self):
+        self.answer(*report(*await dependency_states(self.config)))
+
+    return get
+
+
 class ReadinessHandler(_ProbeHandler):
     response_example = {"status": "ok", "database": "ok", "redis": "ok"}
-
-    @endpoint(roles=ANYONE, summary="Readiness: the database answers (Redis reported)", errors=(503,), tags=TAGS,
-              description='503 when the database does not answer within a second. `redis` ("ok", "embedded" or '
-                          '"unavailable") is reported but does not fail readiness: requests are served without it.')
-    async def get(self):
-        self.answer(*health.readiness(*await dependency_states(self.config)))
+    get = _dependency_report(
+        health.readiness, summary="Readiness: the database answers (Redis reported)",
+        description='503 when the database does not answer within a second. `redis` ("ok", "embedded" or '
+                    '"unavailable") is reported but does not fail readiness: requests are served without it.')
 
 
 class HealthHandler(_ProbeHandler):
     response_example = {"status": "ok", "database": "ok", "redis": "ok"}
-
-    @endpoint(roles=ANYONE, summary="Health of the process and its dependencies", errors=(503,), tags=TAGS,
-              description='{"status": "ok", "database": "ok", "redis": "ok" or "embedded"}; 503 names the failing '
-                          'part ("unavailable") when the database or Redis does not answer within a second.')
-    async def get(self):
-        self.answer(*health.health(*await dependency_states(self.config)))
+    get = _dependency_report(
+        health.health, summary="Health of the process and its dependencies",
+        description='{"status": "ok", "database": "ok", "redis": "ok" or "embedded"}; 503 names the failing part '
+                    '("unavailable") when the database or Redis does not answer within a second.')
 
 
 default_handlers = [
