@@ -14,7 +14,7 @@ import tornado.web
 
 from models.actions.accounts import authenticate
 from models.users import Role
-from server import identity, proxies, sessions
+from server import identity, proxies, rate_limits, sessions
 from server.errors import NotAuthenticated, RateLimited
 from server.executor import run_sync
 from server.settings import PROJECT_ROOT
@@ -135,7 +135,8 @@ class SignInHandler(DashboardHandler):
         try:
             # The same limits and the same constant-time check as POST /api/auth/login/.
             await self.application.settings["rate_limits"].check(
-                "login", proxies.client_address(self.request, self.config)[0], f"email:{email.strip().lower()}")
+                "login", proxies.client_address(self.request, self.config)[0],
+                rate_limits.account_key(self.config, None, {"email": email}))
             user = await run_sync(authenticate, email, password, rounds=self.config.bcrypt_rounds)
         except (NotAuthenticated, RateLimited) as exc:
             self.set_status(exc.status)

@@ -1,10 +1,9 @@
-"""The OpenAPI document, the socket's AsyncAPI document, Swagger UI (local assets, no CDN) and the health check."""
+"""The OpenAPI document, the socket's AsyncAPI document, Swagger UI (local assets, no CDN).
+The health checks are in handlers/health.py."""
 import json
 
 import tornado.web
 from swagger_ui_bundle import swagger_ui_path
-
-from models.actions.health import health
 
 from .base import ANYONE, API_CSP, BaseHandler, endpoint, set_security_headers
 
@@ -80,22 +79,10 @@ class DocsAssetHandler(tornado.web.StaticFileHandler):
         set_security_headers(self, self.application.settings["config"], API_CSP)
 
 
-class HealthHandler(BaseHandler):
-    response_example = {"status": "ok", "database": "ok", "redis": "ok"}
-
-    @endpoint(roles=ANYONE, summary="Liveness and dependencies", errors=(503,), tags=("docs",),
-              description='{"status": "ok", "database": "ok", "redis": "ok" or "embedded"}; 503 names the failing part.')
-    async def get(self):
-        status, body = await self.run(health, self.config)
-        self.set_status(status)
-        self.finish(json.dumps(body))
-
-
 default_handlers = [
     (r"/api/schema/", SchemaHandler),
     (r"/api/asyncapi.json", AsyncApiHandler),
     (r"/api/docs/", DocsHandler),
     (r"/api/docs/init.js", DocsInitHandler),
     (r"/api/docs/assets/(.*)", DocsAssetHandler, {"path": swagger_ui_path}),
-    (r"/healthz", HealthHandler),
 ]

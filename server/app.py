@@ -29,10 +29,10 @@ def configure_logging(level):
 
 
 def init_error_reporting(settings):
-    if settings.sentry_dsn:
-        import sentry_sdk
+    """Sentry when SENTRY_DSN is set, scrubbed of secrets and personal data (server/error_reporting.py)."""
+    from server import error_reporting
 
-        sentry_sdk.init(dsn=settings.sentry_dsn, environment=settings.env, send_default_pii=False)
+    return error_reporting.init(settings)
 
 
 def make_transport(settings, hub):

@@ -135,14 +135,13 @@ class Hub:
             self.loop.add_callback(self.deliver_local, user_id, message)
 
     async def _follow_redis(self):
-        import redis.asyncio as aioredis
-
         from models.actions.listing import advance_generation
+        from server.redis_clients import connect_async
         from workers.transport import listing_channel, user_channel
 
         prefix = user_channel(self.redis_url, "")
         while True:
-            client = aioredis.Redis.from_url(self.redis_url)
+            client = connect_async(self.redis_url)
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.psubscribe(prefix + "*")

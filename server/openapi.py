@@ -89,6 +89,7 @@ OPERATION_IDS = {
     "UnreadCountHandler.get": "getUnreadCount", "NotificationReadHandler.post": "markNotificationRead",
     "SchemaHandler.get": "getOpenApiDocument", "AsyncApiHandler.get": "getAsyncApiDocument",
     "DocsHandler.get": "getSwaggerUi", "DocsInitHandler.get": "getSwaggerUiScript", "HealthHandler.get": "getHealth",
+    "LivenessHandler.get": "getLiveness", "ReadinessHandler.get": "getReadiness",
     "LandingHandler.get": "getLandingPage",
 }
 

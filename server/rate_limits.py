@@ -7,7 +7,14 @@ attempt is counted only when every rule allows it: a refused request costs nothi
 nothing. Counters live in Redis when REDIS_URL is set (shared by every web process), in this process's
 memory otherwise. A Redis outage must not turn every sign-in into an error, so the check then fails
 open and says so in the log.
+
+Counters are named by a keyed hash (HMAC-SHA256 under a key derived from SECRET_KEY) of the address
+and of the account, never by the email or IP themselves: whoever reads Redis (a dump, a MONITOR, a
+provider's console) learns no one's email or address, and without SECRET_KEY cannot test guesses
+against the names either (an IPv4 address or a known email list is quickly enumerated otherwise).
 """
+import hashlib
+import hmac
 import ipaddress
 import logging
 import math
@@ -28,6 +35,8 @@ NAMES = tuple(RATE_LIMIT_DEFAULTS)
 # A slow Redis must not stall the request; past this the check fails open.
 REDIS_TIMEOUT_SECONDS = 0.5
 WARN_EVERY_SECONDS = 60
+# Domain separation: the hash key is derived from SECRET_KEY, so it signs nothing else.
+KEY_DERIVATION_LABEL = b"serviceman rate-limit counter names"
 
 
 def address_key(ip):
@@ -57,8 +66,13 @@ def account_key(settings, user, body):
     return None
 
 
+def counter_name_key(settings):
+    return hmac.new(settings.secret_key.encode(), KEY_DERIVATION_LABEL, hashlib.sha256).digest()
+
+
 class RateLimits:
     def __init__(self, settings):
+        self._name_key = counter_name_key(settings)
         self.rules = {name: tuple(parse_many(rule)) if rule else () for name, rule in settings.rate_limits.items()}
         if settings.redis_url:
             storage = storage_from_string(f"async+{settings.redis_url}", implementation="redispy",
@@ -74,7 +88,7 @@ class RateLimits:
 
     async def check(self, name, ip, account=None):
         """Count one attempt at `name` from `ip` on `account`, or raise RateLimited (with Retry-After)."""
-        keys = [("ip", address_key(ip))] + ([("account", account)] if account else [])
+        keys = [("ip", self.pseudonym(address_key(ip)))] + ([("account", self.pseudonym(account))] if account else [])
         counters = [(rule, (name, kind, value)) for rule in self.rules[name] for kind, value in keys]
         try:
             wait = await self._seconds_until_allowed(counters)
@@ -98,6 +112,10 @@ class RateLimits:
                 stats = await self.limiter.get_window_stats(rule, *ids)
                 waits.append(max(1, math.ceil(stats.reset_time - time.time())))
         return max(waits) if waits else None
+
+    def pseudonym(self, identifier):
+        """What a counter is named by instead of `identifier` (an address, "email:...", "user:...")."""
+        return hmac.new(self._name_key, identifier.encode(), hashlib.sha256).hexdigest()[:32]
 
     def _warn(self, exc):
         now = time.monotonic()

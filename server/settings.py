@@ -5,10 +5,10 @@ without touching os.environ.
 """
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +35,13 @@ RATE_LIMIT_DEFAULTS = {
 # With ENV=development and no CORS_ALLOWED_ORIGINS, the dev servers front-end developers start by
 # default (Next/CRA, Vite, Vue CLI/webpack) may call the API: their first page works without a restart.
 DEV_CORS_ORIGINS = tuple(f"http://{host}:{port}" for port in (3000, 5173, 8080) for host in ("localhost", "127.0.0.1"))
+# REDIS_SSL_CERT_REQS: how a rediss:// server's TLS certificate is checked (redis-py's ssl_cert_reqs).
+# "required" by default: encryption without verification lets whoever sits on the path pose as Redis.
+# Heroku Redis presents self-signed certificates, which only "none" accepts (README, "Redis over TLS").
+REDIS_SSL_CERT_REQS = ("required", "optional", "none")
+# A field's metadata marks what Settings' repr must never print (error reports print frames' objects).
+SECRET = {"secret": True}
+URL_WITH_PASSWORD = {"url_password": True}
 
 
 class ConfigurationError(RuntimeError):
@@ -95,20 +102,50 @@ def _key_mode(key, kind):
     return None
 
 
+def redis_url_with_cert_policy(url, cert_reqs):
+    """A rediss:// URL carrying the certificate policy, so every client built from the URL (ours, RQ's,
+    limits') applies it; a policy already in the URL (?ssl_cert_reqs=) wins. Other URLs are unchanged."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if parts.scheme != "rediss" or any(name == "ssl_cert_reqs" for name, _ in query):
+        return url
+    return urlunsplit(parts._replace(query=urlencode(query + [("ssl_cert_reqs", cert_reqs)])))
+
+
+def _redis_cert_reqs(value):
+    value = (value or "required").strip().lower()
+    if value not in REDIS_SSL_CERT_REQS:
+        raise ConfigurationError(f"REDIS_SSL_CERT_REQS {value!r} is not one of {', '.join(REDIS_SSL_CERT_REQS)}")
+    return value
+
+
+def url_password(url):
+    """The password in a URL (postgresql://user:password@host/db), or ""."""
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:
+        return ""
+
+
+def _without_password(url):
+    password = url_password(url)
+    return url.replace(f":{password}@", ":***@", 1) if password else url
+
+
 def _is_absolute_http_url(url):
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     env: str = "development"
-    secret_key: str = DEV_SECRET_KEY
-    database_url: str = f"sqlite:///{PROJECT_ROOT / 'serviceman.sqlite3'}"
-    redis_url: str = ""
-    paystack_secret_key: str = ""
+    secret_key: str = field(default=DEV_SECRET_KEY, metadata=SECRET)
+    database_url: str = field(default=f"sqlite:///{PROJECT_ROOT / 'serviceman.sqlite3'}", metadata=URL_WITH_PASSWORD)
+    redis_url: str = field(default="", metadata=URL_WITH_PASSWORD)  # rediss://: with its certificate policy
+    paystack_secret_key: str = field(default="", metadata=SECRET)
     paystack_public_key: str = ""
-    paystack_webhook_secret: str = ""
+    paystack_webhook_secret: str = field(default="", metadata=SECRET)
     paystack_base_url: str = "https://api.paystack.co"
     paystack_callback_url: str = ""
     paystack_timeout: float = 10.0
@@ -124,11 +161,11 @@ class Settings:
     email_host: str = ""
     email_port: int = 587
     email_host_user: str = ""
-    email_host_password: str = ""
+    email_host_password: str = field(default="", metadata=SECRET)
     email_use_tls: bool = True
     default_from_email: str = "Serviceman <no-reply@serviceman.local>"
     cors_allowed_origins: tuple = ()
-    sentry_dsn: str = ""
+    sentry_dsn: str = field(default="", metadata=SECRET)  # its key lets anyone post events to our project
     port: int = 8000
     log_level: str = "INFO"
     time_zone: str = "Africa/Lagos"
@@ -150,6 +187,25 @@ class Settings:
     trusted_proxies: tuple = ()
     rate_limits: dict = field(default_factory=lambda: dict(RATE_LIMIT_DEFAULTS))  # name -> rule; "" disables
     extra: dict = field(default_factory=dict)
+
+    def __repr__(self):
+        """Every setting but the secrets: a frame holding Settings may be printed in a log or an error
+        report. A secret shows only whether it is set; a URL keeps everything but its password."""
+        def shown(item):
+            value = getattr(self, item.name)
+            if item.metadata.get("secret"):
+                return "'***'" if value else "''"
+            if item.metadata.get("url_password"):
+                return repr(_without_password(value))
+            return repr(value)
+
+        return f"Settings({', '.join(f'{item.name}={shown(item)}' for item in fields(self))})"
+
+    def secret_values(self):
+        """Every secret this process holds, for error reports to strip wherever they appear."""
+        values = [getattr(self, item.name) for item in fields(self) if item.metadata.get("secret")]
+        values += [url_password(getattr(self, item.name)) for item in fields(self) if item.metadata.get("url_password")]
+        return sorted({value for value in values if value}, key=len, reverse=True)
 
     @property
     def is_production(self):
@@ -260,7 +316,7 @@ def load_settings(environ=None, read_dotenv=True):
             env=get("ENV", defaults.env),
             secret_key=get("SECRET_KEY", "") or (defaults.secret_key if get("ENV") != "production" else ""),
             database_url=get("DATABASE_URL") or defaults.database_url,
-            redis_url=get("REDIS_URL", ""),
+            redis_url=redis_url_with_cert_policy(get("REDIS_URL", ""), _redis_cert_reqs(get("REDIS_SSL_CERT_REQS"))),
             paystack_secret_key=secret_key,
             paystack_public_key=get("PAYSTACK_PUBLIC_KEY", "") or (LOCAL_CHECKOUT_PUBLIC_KEY if local_checkout else ""),
             paystack_webhook_secret=get("PAYSTACK_WEBHOOK_SECRET") or secret_key,

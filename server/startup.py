@@ -58,9 +58,24 @@ def database_problem(exc, url, connecting=False):
     return f"cannot use the database {where(url)}: {text}" if connecting else None
 
 
+def _certificate_failure(exc):
+    """The TLS certificate check inside a Redis connection error (redis-py words it "Error 1 connecting")."""
+    import ssl
+
+    while exc is not None:
+        if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def redis_problem(exc, url):
     import redis
 
+    if isinstance(exc, redis.exceptions.ConnectionError) and _certificate_failure(exc):
+        return (f"Redis at {where(url)} presented a TLS certificate that could not be verified ({_first_line(exc)}): "
+                "if your provider's certificates are self-signed (Heroku Redis), set REDIS_SSL_CERT_REQS=none; "
+                "otherwise check REDIS_URL and the certificate")
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         return (f"cannot reach Redis at {where(url)} ({_first_line(exc)}): is redis-server running? Check "
                 "REDIS_URL (unset it to run the whole pipeline inside the web process)")
@@ -98,10 +113,10 @@ def check_migrated(url):
 
 
 def check_redis(url):
-    import redis
+    from server.redis_clients import connect
 
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT).ping()
+        connect(url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT).ping()
     except Exception as exc:
         problem = redis_problem(exc, url)
         if problem is None:

@@ -195,3 +195,33 @@ def wait_until(predicate, timeout=30, interval=0.05, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def configure_postgres(server, **parameters):
+    """Set server parameters of a PrivatePostgres (e.g. default_transaction_read_only="on": a failover
+    to a read-only replica) by appending them to its postgresql.conf and reloading it: every session,
+    pooled ones included, takes them at its next transaction. No SQL, no restart."""
+    with open(server.data / "postgresql.conf", "a") as conf:
+        for name, value in parameters.items():
+            conf.write(f"\n{name} = '{value}'\n")
+    server._run(postgres_bin("pg_ctl"), "-D", str(server.data), "reload")
+
+
+def http_call(method, url, body=None, headers=None, timeout=10):
+    """(status, parsed JSON or None) of one request to a process under test, errors included."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, None

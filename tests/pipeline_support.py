@@ -1,4 +1,5 @@
-"""Real services for the pipeline tests: Redis (TEST_REDIS_URL, or a private redis-server),
+"""Real services for the pipeline tests: Redis (TEST_REDIS_URL, or a private redis-server; one speaking
+TLS with a self-signed certificate, `tls_redis`),
 an SMTP server on loopback (aiosmtpd), and the pipeline driven step by step."""
 import os
 import shutil
@@ -201,3 +202,45 @@ def use_pipeline(settings, url):
     transport = RedisTransport(url, retry_intervals=IMMEDIATE_RETRIES)
     runtime.configure(settings, transport)
     return Pipeline(transport)
+
+
+def self_signed_certificate(folder):
+    """A certificate for 127.0.0.1 signed by itself, made with the openssl command line."""
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command to make a self-signed certificate")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory):
+    """The rediss:// URL of a redis-server of this module's own, TLS only, self-signed certificate."""
+    if not shutil.which("redis-server"):
+        pytest.skip("needs the redis-server binary")
+    folder = tmp_path_factory.mktemp("tls-redis")
+    cert, key = self_signed_certificate(folder)
+    port = free_port()
+    process = subprocess.Popen(
+        [shutil.which("redis-server"), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-auth-clients", "no", "--save", "",
+         "--appendonly", "no"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    client = redis.Redis(port=port, ssl=True, ssl_cert_reqs="none", socket_connect_timeout=0.2)
+    deadline = time.monotonic() + 10
+    while True:  # a fresh process has no readiness event to await; poll, bounded
+        if process.poll() is not None:
+            output = process.stdout.read().decode(errors="replace")
+            if "tls" in output.lower():
+                pytest.skip(f"this redis-server was built without TLS: {output.strip().splitlines()[-1:]}")
+            raise AssertionError(output)
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+    yield f"rediss://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)

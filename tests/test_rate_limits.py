@@ -215,3 +215,30 @@ def test_the_schema_documents_429_on_limited_endpoints(app):
     for path in ("/api/auth/login/", "/api/auth/register/", "/api/auth/refresh/", "/api/payments/initialize/"):
         assert "Retry-After" in paths[path]["post"]["responses"]["429"]["headers"], path
     assert "429" not in paths["/api/auth/logout/"]["post"]["responses"]
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("storage", ["redis"], indirect=True)
+@pytest.mark.parametrize("limits", [{"RATE_LIMIT_LOGIN": "2/minute", "TRUSTED_PROXIES": "127.0.0.1"}])
+async def test_redis_counters_name_no_email_and_no_address_yet_count_per_account(api, storage, client_user):
+    import redis
+
+    email, other = client_user.email, ClientFactory().email
+    assert (await login(api, email.upper(), "wrong", ip="198.51.100.21")).status == 401
+    assert (await login(api, email, "wrong", ip="198.51.100.22")).status == 401
+    assert_rate_limited(await login(api, email, ip="198.51.100.23"), 60)  # the same account, a third address
+    assert (await login(api, other, ip="198.51.100.24")).status == 200  # another account: its own counter
+
+    keys = redis.Redis.from_url(storage).keys("*")
+    assert keys, "the counters are in Redis"
+    for key in keys:
+        for clear in (email, email.split("@")[0], other, "@", "198.51.100."):
+            assert clear.encode() not in key.lower(), key
+
+
+def test_counter_names_are_keyed_by_secret_key():
+    one, two = (rate_limits.RateLimits(make_settings(SECRET_KEY=key))
+                for key in ("first-secret-key-0123456789abcdef012", "second-secret-key-0123456789abcdef01"))
+    assert one.pseudonym("email:ada@example.ng") == one.pseudonym("email:ada@example.ng")
+    assert one.pseudonym("email:ada@example.ng") != two.pseudonym("email:ada@example.ng")
+    assert one.pseudonym("email:ada@example.ng") != one.pseudonym("email:bola@example.ng")

@@ -1,5 +1,5 @@
 """The commonest mistakes stop a command with one clear line, not a traceback: the database missing
-or unreachable (or not migrated), the port in use, Redis unreachable."""
+or unreachable (or not migrated), the port in use, Redis unreachable or its TLS certificate refused."""
 import os
 import socket
 import subprocess
@@ -14,6 +14,7 @@ from server.__main__ import main as cli
 from workers import runtime
 
 from .conftest import TEST_DATABASE_URL
+from .pipeline_support import tls_redis  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-key-0123456789abcdef0123456789"
@@ -100,6 +101,14 @@ def test_an_unreachable_redis(run, command):
     message = run(command, REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0")
 
     assert_one_line(message, command, "cannot reach Redis at 127.0.0.1:", "REDIS_URL")
+
+
+@pytest.mark.parametrize("command", ["check", "worker"])
+def test_a_rediss_certificate_that_cannot_be_verified_is_named_so(run, command, tls_redis):
+    message = run(command, REDIS_URL=tls_redis)  # self-signed, REDIS_SSL_CERT_REQS unset (required)
+
+    assert_one_line(message, command, "TLS certificate", "REDIS_SSL_CERT_REQS=none")
+    assert "is redis-server running" not in message
 
 
 def test_the_port_in_use(run, busy_port):

@@ -84,9 +84,10 @@ def test_dispatcher_loop_sweeps_reclaims_and_polls_until_stopped(settings, redis
 def test_health_is_503_naming_redis_when_it_is_down(settings):
     from dataclasses import replace
 
-    from models.actions.health import health
+    from models.actions import health
 
-    status, body = health(replace(settings, redis_url="redis://127.0.0.1:1/0"))
+    down = replace(settings, redis_url="redis://127.0.0.1:1/0")
+    status, body = health.health(health.database_state(down), health.redis_state(down))
     assert status == 503
     assert body == {"status": "unavailable", "database": "ok", "redis": "unavailable"}
 

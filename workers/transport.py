@@ -43,10 +43,11 @@ def listing_channel(redis_url):
 
 class RedisTransport:
     def __init__(self, redis_url, retry_intervals=RETRY_INTERVALS):
-        import redis
         from rq import Queue
 
-        self.redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        from server.redis_clients import connect
+
+        self.redis = connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self.redis_url = redis_url
         self.queue = Queue(QUEUE, connection=self.redis)
         self.email_queue = Queue(EMAIL_QUEUE, connection=self.redis)

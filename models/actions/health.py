@@ -1,5 +1,17 @@
-"""Dependency checks for /healthz."""
+"""What /healthz, /readyz and /livez report: each dependency asked once, with a short deadline.
+
+- liveness: the process answers (no I/O at all);
+- readiness: it can serve, which needs the database; Redis is reported but does not fail readiness,
+  since the web process serves without it (pushes and rate limits wait, requests do not);
+- health (/healthz, the contract's): every dependency, 503 naming the failing part.
+
+The database is asked on a connection of its own with a connect and statement timeout, not through
+the request pool: a check must neither queue behind busy pooled connections nor wait the pool's
+check-out timeout while PostgreSQL is down.
+"""
+import functools
 import logging
+from urllib.parse import urlsplit
 
 import peewee
 
@@ -7,30 +19,73 @@ from ..db import database
 
 log = logging.getLogger("serviceman.health")
 
+OK, UNAVAILABLE, EMBEDDED = "ok", "unavailable", "embedded"
+CONNECT_TIMEOUT_SECONDS = 2  # libpq's smallest; the handler's own deadline is shorter
+STATEMENT_TIMEOUT_MS = 1000
+REDIS_TIMEOUT_SECONDS = 0.5
 
-def _database_ok():
+
+@functools.lru_cache(maxsize=4)
+def _probe_database(url):
+    """A PostgreSQL handle of its own (no pool) for the checks, with short timeouts."""
+    from playhouse.db_url import parse as parse_db_url
+
+    params = parse_db_url(url.replace("+pool", ""))
+    name = params.pop("database")
+    return peewee.PostgresqlDatabase(name, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                                     options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}", **params)
+
+
+def database_state(settings):
+    """"ok" when the database answers a `SELECT 1`, else "unavailable" (the cause is logged)."""
+    probe = database if urlsplit(settings.database_url).scheme.startswith("sqlite") \
+        else _probe_database(settings.database_url)
     try:
-        return peewee.Select(columns=[peewee.Value(1)]).bind(database).scalar() == 1
-    except peewee.PeeweeException:
-        log.exception("database health check failed")
-        return False
+        with probe.connection_context():
+            answered = peewee.Select(columns=[peewee.Value(1)]).bind(probe).scalar() == 1
+        return OK if answered else UNAVAILABLE
+    except peewee.PeeweeException as exc:
+        log.warning("database health check failed: %s", _first_line(exc))
+        return UNAVAILABLE
 
 
-def _redis_state(settings):
+def redis_state(settings):
+    """"embedded" without REDIS_URL; "ok" when Redis answers a PING, else "unavailable"."""
     if not settings.redis_url:
-        return "embedded"
+        return EMBEDDED
     import redis
 
+    from server.redis_clients import connect
+
+    client = connect(settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS,
+                     socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
     try:
-        redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
-        return "ok"
-    except redis.RedisError:
-        log.exception("redis health check failed")
-        return "unavailable"
+        client.ping()
+        return OK
+    except redis.RedisError as exc:
+        log.warning("redis health check failed: %s", _first_line(exc))
+        return UNAVAILABLE
+    finally:
+        client.close()
 
 
-def health(settings):
-    body = {"database": "ok" if _database_ok() else "unavailable", "redis": _redis_state(settings)}
-    healthy = body["database"] == "ok" and body["redis"] in ("ok", "embedded")
-    body = {"status": "ok" if healthy else "unavailable", **body}
-    return (200 if healthy else 503), body
+def _first_line(exc):
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def health(database_state, redis_state):
+    """/healthz: 200 when every dependency answers, else 503; the body names each one's state."""
+    healthy = database_state == OK and redis_state in (OK, EMBEDDED)
+    return (200 if healthy else 503), {"status": OK if healthy else UNAVAILABLE, "database": database_state,
+                                       "redis": redis_state}
+
+
+def readiness(database_state, redis_state):
+    """/readyz: 200 when the database answers, whatever Redis says (it is reported)."""
+    ready = database_state == OK
+    return (200 if ready else 503), {"status": OK if ready else UNAVAILABLE, "database": database_state,
+                                     "redis": redis_state}
+
+
+def liveness():
+    return 200, {"status": OK}

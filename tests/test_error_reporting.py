@@ -1,0 +1,76 @@
+"""Secrets and personal data never reach error reports: Settings' repr hides every secret, and the
+scrubbing Sentry applies masks what a denylist of names cannot know. The real event path (a real
+sentry_sdk posting to an ingest stand-in) is tested in tests/test_faults_leaks.py."""
+from dataclasses import fields
+
+from server import error_reporting
+from server.error_reporting import FILTERED, scrub, sentry_options
+from server.settings import Settings, load_settings
+
+SECRETS = {"SECRET_KEY": "jwt-signing-key-0123456789-abcdefghijkl", "PAYSTACK_SECRET_KEY": "sk_test_0123abcd",
+           "PAYSTACK_PUBLIC_KEY": "pk_test_0123abcd", "PAYSTACK_WEBHOOK_SECRET": "webhook-secret-987",
+           "EMAIL_HOST_PASSWORD": "smtp-password-654", "SENTRY_DSN": "https://publickey:dsnsecret@o1.ingest.example/7",
+           "DATABASE_URL": "postgresql://app:db-password-321@db.example:5432/serviceman",
+           "REDIS_URL": "rediss://:redis-password-111@cache.example:6380/0"}
+
+
+def test_settings_never_print_a_secret():
+    settings = load_settings(SECRETS)
+    shown = repr(settings)
+    for value in ("jwt-signing-key-0123456789-abcdefghijkl", "sk_test_0123abcd", "webhook-secret-987",
+                  "smtp-password-654", "dsnsecret", "db-password-321", "redis-password-111"):
+        assert value not in shown and value not in str(settings)
+    # What helps debugging stays: which settings are set, the hosts, the public key.
+    assert "secret_key='***'" in shown and "paystack_public_key='pk_test_0123abcd'" in shown
+    assert "postgresql://app:***@db.example:5432/serviceman" in shown
+
+
+def test_every_setting_named_like_a_secret_is_marked_secret():
+    """A setting added later with a secret's name must be hidden too: this fails until it is marked."""
+    for item in fields(Settings):
+        if item.name.endswith(("_key", "secret", "password", "_dsn")) and item.name != "paystack_public_key":
+            assert item.metadata.get("secret"), f"Settings.{item.name} looks secret but its repr prints it"
+
+
+def test_settings_secret_values_include_url_passwords():
+    values = load_settings(SECRETS).secret_values()
+    assert {"db-password-321", "redis-password-111", "sk_test_0123abcd", SECRETS["SENTRY_DSN"]} <= set(values)
+    assert "pk_test_0123abcd" not in values
+
+
+def test_frames_variables_and_request_bodies_are_never_collected():
+    options = sentry_options(load_settings(SECRETS))
+    assert options["include_local_variables"] is False
+    assert options["max_request_body_size"] == "never"
+    assert options["send_default_pii"] is False
+    assert options["event_scrubber"].recursive
+
+
+def test_an_event_is_scrubbed_by_name_and_by_value():
+    settings = load_settings(SECRETS)
+    before_send = sentry_options(settings)["before_send"]
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    event = {
+        "exception": {"values": [{"type": "IntegrityError", "value": 'duplicate key value violates unique '
+                                  'constraint "user_email"\nDETAIL:  Key (email)=(ada@example.com) already exists.'}]},
+        "logentry": {"formatted": f"request 1 failed: GET /api/auth/verify-email/?token=abc123&page=2"},
+        "breadcrumbs": {"values": [{"message": f"Authorization: Bearer {token}", "data": {"nested": {
+            "password": "hunter22", "email": "ada@example.com", "note": "mail bola@example.org"}}}]},
+        "extra": {"settings": f"secret_key={SECRETS['SECRET_KEY']} pool={SECRETS['DATABASE_URL']}"},
+        "request": {"query_string": "reset_code=zz9&x=1", "url": "https://user:pw12345@api.example/x"},
+    }
+    text = repr(before_send(event, {}))
+    for value in ("ada@example.com", "bola@example.org", token, "abc123", "hunter22", "zz9", "pw12345",
+                  SECRETS["SECRET_KEY"], "db-password-321"):
+        assert value not in text, value
+    assert "page=2" in text and "x=1" in text and "IntegrityError" in text  # what is not sensitive stays
+
+
+def test_breadcrumbs_are_scrubbed_when_recorded():
+    before_breadcrumb = sentry_options(load_settings(SECRETS))["before_breadcrumb"]
+    crumb = before_breadcrumb({"message": "email to ada@example.com sent", "data": {"params": ["ada@example.com"]}}, {})
+    assert crumb == {"message": "email to [email] sent", "data": {"params": FILTERED}}
+
+
+def test_no_dsn_no_reporting():
+    assert error_reporting.init(load_settings({})) is False
