@@ -28,6 +28,7 @@ from tornado import httputil
 
 log = logging.getLogger("serviceman")
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SETTLE_TURNS = 10  # event loop turns (no waiting) for a request already read off its socket to start
 
 
 def wait_for_signal():
@@ -118,19 +119,27 @@ class DrainingHTTPServer(tornado.httpserver.HTTPServer):
         """Wait until no request is in progress or arriving, or until `deadline` (loop time); then
         close every connection. Returns how many requests were still in progress (cut off)."""
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(0)  # connections accepted from the backlog start waiting for their request
-        while self._busy or any(_readable(conn.stream) for conn in self._idle):
+        while loop.time() < deadline:
+            if not self._active():
+                # Bytes Tornado has already taken off a socket reach their handler (and so count as
+                # in progress) a few loop turns later, through futures and no I/O: let them.
+                for _ in range(SETTLE_TURNS):
+                    await asyncio.sleep(0)
+                if not self._active():
+                    break
+                continue
             self._changed.clear()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                await asyncio.wait_for(self._changed.wait(), deadline - loop.time())
             except asyncio.TimeoutError:
                 break
         cut_off = len(self._busy)
         await self.close_all_connections()
         return cut_off
+
+    def _active(self):
+        """A request in progress, or bytes waiting on an idle connection's socket (one arriving)."""
+        return bool(self._busy) or any(_readable(conn.stream) for conn in self._idle)
 
 
 class _RequestWatch(httputil.HTTPMessageDelegate):
