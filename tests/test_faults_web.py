@@ -189,7 +189,7 @@ def sqlite_web(procfile, tmp_path, **overrides):
     return url
 
 
-@pytest.mark.parametrize("signum, runs", [(signal.SIGTERM, 8), (signal.SIGINT, 3)], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("signum, runs", [(signal.SIGTERM, 10), (signal.SIGINT, 3)], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_under_load_answers_every_accepted_request_and_closes_sockets_with_1012(
         procfile, tmp_path, signum, runs):
     url = sqlite_web(procfile, tmp_path)
