@@ -9,8 +9,10 @@ import pytest
 import tornado.web
 
 from server.hub import CLOSE_SERVICE_RESTART
+from server.settings import ConfigurationError
 from server.shutdown import DrainingHTTPServer
 
+from .conftest import make_settings
 from .pipeline_support import free_port
 from .raw_http import REFUSED, request
 from .ws_support import receive, send
@@ -103,3 +105,10 @@ async def test_the_hub_closes_every_socket_with_1012_and_refuses_new_ones(app, s
     await send(late, json.dumps({"type": "auth", "token": api.token(client_user)}))
     assert await receive(late) is None and late.close_code == CLOSE_SERVICE_RESTART
     assert not hub.open_sockets and not hub.sockets
+
+
+@pytest.mark.parametrize("value", ["26", "-1", "nan"])
+def test_a_grace_heroku_would_cut_short_is_refused_at_start_up(value):
+    with pytest.raises(ConfigurationError, match="SHUTDOWN_GRACE_SECONDS"):
+        make_settings(SHUTDOWN_GRACE_SECONDS=value)
+    assert make_settings(SHUTDOWN_GRACE_SECONDS="25").shutdown_grace_seconds == 25
