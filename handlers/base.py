@@ -15,11 +15,12 @@ from urllib.parse import urlencode
 import tornado.web
 from marshmallow import EXCLUDE, Schema, ValidationError
 
+from models.db import is_connection_failure
 from models.users import Role
 from server import identity, proxies, rate_limits, sessions, tokens
 from server.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
                            PayloadTooLarge, PermissionDenied, ValidationFailed)
-from server.executor import run_sync
+from server.executor import DATABASE_UNAVAILABLE, database_unavailable, run_sync
 
 from .inputs import INT32_MAX, flatten_errors, parse_json, refuse_unstorable_text
 from .schemas.common import PageQuerySchema, paginate
@@ -310,6 +311,10 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.config.public_url(f"{self.request.path}?{urlencode(args)}", origin)
 
     def log_exception(self, typ, value, tb):
+        if isinstance(value, ApiError) and value.code == DATABASE_UNAVAILABLE:
+            log.warning("request %s answered 503: the database cannot be reached (%s)", self.request_id,
+                        type(value.__cause__).__name__)
+            return
         if isinstance(value, ApiError):
             return
         if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
@@ -319,6 +324,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if exc is not None and not isinstance(exc, ApiError) and is_connection_failure(exc):
+            exc = database_unavailable()  # raised outside the domain pool (which converts its own)
         if isinstance(exc, ApiError):
             self.set_status(exc.status)
             for name, value in exc.headers.items():

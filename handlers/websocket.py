@@ -14,9 +14,9 @@ from tornado.iostream import StreamBufferFullError
 from models.actions.notifications import notifications_since
 from models.actions.sessions import user_at_version
 from server import identity, sessions, tokens
-from server.errors import ApiError, NotAuthenticated
+from server.errors import ApiError, NotAuthenticated, ServiceUnavailable
 from server.executor import run_sync
-from server.hub import CLOSE_SESSION_ENDED
+from server.hub import CLOSE_SERVICE_RESTART, CLOSE_SESSION_ENDED
 
 from .inputs import parse_json
 
@@ -29,6 +29,7 @@ CLOSE_UNAUTHENTICATED = 4001
 CLOSE_AUTH_TIMEOUT = 4008
 CLOSE_BAD_MESSAGE = 4400
 CLOSE_TOO_MANY_SOCKETS = 4029
+CLOSE_TRY_AGAIN_LATER = 1013  # the database cannot be reached: the client reconnects with backoff
 # Clients only ever send tiny control messages; anything bigger is closed by Tornado with 1009.
 MAX_MESSAGE_BYTES = 4096
 # A socket whose client stops reading may buffer this much; past it the socket is dropped (the
@@ -70,6 +71,14 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         self._held = None  # pushes that arrive while the account is being checked, sent after "ready"
         self._user_id = None
         self._pong_due = False
+        if not self.hub.opened(self):  # this process is shutting down: reconnect to another
+            return self.restart_close()
+        try:
+            await self._open()
+        except ServiceUnavailable:
+            self.close(CLOSE_TRY_AGAIN_LATER, "service unavailable; reconnect later")
+
+    async def _open(self):
         # A browser sends the cookie to any page's socket: it counts only from our own pages' origins.
         if sessions.has_session_cookie(self) and sessions.same_origin(self, self.request.headers.get("Origin", "")):
             session = sessions.read_session(self)
@@ -83,6 +92,12 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
     async def on_message(self, raw):
         if self.ended:
             return
+        try:
+            await self._on_message(raw)
+        except ServiceUnavailable:
+            self.close(CLOSE_TRY_AGAIN_LATER, "service unavailable; reconnect later")
+
+    async def _on_message(self, raw):
         try:
             message = parse_json(raw)
             kind = message["type"]
@@ -149,6 +164,11 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         self.ended = True
         self.close(code, reason)
 
+    def restart_close(self):
+        """The process is shutting down: nothing more is sent; the client reconnects elsewhere."""
+        self.ended = True
+        self.close(CLOSE_SERVICE_RESTART, "server restarting; reconnect")
+
     def send(self, message):
         if self.ended:
             return
@@ -179,6 +199,7 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         self._pong_due = False
 
     def on_close(self):
+        self.hub.closed(self)
         if getattr(self, "_deadline", None) is not None:
             tornado.ioloop.IOLoop.current().remove_timeout(self._deadline)
         if getattr(self, "_user_id", None) is not None:

@@ -64,10 +64,9 @@ def cmd_seed(settings, args):
 
 
 def cmd_serve(settings, args):
-    import tornado.httpserver
-
     from handlers.base import MAX_BODY_LIMIT
     from server.app import make_app, start_embedded_schedule, start_embedded_sweep
+    from server.shutdown import DrainingHTTPServer, shut_down, wait_for_signal
 
     if args.port:  # links to itself (the local checkout's) must name the port it really listens on
         settings = dataclasses.replace(settings, port=args.port)
@@ -77,12 +76,13 @@ def cmd_serve(settings, args):
         check_redis(settings.redis_url)
 
     async def main():
+        # SIGTERM (a deploy) and SIGINT end the process gracefully: server/shutdown.py.
+        signalled = wait_for_signal()
         app = make_app(settings, bind_database=False)  # bound and checked above
-        start_embedded_sweep(settings)
-        start_embedded_schedule(settings)
+        timers = [start_embedded_sweep(settings), *start_embedded_schedule(settings)]
         # No xheaders: X-Forwarded-* count only from TRUSTED_PROXIES (server/proxies.py).
         # Endpoints stream their bodies and refuse them past their own limit; this caps the rest.
-        server = tornado.httpserver.HTTPServer(app, max_body_size=MAX_BODY_LIMIT)
+        server = DrainingHTTPServer(app, max_body_size=MAX_BODY_LIMIT)
         try:
             server.listen(settings.port, address=args.host)
         except OSError as exc:
@@ -91,7 +91,9 @@ def cmd_serve(settings, args):
                 raise
             raise StartupError(problem) from exc
         log.info("Serviceman listening on http://%s:%s (docs at /api/docs/)", args.host, settings.port)
-        await asyncio.Event().wait()
+        reason = await signalled
+        await shut_down(server, app, [timer for timer in timers if timer is not None],
+                        settings.shutdown_grace_seconds, reason)
 
     asyncio.run(main())
 

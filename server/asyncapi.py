@@ -31,6 +31,10 @@ CLOSE_CODES = (
     (websocket.CLOSE_BAD_MESSAGE, "bad_message",
      "A message that is not a JSON object with a `type`, or a `resume` without an integer `since`."),
     (1009, "message_too_big", f"A message over {websocket.MAX_MESSAGE_BYTES} bytes."),
+    (websocket.CLOSE_SERVICE_RESTART, "service_restart",
+     "This web process is shutting down (a deploy): reconnect at once (any process answers) and resume."),
+    (websocket.CLOSE_TRY_AGAIN_LATER, "try_again_later",
+     "The database cannot be reached right now: reconnect with backoff and resume."),
 )
 
 

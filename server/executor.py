@@ -1,16 +1,25 @@
 """Run blocking domain calls (Peewee, requests) on a bounded thread pool, off the event loop.
 
 Each call holds a pooled connection only for its own duration; a connection is per thread, so
-nothing awaits while a transaction is open.
+nothing awaits while a transaction is open. A call, once handed to the pool, runs to its end even
+if the coroutine awaiting it is cancelled: a thread cannot be interrupted, so a request is never
+cut off between its commit and its answer by this module (the web process's shutdown waits for
+the requests instead, server/shutdown.py).
 """
 import asyncio
 import contextvars
 import functools
 from concurrent.futures import ThreadPoolExecutor
 
-from models.db import database
+import peewee
+from playhouse.pool import MaxConnectionsExceeded
+
+from models.db import database, is_connection_failure
+from server.errors import ServiceUnavailable
 
 _executor = None
+RETRY_AFTER_SECONDS = 2  # told to clients while the database cannot be reached
+DATABASE_UNAVAILABLE = "database_unavailable"  # the 503's error code
 
 
 def configure(max_workers):
@@ -21,9 +30,25 @@ def configure(max_workers):
     return _executor
 
 
+def shutdown(wait=True):
+    """Refuse further calls; with `wait`, return once the calls already handed over have ended."""
+    if _executor is not None:
+        _executor.shutdown(wait=wait)
+
+
+def database_unavailable():
+    return ServiceUnavailable("The database cannot be reached right now; try again shortly.",
+                              code=DATABASE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def call_with_connection(fn, *args, **kwargs):
-    with database.connection_context():
-        return fn(*args, **kwargs)
+    try:
+        with database.connection_context():
+            return fn(*args, **kwargs)
+    except (peewee.PeeweeException, MaxConnectionsExceeded) as exc:
+        if is_connection_failure(exc):
+            raise database_unavailable() from exc
+        raise
 
 
 async def run_sync(fn, *args, **kwargs):

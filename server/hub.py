@@ -20,6 +20,9 @@ FEED_READY_TIMEOUT = 5
 # A "session_ended" push (models/actions/sessions.py) closes the user's older sockets with this code.
 SESSION_ENDED = "session_ended"
 CLOSE_SESSION_ENDED = 4003
+# A web process that shuts down (a deploy) closes every socket with 1012, Service Restart: clients
+# reconnect at once, to another process, and resume.
+CLOSE_SERVICE_RESTART = 1012
 # Users whose sessions ended recently, remembered so a socket that was authenticating at that very
 # moment is refused too; bounded, the window it covers is milliseconds long.
 ENDED_REMEMBERED = 10_000
@@ -43,6 +46,9 @@ class Hub:
         self._feed = None
         self._subscribed = None
         self._ended = OrderedDict()  # user id -> the session version its sessions ended at
+        self.open_sockets = set()  # every socket past its handshake, signed in or not yet
+        self.closing = False  # set by close_sockets(): a socket opened from then on is closed at once
+        self._all_closed = None
 
     def follow(self):
         """Start following the Redis feed (Redis mode), if not yet; returns at once."""
@@ -71,6 +77,32 @@ class Hub:
             await asyncio.wait_for(self._subscribed.wait(), FEED_READY_TIMEOUT)
         except asyncio.TimeoutError:
             log.warning("Redis push feed not subscribed yet; the client can resume to catch up")
+
+    def opened(self, socket):
+        """A socket finished its handshake; False when the process is shutting down (close it)."""
+        if self.closing:
+            return False
+        self.open_sockets.add(socket)
+        return True
+
+    def closed(self, socket):
+        self.open_sockets.discard(socket)
+        if self._all_closed is not None and not self.open_sockets:
+            self._all_closed.set()
+
+    async def close_sockets(self, timeout):
+        """Close every socket with 1012 and wait (at most `timeout` seconds) until each has finished
+        its closing handshake, so every client reads the code; returns how many had not."""
+        self.closing = True
+        self._all_closed = asyncio.Event()
+        for socket in list(self.open_sockets):
+            socket.restart_close()
+        if self.open_sockets:
+            try:
+                await asyncio.wait_for(self._all_closed.wait(), max(0.0, timeout))
+            except asyncio.TimeoutError:
+                pass
+        return len(self.open_sockets)
 
     def remove(self, user_id, socket):
         sockets = self.sockets.get(user_id)

@@ -179,6 +179,9 @@ class Settings:
     listing_cache_seconds: float = 10.0
     ws_max_sockets_per_user: int = 10
     ws_ping_seconds: float = 20.0  # each socket pinged this often, closed when a ping goes unanswered; 0: never
+    # On SIGTERM/SIGINT the web process lets its requests in progress finish for at most this long,
+    # then exits (Heroku sends SIGKILL 30 s after SIGTERM: leave it room to close the rest).
+    shutdown_grace_seconds: float = 20.0
     access_token_minutes: int = 15
     refresh_token_days: int = 7
     email_verification_hours: int = 48  # lifetime of an email verification link
@@ -258,6 +261,8 @@ class Settings:
             _check_rate_limit(name, rule)
         if not 0 <= self.ws_ping_seconds <= 3600:  # nan fails too
             raise ConfigurationError(f"WS_PING_SECONDS must be between 0 and 3600, got {self.ws_ping_seconds}")
+        if not 0 <= self.shutdown_grace_seconds <= 25:  # nan fails too; past 25 s Heroku's SIGKILL cuts it short
+            raise ConfigurationError(f"SHUTDOWN_GRACE_SECONDS must be between 0 and 25, got {self.shutdown_grace_seconds}")
         if not 0 <= self.listing_cache_seconds <= 60:  # nan fails too
             raise ConfigurationError(f"LISTING_CACHE_SECONDS must be between 0 and 60, got {self.listing_cache_seconds}")
         for name in ("email_verification_hours", "password_reset_minutes"):
@@ -349,6 +354,7 @@ def load_settings(environ=None, read_dotenv=True):
             db_pool_size=int(get("DB_POOL_SIZE") or defaults.db_pool_size),
             listing_cache_seconds=float(get("LISTING_CACHE_SECONDS") or defaults.listing_cache_seconds),
             ws_ping_seconds=float(get("WS_PING_SECONDS") or defaults.ws_ping_seconds),
+            shutdown_grace_seconds=float(get("SHUTDOWN_GRACE_SECONDS") or defaults.shutdown_grace_seconds),
             ws_max_sockets_per_user=int(get("WS_MAX_SOCKETS_PER_USER") or defaults.ws_max_sockets_per_user),
             email_verification_hours=int(get("EMAIL_VERIFICATION_HOURS") or defaults.email_verification_hours),
             password_reset_minutes=int(get("PASSWORD_RESET_MINUTES") or defaults.password_reset_minutes),
