@@ -5,6 +5,7 @@ from marshmallow import Schema, fields, validate
 
 from models.money import NegotiationStatus
 
+from ..inputs import MultiLineText
 from .common import MAX_MONEY, Boolean, Id, Money
 
 MESSAGE_MAX = 2000
@@ -18,7 +19,7 @@ def Amount(**kwargs):
 
 
 def Message(**kwargs):
-    return fields.String(validate=validate.Length(max=MESSAGE_MAX), **kwargs)
+    return MultiLineText(validate=validate.Length(max=MESSAGE_MAX), **kwargs)
 
 
 # Request #1: estimate ₦15,000, 10% markup, final cost ₦16,500; the client offers ₦14,000.
@@ -62,7 +63,7 @@ class NegotiationSchema(Schema):
 
 
 class ConsultationSchema(Schema):
-    message = fields.String(required=True, validate=validate.Length(min=1, max=MESSAGE_MAX), metadata={
+    message = MultiLineText(required=True, validate=validate.Length(min=1, max=MESSAGE_MAX), metadata={
         "example": "The client offers ₦14,000 instead of ₦16,500 for booking #1. Is that acceptable to you?"})
 
 
