@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 from models.money import NegotiationStatus
 
 from ..inputs import MultiLineText
-from .common import MAX_MONEY, Boolean, Id, Money
+from .common import MAX_MONEY, Boolean, Id, Money, Percentage
 
 MESSAGE_MAX = 2000
 # Decimal bounds: a float 0.01 is a hair above Decimal("0.01"), which it would then refuse.
@@ -14,7 +14,7 @@ MIN_AMOUNT = Decimal("0.01")
 
 
 def Amount(**kwargs):
-    """A positive naira amount a client sends, rounded half up to the kobo."""
+    """A positive naira amount a client sends, with two places ("15000.00")."""
     return Money(rounding=ROUND_HALF_UP, validate=validate.Range(min=MIN_AMOUNT, max=MAX_MONEY), **kwargs)
 
 
@@ -36,7 +36,7 @@ class EstimateSubmitSchema(Schema):
 
 
 class MarkupSchema(Schema):
-    markup_percentage = Money(required=True, rounding=ROUND_HALF_UP, validate=validate.Range(min=0, max=100),
+    markup_percentage = Percentage(required=True, rounding=ROUND_HALF_UP, validate=validate.Range(min=0, max=100),
                               metadata={"description": "0 to 100; final_cost = estimate × (1 + pct/100), "
                                                        "rounded half up to the kobo.", "example": "10.00"})
 
