@@ -5,15 +5,17 @@ They are transactional, not notifications: no Notification row, nothing on the d
 link that only the email ever holds.
 
     email_link_to_address(purpose, email)  look the address up, issue a token, send (reset, resend)
-    send_account_email(token_id, raw)      render and send a token issued already (registration)
+    email_verification_link(user_id)       issue a verification token and send it (registration)
 
-Both are retried on SMTP failure; a retried email_link_to_address issues a fresh token, so the one
-email that arrives always holds a working link.
+Both are retried on SMTP failure; a retry issues a fresh token, so the one email that arrives always
+holds a working link.
 
-The raw token travels in the job's arguments (Redis in production) until it is sent: it lives
-PASSWORD_RESET_MINUTES at most and is useless once claimed or superseded.
+The raw token exists only inside the job that sends it: it is issued there, never passed as a job
+argument (RQ keeps arguments in Redis and logs them), never logged. Job descriptions carry no
+arguments either (workers/transport.py), so the address a reset was asked for stays out of the logs.
 """
 import logging
+import uuid
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import urlencode
@@ -33,14 +35,24 @@ LINKS = {
 }
 
 
-def queue_send(token_id, raw):
-    runtime.transport().enqueue(send_account_email, token_id, raw, job_id=f"account-email-{token_id}")
+def queue_verification(user_id):
+    """Queue the verification email of a new account: by id, the token is issued by the job."""
+    runtime.transport().enqueue(email_verification_link, user_id, job_id=f"account-verify-{user_id}-{uuid.uuid4().hex}")
 
 
 def email_link_to_address(purpose, email):
     """Send a link to `email` if it names an account that should get one; otherwise nothing,
     silently (the request was answered the same either way)."""
-    user = User.get_or_none(User.email == email.strip().lower())
+    return _email_link(User.get_or_none(User.email == email.strip().lower()), purpose)
+
+
+def email_verification_link(user_id):
+    """Send a verification link to a new account, unless it was verified (or deactivated) meanwhile."""
+    return _email_link(User.get_or_none(User.id == user_id), VERIFY_EMAIL)
+
+
+def _email_link(user, purpose):
+    """Issue a token for `user` and send it; the token id, or None when this user gets no link."""
     if user is None or not user.is_active:
         return None
     if purpose == VERIFY_EMAIL and user.email_verified_at is not None:
@@ -79,7 +91,8 @@ def _duration(delta):
 
 
 def send_account_email(token_id, raw):
-    """Send the link unless it was used, superseded or expired meanwhile (then it would not work)."""
+    """Send the link unless it was used, superseded or expired meanwhile (then it would not work).
+    Called inside the job that issued the token: never queued with the raw token as an argument."""
     row = live_token(token_id, raw)
     if row is None:
         return False

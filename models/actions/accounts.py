@@ -69,7 +69,7 @@ def register(settings, *, email, password, first_name, last_name, phone, role,
     if not verified:
         from .credentials import send_verification_email
 
-        send_verification_email(settings, user)
+        send_verification_email(user)
     return user
 
 

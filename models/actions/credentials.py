@@ -94,14 +94,14 @@ def _claim(row):
 
 # Email verification ------------------------------------------------------------------------------
 
-def send_verification_email(settings, user):
-    """Issue a verification token and queue its email (registration). Never fails the caller:
-    if the queue is unreachable the user can ask for a new link."""
+def send_verification_email(user):
+    """Queue the verification email of a new account (registration). The job issues the token: no
+    job argument, Redis key or log line ever holds it. Never fails the caller: if the queue is
+    unreachable the user can ask for a new link."""
     from workers import account_email
 
     try:
-        token_id, raw = issue_token(settings, user.id, VERIFY_EMAIL)
-        account_email.queue_send(token_id, raw)
+        account_email.queue_verification(user.id)
     except Exception:
         log.exception("could not queue the verification email of user %s", user.id)
 
