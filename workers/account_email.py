@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import urlencode
 
-from models.actions.credentials import PASSWORD_RESET, VERIFY_EMAIL, issue_token, lifetime, live_token
+from models.actions.credentials import ACCOUNT_EXISTS, PASSWORD_RESET, VERIFY_EMAIL, issue_token, lifetime, live_token
 from models.users import User
 
 from . import runtime
@@ -33,6 +33,9 @@ LINKS = {
     VERIFY_EMAIL: ("verify_email", "/api/auth/verify-email/"),
     PASSWORD_RESET: ("password_reset", "/reset-password/"),
 }
+# Emails that carry another purpose's token: "someone tried to register your address" holds a reset link.
+TOKEN_PURPOSE = {ACCOUNT_EXISTS: PASSWORD_RESET}
+FOLDERS = {ACCOUNT_EXISTS: "account_exists"}
 
 
 def queue_verification(user_id):
@@ -57,8 +60,8 @@ def _email_link(user, purpose):
         return None
     if purpose == VERIFY_EMAIL and user.email_verified_at is not None:
         return None
-    token_id, raw = issue_token(runtime.settings(), user.id, purpose)
-    send_account_email(token_id, raw)
+    token_id, raw = issue_token(runtime.settings(), user.id, TOKEN_PURPOSE.get(purpose, purpose))
+    send_account_email(token_id, raw, folder=FOLDERS.get(purpose))
     return token_id
 
 
@@ -67,8 +70,8 @@ def link(settings, purpose, raw):
     return f"{settings.origin}{path}?{urlencode({'token': raw})}"
 
 
-def build_account_message(settings, row, raw):
-    folder, _path = LINKS[row.purpose]
+def build_account_message(settings, row, raw, folder=None):
+    folder = folder or LINKS[row.purpose][0]
     values = {"user": row.user, "link": link(settings, row.purpose, raw),
               "valid_for": _duration(lifetime(settings, row.purpose))}
     subject, text, html = render_folder(folder, values)
@@ -90,12 +93,12 @@ def _duration(delta):
     return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
-def send_account_email(token_id, raw):
+def send_account_email(token_id, raw, folder=None):
     """Send the link unless it was used, superseded or expired meanwhile (then it would not work).
     Called inside the job that issued the token: never queued with the raw token as an argument."""
     row = live_token(token_id, raw)
     if row is None:
         return False
-    send_message(runtime.settings(), build_account_message(runtime.settings(), row, raw))
-    log.info("%s email sent to user %s", row.purpose, row.user_id)
+    send_message(runtime.settings(), build_account_message(runtime.settings(), row, raw, folder))
+    log.info("%s email sent to user %s", folder or row.purpose, row.user_id)
     return True

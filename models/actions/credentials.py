@@ -27,6 +27,9 @@ from .sessions import end_all_sessions
 log = logging.getLogger("serviceman.credentials")
 
 VERIFY_EMAIL, PASSWORD_RESET = OneTimeToken.VERIFY_EMAIL, OneTimeToken.PASSWORD_RESET
+# Not a token purpose: the email to the owner of an address someone tried to register; it carries a
+# PASSWORD_RESET link (workers/account_email.py).
+ACCOUNT_EXISTS = "account_exists"
 MAX_TOKEN_LENGTH = 128  # ours are 43 characters; anything far longer is not one of ours
 
 
@@ -115,6 +118,15 @@ def verify_email(raw):
         User.update(email_verified_at=utcnow()).where(
             User.id == row.user_id, User.email_verified_at.is_null()).execute()
     return User.get_by_id(row.user_id)
+
+
+def tell_owner_of_registration_attempt(email):
+    """Someone tried to register `email`, which has an account: queue an email to its owner (how to sign
+    in, and a reset link). Like a reset request, the job looks the address up. Never fails the caller."""
+    try:
+        _queue_lookup(ACCOUNT_EXISTS, email)
+    except Exception:
+        log.exception("could not queue the registration-attempt email")
 
 
 def request_verification_email(email):
