@@ -6,10 +6,10 @@
     TRUSTED_PROXIES too wide  whoever is in the network chooses the client IP that rate limits count
     PUBLIC_BASE_URL http://   links in emails (reset tokens) and the dashboard's cookies go in clear
 
-A secret's strength is estimated from the text itself (its length times the Shannon entropy of its
-characters, capped by its compressed size): a repeated character or pattern scores next to nothing, an
-English phrase about 4 bits a character, and a random token about what it holds (secrets.token_hex(16), 128 random bits, scores 86-128). Messages name the
-setting and the rule, never the value.
+A secret's strength is estimated from the text itself: its length times the Shannon entropy of its
+characters, capped by its compressed size. A repeated character or pattern scores next to nothing, an
+English phrase about 4 bits a character, a random token about what it holds (secrets.token_hex(16),
+128 random bits, scores 86-128). Messages name the setting and the rule, never the value.
 """
 import math
 import zlib
