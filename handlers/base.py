@@ -22,7 +22,7 @@ from server.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuth
                            PayloadTooLarge, PermissionDenied, ValidationFailed)
 from server.executor import DATABASE_UNAVAILABLE, database_unavailable, run_sync
 
-from .inputs import INT32_MAX, flatten_errors, parse_json, refuse_unstorable_text
+from .inputs import INT32_MAX, flatten_errors, parse_json, refuse_control_characters, refuse_unstorable_text
 from .schemas.common import PageQuerySchema, paginate
 
 log = logging.getLogger("serviceman.http")
@@ -284,6 +284,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     @staticmethod
     def _load(schema, data):
+        refuse_control_characters(schema, data)
         try:
             return schema.load(data)
         except ValidationError as exc:

@@ -1,5 +1,7 @@
 """Booking: quote, create, list, detail, edit, delete, cancel, timeline."""
-from models.actions import booking
+import functools
+
+from models.actions import booking, timeline
 from models.service_requests import ServiceRequest
 from models.users import Role
 
@@ -74,7 +76,8 @@ class RequestEventsHandler(BaseHandler):
     @endpoint(roles=SIGNED_IN, summary="The request's timeline: every change, who, when", response=EventSchema(),
               paginated=True, errors=(401, 404, 422), tags=TAGS)
     async def get(self, request_id):
-        await self.respond(await self.run(booking.request_events, self.user, int(request_id)))
+        events = await self.run(booking.request_events, self.user, int(request_id))
+        await self.respond(events, transform=functools.partial(timeline.as_seen_by, self.user))
 
 
 default_handlers = [

@@ -127,7 +127,9 @@ def _decimal_as_string(self, field, ret, **kwargs):
         return {}
     places = None if field.places is None else -field.places.as_tuple().exponent
     fraction = r"(\.[0-9]+)?" if places is None else rf"\.[0-9]{{{places}}}" if places else ""
-    out = {"type": "string", "pattern": rf"^-?[0-9]+{fraction}$"}
+    # A field with a pattern of its own (handlers/schemas/common.py DecimalString) is checked against it on load.
+    pattern = getattr(field, "pattern", None)
+    out = {"type": "string", "pattern": pattern.pattern if pattern is not None else rf"^-?[0-9]+{fraction}$"}
     # A Range validator was rendered for a number; bounds on a string are apispec's `x-` keywords.
     for bound in ("minimum", "maximum"):
         if bound in ret:

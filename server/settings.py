@@ -11,6 +11,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from server import settings_hardening
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # refused when ENV=production
 EXAMPLE_SECRET_KEY = "change-me-development-only"  # .env.example's value: public, so refused too
@@ -290,6 +292,8 @@ class Settings:
             problems.append("SECRET_KEY is a published development value")
         elif self.secret_key and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
             problems.append(f"SECRET_KEY is weak (shorter than {MIN_SECRET_KEY_LENGTH} characters)")
+        elif self.secret_key:  # long enough, but 32 × "a" is as long as a random key
+            problems.append(settings_hardening.secret_problem("SECRET_KEY", self.secret_key))
         if urlsplit(self.database_url).scheme.startswith("sqlite") and "DATABASE_URL" not in missing:
             problems.append("DATABASE_URL is SQLite (production needs PostgreSQL)")
         if self.bcrypt_rounds < MIN_BCRYPT_ROUNDS:
@@ -300,7 +304,8 @@ class Settings:
                             "intended, e.g. for a staging deployment)")
         if self.public_base_url and not _is_absolute_http_url(self.public_base_url):
             problems.append(f"PUBLIC_BASE_URL {self.public_base_url!r} is not an absolute http(s) URL")
-        return problems
+        problems.extend(settings_hardening.hardening_problems(self, (LOCAL_CHECKOUT_SECRET_KEY,)))
+        return [problem for problem in problems if problem]
 
 
 def load_settings(environ=None, read_dotenv=True):

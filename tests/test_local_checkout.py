@@ -15,7 +15,7 @@ from workers import runtime
 
 from .conftest import make_settings, serve_app
 from .factories import ServiceRequestFactory
-from .test_security import PRODUCTION
+from .test_security import LIVE_SECRET_KEY, PRODUCTION, TEST_SECRET_KEY
 
 NO_KEYS = {"ENV": "development", "PAYSTACK_SECRET_KEY": "", "PAYSTACK_PUBLIC_KEY": "", "PAYSTACK_BASE_URL": ""}
 
@@ -75,7 +75,7 @@ async def test_an_unknown_checkout_is_404(api):
 
 
 def test_production_serves_no_local_checkout(database):
-    settings = load_settings(environ={**PRODUCTION, "PAYSTACK_SECRET_KEY": "sk_live_abc",
+    settings = load_settings(environ={**PRODUCTION, "PAYSTACK_SECRET_KEY": LIVE_SECRET_KEY,
                                       "PAYSTACK_PUBLIC_KEY": "pk_live_abc"})
     application = make_app(settings, bind_database=False)
     try:
@@ -98,12 +98,12 @@ def test_keys_of_different_modes_stop_start_up_in_every_mode(env, secret, public
 
 
 def test_production_refuses_test_keys_unless_told_they_are_intended():
-    test_keys = {**PRODUCTION, "PAYSTACK_SECRET_KEY": "sk_test_a", "PAYSTACK_PUBLIC_KEY": "pk_test_b"}
+    test_keys = {**PRODUCTION, "PAYSTACK_SECRET_KEY": TEST_SECRET_KEY, "PAYSTACK_PUBLIC_KEY": "pk_test_b"}
     with pytest.raises(ConfigurationError) as error:
         load_settings(environ=test_keys)
     assert "test keys" in str(error.value) and "PAYSTACK_ALLOW_TEST_KEYS" in str(error.value)
     assert load_settings(environ={**test_keys, "PAYSTACK_ALLOW_TEST_KEYS": "true"}).is_production
-    mixed = {**PRODUCTION, "PAYSTACK_SECRET_KEY": "sk_live_a", "PAYSTACK_PUBLIC_KEY": "pk_test_b",
+    mixed = {**PRODUCTION, "PAYSTACK_SECRET_KEY": LIVE_SECRET_KEY, "PAYSTACK_PUBLIC_KEY": "pk_test_b",
              "PAYSTACK_ALLOW_TEST_KEYS": "true"}
     with pytest.raises(ConfigurationError):
         load_settings(environ=mixed)

@@ -138,12 +138,14 @@ async def test_an_estimate_that_is_not_a_positive_bounded_amount_is_422(api, amo
 
 
 @pytest.mark.gen_test
-async def test_estimate_notes_are_bounded_and_amounts_round_half_up_to_the_kobo(api):
+async def test_estimate_notes_are_bounded_and_amounts_have_the_documented_two_places(api):
     request = priced_request(S.ASSIGNED)
-    body = {"service_request_id": request.id, "amount": "100.005"}
+    body = {"service_request_id": request.id, "amount": "100.01"}
 
     response = await api.post(ESTIMATE, {**body, "notes": "x" * 2001}, user=request.primary_serviceman)
     assert list(assert_error(response, 422)["fields"]) == ["notes"]
+    response = await api.post(ESTIMATE, {**body, "amount": "100.005"}, user=request.primary_serviceman)
+    assert list(assert_error(response, 422)["fields"]) == ["amount"]
 
     response = await api.post(ESTIMATE, {**body, "notes": "x" * 2000}, user=request.primary_serviceman)
     assert response.status == 200 and response.data["estimate_amount"] == "100.01", response

@@ -5,20 +5,22 @@ They are transactional, not notifications: no Notification row, nothing on the d
 link that only the email ever holds.
 
     email_link_to_address(purpose, email)  look the address up, issue a token, send (reset, resend)
-    send_account_email(token_id, raw)      render and send a token issued already (registration)
+    email_verification_link(user_id)       issue a verification token and send it (registration)
 
-Both are retried on SMTP failure; a retried email_link_to_address issues a fresh token, so the one
-email that arrives always holds a working link.
+Both are retried on SMTP failure; a retry issues a fresh token, so the one email that arrives always
+holds a working link.
 
-The raw token travels in the job's arguments (Redis in production) until it is sent: it lives
-PASSWORD_RESET_MINUTES at most and is useless once claimed or superseded.
+The raw token exists only inside the job that sends it: it is issued there, never passed as a job
+argument (RQ keeps arguments in Redis and logs them), never logged. Job descriptions carry no
+arguments either (workers/transport.py), so the address a reset was asked for stays out of the logs.
 """
 import logging
+import uuid
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import urlencode
 
-from models.actions.credentials import PASSWORD_RESET, VERIFY_EMAIL, issue_token, lifetime, live_token
+from models.actions.credentials import ACCOUNT_EXISTS, PASSWORD_RESET, VERIFY_EMAIL, issue_token, lifetime, live_token
 from models.users import User
 
 from . import runtime
@@ -31,22 +33,35 @@ LINKS = {
     VERIFY_EMAIL: ("verify_email", "/api/auth/verify-email/"),
     PASSWORD_RESET: ("password_reset", "/reset-password/"),
 }
+# Emails that carry another purpose's token: "someone tried to register your address" holds a reset link.
+TOKEN_PURPOSE = {ACCOUNT_EXISTS: PASSWORD_RESET}
+FOLDERS = {ACCOUNT_EXISTS: "account_exists"}
 
 
-def queue_send(token_id, raw):
-    runtime.transport().enqueue(send_account_email, token_id, raw, job_id=f"account-email-{token_id}")
+def queue_verification(user_id):
+    """Queue the verification email of a new account: by id, the token is issued by the job."""
+    runtime.transport().enqueue(email_verification_link, user_id, job_id=f"account-verify-{user_id}-{uuid.uuid4().hex}")
 
 
 def email_link_to_address(purpose, email):
     """Send a link to `email` if it names an account that should get one; otherwise nothing,
     silently (the request was answered the same either way)."""
-    user = User.get_or_none(User.email == email.strip().lower())
+    return _email_link(User.get_or_none(User.email == email.strip().lower()), purpose)
+
+
+def email_verification_link(user_id):
+    """Send a verification link to a new account, unless it was verified (or deactivated) meanwhile."""
+    return _email_link(User.get_or_none(User.id == user_id), VERIFY_EMAIL)
+
+
+def _email_link(user, purpose):
+    """Issue a token for `user` and send it; the token id, or None when this user gets no link."""
     if user is None or not user.is_active:
         return None
     if purpose == VERIFY_EMAIL and user.email_verified_at is not None:
         return None
-    token_id, raw = issue_token(runtime.settings(), user.id, purpose)
-    send_account_email(token_id, raw)
+    token_id, raw = issue_token(runtime.settings(), user.id, TOKEN_PURPOSE.get(purpose, purpose))
+    send_account_email(token_id, raw, folder=FOLDERS.get(purpose))
     return token_id
 
 
@@ -55,8 +70,8 @@ def link(settings, purpose, raw):
     return f"{settings.origin}{path}?{urlencode({'token': raw})}"
 
 
-def build_account_message(settings, row, raw):
-    folder, _path = LINKS[row.purpose]
+def build_account_message(settings, row, raw, folder=None):
+    folder = folder or LINKS[row.purpose][0]
     values = {"user": row.user, "link": link(settings, row.purpose, raw),
               "valid_for": _duration(lifetime(settings, row.purpose))}
     subject, text, html = render_folder(folder, values)
@@ -78,11 +93,12 @@ def _duration(delta):
     return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
-def send_account_email(token_id, raw):
-    """Send the link unless it was used, superseded or expired meanwhile (then it would not work)."""
+def send_account_email(token_id, raw, folder=None):
+    """Send the link unless it was used, superseded or expired meanwhile (then it would not work).
+    Called inside the job that issued the token: never queued with the raw token as an argument."""
     row = live_token(token_id, raw)
     if row is None:
         return False
-    send_message(runtime.settings(), build_account_message(runtime.settings(), row, raw))
-    log.info("%s email sent to user %s", row.purpose, row.user_id)
+    send_message(runtime.settings(), build_account_message(runtime.settings(), row, raw, folder))
+    log.info("%s email sent to user %s", folder or row.purpose, row.user_id)
     return True

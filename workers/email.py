@@ -8,6 +8,7 @@ the server has dropped it.
 """
 import logging
 import os
+import re
 import smtplib
 import threading
 from email.charset import QP, Charset
@@ -21,6 +22,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from server.settings import PROJECT_ROOT
 
 log = logging.getLogger("serviceman.email")
+# Line breaks and other control characters: a header holding one is refused by the email package
+# (or, worse, read as a second header). The input boundary refuses them in names; rows stored
+# before it did, or written by other paths, must still never stop an email.
+_CONTROL_RUN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _env = Environment(
     loader=FileSystemLoader(PROJECT_ROOT / "templates" / "email"),
     autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
@@ -75,9 +80,14 @@ def message_is_emergency(notification):
     return bool((notification.payload or {}).get("is_emergency"))
 
 
+def one_line(text):
+    """`text` as a single header-safe line: each run of control characters becomes one space."""
+    return _CONTROL_RUN.sub(" ", text).strip()
+
+
 def render_folder(folder, values):
     """(subject, text, html) from templates/email/<folder>/ (account emails use this too)."""
-    subject = _env.get_template(f"{folder}/subject.txt").render(values).strip()
+    subject = one_line(_env.get_template(f"{folder}/subject.txt").render(values))
     return subject, _env.get_template(f"{folder}/body.txt").render(values), \
         _env.get_template(f"{folder}/body.html").render(values)
 

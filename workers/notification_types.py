@@ -10,6 +10,8 @@ from typing import Callable
 from models.service_requests import Event, ServiceRequest
 from models.users import Role, User
 
+from .email import one_line
+
 
 _batch = threading.local()
 
@@ -280,7 +282,7 @@ def context(event, request):
 def render(kind, event, request):
     """(title, message) for one event; emergencies are highlighted in the title."""
     values = context(event, request)
-    title = kind.title.format(**values)
+    title = one_line(kind.title.format(**values))  # a label and an email subject: never two lines
     if values["is_emergency"]:
         title = f"[EMERGENCY] {title}"
     return title, kind.message.format(**values).strip(), values

@@ -63,8 +63,11 @@ class RedisTransport:
 
         retry = Retry(max=len(self.retry_intervals), interval=self.retry_intervals)
         queue = self.email_queue if getattr(fn, "sends_email", False) else self.queue
-        # result_ttl=0: nobody reads a job's return value, so RQ need not store it
-        return queue.enqueue(fn, *args, job_id=job_id, retry=retry, result_ttl=0, failure_ttl=7 * 24 * 3600)
+        # result_ttl=0: nobody reads a job's return value, so RQ need not store it. The description (which
+        # RQ logs at INFO for every job and stores beside it) names the function only: arguments may be
+        # personal (the address a reset was asked for) and must never reach a log line.
+        return queue.enqueue(fn, *args, job_id=job_id, retry=retry, result_ttl=0, failure_ttl=7 * 24 * 3600,
+                             description=f"{fn.__module__}.{fn.__qualname__}(...)")
 
     def push(self, user_id, message):
         self.redis.publish(user_channel(self.redis_url, user_id), json.dumps(message, default=str))

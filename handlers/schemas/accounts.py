@@ -5,6 +5,7 @@ from models.actions import passwords
 from models.actions.catalog import serviceman_cards
 from models.users import ApprovalStatus, Role, ServicemanProfile, User
 
+from ..inputs import MultiLineText, SecretText
 from .common import Boolean, Id, Integer, Money, PageQuerySchema
 
 MAX_CATEGORIES = 50
@@ -23,7 +24,7 @@ def _acceptable_password(password):
 def Password(**kwargs):
     """The password field of every body that sets one (register, admin create, change, reset). The
     email rule needs the account's address: bodies carrying it call `password_is_not_email`."""
-    return fields.String(required=True, load_only=True,
+    return SecretText(required=True, load_only=True,
                          validate=[validate.Length(min=passwords.MIN_LENGTH, max=passwords.MAX_LENGTH),
                                    _acceptable_password], **kwargs)
 
@@ -64,7 +65,7 @@ class RegisterSchema(Schema):
                          metadata={"example": "serviceman"})
     category_ids = fields.List(Id(), load_default=list, validate=validate.Length(max=MAX_CATEGORIES),
                                metadata={"example": [1]})
-    bio = fields.String(load_default="", validate=validate.Length(max=2000), metadata={"example": EXAMPLE_BIO})
+    bio = MultiLineText(load_default="", validate=validate.Length(max=2000), metadata={"example": EXAMPLE_BIO})
     years_of_experience = Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=80),
                                   metadata={"example": 9})
 
@@ -82,7 +83,7 @@ class LoginSchema(Schema):
     # The demo client of `make run` (server/demo_data.py): "Try it out" signs in as it is.
     email = fields.Email(required=True, validate=validate.Length(max=254),
                          metadata={"example": "client@demo.serviceman.ng"})
-    password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024),
+    password = SecretText(required=True, load_only=True, validate=validate.Length(max=1024),
                              metadata={"example": "demo-password-123"})
 
 
@@ -147,7 +148,7 @@ class MeUpdateSchema(Schema):
     first_name = fields.String(validate=validate.Length(min=1, max=100), metadata={"example": "Emeka"})
     last_name = fields.String(validate=validate.Length(min=1, max=100), metadata={"example": "Okafor"})
     phone = Phone(metadata={"example": EXAMPLE_PHONE})
-    bio = fields.String(validate=validate.Length(max=2000), metadata={"example": EXAMPLE_BIO})
+    bio = MultiLineText(validate=validate.Length(max=2000), metadata={"example": EXAMPLE_BIO})
     years_of_experience = Integer(strict=True, validate=validate.Range(min=0, max=80), metadata={"example": 10})
     category_ids = fields.List(Id(), validate=validate.Length(min=1, max=MAX_CATEGORIES), metadata={"example": [1]})
     is_available = Boolean(metadata={"example": False})
@@ -184,7 +185,7 @@ class ApproveSchema(Schema):
 
 
 class ReasonSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000), metadata={
+    reason = MultiLineText(required=True, validate=validate.Length(min=1, max=2000), metadata={
         "example": "The trade certificate uploaded is unreadable; please send a clearer copy."})
 
 
@@ -219,6 +220,6 @@ class PasswordResetConfirmSchema(Schema):
 
 
 class ChangePasswordSchema(Schema):
-    current_password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024),
+    current_password = SecretText(required=True, load_only=True, validate=validate.Length(max=1024),
                                      metadata={"example": "Lekki-Pipes-2026"})
     new_password = Password(metadata={"example": "Ajah-Heater-2027"})

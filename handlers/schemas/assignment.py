@@ -1,6 +1,7 @@
 """Assignment schemas: the admins' queue, assigning and reassigning servicemen, a serviceman declining."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from ..inputs import MultiLineText
 from .common import Boolean, Id, Money
 from .service_requests import ServiceRequestSchema
 
@@ -31,7 +32,7 @@ class ReassignSchema(Schema):
 
 
 class DeclineSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000), metadata={
+    reason = MultiLineText(required=True, validate=validate.Length(min=1, max=2000), metadata={
         "example": "I am on a borehole job in Ikorodu that day and cannot reach Lekki in time."})
 
 

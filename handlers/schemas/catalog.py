@@ -1,6 +1,7 @@
 """Category, public serviceman and rating schemas."""
 from marshmallow import Schema, fields, validate
 
+from ..inputs import MultiLineText
 from .accounts import ServicemanProfileSchema
 from .common import Boolean, Integer, PageQuerySchema
 
@@ -11,14 +12,14 @@ EXAMPLE_DESCRIPTION = "Leaking pipes, blocked drains, pumping machines, water he
 class CategorySchema(Schema):
     id = fields.Integer(dump_only=True, metadata={"example": 1})
     name = fields.String(required=True, validate=validate.Length(min=1, max=100), metadata={"example": "Plumbing"})
-    description = fields.String(load_default="", validate=validate.Length(max=2000),
+    description = MultiLineText(load_default="", validate=validate.Length(max=2000),
                                 metadata={"example": EXAMPLE_DESCRIPTION})
     is_active = fields.Boolean(dump_only=True, metadata={"example": True})
 
 
 class CategoryUpdateSchema(Schema):
     name = fields.String(validate=validate.Length(min=1, max=100), metadata={"example": "Plumbing & Water Heaters"})
-    description = fields.String(validate=validate.Length(max=2000), metadata={"example": EXAMPLE_DESCRIPTION})
+    description = MultiLineText(validate=validate.Length(max=2000), metadata={"example": EXAMPLE_DESCRIPTION})
     is_active = Boolean(metadata={"example": True})
 
 

@@ -6,6 +6,7 @@ client #2 Ada Obi books plumber #3 Emeka Okafor (category #1, Plumbing; backup #
 so "Try it out" works as it is on a fresh `make run`); Swagger UI builds each operation's example from
 them, and tests/test_docs.py fails for a field without one. Dates, times and money without an example of
 their own get a generic one from server/openapi.py."""
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -43,9 +44,36 @@ def Id(**kwargs):
     return Integer(strict=True, **kwargs)
 
 
+# What the contract documents for money (server/openapi.py writes each field's pattern into the
+# document): ASCII digits, two places. Not Decimal()'s grammar, which also takes "1e3", " 100 ",
+# "+5" and any script's digits ("٣٣"): a client must not depend on what the document forbids.
+MONEY_PATTERN = r"^-?[0-9]+\.[0-9]{2}$"
+PERCENTAGE_PATTERN = r"^-?[0-9]+(\.[0-9]{1,2})?$"
+
+
+class DecimalString(fields.Decimal):
+    """A decimal sent as a JSON string matching `pattern` whole; dumped as a string with `places`."""
+
+    default_error_messages = {"pattern": "Not a decimal string of the documented form ({example})."}
+
+    def __init__(self, *, pattern, example, **kwargs):
+        super().__init__(as_string=True, **kwargs)
+        self.pattern, self.example = re.compile(pattern), example
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or self.pattern.fullmatch(value) is None:
+            raise self.make_error("pattern", example=self.example)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def Money(**kwargs):
-    """Naira as a decimal string with two places ("5000.00")."""
-    return fields.Decimal(places=2, as_string=True, **kwargs)
+    """Naira as a decimal string with two places ("5000.00"), in and out."""
+    return DecimalString(places=2, pattern=MONEY_PATTERN, example='"5000.00"', **kwargs)
+
+
+def Percentage(**kwargs):
+    """A percentage sent as "15", "12.5" or "12.50"; answered with two places."""
+    return DecimalString(places=2, pattern=PERCENTAGE_PATTERN, example='"15" or "12.50"', **kwargs)
 
 
 class PageQuerySchema(Schema):

@@ -3,6 +3,7 @@ from marshmallow import Schema, fields, validate
 
 from models.service_requests import RequestStatus
 
+from ..inputs import MultiLineText
 from .catalog import EXAMPLE_REVIEW
 from .common import Integer, Money, PageQuerySchema
 from .service_requests import ServiceRequestSchema
@@ -11,7 +12,7 @@ from .service_requests import ServiceRequestSchema
 class RatingCreateSchema(Schema):
     rating = Integer(required=True, strict=True, validate=validate.Range(min=1, max=5),
                      metadata={"description": "Whole stars, 1 to 5.", "example": 5})
-    review = fields.String(load_default="", validate=validate.Length(max=2000), metadata={"example": EXAMPLE_REVIEW})
+    review = MultiLineText(load_default="", validate=validate.Length(max=2000), metadata={"example": EXAMPLE_REVIEW})
 
 
 class JobListQuerySchema(PageQuerySchema):

@@ -5,7 +5,8 @@ from marshmallow import Schema, fields, validate
 
 from models.money import NegotiationStatus
 
-from .common import MAX_MONEY, Boolean, Id, Money
+from ..inputs import MultiLineText
+from .common import MAX_MONEY, Boolean, Id, Money, Percentage
 
 MESSAGE_MAX = 2000
 # Decimal bounds: a float 0.01 is a hair above Decimal("0.01"), which it would then refuse.
@@ -13,12 +14,12 @@ MIN_AMOUNT = Decimal("0.01")
 
 
 def Amount(**kwargs):
-    """A positive naira amount a client sends, rounded half up to the kobo."""
+    """A positive naira amount a client sends, with two places ("15000.00")."""
     return Money(rounding=ROUND_HALF_UP, validate=validate.Range(min=MIN_AMOUNT, max=MAX_MONEY), **kwargs)
 
 
 def Message(**kwargs):
-    return fields.String(validate=validate.Length(max=MESSAGE_MAX), **kwargs)
+    return MultiLineText(validate=validate.Length(max=MESSAGE_MAX), **kwargs)
 
 
 # Request #1: estimate ₦15,000, 10% markup, final cost ₦16,500; the client offers ₦14,000.
@@ -35,7 +36,7 @@ class EstimateSubmitSchema(Schema):
 
 
 class MarkupSchema(Schema):
-    markup_percentage = Money(required=True, rounding=ROUND_HALF_UP, validate=validate.Range(min=0, max=100),
+    markup_percentage = Percentage(required=True, rounding=ROUND_HALF_UP, validate=validate.Range(min=0, max=100),
                               metadata={"description": "0 to 100; final_cost = estimate × (1 + pct/100), "
                                                        "rounded half up to the kobo.", "example": "10.00"})
 
@@ -62,7 +63,7 @@ class NegotiationSchema(Schema):
 
 
 class ConsultationSchema(Schema):
-    message = fields.String(required=True, validate=validate.Length(min=1, max=MESSAGE_MAX), metadata={
+    message = MultiLineText(required=True, validate=validate.Length(min=1, max=MESSAGE_MAX), metadata={
         "example": "The client offers ₦14,000 instead of ₦16,500 for booking #1. Is that acceptable to you?"})
 
 

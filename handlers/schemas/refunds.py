@@ -4,6 +4,7 @@ from marshmallow import Schema, fields, validate
 from models.actions.cancellation import CHOICES, POLICY
 from models.refunds import RefundPolicy, RefundStatus
 
+from ..inputs import MultiLineText
 from .common import Integer, Money, PageQuerySchema
 from .pricing import Amount
 
@@ -59,7 +60,7 @@ class RefundSchema(Schema):
 class ManualRefundSchema(Schema):
     amount = Amount(load_default=None, allow_none=True, metadata={
         "description": "Naira; omitted: all that is left of the payment.", "example": "1500.00"})
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+    reason = MultiLineText(required=True, validate=validate.Length(min=1, max=2000),
                            metadata={"example": "Serviceman arrived three hours late; goodwill refund agreed."})
 
 

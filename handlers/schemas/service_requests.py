@@ -3,10 +3,12 @@ from marshmallow import Schema, fields, validate
 
 from models.service_requests import RequestStatus
 
+from ..inputs import MultiLineText
 from .common import EXAMPLE_BOOKING_DATE, Boolean, Id, Money, PageQuerySchema
 from .notifications import EXAMPLE_ASSIGNED
 
 Text = lambda **kw: fields.String(validate=validate.Length(min=1, max=2000), **kw)  # noqa: E731
+LongText = lambda **kw: MultiLineText(validate=validate.Length(min=1, max=2000), **kw)  # noqa: E731
 
 # Request #1: client #2 books serviceman #3 (plumbing, category #1) in Lekki, two weeks ahead.
 EXAMPLE_DATE = EXAMPLE_BOOKING_DATE
@@ -32,7 +34,7 @@ class RequestCreateSchema(Schema):
     serviceman_id = Id(load_default=None, allow_none=True, metadata={"example": 3})
     booking_date = fields.Date(required=True, metadata={"example": EXAMPLE_DATE})
     address = Text(required=True, metadata={"example": EXAMPLE_ADDRESS})
-    description = Text(required=True, metadata={"example": EXAMPLE_DESCRIPTION})
+    description = LongText(required=True, metadata={"example": EXAMPLE_DESCRIPTION})
     is_emergency = Boolean(load_default=None, allow_none=True, metadata={"example": False})
 
 
@@ -40,7 +42,7 @@ class RequestUpdateSchema(Schema):
     booking_date = fields.Date(metadata={"example": EXAMPLE_DATE})
     is_emergency = Boolean(metadata={"example": False})
     address = Text(metadata={"example": "14 Admiralty Way, Lekki Phase 1, Lagos (gate 2, ask for Mrs Obi)"})
-    description = Text(metadata={"example": EXAMPLE_DESCRIPTION})
+    description = LongText(metadata={"example": EXAMPLE_DESCRIPTION})
 
 
 class ServiceRequestSchema(Schema):
@@ -90,7 +92,7 @@ class EventSchema(Schema):
 
 
 class CancelSchema(Schema):
-    reason = fields.String(load_default="", validate=validate.Length(max=2000),
+    reason = MultiLineText(load_default="", validate=validate.Length(max=2000),
                            metadata={"example": "Found a plumber closer to home; no longer needed."})
     refund = fields.String(load_default="policy", validate=validate.OneOf(("policy", "full_refund")), metadata={
         "description": "`policy` (default): the cancellation policy decides the refund (see "

@@ -46,42 +46,65 @@ def _set_categories(profile, category_ids):
     refresh_listing(profile.user_id)
 
 
+class EmailTaken(ValidationFailed):
+    """The address already has an account (the 422 the contract's 201-with-tokens answer implies)."""
+
+    def __init__(self, email):
+        super().__init__(fields={"email": [EMAIL_TAKEN]})
+        self.email = email
+
+
+EMAIL_TAKEN = ("An account with this email already exists. Sign in, or reset its password with the link we "
+               "have just emailed to it.")
+
+
 def register(settings, *, email, password, first_name, last_name, phone, role,
              category_ids=(), bio="", years_of_experience=0, verified=False):
     """Create a client or serviceman account; a serviceman starts PENDING_APPROVAL. The address is
-    sent a verification link, unless `verified` (demo accounts)."""
+    sent a verification link, unless `verified` (demo accounts).
+
+    An address that already has an account is refused (422), after the same bcrypt work as a new one,
+    and its owner is emailed (a sign-in hint and a reset link): registering signs the new user in at
+    once (201 with tokens, the contract), so its answer cannot be the same for a taken address (see the
+    README's "Accounts"); the owner learns of every such attempt instead."""
     if role not in Role.SELF_REGISTERED:
         raise ValidationFailed.on("role", "Choose client or serviceman.")
     if role == Role.SERVICEMAN and not category_ids:
         raise ValidationFailed.on("category_ids", "A serviceman must choose at least one category.")
     require_acceptable_password(password, email)
-    password_hash = tokens.hash_password(password, settings.bcrypt_rounds)
-    with unit_of_work():
-        if role == Role.SERVICEMAN:
-            category_ids = _check_categories(category_ids)
-        user = _create_user(email=email, password_hash=password_hash, first_name=first_name,
-                            last_name=last_name, phone=phone, role=role,
-                            email_verified_at=utcnow() if verified else None)
-        if role == Role.SERVICEMAN:
-            profile = ServicemanProfile.create(user=user, bio=bio, years_of_experience=years_of_experience)
-            _set_categories(profile, category_ids)
-            vetting.record_application(user, profile)
+    password_hash = tokens.hash_password(password, settings.bcrypt_rounds)  # paid for taken addresses too
+    try:
+        with unit_of_work():
+            if role == Role.SERVICEMAN:
+                category_ids = _check_categories(category_ids)
+            user = _create_user(email=email, password_hash=password_hash, first_name=first_name,
+                                last_name=last_name, phone=phone, role=role,
+                                email_verified_at=utcnow() if verified else None)
+            if role == Role.SERVICEMAN:
+                profile = ServicemanProfile.create(user=user, bio=bio, years_of_experience=years_of_experience)
+                _set_categories(profile, category_ids)
+                vetting.record_application(user, profile)
+    except EmailTaken as taken:
+        from .credentials import tell_owner_of_registration_attempt
+
+        tell_owner_of_registration_attempt(taken.email)
+        raise
     if not verified:
         from .credentials import send_verification_email
 
-        send_verification_email(settings, user)
+        send_verification_email(user)
     return user
 
 
 def _create_user(**fields):
     fields["email"] = normalize_email(fields["email"])
     if User.select().where(User.email == fields["email"]).exists():
-        raise ValidationFailed.on("email", "An account with this email already exists.")
+        raise EmailTaken(fields["email"])
     try:
         with database.atomic():
             return User.create(**fields)
     except peewee.IntegrityError as exc:  # a concurrent registration won the race
-        raise ValidationFailed.on("email", "An account with this email already exists.") from exc
+        raise EmailTaken(fields["email"]) from exc
 
 
 def create_admin(settings, *, email, password, first_name="Admin", last_name="", phone=""):

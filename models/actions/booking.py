@@ -11,11 +11,10 @@ from server.errors import InvalidTransition, NotFound, PermissionDenied, Validat
 from ..catalog import Category
 from ..db import for_update
 from ..money import Payment, PaymentStatus
-from ..payouts import PAYOUT_EVENTS
 from ..service_requests import Event, RequestStatus, ServiceRequest
 from ..users import ApprovalStatus, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import record_event, transition, unit_of_work
-from . import cancellation, refunds
+from . import cancellation, refunds, timeline
 from .catalog import availability_warnings
 
 EMERGENCY_WINDOW = timedelta(days=2)
@@ -211,8 +210,11 @@ def set_emergency(settings, admin, request_id, is_emergency):
 
 
 def request_events(user, request_id):
+    """The request's events that `user` may see; dump each page through timeline.as_seen_by, which
+    cuts every payload to what that party may read."""
     request = get_request(user, request_id)
     query = Event.select().where(Event.service_request == request.id)
-    if user.role != Role.ADMIN:
-        query = query.where(Event.type.not_in(PAYOUT_EVENTS))
+    hidden = timeline.hidden_event_types(user)
+    if hidden:
+        query = query.where(Event.type.not_in(hidden))
     return query.order_by(Event.id)

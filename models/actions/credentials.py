@@ -27,6 +27,9 @@ from .sessions import end_all_sessions
 log = logging.getLogger("serviceman.credentials")
 
 VERIFY_EMAIL, PASSWORD_RESET = OneTimeToken.VERIFY_EMAIL, OneTimeToken.PASSWORD_RESET
+# Not a token purpose: the email to the owner of an address someone tried to register; it carries a
+# PASSWORD_RESET link (workers/account_email.py).
+ACCOUNT_EXISTS = "account_exists"
 MAX_TOKEN_LENGTH = 128  # ours are 43 characters; anything far longer is not one of ours
 
 
@@ -94,14 +97,14 @@ def _claim(row):
 
 # Email verification ------------------------------------------------------------------------------
 
-def send_verification_email(settings, user):
-    """Issue a verification token and queue its email (registration). Never fails the caller:
-    if the queue is unreachable the user can ask for a new link."""
+def send_verification_email(user):
+    """Queue the verification email of a new account (registration). The job issues the token: no
+    job argument, Redis key or log line ever holds it. Never fails the caller: if the queue is
+    unreachable the user can ask for a new link."""
     from workers import account_email
 
     try:
-        token_id, raw = issue_token(settings, user.id, VERIFY_EMAIL)
-        account_email.queue_send(token_id, raw)
+        account_email.queue_verification(user.id)
     except Exception:
         log.exception("could not queue the verification email of user %s", user.id)
 
@@ -115,6 +118,15 @@ def verify_email(raw):
         User.update(email_verified_at=utcnow()).where(
             User.id == row.user_id, User.email_verified_at.is_null()).execute()
     return User.get_by_id(row.user_id)
+
+
+def tell_owner_of_registration_attempt(email):
+    """Someone tried to register `email`, which has an account: queue an email to its owner (how to sign
+    in, and a reset link). Like a reset request, the job looks the address up. Never fails the caller."""
+    try:
+        _queue_lookup(ACCOUNT_EXISTS, email)
+    except Exception:
+        log.exception("could not queue the registration-attempt email")
 
 
 def request_verification_email(email):
