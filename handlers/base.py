@@ -37,6 +37,8 @@ AUTH_BODY_LIMIT = 8 * 1024
 JSON_BODY_LIMIT = 64 * 1024
 # The largest any endpoint may declare; the HTTP server refuses anything bigger outright.
 MAX_BODY_LIMIT = 1024 * 1024
+# A refusal sent before the body is read ends the connection (it cannot be read past): say so.
+CLOSE = {"Connection": "close"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -197,11 +199,18 @@ class BaseHandler(tornado.web.RequestHandler):
 
     async def prepare(self):
         self.current_user_obj = None
-        self._body_chunks, self._body_size = [], 0
+        self._body_chunks, self._body_size, self._refusal = [], 0, None
         spec = self.spec
         self._limit_body(spec.max_body if spec else NO_BODY_LIMIT)
         if self.request.method == "OPTIONS":
             return
+        try:
+            await self.admit(spec)
+        except Exception as exc:
+            self._refuse_after_body(exc)
+
+    async def admit(self, spec):
+        """Who may call and with what query, checked before the body is read."""
         if spec is None:
             raise MethodNotAllowed(headers={"Allow": ", ".join(self.allowed_methods())})
         self._check_path_ids()
@@ -212,18 +221,30 @@ class BaseHandler(tornado.web.RequestHandler):
         self.query = self._load_query(spec.query) if spec.query else {}
 
     def _limit_body(self, limit):
-        """Refuse a declared oversize body before reading it; cut a chunked one off at the limit."""
+        """Refuse a declared oversize body before reading it; cut a chunked one off at the limit.
+        Either refusal leaves the body unread, so the connection closes, and the answer says so."""
         self.max_body = limit
         length = self.request.headers.get("Content-Length", "0").strip()
         if not length.isdigit():
-            raise MalformedRequest("The Content-Length header is not a number.")
+            raise MalformedRequest("The Content-Length header is not a number.", headers=CLOSE)
         if int(length) > limit:
-            raise PayloadTooLarge(f"The request body may be at most {limit} bytes.")
+            raise PayloadTooLarge(f"The request body may be at most {limit} bytes.", headers=CLOSE)
         self.request.connection.set_max_body_size(limit)
+
+    def _refuse_after_body(self, error):
+        """Answer `error` once the body is read (and dropped), in place of the method. A response
+        sent while the body is unread makes Tornado drop the connection (the only way it has to skip a
+        body), so the client's next request on it would fail; HTTP keeps it if the body is consumed."""
+        self._refusal = error
+
+        async def refuse(*args, **kwargs):
+            raise error
+
+        setattr(self, self.request.method.lower(), refuse)  # Tornado calls it after the body
 
     def data_received(self, chunk):
         self._body_size += len(chunk)
-        if self._body_size <= self.max_body:
+        if self._refusal is None and self._body_size <= self.max_body:
             self._body_chunks.append(chunk)
 
     def _check_path_ids(self):
@@ -340,5 +361,5 @@ class BaseHandler(tornado.web.RequestHandler):
 class NotFoundHandler(BaseHandler):
     """Unknown routes answer the contract's 404 shape."""
 
-    async def prepare(self):
+    async def admit(self, spec):
         raise NotFound("No such endpoint.")
