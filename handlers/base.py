@@ -20,6 +20,7 @@ from server import identity, proxies, rate_limits, sessions, tokens
 from server.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
                            PayloadTooLarge, PermissionDenied, ValidationFailed)
 from server.executor import run_sync
+from server.xsrf import SessionBoundXsrf
 
 from .inputs import INT32_MAX, flatten_errors, parse_json, refuse_unstorable_text
 from .schemas.common import PageQuerySchema, paginate
@@ -132,7 +133,7 @@ def _query_schema(schema_cls):
 
 
 @tornado.web.stream_request_body
-class BaseHandler(tornado.web.RequestHandler):
+class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
     content_security_policy = API_CSP
 
     def __init_subclass__(cls, **kwargs):
@@ -272,7 +273,7 @@ class BaseHandler(tornado.web.RequestHandler):
             raise NotAuthenticated("The session is invalid or expired; sign in again.", code="session_invalid")
         if self.request.method not in sessions.SAFE_METHODS:
             try:
-                self.check_xsrf_cookie()  # the X-XSRFToken header must match the _xsrf cookie
+                self.check_xsrf_cookie()  # the X-XSRFToken header must be this session's (server/xsrf.py)
             except tornado.web.HTTPError as exc:
                 raise PermissionDenied("The XSRF token is missing or wrong; reload the page.",
                                        code="xsrf_failed") from exc

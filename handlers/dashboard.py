@@ -15,6 +15,7 @@ import tornado.web
 from models.actions.accounts import authenticate
 from models.users import Role
 from server import identity, proxies, sessions
+from server.xsrf import SessionBoundXsrf
 from server.errors import NotAuthenticated, RateLimited
 from server.executor import run_sync
 from server.settings import PROJECT_ROOT
@@ -82,7 +83,7 @@ def safe_next(target):
     return target
 
 
-class DashboardHandler(tornado.web.RequestHandler):
+class DashboardHandler(SessionBoundXsrf, tornado.web.RequestHandler):
     """Session, headers and templates shared by every dashboard page."""
 
     @property
