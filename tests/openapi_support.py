@@ -29,6 +29,10 @@ class Operation:
     def allows(self, role):
         return not self.needs_sign_in or "signed_in" in self.roles or role in self.roles
 
+    @property
+    def path_parameters(self):
+        return _PARAM.findall(self.path)
+
     def url(self, ids, default=None):
         """The path with each `{param}` from `ids` (or `default` for one not given)."""
         return _PARAM.sub(lambda m: str(ids.get(m.group(1), default)), self.path)
