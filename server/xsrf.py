@@ -35,9 +35,13 @@ def bound_token(secret, session_cookie):
     return hmac.new(secret.encode(), _PURPOSE + session_cookie, hashlib.sha256).digest()
 
 
+def _xor(pad, data):
+    return bytes(a ^ b for a, b in zip(pad, data))
+
+
 def mask(token):
     pad = os.urandom(len(token))
-    return f"{_PREFIX}|{pad.hex()}|{bytes(a ^ b for a, b in zip(pad, token)).hex()}"
+    return f"{_PREFIX}|{pad.hex()}|{_xor(pad, token).hex()}"
 
 
 def unmask(value):
@@ -50,7 +54,7 @@ def unmask(value):
         pad, masked = binascii.unhexlify(pad_hex), binascii.unhexlify(masked_hex)
     except (binascii.Error, ValueError):
         return None
-    return bytes(a ^ b for a, b in zip(pad, masked))
+    return _xor(pad, masked)
 
 
 class SessionBoundXsrf:

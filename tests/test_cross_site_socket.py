@@ -8,10 +8,8 @@ client, and the deadline closes it otherwise. Near-misses of the allowed names a
 import pytest
 
 import handlers.websocket
-from server.app import make_app
-from workers import runtime
 
-from .conftest import make_settings, session_cookie
+from .conftest import make_settings, serve_app, session_cookie
 from .ws_support import receive, send
 
 DASHBOARD = "http://dash.example"
@@ -23,12 +21,7 @@ HOSTILE = ["http://evil.example", "null", "http://dash.example.evil.example", "h
 
 @pytest.fixture
 def app(database):
-    application = make_app(make_settings(CORS_ALLOWED_ORIGINS=DASHBOARD), bind_database=False)
-    yield application
-    transport = runtime.transport()
-    if hasattr(transport, "shutdown"):
-        transport.shutdown()
-    runtime.reset()
+    yield from serve_app(make_settings(CORS_ALLOWED_ORIGINS=DASHBOARD))
 
 
 def with_cookie(settings, user, origin):
