@@ -222,15 +222,18 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
         self.query = self._load_query(spec.query) if spec.query else {}
 
     def _limit_body(self, limit):
-        """Refuse a declared oversize body before reading it; cut a chunked one off at the limit.
-        Either refusal leaves the body unread, so the connection closes, and the answer says so."""
+        """Refuse a declared oversize body before reading it; a chunked one is cut off at the limit
+        (data_received). Either refusal leaves the body unread, so the connection closes, and the
+        answer says so. (The HTTP server's own MAX_BODY_LIMIT still bounds what Tornado reads.)"""
         self.max_body = limit
         length = self.request.headers.get("Content-Length", "0").strip()
         if not length.isdigit():
             raise MalformedRequest("The Content-Length header is not a number.", headers=CLOSE)
         if int(length) > limit:
-            raise PayloadTooLarge(f"The request body may be at most {limit} bytes.", headers=CLOSE)
-        self.request.connection.set_max_body_size(limit)
+            raise self._too_large()
+
+    def _too_large(self):
+        return PayloadTooLarge(f"The request body may be at most {self.max_body} bytes.", headers=CLOSE)
 
     def _refuse_after_body(self, error):
         """Answer `error` once the body is read (and dropped), in place of the method. A response
@@ -245,7 +248,12 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
 
     def data_received(self, chunk):
         self._body_size += len(chunk)
-        if self._refusal is None and self._body_size <= self.max_body:
+        if self._body_size > self.max_body:
+            # A chunked body past the limit: answer 413 now; the rest is never read, the connection closes.
+            if not self._finished:
+                error = self._too_large()
+                self.send_error(error.status, exc_info=(type(error), error, None))
+        elif self._refusal is None:
             self._body_chunks.append(chunk)
 
     def _check_path_ids(self):
@@ -287,7 +295,7 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
     def raw_body(self):
         """The request body as received (for signature checks); `self.body` is the parsed one."""
         if self._body_size > self.max_body:
-            raise PayloadTooLarge(f"The request body may be at most {self.max_body} bytes.")
+            raise self._too_large()
         return b"".join(self._body_chunks)
 
     def _load_query(self, schema_cls):
