@@ -15,10 +15,10 @@ import tornado.web
 from models.actions.accounts import authenticate
 from models.users import Role
 from server import identity, proxies, sessions
-from server.xsrf import SessionBoundXsrf
 from server.errors import NotAuthenticated, RateLimited
 from server.executor import run_sync
 from server.settings import PROJECT_ROOT
+from server.xsrf import SessionBoundXsrf
 
 from .base import API_CSP, set_security_headers
 
