@@ -21,6 +21,7 @@ from server import identity, proxies, rate_limits, sessions, tokens
 from server.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
                            PayloadTooLarge, PermissionDenied, ValidationFailed)
 from server.executor import DATABASE_UNAVAILABLE, database_unavailable, run_sync
+from server.xsrf import SessionBoundXsrf
 
 from .inputs import INT32_MAX, flatten_errors, parse_json, refuse_control_characters, refuse_unstorable_text
 from .schemas.common import PageQuerySchema, paginate
@@ -38,6 +39,8 @@ AUTH_BODY_LIMIT = 8 * 1024
 JSON_BODY_LIMIT = 64 * 1024
 # The largest any endpoint may declare; the HTTP server refuses anything bigger outright.
 MAX_BODY_LIMIT = 1024 * 1024
+# A refusal sent before the body is read ends the connection (it cannot be read past): say so.
+CLOSE = {"Connection": "close"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -131,7 +134,7 @@ def _query_schema(schema_cls):
 
 
 @tornado.web.stream_request_body
-class BaseHandler(tornado.web.RequestHandler):
+class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
     content_security_policy = API_CSP
 
     def __init_subclass__(cls, **kwargs):
@@ -198,11 +201,18 @@ class BaseHandler(tornado.web.RequestHandler):
 
     async def prepare(self):
         self.current_user_obj = None
-        self._body_chunks, self._body_size = [], 0
+        self._body_chunks, self._body_size, self._refusal = [], 0, None
         spec = self.spec
         self._limit_body(spec.max_body if spec else NO_BODY_LIMIT)
         if self.request.method == "OPTIONS":
             return
+        try:
+            await self.admit(spec)
+        except Exception as exc:
+            self._refuse_after_body(exc)
+
+    async def admit(self, spec):
+        """Who may call and with what query, checked before the body is read."""
         if spec is None:
             raise MethodNotAllowed(headers={"Allow": ", ".join(self.allowed_methods())})
         self._check_path_ids()
@@ -213,18 +223,38 @@ class BaseHandler(tornado.web.RequestHandler):
         self.query = self._load_query(spec.query) if spec.query else {}
 
     def _limit_body(self, limit):
-        """Refuse a declared oversize body before reading it; cut a chunked one off at the limit."""
+        """Refuse a declared oversize body before reading it; a chunked one is cut off at the limit
+        (data_received). Either refusal leaves the body unread, so the connection closes, and the
+        answer says so. (The HTTP server's own MAX_BODY_LIMIT still bounds what Tornado reads.)"""
         self.max_body = limit
         length = self.request.headers.get("Content-Length", "0").strip()
         if not length.isdigit():
-            raise MalformedRequest("The Content-Length header is not a number.")
+            raise MalformedRequest("The Content-Length header is not a number.", headers=CLOSE)
         if int(length) > limit:
-            raise PayloadTooLarge(f"The request body may be at most {limit} bytes.")
-        self.request.connection.set_max_body_size(limit)
+            raise self._too_large()
+
+    def _too_large(self):
+        return PayloadTooLarge(f"The request body may be at most {self.max_body} bytes.", headers=CLOSE)
+
+    def _refuse_after_body(self, error):
+        """Answer `error` once the body is read (and dropped), in place of the method. A response
+        sent while the body is unread makes Tornado drop the connection (the only way it has to skip a
+        body), so the client's next request on it would fail; HTTP keeps it if the body is consumed."""
+        self._refusal = error
+
+        async def refuse(*args, **kwargs):
+            raise error
+
+        setattr(self, self.request.method.lower(), refuse)  # Tornado calls it after the body
 
     def data_received(self, chunk):
         self._body_size += len(chunk)
-        if self._body_size <= self.max_body:
+        if self._body_size > self.max_body:
+            # A chunked body past the limit: answer 413 now; the rest is never read, the connection closes.
+            if not self._finished:
+                error = self._too_large()
+                self.send_error(error.status, exc_info=(type(error), error, None))
+        elif self._refusal is None:
             self._body_chunks.append(chunk)
 
     def _check_path_ids(self):
@@ -252,7 +282,7 @@ class BaseHandler(tornado.web.RequestHandler):
             raise NotAuthenticated("The session is invalid or expired; sign in again.", code="session_invalid")
         if self.request.method not in sessions.SAFE_METHODS:
             try:
-                self.check_xsrf_cookie()  # the X-XSRFToken header must match the _xsrf cookie
+                self.check_xsrf_cookie()  # the X-XSRFToken header must be this session's (server/xsrf.py)
             except tornado.web.HTTPError as exc:
                 raise PermissionDenied("The XSRF token is missing or wrong; reload the page.",
                                        code="xsrf_failed") from exc
@@ -266,7 +296,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def raw_body(self):
         """The request body as received (for signature checks); `self.body` is the parsed one."""
         if self._body_size > self.max_body:
-            raise PayloadTooLarge(f"The request body may be at most {self.max_body} bytes.")
+            raise self._too_large()
         return b"".join(self._body_chunks)
 
     def _load_query(self, schema_cls):
@@ -348,5 +378,5 @@ class BaseHandler(tornado.web.RequestHandler):
 class NotFoundHandler(BaseHandler):
     """Unknown routes answer the contract's 404 shape."""
 
-    async def prepare(self):
+    async def admit(self, spec):
         raise NotFound("No such endpoint.")

@@ -18,6 +18,7 @@ from server import identity, proxies, rate_limits, sessions
 from server.errors import NotAuthenticated, RateLimited
 from server.executor import run_sync
 from server.settings import PROJECT_ROOT
+from server.xsrf import SessionBoundXsrf
 
 from .base import API_CSP, set_security_headers
 
@@ -82,7 +83,7 @@ def safe_next(target):
     return target
 
 
-class DashboardHandler(tornado.web.RequestHandler):
+class DashboardHandler(SessionBoundXsrf, tornado.web.RequestHandler):
     """Session, headers and templates shared by every dashboard page."""
 
     @property

@@ -3,7 +3,7 @@
 Set and cleared by the server only (HTTP-only, SameSite=Lax, Secure over https and in production),
 signed with SECRET_KEY by Tornado. A session ends when the user's `session_version` changes
 (password reset or change, deactivation, suspension), so no copy of an old cookie outlives it.
-Cookie-authenticated requests that change anything must carry Tornado's XSRF token; Bearer API
+Cookie-authenticated requests that change anything must carry the session's XSRF token (server/xsrf.py); Bearer API
 clients never see any of this.
 """
 SESSION_COOKIE = "serviceman_session"
