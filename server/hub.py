@@ -43,6 +43,7 @@ class Hub:
         self._feed = None
         self._subscribed = None
         self._ended = OrderedDict()  # user id -> the session version its sessions ended at
+        self._signed_out = OrderedDict()  # dashboard sessions signed out recently (their ids)
 
     def follow(self):
         """Start following the Redis feed (Redis mode), if not yet; returns at once."""
@@ -111,6 +112,8 @@ class Hub:
 
     def deliver_local(self, user_id, message):
         if message.get("type") == SESSION_ENDED:
+            if "web_session" in message:
+                return self.end_web_session(user_id, message["web_session"], message.get("reason", ""))
             return self.end_sessions(user_id, message["session_version"], message.get("reason", ""))
         for socket in list(self.sockets.get(user_id, ())):
             socket.send(message)
@@ -126,8 +129,19 @@ class Hub:
                 self.remove(user_id, socket)
                 socket.end_session(CLOSE_SESSION_ENDED, f"session ended: {reason}"[:120])
 
-    def session_ended(self, user_id, session_version):
-        return session_version < self._ended.get(user_id, 0)
+    def end_web_session(self, user_id, web_session, reason):
+        """Close the sockets one dashboard session's cookie opened (signed out); the user's others stay."""
+        self._signed_out[web_session] = None
+        while len(self._signed_out) > ENDED_REMEMBERED:
+            self._signed_out.popitem(last=False)
+        for socket in list(self.sockets.get(user_id, ())):
+            if getattr(socket, "web_session", None) == web_session:
+                self.remove(user_id, socket)
+                socket.end_session(CLOSE_SESSION_ENDED, f"session ended: {reason}"[:120])
+
+    def session_ended(self, user_id, session_version, web_session=None):
+        return session_version < self._ended.get(user_id, 0) or (
+            web_session is not None and web_session in self._signed_out)
 
     def push_threadsafe(self, user_id, message):
         """From any thread (embedded pipeline): deliver on the loop that owns the sockets."""
