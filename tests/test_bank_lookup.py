@@ -11,9 +11,9 @@ import logging
 import pytest
 
 from models.actions import payouts
-from tests.conftest import Api, make_settings, serve_app
 from tests.factories import ServicemanFactory
 from tests.test_contract import assert_error
+from tests.test_rate_limits import api, app, limited_settings, storage  # noqa: F401 (fixtures: memory and Redis)
 
 RESOLVE = "/api/banks/resolve/?bank_code=058&account_number={}"
 LIMIT = {"RATE_LIMIT_BANK_LOOKUP": "3/minute", "TRUSTED_PROXIES": "127.0.0.1"}
@@ -26,20 +26,9 @@ def _fresh_bank_cache():
     payouts.clear_bank_cache()
 
 
-@pytest.fixture(params=["memory", "redis"])
-def limited_settings(request):
-    storage = request.getfixturevalue("redis_url") if request.param == "redis" else ""
-    return make_settings(REDIS_URL=storage, **LIMIT)
-
-
 @pytest.fixture
-def app(limited_settings, database):
-    yield from serve_app(limited_settings)
-
-
-@pytest.fixture
-def api(http_server, base_url, limited_settings):
-    return Api(base_url, limited_settings)
+def limits():
+    return LIMIT
 
 
 def lookup(api, serviceman, number="0123456789", ip="10.0.0.1"):
@@ -81,7 +70,7 @@ async def test_many_servicemen_from_one_address_are_limited_together(api, paysta
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("limited_settings", ["memory"], indirect=True)
+@pytest.mark.parametrize("storage", [""], ids=["memory"])
 async def test_every_lookup_is_logged_masked(api, paystack, category, caplog):
     serviceman = ServicemanFactory(profile__categories=[category])
     caplog.set_level(logging.INFO, logger="serviceman.payouts")
