@@ -1,8 +1,8 @@
 """What a serviceman's vetting state lets it do: the one check every serviceman action makes first.
 
 Only an APPROVED serviceman acts on jobs and money (estimate, consultation reply, decline, complete,
-its bank account and account lookups). Any other serviceman may still sign in and read: its status
-and the reason, its jobs, stats, payout ledger and notifications (and change its password):
+its bank account and account lookups). Any other serviceman may still sign in and read: its status,
+its jobs, stats, payout ledger and notifications (and change its password):
 
 - SUSPENDED: 403 `account_suspended` for every action, profile changes included (what the listing and
   the admins see stays as it was when they suspended it); its open jobs were flagged to the admins.
