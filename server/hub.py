@@ -23,6 +23,8 @@ CLOSE_SESSION_ENDED = 4003
 # Users whose sessions ended recently, remembered so a socket that was authenticating at that very
 # moment is refused too; bounded, the window it covers is milliseconds long.
 ENDED_REMEMBERED = 10_000
+# Sockets' sessions are looked up this many at a time when the feed comes back (_recheck_sessions).
+RECHECK_BATCH = 500
 # Keep-alive: every socket is pinged once per WS_PING_SECONDS and closed when the previous ping went
 # unanswered. One timer for the whole hub, a slot of the sockets per tick, instead of Tornado's ping
 # task per socket (a task and its timer for each of 10,000 sockets: bench/README.md).
@@ -44,6 +46,7 @@ class Hub:
         self._subscribed = None
         self._ended = OrderedDict()  # user id -> the session version its sessions ended at
         self._signed_out = OrderedDict()  # dashboard sessions signed out recently (their ids)
+        self._rechecking = None  # the sessions lookup after the feed (re)subscribed
 
     def follow(self):
         """Start following the Redis feed (Redis mode), if not yet; returns at once."""
@@ -164,6 +167,7 @@ class Hub:
                     await self._confirmed(pubsub, {"psubscribe", "subscribe"})
                     advance_generation()  # whatever was announced before now went unheard
                     self._subscribed.set()
+                    self._rechecking = asyncio.ensure_future(self._recheck_sessions())  # so were ended sessions
                     async for item in pubsub.listen():
                         if item.get("type") == "message":  # the listing channel
                             advance_generation()
@@ -179,6 +183,28 @@ class Hub:
                 await asyncio.sleep(1)  # back off before reconnecting to a Redis that is down
             finally:
                 await client.aclose()
+
+    async def _recheck_sessions(self):
+        """Once the feed is (re)subscribed: a session that ended while it was down was announced
+        unheard, so every socket's session is looked up again and the ended ones' sockets closed."""
+        from models.actions.sessions import users_at_versions
+        from server.executor import run_sync
+
+        held = [(user_id, socket, (user_id, socket.session_version, getattr(socket, "web_session", None)))
+                for user_id, sockets in list(self.sockets.items()) for socket in list(sockets)
+                if getattr(socket, "session_version", None) is not None]
+        keys = sorted({key for _, _, key in held}, key=str)
+        answers = {}
+        try:
+            for start in range(0, len(keys), RECHECK_BATCH):
+                answers.update(await run_sync(users_at_versions, keys[start:start + RECHECK_BATCH]))
+        except Exception:
+            log.warning("could not recheck the sessions of open sockets", exc_info=True)
+            return
+        for user_id, socket, key in held:
+            if isinstance(answers.get(key), Exception) and socket in self.sockets.get(user_id, ()):
+                self.remove(user_id, socket)
+                socket.end_session(CLOSE_SESSION_ENDED, "session ended")
 
     @staticmethod
     async def _confirmed(pubsub, kinds):
