@@ -7,6 +7,8 @@ dead socket cannot hold up pushes to the others (ping timeouts close dead ones).
 The same connection follows `serviceman:<db>:listing`, where any process announces a commit that may
 change the public listing: this process's built servicemen pages are then forgotten (server/
 listing_cache.py), and so are they whenever the feed (re)subscribes or drops, as news may have been missed.
+For the same reason every socket's session is looked up again when the feed (re)subscribes: an ended
+session announced while it was down closes its sockets then.
 """
 import asyncio
 import json
