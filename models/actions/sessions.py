@@ -84,7 +84,8 @@ def _close_open_sockets(user_id, which, reason):
         transport.push(user_id, {"type": SESSION_ENDED, **which, "reason": reason})
     except Exception:
         # The tokens are refused already; a socket that stays open gets no replay (checked per
-        # resume) and Redis being down means it gets no pushes either.
+        # resume), no pushes while Redis is down, and is closed when its web process's push feed
+        # resubscribes and looks every socket's session up again (server/hub.py).
         log.exception("could not tell the web processes to close user %s's sockets", user_id)
 
 
