@@ -146,6 +146,9 @@ async def test_a_suspended_serviceman_still_reads_its_status_jobs_and_ledger(api
     for path in ("/api/serviceman/stats/", "/api/serviceman/payouts/", "/api/serviceman/payouts/totals/",
                  "/api/serviceman/payout-account/", "/api/notifications/", f"/api/requests/{jobs['assigned'].id}/"):
         assert (await api.get(path, token=token)).status == 200, path
+    changed = await api.post("/api/auth/change-password/",
+                             {"current_password": PASSWORD, "new_password": "a-new-Passphrase-2026"}, token=token)
+    assert changed.status == 200, changed  # and it may still secure its account
 
 
 @pytest.mark.gen_test
