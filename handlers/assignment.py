@@ -3,6 +3,7 @@ from models.actions import assignment
 from models.users import Role
 
 from .base import BaseHandler, endpoint
+from .schemas.common import APPROVED_ONLY
 from .schemas.assignment import AssignSchema, DeclineSchema, ReassignSchema, UnassignedRequestSchema
 from .schemas.service_requests import RequestWithWarningsSchema, ServiceRequestSchema
 
@@ -50,7 +51,7 @@ class DeclineHandler(BaseHandler):
               body=DeclineSchema, response=ServiceRequestSchema(), errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="Only while ASSIGNED. A declining primary is replaced by the backup at once; the "
                           "admins are asked to name a new backup. Answers the request as it now stands. "
-                          "Not your job: 404.")
+                          "Not your job: 404." + APPROVED_ONLY)
     async def post(self, request_id):
         await self.respond(await self.run(assignment.decline_assignment, self.user, int(request_id),
                                           self.body["reason"]))

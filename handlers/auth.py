@@ -58,8 +58,10 @@ class MeHandler(BaseHandler):
         await self.respond(self.user)
 
     @endpoint(roles=SIGNED_IN, summary="Update own names, phone (and serviceman profile)", body=MeUpdateSchema,
-              response=UserSchema(), errors=(400, 401, 422), tags=TAGS,
-              description="Servicemen may also change bio, years_of_experience, category_ids, is_available.")
+              response=UserSchema(), errors=(400, 401, 403, 422), tags=TAGS,
+              description="Servicemen may also change bio, years_of_experience, category_ids, is_available. A "
+                          "suspended serviceman changes nothing (403 `account_suspended`); one waiting for "
+                          "approval may edit its application.")
     async def patch(self):
         await self.respond(await self.run(accounts.update_me, self.user, **self.body))
 

@@ -13,6 +13,7 @@ import jinja2
 import tornado.web
 
 from models.actions.accounts import authenticate
+from models.actions.sessions import end_web_session, start_web_session
 from models.users import Role
 from server import identity, proxies, rate_limits, sessions
 from server.errors import NotAuthenticated, RateLimited
@@ -144,13 +145,17 @@ class SignInHandler(DashboardHandler):
             for name, value in exc.headers.items():  # Retry-After
                 self.set_header(name, value)
             return self.render_page("sign_in.html", next=target, error=exc.message, email=email)
-        sessions.start_session(self, user)
+        sessions.start_session(self, user, await run_sync(start_web_session, self.config, user))
         self.redirect(target)
 
 
 class SignOutHandler(DashboardHandler):
     async def post(self):
         self.check_xsrf_cookie()  # a foreign page must not sign anyone out
+        session = sessions.read_session(self)
+        if session is not None:  # ended on the server: a copy of the cookie opens nothing any more
+            user_id, _, web_session = session
+            await run_sync(end_web_session, user_id, web_session)
         sessions.end_session(self)
         self.redirect(SIGN_IN)
 

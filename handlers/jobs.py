@@ -3,6 +3,7 @@ from models.actions import jobs
 from models.users import Role
 
 from .base import BaseHandler, endpoint
+from .schemas.common import APPROVED_ONLY
 from .schemas.catalog import RatingSchema
 from .schemas.jobs import JobListQuerySchema, JobSchema, RatingCreateSchema, ServicemanStatsSchema
 from .schemas.service_requests import ServiceRequestSchema
@@ -23,7 +24,7 @@ class CompleteJobHandler(BaseHandler):
     @endpoint(roles=Role.SERVICEMAN, summary="Mark the job done (→ COMPLETED_BY_SERVICEMAN)",
               response=RequestOut, errors=(401, 403, 404, 409), tags=TAGS,
               description="The primary serviceman, from IN_PROGRESS (409 otherwise). The backup serviceman gets "
-                          "403; a serviceman not on the job gets 404. Admins get `job_completed`.")
+                          "403; a serviceman not on the job gets 404. Admins get `job_completed`." + APPROVED_ONLY)
     async def post(self, request_id):
         await self.respond(await self.run(jobs.mark_completed, self.user, int(request_id)))
 

@@ -3,6 +3,7 @@ from models.actions import payouts
 from models.users import Role
 
 from .base import BaseHandler, endpoint
+from .schemas.common import APPROVED_ONLY
 from .schemas.payouts import (AdminPayoutListQuerySchema, AdminPayoutSchema, ApprovePayoutsSchema, BankListSchema,
                               PayoutAccountCreateSchema, PayoutAccountSchema, PayoutListQuerySchema,
                               PayoutResultsSchema, PayoutSchema, PayoutTotalsSchema, ResolvedAccountSchema,
@@ -32,10 +33,13 @@ class BankListHandler(PayoutHandler):
 class ResolveAccountHandler(PayoutHandler):
     @endpoint(roles=Role.SERVICEMAN, summary="Who holds an account: the name to confirm before saving it",
               query=ResolveQuerySchema, response=ResolvedAccountSchema(), errors=(401, 403, 422, 502), tags=TAGS,
+              rate_limit="bank_lookup",
               description="Asks Paystack's account resolution. Nothing is saved. An unknown bank or an account "
-                          "the bank does not know is 422.")
+                          "the bank does not know is 422. Rate-limited per account and per IP "
+                          "(`RATE_LIMIT_BANK_LOOKUP`, shared with saving a payout account); every lookup is logged "
+                          "(who, the bank, the last four digits, the outcome)." + APPROVED_ONLY)
     async def get(self):
-        await self.respond(await self.run(payouts.resolve_account, self.paystack, self.banks_ttl,
+        await self.respond(await self.run(payouts.resolve_account, self.paystack, self.banks_ttl, self.user,
                                           self.query["bank_code"], self.query["account_number"]))
 
 
@@ -47,10 +51,11 @@ class PayoutAccountHandler(PayoutHandler):
 
     @endpoint(roles=Role.SERVICEMAN, summary="Add or replace the caller's payout account",
               body=PayoutAccountCreateSchema, response=PayoutAccountSchema(),
-              errors=(400, 401, 403, 409, 422, 502), tags=TAGS,
+              errors=(400, 401, 403, 409, 422, 502), tags=TAGS, rate_limit="bank_lookup",
               description="The account is resolved through Paystack (422 if the bank does not know it), a "
                           "transfer recipient is created for it, and only the last four digits are stored. "
-                          "Transfers approved afterwards go to the new account.")
+                          "Transfers approved afterwards go to the new account. Rate-limited with the account "
+                          "lookup (`RATE_LIMIT_BANK_LOOKUP`)." + APPROVED_ONLY)
     async def post(self):
         await self.respond(await self.run(payouts.set_payout_account, self.paystack, self.banks_ttl, self.user,
                                           self.body["bank_code"], self.body["account_number"],

@@ -3,6 +3,7 @@ from models.actions import pricing
 from models.users import Role
 
 from .base import BaseHandler, endpoint
+from .schemas.common import APPROVED_ONLY
 from .schemas.pricing import (ConsultationReplySchema, ConsultationSchema, CostApprovalSchema, EstimateSubmitSchema,
                               MarkupSchema, NegotiationSchema, ProposalSchema)
 from .schemas.service_requests import EventSchema, ServiceRequestSchema
@@ -20,7 +21,8 @@ class EstimateSubmitHandler(BaseHandler):
     @endpoint(roles=Role.SERVICEMAN, summary="Submit the inspection estimate (ASSIGNED → SERVICEMAN_INSPECTED)",
               body=EstimateSubmitSchema, response=RequestOut, errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="The primary serviceman only. The backup, who sees the request, is refused with 403; "
-                          "a serviceman not assigned to it gets 404. Admins are notified (`estimate_submitted`).")
+                          "a serviceman not assigned to it gets 404. Admins are notified (`estimate_submitted`)."
+                          + APPROVED_ONLY)
     async def post(self):
         body = self.body
         await self.respond(await self.run(pricing.submit_estimate, self.user, body["service_request_id"],
@@ -102,7 +104,7 @@ class ConsultationReplyHandler(BaseHandler):
     @endpoint(roles=Role.SERVICEMAN, summary="Answer an admin's consultation", body=ConsultationReplySchema,
               response=EventSchema(), status=201, errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="The primary serviceman, while NEGOTIATING and after being consulted (409 otherwise); "
-                          "the backup is 403. Admins are notified (`consultation_replied`).")
+                          "the backup is 403. Admins are notified (`consultation_replied`)." + APPROVED_ONLY)
     async def post(self, request_id):
         await self.respond(await self.run(pricing.reply_to_consultation, self.user, int(request_id),
                                           self.body["acceptable"], self.body["message"]))

@@ -37,12 +37,12 @@ MAX_MESSAGE_BYTES = 4096
 MAX_BUFFERED_BYTES = 1024 * 1024
 
 
-def _replay(user_id, session_version, since):
+def _replay(user_id, session_version, web_session, since):
     """The notifications since `since`, or None if the socket's session has ended meanwhile."""
     from workers.delivery import notification_message
 
     try:
-        user = user_at_version(user_id, session_version)
+        user = user_at_version(user_id, session_version, web_session)
     except NotAuthenticated:
         return None
     return [notification_message(n) for n in notifications_since(user.id, since)]
@@ -112,8 +112,8 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
             since = message.get("since")
             if not isinstance(since, int) or isinstance(since, bool) or not 0 <= since < 2 ** 63:
                 return self.close(CLOSE_BAD_MESSAGE, "resume needs an integer since")
-            items = await run_sync(_replay, self.user.id, self.session_version, since)
-            if items is None or self.hub.session_ended(self.user.id, self.session_version):
+            items = await run_sync(_replay, self.user.id, self.session_version, self.web_session, since)
+            if items is None or self.hub.session_ended(self.user.id, self.session_version, self.web_session):
                 return self.end_session(CLOSE_SESSION_ENDED, "session ended")
             for item in items:
                 self.send(item)
@@ -126,15 +126,16 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
             return self.close(CLOSE_UNAUTHENTICATED, "invalid or expired token")
         await self._sign_in(int(claims["sub"]), tokens.session_version(claims))
 
-    async def _sign_in(self, user_id, session_version):
+    async def _sign_in(self, user_id, session_version, web_session=None):
         """One query, shared with the sockets signing in alongside (server/identity.py). The socket
         is registered before the account check with its pushes held back: whatever commits after the
         unread count is pushed, and nothing reaches the client before the account and session are
         known good (an end of session meanwhile closes it)."""
         self._held, self._user_id, self.session_version = [], user_id, session_version
+        self.web_session = web_session  # the dashboard session whose cookie opened it (None: a token)
         await self.hub.add(user_id, self)
         try:
-            user, unread = await identity.socket_user(user_id, session_version)
+            user, unread = await identity.socket_user(user_id, session_version, web_session)
         except NotAuthenticated as exc:
             self._held = None
             self.hub.remove(user_id, self)
@@ -148,7 +149,7 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
             tornado.ioloop.IOLoop.current().remove_timeout(self._deadline)
         self.user = user
         self.ws_connection.stream.max_write_buffer_size = MAX_BUFFERED_BYTES
-        if self.hub.session_ended(user_id, session_version):  # ended while we looked the user up
+        if self.hub.session_ended(user_id, session_version, web_session):  # ended while we looked the user up
             self.hub.remove(user_id, self)
             return self.end_session(CLOSE_SESSION_ENDED, "session ended; sign in again")
         for oldest in self.hub.oldest_beyond(user_id, self.config.ws_max_sockets_per_user):

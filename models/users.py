@@ -87,7 +87,9 @@ class ServicemanCategory(BaseModel):
 
 
 class RefreshToken(TimestampedModel):
-    """One row per issued refresh token; a family is one login's chain of rotations."""
+    """One row per issued refresh token; a family is one login's chain of rotations. A dashboard
+    sign-in is a row too, for which no token is ever issued: its session cookie names the jti, and
+    signing out revokes it (models/actions/sessions.py)."""
 
     jti = peewee.CharField(max_length=64, unique=True)
     family = peewee.CharField(max_length=64, index=True)

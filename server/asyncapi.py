@@ -23,7 +23,8 @@ CLOSE_CODES = (
      "The token is invalid or expired, the account is inactive, or a message came before `auth`. "
      "Get a new access token (POST /api/auth/refresh/) and reconnect."),
     (CLOSE_SESSION_ENDED, "session_ended", "The user's sessions were ended (password changed or reset, account "
-                                           "deactivated or suspended): sign in again."),
+                                           "deactivated or suspended), or the dashboard session whose cookie "
+                                           "opened this socket signed out: sign in again."),
     (websocket.CLOSE_AUTH_TIMEOUT, "auth_timeout",
      f"No `auth` message within {websocket.AUTH_DEADLINE_SECONDS} seconds of opening."),
     (websocket.CLOSE_TOO_MANY_SOCKETS, "too_many_sockets",

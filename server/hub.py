@@ -7,6 +7,8 @@ dead socket cannot hold up pushes to the others (ping timeouts close dead ones).
 The same connection follows `serviceman:<db>:listing`, where any process announces a commit that may
 change the public listing: this process's built servicemen pages are then forgotten (server/
 listing_cache.py), and so are they whenever the feed (re)subscribes or drops, as news may have been missed.
+For the same reason every socket's session is looked up again when the feed (re)subscribes: an ended
+session announced while it was down closes its sockets then.
 """
 import asyncio
 import json
@@ -26,6 +28,8 @@ CLOSE_SERVICE_RESTART = 1012
 # Users whose sessions ended recently, remembered so a socket that was authenticating at that very
 # moment is refused too; bounded, the window it covers is milliseconds long.
 ENDED_REMEMBERED = 10_000
+# Sockets' sessions are looked up this many at a time when the feed comes back (_recheck_sessions).
+RECHECK_BATCH = 500
 # Keep-alive: every socket is pinged once per WS_PING_SECONDS and closed when the previous ping went
 # unanswered. One timer for the whole hub, a slot of the sockets per tick, instead of Tornado's ping
 # task per socket (a task and its timer for each of 10,000 sockets: bench/README.md).
@@ -49,6 +53,8 @@ class Hub:
         self.open_sockets = set()  # every socket past its handshake, signed in or not yet
         self.closing = False  # set by close_sockets(): a socket opened from then on is closed at once
         self._all_closed = None
+        self._signed_out = OrderedDict()  # dashboard sessions signed out recently (their ids)
+        self._rechecking = None  # the sessions lookup after the feed (re)subscribed
 
     def follow(self):
         """Start following the Redis feed (Redis mode), if not yet; returns at once."""
@@ -143,6 +149,8 @@ class Hub:
 
     def deliver_local(self, user_id, message):
         if message.get("type") == SESSION_ENDED:
+            if "web_session" in message:
+                return self.end_web_session(user_id, message["web_session"], message.get("reason", ""))
             return self.end_sessions(user_id, message["session_version"], message.get("reason", ""))
         for socket in list(self.sockets.get(user_id, ())):
             socket.send(message)
@@ -158,8 +166,19 @@ class Hub:
                 self.remove(user_id, socket)
                 socket.end_session(CLOSE_SESSION_ENDED, f"session ended: {reason}"[:120])
 
-    def session_ended(self, user_id, session_version):
-        return session_version < self._ended.get(user_id, 0)
+    def end_web_session(self, user_id, web_session, reason):
+        """Close the sockets one dashboard session's cookie opened (signed out); the user's others stay."""
+        self._signed_out[web_session] = None
+        while len(self._signed_out) > ENDED_REMEMBERED:
+            self._signed_out.popitem(last=False)
+        for socket in list(self.sockets.get(user_id, ())):
+            if getattr(socket, "web_session", None) == web_session:
+                self.remove(user_id, socket)
+                socket.end_session(CLOSE_SESSION_ENDED, f"session ended: {reason}"[:120])
+
+    def session_ended(self, user_id, session_version, web_session=None):
+        return session_version < self._ended.get(user_id, 0) or (
+            web_session is not None and web_session in self._signed_out)
 
     def push_threadsafe(self, user_id, message):
         """From any thread (embedded pipeline): deliver on the loop that owns the sockets."""
@@ -181,6 +200,7 @@ class Hub:
                     await self._confirmed(pubsub, {"psubscribe", "subscribe"})
                     advance_generation()  # whatever was announced before now went unheard
                     self._subscribed.set()
+                    self._rechecking = asyncio.ensure_future(self._recheck_sessions())  # so were ended sessions
                     async for item in pubsub.listen():
                         if item.get("type") == "message":  # the listing channel
                             advance_generation()
@@ -196,6 +216,28 @@ class Hub:
                 await asyncio.sleep(1)  # back off before reconnecting to a Redis that is down
             finally:
                 await client.aclose()
+
+    async def _recheck_sessions(self):
+        """Once the feed is (re)subscribed: a session that ended while it was down was announced
+        unheard, so every socket's session is looked up again and the ended ones' sockets closed."""
+        from models.actions.sessions import users_at_versions
+        from server.executor import run_sync
+
+        held = [(user_id, socket, (user_id, socket.session_version, getattr(socket, "web_session", None)))
+                for user_id, sockets in list(self.sockets.items()) for socket in list(sockets)
+                if getattr(socket, "session_version", None) is not None]
+        keys = sorted({key for _, _, key in held}, key=str)
+        answers = {}
+        try:
+            for start in range(0, len(keys), RECHECK_BATCH):
+                answers.update(await run_sync(users_at_versions, keys[start:start + RECHECK_BATCH]))
+        except Exception:
+            log.warning("could not recheck the sessions of open sockets", exc_info=True)
+            return
+        for user_id, socket, key in held:
+            if isinstance(answers.get(key), Exception) and socket in self.sockets.get(user_id, ()):
+                self.remove(user_id, socket)
+                socket.end_session(CLOSE_SESSION_ENDED, "session ended")
 
     @staticmethod
     async def _confirmed(pubsub, kinds):

@@ -1,27 +1,36 @@
-"""The dashboard's cookie session: a signed cookie naming the user and their session version.
+"""The dashboard's cookie session: a signed cookie naming the user, their session version and the
+session's own server-side row (models/actions/sessions.py start_web_session).
 
 Set and cleared by the server only (HTTP-only, SameSite=Lax, Secure over https and in production),
-signed with SECRET_KEY by Tornado. A session ends when the user's `session_version` changes
-(password reset or change, deactivation, suspension), so no copy of an old cookie outlives it.
+signed with SECRET_KEY by Tornado. A session ends at sign-out (its row is revoked) and when the
+user's `session_version` changes (password reset or change, deactivation, suspension), so no copy of
+an old cookie outlives it.
 Cookie-authenticated requests that change anything must carry the session's XSRF token (server/xsrf.py); Bearer API
 clients never see any of this.
 """
+from models.actions.sessions import WEB_SESSION_ID
+
 SESSION_COOKIE = "serviceman_session"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
-def cookie_value(user):
-    return f"{user.id}:{user.session_version}"
+def cookie_value(user, web_session):
+    return f"{user.id}:{user.session_version}:{web_session}"
 
 
 def parse_cookie_value(raw):
-    """(user_id, version) from a verified cookie value, or None for anything malformed."""
+    """(user_id, version, web session id) from a verified cookie value, or None for anything
+    malformed (a cookie from before sessions had rows included: its holder signs in again)."""
     if raw is None:
         return None
-    user_id, sep, version = raw.decode("ascii", "replace").partition(":")
-    if not sep or not (user_id.isdigit() and version.isdigit()) or len(user_id) > 10 or len(version) > 10:
+    parts = raw.decode("ascii", "replace").split(":")
+    if len(parts) != 3:
         return None
-    return int(user_id), int(version)
+    user_id, version, web_session = parts
+    if not (user_id.isdigit() and version.isdigit()) or len(user_id) > 10 or len(version) > 10 \
+            or not WEB_SESSION_ID.match(web_session):
+        return None
+    return int(user_id), int(version), web_session
 
 
 def lifetime_days(config):
@@ -29,7 +38,7 @@ def lifetime_days(config):
 
 
 def read_session(handler):
-    """The (user_id, version) of a request's valid signed session cookie, or None."""
+    """The (user_id, version, web session id) of a request's valid signed session cookie, or None."""
     raw = handler.get_signed_cookie(SESSION_COOKIE, max_age_days=lifetime_days(handler.application.settings["config"]))
     return parse_cookie_value(raw)
 
@@ -42,13 +51,15 @@ def is_secure(handler, config):
     return config.is_production or handler.client_protocol == "https"
 
 
-def start_session(handler, user):
+def start_session(handler, user, web_session):
+    """Set the cookie of the dashboard session `web_session` (its row already committed)."""
     config = handler.config
-    handler.set_signed_cookie(SESSION_COOKIE, cookie_value(user), expires_days=lifetime_days(config),
+    handler.set_signed_cookie(SESSION_COOKIE, cookie_value(user, web_session), expires_days=lifetime_days(config),
                               httponly=True, samesite="Lax", secure=is_secure(handler, config), path="/")
 
 
 def end_session(handler):
+    """Clear the browser's cookie; the session itself is ended on the server by end_web_session()."""
     handler.clear_cookie(SESSION_COOKIE, path="/")
 
 

@@ -33,6 +33,9 @@ RATE_LIMIT_DEFAULTS = {
     "refresh": "30/minute;1000/day",
     "email": "5/hour;20/day",
     "payment_initialize": "20/minute;200/day",
+    # Each bank account lookup spends the platform's Paystack quota and names the holder: a serviceman
+    # needs a handful, ever.
+    "bank_lookup": "5/minute;10/hour;20/day",
 }
 # With ENV=development and no CORS_ALLOWED_ORIGINS, the dev servers front-end developers start by
 # default (Next/CRA, Vite, Vue CLI/webpack) may call the API: their first page works without a restart.

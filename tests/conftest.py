@@ -195,14 +195,17 @@ def serviceman(category):
 
 
 def session_cookie(settings, user, version=None, age_days=0):
-    """The dashboard's signed session cookie for `user`, as the sign-in page sets it (optionally old)."""
+    """The dashboard's signed session cookie for `user`, as the sign-in page sets it (optionally old):
+    a new server-side session and its cookie."""
     import time
 
     import tornado.web
 
+    from models.actions.sessions import start_web_session
     from server import sessions
 
-    value = f"{user.id}:{user.session_version if version is None else version}"
+    web_session = start_web_session(settings, user)
+    value = f"{user.id}:{user.session_version if version is None else version}:{web_session}"
     signed = tornado.web.create_signed_value(settings.secret_key, sessions.SESSION_COOKIE, value,
                                              clock=lambda: time.time() - age_days * 86400)
     return signed.decode()

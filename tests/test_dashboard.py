@@ -4,13 +4,16 @@ import pytest
 import tornado.web
 
 from handlers.dashboard import PAGES, safe_next
-from models import User
+from models import RefreshToken, User
 from models.users import Role
 from server import sessions
+
+from server.hub import CLOSE_SESSION_ENDED
 
 from .conftest import make_settings, serve_app, session_cookie
 from .dashboard_support import Visitor
 from .factories import PASSWORD, AdminFactory, ClientFactory, ServicemanFactory
+from .ws_support import receive, send
 
 
 @pytest.fixture
@@ -55,9 +58,11 @@ async def test_signing_in_sets_a_signed_http_only_lax_session_cookie(visitor, se
     morsel = visitor.set_cookies[sessions.SESSION_COOKIE]
     assert morsel["httponly"] and morsel["samesite"] == "Lax" and morsel["path"] == "/"
     assert not morsel["secure"]  # plain http in development; https sets it (next test)
-    # The user id and session version, signed with SECRET_KEY: nothing else can mint or alter one.
+    # The user id, session version and the session's server-side row, signed with SECRET_KEY:
+    # nothing else can mint or alter one.
+    web_session = RefreshToken.get(RefreshToken.user == client_account.id).jti
     assert tornado.web.decode_signed_value(settings.secret_key, sessions.SESSION_COOKIE, morsel.value) == \
-        f"{client_account.id}:0".encode()
+        f"{client_account.id}:0:{web_session}".encode()
     assert tornado.web.decode_signed_value("another-key", sessions.SESSION_COOKIE, morsel.value) is None
     response, text = await visitor.fetch("/app/client/book/")
     assert response.code == 200 and 'data-page="client-book"' in text
@@ -145,6 +150,85 @@ async def test_signing_out_needs_the_xsrf_token_and_ends_the_session(visitor, cl
     assert sessions.SESSION_COOKIE not in visitor.cookies
     response, _ = await visitor.fetch("/app/client/")
     assert response.code == 302
+
+
+# --- signing out ends the session on the server -------------------------------------------------
+
+async def signed_in_twice(base_url, user):
+    """Two dashboard sessions of one user (two browsers), each on its own page."""
+    browsers = [Visitor(base_url), Visitor(base_url)]
+    for browser in browsers:
+        await browser.sign_in(user.email)
+        await browser.fetch("/app/")
+    return browsers
+
+
+def copy_of(browser):
+    """Another client holding a copy of `browser`'s cookies (taken from its disk, a proxy, a shared machine)."""
+    copy = Visitor(browser.base_url)
+    copy.cookies = dict(browser.cookies)
+    return copy
+
+
+async def sign_out(browser):
+    await browser.fetch("/app/client/")
+    response, _ = await browser.fetch("/app/sign-out/", "POST", form={"_xsrf": browser.xsrf})
+    assert (response.code, response.headers["Location"]) == (302, "/app/sign-in/")
+
+
+@pytest.mark.gen_test
+async def test_a_copy_of_the_cookie_opens_nothing_after_sign_out(base_url, http_server, client_account):
+    browser, other_browser = await signed_in_twice(base_url, client_account)
+    copy = copy_of(browser)
+    assert (await copy.fetch("/api/auth/me/"))[0].code == 200
+
+    await sign_out(browser)
+
+    response, _ = await copy.fetch("/app/")
+    assert (response.code, response.headers["Location"]) == (302, "/app/sign-in/")
+    response, _ = await copy.fetch("/app/client/")
+    assert response.code == 302 and response.headers["Location"].startswith("/app/sign-in/")
+    response, text = await copy.fetch("/api/auth/me/")
+    assert response.code == 401 and '"session_ended"' in text
+    # The user's other session (another browser) goes on.
+    response, text = await other_browser.fetch("/api/auth/me/")
+    assert response.code == 200 and f'"id": {client_account.id}' in text
+    assert (await other_browser.fetch("/app/client/"))[0].code == 200
+
+
+@pytest.mark.gen_test
+async def test_signing_out_closes_the_sessions_sockets_and_refuses_its_cookie(base_url, http_server, sockets,
+                                                                              client_account, api):
+    browser, other_browser = await signed_in_twice(base_url, client_account)
+    origin = {"Origin": f"http://localhost:{sockets.port}"}  # the dashboard's own pages
+
+    async def socket_of(session_browser):
+        cookie = f"{sessions.SESSION_COOKIE}={session_browser.cookies[sessions.SESSION_COOKIE]}"
+        return await sockets.open(headers={"Cookie": cookie, **origin})
+
+    mine, others = await socket_of(browser), await socket_of(other_browser)
+    bearer, _ = await sockets.signed_in(api.token(client_account))
+    for ws in (mine, others):
+        assert (await receive(ws))["type"] == "ready"
+    copy = copy_of(browser)
+
+    await sign_out(browser)
+
+    assert await receive(mine) is None
+    assert mine.close_code == CLOSE_SESSION_ENDED and "signed out" in mine.close_reason
+    refused = await socket_of(copy)
+    assert await receive(refused) is None and refused.close_code == CLOSE_SESSION_ENDED
+    for ws in (others, bearer):  # the user's other sessions keep their sockets
+        await send(ws, {"type": "ping"})
+        assert await receive(ws) == {"type": "pong"}
+
+
+@pytest.mark.gen_test
+async def test_signing_out_with_an_ended_or_invalid_cookie_still_clears_it(visitor, client_account):
+    await visitor.sign_in(client_account.email)
+    await sign_out(copy_of(visitor))  # signed out elsewhere with a copy
+    await sign_out(visitor)  # the original: nothing left to end, the cookie goes all the same
+    assert sessions.SESSION_COOKIE not in visitor.cookies
 
 
 # --- pages by role ------------------------------------------------------------------------------
@@ -237,9 +321,15 @@ async def test_an_invalid_or_ended_session_is_401_on_the_api(visitor, settings, 
     assert response.code == 401 and f'"{code}"' in text
 
 
+SID = "0123456789abcdef" * 2
+
+
 @pytest.mark.parametrize("raw, expected", [
-    (b"12:0", (12, 0)), (b"12:3", (12, 3)), (b"12", None), (b"a:0", None), (b"12:-1", None), (b"1" * 11 + b":0", None),
-    (None, None),
+    (f"12:0:{SID}".encode(), (12, 0, SID)), (f"12:3:{SID}".encode(), (12, 3, SID)),
+    (b"12:0", None),  # a cookie from before sessions had server-side rows: sign in again
+    (b"12", None), (f"a:0:{SID}".encode(), None), (f"12:-1:{SID}".encode(), None),
+    (b"1" * 11 + f":0:{SID}".encode(), None), (f"12:0:{SID.upper()}".encode(), None), (b"12:0:abc", None),
+    (f"12:0:{SID}:1".encode(), None), (None, None),
 ])
 def test_session_values_are_parsed_strictly(raw, expected):
     assert sessions.parse_cookie_value(raw) == expected

@@ -2,20 +2,27 @@
 
 Given the web app with REDIS_URL set, when a reset is asked for, then the answer only queues a job
 (as fast for any address) and the RQ worker mails known addresses only; when a user is deactivated,
-then its socket held by ANOTHER web process is closed with 4003 through Redis pub/sub.
+then its socket held by ANOTHER web process is closed with 4003 through Redis pub/sub; so is the
+socket a dashboard session opened there when that session signs out.
 """
 import asyncio
 import time
 
 import pytest
+import tornado.httpclient
+from tornado.websocket import websocket_connect
 
+from server import sessions
 from server.executor import call_with_connection
+from server.hub import CLOSE_SESSION_ENDED
 
 from .conftest import make_settings
 from .factories import AdminFactory, ClientFactory
 from .pipeline_support import use_pipeline
 from .test_password_and_sessions import RESET, assert_closed_for_session_end, assert_same_timing, sign_in
+from .test_dashboard import Visitor, sign_out
 from .test_pipeline_web import app, connect, second_web_process  # noqa: F401 (fixtures)
+from .ws_support import receive
 
 
 @pytest.fixture
@@ -53,3 +60,21 @@ async def test_a_socket_on_another_web_process_is_closed_through_redis(api, app,
     assert (await api.post(f"/api/admin/users/{user.id}/deactivate/", {}, user=admin)).status == 200
 
     await assert_closed_for_session_end(ws)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_signing_out_closes_that_sessions_socket_on_another_web_process(base_url, http_server,
+                                                                             second_web_process):
+    user = ClientFactory()
+    browser = Visitor(base_url)
+    await browser.sign_in(user.email)
+    own_origin = f"http://127.0.0.1:{second_web_process}"
+    request = tornado.httpclient.HTTPRequest(f"ws://127.0.0.1:{second_web_process}/ws/", headers={
+        "Cookie": f"{sessions.SESSION_COOKIE}={browser.cookies[sessions.SESSION_COOKIE]}", "Origin": own_origin})
+    ws = await websocket_connect(request)
+    assert (await receive(ws))["type"] == "ready"
+
+    await sign_out(browser)
+
+    assert await receive(ws) is None
+    assert ws.close_code == CLOSE_SESSION_ENDED and "signed out" in ws.close_reason

@@ -121,3 +121,8 @@ ErrorBodySchema = Schema.from_dict({
 
 class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema, required=True)
+
+
+# Said by every serviceman action's documentation (models/actions/standing.py is the rule).
+APPROVED_ONLY = (" Only an APPROVED serviceman acts: a suspended one gets 403 `account_suspended`, one not approved "
+                 "yet (or rejected) 403 `account_not_approved`.")

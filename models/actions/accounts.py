@@ -18,6 +18,7 @@ from . import vetting
 from .listing import listing_changed, refresh_listing
 from .passwords import require_acceptable_password
 from .sessions import end_all_sessions, session_user
+from .standing import hold_for_vetting, refuse_if_suspended
 
 
 @functools.cache
@@ -191,6 +192,8 @@ def update_me(user, **changes):
         raise ValidationFailed("Only servicemen have these fields.",
                                fields={k: ["Only servicemen have this field."] for k in profile_changes})
     with database.atomic():
+        # What the listing and the admins see of a suspended serviceman stays as it was suspended.
+        refuse_if_suspended(user, "change your profile")
         if changes:
             User.update(**changes).where(User.id == user.id).execute()
         if profile_changes:
@@ -253,6 +256,7 @@ def set_approval(user_id, action, reason="", category_ids=None, actor=None):
     if profile.approval_status not in allowed_from:
         raise InvalidTransition(f"A serviceman who is {profile.approval_status} cannot be {APPROVAL_PAST[action]}.")
     with unit_of_work():
+        hold_for_vetting(user_id)  # the serviceman's actions in flight commit first; later ones see this
         # Conditional: of two admins deciding at once, one wins and only one decision is announced.
         moved = ServicemanProfile.update(approval_status=target, status_reason=reason).where(
             ServicemanProfile.id == profile.id, ServicemanProfile.approval_status == profile.approval_status).execute()

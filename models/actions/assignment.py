@@ -17,6 +17,7 @@ from ..users import ApprovalStatus, Role, ServicemanCategory, ServicemanProfile,
 from ..workflow import record_event, transition, unit_of_work
 from .booking import get_request
 from .catalog import availability_warnings, serviceman_availability
+from .standing import require_approved
 
 PRIMARY, BACKUP = "primary", "backup"
 FIELD_OF = {PRIMARY: "primary_serviceman_id", BACKUP: "backup_serviceman_id"}
@@ -226,6 +227,7 @@ def decline_assignment(serviceman, request_id, reason):
         raise PermissionDenied("Only an assigned serviceman declines a job.")
     request = get_request(serviceman, request_id)
     with unit_of_work():
+        require_approved(serviceman, "decline jobs")
         request = ServiceRequest.locked(request.id)
         before = _team(request)
         declined_as = next((role for role, user_id in before.items() if user_id == serviceman.id), None)

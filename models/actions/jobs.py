@@ -24,6 +24,7 @@ from ..workflow import record_event, transition, unit_of_work
 from .booking import _owned_request, get_request, visible_requests
 from .listing import refresh_listing
 from .payouts import record_payout
+from .standing import require_approved
 
 S = RequestStatus
 # Jobs the serviceman still has to finish (or the admin to confirm).
@@ -54,6 +55,7 @@ def mark_completed(serviceman, request_id):
     not on the job gets 404; the backup, who can see the request, gets 403."""
     request = get_request(serviceman, request_id)
     with unit_of_work():
+        require_approved(serviceman, "mark jobs done")
         request = ServiceRequest.locked(request.id)  # the primary may have been replaced since it was read
         if request.primary_serviceman_id != serviceman.id:
             if request.backup_serviceman_id == serviceman.id:

@@ -5,7 +5,7 @@ from server.errors import NotFound
 
 from ..notifications import Notification
 from ..users import User
-from .sessions import refusal_at_version
+from .sessions import live_web_sessions, refusal_at_version
 
 REPLAY_LIMIT = 500
 
@@ -50,16 +50,18 @@ def notifications_since(user_id, since_id, limit=REPLAY_LIMIT):
 
 
 def active_users_with_unread(keys):
-    """For sockets' "ready": {(user id, session version): (user, unread count) or the
-    NotAuthenticated `user_at_version` would raise}, for many keys in one query (server/coalesce.py).
+    """For sockets' "ready": {(user id, session version, web session or None): (user, unread count)
+    or the NotAuthenticated `user_at_version` would raise}, for many keys in one query (two with
+    dashboard sessions among them; server/coalesce.py).
     Only the columns a socket keeps are read (it holds its user for as long as it is open)."""
     unread = Notification.select(fn.COUNT(Notification.id)).where(
         Notification.user == User.id, Notification.is_read == False)  # noqa: E712
     users = {user.id: user for user in User.select(
         User.id, User.is_active, User.session_version, unread.alias("unread")).where(
-        User.id.in_({user_id for user_id, _ in keys}))}
+        User.id.in_({key[0] for key in keys}))}
+    live = live_web_sessions(keys)
     answers = {}
     for key in keys:
         user = users.get(key[0])
-        answers[key] = refusal_at_version(user, key[1]) or (user, user.unread)
+        answers[key] = refusal_at_version(user, key[1], key[2], live) or (user, user.unread)
     return answers

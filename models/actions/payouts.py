@@ -34,6 +34,7 @@ from ..db import database, for_update
 from ..payouts import Payout, PayoutAccount, PayoutStatus, PayoutTransfer
 from ..service_requests import ServiceRequest
 from ..workflow import record_event, unit_of_work
+from .standing import require_approved
 
 log = logging.getLogger("serviceman.payouts")
 P = PayoutStatus
@@ -132,8 +133,33 @@ def _bank_name(paystack, ttl, bank_code):
     return name
 
 
-def resolve_account(paystack, ttl, bank_code, account_number):
-    """Who holds the account, as the bank says: shown to the serviceman before it is saved."""
+def resolve_account(paystack, ttl, serviceman, bank_code, account_number):
+    """Who holds the account, as the bank says: shown to the serviceman before it is saved. Only an
+    approved serviceman may ask (each lookup spends the platform's Paystack quota and names a person)."""
+    require_approved(serviceman, "look up bank accounts")
+    return _resolve(paystack, ttl, serviceman, bank_code, account_number, "lookup")
+
+
+def _resolve(paystack, ttl, serviceman, bank_code, account_number, purpose):
+    """Paystack's account resolution, each call logged: who, the bank, the account's last four
+    digits and the outcome; never the whole number nor the holder's name."""
+    outcome = "error"
+    try:
+        resolved = _ask_paystack(paystack, ttl, bank_code, account_number)
+        outcome = "resolved"
+        return resolved
+    except ValidationFailed as exc:
+        outcome = "unknown_bank" if "bank_code" in exc.fields else "not_found"
+        raise
+    except UpstreamUnavailable:
+        outcome = "provider_unavailable"
+        raise
+    finally:
+        log.info("bank account %s by user %s: bank %s, account %s: %s", purpose, serviceman.id, bank_code,
+                 _masked(account_number), outcome)
+
+
+def _ask_paystack(paystack, ttl, bank_code, account_number):
     bank_name = _bank_name(paystack, ttl, bank_code)
     try:
         data = paystack.resolve_account(account_number, bank_code)
@@ -145,7 +171,11 @@ def resolve_account(paystack, ttl, bank_code, account_number):
     if not name:
         raise ValidationFailed.on("account_number", "This account number could not be found at that bank.")
     return {"bank_code": bank_code, "bank_name": bank_name, "account_name": name,
-            "account_number_masked": f"******{account_number[-4:]}"}
+            "account_number_masked": _masked(account_number)}
+
+
+def _masked(account_number):
+    return f"******{account_number[-4:]}"
 
 
 def get_payout_account(serviceman):
@@ -158,8 +188,9 @@ def get_payout_account(serviceman):
 def set_payout_account(paystack, ttl, serviceman, bank_code, account_number, account_name=None):
     """Resolve the account, create its Paystack transfer recipient, and keep only the last four digits.
     `account_name`, when sent, is the name the serviceman confirmed: if the bank now says otherwise,
-    nothing is saved (409)."""
-    resolved = resolve_account(paystack, ttl, bank_code, account_number)
+    nothing is saved (409). Only an approved serviceman may (checked again as it is saved)."""
+    require_approved(serviceman, "change your bank account")
+    resolved = _resolve(paystack, ttl, serviceman, bank_code, account_number, "save")
     if account_name is not None and account_name.strip().casefold() != resolved["account_name"].casefold():
         raise Conflict(f"The bank names this account {resolved['account_name']!r}, not {account_name!r}.",
                        code="account_name_mismatch")
@@ -176,6 +207,7 @@ def set_payout_account(paystack, ttl, serviceman, bank_code, account_number, acc
     fields = {"bank_code": bank_code, "bank_name": resolved["bank_name"], "account_last4": account_number[-4:],
               "account_name": resolved["account_name"], "recipient_code": code, "updated_at": utcnow()}
     with database.atomic():
+        require_approved(serviceman, "change your bank account")  # not suspended while Paystack answered
         updated = PayoutAccount.update(**fields).where(PayoutAccount.serviceman == serviceman.id).execute()
         if not updated:
             try:

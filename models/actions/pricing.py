@@ -22,6 +22,7 @@ from ..service_requests import Event, RequestStatus, ServiceRequest
 from ..users import Role
 from ..workflow import record_event, transition, unit_of_work
 from .booking import _owned_request, get_request
+from .standing import require_approved
 
 S = RequestStatus
 MARKUP_SETTABLE = (S.SERVICEMAN_INSPECTED, S.AWAITING_CLIENT_APPROVAL)
@@ -69,6 +70,7 @@ def _locked_as_primary(serviceman, request_id, action):
 
 def submit_estimate(serviceman, request_id, amount, notes=""):
     with unit_of_work():
+        require_approved(serviceman, "submit estimates")
         request = _locked_as_primary(serviceman, request_id, "submits the estimate")
         _refuse_unless(request, (S.ASSIGNED,), "Submitting an estimate")
         transition(request, S.SERVICEMAN_INSPECTED, serviceman, "estimate_submitted",
@@ -264,6 +266,7 @@ def consult_serviceman(admin, request_id, message):
 
 def reply_to_consultation(serviceman, request_id, acceptable, message=""):
     with unit_of_work():
+        require_approved(serviceman, "answer consultations")
         request = _locked_as_primary(serviceman, request_id, "answers a consultation")
         _refuse_unless(request, (S.NEGOTIATING,), "Answering a consultation")
         asked = (Event.select().where(Event.service_request == request.id, Event.type == "serviceman_consulted")
