@@ -53,12 +53,17 @@ def rounds(count):
 
 def test_a_consumer_group_lost_with_redis_data_is_created_again(pipeline, settings, category):
     book(settings, category)
-    pipeline.redis.flushdb()  # Redis came back empty: no stream, no group, no queued job
-    dispatcher = Dispatcher(pipeline.redis, pipeline.transport, consumer="after-flush", min_idle_ms=0)
-    pipeline.redis.flushdb()  # ...and lost them again after the dispatcher started
-    pipeline.transport.publish_event(1)  # an event published meanwhile (the outbox re-sends the others)
+    dispatcher = Dispatcher(pipeline.redis, pipeline.transport, consumer="through-a-flush", min_idle_ms=0)
+    calls = []
 
-    dispatcher.run_forever(stop=rounds(3))
+    def stop():
+        calls.append(None)
+        if len(calls) == 2:  # after the first read: Redis comes back empty (no stream, group or jobs)
+            pipeline.redis.flushdb()
+            pipeline.transport.publish_event(1)  # an event published since (the outbox re-sends older ones)
+        return len(calls) > 3
+
+    dispatcher.run_forever(stop=stop)
 
     assert pipeline.redis.xinfo_groups(STREAM)[0]["name"].decode() == GROUP
     assert pipeline.transport.queue.count == 1  # read from the recreated group, not stuck on NOGROUP
@@ -139,6 +144,48 @@ def test_a_job_that_met_a_database_outage_goes_back_to_the_front_without_using_a
     assert pipeline.transport.queue.failed_job_registry.count == 0
 
 
+_runs = []
+_redis_servers = []
+
+
+def job_that_outlives_redis():
+    """Its first run ends with Redis gone (stopped under it); the worker must wait, put it back, redo it."""
+    _runs.append(len(_runs) + 1)
+    if len(_runs) == 1:
+        _redis_servers[0].stop()
+    return len(_runs)
+
+
+def test_a_worker_that_lost_redis_mid_job_waits_for_it_and_runs_the_job_again(private_redis, caplog):
+    from workers.transport import RedisTransport
+
+    transport = RedisTransport(private_redis.url)
+    _runs.clear()
+    _redis_servers[:] = [private_redis]
+    port = private_redis.port
+    transport.queue.enqueue(job_that_outlives_redis)
+    outage_seen = Heard("unhealthy: Redis unavailable")
+    logging.getLogger("serviceman.worker").addHandler(outage_seen)
+
+    def restart_when_the_worker_noticed():
+        if outage_seen.event.wait(15):
+            private_redis.port = port
+            private_redis.start()  # without persistence: the job and the queue are gone with it
+
+    restarter = threading.Thread(target=restart_when_the_worker_noticed, daemon=True)
+    restarter.start()
+    try:
+        with caplog.at_level(logging.INFO):
+            QuietWorker(transport.queues, connection=transport.redis).work(burst=True)
+    finally:
+        logging.getLogger("serviceman.worker").removeHandler(outage_seen)
+        restarter.join(20)
+
+    assert _runs == [1, 2]  # the worker stayed, and the job it held was not lost with Redis's data
+    assert "found an unhandled exception" not in caplog.text
+    assert caplog.text.count("unhealthy: Redis unavailable") == 1
+
+
 def test_the_outage_requeue_keeps_the_retries(pipeline, settings, category):
     book(settings, category)
     pipeline.dispatch()
@@ -154,22 +201,37 @@ def test_the_outage_requeue_keeps_the_retries(pipeline, settings, category):
     assert again.retries_left == before and again.meta[OUTAGE_REQUEUES] == 1
 
 
+class Heard(logging.Handler):
+    """Sets `event` when a log line containing `words` is emitted."""
+
+    def __init__(self, words):
+        super().__init__()
+        self.words, self.event = words, threading.Event()
+
+    def emit(self, record):
+        if self.words in record.getMessage():
+            self.event.set()
+
+
 def test_cron_rides_out_a_redis_restart_that_lost_everything(private_redis, settings):
     from workers.transport import RedisTransport
 
     transport = RedisTransport(private_redis.url)
-    stopping = Stopping()
+    stopping, outage_seen = Stopping(), Heard("unhealthy: Redis unavailable")
+    logging.getLogger("serviceman.cron").addHandler(outage_seen)
     thread = threading.Thread(target=run_cron, args=(transport, [(runtime.settings, 1)], stopping), daemon=True)
     thread.start()
     try:
         wait_until(lambda: transport.queue.count >= 1, timeout=10, what="the first periodic job")
         port = private_redis.port
-        private_redis.stop()  # a restart without persistence
+        private_redis.stop()
+        assert outage_seen.event.wait(15)  # a job fell due while Redis was down
         private_redis.port = port
-        private_redis.start()
+        private_redis.start()  # without persistence: the queue and the cron registration are gone
         wait_until(lambda: transport.queue.count >= 1, timeout=15, what="a periodic job after the restart")
         assert thread.is_alive()
     finally:
+        logging.getLogger("serviceman.cron").removeHandler(outage_seen)
         stopping.set()
         thread.join(10)
     assert not thread.is_alive()
