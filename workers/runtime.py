@@ -70,3 +70,14 @@ def ping_database():
         release_connection(discard=True)
         raise
     release_connection()
+
+
+def close_all_connections():
+    """Close every pooled connection of this process (before a fork: a child must open its own)."""
+    db = database.obj
+    if db is None:
+        return
+    if hasattr(db, "close_all"):
+        db.close_all()
+    else:
+        db.close()

@@ -73,9 +73,9 @@ class JobHeartbeat:
         self.thread.join(self.ttl)
 
 
-class RidesOutRedis:
-    """For both worker classes: wait for Redis instead of quitting, and let a stop request (SIGTERM)
-    end every such wait."""
+class RidesOutOutages:
+    """For both worker classes: wait for Redis instead of quitting, put a job whose run met an outage
+    back at the front of its queue, and let a stop request (SIGTERM) end every wait."""
 
     max_connection_wait_time = 5.0  # RQ's own dequeue retries, capped
 
@@ -96,51 +96,14 @@ class RidesOutRedis:
         if pipeline is not None:
             return super().heartbeat(timeout, pipeline)
         try:
-            wait_until(lambda: super(RidesOutRedis, self).heartbeat(timeout), self.redis_outage, self.stopping)
+            wait_until(lambda: super(RidesOutOutages, self).heartbeat(timeout), self.redis_outage, self.stopping)
         except StopWaiting:
             raise StopRequested() from None
 
-
-class PipelineWorker(RidesOutRedis, SimpleWorker):
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("maintenance_interval", MAINTENANCE_SECONDS)
-        super().__init__(*args, **kwargs)
-        self.setup_outages()
-        self._job_outage = None
-        self._job_heartbeat = None
-
-    def get_heartbeat_ttl(self, job):
-        return JOB_HEARTBEAT_SECONDS
-
-    def prepare_job_execution(self, job, remove_from_intermediate_queue=False):
-        super().prepare_job_execution(job, remove_from_intermediate_queue)
-        self._job_heartbeat = JobHeartbeat(self, job)
-
-    def handle_execution_ended(self, job, queue, heartbeat_ttl):
-        self._stop_job_heartbeat()
-        super().handle_execution_ended(job, queue, heartbeat_ttl)
-
-    def _stop_job_heartbeat(self):
-        if self._job_heartbeat is not None:
-            self._job_heartbeat.stop()
-            self._job_heartbeat = None
-
-    def handle_exception(self, job, *exc_info):
-        if is_outage(exc_info[1]):
-            self._job_outage = exc_info[1]  # logged once per outage, not with a traceback per job
-            return
-        super().handle_exception(job, *exc_info)
-
-    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string=""):
-        outage, self._job_outage = self._job_outage, None
-        if outage is not None and _outage_requeues(job) < MAX_OUTAGE_REQUEUES:
-            raise JobInterrupted(outage)  # to execute_job, which waits and puts the job back
-        super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)
-
     def execute_job(self, job, queue):
-        """Run the job; a job that hit an outage (or whose bookkeeping did) goes back to the front of
-        its queue once the server answers again. The job takes a pooled database connection when it
-        first needs one (inside RQ's error handling), and it goes back to the pool afterwards."""
+        """Run the job; a job that hit an outage (or whose bookkeeping in Redis did) goes back to the
+        front of its queue once the server answers again. The job takes a pooled database connection
+        when it first needs one (inside RQ's error handling), and it goes back to the pool afterwards."""
         failed_on_database = False
         try:
             super().execute_job(job, queue)
@@ -153,8 +116,11 @@ class PipelineWorker(RidesOutRedis, SimpleWorker):
             self.ride_out(cause)
             self.requeue_at_front(job, queue)
         finally:
-            self._stop_job_heartbeat()
+            self.job_ended()
             runtime.release_connection(discard=failed_on_database)
+
+    def job_ended(self):
+        """After a job, however it ended."""
 
     def ride_out(self, exc):
         """Wait (backoff, logged once) until the server `exc` came from answers, or a stop is requested."""
@@ -177,19 +143,70 @@ class PipelineWorker(RidesOutRedis, SimpleWorker):
         log.info("job %s put back at the front of %s after an outage", job.id, queue.name)
 
 
-def _outage_requeues(job):
-    return int((job.meta or {}).get(OUTAGE_REQUEUES) or 0)
-
-
-class PipelineForkWorker(RidesOutRedis, Worker):
-    """RQ's forking Worker (`worker --fork`). Heroku sends SIGTERM to every process of the dyno, the
-    work-horse included: the horse ignores it and finishes its job while the worker waits for it
-    (RQ's warm shutdown); Heroku's SIGKILL 30 s later is far beyond any of our jobs."""
-
+class PipelineWorker(RidesOutOutages, SimpleWorker):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("maintenance_interval", MAINTENANCE_SECONDS)
         super().__init__(*args, **kwargs)
         self.setup_outages()
+        self._job_outage = None
+        self._job_heartbeat = None
+
+    def get_heartbeat_ttl(self, job):
+        return JOB_HEARTBEAT_SECONDS
+
+    def prepare_job_execution(self, job, remove_from_intermediate_queue=False):
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
+        self._job_heartbeat = JobHeartbeat(self, job)
+
+    def handle_execution_ended(self, job, queue, heartbeat_ttl):
+        self._stop_job_heartbeat()
+        super().handle_execution_ended(job, queue, heartbeat_ttl)
+
+    def job_ended(self):
+        self._stop_job_heartbeat()
+
+    def _stop_job_heartbeat(self):
+        if self._job_heartbeat is not None:
+            self._job_heartbeat.stop()
+            self._job_heartbeat = None
+
+    def handle_exception(self, job, *exc_info):
+        if is_outage(exc_info[1]):
+            self._job_outage = exc_info[1]  # logged once per outage, not with a traceback per job
+            return
+        super().handle_exception(job, *exc_info)
+
+    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string=""):
+        outage, self._job_outage = self._job_outage, None
+        if outage is not None and _outage_requeues(job) < MAX_OUTAGE_REQUEUES:
+            raise JobInterrupted(outage)  # to execute_job, which waits and puts the job back
+        super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)
+
+def _outage_requeues(job):
+    return int((job.meta or {}).get(OUTAGE_REQUEUES) or 0)
+
+
+class PipelineForkWorker(RidesOutOutages, Worker):
+    """RQ's forking Worker (`worker --fork`). Heroku sends SIGTERM to every process of the dyno, the
+    work-horse included: the horse ignores it and finishes its job while the worker waits for it
+    (RQ's warm shutdown); Heroku's SIGKILL 30 s later is far beyond any of our jobs. A job the
+    horse failed on an outage is retried by RQ (with its intervals)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("maintenance_interval", MAINTENANCE_SECONDS)
+        # the worker renews its horse's claim this often, for JOB_HEARTBEAT_SECONDS at a time
+        kwargs.setdefault("job_monitoring_interval", JOB_HEARTBEAT_SECONDS // 3)
+        super().__init__(*args, **kwargs)
+        self.setup_outages()
+
+    def get_heartbeat_ttl(self, job):
+        return JOB_HEARTBEAT_SECONDS
+
+    def execute_job(self, job, queue):
+        # The horse must not inherit this process's pooled connections: a fork would share their
+        # sockets, and after a database restart they are dead. Each horse opens its own.
+        runtime.close_all_connections()
+        super().execute_job(job, queue)
 
     def setup_work_horse_signals(self):
         import signal
