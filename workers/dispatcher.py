@@ -72,7 +72,10 @@ class Dispatcher:
         self.redis_outage = Outage("Redis", log)
         self.database_outage = Outage("PostgreSQL", log)
         self._liveness = None
-        self.ensure_group()
+        try:
+            self.ensure_group()
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass  # Redis went away since the start-up check: run_forever creates the group once it answers
 
     def ensure_group(self):
         """Create the stream and the group when missing. From id 0: whatever was published since
