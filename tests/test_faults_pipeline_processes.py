@@ -7,8 +7,10 @@ dispatchers.
 Run with `python -m pytest -m faults --no-cov -s tests/test_faults_pipeline_processes.py` (-s prints
 each run's statistics: faults and their instants, bookings, recovery time).
 """
+import os
 import random
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -16,6 +18,7 @@ from datetime import timedelta
 
 import pytest
 import redis
+from rq import Retry
 
 import models
 from models import Event, Notification, User
@@ -33,6 +36,7 @@ from .fault_support import process_env, process_tree, signal_tree, wait_until
 pytestmark = pytest.mark.faults
 
 RECOVERY_BOUND_SECONDS = 60  # from the last fault to every row and email delivered (outbox grace 30 s + sweep 30 s)
+TAKEOVER_BOUND_SECONDS = 10  # a killed dispatcher's liveness key lapses (5 s), the others look every second
 HAS_REDRIVE = hasattr(outbox, "redrive")  # the database re-drive sweep (events without rows, emails never sent)
 
 
@@ -51,6 +55,7 @@ class Deployment:
         self.faults = []  # (seconds since the load began, what)
         self.started = None
         self.names = Counter()
+        self.takeovers = []  # seconds from a dispatcher's SIGKILL to its name gone from the group
 
     def start(self, kind, *args):
         """Start one more `kind` process (dispatcher-1, dispatcher-2...); returns its name."""
@@ -119,13 +124,23 @@ class Deployment:
         return sorted(c["name"].decode() for c in client.xinfo_consumers(STREAM, GROUP))
 
     def live_dispatcher_consumers(self):
-        return sorted(f"{__import__('socket').gethostname()}-{process.pid}"
+        return sorted(f"{socket.gethostname()}-{process.pid}"
                       for name, process in self.procfile.processes.items()
                       if name.startswith("dispatcher") and process.poll() is None)
 
+    def kill_dispatcher(self, name):
+        """SIGKILL; then another dispatcher must take its entries over and remove it within seconds."""
+        consumer = f"{socket.gethostname()}-{self.procfile.processes[name].pid}"
+        killed_at = time.monotonic()
+        self.procfile.kill(name)
+        wait_until(lambda: consumer not in self.consumers(), timeout=TAKEOVER_BOUND_SECONDS,
+                   what=f"another dispatcher to take over from {name}")
+        self.takeovers.append(round(time.monotonic() - killed_at, 2))
+
     def report(self, title, recovery, bookings):
         print(f"\n{title}: {bookings} bookings, {len(self.faults)} faults, recovered {recovery:.1f}s after the "
-              f"last (bound {RECOVERY_BOUND_SECONDS}s); losses 0, duplicates 0")
+              f"last (bound {RECOVERY_BOUND_SECONDS}s); losses 0, duplicates 0; takeovers after SIGKILL: "
+              f"{self.takeovers}s")
         for offset, what in self.faults:
             print(f"  +{offset:6.2f}s  {what}")
 
@@ -191,7 +206,7 @@ def test_restarts_outages_and_deploys_lose_nothing_and_double_nothing(deployment
     d.fault("Redis restart keeping its data", d.redis_server.restart)
     d.fault(f"{dispatchers[0]} SIGTERM (deploy)", lambda: sigterm_and_wait(d, dispatchers[0]))
     dispatchers.append(d.start("dispatcher"))
-    d.fault(f"{dispatchers[1]} SIGKILL", lambda: d.procfile.kill(dispatchers[1]))
+    d.fault(f"{dispatchers[1]} SIGKILL", lambda: d.kill_dispatcher(dispatchers[1]))
     dispatchers.append(d.start("dispatcher"))
 
     def stop_postgres_for_a_while():
@@ -204,7 +219,7 @@ def test_restarts_outages_and_deploys_lose_nothing_and_double_nothing(deployment
     plain = d.start("worker")
     d.fault(f"{forking} (--fork) SIGTERM to every process", lambda: sigterm_fork_worker_with_its_horse(d, forking))
     forking = d.start("worker", "--fork")
-    d.fault(f"{dispatchers[2]} SIGKILL", lambda: d.procfile.kill(dispatchers[2]))
+    d.fault(f"{dispatchers[2]} SIGKILL", lambda: d.kill_dispatcher(dispatchers[2]))
     dispatchers.append(d.start("dispatcher"))
     d.fault("PostgreSQL crash (immediate) and start", lambda: d.postgres.restart("immediate"))
     d.fault(f"{dispatchers[3]} SIGTERM (deploy)", lambda: sigterm_and_wait(d, dispatchers[3]))
@@ -247,3 +262,34 @@ def test_redis_losing_its_data_under_load_loses_nothing(deployment):
         assert d.procfile.processes[name].poll() is None, d.procfile.log(name)[-3000:]
     assert d.consumers() == d.live_dispatcher_consumers()
     d.report("Redis losing its data", recovery, bookings)
+
+
+def job_killed_with_its_worker(marker):
+    """First run: wait to be killed with the worker (SIGKILL). The retry finds the marker and ends."""
+    if os.path.exists(marker):
+        return "retried"
+    with open(marker, "w") as file:
+        file.write("started")
+    threading.Event().wait(60)  # a long job, for the worker to be killed in the middle of it
+
+
+def test_the_job_of_a_killed_worker_is_retried_within_seconds(durable_redis, private_postgres, procfile, tmp_path):
+    from rq.registry import FinishedJobRegistry, StartedJobRegistry
+
+    env = process_env(private_postgres.url, durable_redis.url)
+    transport = RedisTransport(durable_redis.url)
+    procfile.start("worker-1", "worker", env=env)
+    marker = tmp_path / "started"
+    job = transport.queue.enqueue(job_killed_with_its_worker, str(marker), result_ttl=60,
+                                  retry=Retry(max=3, interval=[10, 30, 60]))
+    wait_until(marker.exists, timeout=30, what="the job to start")
+    killed_at = time.monotonic()
+    procfile.kill("worker-1")
+    procfile.start("worker-2", "worker", env=env)
+
+    wait_until(lambda: job.id in FinishedJobRegistry(queue=transport.queue).get_job_ids(), timeout=60,
+               what="the killed worker's job to be retried")
+    retried_after = time.monotonic() - killed_at
+    assert job.id not in StartedJobRegistry(queue=transport.queue).get_job_ids()
+    assert retried_after < 30  # claim 10 s + maintenance 5 s + the first retry interval 10 s
+    print(f"\nthe job of a SIGKILLed worker finished {retried_after:.1f}s after the kill")

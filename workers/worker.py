@@ -17,6 +17,7 @@ Outages of PostgreSQL or Redis are ridden out, not died of:
   `run_worker` starts a fresh RQ worker whenever RQ's own loop gave up on a Redis error anyway.
 """
 import logging
+import signal
 import threading
 
 from rq import SimpleWorker, Worker
@@ -30,6 +31,9 @@ log = logging.getLogger("serviceman.worker")
 
 MAINTENANCE_SECONDS = 5  # RQ's default is 10 minutes: a dead worker's batch would wait that long
 JOB_HEARTBEAT_SECONDS = 10  # a running job's claim; refreshed every third of it while the job runs
+# RQ blocks on the queues for WORKER_TTL - 15 s and runs maintenance only between two waits: an idle
+# worker with RQ's default (420 s) would look for a dead worker's job every 7 minutes.
+WORKER_TTL_SECONDS = 20
 # A job failing on an outage goes back to the queue's front this many times at most without using
 # up a retry (a "database" error that is really the job's own fault must not loop forever).
 MAX_OUTAGE_REQUEUES = 20
@@ -146,6 +150,7 @@ class RidesOutOutages:
 class PipelineWorker(RidesOutOutages, SimpleWorker):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("maintenance_interval", MAINTENANCE_SECONDS)
+        kwargs.setdefault("worker_ttl", WORKER_TTL_SECONDS)
         super().__init__(*args, **kwargs)
         self.setup_outages()
         self._job_outage = None
@@ -182,6 +187,7 @@ class PipelineWorker(RidesOutOutages, SimpleWorker):
             raise JobInterrupted(outage)  # to execute_job, which waits and puts the job back
         super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)
 
+
 def _outage_requeues(job):
     return int((job.meta or {}).get(OUTAGE_REQUEUES) or 0)
 
@@ -194,6 +200,7 @@ class PipelineForkWorker(RidesOutOutages, Worker):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("maintenance_interval", MAINTENANCE_SECONDS)
+        kwargs.setdefault("worker_ttl", WORKER_TTL_SECONDS)
         # the worker renews its horse's claim this often, for JOB_HEARTBEAT_SECONDS at a time
         kwargs.setdefault("job_monitoring_interval", JOB_HEARTBEAT_SECONDS // 3)
         super().__init__(*args, **kwargs)
@@ -209,8 +216,6 @@ class PipelineForkWorker(RidesOutOutages, Worker):
         super().execute_job(job, queue)
 
     def setup_work_horse_signals(self):
-        import signal
-
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
