@@ -1,6 +1,7 @@
 """The commonest mistakes stop a command with one clear line, not a traceback: the database missing
 or unreachable (or not migrated), the port in use, Redis unreachable."""
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -46,7 +47,10 @@ def run(monkeypatch, database):
         with pytest.raises(SystemExit) as stopped:
             cli(list(argv))
         return str(stopped.value.code)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     yield run
+    for signum, handler in handlers.items():  # pipeline commands install their own stop handlers
+        signal.signal(signum, handler)
     models.database.initialize(database)
     runtime.reset()
 
