@@ -8,7 +8,7 @@ import sys
 from models import bind
 from server.settings import ConfigurationError, load_settings
 from server.startup import (StartupError, check_database, check_migrated, check_redis, ensure_database, explain,
-                            port_problem, where)
+                            port_problem, wait_for, where)
 
 log = logging.getLogger("serviceman")
 
@@ -99,35 +99,42 @@ def cmd_serve(settings, args):
 
 
 def _pipeline_process(settings):
-    """Bind the database and configure Redis transport for a dispatcher or worker process."""
+    """Bind the database and configure the Redis transport for a dispatcher, worker or cron process;
+    returns (transport, stopping), or (None, stopping) when a stop came while waiting for a server.
+
+    A database or Redis that is down or restarting is waited for (STARTUP_WAIT_SECONDS, for ever by
+    default): a deploy or a crash loop must not turn an outage into exited processes. A set-up
+    mistake (no migrations, a wrong password or URL) still stops the process at once."""
     from workers import runtime
+    from workers.outages import Stopping
     from workers.transport import RedisTransport
 
     if not settings.redis_url:
         sys.exit("this process needs REDIS_URL (without it, `serve` runs the whole pipeline in-process)")
+    stopping = Stopping().install()
     bind(settings.database_url, settings.db_pool_size)
-    check_migrated(settings.database_url)
-    check_redis(settings.redis_url)
-    return runtime.configure(settings, RedisTransport(settings.redis_url))
+    for check, url in ((check_migrated, settings.database_url), (check_redis, settings.redis_url)):
+        if not wait_for(check, url, settings.startup_wait_seconds, stopping):
+            return None, stopping
+    return runtime.configure(settings, RedisTransport(settings.redis_url)), stopping
 
 
 def cmd_dispatcher(settings, args):
     from workers.dispatcher import Dispatcher
 
-    transport = _pipeline_process(settings)
-    Dispatcher(transport.redis, transport, batch=args.batch).run_forever()
+    transport, stopping = _pipeline_process(settings)
+    if transport is not None:
+        # SIGTERM/SIGINT: the read in hand is finished and acknowledged, then the dispatcher leaves
+        Dispatcher(transport.redis, transport, batch=args.batch).run_forever(stop=stopping)
 
 
 def cmd_cron(settings, args):
-    from rq.cron import CronScheduler
-
+    from workers.cron import run_cron
     from workers.periodic import SCHEDULE
 
-    transport = _pipeline_process(settings)
-    scheduler = CronScheduler(connection=transport.redis)
-    for job, seconds in SCHEDULE:
-        scheduler.register(job, queue_name=transport.queue.name, interval=seconds)
-    scheduler.start()
+    transport, stopping = _pipeline_process(settings)
+    if transport is not None:
+        run_cron(transport, SCHEDULE, stopping)
 
 
 def cmd_reconcile(settings, args):
@@ -145,14 +152,14 @@ def cmd_reconcile(settings, args):
 
 
 def cmd_worker(settings, args):
-    from rq import Worker
+    from workers.worker import PipelineForkWorker, PipelineWorker, run_worker
 
-    from workers.worker import PipelineWorker
-
-    transport = _pipeline_process(settings)
-    worker_class = Worker if args.fork else PipelineWorker
-    worker = worker_class(transport.queues, connection=transport.redis)
-    worker.work(with_scheduler=True, burst=args.burst, logging_level=settings.log_level)
+    transport, _stopping = _pipeline_process(settings)
+    if transport is None:
+        return
+    worker_class = PipelineForkWorker if args.fork else PipelineWorker
+    run_worker(lambda: worker_class(transport.queues, connection=transport.redis), transport.redis,
+               burst=args.burst, logging_level=settings.log_level)
 
 
 def main(argv=None):

@@ -178,6 +178,9 @@ class Settings:
     standard_booking_fee: Decimal = Decimal("2000.00")
     bcrypt_rounds: int = 12
     db_pool_size: int = 8
+    # How long the dispatcher, worker and cron wait at start-up for a database or Redis that does not
+    # answer (down, restarting) before they exit; None: for ever (they are long-running processes).
+    startup_wait_seconds: float | None = None
     # How long a web process serves a built public servicemen page (server/listing_cache.py) at most.
     # Changes committed by any process are seen at once (Redis mode: announced on Redis); this bounds
     # only what an unheard announcement or an edit made outside the application leaves. 0: never kept.
@@ -360,6 +363,7 @@ def load_settings(environ=None, read_dotenv=True):
             standard_booking_fee=Decimal(get("STANDARD_BOOKING_FEE") or defaults.standard_booking_fee),
             bcrypt_rounds=int(get("BCRYPT_ROUNDS") or defaults.bcrypt_rounds),
             db_pool_size=int(get("DB_POOL_SIZE") or defaults.db_pool_size),
+            startup_wait_seconds=float(get("STARTUP_WAIT_SECONDS")) if get("STARTUP_WAIT_SECONDS") else None,
             listing_cache_seconds=float(get("LISTING_CACHE_SECONDS") or defaults.listing_cache_seconds),
             ws_ping_seconds=float(get("WS_PING_SECONDS") or defaults.ws_ping_seconds),
             shutdown_grace_seconds=float(get("SHUTDOWN_GRACE_SECONDS") or defaults.shutdown_grace_seconds),

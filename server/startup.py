@@ -170,3 +170,56 @@ def ensure_database(url):
     finally:
         connection.close()
     return True
+
+
+# Waiting at start-up (dispatcher, worker, cron): a server that is down or restarting is waited for,
+# a mistake in the set-up (no tables, a refused password, a bad URL) still stops at once.
+TRANSIENT_DATABASE_WORDS = ("Connection refused", "could not connect", "timeout expired", "No route to host",
+                            "could not translate host name", "the database system is starting up",
+                            "the database system is shutting down", "server closed the connection")
+
+
+def is_transient(exc):
+    """The cause of a StartupError is a server that is not up (yet), not a set-up mistake."""
+    import redis
+
+    cause = exc.__cause__
+    if isinstance(cause, redis.exceptions.AuthenticationError):
+        return False
+    if isinstance(cause, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return "certificate" not in str(cause).lower()
+    return cause is not None and any(words in str(cause) for words in TRANSIENT_DATABASE_WORDS)
+
+
+def wait_for(check, url, wait_seconds=None, stopping=None, logger=None):
+    """Run `check(url)` (check_migrated, check_redis) until it passes. While it fails because the
+    server is unreachable, retry with backoff, the problem logged once, for `wait_seconds` at most
+    (None: for ever); then, or for any other problem, its StartupError is raised. Returns False when
+    a stop was requested meanwhile (`stopping`: workers.outages.Stopping)."""
+    import logging
+    import time
+
+    from workers.outages import Backoff
+
+    logger = logger or logging.getLogger("serviceman.startup")
+    backoff, started, told = Backoff(), time.monotonic(), False
+    while True:
+        try:
+            check(url)
+        except StartupError as exc:
+            delay = backoff.next_delay()
+            waited = time.monotonic() - started
+            if not is_transient(exc) or (wait_seconds is not None and waited + delay > wait_seconds):
+                raise
+            if not told:
+                logger.warning("%s; waiting for it (STARTUP_WAIT_SECONDS=%s)", exc,
+                               "unset: for ever" if wait_seconds is None else wait_seconds)
+                told = True
+            if stopping is not None and stopping.wait(delay):
+                return False
+            if stopping is None:
+                time.sleep(delay)
+            continue
+        if told:
+            logger.warning("%s answers after %.1fs", where(url), time.monotonic() - started)
+        return True

@@ -225,3 +225,84 @@ def http_call(method, url, body=None, headers=None, timeout=10):
         return status, json.loads(raw) if raw else None
     except ValueError:
         return status, None
+
+
+class DurableRedis:
+    """A redis-server of the test's own with an append-only file (fsync on every write), so a test can
+    restart it keeping its data (`restart()`) or losing it all, as a failover can (`restart(lose_data=True)`)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.dir = Path(tempfile.mkdtemp(prefix="serviceman-redis-"))
+        self.process = None
+
+    def start(self):
+        import redis
+
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        wait_until(lambda: _pings(client), timeout=15, interval=0.02, what="redis-server to answer")
+        return self
+
+    def stop(self):
+        """SIGTERM: Redis writes what it holds and exits (a managed restart)."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(15)
+            self.process = None
+
+    def restart(self, lose_data=False):
+        self.stop()
+        if lose_data:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir.mkdir()
+        self.start()
+
+    def destroy(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _pings(client):
+    import redis
+
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def durable_redis():
+    if not shutil.which("redis-server"):
+        pytest.skip("needs the redis-server binary to restart Redis")
+    server = DurableRedis().start()
+    yield server
+    server.destroy()
+
+
+def process_tree(pid):
+    """`pid` and all its descendants (a worker, its work-horse, its scheduler), from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        todo.extend(int(child) for child in children)
+    return found
+
+
+def signal_tree(pid, signum):
+    """Signal every process of the tree at once, as Heroku signals every process of a dyno."""
+    for member in process_tree(pid):
+        try:
+            os.kill(member, signum)
+        except ProcessLookupError:
+            pass

@@ -557,9 +557,8 @@ def test_review_and_refund_alerts_reach_admins(mail_pipeline, mailbox, paystack)
 def test_the_cron_process_enqueues_reconciliation_for_the_workers(mail_pipeline, paystack, monkeypatch):
     """`python -m server cron` registers the schedule with RQ's cron scheduler; the job it enqueues,
     run by a worker, reconciles a payment whose webhook never came."""
-    from rq.cron import CronScheduler
-
     from server import __main__ as cli
+    from workers import cron
 
     settings, pipeline = mail_pipeline
     client = ClientFactory()
@@ -568,7 +567,8 @@ def test_the_cron_process_enqueues_reconciliation_for_the_workers(mail_pipeline,
     paystack.charge(payment.paystack_reference)
     Payment.update(created_at=utcnow() - timedelta(hours=1)).where(Payment.id == payment.id).execute()
     started = []
-    monkeypatch.setattr(CronScheduler, "start", lambda scheduler: started.append(scheduler))
+    monkeypatch.setattr(cron, "run_cron", lambda transport, schedule, stopping:  # the loop itself: test_pipeline_outages
+                        started.append(cron.make_scheduler(transport, schedule)))
     monkeypatch.setattr(cli, "load_settings", lambda: settings)
     monkeypatch.setattr(cli, "bind", lambda *args: None)  # keep the test session's database binding
 

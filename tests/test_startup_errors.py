@@ -1,6 +1,7 @@
 """The commonest mistakes stop a command with one clear line, not a traceback: the database missing
 or unreachable (or not migrated), the port in use, Redis unreachable or its TLS certificate refused."""
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -47,7 +48,10 @@ def run(monkeypatch, database):
         with pytest.raises(SystemExit) as stopped:
             cli(list(argv))
         return str(stopped.value.code)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     yield run
+    for signum, handler in handlers.items():  # pipeline commands install their own stop handlers
+        signal.signal(signum, handler)
     models.database.initialize(database)
     runtime.reset()
 
@@ -73,7 +77,8 @@ def test_a_missing_postgresql_database(run, command):
 def test_an_unreachable_postgresql_server(run, command):
     url = f"postgresql://serviceman:secret-password@127.0.0.1:{closed_port()}/serviceman"
 
-    message = run(command, DATABASE_URL=url, REDIS_URL="redis://127.0.0.1:6379/0")
+    # STARTUP_WAIT_SECONDS=0: the worker would otherwise wait for the server (tests/test_pipeline_outages.py)
+    message = run(command, DATABASE_URL=url, REDIS_URL="redis://127.0.0.1:6379/0", STARTUP_WAIT_SECONDS="0")
 
     assert_one_line(message, command, "cannot reach PostgreSQL at 127.0.0.1:", "DATABASE_URL")
     assert "secret-password" not in message
@@ -98,7 +103,7 @@ def test_a_database_without_tables_says_to_migrate(run, command):
 
 @pytest.mark.parametrize("command", ["serve", "dispatcher", "worker", "cron"])
 def test_an_unreachable_redis(run, command):
-    message = run(command, REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0")
+    message = run(command, REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0", STARTUP_WAIT_SECONDS="0")
 
     assert_one_line(message, command, "cannot reach Redis at 127.0.0.1:", "REDIS_URL")
 
@@ -109,6 +114,15 @@ def test_a_rediss_certificate_that_cannot_be_verified_is_named_so(run, command, 
 
     assert_one_line(message, command, "TLS certificate", "REDIS_SSL_CERT_REQS=none")
     assert "is redis-server running" not in message
+
+
+@pytest.mark.parametrize("command", ["dispatcher", "worker", "cron"])
+def test_a_pipeline_process_waiting_for_servers_still_stops_at_once_on_missing_tables(run, command):
+    empty = f"sqlite:///{tempfile.mkdtemp(prefix='serviceman-empty-')}/empty.sqlite3"
+
+    message = run(command, DATABASE_URL=empty, REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0")
+
+    assert_one_line(message, command, "has no tables yet", "python -m server migrate")
 
 
 def test_the_port_in_use(run, busy_port):

@@ -41,3 +41,43 @@ def run_job(fn, *args):
     """Run one stage function with its own database connection."""
     with database.connection_context():
         return fn(*args)
+
+
+def release_connection(discard=False):
+    """Give this thread's database connection back to the pool; `discard` closes it for good (it
+    failed in an outage: a restarted server would refuse it on its next use), and with it the idle
+    ones, which died in the same outage."""
+    db = database.obj
+    if db is None or db.is_closed():
+        return
+    try:
+        if discard and hasattr(db, "manual_close"):
+            db.manual_close()
+            db.close_idle()
+        else:
+            db.close()
+    except Exception:  # a connection that cannot even be closed is gone anyway
+        log.debug("closing the database connection failed", exc_info=True)
+
+
+def ping_database():
+    """One round trip on a connection from the pool; raises while the database is unreachable."""
+    import peewee
+
+    try:
+        database.execute(peewee.Select(columns=[peewee.Value(1)]))
+    except Exception:
+        release_connection(discard=True)
+        raise
+    release_connection()
+
+
+def close_all_connections():
+    """Close every pooled connection of this process (before a fork: a child must open its own)."""
+    db = database.obj
+    if db is None:
+        return
+    if hasattr(db, "close_all"):
+        db.close_all()
+    else:
+        db.close()
