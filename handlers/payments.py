@@ -41,7 +41,7 @@ class WebhookHandler(PaymentHandlerMixin, BaseHandler):
               errors=(400, 401, 413), tags=TAGS, max_body=WEBHOOK_BODY_LIMIT,
               description="`x-paystack-signature` must be the HMAC-SHA512 of the raw body with the secret key; "
                           "otherwise 401 and nothing changes. `charge.success`, `refund.*` (pending, "
-                          "processing, processed, failed) and `transfer.*` (success, failed, reversed) are "
+                          "processing, processed, failed, needs-attention) and `transfer.*` (success, failed, reversed) are "
                           "processed exactly once; other events are "
                           "acknowledged and logged.")
     async def post(self):
@@ -71,7 +71,7 @@ def _charge_success(paystack, kind, data):
 
 
 def _refund_event(paystack, kind, data):
-    refunds.process_refund_event(kind, data)
+    refunds.process_refund_event(kind, data, paystack)
 
 
 def _transfer_event(paystack, kind, data):
@@ -87,6 +87,7 @@ WEBHOOK_EVENTS = {
     "refund.processing": _refund_event,
     "refund.processed": _refund_event,
     "refund.failed": _refund_event,
+    "refund.needs-attention": _refund_event,
     **{kind: _transfer_event for kind in payouts.TRANSFER_WEBHOOKS},  # transfer.success|failed|reversed
 }
 

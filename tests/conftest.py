@@ -67,6 +67,9 @@ def paystack():
     ledger.recipients.clear()
     ledger.transfers.clear()
     ledger.transfer_outcome = None
+    ledger.requests.clear()
+    ledger.refund_outcome = ledger.refund_clock = None
+    ledger.otp_outcome = "pending"
     yield ledger
     ledger.faults.clear()
 
