@@ -66,7 +66,7 @@ def other_refunds(ledger, count, after):
 # --- §3: a lost answer is found by paging List Refunds, never asked twice ----------------------------
 
 
-@pytest.mark.parametrize("per_page", [refunds.FIND_PER_PAGE, 20])
+@pytest.mark.parametrize("per_page", [50, 20])  # 50: Paystack's default perPage
 def test_a_lost_refund_answer_among_60_newer_refunds_ends_in_exactly_one_refund(settings, paystack, monkeypatch,
                                                                                 per_page):
     """Paystack's List Refunds (openapi paths/refund.yaml) takes perPage, page, from, to: no filter by
