@@ -41,9 +41,8 @@ class WebhookHandler(PaymentHandlerMixin, BaseHandler):
               errors=(400, 401, 413), tags=TAGS, max_body=WEBHOOK_BODY_LIMIT,
               description="`x-paystack-signature` must be the HMAC-SHA512 of the raw body with the secret key; "
                           "otherwise 401 and nothing changes. `charge.success`, `refund.*` (pending, "
-                          "processing, processed, failed, needs-attention) and `transfer.*` (success, failed, reversed) are "
-                          "processed exactly once; other events are "
-                          "acknowledged and logged.")
+                          "processing, processed, failed, needs-attention) and `transfer.*` (success, failed, "
+                          "reversed) are processed exactly once; other events are acknowledged and logged.")
     async def post(self):
         raw = self.raw_body
         if not signature_is_valid(raw, self.request.headers.get(SIGNATURE_HEADER, ""),

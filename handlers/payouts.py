@@ -5,9 +5,9 @@ from models.users import Role
 from .base import BaseHandler, endpoint
 from .schemas.common import APPROVED_ONLY
 from .schemas.payouts import (AdminPayoutListQuerySchema, AdminPayoutSchema, ApprovePayoutsSchema, BankListSchema,
-                              FinalizeTransferSchema, PayoutAccountCreateSchema, PayoutAccountSchema, PayoutListQuerySchema,
-                              PayoutResultsSchema, PayoutSchema, PayoutTotalsSchema, ResolvedAccountSchema,
-                              ResolveQuerySchema, TransferListSchema)
+                              FinalizeTransferSchema, PayoutAccountCreateSchema, PayoutAccountSchema,
+                              PayoutListQuerySchema, PayoutResultsSchema, PayoutSchema, PayoutTotalsSchema,
+                              ResolvedAccountSchema, ResolveQuerySchema, TransferListSchema)
 
 TAGS = ("payouts",)
 
