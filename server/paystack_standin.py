@@ -345,14 +345,21 @@ class RefundsHandler(ApiHandler):
             "failedRefundCount": sum(r["status"] == "failed" for r in refunds)})
 
 
+def named_refund(handler, refund_id):
+    """The refund named in the path (authorized), or None once a refusal has been answered."""
+    if not handler.authorized():
+        return None
+    refund = handler.ledger.refunds.get(int(refund_id))
+    if refund is None:
+        handler.answer(404, False, "Refund not found")
+    return refund
+
+
 class RefundHandler(ApiHandler):
     def get(self, refund_id):
-        if not self.authorized():
-            return
-        refund = self.ledger.refunds.get(int(refund_id))
-        if refund is None:
-            return self.answer(404, False, "Refund not found")
-        self.answer(200, True, "Refund retrieved", self.ledger.listed_refund(refund))
+        refund = named_refund(self, refund_id)
+        if refund is not None:
+            self.answer(200, True, "Refund retrieved", self.ledger.listed_refund(refund))
 
 
 class RefundRetryHandler(ApiHandler):
@@ -360,11 +367,9 @@ class RefundRetryHandler(ApiHandler):
     paths/refund_retry_with_customer_details_{id}.yaml, body RefundRetry)."""
 
     def post(self, refund_id):
-        if not self.authorized():
-            return
-        refund = self.ledger.refunds.get(int(refund_id))
+        refund = named_refund(self, refund_id)
         if refund is None:
-            return self.answer(404, False, "Refund not found")
+            return
         details = (self._json_or_none() or {}).get("refund_account_details")
         if not isinstance(details, dict) or not all(isinstance(details.get(k), str) and details[k]
                                                     for k in ("currency", "account_number", "bank_id")):
