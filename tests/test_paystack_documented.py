@@ -15,12 +15,13 @@ import requests
 
 from models import Event, Payout, PayoutStatus, PayoutTransfer, Refund, RefundStatus
 from models.actions import payments, payouts, refunds
-from models.money import PaymentStatus
+from models.money import PaymentStatus, PaymentType
 from server.clock import utcnow
 from server.paystack import PaystackClient
 from server.paystack_standin_transfers import settle_transfer, transfer_webhook
 
 from . import paystack_schemas as schemas
+from .factories import ServiceRequestFactory
 from .conftest import PAYSTACK_TEST_SECRET, paystack_standin_server
 from .test_contract import assert_error, snapshot
 from .test_payouts import ACCOUNT, owed_payout, post_webhook
@@ -273,9 +274,6 @@ def test_a_failure_cause_is_read_from_gateway_response_then_failures_never_from_
                                                        (0, 100, PaymentStatus.REVIEW)])
 def test_the_price_is_compared_with_requested_amount_when_fees_are_passed_on(settings, paystack, client_user, fees,
                                                                             paid_less, expected):
-    from .factories import ServiceRequestFactory
-    from models.money import PaymentType
-
     request = ServiceRequestFactory(client=client_user)
     payment = payments.initialize_payment(settings, PaystackClient(settings), client_user, request.id,
                                           PaymentType.BOOKING_FEE)
@@ -369,3 +367,15 @@ def test_a_client_request_outside_the_documented_shape_fails_the_suite():
     assert not schemas.check_request("GET", "/refund", {"perPage": "100", "page": "2",
                                                         "from": "2026-12-07T09:00:00.000Z"}, None)
 
+
+
+@pytest.mark.parametrize("status, expected", [("failed", PaymentStatus.FAILED), ("reversed", PaymentStatus.FAILED),
+                                              ("abandoned", PaymentStatus.PENDING)])
+def test_a_transaction_paystack_did_not_complete_is_never_taken_as_paid(settings, paystack, client_user, status,
+                                                                       expected):
+    request = ServiceRequestFactory(client=client_user)
+    payment = payments.initialize_payment(settings, PaystackClient(settings), client_user, request.id,
+                                          PaymentType.BOOKING_FEE)
+    data = fits(schemas.TRANSACTION, paystack.charge(payment.paystack_reference, status=status))
+
+    assert payments.process_charge(data, "webhook").status == expected
