@@ -5,9 +5,11 @@ the cancellation, the processing of a payment that can no longer be used, or an 
 refund. Opening locks the payment row and checks that the payment's refunds, this one included, add
 up to no more than was paid; a unique index allows one refund per payment and cause. Paystack is
 asked after that commit, with the refund row locked (so concurrent askers queue and the later ones
-find it already asked); when an earlier ask timed out, Paystack's refunds of the transaction are
-searched for our reference before asking again. Statuses then arrive through `refund.*` webhooks and
-the reconciliation job; a failure is told to the admins, who may retry.
+find it already asked); when an earlier ask timed out, Paystack's List Refunds is paged from a
+little before that ask (it has no per-transaction filter) for our reference before asking again.
+Statuses then arrive through `refund.*` webhooks and the reconciliation job; a failure is told to the
+admins, who may retry; `needs-attention` (NEEDS_BANK) is retried with the customer's bank account
+through Paystack's retry_with_customer_details, never by a second refund.
 """
 import logging
 import secrets
