@@ -41,9 +41,8 @@ class WebhookHandler(PaymentHandlerMixin, BaseHandler):
               errors=(400, 401, 413), tags=TAGS, max_body=WEBHOOK_BODY_LIMIT,
               description="`x-paystack-signature` must be the HMAC-SHA512 of the raw body with the secret key; "
                           "otherwise 401 and nothing changes. `charge.success`, `refund.*` (pending, "
-                          "processing, processed, failed) and `transfer.*` (success, failed, reversed) are "
-                          "processed exactly once; other events are "
-                          "acknowledged and logged.")
+                          "processing, processed, failed, needs-attention) and `transfer.*` (success, failed, "
+                          "reversed) are processed exactly once; other events are acknowledged and logged.")
     async def post(self):
         raw = self.raw_body
         if not signature_is_valid(raw, self.request.headers.get(SIGNATURE_HEADER, ""),
@@ -71,7 +70,7 @@ def _charge_success(paystack, kind, data):
 
 
 def _refund_event(paystack, kind, data):
-    refunds.process_refund_event(kind, data)
+    refunds.process_refund_event(kind, data, paystack)
 
 
 def _transfer_event(paystack, kind, data):
@@ -87,6 +86,7 @@ WEBHOOK_EVENTS = {
     "refund.processing": _refund_event,
     "refund.processed": _refund_event,
     "refund.failed": _refund_event,
+    "refund.needs-attention": _refund_event,
     **{kind: _transfer_event for kind in payouts.TRANSFER_WEBHOOKS},  # transfer.success|failed|reversed
 }
 

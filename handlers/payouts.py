@@ -5,9 +5,9 @@ from models.users import Role
 from .base import BaseHandler, endpoint
 from .schemas.common import APPROVED_ONLY
 from .schemas.payouts import (AdminPayoutListQuerySchema, AdminPayoutSchema, ApprovePayoutsSchema, BankListSchema,
-                              PayoutAccountCreateSchema, PayoutAccountSchema, PayoutListQuerySchema,
-                              PayoutResultsSchema, PayoutSchema, PayoutTotalsSchema, ResolvedAccountSchema,
-                              ResolveQuerySchema, TransferListSchema)
+                              FinalizeTransferSchema, PayoutAccountCreateSchema, PayoutAccountSchema,
+                              PayoutListQuerySchema, PayoutResultsSchema, PayoutSchema, PayoutTotalsSchema,
+                              ResolvedAccountSchema, ResolveQuerySchema, TransferListSchema)
 
 TAGS = ("payouts",)
 
@@ -100,6 +100,19 @@ class ApprovePayoutsHandler(PayoutHandler):
         await self.respond({"results": results})
 
 
+class FinalizePayoutHandler(PayoutHandler):
+    @endpoint(roles=Role.ADMIN, summary="Finalize an AWAITING_OTP payout with Paystack's OTP",
+              body=FinalizeTransferSchema, response=AdminPayoutSchema(), errors=(400, 401, 403, 404, 409, 422, 502),
+              tags=TAGS,
+              description="Paystack holds a transfer in status `otp` while OTP for transfers is on: the OTP it sent "
+                          "to the business's phone goes to Paystack's finalize_transfer and the payout moves on "
+                          "(IN_TRANSIT or PAID). 409 unless the payout is AWAITING_OTP; 422 when Paystack refuses "
+                          "the OTP.")
+    async def post(self, payout_id):
+        await self.respond(await self.run(payouts.finalize_transfer, self.paystack, self.user, int(payout_id),
+                                          self.body["otp"]))
+
+
 class PayoutTransfersHandler(BaseHandler):
     @endpoint(roles=Role.ADMIN, summary="A payout's transfer attempts", response=TransferListSchema(),
               errors=(401, 403, 404), tags=TAGS,
@@ -126,5 +139,6 @@ default_handlers = [
     (r"/api/admin/payouts/", AdminPayoutsHandler),
     (r"/api/admin/payouts/approve/", ApprovePayoutsHandler),
     (r"/api/admin/payouts/(?P<payout_id>\d+)/transfers/", PayoutTransfersHandler),
+    (r"/api/admin/payouts/(?P<payout_id>\d+)/finalize/", FinalizePayoutHandler),
     (r"/api/admin/analytics/payouts/", PayoutAnalyticsHandler),
 ]

@@ -1,11 +1,11 @@
 """Refunds: the cancellation quote, and the admins' refunds (list, manual refund, retry)."""
-from models.actions import booking, refunds
+from models.actions import booking, payouts, refunds
 from models.users import Role
 
 from .base import BaseHandler, endpoint
 from .payments import PaymentHandlerMixin
-from .schemas.refunds import (CancellationQuoteQuerySchema, CancellationQuoteSchema, ManualRefundSchema,
-                              RefundListQuerySchema, RefundSchema)
+from .schemas.refunds import (CancellationQuoteQuerySchema, CancellationQuoteSchema, CustomerDetailsSchema,
+                              ManualRefundSchema, RefundListQuerySchema, RefundSchema)
 
 TAGS = ("refunds",)
 RefundOut = RefundSchema()
@@ -53,9 +53,22 @@ class RefundRetryHandler(PaymentHandlerMixin, BaseHandler):
         await self.respond(await self.run(refunds.retry_refund, self.paystack, self.user, int(refund_id)))
 
 
+class RefundCustomerDetailsHandler(PaymentHandlerMixin, BaseHandler):
+    @endpoint(roles=Role.ADMIN, summary="Retry a refund with the customer's bank account", body=CustomerDetailsSchema,
+              response=RefundOut, errors=(400, 401, 403, 404, 409, 422, 502), tags=TAGS,
+              description="For a NEEDS_BANK refund (Paystack's `needs-attention`: it could not return the money "
+                          "on its own). The account goes to Paystack's retry_with_customer_details and is never "
+                          "stored; the refund moves to PROCESSING. 409 for a refund in any other status.")
+    async def post(self, refund_id):
+        banks = await self.run(payouts.list_banks, self.paystack, self.config.paystack_banks_ttl)
+        await self.respond(await self.run(refunds.retry_with_customer_details, self.paystack, banks, self.user,
+                                          int(refund_id), self.body["bank_code"], self.body["account_number"]))
+
+
 default_handlers = [
     (r"/api/requests/(?P<request_id>\d+)/cancellation-quote/", CancellationQuoteHandler),
     (r"/api/admin/refunds/", RefundListHandler),
     (r"/api/admin/payments/(?P<payment_id>\d+)/refund/", ManualRefundHandler),
     (r"/api/admin/refunds/(?P<refund_id>\d+)/retry/", RefundRetryHandler),
+    (r"/api/admin/refunds/(?P<refund_id>\d+)/customer-details/", RefundCustomerDetailsHandler),
 ]

@@ -13,16 +13,20 @@ class PayoutStatus:
     OWED = "OWED"              # earned, waiting for an admin's approval (again, after a failed attempt)
     APPROVED = "APPROVED"      # approved; the transfer is being sent (or its answer was lost: retried)
     IN_TRANSIT = "IN_TRANSIT"  # Paystack accepted the transfer; the bank has not confirmed it yet
+    # Paystack holds the transfer in status `otp` (OTP for transfers is on for the business): an admin
+    # enters the OTP Paystack sent to the business's phone (finalize), or turns OTP off and finalizes.
+    AWAITING_OTP = "AWAITING_OTP"
     PAID = "PAID"              # transfer.success
     FAILED = "FAILED"          # an attempt's outcome (the payout itself returns to OWED)
     REVERSED = "REVERSED"      # an attempt's outcome (the payout itself returns to OWED)
-    ALL = (OWED, APPROVED, IN_TRANSIT, PAID, FAILED, REVERSED)
+    ALL = (OWED, APPROVED, AWAITING_OTP, IN_TRANSIT, PAID, FAILED, REVERSED)
     APPROVABLE = (OWED, APPROVED, FAILED, REVERSED)  # APPROVED again: re-send the same reference
 
 
 # Events on a request's timeline about its payout: the serviceman's pay and bank are no business of
 # the client's or the backup's, so only admins see these there (the payee has the ledger and notices).
-PAYOUT_EVENTS = ("payout_owed", "payout_approved", "payout_sent", "payout_paid", "payout_failed")
+PAYOUT_EVENTS = ("payout_owed", "payout_approved", "payout_sent", "payout_paid", "payout_failed",
+                 "payout_needs_otp")
 
 
 class PayoutAccount(TimestampedModel):

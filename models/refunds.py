@@ -20,7 +20,10 @@ class RefundStatus:
     PROCESSING = "PROCESSING"    # Paystack is processing it
     PROCESSED = "PROCESSED"      # the money is back with the client
     FAILED = "FAILED"            # Paystack refused or gave up: admins are told, and may retry
-    ALL = (PENDING, PROCESSING, PROCESSED, FAILED)
+    # Paystack's `needs-attention`: it could not return the money to the card or account that paid and
+    # needs the customer's bank account (an admin collects it and retries with those details).
+    NEEDS_BANK = "NEEDS_BANK"
+    ALL = (PENDING, PROCESSING, PROCESSED, FAILED, NEEDS_BANK)
     OPEN = (PENDING, PROCESSING)
 
 

@@ -129,6 +129,11 @@ class PaystackClient:
     def verify_transfer(self, reference):
         """The transfer as Paystack knows it (status pending, success, failed, reversed, ...)."""
         return self._call("GET", f"/transfer/verify/{requests.utils.quote(reference, safe='')}")
+
+    def finalize_transfer(self, transfer_code, otp):
+        """Complete a transfer Paystack holds in status `otp` with the OTP sent to the business's phone
+        (openapi: paths/transfer_finalize_transfer.yaml, body TransferFinalize {transfer_code, otp})."""
+        return self._call("POST", "/transfer/finalize_transfer", json={"transfer_code": transfer_code, "otp": otp})
     # --- refunds (https://paystack.com/docs/api/refund/) ---------------------------------------------
 
     def create_refund(self, *, transaction, amount, currency, merchant_note, customer_note=""):
@@ -142,6 +147,27 @@ class PaystackClient:
     def fetch_refund(self, refund_id):
         return self._call("GET", f"/refund/{requests.utils.quote(str(refund_id), safe='')}")
 
-    def list_refunds(self, transaction):
-        """The refunds Paystack holds for one transaction (its id)."""
-        return self._call("GET", f"/refund?{urlencode({'transaction': transaction})}", expect=list)
+    def list_refunds(self, *, page=1, per_page=100, since=None, until=None):
+        """One page of the account's refunds, newest first: (refunds, meta). Paystack's List Refunds
+        (openapi: paths/refund.yaml) takes `perPage`, `page`, `from` and `to` only; there is no filter
+        by transaction, so a caller looking for one refund pages through a date window."""
+        params = {"perPage": per_page, "page": page}
+        if since is not None:
+            params["from"] = _iso(since)
+        if until is not None:
+            params["to"] = _iso(until)
+        body = self._call("GET", f"/refund?{urlencode(params)}", expect=list, whole=True)
+        return body["data"], body.get("meta") if isinstance(body.get("meta"), dict) else {}
+
+    def retry_refund_with_customer_details(self, refund_id, *, currency, account_number, bank_id):
+        """Give Paystack the customer's bank account for a refund in `needs-attention`
+        (openapi: paths/refund_retry_with_customer_details_{id}.yaml, body RefundRetry)."""
+        return self._call(
+            "POST", f"/refund/retry_with_customer_details/{requests.utils.quote(str(refund_id), safe='')}",
+            json={"refund_account_details": {"currency": currency, "account_number": account_number,
+                                             "bank_id": str(bank_id)}})
+
+
+def _iso(moment):
+    """A UTC ISO 8601 date-time as Paystack's `from`/`to` take it."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")

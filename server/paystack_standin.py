@@ -4,15 +4,21 @@
 It answers `POST /transaction/initialize` and `GET /transaction/verify/{reference}` as Paystack does
 (`{status, message, data}`, amounts in kobo, Bearer secret key), serves a checkout page per access
 code whose Pay button marks the transaction paid, sends a correctly signed `charge.success` to the
-webhook URL and redirects to the callback URL. Refunds: `POST /refund`, `GET /refund?transaction=`,
-`GET /refund/{id}`; with `refund_delay` set (the local checkout) a refund is processed that many
-seconds later and `refund.processed` is sent, otherwise a test settles it (`settle_refund`) and
-delivers `refund_webhook(...)` itself. Never mounted with ENV=production.
+webhook URL and redirects to the callback URL. Refunds: `POST /refund`, `GET /refund` (paged by
+`perPage`, `page`, `from`, `to`, newest first, with `meta`; like Paystack it has no per-transaction
+filter), `GET /refund/{id}` and `POST /refund/retry_with_customer_details/{id}`; with
+`refund_delay` set (the local checkout) a refund is processed that many seconds later and
+`refund.processed` is sent, otherwise a test settles it (`settle_refund`, any documented status) and
+delivers `refund_webhook(...)` itself. Errors use Paystack's envelope (`status: false`, `message`,
+`type`, `code`). The shapes follow Paystack's OpenAPI document (github.com/PaystackOSS/openapi,
+src/assets/openapi/...), written down in tests/paystack_schemas.py and checked by the suite.
+Never mounted with ENV=production.
 """
 import asyncio
 import html
 import json
 import logging
+import re
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -26,10 +32,29 @@ import tornado.web
 from server.paystack import SIGNATURE_HEADER, sign
 
 log = logging.getLogger("serviceman.paystack.standin")
+# Paystack: "Unique transaction reference. Only -, ., = and alphanumeric characters allowed."
+# (openapi components/schemas/TransactionInitialize.yaml)
+TRANSACTION_REFERENCE = re.compile(r"^[A-Za-z0-9.=-]{1,100}$")
+REFUND_STATUSES = ("pending", "processing", "processed", "failed", "needs-attention")
+# Paystack's refund.* webhooks for these carry no refund id (https://paystack.com/docs/payments/refunds/).
+REFUND_EVENTS_WITHOUT_ID = ("pending", "processing", "processed")
 
 
 def _now_iso():
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(datetime.now(timezone.utc))
+
+
+def _iso(moment):
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_iso(text):
+    """A `from`/`to` query value, or None when it is not an ISO 8601 date-time."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 @dataclass
@@ -40,6 +65,9 @@ class Ledger:
     webhook_url: str = ""              # where Pay sends charge.success
     transactions: dict = field(default_factory=dict)
     calls: list = field(default_factory=list)
+    # Every API request as sent: (method, path, query {name: value}, JSON body or None); tests check
+    # the client's requests against the documented request schemas.
+    requests: list = field(default_factory=list)
     faults: list = field(default_factory=list)   # next calls: "timeout", "error", "garbage", "refused"
     fault_delay: float = 2.0           # how long a "timeout" fault sleeps
     webhooks_sent: int = 0
@@ -49,8 +77,12 @@ class Ledger:
     transfers: dict = field(default_factory=dict)
     transfer_outcome: str = None
     transfer_delay: float = 0.2
+    transfer_otp: str = "123456"       # the OTP "sent to the business's phone" for `otp` transfers
+    otp_outcome: str = "pending"       # where a finalized transfer goes
     refunds: dict = field(default_factory=dict)
     refund_delay: float = None         # seconds until a refund is processed by itself; None: a test decides
+    refund_outcome: str = None         # with refund_delay: the status a refund settles in (default processed)
+    refund_clock: object = None        # tests: a function giving a refund's createdAt (datetime); default now
     # Notified when a refund is made or a webhook delivered (tests wait on it: `wait_until`).
     changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -62,12 +94,17 @@ class Ledger:
     def fail_next(self, *faults):
         self.faults.extend(faults)
 
-    def charge(self, reference, amount=None, currency=None, status="success"):
-        """Mark a transaction paid (or otherwise); returns the data object Paystack would send."""
+    def charge(self, reference, amount=None, currency=None, status="success", customer_fees=0):
+        """Mark a transaction paid (or otherwise: failed, reversed, abandoned, ...); returns the data
+        object Paystack would send. `amount` makes it a transaction for another price; `customer_fees`
+        (kobo) plays a business that passes Paystack's fees to the customer: `amount` then includes
+        them and `requested_amount` stays the price."""
         tx = self.transactions[reference]
         tx["status"] = status
         if amount is not None:
-            tx["amount"] = amount
+            tx["amount"] = tx["requested_amount"] = amount
+        if customer_fees:
+            tx["amount"] = tx["requested_amount"] + customer_fees
         if currency is not None:
             tx["currency"] = currency
         if status == "success":
@@ -98,36 +135,56 @@ class Ledger:
 
     def create_refund(self, tx, amount, currency, merchant_note="", customer_note=""):
         refund_id = len(self.refunds) + 3018284
+        created = _iso(self.refund_clock()) if self.refund_clock else _now_iso()
         self.refunds[refund_id] = {
-            "id": refund_id, "integration": 1, "domain": "test", "dispute": None, "settlement": None,
+            "id": refund_id, "integration": 100032, "domain": "test", "dispute": None, "settlement": None,
             "transaction": {"id": tx["id"], "reference": tx["reference"], "amount": tx["amount"]},
+            "transaction_reference": tx["reference"], "transaction_amount": tx["amount"],
             "amount": amount, "deducted_amount": 0, "fully_deducted": False, "currency": currency,
             "channel": tx["channel"], "refunded_by": "standin@serviceman.local", "refunded_at": None,
-            "expected_at": _now_iso(), "customer_note": customer_note, "merchant_note": merchant_note,
-            "status": "pending", "createdAt": _now_iso()}
+            "expected_at": created, "customer_note": customer_note, "merchant_note": merchant_note,
+            "status": "pending", "createdAt": created, "updatedAt": created, "reason": "",
+            "bank_reference": None, "refund_type": "full" if amount == tx["amount"] else "partial",
+            "initiated_by": "api", "refund_channel": tx["channel"], "session_id": None,
+            "collect_account_number": False, "customer": dict(tx["customer"])}
         with self.changed:
             self.changed.notify_all()
         return self.refunds[refund_id]
 
     def settle_refund(self, refund_id, status="processed"):
+        """Move a refund to any of Paystack's statuses (pending, processing, processed, failed,
+        needs-attention)."""
+        if status not in REFUND_STATUSES:
+            raise ValueError(f"not a Paystack refund status: {status!r}")
         refund = self.refunds[refund_id]
-        refund["status"] = status
+        refund["status"], refund["updatedAt"] = status, _now_iso()
+        refund["collect_account_number"] = status == "needs-attention"
         if status == "processed":
             refund["refunded_at"] = _now_iso()
         return refund
 
+    def listed_refund(self, refund):
+        """A refund as List/Fetch Refund show it: `transaction` is the transaction's id
+        (openapi components/schemas/RefundListResponseArray.yaml)."""
+        return {**refund, "transaction": refund["transaction"]["id"], "fully_deducted": int(refund["fully_deducted"])}
+
     def refunds_of(self, reference):
         return [r for r in self.refunds.values() if r["transaction"]["reference"] == reference]
 
-    def refund_webhook(self, refund_id, event=None, with_id=True):
-        """(raw body, signature) of Paystack's `refund.<status>` webhook for this refund."""
+    def refund_webhook(self, refund_id, event=None, with_id=None):
+        """(raw body, signature) of Paystack's `refund.<status>` webhook for this refund, shaped as
+        Paystack documents it: the amount in kobo as a string, and no refund id on refund.pending,
+        refund.processing and refund.processed (`with_id` overrides, for tests of other shapes)."""
         refund = self.refunds[refund_id]
+        if with_id is None:
+            with_id = refund["status"] not in REFUND_EVENTS_WITHOUT_ID
         data = {"status": refund["status"], "transaction_reference": refund["transaction"]["reference"],
                 "refund_reference": f"RF{refund_id}" if refund["status"] == "processed" else None,
-                "amount": refund["amount"], "currency": refund["currency"], "processor": "standin",
-                "customer": {"email": "client@example.ng"}, "integration": 1, "domain": "test"}
+                "amount": str(refund["amount"]), "currency": refund["currency"], "processor": "standin",
+                "customer": {"first_name": "", "last_name": "", "email": refund["customer"]["email"]},
+                "integration": 100032, "domain": "test"}
         if with_id:
-            data["id"] = refund_id
+            data["id"] = str(refund_id)
         raw = json.dumps({"event": event or f"refund.{refund['status']}", "data": data}).encode()
         return raw, sign(raw, self.secret_key)
 
@@ -151,6 +208,9 @@ class ApiHandler(StandinHandler):
 
     async def prepare(self):
         super().prepare()
+        self.ledger.requests.append((self.request.method, self.request.path,
+                                     {k: self.get_query_argument(k) for k in self.request.query_arguments},
+                                     self._json_or_none()))
         if self.ledger.faults:
             fault = self.ledger.faults.pop(0)
             if fault == "timeout":
@@ -163,12 +223,25 @@ class ApiHandler(StandinHandler):
             elif fault == "refused":
                 return self.answer(400, False, "The stand-in refuses this request")
 
-    def answer(self, status_code, ok, message, data=None):
+    def _json_or_none(self):
+        try:
+            return json.loads(self.request.body) if self.request.body else None
+        except ValueError:
+            return None
+
+    def answer(self, status_code, ok, message, data=None, meta=None):
+        """Paystack's envelope: `{status, message, data[, meta]}`, or on an error `{status: false,
+        message, type, code}` (openapi components/schemas/Error.yaml)."""
         self.set_status(status_code)
         self.set_header("Content-Type", "application/json")
         body = {"status": ok, "message": message}
         if data is not None:
             body["data"] = data
+        if meta is not None:
+            body["meta"] = meta
+        if not ok:
+            kind = "validation_error" if status_code in (400, 422) else "api_error"
+            body.update(type=kind, code=kind, meta={"nextStep": "Check the request and try again."})
         self.finish(json.dumps(body))
 
     def authorized(self):
@@ -187,6 +260,9 @@ class InitializeHandler(ApiHandler):
         except ValueError:
             return self.answer(400, False, "Invalid JSON")
         amount, reference = body.get("amount"), body.get("reference") or secrets.token_hex(8)
+        if not isinstance(reference, str) or not TRANSACTION_REFERENCE.match(reference):
+            return self.answer(400, False, "Invalid transaction reference: only -, ., = and alphanumeric "
+                                           "characters allowed")
         if not isinstance(amount, int) or amount <= 0:
             return self.answer(400, False, "Invalid Amount Sent")
         if not body.get("email"):
@@ -196,7 +272,8 @@ class InitializeHandler(ApiHandler):
         access_code = secrets.token_hex(8)
         self.ledger.transactions[reference] = {
             "id": len(self.ledger.transactions) + 1, "domain": "test", "status": "abandoned",
-            "reference": reference, "amount": amount, "currency": body.get("currency") or "NGN",
+            "reference": reference, "amount": amount, "requested_amount": amount,
+            "currency": body.get("currency") or "NGN",
             "gateway_response": "The transaction was not completed", "paid_at": None, "paidAt": None,
             "created_at": _now_iso(), "channel": "card", "metadata": body.get("metadata") or {},
             "customer": {"id": 1, "email": body["email"], "customer_code": "CUS_standin"},
@@ -237,6 +314,7 @@ class RefundsHandler(ApiHandler):
             return self.answer(400, False, "Refund amount cannot be more than the transaction amount left")
         refund = self.ledger.create_refund(tx, amount, body.get("currency") or tx["currency"],
                                            body.get("merchant_note") or "", body.get("customer_note") or "")
+        refund = {**refund, "transaction": dict(tx_summary(tx))}
         if self.ledger.refund_delay is not None:
             ledger, refund_id = self.ledger, refund["id"]
             asyncio.get_running_loop().call_later(
@@ -244,29 +322,84 @@ class RefundsHandler(ApiHandler):
         self.answer(200, True, "Refund has been queued for processing", refund)
 
     def get(self):
+        """List Refunds as Paystack documents it (openapi paths/refund.yaml): perPage (default 50),
+        page, from, to; newest first; anything else (e.g. `transaction`) is ignored."""
         if not self.authorized():
             return
-        wanted = self.get_query_argument("transaction", "")
-        tx = self.ledger.transaction(wanted) if wanted else None
-        refunds = [r for r in self.ledger.refunds.values() if not wanted or (tx and r["transaction"]["id"] == tx["id"])]
-        self.answer(200, True, "Refunds retrieved", refunds)
+        try:
+            per_page = max(1, min(int(self.get_query_argument("perPage", "50")), 100))
+            page = max(1, int(self.get_query_argument("page", "1")))
+        except ValueError:
+            return self.answer(400, False, "Invalid pagination parameters")
+        since, until = (self.get_query_argument(name, None) for name in ("from", "to"))
+        window = [_parse_iso(v) if v else None for v in (since, until)]
+        if any(v and w is None for v, w in zip((since, until), window)):
+            return self.answer(400, False, "Invalid date")
+        refunds = sorted(self.ledger.refunds.values(), key=lambda r: (r["createdAt"], r["id"]), reverse=True)
+        refunds = [r for r in refunds if (window[0] is None or _parse_iso(r["createdAt"]) >= window[0])
+                   and (window[1] is None or _parse_iso(r["createdAt"]) <= window[1])]
+        shown = refunds[(page - 1) * per_page:page * per_page]
+        self.answer(200, True, "Refunds retrieved", [self.ledger.listed_refund(r) for r in shown], meta={
+            "total": len(refunds), "skipped": (page - 1) * per_page, "perPage": str(per_page), "page": page,
+            "pageCount": max(1, -(-len(refunds) // per_page)),
+            "failedRefundCount": sum(r["status"] == "failed" for r in refunds)})
+
+
+def named_refund(handler, refund_id):
+    """The refund named in the path (authorized), or None once a refusal has been answered."""
+    if not handler.authorized():
+        return None
+    refund = handler.ledger.refunds.get(int(refund_id))
+    if refund is None:
+        handler.answer(404, False, "Refund not found")
+    return refund
 
 
 class RefundHandler(ApiHandler):
     def get(self, refund_id):
-        if not self.authorized():
-            return
-        refund = self.ledger.refunds.get(int(refund_id))
+        refund = named_refund(self, refund_id)
+        if refund is not None:
+            self.answer(200, True, "Refund retrieved", self.ledger.listed_refund(refund))
+
+
+class RefundRetryHandler(ApiHandler):
+    """Retry a `needs-attention` refund with the customer's bank account (openapi
+    paths/refund_retry_with_customer_details_{id}.yaml, body RefundRetry)."""
+
+    def post(self, refund_id):
+        refund = named_refund(self, refund_id)
         if refund is None:
-            return self.answer(404, False, "Refund not found")
-        self.answer(200, True, "Refund retrieved", refund)
+            return
+        details = (self._json_or_none() or {}).get("refund_account_details")
+        if not isinstance(details, dict) or not all(isinstance(details.get(k), str) and details[k]
+                                                    for k in ("currency", "account_number", "bank_id")):
+            return self.answer(400, False, "refund_account_details needs currency, account_number and bank_id")
+        if refund["status"] != "needs-attention":
+            return self.answer(400, False, "Only a refund that needs attention can be retried")
+        if details["currency"] != refund["currency"]:
+            return self.answer(400, False, "The account's currency must be the payment's")
+        self.ledger.settle_refund(refund["id"], "processing")
+        data = {**refund, "transaction": refund["transaction"]["id"], "reversed_at": None}
+        self.answer(200, True, "Refund retried", data)
+
+
+def tx_summary(tx):
+    """The transaction inside Create Refund's answer (openapi components/schemas/RefundCreateResponse.yaml)."""
+    return {"id": tx["id"], "domain": tx["domain"], "reference": tx["reference"], "amount": tx["amount"],
+            "paid_at": tx["paid_at"], "channel": tx["channel"], "currency": tx["currency"],
+            "authorization": {"exp_month": None, "exp_year": None, "account_name": None},
+            "customer": {"international_format_phone": None}, "plan": {}, "subaccount": {"currency": None},
+            "split": {}, "order_id": None, "paidAt": tx["paidAt"], "pos_transaction_data": None, "source": None,
+            "fees_breakdown": None}
 
 
 async def process_refund_later(ledger, refund_id):
-    """The local checkout's refunds land by themselves: processed, then the signed webhook."""
+    """The local checkout's refunds land by themselves (`refund_outcome`, processed by default),
+    then the signed webhook."""
     if ledger.refunds[refund_id]["status"] in ("pending", "processing"):
-        ledger.settle_refund(refund_id, "processed")
-        await post_signed(ledger, *ledger.refund_webhook(refund_id), label=f"refund.processed for refund {refund_id}")
+        status = ledger.refund_outcome or "processed"
+        ledger.settle_refund(refund_id, status)
+        await post_signed(ledger, *ledger.refund_webhook(refund_id), label=f"refund.{status} for refund {refund_id}")
 
 
 CHECKOUT_PAGE = """<!doctype html>
@@ -350,6 +483,7 @@ def standin_routes(ledger, prefix=""):
         (rf"{prefix}/transaction/verify/(?P<reference>[^/]+)", VerifyHandler, args),
         (rf"{prefix}/refund", RefundsHandler, args),
         (rf"{prefix}/refund/(?P<refund_id>[0-9]{{1,12}})", RefundHandler, args),
+        (rf"{prefix}/refund/retry_with_customer_details/(?P<refund_id>[0-9]{{1,12}})", RefundRetryHandler, args),
         tornado.web.url(rf"{prefix}/checkout/(?P<access_code>[0-9a-f]+)", CheckoutHandler, args, name="checkout"),
         tornado.web.url(rf"{prefix}/checkout/(?P<access_code>[0-9a-f]+)/pay", CheckoutHandler, args,
                         name="checkout-pay"),

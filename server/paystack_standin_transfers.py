@@ -5,10 +5,17 @@ Like Paystack, a transfer reference is accepted once: sending it again is refuse
 timed out and retries can never pay twice (it then asks `GET /transfer/verify/{reference}`). With
 `ledger.transfer_outcome` set ("success" in the local checkout), a transfer settles on its own a
 moment after it is accepted and the signed webhook is sent; tests leave it None and settle by hand.
+Every documented outcome can be played (`transfer_outcome`): "otp" (held until
+`POST /transfer/finalize_transfer` with `ledger.transfer_otp`), "success_at_once" (the answer to the
+transfer is already `success`), "received", and the settling ones success, failed, reversed,
+abandoned, blocked, rejected. Bank list entries carry Paystack's `supports_transfer`/`is_deleted`
+flags and the cursor is opaque.
 """
 import asyncio
+import base64
 import json
 import logging
+import re
 import secrets
 
 import tornado.httpclient
@@ -25,9 +32,41 @@ BANKS = [
     ("United Bank For Africa", "033", "united-bank-for-africa"), ("Zenith Bank", "057", "zenith-bank"),
 ]
 BANK_CODES = {code for _, code, _ in BANKS}
+# Listed by Paystack but unable to receive transfers: one that does not take them, one deleted.
+NO_TRANSFER_BANKS = [("Paystack-Titan Pay-with-Bank Only", "100039", "titan-pay-with-bank", False, False),
+                     ("Defunct Savings Bank", "090999", "defunct-savings-bank", True, True)]
 # Resolved names for development; an account number ending in 0000 resolves to nobody.
 HOLDERS = ["EMEKA CHUKWUDI OKONKWO", "TUNDE ADEBAYO BAKARE", "AMINA BELLO YUSUF", "CHIOMA NKEM EZE"]
-SETTLED = ("success", "failed", "reversed")
+SETTLED = ("success", "failed", "reversed", "abandoned", "blocked", "rejected")
+# Paystack: "a lowercase alphanumeric string with only -,_ symbols allowed" (openapi
+# components/schemas/TransferBase.yaml; its `minimum: 16` is taken as a length).
+TRANSFER_REFERENCE = re.compile(r"^[a-z0-9_-]{16,100}$")
+FAILURE_CAUSES = {"failed": "Account could not be credited", "abandoned": "The OTP was never entered",
+                  "blocked": "Transfer blocked by the receiving bank", "rejected": "Transfer rejected",
+                  "reversed": "Transfer reversed by the receiving bank"}
+
+
+def bank_list():
+    """Paystack's List Banks entries (openapi components/schemas/MiscellaneousListBanksResponseArray.yaml)."""
+    rows = [(name, code, slug, True, False) for name, code, slug in BANKS] + NO_TRANSFER_BANKS
+    return [{"id": i + 1, "name": name, "slug": slug, "code": code, "longcode": "", "gateway": None,
+             "pay_with_bank": False, "supports_transfer": supports, "available_for_direct_debit": False,
+             "active": True, "is_deleted": deleted, "country": "Nigeria", "currency": "NGN", "type": "nuban",
+             "createdAt": "2016-07-14T10:04:29.000Z", "updatedAt": "2024-01-10T08:00:00.000Z"}
+            for i, (name, code, slug, supports, deleted) in enumerate(rows)]
+
+
+def _cursor(offset):
+    return base64.urlsafe_b64encode(f"YmFuazo{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(cursor):
+    """The offset behind an opaque cursor, or None when it is not one of ours."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return int(text[7:]) if text.startswith("YmFuazo") and text[7:].isdigit() else None
 
 
 def _now_iso():
@@ -46,13 +85,15 @@ def resolvable(account_number, bank_code):
 
 
 def settle_transfer(ledger, reference, status):
-    """Move a transfer to `status` (success, failed, reversed); returns the data Paystack would send."""
+    """Move a transfer to any of Paystack's statuses; returns the data Paystack would send. The cause
+    of a failure is in `gateway_response` and `failures`; `reason` stays the narration we sent."""
     transfer = ledger.transfers[reference]
     transfer["status"], transfer["updatedAt"] = status, _now_iso()
     if status == "success":
         transfer["transferred_at"] = transfer["updatedAt"]
-    elif status == "failed":
-        transfer["reason"] = transfer.get("reason") or "Account could not be credited"
+    elif status in FAILURE_CAUSES:
+        transfer["gateway_response"] = FAILURE_CAUSES[status]
+        transfer["failures"] = [{"message": FAILURE_CAUSES[status]}]
     return dict(transfer)
 
 
@@ -80,7 +121,7 @@ async def send_transfer_webhook(ledger, reference, event=None):
 
 async def _settle_later(ledger, reference, status):
     await asyncio.sleep(ledger.transfer_delay)
-    if ledger.transfers.get(reference, {}).get("status") == "pending":
+    if ledger.transfers.get(reference, {}).get("status") in ("pending", "received"):
         settle_transfer(ledger, reference, status)
         await send_transfer_webhook(ledger, reference)
 
@@ -100,19 +141,19 @@ def transfer_handlers(api_handler):
         def get(self):
             if not self.authorized():
                 return
-            banks = [{"id": i + 1, "name": name, "slug": slug, "code": code, "longcode": "", "country": "Nigeria",
-                      "currency": "NGN", "type": "nuban", "active": True, "is_deleted": False}
-                     for i, (name, code, slug) in enumerate(BANKS)]
+            banks = bank_list()
             try:
                 per_page = max(1, int(self.get_query_argument("perPage", "50")))
-                start = int(self.get_query_argument("next", "0") or 0)  # our cursor is an offset
             except ValueError:
                 return self.answer(400, False, "Invalid pagination")
+            cursor = self.get_query_argument("next", "")
+            start = _offset(cursor) if cursor else 0
+            if start is None:
+                return self.answer(400, False, "Invalid cursor")
             following = start + per_page
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"status": True, "message": "Banks retrieved", "data": banks[start:following],
-                                    "meta": {"next": str(following) if following < len(banks) else None,
-                                             "previous": None, "perPage": per_page}}))
+            self.answer(200, True, "Banks retrieved", banks[start:following], meta={
+                "next": _cursor(following) if following < len(banks) else None,
+                "previous": _cursor(max(0, start - per_page)) if start else None, "perPage": per_page})
 
     class ResolveHandler(api_handler):
         def get(self):
@@ -163,17 +204,24 @@ def transfer_handlers(api_handler):
                 return self.answer(400, False, "Invalid amount")
             if recipient not in self.ledger.recipients:
                 return self.answer(400, False, "Recipient specified is invalid")
-            if not isinstance(reference, str) or not reference:
-                return self.answer(400, False, "Reference is required")
+            if not isinstance(reference, str) or not TRANSFER_REFERENCE.match(reference):
+                return self.answer(400, False, "Invalid transfer reference: a lowercase alphanumeric string "
+                                               "with only -,_ symbols allowed")
             if reference in self.ledger.transfers:
                 return self.answer(400, False, "Duplicate Transfer Reference")
             self.ledger.transfers[reference] = {
                 "id": len(self.ledger.transfers) + 1, "domain": "test", "integration": 1, "source": "balance",
                 "amount": amount, "currency": body.get("currency") or "NGN", "reason": body.get("reason") or "",
                 "reference": reference, "status": "pending", "transfer_code": f"TRF_{secrets.token_hex(7)}",
-                "recipient": self.ledger.recipients[recipient], "transferred_at": None,
-                "createdAt": _now_iso(), "updatedAt": _now_iso()}
-            if self.ledger.transfer_outcome in SETTLED:
+                "recipient": self.ledger.recipients[recipient], "transferred_at": None, "failures": None,
+                "source_details": None, "titan_code": None, "gateway_response": None,
+                "session": {"provider": None, "id": None}, "createdAt": _now_iso(), "updatedAt": _now_iso()}
+            outcome = self.ledger.transfer_outcome
+            if outcome in ("otp", "received"):
+                settle_transfer(self.ledger, reference, outcome)
+            elif outcome == "success_at_once":
+                settle_transfer(self.ledger, reference, "success")
+            elif outcome in SETTLED:
                 asyncio.get_running_loop().create_task(
                     _settle_later(self.ledger, reference, self.ledger.transfer_outcome))
             data = {key: value for key, value in self.ledger.transfers[reference].items() if key != "recipient"}
@@ -188,11 +236,33 @@ def transfer_handlers(api_handler):
                 return self.answer(404, False, "Transfer not found")
             self.answer(200, True, "Transfer retrieved", dict(self.ledger.transfers[reference]))
 
-    return BankListHandler, ResolveHandler, RecipientHandler, TransferHandler, TransferVerifyHandler
+    class FinalizeHandler(api_handler):
+        """Finalize an `otp` transfer (openapi paths/transfer_finalize_transfer.yaml): the OTP is
+        `ledger.transfer_otp`; once taken the transfer is pending, then settles as `otp_outcome`."""
+
+        def post(self):
+            if not self.authorized():
+                return
+            body = _body(self) or {}
+            code, otp = body.get("transfer_code"), body.get("otp")
+            if not isinstance(code, str) or not isinstance(otp, str):
+                return self.answer(400, False, "transfer_code and otp are required")
+            transfer = next((t for t in self.ledger.transfers.values() if t["transfer_code"] == code), None)
+            if transfer is None:
+                return self.answer(404, False, "Transfer not found")
+            if transfer["status"] != "otp":
+                return self.answer(400, False, "Transfer is not currently awaiting OTP")
+            if otp != self.ledger.transfer_otp:
+                return self.answer(400, False, "Invalid OTP")
+            settle_transfer(self.ledger, transfer["reference"], self.ledger.otp_outcome)
+            data = {key: value for key, value in transfer.items() if key != "recipient"}
+            self.answer(200, True, "Transfer has been queued", {**data, "recipient": transfer["recipient"]["id"]})
+
+    return BankListHandler, ResolveHandler, RecipientHandler, TransferHandler, TransferVerifyHandler, FinalizeHandler
 
 
 def transfer_routes(ledger, api_handler, prefix=""):
-    banks, resolve, recipient, transfer, verify = transfer_handlers(api_handler)
+    banks, resolve, recipient, transfer, verify, finalize = transfer_handlers(api_handler)
     args = {"ledger": ledger}
     return [
         (rf"{prefix}/bank", banks, args),
@@ -200,4 +270,5 @@ def transfer_routes(ledger, api_handler, prefix=""):
         (rf"{prefix}/transferrecipient", recipient, args),
         (rf"{prefix}/transfer", transfer, args),
         (rf"{prefix}/transfer/verify/(?P<reference>[^/]+)", verify, args),
+        (rf"{prefix}/transfer/finalize_transfer", finalize, args),
     ]

@@ -16,6 +16,7 @@ from server.tokens import access_token
 from workers import runtime
 
 from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
+from .paystack_schemas import check_request
 
 pytest_plugins = ("tests.pipeline_support", "tests.ws_support")  # Redis/SMTP and websocket fixtures
 
@@ -67,8 +68,15 @@ def paystack():
     ledger.recipients.clear()
     ledger.transfers.clear()
     ledger.transfer_outcome = None
+    ledger.requests.clear()
+    ledger.refund_outcome = ledger.refund_clock = None
+    ledger.otp_outcome = "pending"
     yield ledger
     ledger.faults.clear()
+    # Every request the client made in this test, as Paystack documents it (tests/paystack_schemas.py).
+    # A test that sends malformed requests on purpose marks them `ledger.requests.clear()`.
+    problems = [problem for request in ledger.requests for problem in check_request(*request)]
+    assert not problems, "requests to Paystack not as documented:\n" + "\n".join(problems)
 
 
 @pytest.fixture(scope="session")

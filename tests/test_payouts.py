@@ -136,8 +136,25 @@ async def test_the_bank_list_comes_from_paystack_and_is_cached(api, paystack, se
 
 def test_the_bank_list_is_read_page_by_page_with_paystacks_cursor(paystack, settings):
     banks = PaystackClient(settings).list_banks(per_page=3)
-    assert len(banks) == 8 and len({b["code"] for b in banks}) == 8
-    assert len([call for call in paystack.calls if call[1] == "/bank"]) == 3
+    assert len(banks) == 10 and len({b["code"] for b in banks}) == 10
+    pages = [query for method, path, query, _ in paystack.requests if path == "/bank"]
+    assert len(pages) == 4
+    # The cursor is Paystack's opaque token, sent back as it came.
+    assert "next" not in pages[0] and all(not page["next"].isdigit() for page in pages[1:])
+
+
+@pytest.mark.gen_test
+async def test_only_banks_that_can_receive_transfers_are_offered(api, paystack, serviceman):
+    """Paystack lists banks with `supports_transfer` and `is_deleted` (openapi components/schemas/
+    MiscellaneousListBanksResponseArray.yaml); a payout account must be at a bank that takes transfers."""
+    codes = {bank["code"] for bank in (await api.get("/api/banks/", user=serviceman)).data["results"]}
+
+    assert "058" in codes and len(codes) == 8
+    assert "100039" not in codes  # listed, active, but supports_transfer false
+    assert "090999" not in codes  # is_deleted
+    refused = await api.post("/api/serviceman/payout-account/", {"bank_code": "100039",
+                                                                 "account_number": "0123456789"}, user=serviceman)
+    assert "bank_code" in assert_error(refused, 422)["fields"]
 
 
 @pytest.mark.gen_test

@@ -122,7 +122,7 @@ def test_a_failed_transfer_tells_the_serviceman_and_every_admin(mail_pipeline, m
     serviceman = request.primary_serviceman
     payouts.set_payout_account(PaystackClient(settings), 60, serviceman, **ACCOUNT)
     [payout] = payouts.approve_payouts(PaystackClient(settings), admins[0], [Payout.get().id])
-    data = {**paystack.transfers[payout.transfer_reference], "status": "failed", "reason": "Account dormant"}
+    data = {**paystack.transfers[payout.transfer_reference], "status": "failed", "gateway_response": "Account dormant"}
     payouts.process_transfer(data, "webhook")
     pipeline.run()
 

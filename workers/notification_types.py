@@ -126,6 +126,12 @@ NOTIFICATION_TYPES = {t.name: t for t in [
         "reference {payload[reference]}) failed: {payload[failure_reason]} Retry it from the refunds list once "
         "the cause is fixed."),
     NotificationType(
+        "refund_needs_attention", admins,
+        "Booking #{request_id}: a refund of NGN {payload[amount]} needs the customer's bank account",
+        "Paystack could not return NGN {payload[amount]} to the card or account that paid (refund "
+        "#{payload[refund_id]}, payment #{payload[payment_id]}, reference {payload[reference]}). Ask "
+        "{client_name} for a bank account and retry the refund with it from the refunds list."),
+    NotificationType(
         "emergency_changed", assigned_servicemen,
         "Booking #{request_id} is {emergency_word}",
         "The {category} job on {booking_date} at {address} is now {emergency_word}."),
@@ -221,6 +227,12 @@ NOTIFICATION_TYPES = {t.name: t for t in [
         "The transfer of NGN {payload[amount]} for the {category} job of {booking_date} "
         "(reference {payload[failed_reference]}) {payload[outcome]}: {payload[reason]}. The payout is owed "
         "again and goes out once an admin approves it."),
+    NotificationType(
+        "payout_needs_otp", admins,
+        "Booking #{request_id}: the NGN {payload[amount]} payout waits for an OTP",
+        "Paystack holds the transfer of NGN {payload[amount]} (reference {payload[reference]}) until the OTP it "
+        "sent to the business's phone is entered. Finalize it from the payouts list with that OTP, or turn off "
+        "OTP for transfers in Paystack's dashboard."),
     # Serviceman vetting: account events, no request (record_account_event).
     NotificationType(
         "serviceman_applied", admins,

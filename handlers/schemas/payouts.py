@@ -97,6 +97,11 @@ class ApprovePayoutsSchema(Schema):
                              metadata={"example": [31, 32]})
 
 
+class FinalizeTransferSchema(Schema):
+    otp = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{4,8}$", error="The OTP is 4 to 8 digits."),
+                        metadata={"description": "The OTP Paystack sent to the business's phone.", "example": "928783"})
+
+
 class PayoutResultsSchema(Schema):
     results = fields.List(fields.Nested(PayoutSchema), required=True,
                           metadata={"description": "The payouts as they stand after Paystack answered."})

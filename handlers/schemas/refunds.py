@@ -68,3 +68,13 @@ class RefundListQuerySchema(PageQuerySchema):
     status = fields.String(validate=validate.OneOf(RefundStatus.ALL))
     service_request_id = Integer()
     payment_id = Integer()
+
+
+class CustomerDetailsSchema(Schema):
+    """The customer's bank account for a refund Paystack cannot return on its own (NEEDS_BANK)."""
+    bank_code = fields.String(required=True, validate=validate.Regexp(r"^[0-9A-Za-z]{1,20}$", error="Not a bank code."),
+                              metadata={"description": "Paystack's code for the bank (GET /api/banks/).",
+                                        "example": "058"})
+    account_number = fields.String(required=True, validate=validate.Regexp(
+        r"^[0-9]{10}$", error="A NUBAN account number has 10 digits."), metadata={
+        "description": "Sent to Paystack only; never stored.", "example": "0123456789"})

@@ -152,10 +152,23 @@ def process_charge(data, source, give_up=False):
     return payment
 
 
+def paid_price(data):
+    """The kobo the client paid for what we asked, as Paystack reports it. When the business passes
+    Paystack's fees on to the customer, `amount` includes them and `requested_amount` is the price we
+    initialized (openapi: components/schemas/TransactionFetchResponse.yaml; Paystack's docs, "Verify
+    Transaction"); otherwise there is no `requested_amount` and `amount` is the price."""
+    requested, amount = data.get("requested_amount"), data.get("amount")
+    if requested is None:
+        return amount
+    if type(amount) is not int or type(requested) is not int or amount < requested:
+        return amount  # less was taken than the price: never a payment in full
+    return requested
+
+
 def _accept_success(payment, request, data, source):
     purpose = PURPOSES[payment.payment_type]
     expected_kobo = to_kobo(payment.amount)
-    paid_kobo, currency = data.get("amount"), data.get("currency")
+    paid_kobo, currency = paid_price(data), data.get("currency")
     details = {"payment_id": payment.id, "reference": payment.paystack_reference, "amount": str(payment.amount),
                "currency": payment.currency, "payment_type": payment.payment_type, "purpose": purpose.label}
     if type(paid_kobo) is not int or paid_kobo != expected_kobo or currency != payment.currency:

@@ -41,8 +41,11 @@ P = PayoutStatus
 CURRENCY = "NGN"
 ZERO = Decimal("0.00")
 RECONCILE_BATCH = 200
-# Paystack's transfer statuses: still moving, landed, or given up on (the money is back in our balance).
+# Paystack's transfer statuses (https://paystack.com/docs/transfers/single-transfers/#transfer-statuses
+# and openapi components/schemas/TransferVerifyResponse.yaml): still moving, waiting for an OTP,
+# landed, or given up on (the money is back in our balance).
 MOVING = ("pending", "received", "processing", "queued")
+AWAITING_OTP = "otp"
 GAVE_UP = {"failed": P.FAILED, "abandoned": P.FAILED, "rejected": P.FAILED, "blocked": P.FAILED,
            "reversed": P.REVERSED}
 
@@ -51,6 +54,13 @@ class Source:
     APPROVE = "approve"
     WEBHOOK = "webhook"
     RECONCILE = "reconcile"
+
+
+# Where a payout may move (an attempt's outcome FAILED/REVERSED sends it back to OWED under a new
+# reference). Checked by `_move`; no other code changes a payout's status.
+MOVES = {P.OWED: {P.APPROVED}, P.APPROVED: {P.AWAITING_OTP, P.IN_TRANSIT, P.PAID, P.OWED},
+         P.AWAITING_OTP: {P.IN_TRANSIT, P.PAID, P.OWED}, P.IN_TRANSIT: {P.PAID, P.OWED},
+         P.PAID: {P.OWED}}  # PAID -> OWED: Paystack reversed a transfer that had landed
 
 
 # --- the rule ----------------------------------------------------------------------------------
@@ -114,11 +124,19 @@ def list_banks(paystack, ttl):
         if cached:  # stale beats nothing: the list rarely changes
             return cached[1]
         raise UpstreamUnavailable("The payment provider's bank list could not be fetched; try again.") from exc
-    banks = [{"name": str(b.get("name") or "")[:100], "code": str(b.get("code") or "")[:20]}
-             for b in data if isinstance(b, dict) and b.get("code") and b.get("active", True)]
+    banks = [{"name": str(b.get("name") or "")[:100], "code": str(b.get("code") or "")[:20], "id": b.get("id")}
+             for b in data if isinstance(b, dict) and b.get("code") and can_receive_transfers(b)]
     with _banks_lock:
         _banks_cache[key] = (time.monotonic() + ttl, banks)
     return banks
+
+
+def can_receive_transfers(bank):
+    """Paystack's List Banks (openapi: components/schemas/MiscellaneousListBanksResponseArray.yaml)
+    marks each bank `active`, `is_deleted` and `supports_transfer`: only an active, living bank that takes transfers will do.
+    A bank that does not say is taken at its `active` word (older answers lack the flags)."""
+    return (bank.get("active", True) is True and bank.get("is_deleted", False) is not True
+            and bank.get("supports_transfer", True) is True)
 
 
 def clear_bank_cache():
@@ -304,8 +322,7 @@ def _approve(admin, payout_id):
                                   recipient_code=account.recipient_code)
         if payout.status == P.OWED:
             now = utcnow()
-            Payout.update(status=P.APPROVED, approved_by=admin.id, approved_at=now, updated_at=now,
-                          failure_reason="").where(Payout.id == payout.id).execute()
+            _move(payout, P.APPROVED, approved_by=admin.id, approved_at=now, failure_reason="")
             record_event(ServiceRequest.get_by_id(payout.service_request_id), "payout_approved", admin,
                          payload=_details(payout, account=f"{account.bank_name} ******{account.account_last4}"))
     return payout.transfer_reference
@@ -322,7 +339,7 @@ def send_transfer(paystack, reference, source=Source.APPROVE):
         try:
             data = paystack.verify_transfer(reference)
         except PaystackRefused:
-            data = {"reference": reference, "status": "failed", "reason": f"refused: {exc.message}"}
+            data = {"reference": reference, "status": "failed", "gateway_response": f"refused: {exc.message}"}
         except PaystackError as unknown:
             return _note_unanswered(attempt, unknown)
     except PaystackError as exc:
@@ -364,18 +381,55 @@ def process_transfer(data, source, event_status=None):
             _paid(payout, attempt, current, data)
         elif status in GAVE_UP:
             _gave_up(payout, attempt, current, GAVE_UP[status], data)
-        elif status == "otp":
-            attempt.failure_reason = "Paystack asks for an OTP: disable transfer OTPs for API transfers"
-            _note(payout, current, attempt.failure_reason)
+        elif status == AWAITING_OTP:
+            _needs_otp(payout, attempt, current)
+        elif status:
+            log.error("transfer %s: status %r is not one Paystack documents; payout %s left as it is",
+                      reference, status, payout.id)
         attempt.save()
     log.info("transfer %s: %s via %s -> payout %s is %s", reference, status, source, payout.id,
              Payout.get_by_id(payout.id).status)
     return Payout.get_by_id(payout.id)
 
 
-def _note(payout, current, reason):
-    if current:
-        Payout.update(failure_reason=reason[:1000], updated_at=utcnow()).where(Payout.id == payout.id).execute()
+def _move(payout, status, **fields):
+    """The one place a payout's status changes, along MOVES, conditional on the status it was read in."""
+    if status not in MOVES.get(payout.status, ()):
+        raise InvalidTransition(f"Payout {payout.id} cannot move from {payout.status} to {status}.")
+    return Payout.update(status=status, updated_at=utcnow(), **fields).where(
+        Payout.id == payout.id, Payout.status == payout.status).execute()
+
+
+OTP_HELP = ("Paystack holds this transfer until the OTP it sent to the business's phone is entered: enter it "
+            "(Finalize), or turn off OTP for transfers in Paystack's dashboard and finalize with the OTP of that "
+            "step.")
+
+
+def _needs_otp(payout, attempt, current):
+    attempt.failure_reason = "Paystack asks for an OTP"
+    if current and payout.status == P.APPROVED:
+        _move(payout, P.AWAITING_OTP, failure_reason=OTP_HELP)
+        record_event(_request_of(payout), "payout_needs_otp", None,
+                     payload=_details(payout, transfer_code=attempt.transfer_code or ""))
+
+
+def finalize_transfer(paystack, admin, payout_id, otp):
+    """An admin enters the OTP Paystack sent for an AWAITING_OTP payout: `POST /transfer/finalize_transfer`
+    (openapi: paths/transfer_finalize_transfer.yaml), and Paystack's answer is applied as any other."""
+    payout = Payout.get_or_none(Payout.id == payout_id)
+    if payout is None:
+        raise NotFound("No such payout.")
+    if payout.status != P.AWAITING_OTP:
+        raise InvalidTransition(f"Payout {payout.id} is {payout.status}; only AWAITING_OTP payouts take an OTP.")
+    attempt = PayoutTransfer.get(PayoutTransfer.reference == payout.transfer_reference)
+    try:
+        data = paystack.finalize_transfer(attempt.transfer_code, otp)
+    except PaystackRefused as exc:
+        raise ValidationFailed.on("otp", f"Paystack refused this OTP: {exc.message}") from exc
+    except PaystackError as exc:
+        raise UpstreamUnavailable("The payment provider could not be asked; try again.") from exc
+    log.info("transfer %s finalized with an OTP by admin %s", attempt.reference, admin.id)
+    return process_transfer({**data, "reference": attempt.reference}, Source.APPROVE)
 
 
 def _request_of(payout):
@@ -390,10 +444,8 @@ def _account_label(payout):
 def _in_transit(payout, attempt, current):
     if attempt.status == P.APPROVED:
         attempt.status = P.IN_TRANSIT
-    if current and payout.status == P.APPROVED:
-        now = utcnow()
-        Payout.update(status=P.IN_TRANSIT, sent_at=now, updated_at=now, failure_reason="").where(
-            Payout.id == payout.id).execute()
+    if current and payout.status in (P.APPROVED, P.AWAITING_OTP):
+        _move(payout, P.IN_TRANSIT, sent_at=utcnow(), failure_reason="")
         record_event(_request_of(payout), "payout_sent", None, payload=_details(payout, account=_account_label(payout)))
 
 
@@ -403,11 +455,10 @@ def _paid(payout, attempt, current, data):
             log.error("transfer %s succeeded after it was %s (payout %s)", attempt.reference, attempt.status, payout.id)
         return
     attempt.status = P.PAID
-    if not (current and payout.status in (P.APPROVED, P.IN_TRANSIT)):
+    if not (current and payout.status in (P.APPROVED, P.AWAITING_OTP, P.IN_TRANSIT)):
         return
     now = utcnow()
-    Payout.update(status=P.PAID, paid_at=now, sent_at=payout.sent_at or now, updated_at=now,
-                  failure_reason="").where(Payout.id == payout.id).execute()
+    _move(payout, P.PAID, paid_at=now, sent_at=payout.sent_at or now, failure_reason="")
     record_event(_request_of(payout), "payout_paid", None,
                  payload=_details(payout, account=_account_label(payout), paid_at=now.isoformat()))
 
@@ -417,18 +468,33 @@ def _gave_up(payout, attempt, current, outcome, data):
     reversible = (P.APPROVED, P.IN_TRANSIT, P.PAID) if outcome == P.REVERSED else (P.APPROVED, P.IN_TRANSIT)
     if attempt.status not in reversible:
         return
-    reason = str(data.get("reason") or data.get("gateway_response") or data.get("message") or outcome.lower())
+    reason = failure_cause(data, outcome)
     attempt.status, attempt.failure_reason = outcome, reason[:1000]
-    if not (current and payout.status in reversible):
+    if not (current and payout.status in reversible + (P.AWAITING_OTP,)):
         return
     word = "reversed" if outcome == P.REVERSED else "failed"
     new_reference = _new_reference(payout.service_request_id)
-    Payout.update(status=P.OWED, transfer_reference=new_reference, paid_at=None, sent_at=None, updated_at=utcnow(),
-                  failure_reason=f"transfer {attempt.reference} {word}: {reason}"[:1000]).where(
-        Payout.id == payout.id).execute()
+    _move(payout, P.OWED, transfer_reference=new_reference, paid_at=None, sent_at=None,
+          failure_reason=f"transfer {attempt.reference} {word}: {reason}"[:1000])
     record_event(_request_of(payout), "payout_failed", None,
                  payload=_details(payout, outcome=word, reason=reason[:300], failed_reference=attempt.reference,
                                   reference=new_reference))
+
+
+def failure_cause(data, outcome):
+    """Why Paystack gave up on a transfer. Its `reason` is the narration we sent ("Serviceman payout
+    7"), not a cause: the cause is `gateway_response` or `failures` (openapi:
+    components/schemas/TransferVerifyResponse.yaml), else the event's message, else the status."""
+    failures = data.get("failures")
+    if isinstance(failures, (list, tuple)):
+        failures = "; ".join(str(f.get("message") or f.get("reason") or f) if isinstance(f, dict) else str(f)
+                             for f in failures if f)
+    elif isinstance(failures, dict):
+        failures = str(failures.get("message") or failures.get("reason") or "")
+    for cause in (data.get("gateway_response"), failures, data.get("message")):
+        if cause and str(cause).strip():
+            return str(cause).strip()
+    return f"Paystack reports the transfer {data.get('status') or outcome.lower()}"
 
 
 def transfer_history(payout_id):
@@ -441,11 +507,11 @@ def transfer_history(payout_id):
 
 
 def reconcile_transfers(paystack, after, now=None):
-    """Payouts APPROVED or IN_TRANSIT for more than `after` seconds: ask Paystack and apply the
+    """Payouts APPROVED, AWAITING_OTP or IN_TRANSIT for more than `after` seconds: ask Paystack and apply the
     answer; one Paystack never received (unknown reference) is sent again with the same reference."""
     now = now or utcnow()
     counts = {"checked": 0, "resent": 0, "settled": 0, "unreachable": 0}
-    stale = (Payout.select().where(Payout.status.in_((P.APPROVED, P.IN_TRANSIT)),
+    stale = (Payout.select().where(Payout.status.in_((P.APPROVED, P.AWAITING_OTP, P.IN_TRANSIT)),
                                    Payout.updated_at <= now - timedelta(seconds=after))
              .order_by(Payout.updated_at).limit(RECONCILE_BATCH))
     for payout in stale:

@@ -5,9 +5,11 @@ the cancellation, the processing of a payment that can no longer be used, or an 
 refund. Opening locks the payment row and checks that the payment's refunds, this one included, add
 up to no more than was paid; a unique index allows one refund per payment and cause. Paystack is
 asked after that commit, with the refund row locked (so concurrent askers queue and the later ones
-find it already asked); when an earlier ask timed out, Paystack's refunds of the transaction are
-searched for our reference before asking again. Statuses then arrive through `refund.*` webhooks and
-the reconciliation job; a failure is told to the admins, who may retry.
+find it already asked); when an earlier ask timed out, Paystack's List Refunds is paged from a
+little before that ask (it has no per-transaction filter) for our reference before asking again.
+Statuses then arrive through `refund.*` webhooks and the reconciliation job; a failure is told to the
+admins, who may retry; `needs-attention` (NEEDS_BANK) is retried with the customer's bank account
+through Paystack's retry_with_customer_details, never by a second refund.
 """
 import logging
 import secrets
@@ -17,7 +19,7 @@ from peewee import fn
 
 from server.clock import utcnow
 from server.errors import Conflict, InvalidTransition, NotFound, UpstreamUnavailable, ValidationFailed
-from server.paystack import PaystackError, PaystackRefused, to_kobo
+from server.paystack import PaystackError, PaystackRefused, PaystackUnavailable, to_kobo
 
 from ..base import CENTS
 from ..db import for_update
@@ -26,14 +28,27 @@ from ..refunds import Refund, RefundCause, RefundPolicy, RefundStatus
 from ..workflow import record_event, unit_of_work
 
 log = logging.getLogger("serviceman.refunds")
+
+
+class PaystackUnavailableSearch(PaystackUnavailable):
+    """The search for a refund whose answer was lost did not end: nothing is asked again."""
 R = RefundStatus
-# Paystack's refund statuses. "needs-attention": Paystack could not return the money on its own.
+# Paystack's refund statuses (https://paystack.com/docs/payments/refunds/ and the refund.* webhook
+# events). "needs-attention": Paystack could not return the money on its own and needs the customer's
+# bank account; "reversed" is kept as a failure for safety, though the refund docs do not list it.
 FROM_PAYSTACK = {"pending": R.PENDING, "processing": R.PROCESSING, "processed": R.PROCESSED,
-                 "failed": R.FAILED, "needs-attention": R.FAILED, "reversed": R.FAILED}
+                 "failed": R.FAILED, "needs-attention": R.NEEDS_BANK, "reversed": R.FAILED}
 # Where a status may move on Paystack's word (a late or replayed webhook never moves one back).
-MOVES = {R.PENDING: {R.PROCESSING, R.PROCESSED, R.FAILED}, R.PROCESSING: {R.PROCESSED, R.FAILED},
-         R.FAILED: {R.PROCESSED}, R.PROCESSED: set()}
+# NEEDS_BANK moves on once an admin gave Paystack the customer's account (retry_with_customer_details).
+MOVES = {R.PENDING: {R.PROCESSING, R.PROCESSED, R.FAILED, R.NEEDS_BANK},
+         R.PROCESSING: {R.PROCESSED, R.FAILED, R.NEEDS_BANK},
+         R.NEEDS_BANK: {R.PROCESSING, R.PROCESSED, R.FAILED}, R.FAILED: {R.PROCESSED}, R.PROCESSED: set()}
 RECONCILE_BATCH = 200
+# Looking for a refund whose answer was lost: Paystack's List Refunds, a page at a time, from a little
+# before we asked (clocks differ) until the pages end; never more than FIND_MAX_PAGES pages.
+FIND_PER_PAGE = 100
+FIND_SLACK = timedelta(minutes=10)
+FIND_MAX_PAGES = 50
 
 
 def refunded_total(payment_id):
@@ -167,14 +182,41 @@ def submit_refund(paystack, refund_id):
 
 
 def _find_at_paystack(paystack, refund, payment):
-    """The refund Paystack already made for our reference (an earlier ask whose answer was lost)."""
-    transaction = paystack.verify(payment.paystack_reference)
-    for candidate in paystack.list_refunds(transaction.get("id")):
-        if isinstance(candidate, dict) and refund.reference in str(candidate.get("merchant_note") or "") \
-                and FROM_PAYSTACK.get(str(candidate.get("status"))) != R.FAILED:
-            log.info("refund %s: found at Paystack as %s after a lost answer", refund.reference, candidate.get("id"))
-            return candidate
-    return None
+    """The refund Paystack already made for our reference (an earlier ask whose answer was lost).
+
+    Paystack's List Refunds has no per-transaction filter (openapi: paths/refund.yaml takes perPage,
+    page, from, to): we read every page of the refunds made since a little before our first ask and
+    match our reference in `merchant_note` (and the transaction's reference, as a second check)."""
+    if refund.paystack_refund_id:
+        return paystack.fetch_refund(refund.paystack_refund_id)
+    since = refund.asked_at - FIND_SLACK
+    for page in range(1, FIND_MAX_PAGES + 1):
+        found, meta = paystack.list_refunds(page=page, per_page=FIND_PER_PAGE, since=since)
+        for candidate in found:
+            if _is_ours(candidate, refund, payment):
+                log.info("refund %s: found at Paystack as %s after a lost answer", refund.reference,
+                         candidate.get("id"))
+                return candidate
+        if not found or page >= _int(meta.get("pageCount"), page):
+            return None
+    raise PaystackUnavailableSearch(f"more than {FIND_MAX_PAGES} pages of refunds since {since:%Y-%m-%d %H:%M}")
+
+
+def _is_ours(candidate, refund, payment):
+    if not isinstance(candidate, dict) or refund.reference not in str(candidate.get("merchant_note") or ""):
+        return False
+    reference = candidate.get("transaction_reference")
+    if reference is None and isinstance(candidate.get("transaction"), dict):
+        reference = candidate["transaction"].get("reference")
+    return reference in (None, payment.paystack_reference) and FROM_PAYSTACK.get(
+        str(candidate.get("status"))) != R.FAILED
+
+
+def _int(value, default):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
 
 
 def _apply_paystack(refund, data):
@@ -199,6 +241,13 @@ def _move(refund, status, failure_reason=""):
         record_event(refund.service_request, "refund_failed", None,
                      payload=_details(refund, failure_reason=refund.failure_reason))
         log.warning("refund %s failed: %s", refund.reference, refund.failure_reason)
+    elif status == R.NEEDS_BANK:
+        refund.failure_reason = ("Paystack needs the customer's bank account to return this money: collect it "
+                                 "and retry with the customer's details.")
+        refund.save()
+        record_event(refund.service_request, "refund_needs_attention", None,
+                     payload=_details(refund, failure_reason=refund.failure_reason))
+        log.warning("refund %s needs the customer's bank details", refund.reference)
     else:
         refund.save()
     return refund
@@ -208,53 +257,83 @@ def _move(refund, status, failure_reason=""):
 
 
 def _kobo(value):
+    """Kobo from an integer or a string of digits (Paystack's webhooks send the amount as a string)."""
+    if isinstance(value, bool):
+        return None
     try:
-        return int(str(value))
+        return int(str(value).strip())
     except (TypeError, ValueError):
         return None
 
 
-def _match(data):
-    """Our refund a `refund.*` event is about, locked: by Paystack's refund id when the event has
-    one, otherwise the oldest open refund of that transaction for that amount."""
-    refund_id = data.get("id") if data.get("id") is not None else data.get("refund_id")
-    if refund_id is not None:
-        found = Refund.get_or_none(Refund.paystack_refund_id == str(refund_id))
-        if found is not None:
-            return _locked(found.id)
+# A webhook may speak of any refund that is not settled yet.
+AWAITING_WORD = R.OPEN + (R.NEEDS_BANK,)
+
+
+def _candidates(data):
+    """Our refunds an event without a known Paystack id may be about: same transaction, same kobo."""
     reference, kobo = data.get("transaction_reference"), _kobo(data.get("amount"))
     if not isinstance(reference, str) or kobo is None:
-        return None
-    candidates = (Refund.select(Refund.id, Refund.amount).join(Payment)
-                  .where(Payment.paystack_reference == reference, Refund.status.in_(R.OPEN))
-                  .order_by(Refund.id))
-    for candidate in candidates:
-        if to_kobo(candidate.amount) != kobo:
-            continue
-        refund = _locked(candidate.id)  # waits for a submitter still holding it, then re-reads
-        if refund.status in R.OPEN and (refund.paystack_refund_id is None or refund_id is None
-                                        or refund.paystack_refund_id == str(refund_id)):
-            return refund
-    return None
+        return []
+    query = (Refund.select(Refund.id, Refund.amount).join(Payment)
+             .where(Payment.paystack_reference == reference, Refund.status.in_(AWAITING_WORD)).order_by(Refund.id))
+    if data.get("id") is not None:  # an event naming an id we do not know is about none we know by id
+        query = query.where(Refund.paystack_refund_id.is_null())
+    return [row.id for row in query if to_kobo(row.amount) == kobo]
 
 
-def process_refund_event(event, data):
+def process_refund_event(event, data, paystack=None):
     """Apply a signed `refund.*` webhook once; returns the refund, or None when it is not ours.
-    Replays and late events change nothing (statuses only move forward)."""
+    Replays and late events change nothing (statuses only move forward).
+
+    Paystack's refund.pending/processing/processed events carry no refund id and an `amount` in kobo
+    as a string (https://paystack.com/docs/payments/webhooks/#refunds): they are matched by Paystack's
+    id when present, otherwise by transaction reference and amount. When two open refunds of one
+    transaction have that amount, the event cannot say which it is: each of them is read from
+    Paystack (GET /refund/{id}) instead of guessing."""
     if not isinstance(data, dict):
         return None
     if not data.get("status"):
         data = {**data, "status": event.partition(".")[2]}
+    refund_id = data.get("id") if data.get("id") is not None else data.get("refund_id")
+    known = Refund.get_or_none(Refund.paystack_refund_id == str(refund_id)) if refund_id is not None else None
+    ids = [known.id] if known is not None else _candidates(data)
+    if len(ids) > 1:
+        return _reread(paystack, ids, event)
+    if not ids:
+        log.warning("webhook %s for a refund that is not ours (transaction %r)", event,
+                    data.get("transaction_reference"))
+        return None
     with unit_of_work():
-        refund = _match(data)
-        if refund is None:
-            log.warning("webhook %s for a refund that is not ours (transaction %r)", event,
-                        data.get("transaction_reference"))
+        refund = _locked(ids[0])  # waits for a submitter still holding it, then re-reads
+        if known is None and refund.status not in AWAITING_WORD:
             return None
-        if refund.paystack_refund_id is None and data.get("id") is not None:
-            refund.paystack_refund_id = str(data["id"])[:40]
+        if refund.paystack_refund_id is None and refund_id is not None:
+            refund.paystack_refund_id = str(refund_id)[:40]
         _apply_paystack(refund, data)
     return refund
+
+
+def _reread(paystack, ids, event):
+    """Several refunds fit an event that names none: apply what Paystack says of each."""
+    log.info("webhook %s fits %d refunds; asking Paystack about each", event, len(ids))
+    if paystack is None:
+        return None
+    for refund_id in ids:
+        refund = Refund.get_by_id(refund_id)
+        if not refund.paystack_refund_id:
+            continue  # not accepted yet: the submitter or the reconciliation job will read it
+        try:
+            data = paystack.fetch_refund(refund.paystack_refund_id)
+        except PaystackError as exc:
+            log.warning("refund %s: Paystack unavailable (%s); the reconciliation job will read it",
+                        refund.reference, exc.message)
+            continue
+        with unit_of_work():
+            refund = _locked(refund_id)
+            if refund.status in AWAITING_WORD:
+                _apply_paystack(refund, data)
+    return None
 
 
 def reconcile_refunds(paystack, after, now=None):
@@ -310,6 +389,10 @@ def retry_refund(paystack, admin, refund_id):
         refund = _locked(refund_id)
         if refund is None:
             raise NotFound("No such refund.")
+        if refund.status == R.NEEDS_BANK:
+            raise InvalidTransition("Paystack needs the customer's bank account for this refund: retry it with "
+                                    "the customer's details (POST /api/admin/refunds/{id}/customer-details/).",
+                                    code="needs_customer_details")
         if refund.status != R.FAILED:
             raise InvalidTransition(f"Only a failed refund can be retried; this one is {refund.status}.")
         if refund.paystack_refund_id:
@@ -336,6 +419,39 @@ def retry_refund(paystack, admin, refund_id):
         refund.save()
         record_event(refund.service_request, "refund_retried", admin.id, payload=_details(refund))
     return submit_refund(paystack, refund.id)
+
+
+def retry_with_customer_details(paystack, banks, admin, refund_id, bank_code, account_number):
+    """Give Paystack the customer's bank account for a NEEDS_BANK refund, as Paystack documents it:
+    `POST /refund/retry_with_customer_details/{id}` (never a second `POST /refund`: Paystack keeps the
+    amount reserved for the first). `banks` is Paystack's bank list ({code, id}); the account number
+    goes to Paystack only, never into our rows, events or logs."""
+    bank_id = next((b.get("id") for b in banks if b.get("code") == bank_code), None)
+    if bank_id is None:
+        raise ValidationFailed.on("bank_code", "Not a bank Paystack can pay to; see GET /api/banks/.")
+    with unit_of_work():
+        refund = _locked(refund_id)
+        if refund is None:
+            raise NotFound("No such refund.")
+        if refund.status != R.NEEDS_BANK or not refund.paystack_refund_id:
+            raise InvalidTransition(f"Only a refund waiting for the customer's bank account can be retried with "
+                                    f"it; this one is {refund.status}.")
+        try:
+            data = paystack.retry_refund_with_customer_details(
+                refund.paystack_refund_id, currency=refund.currency, account_number=account_number, bank_id=bank_id)
+        except PaystackRefused as exc:
+            raise ValidationFailed.on("account_number", f"Paystack refused these details: {exc.message}") from exc
+        except PaystackError as exc:
+            raise UpstreamUnavailable("The payment provider could not be asked; try again.") from exc
+        refund.failure_reason = ""
+        record_event(refund.service_request, "refund_retried", admin.id,
+                     payload=_details(refund, outcome=f"sent the customer's account at bank {bank_code} "
+                                                      f"(******{account_number[-4:]})"))
+        paystack_status = str(data.get("status") or "").lower()
+        if FROM_PAYSTACK.get(paystack_status) in (None, R.NEEDS_BANK):
+            paystack_status = "processing"  # the details were taken in: Paystack works on it again
+        _apply_paystack(refund, {**data, "status": paystack_status})
+    return refund
 
 
 def list_refunds(status=None, service_request_id=None, payment_id=None):

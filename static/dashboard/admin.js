@@ -258,6 +258,23 @@
   });
 
   Dash.page("admin-refunds", function () {
+    // FAILED: ask Paystack again. NEEDS_BANK (Paystack's needs-attention): the customer's bank account
+    // goes to Paystack's retry_with_customer_details; it is never stored here.
+    function refundAction(r) {
+      if (r.status === "FAILED") {
+        return Dash.button("Retry", "retry-" + r.id, function () {
+          return Dash.post("/api/admin/refunds/" + r.id + "/retry/"); }, "secondary");
+      }
+      if (r.status !== "NEEDS_BANK") return null;
+      return Dash.button("Customer's bank…", "customer-details-" + r.id, function () {
+        var bank = window.prompt("Refund #" + r.id + ": Paystack needs the customer's bank account.\nThe bank's code (as in the bank list, e.g. 058)");
+        if (!bank) return null;
+        var number = window.prompt("The customer's 10-digit account number");
+        if (!number) return null;
+        return Dash.post("/api/admin/refunds/" + r.id + "/customer-details/", { bank_code: bank.trim(), account_number: number.trim() })
+          .then(function () { Dash.toast("Sent to Paystack: the refund is processing.", "ok"); });
+      }, "secondary");
+    }
     function load() {
       return Dash.optional(Dash.getAll("/api/admin/refunds/?page_size=100", 300)).then(function (rows) {
         if (rows === null) return;
@@ -267,8 +284,7 @@
             el("td", { text: Dash.money(r.amount) }), el("td", {}, el("span", { class: "tag", text: Dash.words(r.status) })),
             el("td", { text: r.reason || "" }), el("td", { class: "small", text: r.policy || "" }),
             el("td", { text: Dash.datetime(r.created_at) }),
-            el("td", {}, r.status === "FAILED" ? Dash.button("Retry", "retry-" + r.id, function () {
-              return Dash.post("/api/admin/refunds/" + r.id + "/retry/"); }, "secondary") : null));
+            el("td", { title: r.failure_reason || "" }, refundAction(r)));
         });
       });
     }
@@ -278,6 +294,16 @@
 
   Dash.page("admin-payouts", function () {
     var status = $("payout-status"), approve = $("approve-payouts"), all = $("select-all");
+    // AWAITING_OTP: Paystack holds the transfer until the OTP it sent to the business's phone is entered.
+    function payoutAction(p) {
+      if (p.status !== "AWAITING_OTP") return null;
+      return Dash.button("Enter OTP…", "finalize-" + p.id, function () {
+        var otp = window.prompt("Payout #" + p.id + ": the OTP Paystack sent to the business's phone");
+        if (!otp) return null;
+        return Dash.post("/api/admin/payouts/" + p.id + "/finalize/", { otp: otp.trim() })
+          .then(function () { Dash.toast("Transfer finalized.", "ok"); });
+      }, "secondary");
+    }
     var names = {};
     function selected() {
       return Array.prototype.map.call(document.querySelectorAll("#payouts-table input.pick-payout:checked"),
@@ -295,7 +321,8 @@
             el("td", { text: names[p.serviceman_id] || "#" + p.serviceman_id }),
             el("td", {}, el("a", { href: Dash.requestLink(p.service_request_id), text: "#" + p.service_request_id })),
             el("td", { text: Dash.money(p.amount) }), el("td", { text: Dash.money(p.platform_share) }),
-            el("td", {}, el("span", { class: "tag", text: Dash.words(p.status) })), el("td", { class: "small", text: p.transfer_reference || "" }));
+            el("td", { title: p.failure_reason || "" }, el("span", { class: "tag", text: Dash.words(p.status) })),
+            el("td", { class: "small", text: p.transfer_reference || "" }), el("td", {}, payoutAction(p)));
         });
         approve.disabled = !selected().length;
       });
