@@ -14,7 +14,7 @@ import redis
 
 from . import runtime
 from .delivery import batch_job_id, deliver_events
-from .outbox import sweep_outbox
+from .outbox import REDRIVE_EVERY_SECONDS, redrive
 from .transport import DEAD_LETTER_STREAM, STREAM, STREAM_MAXLEN
 
 log = logging.getLogger("serviceman.dispatcher")
@@ -23,7 +23,7 @@ GROUP = "dispatchers"
 MAX_DELIVERIES = 5
 RECLAIM_IDLE_MS = 60_000
 BATCH = 100  # events per delivery job
-SWEEP_EVERY_SECONDS = 30
+SWEEP_EVERY_SECONDS = REDRIVE_EVERY_SECONDS  # the database re-drives what a queue lost within seconds
 
 # Delivery jobs waiting in RQ beyond which the dispatcher leaves new events in the stream. Under load
 # the backlog then stays where the next read takes it whole (one job for up to `batch` events)
@@ -112,7 +112,7 @@ class Dispatcher:
         while not stop():
             try:
                 if time.monotonic() - last_sweep >= SWEEP_EVERY_SECONDS:
-                    runtime.run_job(sweep_outbox)
+                    runtime.run_job(redrive)
                     self.reclaim()
                     last_sweep = time.monotonic()
                 if self.transport.queue.count >= MAX_QUEUED_DELIVERIES:
