@@ -177,10 +177,10 @@ def _free(lease, now):
     return lease.is_null() | (lease < now)
 
 
-def claim_pushes(*where):
+def claim_pushes(*where, now=None):
     """Claim the unpushed, unclaimed notifications matching `where` for pushing (a conditional UPDATE,
     so concurrent claimers get disjoint rows); returns them."""
-    now = utcnow()
+    now = now or utcnow()
     return list(Notification.update(push_claimed_until=now + PUSH_LEASE)
                 .where(*where, Notification.pushed_at.is_null(), _free(Notification.push_claimed_until, now))
                 .returning(Notification).execute())

@@ -116,7 +116,7 @@ def repush(now, grace=SWEEP_GRACE):
                   .where(Notification.pushed_at.is_null(), Notification.created_at >= now - PUSH_WINDOW,
                          Notification.created_at <= now - grace, _free(Notification.push_claimed_until, now))
                   .order_by(Notification.created_at).limit(SWEEP_BATCH))
-    claimed = claim_pushes(Notification.id.in_(candidates))
+    claimed = claim_pushes(Notification.id.in_(candidates), now=now)
     push_claimed(claimed)
     return len(claimed)
 
