@@ -44,7 +44,11 @@ EMAIL_BATCH = 50  # emails per job: big enough to amortise a job, small enough t
 # Leases: how long a claimed push or email is left to its claimer before another may take it over.
 # Each must outlast the work it covers, or that work could be done twice.
 PUSH_LEASE = timedelta(seconds=10)  # a publish takes milliseconds; Redis's socket timeout is 5 s
-EMAIL_LEASE = timedelta(seconds=45)  # one email (claimed one at a time); SMTP's socket timeout is 30 s
+# One email, claimed one at a time: a healthy SMTP server answers in milliseconds, and smtplib gives
+# up on an unanswered command after 30 s. Only an exchange slower than the lease that still succeeds
+# could be sent twice (with the same Message-ID); a shorter lease re-sends the one email a killed
+# worker had in hand sooner.
+EMAIL_LEASE = timedelta(seconds=30)
 # After a failed attempt the sweep waits this long before queuing the email again (the nth failure
 # uses the nth delay, then the last); after EMAIL_MAX_ATTEMPTS claims it gives up (logged).
 EMAIL_BACKOFF_SECONDS = (10, 30, 60, 300, 900)
