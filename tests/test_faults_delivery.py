@@ -270,13 +270,19 @@ def test_redis_restarted_empty_with_emails_queued_still_sends_each_once(stack):
     lost_at = time.time()
     request_ids += [stack.book() for _ in range(20)]  # while Redis is down: they wait in the outbox
     stack.redis.start()
-    if stack.procfile.processes["worker"].poll() is not None:  # the worker may exit when Redis goes
-        _restart_worker(stack.procfile)
     unsent = Notification.select().where(Notification.sent_to_email == False).count()  # noqa: E712
     request_ids += [stack.book() for _ in range(20)]  # and after it came back
 
-    wait_until(lambda: _all_done_in_db(request_ids), timeout=RECOVERY_BOUND, interval=0.5,
-               what="every booking delivered, pushed and emailed")
+    try:
+        wait_until(lambda: _worker_kept_up(stack.procfile) and _all_done_in_db(request_ids), timeout=RECOVERY_BOUND,
+                   interval=0.5, what="every booking delivered, pushed and emailed")
+    except AssertionError:
+        events, rows = _outcome(request_ids)
+        raise AssertionError(
+            f"undelivered events {[e.id for e in events if not e.delivered_at]}, "
+            f"unpushed rows {[r.id for r in rows if not r.pushed_at]}, "
+            f"unsent {[(r.id, r.email_attempts, r.email_claimed_until, r.email_redrive_after) for r in rows if not r.sent_to_email]}"
+            f"\n{stack.procfile.log('dispatcher')[-3000:]}\n{stack.procfile.log('worker')[-3000:]}")
     recovered = time.time() - lost_at
     events, rows = _outcome(request_ids)
     assert len(rows) == len(events) == len(request_ids)
@@ -287,6 +293,14 @@ def test_redis_restarted_empty_with_emails_queued_still_sends_each_once(stack):
           f"once, all pushed ({sum(1 for r in rows if stack.sockets.arrivals[r.id])} pushes seen on sockets; "
           f"those published while the web process re-subscribed are recovered by `resume`), "
           f"recovered in {recovered:.1f}s")
+
+
+def _worker_kept_up(procfile):
+    """In this branch a worker may still exit when Redis goes away (issue 20 has another piece for
+    that): start it again, as the platform would."""
+    if procfile.processes["worker"].poll() is not None:
+        _restart_worker(procfile)
+    return True
 
 
 def _all_done_in_db(request_ids):
