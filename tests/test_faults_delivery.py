@@ -281,7 +281,7 @@ def test_redis_restarted_empty_with_emails_queued_still_sends_each_once(stack):
         raise AssertionError(
             f"undelivered events {[e.id for e in events if not e.delivered_at]}, "
             f"unpushed rows {[r.id for r in rows if not r.pushed_at]}, "
-            f"unsent {[(r.id, r.email_attempts, r.email_claimed_until, r.email_redrive_after) for r in rows if not r.sent_to_email]}"
+            f"unsent {[(r.id, r.email_attempts, r.email_claimed_until) for r in rows if not r.sent_to_email]}"
             f"\n{stack.procfile.log('dispatcher')[-3000:]}\n{stack.procfile.log('worker')[-3000:]}")
     recovered = time.time() - lost_at
     events, rows = _outcome(request_ids)

@@ -126,15 +126,15 @@ def requeue_emails(now, grace=EMAIL_GRACE):
     back after a failure, and tried fewer than EMAIL_MAX_ATTEMPTS times; returns how many."""
     from .delivery import EMAIL_MAX_ATTEMPTS, queue_emails
 
+    unsent = Notification.sent_to_email == False  # noqa: E712
     free = (_free(Notification.email_claimed_until, now), _free(Notification.email_redrive_after, now))
     candidates = (Notification.select(Notification.id)
-                  .where(Notification.sent_to_email == False, Notification.created_at >= now - REDRIVE_WINDOW,  # noqa: E712
-                         Notification.created_at <= now - grace, *free,
+                  .where(unsent, Notification.created_at.between(now - REDRIVE_WINDOW, now - grace), *free,
                          Notification.email_attempts < EMAIL_MAX_ATTEMPTS)
                   .order_by(Notification.created_at).limit(SWEEP_BATCH))
     # Held back first: another sweeper's pass (or this one's next) does not queue them again.
     claimed = [n.id for n in Notification.update(email_redrive_after=now + EMAIL_REQUEUE_HOLD)
-               .where(Notification.id.in_(candidates), Notification.sent_to_email == False, *free)  # noqa: E712
+               .where(Notification.id.in_(candidates), unsent, *free)
                .returning(Notification.id).execute()]
     if claimed:
         try:
