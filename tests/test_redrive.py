@@ -265,3 +265,37 @@ def test_an_accepted_email_is_marked_even_while_another_connection_writes(settin
     assert sorted(sent) == sorted(ids)
     marked = Notification.select().where(Notification.id.in_(ids), Notification.sent_to_email == True)  # noqa: E712
     assert marked.count() == 2
+
+
+@pytest.mark.gen_test
+async def test_the_embedded_web_process_runs_the_sweep_on_its_timer(app, settings, category, monkeypatch):
+    """No dispatcher without Redis: the web process's timer re-drives (here: an event published whose
+    delivery died)."""
+    from datetime import datetime, timezone
+
+    import time_machine
+
+    from server.app import start_embedded_sweep
+
+    monkeypatch.setattr(delivery, "deliver_event", lambda event_id: (_ for _ in ()).throw(RuntimeError("died")))
+    event = book(settings, category)
+    monkeypatch.undo()
+    Event.update(published_at=utcnow()).where(Event.id == event.id).execute()
+
+    callback = start_embedded_sweep(settings)
+    try:
+        assert callback.callback_time == outbox.REDRIVE_EVERY_SECONDS * 1000
+        with time_machine.travel(datetime.now(timezone.utc) + timedelta(seconds=10)):
+            await callback.callback()  # one tick of the timer
+    finally:
+        callback.stop()
+
+    assert Event.get_by_id(event.id).delivered_at is not None
+    assert Notification.select().where(Notification.event == event.id).count() == 1
+    assert start_embedded_sweep(replace_redis(settings)) is None  # Redis mode: the dispatchers sweep
+
+
+def replace_redis(settings):
+    from dataclasses import replace
+
+    return replace(settings, redis_url="redis://127.0.0.1:6379/0")
