@@ -42,8 +42,10 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
 
 
 def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
+    indexes = _partial_indexes(migrator)  # now: remove_fields below changes the models at once
+
     def drop_indexes():
-        for index in _partial_indexes(migrator):
+        for index in indexes:
             index._model._schema.drop_index(index=index)
 
     migrator.run(drop_indexes)
