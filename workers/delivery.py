@@ -176,7 +176,7 @@ def deliver_event(event_id):
     return deliver_events([event_id])
 
 
-def _free(lease, now):
+def lease_free(lease, now):
     """Nobody holds this lease: never taken, or expired."""
     return lease.is_null() | (lease < now)
 
@@ -186,7 +186,7 @@ def claim_pushes(*where, now=None):
     so concurrent claimers get disjoint rows); returns them."""
     now = now or utcnow()
     return list(Notification.update(push_claimed_until=now + PUSH_LEASE)
-                .where(*where, Notification.pushed_at.is_null(), _free(Notification.push_claimed_until, now))
+                .where(*where, Notification.pushed_at.is_null(), lease_free(Notification.push_claimed_until, now))
                 .returning(Notification).execute())
 
 
@@ -253,7 +253,7 @@ def claim_email(notification_id):
     return Notification.update(email_claimed_until=now + EMAIL_LEASE,
                                email_attempts=Notification.email_attempts + 1).where(
         Notification.id == notification_id, Notification.sent_to_email == False,  # noqa: E712
-        _free(Notification.email_claimed_until, now)).execute() == 1
+        lease_free(Notification.email_claimed_until, now)).execute() == 1
 
 
 def release_email(notification):

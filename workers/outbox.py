@@ -25,6 +25,8 @@ from models.service_requests import Event
 from server.clock import utcnow
 
 from . import runtime
+from .delivery import EMAIL_MAX_ATTEMPTS, DeliveryError, claim_pushes, deliver_events, lease_free, push_claimed, \
+    queue_emails
 
 log = logging.getLogger("serviceman.outbox")
 
@@ -81,23 +83,17 @@ def redrive(now=None, grace=SWEEP_GRACE, email_grace=EMAIL_GRACE):
     return counts
 
 
-def _free(lease, now):
-    return lease.is_null() | (lease < now)
-
-
 def redeliver_events(now, grace=SWEEP_GRACE):
     """Deliver events published more than `grace` ago and still undelivered; returns how many."""
-    from .delivery import DeliveryError, deliver_events
-
     candidates = (Event.select(Event.id)
                   .where(Event.delivered_at.is_null(), Event.created_at >= now - REDRIVE_WINDOW,
-                         Event.published_at <= now - grace, _free(Event.redrive_claimed_until, now),
+                         Event.published_at <= now - grace, lease_free(Event.redrive_claimed_until, now),
                          Event.redrive_attempts < EVENT_MAX_REDRIVES)
                   .order_by(Event.created_at).limit(EVENT_REDRIVE_BATCH))
     claimed = sorted(e.id for e in Event.update(redrive_claimed_until=now + EVENT_REDRIVE_LEASE,
                                                 redrive_attempts=Event.redrive_attempts + 1)
                      .where(Event.id.in_(candidates), Event.delivered_at.is_null(),
-                            _free(Event.redrive_claimed_until, now))
+                            lease_free(Event.redrive_claimed_until, now))
                      .returning(Event.id).execute())
     if claimed:
         log.warning("re-drive: events %s were published %s ago and are still undelivered", claimed, grace)
@@ -110,11 +106,9 @@ def redeliver_events(now, grace=SWEEP_GRACE):
 
 def repush(now, grace=SWEEP_GRACE):
     """Push notifications created between PUSH_WINDOW and `grace` ago and never pushed; returns how many."""
-    from .delivery import claim_pushes, push_claimed
-
     candidates = (Notification.select(Notification.id)
                   .where(Notification.pushed_at.is_null(), Notification.created_at >= now - PUSH_WINDOW,
-                         Notification.created_at <= now - grace, _free(Notification.push_claimed_until, now))
+                         Notification.created_at <= now - grace, lease_free(Notification.push_claimed_until, now))
                   .order_by(Notification.created_at).limit(SWEEP_BATCH))
     claimed = claim_pushes(Notification.id.in_(candidates), now=now)
     push_claimed(claimed)
@@ -124,10 +118,8 @@ def repush(now, grace=SWEEP_GRACE):
 def requeue_emails(now, grace=EMAIL_GRACE):
     """Queue again the emails unsent `grace` after their notification, neither being sent nor held
     back after a failure, and tried fewer than EMAIL_MAX_ATTEMPTS times; returns how many."""
-    from .delivery import EMAIL_MAX_ATTEMPTS, queue_emails
-
     unsent = Notification.sent_to_email == False  # noqa: E712
-    free = (_free(Notification.email_claimed_until, now), _free(Notification.email_redrive_after, now))
+    free = (lease_free(Notification.email_claimed_until, now), lease_free(Notification.email_redrive_after, now))
     candidates = (Notification.select(Notification.id)
                   .where(unsent, Notification.created_at.between(now - REDRIVE_WINDOW, now - grace), *free,
                          Notification.email_attempts < EMAIL_MAX_ATTEMPTS)
