@@ -104,7 +104,13 @@ class ServiceRequest(TimestampedModel):
 
 
 class Event(TimestampedModel):
-    """The outbox and the timeline: one row per workflow change, written in its transaction."""
+    """The outbox and the timeline: one row per workflow change, written in its transaction.
+
+    `published_at`: handed to the transport. `delivered_at`: its notification rows exist (set in the
+    transaction that inserted them, also when it has no recipients). The sweep re-delivers an event
+    published but never delivered, claiming it (`redrive_claimed_until`) so sweepers never overlap,
+    and gives up after a few attempts (`redrive_attempts`): an event that cannot be rendered is a bug.
+    """
 
     type = peewee.CharField(max_length=40, index=True)
     service_request = peewee.ForeignKeyField(ServiceRequest, null=True, backref="events", index=True)
@@ -113,3 +119,10 @@ class Event(TimestampedModel):
     to_status = peewee.CharField(max_length=32, null=True)
     payload = JSONField(default=dict)
     published_at = UTCDateTimeField(null=True, index=True)
+    delivered_at = UTCDateTimeField(null=True)
+    redrive_claimed_until = UTCDateTimeField(null=True)
+    redrive_attempts = peewee.IntegerField(default=0)
+
+
+# The sweep's index (migration 014): only events not delivered yet are in it.
+Event.add_index(Event.index(Event.created_at, name="event_undelivered").where(Event.delivered_at.is_null()))

@@ -20,7 +20,6 @@ from workers import runtime
 from workers.transport import EmbeddedTransport, RedisTransport
 
 log = logging.getLogger("serviceman")
-EMBEDDED_SWEEP_MS = 30_000
 LOCAL_REFUND_DELAY = 3.0  # seconds
 
 
@@ -81,19 +80,18 @@ def local_checkout_routes(settings):
 
 
 def start_embedded_sweep(settings):
-    """Embedded mode has no dispatcher process, so the web process sweeps the outbox itself."""
+    """Embedded mode has no dispatcher process, so the web process runs the re-drive sweep itself."""
     if settings.redis_url:
         return None
-    from workers.outbox import requeue_unsent_emails, sweep_outbox
+    from workers.outbox import REDRIVE_EVERY_SECONDS, redrive
 
     async def sweep():
         try:
-            await executor.run_sync(sweep_outbox)
-            await executor.run_sync(requeue_unsent_emails)
+            await executor.run_sync(redrive)
         except Exception:
-            log.exception("outbox sweep failed")
+            log.exception("re-drive sweep failed")
 
-    callback = tornado.ioloop.PeriodicCallback(sweep, EMBEDDED_SWEEP_MS)
+    callback = tornado.ioloop.PeriodicCallback(sweep, REDRIVE_EVERY_SECONDS * 1000)
     callback.start()
     return callback
 

@@ -89,9 +89,18 @@ PAGINATED_OPS = [op for op in OPERATIONS if op.endpoint.paginated]
 MALFORMED_BODY = '{"name": "Plumbing",'
 
 
+# A notification's email state changes on the embedded pipeline's own threads, after the response
+# whose commit queued the email: delivery progress, not a change any request makes.
+EMAIL_STATE = ("sent_to_email", "email_sent_at", "email_claimed_until", "email_attempts", "email_redrive_after")
+
+
 def snapshot():
     """Every row of every table, to prove a refused request changed nothing (not even an update)."""
-    return {model.__name__: sorted(map(repr, model.select().order_by(model.id).dicts()))
+    def row(model, values):
+        if model is models.Notification:
+            values = {k: v for k, v in values.items() if k not in EMAIL_STATE}
+        return repr(values)
+    return {model.__name__: sorted(row(model, values) for values in model.select().order_by(model.id).dicts())
             for model in models.ALL_MODELS}
 
 

@@ -122,36 +122,3 @@ def test_embedded_publish_delivers_before_marking_the_event_published(settings, 
     finally:
         runtime.transport().shutdown()
         runtime.reset()
-
-
-def test_emails_left_unsent_are_queued_again_within_a_day(settings):
-    from datetime import timedelta
-
-    from models import Notification
-    from server.clock import utcnow
-    from workers import outbox, runtime
-
-    from .factories import ClientFactory
-
-    queued = []
-
-    class Recorder:
-        def enqueue(self, fn, *args, job_id):
-            queued.append(job_id)
-
-    runtime.configure(settings, Recorder())
-    try:
-        user = ClientFactory()
-        now = utcnow()
-        make = lambda age, sent=False: Notification.create(  # noqa: E731
-            user=user, notification_type="request_created", title="t", message="m", sent_to_email=sent,
-            created_at=now - age)
-        stale = make(timedelta(hours=1))
-        make(timedelta(minutes=5))  # too fresh: its retries may still be running
-        make(timedelta(days=2))  # too old to send now
-        make(timedelta(hours=1), sent=True)
-
-        assert outbox.requeue_unsent_emails(now) == 1
-        assert queued == [f"email-{stale.id}"]
-    finally:
-        runtime.reset()

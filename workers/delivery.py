@@ -1,21 +1,34 @@
-"""The delivery stages, as jobs: events become notifications, notifications emails.
+"""The delivery stages, as jobs: events become notifications, notifications pushes and emails.
 
-Both work in batches and are idempotent, so a batch that dies part-way is simply run again:
+The database records what is done (models/notifications.py, Event): an event's `delivered_at`, each
+row's `pushed_at` and `sent_to_email`. A job that dies at any instant leaves that record behind, and
+its retry, a replay, or the sweep (workers/outbox.py::redrive) does what is left, once:
 - deliver_events inserts every notification of several events in one INSERT ... ON CONFLICT DO
-  NOTHING on the unique (event, user) index and gets back only the rows it inserted, so a replayed
-  event creates nothing twice and only new rows are pushed (one Redis round trip per batch). It then
-  queues every still-unsent email of those events, so a job that died after inserting loses none.
-- send_emails sends over one reused SMTP connection and marks each email sent right after the
-  server accepted it (a retry skips those); a refused email does not hold up the others, and the
-  job fails afterwards so the transport retries the ones left.
-deliver_event and send_email are the one-item forms (embedded mode, the email sweep).
+  NOTHING on the unique (event, user) index and marks the events delivered in the same transaction
+  (also those without recipients). The rows it inserted come back already claimed for pushing (a
+  lease); a retry or replay also claims whatever an earlier attempt left unpushed. It pushes the
+  claimed rows (one Redis round trip), records them pushed, and queues every unsent email of the events.
+- send_emails reads its batch first (no write ever runs while a read cursor is open: on SQLite that
+  fails with "database is locked"), then for each email: claims it (a conditional UPDATE: unsent and
+  unclaimed, so two senders never send one email), sends it over one reused SMTP connection, marks it
+  sent. A refused email does not hold up the others; the job fails afterwards so the transport retries it.
+
+What is left, honestly: a process that dies after the SMTP server accepted an email and before the
+UPDATE that marks it (one statement, about a millisecond) sends that email again once its lease
+expires; it carries the same Message-ID (workers/email.py), so a mail client shows one message. A
+process that dies between publishing a push and recording it pushes that notification (same id)
+again once its lease expires.
+deliver_event and send_email are the one-item forms (embedded mode).
 """
 import logging
+import time
 import zlib
+from datetime import timedelta
 
 from peewee import fn
 
 from models.catalog import Category
+from models.db import database
 from models.notifications import Notification
 from models.service_requests import Event, ServiceRequest
 from models.users import User
@@ -28,6 +41,19 @@ from .notification_types import NOTIFICATION_TYPES, admins_cached, recipients, r
 log = logging.getLogger("serviceman.delivery")
 
 EMAIL_BATCH = 50  # emails per job: big enough to amortise a job, small enough to share among workers
+# Leases: how long a claimed push or email is left to its claimer before another may take it over.
+# Each must outlast the work it covers, or that work could be done twice.
+PUSH_LEASE = timedelta(seconds=10)  # a publish takes milliseconds; Redis's socket timeout is 5 s
+# One email, claimed one at a time: a healthy SMTP server answers in milliseconds, and smtplib gives
+# up on an unanswered command after 30 s. Only an exchange slower than the lease that still succeeds
+# could be sent twice (with the same Message-ID); a shorter lease re-sends the one email a killed
+# worker had in hand sooner.
+EMAIL_LEASE = timedelta(seconds=30)
+# After a failed attempt the sweep waits this long before queuing the email again (the nth failure
+# uses the nth delay, then the last); after EMAIL_MAX_ATTEMPTS claims it gives up (logged).
+EMAIL_BACKOFF_SECONDS = (10, 30, 60, 300, 900)
+EMAIL_MAX_ATTEMPTS = 10
+MARK_SENT_TRIES = 5  # an accepted email is marked sent even through a brief database hiccup
 
 
 class DeliveryError(Exception):
@@ -101,8 +127,39 @@ def _rows_for(event, request):
 
 
 def deliver_events(event_ids):
-    """Create the events' notifications, push the new ones, queue the unsent emails; returns new ids."""
+    """Create the events' notifications and mark the events delivered, push every row not pushed
+    yet, queue every unsent email; returns the ids of the rows this call created."""
     events = list(Event.select().where(Event.id.in_(list(event_ids))).order_by(Event.id))
+    fresh = [e for e in events if e.delivered_at is None]
+    rows, failed = _render(fresh)
+    now = utcnow()
+    created = []
+    with database.atomic():  # the rows and "delivered" together, or neither
+        if rows:
+            rows.sort(key=lambda row: (row["event"], row["user"]))  # one lock order for concurrent batches
+            for row in rows:
+                row["push_claimed_until"] = now + PUSH_LEASE  # what this call inserts, it pushes
+            # RETURNING gives only the rows inserted here: a replay creates nothing twice.
+            created = list(Notification.insert_many(rows).on_conflict_ignore().returning(Notification).execute())
+        delivered = [e.id for e in fresh if e.id not in failed]
+        if delivered:
+            Event.update(delivered_at=now).where(Event.id.in_(delivered), Event.delivered_at.is_null()).execute()
+    done = [e.id for e in events if e.id not in failed]
+    # The usual case: every event was new and every row went in now, so nothing earlier is left to do.
+    first_attempt = len(fresh) == len(events) and len(created) == len(rows)
+    pending = created if first_attempt else created + claim_pushes(Notification.event.in_(done))
+    push_claimed(pending)
+    if first_attempt:
+        queue_emails([n.id for n in created])
+    else:
+        queue_unsent_emails(done)
+    if failed:
+        raise DeliveryError(f"events {failed} were not delivered (the others were)")
+    return [n.id for n in created]
+
+
+def _render(events):
+    """(notification rows, ids of events that could not be rendered) for these events."""
     requests = _requests_of(events)
     rows, failed = [], []
     with admins_cached():
@@ -112,23 +169,34 @@ def deliver_events(event_ids):
             except Exception:
                 log.exception("event %s could not be rendered into notifications", event.id)
                 failed.append(event.id)
-    created = []
-    if rows:
-        rows.sort(key=lambda row: (row["event"], row["user"]))  # one lock order for concurrent batches
-        # One statement, so atomic by itself; RETURNING gives only the rows it inserted.
-        created = list(Notification.insert_many(rows).on_conflict_ignore().returning(Notification).execute())
-    push_new(created)
-    if len(created) == len(rows):  # the usual case: every email of these events is one just created
-        queue_emails([n.id for n in created])
-    else:  # a replay or a retry: some emails may be unsent from an earlier attempt
-        queue_unsent_emails([e.id for e in events if e.id not in failed])
-    if failed:
-        raise DeliveryError(f"events {failed} were not delivered (the others were)")
-    return [n.id for n in created]
+    return rows, failed
 
 
 def deliver_event(event_id):
     return deliver_events([event_id])
+
+
+def lease_free(lease, now):
+    """Nobody holds this lease: never taken, or expired."""
+    return lease.is_null() | (lease < now)
+
+
+def claim_pushes(*where, now=None):
+    """Claim the unpushed, unclaimed notifications matching `where` for pushing (a conditional UPDATE,
+    so concurrent claimers get disjoint rows); returns them."""
+    now = now or utcnow()
+    return list(Notification.update(push_claimed_until=now + PUSH_LEASE)
+                .where(*where, Notification.pushed_at.is_null(), lease_free(Notification.push_claimed_until, now))
+                .returning(Notification).execute())
+
+
+def push_claimed(notifications):
+    """Push notifications this process claimed, then record them pushed. Without a transport (or if
+    the publish fails) they stay unpushed and the lease expires: a retry or the sweep pushes them."""
+    if not notifications or runtime.transport() is None:
+        return
+    push_new(notifications)
+    Notification.update(pushed_at=utcnow()).where(Notification.id.in_([n.id for n in notifications])).execute()
 
 
 def queue_unsent_emails(event_ids):
@@ -136,8 +204,7 @@ def queue_unsent_emails(event_ids):
     if not event_ids:
         return
     queue_emails([n.id for n in Notification.select(Notification.id).where(
-        Notification.event.in_(event_ids), Notification.sent_to_email == False)  # noqa: E712
-        .order_by(Notification.id)])
+        Notification.event.in_(event_ids), Notification.sent_to_email == False)])  # noqa: E712
 
 
 def queue_emails(notification_ids):
@@ -149,23 +216,26 @@ def queue_emails(notification_ids):
 
 
 def send_emails(notification_ids):
-    """Send the unsent emails among these notifications; returns how many were sent."""
+    """Send the unsent emails among these notifications; returns how many this call sent."""
     settings = runtime.settings()
-    pending = (Notification.select(Notification, User).join(User)
-               .where(Notification.id.in_(list(notification_ids)), Notification.sent_to_email == False)  # noqa: E712
-               .order_by(Notification.id))
+    # The whole batch is read before anything is written (see the module's docstring).
+    batch = list(Notification.select(Notification, User).join(User)
+                 .where(Notification.id.in_(list(notification_ids)), Notification.sent_to_email == False)  # noqa: E712
+                 .order_by(Notification.id))
     sent, failed = 0, []
-    for notification in pending:
+    for notification in batch:
+        if not claim_email(notification.id):
+            continue  # sent meanwhile, or another sender holds it
         try:
             channel = send_notification_email(settings, notification)
         except Exception as exc:
+            release_email(notification)
             if isinstance(exc, OSError) and not _is_refusal(exc):
                 raise  # the server is unreachable: the rest would fail the same way; retry them all later
             log.warning("email for notification %s not sent: %s", notification.id, exc)
             failed.append(notification.id)
             continue
-        Notification.update(sent_to_email=True, email_sent_at=utcnow()).where(
-            Notification.id == notification.id).execute()
+        mark_email_sent(notification.id)
         sent += 1
         log.info("email for notification %s %s user %s", notification.id,
                  "sent to" if channel == "smtp" else "written to the log for", notification.user_id)
@@ -175,6 +245,45 @@ def send_emails(notification_ids):
 
 
 send_emails.sends_email = True  # the transport queues it behind deliveries (workers/transport.py)
+
+
+def claim_email(notification_id):
+    """Take one unsent email for sending, for EMAIL_LEASE; False if it is sent or someone else holds it."""
+    now = utcnow()
+    return Notification.update(email_claimed_until=now + EMAIL_LEASE,
+                               email_attempts=Notification.email_attempts + 1).where(
+        Notification.id == notification_id, Notification.sent_to_email == False,  # noqa: E712
+        lease_free(Notification.email_claimed_until, now)).execute() == 1
+
+
+def release_email(notification):
+    """A failed attempt: free the email for the transport's retry, and hold it back from the sweep
+    for the backoff. Best effort: if this write fails too, the lease simply expires."""
+    attempts = notification.email_attempts + 1  # counting the claim just made
+    delay = EMAIL_BACKOFF_SECONDS[min(attempts, len(EMAIL_BACKOFF_SECONDS)) - 1]
+    if attempts >= EMAIL_MAX_ATTEMPTS:
+        log.error("email for notification %s failed %d times; the sweep gives up on it", notification.id, attempts)
+    try:
+        Notification.update(email_claimed_until=None, email_redrive_after=utcnow() + timedelta(seconds=delay)).where(
+            Notification.id == notification.id, Notification.sent_to_email == False).execute()  # noqa: E712
+    except Exception:
+        log.warning("could not release the email of notification %s (its lease will expire)", notification.id,
+                    exc_info=True)
+
+
+def mark_email_sent(notification_id):
+    """The server accepted it: record that, retrying a failing write a few times, because an accepted
+    email left unmarked would be sent again once its lease expires."""
+    for attempt in range(MARK_SENT_TRIES):
+        try:
+            Notification.update(sent_to_email=True, email_sent_at=utcnow(), email_claimed_until=None).where(
+                Notification.id == notification_id).execute()
+            return
+        except Exception:
+            if attempt == MARK_SENT_TRIES - 1:
+                log.exception("email for notification %s was sent but could not be marked sent", notification_id)
+                raise
+            time.sleep(0.1 * 2 ** attempt)  # the database, not an event, decides when this can succeed
 
 
 def _is_refusal(exc):

@@ -26,7 +26,7 @@ import redis
 from . import runtime
 from .delivery import batch_job_id, deliver_events
 from .outages import Outage, is_database_outage, is_redis_outage
-from .outbox import sweep_outbox
+from .outbox import REDRIVE_EVERY_SECONDS, redrive
 from .transport import DEAD_LETTER_STREAM, STREAM, STREAM_MAXLEN
 
 log = logging.getLogger("serviceman.dispatcher")
@@ -39,7 +39,7 @@ LIVENESS_TTL_SECONDS = 5
 LIVENESS_REFRESH_SECONDS = 1
 CLAIM_DEAD_EVERY_SECONDS = 1  # how often the group's consumers are checked for dead ones
 BATCH = 100  # events per delivery job
-SWEEP_EVERY_SECONDS = 30
+SWEEP_EVERY_SECONDS = REDRIVE_EVERY_SECONDS  # the database re-drives what a queue lost within seconds
 
 # Delivery jobs waiting in RQ beyond which the dispatcher leaves new events in the stream. Under load
 # the backlog then stays where the next read takes it whole (one job for up to `batch` events)
@@ -265,7 +265,7 @@ class Dispatcher:
                     last_claim = time.monotonic()
                 if time.monotonic() - last_sweep >= SWEEP_EVERY_SECONDS:
                     with self.database_outage_tolerated():
-                        runtime.run_job(sweep_outbox)
+                        runtime.run_job(redrive)
                     self.reclaim()
                     last_sweep = time.monotonic()
                 if self.transport.queue.count >= MAX_QUEUED_DELIVERIES:

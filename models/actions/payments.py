@@ -251,9 +251,10 @@ def reconcile_payments(paystack, verify_after, abandon_after, now=None):
     close those Paystack gave up on, or that stayed unpaid past `abandon_after`. Returns counts."""
     now = now or utcnow()
     counts = {"checked": 0, "paid": 0, "failed": 0, "unreachable": 0}
-    stale = (Payment.select().where(Payment.status == PaymentStatus.PENDING,
-                                    Payment.created_at <= now - timedelta(seconds=verify_after))
-             .order_by(Payment.created_at).limit(RECONCILE_BATCH))
+    # Read whole before the loop writes: on SQLite a write while a read cursor is open fails.
+    stale = list(Payment.select().where(Payment.status == PaymentStatus.PENDING,
+                                        Payment.created_at <= now - timedelta(seconds=verify_after))
+                 .order_by(Payment.created_at).limit(RECONCILE_BATCH))
     for payment in stale:
         counts["checked"] += 1
         abandoned = payment.created_at <= now - timedelta(seconds=abandon_after)

@@ -511,9 +511,10 @@ def reconcile_transfers(paystack, after, now=None):
     answer; one Paystack never received (unknown reference) is sent again with the same reference."""
     now = now or utcnow()
     counts = {"checked": 0, "resent": 0, "settled": 0, "unreachable": 0}
-    stale = (Payout.select().where(Payout.status.in_((P.APPROVED, P.AWAITING_OTP, P.IN_TRANSIT)),
-                                   Payout.updated_at <= now - timedelta(seconds=after))
-             .order_by(Payout.updated_at).limit(RECONCILE_BATCH))
+    # Read whole before the loop writes: on SQLite a write while a read cursor is open fails.
+    stale = list(Payout.select().where(Payout.status.in_((P.APPROVED, P.AWAITING_OTP, P.IN_TRANSIT)),
+                                       Payout.updated_at <= now - timedelta(seconds=after))
+                 .order_by(Payout.updated_at).limit(RECONCILE_BATCH))
     for payout in stale:
         counts["checked"] += 1
         reference = payout.transfer_reference

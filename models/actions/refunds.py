@@ -343,9 +343,10 @@ def reconcile_refunds(paystack, after, now=None):
     counts = {"opened": 0, "submitted": 0, "checked": 0, "processed": 0, "failed": 0, "unreachable": 0}
     refunded = Refund.select(Refund.payment).where(Refund.cause == RefundCause.UNUSABLE_PAYMENT)
     opened = []
-    for payment in (Payment.select(Payment.id).where(Payment.needs_refund == True,  # noqa: E712
-                                                     Payment.status == PaymentStatus.SUCCESS,
-                                                     Payment.id.not_in(refunded)).limit(RECONCILE_BATCH)):
+    # Each query is read whole before its loop writes: on SQLite a write while a read cursor is open fails.
+    for payment in list(Payment.select(Payment.id).where(Payment.needs_refund == True,  # noqa: E712
+                                                         Payment.status == PaymentStatus.SUCCESS,
+                                                         Payment.id.not_in(refunded)).limit(RECONCILE_BATCH)):
         with unit_of_work():
             refund = open_unusable_payment_refund(lock_payment(payment.id))
         if refund is not None:
@@ -357,9 +358,9 @@ def reconcile_refunds(paystack, after, now=None):
     for refund_id in opened + [row.id for row in unsubmitted if row.id not in opened]:
         refund = submit_refund(paystack, refund_id)
         counts["submitted" if refund.submitted_at else "failed" if refund.status == R.FAILED else "unreachable"] += 1
-    stale = (Refund.select().where(Refund.status.in_(R.OPEN), Refund.submitted_at <= now - timedelta(seconds=after),
-                                   Refund.paystack_refund_id.is_null(False))
-             .order_by(Refund.submitted_at).limit(RECONCILE_BATCH))
+    stale = list(Refund.select().where(Refund.status.in_(R.OPEN), Refund.submitted_at <= now - timedelta(seconds=after),
+                                       Refund.paystack_refund_id.is_null(False))
+                 .order_by(Refund.submitted_at).limit(RECONCILE_BATCH))
     for refund in stale:
         counts["checked"] += 1
         try:
