@@ -87,20 +87,26 @@ def test_error_reports_hold_no_secret_and_no_personal_data(private_postgres, pro
     status, _ = http_call("POST", f"{base}/api/auth/register/", {**newcomer, **PROFILE})
     assert status == 500
     assert http_call("POST", f"{base}/api/auth/login/", admin)[0] == 500
-    # And then stopped: a Bearer request fails while authenticating, a refresh and a sign-in too.
-    private_postgres.stop()
+    # A Bearer request that writes, and a refresh (it rotates the token's row), fail the same way.
     bearer = {"Authorization": f"Bearer {pair['access']}"}
+    assert http_call("PATCH", f"{base}/api/auth/me/", {"first_name": "Ada"}, headers=bearer)[0] == 500
+    assert http_call("POST", f"{base}/api/auth/refresh/", {"refresh": pair["refresh"]})[0] == 500
+    # And then stopped: a Bearer request fails while authenticating, a refresh and a sign-in too (each
+    # answered 503: an outage, not a bug).
+    private_postgres.stop()
     assert http_call("GET", f"{base}/api/auth/me/", headers=bearer)[0] in (500, 503)
     assert http_call("POST", f"{base}/api/auth/refresh/", {"refresh": pair["refresh"]})[0] in (500, 503)
     assert http_call("POST", f"{base}/api/auth/login/", admin)[0] in (500, 503)
     link_token = secrets.token_urlsafe(32)  # an emailed link's token, in the URL of a failing request
     assert http_call("GET", f"{base}/api/auth/verify-email/?token={link_token}")[0] in (500, 503)
 
-    # One report per failed request (the sign-in failed twice), each with its request's URL.
-    expected = Counter({"/api/auth/register/": 1, "/api/auth/login/": 2, "/api/auth/me/": 1, "/api/auth/refresh/": 1,
-                        "/api/auth/verify-email/": 1})
+    # One report per request failed inside the domain, each with its URL;
+    # then one per request refused while the database was stopped (each answered 503, its report
+    # made where the outage was met, which need not be a handler).
+    expected = Counter({"/api/auth/register/": 1, "/api/auth/login/": 1, "/api/auth/me/": 1, "/api/auth/refresh/": 1})
     ingest.wait_for_events(lambda events: not expected - Counter(
-        (event.get("request") or {}).get("url", "").replace(base, "") for event in events))
+        (event.get("request") or {}).get("url", "").replace(base, "") for event in events)
+        and len(events) >= sum(expected.values()) + 4)
     raw = ingest.raw()
     personal = {"the admin's email": admin["email"], "the admin's password": admin["password"],
                 "the newcomer's email": newcomer["email"], "the newcomer's password": newcomer["password"],
@@ -115,8 +121,10 @@ def test_error_reports_hold_no_secret_and_no_personal_data(private_postgres, pro
     if scrubbed:
         assert found == set(), f"Sentry received {sorted(found)}"
     else:  # the control: without the scrubbing, the same failures do carry them
-        assert {"the admin's email", "the admin's password", "the newcomer's email", "the access token",
-                "the refresh token", "the link's token"} <= found, f"the control found only {sorted(found)}"
+        # (The Bearer token is authenticated off the failing frame, by the coalesced sign-in, so even
+        # unscrubbed reports no longer carry it; the scrubbed run still searches for it.)
+        assert {"the admin's email", "the admin's password", "the newcomer's email",
+                "the refresh token"} <= found, f"the control found only {sorted(found)}"
 
 
 def _answers(base):
