@@ -68,6 +68,9 @@ class Payment(TimestampedModel):
     processed_via = peewee.CharField(max_length=10, default="")
     # Money we hold but must give back (paid after a cancellation, or paid twice): issue 11 refunds it.
     needs_refund = peewee.BooleanField(default=False, index=True)
+    # What Paystack kept of it (its `fees`, in naira), recorded with the success; NULL when Paystack
+    # did not say (payments verified before this was recorded). Refunds do not give fees back.
+    paystack_fees = MoneyField(null=True)
     updated_at = UTCDateTimeField(null=True)
 
 

@@ -32,6 +32,13 @@ def _now_iso():
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def local_card_fees(amount_kobo):
+    """Paystack's published price for a local (Nigerian) card payment, in kobo as `data.fees` carries
+    it: 1.5% plus NGN 100, the NGN 100 waived under NGN 2,500, capped at NGN 2,000."""
+    fees = amount_kobo * 15 // 1000 + (10_000 if amount_kobo >= 250_000 else 0)
+    return min(fees, 200_000)
+
+
 @dataclass
 class Ledger:
     """What the stand-in knows, and the knobs tests turn to make it misbehave."""
@@ -62,8 +69,9 @@ class Ledger:
     def fail_next(self, *faults):
         self.faults.extend(faults)
 
-    def charge(self, reference, amount=None, currency=None, status="success"):
-        """Mark a transaction paid (or otherwise); returns the data object Paystack would send."""
+    def charge(self, reference, amount=None, currency=None, status="success", fees=None):
+        """Mark a transaction paid (or otherwise); returns the data object Paystack would send.
+        `fees` (kobo): what Paystack keeps of it; by default its local card pricing."""
         tx = self.transactions[reference]
         tx["status"] = status
         if amount is not None:
@@ -73,6 +81,7 @@ class Ledger:
         if status == "success":
             tx["paid_at"] = tx["paidAt"] = _now_iso()
             tx["gateway_response"] = "Successful"
+            tx["fees"] = fees if fees is not None or type(tx["amount"]) is not int else local_card_fees(tx["amount"])
         return self.data(reference)
 
     def data(self, reference):
@@ -198,7 +207,7 @@ class InitializeHandler(ApiHandler):
             "id": len(self.ledger.transactions) + 1, "domain": "test", "status": "abandoned",
             "reference": reference, "amount": amount, "currency": body.get("currency") or "NGN",
             "gateway_response": "The transaction was not completed", "paid_at": None, "paidAt": None,
-            "created_at": _now_iso(), "channel": "card", "metadata": body.get("metadata") or {},
+            "fees": None, "created_at": _now_iso(), "channel": "card", "metadata": body.get("metadata") or {},
             "customer": {"id": 1, "email": body["email"], "customer_code": "CUS_standin"},
             "access_code": access_code, "callback_url": body.get("callback_url") or "",
         }

@@ -14,7 +14,7 @@ from typing import Callable
 
 from server.clock import utcnow
 from server.errors import InvalidTransition, NotFound, PermissionDenied, UpstreamUnavailable
-from server.paystack import PaystackError, PaystackRefused, to_kobo
+from server.paystack import PaystackError, PaystackRefused, from_kobo, to_kobo
 
 from ..db import for_update
 from ..money import Payment, PaymentSource, PaymentStatus, PaymentType
@@ -158,6 +158,7 @@ def _accept_success(payment, request, data, source):
     paid_kobo, currency = data.get("amount"), data.get("currency")
     details = {"payment_id": payment.id, "reference": payment.paystack_reference, "amount": str(payment.amount),
                "currency": payment.currency, "payment_type": payment.payment_type, "purpose": purpose.label}
+    payment.paystack_fees = _fees(data)
     if type(paid_kobo) is not int or paid_kobo != expected_kobo or currency != payment.currency:
         payment.status = PaymentStatus.REVIEW
         payment.failure_reason = (f"Paystack reported {paid_kobo!r} {currency!r}; "
@@ -183,6 +184,12 @@ def _accept_success(payment, request, data, source):
     payment.save()
     transition(request, purpose.moves_to, payment.payer_id, purpose.event, payload=details)
     record_event(request, "payment_receipt", payment.payer_id, payload=details)
+
+
+def _fees(data):
+    """What Paystack kept of a successful charge (`fees`, kobo) in naira; None when it did not say."""
+    fees = data.get("fees")
+    return from_kobo(fees) if type(fees) is int and fees >= 0 else None
 
 
 def _why_not_applicable(payment, request, purpose):
