@@ -159,7 +159,7 @@ def check_the_books(world):
     assert sum((r.amount for r in Refund.select()), ZERO) == expected["refunds"]
 
 
-@hypothesis_settings(max_examples=40, derandomize=True, deadline=None, database=None,
+@hypothesis_settings(max_examples=30, derandomize=True, deadline=None, database=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(plans=st.lists(bookings, min_size=1, max_size=4))
 def test_payments_less_refunds_are_shares_held_money_fees_and_the_platforms_net(settings, paystack, plans):
