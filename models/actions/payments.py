@@ -14,6 +14,7 @@ from typing import Callable
 
 from server.clock import utcnow
 from server.errors import InvalidTransition, NotFound, PermissionDenied, UpstreamUnavailable
+from server.naira import format_naira
 from server.paystack import PaystackError, PaystackRefused, from_kobo, to_kobo
 
 from ..db import for_update
@@ -83,7 +84,8 @@ def initialize_payment(settings, paystack, client, request_id, payment_type):
             return open_attempt
         if open_attempt is not None:
             _close(open_attempt, PaymentStatus.FAILED,
-                   f"superseded: NGN {open_attempt.amount} was due when it opened, NGN {amount} is due now")
+                   f"superseded: {format_naira(open_attempt.amount)} was due when it opened, "
+                   f"{format_naira(amount)} is due now")
         payment = Payment.create(
             service_request=request.id, payer=client.id, payment_type=payment_type, amount=amount,
             currency=CURRENCY, paystack_reference=_new_reference(request.id, payment_type),
@@ -198,7 +200,8 @@ def _why_not_applicable(payment, request, purpose):
     if request.status != purpose.pay_in:
         return f"the request was {request.status} when this {purpose.label} succeeded (already paid?)"
     if purpose.amount(request) != payment.amount:
-        return f"NGN {purpose.amount(request)} is due now, but this attempt was for NGN {payment.amount}"
+        return (f"{format_naira(purpose.amount(request))} is due now, but this attempt was for "
+                f"{format_naira(payment.amount)}")
     return None
 
 
