@@ -12,6 +12,7 @@ agree with each other. The rule worked out here is the README's: the serviceman 
 and the platform keeps what the client agreed to pay above it; a price agreed below the estimate is
 all the serviceman's.
 """
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -214,3 +215,20 @@ def test_a_payment_records_what_paystack_says_it_kept(settings, paystack, fees, 
     payments.process_charge({**data, "fees": fees}, payments.PaymentSource.VERIFY)
 
     assert Payment.get_by_id(payment.id).paystack_fees == stored
+
+
+def test_the_stand_in_says_what_paystack_keeps_in_verify_and_charge_success(settings, paystack):
+    """Paystack documents `fees` (integer kobo) in `data` of verify and of `charge.success`."""
+    world = World(settings, paystack)
+    request = booking.create_request(settings, world.client, category_id=world.category.id,
+                                     booking_date=platform_today(settings.zone) + timedelta(days=10),
+                                     address="3 Broad Street, Lagos", description="The kitchen tap drips.")
+    payment = payments.initialize_payment(settings, world.paystack, world.client, request.id, PaymentType.BOOKING_FEE)
+    assert world.paystack.verify(payment.paystack_reference)["fees"] is None  # not paid: nothing kept
+
+    paystack.charge(payment.paystack_reference)
+    verified = world.paystack.verify(payment.paystack_reference)
+    event = json.loads(paystack.webhook(payment.paystack_reference)[0])
+
+    assert verified["fees"] == event["data"]["fees"] == 3_000  # 1.5% of 2,000.00; the NGN 100 waived under 2,500
+    assert type(verified["fees"]) is int
