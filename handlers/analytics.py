@@ -10,12 +10,15 @@ TAGS = ("analytics",)
 
 
 class RevenueHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Verified revenue: booking fees, final payments, markup, refunds, by month",
+    @endpoint(roles=Role.ADMIN, summary="Where the money went: gross, refunds, Paystack fees, serviceman shares, "
+                                        "platform net, by month",
               query=RevenueQuerySchema, response=RevenueSchema(), errors=(401, 403, 422), tags=TAGS,
               description="Counts payments that succeeded and are not flagged for refund (money to be given "
-                          "back is not revenue), and the refunds of them (`refunds`; `net` = `total` - `refunds`). "
-                          "`from` and `to` are inclusive UTC dates of `paid_at` (of a refund: when it was opened); "
-                          "months are UTC months. `from` after `to` is 422.")
+                          "back is not revenue), and the refunds of them. To the kobo, in all and in each month: "
+                          "`gross` - `refunds` = `serviceman_shares` + `held` + `paystack_fees` + `platform_net`. "
+                          "Serviceman shares and markup are read from the payout ledger (the money rule split each "
+                          "confirmed job's final payment). `from` and `to` are inclusive UTC dates of `paid_at` "
+                          "(of a refund: when it was opened); months are UTC months. `from` after `to` is 422.")
     async def get(self):
         await self.respond(await self.run(analytics.revenue, self.query["date_from"], self.query["date_to"]))
 

@@ -19,7 +19,7 @@ from models.db import is_connection_failure
 from models.users import Role
 from server import identity, proxies, rate_limits, sessions, tokens
 from server.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
-                           PayloadTooLarge, PermissionDenied, ValidationFailed)
+                           PayloadTooLarge, PermissionDenied, UnknownHost, ValidationFailed)
 from server.executor import DATABASE_UNAVAILABLE, database_unavailable, run_sync
 from server.xsrf import SessionBoundXsrf
 
@@ -380,3 +380,13 @@ class NotFoundHandler(BaseHandler):
 
     async def admit(self, spec):
         raise NotFound("No such endpoint.")
+
+
+class UnknownHostHandler(BaseHandler):
+    """Every request addressed to a host name the settings do not accept (`Settings.accepts_host`)."""
+
+    async def prepare(self):
+        self.current_user_obj = None
+        self._body_chunks, self._body_size, self._refusal = [], 0, None
+        self.max_body = NO_BODY_LIMIT
+        self._refuse_after_body(UnknownHost())

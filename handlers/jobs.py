@@ -66,7 +66,7 @@ class ServicemanStatsHandler(BaseHandler):
               response=ServicemanStatsSchema(), errors=(401, 403), tags=TAGS,
               description="Counts only jobs the caller was primary on. `all_time` and `this_month` (the current "
                           "month of the platform's TIME_ZONE; a job counts in the month the admin confirmed it) "
-                          "each give COMPLETED jobs, earnings (sum of their estimate_amount, naira) and the "
+                          "each give COMPLETED jobs, earnings (their payouts in the ledger, naira) and the "
                           "average and count of ratings received. `completion_rate` = COMPLETED ÷ (COMPLETED + "
                           "CANCELLED after assignment) × 100, two places, null until a job has ended; active jobs "
                           "are left out of it and reported as `active_jobs`.")

@@ -1,9 +1,30 @@
-"""Payments, price negotiations and ratings."""
+"""Payments, price negotiations and ratings, and the one rule that splits an agreed price."""
+from decimal import Decimal
+
 import peewee
 
 from .base import JSONField, MoneyField, TimestampedModel, UTCDateTimeField
 from .service_requests import ServiceRequest
 from .users import User
+
+
+ZERO = Decimal("0.00")
+
+
+def split_agreed_price(estimate, agreed_price):
+    """(serviceman's amount, platform's share) of the price the client agreed to pay for the work.
+
+    The money rule, the only place it is written: the serviceman is paid the estimate they submitted
+    and the platform keeps what the client agreed to pay above it. A negotiated discount therefore
+    comes out of the platform's markup first; only a price agreed below the estimate itself (the
+    admins consult the serviceman before accepting one) pays the serviceman that lower price, and
+    then the platform keeps nothing. The platform's share is never negative, the serviceman never
+    gets more than the client paid, and the two always add up to the agreed price to the kobo.
+    No estimate (never inspected): the whole price is the serviceman's."""
+    if estimate is None:
+        return agreed_price, ZERO
+    amount = min(estimate, agreed_price)
+    return amount, agreed_price - amount
 
 
 class PaymentType:
@@ -47,6 +68,9 @@ class Payment(TimestampedModel):
     processed_via = peewee.CharField(max_length=10, default="")
     # Money we hold but must give back (paid after a cancellation, or paid twice): issue 11 refunds it.
     needs_refund = peewee.BooleanField(default=False, index=True)
+    # What Paystack kept of it (its `fees`, in naira), recorded with the success; NULL when Paystack
+    # did not say (payments verified before this was recorded). Refunds do not give fees back.
+    paystack_fees = MoneyField(null=True)
     updated_at = UTCDateTimeField(null=True)
 
 

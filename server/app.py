@@ -6,7 +6,7 @@ import tornado.web
 
 from handlers import reset_page, websocket
 from handlers.dashboard import dashboard_routes, dashboard_settings
-from handlers.base import NotFoundHandler
+from handlers.base import NotFoundHandler, UnknownHostHandler
 from models import bind
 from server import executor
 from server.asyncapi import build_asyncapi
@@ -48,7 +48,7 @@ def make_app(settings, bind_database=True, transport=None):
     hub = Hub(settings.redis_url, ping_seconds=settings.ws_ping_seconds)
     runtime.configure(settings, transport or make_transport(settings, hub))
     routes = route_table()
-    return tornado.web.Application(
+    return HostCheckedApplication(
         tornado_routes(routes) + reset_page.default_handlers + local_checkout_routes(settings) + dashboard_routes(),
         config=settings,
         hub=hub,
@@ -62,6 +62,20 @@ def make_app(settings, bind_database=True, transport=None):
         websocket_max_message_size=websocket.MAX_MESSAGE_BYTES,
         **dashboard_settings(settings),
     )
+
+
+# Probes answer whatever name they are addressed by (orchestrators probe by IP); they build no links.
+PROBES = ("/livez", "/readyz", "/healthz")
+
+
+class HostCheckedApplication(tornado.web.Application):
+    """Requests addressed to a host the settings do not accept are answered 400 `unknown_host` before
+    any route sees them: in development, links are built from the Host header."""
+
+    def find_handler(self, request, **kwargs):
+        if request.path.rstrip("/") not in PROBES and not self.settings["config"].accepts_host(request.host_name):
+            return self.get_handler_delegate(request, UnknownHostHandler)
+        return super().find_handler(request, **kwargs)
 
 
 def local_checkout_routes(settings):

@@ -29,6 +29,11 @@ class MalformedRequest(ApiError):
     status, code, message = 400, "malformed_request", "The request body is not valid JSON."
 
 
+class UnknownHost(ApiError):
+    status, code, message = 400, "unknown_host", ("This server does not answer to that host name (the Host "
+                                                  "header); see ALLOWED_HOSTS.")
+
+
 class NotAuthenticated(ApiError):
     status, code, message = 401, "not_authenticated", "Authentication credentials were not provided or are invalid."
 

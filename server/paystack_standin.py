@@ -57,6 +57,13 @@ def _parse_iso(text):
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def local_card_fees(amount_kobo):
+    """Paystack's published price for a local (Nigerian) card payment, in kobo as `data.fees` carries
+    it: 1.5% plus NGN 100, the NGN 100 waived under NGN 2,500, capped at NGN 2,000."""
+    fees = amount_kobo * 15 // 1000 + (10_000 if amount_kobo >= 250_000 else 0)
+    return min(fees, 200_000)
+
+
 @dataclass
 class Ledger:
     """What the stand-in knows, and the knobs tests turn to make it misbehave."""
@@ -94,11 +101,12 @@ class Ledger:
     def fail_next(self, *faults):
         self.faults.extend(faults)
 
-    def charge(self, reference, amount=None, currency=None, status="success", customer_fees=0):
+    def charge(self, reference, amount=None, currency=None, status="success", customer_fees=0, fees=None):
         """Mark a transaction paid (or otherwise: failed, reversed, abandoned, ...); returns the data
         object Paystack would send. `amount` makes it a transaction for another price; `customer_fees`
         (kobo) plays a business that passes Paystack's fees to the customer: `amount` then includes
-        them and `requested_amount` stays the price."""
+        them and `requested_amount` stays the price. `fees` (kobo): what Paystack keeps of it; by
+        default its local card pricing."""
         tx = self.transactions[reference]
         tx["status"] = status
         if amount is not None:
@@ -110,6 +118,7 @@ class Ledger:
         if status == "success":
             tx["paid_at"] = tx["paidAt"] = _now_iso()
             tx["gateway_response"] = "Successful"
+            tx["fees"] = fees if fees is not None or type(tx["amount"]) is not int else local_card_fees(tx["amount"])
         return self.data(reference)
 
     def data(self, reference):
@@ -275,7 +284,7 @@ class InitializeHandler(ApiHandler):
             "reference": reference, "amount": amount, "requested_amount": amount,
             "currency": body.get("currency") or "NGN",
             "gateway_response": "The transaction was not completed", "paid_at": None, "paidAt": None,
-            "created_at": _now_iso(), "channel": "card", "metadata": body.get("metadata") or {},
+            "fees": None, "created_at": _now_iso(), "channel": "card", "metadata": body.get("metadata") or {},
             "customer": {"id": 1, "email": body["email"], "customer_code": "CUS_standin"},
             "access_code": access_code, "callback_url": body.get("callback_url") or "",
         }

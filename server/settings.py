@@ -61,6 +61,15 @@ def _list(value):
     return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
+# Names of this machine: served in development without configuration (the test client, the browser).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _host_name(value):
+    """A host name as compared: lower case, no IPv6 brackets, no trailing dot."""
+    return value.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
+
+
 def _networks(value):
     """TRUSTED_PROXIES: IPs or CIDR networks; a typo must not silently trust (or distrust) a proxy."""
     networks = []
@@ -195,6 +204,9 @@ class Settings:
     email_verification_hours: int = 48  # lifetime of an email verification link
     password_reset_minutes: int = 60    # lifetime of a password reset link
     public_base_url: str = ""
+    # Host names requests may be addressed to (ALLOWED_HOSTS, as Django's); empty: the loopback names.
+    # PUBLIC_BASE_URL's host is always accepted. See `accepts_host`.
+    allowed_hosts: tuple = ()
     trusted_proxies: tuple = ()
     rate_limits: dict = field(default_factory=lambda: dict(RATE_LIMIT_DEFAULTS))  # name -> rule; "" disables
     extra: dict = field(default_factory=dict)
@@ -240,6 +252,21 @@ class Settings:
         if self.paystack_callback_url or not self.paystack_local_checkout:
             return self.paystack_callback_url
         return f"{self.paystack_api_url}/done"
+
+    @property
+    def accepted_hosts(self):
+        """PUBLIC_BASE_URL's host, and ALLOWED_HOSTS or else the loopback names."""
+        own = (_host_name(urlsplit(self.public_base_url).hostname or ""),) if self.public_base_url else ()
+        return own + (self.allowed_hosts or LOOPBACK_HOSTS)
+
+    def accepts_host(self, host_name):
+        """Whether a request addressed to `host_name` (its Host header, port left off) is served. Links
+        in development are built from the Host header, so a name nobody configured must not build them
+        (Django refuses unknown hosts too). `*` accepts any; `.example.ng` the domain and its subdomains."""
+        name = _host_name(host_name)
+        return any(pattern == "*" or name == pattern or (pattern.startswith(".") and
+                                                         (name == pattern[1:] or name.endswith(pattern)))
+                   for pattern in self.accepted_hosts)
 
     def public_url(self, path, request_origin):
         """`path` under PUBLIC_BASE_URL. Production always sets it, so the request's origin (its Host
@@ -371,6 +398,7 @@ def load_settings(environ=None, read_dotenv=True):
             email_verification_hours=int(get("EMAIL_VERIFICATION_HOURS") or defaults.email_verification_hours),
             password_reset_minutes=int(get("PASSWORD_RESET_MINUTES") or defaults.password_reset_minutes),
             public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/"),  # paths are appended to it
+            allowed_hosts=tuple(_host_name(host) for host in _list(get("ALLOWED_HOSTS"))),
             trusted_proxies=_networks(get("TRUSTED_PROXIES")),
             rate_limits=_rate_limits(get),
             extra={"database_url_set": bool(get("DATABASE_URL"))},

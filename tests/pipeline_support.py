@@ -1,6 +1,8 @@
 """Real services for the pipeline tests: Redis (TEST_REDIS_URL, or a private redis-server; one speaking
 TLS with a self-signed certificate, `tls_redis`),
 an SMTP server on loopback (aiosmtpd), and the pipeline driven step by step."""
+import email
+import email.policy
 import os
 import shutil
 import socket
@@ -244,3 +246,11 @@ def tls_redis(tmp_path_factory):
     yield f"rediss://127.0.0.1:{port}/0"
     process.terminate()
     process.wait(10)
+
+
+def mail_text(envelope):
+    """An email as its reader sees it: the decoded Subject, then every text part decoded (amounts are
+    `₦22,000.00`, so headers and bodies are encoded, not plain ASCII)."""
+    message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+    parts = [part.get_content() for part in message.walk() if part.get_content_maintype() == "text"]
+    return "\n".join([str(message["Subject"]), *parts])

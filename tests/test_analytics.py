@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from models import ApprovalStatus, Event, Payment, PaymentStatus, PaymentType, RequestStatus, User
+from models import ApprovalStatus, Event, Payment, PaymentStatus, PaymentType, Payout, RequestStatus, User
 from models.actions import analytics
 
 from .factories import CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
@@ -30,15 +30,26 @@ def utc(*args):
     return datetime(*args, tzinfo=timezone.utc)
 
 
-def pay(request, payment_type, amount, paid_at, status=PaymentStatus.SUCCESS, needs_refund=False):
+def pay(request, payment_type, amount, paid_at, status=PaymentStatus.SUCCESS, needs_refund=False, fees=None):
     return Payment.create(service_request=request, payer=request.client, payment_type=payment_type,
                           amount=Decimal(amount), status=status, paid_at=paid_at, needs_refund=needs_refund,
-                          paystack_reference=f"analytics-{next(_references)}")
+                          paystack_reference=f"analytics-{next(_references)}",
+                          paystack_fees=None if fees is None else Decimal(fees))
 
 
-def month(name, booking_fees="0.00", final_payments="0.00", markup="0.00", total="0.00"):
+def payout(request, amount, platform_share):
+    """The payout the money rule recorded when the job was confirmed."""
+    return Payout.create(serviceman=request.primary_serviceman, service_request=request, amount=Decimal(amount),
+                         platform_share=Decimal(platform_share), transfer_reference=f"smpo-{request.id}-test")
+
+
+def month(name, booking_fees="0.00", final_payments="0.00", markup="0.00", total="0.00", paystack_fees="0.00",
+          serviceman_shares="0.00", held="0.00"):
+    net = Decimal(total) - Decimal(paystack_fees) - Decimal(serviceman_shares) - Decimal(held)
     return {"month": name, "booking_fees": booking_fees, "final_payments": final_payments, "markup": markup,
-            "total": total, "refunds": "0.00", "net": total}  # refunds: tests/test_refunds.py
+            "total": total, "gross": total, "refunds": "0.00", "net": total,  # refunds: tests/test_refunds.py
+            "paystack_fees": paystack_fees, "serviceman_shares": serviceman_shares, "held": held,
+            "platform_net": f"{net:.2f}"}
 
 
 def split(report):
@@ -57,8 +68,9 @@ async def test_every_report_on_an_empty_database_is_zeros_and_empty_lists(api, a
 
     assert revenue.status == 200, revenue
     assert revenue.data == {"from": None, "to": None, "currency": "NGN", "booking_fees": "0.00",
-                            "final_payments": "0.00", "markup": "0.00", "total": "0.00", "refunds": "0.00",
-                            "net": "0.00", "by_month": []}
+                            "final_payments": "0.00", "markup": "0.00", "total": "0.00", "gross": "0.00",
+                            "refunds": "0.00", "net": "0.00", "paystack_fees": "0.00", "serviceman_shares": "0.00",
+                            "held": "0.00", "platform_net": "0.00", "by_month": []}
     assert servicemen.status == 200 and servicemen.data == {"by": "rating", "min_ratings": 3, "results": []}
     assert categories.status == 200 and categories.data == {"results": []}
     assert requests.status == 200, requests
@@ -73,32 +85,39 @@ async def test_every_report_on_an_empty_database_is_zeros_and_empty_lists(api, a
 def ledger():
     """Verified payments in October, November and December 2026, and payments that must not count.
 
-    By hand: October 2000.00 in fees; November 5000.00 in fees, 12000.00 + 9000.60 = 21000.60 in final
-    payments, of which markup (final - estimate) 2000.00 + 1500.10 = 3500.10; December 2000.00 in fees."""
+    By hand: October 2000.00 in booking fees (Paystack kept 30.00); November 5000.00 in booking fees,
+    12000.00 + 9000.60 = 21000.60 in final payments: the confirmed job's payout split 12000.00 into
+    10000.00 for the serviceman and 2000.00 of markup, the unconfirmed job's 9000.60 is held; Paystack
+    kept 175.00 + 280.00 of counted payments and 30.00 of a payment to refund (485.00); December
+    2000.00 in booking fees."""
     standard = ServiceRequestFactory(status=S.COMPLETED, estimate_amount=Decimal("10000.00"),
-                                     markup_percentage=Decimal("20.00"), final_cost=Decimal("12000.00"))
+                                     primary_serviceman=ServicemanFactory(), markup_percentage=Decimal("20.00"),
+                                     final_cost=Decimal("12000.00"))
     emergency = ServiceRequestFactory(status=S.PAYMENT_CONFIRMED, is_emergency=True, booking_fee=Decimal("5000.00"),
                                       estimate_amount=Decimal("7500.50"), markup_percentage=Decimal("20.00"),
                                       final_cost=Decimal("9000.60"))
     late = ServiceRequestFactory(status=S.PENDING_ADMIN_ASSIGNMENT)
     cancelled = ServiceRequestFactory(status=S.CANCELLED)
 
-    pay(standard, PaymentType.BOOKING_FEE, "2000.00", utc(2026, 10, 15, 10, 0))
-    pay(standard, PaymentType.FINAL_PAYMENT, "12000.00", utc(2026, 11, 3, 9, 0))
-    pay(emergency, PaymentType.BOOKING_FEE, "5000.00", utc(2026, 11, 1, 0, 0))
+    pay(standard, PaymentType.BOOKING_FEE, "2000.00", utc(2026, 10, 15, 10, 0), fees="30.00")
+    pay(standard, PaymentType.FINAL_PAYMENT, "12000.00", utc(2026, 11, 3, 9, 0), fees="280.00")
+    payout(standard, "10000.00", "2000.00")
+    pay(emergency, PaymentType.BOOKING_FEE, "5000.00", utc(2026, 11, 1, 0, 0), fees="175.00")
     pay(emergency, PaymentType.FINAL_PAYMENT, "9000.60", utc(2026, 11, 30, 23, 59, 59))
     pay(late, PaymentType.BOOKING_FEE, "2000.00", utc(2026, 12, 1, 0, 0))
 
     # Not revenue: held for review, never paid, failed, and money paid for a cancelled booking (to refund).
-    pay(late, PaymentType.FINAL_PAYMENT, "700.00", utc(2026, 11, 5, 12, 0), status=PaymentStatus.REVIEW)
+    pay(late, PaymentType.FINAL_PAYMENT, "700.00", utc(2026, 11, 5, 12, 0), status=PaymentStatus.REVIEW,
+        fees="10.50")
     pay(late, PaymentType.FINAL_PAYMENT, "800.00", None, status=PaymentStatus.PENDING)
     pay(late, PaymentType.BOOKING_FEE, "900.00", None, status=PaymentStatus.FAILED)
-    pay(cancelled, PaymentType.BOOKING_FEE, "2000.00", utc(2026, 11, 6, 8, 0), needs_refund=True)
+    pay(cancelled, PaymentType.BOOKING_FEE, "2000.00", utc(2026, 11, 6, 8, 0), needs_refund=True, fees="30.00")
     pay(standard, PaymentType.FINAL_PAYMENT, "12000.00", utc(2026, 11, 4, 9, 0), needs_refund=True)
 
 
-OCTOBER = month("2026-10", booking_fees="2000.00", total="2000.00")
-NOVEMBER = month("2026-11", booking_fees="5000.00", final_payments="21000.60", markup="3500.10", total="26000.60")
+OCTOBER = month("2026-10", booking_fees="2000.00", total="2000.00", paystack_fees="30.00")
+NOVEMBER = month("2026-11", booking_fees="5000.00", final_payments="21000.60", markup="2000.00", total="26000.60",
+                 paystack_fees="485.00", serviceman_shares="10000.00", held="9000.60")
 DECEMBER = month("2026-12", booking_fees="2000.00", total="2000.00")
 
 
@@ -108,9 +127,13 @@ async def test_revenue_sums_verified_payments_by_kind_and_month(api, admin_user,
 
     assert response.status == 200, response
     assert response.data["currency"] == "NGN"
-    assert split(response.data) == {"booking_fees": "9000.00", "final_payments": "21000.60", "markup": "3500.10",
+    assert split(response.data) == {"booking_fees": "9000.00", "final_payments": "21000.60", "markup": "2000.00",
                                     "total": "30000.60"}
     assert response.data["by_month"] == [OCTOBER, NOVEMBER, DECEMBER]
+    # 30000.60 taken = 10000.00 for the serviceman + 9000.60 held + 515.00 to Paystack + 10485.00 kept
+    assert {k: response.data[k] for k in ("gross", "serviceman_shares", "held", "paystack_fees", "platform_net")} == {
+        "gross": "30000.60", "serviceman_shares": "10000.00", "held": "9000.60", "paystack_fees": "515.00",
+        "platform_net": "10485.00"}
 
 
 @pytest.mark.gen_test
@@ -135,7 +158,7 @@ async def test_open_ended_ranges_cut_one_side_only(api, admin_user, ledger):
     assert until_november.data["total"] == "28000.60"
     assert from_november.data["by_month"] == [NOVEMBER, DECEMBER]
     assert from_november.data["total"] == "28000.60"
-    assert one_day.data["by_month"] == [month("2026-11", final_payments="9000.60", markup="1500.10",
+    assert one_day.data["by_month"] == [month("2026-11", final_payments="9000.60", held="9000.60",
                                               total="9000.60")]
     assert everything.data["by_month"] == [OCTOBER, NOVEMBER, DECEMBER]
 
@@ -150,15 +173,20 @@ async def test_a_range_without_payments_is_zero(api, admin_user, ledger):
     assert response.data["by_month"] == []
 
 
-def test_markup_is_the_final_payment_less_the_estimate():
+def test_markup_and_serviceman_shares_are_the_payout_ledgers_once_the_job_is_confirmed():
     request = ServiceRequestFactory(status=S.PAYMENT_CONFIRMED, estimate_amount=Decimal("33333.33"),
-                                    markup_percentage=Decimal("15.00"), final_cost=Decimal("38333.33"))
+                                    markup_percentage=Decimal("15.00"), final_cost=Decimal("38333.33"),
+                                    primary_serviceman=ServicemanFactory())
     pay(request, PaymentType.FINAL_PAYMENT, "38333.33", utc(2026, 11, 10, 14, 0))
+    day = (date(2026, 11, 10), date(2026, 11, 10))
 
-    report = analytics.revenue(date(2026, 11, 10), date(2026, 11, 10))
+    before = analytics.revenue(*day)
+    payout(request, "33333.33", "5000.00")
+    after = analytics.revenue(*day)
 
-    assert report["markup"] == Decimal("5000.00")
-    assert (report["final_payments"], report["total"]) == (Decimal("38333.33"), Decimal("38333.33"))
+    assert (before["held"], before["serviceman_shares"], before["markup"]) == (Decimal("38333.33"), 0, 0)
+    assert (after["held"], after["serviceman_shares"], after["markup"]) == (0, Decimal("33333.33"), Decimal("5000.00"))
+    assert after["platform_net"] == Decimal("5000.00")
 
 
 @pytest.mark.gen_test

@@ -17,6 +17,7 @@ import time_machine
 
 from models import Event, Notification, Rating, RequestStatus, ServiceRequest, ServicemanProfile
 from models.actions import jobs
+from models.payouts import Payout, PayoutStatus
 from server.errors import Conflict, InvalidTransition, PermissionDenied
 
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
@@ -457,9 +458,13 @@ def july():
         yield
 
 
-def completed_job(serviceman, estimate, confirmed_at, **fields):
-    return job(S.COMPLETED, primary_serviceman=serviceman, estimate_amount=Decimal(estimate),
-               created_at=datetime(2026, 6, 1, tzinfo=timezone.utc), updated_at=confirmed_at, **fields)
+def completed_job(serviceman, estimate, confirmed_at, payout_status=PayoutStatus.OWED, **fields):
+    """A confirmed job and the payout the ledger recorded for it then (the estimate: no markup)."""
+    request = job(S.COMPLETED, primary_serviceman=serviceman, estimate_amount=Decimal(estimate),
+                  created_at=datetime(2026, 6, 1, tzinfo=timezone.utc), updated_at=confirmed_at, **fields)
+    Payout.create(serviceman=serviceman.id, service_request=request.id, amount=Decimal(estimate), platform_share=0,
+                  status=payout_status, transfer_reference=f"smpo-{request.id}-test", created_at=confirmed_at)
+    return request
 
 
 def rate(request, stars, at):
@@ -471,8 +476,8 @@ def rate(request, stars, at):
 async def test_stats_count_the_callers_primary_jobs_this_month_and_all_time(api, july):
     me, colleague = ServicemanFactory(), ServicemanFactory()
     this_month = completed_job(me, "10000.00", datetime(2026, 7, 13, 9, 0, tzinfo=timezone.utc))
-    first_night = completed_job(me, "2500.50", JULY_IN_LAGOS_JUNE_IN_UTC)
-    last_month = completed_job(me, "7000.00", JUNE_IN_LAGOS)
+    first_night = completed_job(me, "2500.50", JULY_IN_LAGOS_JUNE_IN_UTC, PayoutStatus.IN_TRANSIT)
+    last_month = completed_job(me, "7000.00", JUNE_IN_LAGOS, PayoutStatus.PAID)
     completed_job(colleague, "99999.00", NOW, backup_serviceman=me)  # my backup job: not my work
     job(S.CANCELLED, primary_serviceman=me)
     job(S.CANCELLED, backup_serviceman=me)
@@ -490,6 +495,7 @@ async def test_stats_count_the_callers_primary_jobs_this_month_and_all_time(api,
         "completion_rate": "75.00",  # 3 completed of 4 ended (3 completed + 1 cancelled)
         "cancelled_jobs": 1,
         "active_jobs": 3,
+        "earnings_owed": "10000.00", "earnings_in_transit": "2500.50", "earnings_paid": "7000.00",
         "all_time": {"jobs_completed": 3, "earnings": "19500.50", "average_rating": "3.67", "rating_count": 3},
         "this_month": {"month": "2026-07", "jobs_completed": 2, "earnings": "12500.50", "average_rating": "4.50",
                        "rating_count": 2},

@@ -7,6 +7,7 @@ import pytest
 
 from models import Notification, RequestStatus
 from server.clock import platform_today, utcnow
+from server.naira import format_naira
 from workers.email import build_message, render_email
 
 from .factories import ServicemanFactory, ServiceRequestFactory
@@ -300,7 +301,7 @@ async def test_email_subject_is_the_title_and_bodies_carry_the_message(api, sock
     assert subject == notification.title == f"Booking #{request['id']} received"
     assert notification.message in text
     assert notification.message in html
-    assert request["booking_fee"] in html
+    assert format_naira(request["booking_fee"]) in html and request["booking_fee"] == "2000.00"
     assert client_user.first_name in text and client_user.first_name in html
     assert "EMERGENCY" not in text and "EMERGENCY" not in html
     message = build_message(api.settings, notification)

@@ -512,7 +512,7 @@ def test_racing_deliveries_notify_each_recipient_once_on_both_channels(mail_pipe
         assert len([m for m in mailbox.messages if admin.email in m.rcpt_tos]) == 1
     [receipt] = Notification.select().where(Notification.user == client.id,
                                             Notification.notification_type == "payment_receipt")
-    assert "2000.00" in receipt.message and payment.paystack_reference in receipt.message
+    assert "₦2,000.00" in receipt.message and payment.paystack_reference in receipt.message
     [email] = [m for m in mailbox.messages if client.email in m.rcpt_tos]
     assert payment.paystack_reference in email.content.decode()
 
@@ -528,7 +528,7 @@ def test_the_final_payment_notifies_admins_and_the_primary_serviceman(mail_pipel
 
     for user in (admin, request.primary_serviceman):
         [note] = Notification.select().where(Notification.user == user.id)
-        assert note.notification_type == "payment_confirmed" and "15000.00" in note.message
+        assert note.notification_type == "payment_confirmed" and "₦15,000.00" in note.message
     assert not Notification.select().where(Notification.user == request.backup_serviceman_id).exists()
     assert {n.notification_type for n in Notification.select().where(Notification.user == request.client_id)} == \
         {"payment_receipt"}

@@ -18,6 +18,7 @@ import pytest
 
 from models import Event, Notification, Payout, PayoutAccount, PayoutStatus, PayoutTransfer, RequestStatus
 from models.actions import jobs, payouts
+from models.money import split_agreed_price
 from models.db import database
 from server.errors import InvalidTransition
 from server.paystack import PaystackClient, sign
@@ -80,16 +81,19 @@ async def eventually(check, timeout=10.0):
 # --- the rule ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("final_cost, markup, amount, share", [
-    ("23000.00", "15.00", "20000.00", "3000.00"),    # the client accepted the markup: the estimate
-    ("22000.00", "15.00", "19130.43", "2869.57"),    # a negotiated price keeps the same proportion
-    ("21000.00", "12.50", "18666.67", "2333.33"),    # rounded to the kobo, half up; the rest is the platform's
-    ("15000.00", "0.00", "15000.00", "0.00"),        # no markup: all of it
+@pytest.mark.parametrize("estimate, agreed, amount, share", [
+    ("20000.00", "23000.00", "20000.00", "3000.00"),  # the client accepted the markup: the estimate
+    ("20000.00", "22000.00", "20000.00", "2000.00"),  # a negotiated discount comes out of the markup
+    ("20000.00", "20000.00", "20000.00", "0.00"),     # negotiated down to the estimate: no markup left
+    ("20000.00", "18000.00", "18000.00", "0.00"),     # below the estimate (the serviceman was consulted)
+    ("18666.67", "21000.00", "18666.67", "2333.33"),  # to the kobo
+    (None, "15000.00", "15000.00", "0.00"),           # never inspected: all of it
 ])
-def test_the_serviceman_is_owed_the_agreed_price_less_the_markup(final_cost, markup, amount, share):
-    got = payouts.serviceman_share(Decimal(final_cost), Decimal(markup))
+def test_the_serviceman_is_paid_the_estimate_and_the_platform_keeps_what_the_client_paid_above_it(
+        estimate, agreed, amount, share):
+    got = split_agreed_price(None if estimate is None else Decimal(estimate), Decimal(agreed))
     assert got == (Decimal(amount), Decimal(share))
-    assert sum(got) == Decimal(final_cost)
+    assert sum(got) == Decimal(agreed)
 
 
 def test_confirming_completion_records_one_payout_in_the_same_transaction(admin_user):
@@ -100,7 +104,7 @@ def test_confirming_completion_records_one_payout_in_the_same_transaction(admin_
     [payout] = Payout.select()
     assert (payout.serviceman_id, payout.service_request_id, payout.status) == (
         request.primary_serviceman_id, request.id, P.OWED)
-    assert (payout.amount, payout.platform_share, payout.currency) == (Decimal("19130.43"), Decimal("2869.57"), "NGN")
+    assert (payout.amount, payout.platform_share, payout.currency) == (Decimal("20000.00"), Decimal("2000.00"), "NGN")
     assert payout.transfer_reference.startswith(f"smpo-{request.id}-")
     assert len(events(payout, "payout_owed")) == 1
     with pytest.raises(InvalidTransition):
@@ -416,7 +420,7 @@ async def test_servicemen_see_only_their_own_payouts(api, paystack, settings, ad
 async def test_ledger_totals_and_the_platform_margin_match_known_data(api, paystack, settings, admin_user):
     client = PaystackClient(settings)
     a = owed_payout(admin_user, settings, final_cost="23000.00")                   # 20000.00 + 3000.00
-    b = owed_payout(admin_user, settings, final_cost="22000.00")                   # 19130.43 + 2869.57
+    b = owed_payout(admin_user, settings, final_cost="22000.00")                   # 20000.00 + 2000.00
     c = owed_payout(admin_user, settings, final_cost="11000.00", estimate="10000.00", markup="10.00")  # 10000 + 1000
     d = owed_payout(admin_user, settings, final_cost="8000.00", estimate="8000.00", markup=None)       # 8000 + 0
     payouts.approve_payouts(client, admin_user, [b.id, c.id])   # in transit
@@ -432,8 +436,8 @@ async def test_ledger_totals_and_the_platform_margin_match_known_data(api, payst
     assert totals.data == {
         "currency": "NGN",
         "owed": {"count": 2, "amount": "28000.00"}, "approved": {"count": 0, "amount": "0.00"},
-        "in_transit": {"count": 1, "amount": "19130.43"}, "paid": {"count": 1, "amount": "10000.00"},
-        "completed_jobs": 4, "agreed_prices": "64000.00", "servicemen_share": "57130.43",
-        "platform_margin": "6869.57", "margin_percentage": "10.73"}
+        "in_transit": {"count": 1, "amount": "20000.00"}, "paid": {"count": 1, "amount": "10000.00"},
+        "completed_jobs": 4, "agreed_prices": "64000.00", "servicemen_share": "58000.00",
+        "platform_margin": "6000.00", "margin_percentage": "9.38"}
     own = await api.get("/api/serviceman/payouts/totals/", user=a.serviceman)
     assert own.data["owed"] == {"count": 1, "amount": "20000.00"} and own.data["completed_jobs"] == 1

@@ -14,6 +14,7 @@ from server.clock import platform_today
 
 from .conftest import serve_app
 from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
+from .pipeline_support import mail_text
 
 
 @pytest.fixture
@@ -98,9 +99,9 @@ async def test_from_booking_to_the_serviceman_paid(api, app, base_url, paystack,
 
     told = {n.notification_type: n for n in Notification.select().where(Notification.user == primary.id)}
     assert {"payout_sent", "payout_paid"} <= set(told)
-    assert "20000.00" in told["payout_paid"].message and "******6789" in told["payout_paid"].message
+    assert "₦20,000.00" in told["payout_paid"].message and "******6789" in told["payout_paid"].message
     assert all(told[kind].sent_to_email for kind in ("payout_sent", "payout_paid"))
-    subjects = [m.content.decode() for m in mailbox.messages if primary.email in m.rcpt_tos]
+    subjects = [mail_text(m) for m in mailbox.messages if primary.email in m.rcpt_tos]
     assert sum("is on its way" in s for s in subjects) == 1 and sum("paid into your account" in s for s in subjects) == 1
     mine = await ok(await api.get("/api/serviceman/payouts/totals/", user=primary))
     assert mine["paid"] == {"count": 1, "amount": "20000.00"}
@@ -131,7 +132,8 @@ def test_a_failed_transfer_tells_the_serviceman_and_every_admin(mail_pipeline, m
                                                                            Notification.notification_type
                                                                            .startswith("payout_"))]
         assert "payout_failed" in kinds and kinds.count("payout_failed") == 1
-        [failed] = [m for m in mailbox.messages if user.email in m.rcpt_tos and b"payout failed" in m.content]
-        assert b"Account dormant" in failed.content
+        mail = [mail_text(m) for m in mailbox.messages if user.email in m.rcpt_tos]
+        [failed] = [text for text in mail if "payout failed" in text]
+        assert "Account dormant" in failed
     assert [n.notification_type for n in Notification.select().where(Notification.user == serviceman.id)] == [
         "payout_sent", "payout_failed"]

@@ -17,6 +17,7 @@ from models.db import database
 from server.errors import InvalidTransition
 
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
+from .pipeline_support import mail_text
 from .test_contract import assert_error
 from .test_contract import snapshot as full_snapshot
 
@@ -204,8 +205,8 @@ async def test_the_client_is_told_the_final_cost_with_its_breakdown(api, admin_u
 
     [note] = Notification.select().where(Notification.user == request.client_id)
     assert note.notification_type == "final_cost_set"
-    assert "NGN 15000.00" in note.title
-    assert "service NGN 12500.00 plus platform fee NGN 2500.00" in note.message
+    assert "₦15,000.00" in note.title
+    assert "service ₦12,500.00 plus platform fee ₦2,500.00" in note.message
     assert notified(admin_user) == [] and notified(request.primary_serviceman) == []
 
 
@@ -285,7 +286,7 @@ async def test_the_client_may_name_the_cost_they_saw_and_a_changed_one_is_not_ap
 
     response = await api.post(approve_path(request), {"final_cost": "15000.00"}, user=request.client)
 
-    assert "17500.00" in assert_error(response, 409, "invalid_transition")["message"]
+    assert "₦17,500.00" in assert_error(response, 409, "invalid_transition")["message"]
     assert snapshot() == before
     response = await api.post(approve_path(request), {"final_cost": "17500.00"}, user=request.client)
     assert response.status == 200 and response.data["status"] == S.AWAITING_PAYMENT, response
@@ -523,7 +524,7 @@ async def test_an_admin_consults_the_primary_serviceman_who_replies(api, admin_u
     assert (asked["from_status"], asked["to_status"]) == (S.NEGOTIATING, S.NEGOTIATING)
     assert (asked["payload"]["offer_amount"], asked["payload"]["estimate_amount"]) == ("13000.00", "12500.00")
     [note] = Notification.select().where(Notification.user == primary.id)
-    assert note.notification_type == "serviceman_consulted" and "NGN 13000.00" in note.title
+    assert note.notification_type == "serviceman_consulted" and "₦13,000.00" in note.title
     assert "Could you do it for less?" in note.message
     assert notified(request.backup_serviceman) == []
 
@@ -638,7 +639,7 @@ def test_concurrent_proposals_leave_one_pending(settings, status):
 
 
 def _mail_to(mailbox, user):
-    return [m.content.decode() for m in mailbox.messages if user.email in m.rcpt_tos]
+    return [mail_text(m) for m in mailbox.messages if user.email in m.rcpt_tos]
 
 
 def test_the_final_cost_reaches_the_client_with_its_breakdown(mail_pipeline, mailbox):
@@ -653,8 +654,8 @@ def test_the_final_cost_reaches_the_client_with_its_breakdown(mail_pipeline, mai
     assert note.notification_type == "final_cost_set" and note.sent_to_email
     assert note.payload["final_cost"] == "14506.16" and note.payload["platform_fee"] == "2160.49"
     [email] = _mail_to(mailbox, request.client)
-    assert "Platform fee:  NGN 2160.49" in email and "Total:         NGN 14506.16" in email
-    assert "NGN 12345.67" in email
+    assert "Platform fee:  ₦2,160.49" in email and "Total:         ₦14,506.16" in email
+    assert "₦12,345.67" in email
     assert len(mailbox.messages) == 1  # nobody else
 
 
@@ -669,7 +670,7 @@ def test_negotiation_messages_reach_the_other_party_on_both_channels(mail_pipeli
     for admin in admins:
         [note] = Notification.select().where(Notification.user == admin.id)
         assert note.notification_type == "negotiation_message" and note.sent_to_email
-        assert "The client proposed NGN 13000.00" in note.message and "Too dear." in note.message
+        assert "The client proposed ₦13,000.00" in note.message and "Too dear." in note.message
         assert len(_mail_to(mailbox, admin)) == 1
     assert not Notification.select().where(Notification.user == request.client_id).exists()
 
@@ -677,7 +678,7 @@ def test_negotiation_messages_reach_the_other_party_on_both_channels(mail_pipeli
     pipeline.run()
 
     [note] = Notification.select().where(Notification.user == request.client_id)
-    assert "The admin countered NGN 14000.00" in note.message
+    assert "The admin countered ₦14,000.00" in note.message
     assert len(_mail_to(mailbox, request.client)) == 1
     assert Notification.select().where(Notification.user.in_([a.id for a in admins])).count() == 2
     assert len(mailbox.messages) == 3

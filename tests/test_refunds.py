@@ -24,6 +24,7 @@ from server.paystack import PaystackClient, sign
 
 from .conftest import make_settings
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
+from .pipeline_support import mail_text
 from .test_contract import assert_error, snapshot
 
 S = RequestStatus
@@ -115,7 +116,7 @@ def test_the_share_kept_after_assignment_is_a_setting(paystack):
     quote = booking.cancellation_quote(settings, request.client, request.id)
 
     assert (quote.refund_amount, quote.kept_amount) == (Decimal("1500.00"), Decimal("500.00"))
-    assert "25% of the booking fee (NGN 500.00) is kept" in quote.reason
+    assert "25% of the booking fee (₦500.00) is kept" in quote.reason
 
 
 @pytest.mark.parametrize("value", ["-1", "100.01", "NaN", "lots"])
@@ -587,12 +588,12 @@ def test_refunds_reach_the_client_and_failures_the_admins_on_both_channels(mail_
     assert {"request_cancelled", "refund_started", "refund_processed"} <= kinds
     [landed] = Notification.select().where(Notification.user == client.id,
                                            Notification.notification_type == "refund_processed")
-    assert "2000.00" in landed.message and landed.sent_to_email
+    assert "₦2,000.00" in landed.message and landed.sent_to_email
     assert [n.notification_type for n in Notification.select().where(
         Notification.user == admin.id, Notification.notification_type.startswith("refund"))] == ["refund_failed"]
     for serviceman in (request.primary_serviceman_id, request.backup_serviceman_id):
         assert Notification.select().where(Notification.user == serviceman,
                                            Notification.notification_type == "request_cancelled").exists()
-    client_mail = [m.content.decode() for m in mailbox.messages if client.email in m.rcpt_tos]
-    assert any("refunded" in m for m in client_mail) and any("refund of NGN 2000.00 started" in m for m in client_mail)
+    client_mail = [mail_text(m) for m in mailbox.messages if client.email in m.rcpt_tos]
+    assert any("refunded" in m for m in client_mail) and any("refund of ₦2,000.00 started" in m for m in client_mail)
     assert any(admin.email in m.rcpt_tos for m in mailbox.messages)

@@ -12,6 +12,7 @@ from server.executor import call_with_connection
 
 from .conftest import serve_app
 from .factories import AdminFactory, ClientFactory, ServicemanFactory
+from .pipeline_support import mail_text
 from .test_refunds import post_webhook
 
 
@@ -63,4 +64,4 @@ async def test_booking_to_cancellation_to_refund_processed_in_redis_mode(api, ma
         assert "request_cancelled" in [n["notification_type"] for n in told.data["results"]]
     revenue = await api.get("/api/admin/analytics/revenue/", user=admin)
     assert (revenue.data["total"], revenue.data["refunds"], revenue.data["net"]) == ("2000.00", "2000.00", "0.00")
-    assert any(client.email in m.rcpt_tos and "refunded" in m.content.decode() for m in mailbox.messages)
+    assert any(client.email in m.rcpt_tos and "refunded" in mail_text(m) for m in mailbox.messages)

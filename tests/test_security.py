@@ -175,7 +175,8 @@ def reconfigure(app):
     return apply
 
 
-SPOOFING = {"Host": "evil.example", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example",
+# Addressed to the public host (any other is refused: tests/test_allowed_hosts.py), forwarded headers forged.
+SPOOFING = {"Host": "api.serviceman.ng", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example",
             "X-Forwarded-For": "6.6.6.6"}
 
 

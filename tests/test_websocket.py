@@ -11,6 +11,7 @@ from models import Notification, User
 from server import sessions
 from server.app import make_app
 from server.clock import platform_today, utcnow
+from server.naira import format_naira
 from server.tokens import REFRESH, encode
 from workers import runtime
 
@@ -223,7 +224,7 @@ async def test_every_socket_of_the_recipient_gets_the_notification_and_the_count
     assert notification["notification_type"] == "request_created"
     assert notification["service_request_id"] == request["id"]
     assert notification["title"] == f"Booking #{request['id']} received"
-    assert request["booking_fee"] in notification["message"]
+    assert format_naira(request["booking_fee"]) in notification["message"]  # ₦2,000.00: as people read it
     assert notification["payload"]["service_request_id"] == request["id"]
     assert notification["payload"]["is_emergency"] is False
     assert notification["is_read"] is False

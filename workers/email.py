@@ -19,6 +19,7 @@ from email.utils import formatdate
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from server.naira import format_naira
 from server.settings import PROJECT_ROOT
 
 log = logging.getLogger("serviceman.email")
@@ -33,6 +34,7 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+_env.filters["naira"] = format_naira  # {{ payload.amount | naira }}: ₦22,000.00, as the dashboard shows it
 
 
 def render_email(notification):

@@ -9,6 +9,7 @@ from typing import Callable
 
 from models.service_requests import Event, ServiceRequest
 from models.users import Role, User
+from server.naira import NairaView, format_naira
 
 from .email import one_line
 
@@ -75,7 +76,7 @@ NOTIFICATION_TYPES = {t.name: t for t in [
     NotificationType(
         "request_created", client,
         "Booking #{request_id} received",
-        "Your {category} booking for {booking_date} is saved. Pay the booking fee of NGN {booking_fee} "
+        "Your {category} booking for {booking_date} is saved. Pay the booking fee of {booking_fee} "
         "to send it to our team."),
     NotificationType(
         "request_cancelled", everyone_concerned,
@@ -85,44 +86,44 @@ NOTIFICATION_TYPES = {t.name: t for t in [
     NotificationType(
         "payment_received", admins,
         "Booking #{request_id}: booking fee paid",
-        "{client_name} paid the NGN {payload[amount]} booking fee for the {category} job on {booking_date} "
+        "{client_name} paid the {naira[amount]} booking fee for the {category} job on {booking_date} "
         "at {address}. It is waiting for servicemen to be assigned."),
     NotificationType(
         "payment_confirmed", lambda event, request: admins(event, request) + primary_serviceman(event, request),
         "Booking #{request_id}: final payment confirmed",
-        "{client_name} paid the final cost of NGN {payload[amount]} for the {category} job on {booking_date} "
+        "{client_name} paid the final cost of {naira[amount]} for the {category} job on {booking_date} "
         "at {address}. The job can start once an admin says so."),
     NotificationType(
         "payment_receipt", client,
-        "Receipt: NGN {payload[amount]} for booking #{request_id}",
-        "We received NGN {payload[amount]} for the {payload[purpose]} of your {category} booking for "
+        "Receipt: {naira[amount]} for booking #{request_id}",
+        "We received {naira[amount]} for the {payload[purpose]} of your {category} booking for "
         "{booking_date}. Reference {payload[reference]}, paid {payload[paid_at]}."),
     NotificationType(
         "payment_review", admins,
         "Booking #{request_id}: a payment needs review",
         "Paystack reported {payload[reported_amount_kobo]} kobo in {payload[reported_currency]} for reference "
-        "{payload[reference]}, but NGN {payload[amount]} was due for the {payload[purpose]}. The booking did not "
+        "{payload[reference]}, but {naira[amount]} was due for the {payload[purpose]}. The booking did not "
         "move; check the payment in Paystack's dashboard."),
     NotificationType(
         "payment_needs_refund", admins,
         "Booking #{request_id}: a payment to refund",
-        "NGN {payload[amount]} ({payload[purpose]}, reference {payload[reference]}) was paid but cannot be used: "
+        "{naira[amount]} ({payload[purpose]}, reference {payload[reference]}) was paid but cannot be used: "
         "{payload[reason]}. It is kept as paid and flagged for a refund."),
     NotificationType(
         "refund_started", client,
-        "Booking #{request_id}: refund of NGN {payload[amount]} started",
-        "We have asked Paystack to return NGN {payload[amount]} to the card or account that paid for your "
+        "Booking #{request_id}: refund of {naira[amount]} started",
+        "We have asked Paystack to return {naira[amount]} to the card or account that paid for your "
         "{category} booking for {booking_date}. {payload[reason]} Banks usually take a few working days; we will "
         "tell you when it lands. Reference {payload[reference]}."),
     NotificationType(
         "refund_processed", client,
-        "Booking #{request_id}: NGN {payload[amount]} refunded",
-        "Paystack has returned NGN {payload[amount]} to the card or account that paid for your {category} booking "
+        "Booking #{request_id}: {naira[amount]} refunded",
+        "Paystack has returned {naira[amount]} to the card or account that paid for your {category} booking "
         "for {booking_date}. Reference {payload[reference]}."),
     NotificationType(
         "refund_failed", admins,
-        "Booking #{request_id}: a refund of NGN {payload[amount]} failed",
-        "Refund #{payload[refund_id]} of NGN {payload[amount]} to {client_name} (payment #{payload[payment_id]}, "
+        "Booking #{request_id}: a refund of {naira[amount]} failed",
+        "Refund #{payload[refund_id]} of {naira[amount]} to {client_name} (payment #{payload[payment_id]}, "
         "reference {payload[reference]}) failed: {payload[failure_reason]} Retry it from the refunds list once "
         "the cause is fixed."),
     NotificationType(
@@ -156,36 +157,36 @@ NOTIFICATION_TYPES = {t.name: t for t in [
         "An admin removed you from the {category} job on {booking_date} at {address}. You need not go."),
     NotificationType(
         "estimate_submitted", admins,
-        "Booking #{request_id}: estimate of NGN {payload[amount]}",
+        "Booking #{request_id}: estimate of {naira[amount]}",
         "{payload[serviceman_name]} inspected the {category} job for {client_name} on {booking_date} and estimates "
-        "NGN {payload[amount]}. {payload[notes]} Set the markup to send the final cost to the client."),
+        "{naira[amount]}. {payload[notes]} Set the markup to send the final cost to the client."),
     NotificationType(
         "final_cost_set", client,
-        "Booking #{request_id}: your final cost is NGN {payload[final_cost]}",
-        "The cost of your {category} job on {booking_date} is NGN {payload[final_cost]}: service NGN "
-        "{payload[service_cost]} plus platform fee NGN {payload[platform_fee]}. Approve it, or make a counter-offer."),
+        "Booking #{request_id}: your final cost is {naira[final_cost]}",
+        "The cost of your {category} job on {booking_date} is {naira[final_cost]}: service "
+        "{naira[service_cost]} plus platform fee {naira[platform_fee]}. Approve it, or make a counter-offer."),
     NotificationType(
         "cost_approved", admins,
-        "Booking #{request_id}: final cost of NGN {payload[final_cost]} approved",
-        "{client_name} approved NGN {payload[final_cost]} for the {category} job on {booking_date}. "
+        "Booking #{request_id}: final cost of {naira[final_cost]} approved",
+        "{client_name} approved {naira[final_cost]} for the {category} job on {booking_date}. "
         "The final payment is now due."),
     NotificationType(
         # One type for every move (payload[action]: proposed, countered, accepted, rejected).
         "negotiation_message", other_party,
-        "Booking #{request_id}: price {payload[action]} (NGN {payload[amount]})",
-        "The {by_role} {payload[action]} NGN {payload[amount]} for the {category} job on {booking_date}. "
+        "Booking #{request_id}: price {payload[action]} ({naira[amount]})",
+        "The {by_role} {payload[action]} {naira[amount]} for the {category} job on {booking_date}. "
         "{payload[message]}",
         notify_actor=False),
     NotificationType(
         # The serviceman asked is the one recorded on the event, whoever is primary by delivery time.
         "serviceman_consulted", lambda event, request: [event.payload["serviceman_id"]],
-        "Booking #{request_id}: is NGN {payload[offer_amount]} acceptable?",
-        "The price on the table for the {category} job on {booking_date} is NGN {payload[offer_amount]} (your "
-        "estimate: NGN {payload[estimate_amount]}). {payload[message]} Please reply whether it is acceptable."),
+        "Booking #{request_id}: is {naira[offer_amount]} acceptable?",
+        "The price on the table for the {category} job on {booking_date} is {naira[offer_amount]} (your "
+        "estimate: {naira[estimate_amount]}). {payload[message]} Please reply whether it is acceptable."),
     NotificationType(
         "consultation_replied", admins,
         "Booking #{request_id}: the serviceman finds the offer {payload[verdict]}",
-        "{payload[serviceman_name]} says NGN {payload[offer_amount]} for the {category} job on {booking_date} is "
+        "{payload[serviceman_name]} says {naira[offer_amount]} for the {category} job on {booking_date} is "
         "{payload[verdict]}. {payload[message]}"),
     NotificationType(
         "work_started", primary_serviceman,
@@ -213,18 +214,18 @@ NOTIFICATION_TYPES = {t.name: t for t in [
     NotificationType(
         # Payouts: the serviceman paid is the one recorded on the payout (failures reach the admins too).
         "payout_sent", lambda event, request: [event.payload["serviceman_id"]],
-        "Booking #{request_id}: NGN {payload[amount]} is on its way to you",
-        "We sent NGN {payload[amount]} for the {category} job of {booking_date} to {payload[account]}. "
+        "Booking #{request_id}: {naira[amount]} is on its way to you",
+        "We sent {naira[amount]} for the {category} job of {booking_date} to {payload[account]}. "
         "Transfer reference {payload[reference]}; we will tell you when it lands."),
     NotificationType(
         "payout_paid", lambda event, request: [event.payload["serviceman_id"]],
-        "Booking #{request_id}: NGN {payload[amount]} paid into your account",
-        "NGN {payload[amount]} for the {category} job of {booking_date} has landed in {payload[account]}. "
+        "Booking #{request_id}: {naira[amount]} paid into your account",
+        "{naira[amount]} for the {category} job of {booking_date} has landed in {payload[account]}. "
         "Transfer reference {payload[reference]}."),
     NotificationType(
         "payout_failed", lambda event, request: [event.payload["serviceman_id"]] + admins(event, request),
-        "Booking #{request_id}: the NGN {payload[amount]} payout {payload[outcome]}",
-        "The transfer of NGN {payload[amount]} for the {category} job of {booking_date} "
+        "Booking #{request_id}: the {naira[amount]} payout {payload[outcome]}",
+        "The transfer of {naira[amount]} for the {category} job of {booking_date} "
         "(reference {payload[failed_reference]}) {payload[outcome]}: {payload[reason]}. The payout is owed "
         "again and goes out once an admin approves it."),
     NotificationType(
@@ -272,12 +273,13 @@ def context(event, request):
     """The values titles, messages and email templates may use."""
     payload = event.payload or {}
     if request is None:  # an account event: only what its payload says
-        return {"is_emergency": False, "reason": payload.get("reason", ""), "payload": payload}
+        return {"is_emergency": False, "reason": payload.get("reason", ""), "payload": payload,
+                "naira": NairaView(payload)}
     return {
         "request_id": request.id,
         "category": request.category.name,
         "booking_date": request.booking_date.isoformat(),
-        "booking_fee": f"{request.booking_fee:.2f}",
+        "booking_fee": format_naira(request.booking_fee),
         "address": request.address,
         "description": request.description,
         "client_name": request.client.full_name,
@@ -288,6 +290,7 @@ def context(event, request):
         "reason": payload.get("reason", ""),
         "status": request.status,
         "payload": payload,
+        "naira": NairaView(payload),  # {naira[amount]}: a payload amount as people read it (₦22,000.00)
     }
 
 

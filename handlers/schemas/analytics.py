@@ -32,16 +32,32 @@ class RevenueQuerySchema(_RevenueRange):
 
 
 class RevenueSplitSchema(Schema):
+    """gross - refunds = serviceman_shares + held + paystack_fees + platform_net, to the kobo."""
     booking_fees = Money(required=True, metadata={"example": "184000.00"})
     final_payments = Money(required=True, metadata={"example": "2475000.00"})
-    markup = Money(required=True, metadata={
-        "description": "Final payments less their requests' estimates: the platform's share of the final cost.",
-        "example": "225000.00"})
-    total = Money(required=True, metadata={"description": "Booking fees plus final payments.", "example": "2659000.00"})
+    gross = Money(required=True, metadata={"description": "Verified payments: booking fees plus final payments.",
+                                           "example": "2659000.00"})
+    total = Money(required=True, metadata={"description": "The same as gross (kept for older clients).",
+                                           "example": "2659000.00"})
     refunds = Money(required=True, metadata={
-        "description": "Refunded of those payments (refunds not FAILED, by the UTC date they were opened).",
-        "example": "36000.00"})
-    net = Money(required=True, metadata={"description": "total less refunds.", "example": "2623000.00"})
+        "description": "Refunded of those payments (refunds not FAILED, by the UTC date they were opened); the "
+                       "platform bears them.", "example": "36000.00"})
+    net = Money(required=True, metadata={"description": "gross less refunds.", "example": "2623000.00"})
+    paystack_fees = Money(required=True, metadata={
+        "description": "What Paystack kept of the successful payments (its `fees`), also of a payment refunded in "
+                       "full; payments recorded before fees were stored count 0.", "example": "39885.00"})
+    serviceman_shares = Money(required=True, metadata={
+        "description": "What the final payments of confirmed jobs owe their servicemen: the payout ledger, "
+                       "whatever its payouts' status.", "example": "2200000.00"})
+    markup = Money(required=True, metadata={
+        "description": "The platform's share of those final payments (the payout ledger's platform_share).",
+        "example": "220000.00"})
+    held = Money(required=True, metadata={
+        "description": "Final payments of jobs not confirmed yet: not split between serviceman and platform until "
+                       "the job is confirmed.", "example": "55000.00"})
+    platform_net = Money(required=True, metadata={
+        "description": "What the platform keeps: gross - refunds - paystack_fees - serviceman_shares - held.",
+        "example": "328115.00"})
 
 
 class MonthRevenueSchema(RevenueSplitSchema):

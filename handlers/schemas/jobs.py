@@ -33,7 +33,9 @@ def _rating(**kwargs):
 class PeriodStatsSchema(Schema):
     jobs_completed = fields.Integer(metadata={"description": "COMPLETED jobs the caller was primary on.",
                                               "example": 23})
-    earnings = Money(metadata={"description": "Sum of those jobs' estimate_amount (naira).", "example": "345000.00"})
+    earnings = Money(metadata={"description": "What those jobs earned the caller (naira): the sum of their payouts "
+                                              "in the ledger (GET /api/serviceman/payouts/), split by the money rule.",
+                               "example": "345000.00"})
     average_rating = _rating()
     rating_count = fields.Integer(metadata={"example": 15})
 
@@ -53,5 +55,10 @@ class ServicemanStatsSchema(Schema):
                                               "example": 1})
     active_jobs = fields.Integer(metadata={"description": "Primary jobs from ASSIGNED to COMPLETED_BY_SERVICEMAN.",
                                            "example": 2})
+    earnings_owed = Money(metadata={"description": "Earned, not sent yet (payouts OWED or APPROVED).",
+                                    "example": "20000.00"})
+    earnings_in_transit = Money(metadata={"description": "Sent by transfer, not confirmed by the bank yet.",
+                                          "example": "0.00"})
+    earnings_paid = Money(metadata={"description": "Landed in the caller's bank account.", "example": "325000.00"})
     all_time = fields.Nested(PeriodStatsSchema)
     this_month = fields.Nested(MonthStatsSchema)

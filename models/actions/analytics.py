@@ -7,12 +7,13 @@ the same on SQLite and PostgreSQL, and a payment's month never depends on the se
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
-from peewee import Case, fn
+from peewee import JOIN, Case, fn
 
 from ..base import CENTS
 from ..catalog import Category
 from ..db import is_postgres
 from ..money import Payment, PaymentStatus, PaymentType
+from ..payouts import Payout
 from ..refunds import Refund, RefundStatus
 from ..service_requests import Event, RequestStatus, ServiceRequest
 from ..users import ApprovalStatus, ServicemanProfile, User
@@ -52,12 +53,9 @@ def _utc_midnight(day):
 # --- revenue ---------------------------------------------------------------------------------------
 
 
-def verified_payments(date_from=None, date_to=None):
-    """Money we took and keep: SUCCESS and not flagged for refund, paid within [date_from, date_to]
-    (inclusive UTC dates of `paid_at`)."""
-    query = Payment.select().where(Payment.status == PaymentStatus.SUCCESS,
-                                   Payment.needs_refund == False,  # noqa: E712 (peewee expression)
-                                   Payment.paid_at.is_null(False))
+def successful_payments(date_from=None, date_to=None):
+    """Payments Paystack took, paid within [date_from, date_to] (inclusive UTC dates of `paid_at`)."""
+    query = Payment.select().where(Payment.status == PaymentStatus.SUCCESS, Payment.paid_at.is_null(False))
     if date_from is not None:
         query = query.where(Payment.paid_at >= _utc_midnight(date_from))
     if date_to is not None and date_to < date.max:  # date.max has no next day, and bounds nothing
@@ -65,38 +63,57 @@ def verified_payments(date_from=None, date_to=None):
     return query
 
 
-def _amount_if(payment_type, amount):
-    return fn.SUM(Case(None, [(Payment.payment_type == payment_type, amount)], 0))
+# Money we took and keep: not flagged for a refund (paid after a cancellation, or twice).
+COUNTED = Payment.needs_refund == False  # noqa: E712 (peewee expression)
+
+
+def _sum_if(condition, amount):
+    return fn.SUM(Case(None, [(condition, amount)], 0))
+
+
+def _final(condition=None):
+    final = COUNTED & (Payment.payment_type == PaymentType.FINAL_PAYMENT)
+    return final if condition is None else final & condition
+
+
+REVENUE_PARTS = ("booking_fees", "final_payments", "markup", "refunds", "paystack_fees", "serviceman_shares",
+                 "held")
 
 
 def revenue(date_from=None, date_to=None):
-    """Booking fees, final payments and the markup earned on them, less refunds, in all and per UTC month.
+    """Where the clients' money went, in all and per UTC month, to the kobo:
 
-    Markup is a final payment less its request's estimate: the platform's share of the final cost
-    (a request without an estimate contributes none). `total` is the money taken in, booking fees
-    plus final payments; markup is part of the final payments, not added to them. `refunds` is what
-    was given back of those payments (refunds not FAILED, in the month they were opened) and `net`
-    is `total - refunds`."""
+        gross - refunds = serviceman_shares + held + paystack_fees + platform_net
+
+    `gross` (also `total`) is the verified payments: booking fees plus final payments. A final
+    payment is split by the payout the money rule recorded when its job was confirmed
+    (`serviceman_shares`, and `markup`, the platform's part); until then it is `held`. Booking fees
+    are the platform's. `refunds` is what was given back of those payments (refunds not FAILED, in
+    the month they were opened) and the platform bears them. `paystack_fees` is what Paystack kept of
+    every successful payment, also of one paid by mistake and refunded in full (Paystack keeps its
+    fee on a refunded payment); a payment recorded before fees were stored counts 0. Shares, held
+    money and fees count in the month of the payment they come from."""
     # Grouped and ordered by the output alias: the expression itself carries bound parameters,
     # which a server-side binding driver would see as a different expression in GROUP BY.
     month = month_of(Payment.paid_at).alias("month")
-    markup = Payment.amount - fn.COALESCE(ServiceRequest.estimate_amount, Payment.amount)
-    rows = (verified_payments(date_from, date_to)
+    rows = (successful_payments(date_from, date_to)
             .select(month,
-                    _amount_if(PaymentType.BOOKING_FEE, Payment.amount).alias("booking_fees"),
-                    _amount_if(PaymentType.FINAL_PAYMENT, Payment.amount).alias("final_payments"),
-                    _amount_if(PaymentType.FINAL_PAYMENT, markup).alias("markup"))
-            .join(ServiceRequest)
+                    _sum_if(COUNTED & (Payment.payment_type == PaymentType.BOOKING_FEE),
+                            Payment.amount).alias("booking_fees"),
+                    _sum_if(_final(), Payment.amount).alias("final_payments"),
+                    _sum_if(_final(), fn.COALESCE(Payout.platform_share, 0)).alias("markup"),
+                    _sum_if(_final(), fn.COALESCE(Payout.amount, 0)).alias("serviceman_shares"),
+                    _sum_if(_final(Payout.id.is_null()), Payment.amount).alias("held"),
+                    fn.SUM(fn.COALESCE(Payment.paystack_fees, 0)).alias("paystack_fees"))
+            .join(Payout, JOIN.LEFT_OUTER, on=(Payout.service_request == Payment.service_request))
             .group_by(month)
             .order_by(month)
             .dicts())
     months = {row["month"]: row for row in rows}
     for month_name, refunded in _refunds_by_month(date_from, date_to):
-        months.setdefault(month_name, {"booking_fees": None, "final_payments": None, "markup": None})
-        months[month_name]["refunds"] = refunded
+        months.setdefault(month_name, {})["refunds"] = refunded
     by_month = [_revenue_split(months[name], month=name) for name in sorted(months)]
-    parts = ("booking_fees", "final_payments", "markup", "refunds")
-    overall = {part: sum((m[part] for m in by_month), ZERO) for part in parts}
+    overall = {part: sum((m[part] for m in by_month), ZERO) for part in REVENUE_PARTS}
     return {"date_from": date_from, "date_to": date_to, "currency": "NGN",
             **_revenue_split(overall), "by_month": by_month}
 
@@ -107,7 +124,7 @@ def _refunds_by_month(date_from=None, date_to=None):
     query = (Refund.select(month, fn.SUM(Refund.amount).alias("refunds"))
              .join(Payment)
              .where(Refund.status != RefundStatus.FAILED, Payment.status == PaymentStatus.SUCCESS,
-                    Payment.needs_refund == False))  # noqa: E712 (money never counted is not subtracted)
+                    COUNTED))  # money never counted is not subtracted
     if date_from is not None:
         query = query.where(Refund.created_at >= _utc_midnight(date_from))
     if date_to is not None and date_to < date.max:
@@ -116,9 +133,10 @@ def _refunds_by_month(date_from=None, date_to=None):
 
 
 def _revenue_split(sums, **extra):
-    fees, finals, refunds = money(sums["booking_fees"]), money(sums["final_payments"]), money(sums.get("refunds"))
-    return {**extra, "booking_fees": fees, "final_payments": finals, "markup": money(sums["markup"]),
-            "total": fees + finals, "refunds": refunds, "net": fees + finals - refunds}
+    parts = {part: money(sums.get(part)) for part in REVENUE_PARTS}
+    gross = parts["booking_fees"] + parts["final_payments"]
+    net = gross - parts["refunds"] - parts["paystack_fees"] - parts["serviceman_shares"] - parts["held"]
+    return {**extra, **parts, "total": gross, "gross": gross, "net": gross - parts["refunds"], "platform_net": net}
 
 
 # --- rankings --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from server.errors import InvalidTransition, PermissionDenied
+from server.naira import format_naira
 
 from ..base import CENTS
 from ..money import Payment, PaymentStatus, PaymentType
@@ -94,11 +95,11 @@ def quote(settings, request, choice=POLICY):
         return Quote(choice, RefundPolicy.NOTHING_PAID, "Nothing has been paid for this booking, so nothing is "
                      "refunded.", ())
     if choice == FULL_REFUND:
-        return Quote(choice, RefundPolicy.FULL_REFUND, f"An admin refunds everything paid: NGN {total}.",
+        return Quote(choice, RefundPolicy.FULL_REFUND, f"An admin refunds everything paid: {format_naira(total)}.",
                      tuple(Share(p, remaining, ZERO) for p, remaining in paid))
     if request.status not in AFTER_ASSIGNMENT:
         return Quote(choice, RefundPolicy.BEFORE_ASSIGNMENT, f"No serviceman has been assigned yet, so the "
-                     f"booking fee is refunded in full: NGN {total}.",
+                     f"booking fee is refunded in full: {format_naira(total)}.",
                      tuple(Share(p, remaining, ZERO) for p, remaining in paid))
     percent = settings.cancellation_fee_kept_percent_after_assignment
     shares = []
@@ -109,5 +110,5 @@ def quote(settings, request, choice=POLICY):
         shares.append(Share(payment, remaining - keep, keep))
     kept = sum((s.kept for s in shares), ZERO)
     return Quote(choice, RefundPolicy.AFTER_ASSIGNMENT,
-                 f"Servicemen were already assigned: {percent.normalize():f}% of the booking fee (NGN {kept}) is "
-                 f"kept for their trouble and NGN {total - kept} is refunded.", tuple(shares))
+                 f"Servicemen were already assigned: {percent.normalize():f}% of the booking fee "
+                 f"({format_naira(kept)}) is kept for their trouble and {format_naira(total - kept)} is refunded.", tuple(shares))

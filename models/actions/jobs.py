@@ -18,6 +18,7 @@ from server.errors import Conflict, InvalidTransition, NotFound, PermissionDenie
 from ..base import CENTS
 from ..db import database, for_update
 from ..money import Rating
+from ..payouts import Payout, PayoutStatus
 from ..service_requests import RequestStatus, ServiceRequest
 from ..users import ServicemanProfile
 from ..workflow import record_event, transition, unit_of_work
@@ -167,6 +168,20 @@ def month_start(zone):
     return datetime(today.year, today.month, 1, tzinfo=zone).astimezone(timezone.utc), today
 
 
+def _earnings(serviceman, since):
+    """The serviceman's earnings as the payout ledger records them (the money rule wrote each row
+    when its job was confirmed): all time, since `since`, and by where the money is. OWED and
+    APPROVED are both still at the platform."""
+    earned_month = Payout.created_at >= since
+    return (Payout.select(fn.COALESCE(fn.SUM(Payout.amount), 0).alias("all_time"),
+                          _sum_if(earned_month, Payout.amount).alias("this_month"),
+                          _sum_if(Payout.status.in_((PayoutStatus.OWED, PayoutStatus.APPROVED)),
+                                  Payout.amount).alias("owed"),
+                          _sum_if(Payout.status == PayoutStatus.IN_TRANSIT, Payout.amount).alias("in_transit"),
+                          _sum_if(Payout.status == PayoutStatus.PAID, Payout.amount).alias("paid"))
+            .where(Payout.serviceman == serviceman.id).dicts().get())
+
+
 def serviceman_stats(serviceman, zone):
     """Totals for the jobs the caller was PRIMARY on (a backup did not do the work), all time and in
     the current platform month. A COMPLETED request's updated_at is when the admin confirmed it
@@ -179,10 +194,9 @@ def serviceman_stats(serviceman, zone):
     jobs = (R.select(_count_if(completed).alias("completed"),
                      _count_if(R.status == S.CANCELLED).alias("cancelled"),
                      _count_if(R.status.in_(UNFINISHED)).alias("active"),
-                     _sum_if(completed, R.estimate_amount).alias("earnings"),
-                     _count_if(completed_this_month).alias("completed_month"),
-                     _sum_if(completed_this_month, R.estimate_amount).alias("earnings_month"))
+                     _count_if(completed_this_month).alias("completed_month"))
             .where(R.primary_serviceman == serviceman.id).dicts().get())
+    earned = _earnings(serviceman, since)
     this_month = Rating.created_at >= since
     ratings = (Rating.select(fn.AVG(Rating.rating).alias("average"), fn.COUNT(Rating.id).alias("count"),
                              fn.AVG(Case(None, [(this_month, Rating.rating)], None)).alias("average_month"),
@@ -195,10 +209,11 @@ def serviceman_stats(serviceman, zone):
         "completion_rate": _money(Decimal(100) * completed_jobs / ended) if ended else None,
         "cancelled_jobs": cancelled_jobs,
         "active_jobs": int(jobs["active"]),
-        "all_time": {"jobs_completed": completed_jobs, "earnings": _money(jobs["earnings"]),
+        **{f"earnings_{state}": _money(earned[state]) for state in ("owed", "in_transit", "paid")},
+        "all_time": {"jobs_completed": completed_jobs, "earnings": _money(earned["all_time"]),
                      "average_rating": _average(ratings["average"]), "rating_count": int(ratings["count"])},
         "this_month": {"month": today.strftime("%Y-%m"), "jobs_completed": int(jobs["completed_month"]),
-                       "earnings": _money(jobs["earnings_month"]),
+                       "earnings": _money(earned["this_month"]),
                        "average_rating": _average(ratings["average_month"]),
                        "rating_count": int(ratings["count_month"])},
     }

@@ -14,7 +14,8 @@ from typing import Callable
 
 from server.clock import utcnow
 from server.errors import InvalidTransition, NotFound, PermissionDenied, UpstreamUnavailable
-from server.paystack import PaystackError, PaystackRefused, to_kobo
+from server.naira import format_naira
+from server.paystack import PaystackError, PaystackRefused, from_kobo, to_kobo
 
 from ..db import for_update
 from ..money import Payment, PaymentSource, PaymentStatus, PaymentType
@@ -83,7 +84,8 @@ def initialize_payment(settings, paystack, client, request_id, payment_type):
             return open_attempt
         if open_attempt is not None:
             _close(open_attempt, PaymentStatus.FAILED,
-                   f"superseded: NGN {open_attempt.amount} was due when it opened, NGN {amount} is due now")
+                   f"superseded: {format_naira(open_attempt.amount)} was due when it opened, "
+                   f"{format_naira(amount)} is due now")
         payment = Payment.create(
             service_request=request.id, payer=client.id, payment_type=payment_type, amount=amount,
             currency=CURRENCY, paystack_reference=_new_reference(request.id, payment_type),
@@ -171,6 +173,7 @@ def _accept_success(payment, request, data, source):
     paid_kobo, currency = paid_price(data), data.get("currency")
     details = {"payment_id": payment.id, "reference": payment.paystack_reference, "amount": str(payment.amount),
                "currency": payment.currency, "payment_type": payment.payment_type, "purpose": purpose.label}
+    payment.paystack_fees = _fees(data)
     if type(paid_kobo) is not int or paid_kobo != expected_kobo or currency != payment.currency:
         payment.status = PaymentStatus.REVIEW
         payment.failure_reason = (f"Paystack reported {paid_kobo!r} {currency!r}; "
@@ -198,13 +201,20 @@ def _accept_success(payment, request, data, source):
     record_event(request, "payment_receipt", payment.payer_id, payload=details)
 
 
+def _fees(data):
+    """What Paystack kept of a successful charge (`fees`, kobo) in naira; None when it did not say."""
+    fees = data.get("fees")
+    return from_kobo(fees) if type(fees) is int and fees >= 0 else None
+
+
 def _why_not_applicable(payment, request, purpose):
     if request.status == RequestStatus.CANCELLED:
         return "the request was cancelled before this payment succeeded"
     if request.status != purpose.pay_in:
         return f"the request was {request.status} when this {purpose.label} succeeded (already paid?)"
     if purpose.amount(request) != payment.amount:
-        return f"NGN {purpose.amount(request)} is due now, but this attempt was for NGN {payment.amount}"
+        return (f"{format_naira(purpose.amount(request))} is due now, but this attempt was for "
+                f"{format_naira(payment.amount)}")
     return None
 
 

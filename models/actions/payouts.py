@@ -1,10 +1,8 @@
 """Paying servicemen: payout accounts, the payout ledger, and Paystack transfers exactly once.
 
-The rule (one place, `serviceman_share`): a completed request owes its primary serviceman the agreed
-service cost before the platform's markup. The client paid the final cost F with markup m%: the
-serviceman is owed F / (1 + m/100), rounded to the kobo (half up), and the platform keeps the rest.
-When the client accepted the admin's markup that is exactly the estimate; after a negotiation the
-serviceman's part moves with the agreed price in the same proportion. No markup: all of it.
+A completed request owes its primary serviceman their part of the agreed price, split by the money
+rule (`models.money.split_agreed_price`, the only place it is written): the payout row records both
+parts, and every other figure (stats, analytics, dashboards, notifications) is read from those rows.
 
 A payout's `transfer_reference` is generated and committed before Paystack is called. Paystack
 accepts a reference once, so sending it again after a timeout (an admin approving again, or the
@@ -31,6 +29,7 @@ from server.paystack import PaystackError, PaystackRefused
 
 from ..base import CENTS
 from ..db import database, for_update
+from ..money import split_agreed_price
 from ..payouts import Payout, PayoutAccount, PayoutStatus, PayoutTransfer
 from ..service_requests import ServiceRequest
 from ..workflow import record_event, unit_of_work
@@ -66,14 +65,6 @@ MOVES = {P.OWED: {P.APPROVED}, P.APPROVED: {P.AWAITING_OTP, P.IN_TRANSIT, P.PAID
 # --- the rule ----------------------------------------------------------------------------------
 
 
-def serviceman_share(final_cost, markup_percentage):
-    """(serviceman's amount, platform's share) of an agreed price: the price less the markup."""
-    if not markup_percentage:
-        return final_cost, ZERO
-    amount = (final_cost / (1 + markup_percentage / Decimal(100))).quantize(CENTS, rounding=ROUND_HALF_UP)
-    return amount, final_cost - amount
-
-
 def _new_reference(request_id):
     # Paystack asks for lowercase letters, digits, '-' and '_' in transfer references.
     return f"smpo-{request_id}-{secrets.token_hex(8)}"
@@ -87,7 +78,7 @@ def record_payout(request):
     if request.final_cost is None:  # never marked up: the estimate is the whole price
         amount, share = request.estimate_amount, ZERO
     else:
-        amount, share = serviceman_share(request.final_cost, request.markup_percentage)
+        amount, share = split_agreed_price(request.estimate_amount, request.final_cost)
     try:
         with database.atomic():  # a savepoint: the unique index refuses a second payout for the request
             payout = Payout.create(serviceman=request.primary_serviceman_id, service_request=request.id,

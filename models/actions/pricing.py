@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from server.clock import utcnow
 from server.errors import InvalidTransition, NotFound, PermissionDenied
+from server.naira import format_naira
 
 from ..base import CENTS
 from ..db import for_update
@@ -129,8 +130,8 @@ def approve_cost(client, request_id, final_cost=None):
         if _pending_proposal(request) is not None:
             raise InvalidTransition("A price proposal is pending: accept, reject or counter it instead.")
         if final_cost is not None and final_cost != request.final_cost:
-            raise InvalidTransition(f"The final cost is now NGN {_money(request.final_cost)}, "
-                                    f"not NGN {_money(final_cost)}; review it before approving.")
+            raise InvalidTransition(f"The final cost is now {format_naira(request.final_cost)}, "
+                                    f"not {format_naira(final_cost)}; review it before approving.")
         transition(request, S.AWAITING_PAYMENT, client, "cost_approved", payload=_request_breakdown(request))
     return request
 

@@ -19,6 +19,7 @@ from peewee import fn
 
 from server.clock import utcnow
 from server.errors import Conflict, InvalidTransition, NotFound, UpstreamUnavailable, ValidationFailed
+from server.naira import format_naira
 from server.paystack import PaystackError, PaystackRefused, PaystackUnavailable, to_kobo
 
 from ..base import CENTS
@@ -81,7 +82,8 @@ def open_refund(payment, amount, *, policy, reason, cause=None, actor=None):
     if remaining <= 0:
         raise Conflict("This payment has already been refunded in full.", code="already_refunded")
     if amount <= 0 or amount > remaining:
-        raise ValidationFailed.on("amount", f"Between NGN 0.01 and NGN {remaining} of this payment can be refunded.")
+        raise ValidationFailed.on("amount", f"Between {format_naira(CENTS)} and {format_naira(remaining)} of this "
+                                            f"payment can be refunded.")
     refund = Refund.create(
         payment=payment.id, service_request=payment.service_request_id, amount=amount, currency=payment.currency,
         cause=cause, policy=policy, reason=reason[:2000], requested_by=actor,

@@ -397,8 +397,10 @@
         .then(function (res) {
           var revenue = res[0], stats = res[1];
           var totals = Dash.clear($("revenue-totals"));
-          [["Total", revenue.total], ["Booking fees", revenue.booking_fees], ["Final payments", revenue.final_payments],
-            ["Markup earned", revenue.markup]].forEach(function (pair) {
+          // gross - refunds = serviceman shares + held + Paystack fees + platform net (the API's identity)
+          [["Gross", revenue.gross], ["Refunds", revenue.refunds], ["Paystack fees", revenue.paystack_fees],
+            ["Serviceman shares", revenue.serviceman_shares], ["Held for unconfirmed jobs", revenue.held],
+            ["Platform net", revenue.platform_net]].forEach(function (pair) {
             if (pair[1] === undefined) return;
             totals.appendChild(el("div", { class: "stat" }, el("span", { class: "stat-value", text: Dash.money(pair[1]) }),
               el("span", { class: "stat-label", text: pair[0] })));

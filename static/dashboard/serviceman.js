@@ -21,6 +21,9 @@
         var stats = Dash.clear($("stats"));
         stats.appendChild(stat("Earnings (all time)", Dash.money(all.earnings), "stat-earnings"));
         stats.appendChild(stat("Earnings this month", Dash.money(month.earnings)));
+        stats.appendChild(stat("Owed to you", Dash.money(s.earnings_owed), "stat-owed"));
+        stats.appendChild(stat("On its way", Dash.money(s.earnings_in_transit)));
+        stats.appendChild(stat("Paid to you", Dash.money(s.earnings_paid), "stat-paid"));
         stats.appendChild(stat("Jobs completed", String(all.jobs_completed || 0), "stat-jobs"));
         stats.appendChild(stat("Average rating", all.average_rating ? "★ " + all.average_rating + " (" + all.rating_count + ")" : "—", "stat-rating"));
         stats.appendChild(stat("Active jobs", String(s.active_jobs || 0)));
