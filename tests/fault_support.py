@@ -9,6 +9,7 @@
 
 Every wait here polls a real server or process for a bounded time: a process has no event to await.
 """
+import contextlib
 import glob
 import os
 import shutil
@@ -183,6 +184,21 @@ def procfile(tmp_path):
     processes = Procfile({}, tmp_path)
     yield processes
     processes.stop_all()
+
+
+@contextlib.contextmanager
+def models_bound_to(database_url, pool_size=4):
+    """This test process's models bound to the database the processes under test use, for the
+    block; the suite's own binding afterwards."""
+    import models
+
+    saved = models.database.obj
+    db = models.bind(database_url, pool_size=pool_size)
+    try:
+        yield db
+    finally:
+        db.close_all() if hasattr(db, "close_all") else db.close()
+        models.database.initialize(saved)
 
 
 def wait_until(predicate, timeout=30, interval=0.05, what="condition"):

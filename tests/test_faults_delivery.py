@@ -18,7 +18,6 @@ import signal
 import threading
 import time
 from collections import Counter, defaultdict
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -26,7 +25,6 @@ import requests
 from aiosmtpd.controller import Controller
 from tornado.websocket import websocket_connect
 
-import models
 from models import Event, Notification
 from models.actions import booking
 from server.clock import platform_today
@@ -36,7 +34,8 @@ from workers.transport import RedisTransport
 
 from .conftest import make_settings
 from .factories import CategoryFactory, ClientFactory
-from .fault_support import SECRET_KEY, private_postgres, procfile, process_env, wait_until  # noqa: F401 (fixtures)
+from .fault_support import (SECRET_KEY, models_bound_to, private_postgres, procfile, process_env,  # noqa: F401
+                            wait_until)  # noqa: F401 (fixtures)
 from .pipeline_support import Mailbox, PrivateRedis, free_port
 
 pytestmark = pytest.mark.faults
@@ -113,18 +112,6 @@ class Sockets:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-@contextmanager
-def bound_to(database_url):
-    """Models bound to the private database for this block; the suite's own binding afterwards."""
-    previous = models.database.obj
-    db = models.bind(database_url, pool_size=4)
-    try:
-        yield db
-    finally:
-        db.close_all()
-        models.database.initialize(previous)
-
-
 @pytest.fixture
 def stack(private_postgres, procfile, tmp_path):
     """Everything running; yields a namespace with the servers, processes, sockets and a `book()`."""
@@ -138,7 +125,7 @@ def stack(private_postgres, procfile, tmp_path):
     settings = make_settings(DATABASE_URL=private_postgres.url, REDIS_URL=redis_server.url, SECRET_KEY=SECRET_KEY,
                              **email)
     sockets = None
-    with bound_to(private_postgres.url):
+    with models_bound_to(private_postgres.url):
         runtime.configure(settings, RedisTransport(redis_server.url))
         try:
             procfile.start("web", "serve", "--port", str(port))

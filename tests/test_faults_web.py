@@ -11,7 +11,6 @@
 Each run prints one line of statistics (`pytest -s` shows them).
 """
 import asyncio
-import contextlib
 import http.client
 import json
 import random
@@ -23,13 +22,12 @@ from datetime import date, timedelta
 import pytest
 from tornado.websocket import websocket_connect
 
-import models
 from models import Notification, ServiceRequest
 from server.settings import load_settings
 from server.tokens import access_token
 
 from .factories import CategoryFactory, ClientFactory
-from .fault_support import private_postgres, procfile, process_env, wait_until  # noqa: F401 (fixtures)
+from .fault_support import models_bound_to, private_postgres, procfile, process_env, wait_until  # noqa: F401 (fixtures)
 from .pipeline_support import free_port
 from .raw_http import CUT_OFF, REFUSED, request
 
@@ -41,22 +39,12 @@ SOCKETS = 50
 SERVICE_RESTART = 1012
 
 
-@contextlib.contextmanager
-def models_on(url):
-    """The models of this test process bound to the database the processes under test use."""
-    saved = models.database.obj
-    db = models.bind(url, pool_size=2)
-    try:
-        yield db
-    finally:
-        db.close_all() if hasattr(db, "close_all") else db.close()
-        models.database.initialize(saved)
 
 
 def make_clients(url, env, count):
     """`count` clients with access tokens, and a category to book."""
     settings = load_settings(environ=env)
-    with models_on(url):
+    with models_bound_to(url, pool_size=2):
         category = CategoryFactory()
         clients = [ClientFactory() for _ in range(count)]
         return category.id, [access_token(settings, client) for client in clients]
@@ -64,7 +52,7 @@ def make_clients(url, env, count):
 
 def booked_rows(url, tag):
     """{description: id} of the bookings a run created."""
-    with models_on(url):
+    with models_bound_to(url, pool_size=2):
         query = ServiceRequest.select(ServiceRequest.id, ServiceRequest.description).where(
             ServiceRequest.description.startswith(tag))
         return {row.description: row.id for row in query}
@@ -72,7 +60,7 @@ def booked_rows(url, tag):
 
 def unsent_emails(url, booking_ids):
     """Bookings of `booking_ids` whose request_created notification is missing or its email unsent."""
-    with models_on(url):
+    with models_bound_to(url, pool_size=2):
         sent = {row.service_request_id for row in Notification.select(Notification.service_request).where(
             Notification.service_request.in_(list(booking_ids)), Notification.sent_to_email == True)}  # noqa: E712
     return set(booking_ids) - sent

@@ -128,8 +128,8 @@ NOTIFICATION_TYPES = {t.name: t for t in [
         "the cause is fixed."),
     NotificationType(
         "refund_needs_attention", admins,
-        "Booking #{request_id}: a refund of NGN {payload[amount]} needs the customer's bank account",
-        "Paystack could not return NGN {payload[amount]} to the card or account that paid (refund "
+        "Booking #{request_id}: a refund of {naira[amount]} needs the customer's bank account",
+        "Paystack could not return {naira[amount]} to the card or account that paid (refund "
         "#{payload[refund_id]}, payment #{payload[payment_id]}, reference {payload[reference]}). Ask "
         "{client_name} for a bank account and retry the refund with it from the refunds list."),
     NotificationType(
@@ -230,8 +230,8 @@ NOTIFICATION_TYPES = {t.name: t for t in [
         "again and goes out once an admin approves it."),
     NotificationType(
         "payout_needs_otp", admins,
-        "Booking #{request_id}: the NGN {payload[amount]} payout waits for an OTP",
-        "Paystack holds the transfer of NGN {payload[amount]} (reference {payload[reference]}) until the OTP it "
+        "Booking #{request_id}: the {naira[amount]} payout waits for an OTP",
+        "Paystack holds the transfer of {naira[amount]} (reference {payload[reference]}) until the OTP it "
         "sent to the business's phone is entered. Finalize it from the payouts list with that OTP, or turn off "
         "OTP for transfers in Paystack's dashboard."),
     # Serviceman vetting: account events, no request (record_account_event).
