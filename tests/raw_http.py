@@ -28,7 +28,9 @@ async def request(port, method, path, body=None, token=None, timeout=60):
     outcome = Outcome(started=time.monotonic())
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # Refused, or reset during the handshake (the listening socket closed while the kernel held
+        # the half-open connection): either way connect() failed and not a byte of the request left.
         outcome.kind = REFUSED
         return outcome
     payload = b"" if body is None else json.dumps(body).encode()

@@ -53,7 +53,9 @@ EMAIL_LEASE = timedelta(seconds=30)
 # uses the nth delay, then the last); after EMAIL_MAX_ATTEMPTS claims it gives up (logged).
 EMAIL_BACKOFF_SECONDS = (10, 30, 60, 300, 900)
 EMAIL_MAX_ATTEMPTS = 10
-MARK_SENT_TRIES = 5  # an accepted email is marked sent even through a brief database hiccup
+# An accepted email is marked sent through a database outage for as long as its lease keeps others
+# from sending it (a PostgreSQL restart or failover takes seconds); only then is it given up.
+MARK_SENT_WITHIN = EMAIL_LEASE - timedelta(seconds=5)
 
 
 class DeliveryError(Exception):
@@ -272,18 +274,30 @@ def release_email(notification):
 
 
 def mark_email_sent(notification_id):
-    """The server accepted it: record that, retrying a failing write a few times, because an accepted
-    email left unmarked would be sent again once its lease expires."""
-    for attempt in range(MARK_SENT_TRIES):
+    """The server accepted it: record that, retrying a failing write (with backoff, capped at a
+    second) while the email's lease still keeps anyone else from sending it: an accepted email left
+    unmarked would be sent again once its lease expires."""
+    deadline = time.monotonic() + MARK_SENT_WITHIN.total_seconds()
+    attempt = 0
+    while True:
         try:
             Notification.update(sent_to_email=True, email_sent_at=utcnow(), email_claimed_until=None).where(
                 Notification.id == notification_id).execute()
             return
         except Exception:
-            if attempt == MARK_SENT_TRIES - 1:
+            if time.monotonic() >= deadline:
                 log.exception("email for notification %s was sent but could not be marked sent", notification_id)
                 raise
-            time.sleep(0.1 * 2 ** attempt)  # the database, not an event, decides when this can succeed
+            _drop_connection()  # a restart ended it: the next attempt connects afresh
+            time.sleep(min(1.0, 0.1 * 2 ** attempt))  # the database, not an event, decides when this can succeed
+            attempt += 1
+
+
+def _drop_connection():
+    try:
+        database.close()
+    except Exception:  # already unusable, or closing is refused mid-transaction: the next query says
+        log.debug("could not close the database connection", exc_info=True)
 
 
 def _is_refusal(exc):
