@@ -288,16 +288,9 @@ def mark_email_sent(notification_id):
             if time.monotonic() >= deadline:
                 log.exception("email for notification %s was sent but could not be marked sent", notification_id)
                 raise
-            _drop_connection()  # a restart ended it: the next attempt connects afresh
+            runtime.release_connection(discard=True)  # a restart ended it: the next attempt connects afresh
             time.sleep(min(1.0, 0.1 * 2 ** attempt))  # the database, not an event, decides when this can succeed
             attempt += 1
-
-
-def _drop_connection():
-    try:
-        database.close()
-    except Exception:  # already unusable, or closing is refused mid-transaction: the next query says
-        log.debug("could not close the database connection", exc_info=True)
 
 
 def _is_refusal(exc):
