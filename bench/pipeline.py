@@ -183,7 +183,7 @@ class PushWatcher(threading.Thread):
 def seed(clients):
     """Emptied tables, ADMINS admins, one category, `clients` clients with one request each."""
     from models import ALL_MODELS, Category, RequestStatus, Role, ServiceRequest, User, database
-    from server.tokens import hash_password
+    from models.foundation.tokens import hash_password
 
     for model in ALL_MODELS:
         model.truncate_table(restart_identity=True, cascade=True)
@@ -208,7 +208,7 @@ def backlog(requests, count):
     alternating request_created (1 recipient) and payment_received (ADMINS recipients).
     Returns (event ids, notifications expected)."""
     from models import Event, Notification
-    from server.clock import utcnow
+    from models.foundation.clock import utcnow
 
     Notification.truncate_table(restart_identity=True, cascade=True)
     Event.truncate_table(restart_identity=True, cascade=True)
@@ -357,8 +357,8 @@ def print_drain(result):
 
 
 def mint_tokens(args, users):
-    from server.settings import load_settings
-    from server.tokens import access_token
+    from models.foundation.settings import load_settings
+    from models.foundation.tokens import access_token
 
     os.environ.update(wh.project_env(args.database_url, args.redis_url))
     settings = load_settings()

@@ -69,7 +69,7 @@ def seed(seed_value=10):
     """Reset and fill the bound database; returns a summary dict (emails, counts, timings)."""
     from models import (ApprovalStatus, Category, Notification, RequestStatus, Role, ServiceRequest,
                         ServicemanCategory, ServicemanProfile, User, database)
-    from server.tokens import hash_password
+    from models.foundation.tokens import hash_password
 
     rnd = random.Random(seed_value)
     started = time.perf_counter()

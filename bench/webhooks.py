@@ -44,7 +44,7 @@ import tornado.web  # noqa: E402
 from tornado.httpclient import AsyncHTTPClient, HTTPClient  # noqa: E402
 
 from seed import NO_RATE_LIMITS  # noqa: E402 (bench/seed.py, beside this script)
-from server.paystack import SIGNATURE_HEADER, sign, signature_is_valid  # noqa: E402
+from models.foundation.paystack import SIGNATURE_HEADER, sign, signature_is_valid  # noqa: E402
 
 SECRET = "sk_test_bench"
 DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/bench_webhooks"
@@ -178,7 +178,7 @@ def seed(count):
     PENDING_PAYMENT and PENDING booking-fee payments. Returns the payment references in order."""
     from models import (ALL_MODELS, Category, Payment, PaymentType, RequestStatus, Role, ServiceRequest, User,
                         database)
-    from server.tokens import hash_password
+    from models.foundation.tokens import hash_password
 
     tables = ", ".join(f'"{model._meta.table_name}"' for model in ALL_MODELS)
     database.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")

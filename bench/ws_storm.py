@@ -46,7 +46,7 @@ class BareSocket(tornado.websocket.WebSocketHandler):
         self.user_id = None
 
     def on_message(self, raw):
-        from server import tokens
+        from models.foundation import tokens
 
         message = json.loads(raw)
         if message.get("type") == "auth" and self.user_id is None:

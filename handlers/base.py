@@ -17,11 +17,12 @@ from marshmallow import EXCLUDE, Schema, ValidationError
 
 from models.db import is_connection_failure
 from models.users import Role
-from server import identity, proxies, rate_limits, sessions, tokens
-from server.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
+from handlers.web import identity, proxies, rate_limits, sessions
+from models.foundation import tokens
+from models.foundation.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
                            PayloadTooLarge, PermissionDenied, UnknownHost, ValidationFailed)
-from server.executor import DATABASE_UNAVAILABLE, database_unavailable, run_sync
-from server.xsrf import SessionBoundXsrf
+from handlers.web.executor import DATABASE_UNAVAILABLE, database_unavailable, run_sync
+from handlers.web.xsrf import SessionBoundXsrf
 
 from .inputs import INT32_MAX, flatten_errors, parse_json, refuse_control_characters, refuse_unstorable_text
 from .schemas.common import PageQuerySchema, paginate
@@ -276,13 +277,13 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
         return await identity.session_user(claims)
 
     async def _authenticate_session(self):
-        """The dashboard's signed cookie (server/sessions.py); a change also needs the XSRF token."""
+        """The dashboard's signed cookie (handlers/web/sessions.py); a change also needs the XSRF token."""
         session = sessions.read_session(self)
         if session is None:
             raise NotAuthenticated("The session is invalid or expired; sign in again.", code="session_invalid")
         if self.request.method not in sessions.SAFE_METHODS:
             try:
-                self.check_xsrf_cookie()  # the X-XSRFToken header must be this session's (server/xsrf.py)
+                self.check_xsrf_cookie()  # the X-XSRFToken header must be this session's (handlers/web/xsrf.py)
             except tornado.web.HTTPError as exc:
                 raise PermissionDenied("The XSRF token is missing or wrong; reload the page.",
                                        code="xsrf_failed") from exc

@@ -41,7 +41,7 @@ class CategoryServicemenHandler(BaseHandler):
     @endpoint(roles=ANYONE, summary="Approved servicemen offering a category", query=ServicemanOrderingQuerySchema,
               response=ServicemanSchema(), paginated=True, errors=(404, 422), tags=TAGS)
     async def get(self, category_id):
-        """Served from the process's listing cache while the listing has not changed (server/listing_cache.py).
+        """Served from the process's listing cache while the listing has not changed (handlers/web/listing_cache.py).
         The key holds everything the body depends on: the path and query (its links repeat the query's
         arguments) and the origin its links use."""
         category_id, cache = int(category_id), self.application.settings["listing_cache"]

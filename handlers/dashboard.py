@@ -15,11 +15,11 @@ import tornado.web
 from models.actions.accounts import authenticate
 from models.actions.sessions import end_web_session, start_web_session
 from models.users import Role
-from server import identity, proxies, rate_limits, sessions
-from server.errors import NotAuthenticated, RateLimited
-from server.executor import run_sync
-from server.settings import PROJECT_ROOT
-from server.xsrf import SessionBoundXsrf
+from handlers.web import identity, proxies, rate_limits, sessions
+from models.foundation.errors import NotAuthenticated, RateLimited
+from handlers.web.executor import run_sync
+from models.foundation.settings import PROJECT_ROOT
+from handlers.web.xsrf import SessionBoundXsrf
 
 from .base import API_CSP, set_security_headers
 

@@ -13,7 +13,7 @@ import re
 
 from marshmallow import fields
 
-from server.errors import MalformedRequest, ValidationFailed
+from models.foundation.errors import MalformedRequest, ValidationFailed
 
 MAX_JSON_DEPTH = 32
 # PostgreSQL `integer` columns; any id or count beyond it cannot exist or be stored.

@@ -4,8 +4,8 @@ import hashlib
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from server.demo_data import DEMO_PASSWORD
-from server.settings import PROJECT_ROOT
+from models.demo_data import DEMO_PASSWORD
+from models.foundation.settings import PROJECT_ROOT
 
 from .base import ANYONE, BaseHandler, endpoint
 

@@ -4,8 +4,8 @@ import logging
 from models.actions import payments, payouts, refunds
 from models.money import PaymentSource
 from models.users import Role
-from server.errors import NotAuthenticated
-from server.paystack import SIGNATURE_HEADER, signature_is_valid
+from models.foundation.errors import NotAuthenticated
+from models.foundation.paystack import SIGNATURE_HEADER, signature_is_valid
 
 from .base import ANYONE, SIGNED_IN, BaseHandler, endpoint
 from .inputs import parse_json

@@ -10,8 +10,8 @@ import tornado.web
 from marshmallow import ValidationError
 
 from models.actions import credentials
-from server.errors import ApiError
-from server.executor import run_sync
+from models.foundation.errors import ApiError
+from handlers.web.executor import run_sync
 
 from .auth import redacted_summary
 from .base import set_security_headers

@@ -1,7 +1,7 @@
 """`GET /ws/`: live notifications for the signed-in user.
 
 First message `{"type": "auth", "token": "<access>"}` within 10 seconds (or the dashboard's signed
-session cookie, server/sessions.py, from this server's own Origin or an allowed one); optional
+session cookie, handlers/web/sessions.py, from this server's own Origin or an allowed one); optional
 `{"type": "resume", "since": <id>}` replays what was missed.
 """
 import json
@@ -13,10 +13,11 @@ from tornado.iostream import StreamBufferFullError
 
 from models.actions.notifications import notifications_since
 from models.actions.sessions import user_at_version
-from server import identity, sessions, tokens
-from server.errors import ApiError, NotAuthenticated, ServiceUnavailable
-from server.executor import run_sync
-from server.hub import CLOSE_SERVICE_RESTART, CLOSE_SESSION_ENDED
+from handlers.web import identity, sessions
+from models.foundation import tokens
+from models.foundation.errors import ApiError, NotAuthenticated, ServiceUnavailable
+from handlers.web.executor import run_sync
+from handlers.web.hub import CLOSE_SERVICE_RESTART, CLOSE_SESSION_ENDED
 
 from .inputs import parse_json
 
@@ -127,7 +128,7 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
         await self._sign_in(int(claims["sub"]), tokens.session_version(claims))
 
     async def _sign_in(self, user_id, session_version, web_session=None):
-        """One query, shared with the sockets signing in alongside (server/identity.py). The socket
+        """One query, shared with the sockets signing in alongside (handlers/web/identity.py). The socket
         is registered before the account check with its pushes held back: whatever commits after the
         unread count is pushed, and nothing reaches the client before the account and session are
         known good (an end of session meanwhile closes it)."""
@@ -184,7 +185,7 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
             self.ws_connection.stream.close()
 
     def keep_alive(self):
-        """The hub's ping, once per WS_PING_SECONDS (server/hub.py). False once the socket is done:
+        """The hub's ping, once per WS_PING_SECONDS (handlers/web/hub.py). False once the socket is done:
         closed now because the previous ping went unanswered (a client that vanished), or already closed."""
         if self._pong_due:
             self.close(reason="ping timed out")  # as Tornado's own keep-alive closes

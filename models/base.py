@@ -5,7 +5,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import peewee
 
-from server.clock import utcnow
+from models.foundation.clock import utcnow
 
 from .db import database
 

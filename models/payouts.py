@@ -2,7 +2,7 @@
 request owes, and every transfer attempt made to settle it."""
 import peewee
 
-from server.clock import utcnow
+from models.foundation.clock import utcnow
 
 from .base import MoneyField, TimestampedModel, UTCDateTimeField
 from .service_requests import ServiceRequest

@@ -7,7 +7,7 @@ included, add up to no more than was paid.
 """
 import peewee
 
-from server.clock import utcnow
+from models.foundation.clock import utcnow
 
 from .base import MoneyField, TimestampedModel, UTCDateTimeField
 from .money import Payment

@@ -4,7 +4,7 @@ Only `transition()` (models/workflow.py) changes a request's status; it checks t
 """
 import peewee
 
-from server.clock import utcnow
+from models.foundation.clock import utcnow
 
 from .base import JSONField, MoneyField, TimestampedModel, UTCDateTimeField
 from .catalog import Category

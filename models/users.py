@@ -1,7 +1,7 @@
 """Accounts: users, serviceman profiles and their categories, refresh tokens."""
 import peewee
 
-from server.clock import utcnow
+from models.foundation.clock import utcnow
 
 from .base import BaseModel, MoneyField, TimestampedModel, UTCDateTimeField
 from .catalog import Category

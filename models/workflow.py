@@ -8,8 +8,8 @@ they are announced to the pipeline only after the outermost transaction commits.
 import threading
 from contextlib import contextmanager
 
-from server.clock import utcnow
-from server.errors import InvalidTransition
+from models.foundation.clock import utcnow
+from models.foundation.errors import InvalidTransition
 
 from .db import database
 from .service_requests import Event, ServiceRequest, can_transition

@@ -6,7 +6,7 @@ import logging
 import sys
 
 from models import bind
-from server.settings import ConfigurationError, load_settings
+from models.foundation.settings import ConfigurationError, load_settings
 from server.startup import (StartupError, check_database, check_migrated, check_redis, ensure_database, explain,
                             port_problem, wait_for, where)
 
@@ -39,7 +39,7 @@ def cmd_check(settings, args):
 
 def cmd_createadmin(settings, args):
     from models.actions.accounts import create_admin
-    from server.errors import ApiError
+    from models.foundation.errors import ApiError
 
     bind(settings.database_url)
     check_migrated(settings.database_url)
@@ -53,7 +53,7 @@ def cmd_createadmin(settings, args):
 
 
 def cmd_seed(settings, args):
-    from server.demo_data import load_demo_data
+    from models.demo_data import load_demo_data
 
     if settings.is_production:
         sys.exit("seed: demo data is never loaded with ENV=production")
@@ -80,7 +80,7 @@ def cmd_serve(settings, args):
         signalled = wait_for_signal()
         app = make_app(settings, bind_database=False)  # bound and checked above
         timers = [start_embedded_sweep(settings), *start_embedded_schedule(settings)]
-        # No xheaders: X-Forwarded-* count only from TRUSTED_PROXIES (server/proxies.py).
+        # No xheaders: X-Forwarded-* count only from TRUSTED_PROXIES (handlers/web/proxies.py).
         # Endpoints stream their bodies and refuse them past their own limit; this caps the rest.
         server = DrainingHTTPServer(app, max_body_size=MAX_BODY_LIMIT)
         try:

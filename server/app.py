@@ -8,13 +8,13 @@ from handlers import reset_page, websocket
 from handlers.dashboard import dashboard_routes, dashboard_settings
 from handlers.base import NotFoundHandler, UnknownHostHandler
 from models import bind
-from server import executor
+from handlers.web import executor
 from server.asyncapi import build_asyncapi
-from server.hub import Hub
-from server.listing_cache import ListingCache
+from handlers.web.hub import Hub
+from handlers.web.listing_cache import ListingCache
 from server.openapi import build_spec
-from server.paystack import PaystackClient
-from server.rate_limits import RateLimits
+from models.foundation.paystack import PaystackClient
+from handlers.web.rate_limits import RateLimits
 from server.routes import route_table, tornado_routes
 from workers import runtime
 from workers.transport import EmbeddedTransport, RedisTransport
@@ -83,7 +83,7 @@ def local_checkout_routes(settings):
     if not settings.paystack_local_checkout or settings.is_production:
         return []
     from server.paystack_standin import Ledger, standin_routes
-    from server.settings import LOCAL_CHECKOUT_PREFIX
+    from models.foundation.settings import LOCAL_CHECKOUT_PREFIX
 
     # Refunds land a few seconds after they are asked for, with Paystack's refund.processed webhook.
     ledger = Ledger(secret_key=settings.paystack_secret_key, base_url=settings.paystack_api_url,

@@ -12,9 +12,9 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from handlers import websocket
 from handlers.schemas.notifications import NotificationSchema
-from server.hub import CLOSE_SESSION_ENDED
+from handlers.web.hub import CLOSE_SESSION_ENDED
 from server.openapi import _type_example
-from server.sessions import SESSION_COOKIE
+from handlers.web.sessions import SESSION_COOKIE
 
 CHANNEL = "/ws/"
 # (code, name, when): every close code the handler uses, and the one sessions ending will use.

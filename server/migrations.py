@@ -3,7 +3,7 @@ import logging
 
 from peewee_migrate import Router
 
-from server.settings import PROJECT_ROOT
+from models.foundation.settings import PROJECT_ROOT
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 

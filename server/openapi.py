@@ -15,7 +15,7 @@ from marshmallow import Schema, ValidationError, fields
 from handlers.base import ANYONE, HTTP_METHODS, SIGNED_IN
 from handlers.inputs import flatten_errors
 from handlers.schemas.common import EXAMPLE_BOOKING_DATE, ErrorSchema
-from server import errors
+from models.foundation import errors
 
 ERROR_TEXT = {
     400: "Malformed request (body not a JSON object, undecodable text)",

@@ -29,7 +29,7 @@ import tornado.httpclient
 import tornado.httpserver
 import tornado.web
 
-from server.paystack import SIGNATURE_HEADER, sign
+from models.foundation.paystack import SIGNATURE_HEADER, sign
 
 log = logging.getLogger("serviceman.paystack.standin")
 # Paystack: "Unique transaction reference. Only -, ., = and alphanumeric characters allowed."

@@ -20,7 +20,7 @@ import secrets
 
 import tornado.httpclient
 
-from server.paystack import SIGNATURE_HEADER, sign
+from models.foundation.paystack import SIGNATURE_HEADER, sign
 
 log = logging.getLogger("serviceman.paystack.standin")
 

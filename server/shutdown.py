@@ -165,7 +165,7 @@ class _RequestWatch(httputil.HTTPMessageDelegate):
 async def shut_down(server, app, timers, grace, reason):
     """Steps 1-4 of the module's docstring; returns when the process may exit."""
     from models import database
-    from server import executor
+    from handlers.web import executor
     from workers import runtime
 
     loop = asyncio.get_running_loop()

@@ -113,7 +113,7 @@ def check_migrated(url):
 
 
 def check_redis(url):
-    from server.redis_clients import connect
+    from models.foundation.redis_clients import connect
 
     try:
         connect(url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT).ping()

@@ -11,8 +11,8 @@ import models
 from server.app import make_app
 from server.migrations import migrate, router
 from server.paystack_standin import StandinServer
-from server.settings import RATE_LIMIT_DEFAULTS, load_settings
-from server.tokens import access_token
+from models.foundation.settings import RATE_LIMIT_DEFAULTS, load_settings
+from models.foundation.tokens import access_token
 from workers import runtime
 
 from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
@@ -210,7 +210,7 @@ def session_cookie(settings, user, version=None, age_days=0):
     import tornado.web
 
     from models.actions.sessions import start_web_session
-    from server import sessions
+    from handlers.web import sessions
 
     web_session = start_web_session(settings, user)
     value = f"{user.id}:{user.session_version if version is None else version}:{web_session}"

@@ -5,8 +5,8 @@ import factory
 
 from models import (ApprovalStatus, Category, Role, ServiceRequest, ServicemanCategory, ServicemanProfile, User)
 from models.actions.listing import refresh_listing
-from server.clock import platform_today, utcnow
-from server.tokens import hash_password
+from models.foundation.clock import platform_today, utcnow
+from models.foundation.tokens import hash_password
 
 
 

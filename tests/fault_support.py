@@ -113,7 +113,7 @@ def private_postgres():
 
 def process_env(database_url, redis_url="", **overrides):
     """The environment a deployment gives the Procfile's processes (no developer .env leaks in)."""
-    from server.settings import RATE_LIMIT_DEFAULTS
+    from models.foundation.settings import RATE_LIMIT_DEFAULTS
 
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TEST_", "SENTRY"))}
     env.update({

@@ -16,7 +16,7 @@ from models import (ApprovalStatus, Event, Payout, PayoutAccount, RequestStatus,
 from models.actions import accounts, payouts, pricing, vetting
 from models.actions.jobs import mark_completed
 from models.db import database
-from server.paystack import PaystackClient
+from models.foundation.paystack import PaystackClient
 
 from .factories import PASSWORD, CategoryFactory, ServicemanFactory, ServiceRequestFactory
 from .test_contract import assert_error

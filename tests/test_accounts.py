@@ -6,7 +6,7 @@ import time_machine
 
 from models import ApprovalStatus, RefreshToken, Role, ServicemanProfile, User
 from server.__main__ import main as cli
-from server.settings import ConfigurationError, load_settings
+from models.foundation.settings import ConfigurationError, load_settings
 
 from .conftest import TEST_DATABASE_URL
 from .factories import PASSWORD, CategoryFactory, ClientFactory

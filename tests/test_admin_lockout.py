@@ -7,7 +7,7 @@ import pytest
 from models import RefreshToken, Role, User
 from models.actions import accounts
 from models.db import database
-from server.errors import Conflict
+from models.foundation.errors import Conflict
 
 from .factories import AdminFactory
 

@@ -13,7 +13,7 @@ import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
-from server.settings import load_settings
+from models.foundation.settings import load_settings
 
 from .conftest import make_settings
 from .factories import CategoryFactory

@@ -20,7 +20,7 @@ from handlers.schemas.common import paginate
 from models import ApprovalStatus, Event, Notification, RequestStatus, ServiceRequest, ServicemanProfile, User
 from models.actions import assignment
 from models.db import database
-from server.errors import PermissionDenied
+from models.foundation.errors import PermissionDenied
 
 from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 from .test_contract import assert_error, snapshot

@@ -10,7 +10,7 @@ import pytest
 
 import handlers.websocket
 from server.asyncapi import CLIENT_MESSAGES, SERVER_MESSAGES
-from server.clock import platform_today
+from models.foundation.clock import platform_today
 
 from .ws_support import receive, send
 

@@ -16,7 +16,7 @@ import pytest
 from models import ApprovalStatus, Event, Notification, Payout
 from models.money import Payment, PaymentStatus, PaymentType, PriceNegotiation
 from models.service_requests import RequestStatus
-from server.clock import utcnow
+from models.foundation.clock import utcnow
 from server.openapi import build_spec
 from server.routes import route_table
 

@@ -6,7 +6,7 @@ import pytest
 import time_machine
 
 from models import ApprovalStatus, Event, RequestStatus, ServiceRequest
-from server.clock import platform_today
+from models.foundation.clock import platform_today
 
 from .factories import CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from models import Notification, RequestStatus, ServiceRequest, ServicemanProfile, User
-from server.clock import platform_today
+from models.foundation.clock import platform_today
 from workers import runtime
 
 from .account_support import account_email, links, path_of

@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from models import Notification, User
-from server.clock import platform_today, utcnow
+from models.foundation.clock import platform_today, utcnow
 
 from .conftest import TEST_DATABASE_URL
 from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory

@@ -1,11 +1,11 @@
-"""server/coalesce.py: lookups made during one loop iteration share one batch call; each caller
+"""handlers/web/coalesce.py: lookups made during one loop iteration share one batch call; each caller
 gets its own answer or its own error, and a failing batch fails only its own callers."""
 import asyncio
 import threading
 
 import pytest
 
-from server.coalesce import BatchLoader, MissingKey
+from handlers.web.coalesce import BatchLoader, MissingKey
 
 
 class Recorder:
@@ -151,7 +151,7 @@ def test_one_loader_serves_several_event_loops_in_turn():
 
 
 def test_by_default_the_batch_runs_on_the_domain_pool_with_a_connection(database):
-    from server.executor import run_sync
+    from handlers.web.executor import run_sync
 
     threads = []
     fn = Recorder(lambda keys: threads.append(threading.current_thread().name) or {key: key for key in keys})

@@ -1,4 +1,4 @@
-"""Sign-ins looked up together (server/identity.py) are refused one by one exactly as alone: given
+"""Sign-ins looked up together (handlers/web/identity.py) are refused one by one exactly as alone: given
 active, deactivated, deleted and ended-session accounts signing in at the same moment, each socket
 and each request gets its own answer, and a change is seen by the very next sign-in (no cache)."""
 import asyncio
@@ -6,8 +6,8 @@ import asyncio
 import pytest
 
 from models import Notification, User
-from server import identity
-from server.errors import NotAuthenticated
+from handlers.web import identity
+from models.foundation.errors import NotAuthenticated
 
 from .conftest import session_cookie
 from .test_contract import assert_error

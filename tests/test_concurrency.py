@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from models import Event, RequestStatus, ServiceRequest
-from server.clock import platform_today
+from models.foundation.clock import platform_today
 
 from .factories import ClientFactory, ServiceRequestFactory
 

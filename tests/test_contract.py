@@ -17,8 +17,8 @@ import tornado.web
 import models
 from handlers.base import ANYONE, HTTP_METHODS, SIGNED_IN
 from models.actions import accounts
-from server import tokens
-from server.clock import platform_today
+from models.foundation import tokens
+from models.foundation.clock import platform_today
 from server.routes import route_table
 
 from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory

@@ -2,7 +2,7 @@
 finding 11: the probe's cross-site socket attempts, kept as regression tests).
 
 A browser attaches `serviceman_session` to a socket opened from any page, so the cookie counts only
-when the handshake's Origin is this server's own or an allowed dashboard origin (server/sessions.py
+when the handshake's Origin is this server's own or an allowed dashboard origin (handlers/web/sessions.py
 `same_origin`). From anywhere else the socket is an anonymous one: it must send a token like any API
 client, and the deadline closes it otherwise. Near-misses of the allowed names are refused as well."""
 import pytest

@@ -6,9 +6,9 @@ import tornado.web
 from handlers.dashboard import PAGES, safe_next
 from models import RefreshToken, User
 from models.users import Role
-from server import sessions
+from handlers.web import sessions
 
-from server.hub import CLOSE_SESSION_ENDED
+from handlers.web.hub import CLOSE_SESSION_ENDED
 
 from .conftest import make_settings, serve_app, session_cookie
 from .dashboard_support import Visitor

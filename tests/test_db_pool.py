@@ -16,9 +16,9 @@ from peewee import fn
 import models
 import models.db
 from models import Category
-from server import executor
-from server.errors import ServiceUnavailable
-from server.tokens import access_token
+from handlers.web import executor
+from models.foundation.errors import ServiceUnavailable
+from models.foundation.tokens import access_token
 
 from .fault_support import wait_until
 from .pipeline_support import free_port

@@ -1,5 +1,5 @@
 from models import ApprovalStatus, Category, ServicemanProfile, User
-from server.demo_data import CATEGORIES, SERVICEMEN, load_demo_data
+from models.demo_data import CATEGORIES, SERVICEMEN, load_demo_data
 
 
 def test_demo_data_loads_once_and_servicemen_are_bookable(settings):

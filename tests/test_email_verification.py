@@ -12,8 +12,8 @@ import pytest
 
 from models import OneTimeToken, ServiceRequest, User
 from models.actions import accounts
-from server.clock import utcnow
-from server.settings import ConfigurationError
+from models.foundation.clock import utcnow
+from models.foundation.settings import ConfigurationError
 
 from workers import runtime
 

@@ -10,8 +10,8 @@ import time_machine
 from models import Event, RequestStatus, ServiceRequest
 from models.actions.booking import booking_terms
 from server.app import make_app
-from server.clock import platform_today
-from server.errors import ValidationFailed
+from models.foundation.clock import platform_today
+from models.foundation.errors import ValidationFailed
 from workers import runtime
 
 from .conftest import make_settings

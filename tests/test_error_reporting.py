@@ -5,7 +5,7 @@ from dataclasses import fields
 
 from server import error_reporting
 from server.error_reporting import FILTERED, scrub, sentry_options
-from server.settings import Settings, load_settings
+from models.foundation.settings import Settings, load_settings
 
 SECRETS = {"SECRET_KEY": "jwt-signing-key-0123456789-abcdefghijkl", "PAYSTACK_SECRET_KEY": "sk_test_0123abcd",
            "PAYSTACK_PUBLIC_KEY": "pk_test_0123abcd", "PAYSTACK_WEBHOOK_SECRET": "webhook-secret-987",

@@ -27,8 +27,8 @@ from tornado.websocket import websocket_connect
 
 from models import Event, Notification
 from models.actions import booking
-from server.clock import platform_today
-from server.tokens import access_token
+from models.foundation.clock import platform_today
+from models.foundation.tokens import access_token
 from workers import runtime
 from workers.transport import RedisTransport
 

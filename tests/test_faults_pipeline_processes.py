@@ -23,7 +23,7 @@ from rq import Retry
 import models
 from models import Event, Notification, User
 from models.actions import booking
-from server.clock import platform_today
+from models.foundation.clock import platform_today
 from workers import outbox, runtime
 from workers.dispatcher import GROUP
 from workers.transport import STREAM, RedisTransport

@@ -8,9 +8,9 @@ session's socket is closed with 4003 and the other session's socket stays open.
 """
 import pytest
 
-from server import sessions
+from handlers.web import sessions
 from server.app import make_app
-from server.hub import CLOSE_SESSION_ENDED
+from handlers.web.hub import CLOSE_SESSION_ENDED
 from workers import runtime
 
 from .conftest import make_settings

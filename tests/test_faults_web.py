@@ -23,8 +23,8 @@ import pytest
 from tornado.websocket import websocket_connect
 
 from models import Notification, ServiceRequest
-from server.settings import load_settings
-from server.tokens import access_token
+from models.foundation.settings import load_settings
+from models.foundation.tokens import access_token
 
 from .factories import CategoryFactory, ClientFactory
 from .fault_support import models_bound_to, private_postgres, procfile, process_env, wait_until  # noqa: F401 (fixtures)

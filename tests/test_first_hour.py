@@ -8,9 +8,9 @@ import pytest
 
 from models import Notification
 from server.app import make_app
-from server.clock import platform_today
+from models.foundation.clock import platform_today
 from server.openapi import OPERATION_IDS
-from server.settings import DEV_CORS_ORIGINS, load_settings
+from models.foundation.settings import DEV_CORS_ORIGINS, load_settings
 from workers import runtime
 
 from .conftest import make_settings
@@ -155,7 +155,7 @@ def body_example(document, path, method="post"):
 @pytest.mark.gen_test
 async def test_swagger_examples_work_against_the_demo_data(api, db):
     from models import Category, User
-    from server.demo_data import load_demo_data
+    from models.demo_data import load_demo_data
 
     load_demo_data(api.settings)
     document = (await api.get("/api/schema/")).data

@@ -41,10 +41,10 @@ from models.actions.accounts import issue_token_pair
 from models.money import Payment, PaymentStatus, PaymentType, PriceNegotiation, Rating
 from models.service_requests import RequestStatus
 from server.app import make_app
-from server.clock import platform_today, utcnow
+from models.foundation.clock import platform_today, utcnow
 from server.openapi import build_spec
 from server.routes import route_table
-from server.tokens import access_token
+from models.foundation.tokens import access_token
 from workers import runtime
 
 from .factories import (PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServiceRequestFactory,

@@ -15,9 +15,9 @@ import pytest
 from handlers.base import AUTH_BODY_LIMIT, JSON_BODY_LIMIT
 from handlers.inputs import INT32_MAX, MAX_JSON_DEPTH, flatten_errors, parse_json
 from models import Event, RequestStatus, ServiceRequest, User
-from server import tokens
-from server.clock import platform_today
-from server.errors import MalformedRequest
+from models.foundation import tokens
+from models.foundation.clock import platform_today
+from models.foundation.errors import MalformedRequest
 
 from .factories import AdminFactory, ServiceRequestFactory
 from .test_contract import (BODY_OPS, OPERATIONS, PAGINATED_OPS, VALID_BODIES, allowed_role, assert_error,

@@ -18,7 +18,7 @@ import time_machine
 from models import Event, Notification, Rating, RequestStatus, ServiceRequest, ServicemanProfile
 from models.actions import jobs
 from models.payouts import Payout, PayoutStatus
-from server.errors import Conflict, InvalidTransition, PermissionDenied
+from models.foundation.errors import Conflict, InvalidTransition, PermissionDenied
 
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 from .test_contract import assert_error, snapshot

@@ -1,4 +1,4 @@
-"""The public servicemen page is kept per web process (server/listing_cache.py): served again until
+"""The public servicemen page is kept per web process (handlers/web/listing_cache.py): served again until
 the listing changes or LISTING_CACHE_SECONDS pass, and never served once a change this process
 committed could make it wrong.
 
@@ -13,7 +13,7 @@ import pytest
 
 from models import ServicemanProfile
 from models.actions import listing
-from server.listing_cache import ListingCache
+from handlers.web.listing_cache import ListingCache
 from workers import runtime
 from workers.transport import listing_channel, user_channel
 

@@ -10,7 +10,7 @@ import tornado.httpclient
 
 from models import Payment, PaymentStatus, RequestStatus, ServiceRequest
 from server.app import make_app
-from server.settings import LOCAL_CHECKOUT_SECRET_KEY, ConfigurationError, load_settings
+from models.foundation.settings import LOCAL_CHECKOUT_SECRET_KEY, ConfigurationError, load_settings
 from workers import runtime
 
 from .conftest import make_settings, serve_app

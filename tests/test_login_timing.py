@@ -6,7 +6,7 @@ import time
 import pytest
 
 from models.actions import accounts
-from server.tokens import hash_password
+from models.foundation.tokens import hash_password
 from tests.conftest import Api, make_settings, serve_app
 from tests.factories import ClientFactory
 

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 import models
 from models import Payment, PaymentType, Payout, Refund
 from models.actions import analytics, assignment, booking, jobs, payments, payouts, pricing, refunds
-from server.clock import platform_today
-from server.paystack import PaystackClient
+from models.foundation.clock import platform_today
+from models.foundation.paystack import PaystackClient
 from server.paystack_standin_transfers import settle_transfer
 
 from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory

@@ -1,6 +1,6 @@
 """Money in texts for people reads as the dashboard shows it, `₦22,000.00`; JSON keeps `"22000.00"`.
 
-Given one formatter (server/naira.py, the same output as the dashboard's `Dash.money`), when a
+Given one formatter (models/foundation/naira.py, the same output as the dashboard's `Dash.money`), when a
 notification's title and message and its email are rendered, then every amount is written with it
 and no text for people says `NGN 22000.00`; the notification's payload (what the API and socket
 send) keeps the decimal string.
@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from models import Event
-from server.naira import format_naira
-from server.settings import PROJECT_ROOT
+from models.foundation.naira import format_naira
+from models.foundation.settings import PROJECT_ROOT
 from workers.email import render_folder
 from workers.notification_types import NOTIFICATION_TYPES, render
 

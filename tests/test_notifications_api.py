@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 
 from models import Notification, RequestStatus
-from server.clock import platform_today, utcnow
-from server.naira import format_naira
+from models.foundation.clock import platform_today, utcnow
+from models.foundation.naira import format_naira
 from workers.email import build_message, render_email
 
 from .factories import ServicemanFactory, ServiceRequestFactory

@@ -18,9 +18,9 @@ import pytest
 from models import Notification, OneTimeToken, RefreshToken, User
 from models.actions import credentials
 from models.actions.credentials import PASSWORD_RESET, VERIFY_EMAIL, issue_token
-from server.clock import utcnow
-from server.errors import ValidationFailed
-from server.executor import call_with_connection
+from models.foundation.clock import utcnow
+from models.foundation.errors import ValidationFailed
+from handlers.web.executor import call_with_connection
 from workers import runtime
 
 from .account_support import account_email, links, path_of, token_of
@@ -187,7 +187,7 @@ def test_of_two_concurrent_confirms_with_one_token_exactly_one_wins(app):
         thread.join(30)
     assert sorted(o[0] for o in outcomes) == ["token_used", "won"]
     winner = next(p for kind, p in outcomes if kind == "won")
-    from server.tokens import check_password
+    from models.foundation.tokens import check_password
 
     assert check_password(winner, User.get_by_id(user.id).password_hash)
     assert User.get_by_id(user.id).session_version == 1  # one session end, not two
@@ -367,7 +367,7 @@ async def test_reset_and_resend_take_the_same_time_for_known_and_unknown_address
 
 def test_end_all_sessions_refuses_to_run_inside_a_transaction_and_names_unknown_users(database):
     from models.actions.sessions import end_all_sessions
-    from server.errors import NotFound
+    from models.foundation.errors import NotFound
 
     user = ClientFactory()
     with pytest.raises(RuntimeError), database.atomic():

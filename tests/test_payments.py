@@ -17,8 +17,8 @@ import pytest
 from models import Event, Notification, Payment, PaymentStatus, PaymentType, RequestStatus, ServiceRequest
 from models.actions import booking, payments
 from models.money import PaymentSource
-from server.clock import utcnow
-from server.paystack import PaystackClient, sign, to_kobo
+from models.foundation.clock import utcnow
+from models.foundation.paystack import PaystackClient, sign, to_kobo
 from workers import runtime
 
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory

@@ -20,8 +20,8 @@ from models import Event, Notification, Payout, PayoutAccount, PayoutStatus, Pay
 from models.actions import jobs, payouts
 from models.money import split_agreed_price
 from models.db import database
-from server.errors import InvalidTransition
-from server.paystack import PaystackClient, sign
+from models.foundation.errors import InvalidTransition
+from models.foundation.paystack import PaystackClient, sign
 from server.paystack_standin_transfers import settle_transfer, transfer_webhook
 
 from .factories import AdminFactory, ServicemanFactory, ServiceRequestFactory

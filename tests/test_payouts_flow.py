@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from models import Notification, Payout, PayoutStatus, RequestStatus
-from server.clock import platform_today
+from models.foundation.clock import platform_today
 
 from .conftest import serve_app
 from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
@@ -112,7 +112,7 @@ async def test_from_booking_to_the_serviceman_paid(api, app, base_url, paystack,
 
 def test_a_failed_transfer_tells_the_serviceman_and_every_admin(mail_pipeline, mailbox, paystack):
     from models.actions import jobs, payouts
-    from server.paystack import PaystackClient
+    from models.foundation.paystack import PaystackClient
 
     from .test_payouts import ACCOUNT, finished_job
 

@@ -16,8 +16,8 @@ import requests
 from models import Event, Payout, PayoutStatus, PayoutTransfer, Refund, RefundStatus
 from models.actions import payments, payouts, refunds
 from models.money import PaymentStatus, PaymentType
-from server.clock import utcnow
-from server.paystack import PaystackClient
+from models.foundation.clock import utcnow
+from models.foundation.paystack import PaystackClient
 from server.paystack_standin_transfers import settle_transfer, transfer_webhook
 
 from . import paystack_schemas as schemas

@@ -12,7 +12,7 @@ import redis
 
 from models import Event, Notification, RequestStatus
 from models.actions import booking
-from server.clock import platform_today
+from models.foundation.clock import platform_today
 from workers import delivery, outbox, runtime
 from workers.transport import DEAD_LETTER_STREAM, STREAM
 

@@ -11,7 +11,7 @@ import pytest
 
 from models import Event, Notification
 from models.actions import booking
-from server.clock import platform_today
+from models.foundation.clock import platform_today
 from workers import delivery, email, runtime
 from workers.dispatcher import MAX_QUEUED_DELIVERIES
 from workers.transport import STREAM

@@ -14,7 +14,7 @@ import redis
 
 from models import Notification
 from models.actions import booking
-from server.clock import platform_today
+from models.foundation.clock import platform_today
 from workers import delivery, runtime
 from workers.cron import run_cron
 from workers.dispatcher import GROUP, LIVENESS_KEY, Dispatcher

@@ -12,8 +12,8 @@ import tornado.httpclient
 from tornado.websocket import websocket_connect
 
 from server.app import make_app
-from server.clock import platform_today
-from server.executor import call_with_connection
+from models.foundation.clock import platform_today
+from handlers.web.executor import call_with_connection
 from workers import runtime
 
 from .conftest import TEST_DATABASE_URL, make_settings

@@ -14,7 +14,7 @@ import pytest
 from models import Event, NegotiationStatus, Notification, PriceNegotiation, RequestStatus, ServiceRequest
 from models.actions import pricing
 from models.db import database
-from server.errors import InvalidTransition
+from models.foundation.errors import InvalidTransition
 
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 from .pipeline_support import mail_text

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from server.settings import LOCAL_CHECKOUT_SECRET_KEY, ConfigurationError, PROJECT_ROOT, load_settings
-from server.settings_hardening import MIN_SECRET_BITS, estimated_bits
+from models.foundation.settings import LOCAL_CHECKOUT_SECRET_KEY, ConfigurationError, PROJECT_ROOT, load_settings
+from models.foundation.settings_hardening import MIN_SECRET_BITS, estimated_bits
 
 from .test_security import PRODUCTION
 

@@ -9,8 +9,8 @@ import time_machine
 
 from models import Payment, RefreshToken, User
 from models.actions import accounts
-from server import rate_limits
-from server.settings import ConfigurationError
+from handlers.web import rate_limits
+from models.foundation.settings import ConfigurationError
 from tests.conftest import Api, make_settings, serve_app
 from tests.factories import PASSWORD, ClientFactory, ServiceRequestFactory
 from tests.pipeline_support import free_port
@@ -192,7 +192,7 @@ def test_unreachable_redis_fails_open_with_a_warning(caplog):
 
 
 def test_defaults_apply_when_unset_and_bad_notation_stops_start_up():
-    from server.settings import RATE_LIMIT_DEFAULTS, load_settings
+    from models.foundation.settings import RATE_LIMIT_DEFAULTS, load_settings
 
     base = {"ENV": "test"}
     assert load_settings(environ=base).rate_limits == RATE_LIMIT_DEFAULTS

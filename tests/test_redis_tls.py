@@ -6,9 +6,10 @@ import asyncio
 import pytest
 
 from models.actions import health
-from server import rate_limits, redis_clients
-from server.errors import RateLimited
-from server.settings import ConfigurationError, load_settings, redis_url_with_cert_policy
+from handlers.web import rate_limits
+from models.foundation import redis_clients
+from models.foundation.errors import RateLimited
+from models.foundation.settings import ConfigurationError, load_settings, redis_url_with_cert_policy
 from server.startup import StartupError, check_redis
 from workers.transport import RedisTransport
 

@@ -12,7 +12,7 @@ import pytest
 
 from models import Event, Notification, database
 from models.actions import booking
-from server.clock import platform_today, utcnow
+from models.foundation.clock import platform_today, utcnow
 from workers import delivery, outbox, runtime
 
 from .factories import AdminFactory, ClientFactory

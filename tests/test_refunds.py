@@ -19,8 +19,8 @@ from models import (Event, Notification, Payment, PaymentStatus, Refund, RefundP
                     ServiceRequest)
 from models.actions import analytics, booking, payments, refunds
 from models.money import PaymentType
-from server.clock import utcnow
-from server.paystack import PaystackClient, sign
+from models.foundation.clock import utcnow
+from models.foundation.paystack import PaystackClient, sign
 
 from .conftest import make_settings
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
@@ -121,7 +121,7 @@ def test_the_share_kept_after_assignment_is_a_setting(paystack):
 
 @pytest.mark.parametrize("value", ["-1", "100.01", "NaN", "lots"])
 def test_a_share_outside_0_to_100_stops_start_up(value):
-    from server.settings import ConfigurationError
+    from models.foundation.settings import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="CANCELLATION_FEE_KEPT_PERCENT_AFTER_ASSIGNMENT|numeric"):
         make_settings(CANCELLATION_FEE_KEPT_PERCENT_AFTER_ASSIGNMENT=value)

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from models import RequestStatus as S
-from server.clock import utcnow
-from server.executor import call_with_connection
+from models.foundation.clock import utcnow
+from handlers.web.executor import call_with_connection
 
 from .conftest import serve_app
 from .factories import AdminFactory, ClientFactory, ServicemanFactory

@@ -7,7 +7,7 @@ import pytest
 
 from models import User
 from models.actions import accounts
-from server import tokens
+from models.foundation import tokens
 
 from .account_support import account_email, links, path_of, token_of
 from .conftest import make_settings, serve_app

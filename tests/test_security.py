@@ -10,8 +10,8 @@ from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 from handlers.base import API_CSP
 from handlers.catalog import CategoryListHandler
 from handlers.docs import SWAGGER_INIT
-from server.proxies import client_address
-from server.settings import DEV_SECRET_KEY, EXAMPLE_SECRET_KEY, ConfigurationError, load_settings
+from handlers.web.proxies import client_address
+from models.foundation.settings import DEV_SECRET_KEY, EXAMPLE_SECRET_KEY, ConfigurationError, load_settings
 
 from .conftest import make_settings
 from .factories import CategoryFactory

@@ -12,9 +12,9 @@ import pytest
 import tornado.httpclient
 from tornado.websocket import websocket_connect
 
-from server import sessions
-from server.executor import call_with_connection
-from server.hub import CLOSE_SESSION_ENDED
+from handlers.web import sessions
+from handlers.web.executor import call_with_connection
+from handlers.web.hub import CLOSE_SESSION_ENDED
 
 from .conftest import make_settings
 from .factories import AdminFactory, ClientFactory

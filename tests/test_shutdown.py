@@ -8,8 +8,8 @@ import socket
 import pytest
 import tornado.web
 
-from server.hub import CLOSE_SERVICE_RESTART
-from server.settings import ConfigurationError
+from handlers.web.hub import CLOSE_SERVICE_RESTART
+from models.foundation.settings import ConfigurationError
 from server.shutdown import DrainingHTTPServer
 
 from .conftest import make_settings

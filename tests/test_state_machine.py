@@ -7,7 +7,7 @@ import pytest
 
 from models import Event, RequestStatus, ServiceRequest, workflow
 from models.workflow import on_event_committed, record_event, transition, unit_of_work
-from server.errors import InvalidTransition
+from models.foundation.errors import InvalidTransition
 
 from .factories import AdminFactory, ServicemanFactory, ServiceRequestFactory
 

@@ -12,7 +12,7 @@ from marshmallow import fields
 from handlers.inputs import MULTI_LINE_ERROR, SINGLE_LINE_ERROR, MultiLineText, SecretText, refuse_control_characters
 from models import Event, ServiceRequest, User
 from models.actions import accounts
-from server.errors import ValidationFailed
+from models.foundation.errors import ValidationFailed
 from server.routes import route_table
 
 from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory

@@ -10,7 +10,7 @@ from models import Payment, RequestStatus
 from models.actions import pricing, payments, vetting
 from models.money import PaymentType
 from models.workflow import unit_of_work
-from server.paystack import PaystackClient
+from models.foundation.paystack import PaystackClient
 
 from .conftest import paystack_standin_server
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory

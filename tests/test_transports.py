@@ -62,7 +62,7 @@ def test_dispatcher_loop_sweeps_reclaims_and_polls_until_stopped(settings, redis
 
     from models import Notification
     from models.actions import booking
-    from server.clock import platform_today
+    from models.foundation.clock import platform_today
     from workers import runtime
 
     from .factories import ClientFactory
@@ -97,7 +97,7 @@ def test_embedded_publish_delivers_before_marking_the_event_published(settings, 
 
     from models import Event, Notification
     from models.actions import booking
-    from server.clock import platform_today
+    from models.foundation.clock import platform_today
     from workers import delivery, outbox, runtime
 
     from .factories import ClientFactory

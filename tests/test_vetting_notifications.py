@@ -10,7 +10,7 @@ from models import ApprovalStatus, Event, Notification, RequestStatus, Servicema
 from models.actions import accounts
 from models.actions.vetting import DECISION_EVENTS
 
-from server.errors import InvalidTransition
+from models.foundation.errors import InvalidTransition
 
 from .factories import AdminFactory, ClientFactory, ServiceRequestFactory, ServicemanFactory
 from .ws_support import receive, send

@@ -8,11 +8,11 @@ import time_machine
 
 import handlers.websocket
 from models import Notification, User
-from server import sessions
+from handlers.web import sessions
 from server.app import make_app
-from server.clock import platform_today, utcnow
-from server.naira import format_naira
-from server.tokens import REFRESH, encode
+from models.foundation.clock import platform_today, utcnow
+from models.foundation.naira import format_naira
+from models.foundation.tokens import REFRESH, encode
 from workers import runtime
 
 from .conftest import make_settings, session_cookie

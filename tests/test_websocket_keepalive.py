@@ -10,7 +10,7 @@ import asyncio
 import pytest
 import tornado.websocket
 
-from server.hub import Hub
+from handlers.web.hub import Hub
 
 from .conftest import make_settings, serve_app
 from .factories import ClientFactory

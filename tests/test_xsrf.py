@@ -4,7 +4,7 @@ this session's token (finding 11: the list is generated from the OpenAPI documen
 import pytest
 
 from models.users import Role
-from server import sessions
+from handlers.web import sessions
 
 from .conftest import serve_app, session_cookie
 from .dashboard_support import Visitor

@@ -32,7 +32,7 @@ from models.db import database
 from models.notifications import Notification
 from models.service_requests import Event, ServiceRequest
 from models.users import User
-from server.clock import utcnow
+from models.foundation.clock import utcnow
 
 from . import runtime
 from .email import send_notification_email

@@ -19,8 +19,8 @@ from email.utils import formatdate
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from server.naira import format_naira
-from server.settings import PROJECT_ROOT
+from models.foundation.naira import format_naira
+from models.foundation.settings import PROJECT_ROOT
 
 log = logging.getLogger("serviceman.email")
 # Line breaks and other control characters: a header holding one is refused by the email package

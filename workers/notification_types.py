@@ -9,7 +9,7 @@ from typing import Callable
 
 from models.service_requests import Event, ServiceRequest
 from models.users import Role, User
-from server.naira import NairaView, format_naira
+from models.foundation.naira import NairaView, format_naira
 
 from .email import one_line
 

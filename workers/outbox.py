@@ -22,7 +22,7 @@ from datetime import timedelta
 
 from models.notifications import Notification
 from models.service_requests import Event
-from server.clock import utcnow
+from models.foundation.clock import utcnow
 
 from . import runtime
 from .delivery import EMAIL_MAX_ATTEMPTS, DeliveryError, claim_pushes, deliver_events, lease_free, push_claimed, \

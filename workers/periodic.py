@@ -14,7 +14,7 @@ log = logging.getLogger("serviceman.periodic")
 def reconcile_payments(older_than=None):
     """Re-verify payments still PENDING (a lost webhook never strands a paid booking)."""
     from models.actions.payments import reconcile_payments as reconcile
-    from server.paystack import PaystackClient
+    from models.foundation.paystack import PaystackClient
 
     settings = runtime.settings()
     verify_after = settings.payment_reconcile_after if older_than is None else older_than
@@ -28,7 +28,7 @@ def reconcile_transfers(older_than=None):
     """Re-check serviceman transfers unanswered or in transit (a lost webhook or a timed-out call):
     settle them from Paystack's answer, or re-send one Paystack never got with the same reference."""
     from models.actions.payouts import reconcile_transfers as reconcile
-    from server.paystack import PaystackClient
+    from models.foundation.paystack import PaystackClient
 
     settings = runtime.settings()
     after = settings.payout_reconcile_after if older_than is None else older_than
@@ -42,7 +42,7 @@ def reconcile_refunds(older_than=None):
     """Open refunds for paid-but-unusable payments, ask Paystack again for refunds it never accepted,
     and re-read those still processing (a lost refund.* webhook never strands a refund)."""
     from models.actions.refunds import reconcile_refunds as reconcile
-    from server.paystack import PaystackClient
+    from models.foundation.paystack import PaystackClient
 
     settings = runtime.settings()
     after = settings.payment_reconcile_after if older_than is None else older_than

@@ -45,7 +45,7 @@ class RedisTransport:
     def __init__(self, redis_url, retry_intervals=RETRY_INTERVALS):
         from rq import Queue
 
-        from server.redis_clients import connect
+        from models.foundation.redis_clients import connect
 
         self.redis = connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self.redis_url = redis_url

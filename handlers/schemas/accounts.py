@@ -80,7 +80,7 @@ class RegisterSchema(Schema):
 
 
 class LoginSchema(Schema):
-    # The demo client of `make run` (server/demo_data.py): "Try it out" signs in as it is.
+    # The demo client of `make run` (models/demo_data.py): "Try it out" signs in as it is.
     email = fields.Email(required=True, validate=validate.Length(max=254),
                          metadata={"example": "client@demo.serviceman.ng"})
     password = SecretText(required=True, load_only=True, validate=validate.Length(max=1024),

@@ -1,7 +1,7 @@
 """Shared schema pieces: money, pagination, the error shape.
 
 Every field of a body or response schema carries a realistic `metadata={"example": ...}` (one
-booking in Lagos tells the story, with the ids and emails `make run`'s demo data has (server/demo_data.py):
+booking in Lagos tells the story, with the ids and emails `make run`'s demo data has (models/demo_data.py):
 client #2 Ada Obi books plumber #3 Emeka Okafor (category #1, Plumbing; backup #4 Tunde Adebayo), request #1,
 so "Try it out" works as it is on a fresh `make run`); Swagger UI builds each operation's example from
 them, and tests/test_docs.py fails for a field without one. Dates, times and money without an example of

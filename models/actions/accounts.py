@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import peewee
 
-from server import tokens
-from server.clock import utcnow
-from server.errors import Conflict, InvalidTransition, NotAuthenticated, NotFound, ValidationFailed
+from models.foundation import tokens
+from models.foundation.clock import utcnow
+from models.foundation.errors import Conflict, InvalidTransition, NotAuthenticated, NotFound, ValidationFailed
 
 from ..catalog import Category
 from ..db import database, for_update

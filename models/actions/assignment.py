@@ -8,8 +8,8 @@ are recorded with `record_event()`, and each event tells exactly the servicemen 
 """
 import peewee
 
-from server.clock import utcnow
-from server.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from models.foundation.clock import utcnow
+from models.foundation.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 
 from ..catalog import Category
 from ..service_requests import Event, RequestStatus, ServiceRequest

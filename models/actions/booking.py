@@ -5,8 +5,8 @@ TIME_ZONE) is an emergency automatically, and the client cannot unset that.
 """
 from datetime import timedelta
 
-from server.clock import platform_today, utcnow
-from server.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from models.foundation.clock import platform_today, utcnow
+from models.foundation.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 
 from ..catalog import Category
 from ..db import for_update

@@ -9,8 +9,8 @@ payment flagged `needs_refund` is given back whole on its own path (models/actio
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from server.errors import InvalidTransition, PermissionDenied
-from server.naira import format_naira
+from models.foundation.errors import InvalidTransition, PermissionDenied
+from models.foundation.naira import format_naira
 
 from ..base import CENTS
 from ..money import Payment, PaymentStatus, PaymentType

@@ -1,7 +1,7 @@
 """Browsing: categories, the servicemen who offer them, public profiles and reviews."""
 import peewee
 
-from server.errors import NotFound, ValidationFailed
+from models.foundation.errors import NotFound, ValidationFailed
 
 from ..catalog import Category, category_name_key
 from ..db import database

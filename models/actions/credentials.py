@@ -15,9 +15,9 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from server import tokens
-from server.clock import utcnow
-from server.errors import ValidationFailed
+from models.foundation import tokens
+from models.foundation.clock import utcnow
+from models.foundation.errors import ValidationFailed
 
 from ..db import database, for_update
 from ..users import OneTimeToken, User

@@ -55,7 +55,7 @@ def redis_state(settings):
         return EMBEDDED
     import redis
 
-    from server.redis_clients import connect
+    from models.foundation.redis_clients import connect
 
     client = connect(settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS,
                      socket_connect_timeout=REDIS_TIMEOUT_SECONDS)

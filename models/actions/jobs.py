@@ -12,8 +12,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import peewee
 from peewee import Case, fn
 
-from server.clock import platform_today
-from server.errors import Conflict, InvalidTransition, NotFound, PermissionDenied
+from models.foundation.clock import platform_today
+from models.foundation.errors import Conflict, InvalidTransition, NotFound, PermissionDenied
 
 from ..base import CENTS
 from ..db import database, for_update

@@ -7,7 +7,7 @@ The listing generation moves on after every commit that may change a public card
 listing_cache.py keeps built pages until it does): every committed workflow or account event
 (assignments and job states change `active_jobs`; vetting, completion and ratings the rest), and
 `listing_changed()` after the changes that record no event (profile edits, deactivation, categories).
-In Redis mode the committing process also tells every web process (server/hub.py follows the channel).
+In Redis mode the committing process also tells every web process (handlers/web/hub.py follows the channel).
 """
 import logging
 import threading
@@ -39,7 +39,7 @@ def listing_changed(*_event_id):
 
 def advance_generation():
     """This process forgets its built pages: a change committed here or elsewhere, or news of
-    changes elsewhere possibly missed (server/hub.py, while its Redis feed was down)."""
+    changes elsewhere possibly missed (handlers/web/hub.py, while its Redis feed was down)."""
     global _generation
     with _bump:
         _generation += 1

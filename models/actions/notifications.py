@@ -1,7 +1,7 @@
 """A user's dashboard notifications: list, read state, unread count, replay since an id."""
 from peewee import fn
 
-from server.errors import NotFound
+from models.foundation.errors import NotFound
 
 from ..notifications import Notification
 from ..users import User
@@ -52,7 +52,7 @@ def notifications_since(user_id, since_id, limit=REPLAY_LIMIT):
 def active_users_with_unread(keys):
     """For sockets' "ready": {(user id, session version, web session or None): (user, unread count)
     or the NotAuthenticated `user_at_version` would raise}, for many keys in one query (two with
-    dashboard sessions among them; server/coalesce.py).
+    dashboard sessions among them; handlers/web/coalesce.py).
     Only the columns a socket keeps are read (it holds its user for as long as it is open)."""
     unread = Notification.select(fn.COUNT(Notification.id)).where(
         Notification.user == User.id, Notification.is_read == False)  # noqa: E712

@@ -9,7 +9,7 @@ import functools
 import gzip
 from pathlib import Path
 
-from server.errors import ValidationFailed
+from models.foundation.errors import ValidationFailed
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from server.clock import utcnow
-from server.errors import InvalidTransition, NotFound, PermissionDenied, UpstreamUnavailable
-from server.naira import format_naira
-from server.paystack import PaystackError, PaystackRefused, from_kobo, to_kobo
+from models.foundation.clock import utcnow
+from models.foundation.errors import InvalidTransition, NotFound, PermissionDenied, UpstreamUnavailable
+from models.foundation.naira import format_naira
+from models.foundation.paystack import PaystackError, PaystackRefused, from_kobo, to_kobo
 
 from ..db import for_update
 from ..money import Payment, PaymentSource, PaymentStatus, PaymentType

@@ -23,9 +23,9 @@ from decimal import ROUND_HALF_UP, Decimal
 import peewee
 from peewee import Case, fn
 
-from server.clock import utcnow
-from server.errors import Conflict, InvalidTransition, NotFound, UpstreamUnavailable, ValidationFailed
-from server.paystack import PaystackError, PaystackRefused
+from models.foundation.clock import utcnow
+from models.foundation.errors import Conflict, InvalidTransition, NotFound, UpstreamUnavailable, ValidationFailed
+from models.foundation.paystack import PaystackError, PaystackRefused
 
 from ..base import CENTS
 from ..db import database, for_update

@@ -12,9 +12,9 @@ so two admins answering one proposal at once end in one answer and one 409.
 """
 from decimal import ROUND_HALF_UP, Decimal
 
-from server.clock import utcnow
-from server.errors import InvalidTransition, NotFound, PermissionDenied
-from server.naira import format_naira
+from models.foundation.clock import utcnow
+from models.foundation.errors import InvalidTransition, NotFound, PermissionDenied
+from models.foundation.naira import format_naira
 
 from ..base import CENTS
 from ..db import for_update

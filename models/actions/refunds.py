@@ -17,10 +17,10 @@ from datetime import timedelta
 
 from peewee import fn
 
-from server.clock import utcnow
-from server.errors import Conflict, InvalidTransition, NotFound, UpstreamUnavailable, ValidationFailed
-from server.naira import format_naira
-from server.paystack import PaystackError, PaystackRefused, PaystackUnavailable, to_kobo
+from models.foundation.clock import utcnow
+from models.foundation.errors import Conflict, InvalidTransition, NotFound, UpstreamUnavailable, ValidationFailed
+from models.foundation.naira import format_naira
+from models.foundation.paystack import PaystackError, PaystackRefused, PaystackUnavailable, to_kobo
 
 from ..base import CENTS
 from ..db import for_update

@@ -7,7 +7,7 @@ claiming rolls the claim back with the event.
 """
 from datetime import timedelta
 
-from server.clock import platform_today, utcnow
+from models.foundation.clock import platform_today, utcnow
 
 from ..service_requests import RequestStatus, ServiceRequest
 from ..workflow import record_event, unit_of_work

@@ -16,9 +16,9 @@ import re
 import secrets
 from datetime import timedelta
 
-from server import tokens
-from server.clock import utcnow
-from server.errors import NotAuthenticated, NotFound
+from models.foundation import tokens
+from models.foundation.clock import utcnow
+from models.foundation.errors import NotAuthenticated, NotFound
 
 from ..db import database
 from ..users import RefreshToken, User
@@ -85,7 +85,7 @@ def _close_open_sockets(user_id, which, reason):
     except Exception:
         # The tokens are refused already; a socket that stays open gets no replay (checked per
         # resume), no pushes while Redis is down, and is closed when its web process's push feed
-        # resubscribes and looks every socket's session up again (server/hub.py).
+        # resubscribes and looks every socket's session up again (handlers/web/hub.py).
         log.exception("could not tell the web processes to close user %s's sockets", user_id)
 
 
@@ -107,7 +107,7 @@ def user_at_version(user_id, version, web_session=None):
 def users_at_versions(keys):
     """`user_at_version` for many (user id, version, web session or None) keys: {key: user or the
     NotAuthenticated it would raise}, in one query (two when dashboard sessions are among them;
-    server/coalesce.py)."""
+    handlers/web/coalesce.py)."""
     users = {user.id: user for user in User.select().where(User.id.in_({key[0] for key in keys}))}
     live = live_web_sessions(keys)
     return {key: refusal_at_version(users.get(key[0]), key[1], key[2], live) or users[key[0]] for key in keys}

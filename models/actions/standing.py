@@ -14,7 +14,7 @@ a vetting decision takes the row's update lock first (`hold_for_vetting`): an ac
 of the same serviceman happen one after the other, never interleaved, so no action commits after the
 suspension that the suspension did not see. (SQLite needs no lock: its writers take turns whole.)
 """
-from server.errors import PermissionDenied
+from models.foundation.errors import PermissionDenied
 
 from ..db import database
 from ..users import ApprovalStatus, Role, ServicemanProfile, User

@@ -13,7 +13,7 @@ batch, so they should be immutable (or copied by the caller).
 """
 import asyncio
 
-from server.executor import run_sync
+from handlers.web.executor import run_sync
 
 
 class MissingKey(LookupError):

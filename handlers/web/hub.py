@@ -187,7 +187,7 @@ class Hub:
 
     async def _follow_redis(self):
         from models.actions.listing import advance_generation
-        from server.redis_clients import connect_async
+        from models.foundation.redis_clients import connect_async
         from workers.transport import listing_channel, user_channel
 
         prefix = user_channel(self.redis_url, "")
@@ -221,7 +221,7 @@ class Hub:
         """Once the feed is (re)subscribed: a session that ended while it was down was announced
         unheard, so every socket's session is looked up again and the ended ones' sockets closed."""
         from models.actions.sessions import users_at_versions
-        from server.executor import run_sync
+        from handlers.web.executor import run_sync
 
         held = [(user_id, socket, (user_id, socket.session_version, getattr(socket, "web_session", None)))
                 for user_id, sockets in list(self.sockets.items()) for socket in list(sockets)

@@ -25,9 +25,11 @@ from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
-from server import proxies, tokens
-from server.errors import RateLimited
-from server.settings import RATE_LIMIT_DEFAULTS
+from handlers.web import proxies
+
+from models.foundation import tokens
+from models.foundation.errors import RateLimited
+from models.foundation.settings import RATE_LIMIT_DEFAULTS
 
 log = logging.getLogger("serviceman.rate_limits")
 

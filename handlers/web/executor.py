@@ -15,7 +15,7 @@ import peewee
 from playhouse.pool import MaxConnectionsExceeded
 
 from models.db import database, is_connection_failure
-from server.errors import ServiceUnavailable
+from models.foundation.errors import ServiceUnavailable
 
 _executor = None
 RETRY_AFTER_SECONDS = 2  # told to clients while the database cannot be reached

@@ -6,7 +6,7 @@ from datetime import timedelta
 import bcrypt
 import jwt
 
-from server.clock import utcnow
+from models.foundation.clock import utcnow
 
 ALGORITHM = "HS256"
 ACCESS, REFRESH = "access", "refresh"

@@ -18,7 +18,7 @@ import os
 
 import tornado.web
 
-from server import sessions
+from handlers.web import sessions
 
 _PURPOSE = b"serviceman-xsrf\x00"
 _PREFIX = "s1"  # a session-bound token; Tornado's own start with "2|"

@@ -6,7 +6,7 @@ first. A change committed by this process is seen at once: each answer is stored
 generation read *before* its queries ran (models/actions/listing.py), and a generation bumped after
 any commit that may change the listing makes every older answer a miss. In Redis mode a change
 committed by another process is announced on Redis and moves this process's generation too
-(server/hub.py); answers are kept only while that feed is subscribed, so `LISTING_CACHE_SECONDS`
+(handlers/web/hub.py); answers are kept only while that feed is subscribed, so `LISTING_CACHE_SECONDS`
 only bounds what an unheard announcement (Redis failing) or a change made outside the application
 can leave behind.
 """

@@ -11,9 +11,9 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from server import settings_hardening
+from models.foundation import settings_hardening
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # refused when ENV=production
 EXAMPLE_SECRET_KEY = "change-me-development-only"  # .env.example's value: public, so refused too
 ENVIRONMENTS = ("development", "test", "production")
@@ -25,7 +25,7 @@ MIN_BCRYPT_ROUNDS = 10
 LOCAL_CHECKOUT_PREFIX = "/dev/paystack"
 LOCAL_CHECKOUT_SECRET_KEY = "sk_test_serviceman_local_checkout"
 LOCAL_CHECKOUT_PUBLIC_KEY = "pk_test_serviceman_local_checkout"
-# Rate limits in the `limits` notation, per client IP and per account (server/rate_limits.py). Generous
+# Rate limits in the `limits` notation, per client IP and per account (handlers/web/rate_limits.py). Generous
 # enough for people behind one shared (carrier NAT) address; far too tight to guess passwords with.
 RATE_LIMIT_DEFAULTS = {
     "login": "10/minute;50/hour;200/day",
@@ -190,7 +190,7 @@ class Settings:
     # How long the dispatcher, worker and cron wait at start-up for a database or Redis that does not
     # answer (down, restarting) before they exit; None: for ever (they are long-running processes).
     startup_wait_seconds: float | None = None
-    # How long a web process serves a built public servicemen page (server/listing_cache.py) at most.
+    # How long a web process serves a built public servicemen page (handlers/web/listing_cache.py) at most.
     # Changes committed by any process are seen at once (Redis mode: announced on Redis); this bounds
     # only what an unheard announcement or an edit made outside the application leaves. 0: never kept.
     listing_cache_seconds: float = 10.0

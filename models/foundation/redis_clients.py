@@ -1,7 +1,7 @@
 """The one place Redis clients are built, sync and asyncio, from REDIS_URL.
 
 A rediss:// URL already carries the certificate policy (REDIS_SSL_CERT_REQS, added by
-server/settings.py as `?ssl_cert_reqs=`), so every client built from the URL applies it, including the
+models/foundation/settings.py as `?ssl_cert_reqs=`), so every client built from the URL applies it, including the
 ones libraries build from the URL themselves (the rate limits' `limits` storage)."""
 
 
