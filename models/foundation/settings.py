@@ -209,9 +209,9 @@ class Settings:
     notification_retention_days: int = 365
     event_retention_days: int = 365
     one_time_token_retention_days: int = 7
-    # Backups (server/backup.py): pg_dump files in BACKUP_DIR, the cron process taking one on
-    # BACKUP_SCHEDULE (a cron expression, UTC) when both are set; the newest BACKUP_KEEP_COUNT are
-    # always kept, older ones go once older than BACKUP_KEEP_DAYS.
+    # Backups (workers/backup.py): pg_dump files in BACKUP_DIR, the cron process taking one on
+    # BACKUP_SCHEDULE (a cron expression, UTC; "external": the platform takes them, e.g. Heroku
+    # PGBackups); the newest BACKUP_KEEP_COUNT are always kept, older ones go after BACKUP_KEEP_DAYS.
     backup_dir: str = ""
     backup_schedule: str = ""
     backup_keep_count: int = 14
@@ -287,8 +287,9 @@ class Settings:
             return f"{self.public_base_url}{path}"
         return f"{request_origin}{path}"
 
-    def check(self):
-        """Refuse settings that would be unsafe or broken; called once at start-up."""
+    def check(self, refuse_production_problems=True):
+        """Refuse settings that would be unsafe or broken; called once at start-up. `python -m server
+        check --deploy` passes False to list production's problems with its own instead of stopping."""
         if self.env not in ENVIRONMENTS:
             raise ConfigurationError(f"ENV {self.env!r} is not one of {', '.join(ENVIRONMENTS)}")
         try:
@@ -318,25 +319,26 @@ class Settings:
                 raise ConfigurationError(f"{name.upper()} must be 0 or more")
         if self.backup_keep_count < 1:
             raise ConfigurationError("BACKUP_KEEP_COUNT must be at least 1")
-        if self.backup_schedule:
+        if self.backup_schedule and self.backup_schedule != "external":  # external: the platform's own (PGBackups)
             from croniter import croniter
 
             if not croniter.is_valid(self.backup_schedule):
                 raise ConfigurationError(f"BACKUP_SCHEDULE {self.backup_schedule!r} is not a cron expression "
-                                         "(e.g. '30 2 * * *': every day at 02:30 UTC)")
+                                         "(e.g. '30 2 * * *': every day at 02:30 UTC) or 'external'")
         for name in ("email_verification_hours", "password_reset_minutes"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name.upper()} must be at least 1")
         if self.paystack_local_checkout and self.is_production:
             raise ConfigurationError("the local Paystack checkout never runs with ENV=production")
-        if not self.is_production:
+        if not self.is_production or not refuse_production_problems:
             return self
-        problems = self._production_problems()
+        problems = self.production_problems()
         if problems:
             raise ConfigurationError("ENV=production refuses to start: " + "; ".join(problems))
         return self
 
-    def _production_problems(self):
+    def production_problems(self):
+        """What ENV=production refuses, as one sentence each (naming settings, never their values)."""
         missing = [name for name, value in (
             ("SECRET_KEY", self.secret_key),
             ("DATABASE_URL", self.extra.get("database_url_set")),
@@ -365,7 +367,7 @@ class Settings:
         return [problem for problem in problems if problem]
 
 
-def load_settings(environ=None, read_dotenv=True):
+def load_settings(environ=None, read_dotenv=True, refuse_production_problems=True):
     """Build Settings from environment variables (and `.env` outside production)."""
     if environ is None:
         if read_dotenv and os.environ.get("ENV", "development") != "production":
@@ -437,4 +439,4 @@ def load_settings(environ=None, read_dotenv=True):
         )
     except (ValueError, ArithmeticError) as exc:
         raise ConfigurationError(f"A numeric setting could not be read: {exc}") from exc
-    return settings.check()
+    return settings.check(refuse_production_problems)
