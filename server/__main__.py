@@ -193,7 +193,7 @@ def cmd_cron(settings, args):
         raise StartupError(str(exc)) from exc
     transport, stopping = _pipeline_process(settings)
     if transport is not None:
-        run_cron(transport, SCHEDULE, stopping, backups=backups)
+        run_cron(transport, SCHEDULE, stopping, **({"backups": backups} if backups else {}))
 
 
 def cmd_reconcile(settings, args):
@@ -259,7 +259,7 @@ def main(argv=None):
     # check --deploy lists production's refusals with the rest instead of stopping at them
     deploy_check = args.command == "check" and args.deploy
     try:
-        settings = load_settings(refuse_production_problems=not deploy_check)
+        settings = load_settings(refuse_production_problems=False) if deploy_check else load_settings()
     except ConfigurationError as exc:
         sys.exit(f"configuration error: {exc}")
     from server.app import configure_logging, init_error_reporting

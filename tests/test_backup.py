@@ -242,3 +242,29 @@ def test_the_scheduled_backup_writes_a_dump_and_prunes(tmp_path):
 
     assert isinstance(schedule.last_result, type(tmp_path)), schedule.last_result
     assert list_backups(tmp_path) == [schedule.last_result] and not old.exists()
+
+
+def test_the_cron_process_takes_the_backup_when_it_falls_due(redis_url, tmp_path, monkeypatch):
+    """run_cron (what `python -m server cron` runs) ticks the backup schedule between its periodic jobs and
+    wakes up for it: a backup due in a second is taken although the next periodic job is a minute away."""
+    import threading
+
+    from workers import runtime
+    from workers.cron import run_cron
+    from workers.outages import Stopping
+    from workers.transport import RedisTransport
+
+    taken = threading.Event()
+    monkeypatch.setattr(backup, "take_backup", lambda *args: taken.set())
+    schedule = BackupSchedule(make_settings(BACKUP_SCHEDULE="* * * * *", BACKUP_DIR=str(tmp_path)))
+    schedule.next_at = datetime.now(timezone.utc) + timedelta(seconds=1)
+    stopping = Stopping()
+    thread = threading.Thread(target=run_cron, args=(RedisTransport(redis_url), [(runtime.settings, 60)], stopping),
+                              kwargs={"backups": schedule}, daemon=True)
+    thread.start()
+    try:
+        assert taken.wait(10)
+    finally:
+        stopping.set()
+        thread.join(10)
+    assert not thread.is_alive()

@@ -223,3 +223,12 @@ def test_the_periodic_job_cleans_rq_too_with_redis(settings, redis_url, now):
             assert periodic.apply_retention()["rq_job"] == 1
     finally:
         runtime.reset()
+
+
+def test_every_retention_and_backup_setting_is_documented():
+    from models.foundation.settings import PROJECT_ROOT
+
+    readme, example = (PROJECT_ROOT / "README.md").read_text(), (PROJECT_ROOT / ".env.example").read_text()
+    for name in ("NOTIFICATION_RETENTION_DAYS", "EVENT_RETENTION_DAYS", "ONE_TIME_TOKEN_RETENTION_DAYS", "BACKUP_DIR",
+                 "BACKUP_SCHEDULE", "BACKUP_KEEP_COUNT", "BACKUP_KEEP_DAYS"):
+        assert f"`{name}`" in readme and f"\n{name}=" in example, name
