@@ -37,7 +37,8 @@ def add_bookings():
     with database.atomic():
         missing = BOOKINGS - ServiceRequest.select().count()
         seed._insert(ServiceRequest, ({
-            "client": clients[i % len(clients)], "category": template.category_id, "booking_date": template.booking_date,
+            "client": clients[i % len(clients)], "category": template.category_id,
+            "booking_date": template.booking_date,
             "address": f"{i} Bench Close, Yaba", "description": "Benchmark booking: the generator will not start.",
             "booking_fee": "2000.00", "status": RequestStatus.COMPLETED, "created_at": now - timedelta(minutes=i),
             "updated_at": now} for i in range(missing)))
@@ -47,7 +48,8 @@ def add_bookings():
                                 "paystack_reference": f"SM-{request_id}-B-bench", "status": PaymentStatus.SUCCESS,
                                 "paid_at": now, "metadata": {"bench": True}, "created_at": now}
                                for request_id, client_id in rows))
-        seed._insert(Event, ({"type": kind, "service_request": request_id, "payload": {"service_request_id": request_id},
+        seed._insert(Event, ({"type": kind, "service_request": request_id,
+                              "payload": {"service_request_id": request_id},
                               "published_at": now, "delivered_at": now, "created_at": now}
                              for request_id, _ in rows for kind in ("request_created", "payment_received")))
     database.execute_sql("VACUUM ANALYZE")

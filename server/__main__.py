@@ -226,7 +226,8 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("createdb", help="create the PostgreSQL database of DATABASE_URL if it does not exist")
-    check = sub.add_parser("check", help="check that the database is reachable and migrated and Redis (if used) reachable")
+    check = sub.add_parser("check",
+                           help="check that the database is reachable and migrated and Redis (if used) reachable")
     check.add_argument("--deploy", action="store_true",
                        help="the production checklist instead: every weak or missing setting, exit 1 if any")
     backup = sub.add_parser("backup", help="pg_dump the database (custom format) into BACKUP_DIR, prune old backups")

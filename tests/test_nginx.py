@@ -37,7 +37,8 @@ from .ws_support import receive, send
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "docs" / "deploy" / "nginx.conf"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-pytestmark = pytest.mark.skipif(NGINX is None, reason="needs Debian's nginx (apt-get install nginx; .ci/run installs it)")
+pytestmark = pytest.mark.skipif(NGINX is None,
+                                reason="needs Debian's nginx (apt-get install nginx; .ci/run installs it)")
 CLIENT_A, CLIENT_B = "127.0.0.2", "127.0.0.3"  # loopback addresses of their own: two clients nginx tells apart
 
 
@@ -76,7 +77,8 @@ def site_config(web_ports, http_port, https_port, cert, key, acme_root):
 
 def main_config(prefix, site):
     """What /etc/nginx/nginx.conf gives a site, in a prefix of the test's own."""
-    temp = "\n".join(f"    {kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(f"    {kind}_temp_path {prefix / kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     user = "user root;" if os.geteuid() == 0 else ""  # the test's files are private to it
     return f"""{user}
 worker_processes 1;
@@ -280,7 +282,8 @@ async def _sockets_and_pushes(d, token, category):
     sockets = [await open_socket(), await open_socket()]
     wait_until(lambda: [d.log(f"web{index}").count("GET /ws/") for index in (0, 1)] == [1, 1], timeout=10,
                what="one socket on each process")
-    booking = {"category_id": category.id, "booking_date": (platform_today(d.settings.zone) + timedelta(days=5)).isoformat(),
+    booking_date = platform_today(d.settings.zone) + timedelta(days=5)
+    booking = {"category_id": category.id, "booking_date": booking_date.isoformat(),
                "address": "12 Allen Avenue, Ikeja", "description": "Kitchen sink leaking."}
     status, created = await asyncio.to_thread(d.json, "POST", "/api/requests/", booking,
                                               headers={"Authorization": f"Bearer {token}"})

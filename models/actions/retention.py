@@ -79,7 +79,8 @@ def delete_old_events(keep_days, now=None):
     if not keep_days:
         return 0
     cutoff = (now or utcnow()) - timedelta(days=keep_days)
-    read_by_a_notification = peewee.fn.EXISTS(Notification.select(Notification.id).where(Notification.event == Event.id))
+    read_by_a_notification = peewee.fn.EXISTS(
+        Notification.select(Notification.id).where(Notification.event == Event.id))
     return _delete_in_batches(Event, (Event.created_at < cutoff) & ~read_by_a_notification & (
         Event.service_request.is_null() | Event.service_request.in_(_closed_before(cutoff))))
 
