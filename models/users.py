@@ -94,7 +94,7 @@ class RefreshToken(TimestampedModel):
     jti = peewee.CharField(max_length=64, unique=True)
     family = peewee.CharField(max_length=64, index=True)
     user = peewee.ForeignKeyField(User, backref="refresh_tokens", on_delete="CASCADE")
-    expires_at = UTCDateTimeField()
+    expires_at = UTCDateTimeField(index=True)  # retention (migration 017)
     revoked_at = UTCDateTimeField(null=True)
 
 
@@ -107,7 +107,7 @@ class OneTimeToken(TimestampedModel):
     user = peewee.ForeignKeyField(User, backref="one_time_tokens", on_delete="CASCADE")
     purpose = peewee.CharField(max_length=20)
     token_hash = peewee.CharField(max_length=64, unique=True)
-    expires_at = UTCDateTimeField()
+    expires_at = UTCDateTimeField(index=True)  # retention (migration 017)
     used_at = UTCDateTimeField(null=True)
 
 

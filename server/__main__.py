@@ -1,4 +1,5 @@
-"""Command line: `python -m server {serve,migrate,createdb,check,createadmin,seed,dispatcher,worker,cron,reconcile}`."""
+"""Command line: `python -m server {serve,migrate,createdb,check,createadmin,seed,dispatcher,worker,cron,reconcile,
+backup,restore}`."""
 import argparse
 import asyncio
 import dataclasses
@@ -29,12 +30,64 @@ def cmd_createdb(settings, args):
 
 
 def cmd_check(settings, args):
+    if args.deploy:
+        return cmd_check_deploy(settings)
     bind(settings.database_url)
     check_migrated(settings.database_url)
     if settings.redis_url:
         check_redis(settings.redis_url)
     print(f"ok: database {where(settings.database_url)} migrated; Redis "
           f"{where(settings.redis_url) + ' reachable' if settings.redis_url else 'not used (embedded pipeline)'}")
+
+
+def cmd_check_deploy(settings):
+    """The production checklist (server/deploy_check.py): every problem on a line of its own, exit 1."""
+    from server.deploy_check import deploy_problems
+
+    problems = deploy_problems(settings)
+    for problem in problems:
+        print(f"deploy: {problem}")
+    if problems:
+        sys.exit(f"check --deploy: {len(problems)} problem(s) (README: Deployment)")
+    print("ok: no deployment problem found")
+
+
+def cmd_backup(settings, args):
+    from workers.backup import BackupError, take_backup
+
+    directory = args.dir or settings.backup_dir
+    if not directory:
+        sys.exit("backup: say where backups go (BACKUP_DIR or --dir)")
+    try:
+        path = take_backup(settings.database_url, directory, settings.backup_keep_count, settings.backup_keep_days)
+    except BackupError as exc:
+        sys.exit(f"backup: {exc}")
+    print(f"backup: {path} ({path.stat().st_size} bytes)")
+
+
+def cmd_restore(settings, args):
+    """pg_restore into a new or empty database (created when missing), then migrate it."""
+    from server.migrations import migrate
+    from workers.backup import BackupError, restore_backup
+
+    target = args.database_url or settings.database_url
+    ensure_database(target)
+    db = bind(target)
+    check_database(target)
+    with db.connection_context():
+        tables = db.get_tables()
+    if tables:
+        sys.exit(f"restore: the database {where(target)} already has {len(tables)} table(s): restore into a new "
+                 "or empty database (e.g. --database-url postgresql://.../serviceman_restored), then point "
+                 "DATABASE_URL at it")
+    try:
+        restore_backup(args.file, target)
+    except BackupError as exc:
+        sys.exit(f"restore: {exc}")
+    with db.connection_context():
+        applied = migrate(db)
+    print(f"restore: {args.file} restored into {where(target)}; migrations applied: "
+          f"{', '.join(applied) if applied else 'none (up to date)'}")
 
 
 def cmd_createadmin(settings, args):
@@ -132,9 +185,15 @@ def cmd_cron(settings, args):
     from workers.cron import run_cron
     from workers.periodic import SCHEDULE
 
+    from workers.backup import BackupError, BackupSchedule
+
+    try:  # a backup schedule that cannot work stops the cron process at start-up, not silently at 2 am
+        backups = BackupSchedule.from_settings(settings)
+    except BackupError as exc:
+        raise StartupError(str(exc)) from exc
     transport, stopping = _pipeline_process(settings)
     if transport is not None:
-        run_cron(transport, SCHEDULE, stopping)
+        run_cron(transport, SCHEDULE, stopping, **({"backups": backups} if backups else {}))
 
 
 def cmd_reconcile(settings, args):
@@ -167,7 +226,16 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("createdb", help="create the PostgreSQL database of DATABASE_URL if it does not exist")
-    sub.add_parser("check", help="check that the database is reachable and migrated and Redis (if used) reachable")
+    check = sub.add_parser("check",
+                           help="check that the database is reachable and migrated and Redis (if used) reachable")
+    check.add_argument("--deploy", action="store_true",
+                       help="the production checklist instead: every weak or missing setting, exit 1 if any")
+    backup = sub.add_parser("backup", help="pg_dump the database (custom format) into BACKUP_DIR, prune old backups")
+    backup.add_argument("--dir", default=None, help="write here instead of BACKUP_DIR")
+    restore = sub.add_parser("restore", help="pg_restore a backup into a new or empty database, then migrate it")
+    restore.add_argument("file", help="a file written by `backup`")
+    restore.add_argument("--database-url", default=None,
+                         help="the database to restore into (created if missing; default DATABASE_URL)")
     admin = sub.add_parser("createadmin", help="create an admin account")
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True)
@@ -189,8 +257,10 @@ def main(argv=None):
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None)
     args = parser.parse_args(argv)
+    # check --deploy lists production's refusals with the rest instead of stopping at them
+    deploy_check = args.command == "check" and args.deploy
     try:
-        settings = load_settings()
+        settings = load_settings(refuse_production_problems=False) if deploy_check else load_settings()
     except ConfigurationError as exc:
         sys.exit(f"configuration error: {exc}")
     from server.app import configure_logging, init_error_reporting
@@ -199,7 +269,7 @@ def main(argv=None):
     init_error_reporting(settings)
     commands = {"migrate": cmd_migrate, "createdb": cmd_createdb, "check": cmd_check, "createadmin": cmd_createadmin,
                 "seed": cmd_seed, "serve": cmd_serve, "dispatcher": cmd_dispatcher, "worker": cmd_worker,
-                "cron": cmd_cron, "reconcile": cmd_reconcile}
+                "cron": cmd_cron, "reconcile": cmd_reconcile, "backup": cmd_backup, "restore": cmd_restore}
     try:
         commands[args.command](settings, args)
     except StartupError as exc:

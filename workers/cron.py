@@ -22,13 +22,16 @@ def make_scheduler(transport, schedule):
     return scheduler
 
 
-def run_cron(transport, schedule, stopping, scheduler=None):
-    """Enqueue each job of `schedule` every its seconds until `stopping` is set."""
+def run_cron(transport, schedule, stopping, scheduler=None, backups=None):
+    """Enqueue each job of `schedule` every its seconds until `stopping` is set; with `backups`
+    (workers/backup.py's BackupSchedule) take a database backup whenever one falls due."""
     scheduler = scheduler or make_scheduler(transport, schedule)
     outage = Outage("Redis", log)
     registered = False
     log.info("cron %s: %d periodic jobs", scheduler.name, len(schedule))
     while not stopping():
+        if backups is not None:
+            backups.tick()  # in a thread of its own: Redis being down does not stop a backup
         try:
             if not registered:
                 scheduler.register_birth()
@@ -43,7 +46,8 @@ def run_cron(transport, schedule, stopping, scheduler=None):
             stopping.wait(outage.next_delay())
             continue
         outage.recovered()
-        stopping.wait(scheduler.calculate_sleep_interval())
+        sleep = scheduler.calculate_sleep_interval()
+        stopping.wait(sleep if backups is None else min(sleep, backups.seconds_until_due()))
     try:
         scheduler.register_death()
     except Exception as exc:

@@ -62,10 +62,26 @@ def send_booking_reminders():
     return counts
 
 
+def apply_retention():
+    """Delete what only grows (models/actions/retention.py) and, with Redis, orphaned RQ job records."""
+    from models.actions.retention import apply_retention as apply
+
+    counts = runtime.run_job(apply, runtime.settings())
+    transport = runtime.transport()
+    if getattr(transport, "redis", None) is not None:
+        from .rq_retention import delete_orphaned_jobs
+
+        counts["rq_job"] = delete_orphaned_jobs(transport.redis, transport.queues)
+    if any(counts.values()):
+        log.info("retention: %s", counts)
+    return counts
+
+
 # (job, every N seconds)
 SCHEDULE = [
     (reconcile_payments, 60),
     (reconcile_transfers, 60),
     (reconcile_refunds, 60),
     (send_booking_reminders, 15 * 60),
+    (apply_retention, 3600),
 ]

@@ -204,6 +204,18 @@ class Settings:
     email_verification_hours: int = 48  # lifetime of an email verification link
     password_reset_minutes: int = 60    # lifetime of a password reset link
     public_base_url: str = ""
+    # Retention (models/actions/retention.py): days notifications and events are kept (0: for ever; an
+    # open request's are always kept), and days a used or expired email link's row is kept.
+    notification_retention_days: int = 365
+    event_retention_days: int = 365
+    one_time_token_retention_days: int = 7
+    # Backups (workers/backup.py): pg_dump files in BACKUP_DIR, the cron process taking one on
+    # BACKUP_SCHEDULE (a cron expression, UTC; "external": the platform takes them, e.g. Heroku
+    # PGBackups); the newest BACKUP_KEEP_COUNT are always kept, older ones go after BACKUP_KEEP_DAYS.
+    backup_dir: str = ""
+    backup_schedule: str = ""
+    backup_keep_count: int = 14
+    backup_keep_days: int = 30
     # Host names requests may be addressed to (ALLOWED_HOSTS, as Django's); empty: the loopback names.
     # PUBLIC_BASE_URL's host is always accepted. See `accepts_host`.
     allowed_hosts: tuple = ()
@@ -275,8 +287,9 @@ class Settings:
             return f"{self.public_base_url}{path}"
         return f"{request_origin}{path}"
 
-    def check(self):
-        """Refuse settings that would be unsafe or broken; called once at start-up."""
+    def check(self, refuse_production_problems=True):
+        """Refuse settings that would be unsafe or broken; called once at start-up. `python -m server
+        check --deploy` passes False to list production's problems with its own instead of stopping."""
         if self.env not in ENVIRONMENTS:
             raise ConfigurationError(f"ENV {self.env!r} is not one of {', '.join(ENVIRONMENTS)}")
         try:
@@ -300,19 +313,32 @@ class Settings:
             raise ConfigurationError(f"SHUTDOWN_GRACE_SECONDS must be between 0 and 25, got {self.shutdown_grace_seconds}")
         if not 0 <= self.listing_cache_seconds <= 60:  # nan fails too
             raise ConfigurationError(f"LISTING_CACHE_SECONDS must be between 0 and 60, got {self.listing_cache_seconds}")
+        for name in ("notification_retention_days", "event_retention_days", "one_time_token_retention_days",
+                     "backup_keep_days"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name.upper()} must be 0 or more")
+        if self.backup_keep_count < 1:
+            raise ConfigurationError("BACKUP_KEEP_COUNT must be at least 1")
+        if self.backup_schedule and self.backup_schedule != "external":  # external: the platform's own (PGBackups)
+            from croniter import croniter
+
+            if not croniter.is_valid(self.backup_schedule):
+                raise ConfigurationError(f"BACKUP_SCHEDULE {self.backup_schedule!r} is not a cron expression "
+                                         "(e.g. '30 2 * * *': every day at 02:30 UTC) or 'external'")
         for name in ("email_verification_hours", "password_reset_minutes"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name.upper()} must be at least 1")
         if self.paystack_local_checkout and self.is_production:
             raise ConfigurationError("the local Paystack checkout never runs with ENV=production")
-        if not self.is_production:
+        if not self.is_production or not refuse_production_problems:
             return self
-        problems = self._production_problems()
+        problems = self.production_problems()
         if problems:
             raise ConfigurationError("ENV=production refuses to start: " + "; ".join(problems))
         return self
 
-    def _production_problems(self):
+    def production_problems(self):
+        """What ENV=production refuses, as one sentence each (naming settings, never their values)."""
         missing = [name for name, value in (
             ("SECRET_KEY", self.secret_key),
             ("DATABASE_URL", self.extra.get("database_url_set")),
@@ -341,7 +367,7 @@ class Settings:
         return [problem for problem in problems if problem]
 
 
-def load_settings(environ=None, read_dotenv=True):
+def load_settings(environ=None, read_dotenv=True, refuse_production_problems=True):
     """Build Settings from environment variables (and `.env` outside production)."""
     if environ is None:
         if read_dotenv and os.environ.get("ENV", "development") != "production":
@@ -398,6 +424,14 @@ def load_settings(environ=None, read_dotenv=True):
             email_verification_hours=int(get("EMAIL_VERIFICATION_HOURS") or defaults.email_verification_hours),
             password_reset_minutes=int(get("PASSWORD_RESET_MINUTES") or defaults.password_reset_minutes),
             public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/"),  # paths are appended to it
+            notification_retention_days=int(get("NOTIFICATION_RETENTION_DAYS") or defaults.notification_retention_days),
+            event_retention_days=int(get("EVENT_RETENTION_DAYS") or defaults.event_retention_days),
+            one_time_token_retention_days=int(get("ONE_TIME_TOKEN_RETENTION_DAYS")
+                                              or defaults.one_time_token_retention_days),
+            backup_dir=get("BACKUP_DIR", ""),
+            backup_schedule=get("BACKUP_SCHEDULE", "").strip(),
+            backup_keep_count=int(get("BACKUP_KEEP_COUNT") or defaults.backup_keep_count),
+            backup_keep_days=int(get("BACKUP_KEEP_DAYS") or defaults.backup_keep_days),
             allowed_hosts=tuple(_host_name(host) for host in _list(get("ALLOWED_HOSTS"))),
             trusted_proxies=_networks(get("TRUSTED_PROXIES")),
             rate_limits=_rate_limits(get),
@@ -405,4 +439,4 @@ def load_settings(environ=None, read_dotenv=True):
         )
     except (ValueError, ArithmeticError) as exc:
         raise ConfigurationError(f"A numeric setting could not be read: {exc}") from exc
-    return settings.check()
+    return settings.check(refuse_production_problems)
