@@ -56,7 +56,7 @@ def main():
         links = list(page.paginate(1, 20))
         explain("servicemen: profiles and users of the page", catalog._listed_servicemen().where(
             models.ServicemanProfile.id.in_([profile_id for (profile_id,) in links])))
-        profiles = list(models.ServicemanProfile.select().where(  # noqa
+        profiles = list(models.ServicemanProfile.select().where(
             models.ServicemanProfile.id.in_([profile_id for (profile_id,) in links])))
         explain("servicemen: categories of the page", models.ServicemanCategory.select().where(
             models.ServicemanCategory.profile.in_([p.id for p in profiles])))

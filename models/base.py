@@ -1,6 +1,6 @@
 """Base model and the portable field types every table uses."""
 import json
-from datetime import timezone
+from datetime import UTC
 from decimal import ROUND_HALF_UP, Decimal
 
 import peewee
@@ -17,13 +17,13 @@ class UTCDateTimeField(peewee.DateTimeField):
 
     def db_value(self, value):
         if value is not None and value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return super().db_value(value)
 
     def python_value(self, value):
         value = super().python_value(value)
         if value is not None and getattr(value, "tzinfo", None) is None and not isinstance(value, str):
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 

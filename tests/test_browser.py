@@ -120,7 +120,7 @@ class Browser:
         def check(driver):
             try:
                 return condition()
-            except Exception as exc:  # noqa: BLE001 - the page is re-rendering; ask again
+            except Exception as exc:  # the page is re-rendering; ask again
                 from selenium.common.exceptions import (ElementClickInterceptedException, NoSuchElementException,
                                                         StaleElementReferenceException)
                 if isinstance(exc, (NoSuchElementException, StaleElementReferenceException,

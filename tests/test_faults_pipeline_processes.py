@@ -30,7 +30,6 @@ from workers.transport import STREAM, RedisTransport
 
 from .conftest import make_settings
 from .factories import CategoryFactory, ClientFactory
-from .fault_support import durable_redis, private_postgres, procfile  # noqa: F401 (fixtures)
 from .fault_support import process_env, process_tree, signal_tree, wait_until
 
 pytestmark = pytest.mark.faults

@@ -27,7 +27,7 @@ from models.foundation.settings import load_settings
 from models.foundation.tokens import access_token
 
 from .factories import CategoryFactory, ClientFactory
-from .fault_support import models_bound_to, private_postgres, procfile, process_env, wait_until  # noqa: F401 (fixtures)
+from .fault_support import models_bound_to, process_env, wait_until
 from .pipeline_support import free_port
 from .raw_http import CUT_OFF, REFUSED, request
 

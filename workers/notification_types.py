@@ -5,7 +5,7 @@ Later workflow steps add a row here and a template folder in templates/email/<ty
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from models.service_requests import Event, ServiceRequest
 from models.users import Role, User

@@ -4,7 +4,7 @@ Every figure is an aggregate computed by the database (SUM, COUNT, AVG with GROU
 reshapes the grouped rows. Timestamps are stored as naive UTC, so dates and months here are UTC ones:
 the same on SQLite and PostgreSQL, and a payment's month never depends on the server's zone.
 """
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, UTC
 from decimal import ROUND_HALF_UP, Decimal
 
 from peewee import JOIN, Case, fn
@@ -47,7 +47,7 @@ def seconds_between(earlier, later):
 
 
 def _utc_midnight(day):
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 # --- revenue ---------------------------------------------------------------------------------------

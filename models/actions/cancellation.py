@@ -111,4 +111,5 @@ def quote(settings, request, choice=POLICY):
     kept = sum((s.kept for s in shares), ZERO)
     return Quote(choice, RefundPolicy.AFTER_ASSIGNMENT,
                  f"Servicemen were already assigned: {percent.normalize():f}% of the booking fee "
-                 f"({format_naira(kept)}) is kept for their trouble and {format_naira(total - kept)} is refunded.", tuple(shares))
+                 f"({format_naira(kept)}) is kept for their trouble and {format_naira(total - kept)} is refunded.",
+                 tuple(shares))

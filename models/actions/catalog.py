@@ -184,7 +184,8 @@ def serviceman(serviceman_id):
 
 def serviceman_ratings(serviceman_id):
     serviceman(serviceman_id)
-    return Rating.select().where(Rating.serviceman == serviceman_id).order_by(Rating.created_at.desc(), Rating.id.desc())
+    return (Rating.select().where(Rating.serviceman == serviceman_id)
+            .order_by(Rating.created_at.desc(), Rating.id.desc()))
 
 
 def servicemen_by_status(status=None):

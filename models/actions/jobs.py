@@ -6,7 +6,7 @@ once or is a 409. Counters on the serviceman's profile are changed by the databa
 (`jobs_completed + 1`, the rating recomputed from the Rating table), never read, changed and written
 back by Python, so concurrent steps cannot lose an update.
 """
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from decimal import ROUND_HALF_UP, Decimal
 
 import peewee
@@ -165,7 +165,7 @@ def _average(value):
 def month_start(zone):
     """The first instant of the current month on the platform's calendar, in UTC."""
     today = platform_today(zone)
-    return datetime(today.year, today.month, 1, tzinfo=zone).astimezone(timezone.utc), today
+    return datetime(today.year, today.month, 1, tzinfo=zone).astimezone(UTC), today
 
 
 def _earnings(serviceman, since):

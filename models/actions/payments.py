@@ -9,8 +9,8 @@ verify calls for one reference end in one transition, one `paid_at` and one set 
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import datetime, timedelta, UTC
+from collections.abc import Callable
 
 from models.foundation.clock import utcnow
 from models.foundation.errors import InvalidTransition, NotFound, PermissionDenied, UpstreamUnavailable
@@ -125,7 +125,7 @@ def _paid_at(value):
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return utcnow()
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def process_charge(data, source, give_up=False):

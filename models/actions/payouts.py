@@ -124,7 +124,8 @@ def list_banks(paystack, ttl):
 
 def can_receive_transfers(bank):
     """Paystack's List Banks (openapi: components/schemas/MiscellaneousListBanksResponseArray.yaml)
-    marks each bank `active`, `is_deleted` and `supports_transfer`: only an active, living bank that takes transfers will do.
+    marks each bank `active`, `is_deleted` and `supports_transfer`: only an active, living bank that takes transfers
+    will do.
     A bank that does not say is taken at its `active` word (older answers lack the flags)."""
     return (bank.get("active", True) is True and bank.get("is_deleted", False) is not True
             and bank.get("supports_transfer", True) is True)

@@ -1,9 +1,9 @@
 """The platform's notion of now and today (TIME_ZONE), in one place so tests can travel in time."""
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 
 def utcnow():
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def platform_today(zone):

@@ -297,9 +297,11 @@ class Settings:
         if not 0 <= self.ws_ping_seconds <= 3600:  # nan fails too
             raise ConfigurationError(f"WS_PING_SECONDS must be between 0 and 3600, got {self.ws_ping_seconds}")
         if not 0 <= self.shutdown_grace_seconds <= 25:  # nan fails too; past 25 s Heroku's SIGKILL cuts it short
-            raise ConfigurationError(f"SHUTDOWN_GRACE_SECONDS must be between 0 and 25, got {self.shutdown_grace_seconds}")
+            raise ConfigurationError(
+                f"SHUTDOWN_GRACE_SECONDS must be between 0 and 25, got {self.shutdown_grace_seconds}")
         if not 0 <= self.listing_cache_seconds <= 60:  # nan fails too
-            raise ConfigurationError(f"LISTING_CACHE_SECONDS must be between 0 and 60, got {self.listing_cache_seconds}")
+            raise ConfigurationError(
+                f"LISTING_CACHE_SECONDS must be between 0 and 60, got {self.listing_cache_seconds}")
         for name in ("email_verification_hours", "password_reset_minutes"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name.upper()} must be at least 1")
