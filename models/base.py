@@ -1,6 +1,7 @@
 """Base model and the portable field types every table uses."""
 import json
 from datetime import UTC
+from typing import TYPE_CHECKING
 from decimal import ROUND_HALF_UP, Decimal
 
 import peewee
@@ -52,6 +53,9 @@ class JSONField(peewee.TextField):
 
 
 class BaseModel(peewee.Model):
+    if TYPE_CHECKING:  # peewee adds this primary key itself; declared for the type checker only
+        id = peewee.AutoField()
+
     class Meta:
         database = database
         legacy_table_names = False

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import logging
 from decimal import Decimal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import requests
 
@@ -93,7 +93,7 @@ class PaystackClient:
 
     def verify(self, reference):
         """The transaction as Paystack knows it (status, amount in kobo, currency, paid_at, ...)."""
-        return self._call("GET", f"/transaction/verify/{requests.utils.quote(reference, safe='')}")
+        return self._call("GET", f"/transaction/verify/{quote(reference, safe='')}")
 
     # --- transfers (paying servicemen) ------------------------------------------------------------
 
@@ -128,7 +128,7 @@ class PaystackClient:
 
     def verify_transfer(self, reference):
         """The transfer as Paystack knows it (status pending, success, failed, reversed, ...)."""
-        return self._call("GET", f"/transfer/verify/{requests.utils.quote(reference, safe='')}")
+        return self._call("GET", f"/transfer/verify/{quote(reference, safe='')}")
 
     def finalize_transfer(self, transfer_code, otp):
         """Complete a transfer Paystack holds in status `otp` with the OTP sent to the business's phone
@@ -145,7 +145,7 @@ class PaystackClient:
             "merchant_note": merchant_note, "customer_note": customer_note})
 
     def fetch_refund(self, refund_id):
-        return self._call("GET", f"/refund/{requests.utils.quote(str(refund_id), safe='')}")
+        return self._call("GET", f"/refund/{quote(str(refund_id), safe='')}")
 
     def list_refunds(self, *, page=1, per_page=100, since=None, until=None):
         """One page of the account's refunds, newest first: (refunds, meta). Paystack's List Refunds
@@ -163,7 +163,7 @@ class PaystackClient:
         """Give Paystack the customer's bank account for a refund in `needs-attention`
         (openapi: paths/refund_retry_with_customer_details_{id}.yaml, body RefundRetry)."""
         return self._call(
-            "POST", f"/refund/retry_with_customer_details/{requests.utils.quote(str(refund_id), safe='')}",
+            "POST", f"/refund/retry_with_customer_details/{quote(str(refund_id), safe='')}",
             json={"refund_account_details": {"currency": currency, "account_number": account_number,
                                              "bank_id": str(bank_id)}})
 
