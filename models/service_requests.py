@@ -68,7 +68,8 @@ def can_transition(from_status: str, to_status: str) -> bool:
 
 
 class ServiceRequest(TimestampedModel):
-    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key; what booking warns of (not a column)
+        warnings: list[str]
         client_id: int
         category_id: int
         preferred_serviceman_id: int | None

@@ -6,6 +6,8 @@ the same on SQLite and PostgreSQL, and a payment's month never depends on the se
 """
 from datetime import date, datetime, time, timedelta, UTC
 from decimal import ROUND_HALF_UP, Decimal
+from collections.abc import Iterable
+from typing import Any, cast
 
 from peewee import JOIN, Case, fn
 
@@ -178,10 +180,10 @@ def top_categories(limit=10):
 def request_stats():
     """Requests (not soft-deleted) by status, every status listed, and the average time from the
     booking fee's payment to the first assignment over the requests assigned so far."""
-    counts = dict(ServiceRequest.visible()
-                  .select(ServiceRequest.status, fn.COUNT(ServiceRequest.id))
-                  .group_by(ServiceRequest.status)
-                  .tuples())
+    counts: dict[str, int] = dict(cast(Iterable[tuple[str, int]], ServiceRequest.visible()
+                                       .select(ServiceRequest.status, fn.COUNT(ServiceRequest.id))
+                                       .group_by(ServiceRequest.status)
+                                       .tuples()))
     by_status = {status: counts.get(status, 0) for status in RequestStatus.ALL}
     assigned, average = _assignment_delay()
     return {"total": sum(by_status.values()), "by_status": by_status,
@@ -200,8 +202,8 @@ def _assignment_delay():
                    .where(paid.type == PAID, assigned.type == ASSIGNED,
                           ServiceRequest.is_deleted == False)  # noqa: E712
                    .group_by(paid.service_request))
-    row = (Event.select(fn.COUNT(per_request.c.service_request_id), fn.AVG(per_request.c.delay))
-           .from_(per_request)
-           .tuples()
-           .get())
+    row = cast(tuple[int, Any], Event.select(fn.COUNT(per_request.c.service_request_id), fn.AVG(per_request.c.delay))
+               .from_(per_request)
+               .tuples()
+               .get())
     return row[0], row[1]

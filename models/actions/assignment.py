@@ -80,6 +80,7 @@ def _refusal(user_id, category, confirm_outside_category):
     status = profile.approval_status if profile else ApprovalStatus.PENDING_APPROVAL
     if status != ApprovalStatus.APPROVED:
         return f"This serviceman cannot be assigned: their approval status is {status}."
+    assert profile is not None  # without one, the status above is PENDING_APPROVAL
     offers = ServicemanCategory.select().where(ServicemanCategory.profile == profile.id,
                                                ServicemanCategory.category == category.id)
     if not confirm_outside_category and not offers.exists():

@@ -1,4 +1,7 @@
 """Browsing: categories, the servicemen who offer them, public profiles and reviews."""
+from collections.abc import Iterable
+from typing import cast
+
 import peewee
 
 from models.foundation.errors import NotFound, ValidationFailed
@@ -71,7 +74,7 @@ def _listed_servicemen():
 def active_job_counts(user_ids):
     """{serviceman user id: requests they are primary or backup on, in a status that keeps them busy}:
     one query of two grouped halves, however many servicemen (a missing id has none)."""
-    counts = {}
+    counts: dict[int, int] = {}
     primary, backup = (
         ServiceRequest.select(role, peewee.fn.COUNT(ServiceRequest.id))
         .where(role.in_(list(user_ids)), ServiceRequest.status.in_(RequestStatus.ACTIVE_FOR_SERVICEMAN),
@@ -115,11 +118,13 @@ def _cards(rows):
     """Cards from plain rows (`profile_id`, `user_id`, names and the public profile fields), with
     category ids and active job counts in two more queries in all, returning tuples: building Peewee
     models for these rows cost more CPU than the queries themselves (bench/README.md)."""
-    categories, active = {}, {}
+    categories: dict[int, list[int]] = {}
+    active: dict[int, int] = {}
     if rows:
-        links = (ServicemanCategory.select(ServicemanCategory.profile, ServicemanCategory.category)
-                 .where(ServicemanCategory.profile.in_([r["profile_id"] for r in rows]))
-                 .order_by(ServicemanCategory.category).tuples())
+        links = cast(Iterable[tuple[int, int]],
+                     ServicemanCategory.select(ServicemanCategory.profile, ServicemanCategory.category)
+                     .where(ServicemanCategory.profile.in_([r["profile_id"] for r in rows]))
+                     .order_by(ServicemanCategory.category).tuples())
         for profile_id, category_id in links:
             categories.setdefault(profile_id, []).append(category_id)
         active = active_job_counts([r["user_id"] for r in rows])

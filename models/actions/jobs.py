@@ -8,6 +8,7 @@ back by Python, so concurrent steps cannot lose an update.
 """
 from datetime import datetime, UTC
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, cast
 
 import peewee
 from peewee import Case, fn
@@ -191,17 +192,18 @@ def serviceman_stats(serviceman, zone):
     R = ServiceRequest
     completed = R.status == S.COMPLETED
     completed_this_month = completed & (R.updated_at >= since)
-    jobs = (R.select(_count_if(completed).alias("completed"),
-                     _count_if(R.status == S.CANCELLED).alias("cancelled"),
-                     _count_if(R.status.in_(UNFINISHED)).alias("active"),
-                     _count_if(completed_this_month).alias("completed_month"))
-            .where(R.primary_serviceman == serviceman.id).dicts().get())
+    jobs = cast(dict[str, Any], R.select(_count_if(completed).alias("completed"),
+                                         _count_if(R.status == S.CANCELLED).alias("cancelled"),
+                                         _count_if(R.status.in_(UNFINISHED)).alias("active"),
+                                         _count_if(completed_this_month).alias("completed_month"))
+                .where(R.primary_serviceman == serviceman.id).dicts().get())
     earned = _earnings(serviceman, since)
     this_month = Rating.created_at >= since
-    ratings = (Rating.select(fn.AVG(Rating.rating).alias("average"), fn.COUNT(Rating.id).alias("count"),
-                             fn.AVG(Case(None, [(this_month, Rating.rating)], None)).alias("average_month"),
-                             _count_if(this_month).alias("count_month"))
-               .where(Rating.serviceman == serviceman.id).dicts().get())
+    ratings = cast(dict[str, Any],
+                   Rating.select(fn.AVG(Rating.rating).alias("average"), fn.COUNT(Rating.id).alias("count"),
+                                 fn.AVG(Case(None, [(this_month, Rating.rating)], None)).alias("average_month"),
+                                 _count_if(this_month).alias("count_month"))
+                   .where(Rating.serviceman == serviceman.id).dicts().get())
     completed_jobs, cancelled_jobs = int(jobs["completed"]), int(jobs["cancelled"])
     ended = completed_jobs + cancelled_jobs
     return {

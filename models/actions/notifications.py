@@ -1,4 +1,6 @@
 """A user's dashboard notifications: list, read state, unread count, replay since an id."""
+from typing import Any
+
 from peewee import fn
 
 from models.foundation.errors import NotFound
@@ -56,12 +58,13 @@ def active_users_with_unread(keys):
     Only the columns a socket keeps are read (it holds its user for as long as it is open)."""
     unread = Notification.select(fn.COUNT(Notification.id)).where(
         Notification.user == User.id, Notification.is_read == False)  # noqa: E712
-    users = {user.id: user for user in User.select(
+    # Partial rows with the `unread` count as an extra attribute.
+    users: dict[int, Any] = {user.id: user for user in User.select(
         User.id, User.is_active, User.session_version, unread.alias("unread")).where(
         User.id.in_({key[0] for key in keys}))}
     live = live_web_sessions(keys)
     answers = {}
     for key in keys:
-        user = users.get(key[0])
+        user: Any = users.get(key[0])  # None: refusal_at_version refuses it
         answers[key] = refusal_at_version(user, key[1], key[2], live) or (user, user.unread)
     return answers

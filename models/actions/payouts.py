@@ -19,6 +19,7 @@ import threading
 import time
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, cast
 
 import peewee
 from peewee import Case, fn
@@ -98,7 +99,7 @@ def _details(payout, **extra):
 
 # --- banks and the payout account --------------------------------------------------------------
 
-_banks_cache = {}
+_banks_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}  # Paystack base URL: (expiry, banks)
 _banks_lock = threading.Lock()
 
 
@@ -261,7 +262,7 @@ def payout_totals(serviceman_id=None):
     query = Payout.select(*columns)
     if serviceman_id is not None:
         query = query.where(Payout.serviceman == serviceman_id)
-    row = query.dicts().get()
+    row = cast(dict[str, Any], query.dicts().get())
     servicemen, margin = _money(row["servicemen"]), _money(row["margin"])
     agreed = servicemen + margin
     return {
