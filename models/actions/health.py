@@ -41,8 +41,9 @@ def _probe_database(url: str) -> peewee.PostgresqlDatabase:
 
 def database_state(settings: Settings) -> str:
     """"ok" when the database answers a `SELECT 1`, else "unavailable" (the cause is logged)."""
-    probe: peewee.Database | peewee.DatabaseProxy = database if urlsplit(settings.database_url).scheme.startswith("sqlite") \
-        else _probe_database(settings.database_url)
+    probe: peewee.Database | peewee.DatabaseProxy = database
+    if not urlsplit(settings.database_url).scheme.startswith("sqlite"):
+        probe = _probe_database(settings.database_url)
     try:
         with probe.connection_context():
             answered = peewee.Select(columns=[peewee.Value(1)]).bind(probe).scalar() == 1
