@@ -24,7 +24,7 @@ def record_application(user: User, profile: ServicemanProfile) -> Event:
         "years_of_experience": profile.years_of_experience})
 
 
-def record_decision(actor: User, profile: ServicemanProfile, action: str, reason: str = "") -> Event:
+def record_decision(actor: User | None, profile: ServicemanProfile, action: str, reason: str = "") -> Event:
     """Tell the serviceman what was decided (and why); a suspension also flags their open jobs."""
     user = User.get_by_id(profile.user_id)
     event = record_account_event(DECISION_EVENTS[action], actor, {**_about(user, profile), "reason": reason})
@@ -33,7 +33,7 @@ def record_decision(actor: User, profile: ServicemanProfile, action: str, reason
     return event
 
 
-def flag_open_assignments(actor: User, user: User, reason: str) -> list[int]:
+def flag_open_assignments(actor: User | None, user: User, reason: str) -> list[int]:
     """One event per job the suspended serviceman is primary or backup on and not yet done: on the job's
     timeline and to the admins, so each job gets someone else. Returns the request ids flagged."""
     jobs = (ServiceRequest.visible()
