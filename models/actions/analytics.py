@@ -4,6 +4,7 @@ Every figure is an aggregate computed by the database (SUM, COUNT, AVG with GROU
 reshapes the grouped rows. Timestamps are stored as naive UTC, so dates and months here are UTC ones:
 the same on SQLite and PostgreSQL, and a payment's month never depends on the server's zone.
 """
+from __future__ import annotations
 from datetime import date, datetime, time, timedelta, UTC
 from decimal import ROUND_HALF_UP, Decimal
 from collections.abc import Iterable

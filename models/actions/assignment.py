@@ -6,6 +6,7 @@ and a declining serviceman, acting at once never both win. The status moves only
 `transition()` (PENDING_ADMIN_ASSIGNMENT -> ASSIGNED); changes of team that keep the request ASSIGNED
 are recorded with `record_event()`, and each event tells exactly the servicemen it concerns.
 """
+from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 

@@ -3,6 +3,7 @@
 The emergency rule lives here: a booking less than two days ahead (by the platform's date in
 TIME_ZONE) is an emergency automatically, and the client cannot unset that.
 """
+from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 

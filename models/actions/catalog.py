@@ -1,4 +1,5 @@
 """Browsing: categories, the servicemen who offer them, public profiles and reviews."""
+from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 

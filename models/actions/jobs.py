@@ -6,6 +6,7 @@ once or is a 409. Counters on the serviceman's profile are changed by the databa
 (`jobs_completed + 1`, the rating recomputed from the Rating table), never read, changed and written
 back by Python, so concurrent steps cannot lose an update.
 """
+from __future__ import annotations
 from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast

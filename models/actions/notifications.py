@@ -1,4 +1,5 @@
 """A user's dashboard notifications: list, read state, unread count, replay since an id."""
+from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 

@@ -6,6 +6,7 @@ word). A Paystack success counts only when its reference is ours and its amount 
 equal what we expected; the payment row is locked while it is processed, so concurrent webhooks and
 verify calls for one reference end in one transition, one `paid_at` and one set of notifications.
 """
+from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass

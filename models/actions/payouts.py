@@ -12,6 +12,7 @@ through `process_transfer()`, which locks the payout row, so every outcome is ap
 failed or reversed transfer sends the payout back to OWED with a new reference (the attempt stays
 in `PayoutTransfer` as history) and tells the serviceman and the admins.
 """
+from __future__ import annotations
 import functools
 import logging
 import secrets

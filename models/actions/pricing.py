@@ -10,6 +10,7 @@ answering; consultations and replies are events on the request's timeline.
 Every decision is made on the request row locked for the transaction (and, under it, the proposal),
 so two admins answering one proposal at once end in one answer and one 409.
 """
+from __future__ import annotations
 from collections.abc import Collection
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any

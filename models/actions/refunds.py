@@ -11,6 +11,7 @@ Statuses then arrive through `refund.*` webhooks and the reconciliation job; a f
 admins, who may retry; `needs-attention` (NEEDS_BANK) is retried with the customer's bank account
 through Paystack's retry_with_customer_details, never by a second refund.
 """
+from __future__ import annotations
 import logging
 import secrets
 from datetime import timedelta

@@ -14,6 +14,7 @@ a vetting decision takes the row's update lock first (`hold_for_vetting`): an ac
 of the same serviceman happen one after the other, never interleaved, so no action commits after the
 suspension that the suspension did not see. (SQLite needs no lock: its writers take turns whole.)
 """
+from __future__ import annotations
 from typing import Any
 
 import peewee
