@@ -63,7 +63,7 @@ def main():
         primary, backup = (ServiceRequest.select(role, peewee.fn.COUNT(ServiceRequest.id)).where(
             role.in_([p.user_id for p in profiles]),
             ServiceRequest.status.in_(models.RequestStatus.ACTIVE_FOR_SERVICEMAN),
-            ServiceRequest.is_deleted == False).group_by(role)  # noqa: E712
+            ServiceRequest.is_deleted == False).group_by(role)
             for role in (ServiceRequest.primary_serviceman, ServiceRequest.backup_serviceman))
         explain("servicemen: active jobs", primary + backup)
         for who, user in (("admin", admin), ("client", client)):

@@ -318,7 +318,7 @@ def drain(args, log_dir, requests, sink, pushes, workers, events, reference=Fals
     time.sleep(0.3)  # pushes and emails in flight when the processes stopped
     emails, emails_last, emails_doubled = sink.report()
     rows = Notification.select().count()
-    emailed = Notification.select().where(Notification.sent_to_email == True).count()  # noqa: E712
+    emailed = Notification.select().where(Notification.sent_to_email == True).count()
     result = {
         "label": label, "workers": workers, "events": events, "rows": rows, "expected": expected, "wall": wall,
         "events/s": events / (rows_done - started) if rows_done else 0.0,

@@ -313,7 +313,7 @@ def pipeline_state(redis_client):
             "rq queued": sum(redis_client.llen(f"rq:queue:{q}") for q in (QUEUE, EMAIL_QUEUE)),
             "rq failed": sum(redis_client.zcard(f"rq:failed:{q}") for q in (QUEUE, EMAIL_QUEUE)),
             "notifications": Notification.select().count(),
-            "emails sent": Notification.select().where(Notification.sent_to_email == True).count()}  # noqa: E712
+            "emails sent": Notification.select().where(Notification.sent_to_email == True).count()}
 
 
 def drained(state, expected_notifications):

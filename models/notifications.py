@@ -51,4 +51,4 @@ class Notification(TimestampedModel):
 Notification.add_index(Notification.index(Notification.created_at, name="notification_unpushed")
                        .where(Notification.pushed_at.is_null()))
 Notification.add_index(Notification.index(Notification.created_at, name="notification_email_unsent")
-                       .where(Notification.sent_to_email == False))  # noqa: E712
+                       .where(Notification.sent_to_email == False))

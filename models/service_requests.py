@@ -109,7 +109,7 @@ class ServiceRequest(TimestampedModel):
 
     @classmethod
     def visible(cls) -> "peewee.ModelSelect[Self]":
-        return cls.select().where(cls.is_deleted == False)  # noqa: E712 (peewee expression)
+        return cls.select().where(cls.is_deleted == False)
 
 
 class Event(TimestampedModel):

@@ -12,7 +12,7 @@ from .factories import AdminFactory
 
 
 def active_admins():
-    return User.select().where(User.role == Role.ADMIN, User.is_active == True).count()  # noqa: E712
+    return User.select().where(User.role == Role.ADMIN, User.is_active == True).count()
 
 
 @pytest.mark.gen_test

@@ -256,7 +256,7 @@ def test_redis_restarted_empty_with_emails_queued_still_sends_each_once(stack):
     lost_at = time.time()
     request_ids += [stack.book() for _ in range(20)]  # while Redis is down: they wait in the outbox
     stack.redis.start()
-    unsent = Notification.select().where(Notification.sent_to_email == False).count()  # noqa: E712
+    unsent = Notification.select().where(Notification.sent_to_email == False).count()
     request_ids += [stack.book() for _ in range(20)]  # and after it came back
 
     try:

@@ -100,7 +100,7 @@ class Deployment:
         try:
             events = list(Event.select(Event.id, Event.service_request).where(Event.type == "request_created"))
             rows = Counter(n.event_id for n in Notification.select(Notification.event))
-            unsent = Notification.select().where(Notification.sent_to_email == False).count()  # noqa: E712
+            unsent = Notification.select().where(Notification.sent_to_email == False).count()
         except Exception:
             return ["database unreachable"]
         finally:

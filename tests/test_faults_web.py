@@ -62,7 +62,7 @@ def unsent_emails(url, booking_ids):
     """Bookings of `booking_ids` whose request_created notification is missing or its email unsent."""
     with models_bound_to(url, pool_size=2):
         sent = {row.service_request_id for row in Notification.select(Notification.service_request).where(
-            Notification.service_request.in_(list(booking_ids)), Notification.sent_to_email == True)}  # noqa: E712
+            Notification.service_request.in_(list(booking_ids)), Notification.sent_to_email == True)}
     return set(booking_ids) - sent
 
 

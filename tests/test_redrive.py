@@ -263,7 +263,7 @@ def test_an_accepted_email_is_marked_even_while_another_connection_writes(settin
     assert delivery.send_emails(ids) == 2
     assert delivery.send_emails(ids) == 0
     assert sorted(sent) == sorted(ids)
-    marked = Notification.select().where(Notification.id.in_(ids), Notification.sent_to_email == True)  # noqa: E712
+    marked = Notification.select().where(Notification.id.in_(ids), Notification.sent_to_email == True)
     assert marked.count() == 2
 
 

@@ -37,7 +37,7 @@ def normalize_email(email: str) -> str:
 
 def _check_categories(category_ids: Iterable[int]) -> list[int]:
     ids = set(category_ids)
-    found = {c.id for c in Category.select(Category.id).where(Category.id.in_(ids), Category.is_active == True)}  # noqa: E712
+    found = {c.id for c in Category.select(Category.id).where(Category.id.in_(ids), Category.is_active == True)}
     missing = sorted(ids - found)
     if missing:
         raise ValidationFailed.on("category_ids", f"Unknown or inactive categories: {missing}.")
@@ -229,7 +229,7 @@ def deactivate_user(actor: User, user_id: int) -> User:
             # Every active admin's row, locked in id order: two admins deactivating each other take turns
             # (never deadlock), and the second sees the first's change before it counts.
             active = [u.id for u in for_update(User.select(User.id).where(
-                User.role == Role.ADMIN, User.is_active == True).order_by(User.id))]  # noqa: E712
+                User.role == Role.ADMIN, User.is_active == True).order_by(User.id))]
             if active == [user_id]:
                 raise Conflict("This is the last active admin; create or reactivate another admin first.",
                                code="last_admin")

@@ -68,7 +68,7 @@ def successful_payments(date_from: date | None = None, date_to: date | None = No
 
 
 # Money we took and keep: not flagged for a refund (paid after a cancellation, or twice).
-COUNTED = Payment.needs_refund == False  # noqa: E712 (peewee expression)
+COUNTED = Payment.needs_refund == False
 
 
 def _sum_if(condition: peewee.ColumnBase, amount: peewee.ColumnBase | int) -> peewee.ColumnBase:
@@ -151,7 +151,7 @@ def top_servicemen(by: str = BY_RATING, limit: int = 10, min_ratings: int = 3) -
     more ratings first on a tie) or most jobs completed; remaining ties by id, oldest first."""
     query = (ServicemanProfile.select(ServicemanProfile, User).join(User)
              .where(ServicemanProfile.approval_status == ApprovalStatus.APPROVED,
-                    User.is_active == True))  # noqa: E712
+                    User.is_active == True))
     if by == BY_RATING:
         query = (query.where(ServicemanProfile.rating_count >= min_ratings)
                  .order_by(ServicemanProfile.rating.desc(), ServicemanProfile.rating_count.desc(), User.id))
@@ -168,7 +168,7 @@ def top_categories(limit: int = 10) -> dict[str, Any]:
     request_count = fn.COUNT(ServiceRequest.id)
     rows = (Category.select(Category.id, Category.name, Category.is_active, request_count.alias("request_count"))
             .join(ServiceRequest)
-            .where(ServiceRequest.is_deleted == False)  # noqa: E712
+            .where(ServiceRequest.is_deleted == False)
             .group_by(Category.id, Category.name, Category.is_active)
             .order_by(request_count.desc(), Category.id)
             .limit(limit)
@@ -202,7 +202,7 @@ def _assignment_delay() -> tuple[int, Any]:
                    .join(assigned, on=(assigned.service_request == paid.service_request))
                    .join(ServiceRequest, on=(ServiceRequest.id == paid.service_request))
                    .where(paid.type == PAID, assigned.type == ASSIGNED,
-                          ServiceRequest.is_deleted == False)  # noqa: E712
+                          ServiceRequest.is_deleted == False)
                    .group_by(paid.service_request))
     row = cast(tuple[int, Any], Event.select(fn.COUNT(per_request.c.service_request_id), fn.AVG(per_request.c.delay))
                .from_(per_request)

@@ -43,7 +43,7 @@ def booking_terms(settings: Settings, booking_date: date, requested_emergency: b
 
 
 def _active_category(category_id: int) -> Category:
-    category = Category.get_or_none(Category.id == category_id, Category.is_active == True)  # noqa: E712
+    category = Category.get_or_none(Category.id == category_id, Category.is_active == True)
     if category is None:
         raise ValidationFailed.on("category_id", "No such active category.")
     return category
@@ -54,7 +54,7 @@ def _bookable_serviceman(serviceman_id: int, category_id: int) -> int:
               .join(User).switch(ServicemanProfile).join(ServicemanCategory)
               .where(ServicemanProfile.user == serviceman_id,
                      ServicemanProfile.approval_status == ApprovalStatus.APPROVED,
-                     User.is_active == True,  # noqa: E712
+                     User.is_active == True,
                      ServicemanCategory.category == category_id))
     if not offers.exists():
         raise ValidationFailed.on("serviceman_id", "No approved serviceman with this id offers this category.")

@@ -67,7 +67,7 @@ class Quote:
 def _paid_payments(request_id: int) -> list[Payment]:
     return list(Payment.select().where(Payment.service_request == request_id,
                                        Payment.status == PaymentStatus.SUCCESS,
-                                       Payment.needs_refund == False)  # noqa: E712 (peewee expression)
+                                       Payment.needs_refund == False)
                 .order_by(Payment.id))
 
 

@@ -23,13 +23,13 @@ SERVICEMAN_ORDERINGS = {
 
 
 def active_categories() -> peewee.ModelSelect[Category]:
-    return Category.select().where(Category.is_active == True).order_by(Category.name)  # noqa: E712
+    return Category.select().where(Category.is_active == True).order_by(Category.name)
 
 
 def _category(category_id: int, active_only: bool = False) -> Category:
     query = Category.select().where(Category.id == category_id)
     if active_only:
-        query = query.where(Category.is_active == True)  # noqa: E712
+        query = query.where(Category.is_active == True)
     category = query.first()
     if category is None:
         raise NotFound("No such category.")
@@ -69,7 +69,7 @@ def _listed_servicemen() -> peewee.ModelSelect[ServicemanProfile]:
     """Approved, active servicemen with their user row joined (no N+1 on names)."""
     return (ServicemanProfile.select(ServicemanProfile, User).join(User)
             .where(ServicemanProfile.approval_status == ApprovalStatus.APPROVED,
-                   User.is_active == True))  # noqa: E712
+                   User.is_active == True))
 
 
 def active_job_counts(user_ids: Iterable[int]) -> dict[int, int]:
@@ -79,7 +79,7 @@ def active_job_counts(user_ids: Iterable[int]) -> dict[int, int]:
     primary, backup = (
         ServiceRequest.select(role, peewee.fn.COUNT(ServiceRequest.id))
         .where(role.in_(list(user_ids)), ServiceRequest.status.in_(RequestStatus.ACTIVE_FOR_SERVICEMAN),
-               ServiceRequest.is_deleted == False)  # noqa: E712
+               ServiceRequest.is_deleted == False)
         .group_by(role)
         for role in (ServiceRequest.primary_serviceman, ServiceRequest.backup_serviceman))
     for user_id, count in (primary + backup).tuples():  # UNION ALL: one round trip for both roles
@@ -157,8 +157,8 @@ def category_servicemen(category_id: int, ordering: str = "-rating") -> peewee.M
     category joined by primary key: an inactive one lists nobody), run on the thread that paginates;
     one thread hop and one connection check-out for the whole page (bench/README.md)."""
     return (ServicemanCategory.select(ServicemanCategory.profile).join(Category)
-            .where(ServicemanCategory.category == category_id, ServicemanCategory.listed == True,  # noqa: E712
-                   Category.is_active == True)  # noqa: E712
+            .where(ServicemanCategory.category == category_id, ServicemanCategory.listed == True,
+                   Category.is_active == True)
             .order_by(*SERVICEMAN_ORDERINGS[ordering], ServicemanCategory.profile).tuples())
 
 

@@ -31,7 +31,7 @@ def unread_count(user: User) -> int:
 
 
 def unread_count_for(user_id: int) -> int:
-    return Notification.select().where(Notification.user == user_id, Notification.is_read == False).count()  # noqa: E712
+    return Notification.select().where(Notification.user == user_id, Notification.is_read == False).count()
 
 
 def mark_read(user: User, notification_id: int) -> Notification:
@@ -45,7 +45,7 @@ def mark_read(user: User, notification_id: int) -> Notification:
 
 def mark_all_read(user: User) -> int:
     return Notification.update(is_read=True).where(
-        Notification.user == user.id, Notification.is_read == False).execute()  # noqa: E712
+        Notification.user == user.id, Notification.is_read == False).execute()
 
 
 def notifications_since(user_id: int, since_id: int, limit: int = REPLAY_LIMIT) -> list[Notification]:
@@ -60,7 +60,7 @@ def active_users_with_unread(keys: Collection[SessionKey]) -> dict[SessionKey, N
     dashboard sessions among them; handlers/web/coalesce.py).
     Only the columns a socket keeps are read (it holds its user for as long as it is open)."""
     unread = Notification.select(fn.COUNT(Notification.id)).where(
-        Notification.user == User.id, Notification.is_read == False)  # noqa: E712
+        Notification.user == User.id, Notification.is_read == False)
     # Partial rows with the `unread` count as an extra attribute.
     users: dict[int, Any] = {user.id: user for user in User.select(
         User.id, User.is_active, User.session_version, unread.alias("unread")).where(

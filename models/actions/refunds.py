@@ -378,7 +378,7 @@ def reconcile_refunds(paystack: PaystackClient, after: float, now: datetime | No
     refunded = Refund.select(Refund.payment).where(Refund.cause == RefundCause.UNUSABLE_PAYMENT)
     opened = []
     # Each query is read whole before its loop writes: on SQLite a write while a read cursor is open fails.
-    for payment in list(Payment.select(Payment.id).where(Payment.needs_refund == True,  # noqa: E712
+    for payment in list(Payment.select(Payment.id).where(Payment.needs_refund == True,
                                                          Payment.status == PaymentStatus.SUCCESS,
                                                          Payment.id.not_in(refunded)).limit(RECONCILE_BATCH)):
         with unit_of_work():

@@ -21,7 +21,7 @@ BATCH = 500
 def _due(tomorrow: date) -> tuple[Any, ...]:
     return (ServiceRequest.booking_date == tomorrow,
             ServiceRequest.status.in_(REMINDED_STATUSES),
-            ServiceRequest.is_deleted == False,  # noqa: E712 (peewee expression)
+            ServiceRequest.is_deleted == False,
             ServiceRequest.reminder_sent_at.is_null())
 
 
