@@ -56,6 +56,7 @@ class Payment(TimestampedModel):
     if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
         service_request_id: int
         payer_id: int | None
+
     service_request = peewee.ForeignKeyField(ServiceRequest, backref="payments", index=True)
     payer = peewee.ForeignKeyField(User, backref="payments", null=True, index=True)
     payment_type = peewee.CharField(max_length=20)
@@ -91,6 +92,7 @@ class PriceNegotiation(TimestampedModel):
     if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
         service_request_id: int
         proposed_by_id: int
+
     service_request = peewee.ForeignKeyField(ServiceRequest, backref="negotiations", index=True)
     proposed_by = peewee.ForeignKeyField(User, backref="+")
     proposed_amount = MoneyField()
@@ -103,6 +105,7 @@ class Rating(TimestampedModel):
         service_request_id: int
         serviceman_id: int
         client_id: int
+
     service_request = peewee.ForeignKeyField(ServiceRequest, backref="ratings", unique=True)
     serviceman = peewee.ForeignKeyField(User, backref="ratings_received", index=True)
     client = peewee.ForeignKeyField(User, backref="+")

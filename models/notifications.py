@@ -23,6 +23,7 @@ class Notification(TimestampedModel):
         user_id: int
         event_id: int | None
         service_request_id: int | None
+
     user = peewee.ForeignKeyField(User, backref="notifications", on_delete="CASCADE")
     event = peewee.ForeignKeyField(Event, null=True, backref="notifications")
     notification_type = peewee.CharField(max_length=40)

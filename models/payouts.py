@@ -36,6 +36,7 @@ class PayoutAccount(TimestampedModel):
     full number lives at Paystack, behind `recipient_code`."""
     if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
         serviceman_id: int
+
     serviceman = peewee.ForeignKeyField(User, backref="+", unique=True, on_delete="CASCADE")
     bank_code = peewee.CharField(max_length=20)
     bank_name = peewee.CharField(max_length=100, default="")
@@ -57,6 +58,7 @@ class Payout(TimestampedModel):
         serviceman_id: int
         service_request_id: int
         approved_by_id: int | None
+
     serviceman = peewee.ForeignKeyField(User, backref="+", index=True)
     service_request = peewee.ForeignKeyField(ServiceRequest, backref="+", unique=True)
     amount = MoneyField()
@@ -76,6 +78,7 @@ class PayoutTransfer(TimestampedModel):
     """One attempt to pay a payout through Paystack (kept after it fails or is reversed)."""
     if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
         payout_id: int
+
     payout = peewee.ForeignKeyField(Payout, backref="transfers", index=True)
     reference = peewee.CharField(max_length=100, unique=True)
     amount = MoneyField()

@@ -51,6 +51,7 @@ class Refund(TimestampedModel):
         payment_id: int
         service_request_id: int
         requested_by_id: int | None
+
     payment = peewee.ForeignKeyField(Payment, backref="refunds", index=True)
     service_request = peewee.ForeignKeyField(ServiceRequest, backref="refunds", index=True)
     amount = MoneyField(constraints=[peewee.Check("amount > 0")])

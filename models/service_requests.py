@@ -68,13 +68,14 @@ def can_transition(from_status: str, to_status: str) -> bool:
 
 
 class ServiceRequest(TimestampedModel):
-    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key; what booking warns of (not a column)
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key, and booking's warnings (not a column)
         warnings: list[str]
         client_id: int
         category_id: int
         preferred_serviceman_id: int | None
         primary_serviceman_id: int | None
         backup_serviceman_id: int | None
+
     client = peewee.ForeignKeyField(User, backref="service_requests", index=True)
     category = peewee.ForeignKeyField(Category, backref="service_requests", index=True)
     preferred_serviceman = peewee.ForeignKeyField(User, null=True, backref="+")
@@ -124,6 +125,7 @@ class Event(TimestampedModel):
     if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
         service_request_id: int | None
         actor_id: int | None
+
     type = peewee.CharField(max_length=40, index=True)
     service_request = peewee.ForeignKeyField(ServiceRequest, null=True, backref="events", index=True)
     actor = peewee.ForeignKeyField(User, null=True, backref="+")

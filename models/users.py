@@ -55,6 +55,7 @@ class ServicemanProfile(BaseModel):
     if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key, and the backref of ServicemanCategory
         user_id: int
         category_links: "peewee.ModelSelect[ServicemanCategory]"
+
     user = peewee.ForeignKeyField(User, backref="serviceman_profiles", unique=True, on_delete="CASCADE")
     bio = peewee.TextField(default="")
     years_of_experience = peewee.IntegerField(default=0)
@@ -79,6 +80,7 @@ class ServicemanCategory(BaseModel):
     if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
         profile_id: int
         category_id: int
+
     profile = peewee.ForeignKeyField(ServicemanProfile, backref="category_links", on_delete="CASCADE")
     category = peewee.ForeignKeyField(Category, backref="serviceman_links", on_delete="CASCADE")
     listed = peewee.BooleanField(default=False)  # approved and the account active
@@ -101,6 +103,7 @@ class RefreshToken(TimestampedModel):
 
     if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
         user_id: int
+
     jti = peewee.CharField(max_length=64, unique=True)
     family = peewee.CharField(max_length=64, index=True)
     user = peewee.ForeignKeyField(User, backref="refresh_tokens", on_delete="CASCADE")
@@ -113,6 +116,7 @@ class OneTimeToken(TimestampedModel):
 
     if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
         user_id: int
+
     VERIFY_EMAIL = "verify_email"
     PASSWORD_RESET = "password_reset"
 
