@@ -13,7 +13,7 @@ FULL_REDIS_URL := $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 # Every long-running process of the Procfile; `release` (migrations) is a one-off run before them.
 PROCESSES = $(shell sed -n 's/^\([A-Za-z0-9_-]*\):.*/\1/p' Procfile | grep -vx release)
 
-.PHONY: run run-full test test-faults install migrate seed clean
+.PHONY: run run-full test test-faults lint install migrate seed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,5 +61,12 @@ test: $(TEST_STAMP)
 test-faults: $(TEST_STAMP)
 	$(BIN)/python -m pytest -m faults --no-cov
 
+## Lint (pyflakes, pycodestyle, bugbear, pyupgrade, import order: ruff.toml), the format check, and
+## mypy over the domain and the foundation (setup.cfg [mypy]). `ruff check --fix` and `ruff format` fix most.
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
 clean:
-	rm -rf $(VENV) .pytest_cache .coverage htmlcov
+	rm -rf $(VENV) .pytest_cache .coverage htmlcov .mypy_cache .ruff_cache

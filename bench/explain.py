@@ -56,14 +56,14 @@ def main():
         links = list(page.paginate(1, 20))
         explain("servicemen: profiles and users of the page", catalog._listed_servicemen().where(
             models.ServicemanProfile.id.in_([profile_id for (profile_id,) in links])))
-        profiles = list(models.ServicemanProfile.select().where(  # noqa
+        profiles = list(models.ServicemanProfile.select().where(
             models.ServicemanProfile.id.in_([profile_id for (profile_id,) in links])))
         explain("servicemen: categories of the page", models.ServicemanCategory.select().where(
             models.ServicemanCategory.profile.in_([p.id for p in profiles])))
         primary, backup = (ServiceRequest.select(role, peewee.fn.COUNT(ServiceRequest.id)).where(
             role.in_([p.user_id for p in profiles]),
             ServiceRequest.status.in_(models.RequestStatus.ACTIVE_FOR_SERVICEMAN),
-            ServiceRequest.is_deleted == False).group_by(role)  # noqa: E712
+            ServiceRequest.is_deleted == False).group_by(role)
             for role in (ServiceRequest.primary_serviceman, ServiceRequest.backup_serviceman))
         explain("servicemen: active jobs", primary + backup)
         for who, user in (("admin", admin), ("client", client)):

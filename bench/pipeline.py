@@ -318,14 +318,15 @@ def drain(args, log_dir, requests, sink, pushes, workers, events, reference=Fals
     time.sleep(0.3)  # pushes and emails in flight when the processes stopped
     emails, emails_last, emails_doubled = sink.report()
     rows = Notification.select().count()
-    emailed = Notification.select().where(Notification.sent_to_email == True).count()  # noqa: E712
+    emailed = Notification.select().where(Notification.sent_to_email == True).count()
     result = {
         "label": label, "workers": workers, "events": events, "rows": rows, "expected": expected, "wall": wall,
         "events/s": events / (rows_done - started) if rows_done else 0.0,
         "rows/s": rows / ((rows_done or time.monotonic()) - started),
         "pushes/s": len(pushes.per_notification) / ((pushes.last or started + 1) - started),
         "emails/s": emails / ((emails_last or started + 1) - started),
-        "pushes": len(pushes.per_notification), "pushes doubled": sum(1 for c in pushes.per_notification.values() if c > 1),
+        "pushes": len(pushes.per_notification),
+        "pushes doubled": sum(1 for c in pushes.per_notification.values() if c > 1),
         "unread counts": pushes.unread_counts, "emails": emails, "marked sent": emailed,
         "emails doubled": emails_doubled,
         "cpu": cpu, "machine cpu": machine,
@@ -346,7 +347,8 @@ def print_drain(result):
           f"{r['marked sent']}")
     cores = os.cpu_count()
     print("  CPU core-seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in r["cpu"].items())
-          + f"; whole machine {r['machine cpu']:.1f} of {r['wall'] * cores:.0f} ({r['machine cpu'] / r['wall'] / cores:.0%} busy)")
+          + f"; whole machine {r['machine cpu']:.1f} of {r['wall'] * cores:.0f} "
+          f"({r['machine cpu'] / r['wall'] / cores:.0%} busy)")
     worker_cpu = sum(v for k, v in r["cpu"].items() if k.startswith("worker"))
     per = worker_cpu * 1000 / max(1, r["rows"])
     print(f"  worker CPU per notification (row, push and email): {per:.2f} ms, i.e. one busy core would do "

@@ -19,7 +19,7 @@ import argparse
 import random
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -74,7 +74,7 @@ def seed(seed_value=10):
     rnd = random.Random(seed_value)
     started = time.perf_counter()
     password = hash_password(PASSWORD, 4)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     with database.atomic():
         _truncate()
         _insert(Category, ({"name": f"Bench category {i:02d}", "name_key": f"bench category {i:02d}",
@@ -105,7 +105,7 @@ def seed(seed_value=10):
         _insert(ServicemanProfile, profile_rows)
         profiles = [p.id for p in ServicemanProfile.select(ServicemanProfile.id).order_by(ServicemanProfile.id)]
         links = []
-        for i, (profile_id, row) in enumerate(zip(profiles, profile_rows)):
+        for i, (profile_id, row) in enumerate(zip(profiles, profile_rows, strict=True)):
             # Each category gets its 200 "own" servicemen plus a spread of second and third trades.
             chosen = {category_ids[i % CATEGORIES]}
             chosen.update(rnd.sample(category_ids, rnd.randint(0, 2)))

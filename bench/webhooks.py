@@ -34,7 +34,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,7 +200,7 @@ def seed(count):
                                         for c in batch]).execute()
         requests = list(ServiceRequest.select(ServiceRequest.id, ServiceRequest.client).order_by(ServiceRequest.id))
         references = [f"BENCH-{r.id}-{secrets.token_hex(6)}" for r in requests]
-        for batch in chunks(zip(requests, references), 1000):
+        for batch in chunks(zip(requests, references, strict=True), 1000):
             Payment.insert_many([{"service_request": r.id, "payer": r.client_id,
                                   "payment_type": PaymentType.BOOKING_FEE, "amount": "2000.00", "currency": "NGN",
                                   "paystack_reference": ref} for r, ref in batch]).execute()
@@ -209,7 +209,7 @@ def seed(count):
 
 def webhook(reference):
     """(raw body, signature) of the charge.success Paystack would send for a paid booking fee."""
-    paid_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    paid_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     raw = json.dumps({"event": "charge.success", "data": {
         "reference": reference, "status": "success", "amount": 200000, "currency": "NGN", "paid_at": paid_at,
     }}).encode()
@@ -313,7 +313,7 @@ def pipeline_state(redis_client):
             "rq queued": sum(redis_client.llen(f"rq:queue:{q}") for q in (QUEUE, EMAIL_QUEUE)),
             "rq failed": sum(redis_client.zcard(f"rq:failed:{q}") for q in (QUEUE, EMAIL_QUEUE)),
             "notifications": Notification.select().count(),
-            "emails sent": Notification.select().where(Notification.sent_to_email == True).count()}  # noqa: E712
+            "emails sent": Notification.select().where(Notification.sent_to_email == True).count()}
 
 
 def drained(state, expected_notifications):
@@ -386,7 +386,7 @@ def phases_from(args):
     """[(rate, seconds, count)]: --seconds pairs with --rate (one value applies to all phases)."""
     seconds = args.seconds if len(args.seconds) == len(args.rate) else args.seconds[:1] * len(args.rate)
     phases = []
-    for rate, secs in zip(args.rate, seconds):
+    for rate, secs in zip(args.rate, seconds, strict=True):
         count = int(rate * secs)
         phases.append((rate, secs, min(count, args.requests) if args.requests else count))
     return phases
@@ -506,7 +506,7 @@ def run(args, log_dir):
         report_exits(project, log_dir)
         at_end = pipeline_state(redis_client) if args.pipeline else None
 
-        for (rate, secs, _), ref, proj in zip(phases, ref_results, results):
+        for (rate, secs, _), ref, proj in zip(phases, ref_results, results, strict=True):
             print_phase(rate, secs, ref, proj)
         print_cpu(cpu_used, machine_used, wall, total, ref_cpu)
         ok = check_exactly_once(web_url, references, args.replay, phases[-1][0], args.timeout)

@@ -51,8 +51,9 @@ def rss_mib(pid):
 def start_server(port, db):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "REDIS_URL": "", "LOG_LEVEL": "WARNING",
            "BCRYPT_ROUNDS": "4", **NO_RATE_LIMITS, "ENV": "development"}
-    run = lambda *args: subprocess.run([sys.executable, "-m", "server", *args], env=env, cwd=ROOT, check=True,  # noqa: E731
-                                       stdout=subprocess.DEVNULL)
+    def run(*args):
+        subprocess.run([sys.executable, "-m", "server", *args], env=env, cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
     run("migrate")
     run("seed")
     server = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env, cwd=ROOT)

@@ -21,7 +21,7 @@ async def _state(check, settings):
     loop = asyncio.get_running_loop()
     try:
         return await asyncio.wait_for(loop.run_in_executor(_checks, check, settings), CHECK_DEADLINE_SECONDS)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return health.UNAVAILABLE
 
 

@@ -16,7 +16,7 @@ def _partial_indexes(migrator):
         notification.index(notification.created_at, name="notification_unpushed")
         .where(notification.pushed_at.is_null()),
         notification.index(notification.created_at, name="notification_email_unsent")
-        .where(notification.sent_to_email == False),  # noqa: E712
+        .where(notification.sent_to_email == False),
     ]
 
 

@@ -1,10 +1,12 @@
 """Service categories (plumbing, electrical, ...)."""
+from typing import Any
+
 import peewee
 
 from .base import TimestampedModel
 
 
-def category_name_key(name):
+def category_name_key(name: str) -> str:
     return name.strip().casefold()
 
 
@@ -15,6 +17,6 @@ class Category(TimestampedModel):
     description = peewee.TextField(default="")
     is_active = peewee.BooleanField(default=True, index=True)
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> int:
         self.name_key = category_name_key(self.name)
         return super().save(*args, **kwargs)

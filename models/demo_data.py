@@ -1,5 +1,6 @@
 """Demo data for `make run`: categories, an admin, approved servicemen and a client. Idempotent."""
 from models.actions import accounts, catalog
+from models.foundation.settings import Settings
 from models.catalog import Category
 from models.users import User
 
@@ -19,13 +20,13 @@ SERVICEMEN = [
 ]
 
 
-def load_demo_data(settings):
+def load_demo_data(settings: Settings) -> list[str]:
     for name, description in CATEGORIES:
         if not Category.select().where(Category.name == name).exists():
             catalog.create_category(name, description)
     ids = {c.name: c.id for c in Category.select()}
 
-    def missing(email):
+    def missing(email: str) -> bool:
         return not User.select().where(User.email == email).exists()
 
     if missing("admin@demo.serviceman.ng"):

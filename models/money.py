@@ -1,6 +1,8 @@
 """Payments, price negotiations and ratings, and the one rule that splits an agreed price."""
 from decimal import Decimal
 
+from typing import TYPE_CHECKING
+
 import peewee
 
 from .base import JSONField, MoneyField, TimestampedModel, UTCDateTimeField
@@ -11,7 +13,7 @@ from .users import User
 ZERO = Decimal("0.00")
 
 
-def split_agreed_price(estimate, agreed_price):
+def split_agreed_price(estimate: Decimal | None, agreed_price: Decimal) -> tuple[Decimal, Decimal]:
     """(serviceman's amount, platform's share) of the price the client agreed to pay for the work.
 
     The money rule, the only place it is written: the serviceman is paid the estimate they submitted
@@ -51,6 +53,10 @@ class PaymentSource:
 class Payment(TimestampedModel):
     """One attempt to take one amount through Paystack, owned by the client who started it.
     `amount` is what we expect to be paid; Paystack's answer must match it to the kobo."""
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
+        service_request_id: int
+        payer_id: int | None
+
     service_request = peewee.ForeignKeyField(ServiceRequest, backref="payments", index=True)
     payer = peewee.ForeignKeyField(User, backref="payments", null=True, index=True)
     payment_type = peewee.CharField(max_length=20)
@@ -83,6 +89,10 @@ class NegotiationStatus:
 
 
 class PriceNegotiation(TimestampedModel):
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
+        service_request_id: int
+        proposed_by_id: int
+
     service_request = peewee.ForeignKeyField(ServiceRequest, backref="negotiations", index=True)
     proposed_by = peewee.ForeignKeyField(User, backref="+")
     proposed_amount = MoneyField()
@@ -91,6 +101,11 @@ class PriceNegotiation(TimestampedModel):
 
 
 class Rating(TimestampedModel):
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
+        service_request_id: int
+        serviceman_id: int
+        client_id: int
+
     service_request = peewee.ForeignKeyField(ServiceRequest, backref="ratings", unique=True)
     serviceman = peewee.ForeignKeyField(User, backref="ratings_received", index=True)
     client = peewee.ForeignKeyField(User, backref="+")

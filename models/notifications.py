@@ -9,6 +9,8 @@ Each row also records its delivery, so the database (not a queue) knows what is 
   after a failed attempt: the sweep's backoff).
 Partial indexes keep the sweep's questions ("what is left?") a scan of only the rows left to do.
 """
+from typing import TYPE_CHECKING
+
 import peewee
 
 from .base import JSONField, TimestampedModel, UTCDateTimeField
@@ -17,6 +19,11 @@ from .users import User
 
 
 class Notification(TimestampedModel):
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
+        user_id: int
+        event_id: int | None
+        service_request_id: int | None
+
     user = peewee.ForeignKeyField(User, backref="notifications", on_delete="CASCADE")
     event = peewee.ForeignKeyField(Event, null=True, backref="notifications")
     notification_type = peewee.CharField(max_length=40)
@@ -45,4 +52,4 @@ class Notification(TimestampedModel):
 Notification.add_index(Notification.index(Notification.created_at, name="notification_unpushed")
                        .where(Notification.pushed_at.is_null()))
 Notification.add_index(Notification.index(Notification.created_at, name="notification_email_unsent")
-                       .where(Notification.sent_to_email == False))  # noqa: E712
+                       .where(Notification.sent_to_email == False))

@@ -1,5 +1,7 @@
 """Paying servicemen: their bank account (a Paystack transfer recipient), the payout each completed
 request owes, and every transfer attempt made to settle it."""
+from typing import TYPE_CHECKING
+
 import peewee
 
 from models.foundation.clock import utcnow
@@ -32,6 +34,9 @@ PAYOUT_EVENTS = ("payout_owed", "payout_approved", "payout_sent", "payout_paid",
 class PayoutAccount(TimestampedModel):
     """A serviceman's bank account as Paystack resolved it. Only the last four digits are kept: the
     full number lives at Paystack, behind `recipient_code`."""
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
+        serviceman_id: int
+
     serviceman = peewee.ForeignKeyField(User, backref="+", unique=True, on_delete="CASCADE")
     bank_code = peewee.CharField(max_length=20)
     bank_name = peewee.CharField(max_length=100, default="")
@@ -41,7 +46,7 @@ class PayoutAccount(TimestampedModel):
     updated_at = UTCDateTimeField(default=utcnow)
 
     @property
-    def account_number_masked(self):
+    def account_number_masked(self) -> str:
         return f"******{self.account_last4}"
 
 
@@ -49,6 +54,11 @@ class Payout(TimestampedModel):
     """What one completed request owes its primary serviceman (one per request, by the unique index).
     `transfer_reference` is the reference of the current (or next) transfer attempt: generated and
     stored before Paystack is called, so a retry re-sends it and Paystack never pays twice."""
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
+        serviceman_id: int
+        service_request_id: int
+        approved_by_id: int | None
+
     serviceman = peewee.ForeignKeyField(User, backref="+", index=True)
     service_request = peewee.ForeignKeyField(ServiceRequest, backref="+", unique=True)
     amount = MoneyField()
@@ -66,6 +76,9 @@ class Payout(TimestampedModel):
 
 class PayoutTransfer(TimestampedModel):
     """One attempt to pay a payout through Paystack (kept after it fails or is reversed)."""
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
+        payout_id: int
+
     payout = peewee.ForeignKeyField(Payout, backref="transfers", index=True)
     reference = peewee.CharField(max_length=100, unique=True)
     amount = MoneyField()

@@ -5,6 +5,8 @@
 refund is opened under a row lock on its payment after checking that the payment's refunds, this one
 included, add up to no more than was paid.
 """
+from typing import TYPE_CHECKING
+
 import peewee
 
 from models.foundation.clock import utcnow
@@ -45,6 +47,11 @@ class RefundCause:
 
 
 class Refund(TimestampedModel):
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
+        payment_id: int
+        service_request_id: int
+        requested_by_id: int | None
+
     payment = peewee.ForeignKeyField(Payment, backref="refunds", index=True)
     service_request = peewee.ForeignKeyField(ServiceRequest, backref="refunds", index=True)
     amount = MoneyField(constraints=[peewee.Check("amount > 0")])

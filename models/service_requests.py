@@ -2,6 +2,8 @@
 
 Only `transition()` (models/workflow.py) changes a request's status; it checks this table.
 """
+from typing import TYPE_CHECKING, Self
+
 import peewee
 
 from models.foundation.clock import utcnow
@@ -61,11 +63,19 @@ for _status in _BEFORE_PAYMENT_CONFIRMED:
     TRANSITIONS[_status].add(S.CANCELLED)
 
 
-def can_transition(from_status, to_status):
+def can_transition(from_status: str, to_status: str) -> bool:
     return to_status in TRANSITIONS.get(from_status, ())
 
 
 class ServiceRequest(TimestampedModel):
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key, and booking's warnings (not a column)
+        warnings: list[str]
+        client_id: int
+        category_id: int
+        preferred_serviceman_id: int | None
+        primary_serviceman_id: int | None
+        backup_serviceman_id: int | None
+
     client = peewee.ForeignKeyField(User, backref="service_requests", index=True)
     category = peewee.ForeignKeyField(Category, backref="service_requests", index=True)
     preferred_serviceman = peewee.ForeignKeyField(User, null=True, backref="+")
@@ -93,14 +103,14 @@ class ServiceRequest(TimestampedModel):
         indexes = ((("client", "is_deleted", "created_at", "id"), False),)
 
     @classmethod
-    def locked(cls, request_id):
+    def locked(cls, request_id: int) -> Self:
         """Re-read a request inside the caller's transaction, locked until it ends. Decisions that
         depend on the current values, such as "did the emergency flag change?", are made on this copy."""
         return for_update(cls.select().where(cls.id == request_id)).get()
 
     @classmethod
-    def visible(cls):
-        return cls.select().where(cls.is_deleted == False)  # noqa: E712 (peewee expression)
+    def visible(cls) -> "peewee.ModelSelect[Self]":
+        return cls.select().where(cls.is_deleted == False)
 
 
 class Event(TimestampedModel):
@@ -111,6 +121,10 @@ class Event(TimestampedModel):
     published but never delivered, claiming it (`redrive_claimed_until`) so sweepers never overlap,
     and gives up after a few attempts (`redrive_attempts`): an event that cannot be rendered is a bug.
     """
+
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
+        service_request_id: int | None
+        actor_id: int | None
 
     type = peewee.CharField(max_length=40, index=True)
     service_request = peewee.ForeignKeyField(ServiceRequest, null=True, backref="events", index=True)

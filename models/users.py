@@ -1,4 +1,6 @@
 """Accounts: users, serviceman profiles and their categories, refresh tokens."""
+from typing import TYPE_CHECKING
+
 import peewee
 
 from models.foundation.clock import utcnow
@@ -37,19 +39,23 @@ class User(BaseModel):
     session_version = peewee.IntegerField(default=0)
 
     @property
-    def full_name(self):
+    def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
 
     @property
-    def email_verified(self):
+    def email_verified(self) -> bool:
         return self.email_verified_at is not None
 
     @property
-    def is_admin(self):
+    def is_admin(self) -> bool:
         return self.role == Role.ADMIN
 
 
 class ServicemanProfile(BaseModel):
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key, and the backref of ServicemanCategory
+        user_id: int
+        category_links: "peewee.ModelSelect[ServicemanCategory]"
+
     user = peewee.ForeignKeyField(User, backref="serviceman_profiles", unique=True, on_delete="CASCADE")
     bio = peewee.TextField(default="")
     years_of_experience = peewee.IntegerField(default=0)
@@ -61,7 +67,7 @@ class ServicemanProfile(BaseModel):
     status_reason = peewee.TextField(default="")
 
     @property
-    def category_ids(self):
+    def category_ids(self) -> list[int]:
         return sorted(link.category_id for link in self.category_links)
 
 
@@ -70,6 +76,10 @@ class ServicemanCategory(BaseModel):
     sorts by, so that page's count and cards are index range scans of this table alone (joining
     profiles and users for 10,000 servicemen cost 7 ms a query: bench/README.md). The copy is kept
     by the transactions that change the originals (models/actions/listing.py)."""
+
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
+        profile_id: int
+        category_id: int
 
     profile = peewee.ForeignKeyField(ServicemanProfile, backref="category_links", on_delete="CASCADE")
     category = peewee.ForeignKeyField(Category, backref="serviceman_links", on_delete="CASCADE")
@@ -91,6 +101,9 @@ class RefreshToken(TimestampedModel):
     sign-in is a row too, for which no token is ever issued: its session cookie names the jti, and
     signing out revokes it (models/actions/sessions.py)."""
 
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
+        user_id: int
+
     jti = peewee.CharField(max_length=64, unique=True)
     family = peewee.CharField(max_length=64, index=True)
     user = peewee.ForeignKeyField(User, backref="refresh_tokens", on_delete="CASCADE")
@@ -100,6 +113,9 @@ class RefreshToken(TimestampedModel):
 
 class OneTimeToken(TimestampedModel):
     """Email verification and password reset tokens (stored hashed, single use)."""
+
+    if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
+        user_id: int
 
     VERIFY_EMAIL = "verify_email"
     PASSWORD_RESET = "password_reset"

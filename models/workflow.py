@@ -6,33 +6,38 @@ Event row in the same transaction. Events are the timeline and the notification 
 they are announced to the pipeline only after the outermost transaction commits.
 """
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from models.foundation.clock import utcnow
 from models.foundation.errors import InvalidTransition
 
 from .db import database
 from .service_requests import Event, ServiceRequest, can_transition
+from .users import User
 
-_after_commit_hooks = []
+EventHook = Callable[[int], object]
+
+_after_commit_hooks: list[EventHook] = []
 _pending = threading.local()
 
 
-def on_event_committed(hook):
+def on_event_committed(hook: EventHook) -> EventHook:
     """Register `hook(event_id)`, called after the event's transaction commits (once per hook)."""
     if hook not in _after_commit_hooks:
         _after_commit_hooks.append(hook)
     return hook
 
 
-def _pending_ids():
+def _pending_ids() -> list[int]:
     if not hasattr(_pending, "ids"):
         _pending.ids = []
     return _pending.ids
 
 
 @contextmanager
-def unit_of_work():
+def unit_of_work() -> Iterator[None]:
     """A transaction whose recorded events are announced once the outermost one commits."""
     mark = len(_pending_ids())
     try:
@@ -51,7 +56,9 @@ def unit_of_work():
                 hook(event_id)
 
 
-def record_event(request, event_type, actor, payload=None, from_status=None, to_status=None):
+def record_event(request: ServiceRequest, event_type: str, actor: User | int | None,
+                 payload: dict[str, Any] | None = None, from_status: str | None = None,
+                 to_status: str | None = None) -> Event:
     """Write an Event row inside the caller's unit of work. Payloads always say which request
     and whether it is an emergency, so every consumer can route and highlight without a query."""
     body = dict(payload or {})
@@ -62,7 +69,7 @@ def record_event(request, event_type, actor, payload=None, from_status=None, to_
     return event
 
 
-def record_account_event(event_type, actor, payload=None):
+def record_account_event(event_type: str, actor: User | int | None, payload: dict[str, Any] | None = None) -> Event:
     """An event about an account rather than a request (serviceman vetting), in the caller's unit of
     work. Its payload still says which request (none) and whether it is an emergency (never)."""
     body = dict(payload or {})
@@ -72,7 +79,8 @@ def record_account_event(event_type, actor, payload=None):
     return event
 
 
-def transition(request, to_status, actor, event_type, payload=None, **changes):
+def transition(request: ServiceRequest, to_status: str, actor: User | int | None, event_type: str,
+               payload: dict[str, Any] | None = None, **changes: Any) -> tuple[ServiceRequest, Event]:
     """Move `request` to `to_status` (with field `changes`) or raise 409 invalid_transition."""
     from_status = request.status
     if not can_transition(from_status, to_status):

@@ -141,9 +141,9 @@ def build_asyncapi(settings, version="1.0.0"):
             "messages": messages(),
             "securitySchemes": {"sessionCookie": {
                 "type": "httpApiKey", "in": "cookie", "name": SESSION_COOKIE,
-                "description": "The dashboard's signed cookie session, accepted on the handshake from this server's "
-                               "own Origin or one in CORS_ALLOWED_ORIGINS. Other clients authenticate with the "
-                               "`auth` message."}},
+                "description": "The dashboard's signed cookie session, accepted on the handshake from this "
+                               "server's own Origin or one in CORS_ALLOWED_ORIGINS. Other clients authenticate "
+                               "with the `auth` message."}},
         },
         "x-close-codes": [{"code": code, "name": name, "description": when} for code, name, when in CLOSE_CODES],
     }

@@ -22,7 +22,7 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from urllib.parse import urlencode
 
 import tornado.httpclient
@@ -41,11 +41,11 @@ REFUND_EVENTS_WITHOUT_ID = ("pending", "processing", "processed")
 
 
 def _now_iso():
-    return _iso(datetime.now(timezone.utc))
+    return _iso(datetime.now(UTC))
 
 
 def _iso(moment):
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _parse_iso(text):
@@ -54,7 +54,7 @@ def _parse_iso(text):
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def local_card_fees(amount_kobo):
@@ -342,7 +342,7 @@ class RefundsHandler(ApiHandler):
             return self.answer(400, False, "Invalid pagination parameters")
         since, until = (self.get_query_argument(name, None) for name in ("from", "to"))
         window = [_parse_iso(v) if v else None for v in (since, until)]
-        if any(v and w is None for v, w in zip((since, until), window)):
+        if any(v and w is None for v, w in zip((since, until), window, strict=True)):
             return self.answer(400, False, "Invalid date")
         refunds = sorted(self.ledger.refunds.values(), key=lambda r: (r["createdAt"], r["id"]), reverse=True)
         refunds = [r for r in refunds if (window[0] is None or _parse_iso(r["createdAt"]) >= window[0])

@@ -131,7 +131,7 @@ class DrainingHTTPServer(tornado.httpserver.HTTPServer):
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), deadline - loop.time())
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         cut_off = len(self._busy)
         await self.close_all_connections()
@@ -194,7 +194,7 @@ async def _in_time(loop, deadline, fn):
     try:
         await asyncio.wait_for(loop.run_in_executor(None, fn), max(0.0, deadline - loop.time()))
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
 
 

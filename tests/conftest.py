@@ -18,7 +18,8 @@ from workers import runtime
 from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
 from .paystack_schemas import check_request
 
-pytest_plugins = ("tests.pipeline_support", "tests.ws_support")  # Redis/SMTP and websocket fixtures
+# The support modules' fixtures (Redis/SMTP, websockets, real processes), found by name: never imported.
+pytest_plugins = ("tests.pipeline_support", "tests.ws_support", "tests.fault_support")
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or \
     f"sqlite:///{tempfile.mkdtemp(prefix='serviceman-tests-')}/test.sqlite3"

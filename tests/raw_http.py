@@ -44,7 +44,7 @@ async def request(port, method, path, body=None, token=None, timeout=60):
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
         await writer.drain()
         raw = await asyncio.wait_for(reader.read(), timeout)
-    except (ConnectionError, asyncio.TimeoutError, OSError) as exc:
+    except (TimeoutError, ConnectionError, OSError) as exc:
         outcome.kind, outcome.detail = CUT_OFF, repr(exc)
         return outcome
     finally:

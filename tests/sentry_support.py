@@ -78,7 +78,8 @@ class SentryIngest:
         return self.events()
 
     def summary(self):
-        return [(event.get("transaction"), [value.get("type") for value in event.get("exception", {}).get("values", [])])
+        return [(event.get("transaction"),
+                 [value.get("type") for value in event.get("exception", {}).get("values", [])])
                 for event in self.events()]
 
     def raw(self):

@@ -1,5 +1,5 @@
 """Accounts through the API: register, login, refresh rotation and reuse, logout, me; settings; CLI."""
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 import time_machine
@@ -119,7 +119,7 @@ async def test_access_token_is_not_a_refresh_token_and_garbage_is_401(api, clien
 @pytest.mark.gen_test
 async def test_refresh_token_expires_after_seven_days(api, client_user):
     pair = await login(api, client_user)
-    with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=7, minutes=1)):
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=7, minutes=1)):
         expired = await api.post("/api/auth/refresh/", {"refresh": pair["refresh"]})
     assert expired.status == 401 and expired.error_code == "token_invalid"
 

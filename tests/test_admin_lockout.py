@@ -6,14 +6,13 @@ import pytest
 
 from models import RefreshToken, Role, User
 from models.actions import accounts
-from models.db import database
 from models.foundation.errors import Conflict
 
 from .factories import AdminFactory
 
 
 def active_admins():
-    return User.select().where(User.role == Role.ADMIN, User.is_active == True).count()  # noqa: E712
+    return User.select().where(User.role == Role.ADMIN, User.is_active == True).count()
 
 
 @pytest.mark.gen_test
@@ -58,22 +57,22 @@ def test_deactivating_an_inactive_admin_again_is_harmless(admin_user):
 
 
 def test_two_admins_deactivating_each_other_at_once_leave_one(database):
+    # The round's barrier and outcomes are passed in, not read from the loop's variables.
+    def deactivate(actor, target, start, outcomes):
+        with database.connection_context():
+            start.wait()
+            try:
+                accounts.deactivate_user(actor, target.id)
+                outcomes[actor.id] = "done"
+            except Conflict as exc:
+                outcomes[actor.id] = exc.code
+
     for _ in range(10):
         User.delete().execute()
         a, b = AdminFactory(), AdminFactory()
         start = threading.Barrier(2)
         outcomes = {}
-
-        def deactivate(actor, target):
-            with database.connection_context():
-                start.wait()
-                try:
-                    accounts.deactivate_user(actor, target.id)
-                    outcomes[actor.id] = "done"
-                except Conflict as exc:
-                    outcomes[actor.id] = exc.code
-
-        threads = [threading.Thread(target=deactivate, args=pair) for pair in ((a, b), (b, a))]
+        threads = [threading.Thread(target=deactivate, args=(*pair, start, outcomes)) for pair in ((a, b), (b, a))]
         for thread in threads:
             thread.start()
         for thread in threads:

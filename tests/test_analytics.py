@@ -6,7 +6,7 @@ then every figure equals the one worked out by hand here; on an empty database e
 zeros and empty lists, never a null amount; and no other role sees any of it.
 """
 import itertools
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 from decimal import Decimal
 
 import pytest
@@ -27,7 +27,7 @@ _references = itertools.count(1)
 
 
 def utc(*args):
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def pay(request, payment_type, amount, paid_at, status=PaymentStatus.SUCCESS, needs_refund=False, fees=None):

@@ -9,7 +9,7 @@ steps up and whoever is removed or placed is told.
 import asyncio
 import email
 import email.policy
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from decimal import Decimal
 
 import pytest
@@ -26,7 +26,7 @@ from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanF
 from .test_contract import assert_error, snapshot
 
 S = RequestStatus
-NOW = datetime(2026, 7, 1, 11, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 7, 1, 11, 0, tzinfo=UTC)
 QUEUE = "/api/admin/requests/unassigned/"
 NOT_AWAITING_ASSIGNMENT = [s for s in S.ALL if s != S.PENDING_ADMIN_ASSIGNMENT]
 AFTER_INSPECTION = [s for s in S.ACTIVE_FOR_SERVICEMAN if s != S.ASSIGNED] + [S.COMPLETED_BY_SERVICEMAN, S.COMPLETED]
@@ -189,7 +189,8 @@ def test_a_page_that_is_not_full_needs_no_count_query(monkeypatch, admin_user, c
 
     assert short["count"] == full["count"] == 3 and len(short["results"]) == len(full["results"]) == 3
     counts = [sql for sql in executed if sql.startswith("SELECT COUNT(")]
-    assert len(counts) == 1 and sorted(for_short) == sorted(sql for sql in executed if sql not in counts), (for_short, executed)
+    assert len(counts) == 1, executed
+    assert sorted(for_short) == sorted(sql for sql in executed if sql not in counts), (for_short, executed)
 
 
 @pytest.mark.gen_test

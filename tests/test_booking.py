@@ -1,5 +1,5 @@
 """Booking over HTTP: create, list and detail scoping, edit, soft delete, cancel, the timeline."""
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from decimal import Decimal
 
 import pytest
@@ -27,7 +27,7 @@ FROM_PAYMENT_CONFIRMED = [S.PAYMENT_CONFIRMED, S.IN_PROGRESS, S.COMPLETED_BY_SER
 @pytest.fixture(autouse=True)
 def _not_at_midnight(settings):
     """Dates below are relative to the platform's today; keep it from turning over mid-test."""
-    with time_machine.travel(datetime(2026, 7, 1, 11, 0, tzinfo=timezone.utc), tick=False):
+    with time_machine.travel(datetime(2026, 7, 1, 11, 0, tzinfo=UTC), tick=False):
         yield
 
 

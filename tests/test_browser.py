@@ -120,7 +120,7 @@ class Browser:
         def check(driver):
             try:
                 return condition()
-            except Exception as exc:  # noqa: BLE001 - the page is re-rendering; ask again
+            except Exception as exc:  # the page is re-rendering; ask again
                 from selenium.common.exceptions import (ElementClickInterceptedException, NoSuchElementException,
                                                         StaleElementReferenceException)
                 if isinstance(exc, (NoSuchElementException, StaleElementReferenceException,
@@ -394,7 +394,7 @@ def test_three_roles_walk_a_booking_live_through_a_server_restart(server, people
     serviceman.until(lambda: serviceman.unread() == 0, LIVE, "all marked read")
     assert not serviceman.all("#notification-list li.unread")
     assert not Notification.select().where(Notification.user == emeka.id,
-                                           Notification.is_read == False).exists()  # noqa: E712
+                                           Notification.is_read == False).exists()
 
     # Nothing was lost or shown twice across the restart: each list matches the database
     for browser, user in ((admin, people["admin_user"]), (client, people["client_user"]), (serviceman, emeka)):

@@ -1,5 +1,5 @@
 """Catalog: categories (public list, admin management) and the servicemen who offer them."""
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from decimal import Decimal
 
 import pytest
@@ -357,7 +357,7 @@ async def test_serviceman_ratings_newest_first(api, serviceman, client_user):
         request = ServiceRequestFactory(client=client_user, status=S.COMPLETED, primary_serviceman=serviceman)
         rated.append(Rating.create(service_request=request, serviceman=serviceman, client=client_user,
                                    rating=stars, review=review,
-                                   created_at=datetime.now(timezone.utc) - timedelta(days=days_ago)))
+                                   created_at=datetime.now(UTC) - timedelta(days=days_ago)))
     elsewhere = ServicemanFactory()
     Rating.create(service_request=ServiceRequestFactory(status=S.COMPLETED, primary_serviceman=elsewhere),
                   serviceman=elsewhere, client=client_user, rating=1, review="Not this one.")

@@ -54,7 +54,7 @@ async def test_concurrent_socket_sign_ins_are_each_refused_or_ready_as_alone(api
     tokens["active2"] = tokens["active"]
 
     await asyncio.gather(*(send(ws, {"type": "auth", "token": tokens[name]}) for name, ws in opened.items()))
-    answers = dict(zip(opened, await asyncio.gather(*(receive(ws) for ws in opened.values()))))
+    answers = dict(zip(opened, await asyncio.gather(*(receive(ws) for ws in opened.values())), strict=True))
 
     assert answers["active"] == answers["active2"] == {"type": "ready", "unread_count": 1}
     assert answers["serviceman"] == {"type": "ready", "unread_count": 0}
@@ -72,7 +72,8 @@ async def test_concurrent_requests_are_each_refused_or_answered_as_alone(api, se
     calls = [api.get(ME, token=token) for token in tokens.values()]
     calls += [api.get(ME, headers={"Cookie": f"serviceman_session={cookie}"}) for cookie in cookies.values()]
     responses = await asyncio.gather(*calls)
-    by_token, by_cookie = dict(zip(tokens, responses)), dict(zip(cookies, responses[len(tokens):]))
+    by_token = dict(zip(tokens, responses[:len(tokens)], strict=True))
+    by_cookie = dict(zip(cookies, responses[len(tokens):], strict=True))
 
     for answers in (by_token, by_cookie):
         assert answers["active"].status == 200 and answers["active"].data["id"] == accounts["active"].id

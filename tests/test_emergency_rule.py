@@ -1,7 +1,7 @@
 """The emergency rule: a booking less than two days ahead, by the platform's date in TIME_ZONE, is an
 emergency automatically (and costs the emergency fee); later bookings are emergencies only when the
 client asks. Checked through the quote endpoint, booking, and the admin override."""
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 from decimal import Decimal
 
 import pytest
@@ -18,9 +18,9 @@ from .conftest import make_settings
 from .factories import ServiceRequestFactory
 
 # 10:00 in Lagos, far from midnight: "today" cannot change while a test runs.
-MIDDAY = datetime(2026, 6, 15, 9, 0, tzinfo=timezone.utc)
+MIDDAY = datetime(2026, 6, 15, 9, 0, tzinfo=UTC)
 # 23:30 UTC on 10 March is 00:30 on 11 March in Lagos (UTC+1): the two calendars disagree.
-LATE_EVENING_UTC = datetime(2026, 3, 10, 23, 30, tzinfo=timezone.utc)
+LATE_EVENING_UTC = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)
 
 EMERGENCY_FEE, STANDARD_FEE = "5000.00", "2000.00"
 S = RequestStatus
@@ -280,7 +280,7 @@ def test_time_zone_setting_decides_what_today_is():
 def test_time_zone_east_of_lagos_moves_today_earlier():
     tokyo = make_settings(TIME_ZONE="Asia/Tokyo")
 
-    with time_machine.travel(datetime(2026, 3, 10, 16, 0, tzinfo=timezone.utc), tick=False):  # 11 March 01:00 JST
+    with time_machine.travel(datetime(2026, 3, 10, 16, 0, tzinfo=UTC), tick=False):  # 11 March 01:00 JST
         with pytest.raises(ValidationFailed):
             booking_terms(tokyo, date(2026, 3, 10))
         assert booking_terms(tokyo, date(2026, 3, 12))["is_emergency"] is True

@@ -4,7 +4,7 @@ sentry_sdk posting to an ingest stand-in) is tested in tests/test_faults_leaks.p
 from dataclasses import fields
 
 from server import error_reporting
-from server.error_reporting import FILTERED, scrub, sentry_options
+from server.error_reporting import FILTERED, sentry_options
 from models.foundation.settings import Settings, load_settings
 
 SECRETS = {"SECRET_KEY": "jwt-signing-key-0123456789-abcdefghijkl", "PAYSTACK_SECRET_KEY": "sk_test_0123abcd",
@@ -53,7 +53,7 @@ def test_an_event_is_scrubbed_by_name_and_by_value():
     event = {
         "exception": {"values": [{"type": "IntegrityError", "value": 'duplicate key value violates unique '
                                   'constraint "user_email"\nDETAIL:  Key (email)=(ada@example.com) already exists.'}]},
-        "logentry": {"formatted": f"request 1 failed: GET /api/auth/verify-email/?token=abc123&page=2"},
+        "logentry": {"formatted": "request 1 failed: GET /api/auth/verify-email/?token=abc123&page=2"},
         "breadcrumbs": {"values": [{"message": f"Authorization: Bearer {token}", "data": {"nested": {
             "password": "hunter22", "email": "ada@example.com", "note": "mail bola@example.org"}}}]},
         "extra": {"settings": f"secret_key={SECRETS['SECRET_KEY']} pool={SECRETS['DATABASE_URL']}"},

@@ -34,8 +34,7 @@ from workers.transport import RedisTransport
 
 from .conftest import make_settings
 from .factories import CategoryFactory, ClientFactory
-from .fault_support import (SECRET_KEY, models_bound_to, private_postgres, procfile, process_env,  # noqa: F401
-                            wait_until)  # noqa: F401 (fixtures)
+from .fault_support import SECRET_KEY, models_bound_to, process_env, wait_until
 from .pipeline_support import Mailbox, PrivateRedis, free_port
 
 pytestmark = pytest.mark.faults
@@ -257,19 +256,19 @@ def test_redis_restarted_empty_with_emails_queued_still_sends_each_once(stack):
     lost_at = time.time()
     request_ids += [stack.book() for _ in range(20)]  # while Redis is down: they wait in the outbox
     stack.redis.start()
-    unsent = Notification.select().where(Notification.sent_to_email == False).count()  # noqa: E712
+    unsent = Notification.select().where(Notification.sent_to_email == False).count()
     request_ids += [stack.book() for _ in range(20)]  # and after it came back
 
     try:
         wait_until(lambda: _worker_kept_up(stack.procfile) and _all_done_in_db(request_ids), timeout=RECOVERY_BOUND,
                    interval=0.5, what="every booking delivered, pushed and emailed")
-    except AssertionError:
+    except AssertionError as timed_out:
         events, rows = _outcome(request_ids)
         raise AssertionError(
             f"undelivered events {[e.id for e in events if not e.delivered_at]}, "
             f"unpushed rows {[r.id for r in rows if not r.pushed_at]}, "
             f"unsent {[(r.id, r.email_attempts, r.email_claimed_until) for r in rows if not r.sent_to_email]}"
-            f"\n{stack.procfile.log('dispatcher')[-3000:]}\n{stack.procfile.log('worker')[-3000:]}")
+            f"\n{stack.procfile.log('dispatcher')[-3000:]}\n{stack.procfile.log('worker')[-3000:]}") from timed_out
     recovered = time.time() - lost_at
     events, rows = _outcome(request_ids)
     assert len(rows) == len(events) == len(request_ids)

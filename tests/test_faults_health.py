@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from .fault_support import http_call, private_postgres, process_env, procfile, wait_until  # noqa: F401
-from .pipeline_support import free_port, private_redis  # noqa: F401
+from .fault_support import http_call, process_env, wait_until
+from .pipeline_support import free_port
 
 pytestmark = pytest.mark.faults
 

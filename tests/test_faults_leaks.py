@@ -12,8 +12,7 @@ from collections import Counter
 
 import pytest
 
-from .fault_support import (ROOT, Procfile, configure_postgres, http_call, private_postgres, process_env,  # noqa: F401
-                            procfile, wait_until)
+from .fault_support import ROOT, Procfile, configure_postgres, http_call, process_env, wait_until
 from .pipeline_support import free_port
 from .sentry_support import SentryIngest
 

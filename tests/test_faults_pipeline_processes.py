@@ -30,7 +30,6 @@ from workers.transport import STREAM, RedisTransport
 
 from .conftest import make_settings
 from .factories import CategoryFactory, ClientFactory
-from .fault_support import durable_redis, private_postgres, procfile  # noqa: F401 (fixtures)
 from .fault_support import process_env, process_tree, signal_tree, wait_until
 
 pytestmark = pytest.mark.faults
@@ -101,7 +100,7 @@ class Deployment:
         try:
             events = list(Event.select(Event.id, Event.service_request).where(Event.type == "request_created"))
             rows = Counter(n.event_id for n in Notification.select(Notification.event))
-            unsent = Notification.select().where(Notification.sent_to_email == False).count()  # noqa: E712
+            unsent = Notification.select().where(Notification.sent_to_email == False).count()
         except Exception:
             return ["database unreachable"]
         finally:

@@ -27,7 +27,7 @@ from models.foundation.settings import load_settings
 from models.foundation.tokens import access_token
 
 from .factories import CategoryFactory, ClientFactory
-from .fault_support import models_bound_to, private_postgres, procfile, process_env, wait_until  # noqa: F401 (fixtures)
+from .fault_support import models_bound_to, process_env, wait_until
 from .pipeline_support import free_port
 from .raw_http import CUT_OFF, REFUSED, request
 
@@ -62,7 +62,7 @@ def unsent_emails(url, booking_ids):
     """Bookings of `booking_ids` whose request_created notification is missing or its email unsent."""
     with models_bound_to(url, pool_size=2):
         sent = {row.service_request_id for row in Notification.select(Notification.service_request).where(
-            Notification.service_request.in_(list(booking_ids)), Notification.sent_to_email == True)}  # noqa: E712
+            Notification.service_request.in_(list(booking_ids)), Notification.sent_to_email == True)}
     return set(booking_ids) - sent
 
 

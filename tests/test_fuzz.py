@@ -7,9 +7,9 @@ the coverage phase's boundary values, then generated requests, valid and invalid
 anonymous, client, serviceman and admin with a real Bearer token. Each test starts from a freshly
 seeded database (a category, two approved servicemen in it, an applicant and a suspended serviceman,
 a client with a booking under negotiation and a completed, rated and paid job whose payout is owed to
-a serviceman with a payout account, an admin, notifications, refresh tokens), and half of the valid ids, emails, passwords, refresh tokens and
-booking dates are swapped for seeded ones, so the fuzz reaches real objects rather than only 404s
-and 422s (a role an operation refuses, per its `x-roles`, gets only its first few cases: they all
+a serviceman with a payout account, an admin, notifications, refresh tokens), and half of the valid ids, emails,
+passwords, refresh tokens and booking dates are swapped for seeded ones, so the fuzz reaches real objects rather
+than only 404s and 422s (a role an operation refuses, per its `x-roles`, gets only its first few cases: they all
 end in the same 401 or 403). A test fails on any 5xx, an undocumented status code or content type, a
 body that breaks its documented schema, invalid input accepted, a 204 with a body, or a wrong answer
 to an undeclared method. For CI the run is bounded and reproducible (deterministic generation;

@@ -9,7 +9,7 @@ import email
 import email.policy
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from decimal import Decimal
 
 import pytest
@@ -447,9 +447,9 @@ async def test_only_servicemen_have_a_job_list(api, client_user, admin_user):
 # --- the serviceman's stats -------------------------------------------------------------------------------
 
 # 15 July 2026, 13:00 in Lagos. 1 July 00:30 in Lagos is still 30 June in UTC.
-NOW = datetime(2026, 7, 15, 12, 0, tzinfo=timezone.utc)
-JULY_IN_LAGOS_JUNE_IN_UTC = datetime(2026, 6, 30, 23, 30, tzinfo=timezone.utc)
-JUNE_IN_LAGOS = datetime(2026, 6, 30, 22, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 7, 15, 12, 0, tzinfo=UTC)
+JULY_IN_LAGOS_JUNE_IN_UTC = datetime(2026, 6, 30, 23, 30, tzinfo=UTC)
+JUNE_IN_LAGOS = datetime(2026, 6, 30, 22, 30, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -461,7 +461,7 @@ def july():
 def completed_job(serviceman, estimate, confirmed_at, payout_status=PayoutStatus.OWED, **fields):
     """A confirmed job and the payout the ledger recorded for it then (the estimate: no markup)."""
     request = job(S.COMPLETED, primary_serviceman=serviceman, estimate_amount=Decimal(estimate),
-                  created_at=datetime(2026, 6, 1, tzinfo=timezone.utc), updated_at=confirmed_at, **fields)
+                  created_at=datetime(2026, 6, 1, tzinfo=UTC), updated_at=confirmed_at, **fields)
     Payout.create(serviceman=serviceman.id, service_request=request.id, amount=Decimal(estimate), platform_share=0,
                   status=payout_status, transfer_reference=f"smpo-{request.id}-test", created_at=confirmed_at)
     return request
@@ -475,7 +475,7 @@ def rate(request, stars, at):
 @pytest.mark.gen_test
 async def test_stats_count_the_callers_primary_jobs_this_month_and_all_time(api, july):
     me, colleague = ServicemanFactory(), ServicemanFactory()
-    this_month = completed_job(me, "10000.00", datetime(2026, 7, 13, 9, 0, tzinfo=timezone.utc))
+    this_month = completed_job(me, "10000.00", datetime(2026, 7, 13, 9, 0, tzinfo=UTC))
     first_night = completed_job(me, "2500.50", JULY_IN_LAGOS_JUNE_IN_UTC, PayoutStatus.IN_TRANSIT)
     last_month = completed_job(me, "7000.00", JUNE_IN_LAGOS, PayoutStatus.PAID)
     completed_job(colleague, "99999.00", NOW, backup_serviceman=me)  # my backup job: not my work

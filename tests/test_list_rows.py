@@ -1,7 +1,7 @@
 """The booking and notification lists dump plain rows (handlers/schemas/rows.py): the JSON must be
 byte for byte what the documented schemas make of model instances, on every kind of value."""
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from decimal import Decimal
 
 import pytest
@@ -19,7 +19,7 @@ from models.actions import booking, notifications
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 
 S = RequestStatus
-WHEN = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=timezone.utc)
+WHEN = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
 
 
 def as_json(data):

@@ -238,7 +238,8 @@ async def test_read_all_with_nothing_unread(api, client_user):
 @pytest.mark.gen_test
 async def test_marking_one_read_pushes_the_new_count_to_every_socket(api, sockets, client_user, other_client):
     rows = several(client_user, 3)
-    first, second = await sockets.authenticated(api.token(client_user)), await sockets.authenticated(api.token(client_user))
+    first = await sockets.authenticated(api.token(client_user))
+    second = await sockets.authenticated(api.token(client_user))
     bystander = await sockets.authenticated(api.token(other_client))
 
     await api.post(f"/api/notifications/{rows[0].id}/read/", user=client_user)

@@ -567,7 +567,8 @@ def test_the_cron_process_enqueues_reconciliation_for_the_workers(mail_pipeline,
     paystack.charge(payment.paystack_reference)
     Payment.update(created_at=utcnow() - timedelta(hours=1)).where(Payment.id == payment.id).execute()
     started = []
-    monkeypatch.setattr(cron, "run_cron", lambda transport, schedule, stopping:  # the loop itself: test_pipeline_outages
+    # The loop itself is tested in test_pipeline_outages.
+    monkeypatch.setattr(cron, "run_cron", lambda transport, schedule, stopping:
                         started.append(cron.make_scheduler(transport, schedule)))
     monkeypatch.setattr(cli, "load_settings", lambda: settings)
     monkeypatch.setattr(cli, "bind", lambda *args: None)  # keep the test session's database binding

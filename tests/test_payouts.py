@@ -16,7 +16,7 @@ from decimal import Decimal
 import peewee
 import pytest
 
-from models import Event, Notification, Payout, PayoutAccount, PayoutStatus, PayoutTransfer, RequestStatus
+from models import Event, Payout, PayoutAccount, PayoutStatus, PayoutTransfer, RequestStatus
 from models.actions import jobs, payouts
 from models.money import split_agreed_price
 from models.db import database
@@ -120,7 +120,8 @@ def test_a_job_never_marked_up_owes_the_estimate_and_one_without_a_price_owes_no
     jobs.confirm_completion(admin_user, unpriced_markup.id)
     payout = Payout.get(Payout.service_request == unpriced_markup.id)
     assert (payout.amount, payout.platform_share) == (Decimal("9000.00"), Decimal("0.00"))
-    nothing = ServiceRequestFactory(status=RequestStatus.COMPLETED_BY_SERVICEMAN, primary_serviceman=ServicemanFactory())
+    nothing = ServiceRequestFactory(status=RequestStatus.COMPLETED_BY_SERVICEMAN,
+                                    primary_serviceman=ServicemanFactory())
     jobs.confirm_completion(admin_user, nothing.id)
     assert not Payout.select().where(Payout.service_request == nothing.id).exists()
 

@@ -56,11 +56,11 @@ def assert_each_once(clients, mailbox):
     for client in clients:
         assert Notification.select().where(Notification.user == client.id).count() == 1
     assert emails_per_recipient(mailbox) == Counter({c.email: 1 for c in clients})
-    assert Notification.select().where(Notification.sent_to_email == False).count() == 0  # noqa: E712
+    assert Notification.select().where(Notification.sent_to_email == False).count() == 0
 
 
 def sent_count():
-    return Notification.select().where(Notification.sent_to_email == True).count()  # noqa: E712
+    return Notification.select().where(Notification.sent_to_email == True).count()
 
 
 def die_once(marker, when=lambda: True):

@@ -49,7 +49,8 @@ def priced_request(status, client=None, estimate="12500.00", markup="20.00", fin
     if prices and status != S.SERVICEMAN_INSPECTED:
         prices.update(markup_percentage=Decimal(markup), final_cost=Decimal(final_cost))
     return ServiceRequestFactory(status=status, client=client or ClientFactory(),
-                                 primary_serviceman=ServicemanFactory(), backup_serviceman=ServicemanFactory(), **prices)
+                                 primary_serviceman=ServicemanFactory(), backup_serviceman=ServicemanFactory(),
+                                 **prices)
 
 
 def snapshot():

@@ -2,7 +2,7 @@
 before any work and changing nothing, with memory and with Redis storage; success once the window passed."""
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 import time_machine
@@ -47,7 +47,7 @@ def api(http_server, base_url, limited_settings):
 
 def later(seconds):
     """The clock moved on by `seconds` (both storages read time.time(); no sleeping through a window)."""
-    return time_machine.travel(datetime.now(timezone.utc) + timedelta(seconds=seconds), tick=True)
+    return time_machine.travel(datetime.now(UTC) + timedelta(seconds=seconds), tick=True)
 
 
 def assert_rate_limited(response, window_seconds):

@@ -14,7 +14,6 @@ from server.startup import StartupError, check_redis
 from workers.transport import RedisTransport
 
 from .conftest import make_settings
-from .pipeline_support import tls_redis  # noqa: F401
 
 
 def test_with_the_setting_every_client_built_from_the_url_works(tls_redis):

@@ -6,7 +6,7 @@ the fast path its grace, and two sweepers never do one thing twice.
 """
 import threading
 import time
-from datetime import timedelta
+from datetime import timedelta, UTC
 
 import pytest
 
@@ -263,7 +263,7 @@ def test_an_accepted_email_is_marked_even_while_another_connection_writes(settin
     assert delivery.send_emails(ids) == 2
     assert delivery.send_emails(ids) == 0
     assert sorted(sent) == sorted(ids)
-    marked = Notification.select().where(Notification.id.in_(ids), Notification.sent_to_email == True)  # noqa: E712
+    marked = Notification.select().where(Notification.id.in_(ids), Notification.sent_to_email == True)
     assert marked.count() == 2
 
 
@@ -271,7 +271,7 @@ def test_an_accepted_email_is_marked_even_while_another_connection_writes(settin
 async def test_the_embedded_web_process_runs_the_sweep_on_its_timer(app, settings, category, monkeypatch):
     """No dispatcher without Redis: the web process's timer re-drives (here: an event published whose
     delivery died)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     import time_machine
 
@@ -285,7 +285,7 @@ async def test_the_embedded_web_process_runs_the_sweep_on_its_timer(app, setting
     callback = start_embedded_sweep(settings)
     try:
         assert callback.callback_time == outbox.REDRIVE_EVERY_SECONDS * 1000
-        with time_machine.travel(datetime.now(timezone.utc) + timedelta(seconds=10)):
+        with time_machine.travel(datetime.now(UTC) + timedelta(seconds=10)):
             await callback.callback()  # one tick of the timer
     finally:
         callback.stop()

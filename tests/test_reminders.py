@@ -3,7 +3,7 @@ job runs (once, twice, or twice at the same moment), then each booking due tomor
 calendar is reminded exactly once, to its client and assigned servicemen, and nothing else is."""
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 from decimal import Decimal
 
 import pytest
@@ -18,9 +18,9 @@ from .factories import AdminFactory, ServicemanFactory, ServiceRequestFactory
 
 S = RequestStatus
 # 1 July, 11:30 in Lagos: today is 1 July, tomorrow 2 July.
-MORNING = datetime(2026, 7, 1, 10, 30, tzinfo=timezone.utc)
+MORNING = datetime(2026, 7, 1, 10, 30, tzinfo=UTC)
 # 1 July, 23:30 in UTC is already 2 July, 00:30 in Lagos: "tomorrow" is 3 July there.
-LAGOS_PAST_MIDNIGHT = datetime(2026, 7, 1, 23, 30, tzinfo=timezone.utc)
+LAGOS_PAST_MIDNIGHT = datetime(2026, 7, 1, 23, 30, tzinfo=UTC)
 TOMORROW = date(2026, 7, 2)
 
 

@@ -15,7 +15,6 @@ from server.__main__ import main as cli
 from workers import runtime
 
 from .conftest import TEST_DATABASE_URL
-from .pipeline_support import tls_redis  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-key-0123456789abcdef0123456789"

@@ -81,7 +81,7 @@ def notification_message(notification):
 
 def unread_counts(user_ids):
     counts = dict(Notification.select(Notification.user, fn.COUNT(Notification.id))
-                  .where(Notification.user.in_(list(user_ids)), Notification.is_read == False)  # noqa: E712
+                  .where(Notification.user.in_(list(user_ids)), Notification.is_read == False)
                   .group_by(Notification.user).tuples())
     return {uid: counts.get(uid, 0) for uid in user_ids}
 
@@ -206,7 +206,7 @@ def queue_unsent_emails(event_ids):
     if not event_ids:
         return
     queue_emails([n.id for n in Notification.select(Notification.id).where(
-        Notification.event.in_(event_ids), Notification.sent_to_email == False)])  # noqa: E712
+        Notification.event.in_(event_ids), Notification.sent_to_email == False)])
 
 
 def queue_emails(notification_ids):
@@ -222,7 +222,7 @@ def send_emails(notification_ids):
     settings = runtime.settings()
     # The whole batch is read before anything is written (see the module's docstring).
     batch = list(Notification.select(Notification, User).join(User)
-                 .where(Notification.id.in_(list(notification_ids)), Notification.sent_to_email == False)  # noqa: E712
+                 .where(Notification.id.in_(list(notification_ids)), Notification.sent_to_email == False)
                  .order_by(Notification.id))
     sent, failed = 0, []
     for notification in batch:
@@ -254,7 +254,7 @@ def claim_email(notification_id):
     now = utcnow()
     return Notification.update(email_claimed_until=now + EMAIL_LEASE,
                                email_attempts=Notification.email_attempts + 1).where(
-        Notification.id == notification_id, Notification.sent_to_email == False,  # noqa: E712
+        Notification.id == notification_id, Notification.sent_to_email == False,
         lease_free(Notification.email_claimed_until, now)).execute() == 1
 
 
@@ -267,7 +267,7 @@ def release_email(notification):
         log.error("email for notification %s failed %d times; the sweep gives up on it", notification.id, attempts)
     try:
         Notification.update(email_claimed_until=None, email_redrive_after=utcnow() + timedelta(seconds=delay)).where(
-            Notification.id == notification.id, Notification.sent_to_email == False).execute()  # noqa: E712
+            Notification.id == notification.id, Notification.sent_to_email == False).execute()
     except Exception:
         log.warning("could not release the email of notification %s (its lease will expire)", notification.id,
                     exc_info=True)

@@ -202,7 +202,7 @@ class Dispatcher:
             for name in others:
                 pipe.exists(LIVENESS_KEY + name)
             alive = pipe.execute()
-        return [name for name, is_alive in zip(others, alive) if not is_alive]
+        return [name for name, is_alive in zip(others, alive, strict=True) if not is_alive]
 
     def claim_from_dead_consumers(self, count=100):
         """Take over every pending entry of dead consumers at once (no idle time to wait out), then

@@ -5,7 +5,7 @@ Later workflow steps add a row here and a template folder in templates/email/<ty
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from models.service_requests import Event, ServiceRequest
 from models.users import Role, User
@@ -31,7 +31,7 @@ def admins(event, request):
     batch = hasattr(_batch, "admins")
     if batch and _batch.admins is not None:
         return list(_batch.admins)
-    ids = [u.id for u in User.select(User.id).where(User.role == Role.ADMIN, User.is_active == True)]  # noqa: E712
+    ids = [u.id for u in User.select(User.id).where(User.role == Role.ADMIN, User.is_active == True)]
     if batch:
         _batch.admins = ids
     return ids
@@ -243,8 +243,8 @@ NOTIFICATION_TYPES = {t.name: t for t in [
     NotificationType(
         "serviceman_approved", vetted_serviceman,
         "You are approved on Serviceman",
-        "Welcome aboard, {payload[serviceman_name]}: your application is approved. Clients can now find and book you "
-        "in {payload[categories]}, and our team can assign you jobs."),
+        "Welcome aboard, {payload[serviceman_name]}: your application is approved. Clients can now find and "
+        "book you in {payload[categories]}, and our team can assign you jobs."),
     NotificationType(
         "serviceman_rejected", vetted_serviceman,
         "Your Serviceman application was not approved",

@@ -118,7 +118,7 @@ def repush(now, grace=SWEEP_GRACE):
 def requeue_emails(now, grace=EMAIL_GRACE):
     """Queue again the emails unsent `grace` after their notification, neither being sent nor held
     back after a failure, and tried fewer than EMAIL_MAX_ATTEMPTS times; returns how many."""
-    unsent = Notification.sent_to_email == False  # noqa: E712
+    unsent = Notification.sent_to_email == False
     free = (lease_free(Notification.email_claimed_until, now), lease_free(Notification.email_redrive_after, now))
     candidates = (Notification.select(Notification.id)
                   .where(unsent, Notification.created_at.between(now - REDRIVE_WINDOW, now - grace), *free,

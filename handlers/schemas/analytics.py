@@ -110,7 +110,7 @@ class TopCategoriesSchema(Schema):
 
 
 # A month of a busy platform, in RequestStatus.ALL's order (318 in all).
-_EXAMPLE_BY_STATUS = dict(zip(RequestStatus.ALL, (12, 9, 14, 6, 8, 3, 5, 4, 11, 7, 216, 23)))
+_EXAMPLE_BY_STATUS = dict(zip(RequestStatus.ALL, (12, 9, 14, 6, 8, 3, 5, 4, 11, 7, 216, 23), strict=True))
 
 
 class RequestStatsSchema(Schema):

@@ -112,7 +112,8 @@ ErrorBodySchema = Schema.from_dict({
     "code": fields.String(required=True, metadata={"example": "validation_error"}),
     "message": fields.String(required=True, metadata={"example": "Some fields are not valid."}),
     "fields": fields.Dict(keys=fields.String(), values=fields.List(fields.String()), metadata={
-        "description": "Per-field messages, `{name: [messages]}`; list items and nested fields have dotted names.",
+        "description": "Per-field messages, `{name: [messages]}`; list items and nested fields have "
+                       "dotted names.",
         "example": {"category_ids.0": ["Not a valid integer."]}}),
     "request_id": fields.String(metadata={"description": "Only on 500s: quote it when reporting the failure.",
                                           "example": "3f2c9a7e41b84d0c9e5b2a6d7c1f0e88"}),

@@ -16,8 +16,8 @@ class NotificationSchema(Schema):
         "example": f"Booking #1: you are assigned to a Plumbing job on {EXAMPLE_BOOKING_DATE}"})
     message = fields.String(metadata={"example": (
         "Client: Ada Obi, +234 800 000 0001. Address: 14 Admiralty Way, Lekki Phase 1, Lagos. Booking date: "
-        f"{EXAMPLE_BOOKING_DATE}. The job: Kitchen sink pipe leaking under the cabinet. Primary: Emeka Okafor; backup: "
-        "Tunde Adebayo.")})
+        f"{EXAMPLE_BOOKING_DATE}. The job: Kitchen sink pipe leaking under the cabinet. "
+        "Primary: Emeka Okafor; backup: Tunde Adebayo.")})
     service_request_id = fields.Integer(allow_none=True, metadata={"example": 1})
     payload = fields.Dict(metadata={"example": EXAMPLE_ASSIGNED})
     is_read = fields.Boolean(metadata={"example": False})

@@ -87,7 +87,7 @@ class RowDumper:
                 value = values[i]
                 if value is not None:
                     values[i] = convert(value)
-            items.append(dict(zip(keys, values)))
+            items.append(dict(zip(keys, values, strict=True)))
         return items
 
 

@@ -81,7 +81,7 @@ class Hub:
             return  # the common case: no wait_for (a task and a timer) per socket
         try:
             await asyncio.wait_for(self._subscribed.wait(), FEED_READY_TIMEOUT)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("Redis push feed not subscribed yet; the client can resume to catch up")
 
     def opened(self, socket):
@@ -106,7 +106,7 @@ class Hub:
         if self.open_sockets:
             try:
                 await asyncio.wait_for(self._all_closed.wait(), max(0.0, timeout))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return len(self.open_sockets)
 

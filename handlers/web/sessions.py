@@ -5,8 +5,8 @@ Set and cleared by the server only (HTTP-only, SameSite=Lax, Secure over https a
 signed with SECRET_KEY by Tornado. A session ends at sign-out (its row is revoked) and when the
 user's `session_version` changes (password reset or change, deactivation, suspension), so no copy of
 an old cookie outlives it.
-Cookie-authenticated requests that change anything must carry the session's XSRF token (handlers/web/xsrf.py); Bearer API
-clients never see any of this.
+Cookie-authenticated requests that change anything must carry the session's XSRF token (handlers/web/xsrf.py);
+Bearer API clients never see any of this.
 """
 from models.actions.sessions import WEB_SESSION_ID
 

@@ -36,7 +36,7 @@ def bound_token(secret, session_cookie):
 
 
 def _xor(pad, data):
-    return bytes(a ^ b for a, b in zip(pad, data))
+    return bytes(a ^ b for a, b in zip(pad, data, strict=True))
 
 
 def mask(token):

@@ -2,13 +2,16 @@
 import functools
 import secrets
 import uuid
+from collections.abc import Collection, Iterable
 from datetime import timedelta
+from typing import Any
 
 import peewee
 
 from models.foundation import tokens
 from models.foundation.clock import utcnow
 from models.foundation.errors import Conflict, InvalidTransition, NotAuthenticated, NotFound, ValidationFailed
+from models.foundation.settings import Settings
 
 from ..catalog import Category
 from ..db import database, for_update
@@ -22,26 +25,26 @@ from .standing import hold_for_vetting, refuse_if_suspended
 
 
 @functools.cache
-def dummy_password_hash(rounds):
+def dummy_password_hash(rounds: int) -> str:
     """A hash of a password nobody knows, at the cost real hashes have: checked against when the email
     is unknown, so that answer takes as long as a wrong password for a known one (no account oracle)."""
     return tokens.hash_password(secrets.token_urlsafe(16), rounds)
 
 
-def normalize_email(email):
+def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-def _check_categories(category_ids):
+def _check_categories(category_ids: Iterable[int]) -> list[int]:
     ids = set(category_ids)
-    found = {c.id for c in Category.select(Category.id).where(Category.id.in_(ids), Category.is_active == True)}  # noqa: E712
+    found = {c.id for c in Category.select(Category.id).where(Category.id.in_(ids), Category.is_active == True)}
     missing = sorted(ids - found)
     if missing:
         raise ValidationFailed.on("category_ids", f"Unknown or inactive categories: {missing}.")
     return sorted(ids)
 
 
-def _set_categories(profile, category_ids):
+def _set_categories(profile: ServicemanProfile, category_ids: Iterable[int]) -> None:
     ServicemanCategory.delete().where(ServicemanCategory.profile == profile).execute()
     ServicemanCategory.insert_many([{"profile": profile, "category": cid} for cid in category_ids]).execute()
     refresh_listing(profile.user_id)
@@ -50,7 +53,7 @@ def _set_categories(profile, category_ids):
 class EmailTaken(ValidationFailed):
     """The address already has an account (the 422 the contract's 201-with-tokens answer implies)."""
 
-    def __init__(self, email):
+    def __init__(self, email: str) -> None:
         super().__init__(fields={"email": [EMAIL_TAKEN]})
         self.email = email
 
@@ -59,8 +62,9 @@ EMAIL_TAKEN = ("An account with this email already exists. Sign in, or reset its
                "have just emailed to it.")
 
 
-def register(settings, *, email, password, first_name, last_name, phone, role,
-             category_ids=(), bio="", years_of_experience=0, verified=False):
+def register(settings: Settings, *, email: str, password: str, first_name: str, last_name: str, phone: str,
+             role: str, category_ids: Collection[int] = (), bio: str = "", years_of_experience: int = 0,
+             verified: bool = False) -> User:
     """Create a client or serviceman account; a serviceman starts PENDING_APPROVAL. The address is
     sent a verification link, unless `verified` (demo accounts).
 
@@ -97,7 +101,7 @@ def register(settings, *, email, password, first_name, last_name, phone, role,
     return user
 
 
-def _create_user(**fields):
+def _create_user(**fields: Any) -> User:
     fields["email"] = normalize_email(fields["email"])
     if User.select().where(User.email == fields["email"]).exists():
         raise EmailTaken(fields["email"])
@@ -108,7 +112,8 @@ def _create_user(**fields):
         raise EmailTaken(fields["email"]) from exc
 
 
-def create_admin(settings, *, email, password, first_name="Admin", last_name="", phone=""):
+def create_admin(settings: Settings, *, email: str, password: str, first_name: str = "Admin", last_name: str = "",
+                 phone: str = "") -> User:
     require_acceptable_password(password, email)
     # Created by someone who already holds the platform (an admin or the server's shell): verified.
     return _create_user(email=email, password_hash=tokens.hash_password(password, settings.bcrypt_rounds),
@@ -116,7 +121,7 @@ def create_admin(settings, *, email, password, first_name="Admin", last_name="",
                         email_verified_at=utcnow())
 
 
-def authenticate(email, password, *, rounds):
+def authenticate(email: str, password: str, *, rounds: int) -> User:
     """The active user with this email and password. `rounds` is settings.bcrypt_rounds: an unknown
     email is checked against a hash of that cost, so both failures take the same time."""
     user = User.get_or_none(User.email == normalize_email(email))
@@ -128,7 +133,7 @@ def authenticate(email, password, *, rounds):
     return user
 
 
-def issue_token_pair(settings, user, family=None):
+def issue_token_pair(settings: Settings, user: User, family: str | None = None) -> dict[str, str]:
     """A new access token and a refresh token recorded in its rotation family."""
     family = family or uuid.uuid4().hex
     lifetime = timedelta(days=settings.refresh_token_days)
@@ -138,17 +143,17 @@ def issue_token_pair(settings, user, family=None):
     return {"access": tokens.access_token(settings, user), "refresh": refresh}
 
 
-def login(settings, email, password):
+def login(settings: Settings, email: str, password: str) -> tuple[User, dict[str, str]]:
     user = authenticate(email, password, rounds=settings.bcrypt_rounds)
     return user, issue_token_pair(settings, user)
 
 
-def _revoke_family(family):
+def _revoke_family(family: str) -> None:
     RefreshToken.update(revoked_at=utcnow()).where(
         RefreshToken.family == family, RefreshToken.revoked_at.is_null()).execute()
 
 
-def rotate_refresh(settings, refresh_token):
+def rotate_refresh(settings: Settings, refresh_token: str) -> dict[str, str]:
     """Swap a refresh token for a new pair. Reusing a revoked token revokes its whole family."""
     claims = tokens.decode(settings, refresh_token, tokens.REFRESH)
     if claims is None:
@@ -169,7 +174,7 @@ def rotate_refresh(settings, refresh_token):
                            "signed out.", code="token_reused")
 
 
-def logout(settings, user, refresh_token):
+def logout(settings: Settings, user: User, refresh_token: str) -> None:
     claims = tokens.decode(settings, refresh_token, tokens.REFRESH)
     if claims is None or claims["sub"] != str(user.id):
         raise ValidationFailed.on("refresh", "This is not a valid refresh token of yours.")
@@ -177,14 +182,14 @@ def logout(settings, user, refresh_token):
         RefreshToken.jti == claims["jti"], RefreshToken.revoked_at.is_null()).execute()
 
 
-def serviceman_profile(user_id):
+def serviceman_profile(user_id: int) -> ServicemanProfile:
     profile = ServicemanProfile.get_or_none(ServicemanProfile.user == user_id)
     if profile is None:
         raise NotFound("No such serviceman.")
     return profile
 
 
-def update_me(user, **changes):
+def update_me(user: User, **changes: Any) -> User:
     """Users edit their names and phone; servicemen also their profile fields."""
     profile_fields = {"bio", "years_of_experience", "is_available", "category_ids"}
     profile_changes = {k: changes.pop(k) for k in list(changes) if k in profile_fields}
@@ -210,7 +215,7 @@ def update_me(user, **changes):
     return User.get_by_id(user.id)
 
 
-def deactivate_user(actor, user_id):
+def deactivate_user(actor: User, user_id: int) -> User:
     """An admin deactivates a user. Never itself, and never the last active admin, so the platform
     always keeps someone who can run it."""
     if user_id == actor.id:
@@ -219,12 +224,12 @@ def deactivate_user(actor, user_id):
     if user is None:
         raise NotFound("No such user.")
 
-    def keep_an_admin():
+    def keep_an_admin() -> None:
         if user.role == Role.ADMIN:
             # Every active admin's row, locked in id order: two admins deactivating each other take turns
             # (never deadlock), and the second sees the first's change before it counts.
             active = [u.id for u in for_update(User.select(User.id).where(
-                User.role == Role.ADMIN, User.is_active == True).order_by(User.id))]  # noqa: E712
+                User.role == Role.ADMIN, User.is_active == True).order_by(User.id))]
             if active == [user_id]:
                 raise Conflict("This is the last active admin; create or reactivate another admin first.",
                                code="last_admin")
@@ -248,7 +253,8 @@ APPROVAL_MOVES = {
 APPROVAL_PAST = {"approve": "approved", "reject": "rejected", "suspend": "suspended", "reinstate": "reinstated"}
 
 
-def set_approval(user_id, action, reason="", category_ids=None, actor=None):
+def set_approval(user_id: int, action: str, reason: str = "", category_ids: Iterable[int] | None = None,
+                 actor: User | None = None) -> ServicemanProfile:
     """Admin vetting of servicemen; only APPROVED ones are listed and assignable. The serviceman is
     told the decision; a suspension also flags their open jobs to the admins."""
     profile = serviceman_profile(user_id)

@@ -4,9 +4,13 @@ Every figure is an aggregate computed by the database (SUM, COUNT, AVG with GROU
 reshapes the grouped rows. Timestamps are stored as naive UTC, so dates and months here are UTC ones:
 the same on SQLite and PostgreSQL, and a payment's month never depends on the server's zone.
 """
-from datetime import date, datetime, time, timedelta, timezone
+from __future__ import annotations
+from datetime import date, datetime, time, timedelta, UTC
 from decimal import ROUND_HALF_UP, Decimal
+from collections.abc import Iterable
+from typing import Any, cast
 
+import peewee
 from peewee import JOIN, Case, fn
 
 from ..base import CENTS
@@ -24,7 +28,7 @@ PAID, ASSIGNED = "payment_received", "serviceman_assigned"
 ZERO = Decimal("0.00")
 
 
-def money(value):
+def money(value: object) -> Decimal:
     """A database SUM as naira: SQLite hands back floats or ints for decimal columns, and an empty
     SUM is NULL; both become a Decimal with two places."""
     if value is None:
@@ -32,28 +36,28 @@ def money(value):
     return Decimal(str(value)).quantize(CENTS, rounding=ROUND_HALF_UP)
 
 
-def month_of(column):
+def month_of(column: peewee.ColumnBase) -> peewee.ColumnBase:
     """`YYYY-MM` of a naive-UTC timestamp column, as text on both backends (same grouping, same order)."""
     if is_postgres():
         return fn.to_char(fn.date_trunc("month", column), "YYYY-MM")
     return fn.strftime("%Y-%m", column)
 
 
-def seconds_between(earlier, later):
+def seconds_between(earlier: peewee.ColumnBase, later: peewee.ColumnBase) -> peewee.ColumnBase:
     """`later - earlier` in seconds, for two timestamp expressions."""
     if is_postgres():
         return fn.date_part("epoch", later - earlier)
     return (fn.julianday(later) - fn.julianday(earlier)) * 86400
 
 
-def _utc_midnight(day):
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+def _utc_midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
 # --- revenue ---------------------------------------------------------------------------------------
 
 
-def successful_payments(date_from=None, date_to=None):
+def successful_payments(date_from: date | None = None, date_to: date | None = None) -> peewee.ModelSelect[Payment]:
     """Payments Paystack took, paid within [date_from, date_to] (inclusive UTC dates of `paid_at`)."""
     query = Payment.select().where(Payment.status == PaymentStatus.SUCCESS, Payment.paid_at.is_null(False))
     if date_from is not None:
@@ -64,14 +68,14 @@ def successful_payments(date_from=None, date_to=None):
 
 
 # Money we took and keep: not flagged for a refund (paid after a cancellation, or twice).
-COUNTED = Payment.needs_refund == False  # noqa: E712 (peewee expression)
+COUNTED = Payment.needs_refund == False
 
 
-def _sum_if(condition, amount):
+def _sum_if(condition: peewee.ColumnBase, amount: peewee.ColumnBase | int) -> peewee.ColumnBase:
     return fn.SUM(Case(None, [(condition, amount)], 0))
 
 
-def _final(condition=None):
+def _final(condition: peewee.ColumnBase | None = None) -> peewee.ColumnBase:
     final = COUNTED & (Payment.payment_type == PaymentType.FINAL_PAYMENT)
     return final if condition is None else final & condition
 
@@ -80,7 +84,7 @@ REVENUE_PARTS = ("booking_fees", "final_payments", "markup", "refunds", "paystac
                  "held")
 
 
-def revenue(date_from=None, date_to=None):
+def revenue(date_from: date | None = None, date_to: date | None = None) -> dict[str, Any]:
     """Where the clients' money went, in all and per UTC month, to the kobo:
 
         gross - refunds = serviceman_shares + held + paystack_fees + platform_net
@@ -109,7 +113,7 @@ def revenue(date_from=None, date_to=None):
             .group_by(month)
             .order_by(month)
             .dicts())
-    months = {row["month"]: row for row in rows}
+    months: dict[str, dict[str, Any]] = {row["month"]: row for row in cast(Iterable[dict[str, Any]], rows)}
     for month_name, refunded in _refunds_by_month(date_from, date_to):
         months.setdefault(month_name, {})["refunds"] = refunded
     by_month = [_revenue_split(months[name], month=name) for name in sorted(months)]
@@ -118,7 +122,7 @@ def revenue(date_from=None, date_to=None):
             **_revenue_split(overall), "by_month": by_month}
 
 
-def _refunds_by_month(date_from=None, date_to=None):
+def _refunds_by_month(date_from: date | None = None, date_to: date | None = None) -> list[tuple[str, Any]]:
     """(UTC month, sum) of the refunds of counted payments; a FAILED refund returned nothing (yet)."""
     month = month_of(Refund.created_at).alias("month")
     query = (Refund.select(month, fn.SUM(Refund.amount).alias("refunds"))
@@ -129,10 +133,10 @@ def _refunds_by_month(date_from=None, date_to=None):
         query = query.where(Refund.created_at >= _utc_midnight(date_from))
     if date_to is not None and date_to < date.max:
         query = query.where(Refund.created_at < _utc_midnight(date_to + timedelta(days=1)))
-    return list(query.group_by(month).order_by(month).tuples())
+    return list(cast(Iterable[tuple[str, Any]], query.group_by(month).order_by(month).tuples()))
 
 
-def _revenue_split(sums, **extra):
+def _revenue_split(sums: dict[str, Any], **extra: Any) -> dict[str, Any]:
     parts = {part: money(sums.get(part)) for part in REVENUE_PARTS}
     gross = parts["booking_fees"] + parts["final_payments"]
     net = gross - parts["refunds"] - parts["paystack_fees"] - parts["serviceman_shares"] - parts["held"]
@@ -142,12 +146,12 @@ def _revenue_split(sums, **extra):
 # --- rankings --------------------------------------------------------------------------------------
 
 
-def top_servicemen(by=BY_RATING, limit=10, min_ratings=3):
+def top_servicemen(by: str = BY_RATING, limit: int = 10, min_ratings: int = 3) -> dict[str, Any]:
     """Approved, active servicemen: best rated (among those with at least `min_ratings` ratings,
     more ratings first on a tie) or most jobs completed; remaining ties by id, oldest first."""
     query = (ServicemanProfile.select(ServicemanProfile, User).join(User)
              .where(ServicemanProfile.approval_status == ApprovalStatus.APPROVED,
-                    User.is_active == True))  # noqa: E712
+                    User.is_active == True))
     if by == BY_RATING:
         query = (query.where(ServicemanProfile.rating_count >= min_ratings)
                  .order_by(ServicemanProfile.rating.desc(), ServicemanProfile.rating_count.desc(), User.id))
@@ -158,13 +162,13 @@ def top_servicemen(by=BY_RATING, limit=10, min_ratings=3):
     return {"by": by, "min_ratings": min_ratings if by == BY_RATING else None, "results": results}
 
 
-def top_categories(limit=10):
+def top_categories(limit: int = 10) -> dict[str, Any]:
     """Categories by how many requests were made in them. Cancelled requests count (they were
     asked for: demand); soft-deleted ones do not. Inactive categories are listed too, flagged."""
     request_count = fn.COUNT(ServiceRequest.id)
     rows = (Category.select(Category.id, Category.name, Category.is_active, request_count.alias("request_count"))
             .join(ServiceRequest)
-            .where(ServiceRequest.is_deleted == False)  # noqa: E712
+            .where(ServiceRequest.is_deleted == False)
             .group_by(Category.id, Category.name, Category.is_active)
             .order_by(request_count.desc(), Category.id)
             .limit(limit)
@@ -175,13 +179,13 @@ def top_categories(limit=10):
 # --- requests --------------------------------------------------------------------------------------
 
 
-def request_stats():
+def request_stats() -> dict[str, Any]:
     """Requests (not soft-deleted) by status, every status listed, and the average time from the
     booking fee's payment to the first assignment over the requests assigned so far."""
-    counts = dict(ServiceRequest.visible()
-                  .select(ServiceRequest.status, fn.COUNT(ServiceRequest.id))
-                  .group_by(ServiceRequest.status)
-                  .tuples())
+    counts: dict[str, int] = dict(cast(Iterable[tuple[str, int]], ServiceRequest.visible()
+                                       .select(ServiceRequest.status, fn.COUNT(ServiceRequest.id))
+                                       .group_by(ServiceRequest.status)
+                                       .tuples()))
     by_status = {status: counts.get(status, 0) for status in RequestStatus.ALL}
     assigned, average = _assignment_delay()
     return {"total": sum(by_status.values()), "by_status": by_status,
@@ -189,7 +193,7 @@ def request_stats():
             "average_seconds_to_assignment": None if average is None else round(float(average), 3)}
 
 
-def _assignment_delay():
+def _assignment_delay() -> tuple[int, Any]:
     """(requests measured, their average seconds from `payment_received` to `serviceman_assigned`).
     A request reassigned later is measured to its first assignment."""
     paid, assigned = Event.alias("paid"), Event.alias("assigned")
@@ -198,10 +202,10 @@ def _assignment_delay():
                    .join(assigned, on=(assigned.service_request == paid.service_request))
                    .join(ServiceRequest, on=(ServiceRequest.id == paid.service_request))
                    .where(paid.type == PAID, assigned.type == ASSIGNED,
-                          ServiceRequest.is_deleted == False)  # noqa: E712
+                          ServiceRequest.is_deleted == False)
                    .group_by(paid.service_request))
-    row = (Event.select(fn.COUNT(per_request.c.service_request_id), fn.AVG(per_request.c.delay))
-           .from_(per_request)
-           .tuples()
-           .get())
+    row = cast(tuple[int, Any], Event.select(fn.COUNT(per_request.c.service_request_id), fn.AVG(per_request.c.delay))
+               .from_(per_request)
+               .tuples()
+               .get())
     return row[0], row[1]

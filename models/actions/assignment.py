@@ -6,6 +6,10 @@ and a declining serviceman, acting at once never both win. The status moves only
 `transition()` (PENDING_ADMIN_ASSIGNMENT -> ASSIGNED); changes of team that keep the request ASSIGNED
 are recorded with `record_event()`, and each event tells exactly the servicemen it concerns.
 """
+from __future__ import annotations
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
 import peewee
 
 from models.foundation.clock import utcnow
@@ -21,14 +25,16 @@ from .standing import require_approved
 
 PRIMARY, BACKUP = "primary", "backup"
 FIELD_OF = {PRIMARY: "primary_serviceman_id", BACKUP: "backup_serviceman_id"}
+# {PRIMARY: user id or None, BACKUP: user id or None}
+Team = Mapping[str, int | None]
 
 
-def _require_admin(user):
+def _require_admin(user: User) -> None:
     if user.role != Role.ADMIN:
         raise PermissionDenied("Only admins assign servicemen.")
 
 
-def _require_assigned(request, action):
+def _require_assigned(request: ServiceRequest, action: str) -> None:
     if request.status != RequestStatus.ASSIGNED:
         raise InvalidTransition(f"This request is {request.status}; {action} only while it is ASSIGNED.")
 
@@ -36,7 +42,7 @@ def _require_assigned(request, action):
 # --- the queue ---------------------------------------------------------------------------------------
 
 
-def unassigned_requests(admin):
+def unassigned_requests(admin: User) -> peewee.ModelSelect[ServiceRequest]:
     """Paid bookings waiting for servicemen: emergencies first, then the longest waiting. Each row comes
     with its client and category (joined) and the moment it started waiting: when the booking fee was
     paid (its `payment_received` event), or when it was created if it has no such event."""
@@ -55,9 +61,10 @@ def unassigned_requests(admin):
             .order_by(ServiceRequest.is_emergency.desc(), waiting_since, ServiceRequest.id))
 
 
-def queue_details(requests):
+def queue_details(requests: Sequence[Any]) -> Sequence[Any]:
     """One page of the queue with each preferred serviceman's availability and load (one batch of
-    lookups per page, not per row) and how long each request has waited."""
+    lookups per page, not per row) and how long each request has waited. `requests`: rows of
+    unassigned_requests (with `waiting_since`), which get `preferred_serviceman_load` and `waiting_seconds`."""
     load = serviceman_availability(r.preferred_serviceman_id for r in requests)
     now = utcnow()
     for request in requests:
@@ -69,7 +76,7 @@ def queue_details(requests):
 # --- choosing servicemen -----------------------------------------------------------------------------
 
 
-def _refusal(user_id, category, confirm_outside_category):
+def _refusal(user_id: int | None, category: Category, confirm_outside_category: bool) -> str | None:
     """Why this user cannot be assigned to a job in `category`, or None if they can."""
     user = User.get_or_none(User.id == user_id)
     if user is None or user.role != Role.SERVICEMAN:
@@ -80,6 +87,7 @@ def _refusal(user_id, category, confirm_outside_category):
     status = profile.approval_status if profile else ApprovalStatus.PENDING_APPROVAL
     if status != ApprovalStatus.APPROVED:
         return f"This serviceman cannot be assigned: their approval status is {status}."
+    assert profile is not None  # without one, the status above is PENDING_APPROVAL
     offers = ServicemanCategory.select().where(ServicemanCategory.profile == profile.id,
                                                ServicemanCategory.category == category.id)
     if not confirm_outside_category and not offers.exists():
@@ -88,10 +96,11 @@ def _refusal(user_id, category, confirm_outside_category):
     return None
 
 
-def _check_team(request, team, named, confirm_outside_category):
+def _check_team(request: ServiceRequest, team: Team, named: Mapping[str, int | None],
+                confirm_outside_category: bool) -> None:
     """Refuse (422, naming each field) a `team` whose primary and backup are the same person, or any
     serviceman `named` by the admin who is not an approved, active serviceman of this category."""
-    errors = {}
+    errors: dict[str, list[str]] = {}
     if team[PRIMARY] is not None and team[PRIMARY] == team[BACKUP]:
         field = FIELD_OF[BACKUP] if BACKUP in named else FIELD_OF[PRIMARY]
         errors[field] = ["The primary and the backup must be different servicemen."]
@@ -105,15 +114,15 @@ def _check_team(request, team, named, confirm_outside_category):
         raise ValidationFailed(messages[0] if len(messages) == 1 else None, fields=errors)
 
 
-def _team(request):
+def _team(request: ServiceRequest) -> Team:
     return {PRIMARY: request.primary_serviceman_id, BACKUP: request.backup_serviceman_id}
 
 
-def _names(user_ids):
+def _names(user_ids: Iterable[int | None]) -> dict[int | None, str]:
     return {u.id: u.full_name for u in User.select().where(User.id.in_([i for i in user_ids if i is not None]))}
 
 
-def _team_payload(team, placed):
+def _team_payload(team: Team, placed: Sequence[int | None]) -> dict[str, Any]:
     """What the `serviceman_assigned` event says: who was placed (its recipients) and the whole team."""
     names = _names(team.values())
     return {"serviceman_ids": placed,
@@ -122,14 +131,14 @@ def _team_payload(team, placed):
             "backup_name": names.get(team[BACKUP], "nobody yet")}
 
 
-def _warnings_for(team, before):
+def _warnings_for(team: Team, before: Team) -> list[str]:
     """Warnings about servicemen new to the job, measured before they join it (so it is not counted)."""
     return availability_warnings({role: user_id for role, user_id in team.items()
                                   if user_id is not None and user_id not in before.values()})
 
 
-def assign_servicemen(admin, request_id, *, primary_serviceman_id, backup_serviceman_id, is_emergency=None,
-                      confirm_outside_category=False):
+def assign_servicemen(admin: User, request_id: int, *, primary_serviceman_id: int, backup_serviceman_id: int,
+                      is_emergency: bool | None = None, confirm_outside_category: bool = False) -> ServiceRequest:
     """PENDING_ADMIN_ASSIGNMENT -> ASSIGNED with a primary and a backup; both are told. The admin may set or
     clear the emergency flag here (the fee, already paid, stays)."""
     _require_admin(admin)
@@ -154,7 +163,7 @@ def assign_servicemen(admin, request_id, *, primary_serviceman_id, backup_servic
     return request
 
 
-def _change_team(request, admin, team):
+def _change_team(request: ServiceRequest, admin: User, team: Team) -> ServiceRequest:
     """Give a locked ASSIGNED request a new team: whoever is removed is told (`assignment_removed`),
     whoever is new to the job or to their role is told (`serviceman_assigned`)."""
     before = _team(request)
@@ -172,7 +181,7 @@ def _change_team(request, admin, team):
     return request
 
 
-def promote_backup(admin, request_id):
+def promote_backup(admin: User, request_id: int) -> ServiceRequest:
     """The backup becomes the primary; the old primary is removed; the job is left without a backup."""
     _require_admin(admin)
     request = get_request(admin, request_id)
@@ -187,8 +196,8 @@ def promote_backup(admin, request_id):
         return _change_team(request, admin, {PRIMARY: request.backup_serviceman_id, BACKUP: None})
 
 
-def reassign(admin, request_id, *, primary_serviceman_id=None, backup_serviceman_id=None,
-             confirm_outside_category=False):
+def reassign(admin: User, request_id: int, *, primary_serviceman_id: int | None = None,
+             backup_serviceman_id: int | None = None, confirm_outside_category: bool = False) -> ServiceRequest:
     """Replace the primary, the backup or both of an ASSIGNED request (the same checks as assigning)."""
     _require_admin(admin)
     request = get_request(admin, request_id)
@@ -211,7 +220,7 @@ def reassign(admin, request_id, *, primary_serviceman_id=None, backup_serviceman
 # --- a serviceman drops out --------------------------------------------------------------------------
 
 
-def _decline_outcome(declined_as, team_after, names):
+def _decline_outcome(declined_as: str, team_after: Team, names: Mapping[int | None, str]) -> str:
     if declined_as == BACKUP:
         return "The job has no backup now; an admin needs to name a new backup."
     if team_after[PRIMARY] is None:
@@ -220,7 +229,7 @@ def _decline_outcome(declined_as, team_after, names):
             f"name a new backup.")
 
 
-def decline_assignment(serviceman, request_id, reason):
+def decline_assignment(serviceman: User, request_id: int, reason: str) -> ServiceRequest:
     """An assigned serviceman gives up the job before inspecting it. A declining primary is replaced at
     once by the backup; either way the job is left without a backup, and the admins are asked for one."""
     if serviceman.role != Role.SERVICEMAN:

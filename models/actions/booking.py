@@ -3,10 +3,16 @@
 The emergency rule lives here: a booking less than two days ahead (by the platform's date in
 TIME_ZONE) is an emergency automatically, and the client cannot unset that.
 """
-from datetime import timedelta
+from __future__ import annotations
+from datetime import date, timedelta
+from typing import Any
+
+import peewee
 
 from models.foundation.clock import platform_today, utcnow
 from models.foundation.errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from models.foundation.paystack import PaystackClient
+from models.foundation.settings import Settings
 
 from ..catalog import Category
 from ..db import for_update
@@ -20,7 +26,7 @@ from .catalog import availability_warnings
 EMERGENCY_WINDOW = timedelta(days=2)
 
 
-def booking_terms(settings, booking_date, requested_emergency=None):
+def booking_terms(settings: Settings, booking_date: date, requested_emergency: bool | None = None) -> dict[str, Any]:
     """Emergency flags and fee for a date. `requested_emergency` None means "not said"."""
     today = platform_today(settings.zone)
     if booking_date < today:
@@ -36,27 +42,28 @@ def booking_terms(settings, booking_date, requested_emergency=None):
             "auto_flagged_emergency": auto, "booking_fee": fee}
 
 
-def _active_category(category_id):
-    category = Category.get_or_none(Category.id == category_id, Category.is_active == True)  # noqa: E712
+def _active_category(category_id: int) -> Category:
+    category = Category.get_or_none(Category.id == category_id, Category.is_active == True)
     if category is None:
         raise ValidationFailed.on("category_id", "No such active category.")
     return category
 
 
-def _bookable_serviceman(serviceman_id, category_id):
+def _bookable_serviceman(serviceman_id: int, category_id: int) -> int:
     offers = (ServicemanProfile.select()
               .join(User).switch(ServicemanProfile).join(ServicemanCategory)
               .where(ServicemanProfile.user == serviceman_id,
                      ServicemanProfile.approval_status == ApprovalStatus.APPROVED,
-                     User.is_active == True,  # noqa: E712
+                     User.is_active == True,
                      ServicemanCategory.category == category_id))
     if not offers.exists():
         raise ValidationFailed.on("serviceman_id", "No approved serviceman with this id offers this category.")
     return serviceman_id
 
 
-def create_request(settings, client, *, category_id, booking_date, address, description,
-                   serviceman_id=None, is_emergency=None):
+def create_request(settings: Settings, client: User, *, category_id: int, booking_date: date, address: str,
+                   description: str, serviceman_id: int | None = None,
+                   is_emergency: bool | None = None) -> ServiceRequest:
     if client.role != Role.CLIENT:
         raise PermissionDenied("Only clients book services.")
     terms = booking_terms(settings, booking_date, is_emergency)
@@ -74,7 +81,7 @@ def create_request(settings, client, *, category_id, booking_date, address, desc
     return request
 
 
-def visible_requests(user):
+def visible_requests(user: User) -> peewee.ModelSelect[ServiceRequest]:
     """The requests this user may see: own (client), assigned (serviceman), all (admin)."""
     query = ServiceRequest.visible()
     if user.role == Role.CLIENT:
@@ -85,7 +92,8 @@ def visible_requests(user):
     return query
 
 
-def list_requests(user, status=None, is_emergency=None):
+def list_requests(user: User, status: str | None = None,
+                  is_emergency: bool | None = None) -> peewee.ModelSelect[ServiceRequest]:
     query = visible_requests(user)
     if status is not None:
         query = query.where(ServiceRequest.status == status)
@@ -94,7 +102,7 @@ def list_requests(user, status=None, is_emergency=None):
     return query.order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
 
 
-def get_request(user, request_id):
+def get_request(user: User, request_id: int) -> ServiceRequest:
     """The request if this user may see it; otherwise 404, never revealing that it exists."""
     request = visible_requests(user).where(ServiceRequest.id == request_id).first()
     if request is None:
@@ -102,14 +110,14 @@ def get_request(user, request_id):
     return request
 
 
-def _owned_request(user, request_id):
+def _owned_request(user: User, request_id: int) -> ServiceRequest:
     request = get_request(user, request_id)
     if user.role != Role.ADMIN and request.client_id != user.id:
         raise NotFound("No such service request.")
     return request
 
 
-def update_request(settings, user, request_id, **changes):
+def update_request(settings: Settings, user: User, request_id: int, **changes: Any) -> ServiceRequest:
     """The client edits an unpaid request; the emergency flag and fee are recomputed."""
     request = _owned_request(user, request_id)
     if user.role != Role.CLIENT:
@@ -132,14 +140,15 @@ def update_request(settings, user, request_id, **changes):
     return request
 
 
-def _editable(request):
+def _editable(request: ServiceRequest) -> None:
     if request.status == RequestStatus.CANCELLED:
         raise InvalidTransition("This booking is cancelled; it can no longer be edited.")
     if request.status != RequestStatus.PENDING_PAYMENT:
         raise InvalidTransition("A booking can be edited only before its fee is paid.")
 
 
-def cancel_request(settings, user, request_id, reason="", refund=cancellation.POLICY, paystack=None):
+def cancel_request(settings: Settings, user: User, request_id: int, reason: str = "", refund: str = cancellation.POLICY,
+                   paystack: PaystackClient | None = None) -> ServiceRequest:
     """Clients and admins cancel any time before the final payment is made, under the cancellation
     policy (models/actions/cancellation.py); an admin may choose a full refund instead. The rule and
     the amounts are stored on the cancellation event; the refunds are opened in the same transaction
@@ -165,7 +174,8 @@ def cancel_request(settings, user, request_id, reason="", refund=cancellation.PO
     return request
 
 
-def cancellation_quote(settings, user, request_id, refund=cancellation.POLICY):
+def cancellation_quote(settings: Settings, user: User, request_id: int,
+                       refund: str = cancellation.POLICY) -> cancellation.Quote:
     """What cancelling now would refund and keep, and why (the owning client or an admin)."""
     request = _owned_request(user, request_id)
     if user.role == Role.SERVICEMAN:
@@ -174,7 +184,7 @@ def cancellation_quote(settings, user, request_id, refund=cancellation.POLICY):
     return cancellation.quote(settings, request, refund)
 
 
-def delete_request(user, request_id):
+def delete_request(user: User, request_id: int) -> None:
     """Soft delete: hidden from every list, kept in the database. An unpaid booking is cancelled
     first; a booking in progress must be cancelled or finished before it can be deleted."""
     request = _owned_request(user, request_id)
@@ -190,7 +200,7 @@ def delete_request(user, request_id):
             ServiceRequest.id == request.id).execute()
 
 
-def set_emergency(settings, admin, request_id, is_emergency):
+def set_emergency(settings: Settings, admin: User, request_id: int, is_emergency: bool) -> ServiceRequest:
     """Admin override of the emergency flag. The fee follows only while it is still unpaid."""
     request = get_request(admin, request_id)
     with unit_of_work():
@@ -209,7 +219,7 @@ def set_emergency(settings, admin, request_id, is_emergency):
     return request
 
 
-def request_events(user, request_id):
+def request_events(user: User, request_id: int) -> peewee.ModelSelect[Event]:
     """The request's events that `user` may see; dump each page through timeline.as_seen_by, which
     cuts every payload to what that party may read."""
     request = get_request(user, request_id)

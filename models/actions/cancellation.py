@@ -8,15 +8,17 @@ payment flagged `needs_refund` is given back whole on its own path (models/actio
 """
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from models.foundation.errors import InvalidTransition, PermissionDenied
 from models.foundation.naira import format_naira
+from models.foundation.settings import Settings
 
 from ..base import CENTS
 from ..money import Payment, PaymentStatus, PaymentType
 from ..refunds import RefundPolicy
-from ..service_requests import RequestStatus, can_transition
-from ..users import Role
+from ..service_requests import RequestStatus, ServiceRequest, can_transition
+from ..users import Role, User
 from .refunds import refundable_amount
 
 POLICY, FULL_REFUND = "policy", "full_refund"
@@ -40,52 +42,52 @@ class Quote:
     choice: str
     policy: str
     reason: str
-    shares: tuple
+    shares: tuple[Share, ...]
     currency: str = "NGN"
 
     @property
-    def refund_amount(self):
+    def refund_amount(self) -> Decimal:
         return sum((s.refund for s in self.shares), ZERO)
 
     @property
-    def kept_amount(self):
+    def kept_amount(self) -> Decimal:
         return sum((s.kept for s in self.shares), ZERO)
 
     @property
-    def paid_amount(self):
+    def paid_amount(self) -> Decimal:
         return self.refund_amount + self.kept_amount
 
-    def as_payload(self):
+    def as_payload(self) -> dict[str, Any]:
         """What the cancellation event stores (and the timeline shows)."""
         return {"refund_choice": self.choice, "policy": self.policy, "policy_reason": self.reason,
                 "paid_amount": str(self.paid_amount), "refund_amount": str(self.refund_amount),
                 "kept_amount": str(self.kept_amount), "currency": self.currency}
 
 
-def _paid_payments(request_id):
+def _paid_payments(request_id: int) -> list[Payment]:
     return list(Payment.select().where(Payment.service_request == request_id,
                                        Payment.status == PaymentStatus.SUCCESS,
-                                       Payment.needs_refund == False)  # noqa: E712 (peewee expression)
+                                       Payment.needs_refund == False)
                 .order_by(Payment.id))
 
 
-def _percent_of(amount, percent):
+def _percent_of(amount: Decimal, percent: Decimal) -> Decimal:
     return (amount * percent / 100).quantize(CENTS, rounding=ROUND_HALF_UP)
 
 
-def check_cancellable(request):
+def check_cancellable(request: ServiceRequest) -> None:
     if request.status == S.CANCELLED:
         raise InvalidTransition("This booking is already cancelled.")
     if not can_transition(request.status, S.CANCELLED):
         raise InvalidTransition("Once the final payment is made a booking can no longer be cancelled.")
 
 
-def check_choice(user, choice):
+def check_choice(user: User, choice: str) -> None:
     if choice == FULL_REFUND and user.role != Role.ADMIN:
         raise PermissionDenied("Only an admin may cancel with a full refund.")
 
 
-def quote(settings, request, choice=POLICY):
+def quote(settings: Settings, request: ServiceRequest, choice: str = POLICY) -> Quote:
     """The Quote for cancelling `request` now; 409 when it can no longer be cancelled."""
     check_cancellable(request)
     paid = [(payment, refundable_amount(payment)) for payment in _paid_payments(request.id)]
@@ -111,4 +113,5 @@ def quote(settings, request, choice=POLICY):
     kept = sum((s.kept for s in shares), ZERO)
     return Quote(choice, RefundPolicy.AFTER_ASSIGNMENT,
                  f"Servicemen were already assigned: {percent.normalize():f}% of the booking fee "
-                 f"({format_naira(kept)}) is kept for their trouble and {format_naira(total - kept)} is refunded.", tuple(shares))
+                 f"({format_naira(kept)}) is kept for their trouble and {format_naira(total - kept)} is refunded.",
+                 tuple(shares))

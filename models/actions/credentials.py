@@ -13,11 +13,12 @@ import hashlib
 import logging
 import secrets
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from models.foundation import tokens
 from models.foundation.clock import utcnow
 from models.foundation.errors import ValidationFailed
+from models.foundation.settings import Settings
 
 from ..db import database, for_update
 from ..users import OneTimeToken, User
@@ -33,17 +34,17 @@ ACCOUNT_EXISTS = "account_exists"
 MAX_TOKEN_LENGTH = 128  # ours are 43 characters; anything far longer is not one of ours
 
 
-def token_hash(raw):
+def token_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def lifetime(settings, purpose):
+def lifetime(settings: Settings, purpose: str) -> timedelta:
     if purpose == VERIFY_EMAIL:
         return timedelta(hours=settings.email_verification_hours)
     return timedelta(minutes=settings.password_reset_minutes)
 
 
-def issue_token(settings, user_id, purpose):
+def issue_token(settings: Settings, user_id: int, purpose: str) -> tuple[int, str]:
     """(row id, raw token) of a new one-time token; the raw token exists only in the email."""
     raw = secrets.token_urlsafe(32)
     now = utcnow()
@@ -60,7 +61,7 @@ def issue_token(settings, user_id, purpose):
     return row.id, raw
 
 
-def live_token(token_id, raw):
+def live_token(token_id: int, raw: str) -> OneTimeToken | None:
     """The token row if it is still usable and `raw` is its token (the email job checks before sending)."""
     row = OneTimeToken.get_or_none(OneTimeToken.id == token_id)
     if row is None or row.used_at is not None or row.expires_at <= utcnow() or row.token_hash != token_hash(raw):
@@ -68,11 +69,11 @@ def live_token(token_id, raw):
     return row
 
 
-def _refuse(code, message):
+def _refuse(code: str, message: str) -> ValidationFailed:
     return ValidationFailed(message, fields={"token": [message]}, code=code)
 
 
-def _find(raw, purpose):
+def _find(raw: object, purpose: str) -> OneTimeToken:
     """The unused, unexpired token row of this purpose, or 422 saying what is wrong with the link."""
     row = None
     if isinstance(raw, str) and 0 < len(raw) <= MAX_TOKEN_LENGTH:
@@ -86,7 +87,7 @@ def _find(raw, purpose):
     return row
 
 
-def _claim(row):
+def _claim(row: OneTimeToken) -> None:
     """Mark the token used, or refuse if another request claimed it (or it expired) meanwhile."""
     now = utcnow()
     won = OneTimeToken.update(used_at=now).where(
@@ -97,7 +98,7 @@ def _claim(row):
 
 # Email verification ------------------------------------------------------------------------------
 
-def send_verification_email(user):
+def send_verification_email(user: User) -> None:
     """Queue the verification email of a new account (registration). The job issues the token: no
     job argument, Redis key or log line ever holds it. Never fails the caller: if the queue is
     unreachable the user can ask for a new link."""
@@ -109,7 +110,7 @@ def send_verification_email(user):
         log.exception("could not queue the verification email of user %s", user.id)
 
 
-def verify_email(raw):
+def verify_email(raw: object) -> User:
     """Claim a verification token and mark its user's address verified."""
     row = _find(raw, VERIFY_EMAIL)
     with database.atomic():
@@ -120,7 +121,7 @@ def verify_email(raw):
     return User.get_by_id(row.user_id)
 
 
-def tell_owner_of_registration_attempt(email):
+def tell_owner_of_registration_attempt(email: str) -> None:
     """Someone tried to register `email`, which has an account: queue an email to its owner (how to sign
     in, and a reset link). Like a reset request, the job looks the address up. Never fails the caller."""
     try:
@@ -129,19 +130,19 @@ def tell_owner_of_registration_attempt(email):
         log.exception("could not queue the registration-attempt email")
 
 
-def request_verification_email(email):
+def request_verification_email(email: str) -> None:
     """Queue a new verification link for `email` if it names an active, unverified account."""
     _queue_lookup(VERIFY_EMAIL, email)
 
 
 # Password reset and change -----------------------------------------------------------------------
 
-def request_password_reset(email):
+def request_password_reset(email: str) -> None:
     """Queue a reset link for `email` if it names an active account."""
     _queue_lookup(PASSWORD_RESET, email)
 
 
-def _queue_lookup(purpose, email):
+def _queue_lookup(purpose: str, email: str) -> None:
     from workers import account_email, runtime
 
     transport = runtime.transport()
@@ -152,7 +153,7 @@ def _queue_lookup(purpose, email):
     transport.enqueue(account_email.email_link_to_address, purpose, email, job_id=f"account-{uuid.uuid4().hex}")
 
 
-def confirm_password_reset(settings, raw, password):
+def confirm_password_reset(settings: Settings, raw: object, password: str) -> User:
     """Set a new password with a reset token; every session of the user ends."""
     row = _find(raw, PASSWORD_RESET)
     # The schema checked the rule but not "not your own email": that needs the token's user.
@@ -164,12 +165,12 @@ def confirm_password_reset(settings, raw, password):
     return User.get_by_id(row.user_id)
 
 
-def _verified_at(user_id):
+def _verified_at(user_id: int) -> datetime:
     user = User.get_by_id(user_id)
     return user.email_verified_at or utcnow()
 
 
-def change_password(settings, user, current_password, new_password):
+def change_password(settings: Settings, user: User, current_password: str, new_password: str) -> User:
     """Check the current password, set the new one and end every session (this one included);
     returns the user, reloaded with its new session version, for a fresh token pair."""
     if not tokens.check_password(current_password, user.password_hash):

@@ -11,9 +11,12 @@ check-out timeout while PostgreSQL is down.
 """
 import functools
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 import peewee
+
+from models.foundation.settings import Settings
 
 from ..db import database
 
@@ -26,7 +29,7 @@ REDIS_TIMEOUT_SECONDS = 0.5
 
 
 @functools.lru_cache(maxsize=4)
-def _probe_database(url):
+def _probe_database(url: str) -> peewee.PostgresqlDatabase:
     """A PostgreSQL handle of its own (no pool) for the checks, with short timeouts."""
     from playhouse.db_url import parse as parse_db_url
 
@@ -36,10 +39,11 @@ def _probe_database(url):
                                      options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}", **params)
 
 
-def database_state(settings):
+def database_state(settings: Settings) -> str:
     """"ok" when the database answers a `SELECT 1`, else "unavailable" (the cause is logged)."""
-    probe = database if urlsplit(settings.database_url).scheme.startswith("sqlite") \
-        else _probe_database(settings.database_url)
+    probe: peewee.Database | peewee.DatabaseProxy = database
+    if not urlsplit(settings.database_url).scheme.startswith("sqlite"):
+        probe = _probe_database(settings.database_url)
     try:
         with probe.connection_context():
             answered = peewee.Select(columns=[peewee.Value(1)]).bind(probe).scalar() == 1
@@ -49,7 +53,7 @@ def database_state(settings):
         return UNAVAILABLE
 
 
-def redis_state(settings):
+def redis_state(settings: Settings) -> str:
     """"embedded" without REDIS_URL; "ok" when Redis answers a PING, else "unavailable"."""
     if not settings.redis_url:
         return EMBEDDED
@@ -69,23 +73,23 @@ def redis_state(settings):
         client.close()
 
 
-def _first_line(exc):
+def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def health(database_state, redis_state):
+def health(database_state: str, redis_state: str) -> tuple[int, dict[str, Any]]:
     """/healthz: 200 when every dependency answers, else 503; the body names each one's state."""
     healthy = database_state == OK and redis_state in (OK, EMBEDDED)
     return (200 if healthy else 503), {"status": OK if healthy else UNAVAILABLE, "database": database_state,
                                        "redis": redis_state}
 
 
-def readiness(database_state, redis_state):
+def readiness(database_state: str, redis_state: str) -> tuple[int, dict[str, Any]]:
     """/readyz: 200 when the database answers, whatever Redis says (it is reported)."""
     ready = database_state == OK
     return (200 if ready else 503), {"status": OK if ready else UNAVAILABLE, "database": database_state,
                                      "redis": redis_state}
 
 
-def liveness():
+def liveness() -> tuple[int, dict[str, Any]]:
     return 200, {"status": OK}

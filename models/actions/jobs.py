@@ -6,8 +6,10 @@ once or is a 409. Counters on the serviceman's profile are changed by the databa
 (`jobs_completed + 1`, the rating recomputed from the Rating table), never read, changed and written
 back by Python, so concurrent steps cannot lose an update.
 """
-from datetime import datetime, timezone
+from __future__ import annotations
+from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, cast
 
 import peewee
 from peewee import Case, fn
@@ -20,7 +22,7 @@ from ..db import database, for_update
 from ..money import Rating
 from ..payouts import Payout, PayoutStatus
 from ..service_requests import RequestStatus, ServiceRequest
-from ..users import ServicemanProfile
+from ..users import ServicemanProfile, User
 from ..workflow import record_event, transition, unit_of_work
 from .booking import _owned_request, get_request, visible_requests
 from .listing import refresh_listing
@@ -32,7 +34,7 @@ S = RequestStatus
 UNFINISHED = (*S.ACTIVE_FOR_SERVICEMAN, S.COMPLETED_BY_SERVICEMAN)
 
 
-def _require_status(request, expected, action):
+def _require_status(request: ServiceRequest, expected: str, action: str) -> None:
     if request.status != expected:
         raise InvalidTransition(f"{action} only while the request is {expected}; it is {request.status}.")
 
@@ -40,7 +42,7 @@ def _require_status(request, expected, action):
 # --- work and completion ---------------------------------------------------------------------------
 
 
-def start_work(admin, request_id):
+def start_work(admin: User, request_id: int) -> ServiceRequest:
     """PAYMENT_CONFIRMED -> IN_PROGRESS: the admin tells the primary serviceman to proceed."""
     request = get_request(admin, request_id)
     with unit_of_work():
@@ -51,7 +53,7 @@ def start_work(admin, request_id):
     return request
 
 
-def mark_completed(serviceman, request_id):
+def mark_completed(serviceman: User, request_id: int) -> ServiceRequest:
     """IN_PROGRESS -> COMPLETED_BY_SERVICEMAN, by the primary serviceman only. A serviceman who is
     not on the job gets 404; the backup, who can see the request, gets 403."""
     request = get_request(serviceman, request_id)
@@ -68,7 +70,7 @@ def mark_completed(serviceman, request_id):
     return request
 
 
-def confirm_completion(admin, request_id):
+def confirm_completion(admin: User, request_id: int) -> ServiceRequest:
     """COMPLETED_BY_SERVICEMAN -> COMPLETED, and in the same transaction the primary's
     jobs_completed + 1 and the payout they are owed: only the one confirm that wins the transition
     counts the job and owes the money."""
@@ -88,7 +90,7 @@ def confirm_completion(admin, request_id):
 # --- rating ----------------------------------------------------------------------------------------
 
 
-def rate_job(client, request_id, rating, review=""):
+def rate_job(client: User, request_id: int, rating: int, review: str = "") -> Rating:
     """The owning client rates the primary serviceman of a COMPLETED request, once."""
     request = _owned_request(client, request_id)
     with unit_of_work():
@@ -110,18 +112,18 @@ def rate_job(client, request_id, rating, review=""):
     return row
 
 
-def _already_rated():
+def _already_rated() -> Conflict:
     return Conflict("This job has already been rated.", code="already_rated")
 
 
-def _lock_profile(serviceman_id):
+def _lock_profile(serviceman_id: int | None) -> None:
     """Ratings of one serviceman queue here, so each recount below sees every committed rating
     (a statement that only waited for a row lock would still count from its older snapshot)."""
     for_update(ServicemanProfile.select(ServicemanProfile.id)
                .where(ServicemanProfile.user == serviceman_id)).first()
 
 
-def _recompute_rating(serviceman_id):
+def _recompute_rating(serviceman_id: int | None) -> None:
     """Average and count straight from the Rating table, in one UPDATE: exact at any count, where a
     running average of two-place values would drift (and stop moving once a job is worth < 0.005)."""
     mine = Rating.serviceman == serviceman_id
@@ -135,7 +137,8 @@ def _recompute_rating(serviceman_id):
 # --- the serviceman's side ---------------------------------------------------------------------------
 
 
-def serviceman_jobs(serviceman, status=None, is_emergency=None):
+def serviceman_jobs(serviceman: User, status: str | None = None,
+                    is_emergency: bool | None = None) -> peewee.ModelSelect[ServiceRequest]:
     """Requests where the caller is primary or backup, newest first, each with its `role`."""
     role = Case(None, [(ServiceRequest.primary_serviceman == serviceman.id, "primary")], "backup")
     query = visible_requests(serviceman).select_extend(role.alias("role"))
@@ -146,43 +149,44 @@ def serviceman_jobs(serviceman, status=None, is_emergency=None):
     return query.order_by(ServiceRequest.created_at.desc(), ServiceRequest.id.desc())
 
 
-def _count_if(condition):
+def _count_if(condition: peewee.ColumnBase) -> peewee.ColumnBase:
     return fn.COALESCE(fn.SUM(Case(None, [(condition, 1)], 0)), 0)
 
 
-def _sum_if(condition, value):
+def _sum_if(condition: peewee.ColumnBase, value: peewee.ColumnBase) -> peewee.ColumnBase:
     return fn.COALESCE(fn.SUM(Case(None, [(condition, value)], 0)), 0)
 
 
-def _money(value):
+def _money(value: object) -> Decimal:
     return Decimal(str(value or 0)).quantize(CENTS, rounding=ROUND_HALF_UP)
 
 
-def _average(value):
+def _average(value: object) -> Decimal | None:
     return None if value is None else _money(value)
 
 
-def month_start(zone):
+def month_start(zone: tzinfo) -> tuple[datetime, date]:
     """The first instant of the current month on the platform's calendar, in UTC."""
     today = platform_today(zone)
-    return datetime(today.year, today.month, 1, tzinfo=zone).astimezone(timezone.utc), today
+    return datetime(today.year, today.month, 1, tzinfo=zone).astimezone(UTC), today
 
 
-def _earnings(serviceman, since):
+def _earnings(serviceman: User, since: datetime) -> dict[str, Any]:
     """The serviceman's earnings as the payout ledger records them (the money rule wrote each row
     when its job was confirmed): all time, since `since`, and by where the money is. OWED and
     APPROVED are both still at the platform."""
     earned_month = Payout.created_at >= since
-    return (Payout.select(fn.COALESCE(fn.SUM(Payout.amount), 0).alias("all_time"),
-                          _sum_if(earned_month, Payout.amount).alias("this_month"),
-                          _sum_if(Payout.status.in_((PayoutStatus.OWED, PayoutStatus.APPROVED)),
-                                  Payout.amount).alias("owed"),
-                          _sum_if(Payout.status == PayoutStatus.IN_TRANSIT, Payout.amount).alias("in_transit"),
-                          _sum_if(Payout.status == PayoutStatus.PAID, Payout.amount).alias("paid"))
-            .where(Payout.serviceman == serviceman.id).dicts().get())
+    return cast(dict[str, Any],
+                Payout.select(fn.COALESCE(fn.SUM(Payout.amount), 0).alias("all_time"),
+                              _sum_if(earned_month, Payout.amount).alias("this_month"),
+                              _sum_if(Payout.status.in_((PayoutStatus.OWED, PayoutStatus.APPROVED)),
+                                      Payout.amount).alias("owed"),
+                              _sum_if(Payout.status == PayoutStatus.IN_TRANSIT, Payout.amount).alias("in_transit"),
+                              _sum_if(Payout.status == PayoutStatus.PAID, Payout.amount).alias("paid"))
+                .where(Payout.serviceman == serviceman.id).dicts().get())
 
 
-def serviceman_stats(serviceman, zone):
+def serviceman_stats(serviceman: User, zone: tzinfo) -> dict[str, Any]:
     """Totals for the jobs the caller was PRIMARY on (a backup did not do the work), all time and in
     the current platform month. A COMPLETED request's updated_at is when the admin confirmed it
     (nothing changes a finished request afterwards), so that is the job's completion time.
@@ -191,17 +195,18 @@ def serviceman_stats(serviceman, zone):
     R = ServiceRequest
     completed = R.status == S.COMPLETED
     completed_this_month = completed & (R.updated_at >= since)
-    jobs = (R.select(_count_if(completed).alias("completed"),
-                     _count_if(R.status == S.CANCELLED).alias("cancelled"),
-                     _count_if(R.status.in_(UNFINISHED)).alias("active"),
-                     _count_if(completed_this_month).alias("completed_month"))
-            .where(R.primary_serviceman == serviceman.id).dicts().get())
+    jobs = cast(dict[str, Any], R.select(_count_if(completed).alias("completed"),
+                                         _count_if(R.status == S.CANCELLED).alias("cancelled"),
+                                         _count_if(R.status.in_(UNFINISHED)).alias("active"),
+                                         _count_if(completed_this_month).alias("completed_month"))
+                .where(R.primary_serviceman == serviceman.id).dicts().get())
     earned = _earnings(serviceman, since)
     this_month = Rating.created_at >= since
-    ratings = (Rating.select(fn.AVG(Rating.rating).alias("average"), fn.COUNT(Rating.id).alias("count"),
-                             fn.AVG(Case(None, [(this_month, Rating.rating)], None)).alias("average_month"),
-                             _count_if(this_month).alias("count_month"))
-               .where(Rating.serviceman == serviceman.id).dicts().get())
+    ratings = cast(dict[str, Any],
+                   Rating.select(fn.AVG(Rating.rating).alias("average"), fn.COUNT(Rating.id).alias("count"),
+                                 fn.AVG(Case(None, [(this_month, Rating.rating)], None)).alias("average_month"),
+                                 _count_if(this_month).alias("count_month"))
+                   .where(Rating.serviceman == serviceman.id).dicts().get())
     completed_jobs, cancelled_jobs = int(jobs["completed"]), int(jobs["cancelled"])
     ended = completed_jobs + cancelled_jobs
     return {

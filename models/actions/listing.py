@@ -21,7 +21,7 @@ _generation = 0
 _bump = threading.Lock()  # any domain thread may commit a change
 
 
-def listing_changed(*_event_id):
+def listing_changed(*_event_id: int) -> None:
     """Called after the commit: a page built from what was read before it is no longer served, here
     or (through the transport, Redis mode) in any other web process."""
     advance_generation()
@@ -37,7 +37,7 @@ def listing_changed(*_event_id):
         log.warning("could not tell the other web processes that the listing changed", exc_info=True)
 
 
-def advance_generation():
+def advance_generation() -> None:
     """This process forgets its built pages: a change committed here or elsewhere, or news of
     changes elsewhere possibly missed (handlers/web/hub.py, while its Redis feed was down)."""
     global _generation
@@ -45,14 +45,14 @@ def advance_generation():
         _generation += 1
 
 
-def listing_generation():
+def listing_generation() -> int:
     return _generation
 
 
 on_event_committed(listing_changed)
 
 
-def refresh_listing(user_id):
+def refresh_listing(user_id: int | None) -> int:
     """Copy the serviceman's current values onto all their category links (a no-op for others).
     Read after the caller's own UPDATE in the same transaction, so it copies what will commit."""
     profile = (ServicemanProfile.select(ServicemanProfile, User).join(User)

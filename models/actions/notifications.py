@@ -1,35 +1,40 @@
 """A user's dashboard notifications: list, read state, unread count, replay since an id."""
+from __future__ import annotations
+from collections.abc import Collection
+from typing import Any
+
+import peewee
 from peewee import fn
 
-from models.foundation.errors import NotFound
+from models.foundation.errors import NotAuthenticated, NotFound
 
 from ..notifications import Notification
 from ..users import User
-from .sessions import live_web_sessions, refusal_at_version
+from .sessions import SessionKey, live_web_sessions, refusal_at_version
 
 REPLAY_LIMIT = 500
 
 
-def own(user):
+def own(user: User) -> peewee.ModelSelect[Notification]:
     return Notification.select().where(Notification.user == user.id)
 
 
-def list_notifications(user, is_read=None):
+def list_notifications(user: User, is_read: bool | None = None) -> peewee.ModelSelect[Notification]:
     query = own(user)
     if is_read is not None:
         query = query.where(Notification.is_read == is_read)
     return query.order_by(Notification.created_at.desc(), Notification.id.desc())
 
 
-def unread_count(user):
+def unread_count(user: User) -> int:
     return unread_count_for(user.id)
 
 
-def unread_count_for(user_id):
-    return Notification.select().where(Notification.user == user_id, Notification.is_read == False).count()  # noqa: E712
+def unread_count_for(user_id: int) -> int:
+    return Notification.select().where(Notification.user == user_id, Notification.is_read == False).count()
 
 
-def mark_read(user, notification_id):
+def mark_read(user: User, notification_id: int) -> Notification:
     notification = own(user).where(Notification.id == notification_id).first()
     if notification is None:
         raise NotFound("No such notification.")
@@ -38,30 +43,31 @@ def mark_read(user, notification_id):
     return notification
 
 
-def mark_all_read(user):
+def mark_all_read(user: User) -> int:
     return Notification.update(is_read=True).where(
-        Notification.user == user.id, Notification.is_read == False).execute()  # noqa: E712
+        Notification.user == user.id, Notification.is_read == False).execute()
 
 
-def notifications_since(user_id, since_id, limit=REPLAY_LIMIT):
+def notifications_since(user_id: int, since_id: int, limit: int = REPLAY_LIMIT) -> list[Notification]:
     """What a reconnecting socket missed, oldest first."""
     return list(Notification.select().where(Notification.user == user_id, Notification.id > since_id)
                 .order_by(Notification.id).limit(limit))
 
 
-def active_users_with_unread(keys):
+def active_users_with_unread(keys: Collection[SessionKey]) -> dict[SessionKey, NotAuthenticated | tuple[Any, int]]:
     """For sockets' "ready": {(user id, session version, web session or None): (user, unread count)
     or the NotAuthenticated `user_at_version` would raise}, for many keys in one query (two with
     dashboard sessions among them; handlers/web/coalesce.py).
     Only the columns a socket keeps are read (it holds its user for as long as it is open)."""
     unread = Notification.select(fn.COUNT(Notification.id)).where(
-        Notification.user == User.id, Notification.is_read == False)  # noqa: E712
-    users = {user.id: user for user in User.select(
+        Notification.user == User.id, Notification.is_read == False)
+    # Partial rows with the `unread` count as an extra attribute.
+    users: dict[int, Any] = {user.id: user for user in User.select(
         User.id, User.is_active, User.session_version, unread.alias("unread")).where(
         User.id.in_({key[0] for key in keys}))}
     live = live_web_sessions(keys)
-    answers = {}
+    answers: dict[SessionKey, NotAuthenticated | tuple[Any, int]] = {}
     for key in keys:
-        user = users.get(key[0])
+        user: Any = users.get(key[0])  # None: refusal_at_version refuses it
         answers[key] = refusal_at_version(user, key[1], key[2], live) or (user, user.unread)
     return answers

@@ -18,12 +18,12 @@ COMMON_PASSWORDS = Path(__file__).with_name("common-passwords.txt.gz")
 
 
 @functools.cache
-def common_passwords():
+def common_passwords() -> frozenset[str]:
     with gzip.open(COMMON_PASSWORDS, "rt", encoding="utf-8") as lines:
         return frozenset(line.strip() for line in lines if line.strip())
 
 
-def password_is_email(password, email):
+def password_is_email(password: str, email: str | None) -> bool:
     if not email or not password:
         return False
     guess = password.strip().lower()
@@ -31,7 +31,7 @@ def password_is_email(password, email):
     return guess in (email, email.partition("@")[0])
 
 
-def password_problems(password, email=None):
+def password_problems(password: str, email: str | None = None) -> list[str]:
     """What is wrong with `password` (for the account `email`), as messages for the user; [] if fine."""
     problems = []
     if len(password) < MIN_LENGTH:
@@ -50,7 +50,7 @@ def password_problems(password, email=None):
     return problems
 
 
-def require_acceptable_password(password, email=None, field="password"):
+def require_acceptable_password(password: str, email: str | None = None, field: str = "password") -> None:
     """Raise 422 on `field` when the password breaks the rule (for callers with no schema: the CLI)."""
     problems = password_problems(password, email)
     if problems:

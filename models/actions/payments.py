@@ -6,21 +6,27 @@ word). A Paystack success counts only when its reference is ours and its amount 
 equal what we expected; the payment row is locked while it is processed, so concurrent webhooks and
 verify calls for one reference end in one transition, one `paid_at` and one set of notifications.
 """
+from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from collections.abc import Callable
+
+import peewee
 
 from models.foundation.clock import utcnow
 from models.foundation.errors import InvalidTransition, NotFound, PermissionDenied, UpstreamUnavailable
 from models.foundation.naira import format_naira
-from models.foundation.paystack import PaystackError, PaystackRefused, from_kobo, to_kobo
+from models.foundation.paystack import PaystackClient, PaystackError, PaystackRefused, from_kobo, to_kobo
+from models.foundation.settings import Settings
 
 from ..db import for_update
 from ..money import Payment, PaymentSource, PaymentStatus, PaymentType
 from ..service_requests import RequestStatus, ServiceRequest
-from ..users import Role
+from ..users import Role, User
 from ..workflow import record_event, transition, unit_of_work
 from .refunds import open_unusable_payment_refund, submit_unsubmitted
 
@@ -39,7 +45,7 @@ class Purpose:
     pay_in: str            # the request status this payment is taken in
     moves_to: str          # where a verified payment moves the request
     event: str             # the transition's event (and notification type)
-    amount: Callable       # what is due, read from the request
+    amount: Callable[[ServiceRequest], Decimal]  # what is due, read from the request
 
 
 PURPOSES = {
@@ -52,12 +58,13 @@ PURPOSES = {
 }
 
 
-def _new_reference(request_id, payment_type):
+def _new_reference(request_id: int, payment_type: str) -> str:
     # Paystack allows letters, digits, '-', '.', '='; the random part makes it unguessable.
     return f"SM-{request_id}-{payment_type[0]}-{secrets.token_hex(10)}"
 
 
-def initialize_payment(settings, paystack, client, request_id, payment_type):
+def initialize_payment(settings: Settings, paystack: PaystackClient, client: User, request_id: int,
+                       payment_type: str) -> Payment:
     """The open Paystack checkout for what `client` owes on this request, created if needed.
 
     The request row stays locked while Paystack is asked, so a double click cannot open two
@@ -108,27 +115,27 @@ def initialize_payment(settings, paystack, client, request_id, payment_type):
     return payment
 
 
-def _open_attempt(request, payment_type):
+def _open_attempt(request: ServiceRequest, payment_type: str) -> Payment | None:
     return (Payment.select()
             .where(Payment.service_request == request.id, Payment.payment_type == payment_type,
                    Payment.status == PaymentStatus.PENDING)
             .order_by(Payment.id.desc()).first())
 
 
-def _close(payment, status, reason):
+def _close(payment: Payment, status: str, reason: str) -> None:
     payment.status, payment.failure_reason, payment.updated_at = status, reason, utcnow()
     payment.save()
 
 
-def _paid_at(value):
+def _paid_at(value: object) -> datetime:
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return utcnow()
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def process_charge(data, source, give_up=False):
+def process_charge(data: Any, source: str, give_up: bool = False) -> Payment | None:
     """Apply what Paystack says about one of our references, once. Returns the payment, or None
     when the reference is not ours. Safe to call any number of times, concurrently. `give_up`:
     anything but a success closes the attempt (reconciliation of a long-abandoned checkout)."""
@@ -154,7 +161,7 @@ def process_charge(data, source, give_up=False):
     return payment
 
 
-def paid_price(data):
+def paid_price(data: dict[str, Any]) -> Any:
     """The kobo the client paid for what we asked, as Paystack reports it. When the business passes
     Paystack's fees on to the customer, `amount` includes them and `requested_amount` is the price we
     initialized (openapi: components/schemas/TransactionFetchResponse.yaml; Paystack's docs, "Verify
@@ -167,7 +174,7 @@ def paid_price(data):
     return requested
 
 
-def _accept_success(payment, request, data, source):
+def _accept_success(payment: Payment, request: ServiceRequest, data: dict[str, Any], source: str) -> None:
     purpose = PURPOSES[payment.payment_type]
     expected_kobo = to_kobo(payment.amount)
     paid_kobo, currency = paid_price(data), data.get("currency")
@@ -201,13 +208,13 @@ def _accept_success(payment, request, data, source):
     record_event(request, "payment_receipt", payment.payer_id, payload=details)
 
 
-def _fees(data):
+def _fees(data: dict[str, Any]) -> Decimal | None:
     """What Paystack kept of a successful charge (`fees`, kobo) in naira; None when it did not say."""
     fees = data.get("fees")
     return from_kobo(fees) if type(fees) is int and fees >= 0 else None
 
 
-def _why_not_applicable(payment, request, purpose):
+def _why_not_applicable(payment: Payment, request: ServiceRequest, purpose: Purpose) -> str | None:
     if request.status == RequestStatus.CANCELLED:
         return "the request was cancelled before this payment succeeded"
     if request.status != purpose.pay_in:
@@ -218,14 +225,15 @@ def _why_not_applicable(payment, request, purpose):
     return None
 
 
-def visible_payments(user):
+def visible_payments(user: User) -> peewee.ModelSelect[Payment]:
     query = Payment.select()
     if user.role != Role.ADMIN:
         query = query.join(ServiceRequest).where(ServiceRequest.client == user.id)
     return query
 
 
-def list_payments(user, status=None, payment_type=None, service_request_id=None):
+def list_payments(user: User, status: str | None = None, payment_type: str | None = None,
+                  service_request_id: int | None = None) -> peewee.ModelSelect[Payment]:
     query = visible_payments(user)
     if status is not None:
         query = query.where(Payment.status == status)
@@ -236,7 +244,7 @@ def list_payments(user, status=None, payment_type=None, service_request_id=None)
     return query.order_by(Payment.created_at.desc(), Payment.id.desc())
 
 
-def verify_payment(paystack, user, reference):
+def verify_payment(paystack: PaystackClient, user: User, reference: str) -> Payment:
     """Ask Paystack about one of the caller's payments and process the answer like a webhook."""
     payment = visible_payments(user).where(Payment.paystack_reference == reference).first()
     if payment is None:
@@ -256,7 +264,8 @@ def verify_payment(paystack, user, reference):
     return Payment.get_by_id(payment.id)
 
 
-def reconcile_payments(paystack, verify_after, abandon_after, now=None):
+def reconcile_payments(paystack: PaystackClient, verify_after: float, abandon_after: float,
+                       now: datetime | None = None) -> dict[str, int]:
     """Re-verify attempts still PENDING after `verify_after` (a webhook may have been lost) and
     close those Paystack gave up on, or that stayed unpaid past `abandon_after`. Returns counts."""
     now = now or utcnow()

@@ -12,26 +12,30 @@ through `process_transfer()`, which locks the payout row, so every outcome is ap
 failed or reversed transfer sends the payout back to OWED with a new reference (the attempt stays
 in `PayoutTransfer` as history) and tells the serviceman and the admins.
 """
+from __future__ import annotations
 import functools
 import logging
 import secrets
 import threading
 import time
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, cast
 
 import peewee
 from peewee import Case, fn
 
 from models.foundation.clock import utcnow
 from models.foundation.errors import Conflict, InvalidTransition, NotFound, UpstreamUnavailable, ValidationFailed
-from models.foundation.paystack import PaystackError, PaystackRefused
+from models.foundation.paystack import PaystackClient, PaystackError, PaystackRefused
 
 from ..base import CENTS
 from ..db import database, for_update
 from ..money import split_agreed_price
 from ..payouts import Payout, PayoutAccount, PayoutStatus, PayoutTransfer
 from ..service_requests import ServiceRequest
+from ..users import User
 from ..workflow import record_event, unit_of_work
 from .standing import require_approved
 
@@ -65,12 +69,12 @@ MOVES = {P.OWED: {P.APPROVED}, P.APPROVED: {P.AWAITING_OTP, P.IN_TRANSIT, P.PAID
 # --- the rule ----------------------------------------------------------------------------------
 
 
-def _new_reference(request_id):
+def _new_reference(request_id: int) -> str:
     # Paystack asks for lowercase letters, digits, '-' and '_' in transfer references.
     return f"smpo-{request_id}-{secrets.token_hex(8)}"
 
 
-def record_payout(request):
+def record_payout(request: ServiceRequest) -> Payout | None:
     """Inside the completing transaction: the primary serviceman is owed their share (once per request)."""
     if request.primary_serviceman_id is None or (request.final_cost is None and request.estimate_amount is None):
         log.warning("request %s completed with no agreed price or serviceman: no payout", request.id)
@@ -90,7 +94,7 @@ def record_payout(request):
     return payout
 
 
-def _details(payout, **extra):
+def _details(payout: Payout, **extra: Any) -> dict[str, Any]:
     return {"payout_id": payout.id, "serviceman_id": payout.serviceman_id, "amount": f"{payout.amount:.2f}",
             "platform_share": f"{payout.platform_share:.2f}", "currency": payout.currency,
             "reference": payout.transfer_reference, **extra}
@@ -98,11 +102,11 @@ def _details(payout, **extra):
 
 # --- banks and the payout account --------------------------------------------------------------
 
-_banks_cache = {}
+_banks_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}  # Paystack base URL: (expiry, banks)
 _banks_lock = threading.Lock()
 
 
-def list_banks(paystack, ttl):
+def list_banks(paystack: PaystackClient, ttl: float) -> list[dict[str, Any]]:
     """Paystack's Nigerian banks ({name, code}), kept in this process for `ttl` seconds."""
     key = paystack.base_url
     with _banks_lock:
@@ -122,34 +126,37 @@ def list_banks(paystack, ttl):
     return banks
 
 
-def can_receive_transfers(bank):
+def can_receive_transfers(bank: dict[str, Any]) -> bool:
     """Paystack's List Banks (openapi: components/schemas/MiscellaneousListBanksResponseArray.yaml)
-    marks each bank `active`, `is_deleted` and `supports_transfer`: only an active, living bank that takes transfers will do.
+    marks each bank `active`, `is_deleted` and `supports_transfer`: only an active, living bank that takes transfers
+    will do.
     A bank that does not say is taken at its `active` word (older answers lack the flags)."""
     return (bank.get("active", True) is True and bank.get("is_deleted", False) is not True
             and bank.get("supports_transfer", True) is True)
 
 
-def clear_bank_cache():
+def clear_bank_cache() -> None:
     with _banks_lock:
         _banks_cache.clear()
 
 
-def _bank_name(paystack, ttl, bank_code):
+def _bank_name(paystack: PaystackClient, ttl: float, bank_code: str) -> str:
     name = next((b["name"] for b in list_banks(paystack, ttl) if b["code"] == bank_code), None)
     if name is None:
         raise ValidationFailed.on("bank_code", "Not a bank Paystack can pay to; see GET /api/banks/.")
     return name
 
 
-def resolve_account(paystack, ttl, serviceman, bank_code, account_number):
+def resolve_account(paystack: PaystackClient, ttl: float, serviceman: User, bank_code: str,
+                    account_number: str) -> dict[str, str]:
     """Who holds the account, as the bank says: shown to the serviceman before it is saved. Only an
     approved serviceman may ask (each lookup spends the platform's Paystack quota and names a person)."""
     require_approved(serviceman, "look up bank accounts")
     return _resolve(paystack, ttl, serviceman, bank_code, account_number, "lookup")
 
 
-def _resolve(paystack, ttl, serviceman, bank_code, account_number, purpose):
+def _resolve(paystack: PaystackClient, ttl: float, serviceman: User, bank_code: str, account_number: str,
+             purpose: str) -> dict[str, str]:
     """Paystack's account resolution, each call logged: who, the bank, the account's last four
     digits and the outcome; never the whole number nor the holder's name."""
     outcome = "error"
@@ -168,7 +175,7 @@ def _resolve(paystack, ttl, serviceman, bank_code, account_number, purpose):
                  _masked(account_number), outcome)
 
 
-def _ask_paystack(paystack, ttl, bank_code, account_number):
+def _ask_paystack(paystack: PaystackClient, ttl: float, bank_code: str, account_number: str) -> dict[str, str]:
     bank_name = _bank_name(paystack, ttl, bank_code)
     try:
         data = paystack.resolve_account(account_number, bank_code)
@@ -183,18 +190,19 @@ def _ask_paystack(paystack, ttl, bank_code, account_number):
             "account_number_masked": _masked(account_number)}
 
 
-def _masked(account_number):
+def _masked(account_number: str) -> str:
     return f"******{account_number[-4:]}"
 
 
-def get_payout_account(serviceman):
+def get_payout_account(serviceman: User) -> PayoutAccount:
     account = PayoutAccount.get_or_none(PayoutAccount.serviceman == serviceman.id)
     if account is None:
         raise NotFound("No payout account yet: add one with POST /api/serviceman/payout-account/.")
     return account
 
 
-def set_payout_account(paystack, ttl, serviceman, bank_code, account_number, account_name=None):
+def set_payout_account(paystack: PaystackClient, ttl: float, serviceman: User, bank_code: str, account_number: str,
+                       account_name: str | None = None) -> PayoutAccount:
     """Resolve the account, create its Paystack transfer recipient, and keep only the last four digits.
     `account_name`, when sent, is the name the serviceman confirmed: if the bank now says otherwise,
     nothing is saved (409). Only an approved serviceman may (checked again as it is saved)."""
@@ -230,7 +238,7 @@ def set_payout_account(paystack, ttl, serviceman, bank_code, account_number, acc
 # --- the ledger --------------------------------------------------------------------------------
 
 
-def list_payouts(status=None, serviceman_id=None):
+def list_payouts(status: str | None = None, serviceman_id: int | None = None) -> peewee.ModelSelect[Payout]:
     query = Payout.select()
     if status is not None:
         query = query.where(Payout.status == status)
@@ -239,28 +247,29 @@ def list_payouts(status=None, serviceman_id=None):
     return query.order_by(Payout.created_at.desc(), Payout.id.desc())
 
 
-def serviceman_payouts(serviceman, status=None):
+def serviceman_payouts(serviceman: User, status: str | None = None) -> peewee.ModelSelect[Payout]:
     return list_payouts(status=status, serviceman_id=serviceman.id)
 
 
-def _money(value):
+def _money(value: object) -> Decimal:
     return ZERO if value is None else Decimal(str(value)).quantize(CENTS, rounding=ROUND_HALF_UP)
 
 
-def payout_totals(serviceman_id=None):
+def payout_totals(serviceman_id: int | None = None) -> dict[str, Any]:
     """Count and sum of payouts by status (owed, approved, in transit, paid), and the platform's
     margin on the completed jobs behind them: its share of their agreed prices."""
-    def when(status, value):
+    def when(status: str, value: peewee.ColumnBase | int) -> peewee.ColumnBase:
         return fn.COALESCE(fn.SUM(Case(None, [(Payout.status == status, value)], 0)), 0)
 
-    columns = [fn.COUNT(Payout.id).alias("jobs"), fn.COALESCE(fn.SUM(Payout.amount), 0).alias("servicemen"),
-               fn.COALESCE(fn.SUM(Payout.platform_share), 0).alias("margin")]
+    columns: list[peewee.ColumnBase] = [
+        fn.COUNT(Payout.id).alias("jobs"), fn.COALESCE(fn.SUM(Payout.amount), 0).alias("servicemen"),
+        fn.COALESCE(fn.SUM(Payout.platform_share), 0).alias("margin")]
     for status in (P.OWED, P.APPROVED, P.IN_TRANSIT, P.PAID):
         columns += [when(status, 1).alias(f"{status}_count"), when(status, Payout.amount).alias(f"{status}_amount")]
     query = Payout.select(*columns)
     if serviceman_id is not None:
         query = query.where(Payout.serviceman == serviceman_id)
-    row = query.dicts().get()
+    row = cast(dict[str, Any], query.dicts().get())
     servicemen, margin = _money(row["servicemen"]), _money(row["margin"])
     agreed = servicemen + margin
     return {
@@ -276,7 +285,7 @@ def payout_totals(serviceman_id=None):
 # --- transfers ---------------------------------------------------------------------------------
 
 
-def approve_payouts(paystack, admin, payout_ids):
+def approve_payouts(paystack: PaystackClient, admin: User, payout_ids: Iterable[int]) -> list[Payout]:
     """Each payout becomes a Paystack transfer to its serviceman's account. All are checked before
     any is sent: an unknown id is 404, a payout already in transit or paid 409, a serviceman with no
     payout account 409. An APPROVED payout (its transfer's answer was lost) is sent again with the
@@ -294,14 +303,14 @@ def approve_payouts(paystack, admin, payout_ids):
     return list(Payout.select().where(Payout.id.in_(ids)).order_by(Payout.id))
 
 
-def _check_approvable(payout):
+def _check_approvable(payout: Payout) -> None:
     if payout.status not in (P.OWED, P.APPROVED):
         raise InvalidTransition(f"Payout {payout.id} is {payout.status}; only OWED payouts can be approved.")
     if not PayoutAccount.select().where(PayoutAccount.serviceman == payout.serviceman_id).exists():
         raise Conflict(f"The serviceman of payout {payout.id} has no payout account yet.", code="no_payout_account")
 
 
-def _approve(admin, payout_id):
+def _approve(admin: User, payout_id: int) -> str:
     """Commit the attempt (its reference and recipient) before anything is sent; returns the reference."""
     with unit_of_work():
         payout = for_update(Payout.select().where(Payout.id == payout_id)).get()
@@ -319,7 +328,7 @@ def _approve(admin, payout_id):
     return payout.transfer_reference
 
 
-def send_transfer(paystack, reference, source=Source.APPROVE):
+def send_transfer(paystack: PaystackClient, reference: str, source: str = Source.APPROVE) -> Payout | None:
     """Send (or re-send) one committed attempt and apply Paystack's answer."""
     attempt = PayoutTransfer.get(PayoutTransfer.reference == reference)
     try:
@@ -340,7 +349,7 @@ def send_transfer(paystack, reference, source=Source.APPROVE):
     return process_transfer({**data, "reference": reference}, source)
 
 
-def _note_unanswered(attempt, exc):
+def _note_unanswered(attempt: PayoutTransfer, exc: PaystackError) -> Payout:
     """Nothing is known: the payout stays APPROVED with its reference, to be re-sent or verified."""
     log.warning("transfer %s unanswered: %s", attempt.reference, exc.message)
     reason = f"Paystack did not answer ({exc.message}); retried with the same reference"[:1000]
@@ -349,7 +358,7 @@ def _note_unanswered(attempt, exc):
     return Payout.get_by_id(attempt.payout_id)
 
 
-def process_transfer(data, source, event_status=None):
+def process_transfer(data: Any, source: str, event_status: str | None = None) -> Payout | None:
     """Apply what Paystack says about one of our transfer references, once; returns the payout, or
     None when the reference is not ours. `event_status` is the webhook's word when it names one."""
     reference = data.get("reference") if isinstance(data, dict) else None
@@ -383,7 +392,7 @@ def process_transfer(data, source, event_status=None):
     return Payout.get_by_id(payout.id)
 
 
-def _move(payout, status, **fields):
+def _move(payout: Payout, status: str, **fields: Any) -> int:
     """The one place a payout's status changes, along MOVES, conditional on the status it was read in."""
     if status not in MOVES.get(payout.status, ()):
         raise InvalidTransition(f"Payout {payout.id} cannot move from {payout.status} to {status}.")
@@ -396,7 +405,7 @@ OTP_HELP = ("Paystack holds this transfer until the OTP it sent to the business'
             "step.")
 
 
-def _needs_otp(payout, attempt, current):
+def _needs_otp(payout: Payout, attempt: PayoutTransfer, current: bool) -> None:
     attempt.failure_reason = "Paystack asks for an OTP"
     if current and payout.status == P.APPROVED:
         _move(payout, P.AWAITING_OTP, failure_reason=OTP_HELP)
@@ -404,7 +413,7 @@ def _needs_otp(payout, attempt, current):
                      payload=_details(payout, transfer_code=attempt.transfer_code or ""))
 
 
-def finalize_transfer(paystack, admin, payout_id, otp):
+def finalize_transfer(paystack: PaystackClient, admin: User, payout_id: int, otp: str) -> Payout | None:
     """An admin enters the OTP Paystack sent for an AWAITING_OTP payout: `POST /transfer/finalize_transfer`
     (openapi: paths/transfer_finalize_transfer.yaml), and Paystack's answer is applied as any other."""
     payout = Payout.get_or_none(Payout.id == payout_id)
@@ -423,16 +432,16 @@ def finalize_transfer(paystack, admin, payout_id, otp):
     return process_transfer({**data, "reference": attempt.reference}, Source.APPROVE)
 
 
-def _request_of(payout):
+def _request_of(payout: Payout) -> ServiceRequest:
     return ServiceRequest.get_by_id(payout.service_request_id)
 
 
-def _account_label(payout):
+def _account_label(payout: Payout) -> str:
     account = PayoutAccount.get_or_none(PayoutAccount.serviceman == payout.serviceman_id)
     return f"{account.bank_name} ******{account.account_last4}" if account else "your bank account"
 
 
-def _in_transit(payout, attempt, current):
+def _in_transit(payout: Payout, attempt: PayoutTransfer, current: bool) -> None:
     if attempt.status == P.APPROVED:
         attempt.status = P.IN_TRANSIT
     if current and payout.status in (P.APPROVED, P.AWAITING_OTP):
@@ -440,7 +449,7 @@ def _in_transit(payout, attempt, current):
         record_event(_request_of(payout), "payout_sent", None, payload=_details(payout, account=_account_label(payout)))
 
 
-def _paid(payout, attempt, current, data):
+def _paid(payout: Payout, attempt: PayoutTransfer, current: bool, data: dict[str, Any]) -> None:
     if attempt.status not in (P.APPROVED, P.IN_TRANSIT):
         if attempt.status != P.PAID:  # money landed on an attempt we had given up on: a person must look
             log.error("transfer %s succeeded after it was %s (payout %s)", attempt.reference, attempt.status, payout.id)
@@ -454,7 +463,7 @@ def _paid(payout, attempt, current, data):
                  payload=_details(payout, account=_account_label(payout), paid_at=now.isoformat()))
 
 
-def _gave_up(payout, attempt, current, outcome, data):
+def _gave_up(payout: Payout, attempt: PayoutTransfer, current: bool, outcome: str, data: dict[str, Any]) -> None:
     """The attempt ends (FAILED or REVERSED); the payout is owed again, under a new reference."""
     reversible = (P.APPROVED, P.IN_TRANSIT, P.PAID) if outcome == P.REVERSED else (P.APPROVED, P.IN_TRANSIT)
     if attempt.status not in reversible:
@@ -472,7 +481,7 @@ def _gave_up(payout, attempt, current, outcome, data):
                                   reference=new_reference))
 
 
-def failure_cause(data, outcome):
+def failure_cause(data: dict[str, Any], outcome: str) -> str:
     """Why Paystack gave up on a transfer. Its `reason` is the narration we sent ("Serviceman payout
     7"), not a cause: the cause is `gateway_response` or `failures` (openapi:
     components/schemas/TransferVerifyResponse.yaml), else the event's message, else the status."""
@@ -488,7 +497,7 @@ def failure_cause(data, outcome):
     return f"Paystack reports the transfer {data.get('status') or outcome.lower()}"
 
 
-def transfer_history(payout_id):
+def transfer_history(payout_id: int) -> list[PayoutTransfer]:
     if not Payout.select().where(Payout.id == payout_id).exists():
         raise NotFound("No such payout.")
     return list(PayoutTransfer.select().where(PayoutTransfer.payout == payout_id).order_by(PayoutTransfer.id))
@@ -497,7 +506,7 @@ def transfer_history(payout_id):
 # --- reconciliation ----------------------------------------------------------------------------
 
 
-def reconcile_transfers(paystack, after, now=None):
+def reconcile_transfers(paystack: PaystackClient, after: float, now: datetime | None = None) -> dict[str, int]:
     """Payouts APPROVED, AWAITING_OTP or IN_TRANSIT for more than `after` seconds: ask Paystack and apply the
     answer; one Paystack never received (unknown reference) is sent again with the same reference."""
     now = now or utcnow()

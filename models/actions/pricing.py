@@ -10,7 +10,12 @@ answering; consultations and replies are events on the request's timeline.
 Every decision is made on the request row locked for the transaction (and, under it, the proposal),
 so two admins answering one proposal at once end in one answer and one 409.
 """
+from __future__ import annotations
+from collections.abc import Collection
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import peewee
 
 from models.foundation.clock import utcnow
 from models.foundation.errors import InvalidTransition, NotFound, PermissionDenied
@@ -20,7 +25,7 @@ from ..base import CENTS
 from ..db import for_update
 from ..money import NegotiationStatus, PriceNegotiation
 from ..service_requests import Event, RequestStatus, ServiceRequest
-from ..users import Role
+from ..users import Role, User
 from ..workflow import record_event, transition, unit_of_work
 from .booking import _owned_request, get_request
 from .standing import require_approved
@@ -31,27 +36,28 @@ NEGOTIABLE = (S.AWAITING_CLIENT_APPROVAL, S.NEGOTIATING)
 CLIENT, ADMINS = "client", "admin"
 
 
-def final_cost_for(estimate, markup_percentage):
+def final_cost_for(estimate: Decimal, markup_percentage: Decimal) -> Decimal:
     """estimate × (1 + markup/100), in Decimal, rounded to the kobo (half up)."""
     return (estimate * (1 + markup_percentage / Decimal(100))).quantize(CENTS, rounding=ROUND_HALF_UP)
 
 
-def _money(value):
+def _money(value: Decimal | None) -> str | None:
     return None if value is None else f"{value:.2f}"
 
 
-def _cost_breakdown(estimate, markup_percentage, final_cost):
+def _cost_breakdown(estimate: Decimal | None, markup_percentage: Decimal | None,
+                    final_cost: Decimal | None) -> dict[str, str | None]:
     """What the client pays for: the serviceman's estimate, the platform's fee, the total."""
     fee = final_cost - estimate if final_cost is not None and estimate is not None else None
     return {"service_cost": _money(estimate), "platform_fee": _money(fee),
             "final_cost": _money(final_cost), "markup_percentage": _money(markup_percentage)}
 
 
-def _request_breakdown(request):
+def _request_breakdown(request: ServiceRequest) -> dict[str, str | None]:
     return _cost_breakdown(request.estimate_amount, request.markup_percentage, request.final_cost)
 
 
-def _refuse_unless(request, statuses, action):
+def _refuse_unless(request: ServiceRequest, statuses: Collection[str], action: str) -> None:
     if request.status not in statuses:
         raise InvalidTransition(f"{action} is not possible while the request is {request.status}.")
 
@@ -59,7 +65,7 @@ def _refuse_unless(request, statuses, action):
 # --- the serviceman's estimate ------------------------------------------------------------------
 
 
-def _locked_as_primary(serviceman, request_id, action):
+def _locked_as_primary(serviceman: User, request_id: int, action: str) -> ServiceRequest:
     """The request, locked, if `serviceman` is its primary (checked on the locked row, so a
     concurrent reassignment cannot slip between check and change). A backup sees the request,
     so it is told why it may not act (403); anyone else may not learn that it exists (404)."""
@@ -69,7 +75,7 @@ def _locked_as_primary(serviceman, request_id, action):
     return request
 
 
-def submit_estimate(serviceman, request_id, amount, notes=""):
+def submit_estimate(serviceman: User, request_id: int, amount: Decimal, notes: str = "") -> ServiceRequest:
     with unit_of_work():
         require_approved(serviceman, "submit estimates")
         request = _locked_as_primary(serviceman, request_id, "submits the estimate")
@@ -84,7 +90,7 @@ def submit_estimate(serviceman, request_id, amount, notes=""):
 # --- the admin's markup and the client's approval -----------------------------------------------
 
 
-def set_markup(admin, request_id, markup_percentage):
+def set_markup(admin: User, request_id: int, markup_percentage: Decimal) -> ServiceRequest:
     """Set the final cost from the estimate (→ AWAITING_CLIENT_APPROVAL), or set it again while the
     client has not answered."""
     request = get_request(admin, request_id)
@@ -103,7 +109,8 @@ def set_markup(admin, request_id, markup_percentage):
     return request
 
 
-def _reprice(admin, request, markup_percentage, final_cost):
+def _reprice(admin: User, request: ServiceRequest, markup_percentage: Decimal | None,
+             final_cost: Decimal) -> ServiceRequest:
     """A new price while the client considers the last one. The request stays AWAITING_CLIENT_APPROVAL:
     an update and an event, not a transition (the contract has no such move)."""
     if (request.markup_percentage, request.final_cost) == (markup_percentage, final_cost):
@@ -117,7 +124,7 @@ def _reprice(admin, request, markup_percentage, final_cost):
     return request
 
 
-def approve_cost(client, request_id, final_cost=None):
+def approve_cost(client: User, request_id: int, final_cost: Decimal | None = None) -> ServiceRequest:
     """The client agrees to the final cost: while it awaits their approval, or during a negotiation
     in which nothing is pending (after a rejection). `final_cost`, when sent, is the price the client
     saw: if an admin changed it meanwhile, nothing is approved (409)."""
@@ -139,33 +146,34 @@ def approve_cost(client, request_id, final_cost=None):
 # --- negotiation ------------------------------------------------------------------------------
 
 
-def _party(user, request):
+def _party(user: User, request: ServiceRequest) -> str:
     return CLIENT if user.id == request.client_id else ADMINS
 
 
-def _proposal_party(proposal, request):
+def _proposal_party(proposal: PriceNegotiation, request: ServiceRequest) -> str:
     return CLIENT if proposal.proposed_by_id == request.client_id else ADMINS
 
 
-def _pending_proposal(request):
+def _pending_proposal(request: ServiceRequest) -> PriceNegotiation | None:
     """Read under the caller's lock on the request, which every proposal and answer takes first."""
     return PriceNegotiation.select().where(PriceNegotiation.service_request == request.id,
                                            PriceNegotiation.status == NegotiationStatus.PENDING).first()
 
 
-def negotiation_history(user, request_id):
+def negotiation_history(user: User, request_id: int) -> peewee.ModelSelect[PriceNegotiation]:
     """Every proposal on the request, oldest first (the owning client and admins)."""
     request = _owned_request(user, request_id)
     return (PriceNegotiation.select().where(PriceNegotiation.service_request == request.id)
             .order_by(PriceNegotiation.created_at, PriceNegotiation.id))
 
 
-def _negotiation_payload(action, proposal, actor, request):
+def _negotiation_payload(action: str, proposal: PriceNegotiation, actor: User,
+                         request: ServiceRequest) -> dict[str, Any]:
     return {"action": action, "negotiation_id": proposal.id, "amount": _money(proposal.proposed_amount),
             "message": proposal.message, "by_role": _party(actor, request), "final_cost": _money(request.final_cost)}
 
 
-def propose_price(user, request_id, proposed_amount, message=""):
+def propose_price(user: User, request_id: int, proposed_amount: Decimal, message: str = "") -> PriceNegotiation:
     """A new proposal, when none is pending. The client may propose while the cost awaits their
     approval (a counter-offer to the admin's price) or during the negotiation; an admin only during
     the negotiation (their first word is the markup)."""
@@ -183,7 +191,7 @@ def propose_price(user, request_id, proposed_amount, message=""):
     return proposal
 
 
-def _answerable(user, negotiation_id):
+def _answerable(user: User, negotiation_id: int) -> tuple[ServiceRequest, PriceNegotiation]:
     """(request, proposal), both locked, if `user` is the other party of this pending proposal."""
     proposal = PriceNegotiation.get_or_none(PriceNegotiation.id == negotiation_id)
     if proposal is None:
@@ -199,12 +207,12 @@ def _answerable(user, negotiation_id):
     return request, proposal
 
 
-def _close(proposal, status):
+def _close(proposal: PriceNegotiation, status: str) -> None:
     PriceNegotiation.update(status=status).where(PriceNegotiation.id == proposal.id).execute()
     proposal.status = status
 
 
-def accept_proposal(user, negotiation_id):
+def accept_proposal(user: User, negotiation_id: int) -> PriceNegotiation:
     """The agreed amount becomes the final cost, and the final payment is due."""
     with unit_of_work():
         request, proposal = _answerable(user, negotiation_id)
@@ -217,7 +225,7 @@ def accept_proposal(user, negotiation_id):
     return proposal
 
 
-def reject_proposal(user, negotiation_id):
+def reject_proposal(user: User, negotiation_id: int) -> PriceNegotiation:
     """The proposal is refused; the negotiation goes on (either side may propose again, or the
     client may approve the standing final cost)."""
     with unit_of_work():
@@ -228,7 +236,8 @@ def reject_proposal(user, negotiation_id):
     return proposal
 
 
-def counter_proposal(user, negotiation_id, proposed_amount, message=""):
+def counter_proposal(user: User, negotiation_id: int, proposed_amount: Decimal,
+                     message: str = "") -> PriceNegotiation:
     """The pending proposal is COUNTERED by a new PENDING one from the other party."""
     with unit_of_work():
         request, proposal = _answerable(user, negotiation_id)
@@ -244,12 +253,12 @@ def counter_proposal(user, negotiation_id, proposed_amount, message=""):
 # --- consulting the serviceman ------------------------------------------------------------------
 
 
-def _latest_proposal(request):
+def _latest_proposal(request: ServiceRequest) -> PriceNegotiation | None:
     return (PriceNegotiation.select().where(PriceNegotiation.service_request == request.id)
             .order_by(PriceNegotiation.id.desc()).first())
 
 
-def consult_serviceman(admin, request_id, message):
+def consult_serviceman(admin: User, request_id: int, message: str) -> Event:
     """Ask the primary serviceman whether the amount on the table is acceptable to them."""
     request = get_request(admin, request_id)
     with unit_of_work():
@@ -265,7 +274,7 @@ def consult_serviceman(admin, request_id, message):
     return event
 
 
-def reply_to_consultation(serviceman, request_id, acceptable, message=""):
+def reply_to_consultation(serviceman: User, request_id: int, acceptable: bool, message: str = "") -> Event:
     with unit_of_work():
         require_approved(serviceman, "answer consultations")
         request = _locked_as_primary(serviceman, request_id, "answers a consultation")

@@ -11,24 +11,50 @@ Statuses then arrive through `refund.*` webhooks and the reconciliation job; a f
 admins, who may retry; `needs-attention` (NEEDS_BANK) is retried with the customer's bank account
 through Paystack's retry_with_customer_details, never by a second refund.
 """
+from __future__ import annotations
 import logging
 import secrets
 from datetime import timedelta
 
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol, cast
+
+import peewee
 from peewee import fn
 
 from models.foundation.clock import utcnow
 from models.foundation.errors import Conflict, InvalidTransition, NotFound, UpstreamUnavailable, ValidationFailed
 from models.foundation.naira import format_naira
-from models.foundation.paystack import PaystackError, PaystackRefused, PaystackUnavailable, to_kobo
+from models.foundation.paystack import PaystackClient, PaystackError, PaystackRefused, PaystackUnavailable, to_kobo
 
 from ..base import CENTS
 from ..db import for_update
 from ..money import Payment, PaymentStatus
 from ..refunds import Refund, RefundCause, RefundPolicy, RefundStatus
+from ..users import User
 from ..workflow import record_event, unit_of_work
 
 log = logging.getLogger("serviceman.refunds")
+
+
+class RefundShare(Protocol):
+    """A part of a payment a plan gives back (cancellation.Share)."""
+
+    @property
+    def payment(self) -> Payment: ...
+    @property
+    def refund(self) -> Decimal: ...
+
+
+class RefundPlan(Protocol):
+    """What a cancellation promises to give back (cancellation.Quote, which imports this module)."""
+
+    @property
+    def policy(self) -> str: ...
+    @property
+    def shares(self) -> Sequence[RefundShare]: ...
 
 
 class PaystackUnavailableSearch(PaystackUnavailable):
@@ -52,24 +78,25 @@ FIND_SLACK = timedelta(minutes=10)
 FIND_MAX_PAGES = 50
 
 
-def refunded_total(payment_id):
+def refunded_total(payment_id: int) -> Decimal:
     """Everything opened against a payment, failed ones included: a failed refund is retried, not
     replaced, so its amount stays reserved."""
     total = Refund.select(fn.SUM(Refund.amount)).where(Refund.payment == payment_id).scalar()
-    return (Refund.amount.python_value(total) if total is not None else CENTS * 0)
+    return cast(Decimal, Refund.amount.python_value(total)) if total is not None else CENTS * 0
 
 
-def refundable_amount(payment):
+def refundable_amount(payment: Payment) -> Decimal:
     if payment.status != PaymentStatus.SUCCESS:
         return CENTS * 0
     return max(payment.amount - refunded_total(payment.id), CENTS * 0)
 
 
-def lock_payment(payment_id):
+def lock_payment(payment_id: int) -> Payment | None:
     return for_update(Payment.select().where(Payment.id == payment_id)).first()
 
 
-def open_refund(payment, amount, *, policy, reason, cause=None, actor=None):
+def open_refund(payment: Payment, amount: Decimal, *, policy: str, reason: str, cause: str | None = None,
+                actor: int | None = None) -> Refund:
     """Open a refund of `amount` naira; the caller's transaction holds `payment` locked. With a
     cause, an existing refund for that cause is returned instead of a second one."""
     if cause is not None:
@@ -92,18 +119,19 @@ def open_refund(payment, amount, *, policy, reason, cause=None, actor=None):
     return refund
 
 
-def open_cancellation_refunds(quote, reason, actor):
+def open_cancellation_refunds(quote: RefundPlan, reason: str, actor: int | None) -> list[int]:
     """The refunds a cancellation's quote promises (inside the cancellation's transaction)."""
     ids = []
     for share in quote.shares:
         if share.refund > 0:
             payment = lock_payment(share.payment.id)
+            assert payment is not None  # the quote's own payment, read in this transaction
             ids.append(open_refund(payment, share.refund, policy=quote.policy, reason=reason,
                                    cause=RefundCause.CANCELLATION, actor=actor).id)
     return ids
 
 
-def open_unusable_payment_refund(payment):
+def open_unusable_payment_refund(payment: Payment) -> Refund | None:
     """Money that arrived for a booking that cannot use it goes back whole (inside the transaction
     that found it unusable, which holds the payment locked)."""
     remaining = refundable_amount(payment)
@@ -113,7 +141,8 @@ def open_unusable_payment_refund(payment):
                        reason=f"Paid but not usable: {payment.failure_reason}")
 
 
-def refund_payment(paystack, admin, payment_id, reason, amount=None):
+def refund_payment(paystack: PaystackClient, admin: User, payment_id: int, reason: str,
+                   amount: Decimal | None = None) -> Refund | None:
     """An admin's manual refund of a verified payment: all that is left of it, or `amount`."""
     with unit_of_work():
         payment = lock_payment(payment_id)
@@ -128,28 +157,28 @@ def refund_payment(paystack, admin, payment_id, reason, amount=None):
 # --- asking Paystack ---------------------------------------------------------------------------------
 
 
-def _details(refund, **extra):
+def _details(refund: Refund, **extra: Any) -> dict[str, Any]:
     return {"refund_id": refund.id, "payment_id": refund.payment_id, "amount": str(refund.amount),
             "currency": refund.currency, "policy": refund.policy, "reason": refund.reason,
             "reference": refund.reference, "status": refund.status, **extra}
 
 
-def _locked(refund_id):
+def _locked(refund_id: int) -> Refund | None:
     return for_update(Refund.select().where(Refund.id == refund_id)).first()
 
 
-def submit_refunds(paystack, refund_ids):
+def submit_refunds(paystack: PaystackClient, refund_ids: Iterable[int]) -> list[Refund | None]:
     return [submit_refund(paystack, refund_id) for refund_id in refund_ids]
 
 
-def submit_unsubmitted(paystack, payment_id):
+def submit_unsubmitted(paystack: PaystackClient, payment_id: int) -> list[Refund | None]:
     """Ask Paystack for every refund of a payment not yet accepted (after a webhook made one)."""
     ids = [r.id for r in Refund.select(Refund.id).where(Refund.payment == payment_id, Refund.status == R.PENDING,
                                                          Refund.submitted_at.is_null())]
     return submit_refunds(paystack, ids)
 
 
-def submit_refund(paystack, refund_id):
+def submit_refund(paystack: PaystackClient, refund_id: int) -> Refund | None:
     """Have Paystack make this refund, once. Safe to call any number of times, concurrently: the
     row stays locked while Paystack is asked. Paystack unreachable leaves it PENDING for the
     reconciliation job; Paystack refusing fails it (admins are told)."""
@@ -183,7 +212,7 @@ def submit_refund(paystack, refund_id):
     return refund
 
 
-def _find_at_paystack(paystack, refund, payment):
+def _find_at_paystack(paystack: PaystackClient, refund: Refund, payment: Payment) -> dict[str, Any] | None:
     """The refund Paystack already made for our reference (an earlier ask whose answer was lost).
 
     Paystack's List Refunds has no per-transaction filter (openapi: paths/refund.yaml takes perPage,
@@ -204,7 +233,7 @@ def _find_at_paystack(paystack, refund, payment):
     raise PaystackUnavailableSearch(f"more than {FIND_MAX_PAGES} pages of refunds since {since:%Y-%m-%d %H:%M}")
 
 
-def _is_ours(candidate, refund, payment):
+def _is_ours(candidate: Any, refund: Refund, payment: Payment) -> bool:
     if not isinstance(candidate, dict) or refund.reference not in str(candidate.get("merchant_note") or ""):
         return False
     reference = candidate.get("transaction_reference")
@@ -214,14 +243,14 @@ def _is_ours(candidate, refund, payment):
         str(candidate.get("status"))) != R.FAILED
 
 
-def _int(value, default):
+def _int(value: Any, default: int) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
         return default
 
 
-def _apply_paystack(refund, data):
+def _apply_paystack(refund: Refund, data: dict[str, Any]) -> Refund:
     paystack_status = str(data.get("status") or "")[:20]
     status = FROM_PAYSTACK.get(paystack_status.lower())
     refund.paystack_status, refund.updated_at = paystack_status, utcnow()
@@ -231,7 +260,7 @@ def _apply_paystack(refund, data):
     return refund
 
 
-def _move(refund, status, failure_reason=""):
+def _move(refund: Refund, status: str, failure_reason: str = "") -> Refund:
     refund.status, refund.updated_at = status, utcnow()
     if status == R.PROCESSED:
         refund.processed_at, refund.failure_reason = utcnow(), ""
@@ -258,7 +287,7 @@ def _move(refund, status, failure_reason=""):
 # --- Paystack's word: webhooks and reconciliation ---------------------------------------------------
 
 
-def _kobo(value):
+def _kobo(value: object) -> int | None:
     """Kobo from an integer or a string of digits (Paystack's webhooks send the amount as a string)."""
     if isinstance(value, bool):
         return None
@@ -272,7 +301,7 @@ def _kobo(value):
 AWAITING_WORD = R.OPEN + (R.NEEDS_BANK,)
 
 
-def _candidates(data):
+def _candidates(data: dict[str, Any]) -> list[int]:
     """Our refunds an event without a known Paystack id may be about: same transaction, same kobo."""
     reference, kobo = data.get("transaction_reference"), _kobo(data.get("amount"))
     if not isinstance(reference, str) or kobo is None:
@@ -284,7 +313,7 @@ def _candidates(data):
     return [row.id for row in query if to_kobo(row.amount) == kobo]
 
 
-def process_refund_event(event, data, paystack=None):
+def process_refund_event(event: str, data: Any, paystack: PaystackClient | None = None) -> Refund | None:
     """Apply a signed `refund.*` webhook once; returns the refund, or None when it is not ours.
     Replays and late events change nothing (statuses only move forward).
 
@@ -301,13 +330,15 @@ def process_refund_event(event, data, paystack=None):
     known = Refund.get_or_none(Refund.paystack_refund_id == str(refund_id)) if refund_id is not None else None
     ids = [known.id] if known is not None else _candidates(data)
     if len(ids) > 1:
-        return _reread(paystack, ids, event)
+        _reread(paystack, ids, event)
+        return None
     if not ids:
         log.warning("webhook %s for a refund that is not ours (transaction %r)", event,
                     data.get("transaction_reference"))
         return None
     with unit_of_work():
         refund = _locked(ids[0])  # waits for a submitter still holding it, then re-reads
+        assert refund is not None  # one of our rows: refunds are never deleted
         if known is None and refund.status not in AWAITING_WORD:
             return None
         if refund.paystack_refund_id is None and refund_id is not None:
@@ -316,7 +347,7 @@ def process_refund_event(event, data, paystack=None):
     return refund
 
 
-def _reread(paystack, ids, event):
+def _reread(paystack: PaystackClient | None, ids: list[int], event: str) -> None:
     """Several refunds fit an event that names none: apply what Paystack says of each."""
     log.info("webhook %s fits %d refunds; asking Paystack about each", event, len(ids))
     if paystack is None:
@@ -332,13 +363,14 @@ def _reread(paystack, ids, event):
                         refund.reference, exc.message)
             continue
         with unit_of_work():
-            refund = _locked(refund_id)
-            if refund.status in AWAITING_WORD:
-                _apply_paystack(refund, data)
+            locked = _locked(refund_id)
+            assert locked is not None  # one of our rows: refunds are never deleted
+            if locked.status in AWAITING_WORD:
+                _apply_paystack(locked, data)
     return None
 
 
-def reconcile_refunds(paystack, after, now=None):
+def reconcile_refunds(paystack: PaystackClient, after: float, now: datetime | None = None) -> dict[str, int]:
     """Open refunds for paid-but-unusable payments that have none, ask Paystack for refunds it was
     never (successfully) asked for, and re-read those it has been processing for `after` seconds."""
     now = now or utcnow()
@@ -346,11 +378,13 @@ def reconcile_refunds(paystack, after, now=None):
     refunded = Refund.select(Refund.payment).where(Refund.cause == RefundCause.UNUSABLE_PAYMENT)
     opened = []
     # Each query is read whole before its loop writes: on SQLite a write while a read cursor is open fails.
-    for payment in list(Payment.select(Payment.id).where(Payment.needs_refund == True,  # noqa: E712
+    for payment in list(Payment.select(Payment.id).where(Payment.needs_refund == True,
                                                          Payment.status == PaymentStatus.SUCCESS,
                                                          Payment.id.not_in(refunded)).limit(RECONCILE_BATCH)):
         with unit_of_work():
-            refund = open_unusable_payment_refund(lock_payment(payment.id))
+            locked = lock_payment(payment.id)
+            assert locked is not None  # payments are never deleted
+            refund = open_unusable_payment_refund(locked)
         if refund is not None:
             opened.append(refund.id)
     counts["opened"] = len(opened)
@@ -359,6 +393,7 @@ def reconcile_refunds(paystack, after, now=None):
                    .order_by(Refund.id).limit(RECONCILE_BATCH))
     for refund_id in opened + [row.id for row in unsubmitted if row.id not in opened]:
         refund = submit_refund(paystack, refund_id)
+        assert refund is not None  # one of our rows: refunds are never deleted
         counts["submitted" if refund.submitted_at else "failed" if refund.status == R.FAILED else "unreachable"] += 1
     stale = list(Refund.select().where(Refund.status.in_(R.OPEN), Refund.submitted_at <= now - timedelta(seconds=after),
                                        Refund.paystack_refund_id.is_null(False))
@@ -366,13 +401,16 @@ def reconcile_refunds(paystack, after, now=None):
     for refund in stale:
         counts["checked"] += 1
         try:
+            assert refund.paystack_refund_id is not None  # the query's filter
             data = paystack.fetch_refund(refund.paystack_refund_id)
         except PaystackError as exc:
             counts["unreachable"] += 1
             log.warning("reconcile: Paystack unavailable for refund %s: %s", refund.reference, exc.message)
             continue
         with unit_of_work():
-            refund = _locked(refund.id)
+            relocked = _locked(refund.id)
+            assert relocked is not None  # one of our rows: refunds are never deleted
+            refund = relocked
             if refund.status in R.OPEN:
                 refund = _apply_paystack(refund, data)
         if refund.status == R.PROCESSED:
@@ -385,7 +423,7 @@ def reconcile_refunds(paystack, after, now=None):
 # --- admins ------------------------------------------------------------------------------------------
 
 
-def retry_refund(paystack, admin, refund_id):
+def retry_refund(paystack: PaystackClient, admin: User, refund_id: int) -> Refund | None:
     """Ask Paystack again for a FAILED refund. If the refund Paystack failed has since gone through
     (or is going through), that is adopted instead: never a second refund for one promise."""
     with unit_of_work():
@@ -424,7 +462,8 @@ def retry_refund(paystack, admin, refund_id):
     return submit_refund(paystack, refund.id)
 
 
-def retry_with_customer_details(paystack, banks, admin, refund_id, bank_code, account_number):
+def retry_with_customer_details(paystack: PaystackClient, banks: Iterable[dict[str, Any]], admin: User, refund_id: int,
+                                bank_code: str, account_number: str) -> Refund:
     """Give Paystack the customer's bank account for a NEEDS_BANK refund, as Paystack documents it:
     `POST /refund/retry_with_customer_details/{id}` (never a second `POST /refund`: Paystack keeps the
     amount reserved for the first). `banks` is Paystack's bank list ({code, id}); the account number
@@ -457,7 +496,8 @@ def retry_with_customer_details(paystack, banks, admin, refund_id, bank_code, ac
     return refund
 
 
-def list_refunds(status=None, service_request_id=None, payment_id=None):
+def list_refunds(status: str | None = None, service_request_id: int | None = None,
+                 payment_id: int | None = None) -> peewee.ModelSelect[Refund]:
     query = Refund.select()
     if status is not None:
         query = query.where(Refund.status == status)

@@ -5,7 +5,8 @@ conditional UPDATE (`WHERE reminder_sent_at IS NULL`) and its event is written i
 transaction, so of two overlapping runs only one claims each request, and a run that fails after
 claiming rolls the claim back with the event.
 """
-from datetime import timedelta
+from datetime import date, timedelta, tzinfo
+from typing import Any
 
 from models.foundation.clock import platform_today, utcnow
 
@@ -17,14 +18,14 @@ REMINDED_STATUSES = RequestStatus.ACTIVE_FOR_SERVICEMAN
 BATCH = 500
 
 
-def _due(tomorrow):
+def _due(tomorrow: date) -> tuple[Any, ...]:
     return (ServiceRequest.booking_date == tomorrow,
             ServiceRequest.status.in_(REMINDED_STATUSES),
-            ServiceRequest.is_deleted == False,  # noqa: E712 (peewee expression)
+            ServiceRequest.is_deleted == False,
             ServiceRequest.reminder_sent_at.is_null())
 
 
-def send_booking_reminders(zone, today=None):
+def send_booking_reminders(zone: tzinfo, today: date | None = None) -> dict[str, Any]:
     """Remind every booking due tomorrow (platform date in `zone`) that has not been reminded yet."""
     tomorrow = (today or platform_today(zone)) + timedelta(days=1)
     sent = 0
@@ -36,7 +37,7 @@ def send_booking_reminders(zone, today=None):
             return {"booking_date": tomorrow.isoformat(), "sent": sent}
 
 
-def _remind(request_id, tomorrow):
+def _remind(request_id: int, tomorrow: date) -> bool:
     """Claim and announce one request's reminder; False when another run (or a change) got there first."""
     with unit_of_work():
         claimed = (ServiceRequest.update(reminder_sent_at=utcnow())

@@ -14,11 +14,14 @@ the web processes close the sockets that cookie opened; the user's other session
 import logging
 import re
 import secrets
+from collections.abc import Callable, Collection, Iterable
 from datetime import timedelta
+from typing import Any, cast
 
 from models.foundation import tokens
 from models.foundation.clock import utcnow
 from models.foundation.errors import NotAuthenticated, NotFound
+from models.foundation.settings import Settings
 
 from ..db import database
 from ..users import RefreshToken, User
@@ -28,9 +31,12 @@ log = logging.getLogger("serviceman.sessions")
 SESSION_ENDED = "session_ended"  # the push message type the hub turns into closed sockets
 # A dashboard session's id: the jti of its RefreshToken row, as the cookie carries it.
 WEB_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
+# (user id, session version, dashboard session id or None): what a token or a cookie says it is.
+SessionKey = tuple[int, int, str | None]
 
 
-def end_all_sessions(user_id, reason, *, precondition=None, and_then=None, **user_changes):
+def end_all_sessions(user_id: int, reason: str, *, precondition: Callable[[], object] | None = None,
+                     and_then: Callable[[], object] | None = None, **user_changes: Any) -> int:
     """Bump the user's session version (with `user_changes`, e.g. a new password_hash or
     is_active=False, in the same UPDATE), revoke every refresh token, then close open sockets.
 
@@ -56,7 +62,7 @@ def end_all_sessions(user_id, reason, *, precondition=None, and_then=None, **use
     return version
 
 
-def start_web_session(settings, user):
+def start_web_session(settings: Settings, user: User) -> str:
     """A dashboard sign-in: its server-side row, live for the cookie's lifetime; returns its id."""
     session_id = secrets.token_hex(16)
     RefreshToken.create(jti=session_id, family=session_id, user=user.id,
@@ -64,7 +70,7 @@ def start_web_session(settings, user):
     return session_id
 
 
-def end_web_session(user_id, session_id):
+def end_web_session(user_id: int, session_id: str) -> None:
     """Sign-out: revoke that one dashboard session, then close the sockets it opened (every web
     process). Whatever state the account is in, the session ends."""
     RefreshToken.update(revoked_at=utcnow()).where(
@@ -72,7 +78,7 @@ def end_web_session(user_id, session_id):
     _close_open_sockets(user_id, {"web_session": session_id}, "signed out")
 
 
-def _close_open_sockets(user_id, which, reason):
+def _close_open_sockets(user_id: int, which: dict[str, Any], reason: str) -> None:
     """`which`: {"session_version": v} closes the sockets opened before v, {"web_session": id} the
     ones that dashboard session opened."""
     from workers import runtime
@@ -89,12 +95,12 @@ def _close_open_sockets(user_id, which, reason):
         log.exception("could not tell the web processes to close user %s's sockets", user_id)
 
 
-def session_user(claims):
+def session_user(claims: dict[str, Any]) -> User:
     """The active user a valid token names, if its session was not ended since it was issued."""
     return user_at_version(int(claims["sub"]), tokens.session_version(claims))
 
 
-def user_at_version(user_id, version, web_session=None):
+def user_at_version(user_id: int, version: int, web_session: str | None = None) -> User:
     """The active user, if `version` (a token's or the dashboard cookie's) is still their session
     and, for the dashboard, its session `web_session` was not signed out."""
     key = (user_id, version, web_session)
@@ -104,7 +110,7 @@ def user_at_version(user_id, version, web_session=None):
     return answer
 
 
-def users_at_versions(keys):
+def users_at_versions(keys: Collection[SessionKey]) -> dict[SessionKey, User | NotAuthenticated]:
     """`user_at_version` for many (user id, version, web session or None) keys: {key: user or the
     NotAuthenticated it would raise}, in one query (two when dashboard sessions are among them;
     handlers/web/coalesce.py)."""
@@ -113,17 +119,18 @@ def users_at_versions(keys):
     return {key: refusal_at_version(users.get(key[0]), key[1], key[2], live) or users[key[0]] for key in keys}
 
 
-def live_web_sessions(keys):
+def live_web_sessions(keys: Iterable[SessionKey]) -> set[tuple[str, int]]:
     """{(session id, user id)} of the dashboard sessions named in `keys` that are neither signed out
     nor expired."""
     wanted = {key[2] for key in keys if key[2] is not None}
     if not wanted:
         return set()
-    return set(RefreshToken.select(RefreshToken.jti, RefreshToken.user).where(
-        RefreshToken.jti.in_(wanted), RefreshToken.revoked_at.is_null(), RefreshToken.expires_at > utcnow()).tuples())
+    return set(cast(Iterable[tuple[str, int]], RefreshToken.select(RefreshToken.jti, RefreshToken.user).where(
+        RefreshToken.jti.in_(wanted), RefreshToken.revoked_at.is_null(), RefreshToken.expires_at > utcnow()).tuples()))
 
 
-def refusal_at_version(user, version, web_session=None, live=()):
+def refusal_at_version(user: User | None, version: int, web_session: str | None = None,
+                       live: Collection[tuple[str, int]] = ()) -> NotAuthenticated | None:
     """Why `user` (None: no such row) may not act under session `version` (and dashboard session
     `web_session`, among the `live` ones), or None."""
     if user is None or not user.is_active:

@@ -8,8 +8,12 @@ the client's money (payment ids, Paystack references, amounts paid or refunded),
 markup, fee or the final cost built on it, nor the client's price negotiation. A new event type or a
 new payload key is hidden from servicemen until it is listed here.
 """
+from collections.abc import Iterable
+from typing import Any
+
 from ..payouts import PAYOUT_EVENTS
-from ..users import Role
+from ..service_requests import Event
+from ..users import Role, User
 
 # Every payload says which request and whether it is an emergency (models/workflow.py).
 ALWAYS = frozenset({"service_request_id", "is_emergency"})
@@ -40,12 +44,12 @@ SERVICEMAN_SEES = {
 CLIENT_HIDDEN = {"assigned_serviceman_suspended": {"reason"}}
 
 
-def hidden_event_types(user):
+def hidden_event_types(user: User) -> tuple[str, ...]:
     """Event types left out of `user`'s timeline altogether (the payout ledger is the admins')."""
     return () if user.role == Role.ADMIN else PAYOUT_EVENTS
 
 
-def visible_payload(user, event_type, payload):
+def visible_payload(user: User, event_type: str, payload: dict[str, Any] | None) -> dict[str, Any]:
     """The part of an event's payload that `user` (already allowed to see the request) may see."""
     payload = payload or {}
     if user.role == Role.ADMIN:
@@ -57,12 +61,12 @@ def visible_payload(user, event_type, payload):
     return {key: value for key, value in payload.items() if key in allowed}
 
 
-def as_seen_by(user, events):
+def as_seen_by(user: User, events: Iterable[Event]) -> list[Event]:
     """`events` (rows) with each payload cut to what `user` may see; rows are not modified."""
     return [_copy_with_payload(event, visible_payload(user, event.type, event.payload)) for event in events]
 
 
-def _copy_with_payload(event, payload):
+def _copy_with_payload(event: Event, payload: dict[str, Any]) -> Event:
     copy = type(event)(**event.__data__)
     copy.payload = payload
     return copy

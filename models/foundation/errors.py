@@ -3,6 +3,7 @@
 Domain functions raise these; the base handler renders every one in the contract's shape
 `{"error": {"code", "message", "fields"}}`, so no handler chooses a status by hand.
 """
+from typing import Any, Self
 
 
 class ApiError(Exception):
@@ -10,7 +11,8 @@ class ApiError(Exception):
     code = "bad_request"
     message = "The request could not be processed."
 
-    def __init__(self, message=None, *, fields=None, code=None, headers=None):
+    def __init__(self, message: str | None = None, *, fields: dict[str, list[str]] | None = None,
+                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.fields = fields or {}
@@ -18,8 +20,8 @@ class ApiError(Exception):
             self.code = code
         self.headers = headers or {}
 
-    def as_dict(self):
-        body = {"code": self.code, "message": self.message}
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.fields:
             body["fields"] = self.fields
         return {"error": body}
@@ -63,7 +65,7 @@ class ValidationFailed(ApiError):
     status, code, message = 422, "validation_error", "Some fields are not valid."
 
     @classmethod
-    def on(cls, field, message):
+    def on(cls, field: str, message: str) -> Self:
         return cls(message, fields={field: [message]})
 
 

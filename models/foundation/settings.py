@@ -5,9 +5,11 @@ without touching os.environ.
 """
 import ipaddress
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -53,11 +55,11 @@ class ConfigurationError(RuntimeError):
     """A setting is missing or wrong; start-up stops with this message."""
 
 
-def _bool(value):
+def _bool(value: object) -> bool:
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _list(value):
+def _list(value: str | None) -> list[str]:
     return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
@@ -65,12 +67,12 @@ def _list(value):
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
-def _host_name(value):
+def _host_name(value: str) -> str:
     """A host name as compared: lower case, no IPv6 brackets, no trailing dot."""
     return value.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
 
 
-def _networks(value):
+def _networks(value: str | None) -> tuple[settings_hardening.Network, ...]:
     """TRUSTED_PROXIES: IPs or CIDR networks; a typo must not silently trust (or distrust) a proxy."""
     networks = []
     for item in _list(value):
@@ -81,7 +83,7 @@ def _networks(value):
     return tuple(networks)
 
 
-def _check_rate_limit(name, rule):
+def _check_rate_limit(name: str, rule: str) -> None:
     from limits import parse_many
 
     if name not in RATE_LIMIT_DEFAULTS:
@@ -98,17 +100,17 @@ def _check_rate_limit(name, rule):
                                  "the limit instead")
 
 
-def _rate_limits(get):
+def _rate_limits(get: Callable[..., str | None]) -> dict[str, str]:
     """RATE_LIMIT_<NAME> for each limit: unset keeps the default, set but empty disables it."""
     return {name: (get(f"RATE_LIMIT_{name.upper()}", default) or "").strip()
             for name, default in RATE_LIMIT_DEFAULTS.items()}
-def _cors_origins(env, value):
+def _cors_origins(env: str, value: str | None) -> tuple[str, ...]:
     """CORS_ALLOWED_ORIGINS; unset or empty in development, the usual local dev-server origins."""
     origins = tuple(_list(value))
     return origins or (DEV_CORS_ORIGINS if env == "development" else ())
 
 
-def _key_mode(key, kind):
+def _key_mode(key: str, kind: str) -> str | None:
     """"test" or "live" for a Paystack key of this kind ("sk" or "pk"), None when unrecognisable."""
     for mode in ("test", "live"):
         if key.startswith(f"{kind}_{mode}_"):
@@ -116,7 +118,7 @@ def _key_mode(key, kind):
     return None
 
 
-def redis_url_with_cert_policy(url, cert_reqs):
+def redis_url_with_cert_policy(url: str, cert_reqs: str) -> str:
     """A rediss:// URL carrying the certificate policy, so every client built from the URL (ours, RQ's,
     limits') applies it; a policy already in the URL (?ssl_cert_reqs=) wins. Other URLs are unchanged."""
     parts = urlsplit(url)
@@ -126,14 +128,14 @@ def redis_url_with_cert_policy(url, cert_reqs):
     return urlunsplit(parts._replace(query=urlencode(query + [("ssl_cert_reqs", cert_reqs)])))
 
 
-def _redis_cert_reqs(value):
+def _redis_cert_reqs(value: str | None) -> str:
     value = (value or "required").strip().lower()
     if value not in REDIS_SSL_CERT_REQS:
         raise ConfigurationError(f"REDIS_SSL_CERT_REQS {value!r} is not one of {', '.join(REDIS_SSL_CERT_REQS)}")
     return value
 
 
-def url_password(url):
+def url_password(url: str) -> str:
     """The password in a URL (postgresql://user:password@host/db), or ""."""
     try:
         return urlsplit(url).password or ""
@@ -141,12 +143,12 @@ def url_password(url):
         return ""
 
 
-def _without_password(url):
+def _without_password(url: str) -> str:
     password = url_password(url)
     return url.replace(f":{password}@", ":***@", 1) if password else url
 
 
-def _is_absolute_http_url(url):
+def _is_absolute_http_url(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
@@ -223,10 +225,10 @@ class Settings:
     rate_limits: dict = field(default_factory=lambda: dict(RATE_LIMIT_DEFAULTS))  # name -> rule; "" disables
     extra: dict = field(default_factory=dict)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         """Every setting but the secrets: a frame holding Settings may be printed in a log or an error
         report. A secret shows only whether it is set; a URL keeps everything but its password."""
-        def shown(item):
+        def shown(item: Any) -> str:
             value = getattr(self, item.name)
             if item.metadata.get("secret"):
                 return "'***'" if value else "''"
@@ -236,42 +238,42 @@ class Settings:
 
         return f"Settings({', '.join(f'{item.name}={shown(item)}' for item in fields(self))})"
 
-    def secret_values(self):
+    def secret_values(self) -> list[str]:
         """Every secret this process holds, for error reports to strip wherever they appear."""
         values = [getattr(self, item.name) for item in fields(self) if item.metadata.get("secret")]
         values += [url_password(getattr(self, item.name)) for item in fields(self) if item.metadata.get("url_password")]
         return sorted({value for value in values if value}, key=len, reverse=True)
 
     @property
-    def is_production(self):
+    def is_production(self) -> bool:
         return self.env == "production"
 
     @property
-    def zone(self):
+    def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
 
     @property
-    def origin(self):
+    def origin(self) -> str:
         """Where this server is reached: PUBLIC_BASE_URL, else this machine on PORT (development)."""
         return self.public_base_url or f"http://127.0.0.1:{self.port}"
 
     @property
-    def paystack_api_url(self):
+    def paystack_api_url(self) -> str:
         return f"{self.origin}{LOCAL_CHECKOUT_PREFIX}" if self.paystack_local_checkout else self.paystack_base_url
 
     @property
-    def payment_callback_url(self):
+    def payment_callback_url(self) -> str:
         if self.paystack_callback_url or not self.paystack_local_checkout:
             return self.paystack_callback_url
         return f"{self.paystack_api_url}/done"
 
     @property
-    def accepted_hosts(self):
+    def accepted_hosts(self) -> tuple[str, ...]:
         """PUBLIC_BASE_URL's host, and ALLOWED_HOSTS or else the loopback names."""
         own = (_host_name(urlsplit(self.public_base_url).hostname or ""),) if self.public_base_url else ()
         return own + (self.allowed_hosts or LOOPBACK_HOSTS)
 
-    def accepts_host(self, host_name):
+    def accepts_host(self, host_name: str) -> bool:
         """Whether a request addressed to `host_name` (its Host header, port left off) is served. Links
         in development are built from the Host header, so a name nobody configured must not build them
         (Django refuses unknown hosts too). `*` accepts any; `.example.ng` the domain and its subdomains."""
@@ -280,14 +282,14 @@ class Settings:
                                                          (name == pattern[1:] or name.endswith(pattern)))
                    for pattern in self.accepted_hosts)
 
-    def public_url(self, path, request_origin):
+    def public_url(self, path: str, request_origin: str) -> str:
         """`path` under PUBLIC_BASE_URL. Production always sets it, so the request's origin (its Host
         header is the client's to choose) only ever builds links in development and tests."""
         if self.public_base_url or self.is_production:
             return f"{self.public_base_url}{path}"
         return f"{request_origin}{path}"
 
-    def check(self, refuse_production_problems=True):
+    def check(self, refuse_production_problems: bool = True) -> Self:
         """Refuse settings that would be unsafe or broken; called once at start-up. `python -m server
         check --deploy` passes False to list production's problems with its own instead of stopping."""
         if self.env not in ENVIRONMENTS:
@@ -310,9 +312,11 @@ class Settings:
         if not 0 <= self.ws_ping_seconds <= 3600:  # nan fails too
             raise ConfigurationError(f"WS_PING_SECONDS must be between 0 and 3600, got {self.ws_ping_seconds}")
         if not 0 <= self.shutdown_grace_seconds <= 25:  # nan fails too; past 25 s Heroku's SIGKILL cuts it short
-            raise ConfigurationError(f"SHUTDOWN_GRACE_SECONDS must be between 0 and 25, got {self.shutdown_grace_seconds}")
+            raise ConfigurationError(
+                f"SHUTDOWN_GRACE_SECONDS must be between 0 and 25, got {self.shutdown_grace_seconds}")
         if not 0 <= self.listing_cache_seconds <= 60:  # nan fails too
-            raise ConfigurationError(f"LISTING_CACHE_SECONDS must be between 0 and 60, got {self.listing_cache_seconds}")
+            raise ConfigurationError(
+                f"LISTING_CACHE_SECONDS must be between 0 and 60, got {self.listing_cache_seconds}")
         for name in ("notification_retention_days", "event_retention_days", "one_time_token_retention_days",
                      "backup_keep_days"):
             if getattr(self, name) < 0:
@@ -337,7 +341,7 @@ class Settings:
             raise ConfigurationError("ENV=production refuses to start: " + "; ".join(problems))
         return self
 
-    def production_problems(self):
+    def production_problems(self) -> list[str]:
         """What ENV=production refuses, as one sentence each (naming settings, never their values)."""
         missing = [name for name, value in (
             ("SECRET_KEY", self.secret_key),
@@ -346,7 +350,7 @@ class Settings:
             ("PAYSTACK_PUBLIC_KEY", self.paystack_public_key),
             ("PUBLIC_BASE_URL", self.public_base_url),
         ) if not value]
-        problems = [f"{name} is missing" for name in missing]
+        problems: list[str | None] = [f"{name} is missing" for name in missing]
         if self.secret_key in (DEV_SECRET_KEY, EXAMPLE_SECRET_KEY):
             problems.append("SECRET_KEY is a published development value")
         elif self.secret_key and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
@@ -367,7 +371,8 @@ class Settings:
         return [problem for problem in problems if problem]
 
 
-def load_settings(environ=None, read_dotenv=True, refuse_production_problems=True):
+def load_settings(environ: Mapping[str, str] | None = None, read_dotenv: bool = True,
+                  refuse_production_problems: bool = True) -> Settings:
     """Build Settings from environment variables (and `.env` outside production)."""
     if environ is None:
         if read_dotenv and os.environ.get("ENV", "development") != "production":
@@ -416,7 +421,7 @@ def load_settings(environ=None, read_dotenv=True, refuse_production_problems=Tru
             standard_booking_fee=Decimal(get("STANDARD_BOOKING_FEE") or defaults.standard_booking_fee),
             bcrypt_rounds=int(get("BCRYPT_ROUNDS") or defaults.bcrypt_rounds),
             db_pool_size=int(get("DB_POOL_SIZE") or defaults.db_pool_size),
-            startup_wait_seconds=float(get("STARTUP_WAIT_SECONDS")) if get("STARTUP_WAIT_SECONDS") else None,
+            startup_wait_seconds=float(wait) if (wait := get("STARTUP_WAIT_SECONDS")) else None,
             listing_cache_seconds=float(get("LISTING_CACHE_SECONDS") or defaults.listing_cache_seconds),
             ws_ping_seconds=float(get("WS_PING_SECONDS") or defaults.ws_ping_seconds),
             shutdown_grace_seconds=float(get("SHUTDOWN_GRACE_SECONDS") or defaults.shutdown_grace_seconds),

@@ -11,10 +11,17 @@ characters, capped by its compressed size. A repeated character or pattern score
 English phrase about 4 bits a character, a random token about what it holds (secrets.token_hex(16),
 128 random bits, scores 86-128). Messages name the setting and the rule, never the value.
 """
+import ipaddress
 import math
 import zlib
 from collections import Counter
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from models.foundation.settings import Settings
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Low enough that no random key of 128 bits fails it (secrets.token_hex(16) scores 86-128), high enough
 # that a repeated character, a short pattern or a word or two does.
@@ -26,7 +33,7 @@ _EMPTY_COMPRESSED = len(zlib.compress(b"", 9))
 SECRET_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
-def estimated_bits(secret):
+def estimated_bits(secret: str) -> float:
     """A generous upper bound of the secret's strength, in bits: the smaller of its length times the
     Shannon entropy of its characters (0 for one repeated character) and what zlib needs to store it
     beyond an empty input (a repeated pattern, "abcd" * 16, compresses to almost nothing)."""
@@ -38,7 +45,7 @@ def estimated_bits(secret):
     return min(shannon, float(compressed))
 
 
-def secret_problem(name, secret, published=()):
+def secret_problem(name: str, secret: str, published: tuple[str, ...] = ()) -> str | None:
     """Why `secret` must not be used in production, or None."""
     if secret in published:
         return f"{name} is a value published in this repository (anyone could sign with it); {SECRET_HINT}"
@@ -49,7 +56,7 @@ def secret_problem(name, secret, published=()):
     return None
 
 
-def too_wide_proxy_networks(networks):
+def too_wide_proxy_networks(networks: tuple[Network, ...]) -> list[Network]:
     """The TRUSTED_PROXIES networks that trust far more than a load balancer's addresses."""
     wide = []
     for network in networks:
@@ -60,7 +67,7 @@ def too_wide_proxy_networks(networks):
     return wide
 
 
-def proxies_problem(networks):
+def proxies_problem(networks: tuple[Network, ...]) -> str | None:
     wide = too_wide_proxy_networks(networks)
     if not wide:
         return None
@@ -69,14 +76,14 @@ def proxies_problem(networks):
             "private network")
 
 
-def public_base_url_problem(url):
+def public_base_url_problem(url: str) -> str | None:
     if url and urlsplit(url).scheme == "http":
         return (f"PUBLIC_BASE_URL {url!r} is plain http: emailed links (password resets) and the dashboard's "
                 "cookies would travel in clear; serve it over https")
     return None
 
 
-def hardening_problems(settings, published_paystack_keys):
+def hardening_problems(settings: "Settings", published_paystack_keys: tuple[str, ...]) -> list[str]:
     """The Paystack secrets', proxies' and base URL's problems in `settings` (production only); SECRET_KEY's
     are checked with its other rules (settings.py), with secret_problem()."""
     problems = []

@@ -2,30 +2,43 @@
 user's session version `sv` (a token issued before the user's sessions were ended is refused)."""
 import uuid
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 import bcrypt
 import jwt
 
 from models.foundation.clock import utcnow
 
+if TYPE_CHECKING:
+    from models.foundation.settings import Settings
+
 ALGORITHM = "HS256"
 ACCESS, REFRESH = "access", "refresh"
 
 
-def hash_password(password, rounds):
+class TokenSubject(Protocol):
+    """Whom an access token names (a models.User; the foundation does not import the domain)."""
+
+    id: int
+    role: str
+    session_version: int
+
+
+def hash_password(password: str, rounds: int) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
 
 
-def check_password(password, password_hash):
+def check_password(password: str, password_hash: str) -> bool:
     try:
         return bcrypt.checkpw(password.encode(), password_hash.encode())
     except ValueError:
         return False
 
 
-def encode(settings, *, user_id, role, kind, lifetime, jti=None, family=None, session_version=0):
+def encode(settings: "Settings", *, user_id: int, role: str, kind: str, lifetime: timedelta, jti: str | None = None,
+           family: str | None = None, session_version: int = 0) -> tuple[str, dict[str, Any]]:
     now = utcnow()
-    claims = {
+    claims: dict[str, Any] = {
         "sub": str(user_id),
         "role": role,
         "type": kind,
@@ -39,14 +52,14 @@ def encode(settings, *, user_id, role, kind, lifetime, jti=None, family=None, se
     return jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM), claims
 
 
-def access_token(settings, user):
+def access_token(settings: "Settings", user: TokenSubject) -> str:
     token, _ = encode(settings, user_id=user.id, role=user.role, kind=ACCESS,
                       lifetime=timedelta(minutes=settings.access_token_minutes),
                       session_version=user.session_version)
     return token
 
 
-def decode(settings, token, kind):
+def decode(settings: "Settings", token: str, kind: str) -> dict[str, Any] | None:
     """The claims of a valid token of this kind, or None (expired, tampered, wrong kind)."""
     try:
         claims = jwt.decode(token, settings.secret_key, algorithms=[ALGORITHM],
@@ -58,13 +71,13 @@ def decode(settings, token, kind):
     return claims
 
 
-def session_version(claims):
+def session_version(claims: dict[str, Any]) -> int:
     """The `sv` a token was issued under; tokens from before sessions were versioned count as 0."""
     sv = claims.get("sv", 0)
     return sv if isinstance(sv, int) and not isinstance(sv, bool) else -1
 
 
-def _is_user_id(sub):
+def _is_user_id(sub: object) -> bool:
     # A correctly signed token still only names a user by a decimal id; anything else is refused
     # here rather than failing later as a database or conversion error.
     return isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 10 and int(sub) < 2 ** 31
