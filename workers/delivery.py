@@ -27,6 +27,7 @@ from datetime import timedelta
 
 from peewee import fn
 
+from models.actions.notifications import notification_message
 from models.catalog import Category
 from models.db import database
 from models.notifications import Notification
@@ -65,18 +66,6 @@ class DeliveryError(Exception):
 def batch_job_id(stage, ids):
     """The same items give the same id (a re-queued batch replaces itself), different ones never collide."""
     return f"{stage}-{ids[0]}_{len(ids)}_{zlib.crc32(','.join(map(str, ids)).encode()):08x}"
-
-
-_schema = []
-
-
-def notification_message(notification):
-    """The websocket/REST representation of a notification."""
-    if not _schema:  # one instance: building a marshmallow schema costs more than dumping with it
-        from handlers.schemas.notifications import NotificationSchema
-
-        _schema.append(NotificationSchema())
-    return {"type": "notification", "notification": _schema[0].dump(notification)}
 
 
 def unread_counts(user_ids):

@@ -40,7 +40,7 @@ def create_category(name, description=""):
         raise ValidationFailed.on("name", "A category with this name already exists.") from exc
 
 
-def update_category(category_id, **changes):
+def update_category(transport, category_id, **changes):
     category = _category(category_id)
     if "name" in changes:
         changes["name"] = changes["name"].strip()
@@ -52,13 +52,13 @@ def update_category(category_id, **changes):
             Category.update(**changes).where(Category.id == category.id).execute()
     except peewee.IntegrityError as exc:
         raise ValidationFailed.on("name", "A category with this name already exists.") from exc
-    listing_changed()  # an inactive category lists nobody
+    listing_changed(transport)  # an inactive category lists nobody
     return _category(category_id)
 
 
-def deactivate_category(category_id):
+def deactivate_category(transport, category_id):
     """Deactivated, not deleted: past bookings still point at it."""
-    return update_category(category_id, is_active=False)
+    return update_category(transport, category_id, is_active=False)
 
 
 def _listed_servicemen():

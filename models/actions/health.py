@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import peewee
 
+from models.foundation.redis_clients import connect
+
 from ..db import database
 
 log = logging.getLogger("serviceman.health")
@@ -54,8 +56,6 @@ def redis_state(settings):
     if not settings.redis_url:
         return EMBEDDED
     import redis
-
-    from models.foundation.redis_clients import connect
 
     client = connect(settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS,
                      socket_connect_timeout=REDIS_TIMEOUT_SECONDS)

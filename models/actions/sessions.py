@@ -30,9 +30,10 @@ SESSION_ENDED = "session_ended"  # the push message type the hub turns into clos
 WEB_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def end_all_sessions(user_id, reason, *, precondition=None, and_then=None, **user_changes):
+def end_all_sessions(transport, user_id, reason, *, precondition=None, and_then=None, **user_changes):
     """Bump the user's session version (with `user_changes`, e.g. a new password_hash or
-    is_active=False, in the same UPDATE), revoke every refresh token, then close open sockets.
+    is_active=False, in the same UPDATE), revoke every refresh token, then close open sockets
+    (told through `transport`; None: no pipeline, the tokens are refused all the same).
 
     `precondition()` runs first in the same transaction and may raise to change nothing (a reset
     token being claimed); `and_then()` runs after the UPDATE in it (what depends on the change).
@@ -52,7 +53,7 @@ def end_all_sessions(user_id, reason, *, precondition=None, and_then=None, **use
         if and_then is not None:
             and_then()
         version = User.select(User.session_version).where(User.id == user_id).scalar()
-    _close_open_sockets(user_id, {"session_version": version}, reason)
+    _close_open_sockets(transport, user_id, {"session_version": version}, reason)
     return version
 
 
@@ -64,20 +65,17 @@ def start_web_session(settings, user):
     return session_id
 
 
-def end_web_session(user_id, session_id):
+def end_web_session(transport, user_id, session_id):
     """Sign-out: revoke that one dashboard session, then close the sockets it opened (every web
     process). Whatever state the account is in, the session ends."""
     RefreshToken.update(revoked_at=utcnow()).where(
         RefreshToken.jti == session_id, RefreshToken.user == user_id, RefreshToken.revoked_at.is_null()).execute()
-    _close_open_sockets(user_id, {"web_session": session_id}, "signed out")
+    _close_open_sockets(transport, user_id, {"web_session": session_id}, "signed out")
 
 
-def _close_open_sockets(user_id, which, reason):
+def _close_open_sockets(transport, user_id, which, reason):
     """`which`: {"session_version": v} closes the sockets opened before v, {"web_session": id} the
     ones that dashboard session opened."""
-    from workers import runtime
-
-    transport = runtime.transport()
     if transport is None:
         return
     try:
