@@ -13,7 +13,7 @@ FULL_REDIS_URL := $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 # Every long-running process of the Procfile; `release` (migrations) is a one-off run before them.
 PROCESSES = $(shell sed -n 's/^\([A-Za-z0-9_-]*\):.*/\1/p' Procfile | grep -vx release)
 
-.PHONY: run run-full test test-faults install migrate seed clean
+.PHONY: run run-full test test-faults lint-imports install migrate seed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ test: $(TEST_STAMP)
 ## own restarted under load; every row, push and email checked one by one (tests marked `faults`).
 test-faults: $(TEST_STAMP)
 	$(BIN)/python -m pytest -m faults --no-cov
+
+## Imports run one way (server -> handlers -> workers -> models -> models.foundation): setup.cfg [importlinter].
+lint-imports: $(TEST_STAMP)
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .coverage htmlcov

@@ -175,7 +175,8 @@ def test_of_two_concurrent_confirms_with_one_token_exactly_one_wins(app):
     def confirm(password):
         barrier.wait()
         try:
-            call_with_connection(credentials.confirm_password_reset, make_settings(), token, password)
+            call_with_connection(credentials.confirm_password_reset, make_settings(), runtime.transport(), token,
+                                 password)
             outcomes.append(("won", password))
         except ValidationFailed as exc:
             outcomes.append((exc.code, password))

@@ -18,7 +18,7 @@ from rq.utils import import_attribute
 from models.db import with_connection
 from models.foundation.redis_clients import connect
 
-from .delivery import deliver_event
+from . import delivery
 
 log = logging.getLogger("serviceman.transport")
 
@@ -110,7 +110,7 @@ class EmbeddedTransport:
     def publish_event(self, event_id):
         """Deliver now, so the outbox marks the event published only once its notifications exist:
         if this process dies first, the sweep delivers it after the restart."""
-        deliver_event(event_id)
+        delivery.deliver_event(event_id)
 
     def enqueue(self, fn, *args, job_id, attempt=0):
         self.pool.submit(self._run, fn, args, job_id, attempt)
