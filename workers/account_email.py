@@ -8,7 +8,7 @@ link that only the email ever holds.
     email_verification_link(user_id)       issue a verification token and send it (registration)
 
 The domain queues them by these dotted paths (models/actions/credentials.py): renaming or moving one
-strands the jobs already queued in Redis, so an old path stays importable (tests/test_layers.py).
+strands the jobs already queued in Redis, so an old path stays importable (tests/test_job_paths.py).
 
 Both are retried on SMTP failure; a retry issues a fresh token, so the one email that arrives always
 holds a working link.

@@ -9,7 +9,7 @@ Asking for a reset or a new verification link answers at once and the same for e
 the request only queues a job (workers/account_email.py) that looks the address up, issues a
 token and sends the email. The lookup is never in the request path, so timing tells nothing.
 Jobs are named by dotted path (RQ resolves it in the worker, the embedded transport in-process): the
-domain imports nothing of the pipeline, and a path once queued must stay importable (tests/test_layers.py).
+domain imports nothing of the pipeline, and a path once queued must stay importable (tests/test_job_paths.py).
 """
 import hashlib
 import logging
