@@ -19,7 +19,8 @@ _pending = threading.local()
 
 
 def on_event_committed(hook):
-    """Register `hook(event_id)`, called after the event's transaction commits (once per hook)."""
+    """Register `hook(event_id)`, called after the event's transaction commits (once per hook). The
+    composition root registers the pipeline's hooks once per process (server/pipeline.py)."""
     if hook not in _after_commit_hooks:
         _after_commit_hooks.append(hook)
     return hook

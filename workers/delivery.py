@@ -75,9 +75,8 @@ def unread_counts(user_ids):
     return {uid: counts.get(uid, 0) for uid in user_ids}
 
 
-def push_unread_count(user_id):
-    """Tell the user's sockets their unread count (after a delivery or a change of read state)."""
-    transport = runtime.transport()
+def push_unread_count(transport, user_id):
+    """Tell the user's sockets their unread count (after a change of read state), through `transport`."""
     if transport is not None:
         transport.push(user_id, {"type": "unread_count", "count": unread_counts([user_id])[user_id]})
 
