@@ -13,7 +13,8 @@ FULL_REDIS_URL := $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 # Every long-running process of the Procfile; `release` (migrations) is a one-off run before them.
 PROCESSES = $(shell sed -n 's/^\([A-Za-z0-9_-]*\):.*/\1/p' Procfile | grep -vx release)
 
-.PHONY: run run-full test test-faults lint install migrate seed clean
+
+.PHONY: run run-full test test-faults lint lint-imports install migrate seed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +68,10 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+## Imports run one way (server -> handlers -> workers -> models -> models.foundation): setup.cfg [importlinter].
+lint-imports: $(TEST_STAMP)
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .coverage htmlcov .mypy_cache .ruff_cache

@@ -423,6 +423,7 @@ def _with_connection(fn, *args):
 def latency(args, log_dir, requests, sink, rate, seconds):
     """Commit -> socket latency at a steady `rate` of events, with the web process holding the sockets."""
     from models.workflow import on_event_committed
+    from server.pipeline import start_pipeline
     from workers import runtime
     from workers.transport import RedisTransport
 
@@ -437,10 +438,10 @@ def latency(args, log_dir, requests, sink, rate, seconds):
         from models import User
 
         tokens = mint_tokens(args, list(User.select().where(User.id.in_(list(users)))))
-        # Registered before runtime.configure() adds the publish: hooks run in order, so this notes
+        # Registered before start_pipeline() adds the publish: hooks run in order, so this notes
         # the commit itself, not the commit plus the publish.
         on_event_committed(note_commit)
-        runtime.configure(None, RedisTransport(args.redis_url))
+        start_pipeline(None, RedisTransport(args.redis_url))
         chosen = [r for r in requests if r.client_id in users]
         received = {}
 

@@ -32,7 +32,7 @@ class ServicemanApproveHandler(BaseHandler):
               body=ApproveSchema, response=ServicemanApplicationSchema(), errors=(400, 401, 403, 404, 409, 422),
               tags=TAGS)
     async def post(self, serviceman_id):
-        await self.respond(await self.run(_set_approval, self.user, int(serviceman_id), "approve",
+        await self.respond(await self.run(_set_approval, self.transport, self.user, int(serviceman_id), "approve",
                                           category_ids=self.body.get("category_ids")))
 
 
@@ -46,7 +46,7 @@ class ServicemanWithReasonHandler(BaseHandler):
               body=ReasonSchema, response=ServicemanApplicationSchema(), errors=(400, 401, 403, 404, 409, 422),
               tags=TAGS)
     async def post(self, serviceman_id):
-        await self.respond(await self.run(_set_approval, self.user, int(serviceman_id), self.action,
+        await self.respond(await self.run(_set_approval, self.transport, self.user, int(serviceman_id), self.action,
                                           self.body["reason"]))
 
 
@@ -54,11 +54,11 @@ class ServicemanReinstateHandler(BaseHandler):
     @endpoint(roles=Role.ADMIN, summary="Reinstate a suspended serviceman", response=ServicemanApplicationSchema(),
               errors=(401, 403, 404, 409), tags=TAGS)
     async def post(self, serviceman_id):
-        await self.respond(await self.run(_set_approval, self.user, int(serviceman_id), "reinstate"))
+        await self.respond(await self.run(_set_approval, self.transport, self.user, int(serviceman_id), "reinstate"))
 
 
-def _set_approval(actor, serviceman_id, action, reason="", category_ids=None):
-    return _application([accounts.set_approval(serviceman_id, action, reason, category_ids, actor=actor)])[0]
+def _set_approval(transport, actor, serviceman_id, action, reason="", category_ids=None):
+    return _application([accounts.set_approval(transport, serviceman_id, action, reason, category_ids, actor=actor)])[0]
 
 
 class AdminUserCreateHandler(BaseHandler):
@@ -74,7 +74,7 @@ class AdminUserDeactivateHandler(BaseHandler):
               description="409 `cannot_deactivate_self` for one's own account; 409 `last_admin` for the last "
                           "active admin.")
     async def post(self, user_id):
-        await self.respond(await self.run(accounts.deactivate_user, self.user, int(user_id)))
+        await self.respond(await self.run(accounts.deactivate_user, self.transport, self.user, int(user_id)))
 
 
 class EmergencyOverrideHandler(BaseHandler):

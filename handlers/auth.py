@@ -21,7 +21,7 @@ class RegisterHandler(BaseHandler):
                           "client can browse and book but not pay.")
     async def post(self):
         def register_and_sign_in():
-            user = accounts.register(self.config, **self.body)
+            user = accounts.register(self.config, self.transport, **self.body)
             return {"user": user, **accounts.issue_token_pair(self.config, user)}
 
         await self.respond(await self.run(register_and_sign_in))
@@ -63,7 +63,7 @@ class MeHandler(BaseHandler):
                           "suspended serviceman changes nothing (403 `account_suspended`); one waiting for "
                           "approval may edit its application.")
     async def patch(self):
-        await self.respond(await self.run(accounts.update_me, self.user, **self.body))
+        await self.respond(await self.run(accounts.update_me, self.transport, self.user, **self.body))
 
 
 # Answered whatever the address: whether it has an account must not show (item: no account oracle).
@@ -99,7 +99,7 @@ class EmailLinkHandler(BaseHandler):
         between addresses (even the job's thread competing for the interpreter) can delay it."""
         await self.respond(EMAIL_SENT)
         try:
-            await self.run(queue_email, email)
+            await self.run(queue_email, self.transport, email)
         except Exception:
             log.exception("could not queue an account email")
 
@@ -130,7 +130,8 @@ class PasswordResetConfirmHandler(BaseHandler):
                           "already issued get 401 `session_ended`, open websockets close with code 4003. Sign in "
                           "with the new password. " + TOKEN_ERRORS)
     async def post(self):
-        await self.run(credentials.confirm_password_reset, self.config, self.body["token"], self.body["password"])
+        await self.run(credentials.confirm_password_reset, self.config, self.transport, self.body["token"],
+                       self.body["password"])
         await self.respond()
 
 
@@ -144,8 +145,8 @@ class ChangePasswordHandler(BaseHandler):
                           "`invalid_current_password` (and changes nothing).")
     async def post(self):
         def change_and_sign_in():
-            user = credentials.change_password(self.config, self.user, self.body["current_password"],
-                                               self.body["new_password"])
+            user = credentials.change_password(self.config, self.transport, self.user,
+                                               self.body["current_password"], self.body["new_password"])
             return accounts.issue_token_pair(self.config, user)
 
         await self.respond(await self.run(change_and_sign_in))

@@ -149,6 +149,11 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
     def config(self):
         return self.application.settings["config"]
 
+    @property
+    def transport(self):
+        """The process's pipeline transport (server/pipeline.py), for the domain calls that announce or queue."""
+        return self.application.settings["pipeline"].transport
+
     @functools.cached_property
     def _client_address(self):
         return proxies.client_address(self.request, self.config)

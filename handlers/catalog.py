@@ -29,12 +29,12 @@ class CategoryDetailHandler(BaseHandler):
     @endpoint(roles=Role.ADMIN, summary="Update a category", body=CategoryUpdateSchema,
               response=CategorySchema(), errors=(400, 401, 403, 404, 422), tags=TAGS)
     async def patch(self, category_id):
-        await self.respond(await self.run(catalog.update_category, int(category_id), **self.body))
+        await self.respond(await self.run(catalog.update_category, self.transport, int(category_id), **self.body))
 
     @endpoint(roles=Role.ADMIN, summary="Deactivate a category (kept for past bookings)",
               response=CategorySchema(), errors=(401, 403, 404), tags=TAGS)
     async def delete(self, category_id):
-        await self.respond(await self.run(catalog.deactivate_category, int(category_id)))
+        await self.respond(await self.run(catalog.deactivate_category, self.transport, int(category_id)))
 
 
 class CategoryServicemenHandler(BaseHandler):

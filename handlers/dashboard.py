@@ -92,6 +92,10 @@ class DashboardHandler(SessionBoundXsrf, tornado.web.RequestHandler):
         return self.application.settings["config"]
 
     @property
+    def transport(self):
+        return self.application.settings["pipeline"].transport
+
+    @property
     def client_protocol(self):
         return proxies.client_address(self.request, self.config)[1]
 
@@ -155,7 +159,7 @@ class SignOutHandler(DashboardHandler):
         session = sessions.read_session(self)
         if session is not None:  # ended on the server: a copy of the cookie opens nothing any more
             user_id, _, web_session = session
-            await run_sync(end_web_session, user_id, web_session)
+            await run_sync(end_web_session, self.transport, user_id, web_session)
         sessions.end_session(self)
         self.redirect(SIGN_IN)
 

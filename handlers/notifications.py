@@ -11,15 +11,15 @@ TAGS = ("notifications",)
 NotificationListOut = with_rows(NotificationSchema(), Notification)
 
 
-def _mark_one(user, notification_id):
+def _mark_one(transport, user, notification_id):
     notification = notifications.mark_read(user, notification_id)
-    push_unread_count(user.id)
+    push_unread_count(transport, user.id)
     return notification
 
 
-def _mark_all(user):
+def _mark_all(transport, user):
     updated = notifications.mark_all_read(user)
-    push_unread_count(user.id)
+    push_unread_count(transport, user.id)
     return {"updated": updated, "count": 0}
 
 
@@ -34,14 +34,14 @@ class NotificationReadHandler(BaseHandler):
     @endpoint(roles=SIGNED_IN, summary="Mark one notification read", response=NotificationSchema(),
               errors=(401, 404), tags=TAGS)
     async def post(self, notification_id):
-        await self.respond(await self.run(_mark_one, self.user, int(notification_id)))
+        await self.respond(await self.run(_mark_one, self.transport, self.user, int(notification_id)))
 
 
 class NotificationReadAllHandler(BaseHandler):
     @endpoint(roles=SIGNED_IN, summary="Mark every notification read", response=MarkedSchema(),
               errors=(401,), tags=TAGS)
     async def post(self):
-        await self.respond(await self.run(_mark_all, self.user))
+        await self.respond(await self.run(_mark_all, self.transport, self.user))
 
 
 class UnreadCountHandler(BaseHandler):

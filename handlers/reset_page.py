@@ -84,7 +84,7 @@ class ResetPasswordPage(tornado.web.RequestHandler):
                               status=422)
         try:
             await run_sync(credentials.confirm_password_reset, self.application.settings["config"],
-                           data["token"], data["password"])
+                           self.application.settings["pipeline"].transport, data["token"], data["password"])
         except ApiError as exc:
             if exc.code.startswith("token_"):  # the link itself is bad: a new form would not help
                 self.set_status(exc.status)

@@ -11,7 +11,7 @@ import tornado.ioloop
 import tornado.websocket
 from tornado.iostream import StreamBufferFullError
 
-from models.actions.notifications import notifications_since
+from models.actions.notifications import notification_message, notifications_since
 from models.actions.sessions import user_at_version
 from handlers.web import identity, sessions
 from models.foundation import tokens
@@ -40,8 +40,6 @@ MAX_BUFFERED_BYTES = 1024 * 1024
 
 def _replay(user_id, session_version, web_session, since):
     """The notifications since `since`, or None if the socket's session has ended meanwhile."""
-    from workers.delivery import notification_message
-
     try:
         user = user_at_version(user_id, session_version, web_session)
     except NotAuthenticated:

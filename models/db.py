@@ -11,6 +11,8 @@ from playhouse.db_url import parse as parse_db_url
 from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 
 log = logging.getLogger("serviceman.db")
+# A DatabaseProxy bound late (bind() below) is Peewee's documented pattern for choosing the database at
+# run time; models and actions reach it as a module global by design, unlike the process's other state.
 database = peewee.DatabaseProxy()
 
 # Seconds to wait for PostgreSQL to accept a new connection (libpq waits for the OS otherwise,
@@ -21,6 +23,7 @@ CONNECT_TIMEOUT = 5
 _SESSION_ENDED_CODES = ("57P01", "57P02", "57P03")
 _READABLE = select.POLLIN | select.POLLERR | select.POLLHUP
 _Query = TypeVar("_Query", bound=peewee.Select)
+T = TypeVar("T")
 
 
 def _has_unread_news(conn: Any) -> bool:
@@ -144,6 +147,13 @@ def bind(url: str, pool_size: int = 8) -> peewee.Database:
     db = make_database(url, pool_size)
     database.initialize(db)
     return db
+
+
+def with_connection(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run `fn` with a pooled connection of its own, given back when it returns (a pipeline job, a domain
+    call off the event loop: handlers/web/executor.py adds the web's 503 for an unreachable database)."""
+    with database.connection_context():
+        return fn(*args, **kwargs)
 
 
 def is_postgres() -> bool:

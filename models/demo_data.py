@@ -21,6 +21,8 @@ SERVICEMEN = [
 
 
 def load_demo_data(settings: Settings) -> list[str]:
+    # No transport: the demo accounts are verified (no email to queue), and their events wait in the
+    # outbox for a pipeline to deliver them.
     for name, description in CATEGORIES:
         if not Category.select().where(Category.name == name).exists():
             catalog.create_category(name, description)
@@ -32,14 +34,14 @@ def load_demo_data(settings: Settings) -> list[str]:
     if missing("admin@demo.serviceman.ng"):
         accounts.create_admin(settings, email="admin@demo.serviceman.ng", password=DEMO_PASSWORD)
     if missing("client@demo.serviceman.ng"):
-        accounts.register(settings, email="client@demo.serviceman.ng", password=DEMO_PASSWORD, first_name="Ada",
+        accounts.register(settings, None, email="client@demo.serviceman.ng", password=DEMO_PASSWORD, first_name="Ada",
                           last_name="Obi", phone="+2348000000001", role="client", verified=True)
     for email, first, last, category, years, bio in SERVICEMEN:
         if missing(email):
-            user = accounts.register(settings, email=email, password=DEMO_PASSWORD, first_name=first, last_name=last,
-                                     phone="+2348000000002", role="serviceman", category_ids=[ids[category]],
+            user = accounts.register(settings, None, email=email, password=DEMO_PASSWORD, first_name=first,
+                                     last_name=last, phone="+2348000000002", role="serviceman", category_ids=[ids[category]],
                                      bio=bio, years_of_experience=years, verified=True)
-            accounts.set_approval(user.id, "approve")
+            accounts.set_approval(None, user.id, "approve")
     return [
         f"demo data ready: {len(CATEGORIES)} categories, {len(SERVICEMEN)} approved servicemen",
         f"  admin  admin@demo.serviceman.ng / {DEMO_PASSWORD}",

@@ -6,17 +6,30 @@ import dataclasses
 import logging
 import sys
 
+from handlers.base import MAX_BODY_LIMIT
 from models import bind
+from models.actions.accounts import create_admin
+from models.demo_data import load_demo_data
+from models.foundation.errors import ApiError
 from models.foundation.settings import ConfigurationError, load_settings
+from server.app import configure_logging, init_error_reporting, make_app, start_embedded_schedule, start_embedded_sweep
+from server.migrations import migrate
+from server.pipeline import start_pipeline
+from server.shutdown import DrainingHTTPServer, shut_down, wait_for_signal
 from server.startup import (StartupError, check_database, check_migrated, check_redis, ensure_database, explain,
                             port_problem, wait_for, where)
+from workers import cron
+from workers.backup import BackupError, BackupSchedule, restore_backup, take_backup
+from workers.dispatcher import Dispatcher
+from workers.outages import Stopping
+from workers.periodic import SCHEDULE, reconcile_payments, reconcile_refunds, reconcile_transfers
+from workers.transport import RedisTransport
+from workers.worker import PipelineForkWorker, PipelineWorker, run_worker
 
 log = logging.getLogger("serviceman")
 
 
 def cmd_migrate(settings, args):
-    from server.migrations import migrate
-
     db = bind(settings.database_url)
     check_database(settings.database_url)
     applied = migrate(db)
@@ -53,8 +66,6 @@ def cmd_check_deploy(settings):
 
 
 def cmd_backup(settings, args):
-    from workers.backup import BackupError, take_backup
-
     directory = args.dir or settings.backup_dir
     if not directory:
         sys.exit("backup: say where backups go (BACKUP_DIR or --dir)")
@@ -68,8 +79,6 @@ def cmd_backup(settings, args):
 def cmd_restore(settings, args):
     """pg_restore into a new or empty database (created when missing), then migrate it."""
     from server.migrations import migrate
-    from workers.backup import BackupError, restore_backup
-
     target = args.database_url or settings.database_url
     ensure_database(target)
     db = bind(target)
@@ -91,9 +100,6 @@ def cmd_restore(settings, args):
 
 
 def cmd_createadmin(settings, args):
-    from models.actions.accounts import create_admin
-    from models.foundation.errors import ApiError
-
     bind(settings.database_url)
     check_migrated(settings.database_url)
     try:
@@ -106,8 +112,6 @@ def cmd_createadmin(settings, args):
 
 
 def cmd_seed(settings, args):
-    from models.demo_data import load_demo_data
-
     if settings.is_production:
         sys.exit("seed: demo data is never loaded with ENV=production")
     bind(settings.database_url)
@@ -117,10 +121,6 @@ def cmd_seed(settings, args):
 
 
 def cmd_serve(settings, args):
-    from handlers.base import MAX_BODY_LIMIT
-    from server.app import make_app, start_embedded_schedule, start_embedded_sweep
-    from server.shutdown import DrainingHTTPServer, shut_down, wait_for_signal
-
     if args.port:  # links to itself (the local checkout's) must name the port it really listens on
         settings = dataclasses.replace(settings, port=args.port)
     bind(settings.database_url, settings.db_pool_size)
@@ -158,10 +158,6 @@ def _pipeline_process(settings):
     A database or Redis that is down or restarting is waited for (STARTUP_WAIT_SECONDS, for ever by
     default): a deploy or a crash loop must not turn an outage into exited processes. A set-up
     mistake (no migrations, a wrong password or URL) still stops the process at once."""
-    from workers import runtime
-    from workers.outages import Stopping
-    from workers.transport import RedisTransport
-
     if not settings.redis_url:
         sys.exit("this process needs REDIS_URL (without it, `serve` runs the whole pipeline in-process)")
     stopping = Stopping().install()
@@ -169,12 +165,10 @@ def _pipeline_process(settings):
     for check, url in ((check_migrated, settings.database_url), (check_redis, settings.redis_url)):
         if not wait_for(check, url, settings.startup_wait_seconds, stopping):
             return None, stopping
-    return runtime.configure(settings, RedisTransport(settings.redis_url)), stopping
+    return start_pipeline(settings, RedisTransport(settings.redis_url)).transport, stopping
 
 
 def cmd_dispatcher(settings, args):
-    from workers.dispatcher import Dispatcher
-
     transport, stopping = _pipeline_process(settings)
     if transport is not None:
         # SIGTERM/SIGINT: the read in hand is finished and acknowledged, then the dispatcher leaves
@@ -182,37 +176,25 @@ def cmd_dispatcher(settings, args):
 
 
 def cmd_cron(settings, args):
-    from workers.cron import run_cron
-    from workers.periodic import SCHEDULE
-
-    from workers.backup import BackupError, BackupSchedule
-
     try:  # a backup schedule that cannot work stops the cron process at start-up, not silently at 2 am
         backups = BackupSchedule.from_settings(settings)
     except BackupError as exc:
         raise StartupError(str(exc)) from exc
     transport, stopping = _pipeline_process(settings)
     if transport is not None:
-        run_cron(transport, SCHEDULE, stopping, **({"backups": backups} if backups else {}))
+        cron.run_cron(transport, SCHEDULE, stopping, **({"backups": backups} if backups else {}))
 
 
 def cmd_reconcile(settings, args):
-    from workers import runtime
-    from workers.periodic import reconcile_payments, reconcile_refunds, reconcile_transfers
-
-    from workers.transport import RedisTransport
-
     bind(settings.database_url)
     # Without Redis the events it records wait in the outbox for the web process's sweep.
-    runtime.configure(settings, RedisTransport(settings.redis_url) if settings.redis_url else None)
+    start_pipeline(settings, RedisTransport(settings.redis_url) if settings.redis_url else None)
     print(f"reconcile payments: {reconcile_payments(older_than=args.older_than)}")
     print(f"reconcile transfers: {reconcile_transfers(older_than=args.older_than)}")
     print(f"reconcile refunds: {reconcile_refunds(older_than=args.older_than)}")
 
 
 def cmd_worker(settings, args):
-    from workers.worker import PipelineForkWorker, PipelineWorker, run_worker
-
     transport, _stopping = _pipeline_process(settings)
     if transport is None:
         return
@@ -263,7 +245,6 @@ def main(argv=None):
         settings = load_settings(refuse_production_problems=False) if deploy_check else load_settings()
     except ConfigurationError as exc:
         sys.exit(f"configuration error: {exc}")
-    from server.app import configure_logging, init_error_reporting
 
     configure_logging(settings.log_level)
     init_error_reporting(settings)

@@ -12,11 +12,16 @@ from handlers.web import executor
 from server.asyncapi import build_asyncapi
 from handlers.web.hub import Hub
 from handlers.web.listing_cache import ListingCache
+from server import error_reporting
 from server.openapi import build_spec
+from server.paystack_standin import Ledger, standin_routes
 from models.foundation.paystack import PaystackClient
+from models.foundation.settings import LOCAL_CHECKOUT_PREFIX
 from handlers.web.rate_limits import RateLimits
+from server.pipeline import start_pipeline
 from server.routes import route_table, tornado_routes
-from workers import runtime
+from workers.outbox import REDRIVE_EVERY_SECONDS, redrive
+from workers.periodic import SCHEDULE
 from workers.transport import EmbeddedTransport, RedisTransport
 
 log = logging.getLogger("serviceman")
@@ -29,8 +34,6 @@ def configure_logging(level):
 
 def init_error_reporting(settings):
     """Sentry when SENTRY_DSN is set, scrubbed of secrets and personal data (server/error_reporting.py)."""
-    from server import error_reporting
-
     return error_reporting.init(settings)
 
 
@@ -46,13 +49,16 @@ def make_app(settings, bind_database=True, transport=None):
         bind(settings.database_url, settings.db_pool_size)
     executor.configure(settings.db_pool_size)
     hub = Hub(settings.redis_url, ping_seconds=settings.ws_ping_seconds)
-    runtime.configure(settings, transport or make_transport(settings, hub))
+    paystack = PaystackClient(settings)
+    # Built once here and handed down: handlers give its transport to the domain calls that need it.
+    pipeline = start_pipeline(settings, transport or make_transport(settings, hub), paystack)
     routes = route_table()
     return HostCheckedApplication(
         tornado_routes(routes) + reset_page.default_handlers + local_checkout_routes(settings) + dashboard_routes(),
         config=settings,
         hub=hub,
-        paystack=PaystackClient(settings),
+        pipeline=pipeline,
+        paystack=paystack,
         rate_limits=RateLimits(settings),
         listing_cache=ListingCache(settings.listing_cache_seconds, can_keep=lambda: hub.hears_listing_changes),
         openapi=build_spec(routes),
@@ -82,8 +88,6 @@ def local_checkout_routes(settings):
     """The Paystack stand-in under /dev/paystack/, only when there are no keys outside production."""
     if not settings.paystack_local_checkout or settings.is_production:
         return []
-    from server.paystack_standin import Ledger, standin_routes
-    from models.foundation.settings import LOCAL_CHECKOUT_PREFIX
 
     # Refunds land a few seconds after they are asked for, with Paystack's refund.processed webhook.
     ledger = Ledger(secret_key=settings.paystack_secret_key, base_url=settings.paystack_api_url,
@@ -97,8 +101,6 @@ def start_embedded_sweep(settings):
     """Embedded mode has no dispatcher process, so the web process runs the re-drive sweep itself."""
     if settings.redis_url:
         return None
-    from workers.outbox import REDRIVE_EVERY_SECONDS, redrive
-
     async def sweep():
         try:
             await executor.run_sync(redrive)
@@ -114,8 +116,6 @@ def start_embedded_schedule(settings):
     """Embedded mode has no cron process: the periodic jobs run on timers in the web process."""
     if settings.redis_url:
         return []
-    from workers.periodic import SCHEDULE
-
     def runner(job):
         async def run():
             try:

@@ -26,6 +26,9 @@ import tornado.httpserver
 import tornado.iostream
 from tornado import httputil
 
+from handlers.web import executor
+from models import database
+
 log = logging.getLogger("serviceman")
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SETTLE_TURNS = 10  # event loop turns (no waiting) for a request already read off its socket to start
@@ -164,10 +167,6 @@ class _RequestWatch(httputil.HTTPMessageDelegate):
 
 async def shut_down(server, app, timers, grace, reason):
     """Steps 1-4 of the module's docstring; returns when the process may exit."""
-    from models import database
-    from handlers.web import executor
-    from workers import runtime
-
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
     hub = app.settings["hub"]
@@ -181,7 +180,7 @@ async def shut_down(server, app, timers, grace, reason):
         timer.stop()
     await hub.close()
     await _in_time(loop, deadline, executor.shutdown)  # calls of stopped timers, background work
-    jobs_done = await _finish_embedded_jobs(loop, deadline, runtime.transport())
+    jobs_done = await _finish_embedded_jobs(loop, deadline, app.settings["pipeline"].transport)
     if hasattr(database.obj, "close_all"):
         database.close_all()
     log.info("shut down: %d request(s) cut off by the grace, %d socket(s) not closed cleanly, %s",

@@ -10,6 +10,11 @@ from urllib.parse import urlsplit
 
 import peewee
 
+from models import database as db
+from models.foundation.redis_clients import connect
+from server.migrations import router
+from workers.outages import Backoff
+
 CONNECT_TIMEOUT = 3  # seconds: an unreachable host should not look like a hang
 
 
@@ -84,8 +89,6 @@ def redis_problem(exc, url):
 
 def check_database(url):
     """Connect once to the bound database; a missing, unreachable or unopenable one is a StartupError."""
-    from models import database as db
-
     try:
         db.connect(reuse_if_open=True)
         db.close()
@@ -98,9 +101,6 @@ def check_database(url):
 
 def check_migrated(url):
     """Serving an empty or old schema fails at the first request: say so at start-up instead."""
-    from models import database as db
-    from server.migrations import router
-
     check_database(url)
     migrations = router(db)
     if not db.table_exists(migrations.migrate_table):
@@ -113,8 +113,6 @@ def check_migrated(url):
 
 
 def check_redis(url):
-    from models.foundation.redis_clients import connect
-
     try:
         connect(url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT).ping()
     except Exception as exc:
@@ -198,8 +196,6 @@ def wait_for(check, url, wait_seconds=None, stopping=None, logger=None):
     a stop was requested meanwhile (`stopping`: workers.outages.Stopping)."""
     import logging
     import time
-
-    from workers.outages import Backoff
 
     logger = logger or logging.getLogger("serviceman.startup")
     backoff, started, told = Backoff(), time.monotonic(), False

@@ -11,6 +11,7 @@ import models
 from server.app import make_app
 from server.migrations import migrate, router
 from server.paystack_standin import StandinServer
+from server.pipeline import register_after_commit_hooks
 from models.foundation.settings import RATE_LIMIT_DEFAULTS, load_settings
 from models.foundation.tokens import access_token
 from workers import runtime
@@ -50,6 +51,13 @@ def make_settings(**overrides):
     }
     environ.update(overrides)
     return load_settings(environ=environ)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def after_commit_hooks():
+    """This test process announces committed events as every server process does (server/pipeline.py):
+    to the installed pipeline's outbox and to the listing caches."""
+    register_after_commit_hooks()
 
 
 @pytest.fixture(scope="session")

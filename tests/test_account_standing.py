@@ -223,7 +223,7 @@ def test_an_action_racing_a_suspension_waits_for_it_and_is_refused(admin_user, c
         return thread
 
     outcomes = {}
-    suspension = in_thread(accounts.set_approval, serviceman.id, "suspend", "Overcharging.", None, admin_user)
+    suspension = in_thread(accounts.set_approval, None, serviceman.id, "suspend", "Overcharging.", None, admin_user)
     assert paused.wait(20)
     action = in_thread(mark_completed, serviceman, job.id)
     action.join(0.5)

@@ -41,10 +41,10 @@ async def test_an_admin_deactivates_another_while_one_remains(api, admin_user):
 def test_the_last_active_admin_cannot_be_deactivated(admin_user):
     # B's request was signed in before A deactivated B; it must not take A, the last one, with it.
     b = AdminFactory()
-    accounts.deactivate_user(admin_user, b.id)
+    accounts.deactivate_user(None, admin_user, b.id)
 
     with pytest.raises(Conflict) as refused:
-        accounts.deactivate_user(b, admin_user.id)
+        accounts.deactivate_user(None, b, admin_user.id)
 
     assert refused.value.code == "last_admin" and refused.value.status == 409
     assert User.get_by_id(admin_user.id).is_active and active_admins() == 1
@@ -52,7 +52,7 @@ def test_the_last_active_admin_cannot_be_deactivated(admin_user):
 
 def test_deactivating_an_inactive_admin_again_is_harmless(admin_user):
     gone = AdminFactory(is_active=False)
-    assert accounts.deactivate_user(admin_user, gone.id).is_active is False
+    assert accounts.deactivate_user(None, admin_user, gone.id).is_active is False
     assert active_admins() == 1
 
 
@@ -62,7 +62,7 @@ def test_two_admins_deactivating_each_other_at_once_leave_one(database):
         with database.connection_context():
             start.wait()
             try:
-                accounts.deactivate_user(actor, target.id)
+                accounts.deactivate_user(None, actor, target.id)
                 outcomes[actor.id] = "done"
             except Conflict as exc:
                 outcomes[actor.id] = exc.code

@@ -155,8 +155,8 @@ def test_the_resend_job_mails_only_active_unverified_accounts(settings, mailbox)
 def test_admin_demo_and_command_line_accounts_are_verified(settings):
     admin = accounts.create_admin(settings, email="ops@example.ng", password=PASSWORD)
     assert admin.email_verified_at is not None
-    demo = accounts.register(settings, email="demo@example.ng", password=PASSWORD, first_name="D", last_name="O",
-                             phone="+2348012345678", role="client", verified=True)
+    demo = accounts.register(settings, None, email="demo@example.ng", password=PASSWORD, first_name="D",
+                             last_name="O", phone="+2348012345678", role="client", verified=True)
     assert demo.email_verified_at is not None and not OneTimeToken.select().exists()
 
 

@@ -175,7 +175,8 @@ def test_of_two_concurrent_confirms_with_one_token_exactly_one_wins(app):
     def confirm(password):
         barrier.wait()
         try:
-            call_with_connection(credentials.confirm_password_reset, make_settings(), token, password)
+            call_with_connection(credentials.confirm_password_reset, make_settings(), runtime.transport(), token,
+                                 password)
             outcomes.append(("won", password))
         except ValidationFailed as exc:
             outcomes.append((exc.code, password))
@@ -371,9 +372,9 @@ def test_end_all_sessions_refuses_to_run_inside_a_transaction_and_names_unknown_
 
     user = ClientFactory()
     with pytest.raises(RuntimeError), database.atomic():
-        end_all_sessions(user.id, "test")
+        end_all_sessions(runtime.transport(), user.id, "test")
     with pytest.raises(NotFound):
-        end_all_sessions(2 ** 31 - 1, "test")
+        end_all_sessions(runtime.transport(), 2 ** 31 - 1, "test")
     assert User.get_by_id(user.id).session_version == 0
 
 
@@ -386,7 +387,7 @@ def test_a_lost_close_message_is_logged_and_the_tokens_are_refused_anyway(app, c
         raise ConnectionError("Redis is down")
 
     runtime.transport().push = unreachable
-    assert end_all_sessions(user.id, "test") == 1
+    assert end_all_sessions(runtime.transport(), user.id, "test") == 1
     assert "could not tell the web processes" in caplog.text
 
 

@@ -55,8 +55,8 @@ def test_a_taken_address_costs_the_same_bcrypt_work_as_a_new_one(settings, monke
         return real(password, rounds)
 
     monkeypatch.setattr(tokens, "hash_password", counted)
-    accounts.register(settings, **body("new@example.ng"))
+    accounts.register(settings, None, **body("new@example.ng"))
     with pytest.raises(accounts.EmailTaken):
-        accounts.register(settings, **body("NEW@example.ng"))
+        accounts.register(settings, None, **body("NEW@example.ng"))
     assert hashed == [settings.bcrypt_rounds, settings.bcrypt_rounds]
     assert User.select().where(User.email == "new@example.ng").count() == 1

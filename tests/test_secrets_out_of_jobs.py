@@ -53,9 +53,9 @@ def test_link_tokens_appear_in_no_job_argument_redis_value_or_log_line(mail_pipe
     caplog.set_level(logging.DEBUG)
     redis_before = []
 
-    user = accounts.register(settings, email=EMAIL, password="Lekki-Pipes-2026", first_name="Ada",
+    user = accounts.register(settings, pipeline.transport, email=EMAIL, password="Lekki-Pipes-2026", first_name="Ada",
                              last_name="Obi", phone="+2348012345678", role="client")
-    credentials.request_password_reset(EMAIL.upper())
+    credentials.request_password_reset(pipeline.transport, EMAIL.upper())
     redis_before.append(redis_dump(redis_url))  # the jobs, queued, as RQ stores them
     pipeline.work()
 

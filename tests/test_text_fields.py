@@ -118,7 +118,7 @@ def test_a_stored_name_with_a_line_break_never_stops_the_admins_email(mail_pipel
     admins' serviceman_applied email failed every retry, hiding the application."""
     settings, pipeline = mail_pipeline
     admin = AdminFactory()
-    applicant = accounts.register(settings, email="eve@example.ng", password="Lekki-Pipes-2026",
+    applicant = accounts.register(settings, pipeline.transport, email="eve@example.ng", password="Lekki-Pipes-2026",
                                   first_name=INJECTION, last_name="Obi", phone="+2348055550178",
                                   role="serviceman", category_ids=[category.id])
     pipeline.run()

@@ -44,7 +44,7 @@ def test_admins_are_told_of_each_application(mail_pipeline, mailbox, category):
     retired = AdminFactory(is_active=False)
     client = ClientFactory()
 
-    applicant = accounts.register(settings, email="emeka@example.ng", password="Lekki-Pipes-2026",
+    applicant = accounts.register(settings, pipeline.transport, email="emeka@example.ng", password="Lekki-Pipes-2026",
                                   first_name="Emeka", last_name="Okonkwo", phone="+2348055550178",
                                   role="serviceman", category_ids=[category.id], years_of_experience=9)
     pipeline.run()
@@ -66,8 +66,8 @@ def test_admins_are_told_of_each_application(mail_pipeline, mailbox, category):
 def test_a_client_registering_tells_no_one(mail_pipeline, mailbox):
     settings, pipeline = mail_pipeline
     AdminFactory()
-    accounts.register(settings, email="ada@example.ng", password="Lekki-Pipes-2026", first_name="Ada",
-                      last_name="Obi", phone="+2348012345678", role="client")
+    accounts.register(settings, pipeline.transport, email="ada@example.ng", password="Lekki-Pipes-2026",
+                      first_name="Ada", last_name="Obi", phone="+2348012345678", role="client")
     pipeline.run()
     assert Notification.select().count() == 0 and Event.select().count() == 0
 
@@ -87,7 +87,7 @@ def test_the_serviceman_is_told_each_decision_with_its_reason(mail_pipeline, mai
     admin = AdminFactory()
     serviceman = ServicemanFactory(profile__categories=[category], profile__approval_status=start)
 
-    accounts.set_approval(serviceman.id, action, reason, actor=admin)
+    accounts.set_approval(pipeline.transport, serviceman.id, action, reason, actor=admin)
     pipeline.run()
 
     [note] = notes_of(serviceman)
@@ -118,7 +118,7 @@ def test_a_suspension_flags_each_open_job_to_the_admins(mail_pipeline, mailbox, 
                               backup_serviceman=suspended),
     ]
 
-    accounts.set_approval(suspended.id, "suspend", "Two no-shows this month.", actor=admins[0])
+    accounts.set_approval(pipeline.transport, suspended.id, "suspend", "Two no-shows this month.", actor=admins[0])
     pipeline.run()
 
     for admin in admins:  # the one who suspended too: they now have jobs to reassign
@@ -142,11 +142,11 @@ def test_a_decision_raced_by_another_admin_is_announced_once(category, monkeypat
                                    profile__approval_status=ApprovalStatus.PENDING_APPROVAL)
     # A second admin's request read the profile before the first decision committed.
     stale = accounts.serviceman_profile(serviceman.id)
-    accounts.set_approval(serviceman.id, "approve", actor=admin)
+    accounts.set_approval(None, serviceman.id, "approve", actor=admin)
     monkeypatch.setattr(accounts, "serviceman_profile", lambda user_id: stale)
 
     with pytest.raises(InvalidTransition):
-        accounts.set_approval(serviceman.id, "reject", "late", actor=admin)
+        accounts.set_approval(None, serviceman.id, "reject", "late", actor=admin)
 
     assert ServicemanProfile.get_by_id(stale.id).approval_status == ApprovalStatus.APPROVED
     assert [e.type for e in Event.select()] == ["serviceman_approved"]

@@ -7,6 +7,9 @@ link that only the email ever holds.
     email_link_to_address(purpose, email)  look the address up, issue a token, send (reset, resend)
     email_verification_link(user_id)       issue a verification token and send it (registration)
 
+The domain queues them by these dotted paths (models/actions/credentials.py): renaming or moving one
+strands the jobs already queued in Redis, so an old path stays importable (tests/test_job_paths.py).
+
 Both are retried on SMTP failure; a retry issues a fresh token, so the one email that arrives always
 holds a working link.
 
@@ -15,7 +18,6 @@ argument (RQ keeps arguments in Redis and logs them), never logged. Job descript
 arguments either (workers/transport.py), so the address a reset was asked for stays out of the logs.
 """
 import logging
-import uuid
 from email.message import EmailMessage
 from email.utils import formatdate
 from urllib.parse import urlencode
@@ -36,11 +38,6 @@ LINKS = {
 # Emails that carry another purpose's token: "someone tried to register your address" holds a reset link.
 TOKEN_PURPOSE = {ACCOUNT_EXISTS: PASSWORD_RESET}
 FOLDERS = {ACCOUNT_EXISTS: "account_exists"}
-
-
-def queue_verification(user_id):
-    """Queue the verification email of a new account: by id, the token is issued by the job."""
-    runtime.transport().enqueue(email_verification_link, user_id, job_id=f"account-verify-{user_id}-{uuid.uuid4().hex}")
 
 
 def email_link_to_address(purpose, email):

@@ -27,6 +27,7 @@ from datetime import timedelta
 
 from peewee import fn
 
+from models.actions.notifications import notification_message
 from models.catalog import Category
 from models.db import database
 from models.notifications import Notification
@@ -67,18 +68,6 @@ def batch_job_id(stage, ids):
     return f"{stage}-{ids[0]}_{len(ids)}_{zlib.crc32(','.join(map(str, ids)).encode()):08x}"
 
 
-_schema = []
-
-
-def notification_message(notification):
-    """The websocket/REST representation of a notification."""
-    if not _schema:  # one instance: building a marshmallow schema costs more than dumping with it
-        from handlers.schemas.notifications import NotificationSchema
-
-        _schema.append(NotificationSchema())
-    return {"type": "notification", "notification": _schema[0].dump(notification)}
-
-
 def unread_counts(user_ids):
     counts = dict(Notification.select(Notification.user, fn.COUNT(Notification.id))
                   .where(Notification.user.in_(list(user_ids)), Notification.is_read == False)
@@ -86,9 +75,8 @@ def unread_counts(user_ids):
     return {uid: counts.get(uid, 0) for uid in user_ids}
 
 
-def push_unread_count(user_id):
-    """Tell the user's sockets their unread count (after a delivery or a change of read state)."""
-    transport = runtime.transport()
+def push_unread_count(transport, user_id):
+    """Tell the user's sockets their unread count (after a change of read state), through `transport`."""
     if transport is not None:
         transport.push(user_id, {"type": "unread_count", "count": unread_counts([user_id])[user_id]})
 

@@ -23,7 +23,8 @@ from contextlib import contextmanager
 
 import redis
 
-from . import runtime
+from models.db import with_connection
+
 from .delivery import batch_job_id, deliver_events
 from .outages import Outage, is_database_outage, is_redis_outage
 from .outbox import REDRIVE_EVERY_SECONDS, redrive
@@ -265,7 +266,7 @@ class Dispatcher:
                     last_claim = time.monotonic()
                 if time.monotonic() - last_sweep >= SWEEP_EVERY_SECONDS:
                     with self.database_outage_tolerated():
-                        runtime.run_job(redrive)
+                        with_connection(redrive)
                     self.reclaim()
                     last_sweep = time.monotonic()
                 if self.transport.queue.count >= MAX_QUEUED_DELIVERIES:

@@ -20,6 +20,8 @@ sweep that dies leaves only leases that expire.
 import logging
 from datetime import timedelta
 
+from models.actions.listing import listing_changed
+from models.db import with_connection
 from models.notifications import Notification
 from models.service_requests import Event
 from models.foundation.clock import utcnow
@@ -53,9 +55,14 @@ def publish_committed(event_id):
     if runtime.transport() is None:
         return
     try:
-        runtime.run_job(publish, event_id)
+        with_connection(publish, event_id)
     except Exception:
         log.warning("event %s not published now (the outbox sweep will retry)", event_id, exc_info=True)
+
+
+def announce_listing_changed(_event_id):
+    """After-commit hook: a committed event may change a public card (the listing caches forget theirs)."""
+    listing_changed(runtime.transport())
 
 
 def sweep_outbox(grace=SWEEP_GRACE, batch=SWEEP_BATCH):

@@ -6,19 +6,20 @@ same exactly-once paths as everything else.
 """
 import logging
 
-from workers import runtime
+from models.actions import payments, payouts, refunds, reminders
+from models.db import with_connection
+
+from . import runtime
 
 log = logging.getLogger("serviceman.periodic")
 
 
 def reconcile_payments(older_than=None):
     """Re-verify payments still PENDING (a lost webhook never strands a paid booking)."""
-    from models.actions.payments import reconcile_payments as reconcile
-    from models.foundation.paystack import PaystackClient
-
     settings = runtime.settings()
     verify_after = settings.payment_reconcile_after if older_than is None else older_than
-    counts = runtime.run_job(reconcile, PaystackClient(settings), verify_after, settings.payment_abandon_after)
+    counts = with_connection(payments.reconcile_payments, runtime.paystack(), verify_after,
+                             settings.payment_abandon_after)
     if counts["checked"]:
         log.info("reconcile payments: %s", counts)
     return counts
@@ -27,12 +28,9 @@ def reconcile_payments(older_than=None):
 def reconcile_transfers(older_than=None):
     """Re-check serviceman transfers unanswered or in transit (a lost webhook or a timed-out call):
     settle them from Paystack's answer, or re-send one Paystack never got with the same reference."""
-    from models.actions.payouts import reconcile_transfers as reconcile
-    from models.foundation.paystack import PaystackClient
-
     settings = runtime.settings()
     after = settings.payout_reconcile_after if older_than is None else older_than
-    counts = runtime.run_job(reconcile, PaystackClient(settings), after)
+    counts = with_connection(payouts.reconcile_transfers, runtime.paystack(), after)
     if counts["checked"]:
         log.info("reconcile transfers: %s", counts)
     return counts
@@ -41,12 +39,9 @@ def reconcile_transfers(older_than=None):
 def reconcile_refunds(older_than=None):
     """Open refunds for paid-but-unusable payments, ask Paystack again for refunds it never accepted,
     and re-read those still processing (a lost refund.* webhook never strands a refund)."""
-    from models.actions.refunds import reconcile_refunds as reconcile
-    from models.foundation.paystack import PaystackClient
-
     settings = runtime.settings()
     after = settings.payment_reconcile_after if older_than is None else older_than
-    counts = runtime.run_job(reconcile, PaystackClient(settings), after)
+    counts = with_connection(refunds.reconcile_refunds, runtime.paystack(), after)
     if any(counts.values()):
         log.info("reconcile refunds: %s", counts)
     return counts
@@ -54,9 +49,7 @@ def reconcile_refunds(older_than=None):
 
 def send_booking_reminders():
     """Remind tomorrow's bookings (platform date); each request is reminded once, however runs overlap."""
-    from models.actions.reminders import send_booking_reminders as remind
-
-    counts = runtime.run_job(remind, runtime.settings().zone)
+    counts = with_connection(reminders.send_booking_reminders, runtime.settings().zone)
     if counts["sent"]:
         log.info("booking reminders: %s", counts)
     return counts

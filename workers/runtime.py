@@ -1,46 +1,68 @@
-"""Process-wide pipeline state: the settings and the transport this process uses.
+"""The process's pipeline state, and the database helpers the pipeline's stages share.
 
-The web process, the dispatcher and RQ workers each call configure() once at start-up; jobs read
-it back, so job functions only take ids.
+`Pipeline` is what a process runs its pipeline with: the settings, the transport and the Paystack
+client. The composition root (server/app.py, server/__main__.py) builds it once at start-up, hands
+its transport down to the domain calls that announce or queue something, and installs it here for
+the stages: RQ jobs are entered with ids only, so a job reads this process's pipeline back through
+`settings()`, `transport()` and `paystack()`. Domain code (models/) never reads it: it is given the
+transport it needs.
 """
 import logging
 
+import peewee
+
 from models.db import database
+from models.foundation.paystack import PaystackClient
 
 log = logging.getLogger("serviceman.pipeline")
-_state = {}
 
 
-def configure(settings, transport):
-    from models.actions.listing import listing_changed
-    from models.workflow import on_event_committed
+class Pipeline:
+    """The settings, transport (None: events wait in the outbox for the sweep) and Paystack client a
+    process's pipeline runs with."""
 
-    from .outbox import publish_committed
+    def __init__(self, settings, transport, paystack=None):
+        self.settings, self.transport, self.paystack = settings, transport, paystack
 
-    _state.update(settings=settings, transport=transport)
-    on_event_committed(publish_committed)
-    # Whatever process commits an event (web, worker, cron) tells the web processes' listing caches.
-    on_event_committed(listing_changed)
-    return transport
+
+_installed = Pipeline(None, None)  # until the composition root installs this process's own
+
+
+def install(pipeline):
+    """Make `pipeline` the one this process's stages and jobs run with; returns it."""
+    global _installed
+    _installed = pipeline
+    return pipeline
+
+
+def configure(settings, transport, paystack=None):
+    """Install a pipeline of these settings and transport (tests, benchmarks); returns the transport."""
+    return install(Pipeline(settings, transport, paystack)).transport
+
+
+def installed():
+    return _installed
 
 
 def reset():
     """Forget the transport (tests, shutdown): later events stay in the outbox for the sweep."""
-    _state.pop("transport", None)
+    _installed.transport = None
 
 
 def settings():
-    return _state["settings"]
+    return _installed.settings
 
 
 def transport():
-    return _state.get("transport")
+    return _installed.transport
 
 
-def run_job(fn, *args):
-    """Run one stage function with its own database connection."""
-    with database.connection_context():
-        return fn(*args)
+def paystack():
+    """The process's Paystack client (periodic reconciliation jobs); built from the settings if the
+    composition root installed none."""
+    if _installed.paystack is None:
+        _installed.paystack = PaystackClient(_installed.settings)
+    return _installed.paystack
 
 
 def release_connection(discard=False):
@@ -62,8 +84,6 @@ def release_connection(discard=False):
 
 def ping_database():
     """One round trip on a connection from the pool; raises while the database is unreachable."""
-    import peewee
-
     try:
         database.execute(peewee.Select(columns=[peewee.Value(1)]))
     except Exception:

@@ -1,7 +1,9 @@
 """The one seam between pipeline stages: Redis (stream, RQ, pub/sub) or in-process (embedded).
 
     publish_event(event_id)          committed event -> dispatcher
-    enqueue(fn, *args, job_id=...)   dispatcher / deliver -> a worker, with retries
+    enqueue(job, *args, job_id=...)  dispatcher / deliver / the domain -> a worker, with retries; `job` is a
+                                     function or its dotted path ("workers.account_email.email_link_to_address":
+                                     the domain names its jobs so, and imports nothing of workers/)
     push(user_id, message)           worker -> whichever web process holds the user's sockets
     push_many([(user_id, message)])  the same for a batch, in one round trip
     announce_listing_changed()       any process -> every web process's public listing cache
@@ -10,6 +12,13 @@ import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+from rq.utils import import_attribute
+
+from models.db import with_connection
+from models.foundation.redis_clients import connect
+
+from . import delivery
 
 log = logging.getLogger("serviceman.transport")
 
@@ -21,6 +30,15 @@ QUEUE = "serviceman"
 # a backlog of emails never delays a push.
 EMAIL_QUEUE = "serviceman-email"
 RETRY_INTERVALS = (10, 30, 60, 300, 900)  # seconds between attempts of a failing job
+
+
+def job_function(job):
+    """The function a job names: itself, or the one its dotted path names (RQ resolves the same path)."""
+    return import_attribute(job) if isinstance(job, str) else job
+
+
+def job_path(job):
+    return job if isinstance(job, str) else f"{job.__module__}.{job.__qualname__}"
 
 
 def channel_prefix(redis_url):
@@ -45,8 +63,6 @@ class RedisTransport:
     def __init__(self, redis_url, retry_intervals=RETRY_INTERVALS):
         from rq import Queue
 
-        from models.foundation.redis_clients import connect
-
         self.redis = connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self.redis_url = redis_url
         self.queue = Queue(QUEUE, connection=self.redis)
@@ -58,16 +74,16 @@ class RedisTransport:
         # MAXLEN ~ keeps the stream bounded; the database outbox, not the stream, is the record.
         self.redis.xadd(STREAM, {"event_id": str(event_id)}, maxlen=STREAM_MAXLEN, approximate=True)
 
-    def enqueue(self, fn, *args, job_id):
+    def enqueue(self, job, *args, job_id):
         from rq import Retry
 
         retry = Retry(max=len(self.retry_intervals), interval=self.retry_intervals)
-        queue = self.email_queue if getattr(fn, "sends_email", False) else self.queue
+        queue = self.email_queue if getattr(job_function(job), "sends_email", False) else self.queue
         # result_ttl=0: nobody reads a job's return value, so RQ need not store it. The description (which
         # RQ logs at INFO for every job and stores beside it) names the function only: arguments may be
         # personal (the address a reset was asked for) and must never reach a log line.
-        return queue.enqueue(fn, *args, job_id=job_id, retry=retry, result_ttl=0, failure_ttl=7 * 24 * 3600,
-                             description=f"{fn.__module__}.{fn.__qualname__}(...)")
+        return queue.enqueue(job, *args, job_id=job_id, retry=retry, result_ttl=0, failure_ttl=7 * 24 * 3600,
+                             description=f"{job_path(job)}(...)")
 
     def push(self, user_id, message):
         self.redis.publish(user_channel(self.redis_url, user_id), json.dumps(message, default=str))
@@ -94,18 +110,14 @@ class EmbeddedTransport:
     def publish_event(self, event_id):
         """Deliver now, so the outbox marks the event published only once its notifications exist:
         if this process dies first, the sweep delivers it after the restart."""
-        from workers.delivery import deliver_event
-
-        deliver_event(event_id)
+        delivery.deliver_event(event_id)
 
     def enqueue(self, fn, *args, job_id, attempt=0):
         self.pool.submit(self._run, fn, args, job_id, attempt)
 
     def _run(self, fn, args, job_id, attempt):
-        from workers.runtime import run_job
-
         try:
-            run_job(fn, *args)
+            with_connection(job_function(fn), *args)
         except Exception:
             if attempt >= len(self.retry_intervals):
                 log.exception("job %s failed for good after %d attempts", job_id, attempt + 1)

@@ -7,19 +7,18 @@ so "Try it out" works as it is on a fresh `make run`); Swagger UI builds each op
 them, and tests/test_docs.py fails for a field without one. Dates, times and money without an example of
 their own get a generic one from server/openapi.py."""
 import re
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, fields, validate
 from marshmallow.validate import Range
 
 from handlers.inputs import INT32_MAX, INT32_MIN
+from models.foundation import clock
 
 # The deepest page anyone may ask for: far beyond any real list, far below a database's OFFSET limit.
 MAX_PAGE = 1_000_000
 MAX_MONEY = 1_000_000_000  # naira; the money columns hold 12 digits before the point
 # Two weeks ahead of the day the document is built: a booking date that is always bookable, and no emergency.
-EXAMPLE_BOOKING_DATE = str(datetime.now(ZoneInfo("Africa/Lagos")).date() + timedelta(days=14))
+EXAMPLE_BOOKING_DATE = clock.EXAMPLE_BOOKING_DATE
 
 
 def Integer(*, validate=None, **kwargs):

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import peewee
 from playhouse.pool import MaxConnectionsExceeded
 
-from models.db import database, is_connection_failure
+from models.db import is_connection_failure, with_connection
 from models.foundation.errors import ServiceUnavailable
 
 _executor = None
@@ -42,9 +42,9 @@ def database_unavailable():
 
 
 def call_with_connection(fn, *args, **kwargs):
+    """models.db.with_connection, with an unreachable database answered 503 `database_unavailable`."""
     try:
-        with database.connection_context():
-            return fn(*args, **kwargs)
+        return with_connection(fn, *args, **kwargs)
     except (peewee.PeeweeException, MaxConnectionsExceeded) as exc:
         if is_connection_failure(exc):
             raise database_unavailable() from exc

@@ -5,7 +5,7 @@ subscription and writes to the sockets it has for that user. Writes never await,
 dead socket cannot hold up pushes to the others (ping timeouts close dead ones).
 
 The same connection follows `serviceman:<db>:listing`, where any process announces a commit that may
-change the public listing: this process's built servicemen pages are then forgotten (server/
+change the public listing: this process's built servicemen pages are then forgotten (handlers/web/
 listing_cache.py), and so are they whenever the feed (re)subscribes or drops, as news may have been missed.
 For the same reason every socket's session is looked up again when the feed (re)subscribes: an ended
 session announced while it was down closes its sockets then.
@@ -17,10 +17,15 @@ from collections import OrderedDict, defaultdict
 
 import tornado.ioloop
 
+from handlers.web.executor import run_sync
+from models.actions.listing import advance_generation
+from models.actions.sessions import SESSION_ENDED, users_at_versions
+from models.foundation.redis_clients import connect_async
+from workers.transport import listing_channel, user_channel
+
 log = logging.getLogger("serviceman.hub")
 FEED_READY_TIMEOUT = 5
-# A "session_ended" push (models/actions/sessions.py) closes the user's older sockets with this code.
-SESSION_ENDED = "session_ended"
+# A SESSION_ENDED push (models/actions/sessions.py) closes the user's older sockets with this code.
 CLOSE_SESSION_ENDED = 4003
 # A web process that shuts down (a deploy) closes every socket with 1012, Service Restart: clients
 # reconnect at once, to another process, and resume.
@@ -186,10 +191,6 @@ class Hub:
             self.loop.add_callback(self.deliver_local, user_id, message)
 
     async def _follow_redis(self):
-        from models.actions.listing import advance_generation
-        from models.foundation.redis_clients import connect_async
-        from workers.transport import listing_channel, user_channel
-
         prefix = user_channel(self.redis_url, "")
         while True:
             client = connect_async(self.redis_url)
@@ -220,9 +221,6 @@ class Hub:
     async def _recheck_sessions(self):
         """Once the feed is (re)subscribed: a session that ended while it was down was announced
         unheard, so every socket's session is looked up again and the ended ones' sockets closed."""
-        from models.actions.sessions import users_at_versions
-        from handlers.web.executor import run_sync
-
         held = [(user_id, socket, (user_id, socket.session_version, getattr(socket, "web_session", None)))
                 for user_id, sockets in list(self.sockets.items()) for socket in list(sockets)
                 if getattr(socket, "session_version", None) is not None]

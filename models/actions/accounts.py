@@ -8,6 +8,7 @@ from typing import Any
 
 import peewee
 
+from models.transport import Transport
 from models.foundation import tokens
 from models.foundation.clock import utcnow
 from models.foundation.errors import Conflict, InvalidTransition, NotAuthenticated, NotFound, ValidationFailed
@@ -18,6 +19,7 @@ from ..db import database, for_update
 from ..users import ApprovalStatus, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import unit_of_work
 from . import vetting
+from .credentials import send_verification_email, tell_owner_of_registration_attempt
 from .listing import listing_changed, refresh_listing
 from .passwords import require_acceptable_password
 from .sessions import end_all_sessions, session_user
@@ -62,11 +64,11 @@ EMAIL_TAKEN = ("An account with this email already exists. Sign in, or reset its
                "have just emailed to it.")
 
 
-def register(settings: Settings, *, email: str, password: str, first_name: str, last_name: str, phone: str,
-             role: str, category_ids: Collection[int] = (), bio: str = "", years_of_experience: int = 0,
-             verified: bool = False) -> User:
+def register(settings: Settings, transport: Transport | None, *, email: str, password: str, first_name: str,
+             last_name: str, phone: str, role: str, category_ids: Collection[int] = (), bio: str = "",
+             years_of_experience: int = 0, verified: bool = False) -> User:
     """Create a client or serviceman account; a serviceman starts PENDING_APPROVAL. The address is
-    sent a verification link, unless `verified` (demo accounts).
+    sent a verification link (queued on `transport`), unless `verified` (demo accounts).
 
     An address that already has an account is refused (422), after the same bcrypt work as a new one,
     and its owner is emailed (a sign-in hint and a reset link): registering signs the new user in at
@@ -90,14 +92,10 @@ def register(settings: Settings, *, email: str, password: str, first_name: str, 
                 _set_categories(profile, category_ids)
                 vetting.record_application(user, profile)
     except EmailTaken as taken:
-        from .credentials import tell_owner_of_registration_attempt
-
-        tell_owner_of_registration_attempt(taken.email)
+        tell_owner_of_registration_attempt(transport, taken.email)
         raise
     if not verified:
-        from .credentials import send_verification_email
-
-        send_verification_email(user)
+        send_verification_email(transport, user)
     return user
 
 
@@ -189,7 +187,7 @@ def serviceman_profile(user_id: int) -> ServicemanProfile:
     return profile
 
 
-def update_me(user: User, **changes: Any) -> User:
+def update_me(transport: Transport | None, user: User, **changes: Any) -> User:
     """Users edit their names and phone; servicemen also their profile fields."""
     profile_fields = {"bio", "years_of_experience", "is_available", "category_ids"}
     profile_changes = {k: changes.pop(k) for k in list(changes) if k in profile_fields}
@@ -211,11 +209,11 @@ def update_me(user: User, **changes: Any) -> User:
             if profile_changes:
                 ServicemanProfile.update(**profile_changes).where(ServicemanProfile.id == profile.id).execute()
     if user.role == Role.SERVICEMAN:  # a name, a bio, availability or categories: all on the public card
-        listing_changed()
+        listing_changed(transport)
     return User.get_by_id(user.id)
 
 
-def deactivate_user(actor: User, user_id: int) -> User:
+def deactivate_user(transport: Transport | None, actor: User, user_id: int) -> User:
     """An admin deactivates a user. Never itself, and never the last active admin, so the platform
     always keeps someone who can run it."""
     if user_id == actor.id:
@@ -235,9 +233,9 @@ def deactivate_user(actor: User, user_id: int) -> User:
                                code="last_admin")
 
     # In end_all_sessions' own transaction: the check, the deactivation and the listing commit together.
-    end_all_sessions(user_id, "account deactivated", precondition=keep_an_admin,
+    end_all_sessions(transport, user_id, "account deactivated", precondition=keep_an_admin,
                      and_then=lambda: refresh_listing(user_id), is_active=False)
-    listing_changed()
+    listing_changed(transport)
     return User.get_by_id(user_id)
 
 
@@ -253,8 +251,8 @@ APPROVAL_MOVES = {
 APPROVAL_PAST = {"approve": "approved", "reject": "rejected", "suspend": "suspended", "reinstate": "reinstated"}
 
 
-def set_approval(user_id: int, action: str, reason: str = "", category_ids: Iterable[int] | None = None,
-                 actor: User | None = None) -> ServicemanProfile:
+def set_approval(transport: Transport | None, user_id: int, action: str, reason: str = "",
+                 category_ids: Iterable[int] | None = None, actor: User | None = None) -> ServicemanProfile:
     """Admin vetting of servicemen; only APPROVED ones are listed and assignable. The serviceman is
     told the decision; a suspension also flags their open jobs to the admins."""
     profile = serviceman_profile(user_id)
@@ -273,5 +271,5 @@ def set_approval(user_id: int, action: str, reason: str = "", category_ids: Iter
         refresh_listing(user_id)
         vetting.record_decision(actor, profile, action, reason)
     if action == "suspend":  # after the commit: end_all_sessions tells the sockets once it has committed
-        end_all_sessions(user_id, "account suspended")
+        end_all_sessions(transport, user_id, "account suspended")
     return serviceman_profile(user_id)

@@ -5,6 +5,7 @@ from typing import Any, cast
 
 import peewee
 
+from models.transport import Transport
 from models.foundation.errors import NotFound, ValidationFailed
 
 from ..catalog import Category, category_name_key
@@ -44,7 +45,7 @@ def create_category(name: str, description: str = "") -> Category:
         raise ValidationFailed.on("name", "A category with this name already exists.") from exc
 
 
-def update_category(category_id: int, **changes: Any) -> Category:
+def update_category(transport: Transport | None, category_id: int, **changes: Any) -> Category:
     category = _category(category_id)
     if "name" in changes:
         changes["name"] = changes["name"].strip()
@@ -56,13 +57,13 @@ def update_category(category_id: int, **changes: Any) -> Category:
             Category.update(**changes).where(Category.id == category.id).execute()
     except peewee.IntegrityError as exc:
         raise ValidationFailed.on("name", "A category with this name already exists.") from exc
-    listing_changed()  # an inactive category lists nobody
+    listing_changed(transport)  # an inactive category lists nobody
     return _category(category_id)
 
 
-def deactivate_category(category_id: int) -> Category:
+def deactivate_category(transport: Transport | None, category_id: int) -> Category:
     """Deactivated, not deleted: past bookings still point at it."""
-    return update_category(category_id, is_active=False)
+    return update_category(transport, category_id, is_active=False)
 
 
 def _listed_servicemen() -> peewee.ModelSelect[ServicemanProfile]:

@@ -8,6 +8,8 @@ verification links stay valid until they expire (they grant nothing but the veri
 Asking for a reset or a new verification link answers at once and the same for every address:
 the request only queues a job (workers/account_email.py) that looks the address up, issues a
 token and sends the email. The lookup is never in the request path, so timing tells nothing.
+Jobs are named by dotted path (RQ resolves it in the worker, the embedded transport in-process): the
+domain imports nothing of the pipeline, and a path once queued must stay importable (tests/test_job_paths.py).
 """
 import hashlib
 import logging
@@ -15,6 +17,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
+from models.transport import Transport
 from models.foundation import tokens
 from models.foundation.clock import utcnow
 from models.foundation.errors import ValidationFailed
@@ -32,6 +35,9 @@ VERIFY_EMAIL, PASSWORD_RESET = OneTimeToken.VERIFY_EMAIL, OneTimeToken.PASSWORD_
 # PASSWORD_RESET link (workers/account_email.py).
 ACCOUNT_EXISTS = "account_exists"
 MAX_TOKEN_LENGTH = 128  # ours are 43 characters; anything far longer is not one of ours
+# The account email jobs (workers/account_email.py), by the dotted paths RQ stores in Redis.
+EMAIL_LINK_JOB = "workers.account_email.email_link_to_address"
+VERIFICATION_LINK_JOB = "workers.account_email.email_verification_link"
 
 
 def token_hash(raw: str) -> str:
@@ -98,14 +104,15 @@ def _claim(row: OneTimeToken) -> None:
 
 # Email verification ------------------------------------------------------------------------------
 
-def send_verification_email(user: User) -> None:
+def send_verification_email(transport: Transport | None, user: User) -> None:
     """Queue the verification email of a new account (registration). The job issues the token: no
     job argument, Redis key or log line ever holds it. Never fails the caller: if the queue is
     unreachable the user can ask for a new link."""
-    from workers import account_email
-
+    if transport is None:
+        log.warning("no pipeline configured: the verification email of user %s is not sent", user.id)
+        return
     try:
-        account_email.queue_verification(user.id)
+        transport.enqueue(VERIFICATION_LINK_JOB, user.id, job_id=f"account-verify-{user.id}-{uuid.uuid4().hex}")
     except Exception:
         log.exception("could not queue the verification email of user %s", user.id)
 
@@ -121,46 +128,43 @@ def verify_email(raw: object) -> User:
     return User.get_by_id(row.user_id)
 
 
-def tell_owner_of_registration_attempt(email: str) -> None:
+def tell_owner_of_registration_attempt(transport: Transport | None, email: str) -> None:
     """Someone tried to register `email`, which has an account: queue an email to its owner (how to sign
     in, and a reset link). Like a reset request, the job looks the address up. Never fails the caller."""
     try:
-        _queue_lookup(ACCOUNT_EXISTS, email)
+        _queue_lookup(transport, ACCOUNT_EXISTS, email)
     except Exception:
         log.exception("could not queue the registration-attempt email")
 
 
-def request_verification_email(email: str) -> None:
+def request_verification_email(transport: Transport | None, email: str) -> None:
     """Queue a new verification link for `email` if it names an active, unverified account."""
-    _queue_lookup(VERIFY_EMAIL, email)
+    _queue_lookup(transport, VERIFY_EMAIL, email)
 
 
 # Password reset and change -----------------------------------------------------------------------
 
-def request_password_reset(email: str) -> None:
+def request_password_reset(transport: Transport | None, email: str) -> None:
     """Queue a reset link for `email` if it names an active account."""
-    _queue_lookup(PASSWORD_RESET, email)
+    _queue_lookup(transport, PASSWORD_RESET, email)
 
 
-def _queue_lookup(purpose: str, email: str) -> None:
-    from workers import account_email, runtime
-
-    transport = runtime.transport()
+def _queue_lookup(transport: Transport | None, purpose: str, email: str) -> None:
     if transport is None:
         log.warning("no pipeline configured: the %s email for a request is not sent", purpose)
         return
     # The same work for every address: the lookup happens in the job, not here.
-    transport.enqueue(account_email.email_link_to_address, purpose, email, job_id=f"account-{uuid.uuid4().hex}")
+    transport.enqueue(EMAIL_LINK_JOB, purpose, email, job_id=f"account-{uuid.uuid4().hex}")
 
 
-def confirm_password_reset(settings: Settings, raw: object, password: str) -> User:
+def confirm_password_reset(settings: Settings, transport: Transport | None, raw: object, password: str) -> User:
     """Set a new password with a reset token; every session of the user ends."""
     row = _find(raw, PASSWORD_RESET)
     # The schema checked the rule but not "not your own email": that needs the token's user.
     require_acceptable_password(password, User.get_by_id(row.user_id).email)
     password_hash = tokens.hash_password(password, settings.bcrypt_rounds)
     # Following the link proves the address too.
-    end_all_sessions(row.user_id, "password reset", precondition=lambda: _claim(row),
+    end_all_sessions(transport, row.user_id, "password reset", precondition=lambda: _claim(row),
                      password_hash=password_hash, email_verified_at=_verified_at(row.user_id))
     return User.get_by_id(row.user_id)
 
@@ -170,7 +174,8 @@ def _verified_at(user_id: int) -> datetime:
     return user.email_verified_at or utcnow()
 
 
-def change_password(settings: Settings, user: User, current_password: str, new_password: str) -> User:
+def change_password(settings: Settings, transport: Transport | None, user: User, current_password: str,
+                    new_password: str) -> User:
     """Check the current password, set the new one and end every session (this one included);
     returns the user, reloaded with its new session version, for a fresh token pair."""
     if not tokens.check_password(current_password, user.password_hash):
@@ -180,6 +185,6 @@ def change_password(settings: Settings, user: User, current_password: str, new_p
     if tokens.check_password(new_password, user.password_hash):
         raise ValidationFailed.on("new_password", "The new password must differ from the current one.")
     require_acceptable_password(new_password, user.email, field="new_password")
-    end_all_sessions(user.id, "password changed",
+    end_all_sessions(transport, user.id, "password changed",
                      password_hash=tokens.hash_password(new_password, settings.bcrypt_rounds))
     return User.get_by_id(user.id)

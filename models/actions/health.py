@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import peewee
 
 from models.foundation.settings import Settings
+from models.foundation.redis_clients import connect
 
 from ..db import database
 
@@ -58,8 +59,6 @@ def redis_state(settings: Settings) -> str:
     if not settings.redis_url:
         return EMBEDDED
     import redis
-
-    from models.foundation.redis_clients import connect
 
     client = connect(settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS,
                      socket_connect_timeout=REDIS_TIMEOUT_SECONDS)

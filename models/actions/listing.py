@@ -3,17 +3,20 @@ rating, rating count and completed jobs (see ServicemanCategory). Every change o
 followed, in its own transaction, by `refresh_listing(user_id)`: approval moves, deactivation,
 new categories, a completed job, a rating.
 
-The listing generation moves on after every commit that may change a public card (server/
+The listing generation moves on after every commit that may change a public card (handlers/web/
 listing_cache.py keeps built pages until it does): every committed workflow or account event
-(assignments and job states change `active_jobs`; vetting, completion and ratings the rest), and
-`listing_changed()` after the changes that record no event (profile edits, deactivation, categories).
-In Redis mode the committing process also tells every web process (handlers/web/hub.py follows the channel).
+(assignments and job states change `active_jobs`; vetting, completion and ratings the rest: the
+composition root makes `listing_changed` an after-commit hook), and `listing_changed(transport)` after
+the changes that record no event (profile edits, deactivation, categories). In Redis mode the
+committing process also tells every web process, through the transport it is given (handlers/web/
+hub.py follows the channel).
 """
 import logging
 import threading
 
+from models.transport import Transport
+
 from ..users import ApprovalStatus, ServicemanCategory, ServicemanProfile, User
-from ..workflow import on_event_committed
 
 log = logging.getLogger("serviceman.listing")
 
@@ -21,13 +24,10 @@ _generation = 0
 _bump = threading.Lock()  # any domain thread may commit a change
 
 
-def listing_changed(*_event_id: int) -> None:
+def listing_changed(transport: Transport | None) -> None:
     """Called after the commit: a page built from what was read before it is no longer served, here
-    or (through the transport, Redis mode) in any other web process."""
+    or (through the transport, Redis mode; None: no pipeline) in any other web process."""
     advance_generation()
-    from workers import runtime
-
-    transport = runtime.transport()
     if transport is None:
         return
     try:
@@ -48,8 +48,6 @@ def advance_generation() -> None:
 def listing_generation() -> int:
     return _generation
 
-
-on_event_committed(listing_changed)
 
 
 def refresh_listing(user_id: int | None) -> int:

@@ -1,11 +1,16 @@
-"""A user's dashboard notifications: list, read state, unread count, replay since an id."""
+"""A user's dashboard notifications: list, read state, unread count, replay since an id; and their
+one representation, NotificationSchema, which the REST API (handlers/notifications.py), the websocket's
+replay and the pipeline's pushes (workers/delivery.py) all dump with."""
 from __future__ import annotations
+
 from collections.abc import Collection
 from typing import Any
 
 import peewee
+from marshmallow import Schema, fields
 from peewee import fn
 
+from models.foundation.clock import EXAMPLE_BOOKING_DATE
 from models.foundation.errors import NotAuthenticated, NotFound
 
 from ..notifications import Notification
@@ -13,6 +18,36 @@ from ..users import User
 from .sessions import SessionKey, live_web_sessions, refusal_at_version
 
 REPLAY_LIMIT = 500
+
+# What serviceman #3 is told when request #1 is assigned to him (workers/notification_types.py).
+EXAMPLE_ASSIGNED = {
+    "serviceman_ids": [3, 4], "primary_serviceman_id": 3, "backup_serviceman_id": 4,
+    "primary_name": "Emeka Okafor", "backup_name": "Tunde Adebayo", "service_request_id": 1, "is_emergency": False}
+
+
+class NotificationSchema(Schema):
+    id = fields.Integer(metadata={"example": 305})
+    notification_type = fields.String(metadata={"example": "serviceman_assigned"})
+    title = fields.String(metadata={
+        "example": f"Booking #1: you are assigned to a Plumbing job on {EXAMPLE_BOOKING_DATE}"})
+    message = fields.String(metadata={"example": (
+        "Client: Ada Obi, +234 800 000 0001. Address: 14 Admiralty Way, Lekki Phase 1, Lagos. Booking date: "
+        f"{EXAMPLE_BOOKING_DATE}. The job: Kitchen sink pipe leaking under the cabinet. Primary: Emeka Okafor; backup: "
+        "Tunde Adebayo.")})
+    service_request_id = fields.Integer(allow_none=True, metadata={"example": 1})
+    payload = fields.Dict(metadata={"example": EXAMPLE_ASSIGNED})
+    is_read = fields.Boolean(metadata={"example": False})
+    sent_to_email = fields.Boolean(metadata={"example": True})
+    email_sent_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+
+
+_schema = NotificationSchema()  # one instance: building a marshmallow schema costs more than dumping with it
+
+
+def notification_message(notification: Notification) -> dict[str, Any]:
+    """The websocket push of a notification: {"type": "notification", "notification": as the REST API shows it}."""
+    return {"type": "notification", "notification": _schema.dump(notification)}
 
 
 def own(user: User) -> peewee.ModelSelect[Notification]:

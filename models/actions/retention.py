@@ -15,13 +15,19 @@ half. A retention of 0 days keeps notifications or events for ever.
 Deletes go in batches by id, each its own short transaction, so a first run over years of rows never
 holds a long lock, and overlapping runs only delete what the other has not.
 """
+from __future__ import annotations
+
 import logging
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import cast
 
 import peewee
 
 from models.foundation.clock import utcnow
+from models.foundation.settings import Settings
 
+from ..base import BaseModel
 from ..db import database
 from ..notifications import Notification
 from ..service_requests import Event, RequestStatus, ServiceRequest
@@ -31,20 +37,20 @@ log = logging.getLogger("serviceman.retention")
 BATCH = 1000
 
 
-def _delete_in_batches(model, condition):
+def _delete_in_batches(model: type[BaseModel], condition: peewee.Expression) -> int:
     """Delete every row of `model` matching `condition`, BATCH rows a transaction; the count."""
     deleted = 0
     while True:
         with database.atomic():
-            ids = [row_id for (row_id,) in model.select(model.id).where(condition).order_by(model.id)
-                   .limit(BATCH).tuples()]
+            ids = [row_id for (row_id,) in cast(Iterable[tuple[int]], model.select(model.id).where(condition)
+                                                 .order_by(model.id).limit(BATCH).tuples())]
             if ids:
                 deleted += model.delete().where(model.id.in_(ids)).execute()
         if len(ids) < BATCH:
             return deleted
 
 
-def _closed_before(cutoff):
+def _closed_before(cutoff: datetime) -> peewee.ModelSelect[ServiceRequest]:
     """Requests that finished (or were deleted) before `cutoff`: their timelines may go."""
     R = ServiceRequest
     finished = R.status.in_(RequestStatus.FINISHED) & (R.updated_at < cutoff)
@@ -52,7 +58,7 @@ def _closed_before(cutoff):
     return R.select(R.id).where(finished | deleted)
 
 
-def delete_spent_refresh_tokens(now=None):
+def delete_spent_refresh_tokens(now: datetime | None = None) -> int:
     now = now or utcnow()
     live_families = RefreshToken.select(RefreshToken.family).where(
         RefreshToken.revoked_at.is_null(), RefreshToken.expires_at > now)
@@ -61,12 +67,12 @@ def delete_spent_refresh_tokens(now=None):
     return _delete_in_batches(RefreshToken, spent)
 
 
-def delete_spent_one_time_tokens(keep_days, now=None):
+def delete_spent_one_time_tokens(keep_days: int, now: datetime | None = None) -> int:
     cutoff = (now or utcnow()) - timedelta(days=keep_days)
     return _delete_in_batches(OneTimeToken, (OneTimeToken.used_at < cutoff) | (OneTimeToken.expires_at < cutoff))
 
 
-def delete_old_notifications(keep_days, now=None):
+def delete_old_notifications(keep_days: int, now: datetime | None = None) -> int:
     if not keep_days:
         return 0
     cutoff = (now or utcnow()) - timedelta(days=keep_days)
@@ -75,7 +81,7 @@ def delete_old_notifications(keep_days, now=None):
         N.service_request.is_null() | N.service_request.in_(_closed_before(cutoff))))
 
 
-def delete_old_events(keep_days, now=None):
+def delete_old_events(keep_days: int, now: datetime | None = None) -> int:
     if not keep_days:
         return 0
     cutoff = (now or utcnow()) - timedelta(days=keep_days)
@@ -85,7 +91,7 @@ def delete_old_events(keep_days, now=None):
         Event.service_request.is_null() | Event.service_request.in_(_closed_before(cutoff))))
 
 
-def apply_retention(settings, now=None):
+def apply_retention(settings: Settings, now: datetime | None = None) -> dict[str, int]:
     """Every rule once; {table: rows deleted}. Notifications go before the events they point to."""
     now = now or utcnow()
     return {

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Iterable
 from datetime import timedelta
 from typing import Any, cast
 
+from models.transport import Transport
 from models.foundation import tokens
 from models.foundation.clock import utcnow
 from models.foundation.errors import NotAuthenticated, NotFound
@@ -35,10 +36,11 @@ WEB_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 SessionKey = tuple[int, int, str | None]
 
 
-def end_all_sessions(user_id: int, reason: str, *, precondition: Callable[[], object] | None = None,
+def end_all_sessions(transport: Transport | None, user_id: int, reason: str, *, precondition: Callable[[], object] | None = None,
                      and_then: Callable[[], object] | None = None, **user_changes: Any) -> int:
     """Bump the user's session version (with `user_changes`, e.g. a new password_hash or
-    is_active=False, in the same UPDATE), revoke every refresh token, then close open sockets.
+    is_active=False, in the same UPDATE), revoke every refresh token, then close open sockets
+    (told through `transport`; None: no pipeline, the tokens are refused all the same).
 
     `precondition()` runs first in the same transaction and may raise to change nothing (a reset
     token being claimed); `and_then()` runs after the UPDATE in it (what depends on the change).
@@ -58,7 +60,7 @@ def end_all_sessions(user_id: int, reason: str, *, precondition: Callable[[], ob
         if and_then is not None:
             and_then()
         version = User.select(User.session_version).where(User.id == user_id).scalar()
-    _close_open_sockets(user_id, {"session_version": version}, reason)
+    _close_open_sockets(transport, user_id, {"session_version": version}, reason)
     return version
 
 
@@ -70,20 +72,17 @@ def start_web_session(settings: Settings, user: User) -> str:
     return session_id
 
 
-def end_web_session(user_id: int, session_id: str) -> None:
+def end_web_session(transport: Transport | None, user_id: int, session_id: str) -> None:
     """Sign-out: revoke that one dashboard session, then close the sockets it opened (every web
     process). Whatever state the account is in, the session ends."""
     RefreshToken.update(revoked_at=utcnow()).where(
         RefreshToken.jti == session_id, RefreshToken.user == user_id, RefreshToken.revoked_at.is_null()).execute()
-    _close_open_sockets(user_id, {"web_session": session_id}, "signed out")
+    _close_open_sockets(transport, user_id, {"web_session": session_id}, "signed out")
 
 
-def _close_open_sockets(user_id: int, which: dict[str, Any], reason: str) -> None:
+def _close_open_sockets(transport: Transport | None, user_id: int, which: dict[str, Any], reason: str) -> None:
     """`which`: {"session_version": v} closes the sockets opened before v, {"web_session": id} the
     ones that dashboard session opened."""
-    from workers import runtime
-
-    transport = runtime.transport()
     if transport is None:
         return
     try:
