@@ -14,10 +14,10 @@ from ..catalog import Category
 from ..db import database, for_update
 from ..users import ApprovalStatus, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import unit_of_work
-from . import vetting
+from . import credentials, vetting
 from .listing import listing_changed, refresh_listing
 from .passwords import require_acceptable_password
-from .sessions import end_all_sessions, session_user
+from .sessions import end_all_sessions, session_user, start_web_session
 from .standing import hold_for_vetting, refuse_if_suspended
 
 
@@ -139,8 +139,29 @@ def issue_token_pair(settings, user, family=None):
 
 
 def login(settings, email, password):
+    """Sign in with email and password: (user, token pair)."""
     user = authenticate(email, password, rounds=settings.bcrypt_rounds)
     return user, issue_token_pair(settings, user)
+
+
+def login_web(settings, email, password):
+    """A dashboard sign-in: the same check as `login`, then a server-side web session (for the
+    cookie) instead of tokens: (user, web session id)."""
+    user = authenticate(email, password, rounds=settings.bcrypt_rounds)
+    return user, start_web_session(settings, user)
+
+
+def sign_up(settings, **fields):
+    """Register and sign in at once (the contract: 201 with tokens): (user, token pair)."""
+    user = register(settings, **fields)
+    return user, issue_token_pair(settings, user)
+
+
+def change_password(settings, user, current_password, new_password):
+    """Change the password (every session ends, this one included), then sign in again: a fresh token
+    pair, so the client that changed it stays signed in."""
+    user = credentials.change_password(settings, user, current_password, new_password)
+    return issue_token_pair(settings, user)
 
 
 def _revoke_family(family):

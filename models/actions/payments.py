@@ -154,6 +154,15 @@ def process_charge(data, source, give_up=False):
     return payment
 
 
+def settle_charge(paystack, data, source, give_up=False):
+    """`process_charge`, then money the booking cannot use goes back at once (its refund, opened in
+    the same transaction, is submitted to Paystack). Returns the payment, or None when not ours."""
+    payment = process_charge(data, source, give_up)
+    if payment is not None and payment.needs_refund:
+        submit_unsubmitted(paystack, payment.id)
+    return payment
+
+
 def paid_price(data):
     """The kobo the client paid for what we asked, as Paystack reports it. When the business passes
     Paystack's fees on to the customer, `amount` includes them and `requested_amount` is the price we
@@ -280,9 +289,7 @@ def reconcile_payments(paystack, verify_after, abandon_after, now=None):
             continue
         if abandoned and not data.get("gateway_response"):
             data = {**data, "gateway_response": "abandoned: unpaid past PAYMENT_ABANDON_AFTER"}
-        result = process_charge(data, PaymentSource.RECONCILE, give_up=abandoned)
-        if result is not None and result.needs_refund:
-            submit_unsubmitted(paystack, result.id)
+        result = settle_charge(paystack, data, PaymentSource.RECONCILE, give_up=abandoned)
         if result is not None and result.status in FINAL:
             counts["paid"] += 1
         elif result is not None and result.status == PaymentStatus.FAILED:
