@@ -261,6 +261,8 @@ def verify_payment(paystack, user, reference):
     if data.get("reference") != reference:
         raise UpstreamUnavailable("The payment provider answered about another payment.")
     process_charge(data, PaymentSource.VERIFY)
+    # Wider than settle_charge: any refund of this payment not yet submitted goes now, this answer's
+    # or one a concurrent webhook opened and has not submitted yet.
     submit_unsubmitted(paystack, payment.id)
     return Payment.get_by_id(payment.id)
 
