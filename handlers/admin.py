@@ -19,7 +19,8 @@ def _application(profiles):
 
 
 class ServicemanApplicationsHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Serviceman applications and servicemen by approval status",
+    @endpoint(operation_id="listServicemanApplications",
+              roles=Role.ADMIN, summary="Serviceman applications and servicemen by approval status",
               query=ApprovalStatusQuerySchema, response=ServicemanApplicationSchema(), paginated=True,
               errors=(401, 403, 422), tags=TAGS)
     async def get(self):
@@ -28,7 +29,8 @@ class ServicemanApplicationsHandler(BaseHandler):
 
 
 class ServicemanApproveHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Approve a serviceman (optionally fixing their categories)",
+    @endpoint(operation_id="approveServiceman",
+              roles=Role.ADMIN, summary="Approve a serviceman (optionally fixing their categories)",
               body=ApproveSchema, response=ServicemanApplicationSchema(), errors=(400, 401, 403, 404, 409, 422),
               tags=TAGS)
     async def post(self, serviceman_id):
@@ -42,7 +44,8 @@ class ServicemanWithReasonHandler(BaseHandler):
     def initialize(self, action):
         self.action = action
 
-    @endpoint(roles=Role.ADMIN, summary="Reject an application or suspend a serviceman, with a reason",
+    @endpoint(operation_id="{action}Serviceman",
+              roles=Role.ADMIN, summary="Reject an application or suspend a serviceman, with a reason",
               body=ReasonSchema, response=ServicemanApplicationSchema(), errors=(400, 401, 403, 404, 409, 422),
               tags=TAGS)
     async def post(self, serviceman_id):
@@ -51,7 +54,8 @@ class ServicemanWithReasonHandler(BaseHandler):
 
 
 class ServicemanReinstateHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Reinstate a suspended serviceman", response=ServicemanApplicationSchema(),
+    @endpoint(operation_id="reinstateServiceman",
+              roles=Role.ADMIN, summary="Reinstate a suspended serviceman", response=ServicemanApplicationSchema(),
               errors=(401, 403, 404, 409), tags=TAGS)
     async def post(self, serviceman_id):
         await self.respond(await self.run(_set_approval, self.transport, self.user, int(serviceman_id), "reinstate"))
@@ -62,14 +66,16 @@ def _set_approval(transport, actor, serviceman_id, action, reason="", category_i
 
 
 class AdminUserCreateHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Create another admin", body=AdminCreateSchema, response=UserSchema(),
+    @endpoint(operation_id="createAdmin",
+              roles=Role.ADMIN, summary="Create another admin", body=AdminCreateSchema, response=UserSchema(),
               status=201, errors=(400, 401, 403, 422), tags=TAGS)
     async def post(self):
         await self.respond(await self.run(accounts.create_admin, self.config, **self.body))
 
 
 class AdminUserDeactivateHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Deactivate a user (every session of theirs ends at once)",
+    @endpoint(operation_id="deactivateUser",
+              roles=Role.ADMIN, summary="Deactivate a user (every session of theirs ends at once)",
               response=UserSchema(), errors=(401, 403, 404, 409), tags=TAGS,
               description="409 `cannot_deactivate_self` for one's own account; 409 `last_admin` for the last "
                           "active admin.")
@@ -78,7 +84,8 @@ class AdminUserDeactivateHandler(BaseHandler):
 
 
 class EmergencyOverrideHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Override a request's emergency flag", body=EmergencySchema,
+    @endpoint(operation_id="overrideEmergency",
+              roles=Role.ADMIN, summary="Override a request's emergency flag", body=EmergencySchema,
               response=ServiceRequestSchema(), errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="While the fee is unpaid it follows the flag; afterwards only the flag changes.")
     async def post(self, request_id):

@@ -10,7 +10,8 @@ TAGS = ("analytics",)
 
 
 class RevenueHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Where the money went: gross, refunds, Paystack fees, serviceman shares, "
+    @endpoint(operation_id="getRevenue",
+              roles=Role.ADMIN, summary="Where the money went: gross, refunds, Paystack fees, serviceman shares, "
                                         "platform net, by month",
               query=RevenueQuerySchema, response=RevenueSchema(), errors=(401, 403, 422), tags=TAGS,
               description="Counts payments that succeeded and are not flagged for refund (money to be given "
@@ -24,7 +25,8 @@ class RevenueHandler(BaseHandler):
 
 
 class TopServicemenHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Approved servicemen by rating or by jobs completed",
+    @endpoint(operation_id="listTopServicemen",
+              roles=Role.ADMIN, summary="Approved servicemen by rating or by jobs completed",
               query=TopServicemenQuerySchema, response=TopServicemenSchema(), errors=(401, 403, 422), tags=TAGS,
               description="by=rating: rating, then rating count, among those with at least `min_ratings` "
                           "ratings; by=jobs: jobs completed. Remaining ties by id.")
@@ -33,7 +35,8 @@ class TopServicemenHandler(BaseHandler):
 
 
 class TopCategoriesHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Most requested categories", query=TopCategoriesQuerySchema,
+    @endpoint(operation_id="listTopCategories",
+              roles=Role.ADMIN, summary="Most requested categories", query=TopCategoriesQuerySchema,
               response=TopCategoriesSchema(), errors=(401, 403, 422), tags=TAGS,
               description="Requests made in each category, cancelled ones included (they show demand), "
                           "deleted ones not; categories without requests are not listed. Ties by id.")
@@ -42,7 +45,8 @@ class TopCategoriesHandler(BaseHandler):
 
 
 class RequestStatsHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Requests by status and the average time from payment to assignment",
+    @endpoint(operation_id="getRequestStats",
+              roles=Role.ADMIN, summary="Requests by status and the average time from payment to assignment",
               response=RequestStatsSchema(), errors=(401, 403), tags=TAGS,
               description="Deleted requests are left out. The average runs from each request's "
                           "payment_received event to its first serviceman_assigned event.")

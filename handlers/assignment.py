@@ -14,7 +14,8 @@ CHECKS = ("Primary and backup must be different, approved, active servicemen off
 
 
 class UnassignedRequestsHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Paid bookings waiting for servicemen: emergencies first, then oldest",
+    @endpoint(operation_id="listUnassignedRequests",
+              roles=Role.ADMIN, summary="Paid bookings waiting for servicemen: emergencies first, then oldest",
               response=UnassignedRequestSchema(), paginated=True, errors=(401, 403, 422), tags=TAGS,
               description="Each with its client's contact, the preferred serviceman's availability and load, "
                           "the category, and how long it has waited since the booking fee was paid.")
@@ -23,7 +24,8 @@ class UnassignedRequestsHandler(BaseHandler):
 
 
 class AssignHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Assign a primary and a backup serviceman (-> ASSIGNED)", body=AssignSchema,
+    @endpoint(operation_id="assignServicemen",
+              roles=Role.ADMIN, summary="Assign a primary and a backup serviceman (-> ASSIGNED)", body=AssignSchema,
               response=RequestWithWarningsSchema(), errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description=CHECKS + " Only while PENDING_ADMIN_ASSIGNMENT; both servicemen are notified.")
     async def post(self, request_id):
@@ -31,7 +33,8 @@ class AssignHandler(BaseHandler):
 
 
 class PromoteBackupHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Make the backup the primary; the old primary is removed",
+    @endpoint(operation_id="promoteBackup",
+              roles=Role.ADMIN, summary="Make the backup the primary; the old primary is removed",
               response=ServiceRequestSchema(), errors=(401, 403, 404, 409), tags=TAGS,
               description="Only while ASSIGNED and with a backup; the job is then left without a backup.")
     async def post(self, request_id):
@@ -39,7 +42,8 @@ class PromoteBackupHandler(BaseHandler):
 
 
 class ReassignHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Replace the primary, the backup or both", body=ReassignSchema,
+    @endpoint(operation_id="reassignServicemen",
+              roles=Role.ADMIN, summary="Replace the primary, the backup or both", body=ReassignSchema,
               response=RequestWithWarningsSchema(), errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description=CHECKS + " Only while ASSIGNED; whoever is removed and whoever is placed are notified.")
     async def post(self, request_id):
@@ -47,7 +51,8 @@ class ReassignHandler(BaseHandler):
 
 
 class DeclineHandler(BaseHandler):
-    @endpoint(roles=Role.SERVICEMAN, summary="Decline a job assigned to you, before inspecting it",
+    @endpoint(operation_id="declineJob",
+              roles=Role.SERVICEMAN, summary="Decline a job assigned to you, before inspecting it",
               body=DeclineSchema, response=ServiceRequestSchema(), errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="Only while ASSIGNED. A declining primary is replaced by the backup at once; the "
                           "admins are asked to name a new backup. Answers the request as it now stands. "

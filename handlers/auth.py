@@ -13,22 +13,21 @@ log = logging.getLogger("serviceman.auth")
 
 
 class RegisterHandler(BaseHandler):
-    @endpoint(roles=ANYONE, summary="Register a client or serviceman", body=RegisterSchema,
+    @endpoint(operation_id="register",
+              roles=ANYONE, summary="Register a client or serviceman", body=RegisterSchema,
               response=AuthResultSchema(), status=201, errors=(400, 422), tags=TAGS, rate_limit="register",
               description="Servicemen also send category_ids, bio, years_of_experience and start "
                           "PENDING_APPROVAL: they are listed once an admin approves them. The address is sent a "
                           "verification link (`email_verified` is false until it is opened); an unverified "
                           "client can browse and book but not pay.")
     async def post(self):
-        def register_and_sign_in():
-            user = accounts.register(self.config, self.transport, **self.body)
-            return {"user": user, **accounts.issue_token_pair(self.config, user)}
-
-        await self.respond(await self.run(register_and_sign_in))
+        user, pair = await self.run(accounts.sign_up, self.config, self.transport, **self.body)
+        await self.respond({"user": user, **pair})
 
 
 class LoginHandler(BaseHandler):
-    @endpoint(roles=ANYONE, summary="Sign in with email and password", body=LoginSchema,
+    @endpoint(operation_id="login",
+              roles=ANYONE, summary="Sign in with email and password", body=LoginSchema,
               response=AuthResultSchema(), errors=(400, 401, 422), tags=TAGS, rate_limit="login")
     async def post(self):
         user, pair = await self.run(accounts.login, self.config, self.body["email"], self.body["password"])
@@ -36,7 +35,8 @@ class LoginHandler(BaseHandler):
 
 
 class RefreshHandler(BaseHandler):
-    @endpoint(roles=ANYONE, summary="Rotate a refresh token", body=RefreshSchema, response=TokenPairSchema(),
+    @endpoint(operation_id="refreshToken",
+              roles=ANYONE, summary="Rotate a refresh token", body=RefreshSchema, response=TokenPairSchema(),
               errors=(400, 401, 422), tags=TAGS, rate_limit="refresh",
               description="The old refresh token is revoked. Presenting a revoked one again is 401 "
                           "`token_reused` and signs out every session of that login.")
@@ -45,7 +45,8 @@ class RefreshHandler(BaseHandler):
 
 
 class LogoutHandler(BaseHandler):
-    @endpoint(roles=SIGNED_IN, summary="Revoke a refresh token", body=RefreshSchema, status=204,
+    @endpoint(operation_id="logout",
+              roles=SIGNED_IN, summary="Revoke a refresh token", body=RefreshSchema, status=204,
               errors=(400, 401, 422), tags=TAGS)
     async def post(self):
         await self.run(accounts.logout, self.config, self.user, self.body["refresh"])
@@ -53,11 +54,13 @@ class LogoutHandler(BaseHandler):
 
 
 class MeHandler(BaseHandler):
-    @endpoint(roles=SIGNED_IN, summary="The signed-in user", response=UserSchema(), errors=(401,), tags=TAGS)
+    @endpoint(operation_id="getMe",
+              roles=SIGNED_IN, summary="The signed-in user", response=UserSchema(), errors=(401,), tags=TAGS)
     async def get(self):
         await self.respond(self.user)
 
-    @endpoint(roles=SIGNED_IN, summary="Update own names, phone (and serviceman profile)", body=MeUpdateSchema,
+    @endpoint(operation_id="updateMe",
+              roles=SIGNED_IN, summary="Update own names, phone (and serviceman profile)", body=MeUpdateSchema,
               response=UserSchema(), errors=(400, 401, 403, 422), tags=TAGS,
               description="Servicemen may also change bio, years_of_experience, category_ids, is_available. A "
                           "suspended serviceman changes nothing (403 `account_suspended`); one waiting for "
@@ -83,7 +86,8 @@ class VerifyEmailHandler(BaseHandler):
     def _request_summary(self):
         return redacted_summary(self)
 
-    @endpoint(roles=ANYONE, summary="Confirm an email address (the emailed link)", query=VerifyEmailQuerySchema,
+    @endpoint(operation_id="getVerifyEmail",
+              roles=ANYONE, summary="Confirm an email address (the emailed link)", query=VerifyEmailQuerySchema,
               response=EmailVerifiedSchema(), errors=(422,), tags=TAGS,
               description="The link in the verification email opens this directly; it answers JSON. Each link "
                           "works once, for EMAIL_VERIFICATION_HOURS. " + TOKEN_ERRORS)
@@ -105,7 +109,8 @@ class EmailLinkHandler(BaseHandler):
 
 
 class ResendVerificationHandler(EmailLinkHandler):
-    @endpoint(roles=ANYONE, summary="Email a new verification link", body=EmailSchema, response=AcceptedSchema(),
+    @endpoint(operation_id="postResendVerification",
+              roles=ANYONE, summary="Email a new verification link", body=EmailSchema, response=AcceptedSchema(),
               status=202, errors=(400, 422), tags=TAGS, rate_limit="email",
               description="The same answer, as fast, whether the address has an account, is already verified "
                           "or is unknown: the lookup and the email happen after the answer.")
@@ -114,7 +119,8 @@ class ResendVerificationHandler(EmailLinkHandler):
 
 
 class PasswordResetHandler(EmailLinkHandler):
-    @endpoint(roles=ANYONE, summary="Email a password reset link", body=EmailSchema, response=AcceptedSchema(),
+    @endpoint(operation_id="postPasswordReset",
+              roles=ANYONE, summary="Email a password reset link", body=EmailSchema, response=AcceptedSchema(),
               status=202, errors=(400, 422), tags=TAGS, rate_limit="email",
               description="The same answer, as fast, whether or not the address has an account: the lookup and "
                           "the email happen after the answer. The link opens a page to choose a new password; "
@@ -124,7 +130,8 @@ class PasswordResetHandler(EmailLinkHandler):
 
 
 class PasswordResetConfirmHandler(BaseHandler):
-    @endpoint(roles=ANYONE, summary="Set a new password with a reset token", body=PasswordResetConfirmSchema,
+    @endpoint(operation_id="postPasswordResetConfirm",
+              roles=ANYONE, summary="Set a new password with a reset token", body=PasswordResetConfirmSchema,
               status=204, errors=(400, 422), tags=TAGS,
               description="Every session of the account ends at once: refresh tokens are revoked, access tokens "
                           "already issued get 401 `session_ended`, open websockets close with code 4003. Sign in "
@@ -136,7 +143,8 @@ class PasswordResetConfirmHandler(BaseHandler):
 
 
 class ChangePasswordHandler(BaseHandler):
-    @endpoint(roles=SIGNED_IN, summary="Change the password", body=ChangePasswordSchema,
+    @endpoint(operation_id="postChangePassword",
+              roles=SIGNED_IN, summary="Change the password", body=ChangePasswordSchema,
               response=TokenPairSchema(), errors=(400, 401, 422), tags=TAGS, rate_limit="login",
               description="Every session of the account ends at once, this one included: refresh tokens are "
                           "revoked, access tokens already issued get 401 `session_ended`, open websockets close "
@@ -144,12 +152,8 @@ class ChangePasswordHandler(BaseHandler):
                           "changed the password stays signed in. A wrong current password is 422 "
                           "`invalid_current_password` (and changes nothing).")
     async def post(self):
-        def change_and_sign_in():
-            user = credentials.change_password(self.config, self.transport, self.user,
-                                               self.body["current_password"], self.body["new_password"])
-            return accounts.issue_token_pair(self.config, user)
-
-        await self.respond(await self.run(change_and_sign_in))
+        await self.respond(await self.run(accounts.change_password, self.config, self.transport, self.user,
+                                          self.body["current_password"], self.body["new_password"]))
 
 
 default_handlers = [

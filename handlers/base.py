@@ -1,6 +1,6 @@
 """The base handler: identity, role checks, body/query parsing and JSON errors, done once.
 
-Every HTTP method of every handler carries an `@endpoint(...)` declaration (who may call it,
+Every HTTP method of every handler carries an `@endpoint(...)` declaration (its operationId, who may call it,
 what it reads, what it answers). A handler method without one fails at import, so nothing is
 reachable by accident; the same declarations build the OpenAPI document.
 """
@@ -33,6 +33,12 @@ ANYONE = "anyone"
 SIGNED_IN = "signed_in"
 _AUDIENCES = {ANYONE, SIGNED_IN, *Role.ALL}
 HTTP_METHODS = ("get", "post", "patch", "put", "delete")
+# An operationId (what generated clients name their methods): readable camelCase; a handler serving
+# several routes names its route argument in braces ("{action}Serviceman" -> rejectServiceman).
+_OPERATION_ID = re.compile(r"^[a-z][A-Za-z0-9]*$")
+_OPERATION_ID_FIELD = re.compile(r"\{(\w+)\}")
+# operationId -> the method that declared it (module.qualname): an id declared twice fails at import.
+_operation_ids = {}
 
 # Request body limits by endpoint class, enforced before the body is read whole.
 NO_BODY_LIMIT = 1024  # endpoints that read no body still tolerate a stray `{}` from clients
@@ -59,15 +65,37 @@ class Endpoint:
     tags: tuple = field(default=())
     max_body: int = NO_BODY_LIMIT
     rate_limit: str = None
+    operation_id: str = ""
 
     @property
     def requires_auth(self):
         return ANYONE not in self.roles
 
+    def operation_id_for(self, route_kwargs):
+        """The operationId on one route: the template's `{name}` filled from the route's arguments."""
+        return self.operation_id.format(**{k: v for k, v in route_kwargs.items() if isinstance(v, str)})
 
-def endpoint(*, roles, summary, body=None, query=None, response=None, status=200, paginated=False,
+
+def _check_operation_id(operation_id):
+    if not isinstance(operation_id, str) or not _OPERATION_ID.match(_OPERATION_ID_FIELD.sub("x", operation_id)):
+        raise ValueError(f"@endpoint operation_id must be camelCase (a route argument as {{name}}), "
+                         f"got {operation_id!r}")
+    return operation_id
+
+
+def _claim_operation_id(operation_id, fn):
+    """Register `fn` as the one method declaring `operation_id` (re-declaring the same method, as a
+    module reload does, is fine)."""
+    owner = f"{fn.__module__}.{fn.__qualname__}"
+    if _operation_ids.setdefault(operation_id, owner) != owner:
+        raise ValueError(f"@endpoint operation_id {operation_id!r} of {owner} is already "
+                         f"{_operation_ids[operation_id]}'s")
+
+
+def endpoint(*, operation_id, roles, summary, body=None, query=None, response=None, status=200, paginated=False,
              errors=(), description="", tags=(), max_body=None, rate_limit=None):
-    """Declare who may call a handler method and what it reads and answers. `max_body` (bytes)
+    """Declare who may call a handler method and what it reads and answers. `operation_id` names it in
+    the OpenAPI document (and generated clients), unique across the API. `max_body` (bytes)
     defaults by class: small for anonymous (auth) bodies, larger for signed-in JSON bodies.
     `rate_limit` names one of settings.rate_limits, checked per client IP and per account after the
     body is read and before the handler does any work."""
@@ -88,16 +116,19 @@ def endpoint(*, roles, summary, body=None, query=None, response=None, status=200
         raise ValueError(f"@endpoint max_body must be between 1 and {MAX_BODY_LIMIT} bytes, got {max_body}")
     spec = Endpoint(roles=roles, summary=summary, body=body, query=query, response=response, status=status,
                     paginated=paginated, errors=tuple(errors), description=description, tags=tuple(tags),
-                    max_body=max_body, rate_limit=rate_limits.check_names(rate_limit))
+                    max_body=max_body, rate_limit=rate_limits.check_names(rate_limit),
+                    operation_id=_check_operation_id(operation_id))
 
     def wrap(fn):
+        _claim_operation_id(spec.operation_id, fn)
+
         @functools.wraps(fn)
         async def handle(self, *args, **kwargs):
             # The body arrives after prepare() (it is streamed, to be refused early when too big).
             self.body = self._load_body(spec.body) if spec.body else {}
             if spec.rate_limit:
-                await self.application.settings["rate_limits"].check(
-                    spec.rate_limit, self.client_ip, rate_limits.account_key(self.config, self.user, self.body))
+                await self.application.settings["rate_limits"].check_attempt(
+                    spec.rate_limit, self.config, self.client_ip, self.user, self.body)
             return await fn(self, *args, **kwargs)
 
         handle.endpoint = spec

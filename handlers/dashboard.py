@@ -12,10 +12,10 @@ from urllib.parse import urlencode, urlsplit
 import jinja2
 import tornado.web
 
-from models.actions.accounts import authenticate
-from models.actions.sessions import end_web_session, start_web_session
+from models.actions.accounts import login_web
+from models.actions.sessions import end_web_session
 from models.users import Role
-from handlers.web import identity, proxies, rate_limits, sessions
+from handlers.web import identity, proxies, sessions
 from models.foundation.errors import NotAuthenticated, RateLimited
 from handlers.web.executor import run_sync
 from models.foundation.settings import PROJECT_ROOT
@@ -140,16 +140,15 @@ class SignInHandler(DashboardHandler):
         target = safe_next(self.get_body_argument("next", APP))
         try:
             # The same limits and the same constant-time check as POST /api/auth/login/.
-            await self.application.settings["rate_limits"].check(
-                "login", proxies.client_address(self.request, self.config)[0],
-                rate_limits.account_key(self.config, None, {"email": email}))
-            user = await run_sync(authenticate, email, password, rounds=self.config.bcrypt_rounds)
+            await self.application.settings["rate_limits"].check_attempt(
+                "login", self.config, proxies.client_address(self.request, self.config)[0], None, {"email": email})
+            user, web_session = await run_sync(login_web, self.config, email, password)
         except (NotAuthenticated, RateLimited) as exc:
             self.set_status(exc.status)
             for name, value in exc.headers.items():  # Retry-After
                 self.set_header(name, value)
             return self.render_page("sign_in.html", next=target, error=exc.message, email=email)
-        sessions.start_session(self, user, await run_sync(start_web_session, self.config, user))
+        sessions.start_session(self, user, web_session)
         self.redirect(target)
 
 

@@ -36,7 +36,8 @@ class SchemaHandler(BaseHandler):
     response_example = {"openapi": "3.0.3", "info": {"title": "Serviceman API", "version": "1.0.0"},
                         "paths": {"/api/categories/": {"get": {"summary": "Active categories"}}}}
 
-    @endpoint(roles=ANYONE, summary="This OpenAPI 3 document", tags=("docs",))
+    @endpoint(operation_id="getOpenApiDocument",
+              roles=ANYONE, summary="This OpenAPI 3 document", tags=("docs",))
     async def get(self):
         self.finish(json.dumps(self.application.settings["openapi"]))
 
@@ -45,7 +46,8 @@ class AsyncApiHandler(BaseHandler):
     response_example = {"asyncapi": "2.6.0", "info": {"title": "Serviceman notification socket", "version": "1.0.0"},
                         "channels": {"/ws/": {"publish": {"message": {"oneOf": []}}}}}
 
-    @endpoint(roles=ANYONE, summary="The AsyncAPI 2.6 document of the notification websocket /ws/", tags=("docs",),
+    @endpoint(operation_id="getAsyncApiDocument",
+              roles=ANYONE, summary="The AsyncAPI 2.6 document of the notification websocket /ws/", tags=("docs",),
               description="Messages (auth, resume, ping; ready, notification, unread_count, pong) and close codes.")
     async def get(self):
         self.finish(json.dumps(self.application.settings["asyncapi"]))
@@ -56,7 +58,8 @@ class DocsHandler(BaseHandler):
     response_example = SWAGGER_PAGE
     content_security_policy = DOCS_CSP
 
-    @endpoint(roles=ANYONE, summary="Swagger UI", tags=("docs",))
+    @endpoint(operation_id="getSwaggerUi",
+              roles=ANYONE, summary="Swagger UI", tags=("docs",))
     async def get(self):
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(SWAGGER_PAGE)
@@ -66,7 +69,8 @@ class DocsInitHandler(BaseHandler):
     media_type = "application/javascript"
     response_example = SWAGGER_INIT
 
-    @endpoint(roles=ANYONE, summary="Swagger UI start-up script", tags=("docs",))
+    @endpoint(operation_id="getSwaggerUiScript",
+              roles=ANYONE, summary="Swagger UI start-up script", tags=("docs",))
     async def get(self):
         self.set_header("Content-Type", "application/javascript")
         self.finish(SWAGGER_INIT)

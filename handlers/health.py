@@ -39,7 +39,8 @@ class _ProbeHandler(BaseHandler):
 class LivenessHandler(_ProbeHandler):
     response_example = {"status": "ok"}
 
-    @endpoint(roles=ANYONE, summary="Liveness: the process answers", tags=TAGS,
+    @endpoint(operation_id="getLiveness",
+              roles=ANYONE, summary="Liveness: the process answers", tags=TAGS,
               description='Always `{"status": "ok"}` while the process serves; no dependency is asked.')
     async def get(self):
         self.answer(*health.liveness())
@@ -57,7 +58,7 @@ def _dependency_report(report, **declaration):
 class ReadinessHandler(_ProbeHandler):
     response_example = {"status": "ok", "database": "ok", "redis": "ok"}
     get = _dependency_report(
-        health.readiness, summary="Readiness: the database answers (Redis reported)",
+        health.readiness, operation_id="getReadiness", summary="Readiness: the database answers (Redis reported)",
         description='503 when the database does not answer within a second. `redis` ("ok", "embedded" or '
                     '"unavailable") is reported but does not fail readiness: requests are served without it.')
 
@@ -65,7 +66,7 @@ class ReadinessHandler(_ProbeHandler):
 class HealthHandler(_ProbeHandler):
     response_example = {"status": "ok", "database": "ok", "redis": "ok"}
     get = _dependency_report(
-        health.health, summary="Health of the process and its dependencies",
+        health.health, operation_id="getHealth", summary="Health of the process and its dependencies",
         description='{"status": "ok", "database": "ok", "redis": "ok" or "embedded"}; 503 names the failing part '
                     '("unavailable") when the database or Redis does not answer within a second.')
 

@@ -13,7 +13,8 @@ RequestOut = ServiceRequestSchema()
 
 
 class StartWorkHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Tell the primary serviceman to proceed (→ IN_PROGRESS)",
+    @endpoint(operation_id="startWork",
+              roles=Role.ADMIN, summary="Tell the primary serviceman to proceed (→ IN_PROGRESS)",
               response=RequestOut, errors=(401, 403, 404, 409), tags=TAGS,
               description="Only from PAYMENT_CONFIRMED (409 otherwise). The primary serviceman gets `work_started`.")
     async def post(self, request_id):
@@ -21,7 +22,8 @@ class StartWorkHandler(BaseHandler):
 
 
 class CompleteJobHandler(BaseHandler):
-    @endpoint(roles=Role.SERVICEMAN, summary="Mark the job done (→ COMPLETED_BY_SERVICEMAN)",
+    @endpoint(operation_id="completeJob",
+              roles=Role.SERVICEMAN, summary="Mark the job done (→ COMPLETED_BY_SERVICEMAN)",
               response=RequestOut, errors=(401, 403, 404, 409), tags=TAGS,
               description="The primary serviceman, from IN_PROGRESS (409 otherwise). The backup serviceman gets "
                           "403; a serviceman not on the job gets 404. Admins get `job_completed`." + APPROVED_ONLY)
@@ -30,7 +32,8 @@ class CompleteJobHandler(BaseHandler):
 
 
 class ConfirmCompletionHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Confirm the job with the client (→ COMPLETED)",
+    @endpoint(operation_id="confirmCompletion",
+              roles=Role.ADMIN, summary="Confirm the job with the client (→ COMPLETED)",
               response=RequestOut, errors=(401, 403, 404, 409), tags=TAGS,
               description="Only from COMPLETED_BY_SERVICEMAN (409 otherwise, so a repeated confirm is a 409). "
                           "The primary serviceman's `jobs_completed` goes up by one in the same transaction; "
@@ -40,7 +43,8 @@ class ConfirmCompletionHandler(BaseHandler):
 
 
 class RatingHandler(BaseHandler):
-    @endpoint(roles=Role.CLIENT, summary="Rate the primary serviceman of a completed job, once",
+    @endpoint(operation_id="rateServiceman",
+              roles=Role.CLIENT, summary="Rate the primary serviceman of a completed job, once",
               body=RatingCreateSchema, response=RatingSchema(), status=201,
               errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="The owning client (another client's request is 404), while COMPLETED (409 "
@@ -52,7 +56,8 @@ class RatingHandler(BaseHandler):
 
 
 class ServicemanJobsHandler(BaseHandler):
-    @endpoint(roles=Role.SERVICEMAN, summary="The caller's jobs (primary or backup), newest first",
+    @endpoint(operation_id="listMyJobs",
+              roles=Role.SERVICEMAN, summary="The caller's jobs (primary or backup), newest first",
               query=JobListQuerySchema, response=JobSchema(), paginated=True, errors=(401, 403, 422), tags=TAGS,
               description="Each job says the caller's `role` (primary or backup) and `is_emergency`. Ordered by "
                           "creation, newest first; filter with `status` and `is_emergency`.")
@@ -62,7 +67,8 @@ class ServicemanJobsHandler(BaseHandler):
 
 
 class ServicemanStatsHandler(BaseHandler):
-    @endpoint(roles=Role.SERVICEMAN, summary="The caller's jobs, completion rate, ratings and earnings",
+    @endpoint(operation_id="getMyStats",
+              roles=Role.SERVICEMAN, summary="The caller's jobs, completion rate, ratings and earnings",
               response=ServicemanStatsSchema(), errors=(401, 403), tags=TAGS,
               description="Counts only jobs the caller was primary on. `all_time` and `this_month` (the current "
                           "month of the platform's TIME_ZONE; a job counts in the month the admin confirmed it) "

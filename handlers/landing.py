@@ -36,7 +36,8 @@ class LandingHandler(BaseHandler):
                        '<a href="/api/docs/">API docs</a>…</html>'
     content_security_policy = LANDING_CSP
 
-    @endpoint(roles=ANYONE, summary="Landing page: links to the dashboard sign-in and the API docs", tags=("docs",))
+    @endpoint(operation_id="getLandingPage",
+              roles=ANYONE, summary="Landing page: links to the dashboard sign-in and the API docs", tags=("docs",))
     async def get(self):
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(render_landing(self.config))

@@ -23,7 +23,8 @@ class PayoutHandler(BaseHandler):
 
 
 class BankListHandler(PayoutHandler):
-    @endpoint(roles=Role.SERVICEMAN, summary="Banks a payout account can be in", response=BankListSchema(),
+    @endpoint(operation_id="getBankList",
+              roles=Role.SERVICEMAN, summary="Banks a payout account can be in", response=BankListSchema(),
               errors=(401, 403, 502), tags=TAGS,
               description="Paystack's Nigerian banks, kept for PAYSTACK_BANKS_TTL seconds.")
     async def get(self):
@@ -31,7 +32,8 @@ class BankListHandler(PayoutHandler):
 
 
 class ResolveAccountHandler(PayoutHandler):
-    @endpoint(roles=Role.SERVICEMAN, summary="Who holds an account: the name to confirm before saving it",
+    @endpoint(operation_id="getResolveAccount",
+              roles=Role.SERVICEMAN, summary="Who holds an account: the name to confirm before saving it",
               query=ResolveQuerySchema, response=ResolvedAccountSchema(), errors=(401, 403, 422, 502), tags=TAGS,
               rate_limit="bank_lookup",
               description="Asks Paystack's account resolution. Nothing is saved. An unknown bank or an account "
@@ -44,12 +46,14 @@ class ResolveAccountHandler(PayoutHandler):
 
 
 class PayoutAccountHandler(PayoutHandler):
-    @endpoint(roles=Role.SERVICEMAN, summary="The caller's payout account", response=PayoutAccountSchema(),
+    @endpoint(operation_id="getPayoutAccount",
+              roles=Role.SERVICEMAN, summary="The caller's payout account", response=PayoutAccountSchema(),
               errors=(401, 403, 404), tags=TAGS, description="404 until one is added.")
     async def get(self):
         await self.respond(await self.run(payouts.get_payout_account, self.user))
 
-    @endpoint(roles=Role.SERVICEMAN, summary="Add or replace the caller's payout account",
+    @endpoint(operation_id="postPayoutAccount",
+              roles=Role.SERVICEMAN, summary="Add or replace the caller's payout account",
               body=PayoutAccountCreateSchema, response=PayoutAccountSchema(),
               errors=(400, 401, 403, 409, 422, 502), tags=TAGS, rate_limit="bank_lookup",
               description="The account is resolved through Paystack (422 if the bank does not know it), a "
@@ -63,7 +67,8 @@ class PayoutAccountHandler(PayoutHandler):
 
 
 class ServicemanPayoutsHandler(BaseHandler):
-    @endpoint(roles=Role.SERVICEMAN, summary="The caller's payouts: owed, in transit, paid",
+    @endpoint(operation_id="getServicemanPayouts",
+              roles=Role.SERVICEMAN, summary="The caller's payouts: owed, in transit, paid",
               query=PayoutListQuerySchema, response=PayoutSchema(), paginated=True, errors=(401, 403, 422),
               tags=TAGS, description="Newest first; filter with `status`.")
     async def get(self):
@@ -71,7 +76,8 @@ class ServicemanPayoutsHandler(BaseHandler):
 
 
 class ServicemanPayoutTotalsHandler(BaseHandler):
-    @endpoint(roles=Role.SERVICEMAN, summary="The caller's payout totals by status",
+    @endpoint(operation_id="getServicemanPayoutTotals",
+              roles=Role.SERVICEMAN, summary="The caller's payout totals by status",
               response=PayoutTotalsSchema(), errors=(401, 403), tags=TAGS,
               description="Counts and sums of the caller's payouts owed, approved, in transit and paid.")
     async def get(self):
@@ -79,7 +85,8 @@ class ServicemanPayoutTotalsHandler(BaseHandler):
 
 
 class AdminPayoutsHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Every payout, by status", query=AdminPayoutListQuerySchema,
+    @endpoint(operation_id="getAdminPayouts",
+              roles=Role.ADMIN, summary="Every payout, by status", query=AdminPayoutListQuerySchema,
               response=AdminPayoutSchema(), paginated=True, errors=(401, 403, 422), tags=TAGS,
               description="Newest first; filter with `status` and `serviceman_id`.")
     async def get(self):
@@ -87,7 +94,8 @@ class AdminPayoutsHandler(BaseHandler):
 
 
 class ApprovePayoutsHandler(PayoutHandler):
-    @endpoint(roles=Role.ADMIN, summary="Approve payouts: each becomes a Paystack transfer",
+    @endpoint(operation_id="postApprovePayouts",
+              roles=Role.ADMIN, summary="Approve payouts: each becomes a Paystack transfer",
               body=ApprovePayoutsSchema, response=PayoutResultsSchema(),
               errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="All are checked first: an unknown id is 404; a payout in transit or paid, or a "
@@ -101,7 +109,8 @@ class ApprovePayoutsHandler(PayoutHandler):
 
 
 class FinalizePayoutHandler(PayoutHandler):
-    @endpoint(roles=Role.ADMIN, summary="Finalize an AWAITING_OTP payout with Paystack's OTP",
+    @endpoint(operation_id="postFinalizePayout",
+              roles=Role.ADMIN, summary="Finalize an AWAITING_OTP payout with Paystack's OTP",
               body=FinalizeTransferSchema, response=AdminPayoutSchema(), errors=(400, 401, 403, 404, 409, 422, 502),
               tags=TAGS,
               description="Paystack holds a transfer in status `otp` while OTP for transfers is on: the OTP it sent "
@@ -114,7 +123,8 @@ class FinalizePayoutHandler(PayoutHandler):
 
 
 class PayoutTransfersHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="A payout's transfer attempts", response=TransferListSchema(),
+    @endpoint(operation_id="getPayoutTransfers",
+              roles=Role.ADMIN, summary="A payout's transfer attempts", response=TransferListSchema(),
               errors=(401, 403, 404), tags=TAGS,
               description="Every attempt, failed and reversed ones included, oldest first.")
     async def get(self, payout_id):
@@ -122,7 +132,8 @@ class PayoutTransfersHandler(BaseHandler):
 
 
 class PayoutAnalyticsHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Payouts owed, in transit and paid; the platform's margin",
+    @endpoint(operation_id="getPayoutAnalytics",
+              roles=Role.ADMIN, summary="Payouts owed, in transit and paid; the platform's margin",
               response=PayoutTotalsSchema(), errors=(401, 403), tags=("analytics",),
               description="Over every payout (one per completed job): counts and sums by status, and the "
                           "platform's margin, its share of the jobs' agreed prices.")

@@ -18,7 +18,8 @@ ANSWER_DESCRIPTION = ("Only the other party of a PENDING proposal answers it: an
 
 
 class EstimateSubmitHandler(BaseHandler):
-    @endpoint(roles=Role.SERVICEMAN, summary="Submit the inspection estimate (ASSIGNED → SERVICEMAN_INSPECTED)",
+    @endpoint(operation_id="submitEstimate",
+              roles=Role.SERVICEMAN, summary="Submit the inspection estimate (ASSIGNED → SERVICEMAN_INSPECTED)",
               body=EstimateSubmitSchema, response=RequestOut, errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="The primary serviceman only. The backup, who sees the request, is refused with 403; "
                           "a serviceman not assigned to it gets 404. Admins are notified (`estimate_submitted`)."
@@ -30,7 +31,8 @@ class EstimateSubmitHandler(BaseHandler):
 
 
 class MarkupHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Set the markup, hence the final cost (→ AWAITING_CLIENT_APPROVAL)",
+    @endpoint(operation_id="setMarkup",
+              roles=Role.ADMIN, summary="Set the markup, hence the final cost (→ AWAITING_CLIENT_APPROVAL)",
               body=MarkupSchema, response=RequestOut, errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="final_cost = estimate × (1 + markup_percentage/100), rounded half up to the kobo. "
                           "From SERVICEMAN_INSPECTED; again while AWAITING_CLIENT_APPROVAL (the status stays). "
@@ -41,7 +43,8 @@ class MarkupHandler(BaseHandler):
 
 
 class CostApprovalHandler(BaseHandler):
-    @endpoint(roles=Role.CLIENT, summary="Accept the final cost (→ AWAITING_PAYMENT)", body=CostApprovalSchema,
+    @endpoint(operation_id="approveCost",
+              roles=Role.CLIENT, summary="Accept the final cost (→ AWAITING_PAYMENT)", body=CostApprovalSchema,
               response=RequestOut, errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="The owning client, while AWAITING_CLIENT_APPROVAL, or while NEGOTIATING with no "
                           "proposal pending (after a rejection). Admins are notified (`cost_approved`).")
@@ -51,12 +54,14 @@ class CostApprovalHandler(BaseHandler):
 
 
 class NegotiationListHandler(BaseHandler):
-    @endpoint(roles=PARTIES, summary="The request's price proposals, oldest first", response=NegotiationOut,
+    @endpoint(operation_id="listNegotiations",
+              roles=PARTIES, summary="The request's price proposals, oldest first", response=NegotiationOut,
               paginated=True, errors=(401, 403, 404, 422), tags=TAGS)
     async def get(self, request_id):
         await self.respond(await self.run(pricing.negotiation_history, self.user, int(request_id)))
 
-    @endpoint(roles=PARTIES, summary="Propose a price (→ NEGOTIATING)", body=ProposalSchema, response=NegotiationOut,
+    @endpoint(operation_id="proposePrice",
+              roles=PARTIES, summary="Propose a price (→ NEGOTIATING)", body=ProposalSchema, response=NegotiationOut,
               status=201, errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="One proposal may be PENDING at a time (another is 409). The client proposes while "
                           "AWAITING_CLIENT_APPROVAL or NEGOTIATING; an admin only while NEGOTIATING (after a "
@@ -67,21 +72,24 @@ class NegotiationListHandler(BaseHandler):
 
 
 class NegotiationAcceptHandler(BaseHandler):
-    @endpoint(roles=PARTIES, summary="Accept a proposal: its amount becomes the final cost (→ AWAITING_PAYMENT)",
+    @endpoint(operation_id="acceptNegotiation",
+              roles=PARTIES, summary="Accept a proposal: its amount becomes the final cost (→ AWAITING_PAYMENT)",
               response=NegotiationOut, errors=(401, 403, 404, 409), tags=TAGS, description=ANSWER_DESCRIPTION)
     async def post(self, negotiation_id):
         await self.respond(await self.run(pricing.accept_proposal, self.user, int(negotiation_id)))
 
 
 class NegotiationRejectHandler(BaseHandler):
-    @endpoint(roles=PARTIES, summary="Reject a proposal (the request stays NEGOTIATING)", response=NegotiationOut,
+    @endpoint(operation_id="rejectNegotiation",
+              roles=PARTIES, summary="Reject a proposal (the request stays NEGOTIATING)", response=NegotiationOut,
               errors=(401, 403, 404, 409), tags=TAGS, description=ANSWER_DESCRIPTION)
     async def post(self, negotiation_id):
         await self.respond(await self.run(pricing.reject_proposal, self.user, int(negotiation_id)))
 
 
 class NegotiationCounterHandler(BaseHandler):
-    @endpoint(roles=PARTIES, summary="Counter a proposal with another amount", body=ProposalSchema,
+    @endpoint(operation_id="counterNegotiation",
+              roles=PARTIES, summary="Counter a proposal with another amount", body=ProposalSchema,
               response=NegotiationOut, status=201, errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description=ANSWER_DESCRIPTION + " The countered proposal becomes COUNTERED; the answer is the new "
                                                "PENDING one.")
@@ -91,7 +99,8 @@ class NegotiationCounterHandler(BaseHandler):
 
 
 class ConsultServicemanHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Ask the primary serviceman whether the offer on the table is acceptable",
+    @endpoint(operation_id="consultServiceman",
+              roles=Role.ADMIN, summary="Ask the primary serviceman whether the offer on the table is acceptable",
               body=ConsultationSchema, response=EventSchema(), status=201, errors=(400, 401, 403, 404, 409, 422),
               tags=TAGS, description="While NEGOTIATING. Answers the timeline event; the primary serviceman is "
                                      "notified (`serviceman_consulted`).")
@@ -101,7 +110,8 @@ class ConsultServicemanHandler(BaseHandler):
 
 
 class ConsultationReplyHandler(BaseHandler):
-    @endpoint(roles=Role.SERVICEMAN, summary="Answer an admin's consultation", body=ConsultationReplySchema,
+    @endpoint(operation_id="replyToConsultation",
+              roles=Role.SERVICEMAN, summary="Answer an admin's consultation", body=ConsultationReplySchema,
               response=EventSchema(), status=201, errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="The primary serviceman, while NEGOTIATING and after being consulted (409 otherwise); "
                           "the backup is 403. Admins are notified (`consultation_replied`)." + APPROVED_ONLY)

@@ -12,7 +12,8 @@ RefundOut = RefundSchema()
 
 
 class CancellationQuoteHandler(BaseHandler):
-    @endpoint(roles=(Role.CLIENT, Role.ADMIN), summary="What cancelling now would refund and keep, and why",
+    @endpoint(operation_id="getCancellationQuote",
+              roles=(Role.CLIENT, Role.ADMIN), summary="What cancelling now would refund and keep, and why",
               query=CancellationQuoteQuerySchema, response=CancellationQuoteSchema(),
               errors=(401, 403, 404, 409, 422), tags=TAGS,
               description="The owning client or an admin. Before assignment the booking fee is refunded in full; "
@@ -24,7 +25,8 @@ class CancellationQuoteHandler(BaseHandler):
 
 
 class RefundListHandler(BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Refunds, newest first", query=RefundListQuerySchema, response=RefundOut,
+    @endpoint(operation_id="getRefundList",
+              roles=Role.ADMIN, summary="Refunds, newest first", query=RefundListQuerySchema, response=RefundOut,
               paginated=True, errors=(401, 403, 422), tags=TAGS,
               description="Filter by status (FAILED ones need a retry), service_request_id and payment_id.")
     async def get(self):
@@ -33,7 +35,8 @@ class RefundListHandler(BaseHandler):
 
 
 class ManualRefundHandler(PaymentHandlerMixin, BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Refund a verified payment, in full or in part", body=ManualRefundSchema,
+    @endpoint(operation_id="postManualRefund",
+              roles=Role.ADMIN, summary="Refund a verified payment, in full or in part", body=ManualRefundSchema,
               response=RefundOut, status=201, errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="Without `amount`, all that is left of the payment. A payment's refunds never add up to "
                           "more than was paid (422 on `amount`; 409 `already_refunded` when nothing is left); "
@@ -45,7 +48,8 @@ class ManualRefundHandler(PaymentHandlerMixin, BaseHandler):
 
 
 class RefundRetryHandler(PaymentHandlerMixin, BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Ask Paystack again for a failed refund", response=RefundOut,
+    @endpoint(operation_id="postRefundRetry",
+              roles=Role.ADMIN, summary="Ask Paystack again for a failed refund", response=RefundOut,
               errors=(401, 403, 404, 409, 502), tags=TAGS,
               description="FAILED refunds only (409 otherwise). If the refund Paystack reported failed has since "
                           "gone through, it is adopted instead of asking for a second one.")
@@ -54,7 +58,8 @@ class RefundRetryHandler(PaymentHandlerMixin, BaseHandler):
 
 
 class RefundCustomerDetailsHandler(PaymentHandlerMixin, BaseHandler):
-    @endpoint(roles=Role.ADMIN, summary="Retry a refund with the customer's bank account", body=CustomerDetailsSchema,
+    @endpoint(operation_id="postRefundCustomerDetails",
+              roles=Role.ADMIN, summary="Retry a refund with the customer's bank account", body=CustomerDetailsSchema,
               response=RefundOut, errors=(400, 401, 403, 404, 409, 422, 502), tags=TAGS,
               description="For a NEEDS_BANK refund (Paystack's `needs-attention`: it could not return the money "
                           "on its own). The account goes to Paystack's retry_with_customer_details and is never "

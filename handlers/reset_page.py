@@ -4,13 +4,13 @@ A plain HTML form (no script) that posts back to itself; the reset token in the 
 authorises the change, so no other CSRF defence is needed. Not part of the JSON API (and its
 schema): apps may instead read the token from the link and call POST /api/auth/password-reset/confirm/.
 """
-import html
-
 import tornado.web
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from marshmallow import ValidationError
 
 from models.actions import credentials
 from models.foundation.errors import ApiError
+from models.foundation.settings import PROJECT_ROOT
 from handlers.web.executor import run_sync
 
 from .auth import redacted_summary
@@ -22,30 +22,15 @@ PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; 
             "base-uri 'none'")
 MAX_FORM_BYTES = 4096
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Choose a new password · Serviceman</title></head>
-<body style="font-family: Arial, sans-serif; color: #1f2933; max-width: 420px; margin: 40px auto; padding: 0 16px;">
-<h1 style="font-size: 20px; color: #0b6e4f;">Serviceman</h1>
-{body}
-</body></html>"""
-
-FORM = """<h2 style="font-size: 18px;">Choose a new password</h2>
-{error}
-<form method="post" action="/reset-password/">
-<input type="hidden" name="token" value="{token}">
-<p><label>New password<br><input type="password" name="password" autocomplete="new-password" required minlength="8"
- maxlength="128" style="width: 100%; padding: 8px;"></label></p>
-<p><label>The same again<br><input type="password" name="password_again" autocomplete="new-password" required
- style="width: 100%; padding: 8px;"></label></p>
-<p><button type="submit" style="background: #0b6e4f; color: #fff; border: 0; padding: 10px 16px;">Set my new
- password</button></p>
-<p style="font-size: 13px; color: #7b8794;">Every device signed in to your account will be signed out.</p>
-</form>"""
+_pages = Environment(loader=FileSystemLoader(PROJECT_ROOT / "templates" / "pages"),
+                     autoescape=select_autoescape(enabled_extensions=("html",)), undefined=StrictUndefined,
+                     trim_blocks=True, lstrip_blocks=True)
 
 
-def _error(message):
-    return f'<p role="alert" style="color: #c0392b;">{html.escape(message)}</p>'
+def render_page(token=None, error="", done=False):
+    """templates/pages/reset_password.html: the form (`token`, with an `error` above it when one is
+    given), only an error (no token: the link itself is bad), or `done`. Everything is escaped."""
+    return _pages.get_template("reset_password.html").render(token=token, error=error, done=done)
 
 
 class ResetPasswordPage(tornado.web.RequestHandler):
@@ -63,8 +48,9 @@ class ResetPasswordPage(tornado.web.RequestHandler):
     def get(self):
         token = self.get_query_argument("token", "")
         if not token:
-            return self._page(_error("Open the link from your password reset email to choose a new password."))
-        self._page(FORM.format(token=html.escape(token), error=""))
+            return self.finish(render_page(error="Open the link from your password reset email to choose a "
+                                                 "new password."))
+        self.finish(render_page(token=token))
 
     async def post(self):
         try:
@@ -88,10 +74,9 @@ class ResetPasswordPage(tornado.web.RequestHandler):
         except ApiError as exc:
             if exc.code.startswith("token_"):  # the link itself is bad: a new form would not help
                 self.set_status(exc.status)
-                return self._page(_error(exc.message))
+                return self.finish(render_page(error=exc.message))
             return self._form(token, exc.message, status=exc.status)
-        self._page("<h2 style=\"font-size: 18px;\">Your password is changed</h2><p>Sign in with your new password. "
-                   "Every device that was signed in has been signed out.</p>")
+        self.finish(render_page(done=True))
 
     def _field(self, name):
         # Exactly as typed: get_body_argument would silently drop control characters from a password.
@@ -99,13 +84,10 @@ class ResetPasswordPage(tornado.web.RequestHandler):
 
     def _form(self, token, message, status):
         self.set_status(status)
-        self._page(FORM.format(token=html.escape(token), error=_error(message)))
-
-    def _page(self, body):
-        self.finish(PAGE.format(body=body))
+        self.finish(render_page(token=token, error=message))
 
     def write_error(self, status_code, **kwargs):
-        self._page(_error("This request could not be handled. Open the link from your email again."))
+        self.finish(render_page(error="This request could not be handled. Open the link from your email again."))
 
 
 default_handlers = [(r"/reset-password/?", ResetPasswordPage)]

@@ -17,7 +17,8 @@ RequestListOut = with_rows(ServiceRequestSchema(), ServiceRequest)
 
 
 class QuoteHandler(BaseHandler):
-    @endpoint(roles=Role.CLIENT, summary="Emergency flag and booking fee for a date, without booking",
+    @endpoint(operation_id="quoteBooking",
+              roles=Role.CLIENT, summary="Emergency flag and booking fee for a date, without booking",
               query=QuoteQuerySchema, response=QuoteSchema(), errors=(401, 403, 422), tags=TAGS,
               description="Less than 2 days ahead (platform date in TIME_ZONE) is an emergency: "
                           "is_emergency=false is then refused with 422.")
@@ -26,14 +27,16 @@ class QuoteHandler(BaseHandler):
 
 
 class RequestListHandler(BaseHandler):
-    @endpoint(roles=SIGNED_IN, summary="Requests visible to the caller, newest first",
+    @endpoint(operation_id="listServiceRequests",
+              roles=SIGNED_IN, summary="Requests visible to the caller, newest first",
               query=RequestListQuerySchema, response=RequestListOut, paginated=True, errors=(401, 422), tags=TAGS,
               description="Clients see their own, servicemen those they are primary or backup on, admins all.")
     async def get(self):
         filters = {k: self.query.get(k) for k in ("status", "is_emergency")}
         await self.respond(booking.list_requests(self.user, **filters))
 
-    @endpoint(roles=Role.CLIENT, summary="Book a service (starts PENDING_PAYMENT)", body=RequestCreateSchema,
+    @endpoint(operation_id="createServiceRequest",
+              roles=Role.CLIENT, summary="Book a service (starts PENDING_PAYMENT)", body=RequestCreateSchema,
               response=RequestWithWarningsSchema(), status=201, errors=(400, 401, 403, 422), tags=TAGS,
               description="A busy or unavailable preferred serviceman may be booked; `warnings` says so.")
     async def post(self):
@@ -41,17 +44,20 @@ class RequestListHandler(BaseHandler):
 
 
 class RequestDetailHandler(BaseHandler):
-    @endpoint(roles=SIGNED_IN, summary="One request (owner, assigned serviceman, admin)", response=RequestOut,
+    @endpoint(operation_id="getServiceRequest",
+              roles=SIGNED_IN, summary="One request (owner, assigned serviceman, admin)", response=RequestOut,
               errors=(401, 404), tags=TAGS)
     async def get(self, request_id):
         await self.respond(await self.run(booking.get_request, self.user, int(request_id)))
 
-    @endpoint(roles=Role.CLIENT, summary="Edit an unpaid booking; flag and fee are recomputed",
+    @endpoint(operation_id="updateServiceRequest",
+              roles=Role.CLIENT, summary="Edit an unpaid booking; flag and fee are recomputed",
               body=RequestUpdateSchema, response=RequestOut, errors=(400, 401, 403, 404, 409, 422), tags=TAGS)
     async def patch(self, request_id):
         await self.respond(await self.run(booking.update_request, self.config, self.user, int(request_id), **self.body))
 
-    @endpoint(roles=(Role.CLIENT, Role.ADMIN), summary="Soft-delete (an unpaid booking is cancelled first)",
+    @endpoint(operation_id="deleteServiceRequest",
+              roles=(Role.CLIENT, Role.ADMIN), summary="Soft-delete (an unpaid booking is cancelled first)",
               status=204, errors=(401, 403, 404, 409), tags=TAGS)
     async def delete(self, request_id):
         await self.run(booking.delete_request, self.user, int(request_id))
@@ -59,7 +65,8 @@ class RequestDetailHandler(BaseHandler):
 
 
 class RequestCancelHandler(BaseHandler):
-    @endpoint(roles=(Role.CLIENT, Role.ADMIN), summary="Cancel a booking (refunding what the policy promises)",
+    @endpoint(operation_id="cancelServiceRequest",
+              roles=(Role.CLIENT, Role.ADMIN), summary="Cancel a booking (refunding what the policy promises)",
               body=CancelSchema, response=RequestOut, errors=(400, 401, 403, 404, 409, 422), tags=TAGS,
               description="The owning client or an admin, any time before the final payment is made. What is "
                           "refunded follows the cancellation policy (GET .../cancellation-quote/ shows it first); "
@@ -73,7 +80,8 @@ class RequestCancelHandler(BaseHandler):
 
 
 class RequestEventsHandler(BaseHandler):
-    @endpoint(roles=SIGNED_IN, summary="The request's timeline: every change, who, when", response=EventSchema(),
+    @endpoint(operation_id="listServiceRequestEvents",
+              roles=SIGNED_IN, summary="The request's timeline: every change, who, when", response=EventSchema(),
               paginated=True, errors=(401, 404, 422), tags=TAGS)
     async def get(self, request_id):
         events = await self.run(booking.request_events, self.user, int(request_id))

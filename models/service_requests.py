@@ -2,11 +2,15 @@
 
 Only `transition()` (models/workflow.py) changes a request's status; it checks this table.
 """
+from __future__ import annotations
+
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Self
 
 import peewee
 
 from models.foundation.clock import utcnow
+from models.foundation.errors import InvalidTransition
 
 from .base import JSONField, MoneyField, TimestampedModel, UTCDateTimeField
 from .catalog import Category
@@ -65,6 +69,15 @@ for _status in _BEFORE_PAYMENT_CONFIRMED:
 
 def can_transition(from_status: str, to_status: str) -> bool:
     return to_status in TRANSITIONS.get(from_status, ())
+
+
+def require_status(request: ServiceRequest, allowed: str | Iterable[str], action: str) -> None:
+    """The one status guard of the actions: refuse `action` ("Starting work") with 409
+    `invalid_transition` unless the request is in `allowed` (a status, or a tuple of them)."""
+    allowed = (allowed,) if isinstance(allowed, str) else tuple(allowed)
+    if request.status not in allowed:
+        raise InvalidTransition(f"{action} is possible only while the request is {' or '.join(allowed)}; "
+                                f"it is {request.status}.")
 
 
 class ServiceRequest(TimestampedModel):

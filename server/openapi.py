@@ -52,47 +52,6 @@ TAGS = {
                "Paystack's Refund API: the admins' list, manual refunds of a verified payment, retrying a failed one.",
 }
 
-# operationIds: what generated clients name their methods, so readable and stable. Keyed by
-# "Handler.method" (plus the route variant where one handler serves several routes); a handler not
-# listed gets "<method><Handler stem>" (e.g. postPasswordReset), still unique.
-OPERATION_IDS = {
-    "RegisterHandler.post": "register", "LoginHandler.post": "login", "RefreshHandler.post": "refreshToken",
-    "LogoutHandler.post": "logout", "MeHandler.get": "getMe", "MeHandler.patch": "updateMe",
-    "CategoryListHandler.get": "listCategories", "CategoryListHandler.post": "createCategory",
-    "CategoryDetailHandler.patch": "updateCategory", "CategoryDetailHandler.delete": "deactivateCategory",
-    "CategoryServicemenHandler.get": "listCategoryServicemen", "ServicemanDetailHandler.get": "getServiceman",
-    "ServicemanRatingsHandler.get": "listServicemanRatings", "QuoteHandler.get": "quoteBooking",
-    "RequestListHandler.get": "listServiceRequests", "RequestListHandler.post": "createServiceRequest",
-    "RequestDetailHandler.get": "getServiceRequest", "RequestDetailHandler.patch": "updateServiceRequest",
-    "RequestDetailHandler.delete": "deleteServiceRequest", "RequestCancelHandler.post": "cancelServiceRequest",
-    "RequestEventsHandler.get": "listServiceRequestEvents", "PaymentListHandler.get": "listPayments",
-    "InitializeHandler.post": "initializePayment", "WebhookHandler.post": "receivePaystackWebhook",
-    "VerifyHandler.get": "verifyPayment", "EstimateSubmitHandler.post": "submitEstimate",
-    "MarkupHandler.post": "setMarkup", "CostApprovalHandler.post": "approveCost",
-    "NegotiationListHandler.get": "listNegotiations", "NegotiationListHandler.post": "proposePrice",
-    "NegotiationAcceptHandler.post": "acceptNegotiation", "NegotiationRejectHandler.post": "rejectNegotiation",
-    "NegotiationCounterHandler.post": "counterNegotiation", "ConsultServicemanHandler.post": "consultServiceman",
-    "ConsultationReplyHandler.post": "replyToConsultation", "StartWorkHandler.post": "startWork",
-    "ConfirmCompletionHandler.post": "confirmCompletion", "CompleteJobHandler.post": "completeJob",
-    "RatingHandler.post": "rateServiceman", "ServicemanJobsHandler.get": "listMyJobs",
-    "ServicemanStatsHandler.get": "getMyStats", "UnassignedRequestsHandler.get": "listUnassignedRequests",
-    "AssignHandler.post": "assignServicemen", "PromoteBackupHandler.post": "promoteBackup",
-    "ReassignHandler.post": "reassignServicemen", "DeclineHandler.post": "declineJob",
-    "ServicemanApplicationsHandler.get": "listServicemanApplications",
-    "ServicemanApproveHandler.post": "approveServiceman", "ServicemanWithReasonHandler.post.reject": "rejectServiceman",
-    "ServicemanWithReasonHandler.post.suspend": "suspendServiceman",
-    "ServicemanReinstateHandler.post": "reinstateServiceman", "AdminUserCreateHandler.post": "createAdmin",
-    "AdminUserDeactivateHandler.post": "deactivateUser", "EmergencyOverrideHandler.post": "overrideEmergency",
-    "RevenueHandler.get": "getRevenue", "TopServicemenHandler.get": "listTopServicemen",
-    "TopCategoriesHandler.get": "listTopCategories", "RequestStatsHandler.get": "getRequestStats",
-    "NotificationListHandler.get": "listNotifications", "NotificationReadAllHandler.post": "markAllNotificationsRead",
-    "UnreadCountHandler.get": "getUnreadCount", "NotificationReadHandler.post": "markNotificationRead",
-    "SchemaHandler.get": "getOpenApiDocument", "AsyncApiHandler.get": "getAsyncApiDocument",
-    "DocsHandler.get": "getSwaggerUi", "DocsInitHandler.get": "getSwaggerUiScript", "HealthHandler.get": "getHealth",
-    "LivenessHandler.get": "getLiveness", "ReadinessHandler.get": "getReadiness",
-    "LandingHandler.get": "getLandingPage",
-}
-
 # Generic examples for fields whose example does not depend on their meaning (Date before DateTime:
 # it is one). Money gets its own in `_decimal_as_string`, a Constant its value.
 TYPE_EXAMPLES = ((fields.Date, EXAMPLE_BOOKING_DATE), (fields.DateTime, "2026-11-20T09:30:00+00:00"))
@@ -250,23 +209,15 @@ def _who(roles):
     return "Role: " + ", ".join(roles) + "."
 
 
-def operation_id(handler, method, variant=()):
-    key = ".".join([handler.__name__, method, *variant])
-    if key in OPERATION_IDS:
-        return OPERATION_IDS[key]
-    stem = handler.__name__.removesuffix("Handler")
-    return method + stem + "".join(part[:1].upper() + part[1:] for part in variant)
-
-
 def _operation(spec, handler, name, pattern, route_kwargs):
     ep = getattr(handler, name).endpoint
-    # One handler may serve several routes (reject/suspend): its route arguments keep the id unique.
-    variant = [str(v) for v in route_kwargs.values() if isinstance(v, str)]
     op = {
         "summary": ep.summary,
         "description": " ".join(filter(None, [_who(ep.roles), ep.description])),
         "tags": list(ep.tags),
-        "operationId": operation_id(handler, name, variant),
+        # Declared with the endpoint; one handler serving several routes (reject/suspend) names its
+        # route argument in the id, which keeps it unique.
+        "operationId": ep.operation_id_for(route_kwargs),
         # Who may call it, as the description says in words: "anyone", "signed_in" or roles.
         "x-roles": list(ep.roles),
         "responses": {},

@@ -17,7 +17,6 @@ Never mounted with ENV=production.
 import asyncio
 import html
 import json
-import logging
 import re
 import secrets
 import threading
@@ -25,27 +24,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, UTC
 from urllib.parse import urlencode
 
-import tornado.httpclient
 import tornado.httpserver
 import tornado.web
 
-from models.foundation.paystack import SIGNATURE_HEADER, sign
+from models.foundation.paystack import sign
+from server.paystack_standin_base import ApiHandler, StandinHandler, iso, now_iso, post_signed
+from server.paystack_standin_transfers import transfer_routes
 
-log = logging.getLogger("serviceman.paystack.standin")
 # Paystack: "Unique transaction reference. Only -, ., = and alphanumeric characters allowed."
 # (openapi components/schemas/TransactionInitialize.yaml)
 TRANSACTION_REFERENCE = re.compile(r"^[A-Za-z0-9.=-]{1,100}$")
 REFUND_STATUSES = ("pending", "processing", "processed", "failed", "needs-attention")
 # Paystack's refund.* webhooks for these carry no refund id (https://paystack.com/docs/payments/refunds/).
 REFUND_EVENTS_WITHOUT_ID = ("pending", "processing", "processed")
-
-
-def _now_iso():
-    return _iso(datetime.now(UTC))
-
-
-def _iso(moment):
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _parse_iso(text):
@@ -116,7 +107,7 @@ class Ledger:
         if currency is not None:
             tx["currency"] = currency
         if status == "success":
-            tx["paid_at"] = tx["paidAt"] = _now_iso()
+            tx["paid_at"] = tx["paidAt"] = now_iso()
             tx["gateway_response"] = "Successful"
             tx["fees"] = fees if fees is not None or type(tx["amount"]) is not int else local_card_fees(tx["amount"])
         return self.data(reference)
@@ -144,7 +135,7 @@ class Ledger:
 
     def create_refund(self, tx, amount, currency, merchant_note="", customer_note=""):
         refund_id = len(self.refunds) + 3018284
-        created = _iso(self.refund_clock()) if self.refund_clock else _now_iso()
+        created = iso(self.refund_clock()) if self.refund_clock else now_iso()
         self.refunds[refund_id] = {
             "id": refund_id, "integration": 100032, "domain": "test", "dispute": None, "settlement": None,
             "transaction": {"id": tx["id"], "reference": tx["reference"], "amount": tx["amount"]},
@@ -166,10 +157,10 @@ class Ledger:
         if status not in REFUND_STATUSES:
             raise ValueError(f"not a Paystack refund status: {status!r}")
         refund = self.refunds[refund_id]
-        refund["status"], refund["updatedAt"] = status, _now_iso()
+        refund["status"], refund["updatedAt"] = status, now_iso()
         refund["collect_account_number"] = status == "needs-attention"
         if status == "processed":
-            refund["refunded_at"] = _now_iso()
+            refund["refunded_at"] = now_iso()
         return refund
 
     def listed_refund(self, refund):
@@ -201,65 +192,6 @@ class Ledger:
         return next((tx for tx in self.transactions.values() if tx["access_code"] == access_code), None)
 
 
-class StandinHandler(tornado.web.RequestHandler):
-    def initialize(self, ledger):
-        self.ledger = ledger
-
-    def set_default_headers(self):
-        self.clear_header("Server")
-
-    def prepare(self):
-        self.ledger.calls.append((self.request.method, self.request.path))
-
-
-class ApiHandler(StandinHandler):
-    """Paystack's JSON API; the next queued fault, if any, is played instead of the answer."""
-
-    async def prepare(self):
-        super().prepare()
-        self.ledger.requests.append((self.request.method, self.request.path,
-                                     {k: self.get_query_argument(k) for k in self.request.query_arguments},
-                                     self._json_or_none()))
-        if self.ledger.faults:
-            fault = self.ledger.faults.pop(0)
-            if fault == "timeout":
-                await asyncio.sleep(self.ledger.fault_delay)
-            elif fault == "error":
-                self.set_status(503)
-                return self.finish("<html>Service Unavailable</html>")
-            elif fault == "garbage":
-                return self.finish("not json")
-            elif fault == "refused":
-                return self.answer(400, False, "The stand-in refuses this request")
-
-    def _json_or_none(self):
-        try:
-            return json.loads(self.request.body) if self.request.body else None
-        except ValueError:
-            return None
-
-    def answer(self, status_code, ok, message, data=None, meta=None):
-        """Paystack's envelope: `{status, message, data[, meta]}`, or on an error `{status: false,
-        message, type, code}` (openapi components/schemas/Error.yaml)."""
-        self.set_status(status_code)
-        self.set_header("Content-Type", "application/json")
-        body = {"status": ok, "message": message}
-        if data is not None:
-            body["data"] = data
-        if meta is not None:
-            body["meta"] = meta
-        if not ok:
-            kind = "validation_error" if status_code in (400, 422) else "api_error"
-            body.update(type=kind, code=kind, meta={"nextStep": "Check the request and try again."})
-        self.finish(json.dumps(body))
-
-    def authorized(self):
-        if self.request.headers.get("Authorization") != f"Bearer {self.ledger.secret_key}":
-            self.answer(401, False, "Invalid key")
-            return False
-        return True
-
-
 class InitializeHandler(ApiHandler):
     def post(self):
         if not self.authorized():
@@ -284,7 +216,7 @@ class InitializeHandler(ApiHandler):
             "reference": reference, "amount": amount, "requested_amount": amount,
             "currency": body.get("currency") or "NGN",
             "gateway_response": "The transaction was not completed", "paid_at": None, "paidAt": None,
-            "fees": None, "created_at": _now_iso(), "channel": "card", "metadata": body.get("metadata") or {},
+            "fees": None, "created_at": now_iso(), "channel": "card", "metadata": body.get("metadata") or {},
             "customer": {"id": 1, "email": body["email"], "customer_code": "CUS_standin"},
             "access_code": access_code, "callback_url": body.get("callback_url") or "",
         }
@@ -466,28 +398,9 @@ async def send_webhook(ledger, reference, event="charge.success"):
     return await post_signed(ledger, *ledger.webhook(reference, event), label=f"{event} for {reference}")
 
 
-async def post_signed(ledger, raw, signature, label):
-    if not ledger.webhook_url:
-        return None
-    client = tornado.httpclient.AsyncHTTPClient()
-    try:
-        response = await client.fetch(ledger.webhook_url, method="POST", body=raw, raise_error=False,
-                                      headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature})
-    except OSError as exc:
-        log.warning("stand-in webhook to %s failed: %s", ledger.webhook_url, exc)
-        return None
-    with ledger.changed:
-        ledger.webhooks_sent += 1
-        ledger.changed.notify_all()
-    log.info("stand-in webhook %s answered %s", label, response.code)
-    return response.code
-
-
 def standin_routes(ledger, prefix=""):
-    from server.paystack_standin_transfers import transfer_routes
-
     args = {"ledger": ledger}
-    return transfer_routes(ledger, ApiHandler, prefix) + [
+    return transfer_routes(ledger, prefix) + [
         (rf"{prefix}/transaction/initialize", InitializeHandler, args),
         (rf"{prefix}/transaction/verify/(?P<reference>[^/]+)", VerifyHandler, args),
         (rf"{prefix}/refund", RefundsHandler, args),

@@ -14,15 +14,11 @@ flags and the cursor is opaque.
 import asyncio
 import base64
 import json
-import logging
 import re
 import secrets
 
-import tornado.httpclient
-
-from models.foundation.paystack import SIGNATURE_HEADER, sign
-
-log = logging.getLogger("serviceman.paystack.standin")
+from models.foundation.paystack import sign
+from server.paystack_standin_base import ApiHandler, now_iso, post_signed
 
 # A few of Paystack's Nigerian banks (name, code, slug), enough to pick from in development.
 BANKS = [
@@ -69,12 +65,6 @@ def _offset(cursor):
     return int(text[7:]) if text.startswith("YmFuazo") and text[7:].isdigit() else None
 
 
-def _now_iso():
-    from server.paystack_standin import _now_iso as now
-
-    return now()
-
-
 def holder_name(account_number):
     return HOLDERS[int(account_number) % len(HOLDERS)]
 
@@ -88,7 +78,7 @@ def settle_transfer(ledger, reference, status):
     """Move a transfer to any of Paystack's statuses; returns the data Paystack would send. The cause
     of a failure is in `gateway_response` and `failures`; `reason` stays the narration we sent."""
     transfer = ledger.transfers[reference]
-    transfer["status"], transfer["updatedAt"] = status, _now_iso()
+    transfer["status"], transfer["updatedAt"] = status, now_iso()
     if status == "success":
         transfer["transferred_at"] = transfer["updatedAt"]
     elif status in FAILURE_CAUSES:
@@ -105,18 +95,8 @@ def transfer_webhook(ledger, reference, event=None):
 
 
 async def send_transfer_webhook(ledger, reference, event=None):
-    if not ledger.webhook_url:
-        return None
     raw, signature = transfer_webhook(ledger, reference, event)
-    try:
-        response = await tornado.httpclient.AsyncHTTPClient().fetch(
-            ledger.webhook_url, method="POST", body=raw, raise_error=False,
-            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature})
-    except OSError as exc:
-        log.warning("stand-in transfer webhook to %s failed: %s", ledger.webhook_url, exc)
-        return None
-    ledger.webhooks_sent += 1
-    return response.code
+    return await post_signed(ledger, raw, signature, label=f"{event or 'transfer'} for {reference}")
 
 
 async def _settle_later(ledger, reference, status):
@@ -126,149 +106,140 @@ async def _settle_later(ledger, reference, status):
         await send_transfer_webhook(ledger, reference)
 
 
-def _body(handler):
-    try:
-        body = json.loads(handler.request.body or b"{}")
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
+class BankListHandler(ApiHandler):
+    def get(self):
+        if not self.authorized():
+            return
+        banks = bank_list()
+        try:
+            per_page = max(1, int(self.get_query_argument("perPage", "50")))
+        except ValueError:
+            return self.answer(400, False, "Invalid pagination")
+        cursor = self.get_query_argument("next", "")
+        start = _offset(cursor) if cursor else 0
+        if start is None:
+            return self.answer(400, False, "Invalid cursor")
+        following = start + per_page
+        self.answer(200, True, "Banks retrieved", banks[start:following], meta={
+            "next": _cursor(following) if following < len(banks) else None,
+            "previous": _cursor(max(0, start - per_page)) if start else None, "perPage": per_page})
 
 
-def transfer_handlers(api_handler):
-    """The handler classes, built on the stand-in's ApiHandler (faults, auth, answer)."""
-
-    class BankListHandler(api_handler):
-        def get(self):
-            if not self.authorized():
-                return
-            banks = bank_list()
-            try:
-                per_page = max(1, int(self.get_query_argument("perPage", "50")))
-            except ValueError:
-                return self.answer(400, False, "Invalid pagination")
-            cursor = self.get_query_argument("next", "")
-            start = _offset(cursor) if cursor else 0
-            if start is None:
-                return self.answer(400, False, "Invalid cursor")
-            following = start + per_page
-            self.answer(200, True, "Banks retrieved", banks[start:following], meta={
-                "next": _cursor(following) if following < len(banks) else None,
-                "previous": _cursor(max(0, start - per_page)) if start else None, "perPage": per_page})
-
-    class ResolveHandler(api_handler):
-        def get(self):
-            if not self.authorized():
-                return
-            number = self.get_query_argument("account_number", "")
-            bank_code = self.get_query_argument("bank_code", "")
-            if not resolvable(number, bank_code):
-                return self.answer(422, False, "Could not resolve account name. Check parameters or try again.")
-            self.answer(200, True, "Account number resolved",
-                        {"account_number": number, "account_name": holder_name(number), "bank_id": 1})
-
-    class RecipientHandler(api_handler):
-        def post(self):
-            if not self.authorized():
-                return
-            body = _body(self)
-            if body is None:
-                return self.answer(400, False, "Invalid JSON")
-            number, bank_code = body.get("account_number"), body.get("bank_code")
-            if body.get("type") != "nuban" or not body.get("name"):
-                return self.answer(400, False, "Recipient type and name are required")
-            if not resolvable(number, bank_code):
-                return self.answer(400, False, "Account number is invalid")
-            # Paystack answers the same recipient for the same account details.
-            code = next((c for c, r in self.ledger.recipients.items()
-                         if (r["details"]["account_number"], r["details"]["bank_code"]) == (number, bank_code)), None)
-            if code is None:
-                code = f"RCP_{secrets.token_hex(7)}"
-                self.ledger.recipients[code] = {
-                    "active": True, "currency": body.get("currency") or "NGN", "name": body["name"],
-                    "recipient_code": code, "type": "nuban", "id": len(self.ledger.recipients) + 1,
-                    "details": {"account_number": number, "account_name": holder_name(number),
-                                "bank_code": bank_code, "bank_name": dict((c, n) for n, c, _ in BANKS)[bank_code]}}
-            self.answer(201, True, "Transfer recipient created successfully", self.ledger.recipients[code])
-
-    class TransferHandler(api_handler):
-        def post(self):
-            if not self.authorized():
-                return
-            body = _body(self)
-            if body is None:
-                return self.answer(400, False, "Invalid JSON")
-            amount, reference, recipient = body.get("amount"), body.get("reference"), body.get("recipient")
-            if body.get("source") != "balance":
-                return self.answer(400, False, "Invalid transfer source")
-            if not isinstance(amount, int) or amount <= 0:
-                return self.answer(400, False, "Invalid amount")
-            if recipient not in self.ledger.recipients:
-                return self.answer(400, False, "Recipient specified is invalid")
-            if not isinstance(reference, str) or not TRANSFER_REFERENCE.match(reference):
-                return self.answer(400, False, "Invalid transfer reference: a lowercase alphanumeric string "
-                                               "with only -,_ symbols allowed")
-            if reference in self.ledger.transfers:
-                return self.answer(400, False, "Duplicate Transfer Reference")
-            self.ledger.transfers[reference] = {
-                "id": len(self.ledger.transfers) + 1, "domain": "test", "integration": 1, "source": "balance",
-                "amount": amount, "currency": body.get("currency") or "NGN", "reason": body.get("reason") or "",
-                "reference": reference, "status": "pending", "transfer_code": f"TRF_{secrets.token_hex(7)}",
-                "recipient": self.ledger.recipients[recipient], "transferred_at": None, "failures": None,
-                "source_details": None, "titan_code": None, "gateway_response": None,
-                "session": {"provider": None, "id": None}, "createdAt": _now_iso(), "updatedAt": _now_iso()}
-            outcome = self.ledger.transfer_outcome
-            if outcome in ("otp", "received"):
-                settle_transfer(self.ledger, reference, outcome)
-            elif outcome == "success_at_once":
-                settle_transfer(self.ledger, reference, "success")
-            elif outcome in SETTLED:
-                asyncio.get_running_loop().create_task(
-                    _settle_later(self.ledger, reference, self.ledger.transfer_outcome))
-            data = {key: value for key, value in self.ledger.transfers[reference].items() if key != "recipient"}
-            self.answer(200, True, "Transfer has been queued", {**data, "recipient": self.ledger.recipients[
-                recipient]["id"]})
-
-    class TransferVerifyHandler(api_handler):
-        def get(self, reference):
-            if not self.authorized():
-                return
-            if reference not in self.ledger.transfers:
-                return self.answer(404, False, "Transfer not found")
-            self.answer(200, True, "Transfer retrieved", dict(self.ledger.transfers[reference]))
-
-    class FinalizeHandler(api_handler):
-        """Finalize an `otp` transfer (openapi paths/transfer_finalize_transfer.yaml): the OTP is
-        `ledger.transfer_otp`; once taken the transfer is pending, then settles as `otp_outcome`."""
-
-        def post(self):
-            if not self.authorized():
-                return
-            body = _body(self) or {}
-            code, otp = body.get("transfer_code"), body.get("otp")
-            if not isinstance(code, str) or not isinstance(otp, str):
-                return self.answer(400, False, "transfer_code and otp are required")
-            transfer = next((t for t in self.ledger.transfers.values() if t["transfer_code"] == code), None)
-            if transfer is None:
-                return self.answer(404, False, "Transfer not found")
-            if transfer["status"] != "otp":
-                return self.answer(400, False, "Transfer is not currently awaiting OTP")
-            if otp != self.ledger.transfer_otp:
-                return self.answer(400, False, "Invalid OTP")
-            settle_transfer(self.ledger, transfer["reference"], self.ledger.otp_outcome)
-            data = {key: value for key, value in transfer.items() if key != "recipient"}
-            self.answer(200, True, "Transfer has been queued", {**data, "recipient": transfer["recipient"]["id"]})
-
-    return BankListHandler, ResolveHandler, RecipientHandler, TransferHandler, TransferVerifyHandler, FinalizeHandler
+class ResolveHandler(ApiHandler):
+    def get(self):
+        if not self.authorized():
+            return
+        number = self.get_query_argument("account_number", "")
+        bank_code = self.get_query_argument("bank_code", "")
+        if not resolvable(number, bank_code):
+            return self.answer(422, False, "Could not resolve account name. Check parameters or try again.")
+        self.answer(200, True, "Account number resolved",
+                    {"account_number": number, "account_name": holder_name(number), "bank_id": 1})
 
 
-def transfer_routes(ledger, api_handler, prefix=""):
-    banks, resolve, recipient, transfer, verify, finalize = transfer_handlers(api_handler)
+class RecipientHandler(ApiHandler):
+    def post(self):
+        if not self.authorized():
+            return
+        body = self.json_object()
+        if body is None:
+            return self.answer(400, False, "Invalid JSON")
+        number, bank_code = body.get("account_number"), body.get("bank_code")
+        if body.get("type") != "nuban" or not body.get("name"):
+            return self.answer(400, False, "Recipient type and name are required")
+        if not resolvable(number, bank_code):
+            return self.answer(400, False, "Account number is invalid")
+        # Paystack answers the same recipient for the same account details.
+        code = next((c for c, r in self.ledger.recipients.items()
+                     if (r["details"]["account_number"], r["details"]["bank_code"]) == (number, bank_code)), None)
+        if code is None:
+            code = f"RCP_{secrets.token_hex(7)}"
+            self.ledger.recipients[code] = {
+                "active": True, "currency": body.get("currency") or "NGN", "name": body["name"],
+                "recipient_code": code, "type": "nuban", "id": len(self.ledger.recipients) + 1,
+                "details": {"account_number": number, "account_name": holder_name(number),
+                            "bank_code": bank_code, "bank_name": dict((c, n) for n, c, _ in BANKS)[bank_code]}}
+        self.answer(201, True, "Transfer recipient created successfully", self.ledger.recipients[code])
+
+
+class TransferHandler(ApiHandler):
+    def post(self):
+        if not self.authorized():
+            return
+        body = self.json_object()
+        if body is None:
+            return self.answer(400, False, "Invalid JSON")
+        amount, reference, recipient = body.get("amount"), body.get("reference"), body.get("recipient")
+        if body.get("source") != "balance":
+            return self.answer(400, False, "Invalid transfer source")
+        if not isinstance(amount, int) or amount <= 0:
+            return self.answer(400, False, "Invalid amount")
+        if recipient not in self.ledger.recipients:
+            return self.answer(400, False, "Recipient specified is invalid")
+        if not isinstance(reference, str) or not TRANSFER_REFERENCE.match(reference):
+            return self.answer(400, False, "Invalid transfer reference: a lowercase alphanumeric string "
+                                           "with only -,_ symbols allowed")
+        if reference in self.ledger.transfers:
+            return self.answer(400, False, "Duplicate Transfer Reference")
+        self.ledger.transfers[reference] = {
+            "id": len(self.ledger.transfers) + 1, "domain": "test", "integration": 1, "source": "balance",
+            "amount": amount, "currency": body.get("currency") or "NGN", "reason": body.get("reason") or "",
+            "reference": reference, "status": "pending", "transfer_code": f"TRF_{secrets.token_hex(7)}",
+            "recipient": self.ledger.recipients[recipient], "transferred_at": None, "failures": None,
+            "source_details": None, "titan_code": None, "gateway_response": None,
+            "session": {"provider": None, "id": None}, "createdAt": now_iso(), "updatedAt": now_iso()}
+        outcome = self.ledger.transfer_outcome
+        if outcome in ("otp", "received"):
+            settle_transfer(self.ledger, reference, outcome)
+        elif outcome == "success_at_once":
+            settle_transfer(self.ledger, reference, "success")
+        elif outcome in SETTLED:
+            asyncio.get_running_loop().create_task(
+                _settle_later(self.ledger, reference, self.ledger.transfer_outcome))
+        data = {key: value for key, value in self.ledger.transfers[reference].items() if key != "recipient"}
+        self.answer(200, True, "Transfer has been queued", {**data, "recipient": self.ledger.recipients[
+            recipient]["id"]})
+
+
+class TransferVerifyHandler(ApiHandler):
+    def get(self, reference):
+        if not self.authorized():
+            return
+        if reference not in self.ledger.transfers:
+            return self.answer(404, False, "Transfer not found")
+        self.answer(200, True, "Transfer retrieved", dict(self.ledger.transfers[reference]))
+
+
+class FinalizeHandler(ApiHandler):
+    """Finalize an `otp` transfer (openapi paths/transfer_finalize_transfer.yaml): the OTP is
+    `ledger.transfer_otp`; once taken the transfer is pending, then settles as `otp_outcome`."""
+
+    def post(self):
+        if not self.authorized():
+            return
+        body = self.json_object() or {}
+        code, otp = body.get("transfer_code"), body.get("otp")
+        if not isinstance(code, str) or not isinstance(otp, str):
+            return self.answer(400, False, "transfer_code and otp are required")
+        transfer = next((t for t in self.ledger.transfers.values() if t["transfer_code"] == code), None)
+        if transfer is None:
+            return self.answer(404, False, "Transfer not found")
+        if transfer["status"] != "otp":
+            return self.answer(400, False, "Transfer is not currently awaiting OTP")
+        if otp != self.ledger.transfer_otp:
+            return self.answer(400, False, "Invalid OTP")
+        settle_transfer(self.ledger, transfer["reference"], self.ledger.otp_outcome)
+        data = {key: value for key, value in transfer.items() if key != "recipient"}
+        self.answer(200, True, "Transfer has been queued", {**data, "recipient": transfer["recipient"]["id"]})
+
+
+def transfer_routes(ledger, prefix=""):
     args = {"ledger": ledger}
     return [
-        (rf"{prefix}/bank", banks, args),
-        (rf"{prefix}/bank/resolve", resolve, args),
-        (rf"{prefix}/transferrecipient", recipient, args),
-        (rf"{prefix}/transfer", transfer, args),
-        (rf"{prefix}/transfer/verify/(?P<reference>[^/]+)", verify, args),
-        (rf"{prefix}/transfer/finalize_transfer", finalize, args),
+        (rf"{prefix}/bank", BankListHandler, args),
+        (rf"{prefix}/bank/resolve", ResolveHandler, args),
+        (rf"{prefix}/transferrecipient", RecipientHandler, args),
+        (rf"{prefix}/transfer", TransferHandler, args),
+        (rf"{prefix}/transfer/verify/(?P<reference>[^/]+)", TransferVerifyHandler, args),
+        (rf"{prefix}/transfer/finalize_transfer", FinalizeHandler, args),
     ]

@@ -131,6 +131,20 @@ async def test_operation_ids_are_unique(api):
     assert len(ids) == len(set(ids)) == len(OPERATIONS)
 
 
+def test_an_operation_id_missing_repeated_or_unreadable_fails_at_import():
+    """Ids are declared with the endpoint (`@endpoint(operation_id=...)`) and checked as it is declared."""
+    with pytest.raises(TypeError, match="operation_id"):
+        endpoint(roles=ANYONE, summary="No id")
+    with pytest.raises(ValueError, match="camelCase"):
+        endpoint(operation_id="Get-thing", roles=ANYONE, summary="Unreadable id")
+
+    with pytest.raises(ValueError, match="'login'.*already"):
+        class AnotherLoginHandler(BaseHandler):
+            @endpoint(operation_id="login", roles=ANYONE, summary="Signs in too")
+            async def post(self):
+                pass
+
+
 @pytest.mark.gen_test
 async def test_validates_with_openapi_spec_validator_when_installed(api):
     document = await get_document(api)
@@ -293,16 +307,17 @@ def test_a_field_without_an_example_is_found():
         made_on = fields.Date()  # dates, times and money have generic examples
 
     class WidgetHandler(BaseHandler):
-        @endpoint(roles=ANYONE, summary="Widgets", response=Widget(), paginated=True)
+        @endpoint(operation_id="listWidgets", roles=ANYONE, summary="Widgets", response=Widget(), paginated=True)
         async def get(self):
             pass
 
-        @endpoint(roles=ANYONE, summary="Add a widget", body=Widget, response=Widget(), status=201)
+        @endpoint(operation_id="addWidget", roles=ANYONE, summary="Add a widget", body=Widget, response=Widget(),
+                  status=201)
         async def post(self):
             pass
 
     class RawHandler(BaseHandler):
-        @endpoint(roles=ANYONE, summary="Raw")
+        @endpoint(operation_id="getRaw", roles=ANYONE, summary="Raw")
         async def get(self):
             pass
 

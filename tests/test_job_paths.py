@@ -22,6 +22,7 @@ QUEUED_JOB_PATHS = [
     "workers.periodic.reconcile_transfers",
     "workers.periodic.reconcile_refunds",
     "workers.periodic.send_booking_reminders",
+    "workers.periodic.apply_retention",
 ]
 
 

@@ -8,6 +8,7 @@ transfer that succeeds at once, fees passed to the customer), then money moves o
 what an admin must do, and the admin's action goes through Paystack's documented route.
 """
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -324,6 +325,26 @@ def test_the_stand_ins_answers_fit_paystacks_documented_schemas(settings, paysta
         fits(schemas.TRANSFER_VERIFY_ANSWER, ask("GET", f"/transfer/verify/{transfer['reference']}")[1])
         fits(schemas.transfer_event(status), json.loads(transfer_webhook(paystack, transfer["reference"])[0]))
     paystack.requests.clear()  # asked by hand above, not by the client
+
+
+def test_a_transfer_settling_by_itself_sends_its_signed_webhook_and_wakes_the_waiters(paystack):
+    """The stand-in's one poster of signed webhooks carries transfers too, so a test can wait on
+    `ledger.changed` for them as for charges and refunds."""
+    paystack.webhook_url = paystack_standin_server().url + "/done"  # any answer counts as delivered
+    paystack.transfer_outcome = "success"
+    sent = paystack.webhooks_sent
+    _, recipient = ask("POST", "/transferrecipient", json={
+        "type": "nuban", "name": "Tunde Bakare", "account_number": "0123456789", "bank_code": "058",
+        "currency": "NGN"})
+    status, answer = ask("POST", "/transfer", json={
+        "source": "balance", "amount": 2_000_000, "recipient": recipient["data"]["recipient_code"],
+        "reference": "smpo-1-0123456789abcdef", "reason": "Serviceman payout 1", "currency": "NGN"})
+
+    assert status == 200 and answer["data"]["status"] == "pending"
+    started = time.monotonic()
+    assert paystack.wait_until(lambda: paystack.webhooks_sent > sent, timeout=10)
+    assert time.monotonic() - started < 5  # woken by the delivery, not by the timeout
+    assert paystack.transfers["smpo-1-0123456789abcdef"]["status"] == "success"
 
 
 @pytest.mark.parametrize("method, path, body", [

@@ -207,7 +207,7 @@ def test_an_unknown_limit_name_fails_at_import():
     from handlers.base import endpoint
 
     with pytest.raises(ValueError, match="rate_limit"):
-        endpoint(roles="anyone", summary="x", rate_limit="logn")
+        endpoint(operation_id="limitedThing", roles="anyone", summary="x", rate_limit="logn")
 
 
 def test_the_schema_documents_429_on_limited_endpoints(app):

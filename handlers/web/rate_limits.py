@@ -88,6 +88,12 @@ class RateLimits:
     def enabled(self, name):
         return bool(self.rules[name])
 
+    async def check_attempt(self, name, settings, ip, user, body):
+        """Count one attempt at `name` from `ip` on the account it is on (`account_key`: the signed-in
+        user, or the email or refresh token in the form or JSON body): the one way every caller, the
+        API's `@endpoint(rate_limit=...)` and the dashboard's sign-in form, names its counters."""
+        await self.check(name, ip, account_key(settings, user, body))
+
     async def check(self, name, ip, account=None):
         """Count one attempt at `name` from `ip` on `account`, or raise RateLimited (with Retry-After)."""
         keys = [("ip", self.pseudonym(address_key(ip)))] + ([("account", self.pseudonym(account))] if account else [])

@@ -18,11 +18,11 @@ from ..catalog import Category
 from ..db import database, for_update
 from ..users import ApprovalStatus, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import unit_of_work
-from . import vetting
+from . import credentials, vetting
 from .credentials import send_verification_email, tell_owner_of_registration_attempt
 from .listing import listing_changed, refresh_listing
 from .passwords import require_acceptable_password
-from .sessions import end_all_sessions, session_user
+from .sessions import end_all_sessions, session_user, start_web_session
 from .standing import hold_for_vetting, refuse_if_suspended
 
 
@@ -142,8 +142,30 @@ def issue_token_pair(settings: Settings, user: User, family: str | None = None) 
 
 
 def login(settings: Settings, email: str, password: str) -> tuple[User, dict[str, str]]:
+    """Sign in with email and password: (user, token pair)."""
     user = authenticate(email, password, rounds=settings.bcrypt_rounds)
     return user, issue_token_pair(settings, user)
+
+
+def login_web(settings: Settings, email: str, password: str) -> tuple[User, str]:
+    """A dashboard sign-in: the same check as `login`, then a server-side web session (for the
+    cookie) instead of tokens: (user, web session id)."""
+    user = authenticate(email, password, rounds=settings.bcrypt_rounds)
+    return user, start_web_session(settings, user)
+
+
+def sign_up(settings: Settings, transport: Transport | None, **fields: Any) -> tuple[User, dict[str, str]]:
+    """Register and sign in at once (the contract: 201 with tokens): (user, token pair)."""
+    user = register(settings, transport, **fields)
+    return user, issue_token_pair(settings, user)
+
+
+def change_password(settings: Settings, transport: Transport | None, user: User, current_password: str,
+                    new_password: str) -> dict[str, str]:
+    """Change the password (every session ends, this one included), then sign in again: a fresh token
+    pair, so the client that changed it stays signed in."""
+    user = credentials.change_password(settings, transport, user, current_password, new_password)
+    return issue_token_pair(settings, user)
 
 
 def _revoke_family(family: str) -> None:

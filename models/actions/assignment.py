@@ -13,10 +13,10 @@ from typing import Any
 import peewee
 
 from models.foundation.clock import utcnow
-from models.foundation.errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from models.foundation.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
 from ..catalog import Category
-from ..service_requests import Event, RequestStatus, ServiceRequest
+from ..service_requests import Event, RequestStatus, ServiceRequest, require_status
 from ..users import ApprovalStatus, Role, ServicemanCategory, ServicemanProfile, User
 from ..workflow import record_event, transition, unit_of_work
 from .booking import get_request
@@ -32,11 +32,6 @@ Team = Mapping[str, int | None]
 def _require_admin(user: User) -> None:
     if user.role != Role.ADMIN:
         raise PermissionDenied("Only admins assign servicemen.")
-
-
-def _require_assigned(request: ServiceRequest, action: str) -> None:
-    if request.status != RequestStatus.ASSIGNED:
-        raise InvalidTransition(f"This request is {request.status}; {action} only while it is ASSIGNED.")
 
 
 # --- the queue ---------------------------------------------------------------------------------------
@@ -145,9 +140,7 @@ def assign_servicemen(admin: User, request_id: int, *, primary_serviceman_id: in
     request = get_request(admin, request_id)
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
-        if request.status != RequestStatus.PENDING_ADMIN_ASSIGNMENT:
-            raise InvalidTransition(f"This request is {request.status}; servicemen are assigned only while it "
-                                    f"is PENDING_ADMIN_ASSIGNMENT.")
+        require_status(request, RequestStatus.PENDING_ADMIN_ASSIGNMENT, "Assigning servicemen")
         team = {PRIMARY: primary_serviceman_id, BACKUP: backup_serviceman_id}
         _check_team(request, team, team, confirm_outside_category)
         warnings = _warnings_for(team, _team(request))
@@ -187,7 +180,7 @@ def promote_backup(admin: User, request_id: int) -> ServiceRequest:
     request = get_request(admin, request_id)
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
-        _require_assigned(request, "the backup can be promoted")
+        require_status(request, RequestStatus.ASSIGNED, "Promoting the backup")
         if request.backup_serviceman_id is None:
             raise Conflict("This request has no backup serviceman to promote; reassign it instead.")
         reason = _refusal(request.backup_serviceman_id, request.category, confirm_outside_category=True)
@@ -203,7 +196,7 @@ def reassign(admin: User, request_id: int, *, primary_serviceman_id: int | None 
     request = get_request(admin, request_id)
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
-        _require_assigned(request, "servicemen can be reassigned")
+        require_status(request, RequestStatus.ASSIGNED, "Reassigning servicemen")
         named = {role: user_id for role, user_id in ((PRIMARY, primary_serviceman_id),
                                                      (BACKUP, backup_serviceman_id)) if user_id is not None}
         before = _team(request)
@@ -242,9 +235,7 @@ def decline_assignment(serviceman: User, request_id: int, reason: str) -> Servic
         declined_as = next((role for role, user_id in before.items() if user_id == serviceman.id), None)
         if declined_as is None:  # removed while this call waited for the lock
             raise NotFound("No such service request.")
-        if request.status != RequestStatus.ASSIGNED:
-            raise InvalidTransition(f"This request is {request.status}; a job can be declined only while it is "
-                                    f"ASSIGNED, before the inspection.")
+        require_status(request, RequestStatus.ASSIGNED, "Declining a job (before the inspection)")
         team = {PRIMARY: before[BACKUP], BACKUP: None} if declined_as == PRIMARY else {**before, BACKUP: None}
         ServiceRequest.update(primary_serviceman=team[PRIMARY], backup_serviceman=team[BACKUP],
                               updated_at=utcnow()).where(ServiceRequest.id == request.id).execute()

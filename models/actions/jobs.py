@@ -15,13 +15,13 @@ import peewee
 from peewee import Case, fn
 
 from models.foundation.clock import platform_today
-from models.foundation.errors import Conflict, InvalidTransition, NotFound, PermissionDenied
+from models.foundation.errors import Conflict, NotFound, PermissionDenied
 
 from ..base import CENTS
 from ..db import database, for_update
 from ..money import Rating
 from ..payouts import Payout, PayoutStatus
-from ..service_requests import RequestStatus, ServiceRequest
+from ..service_requests import RequestStatus, ServiceRequest, require_status
 from ..users import ServicemanProfile, User
 from ..workflow import record_event, transition, unit_of_work
 from .booking import _owned_request, get_request, visible_requests
@@ -34,11 +34,6 @@ S = RequestStatus
 UNFINISHED = (*S.ACTIVE_FOR_SERVICEMAN, S.COMPLETED_BY_SERVICEMAN)
 
 
-def _require_status(request: ServiceRequest, expected: str, action: str) -> None:
-    if request.status != expected:
-        raise InvalidTransition(f"{action} only while the request is {expected}; it is {request.status}.")
-
-
 # --- work and completion ---------------------------------------------------------------------------
 
 
@@ -47,7 +42,7 @@ def start_work(admin: User, request_id: int) -> ServiceRequest:
     request = get_request(admin, request_id)
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
-        _require_status(request, S.PAYMENT_CONFIRMED, "Work can start")
+        require_status(request, S.PAYMENT_CONFIRMED, "Starting work")
         request, _ = transition(request, S.IN_PROGRESS, admin, "work_started",
                                 payload={"serviceman_id": request.primary_serviceman_id})
     return request
@@ -64,7 +59,7 @@ def mark_completed(serviceman: User, request_id: int) -> ServiceRequest:
             if request.backup_serviceman_id == serviceman.id:
                 raise PermissionDenied("Only the primary serviceman marks the job done.")
             raise NotFound("No such service request.")
-        _require_status(request, S.IN_PROGRESS, "A job can be marked done")
+        require_status(request, S.IN_PROGRESS, "Marking a job done")
         request, _ = transition(request, S.COMPLETED_BY_SERVICEMAN, serviceman, "job_completed",
                                 payload={"serviceman_id": serviceman.id, "serviceman_name": serviceman.full_name})
     return request
@@ -77,7 +72,7 @@ def confirm_completion(admin: User, request_id: int) -> ServiceRequest:
     request = get_request(admin, request_id)
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
-        _require_status(request, S.COMPLETED_BY_SERVICEMAN, "Completion can be confirmed")
+        require_status(request, S.COMPLETED_BY_SERVICEMAN, "Confirming completion")
         request, _ = transition(request, S.COMPLETED, admin, "job_confirmed",
                                 payload={"serviceman_id": request.primary_serviceman_id})
         (ServicemanProfile.update(jobs_completed=ServicemanProfile.jobs_completed + 1)
@@ -95,7 +90,7 @@ def rate_job(client: User, request_id: int, rating: int, review: str = "") -> Ra
     request = _owned_request(client, request_id)
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
-        _require_status(request, S.COMPLETED, "A job can be rated")
+        require_status(request, S.COMPLETED, "Rating a job")
         if Rating.select().where(Rating.service_request == request.id).exists():
             raise _already_rated()
         serviceman_id = request.primary_serviceman_id

@@ -161,6 +161,15 @@ def process_charge(data: Any, source: str, give_up: bool = False) -> Payment | N
     return payment
 
 
+def settle_charge(paystack: PaystackClient, data: dict[str, Any], source: str, give_up: bool = False) -> Payment | None:
+    """`process_charge`, then money the booking cannot use goes back at once (its refund, opened in
+    the same transaction, is submitted to Paystack). Returns the payment, or None when not ours."""
+    payment = process_charge(data, source, give_up)
+    if payment is not None and payment.needs_refund:
+        submit_unsubmitted(paystack, payment.id)
+    return payment
+
+
 def paid_price(data: dict[str, Any]) -> Any:
     """The kobo the client paid for what we asked, as Paystack reports it. When the business passes
     Paystack's fees on to the customer, `amount` includes them and `requested_amount` is the price we
@@ -260,6 +269,8 @@ def verify_payment(paystack: PaystackClient, user: User, reference: str) -> Paym
     if data.get("reference") != reference:
         raise UpstreamUnavailable("The payment provider answered about another payment.")
     process_charge(data, PaymentSource.VERIFY)
+    # Wider than settle_charge: any refund of this payment not yet submitted goes now, this answer's
+    # or one a concurrent webhook opened and has not submitted yet.
     submit_unsubmitted(paystack, payment.id)
     return Payment.get_by_id(payment.id)
 
@@ -289,9 +300,7 @@ def reconcile_payments(paystack: PaystackClient, verify_after: float, abandon_af
             continue
         if abandoned and not data.get("gateway_response"):
             data = {**data, "gateway_response": "abandoned: unpaid past PAYMENT_ABANDON_AFTER"}
-        result = process_charge(data, PaymentSource.RECONCILE, give_up=abandoned)
-        if result is not None and result.needs_refund:
-            submit_unsubmitted(paystack, result.id)
+        result = settle_charge(paystack, data, PaymentSource.RECONCILE, give_up=abandoned)
         if result is not None and result.status in FINAL:
             counts["paid"] += 1
         elif result is not None and result.status == PaymentStatus.FAILED:

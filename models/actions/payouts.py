@@ -60,10 +60,14 @@ class Source:
 
 
 # Where a payout may move (an attempt's outcome FAILED/REVERSED sends it back to OWED under a new
-# reference). Checked by `_move`; no other code changes a payout's status.
+# reference). Checked by `_may_move`/`_move`; no other code changes a payout's status.
 MOVES = {P.OWED: {P.APPROVED}, P.APPROVED: {P.AWAITING_OTP, P.IN_TRANSIT, P.PAID, P.OWED},
          P.AWAITING_OTP: {P.IN_TRANSIT, P.PAID, P.OWED}, P.IN_TRANSIT: {P.PAID, P.OWED},
-         P.PAID: {P.OWED}}  # PAID -> OWED: Paystack reversed a transfer that had landed
+         P.PAID: {P.OWED}}  # PAID -> OWED: only a reversal (Paystack took back a transfer that had landed)
+# Where one attempt (a PayoutTransfer) may move on Paystack's word: forward only, so a late or replayed
+# webhook never moves one back; a landed transfer ends only by a reversal. Checked by `_move_attempt`.
+ATTEMPT_MOVES = {P.APPROVED: {P.IN_TRANSIT, P.PAID, P.FAILED, P.REVERSED},
+                 P.IN_TRANSIT: {P.PAID, P.FAILED, P.REVERSED}, P.PAID: {P.REVERSED}}
 
 
 # --- the rule ----------------------------------------------------------------------------------
@@ -392,12 +396,25 @@ def process_transfer(data: Any, source: str, event_status: str | None = None) ->
     return Payout.get_by_id(payout.id)
 
 
+def _may_move(payout: Payout, status: str) -> bool:
+    return status in MOVES.get(payout.status, ())
+
+
 def _move(payout: Payout, status: str, **fields: Any) -> int:
     """The one place a payout's status changes, along MOVES, conditional on the status it was read in."""
-    if status not in MOVES.get(payout.status, ()):
+    if not _may_move(payout, status):
         raise InvalidTransition(f"Payout {payout.id} cannot move from {payout.status} to {status}.")
     return Payout.update(status=status, updated_at=utcnow(), **fields).where(
         Payout.id == payout.id, Payout.status == payout.status).execute()
+
+
+def _move_attempt(attempt: PayoutTransfer, status: str) -> bool:
+    """Move an attempt along ATTEMPT_MOVES (saved with the rest of `process_transfer`'s changes);
+    False, and nothing changed, when it may not move there."""
+    if status not in ATTEMPT_MOVES.get(attempt.status, ()):
+        return False
+    attempt.status = status
+    return True
 
 
 OTP_HELP = ("Paystack holds this transfer until the OTP it sent to the business's phone is entered: enter it "
@@ -407,7 +424,7 @@ OTP_HELP = ("Paystack holds this transfer until the OTP it sent to the business'
 
 def _needs_otp(payout: Payout, attempt: PayoutTransfer, current: bool) -> None:
     attempt.failure_reason = "Paystack asks for an OTP"
-    if current and payout.status == P.APPROVED:
+    if current and _may_move(payout, P.AWAITING_OTP):
         _move(payout, P.AWAITING_OTP, failure_reason=OTP_HELP)
         record_event(_request_of(payout), "payout_needs_otp", None,
                      payload=_details(payout, transfer_code=attempt.transfer_code or ""))
@@ -442,20 +459,18 @@ def _account_label(payout: Payout) -> str:
 
 
 def _in_transit(payout: Payout, attempt: PayoutTransfer, current: bool) -> None:
-    if attempt.status == P.APPROVED:
-        attempt.status = P.IN_TRANSIT
-    if current and payout.status in (P.APPROVED, P.AWAITING_OTP):
+    _move_attempt(attempt, P.IN_TRANSIT)
+    if current and _may_move(payout, P.IN_TRANSIT):
         _move(payout, P.IN_TRANSIT, sent_at=utcnow(), failure_reason="")
         record_event(_request_of(payout), "payout_sent", None, payload=_details(payout, account=_account_label(payout)))
 
 
 def _paid(payout: Payout, attempt: PayoutTransfer, current: bool, data: dict[str, Any]) -> None:
-    if attempt.status not in (P.APPROVED, P.IN_TRANSIT):
+    if not _move_attempt(attempt, P.PAID):
         if attempt.status != P.PAID:  # money landed on an attempt we had given up on: a person must look
             log.error("transfer %s succeeded after it was %s (payout %s)", attempt.reference, attempt.status, payout.id)
         return
-    attempt.status = P.PAID
-    if not (current and payout.status in (P.APPROVED, P.AWAITING_OTP, P.IN_TRANSIT)):
+    if not (current and _may_move(payout, P.PAID)):
         return
     now = utcnow()
     _move(payout, P.PAID, paid_at=now, sent_at=payout.sent_at or now, failure_reason="")
@@ -465,12 +480,12 @@ def _paid(payout: Payout, attempt: PayoutTransfer, current: bool, data: dict[str
 
 def _gave_up(payout: Payout, attempt: PayoutTransfer, current: bool, outcome: str, data: dict[str, Any]) -> None:
     """The attempt ends (FAILED or REVERSED); the payout is owed again, under a new reference."""
-    reversible = (P.APPROVED, P.IN_TRANSIT, P.PAID) if outcome == P.REVERSED else (P.APPROVED, P.IN_TRANSIT)
-    if attempt.status not in reversible:
+    if not _move_attempt(attempt, outcome):
         return
     reason = failure_cause(data, outcome)
-    attempt.status, attempt.failure_reason = outcome, reason[:1000]
-    if not (current and payout.status in reversible + (P.AWAITING_OTP,)):
+    attempt.failure_reason = reason[:1000]
+    landed_and_failed = payout.status == P.PAID and outcome != P.REVERSED  # only a reversal undoes a landing
+    if not (current and _may_move(payout, P.OWED)) or landed_and_failed:
         return
     word = "reversed" if outcome == P.REVERSED else "failed"
     new_reference = _new_reference(payout.service_request_id)

@@ -24,7 +24,7 @@ from models.foundation.naira import format_naira
 from ..base import CENTS
 from ..db import for_update
 from ..money import NegotiationStatus, PriceNegotiation
-from ..service_requests import Event, RequestStatus, ServiceRequest
+from ..service_requests import Event, RequestStatus, ServiceRequest, require_status
 from ..users import Role, User
 from ..workflow import record_event, transition, unit_of_work
 from .booking import _owned_request, get_request
@@ -57,11 +57,6 @@ def _request_breakdown(request: ServiceRequest) -> dict[str, str | None]:
     return _cost_breakdown(request.estimate_amount, request.markup_percentage, request.final_cost)
 
 
-def _refuse_unless(request: ServiceRequest, statuses: Collection[str], action: str) -> None:
-    if request.status not in statuses:
-        raise InvalidTransition(f"{action} is not possible while the request is {request.status}.")
-
-
 # --- the serviceman's estimate ------------------------------------------------------------------
 
 
@@ -79,7 +74,7 @@ def submit_estimate(serviceman: User, request_id: int, amount: Decimal, notes: s
     with unit_of_work():
         require_approved(serviceman, "submit estimates")
         request = _locked_as_primary(serviceman, request_id, "submits the estimate")
-        _refuse_unless(request, (S.ASSIGNED,), "Submitting an estimate")
+        require_status(request, (S.ASSIGNED,), "Submitting an estimate")
         transition(request, S.SERVICEMAN_INSPECTED, serviceman, "estimate_submitted",
                    payload={"amount": _money(amount), "notes": notes, "serviceman_id": serviceman.id,
                             "serviceman_name": serviceman.full_name},
@@ -96,7 +91,7 @@ def set_markup(admin: User, request_id: int, markup_percentage: Decimal) -> Serv
     request = get_request(admin, request_id)
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
-        _refuse_unless(request, MARKUP_SETTABLE, "Setting the markup")
+        require_status(request, MARKUP_SETTABLE, "Setting the markup")
         if request.estimate_amount is None:
             raise InvalidTransition("This request has no estimate to mark up.")
         final_cost = final_cost_for(request.estimate_amount, markup_percentage)
@@ -133,7 +128,7 @@ def approve_cost(client: User, request_id: int, final_cost: Decimal | None = Non
     request = _owned_request(client, request_id)
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
-        _refuse_unless(request, NEGOTIABLE, "Approving the cost")
+        require_status(request, NEGOTIABLE, "Approving the cost")
         if _pending_proposal(request) is not None:
             raise InvalidTransition("A price proposal is pending: accept, reject or counter it instead.")
         if final_cost is not None and final_cost != request.final_cost:
@@ -181,7 +176,7 @@ def propose_price(user: User, request_id: int, proposed_amount: Decimal, message
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
         allowed = NEGOTIABLE if user.role == Role.CLIENT else (S.NEGOTIATING,)
-        _refuse_unless(request, allowed, "Proposing a price")
+        require_status(request, allowed, "Proposing a price")
         if _pending_proposal(request) is not None:
             raise InvalidTransition("A price proposal is already pending: answer it (or wait for the answer) first.")
         proposal = PriceNegotiation.create(service_request=request.id, proposed_by=user.id,
@@ -203,7 +198,7 @@ def _answerable(user: User, negotiation_id: int) -> tuple[ServiceRequest, PriceN
         raise InvalidTransition(f"This proposal is already {proposal.status}.")
     if _proposal_party(proposal, request) == _party(user, request):
         raise PermissionDenied("Only the other party answers a price proposal.")
-    _refuse_unless(request, (S.NEGOTIATING,), "Answering a price proposal")
+    require_status(request, (S.NEGOTIATING,), "Answering a price proposal")
     return request, proposal
 
 
@@ -263,7 +258,7 @@ def consult_serviceman(admin: User, request_id: int, message: str) -> Event:
     request = get_request(admin, request_id)
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
-        _refuse_unless(request, (S.NEGOTIATING,), "Consulting the serviceman")
+        require_status(request, (S.NEGOTIATING,), "Consulting the serviceman")
         if request.primary_serviceman_id is None:
             raise InvalidTransition("This request has no primary serviceman to consult.")
         offer = _latest_proposal(request)
@@ -278,7 +273,7 @@ def reply_to_consultation(serviceman: User, request_id: int, acceptable: bool, m
     with unit_of_work():
         require_approved(serviceman, "answer consultations")
         request = _locked_as_primary(serviceman, request_id, "answers a consultation")
-        _refuse_unless(request, (S.NEGOTIATING,), "Answering a consultation")
+        require_status(request, (S.NEGOTIATING,), "Answering a consultation")
         asked = (Event.select().where(Event.service_request == request.id, Event.type == "serviceman_consulted")
                  .order_by(Event.id.desc()).first())
         if asked is None:

@@ -367,7 +367,9 @@ class Settings:
                             "intended, e.g. for a staging deployment)")
         if self.public_base_url and not _is_absolute_http_url(self.public_base_url):
             problems.append(f"PUBLIC_BASE_URL {self.public_base_url!r} is not an absolute http(s) URL")
-        problems.extend(settings_hardening.hardening_problems(self, (LOCAL_CHECKOUT_SECRET_KEY,)))
+        problems.extend(settings_hardening.hardening_problems(
+            self.paystack_secret_key, self.paystack_webhook_secret, self.trusted_proxies, self.public_base_url,
+            (LOCAL_CHECKOUT_SECRET_KEY,)))
         return [problem for problem in problems if problem]
 
 

@@ -15,11 +15,8 @@ import ipaddress
 import math
 import zlib
 from collections import Counter
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    from models.foundation.settings import Settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -83,16 +80,17 @@ def public_base_url_problem(url: str) -> str | None:
     return None
 
 
-def hardening_problems(settings: "Settings", published_paystack_keys: tuple[str, ...]) -> list[str]:
-    """The Paystack secrets', proxies' and base URL's problems in `settings` (production only); SECRET_KEY's
+def hardening_problems(paystack_secret_key: str, paystack_webhook_secret: str, trusted_proxies: tuple[Network, ...],
+                       public_base_url: str, published_paystack_keys: tuple[str, ...]) -> list[str]:
+    """The Paystack secrets', proxies' and base URL's problems (production only); SECRET_KEY's
     are checked with its other rules (settings.py), with secret_problem()."""
     problems = []
-    if settings.paystack_secret_key in published_paystack_keys:
-        problems.append(secret_problem("PAYSTACK_SECRET_KEY", settings.paystack_secret_key, published_paystack_keys))
-    if settings.paystack_webhook_secret:
-        problems.append(secret_problem("PAYSTACK_WEBHOOK_SECRET", settings.paystack_webhook_secret,
+    if paystack_secret_key in published_paystack_keys:
+        problems.append(secret_problem("PAYSTACK_SECRET_KEY", paystack_secret_key, published_paystack_keys))
+    if paystack_webhook_secret:
+        problems.append(secret_problem("PAYSTACK_WEBHOOK_SECRET", paystack_webhook_secret,
                                        published_paystack_keys))
-    problems.append(proxies_problem(settings.trusted_proxies))
-    problems.append(public_base_url_problem(settings.public_base_url))
+    problems.append(proxies_problem(trusted_proxies))
+    problems.append(public_base_url_problem(public_base_url))
     return [problem for problem in problems if problem]
 

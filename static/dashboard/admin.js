@@ -146,26 +146,9 @@
           fields: [{ name: "reason", label: "Reason", type: "textarea", placeholder: "Client asked by phone" }], done: "Cancelled.",
           submit: function (v) { return Dash.post(path + "cancel/", { reason: v.reason }); } }));
       }
-      renderNegotiations(negotiations, s);
-    }
-
-    function renderNegotiations(items, status) {
-      $("negotiations-section").hidden = !items.length;
-      Dash.fillList($("negotiations"), items, function (n) {
-        var fromClient = n.proposed_by_id === current.client_id;
-        var open = n.status === "PENDING" && fromClient && status === "NEGOTIATING";
-        return el("li", { dataset: { id: n.id, status: n.status } },
-          el("strong", { text: (fromClient ? "Client" : "Admin") + ": " + Dash.money(n.proposed_amount) }), " ",
-          el("span", { class: "tag", text: Dash.words(n.status) }), n.message ? el("div", { class: "muted", text: n.message }) : null,
-          open ? el("div", { class: "row" },
-            Dash.button("Accept", "accept-" + n.id, function () { return Dash.post("/api/negotiations/" + n.id + "/accept/"); }),
-            Dash.button("Reject", "reject-" + n.id, function () { return Dash.post("/api/negotiations/" + n.id + "/reject/"); }, "secondary")) : null,
-          open ? Dash.form({ id: "counter-" + n.id, button: "Counter", buttonClass: "secondary",
-            fields: [{ name: "proposed_amount", label: "Amount (₦)", type: "number", step: "0.01", min: "0.01" },
-              { name: "message", label: "Message", type: "textarea", required: false }],
-            submit: function (v) { return Dash.post("/api/negotiations/" + n.id + "/counter/",
-              { proposed_amount: Number(v.proposed_amount).toFixed(2), message: v.message }); } }) : null);
-      });
+      Dash.renderNegotiations(negotiations, s, { counter: true,
+        proposer: function (n) { return n.proposed_by_id === current.client_id ? "Client" : "Admin"; },
+        answerable: function (n) { return n.proposed_by_id === current.client_id; } });
     }
 
     function load() {

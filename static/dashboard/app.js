@@ -212,6 +212,28 @@
         el("time", { class: "muted small", datetime: e.created_at, text: Dash.datetime(e.created_at) }));
     });
   };
+  /** A request's price proposals (GET /api/requests/{id}/negotiations/) in #negotiations, for the
+   * admin's and the client's request pages. `options.proposer(n)` labels who proposed it;
+   * `options.answerable(n)` whether this page answers it (Accept / Reject while the request is
+   * NEGOTIATING and it is PENDING); `options.counter` adds the counter-offer form to those. */
+  Dash.renderNegotiations = function (items, status, options) {
+    Dash.$("negotiations-section").hidden = !items.length;
+    Dash.fillList(Dash.$("negotiations"), items, function (n) {
+      var open = n.status === "PENDING" && options.answerable(n) && status === "NEGOTIATING";
+      var answer = "/api/negotiations/" + n.id + "/";
+      return el("li", { dataset: { id: n.id, status: n.status } },
+        el("strong", { text: options.proposer(n) + ": " + Dash.money(n.proposed_amount) }), " ",
+        el("span", { class: "tag", text: Dash.words(n.status) }), n.message ? el("div", { class: "muted", text: n.message }) : null,
+        open ? el("div", { class: "row" },
+          Dash.button("Accept", "accept-" + n.id, function () { return Dash.post(answer + "accept/"); }),
+          Dash.button("Reject", "reject-" + n.id, function () { return Dash.post(answer + "reject/"); }, "secondary")) : null,
+        open && options.counter ? Dash.form({ id: "counter-" + n.id, button: "Counter", buttonClass: "secondary",
+          fields: [{ name: "proposed_amount", label: "Amount (₦)", type: "number", step: "0.01", min: "0.01" },
+            { name: "message", label: "Message", type: "textarea", required: false }],
+          submit: function (v) { return Dash.post(answer + "counter/",
+            { proposed_amount: Number(v.proposed_amount).toFixed(2), message: v.message }); } }) : null);
+    });
+  };
   Dash.fact = function (dl, label, value) {
     dl.appendChild(el("dt", { text: label }));
     dl.appendChild(el("dd", {}, value === null || value === undefined ? "—" : value));

@@ -203,7 +203,9 @@
         }).catch(function () { /* the quote is a courtesy; cancelling still works without it */ });
       }
       if (!box.childNodes.length) box.appendChild(el("p", { class: "muted", text: waiting(s) }));
-      renderNegotiations(negotiations, s);
+      Dash.renderNegotiations(negotiations, s, {
+        proposer: function (n) { return n.proposed_by_id === Dash.userId ? "You" : "Serviceman team"; },
+        answerable: function (n) { return n.proposed_by_id !== Dash.userId; } });
     }
 
     function waiting(s) {
@@ -216,20 +218,6 @@
         COMPLETED_BY_SERVICEMAN: "The serviceman says it is done; an admin confirms with you.",
         CANCELLED: "This booking was cancelled.",
       }[s] || "";
-    }
-
-    function renderNegotiations(items, status) {
-      $("negotiations-section").hidden = !items.length;
-      Dash.fillList($("negotiations"), items, function (n) {
-        var mine = n.proposed_by_id === Dash.userId;
-        var open = n.status === "PENDING" && !mine && status === "NEGOTIATING";
-        return el("li", { dataset: { id: n.id, status: n.status } },
-          el("strong", { text: (mine ? "You" : "Serviceman team") + ": " + Dash.money(n.proposed_amount) }),
-          " ", el("span", { class: "tag", text: Dash.words(n.status) }), n.message ? el("div", { class: "muted", text: n.message }) : null,
-          open ? el("div", { class: "row" },
-            Dash.button("Accept", "accept-" + n.id, function () { return Dash.post("/api/negotiations/" + n.id + "/accept/"); }),
-            Dash.button("Reject", "reject-" + n.id, function () { return Dash.post("/api/negotiations/" + n.id + "/reject/"); }, "secondary")) : null);
-      });
     }
 
     function load() {
