@@ -6,10 +6,11 @@ same exactly-once paths as everything else.
 """
 import logging
 
-from models.actions import payments, payouts, refunds, reminders
+from models.actions import payments, payouts, refunds, reminders, retention
 from models.db import with_connection
 
 from . import runtime
+from .rq_retention import delete_orphaned_jobs
 
 log = logging.getLogger("serviceman.periodic")
 
@@ -57,13 +58,9 @@ def send_booking_reminders():
 
 def apply_retention():
     """Delete what only grows (models/actions/retention.py) and, with Redis, orphaned RQ job records."""
-    from models.actions.retention import apply_retention as apply
-
-    counts = runtime.run_job(apply, runtime.settings())
+    counts = with_connection(retention.apply_retention, runtime.settings())
     transport = runtime.transport()
     if getattr(transport, "redis", None) is not None:
-        from .rq_retention import delete_orphaned_jobs
-
         counts["rq_job"] = delete_orphaned_jobs(transport.redis, transport.queues)
     if any(counts.values()):
         log.info("retention: %s", counts)
