@@ -11,6 +11,8 @@ from server.startup import (StartupError, check_database, check_migrated, check_
                             port_problem, wait_for, where)
 
 log = logging.getLogger("serviceman")
+# What metrics and error reports call each command's process; the others are one-off commands.
+PROCESS_KINDS = {"serve": "web", "dispatcher": "dispatcher", "worker": "worker", "cron": "cron"}
 
 
 def cmd_migrate(settings, args):
@@ -193,10 +195,13 @@ def main(argv=None):
         settings = load_settings()
     except ConfigurationError as exc:
         sys.exit(f"configuration error: {exc}")
+    from models.foundation import metrics
     from server.app import configure_logging, init_error_reporting
 
-    configure_logging(settings.log_level)
-    init_error_reporting(settings)
+    configure_logging(settings.log_level, settings.log_format)
+    kind = PROCESS_KINDS.get(args.command, args.command)
+    metrics.enable(kind, bool(settings.metrics_token))
+    init_error_reporting(settings, kind)
     commands = {"migrate": cmd_migrate, "createdb": cmd_createdb, "check": cmd_check, "createadmin": cmd_createadmin,
                 "seed": cmd_seed, "serve": cmd_serve, "dispatcher": cmd_dispatcher, "worker": cmd_worker,
                 "cron": cmd_cron, "reconcile": cmd_reconcile}

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.faults
 
 # What error reporting was before this project scrubbed it; started instead of `python -m server`.
 UNSCRUBBED_SERVE = ("import sentry_sdk, server.app as app; "
-                    "app.init_error_reporting = lambda s: sentry_sdk.init(dsn=s.sentry_dsn, environment=s.env, "
+                    "app.init_error_reporting = lambda s, *_: sentry_sdk.init(dsn=s.sentry_dsn, environment=s.env, "
                     "send_default_pii=False); "
                     "from server.__main__ import main; main()")
 

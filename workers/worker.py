@@ -19,12 +19,17 @@ Outages of PostgreSQL or Redis are ridden out, not died of:
 import logging
 import signal
 import threading
+import time
 
 from rq import SimpleWorker, Worker
 from rq.exceptions import StopRequested
 from rq.utils import now
 
+from models.db import database
+from models.foundation import log_context, metrics
+
 from . import runtime
+from .transport import REQUEST_ID_META
 from .outages import Outage, Stopping, StopWaiting, is_database_outage, is_outage, is_redis_outage, wait_until
 
 log = logging.getLogger("serviceman.worker")
@@ -104,6 +109,18 @@ class RidesOutOutages:
         except StopWaiting:
             raise StopRequested() from None
 
+    def perform_job(self, job, queue):
+        """RQ's run of one job (in the work-horse with --fork), named in the logs by the request(s) that
+        caused it and timed for the metrics."""
+        started, ok = time.perf_counter(), False
+        try:
+            with log_context.bound(request_id=(job.meta or {}).get(REQUEST_ID_META)):
+                ok = super().perform_job(job, queue)
+            return ok
+        finally:
+            metrics.job_ran(job_name(job), time.perf_counter() - started, failed=not ok)
+            metrics.observe_pool(database.obj)
+
     def execute_job(self, job, queue):
         """Run the job; a job that hit an outage (or whose bookkeeping in Redis did) goes back to the
         front of its queue once the server answers again. The job takes a pooled database connection
@@ -125,6 +142,13 @@ class RidesOutOutages:
 
     def job_ended(self):
         """After a job, however it ended."""
+
+    def handle_exception(self, job, *exc_info):
+        """Every failed attempt goes to error reporting (repeats of one failure kind are dropped there,
+        server/error_reporting.py); an outage is the outage log's, not a bug report."""
+        if not is_outage(exc_info[1]):
+            report_job_failure(job, exc_info)
+        super().handle_exception(job, *exc_info)
 
     def ride_out(self, exc):
         """Wait (backoff, logged once) until the server `exc` came from answers, or a stop is requested."""
@@ -186,6 +210,23 @@ class PipelineWorker(RidesOutOutages, SimpleWorker):
         if outage is not None and _outage_requeues(job) < MAX_OUTAGE_REQUEUES:
             raise JobInterrupted(outage)  # to execute_job, which waits and puts the job back
         super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)
+
+
+def report_job_failure(job, exc_info):
+    """To Sentry when it is set up (a no-op otherwise), named by the job's function; its arguments
+    are not attached (an account email's job holds an address). Sent before a work-horse exits."""
+    import sentry_sdk
+
+    with sentry_sdk.new_scope() as scope:
+        scope.set_transaction_name(f"job {job_name(job)}")
+        scope.set_tag("job", job_name(job))
+        sentry_sdk.capture_exception(exc_info)
+    sentry_sdk.flush(timeout=2)
+
+
+def job_name(job):
+    """`deliver_events`, `send_emails`, `reconcile_payments`...: the job's function, without its module."""
+    return (job.func_name or "unknown").rsplit(".", 1)[-1]
 
 
 def _outage_requeues(job):

@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 
 import requests
 
+from models.foundation import metrics
+
 log = logging.getLogger("serviceman.paystack")
 
 CONNECT_TIMEOUT = 3.05  # seconds; the read timeout is PAYSTACK_TIMEOUT
@@ -58,7 +60,19 @@ class PaystackClient:
         self.timeout = (CONNECT_TIMEOUT, settings.paystack_timeout)
         self.session = session or requests.Session()
 
-    def _call(self, method, path, json=None, params=None, expect=dict, whole=False):
+    def _call(self, method, path, json=None, params=None, expect=dict, whole=False, endpoint=None):
+        """`endpoint` names the call in metrics without its reference or id (`/transfer/verify/{reference}`)."""
+        with metrics.timed_paystack_call(f"{method} {endpoint or path.split('?', 1)[0]}") as call:
+            try:
+                return self._request(method, path, json, params, expect, whole)
+            except PaystackUnavailable:
+                call.failed("unavailable")
+                raise
+            except PaystackRefused:
+                call.failed("refused")
+                raise
+
+    def _request(self, method, path, json, params, expect, whole):
         url = f"{self.base_url}{path}"
         try:
             response = self.session.request(
@@ -93,7 +107,8 @@ class PaystackClient:
 
     def verify(self, reference):
         """The transaction as Paystack knows it (status, amount in kobo, currency, paid_at, ...)."""
-        return self._call("GET", f"/transaction/verify/{requests.utils.quote(reference, safe='')}")
+        return self._call("GET", f"/transaction/verify/{requests.utils.quote(reference, safe='')}",
+                          endpoint="/transaction/verify/{reference}")
 
     # --- transfers (paying servicemen) ------------------------------------------------------------
 
@@ -128,7 +143,8 @@ class PaystackClient:
 
     def verify_transfer(self, reference):
         """The transfer as Paystack knows it (status pending, success, failed, reversed, ...)."""
-        return self._call("GET", f"/transfer/verify/{requests.utils.quote(reference, safe='')}")
+        return self._call("GET", f"/transfer/verify/{requests.utils.quote(reference, safe='')}",
+                          endpoint="/transfer/verify/{reference}")
 
     def finalize_transfer(self, transfer_code, otp):
         """Complete a transfer Paystack holds in status `otp` with the OTP sent to the business's phone
@@ -145,7 +161,7 @@ class PaystackClient:
             "merchant_note": merchant_note, "customer_note": customer_note})
 
     def fetch_refund(self, refund_id):
-        return self._call("GET", f"/refund/{requests.utils.quote(str(refund_id), safe='')}")
+        return self._call("GET", f"/refund/{requests.utils.quote(str(refund_id), safe='')}", endpoint="/refund/{id}")
 
     def list_refunds(self, *, page=1, per_page=100, since=None, until=None):
         """One page of the account's refunds, newest first: (refunds, meta). Paystack's List Refunds
@@ -164,6 +180,7 @@ class PaystackClient:
         (openapi: paths/refund_retry_with_customer_details_{id}.yaml, body RefundRetry)."""
         return self._call(
             "POST", f"/refund/retry_with_customer_details/{requests.utils.quote(str(refund_id), safe='')}",
+            endpoint="/refund/retry_with_customer_details/{id}",
             json={"refund_account_details": {"currency": currency, "account_number": account_number,
                                              "bank_id": str(bank_id)}})
 
