@@ -75,19 +75,20 @@ def scrub(value, secrets=()):
 
 
 def failure_kind(event):
-    """What makes two events "the same failure": the transaction (a web route), the exception's type
-    and the innermost frame of our own code that raised it, or, for a log message without an
-    exception, its logger and unformatted message."""
+    """What makes two events "the same failure". A logged error is its log call (logger and unformatted
+    message: "dispatcher loop error") and its exception's type, wherever in the loop it was raised; an
+    exception captured on its own is its type and the innermost frame of our code that raised it.
+    Both within their transaction (a web route, a job)."""
     values = (event.get("exception") or {}).get("values") or []
-    if values:
-        last = values[-1]
-        frames = (last.get("stacktrace") or {}).get("frames") or []
-        ours = [frame for frame in frames if frame.get("in_app")] or frames
-        where = (ours[-1].get("module") or ours[-1].get("filename"), ours[-1].get("function")) if ours else None
-        return (event.get("transaction"), last.get("type"), where)
+    last = values[-1] if values else {}
     entry = event.get("logentry") or {}
-    return (event.get("transaction"), event.get("logger"), entry.get("message") or entry.get("formatted")
-            or event.get("message"))
+    if entry:
+        return (event.get("transaction"), event.get("logger"), entry.get("message") or entry.get("formatted"),
+                last.get("type"))
+    frames = (last.get("stacktrace") or {}).get("frames") or []
+    ours = [frame for frame in frames if frame.get("in_app")] or frames
+    where = (ours[-1].get("module") or ours[-1].get("filename"), ours[-1].get("function")) if ours else None
+    return (event.get("transaction"), last.get("type"), where, None if values else event.get("message"))
 
 
 class OncePerKind:

@@ -114,7 +114,7 @@ class RidesOutOutages:
         caused it and timed for the metrics."""
         started, ok = time.perf_counter(), False
         try:
-            with log_context.bound(request_id=(job.meta or {}).get(REQUEST_ID_META)):
+            with log_context.bound(request_id=job_request_id(job)):
                 ok = super().perform_job(job, queue)
             return ok
         finally:
@@ -127,7 +127,8 @@ class RidesOutOutages:
         when it first needs one (inside RQ's error handling), and it goes back to the pool afterwards."""
         failed_on_database = False
         try:
-            super().execute_job(job, queue)
+            with log_context.bound(request_id=job_request_id(job)):  # RQ's own lines about the job too
+                super().execute_job(job, queue)
         except Exception as exc:
             cause = exc.cause if isinstance(exc, JobInterrupted) else exc
             if not is_outage(cause) or _outage_requeues(job) >= MAX_OUTAGE_REQUEUES:
@@ -222,6 +223,10 @@ def report_job_failure(job, exc_info):
         scope.set_tag("job", job_name(job))
         sentry_sdk.capture_exception(exc_info)
     sentry_sdk.flush(timeout=2)
+
+
+def job_request_id(job):
+    return (job.meta or {}).get(REQUEST_ID_META)
 
 
 def job_name(job):

@@ -36,6 +36,8 @@ PAYSTACK_DURATION = Histogram("serviceman_paystack_request_duration_seconds", "T
                               ["endpoint"], buckets=HTTP_BUCKETS)
 PAYSTACK_ERRORS = Counter("serviceman_paystack_errors", "Paystack calls that failed: unavailable (network, "
                           "timeout, 5xx, unreadable) or refused (4xx)", ["endpoint", "kind"])
+PROCESSES = Gauge("serviceman_processes", "Processes running, by kind (web, dispatcher, worker, cron)", ["process"],
+                  multiprocess_mode="livesum")
 DB_POOL = Gauge("serviceman_db_pool_connections", "Database connections of this process's pool",
                 ["process", "state"], multiprocess_mode="livesum")
 DB_POOL_MAX = Gauge("serviceman_db_pool_max_connections", "The pool's size (DB_POOL_SIZE)", ["process"],
@@ -44,7 +46,11 @@ DB_POOL_MAX = Gauge("serviceman_db_pool_max_connections", "The pool's size (DB_P
 
 def enable(process, on=True):
     """Called at start-up: `process` is web, dispatcher, worker or cron."""
-    _state.update(enabled=bool(on), process=process, pid=os.getpid())
+    if _state.get("counted"):
+        PROCESSES.labels(_state["process"]).dec()
+    _state.update(enabled=bool(on), process=process, pid=os.getpid(), counted=bool(on))
+    if on:
+        PROCESSES.labels(process).inc()
     if on and os.environ.get("PROMETHEUS_MULTIPROC_DIR") and not _state.get("exit_hook"):
         from prometheus_client import multiprocess
 
