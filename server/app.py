@@ -80,6 +80,7 @@ def make_app(settings, bind_database=True, transport=None):
 # Probes and the scraper's /metrics answer whatever name they are addressed by (orchestrators and
 # Prometheus reach a process by IP); they build no links.
 PROBES = ("/livez", "/readyz", "/healthz", METRICS_PATH)
+KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 class HostCheckedApplication(tornado.web.Application):
@@ -97,7 +98,9 @@ class HostCheckedApplication(tornado.web.Application):
         seconds = request.request_time()
         status = handler.get_status()
         route = route_of(handler, self.settings["route_templates"])
-        metrics.request_answered(request.method, route, status, seconds)
+        # A method is the client's word: any other than HTTP's own would be a label of its choosing.
+        metrics.request_answered(request.method if request.method in KNOWN_METHODS else "other", route, status,
+                                 seconds)
         if status < 400:
             level = logging.INFO
         elif status < 500:

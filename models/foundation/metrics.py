@@ -67,10 +67,19 @@ def process_kind():
     return _state["process"]
 
 
+_request_children = {}  # (method, route, status) -> its counter and histogram: labels() costs more than inc()
+
+
 def request_answered(method, route, status, seconds):
-    if _state["enabled"]:
-        HTTP_REQUESTS.labels(method, route, str(status)).inc()
-        HTTP_DURATION.labels(method, route).observe(seconds)
+    if not _state["enabled"]:
+        return
+    key = (method, route, status)
+    children = _request_children.get(key)
+    if children is None:  # bounded: routes are templates, methods and statuses few
+        children = _request_children[key] = (HTTP_REQUESTS.labels(method, route, str(status)),
+                                              HTTP_DURATION.labels(method, route))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def socket_opened():
