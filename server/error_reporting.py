@@ -16,6 +16,10 @@ an event can hold is closed off here, in three layers:
    arguments, breadcrumbs, URLs): this process's own secrets (SECRET_KEY, Paystack keys, passwords in
    DATABASE_URL/REDIS_URL...), Bearer tokens and JWTs, emails, token-like query parameters, URL
    passwords, and the values PostgreSQL quotes in an error's DETAIL.
+
+Every process kind reports (web, dispatcher, worker, cron), each event tagged with it; a failure kind
+is reported once per REPEAT_WINDOW_SECONDS per process (OncePerKind), so a loop failing every turn is
+one event, not one a second.
 """
 import re
 import threading

@@ -96,3 +96,11 @@ class JobFailure(LookupError):
 def failing_job():
     """An RQ job (importable by a real worker started from the project root) that always fails."""
     raise JobFailure("the test job failed, as it always does")
+
+
+def dying_job():
+    """An RQ job whose process dies mid-job (SIGKILL: what the OOM killer does), raising nothing."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)

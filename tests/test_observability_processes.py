@@ -13,7 +13,7 @@ from workers.transport import QUEUE, STREAM
 
 from .fault_support import Procfile, http_call, process_env, wait_until
 from .pipeline_support import free_port
-from .sentry_support import SentryIngest, failing_job
+from .sentry_support import SentryIngest, dying_job, failing_job
 
 TOKEN = "metrics-token-for-the-tests-0123456789"
 RELEASE = "observability-test-release"
@@ -158,3 +158,20 @@ def test_a_dispatcher_failing_every_turn_is_reported_once(deployment, redis_url,
 def _is_dispatcher_error(event):
     return event.get("logger") == "serviceman.dispatcher" or \
         (event.get("tags") or {}).get("process") == "dispatcher"
+
+
+def test_a_work_horse_that_dies_is_reported(settings, redis_url, ingest, tmp_path):
+    """`worker --fork`: a job's process killed mid-job raises nothing, yet is one report and a failure."""
+    env = process_env(settings.database_url, redis_url, SENTRY_DSN=ingest.dsn("publickey"), SENTRY_RELEASE=RELEASE,
+                      LOG_FORMAT="json")
+    processes = Procfile(env, tmp_path)
+    try:
+        processes.start("worker", "worker", "--fork")
+        Queue(QUEUE, connection=redis_client.Redis.from_url(redis_url)).enqueue(dying_job)
+        events = ingest.wait_for_events(lambda found: any("dying_job" in (event.get("message") or "")
+                                                          or "dying_job" in json.dumps(event.get("logentry"))
+                                                          for event in found), timeout=30)
+    finally:
+        processes.stop_all()
+    reports = [event for event in events if (event.get("tags") or {}).get("job") == "dying_job"]
+    assert len(reports) == 1 and reports[0]["tags"]["process"] == "worker"

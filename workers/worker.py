@@ -261,6 +261,19 @@ class PipelineForkWorker(RidesOutOutages, Worker):
         runtime.close_all_connections()
         super().execute_job(job, queue)
 
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
+        """A work-horse that died mid-job (killed, out of memory, a crash in C) raised nothing to report:
+        say so (once per job function, server/error_reporting.py), and count the failed attempt."""
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        metrics.job_ran(job_name(job), 0.0, failed=True)
+        import sentry_sdk
+
+        with sentry_sdk.new_scope() as scope:
+            scope.set_transaction_name(f"job {job_name(job)}")
+            scope.set_tag("job", job_name(job))
+            sentry_sdk.capture_message(f"the work-horse running {job_name(job)} died (wait status {ret_val})",
+                                       level="error")
+
     def setup_work_horse_signals(self):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
