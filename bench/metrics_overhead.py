@@ -35,8 +35,8 @@ PAGES = ("/livez", "/api/categories/")
 
 def start(name, database_url, folder, metrics):
     port = wh.free_port()
-    env = {**wh.project_env(database_url, ""), "LOG_LEVEL": "WARNING", "METRICS_TOKEN": "",
-           "PROMETHEUS_MULTIPROC_DIR": ""}
+    env = {**wh.project_env(database_url, ""), "LOG_LEVEL": "WARNING", "METRICS_TOKEN": ""}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if metrics:
         metrics_dir = folder / "metrics"
         metrics_dir.mkdir(exist_ok=True)

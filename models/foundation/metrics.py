@@ -14,7 +14,13 @@ import atexit
 import os
 import time
 
-from prometheus_client import Counter, Gauge, Histogram
+# prometheus_client turns multiprocess mode on when the variable exists, even empty (and then writes
+# its files to the working directory): an empty one means "not set", as for every other setting.
+for _name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"):
+    if not os.environ.get(_name, "x").strip():
+        del os.environ[_name]
+
+from prometheus_client import Counter, Gauge, Histogram  # noqa: E402 (after the environment is settled)
 
 _state = {"enabled": False, "process": "web"}
 
