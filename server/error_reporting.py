@@ -29,6 +29,7 @@ from sentry_sdk.integrations.rq import RqIntegration
 from sentry_sdk.scrubber import DEFAULT_DENYLIST, DEFAULT_PII_DENYLIST, EventScrubber
 
 FILTERED = "[Filtered]"
+_DIGITS = re.compile(r"/\d+(?=/|$)")
 REPEAT_WINDOW_SECONDS = 3600  # one report per failure kind and process per hour
 MIN_MASKED_SECRET = 6
 # Names (dict keys, lowercased, compared whole) whose values never leave, besides sentry-sdk's own.
@@ -86,13 +87,16 @@ def failure_kind(event):
     values = (event.get("exception") or {}).get("values") or []
     last = values[-1] if values else {}
     entry = event.get("logentry") or {}
+    # A web request's report met outside a handler (an outage while signing in) has no transaction: its
+    # route stands in, ids made alike.
+    url = (event.get("request") or {}).get("url") or ""
+    where_called = event.get("transaction") or _DIGITS.sub("/{id}", url.split("?", 1)[0].split("#", 1)[0])
     if entry:
-        return (event.get("transaction"), event.get("logger"), entry.get("message") or entry.get("formatted"),
-                last.get("type"))
+        return (where_called, event.get("logger"), entry.get("message") or entry.get("formatted"), last.get("type"))
     frames = (last.get("stacktrace") or {}).get("frames") or []
     ours = [frame for frame in frames if frame.get("in_app")] or frames
     where = (ours[-1].get("module") or ours[-1].get("filename"), ours[-1].get("function")) if ours else None
-    return (event.get("transaction"), last.get("type"), where, None if values else event.get("message"))
+    return (where_called, last.get("type"), where, None if values else event.get("message"))
 
 
 class OncePerKind:

@@ -104,3 +104,12 @@ def test_captured_exceptions_are_kinds_by_type_and_innermost_frame_of_ours():
                                                    ("tests.sentry_support", "failing_job"), None)
     web = dict(event, transaction="LoginHandler")
     assert error_reporting.failure_kind(web) != error_reporting.failure_kind(event)
+
+
+def test_a_web_report_without_a_transaction_is_a_kind_per_route():
+    def outage(url):
+        return {"request": {"url": url}, "exception": {"values": [{"type": "OperationalError"}]}}
+
+    kind = error_reporting.failure_kind
+    assert kind(outage("http://h/api/requests/12/?token=x")) == kind(outage("http://h/api/requests/99/"))
+    assert kind(outage("http://h/api/auth/me/")) != kind(outage("http://h/api/auth/refresh/"))
