@@ -36,13 +36,10 @@ def formatter(log_format):
 
 
 def configure_logging(level, log_format="text"):
-    """One handler on the root logger (stderr), replacing whatever was there."""
+    """One handler on the root logger (stderr), as logging.basicConfig does it: nothing changes when
+    the root logger already has handlers (a test runner's capture)."""
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(log_format))
     handler.addFilter(ContextFilter())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)
+    logging.basicConfig(level=level, handlers=[handler])
     return handler
