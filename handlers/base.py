@@ -17,8 +17,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError
 
 from models.db import is_connection_failure
 from models.users import Role
-from handlers.web import identity, proxies, rate_limits, sessions
-from models.foundation import tokens
+from handlers.web import identity, proxies, rate_limits, route_names, sessions
+from models.foundation import log_context, tokens
 from models.foundation.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
                            PayloadTooLarge, PermissionDenied, UnknownHost, ValidationFailed)
 from handlers.web.executor import DATABASE_UNAVAILABLE, database_unavailable, run_sync
@@ -227,6 +227,11 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
         self.set_status(204)
 
     @property
+    def route_template(self):
+        """The route this request matched, as a template (`/api/service-requests/{request_id}/`)."""
+        return route_names.route_of(self, self.application.settings.get("route_templates", {}))
+
+    @property
     def spec(self):
         fn = getattr(self, self.request.method.lower(), None)
         return getattr(fn, "endpoint", None)
@@ -239,6 +244,9 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
     async def prepare(self):
         self.current_user_obj = None
         self._body_chunks, self._body_size, self._refusal = [], 0, None
+        # Every line this request causes names it (this task's context; the thread pool copies it).
+        log_context.request_id.set(self.request_id)
+        log_context.route.set(self.route_template)
         spec = self.spec
         self._limit_body(spec.max_body if spec else NO_BODY_LIMIT)
         if self.request.method == "OPTIONS":
@@ -255,6 +263,7 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
         self._check_path_ids()
         if spec.requires_auth:
             self.current_user_obj = await self._authenticate()
+            log_context.user_id.set(self.current_user_obj.id)
             if SIGNED_IN not in spec.roles and self.current_user_obj.role not in spec.roles:
                 raise PermissionDenied()
         self.query = self._load_query(spec.query) if spec.query else {}

@@ -10,6 +10,7 @@ from handlers.base import MAX_BODY_LIMIT
 from models import bind
 from models.actions.accounts import create_admin
 from models.demo_data import load_demo_data
+from models.foundation import metrics
 from models.foundation.errors import ApiError
 from models.foundation.settings import ConfigurationError, load_settings
 from server.app import configure_logging, init_error_reporting, make_app, start_embedded_schedule, start_embedded_sweep
@@ -27,6 +28,8 @@ from workers.transport import RedisTransport
 from workers.worker import PipelineForkWorker, PipelineWorker, run_worker
 
 log = logging.getLogger("serviceman")
+# What metrics and error reports call each command's process; the others are one-off commands.
+PROCESS_KINDS = {"serve": "web", "dispatcher": "dispatcher", "worker": "worker", "cron": "cron"}
 
 
 def cmd_migrate(settings, args):
@@ -246,8 +249,10 @@ def main(argv=None):
     except ConfigurationError as exc:
         sys.exit(f"configuration error: {exc}")
 
-    configure_logging(settings.log_level)
-    init_error_reporting(settings)
+    configure_logging(settings.log_level, settings.log_format)
+    kind = PROCESS_KINDS.get(args.command, args.command)
+    metrics.enable(kind, bool(settings.metrics_token))
+    init_error_reporting(settings, kind)
     commands = {"migrate": cmd_migrate, "createdb": cmd_createdb, "check": cmd_check, "createadmin": cmd_createadmin,
                 "seed": cmd_seed, "serve": cmd_serve, "dispatcher": cmd_dispatcher, "worker": cmd_worker,
                 "cron": cmd_cron, "reconcile": cmd_reconcile, "backup": cmd_backup, "restore": cmd_restore}

@@ -2,11 +2,16 @@
 import logging
 
 import tornado.ioloop
+from tornado.log import access_log
 import tornado.web
 
 from handlers import reset_page, websocket
 from handlers.dashboard import dashboard_routes, dashboard_settings
 from handlers.base import NotFoundHandler, UnknownHostHandler
+from handlers.metrics import PATH as METRICS_PATH, metrics_routes
+from handlers.web import proxies
+from handlers.web.route_names import route_of, route_templates
+from models.foundation import metrics
 from models import bind
 from handlers.web import executor
 from server.asyncapi import build_asyncapi
@@ -28,13 +33,17 @@ log = logging.getLogger("serviceman")
 LOCAL_REFUND_DELAY = 3.0  # seconds
 
 
-def configure_logging(level):
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+def configure_logging(level, log_format="text"):
+    """Text, or one JSON object a line (LOG_FORMAT=json): server/logs.py."""
+    from server.logs import configure_logging as configure
+
+    return configure(level, log_format)
 
 
-def init_error_reporting(settings):
-    """Sentry when SENTRY_DSN is set, scrubbed of secrets and personal data (server/error_reporting.py)."""
-    return error_reporting.init(settings)
+def init_error_reporting(settings, process="web"):
+    """Sentry when SENTRY_DSN is set, scrubbed of secrets and personal data and tagged with the process
+    kind (server/error_reporting.py)."""
+    return error_reporting.init(settings, process)
 
 
 def make_transport(settings, hub):
@@ -52,9 +61,14 @@ def make_app(settings, bind_database=True, transport=None):
     paystack = PaystackClient(settings)
     # Built once here and handed down: handlers give its transport to the domain calls that need it.
     pipeline = start_pipeline(settings, transport or make_transport(settings, hub), paystack)
+    transport = pipeline.transport
+    metrics.enable("web", bool(settings.metrics_token))
     routes = route_table()
+    handlers = (tornado_routes(routes) + reset_page.default_handlers + local_checkout_routes(settings)
+                + dashboard_routes() + metrics_routes(settings, getattr(transport, "redis", None)))
     return HostCheckedApplication(
-        tornado_routes(routes) + reset_page.default_handlers + local_checkout_routes(settings) + dashboard_routes(),
+        handlers,
+        route_templates=route_templates(handlers),
         config=settings,
         hub=hub,
         pipeline=pipeline,
@@ -70,8 +84,10 @@ def make_app(settings, bind_database=True, transport=None):
     )
 
 
-# Probes answer whatever name they are addressed by (orchestrators probe by IP); they build no links.
-PROBES = ("/livez", "/readyz", "/healthz")
+# Probes and the scraper's /metrics answer whatever name they are addressed by (orchestrators and
+# Prometheus reach a process by IP); they build no links.
+PROBES = ("/livez", "/readyz", "/healthz", METRICS_PATH)
+KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 class HostCheckedApplication(tornado.web.Application):
@@ -82,6 +98,32 @@ class HostCheckedApplication(tornado.web.Application):
         if request.path.rstrip("/") not in PROBES and not self.settings["config"].accepts_host(request.host_name):
             return self.get_handler_delegate(request, UnknownHostHandler)
         return super().find_handler(request, **kwargs)
+
+    def log_request(self, handler):
+        """Tornado's access log line, and the request's metrics: one call per answered request."""
+        request = handler.request
+        seconds = request.request_time()
+        status = handler.get_status()
+        route = route_of(handler, self.settings["route_templates"])
+        # A method is the client's word: any other than HTTP's own would be a label of its choosing.
+        metrics.request_answered(request.method if request.method in KNOWN_METHODS else "other", route, status,
+                                 seconds)
+        if status < 400:
+            level = logging.INFO
+        elif status < 500:
+            level = logging.WARNING
+        else:
+            level = logging.ERROR
+        if not access_log.isEnabledFor(level):
+            return
+        client_ip = proxies.client_address(request, self.settings["config"])[0]
+        user = getattr(handler, "current_user_obj", None)
+        # The path without its query string: a link's ?token= must never reach a log line.
+        access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, request.path, client_ip,
+                       seconds * 1000, extra={
+                           "request_id": getattr(handler, "request_id", None), "user_id": getattr(user, "id", None),
+                           "route": route, "status": status, "duration_s": round(seconds, 6),
+                           "method": request.method, "client_ip": client_ip})
 
 
 def local_checkout_routes(settings):

@@ -88,3 +88,20 @@ class SentryIngest:
     def raw_items(self):
         """The bodies without their envelope headers (which name the DSN's public key by design)."""
         return b"\n".join(body.split(b"\n", 1)[-1] for body in self.bodies)
+
+
+class JobFailure(LookupError):
+    """What `failing_job` raises: a failure kind of its own, easy to find among events."""
+
+
+def failing_job():
+    """An RQ job (importable by a real worker started from the project root) that always fails."""
+    raise JobFailure("the test job failed, as it always does")
+
+
+def dying_job():
+    """An RQ job whose process dies mid-job (SIGKILL: what the OOM killer does), raising nothing."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)

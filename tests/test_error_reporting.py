@@ -74,3 +74,42 @@ def test_breadcrumbs_are_scrubbed_when_recorded():
 
 def test_no_dsn_no_reporting():
     assert error_reporting.init(load_settings({})) is False
+
+
+def _loop_error(where="poll"):
+    return {"logger": "serviceman.dispatcher", "logentry": {"message": "dispatcher loop error"},
+            "exception": {"values": [{"type": "ResponseError", "stacktrace": {"frames": [
+                {"module": "workers.dispatcher", "function": where, "in_app": True}]}}]}}
+
+
+def test_one_report_per_failure_kind_per_window_then_the_count_of_the_dropped():
+    clock = [0.0]
+    once = error_reporting.OncePerKind(window=60, clock=lambda: clock[0])
+    before_send = sentry_options(load_settings(SECRETS), process="dispatcher", once_per_kind=once)["before_send"]
+    sent = [before_send(_loop_error(where), {}) for where in ("poll", "dead_consumers") * 90]  # 180 turns
+    assert len([event for event in sent if event]) == 1  # one log call, one exception type: one kind
+    assert sent[0]["tags"] == {"process": "dispatcher"}
+    other = dict(_loop_error(), logentry={"message": "stream entries %s..%s failed"})
+    assert before_send(other, {}) is not None  # another kind is reported at once
+    clock[0] = 61
+    again = before_send(_loop_error(), {})
+    assert again["extra"]["repeats_not_reported"] == 179
+
+
+def test_captured_exceptions_are_kinds_by_type_and_innermost_frame_of_ours():
+    event = {"transaction": "job failing_job", "exception": {"values": [{"type": "JobFailure", "stacktrace": {
+        "frames": [{"module": "rq.job", "function": "perform", "in_app": False},
+                   {"module": "tests.sentry_support", "function": "failing_job", "in_app": True}]}}]}}
+    assert error_reporting.failure_kind(event) == ("job failing_job", "JobFailure",
+                                                   ("tests.sentry_support", "failing_job"), None)
+    web = dict(event, transaction="LoginHandler")
+    assert error_reporting.failure_kind(web) != error_reporting.failure_kind(event)
+
+
+def test_a_web_report_without_a_transaction_is_a_kind_per_route():
+    def outage(url):
+        return {"request": {"url": url}, "exception": {"values": [{"type": "OperationalError"}]}}
+
+    kind = error_reporting.failure_kind
+    assert kind(outage("http://h/api/requests/12/?token=x")) == kind(outage("http://h/api/requests/99/"))
+    assert kind(outage("http://h/api/auth/me/")) != kind(outage("http://h/api/auth/refresh/"))

@@ -23,7 +23,8 @@ from contextlib import contextmanager
 
 import redis
 
-from models.db import with_connection
+from models.db import database, with_connection
+from models.foundation import log_context, metrics
 
 from .delivery import batch_job_id, deliver_events
 from .outages import Outage, is_database_outage, is_redis_outage
@@ -73,6 +74,7 @@ class Dispatcher:
         self.redis_outage = Outage("Redis", log)
         self.database_outage = Outage("PostgreSQL", log)
         self._liveness = None
+        self._request_ids = {}  # stream entry id -> the request id it was published with (for the logs)
         try:
             self.ensure_group()
         except (redis.ConnectionError, redis.TimeoutError):
@@ -125,7 +127,10 @@ class Dispatcher:
         """Enqueue one delivery job for these (entry id, event id), then acknowledge them all.
         Raises (leaving them pending) on failure."""
         event_ids = [event_id for _, event_id in entries]
-        self.transport.enqueue(deliver_events, event_ids, job_id=batch_job_id("deliver", event_ids))
+        # The job carries the request ids the events were published with (its RQ meta): its lines name them.
+        request_ids = log_context.joined(self._request_ids.get(entry_id) for entry_id, _ in entries)
+        with log_context.bound(request_id=request_ids):
+            self.transport.enqueue(deliver_events, event_ids, job_id=batch_job_id("deliver", event_ids))
         self.redis.xack(STREAM, GROUP, *[entry_id for entry_id, _ in entries])
 
     def dead_letter(self, entry_id, fields, reason):
@@ -143,8 +148,17 @@ class Dispatcher:
                 continue
             try:
                 valid.append((entry_id, int(fields.get(b"event_id") or fields.get("event_id"))))
+                request_id = fields.get(b"request_id") or fields.get("request_id")
+                if request_id:
+                    self._request_ids[entry_id] = as_text(request_id)
             except (TypeError, ValueError):
                 self.dead_letter(entry_id, fields, "entry has no valid event_id")
+        try:
+            return self._handle_in_batches(valid)
+        finally:
+            self._request_ids.clear()
+
+    def _handle_in_batches(self, valid):
         handled = 0
         for start in range(0, len(valid), self.batch):
             chunk = valid[start:start + self.batch]
@@ -267,6 +281,7 @@ class Dispatcher:
                 if time.monotonic() - last_sweep >= SWEEP_EVERY_SECONDS:
                     with self.database_outage_tolerated():
                         with_connection(redrive)
+                    metrics.observe_pool(database.obj)
                     self.reclaim()
                     last_sweep = time.monotonic()
                 if self.transport.queue.count >= MAX_QUEUED_DELIVERIES:

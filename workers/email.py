@@ -19,6 +19,7 @@ from email.utils import formatdate
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from models.foundation import metrics
 from models.foundation.naira import format_naira
 from models.foundation.settings import PROJECT_ROOT
 
@@ -116,7 +117,12 @@ def send_message(settings, message):
     if not settings.email_host:
         log.info("email to %s (no EMAIL_HOST: delivered to this log)\n%s", message["To"], readable(message))
         return "log"
-    _send_smtp(settings, message)
+    try:
+        _send_smtp(settings, message)
+    except Exception:
+        metrics.email_handed_over(ok=False)
+        raise
+    metrics.email_handed_over(ok=True)
     return "smtp"
 
 

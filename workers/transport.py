@@ -11,11 +11,13 @@
 import json
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from rq.utils import import_attribute
 
 from models.db import with_connection
+from models.foundation import log_context, metrics
 from models.foundation.redis_clients import connect
 
 from . import delivery
@@ -30,6 +32,7 @@ QUEUE = "serviceman"
 # a backlog of emails never delays a push.
 EMAIL_QUEUE = "serviceman-email"
 RETRY_INTERVALS = (10, 30, 60, 300, 900)  # seconds between attempts of a failing job
+REQUEST_ID_META = "request_id"  # job.meta key: the request(s) whose events the job works on
 
 
 def job_function(job):
@@ -72,7 +75,11 @@ class RedisTransport:
 
     def publish_event(self, event_id):
         # MAXLEN ~ keeps the stream bounded; the database outbox, not the stream, is the record.
-        self.redis.xadd(STREAM, {"event_id": str(event_id)}, maxlen=STREAM_MAXLEN, approximate=True)
+        fields = {"event_id": str(event_id)}
+        request_id = log_context.current_request_id()
+        if request_id:  # the dispatcher and the worker name the request that caused the event in their logs
+            fields["request_id"] = request_id
+        self.redis.xadd(STREAM, fields, maxlen=STREAM_MAXLEN, approximate=True)
 
     def enqueue(self, job, *args, job_id):
         from rq import Retry
@@ -83,7 +90,8 @@ class RedisTransport:
         # RQ logs at INFO for every job and stores beside it) names the function only: arguments may be
         # personal (the address a reset was asked for) and must never reach a log line.
         return queue.enqueue(job, *args, job_id=job_id, retry=retry, result_ttl=0, failure_ttl=7 * 24 * 3600,
-                             description=f"{job_path(job)}(...)")
+                             description=f"{job_path(job)}(...)",
+                             meta={REQUEST_ID_META: log_context.current_request_id()})
 
     def push(self, user_id, message):
         self.redis.publish(user_channel(self.redis_url, user_id), json.dumps(message, default=str))
@@ -112,21 +120,30 @@ class EmbeddedTransport:
         if this process dies first, the sweep delivers it after the restart."""
         delivery.deliver_event(event_id)
 
-    def enqueue(self, fn, *args, job_id, attempt=0):
-        self.pool.submit(self._run, fn, args, job_id, attempt)
+    def enqueue(self, fn, *args, job_id, attempt=0, request_id=None):
+        self.pool.submit(self._run, fn, args, job_id, attempt, request_id or log_context.current_request_id())
 
-    def _run(self, fn, args, job_id, attempt):
+    def _run(self, fn, args, job_id, attempt, request_id):
+        with log_context.bound(request_id=request_id):  # the job's lines name the request that caused it
+            self._attempt(fn, args, job_id, attempt, request_id)
+
+    def _attempt(self, fn, args, job_id, attempt, request_id):
+        started, name = time.perf_counter(), job_path(fn).rsplit(".", 1)[-1]
         try:
             with_connection(job_function(fn), *args)
         except Exception:
+            metrics.job_ran(name, time.perf_counter() - started, failed=True)
             if attempt >= len(self.retry_intervals):
                 log.exception("job %s failed for good after %d attempts", job_id, attempt + 1)
                 return
             delay = self.retry_intervals[attempt]
             log.warning("job %s failed (attempt %d); retrying in %ss", job_id, attempt + 1, delay, exc_info=True)
-            timer = threading.Timer(delay, self.enqueue, (fn, *args), {"job_id": job_id, "attempt": attempt + 1})
+            timer = threading.Timer(delay, self.enqueue, (fn, *args),
+                                    {"job_id": job_id, "attempt": attempt + 1, "request_id": request_id})
             timer.daemon = True
             timer.start()
+        else:
+            metrics.job_ran(name, time.perf_counter() - started, failed=False)
 
     def push(self, user_id, message):
         if self.hub is not None:

@@ -19,12 +19,17 @@ Outages of PostgreSQL or Redis are ridden out, not died of:
 import logging
 import signal
 import threading
+import time
 
 from rq import SimpleWorker, Worker
 from rq.exceptions import StopRequested
 from rq.utils import now
 
+from models.db import database
+from models.foundation import log_context, metrics
+
 from . import runtime
+from .transport import REQUEST_ID_META
 from .outages import Outage, Stopping, StopWaiting, is_database_outage, is_outage, is_redis_outage, wait_until
 
 log = logging.getLogger("serviceman.worker")
@@ -104,13 +109,26 @@ class RidesOutOutages:
         except StopWaiting:
             raise StopRequested() from None
 
+    def perform_job(self, job, queue):
+        """RQ's run of one job (in the work-horse with --fork), named in the logs by the request(s) that
+        caused it and timed for the metrics."""
+        started, ok = time.perf_counter(), False
+        try:
+            with log_context.bound(request_id=job_request_id(job)):
+                ok = super().perform_job(job, queue)
+            return ok
+        finally:
+            metrics.job_ran(job_name(job), time.perf_counter() - started, failed=not ok)
+            metrics.observe_pool(database.obj)
+
     def execute_job(self, job, queue):
         """Run the job; a job that hit an outage (or whose bookkeeping in Redis did) goes back to the
         front of its queue once the server answers again. The job takes a pooled database connection
         when it first needs one (inside RQ's error handling), and it goes back to the pool afterwards."""
         failed_on_database = False
         try:
-            super().execute_job(job, queue)
+            with log_context.bound(request_id=job_request_id(job)):  # RQ's own lines about the job too
+                super().execute_job(job, queue)
         except Exception as exc:
             cause = exc.cause if isinstance(exc, JobInterrupted) else exc
             if not is_outage(cause) or _outage_requeues(job) >= MAX_OUTAGE_REQUEUES:
@@ -125,6 +143,13 @@ class RidesOutOutages:
 
     def job_ended(self):
         """After a job, however it ended."""
+
+    def handle_exception(self, job, *exc_info):
+        """Every failed attempt goes to error reporting (repeats of one failure kind are dropped there,
+        server/error_reporting.py); an outage is the outage log's, not a bug report."""
+        if not is_outage(exc_info[1]):
+            report_job_failure(job, exc_info)
+        super().handle_exception(job, *exc_info)
 
     def ride_out(self, exc):
         """Wait (backoff, logged once) until the server `exc` came from answers, or a stop is requested."""
@@ -188,6 +213,27 @@ class PipelineWorker(RidesOutOutages, SimpleWorker):
         super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)
 
 
+def report_job_failure(job, exc_info):
+    """To Sentry when it is set up (a no-op otherwise), named by the job's function; its arguments
+    are not attached (an account email's job holds an address). Sent before a work-horse exits."""
+    import sentry_sdk
+
+    with sentry_sdk.new_scope() as scope:
+        scope.set_transaction_name(f"job {job_name(job)}")
+        scope.set_tag("job", job_name(job))
+        sentry_sdk.capture_exception(exc_info)
+    sentry_sdk.flush(timeout=2)
+
+
+def job_request_id(job):
+    return (job.meta or {}).get(REQUEST_ID_META)
+
+
+def job_name(job):
+    """`deliver_events`, `send_emails`, `reconcile_payments`...: the job's function, without its module."""
+    return (job.func_name or "unknown").rsplit(".", 1)[-1]
+
+
 def _outage_requeues(job):
     return int((job.meta or {}).get(OUTAGE_REQUEUES) or 0)
 
@@ -214,6 +260,19 @@ class PipelineForkWorker(RidesOutOutages, Worker):
         # sockets, and after a database restart they are dead. Each horse opens its own.
         runtime.close_all_connections()
         super().execute_job(job, queue)
+
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
+        """A work-horse that died mid-job (killed, out of memory, a crash in C) raised nothing to report:
+        say so (once per job function, server/error_reporting.py), and count the failed attempt."""
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        metrics.job_ran(job_name(job), 0.0, failed=True)
+        import sentry_sdk
+
+        with sentry_sdk.new_scope() as scope:
+            scope.set_transaction_name(f"job {job_name(job)}")
+            scope.set_tag("job", job_name(job))
+            sentry_sdk.capture_message(f"the work-horse running {job_name(job)} died (wait status {ret_val})",
+                                       level="error")
 
     def setup_work_horse_signals(self):
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -22,6 +22,7 @@ from models.actions.listing import advance_generation
 from models.actions.sessions import SESSION_ENDED, users_at_versions
 from models.foundation.redis_clients import connect_async
 from workers.transport import listing_channel, user_channel
+from models.foundation import metrics
 
 log = logging.getLogger("serviceman.hub")
 FEED_READY_TIMEOUT = 5
@@ -93,10 +94,14 @@ class Hub:
         """A socket finished its handshake; False when the process is shutting down (close it)."""
         if self.closing:
             return False
+        if socket not in self.open_sockets:
+            metrics.socket_opened()
         self.open_sockets.add(socket)
         return True
 
     def closed(self, socket):
+        if socket in self.open_sockets:
+            metrics.socket_closed()
         self.open_sockets.discard(socket)
         if self._all_closed is not None and not self.open_sockets:
             self._all_closed.set()
@@ -157,8 +162,10 @@ class Hub:
             if "web_session" in message:
                 return self.end_web_session(user_id, message["web_session"], message.get("reason", ""))
             return self.end_sessions(user_id, message["session_version"], message.get("reason", ""))
-        for socket in list(self.sockets.get(user_id, ())):
+        sockets = list(self.sockets.get(user_id, ()))
+        for socket in sockets:
             socket.send(message)
+        metrics.pushed(len(sockets))
 
     def end_sessions(self, user_id, version, reason):
         """Close the user's sockets authenticated before `version`: out of the registry first, so

@@ -14,6 +14,8 @@ from urllib.parse import quote, urlencode
 
 import requests
 
+from models.foundation import metrics
+
 if TYPE_CHECKING:
     from models.foundation.settings import Settings
 
@@ -64,7 +66,20 @@ class PaystackClient:
         self.session = session or requests.Session()
 
     def _call(self, method: str, path: str, json: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-              expect: type = dict, whole: bool = False) -> Any:
+              expect: type = dict, whole: bool = False, endpoint: str | None = None) -> Any:
+        """`endpoint` names the call in metrics without its reference or id (`/transfer/verify/{reference}`)."""
+        with metrics.timed_paystack_call(f"{method} {endpoint or path.split('?', 1)[0]}") as call:
+            try:
+                return self._request(method, path, json, params, expect, whole)
+            except PaystackUnavailable:
+                call.failed("unavailable")
+                raise
+            except PaystackRefused:
+                call.failed("refused")
+                raise
+
+    def _request(self, method: str, path: str, json: dict[str, Any] | None, params: dict[str, Any] | None,
+                 expect: type, whole: bool) -> Any:
         url = f"{self.base_url}{path}"
         try:
             response = self.session.request(
@@ -100,7 +115,8 @@ class PaystackClient:
 
     def verify(self, reference: str) -> dict[str, Any]:
         """The transaction as Paystack knows it (status, amount in kobo, currency, paid_at, ...)."""
-        return self._call("GET", f"/transaction/verify/{quote(reference, safe='')}")
+        return self._call("GET", f"/transaction/verify/{quote(reference, safe='')}",
+                          endpoint="/transaction/verify/{reference}")
 
     # --- transfers (paying servicemen) ------------------------------------------------------------
 
@@ -138,7 +154,8 @@ class PaystackClient:
 
     def verify_transfer(self, reference: str) -> dict[str, Any]:
         """The transfer as Paystack knows it (status pending, success, failed, reversed, ...)."""
-        return self._call("GET", f"/transfer/verify/{quote(reference, safe='')}")
+        return self._call("GET", f"/transfer/verify/{quote(reference, safe='')}",
+                          endpoint="/transfer/verify/{reference}")
 
     def finalize_transfer(self, transfer_code: str, otp: str) -> dict[str, Any]:
         """Complete a transfer Paystack holds in status `otp` with the OTP sent to the business's phone
@@ -156,7 +173,7 @@ class PaystackClient:
             "merchant_note": merchant_note, "customer_note": customer_note})
 
     def fetch_refund(self, refund_id: int | str) -> dict[str, Any]:
-        return self._call("GET", f"/refund/{quote(str(refund_id), safe='')}")
+        return self._call("GET", f"/refund/{quote(str(refund_id), safe='')}", endpoint="/refund/{id}")
 
     def list_refunds(self, *, page: int = 1, per_page: int = 100, since: datetime | None = None,
                      until: datetime | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -177,6 +194,7 @@ class PaystackClient:
         (openapi: paths/refund_retry_with_customer_details_{id}.yaml, body RefundRetry)."""
         return self._call(
             "POST", f"/refund/retry_with_customer_details/{quote(str(refund_id), safe='')}",
+            endpoint="/refund/retry_with_customer_details/{id}",
             json={"refund_account_details": {"currency": currency, "account_number": account_number,
                                              "bank_id": str(bank_id)}})
 

@@ -128,6 +128,13 @@ def redis_url_with_cert_policy(url: str, cert_reqs: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query + [("ssl_cert_reqs", cert_reqs)])))
 
 
+def _log_format(value: str | None) -> str:
+    value = (value or "text").strip().lower()
+    if value not in ("text", "json"):
+        raise ConfigurationError(f"LOG_FORMAT must be text or json, not {value!r}")
+    return value
+
+
 def _redis_cert_reqs(value: str | None) -> str:
     value = (value or "required").strip().lower()
     if value not in REDIS_SSL_CERT_REQS:
@@ -182,8 +189,11 @@ class Settings:
     default_from_email: str = "Serviceman <no-reply@serviceman.local>"
     cors_allowed_origins: tuple = ()
     sentry_dsn: str = field(default="", metadata=SECRET)  # its key lets anyone post events to our project
+    # GET /metrics answers only a request bearing this token; unset: not served, nothing recorded.
+    metrics_token: str = field(default="", metadata=SECRET)
     port: int = 8000
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object a line (server/logs.py)
     time_zone: str = "Africa/Lagos"
     emergency_booking_fee: Decimal = Decimal("5000.00")
     standard_booking_fee: Decimal = Decimal("2000.00")
@@ -416,7 +426,9 @@ def load_settings(environ: Mapping[str, str] | None = None, read_dotenv: bool = 
             default_from_email=get("DEFAULT_FROM_EMAIL") or defaults.default_from_email,
             cors_allowed_origins=_cors_origins(get("ENV", defaults.env), get("CORS_ALLOWED_ORIGINS")),
             sentry_dsn=get("SENTRY_DSN", ""),
+            metrics_token=get("METRICS_TOKEN", ""),
             port=int(get("PORT") or defaults.port),
+            log_format=_log_format(get("LOG_FORMAT")),
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
             time_zone=get("TIME_ZONE") or defaults.time_zone,
             emergency_booking_fee=Decimal(get("EMERGENCY_BOOKING_FEE") or defaults.emergency_booking_fee),
