@@ -13,6 +13,7 @@ endpoint with placeholders).
 import atexit
 import os
 import time
+from typing import Any
 
 # prometheus_client turns multiprocess mode on when the variable exists, even empty (and then writes
 # its files to the working directory): an empty one means "not set", as for every other setting.
@@ -50,7 +51,7 @@ DB_POOL_MAX = Gauge("serviceman_db_pool_max_connections", "The pool's size (DB_P
                     multiprocess_mode="livesum")
 
 
-def enable(process, on=True):
+def enable(process: str, on: bool = True) -> None:
     """Called at start-up: `process` is web, dispatcher, worker or cron."""
     if _state.get("counted"):
         PROCESSES.labels(_state["process"]).dec()
@@ -65,18 +66,18 @@ def enable(process, on=True):
         _state["exit_hook"] = True
 
 
-def enabled():
-    return _state["enabled"]
+def enabled() -> bool:
+    return bool(_state["enabled"])
 
 
-def process_kind():
-    return _state["process"]
+def process_kind() -> str:
+    return str(_state["process"])
 
 
-_request_children = {}  # (method, route, status) -> its counter and histogram: labels() costs more than inc()
+_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # (method, route, status) -> its counter and histogram: labels() costs more than inc()
 
 
-def request_answered(method, route, status, seconds):
+def request_answered(method: str, route: str, status: int, seconds: float) -> None:
     if not _state["enabled"]:
         return
     key = (method, route, status)
@@ -88,29 +89,29 @@ def request_answered(method, route, status, seconds):
     children[1].observe(seconds)
 
 
-def socket_opened():
+def socket_opened() -> None:
     if _state["enabled"]:
         WEBSOCKETS_OPEN.inc()
 
 
-def socket_closed():
+def socket_closed() -> None:
     if _state["enabled"]:
         WEBSOCKETS_OPEN.dec()
 
 
-def pushed(count=1):
+def pushed(count: int = 1) -> None:
     if _state["enabled"] and count:
         PUSHES.inc(count)
 
 
-def job_ran(job, seconds, failed):
+def job_ran(job: str, seconds: float, failed: bool) -> None:
     if _state["enabled"]:
         JOB_DURATION.labels(job, "failed" if failed else "ok").observe(seconds)
         if failed:
             JOB_FAILURES.labels(job).inc()
 
 
-def email_handed_over(ok):
+def email_handed_over(ok: bool) -> None:
     if _state["enabled"]:
         EMAILS.labels("sent" if ok else "failed").inc()
 
@@ -118,24 +119,23 @@ def email_handed_over(ok):
 class timed_paystack_call:
     """`with timed_paystack_call(endpoint) as call: ...; call.failed(kind)`"""
 
-    def __init__(self, endpoint):
+    def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
 
-    def __enter__(self):
+    def __enter__(self) -> "timed_paystack_call":
         self.started = time.perf_counter()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if _state["enabled"]:
             PAYSTACK_DURATION.labels(self.endpoint).observe(time.perf_counter() - self.started)
-        return False
 
-    def failed(self, kind):
+    def failed(self, kind: str) -> None:
         if _state["enabled"]:
             PAYSTACK_ERRORS.labels(self.endpoint, kind).inc()
 
 
-def observe_pool(database):
+def observe_pool(database: Any) -> None:
     """Record how many of this process's pooled connections are in use and idle (Peewee's pool)."""
     if not _state["enabled"] or not hasattr(database, "_in_use") or os.getpid() != _state.get("pid"):
         return  # (a forked work-horse: its live gauges would outlive it, it never marks itself dead)
