@@ -19,7 +19,7 @@ from models.db import database
 from models.foundation.paystack import PaystackClient
 
 from .factories import PASSWORD, CategoryFactory, ServicemanFactory, ServiceRequestFactory
-from .test_contract import assert_error
+from .contract_support import assert_error
 
 S = RequestStatus
 ACCOUNT = {"bank_code": "058", "account_number": "0123456789"}

@@ -17,7 +17,7 @@ from models.foundation.settings import load_settings
 
 from .conftest import make_settings
 from .factories import CategoryFactory
-from .test_contract import assert_error
+from .contract_support import assert_error
 
 
 @pytest.fixture

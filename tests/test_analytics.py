@@ -15,7 +15,7 @@ from models import ApprovalStatus, Event, Payment, PaymentStatus, PaymentType, P
 from models.actions import analytics
 
 from .factories import CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
-from .test_contract import assert_error
+from .contract_support import assert_error
 
 S = RequestStatus
 REVENUE = "/api/admin/analytics/revenue/"

@@ -23,7 +23,7 @@ from models.db import database
 from models.foundation.errors import PermissionDenied
 
 from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
-from .test_contract import assert_error, snapshot
+from .contract_support import assert_error, snapshot
 
 S = RequestStatus
 NOW = datetime(2026, 7, 1, 11, 0, tzinfo=timezone.utc)

@@ -12,7 +12,7 @@ import pytest
 
 from models.actions import payouts
 from tests.factories import ServicemanFactory
-from tests.test_contract import assert_error
+from tests.contract_support import assert_error
 from tests.test_rate_limits import api, app, limited_settings, storage  # noqa: F401 (fixtures: memory and Redis)
 
 RESOLVE = "/api/banks/resolve/?bank_code=058&account_number={}"

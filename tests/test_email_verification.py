@@ -20,7 +20,7 @@ from workers import runtime
 from .account_support import account_email, links, path_of, token_of
 from .conftest import make_settings, serve_app
 from .factories import AdminFactory, ClientFactory, ServiceRequestFactory
-from .test_contract import assert_error
+from .contract_support import assert_error
 
 PASSWORD = "a-long-enough-password-1"
 VERIFY = "/api/auth/verify-email/"

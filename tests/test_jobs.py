@@ -21,7 +21,7 @@ from models.payouts import Payout, PayoutStatus
 from models.foundation.errors import Conflict, InvalidTransition, PermissionDenied
 
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
-from .test_contract import assert_error, snapshot
+from .contract_support import assert_error, snapshot
 
 S = RequestStatus
 RATING_FIELDS = {"id", "service_request_id", "serviceman_id", "rating", "review", "created_at"}

@@ -26,7 +26,7 @@ from workers import runtime
 from .account_support import account_email, links, path_of, token_of
 from .conftest import make_settings, serve_app
 from .factories import PASSWORD, AdminFactory, ClientFactory, ServicemanFactory
-from .test_contract import assert_error
+from .contract_support import assert_error
 from .ws_support import receive, send
 
 NEW_PASSWORD = "Ajah-Heater-2027"

@@ -22,7 +22,7 @@ from models.foundation.paystack import PaystackClient, sign, to_kobo
 from workers import runtime
 
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
-from .test_contract import assert_error, snapshot
+from .contract_support import assert_error, snapshot
 
 WEBHOOK = "/api/payments/webhook/"
 BOOKING_FEE, FINAL_PAYMENT = PaymentType.BOOKING_FEE, PaymentType.FINAL_PAYMENT

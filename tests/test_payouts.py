@@ -25,7 +25,7 @@ from models.foundation.paystack import PaystackClient, sign
 from server.paystack_standin_transfers import settle_transfer, transfer_webhook
 
 from .factories import AdminFactory, ServicemanFactory, ServiceRequestFactory
-from .test_contract import assert_error, snapshot
+from .contract_support import assert_error, snapshot
 
 P = PayoutStatus
 WEBHOOK = "/api/payments/webhook/"

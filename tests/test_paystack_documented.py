@@ -23,7 +23,7 @@ from server.paystack_standin_transfers import settle_transfer, transfer_webhook
 from . import paystack_schemas as schemas
 from .factories import ServiceRequestFactory
 from .conftest import PAYSTACK_TEST_SECRET, paystack_standin_server
-from .test_contract import assert_error, snapshot
+from .contract_support import assert_error, snapshot
 from .test_payouts import ACCOUNT, owed_payout, post_webhook
 from .test_refunds import cancel_path, events_of, paid_request, post_refund_calls
 

@@ -18,8 +18,8 @@ from models.foundation.errors import InvalidTransition
 
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 from .pipeline_support import mail_text
-from .test_contract import assert_error
-from .test_contract import snapshot as full_snapshot
+from .contract_support import assert_error
+from .contract_support import snapshot as full_snapshot
 
 S = RequestStatus
 ESTIMATE = "/api/serviceman/submit-estimate/"

@@ -25,7 +25,7 @@ from models.foundation.paystack import PaystackClient, sign
 from .conftest import make_settings
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 from .pipeline_support import mail_text
-from .test_contract import assert_error, snapshot
+from .contract_support import assert_error, snapshot
 
 S = RequestStatus
 WEBHOOK = "/api/payments/webhook/"

@@ -5,7 +5,7 @@ import pytest
 from models import Category, RequestStatus, ServicemanProfile
 
 from .factories import ServiceRequestFactory, ServicemanFactory
-from .test_contract import assert_error
+from .contract_support import assert_error
 
 
 @pytest.mark.gen_test
