@@ -16,7 +16,7 @@ from workers import runtime
 from .conftest import make_settings
 from .factories import ClientFactory
 from .pipeline_support import PrivateRedis
-from .test_dashboard import Visitor, sign_out
+from .dashboard_support import Visitor, sign_out
 from .ws_support import receive, send
 
 pytestmark = pytest.mark.faults

@@ -21,11 +21,11 @@ from models.foundation.paystack import PaystackClient
 from server.paystack_standin_transfers import settle_transfer, transfer_webhook
 
 from . import paystack_schemas as schemas
+from .booking_support import cancel_path, events_of
 from .factories import ServiceRequestFactory
 from .conftest import PAYSTACK_TEST_SECRET, paystack_standin_server
 from .contract_support import assert_error, snapshot
-from .test_payouts import ACCOUNT, owed_payout, post_webhook
-from .test_refunds import cancel_path, events_of, paid_request, post_refund_calls
+from .paystack_support import ACCOUNT, owed_payout, paid_request, post_refund_calls, post_webhook
 
 P, R = PayoutStatus, RefundStatus
 

@@ -13,7 +13,7 @@ from handlers.web.executor import call_with_connection
 from .conftest import serve_app
 from .factories import AdminFactory, ClientFactory, ServicemanFactory
 from .pipeline_support import mail_text
-from .test_refunds import post_webhook
+from .paystack_support import post_webhook
 
 
 @pytest.fixture
