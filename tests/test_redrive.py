@@ -61,9 +61,9 @@ def transport(settings):
     runtime.reset()
 
 
-def book(settings, category):
+def book(settings, category, client=None):
     """A booking's event (committed with it, not yet delivered)."""
-    return Event.get(Event.service_request == create_booking(settings, category).id)
+    return Event.get(Event.service_request == create_booking(settings, category, client).id)
 
 
 def later(seconds):
