@@ -18,8 +18,8 @@ from models.actions.jobs import mark_completed
 from models.db import database
 from models.foundation.paystack import PaystackClient
 
-from .factories import PASSWORD, CategoryFactory, ServicemanFactory, ServiceRequestFactory
 from .contract_support import assert_error
+from .factories import PASSWORD, CategoryFactory, ServicemanFactory, ServiceRequestFactory
 
 S = RequestStatus
 ACCOUNT = {"bank_code": "058", "account_number": "0123456789"}

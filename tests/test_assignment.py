@@ -23,8 +23,8 @@ from models.db import database
 from models.foundation.errors import PermissionDenied
 
 from .booking_support import assign_path, awaiting_assignment, events_of, team_body
-from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 from .contract_support import assert_error, snapshot
+from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 
 S = RequestStatus
 NOW = datetime(2026, 7, 1, 11, 0, tzinfo=timezone.utc)

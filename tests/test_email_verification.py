@@ -19,8 +19,8 @@ from workers import runtime
 
 from .account_support import account_email, links, path_of, register, token_of
 from .conftest import make_settings, serve_app
-from .factories import AdminFactory, ClientFactory, ServiceRequestFactory
 from .contract_support import assert_error
+from .factories import AdminFactory, ClientFactory, ServiceRequestFactory
 
 PASSWORD = "a-long-enough-password-1"
 VERIFY = "/api/auth/verify-email/"

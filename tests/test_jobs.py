@@ -20,8 +20,8 @@ from models.actions import jobs
 from models.payouts import Payout, PayoutStatus
 from models.foundation.errors import Conflict, InvalidTransition, PermissionDenied
 
-from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 from .contract_support import assert_error, snapshot
+from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 
 S = RequestStatus
 RATING_FIELDS = {"id", "service_request_id", "serviceman_id", "rating", "review", "created_at"}

@@ -23,8 +23,8 @@ from workers import runtime
 
 from .account_support import RESET, account_email, assert_same_timing, links, path_of, sign_in, token_of
 from .conftest import make_settings, serve_app
-from .factories import PASSWORD, AdminFactory, ClientFactory, ServicemanFactory
 from .contract_support import assert_error
+from .factories import PASSWORD, AdminFactory, ClientFactory, ServicemanFactory
 from .ws_support import assert_closed_for_session_end, receive, send
 
 NEW_PASSWORD = "Ajah-Heater-2027"

@@ -21,8 +21,8 @@ from models.foundation.clock import utcnow
 from models.foundation.paystack import PaystackClient, sign, to_kobo
 from workers import runtime
 
-from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 from .contract_support import assert_error, snapshot
+from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 
 WEBHOOK = "/api/payments/webhook/"
 BOOKING_FEE, FINAL_PAYMENT = PaymentType.BOOKING_FEE, PaymentType.FINAL_PAYMENT

@@ -24,8 +24,8 @@ from models.foundation.paystack import PaystackClient, sign
 from server.paystack_standin_transfers import settle_transfer, transfer_webhook
 
 from .booking_support import finished_job
-from .factories import AdminFactory, ServicemanFactory, ServiceRequestFactory
 from .contract_support import assert_error, snapshot
+from .factories import AdminFactory, ServicemanFactory, ServiceRequestFactory
 from .paystack_support import ACCOUNT, eventually, owed_payout, post_webhook
 
 P = PayoutStatus

@@ -10,10 +10,10 @@ import pytest
 from models import Notification, Payout, PayoutStatus, RequestStatus
 from models.foundation.clock import platform_today
 
-from .conftest import serve_app
 from .booking_support import finished_job
-from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
+from .conftest import serve_app
 from .contract_support import ok
+from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
 from .paystack_support import ACCOUNT, eventually, pay
 from .pipeline_support import mail_text
 

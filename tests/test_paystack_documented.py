@@ -22,9 +22,9 @@ from server.paystack_standin_transfers import settle_transfer, transfer_webhook
 
 from . import paystack_schemas as schemas
 from .booking_support import cancel_path, events_of
-from .factories import ServiceRequestFactory
 from .conftest import PAYSTACK_TEST_SECRET, paystack_standin_server
 from .contract_support import assert_error, snapshot
+from .factories import ServiceRequestFactory
 from .paystack_support import ACCOUNT, owed_payout, paid_request, post_refund_calls, post_webhook
 
 P, R = PayoutStatus, RefundStatus

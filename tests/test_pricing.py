@@ -16,10 +16,10 @@ from models.actions import pricing
 from models.db import database
 from models.foundation.errors import InvalidTransition
 
-from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
-from .pipeline_support import mail_text
 from .contract_support import assert_error
 from .contract_support import snapshot as full_snapshot
+from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
+from .pipeline_support import mail_text
 
 S = RequestStatus
 ESTIMATE = "/api/serviceman/submit-estimate/"

@@ -22,10 +22,10 @@ from models.foundation.paystack import PaystackClient, sign
 
 from .booking_support import AFTER_ASSIGNMENT, cancel_path, events_of
 from .conftest import make_settings
+from .contract_support import assert_error, snapshot
 from .factories import AdminFactory, ClientFactory, ServiceRequestFactory
 from .paystack_support import paid_request, post_refund_calls, post_webhook
 from .pipeline_support import mail_text
-from .contract_support import assert_error, snapshot
 
 S = RequestStatus
 

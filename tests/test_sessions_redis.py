@@ -16,11 +16,11 @@ from handlers.web import sessions
 from handlers.web.executor import call_with_connection
 from handlers.web.hub import CLOSE_SESSION_ENDED
 
+from .account_support import RESET, assert_same_timing, sign_in
 from .conftest import make_settings
+from .dashboard_support import Visitor, sign_out
 from .factories import AdminFactory, ClientFactory
 from .pipeline_support import use_pipeline
-from .account_support import RESET, assert_same_timing, sign_in
-from .dashboard_support import Visitor, sign_out
 from .redis_web_support import app, second_web_process  # noqa: F401 (fixtures)
 from .ws_support import assert_closed_for_session_end, receive
 

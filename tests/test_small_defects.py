@@ -4,8 +4,8 @@ import pytest
 
 from models import Category, RequestStatus, ServicemanProfile
 
-from .factories import ServiceRequestFactory, ServicemanFactory
 from .contract_support import assert_error
+from .factories import ServiceRequestFactory, ServicemanFactory
 
 
 @pytest.mark.gen_test
