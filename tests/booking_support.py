@@ -3,7 +3,7 @@ admin or finished by its serviceman, the paths of its steps, and the events it r
 from datetime import timedelta
 from decimal import Decimal
 
-from models import Event, RequestStatus
+from models import Event, RequestStatus, ServiceRequest
 from models.actions import booking
 from models.foundation.clock import platform_today
 
@@ -53,6 +53,11 @@ def team_body(primary, backup, **extra):
 
 def cancel_path(request):
     return f"/api/requests/{request.id}/cancel/"
+
+
+def stored(request):
+    """The request as the database has it now."""
+    return ServiceRequest.get_by_id(request.id)
 
 
 def events_of(request, event_type=None):

@@ -4,6 +4,8 @@ into, webhooks posted as Paystack signs them, and waiting for what the stand-in 
 import asyncio
 import time
 
+import pytest
+
 from models import Payment, PaymentStatus, Payout, RequestStatus, ServiceRequest
 from models.actions import jobs, payments, payouts
 from models.foundation.paystack import PaystackClient
@@ -17,6 +19,15 @@ from .factories import ClientFactory, ServicemanFactory, ServiceRequestFactory
 WEBHOOK = "/api/payments/webhook/"
 ACCOUNT = {"bank_code": "058", "account_number": "0123456789"}  # resolves at the stand-in
 BANK_CACHE_TTL = 3600
+
+
+@pytest.fixture(autouse=True)
+def fresh_bank_cache():
+    """Paystack's bank list is kept per process: every test of a module that imports this fixture starts
+    and ends without it (a module that only imports helpers from here is unaffected)."""
+    payouts.clear_bank_cache()
+    yield
+    payouts.clear_bank_cache()
 
 
 def stand_in():

@@ -22,7 +22,7 @@ from models.actions import assignment
 from models.db import database
 from models.foundation.errors import PermissionDenied
 
-from .booking_support import assign_path, awaiting_assignment, events_of, team_body
+from .booking_support import assign_path, awaiting_assignment, events_of, stored, team_body
 from .contract_support import assert_error, snapshot
 from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 
@@ -46,10 +46,6 @@ def assigned(category, status=S.ASSIGNED, **kwargs):
     primary, backup = servicemen(category)
     return ServiceRequestFactory(category=category, status=status, primary_serviceman=primary,
                                  backup_serviceman=backup, **kwargs)
-
-
-def stored(request):
-    return ServiceRequest.get_by_id(request.id)
 
 
 def notes_of(user):

@@ -1,6 +1,5 @@
 """The notifications REST endpoints (own only, newest first, read state pushed as a new unread count)
 and the notification emails of the embedded pipeline (no EMAIL_HOST: rendered, then logged)."""
-import asyncio
 
 import pytest
 
@@ -10,20 +9,14 @@ from workers.email import build_message, render_email
 
 from .booking_support import book
 from .factories import ServicemanFactory, ServiceRequestFactory, notify
-from .ws_support import receive
+from .ws_support import assert_nothing_arrives, receive
 
-QUIET = 0.3
 SCRIPT = "<script>alert('owned')</script>"
 NOTIFICATION_FIELDS = {"id", "notification_type", "title", "message", "service_request_id", "payload", "is_read",
                        "sent_to_email", "email_sent_at", "created_at"}
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-async def assert_nothing_arrives(ws):
-    with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(ws.read_message(), QUIET)
-
 
 async def next_notification(ws):
     """The next pushed notification; the unread count pushed right after it is consumed too."""

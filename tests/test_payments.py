@@ -14,13 +14,14 @@ from decimal import Decimal
 
 import pytest
 
-from models import Event, Notification, Payment, PaymentStatus, PaymentType, RequestStatus, ServiceRequest
+from models import Notification, Payment, PaymentStatus, PaymentType, RequestStatus, ServiceRequest
 from models.actions import booking, payments
 from models.money import PaymentSource
 from models.foundation.clock import utcnow
 from models.foundation.paystack import PaystackClient, sign, to_kobo
 from workers import runtime
 
+from .booking_support import events_of
 from .contract_support import assert_error, snapshot
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 
@@ -43,10 +44,6 @@ async def post_webhook(api, raw, signature):
     if signature is not None:
         headers["x-paystack-signature"] = signature
     return await api.call("POST", WEBHOOK, raw=raw, headers=headers)
-
-
-def events_of(request, event_type):
-    return list(Event.select().where(Event.service_request == request.id, Event.type == event_type))
 
 
 def awaiting_final_payment(final_cost="15000.00"):

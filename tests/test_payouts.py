@@ -27,15 +27,9 @@ from .booking_support import finished_job
 from .contract_support import assert_error, snapshot
 from .factories import AdminFactory, ServicemanFactory, ServiceRequestFactory
 from .paystack_support import ACCOUNT, eventually, owed_payout, post_webhook
+from .paystack_support import fresh_bank_cache  # noqa: F401 (autouse fixture)
 
 P = PayoutStatus
-
-
-@pytest.fixture(autouse=True)
-def _fresh_bank_cache():
-    payouts.clear_bank_cache()
-    yield
-    payouts.clear_bank_cache()
 
 
 def events(payout, event_type):

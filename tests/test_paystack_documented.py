@@ -26,15 +26,9 @@ from .conftest import PAYSTACK_TEST_SECRET, paystack_standin_server
 from .contract_support import assert_error, snapshot
 from .factories import ServiceRequestFactory
 from .paystack_support import ACCOUNT, owed_payout, paid_request, post_refund_calls, post_webhook
+from .paystack_support import fresh_bank_cache  # noqa: F401 (autouse fixture)
 
 P, R = PayoutStatus, RefundStatus
-
-
-@pytest.fixture(autouse=True)
-def _fresh_bank_cache():
-    payouts.clear_bank_cache()
-    yield
-    payouts.clear_bank_cache()
 
 
 def fits(schema, value):

@@ -18,9 +18,8 @@ from workers import runtime
 from .booking_support import book
 from .conftest import make_settings, session_cookie
 from .factories import notify
-from .ws_support import receive, send
+from .ws_support import assert_nothing_arrives, receive, send
 
-QUIET = 0.3         # seconds: how long "nothing arrives" is watched for
 DASHBOARD = "http://dash.example"
 NOTIFICATION_FIELDS = {"id", "notification_type", "title", "message", "service_request_id", "payload", "is_read",
                        "sent_to_email", "email_sent_at", "created_at"}
@@ -34,11 +33,6 @@ async def assert_closed_with(ws, code):
     assert ws.close_code == code
     assert ws.close_reason  # a human-readable reason accompanies every refusal
     return ws.close_reason
-
-
-async def assert_nothing_arrives(ws):
-    with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(ws.read_message(), QUIET)
 
 
 async def assert_no_more_messages(ws):

@@ -8,6 +8,7 @@ import tornado.httpclient
 from tornado.websocket import websocket_connect
 
 WAIT = 5  # seconds: the longest any expected message may take
+QUIET = 0.3  # seconds: how long "nothing arrives" is watched for
 CLOSE_SESSION_ENDED = 4003
 
 
@@ -19,6 +20,11 @@ async def receive(ws, timeout=WAIT):
     """The next message as JSON, or None once the server closed the socket."""
     raw = await asyncio.wait_for(ws.read_message(), timeout)
     return None if raw is None else json.loads(raw)
+
+
+async def assert_nothing_arrives(ws):
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(ws.read_message(), QUIET)
 
 
 async def assert_closed_for_session_end(ws, may_first_receive=()):
