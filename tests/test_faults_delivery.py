@@ -23,7 +23,6 @@ from datetime import timedelta
 import pytest
 import requests
 from aiosmtpd.controller import Controller
-from tornado.websocket import websocket_connect
 
 from models import Event, Notification
 from models.actions import booking
@@ -37,6 +36,7 @@ from .factories import CategoryFactory, ClientFactory
 from .fault_support import (SECRET_KEY, models_bound_to, private_postgres, procfile, process_env,  # noqa: F401
                             wait_until)  # noqa: F401 (fixtures)
 from .pipeline_support import Mailbox, PrivateRedis, free_port
+from .ws_support import open_signed_in
 
 pytestmark = pytest.mark.faults
 
@@ -87,10 +87,7 @@ class Sockets:
         return [await self._open(token) for token in tokens]
 
     async def _open(self, token):
-        ws = await websocket_connect(f"ws://127.0.0.1:{self.port}/ws/")
-        await ws.write_message(json.dumps({"type": "auth", "token": token}))
-        ready = json.loads(await asyncio.wait_for(ws.read_message(), 10))
-        assert ready["type"] == "ready", ready
+        ws, _ = await open_signed_in(f"ws://127.0.0.1:{self.port}/ws/", token, timeout=10)
         self.loop.create_task(self._read(ws))
         return ws
 

@@ -39,6 +39,15 @@ async def assert_closed_for_session_end(ws, may_first_receive=()):
     assert ws.close_code == CLOSE_SESSION_ENDED and "session ended" in ws.close_reason
 
 
+async def open_signed_in(url, token, timeout=WAIT, headers=None):
+    """A socket to `url` past `auth`; returns (socket, the ready message)."""
+    ws = await websocket_connect(tornado.httpclient.HTTPRequest(url, headers=headers or {}))
+    await send(ws, {"type": "auth", "token": token})
+    ready = await receive(ws, timeout)
+    assert ready is not None and ready["type"] == "ready", (ready, ws.close_code, ws.close_reason)
+    return ws, ready
+
+
 class Sockets:
     """Sockets to this test's server, or with `url=` to another web process."""
 
@@ -53,11 +62,9 @@ class Sockets:
         return ws
 
     async def signed_in(self, token, url=None, timeout=WAIT):
-        """A socket past `auth`; returns (socket, the ready message)."""
-        ws = await self.open(url=url)
-        await send(ws, {"type": "auth", "token": token})
-        ready = await receive(ws, timeout)
-        assert ready is not None and ready["type"] == "ready", (ready, ws.close_code, ws.close_reason)
+        """A socket past `auth`, closed after the test; returns (socket, the ready message)."""
+        ws, ready = await open_signed_in(url or f"ws://localhost:{self.port}/ws/", token, timeout)
+        self.opened.append(ws)
         return ws, ready
 
     async def authenticated(self, token, url=None, timeout=WAIT):
