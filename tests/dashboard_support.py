@@ -1,5 +1,5 @@
 """A browser stand-in for the dashboard's tests: cookies kept as a browser keeps them, the XSRF
-token picked up from each page."""
+token picked up from each page; signing in and out as a person would."""
 import re
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode
@@ -51,3 +51,10 @@ class Visitor:
         if next_path:
             form["next"] = next_path
         return await self.fetch("/app/sign-in/", "POST", form=form)
+
+
+async def sign_out(browser):
+    """Sign out from a dashboard page, as the page's form does; the server sends the browser to sign in."""
+    await browser.fetch("/app/client/")
+    response, _ = await browser.fetch("/app/sign-out/", "POST", form={"_xsrf": browser.xsrf})
+    assert (response.code, response.headers.get("Location")) == (302, "/app/sign-in/"), _

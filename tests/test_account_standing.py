@@ -18,20 +18,14 @@ from models.actions.jobs import mark_completed
 from models.db import database
 from models.foundation.paystack import PaystackClient
 
+from .contract_support import assert_error
 from .factories import PASSWORD, CategoryFactory, ServicemanFactory, ServiceRequestFactory
-from .test_contract import assert_error
+from .paystack_support import ACCOUNT
+from .paystack_support import fresh_bank_cache  # noqa: F401 (autouse fixture)
 
 S = RequestStatus
-ACCOUNT = {"bank_code": "058", "account_number": "0123456789"}
 RESOLVE = "/api/banks/resolve/?bank_code=058&account_number=0123456789"
 PAYSTACK_PATHS = ("/bank/resolve", "/transferrecipient")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_bank_cache():
-    payouts.clear_bank_cache()
-    yield
-    payouts.clear_bank_cache()
 
 
 def give_jobs(serviceman, category, admin):

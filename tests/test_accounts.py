@@ -10,6 +10,7 @@ from models.foundation.settings import ConfigurationError, load_settings
 
 from .conftest import TEST_DATABASE_URL
 from .factories import PASSWORD, CategoryFactory, ClientFactory
+from .settings_support import LIVE_SECRET_KEY, PRODUCTION
 
 CLIENT = {"email": "Ada@Example.ng", "password": "long-password-1", "first_name": "Ada", "last_name": "Obi",
           "phone": "+2348012345678", "role": "client"}
@@ -192,13 +193,9 @@ def test_production_refuses_to_start_without_its_secrets():
 
 
 def test_production_starts_with_its_secrets_and_rejects_a_bad_time_zone():
-    live_key = "sk_live_5d2e8f1a4b7c0d3e6f9a2b5c8d1e4f7a0b3c6d9e"
-    environ = {"ENV": "production", "SECRET_KEY": "Pz3kW8qN1vB6xM4cR9tY2uJ7hG5fD0sA",
-               "DATABASE_URL": "postgresql://db/serviceman", "PAYSTACK_SECRET_KEY": live_key,
-               "PAYSTACK_PUBLIC_KEY": "pk_live_x",
-               "PUBLIC_BASE_URL": "https://api.serviceman.ng"}
+    environ = PRODUCTION
     settings = load_settings(environ=environ)
-    assert settings.paystack_webhook_secret == live_key  # Paystack signs webhooks with the secret key
+    assert settings.paystack_webhook_secret == LIVE_SECRET_KEY  # Paystack signs webhooks with the secret key
     assert str(settings.emergency_booking_fee) == "5000.00" and str(settings.standard_booking_fee) == "2000.00"
     with pytest.raises(ConfigurationError, match="TIME_ZONE"):
         load_settings(environ={**environ, "TIME_ZONE": "Mars/Olympus"})

@@ -16,8 +16,8 @@ from tornado.websocket import websocket_connect
 from models.foundation.settings import load_settings
 
 from .conftest import make_settings
+from .contract_support import assert_error
 from .factories import CategoryFactory
-from .test_contract import assert_error
 
 
 @pytest.fixture

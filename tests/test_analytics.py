@@ -14,8 +14,8 @@ import pytest
 from models import ApprovalStatus, Event, Payment, PaymentStatus, PaymentType, Payout, RequestStatus, User
 from models.actions import analytics
 
+from .contract_support import assert_error
 from .factories import CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
-from .test_contract import assert_error
 
 S = RequestStatus
 REVENUE = "/api/admin/analytics/revenue/"

@@ -22,8 +22,9 @@ from models.actions import assignment
 from models.db import database
 from models.foundation.errors import PermissionDenied
 
+from .booking_support import assign_path, awaiting_assignment, events_of, stored, team_body
+from .contract_support import assert_error, snapshot
 from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
-from .test_contract import assert_error, snapshot
 
 S = RequestStatus
 NOW = datetime(2026, 7, 1, 11, 0, tzinfo=UTC)
@@ -32,16 +33,8 @@ NOT_AWAITING_ASSIGNMENT = [s for s in S.ALL if s != S.PENDING_ADMIN_ASSIGNMENT]
 AFTER_INSPECTION = [s for s in S.ACTIVE_FOR_SERVICEMAN if s != S.ASSIGNED] + [S.COMPLETED_BY_SERVICEMAN, S.COMPLETED]
 
 
-def assign_path(request):
-    return f"/api/admin/requests/{request.id}/assign/"
-
-
 def decline_path(request):
     return f"/api/serviceman/requests/{request.id}/decline/"
-
-
-def team_body(primary, backup, **extra):
-    return {"primary_serviceman_id": primary.id, "backup_serviceman_id": backup.id, **extra}
 
 
 def servicemen(category, count=2, **profile):
@@ -49,25 +42,10 @@ def servicemen(category, count=2, **profile):
             for _ in range(count)]
 
 
-def awaiting_assignment(category, **kwargs):
-    return ServiceRequestFactory(category=category, status=S.PENDING_ADMIN_ASSIGNMENT, **kwargs)
-
-
 def assigned(category, status=S.ASSIGNED, **kwargs):
     primary, backup = servicemen(category)
     return ServiceRequestFactory(category=category, status=status, primary_serviceman=primary,
                                  backup_serviceman=backup, **kwargs)
-
-
-def events_of(request, event_type=None):
-    query = Event.select().where(Event.service_request == request.id)
-    if event_type:
-        query = query.where(Event.type == event_type)
-    return list(query.order_by(Event.id))
-
-
-def stored(request):
-    return ServiceRequest.get_by_id(request.id)
 
 
 def notes_of(user):

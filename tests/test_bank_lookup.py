@@ -10,20 +10,13 @@ import logging
 
 import pytest
 
-from models.actions import payouts
 from tests.factories import ServicemanFactory
-from tests.test_contract import assert_error
-from tests.test_rate_limits import api, app, limited_settings, storage  # noqa: F401 (fixtures: memory and Redis)
+from tests.paystack_support import fresh_bank_cache  # noqa: F401 (autouse fixture)
+from tests.rate_limit_support import api, app, limited_settings, storage  # noqa: F401 (fixtures: memory and Redis)
+from tests.rate_limit_support import assert_rate_limited
 
 RESOLVE = "/api/banks/resolve/?bank_code=058&account_number={}"
 LIMIT = {"RATE_LIMIT_BANK_LOOKUP": "3/minute", "TRUSTED_PROXIES": "127.0.0.1"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_bank_cache():
-    payouts.clear_bank_cache()
-    yield
-    payouts.clear_bank_cache()
 
 
 @pytest.fixture
@@ -37,11 +30,6 @@ def lookup(api, serviceman, number="0123456789", ip="10.0.0.1"):
 
 def resolves(paystack):
     return sum(1 for _, path in paystack.calls if path.endswith("/bank/resolve"))
-
-
-def assert_rate_limited(response):
-    assert_error(response, 429, "rate_limited")
-    assert 1 <= int(response.headers["Retry-After"]) <= 60
 
 
 @pytest.mark.gen_test

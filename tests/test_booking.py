@@ -8,6 +8,7 @@ import time_machine
 from models import ApprovalStatus, Event, RequestStatus, ServiceRequest
 from models.foundation.clock import platform_today
 
+from .booking_support import events_of
 from .factories import CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 
 S = RequestStatus
@@ -43,10 +44,6 @@ def body(category, booking_date, **extra):
 def snapshot(request_id):
     """Every column of the stored row, to prove that a refused action changed nothing."""
     return ServiceRequest.select().where(ServiceRequest.id == request_id).dicts().get()
-
-
-def events_of(request):
-    return list(Event.select().where(Event.service_request == request.id).order_by(Event.id))
 
 
 def ids(response):

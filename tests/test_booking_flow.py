@@ -10,16 +10,16 @@ from datetime import timedelta
 
 import pytest
 
-from models import Notification, RequestStatus, ServiceRequest, ServicemanProfile, User
+from models import Notification, RequestStatus, ServiceRequest, ServicemanProfile
 from models.foundation.clock import platform_today
 from workers import runtime
 
-from .account_support import account_email, links, path_of
+from .account_support import account_email, links, path_of, register
 from .conftest import make_settings, serve_app
+from .contract_support import ok
 from .factories import AdminFactory, CategoryFactory
+from .paystack_support import pay
 from .ws_support import receive
-
-PASSWORD = "a-long-enough-password-1"
 
 # What each party must have been told, by notification type, once each.
 EXPECTED = {
@@ -41,18 +41,6 @@ def app(database, mailbox):
                                        EMAIL_USE_TLS="false"))
 
 
-async def ok(response, status=200):
-    assert response.status == status, response
-    return response.data
-
-
-async def register(api, email, role, **extra):
-    body = {"email": email, "password": PASSWORD, "first_name": email.split("@")[0].title(), "last_name": "Okafor",
-            "phone": "+2348012345678", "role": role, **extra}
-    data = await ok(await api.post("/api/auth/register/", body), 201)
-    return User.get_by_id(data["user"]["id"]), data["access"]
-
-
 async def pushes_until(ws, wanted, seen):
     """Read the socket until every notification type in `wanted` has arrived (or fail on a timeout)."""
     while not wanted <= set(seen):
@@ -61,16 +49,6 @@ async def pushes_until(ws, wanted, seen):
         if message["type"] == "notification":
             seen[message["notification"]["notification_type"]] += 1
     return seen
-
-
-async def pay(api, paystack, client, request_id, payment_type):
-    checkout = await ok(await api.post("/api/payments/initialize/",
-                                       {"service_request_id": request_id, "payment_type": payment_type}, user=client))
-    paystack.charge(checkout["reference"])
-    raw, signature = paystack.webhook(checkout["reference"])
-    await ok(await api.call("POST", "/api/payments/webhook/", raw=raw,
-                            headers={"x-paystack-signature": signature, "Content-Type": "application/json"}))
-    return checkout
 
 
 @pytest.mark.gen_test(timeout=60)

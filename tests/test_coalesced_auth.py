@@ -10,7 +10,7 @@ from handlers.web import identity
 from models.foundation.errors import NotAuthenticated
 
 from .conftest import session_cookie
-from .test_contract import assert_error
+from .contract_support import assert_error
 from .ws_support import receive, send
 
 ME = "/api/auth/me/"

@@ -6,77 +6,20 @@ the few valid bodies used to prove that an unknown field alone is what gets a re
 """
 import logging
 import re
-from collections import namedtuple
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
-import tornado.web
 
 import models
-from handlers.base import ANYONE, HTTP_METHODS, SIGNED_IN
-from models.actions import accounts
+from handlers.base import HTTP_METHODS, SIGNED_IN
 from models.foundation import tokens
-from models.foundation.clock import platform_today
 from server.routes import route_table
 
-from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
-
-MISSING_ID = "999999"
-_GROUP = re.compile(r"\(\?P<\w+>[^)]*\)")
-
-ROLE_FACTORIES = {
-    models.Role.CLIENT: ClientFactory,
-    models.Role.SERVICEMAN: ServicemanFactory,
-    models.Role.ADMIN: AdminFactory,
-}
-
-Operation = namedtuple("Operation", "method pattern path endpoint")
-
-
-def concrete_path(pattern):
-    path = _GROUP.sub(MISSING_ID, pattern)
-    assert "(" not in path and "\\" not in path, f"cannot build a concrete path for {pattern}"
-    return path
-
-
-def collect_operations():
-    ops = []
-    for route in route_table():
-        pattern, handler = route[0], route[1]
-        if issubclass(handler, tornado.web.StaticFileHandler):
-            continue
-        for name in HTTP_METHODS:
-            spec = getattr(getattr(handler, name, None), "endpoint", None)
-            if spec is not None:
-                ops.append(Operation(name.upper(), pattern, concrete_path(pattern), spec))
-    return ops
-
-
-OPERATIONS = collect_operations()
-
-
-def op_id(op):
-    return f"{op.method} {op.pattern}"
-
-
-def is_restricted(spec):
-    return not ({ANYONE, SIGNED_IN} & set(spec.roles))
-
-
-def allowed_role(spec):
-    """A role that passes the endpoint's role check (None: no sign-in needed)."""
-    if ANYONE in spec.roles:
-        return None
-    if SIGNED_IN in spec.roles:
-        return models.Role.CLIENT
-    return spec.roles[0]
-
-
-def make_user(role):
-    return None if role is None else ROLE_FACTORIES[role]()
-
+from .contract_support import (BODY_OPS, OPERATIONS, PAGINATED_OPS, ROLE_FACTORIES, VALID_BODIES,
+                               allowed_role, assert_error, is_restricted, make_user, op_id, snapshot)
+from .factories import CategoryFactory
 
 AUTH_OPS = [op for op in OPERATIONS if op.endpoint.requires_auth]
 PUBLIC_OPS = [op for op in OPERATIONS if not op.endpoint.requires_auth]
@@ -84,37 +27,7 @@ FORBIDDEN = [(op, role) for op in OPERATIONS if is_restricted(op.endpoint)
              for role in models.Role.ALL if role not in op.endpoint.roles]
 PERMITTED = [(op, role) for op in AUTH_OPS for role in models.Role.ALL
              if SIGNED_IN in op.endpoint.roles or role in op.endpoint.roles]
-BODY_OPS = [op for op in OPERATIONS if op.endpoint.body is not None]
-PAGINATED_OPS = [op for op in OPERATIONS if op.endpoint.paginated]
 MALFORMED_BODY = '{"name": "Plumbing",'
-
-
-# A notification's email state changes on the embedded pipeline's own threads, after the response
-# whose commit queued the email: delivery progress, not a change any request makes.
-EMAIL_STATE = ("sent_to_email", "email_sent_at", "email_claimed_until", "email_attempts", "email_redrive_after")
-
-
-def snapshot():
-    """Every row of every table, to prove a refused request changed nothing (not even an update)."""
-    def row(model, values):
-        if model is models.Notification:
-            values = {k: v for k, v in values.items() if k not in EMAIL_STATE}
-        return repr(values)
-    return {model.__name__: sorted(row(model, values) for values in model.select().order_by(model.id).dicts())
-            for model in models.ALL_MODELS}
-
-
-def assert_error(response, status, code=None):
-    assert response.status == status, response
-    assert response.headers.get("Content-Type", "").startswith("application/json"), response.headers
-    assert isinstance(response.data, dict) and set(response.data) == {"error"}, response
-    error = response.data["error"]
-    assert isinstance(error.get("code"), str) and error["code"], response
-    assert isinstance(error.get("message"), str) and error["message"], response
-    assert set(error) <= {"code", "message", "fields", "request_id"}, response
-    if code is not None:
-        assert error["code"] == code, response
-    return error
 
 
 @pytest.fixture(scope="module")
@@ -275,57 +188,6 @@ async def test_unknown_body_fields_are_422(api, op):
     error = assert_error(response, 422, "validation_error")
     assert "unexpected_field" in error.get("fields", {}), response
     assert snapshot() == before
-
-
-def _future(settings, days=5):
-    return str(platform_today(settings.zone) + timedelta(days=days))
-
-
-def _valid_register(settings):
-    return None, {"email": "new.client@example.ng", "password": PASSWORD, "first_name": "Ada",
-                  "last_name": "Obi", "phone": "+2348012345678", "role": "client"}
-
-
-def _valid_login(settings):
-    return None, {"email": ClientFactory().email, "password": PASSWORD}
-
-
-def _valid_refresh(settings):
-    return None, {"refresh": accounts.issue_token_pair(settings, ClientFactory())["refresh"]}
-
-
-def _valid_logout(settings):
-    user = ClientFactory()
-    return user, {"refresh": accounts.issue_token_pair(settings, user)["refresh"]}
-
-
-def _valid_me(settings):
-    return ClientFactory(), {"first_name": "Changed"}
-
-
-def _valid_category(settings):
-    return AdminFactory(), {"name": "Solar installation", "description": "Panels and inverters."}
-
-
-def _valid_request(settings):
-    return ClientFactory(), {"category_id": CategoryFactory().id, "booking_date": _future(settings),
-                             "address": "3 Awolowo Road, Ikoyi", "description": "Fix the inverter."}
-
-
-def _valid_admin(settings):
-    return AdminFactory(), {"email": "second.admin@example.ng", "password": PASSWORD, "first_name": "Bola"}
-
-
-VALID_BODIES = {
-    ("POST", r"/api/auth/register/"): _valid_register,
-    ("POST", r"/api/auth/login/"): _valid_login,
-    ("POST", r"/api/auth/refresh/"): _valid_refresh,
-    ("POST", r"/api/auth/logout/"): _valid_logout,
-    ("PATCH", r"/api/auth/me/"): _valid_me,
-    ("POST", r"/api/categories/"): _valid_category,
-    ("POST", r"/api/requests/"): _valid_request,
-    ("POST", r"/api/admin/users/"): _valid_admin,
-}
 
 
 @pytest.mark.gen_test

@@ -11,7 +11,7 @@ from handlers.web import sessions
 from handlers.web.hub import CLOSE_SESSION_ENDED
 
 from .conftest import make_settings, serve_app, session_cookie
-from .dashboard_support import Visitor
+from .dashboard_support import Visitor, sign_out
 from .factories import PASSWORD, AdminFactory, ClientFactory, ServicemanFactory
 from .ws_support import receive, send
 
@@ -168,12 +168,6 @@ def copy_of(browser):
     copy = Visitor(browser.base_url)
     copy.cookies = dict(browser.cookies)
     return copy
-
-
-async def sign_out(browser):
-    await browser.fetch("/app/client/")
-    response, _ = await browser.fetch("/app/sign-out/", "POST", form={"_xsrf": browser.xsrf})
-    assert (response.code, response.headers.get("Location")) == (302, "/app/sign-in/"), _
 
 
 @pytest.mark.gen_test

@@ -17,10 +17,10 @@ from models.foundation.settings import ConfigurationError
 
 from workers import runtime
 
-from .account_support import account_email, links, path_of, token_of
+from .account_support import account_email, links, path_of, register, token_of
 from .conftest import make_settings, serve_app
+from .contract_support import assert_error
 from .factories import AdminFactory, ClientFactory, ServiceRequestFactory
-from .test_contract import assert_error
 
 PASSWORD = "a-long-enough-password-1"
 VERIFY = "/api/auth/verify-email/"
@@ -32,14 +32,6 @@ SUBJECT = "confirm your email"
 def app(database, mailbox):
     yield from serve_app(make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port),
                                        EMAIL_USE_TLS="false", PUBLIC_BASE_URL="https://api.serviceman.example"))
-
-
-async def register(api, email, role="client", **extra):
-    body = {"email": email, "password": PASSWORD, "first_name": "Ada", "last_name": "Obi",
-            "phone": "+2348012345678", "role": role, **extra}
-    response = await api.post("/api/auth/register/", body)
-    assert response.status == 201, response
-    return User.get_by_id(response.data["user"]["id"]), response.data
 
 
 async def emailed_token(mailbox, address):

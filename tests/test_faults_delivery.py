@@ -23,7 +23,6 @@ from datetime import timedelta
 import pytest
 import requests
 from aiosmtpd.controller import Controller
-from tornado.websocket import websocket_connect
 
 from models import Event, Notification
 from models.actions import booking
@@ -36,6 +35,7 @@ from .conftest import make_settings
 from .factories import CategoryFactory, ClientFactory
 from .fault_support import SECRET_KEY, models_bound_to, process_env, wait_until
 from .pipeline_support import Mailbox, PrivateRedis, free_port
+from .ws_support import open_signed_in
 
 pytestmark = pytest.mark.faults
 
@@ -86,10 +86,7 @@ class Sockets:
         return [await self._open(token) for token in tokens]
 
     async def _open(self, token):
-        ws = await websocket_connect(f"ws://127.0.0.1:{self.port}/ws/")
-        await ws.write_message(json.dumps({"type": "auth", "token": token}))
-        ready = json.loads(await asyncio.wait_for(ws.read_message(), 10))
-        assert ready["type"] == "ready", ready
+        ws, _ = await open_signed_in(f"ws://127.0.0.1:{self.port}/ws/", token, timeout=10)
         self.loop.create_task(self._read(ws))
         return ws
 

@@ -14,9 +14,9 @@ from handlers.web.hub import CLOSE_SESSION_ENDED
 from workers import runtime
 
 from .conftest import make_settings
+from .dashboard_support import Visitor, sign_out
 from .factories import ClientFactory
 from .pipeline_support import PrivateRedis
-from .test_dashboard import Visitor, sign_out
 from .ws_support import receive, send
 
 pytestmark = pytest.mark.faults

@@ -12,7 +12,6 @@ Each run prints one line of statistics (`pytest -s` shows them).
 """
 import asyncio
 import http.client
-import json
 import random
 import signal
 import time
@@ -20,7 +19,6 @@ from collections import Counter
 from datetime import date, timedelta
 
 import pytest
-from tornado.websocket import websocket_connect
 
 from models import Notification, ServiceRequest
 from models.foundation.settings import load_settings
@@ -30,6 +28,7 @@ from .factories import CategoryFactory, ClientFactory
 from .fault_support import models_bound_to, process_env, wait_until
 from .pipeline_support import free_port
 from .raw_http import CUT_OFF, REFUSED, request
+from .ws_support import open_signed_in
 
 pytestmark = pytest.mark.faults
 
@@ -89,11 +88,7 @@ def start_web(procfile, name, env):
 
 async def signed_in_sockets(port, tokens):
     async def open_one(token):
-        ws = await websocket_connect(f"ws://127.0.0.1:{port}/ws/")
-        await ws.write_message(json.dumps({"type": "auth", "token": token}))
-        ready = json.loads(await asyncio.wait_for(ws.read_message(), 10))
-        assert ready["type"] == "ready", ready
-        return ws
+        return (await open_signed_in(f"ws://127.0.0.1:{port}/ws/", token, timeout=10))[0]
 
     return await asyncio.gather(*(open_one(token) for token in tokens))
 

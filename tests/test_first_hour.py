@@ -13,12 +13,7 @@ from models.foundation.settings import DEV_CORS_ORIGINS, load_settings
 from workers import runtime
 
 from .conftest import make_settings
-
-PRODUCTION = {"ENV": "production", "SECRET_KEY": "Xb4nQ8wE2rT6yU0iO3pA7sD1fG5hJ9kL",
-              "DATABASE_URL": "postgresql://db.internal/serviceman",
-              "PAYSTACK_SECRET_KEY": "sk_live_0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b",
-              "PAYSTACK_PUBLIC_KEY": "pk_live_1",
-              "PUBLIC_BASE_URL": "https://api.example.ng"}
+from .settings_support import PRODUCTION
 
 
 # --- / -----------------------------------------------------------------------------------------

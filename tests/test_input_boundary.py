@@ -19,9 +19,9 @@ from models.foundation import tokens
 from models.foundation.clock import platform_today
 from models.foundation.errors import MalformedRequest
 
+from .contract_support import (BODY_OPS, OPERATIONS, PAGINATED_OPS, VALID_BODIES, allowed_role, assert_error,
+                               make_user, op_id, snapshot)
 from .factories import AdminFactory, ServiceRequestFactory
-from .test_contract import (BODY_OPS, OPERATIONS, PAGINATED_OPS, VALID_BODIES, allowed_role, assert_error,
-                            make_user, op_id, snapshot)
 
 PATH_OPS = [op for op in OPERATIONS if "999999" in op.path]
 DEEP = "[" * 1000 + "]" * 1000

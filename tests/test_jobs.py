@@ -15,13 +15,14 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from models import Event, Notification, Rating, RequestStatus, ServiceRequest, ServicemanProfile
+from models import Notification, Rating, RequestStatus, ServiceRequest, ServicemanProfile
 from models.actions import jobs
 from models.payouts import Payout, PayoutStatus
 from models.foundation.errors import Conflict, InvalidTransition, PermissionDenied
 
+from .booking_support import events_of
+from .contract_support import assert_error, snapshot
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
-from .test_contract import assert_error, snapshot
 
 S = RequestStatus
 RATING_FIELDS = {"id", "service_request_id", "serviceman_id", "rating", "review", "created_at"}
@@ -36,10 +37,6 @@ def job(status, **fields):
 
 def status_of(request):
     return ServiceRequest.get_by_id(request.id).status
-
-
-def events_of(request, event_type):
-    return list(Event.select().where(Event.service_request == request.id, Event.type == event_type))
 
 
 def profile_of(user_id):

@@ -16,8 +16,8 @@ from models.actions import listing
 from handlers.web.listing_cache import ListingCache
 from workers.transport import listing_channel, user_channel
 
+from .booking_support import assign_path, awaiting_assignment, team_body
 from .factories import ServicemanFactory, ServiceRequestFactory
-from .test_assignment import assign_path, awaiting_assignment, team_body
 
 
 class Clock:

@@ -14,7 +14,7 @@ import tornado.httpclient
 
 from models import ServicemanProfile
 
-from .test_pipeline_web import app, redis_settings, serve_another_web_process  # noqa: F401 (fixtures)
+from .redis_web_support import app, redis_settings, serve_another_web_process  # noqa: F401 (fixtures)
 
 ANNOUNCEMENT_DEADLINE = 5  # seconds; the other process keeps pages for 60
 

@@ -15,9 +15,8 @@ from workers import runtime
 
 from .conftest import make_settings, serve_app
 from .factories import ServiceRequestFactory
-from .test_security import LIVE_SECRET_KEY, PRODUCTION, TEST_SECRET_KEY
+from .settings_support import LIVE_SECRET_KEY, NO_KEYS, PRODUCTION, TEST_SECRET_KEY
 
-NO_KEYS = {"ENV": "development", "PAYSTACK_SECRET_KEY": "", "PAYSTACK_PUBLIC_KEY": "", "PAYSTACK_BASE_URL": ""}
 
 
 @pytest.fixture

@@ -27,10 +27,10 @@ from models.foundation.paystack import PaystackClient
 from server.paystack_standin_transfers import settle_transfer
 
 from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
+from .paystack_support import ACCOUNT
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
-ACCOUNT = {"bank_code": "058", "account_number": "0123456789"}
 ENDS = ("cancelled_before_assignment", "cancelled_after_pricing", "paid_not_confirmed", "confirmed")
 PAYOUT_STATES = ("owed", "in_transit", "paid")
 

@@ -1,30 +1,22 @@
 """The notifications REST endpoints (own only, newest first, read state pushed as a new unread count)
 and the notification emails of the embedded pipeline (no EMAIL_HOST: rendered, then logged)."""
-import asyncio
-from datetime import timedelta
 
 import pytest
 
 from models import Notification, RequestStatus
-from models.foundation.clock import platform_today, utcnow
 from models.foundation.naira import format_naira
 from workers.email import build_message, render_email
 
-from .factories import ServicemanFactory, ServiceRequestFactory
-from .ws_support import receive
+from .booking_support import book
+from .factories import ServicemanFactory, ServiceRequestFactory, notify
+from .ws_support import assert_nothing_arrives, receive
 
-QUIET = 0.3
 SCRIPT = "<script>alert('owned')</script>"
 NOTIFICATION_FIELDS = {"id", "notification_type", "title", "message", "service_request_id", "payload", "is_read",
                        "sent_to_email", "email_sent_at", "created_at"}
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-async def assert_nothing_arrives(ws):
-    with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(ws.read_message(), QUIET)
-
 
 async def next_notification(ws):
     """The next pushed notification; the unread count pushed right after it is consumed too."""
@@ -35,25 +27,9 @@ async def next_notification(ws):
     return message["notification"]
 
 
-def notify(user, title="Booking update", is_read=False, minutes_ago=0, **fields):
-    fields.setdefault("payload", {"service_request_id": None, "is_emergency": False})
-    return Notification.create(user=user, notification_type="request_created", title=title,
-                               message=f"{title}: details", is_read=is_read,
-                               created_at=utcnow() - timedelta(minutes=minutes_ago), **fields)
-
-
 def several(user, count, read=()):
     """`count` notifications, oldest first (created a minute apart); indexes in `read` are read."""
     return [notify(user, f"n{i}", is_read=i in read, minutes_ago=count - i) for i in range(count)]
-
-
-async def book(api, client, category, days_ahead=5, **extra):
-    body = {"category_id": category.id,
-            "booking_date": str(platform_today(api.settings.zone) + timedelta(days=days_ahead)),
-            "address": "12 Allen Avenue, Ikeja", "description": "Kitchen sink leaking.", **extra}
-    response = await api.post("/api/requests/", body, user=client)
-    assert response.status == 201, response
-    return response.data
 
 
 def ids(response):

@@ -8,9 +8,7 @@ their own account and purpose, and asking for one answers the same, as fast, for
 """
 import asyncio
 import logging
-import statistics
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -23,15 +21,14 @@ from models.foundation.errors import ValidationFailed
 from handlers.web.executor import call_with_connection
 from workers import runtime
 
-from .account_support import account_email, links, path_of, token_of
+from .account_support import RESET, account_email, assert_same_timing, links, path_of, sign_in, token_of
 from .conftest import make_settings, serve_app
+from .contract_support import assert_error
 from .factories import PASSWORD, AdminFactory, ClientFactory, ServicemanFactory
-from .test_contract import assert_error
-from .ws_support import receive, send
+from .ws_support import assert_closed_for_session_end, receive, send
 
 NEW_PASSWORD = "Ajah-Heater-2027"
-RESET, CONFIRM, CHANGE = "/api/auth/password-reset/", "/api/auth/password-reset/confirm/", "/api/auth/change-password/"
-CLOSE_SESSION_ENDED = 4003
+CONFIRM, CHANGE = "/api/auth/password-reset/confirm/", "/api/auth/change-password/"
 
 
 @pytest.fixture
@@ -45,27 +42,9 @@ def app(database, mail_settings):
     yield from serve_app(mail_settings)
 
 
-async def sign_in(api, user, password=PASSWORD):
-    response = await api.post("/api/auth/login/", {"email": user.email, "password": password})
-    assert response.status == 200, response
-    return response.data
-
-
 async def assert_session_ended(api, pair):
     assert_error(await api.get("/api/auth/me/", token=pair["access"]), 401, "session_ended")
     assert_error(await api.post("/api/auth/refresh/", {"refresh": pair["refresh"]}), 401, "session_ended")
-
-
-async def assert_closed_for_session_end(ws, may_first_receive=()):
-    """Closed with 4003; only notifications of the types named may arrive before the close (the
-    suspension's own notice races the close, and either order is right)."""
-    message = await receive(ws)
-    while message is not None and message.get("type") in ("notification", "unread_count") and (
-            message.get("notification", {}).get("notification_type") in may_first_receive
-            or (message["type"] == "unread_count" and may_first_receive)):
-        message = await receive(ws)
-    assert message is None, f"the socket should have been closed, got {message}"
-    assert ws.close_code == CLOSE_SESSION_ENDED and "session ended" in ws.close_reason
 
 
 def reset_token(user):
@@ -331,29 +310,6 @@ async def test_a_token_issued_before_the_end_cannot_open_a_socket(api, app, sock
 
 
 # --- no account oracle by timing ------------------------------------------------------------------
-
-
-async def timed(api, path, email):
-    started = time.perf_counter()
-    response = await api.post(path, {"email": email})
-    elapsed = time.perf_counter() - started
-    assert response.status == 202
-    return elapsed
-
-
-async def assert_same_timing(api, path, known_email, rounds=30):
-    """Median answer times for a known and an unknown address, interleaved so load hits both alike.
-    The tolerance is loose for a loaded 2-core machine (8 ms vs 12 ms medians is noise there) yet far
-    below what a lookup-dependent path costs: a bcrypt hash (~250 ms at cost 12) or an SMTP send."""
-    known, unknown = [], []
-    for i in range(rounds):
-        await timed(api, path, "warm-up@example.ng")
-        pair = ((known, known_email), (unknown, f"nobody-{i}@example.ng"))
-        for times, email in (pair if i % 2 else pair[::-1]):
-            times.append(await timed(api, path, email))
-    k, u = statistics.median(known), statistics.median(unknown)
-    assert abs(k - u) <= 0.005 + 0.5 * min(k, u), (path, round(k * 1000, 2), round(u * 1000, 2))
-    return k, u
 
 
 @pytest.mark.gen_test(timeout=120)

@@ -14,15 +14,16 @@ from decimal import Decimal
 
 import pytest
 
-from models import Event, Notification, Payment, PaymentStatus, PaymentType, RequestStatus, ServiceRequest
+from models import Notification, Payment, PaymentStatus, PaymentType, RequestStatus, ServiceRequest
 from models.actions import booking, payments
 from models.money import PaymentSource
 from models.foundation.clock import utcnow
 from models.foundation.paystack import PaystackClient, sign, to_kobo
 from workers import runtime
 
+from .booking_support import events_of
+from .contract_support import assert_error, snapshot
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
-from .test_contract import assert_error, snapshot
 
 WEBHOOK = "/api/payments/webhook/"
 BOOKING_FEE, FINAL_PAYMENT = PaymentType.BOOKING_FEE, PaymentType.FINAL_PAYMENT
@@ -43,10 +44,6 @@ async def post_webhook(api, raw, signature):
     if signature is not None:
         headers["x-paystack-signature"] = signature
     return await api.call("POST", WEBHOOK, raw=raw, headers=headers)
-
-
-def events_of(request, event_type):
-    return list(Event.select().where(Event.service_request == request.id, Event.type == event_type))
 
 
 def awaiting_final_payment(final_cost="15000.00"):

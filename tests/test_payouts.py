@@ -6,7 +6,6 @@ payout account, an admin's approval becomes one transfer whose reference is stor
 called, so a timeout, a retry, a race, a replayed webhook or a reconciliation never pays twice; a failed
 or reversed transfer makes the payout owed again under a new reference, and everyone concerned is told.
 """
-import asyncio
 import json
 import threading
 import time
@@ -24,42 +23,13 @@ from models.foundation.errors import InvalidTransition
 from models.foundation.paystack import PaystackClient, sign
 from server.paystack_standin_transfers import settle_transfer, transfer_webhook
 
+from .booking_support import finished_job
+from .contract_support import assert_error, snapshot
 from .factories import AdminFactory, ServicemanFactory, ServiceRequestFactory
-from .test_contract import assert_error, snapshot
+from .paystack_support import ACCOUNT, eventually, owed_payout, post_webhook
+from .paystack_support import fresh_bank_cache  # noqa: F401 (autouse fixture)
 
 P = PayoutStatus
-WEBHOOK = "/api/payments/webhook/"
-ACCOUNT = {"bank_code": "058", "account_number": "0123456789"}
-TTL = 3600
-
-
-@pytest.fixture(autouse=True)
-def _fresh_bank_cache():
-    payouts.clear_bank_cache()
-    yield
-    payouts.clear_bank_cache()
-
-
-def finished_job(final_cost="23000.00", estimate="20000.00", markup="15.00"):
-    """A request the serviceman marked done, priced as given (the admin confirms it next)."""
-    return ServiceRequestFactory(status=RequestStatus.COMPLETED_BY_SERVICEMAN, primary_serviceman=ServicemanFactory(),
-                                 backup_serviceman=ServicemanFactory(), estimate_amount=Decimal(estimate),
-                                 markup_percentage=None if markup is None else Decimal(markup),
-                                 final_cost=None if final_cost is None else Decimal(final_cost))
-
-
-def owed_payout(admin, settings=None, account=True, **prices):
-    request = finished_job(**prices)
-    jobs.confirm_completion(admin, request.id)
-    payout = Payout.get(Payout.service_request == request.id)
-    if account:
-        payouts.set_payout_account(PaystackClient(settings), TTL, request.primary_serviceman, **ACCOUNT)
-    return payout
-
-
-async def post_webhook(api, raw, signature):
-    return await api.call("POST", WEBHOOK, raw=raw,
-                          headers={"Content-Type": "application/json", "x-paystack-signature": signature})
 
 
 def events(payout, event_type):
@@ -68,14 +38,6 @@ def events(payout, event_type):
 
 def reload(payout):
     return Payout.get_by_id(payout.id)
-
-
-async def eventually(check, timeout=10.0):
-    """Await a condition another thread or process makes true (the stand-in, the webhook)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
 
 
 # --- the rule ----------------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 with TEST_DATABASE_URL on PostgreSQL and TEST_REDIS_URL): the stand-in settles the transfer on its
 own and sends the signed `transfer.success` webhook, as Paystack does, and the serviceman is told on
 both channels when the money is sent and when it lands."""
-import asyncio
-import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -12,8 +10,11 @@ import pytest
 from models import Notification, Payout, PayoutStatus, RequestStatus
 from models.foundation.clock import platform_today
 
+from .booking_support import finished_job
 from .conftest import serve_app
+from .contract_support import ok
 from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
+from .paystack_support import ACCOUNT, eventually, pay
 from .pipeline_support import mail_text
 
 
@@ -21,27 +22,6 @@ from .pipeline_support import mail_text
 def app(database, mail_pipeline):
     settings, _ = mail_pipeline
     yield from serve_app(settings)
-
-
-async def ok(response, status=200):
-    assert response.status == status, response
-    return response.data
-
-
-async def pay(api, paystack, client, request_id, payment_type):
-    checkout = await ok(await api.post("/api/payments/initialize/",
-                                       {"service_request_id": request_id, "payment_type": payment_type}, user=client))
-    paystack.charge(checkout["reference"])
-    raw, signature = paystack.webhook(checkout["reference"])
-    await ok(await api.call("POST", "/api/payments/webhook/", raw=raw,
-                            headers={"x-paystack-signature": signature, "Content-Type": "application/json"}))
-
-
-async def eventually(check, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -114,8 +94,6 @@ async def test_from_booking_to_the_serviceman_paid(api, app, base_url, paystack,
 def test_a_failed_transfer_tells_the_serviceman_and_every_admin(mail_pipeline, mailbox, paystack):
     from models.actions import jobs, payouts
     from models.foundation.paystack import PaystackClient
-
-    from .test_payouts import ACCOUNT, finished_job
 
     settings, pipeline = mail_pipeline
     admins = [AdminFactory(), AdminFactory()]

@@ -22,20 +22,14 @@ from models.foundation.paystack import PaystackClient
 from server.paystack_standin_transfers import settle_transfer, transfer_webhook
 
 from . import paystack_schemas as schemas
-from .factories import ServiceRequestFactory
+from .booking_support import cancel_path, events_of
 from .conftest import PAYSTACK_TEST_SECRET, paystack_standin_server
-from .test_contract import assert_error, snapshot
-from .test_payouts import ACCOUNT, owed_payout, post_webhook
-from .test_refunds import cancel_path, events_of, paid_request, post_refund_calls
+from .contract_support import assert_error, snapshot
+from .factories import ServiceRequestFactory
+from .paystack_support import ACCOUNT, owed_payout, paid_request, post_refund_calls, post_webhook
+from .paystack_support import fresh_bank_cache  # noqa: F401 (autouse fixture)
 
 P, R = PayoutStatus, RefundStatus
-
-
-@pytest.fixture(autouse=True)
-def _fresh_bank_cache():
-    payouts.clear_bank_cache()
-    yield
-    payouts.clear_bank_cache()
 
 
 def fits(schema, value):

@@ -12,10 +12,10 @@ import redis
 
 from models import Event, Notification, RequestStatus
 from models.actions import booking
-from models.foundation.clock import platform_today
 from workers import delivery, outbox, runtime
 from workers.transport import DEAD_LETTER_STREAM, STREAM
 
+from .booking_support import create_booking
 from .conftest import make_settings
 from .factories import AdminFactory, ClientFactory, ServiceRequestFactory
 from .pipeline_support import use_pipeline
@@ -33,19 +33,13 @@ def pipeline(mail_settings, redis_url):
     runtime.reset()
 
 
-def book(settings, client, category, days_ahead=5):
-    return booking.create_request(settings, client, category_id=category.id,
-                                  booking_date=platform_today(settings.zone) + timedelta(days=days_ahead),
-                                  address="4 Awolowo Road, Ikoyi", description="Burst pipe in the kitchen")
-
-
 def emails_to(mailbox, address):
     return [m for m in mailbox.messages if address in m.rcpt_tos]
 
 
 def test_booking_reaches_the_dashboard_list_and_the_smtp_server(pipeline, mail_settings, mailbox, category):
     client = ClientFactory()
-    request = book(mail_settings, client, category)
+    request = create_booking(mail_settings, category, client)
     event = Event.get(Event.service_request == request.id)
     assert event.published_at is not None  # published right after commit
 
@@ -63,7 +57,7 @@ def test_booking_reaches_the_dashboard_list_and_the_smtp_server(pipeline, mail_s
 
 def test_cancellation_notifies_everyone_concerned_except_whoever_cancelled(pipeline, mail_settings, mailbox, category):
     admin, other_admin, client = AdminFactory(), AdminFactory(), ClientFactory()
-    request = book(mail_settings, client, category)
+    request = create_booking(mail_settings, category, client)
     booking.cancel_request(mail_settings, admin, request.id, reason="Duplicate booking")
 
     pipeline.run()
@@ -76,7 +70,7 @@ def test_cancellation_notifies_everyone_concerned_except_whoever_cancelled(pipel
 
 def test_a_replayed_stream_entry_creates_nothing_twice(pipeline, mail_settings, mailbox, category):
     client = ClientFactory()
-    request = book(mail_settings, client, category)
+    request = create_booking(mail_settings, category, client)
     event = Event.get(Event.service_request == request.id)
     pipeline.run()
 
@@ -98,7 +92,7 @@ def test_redis_down_during_an_action_loses_nothing_and_doubles_nothing(private_r
         private_redis.stop()
 
         # the action still succeeds; its event waits in the outbox
-        request = book(settings, client, category)
+        request = create_booking(settings, category, client)
         event = Event.get(Event.service_request == request.id)
         assert request.status == RequestStatus.PENDING_PAYMENT
         assert event.published_at is None
@@ -118,7 +112,7 @@ def test_redis_down_during_an_action_loses_nothing_and_doubles_nothing(private_r
 
 def test_entries_of_a_dead_dispatcher_are_reclaimed(pipeline, mail_settings, mailbox, category):
     client = ClientFactory()
-    book(mail_settings, client, category)
+    create_booking(mail_settings, category, client)
     # a dispatcher reads the entry and dies before acknowledging it
     pipeline.redis.xreadgroup("dispatchers", "dead-consumer", {STREAM: ">"}, count=10)
     assert pipeline.dispatch() == 0  # nothing new for the live consumer...
@@ -132,7 +126,7 @@ def test_entries_of_a_dead_dispatcher_are_reclaimed(pipeline, mail_settings, mai
 
 def test_an_entry_that_keeps_failing_goes_to_the_dead_letter_stream(pipeline, mail_settings, category, caplog,
                                                                     monkeypatch):
-    book(mail_settings, ClientFactory(), category)
+    create_booking(mail_settings, category, ClientFactory())
 
     def refuse(*args, **kwargs):
         raise redis.ResponseError("queue refused the job")
@@ -158,7 +152,7 @@ def test_a_malformed_entry_is_dead_lettered_at_once(pipeline):
 def test_smtp_refusing_then_accepting_sends_the_email_once(pipeline, mail_settings, mailbox, category):
     client = ClientFactory()
     mailbox.refuse_next = 2
-    book(mail_settings, client, category)
+    create_booking(mail_settings, category, client)
 
     pipeline.run()
 
@@ -173,7 +167,7 @@ def test_smtp_refusing_then_accepting_sends_the_email_once(pipeline, mail_settin
 def test_email_is_marked_sent_only_after_the_server_accepts_it(pipeline, mail_settings, mailbox, category):
     client = ClientFactory()
     mailbox.refuse_next = 99
-    book(mail_settings, client, category)
+    create_booking(mail_settings, category, client)
 
     pipeline.run()  # every attempt refused; retries exhausted
 
@@ -185,7 +179,7 @@ def test_email_is_marked_sent_only_after_the_server_accepts_it(pipeline, mail_se
 def test_a_worker_killed_mid_job_is_retried_without_duplicates(pipeline, mail_settings, mailbox, category,
                                                                monkeypatch, tmp_path):
     client = ClientFactory()
-    request = book(mail_settings, client, category)
+    request = create_booking(mail_settings, category, client)
     killed_once = tmp_path / "killed"
     real_push = delivery.push_new
 
@@ -207,7 +201,7 @@ def test_a_worker_killed_mid_job_is_retried_without_duplicates(pipeline, mail_se
 
 def test_emergency_is_highlighted_in_title_and_email(pipeline, mail_settings, mailbox, category):
     client = ClientFactory()
-    book(mail_settings, client, category, days_ahead=1)
+    create_booking(mail_settings, category, client, days_ahead=1)
     pipeline.run()
 
     notification = Notification.get(Notification.user == client.id)
@@ -236,7 +230,7 @@ def test_emergency_change_after_assignment_reaches_both_servicemen(pipeline, mai
 
 def test_outbox_sweep_leaves_fresh_events_to_the_after_commit_publish(pipeline, mail_settings, category):
     runtime.reset()  # as if the process died between commit and publish
-    book(mail_settings, ClientFactory(), category)
+    create_booking(mail_settings, category, ClientFactory())
     use_pipeline(mail_settings, mail_settings.redis_url)
     assert outbox.sweep_outbox() == 0  # younger than the grace period
     assert outbox.sweep_outbox(grace=timedelta(0)) == 1

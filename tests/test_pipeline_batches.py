@@ -16,6 +16,7 @@ from workers import delivery, email, runtime
 from workers.dispatcher import MAX_QUEUED_DELIVERIES
 from workers.transport import STREAM
 
+from .booking_support import create_booking
 from .conftest import make_settings
 from .factories import AdminFactory, ClientFactory
 from .pipeline_support import use_pipeline
@@ -34,17 +35,11 @@ def pipeline(mail_settings, redis_url):
     email.connections.close()
 
 
-def book(settings, client, category):
-    return booking.create_request(settings, client, category_id=category.id,
-                                  booking_date=platform_today(settings.zone) + timedelta(days=5),
-                                  address="12 Allen Avenue, Ikeja", description="Generator will not start")
-
-
 def bookings(settings, category, count=4):
     """`count` clients who each booked once: one event and one notification (and email) each."""
     clients = [ClientFactory() for _ in range(count)]
     for client in clients:
-        book(settings, client, category)
+        create_booking(settings, category, client)
     return clients
 
 
@@ -188,11 +183,11 @@ def test_an_smtp_connection_the_server_dropped_is_replaced(pipeline, mail_settin
     import socket
 
     first, second = ClientFactory(), ClientFactory()
-    book(mail_settings, first, category)
+    create_booking(mail_settings, category, first)
     pipeline.run()
     email.connections.smtp.sock.shutdown(socket.SHUT_RDWR)  # as a server does to an idle connection
 
-    book(mail_settings, second, category)
+    create_booking(mail_settings, category, second)
     pipeline.run()
 
     assert_each_once([first, second], mailbox)
@@ -221,7 +216,7 @@ def test_an_event_that_cannot_be_delivered_does_not_hold_up_its_batch(pipeline, 
 
 def test_every_admin_hears_of_every_event_of_a_batch(pipeline, mail_settings, category):
     admins = [AdminFactory(), AdminFactory()]
-    requests = [book(mail_settings, ClientFactory(), category) for _ in range(3)]
+    requests = [create_booking(mail_settings, category, ClientFactory()) for _ in range(3)]
     for request in requests:
         booking.cancel_request(mail_settings, admins[0], request.id, reason="Duplicate booking")
 

@@ -6,15 +6,12 @@ servers. (tests/test_faults_pipeline_processes.py runs them all together, as rea
 import logging
 import signal
 import threading
-from datetime import timedelta
 
 import peewee
 import pytest
 import redis
 
 from models import Notification
-from models.actions import booking
-from models.foundation.clock import platform_today
 from workers import delivery, runtime
 from workers.cron import run_cron
 from workers.dispatcher import GROUP, LIVENESS_KEY, Dispatcher
@@ -22,8 +19,8 @@ from workers.outages import Stopping
 from workers.transport import STREAM
 from workers.worker import OUTAGE_REQUEUES, PipelineWorker
 
+from .booking_support import create_booking
 from .conftest import TEST_DATABASE_URL, make_settings
-from .factories import ClientFactory
 from .fault_support import Procfile, process_env, wait_until
 from .pipeline_support import PrivateRedis, free_port, use_pipeline
 
@@ -32,13 +29,6 @@ from .pipeline_support import PrivateRedis, free_port, use_pipeline
 def pipeline(settings, redis_url):
     yield use_pipeline(settings, redis_url)
     runtime.reset()
-
-
-def book(settings, category):
-    client = ClientFactory()
-    booking.create_request(settings, client, category_id=category.id, address="3 Broad Street, Lagos",
-                           description="Tap leaking", booking_date=platform_today(settings.zone) + timedelta(days=4))
-    return client
 
 
 def consumers(client):
@@ -52,7 +42,7 @@ def rounds(count):
 
 
 def test_a_consumer_group_lost_with_redis_data_is_created_again(pipeline, settings, category):
-    book(settings, category)
+    create_booking(settings, category)
     dispatcher = Dispatcher(pipeline.redis, pipeline.transport, consumer="through-a-flush", min_idle_ms=0)
     calls = []
 
@@ -73,7 +63,7 @@ def test_a_consumer_group_lost_with_redis_data_is_created_again(pipeline, settin
 def test_entries_of_a_dispatcher_without_liveness_are_claimed_at_once_and_its_name_removed(
         pipeline, settings, category):
     for _ in range(2):
-        book(settings, category)
+        create_booking(settings, category)
     # one dispatcher read both entries and was killed (its liveness key lapsed); another is alive
     pipeline.redis.xreadgroup(GROUP, "killed-host-41", {STREAM: ">"}, count=1)
     pipeline.redis.xreadgroup(GROUP, "alive-host-42", {STREAM: ">"}, count=1)
@@ -89,7 +79,7 @@ def test_entries_of_a_dispatcher_without_liveness_are_claimed_at_once_and_its_na
 
 
 def test_a_stopped_dispatcher_finishes_its_read_and_leaves_the_group(pipeline, settings, category):
-    book(settings, category)
+    create_booking(settings, category)
     dispatcher = Dispatcher(pipeline.redis, pipeline.transport, consumer="deploy-1")
 
     dispatcher.run_forever(stop=rounds(2))
@@ -122,7 +112,7 @@ class QuietWorker(PipelineWorker):
 
 def test_a_job_that_met_a_database_outage_goes_back_to_the_front_without_using_a_retry(
         pipeline, settings, category, monkeypatch, caplog):
-    client = book(settings, category)
+    client = create_booking(settings, category).client
     real, failures = delivery.Notification.insert_many, []
 
     def server_restarting(rows):
@@ -187,7 +177,7 @@ def test_a_worker_that_lost_redis_mid_job_waits_for_it_and_runs_the_job_again(pr
 
 
 def test_the_outage_requeue_keeps_the_retries(pipeline, settings, category):
-    book(settings, category)
+    create_booking(settings, category)
     pipeline.dispatch()
     queue = pipeline.transport.queue
     job = queue.fetch_job(queue.job_ids[0])

@@ -11,15 +11,15 @@ from decimal import Decimal
 
 import pytest
 
-from models import Event, NegotiationStatus, Notification, PriceNegotiation, RequestStatus, ServiceRequest
+from models import NegotiationStatus, Notification, PriceNegotiation, RequestStatus
 from models.actions import pricing
 from models.db import database
 from models.foundation.errors import InvalidTransition
 
+from .booking_support import events_of, stored
+from .contract_support import assert_error, snapshot
 from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 from .pipeline_support import mail_text
-from .test_contract import assert_error
-from .test_contract import snapshot as full_snapshot
 
 S = RequestStatus
 ESTIMATE = "/api/serviceman/submit-estimate/"
@@ -51,20 +51,6 @@ def priced_request(status, client=None, estimate="12500.00", markup="20.00", fin
     return ServiceRequestFactory(status=status, client=client or ClientFactory(),
                                  primary_serviceman=ServicemanFactory(), backup_serviceman=ServicemanFactory(),
                                  **prices)
-
-
-def snapshot():
-    """Every row of every table, less whether notifications were emailed yet: the embedded pipeline
-    sends emails on its own threads, after the response that caused them (test_contract.EMAIL_STATE)."""
-    return full_snapshot()
-
-
-def stored(request):
-    return ServiceRequest.get_by_id(request.id)
-
-
-def events_of(request, event_type):
-    return list(Event.select().where(Event.service_request == request.id, Event.type == event_type).order_by(Event.id))
 
 
 def notified(user):

@@ -11,7 +11,7 @@ import pytest
 from models.foundation.settings import LOCAL_CHECKOUT_SECRET_KEY, ConfigurationError, PROJECT_ROOT, load_settings
 from models.foundation.settings_hardening import MIN_SECRET_BITS, estimated_bits
 
-from .test_security import PRODUCTION
+from .settings_support import PRODUCTION
 
 
 def refusal(**override):

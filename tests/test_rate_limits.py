@@ -11,49 +11,18 @@ from models import Payment, RefreshToken, User
 from models.actions import accounts
 from handlers.web import rate_limits
 from models.foundation.settings import ConfigurationError
-from tests.conftest import Api, make_settings, serve_app
+from tests.conftest import make_settings
 from tests.factories import PASSWORD, ClientFactory, ServiceRequestFactory
 from tests.pipeline_support import free_port
+from tests.rate_limit_support import api, app, limited_settings, limits, storage  # noqa: F401 (fixtures)
+from tests.rate_limit_support import assert_rate_limited
 
 LOGIN = "/api/auth/login/"
-
-
-@pytest.fixture(params=["memory", "redis"])
-def storage(request):
-    """"" for counters in memory, a Redis URL for counters in Redis."""
-    return request.getfixturevalue("redis_url") if request.param == "redis" else ""
-
-
-@pytest.fixture
-def limits():
-    """The RATE_LIMIT_* values a test sets before the app is built (tests set real, small ones)."""
-    return {}
-
-
-@pytest.fixture
-def limited_settings(storage, limits):
-    return make_settings(REDIS_URL=storage, **limits)
-
-
-@pytest.fixture
-def app(limited_settings, database):
-    yield from serve_app(limited_settings)
-
-
-@pytest.fixture
-def api(http_server, base_url, limited_settings):
-    return Api(base_url, limited_settings)
 
 
 def later(seconds):
     """The clock moved on by `seconds` (both storages read time.time(); no sleeping through a window)."""
     return time_machine.travel(datetime.now(UTC) + timedelta(seconds=seconds), tick=True)
-
-
-def assert_rate_limited(response, window_seconds):
-    assert response.status == 429, response
-    assert response.error_code == "rate_limited" and response.data["error"]["message"], response
-    assert 1 <= int(response.headers["Retry-After"]) <= window_seconds
 
 
 def login(api, email, password=PASSWORD, ip=None):

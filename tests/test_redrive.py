@@ -11,10 +11,10 @@ from datetime import timedelta, UTC
 import pytest
 
 from models import Event, Notification, database
-from models.actions import booking
-from models.foundation.clock import platform_today, utcnow
+from models.foundation.clock import utcnow
 from workers import delivery, outbox, runtime
 
+from .booking_support import create_booking
 from .factories import AdminFactory, ClientFactory
 
 
@@ -62,10 +62,8 @@ def transport(settings):
 
 
 def book(settings, category, client=None):
-    request = booking.create_request(settings, client or ClientFactory(), category_id=category.id,
-                                     booking_date=platform_today(settings.zone) + timedelta(days=5),
-                                     address="3 Broad Street, Lagos", description="Roof leaks when it rains")
-    return Event.get(Event.service_request == request.id)
+    """A booking's event (committed with it, not yet delivered)."""
+    return Event.get(Event.service_request == create_booking(settings, category, client).id)
 
 
 def later(seconds):

@@ -15,69 +15,23 @@ from decimal import Decimal
 
 import pytest
 
-from models import (Event, Notification, Payment, PaymentStatus, Refund, RefundPolicy, RefundStatus, RequestStatus,
-                    ServiceRequest)
-from models.actions import analytics, booking, payments, refunds
-from models.money import PaymentType
+from models import (Notification, Payment, Refund, RefundPolicy, RefundStatus, RequestStatus)
+from models.actions import analytics, booking, refunds
 from models.foundation.clock import utcnow
 from models.foundation.paystack import PaystackClient, sign
 
+from .booking_support import AFTER_ASSIGNMENT, cancel_path, events_of
 from .conftest import make_settings
-from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
+from .contract_support import assert_error, snapshot
+from .factories import AdminFactory, ClientFactory, ServiceRequestFactory
+from .paystack_support import paid_request, post_refund_calls, post_webhook
 from .pipeline_support import mail_text
-from .test_contract import assert_error, snapshot
 
 S = RequestStatus
-WEBHOOK = "/api/payments/webhook/"
-AFTER_ASSIGNMENT = [S.ASSIGNED, S.SERVICEMAN_INSPECTED, S.AWAITING_CLIENT_APPROVAL, S.NEGOTIATING, S.AWAITING_PAYMENT]
 
 
 def quote_path(request, refund=None):
     return f"/api/requests/{request.id}/cancellation-quote/" + (f"?refund={refund}" if refund else "")
-
-
-def cancel_path(request):
-    return f"/api/requests/{request.id}/cancel/"
-
-
-async def post_webhook(api, raw, signature):
-    return await api.call("POST", WEBHOOK, raw=raw, headers={"Content-Type": "application/json",
-                                                             "x-paystack-signature": signature})
-
-
-def events_of(request, event_type):
-    return list(Event.select().where(Event.service_request == request.id, Event.type == event_type))
-
-
-def pay_booking_fee(settings, client, request):
-    """The booking fee paid through Paystack (the stand-in) and processed: the request moves on."""
-    payment = payments.initialize_payment(settings, PaystackClient(settings), client, request.id,
-                                          PaymentType.BOOKING_FEE)
-    data = payments.process_charge(dict(stand_in().charge(payment.paystack_reference)), "webhook")
-    assert data.status == PaymentStatus.SUCCESS
-    return Payment.get_by_id(payment.id)
-
-
-def stand_in():
-    from .conftest import paystack_standin_server
-
-    return paystack_standin_server().ledger
-
-
-def paid_request(settings, status=S.PENDING_ADMIN_ASSIGNMENT, client=None, **fields):
-    """A booking whose fee (NGN 2000.00) was really paid at the stand-in, then moved to `status`."""
-    client = client or ClientFactory()
-    request = ServiceRequestFactory(client=client, **fields)
-    payment = pay_booking_fee(settings, client, request)
-    changes = {"status": status}
-    if status in AFTER_ASSIGNMENT:
-        changes.update(primary_serviceman=ServicemanFactory(), backup_serviceman=ServicemanFactory())
-    ServiceRequest.update(**changes).where(ServiceRequest.id == request.id).execute()
-    return ServiceRequest.get_by_id(request.id), payment
-
-
-def post_refund_calls(ledger):
-    return [call for call in ledger.calls if call == ("POST", "/refund")]
 
 
 # --- the policy, shown before anyone cancels ------------------------------------------------------

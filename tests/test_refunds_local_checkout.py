@@ -10,7 +10,7 @@ from models import Refund, RefundStatus, RequestStatus, ServiceRequest
 
 from .conftest import make_settings, serve_app
 from .factories import ServiceRequestFactory
-from .test_local_checkout import NO_KEYS
+from .settings_support import NO_KEYS
 
 
 @pytest.fixture

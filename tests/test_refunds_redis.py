@@ -12,8 +12,8 @@ from handlers.web.executor import call_with_connection
 
 from .conftest import serve_app
 from .factories import AdminFactory, ClientFactory, ServicemanFactory
+from .paystack_support import post_webhook
 from .pipeline_support import mail_text
-from .test_refunds import post_webhook
 
 
 @pytest.fixture

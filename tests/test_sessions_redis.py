@@ -16,13 +16,13 @@ from handlers.web import sessions
 from handlers.web.executor import call_with_connection
 from handlers.web.hub import CLOSE_SESSION_ENDED
 
+from .account_support import RESET, assert_same_timing, sign_in
 from .conftest import make_settings
+from .dashboard_support import Visitor, sign_out
 from .factories import AdminFactory, ClientFactory
 from .pipeline_support import use_pipeline
-from .test_password_and_sessions import RESET, assert_closed_for_session_end, assert_same_timing, sign_in
-from .test_dashboard import Visitor, sign_out
-from .test_pipeline_web import app, connect, second_web_process  # noqa: F401 (fixtures)
-from .ws_support import receive
+from .redis_web_support import app, second_web_process  # noqa: F401 (fixtures)
+from .ws_support import assert_closed_for_session_end, receive
 
 
 @pytest.fixture
@@ -52,10 +52,10 @@ async def test_the_answers_only_queue_and_the_worker_mails_known_addresses(api, 
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_socket_on_another_web_process_is_closed_through_redis(api, app, second_web_process):
+async def test_a_socket_on_another_web_process_is_closed_through_redis(api, app, sockets, second_web_process):
     user, admin = ClientFactory(), AdminFactory()
     pair = await sign_in(api, user)
-    ws = await connect(f"ws://127.0.0.1:{second_web_process}/ws/", pair["access"])
+    ws = await sockets.authenticated(pair["access"], url=f"ws://127.0.0.1:{second_web_process}/ws/", timeout=10)
 
     assert (await api.post(f"/api/admin/users/{user.id}/deactivate/", {}, user=admin)).status == 200
 

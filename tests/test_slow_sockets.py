@@ -3,28 +3,20 @@ import asyncio
 import json
 
 import pytest
-from tornado.websocket import websocket_connect
 
 import handlers.websocket
 
 from .factories import ClientFactory
 
 
-async def connect(port, token):
-    ws = await websocket_connect(f"ws://localhost:{port}/ws/")
-    await ws.write_message(json.dumps({"type": "auth", "token": token}))
-    assert json.loads(await asyncio.wait_for(ws.read_message(), 5))["type"] == "ready"
-    return ws
-
-
 @pytest.mark.gen_test
 async def test_a_socket_that_cannot_buffer_the_push_is_dropped_and_others_still_receive(
-        api, app, http_port, monkeypatch):
+        api, app, sockets, monkeypatch):
     client = ClientFactory()
     monkeypatch.setattr(handlers.websocket, "MAX_BUFFERED_BYTES", 60)  # this socket is "slow"
-    slow = await connect(http_port, api.token(client))
+    slow = await sockets.authenticated(api.token(client))
     monkeypatch.undo()
-    healthy = await connect(http_port, api.token(client))
+    healthy = await sockets.authenticated(api.token(client))
     hub = app.settings["hub"]
     assert hub.connected(client.id) == 2
 

@@ -4,8 +4,8 @@ import pytest
 
 from models import Category, RequestStatus, ServicemanProfile
 
+from .contract_support import assert_error
 from .factories import ServiceRequestFactory, ServicemanFactory
-from .test_contract import assert_error
 
 
 @pytest.mark.gen_test

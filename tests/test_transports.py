@@ -53,8 +53,31 @@ def test_embedded_jobs_give_up_after_the_last_retry():
     assert len(attempts) == 2  # the first try and one retry
 
 
-def test_embedded_push_without_a_hub_is_a_no_op():
-    EmbeddedTransport().push(1, {"type": "unread_count", "count": 0})
+class _RecordingHub:
+    def __init__(self):
+        self.pushed = []
+
+    def push_threadsafe(self, user_id, message):
+        self.pushed.append((user_id, message))
+
+
+def test_embedded_push_without_a_hub_is_a_no_op(caplog):
+    """A process with no websocket hub (a CLI command, a worker) delivers notifications whose pushes
+    go nowhere: nothing raised, nothing logged. With a hub, the same calls reach it."""
+    message = {"type": "unread_count", "count": 0}
+    transport = EmbeddedTransport()
+    with caplog.at_level(logging.DEBUG):
+        assert transport.push(1, message) is None
+        assert transport.push_many([(1, message), (2, message)]) is None
+    assert caplog.records == []
+    transport.shutdown()
+
+    hub = _RecordingHub()
+    with_hub = EmbeddedTransport(hub=hub)
+    with_hub.push(1, message)
+    with_hub.push_many([(2, message), (3, message)])
+    with_hub.shutdown()
+    assert hub.pushed == [(1, message), (2, message), (3, message)]
 
 
 def test_dispatcher_loop_sweeps_reclaims_and_polls_until_stopped(settings, redis_url, category):

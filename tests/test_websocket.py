@@ -10,15 +10,16 @@ import handlers.websocket
 from models import Notification, User
 from handlers.web import sessions
 from server.app import make_app
-from models.foundation.clock import platform_today, utcnow
+from models.foundation.clock import utcnow
 from models.foundation.naira import format_naira
 from models.foundation.tokens import REFRESH, encode
 from workers import runtime
 
+from .booking_support import book
 from .conftest import make_settings, session_cookie
-from .ws_support import receive, send
+from .factories import notify
+from .ws_support import assert_nothing_arrives, receive, send
 
-QUIET = 0.3         # seconds: how long "nothing arrives" is watched for
 DASHBOARD = "http://dash.example"
 NOTIFICATION_FIELDS = {"id", "notification_type", "title", "message", "service_request_id", "payload", "is_read",
                        "sent_to_email", "email_sent_at", "created_at"}
@@ -34,30 +35,10 @@ async def assert_closed_with(ws, code):
     return ws.close_reason
 
 
-async def assert_nothing_arrives(ws):
-    with pytest.raises(asyncio.TimeoutError):
-        await asyncio.wait_for(ws.read_message(), QUIET)
-
-
 async def assert_no_more_messages(ws):
     """Event-based: messages are handled in order, so a pong right away means nothing else was queued."""
     await send(ws, {"type": "ping"})
     assert await receive(ws) == {"type": "pong"}
-
-
-def notify(user, title="Booking update", is_read=False, **fields):
-    fields.setdefault("payload", {"service_request_id": None, "is_emergency": False})
-    return Notification.create(user=user, notification_type="request_created", title=title,
-                               message=f"{title}: details", is_read=is_read, **fields)
-
-
-async def book(api, client, category, days_ahead=5, **extra):
-    body = {"category_id": category.id,
-            "booking_date": str(platform_today(api.settings.zone) + timedelta(days=days_ahead)),
-            "address": "12 Allen Avenue, Ikeja", "description": "Kitchen sink leaking.", **extra}
-    response = await api.post("/api/requests/", body, user=client)
-    assert response.status == 201, response
-    return response.data
 
 
 # --- authentication ----------------------------------------------------------------------------
