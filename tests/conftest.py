@@ -36,7 +36,7 @@ def paystack_standin_server():
     global _standin
     if _standin is None:
         _standin = StandinServer(PAYSTACK_TEST_SECRET).start()
-        _standin.ledger.fault_delay = 1.5
+        _standin.ledger.fault_delay = 2.5  # well past PAYSTACK_TIMEOUT below, on a loaded machine too
     return _standin
 
 
@@ -45,7 +45,7 @@ def make_settings(**overrides):
         "ENV": "test", "SECRET_KEY": "test-secret-key-0123456789abcdef0123456789",
         "DATABASE_URL": TEST_DATABASE_URL, "BCRYPT_ROUNDS": "4", "DB_POOL_SIZE": "4",
         "PAYSTACK_SECRET_KEY": PAYSTACK_TEST_SECRET, "PAYSTACK_PUBLIC_KEY": "pk_test_local",
-        "PAYSTACK_BASE_URL": paystack_standin_server().url, "PAYSTACK_TIMEOUT": "0.5",
+        "PAYSTACK_BASE_URL": paystack_standin_server().url, "PAYSTACK_TIMEOUT": "1.2",
         # Tests sign in many times from 127.0.0.1: limits are off unless a test sets its own.
         **{f"RATE_LIMIT_{name.upper()}": "" for name in RATE_LIMIT_DEFAULTS},
     }
