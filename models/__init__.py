@@ -1,4 +1,5 @@
 """Peewee models, one module per area. `ALL_MODELS` is in dependency order (create, migrate)."""
+
 from .catalog import Category
 from .db import bind, database, is_postgres
 from .money import NegotiationStatus, Payment, PaymentStatus, PaymentType, PriceNegotiation, Rating
@@ -9,15 +10,54 @@ from .service_requests import TRANSITIONS, Event, RequestStatus, ServiceRequest,
 from .users import ApprovalStatus, OneTimeToken, RefreshToken, Role, ServicemanCategory, ServicemanProfile, User
 
 ALL_MODELS = [
-    User, Category, ServicemanProfile, ServicemanCategory, RefreshToken, OneTimeToken,
-    ServiceRequest, Event, Payment, PriceNegotiation, Rating, Refund, Notification,
-    PayoutAccount, Payout, PayoutTransfer,
+    User,
+    Category,
+    ServicemanProfile,
+    ServicemanCategory,
+    RefreshToken,
+    OneTimeToken,
+    ServiceRequest,
+    Event,
+    Payment,
+    PriceNegotiation,
+    Rating,
+    Refund,
+    Notification,
+    PayoutAccount,
+    Payout,
+    PayoutTransfer,
 ]
 
 __all__ = [
-    "ALL_MODELS", "ApprovalStatus", "Category", "Event", "NegotiationStatus", "Notification", "OneTimeToken",
-    "Payment", "PaymentStatus", "PaymentType", "Payout", "PayoutAccount", "PayoutStatus", "PayoutTransfer",
-    "PriceNegotiation", "Rating", "RefreshToken", "Refund", "RefundPolicy", "RefundStatus", "RequestStatus",
-    "Role", "ServiceRequest", "ServicemanCategory", "ServicemanProfile", "TRANSITIONS", "User", "bind",
-    "can_transition", "database", "is_postgres",
+    "ALL_MODELS",
+    "ApprovalStatus",
+    "Category",
+    "Event",
+    "NegotiationStatus",
+    "Notification",
+    "OneTimeToken",
+    "Payment",
+    "PaymentStatus",
+    "PaymentType",
+    "Payout",
+    "PayoutAccount",
+    "PayoutStatus",
+    "PayoutTransfer",
+    "PriceNegotiation",
+    "Rating",
+    "RefreshToken",
+    "Refund",
+    "RefundPolicy",
+    "RefundStatus",
+    "RequestStatus",
+    "Role",
+    "ServiceRequest",
+    "ServicemanCategory",
+    "ServicemanProfile",
+    "TRANSITIONS",
+    "User",
+    "bind",
+    "can_transition",
+    "database",
+    "is_postgres",
 ]
