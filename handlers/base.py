@@ -4,6 +4,7 @@ Every HTTP method of every handler carries an `@endpoint(...)` declaration (who 
 what it reads, what it answers). A handler method without one fails at import, so nothing is
 reachable by accident; the same declarations build the OpenAPI document.
 """
+import asyncio
 import functools
 import json
 import logging
@@ -17,7 +18,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError
 
 from models.db import is_connection_failure
 from models.users import Role
-from handlers.web import identity, proxies, rate_limits, sessions
+from handlers.web import identity, idempotent, proxies, rate_limits, sessions
 from models.foundation import tokens
 from models.foundation.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
                            PayloadTooLarge, PermissionDenied, UnknownHost, ValidationFailed)
@@ -59,6 +60,7 @@ class Endpoint:
     tags: tuple = field(default=())
     max_body: int = NO_BODY_LIMIT
     rate_limit: str = None
+    idempotency: str = None
 
     @property
     def requires_auth(self):
@@ -66,11 +68,14 @@ class Endpoint:
 
 
 def endpoint(*, roles, summary, body=None, query=None, response=None, status=200, paginated=False,
-             errors=(), description="", tags=(), max_body=None, rate_limit=None):
+             errors=(), description="", tags=(), max_body=None, rate_limit=None, idempotency=idempotent.ATOMIC):
     """Declare who may call a handler method and what it reads and answers. `max_body` (bytes)
     defaults by class: small for anonymous (auth) bodies, larger for signed-in JSON bodies.
     `rate_limit` names one of settings.rate_limits, checked per client IP and per account after the
-    body is read and before the handler does any work."""
+    body is read and before the handler does any work. `idempotency` says how a signed-in POST, PATCH
+    or DELETE honours an Idempotency-Key (handlers/web/idempotent.py): ATOMIC (the default), AFTER
+    (endpoints whose actions commit in steps around Paystack calls), or None (answers holding tokens,
+    never stored: the key is ignored)."""
     roles = (roles,) if isinstance(roles, str) else tuple(roles)
     unknown = set(roles) - _AUDIENCES
     if unknown or not roles:
@@ -88,13 +93,16 @@ def endpoint(*, roles, summary, body=None, query=None, response=None, status=200
         raise ValueError(f"@endpoint max_body must be between 1 and {MAX_BODY_LIMIT} bytes, got {max_body}")
     spec = Endpoint(roles=roles, summary=summary, body=body, query=query, response=response, status=status,
                     paginated=paginated, errors=tuple(errors), description=description, tags=tuple(tags),
-                    max_body=max_body, rate_limit=rate_limits.check_names(rate_limit))
+                    max_body=max_body, rate_limit=rate_limits.check_names(rate_limit),
+                    idempotency=idempotent.check_mode(idempotency))
 
     def wrap(fn):
         @functools.wraps(fn)
         async def handle(self, *args, **kwargs):
             # The body arrives after prepare() (it is streamed, to be refused early when too big).
             self.body = self._load_body(spec.body) if spec.body else {}
+            if await idempotent.begin(self, spec):
+                return  # a retry: the stored answer was sent
             if spec.rate_limit:
                 await self.application.settings["rate_limits"].check(
                     spec.rate_limit, self.client_ip, rate_limits.account_key(self.config, self.user, self.body))
@@ -137,6 +145,8 @@ def _query_schema(schema_cls):
 @tornado.web.stream_request_body
 class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
     content_security_policy = API_CSP
+    idempotency_claim = None  # an Idempotency-Key this request holds (handlers/web/idempotent.py)
+    _storing_answer = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -202,6 +212,7 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
 
     async def prepare(self):
         self.current_user_obj = None
+        self.idempotency_claim = None
         self._body_chunks, self._body_size, self._refusal = [], 0, None
         spec = self.spec
         self._limit_body(spec.max_body if spec else NO_BODY_LIMIT)
@@ -322,7 +333,25 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
             raise ValidationFailed(fields=flatten_errors(exc.normalized_messages())) from exc
 
     async def run(self, fn, *args, **kwargs):
+        if self.idempotency_claim is not None and self.spec.idempotency == idempotent.ATOMIC:
+            fn, args = idempotent.atomically, (self.idempotency_claim, self.spec, fn, *args)
         return await run_sync(fn, *args, **kwargs)
+
+    def finish(self, chunk=None):
+        """With an Idempotency-Key claimed, the answer is stored before it is sent: a retry that
+        follows it always finds it (handlers/web/idempotent.py)."""
+        if self._storing_answer is not None:
+            return self._storing_answer  # finish() again (Tornado's, after an error) while storing
+        if self.idempotency_claim is None:
+            return super().finish(chunk)
+        if chunk is not None:
+            self.write(chunk)
+        self._storing_answer = asyncio.ensure_future(self._store_then_finish())
+        return self._storing_answer
+
+    async def _store_then_finish(self):
+        await idempotent.answered(self)
+        await super().finish()
 
     async def respond(self, result=None, status=None, transform=None):
         """Dump `result` with the endpoint's response schema (paginated if declared) and finish."""

@@ -1,6 +1,7 @@
 """A user's dashboard notifications: list, read state, unread count, replay since an id."""
 from peewee import fn
 
+from models.foundation.clock import utcnow
 from models.foundation.errors import NotFound
 
 from ..notifications import Notification
@@ -33,13 +34,16 @@ def mark_read(user, notification_id):
     notification = own(user).where(Notification.id == notification_id).first()
     if notification is None:
         raise NotFound("No such notification.")
-    Notification.update(is_read=True).where(Notification.id == notification.id).execute()
+    if not notification.is_read:  # read_at stays the moment it first became read (sync reports it once)
+        notification.read_at = utcnow()
+        Notification.update(is_read=True, read_at=notification.read_at).where(
+            Notification.id == notification.id, Notification.is_read == False).execute()  # noqa: E712
     notification.is_read = True
     return notification
 
 
 def mark_all_read(user):
-    return Notification.update(is_read=True).where(
+    return Notification.update(is_read=True, read_at=utcnow()).where(
         Notification.user == user.id, Notification.is_read == False).execute()  # noqa: E712
 
 
