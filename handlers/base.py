@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import tornado.web
-from marshmallow import EXCLUDE, Schema, ValidationError
+from marshmallow import RAISE, Schema, ValidationError
 
 from models.db import is_connection_failure
 from models.users import Role
@@ -138,8 +138,13 @@ def set_security_headers(handler, config, csp):
 @functools.cache
 def _query_schema(schema_cls):
     """One instance per query schema: building one (its fields deep-copied) cost more than the load
-    itself on every list request; a schema keeps no state between loads."""
-    return schema_cls(unknown=EXCLUDE)
+    itself on every list request; a schema keeps no state between loads. An unknown parameter is a
+    422 naming it, as an unknown body field is: a misspelt or unsupported filter (`?after_id=`) is
+    never silently ignored."""
+    return schema_cls(unknown=RAISE)
+
+
+UNKNOWN_PARAMETER = "Unknown query parameter."
 
 
 @tornado.web.stream_request_body
@@ -232,7 +237,7 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
             self.current_user_obj = await self._authenticate()
             if SIGNED_IN not in spec.roles and self.current_user_obj.role not in spec.roles:
                 raise PermissionDenied()
-        self.query = self._load_query(spec.query) if spec.query else {}
+        self.query = self._load_query(spec.query) if spec.query else self._no_query()
 
     def _limit_body(self, limit):
         """Refuse a declared oversize body before reading it; a chunked one is cut off at the limit
@@ -315,6 +320,14 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
         raw = {key: self.get_query_argument(key) for key in self.request.query_arguments}
         refuse_unstorable_text(raw)
         return self._load(_query_schema(schema_cls), raw)
+
+    def _no_query(self):
+        """An endpoint that reads no query string refuses one, naming each parameter."""
+        if self.request.query_arguments:
+            names = {key: [UNKNOWN_PARAMETER] for key in self.request.query_arguments}
+            refuse_unstorable_text(names)
+            raise ValidationFailed(fields=names)
+        return {}
 
     def _load_body(self, schema_cls):
         raw = self.raw_body.strip()

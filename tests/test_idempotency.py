@@ -219,3 +219,15 @@ async def test_the_openapi_document_offers_the_key_on_every_signed_in_change(api
             if offered:
                 assert "Idempotent-Replayed" in next(iter(op["responses"].values()))["headers"]
                 assert "idempotency_key_in_use" in op["responses"]["409"]["description"]
+
+
+# --- strict query strings (issue 24) ---------------------------------------------------------------
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path", ["/api/notifications/?after_id=5", "/api/notifications/unread-count/?x=1",
+                                  "/api/requests/?page=1&sort=id", "/api/auth/me/?expand=all"])
+async def test_an_unknown_query_parameter_is_422_naming_it(api, client_user, path):
+    response = await api.get(path, user=client_user)
+    unknown = path.rsplit("&", 1)[-1].rsplit("?", 1)[-1].split("=")[0]
+    assert (response.status, response.error_code) == (422, "validation_error")
+    assert list(response.data["error"]["fields"]) == [unknown]

@@ -6,9 +6,10 @@ honour a claim, chosen per endpoint by `@endpoint(idempotency=...)`:
 - ATOMIC (the default): every domain call of the request runs in one transaction with the key's
   `applied` mark and the answer rendered from its result, so a retry can never act a second time,
   not even after the process died between the commit and the answer.
-- AFTER: the answer is stored once sent. For actions that commit in steps around a Paystack call
-  (refunds, payouts), whose own references already make a second attempt harmless; a process killed
-  mid-request frees the key when its lease ends, and the retry runs again.
+- AFTER: the answer is stored when it is sent. For actions that must commit by themselves (in steps
+  around a Paystack call: refunds, payouts; ending sessions: suspension, deactivation), which their own
+  references or state checks already make harmless to repeat; a process killed mid-request frees the
+  key when its lease ends, and the retry runs again (and finds the state changed: 409, or a no-op).
 Keys are per user; anonymous endpoints (sign-in, registration, Paystack's webhook) ignore them.
 """
 import hashlib
