@@ -27,14 +27,25 @@ def mode_settings(transport, request, settings):
 
 
 @pytest.fixture
-def app(mode_settings, database):
+def app(mode_settings, io_loop, database):
     if not mode_settings.redis_url:
         yield from serve_app(mode_settings)
         return
     application = make_app(mode_settings, bind_database=False)
     yield application
-    asyncio.get_event_loop().run_until_complete(application.settings["hub"].close())
+    io_loop.run_sync(lambda: _close(application.settings["hub"]))
     runtime.reset()
+
+
+async def _close(hub):
+    """Close the hub once its feed is subscribed: cancelling the feed in the middle of redis-py's
+    subscribe can leave its connection's close waiting forever (seen when a test's only request was a 422)."""
+    if hub._subscribed is not None:
+        try:
+            await asyncio.wait_for(hub._subscribed.wait(), 5)
+        except asyncio.TimeoutError:
+            pass
+    await hub.close()
 
 
 async def run_pipeline(mode_settings):

@@ -16,11 +16,13 @@ def configure(settings, transport):
     from models.workflow import on_event_committed
 
     from .outbox import publish_committed
+    from .sync_hints import announce
 
     _state.update(settings=settings, transport=transport)
     on_event_committed(publish_committed)
     # Whatever process commits an event (web, worker, cron) tells the web processes' listing caches.
     on_event_committed(listing_changed)
+    on_event_committed(announce)  # wakes the request's people's sync long-polls (issue 24)
     return transport
 
 
