@@ -16,6 +16,7 @@ from handlers.base import ANYONE, HTTP_METHODS, SIGNED_IN
 from handlers.web import idempotent
 from handlers.inputs import flatten_errors
 from handlers.schemas.common import EXAMPLE_BOOKING_DATE, ErrorSchema
+from models.actions.sync import CursorExpired
 from models.foundation import errors
 
 ERROR_TEXT = {
@@ -23,6 +24,7 @@ ERROR_TEXT = {
     401: "Not signed in, or the token is invalid or expired",
     403: "The caller's role may not do this", 404: "Not found, or not visible to the caller",
     409: "Wrong state for this action (`invalid_transition`)", 413: "The request body is too large",
+    410: "The sync cursor is too old (`cursor_expired`): start again without `since`",
     422: "Validation failed; per-field messages", 429: "Rate-limited; see Retry-After", 502: "Paystack unreachable",
 }
 # Every signed-in POST, PATCH and DELETE (handlers/web/idempotent.py; the README's "For mobile developers").
@@ -121,7 +123,7 @@ EXAMPLE_IDS = {"request_id": 1, "category_id": 1, "serviceman_id": 3}
 ERROR_EXAMPLES = {error.status: error for error in (
     errors.MalformedRequest(), errors.NotAuthenticated(), errors.PermissionDenied(), errors.NotFound(),
     errors.InvalidTransition(), errors.PayloadTooLarge(), errors.RateLimited(), errors.UpstreamUnavailable(),
-    errors.ServiceUnavailable())}
+    errors.ServiceUnavailable(), CursorExpired())}
 
 
 def openapi_path(pattern):

@@ -410,7 +410,7 @@ async def test_each_shown_example_is_valid(api):
             spec.body().load(compose_example(document, media["schema"], "readOnly"))
 
 
-ERROR_CODES = {400: "malformed_request", 401: "not_authenticated", 403: "permission_denied", 404: "not_found",
+ERROR_CODES = {410: "cursor_expired", 400: "malformed_request", 401: "not_authenticated", 403: "permission_denied", 404: "not_found",
                409: "invalid_transition", 413: "payload_too_large", 422: "validation_error", 429: "rate_limited",
                502: "payment_provider_unavailable", 503: "service_unavailable"}
 

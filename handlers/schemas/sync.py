@@ -20,7 +20,7 @@ class SyncRequestSchema(Schema):
     status = fields.String(metadata={"example": "ASSIGNED"})
     updated_at = fields.DateTime()
     booking_date = fields.Date()
-    is_emergency = fields.Boolean()
+    is_emergency = fields.Boolean(metadata={"example": False})
     booking_fee = Money(metadata={"example": "2000.00"})
     estimate_amount = Money(allow_none=True, metadata={"example": "15000.00"})
     final_cost = Money(allow_none=True, metadata={"example": "16500.00"})
@@ -40,4 +40,4 @@ class SyncSchema(Schema):
     requests = fields.List(fields.Nested(SyncRequestSchema), required=True, metadata={
         "description": "Bookings whose status, money or dates changed (without `since`: the open ones)."})
     has_more = fields.Boolean(required=True, metadata={
-        "description": "More changes are waiting: call again at once with the new cursor."})
+        "description": "More changes are waiting: call again at once with the new cursor.", "example": False})
