@@ -6,6 +6,8 @@ process heard nothing for the user since it last read that cursor: handlers/web/
 `wait` holds a request with nothing new until the user's channel carries a message or time runs out.
 A held request whose session ends (sign-out everywhere, password change, deactivation) answers 401 at once.
 """
+import asyncio
+
 import tornado.ioloop
 
 from models.actions import sync
@@ -50,8 +52,12 @@ class SyncHandler(BaseHandler):
                 if since is not None and result.empty:
                     watch.remember_quiet(self.user.id, since, mark)
             remaining = deadline - loop.time()
-            if (result is None or result.empty) and remaining > 0:
-                await watch.wait(self.user.id, remaining)
+            if (result is None or result.empty) and remaining > 0 and not hub.closing:
+                self._held = asyncio.ensure_future(watch.wait(self.user.id, remaining))
+                try:
+                    await self._held
+                except asyncio.CancelledError:
+                    return  # the client went away (on_connection_close): nobody to answer
                 self.current_user_obj = await self._authenticate()  # 401 now if the session ended meanwhile
                 continue
             break
@@ -59,6 +65,12 @@ class SyncHandler(BaseHandler):
             return self._not_modified(since)
         self.set_header("ETag", f'"{result.cursor}"')
         await self.respond(result)
+
+    def on_connection_close(self):
+        held = getattr(self, "_held", None)
+        if held is not None:
+            held.cancel()  # a held poll's client hung up: stop holding it (its memory goes now)
+        super().on_connection_close()
 
     def _not_modified(self, cursor):
         for name in BODY_ONLY_HEADERS:

@@ -112,6 +112,7 @@ class Hub:
         """Close every socket with 1012 and wait (at most `timeout` seconds) until each has finished
         its closing handshake, so every client reads the code; returns how many had not."""
         self.closing = True
+        self.watch.wake_all()  # held sync long-polls answer now (their loop sees `closing`)
         self._all_closed = asyncio.Event()
         for socket in list(self.open_sockets):
             socket.restart_close()

@@ -39,6 +39,13 @@ class SyncWatch:
             if not future.done():
                 future.set_result(True)
 
+    def wake_all(self):
+        """Shutting down: every held poll answers now."""
+        for waiting in list(self.waiters.values()):
+            for future in waiting:
+                if not future.done():
+                    future.set_result(True)
+
     def mark(self):
         """Take before reading the database; give to `remember_quiet` after."""
         return self.tick
