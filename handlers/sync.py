@@ -49,10 +49,11 @@ class SyncHandler(BaseHandler):
             else:
                 mark = watch.mark()
                 result = await self.run(sync.sync, self.user, since, count_when_empty=not known)
-                if since is not None and result.empty:
+                if since is not None and result.empty and result.cursor == since:
                     watch.remember_quiet(self.user.id, since, mark)
             remaining = deadline - loop.time()
-            if (result is None or result.empty) and remaining > 0 and not hub.closing:
+            quiet = result is None or (result.empty and result.cursor == since)
+            if quiet and remaining > 0 and not hub.closing:
                 self._held = asyncio.ensure_future(watch.wait(self.user.id, remaining))
                 try:
                     await self._held

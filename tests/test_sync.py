@@ -205,3 +205,16 @@ async def test_a_cursor_past_retention_is_410_cursor_expired(api, client_user):
     response = await call(api, client_user, old)
     assert (response.status, response.error_code) == (410, "cursor_expired")
     assert "without `since`" in response.data["error"]["message"]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_cursor_sheds_its_keys_once_past_the_lag_then_stays_put(api, client_user):
+    start = (await call(api, client_user)).data["cursor"]
+    notify(client_user, 3)
+    with_keys = (await call(api, client_user, start)).data["cursor"]
+    assert (await call(api, client_user, with_keys, etag=with_keys)).status == 304  # within the lag: kept as is
+    with time_machine.travel(utcnow() + sync.LAG + timedelta(seconds=1)):
+        shed = await call(api, client_user, with_keys, etag=with_keys)
+        assert shed.status == 200 and shed.data["notifications"] == [] and shed.data["unread_count"] == 3
+        assert len(shed.data["cursor"]) < len(with_keys) and shed.data["cursor"].count(".") == 3
+        assert (await call(api, client_user, shed.data["cursor"], etag=shed.data["cursor"])).status == 304

@@ -154,8 +154,11 @@ def sync(user, since=None, now=None, count_when_empty=True):
         seen |= {k for k in keys if k[2] >= new_mark}
         served[stream] = fresh
     if not any(served.values()):
-        # Nothing new: the same cursor (its ETag), so a poll with If-None-Match answers 304.
-        return SyncResult(since, [], [], [], unread_count_for(user.id) if count_when_empty else None, False)
+        # Nothing new: the same cursor (its ETag), so a poll with If-None-Match answers 304; unless keys it
+        # carries fell behind the lag, then once a smaller cursor (a quiet one has no keys: ~40 bytes).
+        unchanged = seen == cursor.seen
+        return SyncResult(since if unchanged else Cursor(marks, seen).encode(), [], [], [],
+                          unread_count_for(user.id) if count_when_empty or not unchanged else None, False)
     if len(seen) > MAX_SEEN:  # a burst bigger than any page: keep the cursor bounded
         raise CursorExpired()
     return SyncResult(Cursor(marks, seen).encode(), served["n"], [r.id for r in served["r"]], served["q"],
