@@ -49,7 +49,8 @@ class SyncHandler(BaseHandler):
             else:
                 mark = watch.mark()
                 result = await self.run(sync.sync, self.user, since, count_when_empty=not known)
-                if since is not None and result.empty and result.cursor == since:
+                if since is not None and result.empty and result.cursor == since and sync.keyless(since):
+                    # (a cursor with keys is read again until it sheds them, a lag after its last change)
                     watch.remember_quiet(self.user.id, since, mark)
             remaining = deadline - loop.time()
             quiet = result is None or (result.empty and result.cursor == since)

@@ -89,6 +89,12 @@ class Cursor:
         return cls(marks, seen)
 
 
+def keyless(cursor_text):
+    """Whether a cursor carries no keys (its stream quiet for longer than the lag): it stays the same
+    until something changes, so "nothing new" may be remembered for it."""
+    return cursor_text.count(".") == 3
+
+
 def _requests_of(user):
     """The bookings whose changes the user follows, deleted ones included (they changed too)."""
     query = ServiceRequest.select(ServiceRequest.id, ServiceRequest.status, ServiceRequest.updated_at,
