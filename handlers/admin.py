@@ -6,6 +6,7 @@ from .base import BaseHandler, endpoint
 from .schemas.accounts import (AdminCreateSchema, ApprovalStatusQuerySchema, ApproveSchema, ReasonSchema,
                                ServicemanApplicationSchema, UserSchema)
 from .schemas.service_requests import EmergencySchema, ServiceRequestSchema
+from .web.idempotent import AFTER
 
 TAGS = ("admin",)
 
@@ -47,7 +48,8 @@ class ServicemanWithReasonHandler(BaseHandler):
     @endpoint(operation_id="{action}Serviceman",
               roles=Role.ADMIN, summary="Reject an application or suspend a serviceman, with a reason",
               body=ReasonSchema, response=ServicemanApplicationSchema(), errors=(400, 401, 403, 404, 409, 422),
-              tags=TAGS)
+              tags=TAGS,
+              idempotency=AFTER)
     async def post(self, serviceman_id):
         await self.respond(await self.run(_set_approval, self.transport, self.user, int(serviceman_id), self.action,
                                           self.body["reason"]))
@@ -78,7 +80,8 @@ class AdminUserDeactivateHandler(BaseHandler):
               roles=Role.ADMIN, summary="Deactivate a user (every session of theirs ends at once)",
               response=UserSchema(), errors=(401, 403, 404, 409), tags=TAGS,
               description="409 `cannot_deactivate_self` for one's own account; 409 `last_admin` for the last "
-                          "active admin.")
+                          "active admin.",
+              idempotency=AFTER)
     async def post(self, user_id):
         await self.respond(await self.run(accounts.deactivate_user, self.transport, self.user, int(user_id)))
 

@@ -150,7 +150,8 @@ class ChangePasswordHandler(BaseHandler):
                           "revoked, access tokens already issued get 401 `session_ended`, open websockets close "
                           "with code 4003. The answer is a fresh `{access, refresh}` pair so the client that "
                           "changed the password stays signed in. A wrong current password is 422 "
-                          "`invalid_current_password` (and changes nothing).")
+                          "`invalid_current_password` (and changes nothing).",
+              idempotency=None)
     async def post(self):
         await self.respond(await self.run(accounts.change_password, self.config, self.transport, self.user,
                                           self.body["current_password"], self.body["new_password"]))

@@ -6,6 +6,7 @@ from workers.delivery import push_unread_count
 from .base import SIGNED_IN, BaseHandler, endpoint
 from .schemas.notifications import MarkedSchema, NotificationListQuerySchema, NotificationSchema, UnreadCountSchema
 from .schemas.rows import with_rows
+from .web.idempotent import AFTER
 
 TAGS = ("notifications",)
 NotificationListOut = with_rows(NotificationSchema(), Notification)
@@ -34,7 +35,8 @@ class NotificationListHandler(BaseHandler):
 class NotificationReadHandler(BaseHandler):
     @endpoint(operation_id="markNotificationRead",
               roles=SIGNED_IN, summary="Mark one notification read", response=NotificationSchema(),
-              errors=(401, 404), tags=TAGS)
+              errors=(401, 404), tags=TAGS,
+              idempotency=AFTER)
     async def post(self, notification_id):
         await self.respond(await self.run(_mark_one, self.transport, self.user, int(notification_id)))
 
@@ -42,7 +44,8 @@ class NotificationReadHandler(BaseHandler):
 class NotificationReadAllHandler(BaseHandler):
     @endpoint(operation_id="markAllNotificationsRead",
               roles=SIGNED_IN, summary="Mark every notification read", response=MarkedSchema(),
-              errors=(401,), tags=TAGS)
+              errors=(401,), tags=TAGS,
+              idempotency=AFTER)
     async def post(self):
         await self.respond(await self.run(_mark_all, self.transport, self.user))
 

@@ -8,6 +8,7 @@ from .schemas.payouts import (AdminPayoutListQuerySchema, AdminPayoutSchema, App
                               FinalizeTransferSchema, PayoutAccountCreateSchema, PayoutAccountSchema,
                               PayoutListQuerySchema, PayoutResultsSchema, PayoutSchema, PayoutTotalsSchema,
                               ResolvedAccountSchema, ResolveQuerySchema, TransferListSchema)
+from .web.idempotent import AFTER
 
 TAGS = ("payouts",)
 
@@ -39,7 +40,8 @@ class ResolveAccountHandler(PayoutHandler):
               description="Asks Paystack's account resolution. Nothing is saved. An unknown bank or an account "
                           "the bank does not know is 422. Rate-limited per account and per IP "
                           "(`RATE_LIMIT_BANK_LOOKUP`, shared with saving a payout account); every lookup is logged "
-                          "(who, the bank, the last four digits, the outcome)." + APPROVED_ONLY)
+                          "(who, the bank, the last four digits, the outcome)." + APPROVED_ONLY,
+              idempotency=AFTER)
     async def get(self):
         await self.respond(await self.run(payouts.resolve_account, self.paystack, self.banks_ttl, self.user,
                                           self.query["bank_code"], self.query["account_number"]))
@@ -59,7 +61,8 @@ class PayoutAccountHandler(PayoutHandler):
               description="The account is resolved through Paystack (422 if the bank does not know it), a "
                           "transfer recipient is created for it, and only the last four digits are stored. "
                           "Transfers approved afterwards go to the new account. Rate-limited with the account "
-                          "lookup (`RATE_LIMIT_BANK_LOOKUP`)." + APPROVED_ONLY)
+                          "lookup (`RATE_LIMIT_BANK_LOOKUP`)." + APPROVED_ONLY,
+              idempotency=AFTER)
     async def post(self):
         await self.respond(await self.run(payouts.set_payout_account, self.paystack, self.banks_ttl, self.user,
                                           self.body["bank_code"], self.body["account_number"],
@@ -102,7 +105,8 @@ class ApprovePayoutsHandler(PayoutHandler):
                           "serviceman without a payout account, is 409 and nothing is sent. Each transfer's "
                           "reference is stored before Paystack is called, so approving an APPROVED payout again "
                           "(its answer was lost) re-sends the same reference and never pays twice. If Paystack "
-                          "does not answer, the payout stays APPROVED and the reconciliation job retries it.")
+                          "does not answer, the payout stays APPROVED and the reconciliation job retries it.",
+              idempotency=AFTER)
     async def post(self):
         results = await self.run(payouts.approve_payouts, self.paystack, self.user, self.body["payout_ids"])
         await self.respond({"results": results})
@@ -116,7 +120,8 @@ class FinalizePayoutHandler(PayoutHandler):
               description="Paystack holds a transfer in status `otp` while OTP for transfers is on: the OTP it sent "
                           "to the business's phone goes to Paystack's finalize_transfer and the payout moves on "
                           "(IN_TRANSIT or PAID). 409 unless the payout is AWAITING_OTP; 422 when Paystack refuses "
-                          "the OTP.")
+                          "the OTP.",
+              idempotency=AFTER)
     async def post(self, payout_id):
         await self.respond(await self.run(payouts.finalize_transfer, self.paystack, self.user, int(payout_id),
                                           self.body["otp"]))

@@ -6,6 +6,7 @@ from .base import BaseHandler, endpoint
 from .payments import PaymentHandlerMixin
 from .schemas.refunds import (CancellationQuoteQuerySchema, CancellationQuoteSchema, CustomerDetailsSchema,
                               ManualRefundSchema, RefundListQuerySchema, RefundSchema)
+from .web.idempotent import AFTER
 
 TAGS = ("refunds",)
 RefundOut = RefundSchema()
@@ -41,7 +42,8 @@ class ManualRefundHandler(PaymentHandlerMixin, BaseHandler):
               description="Without `amount`, all that is left of the payment. A payment's refunds never add up to "
                           "more than was paid (422 on `amount`; 409 `already_refunded` when nothing is left); "
                           "only a SUCCESS payment can be refunded (409). Paystack is asked at once; if it cannot "
-                          "be reached the refund stays PENDING and the reconciliation job asks again.")
+                          "be reached the refund stays PENDING and the reconciliation job asks again.",
+              idempotency=AFTER)
     async def post(self, payment_id):
         await self.respond(await self.run(refunds.refund_payment, self.paystack, self.user, int(payment_id),
                                           self.body["reason"], self.body["amount"]))
@@ -52,7 +54,8 @@ class RefundRetryHandler(PaymentHandlerMixin, BaseHandler):
               roles=Role.ADMIN, summary="Ask Paystack again for a failed refund", response=RefundOut,
               errors=(401, 403, 404, 409, 502), tags=TAGS,
               description="FAILED refunds only (409 otherwise). If the refund Paystack reported failed has since "
-                          "gone through, it is adopted instead of asking for a second one.")
+                          "gone through, it is adopted instead of asking for a second one.",
+              idempotency=AFTER)
     async def post(self, refund_id):
         await self.respond(await self.run(refunds.retry_refund, self.paystack, self.user, int(refund_id)))
 
@@ -63,7 +66,8 @@ class RefundCustomerDetailsHandler(PaymentHandlerMixin, BaseHandler):
               response=RefundOut, errors=(400, 401, 403, 404, 409, 422, 502), tags=TAGS,
               description="For a NEEDS_BANK refund (Paystack's `needs-attention`: it could not return the money "
                           "on its own). The account goes to Paystack's retry_with_customer_details and is never "
-                          "stored; the refund moves to PROCESSING. 409 for a refund in any other status.")
+                          "stored; the refund moves to PROCESSING. 409 for a refund in any other status.",
+              idempotency=AFTER)
     async def post(self, refund_id):
         banks = await self.run(payouts.list_banks, self.paystack, self.config.paystack_banks_ttl)
         await self.respond(await self.run(refunds.retry_with_customer_details, self.paystack, banks, self.user,

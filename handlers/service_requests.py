@@ -10,6 +10,7 @@ from .schemas.service_requests import (CancelSchema, EventSchema, QuoteQuerySche
                                        RequestListQuerySchema, RequestUpdateSchema, RequestWithWarningsSchema,
                                        ServiceRequestSchema)
 from .schemas.rows import with_rows
+from .web.idempotent import AFTER
 
 TAGS = ("requests",)
 RequestOut = ServiceRequestSchema()
@@ -72,7 +73,8 @@ class RequestCancelHandler(BaseHandler):
                           "refunded follows the cancellation policy (GET .../cancellation-quote/ shows it first); "
                           "an admin may send `refund: full_refund` instead (a client doing so is 403). The rule "
                           "and the amounts are stored on the `request_cancelled` event; the refund is asked of "
-                          "Paystack at once and the client is told when it starts and when it lands.")
+                          "Paystack at once and the client is told when it starts and when it lands.",
+              idempotency=AFTER)
     async def post(self, request_id):
         await self.respond(await self.run(booking.cancel_request, self.config, self.user, int(request_id),
                                           self.body["reason"], self.body["refund"],

@@ -446,7 +446,7 @@ async def test_each_shown_example_is_valid(api):
             spec.body().load(compose_example(document, media["schema"], "readOnly"))
 
 
-ERROR_CODES = {400: "malformed_request", 401: "not_authenticated", 403: "permission_denied", 404: "not_found",
+ERROR_CODES = {410: "cursor_expired", 400: "malformed_request", 401: "not_authenticated", 403: "permission_denied", 404: "not_found",
                409: "invalid_transition", 413: "payload_too_large", 422: "validation_error", 429: "rate_limited",
                502: "payment_provider_unavailable", 503: "service_unavailable"}
 
@@ -464,9 +464,10 @@ async def test_each_error_response_has_an_example_of_its_code(api, op):
         assert example["error"]["code"] == ERROR_CODES[int(status)], status
         assert example["error"]["message"]
         if status == "422":
-            # It names fields the operation reads: its body's, or else its query's.
+            # It names fields the operation reads: its body's, or else its query's, or else its Idempotency-Key.
             schema = spec.body or spec.query
-            names = {field.data_key or name for name, field in schema().fields.items()} | {"_schema"}
+            names = {field.data_key or name for name, field in schema().fields.items()} | {"_schema"} \
+                if schema else {"Idempotency-Key"}
             assert example["error"]["fields"] and set(example["error"]["fields"]) <= names, example
 
 
