@@ -33,7 +33,7 @@ def _entity_tags(header):
 
 
 class SyncHandler(BaseHandler):
-    @endpoint(roles=SIGNED_IN, summary="What changed for the caller since a cursor (mobile sync)",
+    @endpoint(operation_id="getSync", roles=SIGNED_IN, summary="What changed for the caller since a cursor (mobile sync)",
               query=SyncQuerySchema, response=SyncSchema(), errors=(401, 410), tags=("notifications",),
               description=DESCRIPTION)
     async def get(self):
