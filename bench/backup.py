@@ -8,13 +8,14 @@ bookings, each of the 100,000 with a paid booking fee and two timeline events:
 
 Refuses a database whose name lacks "bench" (it is emptied); the restored copy is dropped afterwards.
 """
+
 import argparse
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,27 +32,61 @@ def add_bookings():
     """Top seed()'s bookings up to BOOKINGS, and give each a paid booking fee and two events."""
     from models import Event, Payment, PaymentStatus, PaymentType, RequestStatus, Role, ServiceRequest, User, database
 
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     template = ServiceRequest.select().order_by(ServiceRequest.id).first()
     clients = [u.id for u in User.select(User.id).where(User.role == Role.CLIENT)]
     with database.atomic():
         missing = BOOKINGS - ServiceRequest.select().count()
-        seed._insert(ServiceRequest, ({
-            "client": clients[i % len(clients)], "category": template.category_id,
-            "booking_date": template.booking_date,
-            "address": f"{i} Bench Close, Yaba", "description": "Benchmark booking: the generator will not start.",
-            "booking_fee": "2000.00", "status": RequestStatus.COMPLETED, "created_at": now - timedelta(minutes=i),
-            "updated_at": now} for i in range(missing)))
+        seed._insert(
+            ServiceRequest,
+            (
+                {
+                    "client": clients[i % len(clients)],
+                    "category": template.category_id,
+                    "booking_date": template.booking_date,
+                    "address": f"{i} Bench Close, Yaba",
+                    "description": "Benchmark booking: the generator will not start.",
+                    "booking_fee": "2000.00",
+                    "status": RequestStatus.COMPLETED,
+                    "created_at": now - timedelta(minutes=i),
+                    "updated_at": now,
+                }
+                for i in range(missing)
+            ),
+        )
         rows = list(ServiceRequest.select(ServiceRequest.id, ServiceRequest.client).tuples())
-        seed._insert(Payment, ({"service_request": request_id, "payer": client_id,
-                                "payment_type": PaymentType.BOOKING_FEE, "amount": "2000.00",
-                                "paystack_reference": f"SM-{request_id}-B-bench", "status": PaymentStatus.SUCCESS,
-                                "paid_at": now, "metadata": {"bench": True}, "created_at": now}
-                               for request_id, client_id in rows))
-        seed._insert(Event, ({"type": kind, "service_request": request_id,
-                              "payload": {"service_request_id": request_id},
-                              "published_at": now, "delivered_at": now, "created_at": now}
-                             for request_id, _ in rows for kind in ("request_created", "payment_received")))
+        seed._insert(
+            Payment,
+            (
+                {
+                    "service_request": request_id,
+                    "payer": client_id,
+                    "payment_type": PaymentType.BOOKING_FEE,
+                    "amount": "2000.00",
+                    "paystack_reference": f"SM-{request_id}-B-bench",
+                    "status": PaymentStatus.SUCCESS,
+                    "paid_at": now,
+                    "metadata": {"bench": True},
+                    "created_at": now,
+                }
+                for request_id, client_id in rows
+            ),
+        )
+        seed._insert(
+            Event,
+            (
+                {
+                    "type": kind,
+                    "service_request": request_id,
+                    "payload": {"service_request_id": request_id},
+                    "published_at": now,
+                    "delivered_at": now,
+                    "created_at": now,
+                }
+                for request_id, _ in rows
+                for kind in ("request_created", "payment_received")
+            ),
+        )
     database.execute_sql("VACUUM ANALYZE")
 
 
@@ -73,8 +108,14 @@ def drop_database(url):
 
 
 def run(*args, database_url):
-    env = {**os.environ, "ENV": "development", "DATABASE_URL": database_url, "REDIS_URL": "", "LOG_LEVEL": "WARNING",
-           "SECRET_KEY": "bench-secret-key-0123456789abcdef-0123456"}
+    env = {
+        **os.environ,
+        "ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": "",
+        "LOG_LEVEL": "WARNING",
+        "SECRET_KEY": "bench-secret-key-0123456789abcdef-0123456",
+    }
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "server", *args], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
@@ -91,9 +132,11 @@ def main():
     started = time.perf_counter()
     seed.prepare(args.database_url)
     add_bookings()
-    print(f"seeded in {time.perf_counter() - started:.0f} s: {ServiceRequest.select().count()} bookings, "
-          f"{Payment.select().count()} payments, {Event.select().count()} events, "
-          f"{Notification.select().count()} notifications")
+    print(
+        f"seeded in {time.perf_counter() - started:.0f} s: {ServiceRequest.select().count()} bookings, "
+        f"{Payment.select().count()} payments, {Event.select().count()} events, "
+        f"{Notification.select().count()} notifications"
+    )
     parts = urlsplit(args.database_url)
     restored = urlunsplit(parts._replace(path=parts.path + "_restored"))
     with tempfile.TemporaryDirectory(prefix="serviceman-backup-bench-") as folder:
@@ -107,8 +150,10 @@ def main():
         finally:
             models.database.close()
             drop_database(restored)
-    print(f"backup: {backup_seconds:.1f} s, {size / 1e6:.1f} MB (pg_dump custom format); "
-          f"restore + migrate: {restore_seconds:.1f} s")
+    print(
+        f"backup: {backup_seconds:.1f} s, {size / 1e6:.1f} MB (pg_dump custom format); "
+        f"restore + migrate: {restore_seconds:.1f} s"
+    )
 
 
 if __name__ == "__main__":

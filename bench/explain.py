@@ -5,6 +5,7 @@
 A diagnostic for bench/README.md: it prints PostgreSQL's plan and timings of each query one page of
 each list runs (the count, the rows, the batch lookups). Read-only.
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -54,17 +55,31 @@ def main():
         explain("servicemen: count", count_query(page))
         explain("servicemen: page 1", page.paginate(1, 20))
         links = list(page.paginate(1, 20))
-        explain("servicemen: profiles and users of the page", catalog._listed_servicemen().where(
-            models.ServicemanProfile.id.in_([profile_id for (profile_id,) in links])))
-        profiles = list(models.ServicemanProfile.select().where(
-            models.ServicemanProfile.id.in_([profile_id for (profile_id,) in links])))
-        explain("servicemen: categories of the page", models.ServicemanCategory.select().where(
-            models.ServicemanCategory.profile.in_([p.id for p in profiles])))
-        primary, backup = (ServiceRequest.select(role, peewee.fn.COUNT(ServiceRequest.id)).where(
-            role.in_([p.user_id for p in profiles]),
-            ServiceRequest.status.in_(models.RequestStatus.ACTIVE_FOR_SERVICEMAN),
-            ServiceRequest.is_deleted == False).group_by(role)
-            for role in (ServiceRequest.primary_serviceman, ServiceRequest.backup_serviceman))
+        explain(
+            "servicemen: profiles and users of the page",
+            catalog._listed_servicemen().where(
+                models.ServicemanProfile.id.in_([profile_id for (profile_id,) in links])
+            ),
+        )
+        profiles = list(
+            models.ServicemanProfile.select().where(
+                models.ServicemanProfile.id.in_([profile_id for (profile_id,) in links])
+            )
+        )
+        explain(
+            "servicemen: categories of the page",
+            models.ServicemanCategory.select().where(models.ServicemanCategory.profile.in_([p.id for p in profiles])),
+        )
+        primary, backup = (
+            ServiceRequest.select(role, peewee.fn.COUNT(ServiceRequest.id))
+            .where(
+                role.in_([p.user_id for p in profiles]),
+                ServiceRequest.status.in_(models.RequestStatus.ACTIVE_FOR_SERVICEMAN),
+                ServiceRequest.is_deleted == False,
+            )
+            .group_by(role)
+            for role in (ServiceRequest.primary_serviceman, ServiceRequest.backup_serviceman)
+        )
         explain("servicemen: active jobs", primary + backup)
         for who, user in (("admin", admin), ("client", client)):
             query = booking.list_requests(user)

@@ -16,6 +16,7 @@ Prints the CPU microseconds per request with metrics off and on, their ratio and
 the cost of the recording call alone (timed in a loop: the difference above is within the noise).
 Asserts nothing about speed.
 """
+
 import argparse
 import http.client
 import os
@@ -71,8 +72,9 @@ def main():
     folder = Path(tempfile.mkdtemp(prefix="metrics-overhead-"))
     database_url = f"sqlite:///{folder / 'bench.sqlite3'}"
     env = wh.project_env(database_url, "")
-    subprocess.run([sys.executable, "-m", "server", "migrate"], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "server", "migrate"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+    )
     subprocess.run([sys.executable, "-m", "server", "seed"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     off, on = start("off", database_url, folder, False), start("on", database_url, folder, True)
     try:
@@ -83,13 +85,14 @@ def main():
                 for name, (proc, port) in (("off", off), ("on", on)):
                     figures[name].append(cpu_per_request(proc, port, path, args.requests))
             off_us, on_us = statistics.median(figures["off"]), statistics.median(figures["on"])
-            print(f"{path:20} off {off_us:7.1f} µs  on {on_us:7.1f} µs  ratio {on_us / off_us:5.3f}  "
-                  f"(+{on_us - off_us:5.1f} µs; rounds off {[round(v) for v in figures['off']]}, "
-                  f"on {[round(v) for v in figures['on']]})")
+            print(
+                f"{path:20} off {off_us:7.1f} µs  on {on_us:7.1f} µs  ratio {on_us / off_us:5.3f}  "
+                f"(+{on_us - off_us:5.1f} µs; rounds off {[round(v) for v in figures['off']]}, "
+                f"on {[round(v) for v in figures['on']]})"
+            )
     finally:
         wh.stop([off[0], on[0]])
-    print(f"recording alone (one request's counter and histogram, multiprocess files): "
-          f"{recording_cost(folder):.1f} µs")
+    print(f"recording alone (one request's counter and histogram, multiprocess files): {recording_cost(folder):.1f} µs")
     if os.environ.get("KEEP"):
         print(f"logs in {folder}")
 
@@ -109,8 +112,14 @@ def recording_cost(folder):
     """What `metrics.request_answered` costs per call, measured alone (no noise from the HTTP path)."""
     metrics_dir = folder / "metrics-alone"
     metrics_dir.mkdir(exist_ok=True)
-    done = subprocess.run([sys.executable, "-c", RECORDING], cwd=ROOT, check=True, capture_output=True, text=True,
-                          env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    done = subprocess.run(
+        [sys.executable, "-c", RECORDING],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+    )
     return float(done.stdout.strip())
 
 

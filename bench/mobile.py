@@ -17,6 +17,7 @@ and the bytes on the wire of one "nothing new" poll (request + answer; target <=
 
 Needs PostgreSQL at 127.0.0.1:5432 (trust auth) and Redis at 127.0.0.1:6379. Prints numbers; asserts nothing.
 """
+
 import argparse
 import asyncio
 import json
@@ -58,15 +59,24 @@ def rss_kib(pid):
 
 
 def environment(database_url, redis_url):
-    return {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": SECRET,
-            "ENV": "development", "LOG_LEVEL": "ERROR", "BCRYPT_ROUNDS": "4", "DB_POOL_SIZE": "8",
-            **{f"RATE_LIMIT_{n}": "" for n in ("LOGIN", "REGISTER", "REFRESH", "EMAIL", "PAYMENT_INITIALIZE")}}
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": SECRET,
+        "ENV": "development",
+        "LOG_LEVEL": "ERROR",
+        "BCRYPT_ROUNDS": "4",
+        "DB_POOL_SIZE": "8",
+        **{f"RATE_LIMIT_{n}": "" for n in ("LOGIN", "REGISTER", "REFRESH", "EMAIL", "PAYMENT_INITIALIZE")},
+    }
 
 
 def seed(env, users, notes):
     """Fresh tables, USERS clients with NOTES notifications each; their access tokens."""
-    subprocess.run([sys.executable, "-m", "server", "migrate"], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "server", "migrate"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+    )
     import models
     from models.foundation.settings import load_settings
     from models.foundation.tokens import access_token
@@ -77,17 +87,35 @@ def seed(env, users, notes):
         with db.atomic():
             for model in reversed(models.ALL_MODELS):
                 model.delete().execute()
-        rows = [{"email": f"phone{i}@bench.ng", "password_hash": "!", "first_name": "Ada", "last_name": str(i),
-                 "phone": "+2348000000000", "role": "client"} for i in range(users)]
+        rows = [
+            {
+                "email": f"phone{i}@bench.ng",
+                "password_hash": "!",
+                "first_name": "Ada",
+                "last_name": str(i),
+                "phone": "+2348000000000",
+                "role": "client",
+            }
+            for i in range(users)
+        ]
         with db.atomic():
             models.User.insert_many(rows).execute()
         clients = list(models.User.select().order_by(models.User.id))
         with db.atomic():
-            batch = [{"user": c.id, "notification_type": "job_confirmed", "title": f"Booking #{k}: job confirmed",
-                      "message": "Your booking is complete. Rate the serviceman from the app.", "payload": {},
-                      "is_read": k % 3 == 0} for c in clients for k in range(notes)]
+            batch = [
+                {
+                    "user": c.id,
+                    "notification_type": "job_confirmed",
+                    "title": f"Booking #{k}: job confirmed",
+                    "message": "Your booking is complete. Rate the serviceman from the app.",
+                    "payload": {},
+                    "is_read": k % 3 == 0,
+                }
+                for c in clients
+                for k in range(notes)
+            ]
             for start in range(0, len(batch), 5000):
-                models.Notification.insert_many(batch[start:start + 5000]).execute()
+                models.Notification.insert_many(batch[start : start + 5000]).execute()
     return settings, [(c.id, access_token(settings, c)) for c in clients]
 
 
@@ -156,8 +184,12 @@ async def load(port, requests, seconds, connections):
     await asyncio.gather(*(worker() for _ in range(connections)))
     elapsed = time.monotonic() - started
     latencies.sort()
-    return {"rps": len(latencies) / elapsed, "p50": latencies[len(latencies) // 2] * 1000,
-            "p99": latencies[int(len(latencies) * 0.99)] * 1000, "statuses": statuses}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": latencies[len(latencies) // 2] * 1000,
+        "p99": latencies[int(len(latencies) * 0.99)] * 1000,
+        "statuses": statuses,
+    }
 
 
 def line(name, result, floor=None):
@@ -231,8 +263,9 @@ async def wake_latency(port, settings, users, marks, seconds, rate=50, polls=200
 
     def commit(user_id):
         with models.database.connection_context():
-            note = models.Notification.create(user=user_id, notification_type="job_confirmed", title="Wake up",
-                                              message="A change", payload={})
+            note = models.Notification.create(
+                user=user_id, notification_type="job_confirmed", title="Wake up", message="A change", payload={}
+            )
             committed[note.id] = time.perf_counter()
             push_new([note])
 
@@ -281,14 +314,18 @@ async def main():
         counts = [get("/api/notifications/unread-count/", [auth[uid]]) for uid, _ in users]
         polls = [sync_poll(token, marks[uid]) for uid, token in users]
 
-        print(f"\n{'what (64 connections, each request the next client)':44} {'req/s':>8} {'p50 ms':>8} "
-              f"{'p99 ms':>8} {'floor':>6}")
+        print(
+            f"\n{'what (64 connections, each request the next client)':44} {'req/s':>8} {'p50 ms':>8} "
+            f"{'p99 ms':>8} {'floor':>6}"
+        )
         await load(floor_port, [get("/")], 2, args.connections)  # warm-up
         floor = await load(floor_port, [get("/")], args.seconds, args.connections)
         line("bare Tornado handler (the floor)", floor)
-        for name, requests in (("GET /api/notifications/?page_size=20", lists),
-                               ("GET /api/notifications/unread-count/", counts),
-                               ("GET /api/sync/ 304, nothing new", polls)):
+        for name, requests in (
+            ("GET /api/notifications/?page_size=20", lists),
+            ("GET /api/notifications/unread-count/", counts),
+            ("GET /api/sync/ 304, nothing new", polls),
+        ):
             await load(port, requests, 2, args.connections)  # warm-up (the 304 path's first read of each cursor)
             line(name, await load(port, requests, args.seconds, args.connections), floor)
         floor_again = await load(floor_port, [get("/")], args.seconds, args.connections)
@@ -297,22 +334,28 @@ async def main():
         conn = await Connection(port).open()
         uid, token = users[0]
         status, head, body = await conn.request(polls[0])
-        print(f"\none 'nothing new' poll: {status}, request {len(polls[0])} bytes + answer {len(head) + len(body)} "
-              f"bytes = {len(polls[0]) + len(head) + len(body)} bytes on the wire (HTTP, before TCP/TLS); "
-              f"the access token alone is {len(token)} bytes")
+        print(
+            f"\none 'nothing new' poll: {status}, request {len(polls[0])} bytes + answer {len(head) + len(body)} "
+            f"bytes = {len(polls[0]) + len(head) + len(body)} bytes on the wire (HTTP, before TCP/TLS); "
+            f"the access token alone is {len(token)} bytes"
+        )
         status, head, body = await conn.request(lists[0])
         print(f"one list poll (page_size=20): {len(lists[0]) + len(head) + len(body)} bytes")
         conn.close()
 
         latencies = await wake_latency(port, settings, users, marks, args.seconds)
         if latencies:
-            print(f"wake-up at 50 events/s ({len(latencies)} events, 200 polls held): commit -> answer "
-                  f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 "
-                  f"{latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms")
+            print(
+                f"wake-up at 50 events/s ({len(latencies)} events, 200 polls held): commit -> answer "
+                f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 "
+                f"{latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms"
+            )
         marks = await cursors(port, users)  # past what the wake-up run committed
         per_poll, before, after = await held_memory(port, server.pid, users, marks, args.held)
-        print(f"\nheld long-polls: {args.held}; web process RSS {before / 1024:.1f} -> {after / 1024:.1f} MiB, "
-              f"{per_poll:.1f} KiB per held poll")
+        print(
+            f"\nheld long-polls: {args.held}; web process RSS {before / 1024:.1f} -> {after / 1024:.1f} MiB, "
+            f"{per_poll:.1f} KiB per held poll"
+        )
         print(f"\nload average: {os.getloadavg()}")
     finally:
         server.terminate()

@@ -22,6 +22,7 @@ run here), the CPU the web process and PostgreSQL used, and the machine's load.
 Needs PostgreSQL at 127.0.0.1:5432 (trust auth) and `wrk` (`apt-get install wrk`). Empties and
 refills the database it is given (default bench_pages). Asserts nothing about speed.
 """
+
 import argparse
 import asyncio
 import json
@@ -38,11 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import tornado.web  # noqa: E402
-from tornado.httpclient import HTTPClient, HTTPClientError  # noqa: E402
-
 import seed as bench_seed  # noqa: E402
+import tornado.web  # noqa: E402
 import webhooks as wh  # noqa: E402 (the benches' shared process helpers)
+from tornado.httpclient import HTTPClient, HTTPClientError  # noqa: E402
 
 DJANGO_SERVICEMEN_RPS = 95  # the issue's figure for the DRF + gunicorn build of the servicemen page
 TARGET_RPS = 4 * DJANGO_SERVICEMEN_RPS
@@ -106,8 +106,13 @@ def wait_healthy(url, proc):
 
 def fetch_json(url, token=None, body=None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = HTTPClient().fetch(url, method="POST" if body else "GET", headers=headers,
-                                  body=json.dumps(body) if body else None, request_timeout=60)
+    response = HTTPClient().fetch(
+        url,
+        method="POST" if body else "GET",
+        headers=headers,
+        body=json.dumps(body) if body else None,
+        request_timeout=60,
+    )
     return response.body
 
 
@@ -149,8 +154,13 @@ def run_wrk(url, seconds, connections, token=None, script=None):
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0,
-            "errors": errors.group(1).strip() if errors else ""}
+    return {
+        "rps": rps,
+        "p50": p50,
+        "p99": p99,
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "errors": errors.group(1).strip() if errors else "",
+    }
 
 
 def load_line():
@@ -166,15 +176,25 @@ def main():
     parser.add_argument("--quick", action="store_true", help="5 s per measurement, 1 s warm-up")
     parser.add_argument("--skip-seed", action="store_true", help="reuse the data of an earlier run")
     parser.add_argument("--only", help="measure only pages whose name contains this")
-    parser.add_argument("--py-spy", nargs=2, metavar=("OUT.txt", "PAGE"),
-                        help="py-spy the web process (collapsed stacks) while PAGE (a name substring) runs")
-    parser.add_argument("--gil", action="store_true",
-                        help="with --py-spy: only samples holding the GIL (where the CPU goes, not the waits)")
+    parser.add_argument(
+        "--py-spy",
+        nargs=2,
+        metavar=("OUT.txt", "PAGE"),
+        help="py-spy the web process (collapsed stacks) while PAGE (a name substring) runs",
+    )
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="with --py-spy: only samples holding the GIL (where the CPU goes, not the waits)",
+    )
     parser.add_argument("--listing-cache-seconds", help="LISTING_CACHE_SECONDS of the web process (0: no cache)")
     parser.add_argument("--pool-size", type=int, default=None, help="DB_POOL_SIZE of the web process")
-    parser.add_argument("--project", default=str(ROOT),
-                        help="serve from this checkout instead (e.g. `git worktree`/`git archive` of an earlier "
-                             "commit) to compare in one sitting; the data is seeded by this one")
+    parser.add_argument(
+        "--project",
+        default=str(ROOT),
+        help="serve from this checkout instead (e.g. `git worktree`/`git archive` of an earlier "
+        "commit) to compare in one sitting; the data is seeded by this one",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.warmup = 5, 1
@@ -184,23 +204,39 @@ def main():
     print(f"load before: {load_line()} ({os.cpu_count()} cores)")
     if args.skip_seed:
         import models
+
         models.bind(args.database_url)
     else:
         summary = bench_seed.prepare(args.database_url)
-        print(f"seeded in {summary['seconds']:.1f}s: {summary['servicemen']} servicemen, {summary['bookings']} "
-              f"bookings, {summary['notifications']} notifications")
+        print(
+            f"seeded in {summary['seconds']:.1f}s: {summary['servicemen']} servicemen, {summary['bookings']} "
+            f"bookings, {summary['notifications']} notifications"
+        )
     from models import Category
 
     category_ids = [c.id for c in Category.select(Category.id).order_by(Category.id)]
     category_id = category_ids[0]
     # Every category's first five pages in both orders: a page is rebuilt once per key per expiry.
-    spread = [f"/api/categories/{c}/servicemen/?ordering={o}&page={p}"
-              for p in range(1, 6) for o in ("-rating", "-jobs_completed") for c in category_ids]
+    spread = [
+        f"/api/categories/{c}/servicemen/?ordering={o}&page={p}"
+        for p in range(1, 6)
+        for o in ("-rating", "-jobs_completed")
+        for c in category_ids
+    ]
 
     port, ref_port = wh.free_port(), wh.free_port()
-    env = {**os.environ, "ENV": "development", "DATABASE_URL": args.database_url, "REDIS_URL": "",
-           "SECRET_KEY": "bench-secret-key-0123456789abcdef-0123456", "LOG_LEVEL": "WARNING",
-           "BCRYPT_ROUNDS": "4", **bench_seed.NO_RATE_LIMITS, "ACCESS_TOKEN_MINUTES": "120", "EMAIL_HOST": ""}
+    env = {
+        **os.environ,
+        "ENV": "development",
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": "",
+        "SECRET_KEY": "bench-secret-key-0123456789abcdef-0123456",
+        "LOG_LEVEL": "WARNING",
+        "BCRYPT_ROUNDS": "4",
+        **bench_seed.NO_RATE_LIMITS,
+        "ACCESS_TOKEN_MINUTES": "120",
+        "EMAIL_HOST": "",
+    }
     if args.pool_size:
         env["DB_POOL_SIZE"] = str(args.pool_size)
     if args.listing_cache_seconds is not None:
@@ -208,8 +244,9 @@ def main():
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            web = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env,
-                                   cwd=args.project)
+            web = subprocess.Popen(
+                [sys.executable, "-m", "server", "serve", "--port", str(port)], env=env, cwd=args.project
+            )
             procs.append(web)
             base = f"http://127.0.0.1:{port}"
             wait_healthy(base + "/healthz", web)
@@ -230,17 +267,28 @@ def main():
                 pages = [p for p in pages if args.only in p[0]]
             body_file = Path(tmp) / "body.json"
             body_file.write_bytes(fetch_json(base + pages[0][1], pages[0][2]))
-            ref = subprocess.Popen([sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); import pages; "
-                                    f"pages.serve_reference({ref_port}, {str(body_file)!r})"], cwd=ROOT)
+            ref = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; sys.path.insert(0, 'bench'); import pages; "
+                    f"pages.serve_reference({ref_port}, {str(body_file)!r})",
+                ],
+                cwd=ROOT,
+            )
             procs.append(ref)
             wait_healthy(f"http://127.0.0.1:{ref_port}/", ref)
 
             run_wrk(f"http://127.0.0.1:{ref_port}/", args.warmup, args.connections)
             reference = run_wrk(f"http://127.0.0.1:{ref_port}/", args.seconds, args.connections)
-            print(f"\nbare Tornado JSON handler ({body_file.stat().st_size} bytes, the servicemen page's body): "
-                  f"{reference['rps']:.0f} req/s, p50 {reference['p50']:.1f} ms, p99 {reference['p99']:.1f} ms")
-            print(f"\n{'page':24} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'x bare':>7} {'x Django':>8} "
-                  f"{'web CPU':>8} {'pg CPU':>7} {'errors':>6}  load after")
+            print(
+                f"\nbare Tornado JSON handler ({body_file.stat().st_size} bytes, the servicemen page's body): "
+                f"{reference['rps']:.0f} req/s, p50 {reference['p50']:.1f} ms, p99 {reference['p99']:.1f} ms"
+            )
+            print(
+                f"\n{'page':24} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'x bare':>7} {'x Django':>8} "
+                f"{'web CPU':>8} {'pg CPU':>7} {'errors':>6}  load after"
+            )
             db_name = args.database_url.rsplit("/", 1)[1]
             for name, path, token in pages:
                 script = None
@@ -253,25 +301,44 @@ def main():
                 web_cpu = cpu_seconds(web.pid)
                 spy = None
                 if args.py_spy and args.py_spy[1] in name:
-                    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p",
-                                            str(web.pid), "-o", args.py_spy[0], "-d", str(args.seconds),
-                                            "--nonblocking", "-r", "200", "--format", "raw",
-                                            *(["--gil"] if args.gil else [])],
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    spy = subprocess.Popen(
+                        [
+                            str(Path(sys.executable).with_name("py-spy")),
+                            "record",
+                            "-p",
+                            str(web.pid),
+                            "-o",
+                            args.py_spy[0],
+                            "-d",
+                            str(args.seconds),
+                            "--nonblocking",
+                            "-r",
+                            "200",
+                            "--format",
+                            "raw",
+                            *(["--gil"] if args.gil else []),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                 result = run_wrk(url, args.seconds, args.connections, token, script)
                 web_cpu = cpu_seconds(web.pid) - web_cpu
                 pg_cpu = sum(cpu_seconds(pid) - before for pid, before in pg.items())
                 if spy:
                     spy.wait(30)
                 bad = result["non2xx"] + (1 if result["errors"] else 0)
-                print(f"{name:24} {result['rps']:7.0f} {result['p50']:8.1f} {result['p99']:8.1f} "
-                      f"{result['rps'] / reference['rps']:7.2f} {result['rps'] / DJANGO_SERVICEMEN_RPS:8.2f} "
-                      f"{web_cpu / args.seconds:7.0%} {pg_cpu / args.seconds:6.0%} {bad:>6}  {load_line()}")
+                print(
+                    f"{name:24} {result['rps']:7.0f} {result['p50']:8.1f} {result['p99']:8.1f} "
+                    f"{result['rps'] / reference['rps']:7.2f} {result['rps'] / DJANGO_SERVICEMEN_RPS:8.2f} "
+                    f"{web_cpu / args.seconds:7.0%} {pg_cpu / args.seconds:6.0%} {bad:>6}  {load_line()}"
+                )
                 if result["errors"] or result["non2xx"]:
                     print(f"    non-2xx {result['non2xx']}, socket errors: {result['errors'] or 'none'}")
-            print(f"\nDjango REST framework + gunicorn, servicemen page (recorded, cannot run here): "
-                  f"~{DJANGO_SERVICEMEN_RPS} req/s; target >= {TARGET_RPS} req/s and >= 25% of the bare handler, "
-                  f"p99 < 250 ms")
+            print(
+                f"\nDjango REST framework + gunicorn, servicemen page (recorded, cannot run here): "
+                f"~{DJANGO_SERVICEMEN_RPS} req/s; target >= {TARGET_RPS} req/s and >= 25% of the bare handler, "
+                f"p99 < 250 ms"
+            )
             print("CPU columns: share of one core over the measurement; load after: 1/5/15-minute load average")
         finally:
             wh.stop(procs)

@@ -19,6 +19,7 @@ database and the Redis db are emptied at the start.
     .venv/bin/python bench/pipeline.py [--quick] [--events 3000] [--workers 1 2] [--rates 50 200]
         [--seconds 20] [--reference-events 300] [--no-reference] [--py-spy DIR] [--logs DIR]
 """
+
 import argparse
 import asyncio
 import json
@@ -45,8 +46,10 @@ import webhooks as wh  # noqa: E402  (process, CPU and database helpers shared b
 DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/bench_pipeline"
 ADMINS = 3
 CLIENTS = 200
-TARGETS = "targets: >= 1000 notification rows/s and pushes/s with two workers; >= 200 emails/s; " \
-          "commit -> socket p50 < 20 ms and p99 < 100 ms at 50 events/s, p99 < 1 s at 200 events/s"
+TARGETS = (
+    "targets: >= 1000 notification rows/s and pushes/s with two workers; >= 200 emails/s; "
+    "commit -> socket p50 < 20 ms and p99 < 100 ms at 50 events/s, p99 < 1 s at 200 events/s"
+)
 MESSAGE_ID = re.compile(rb"Message-ID: <notification-(\d+)@serviceman>", re.IGNORECASE)
 
 
@@ -60,8 +63,10 @@ def private_redis():
     import redis
 
     port = wh.free_port()
-    process = wh.subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-                                   "--save", "", "--appendonly", "no"], stdout=wh.subprocess.DEVNULL)
+    process = wh.subprocess.Popen(
+        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=wh.subprocess.DEVNULL,
+    )
     client = redis.Redis(port=port, socket_connect_timeout=0.2)
     for _ in range(200):  # a fresh process has no readiness signal: poll, bounded
         try:
@@ -189,17 +194,47 @@ def seed(clients):
         model.truncate_table(restart_identity=True, cascade=True)
     password = hash_password("bench-password-1", 4)
     with database.atomic():
-        User.insert_many([{"email": f"admin{i}@bench.ng", "password_hash": password, "first_name": "Admin",
-                           "last_name": str(i), "role": Role.ADMIN} for i in range(ADMINS)]).execute()
-        User.insert_many([{"email": f"client{i}@bench.ng", "password_hash": password, "first_name": "Client",
-                           "last_name": str(i), "phone": "+2348000000000", "role": Role.CLIENT}
-                          for i in range(clients)]).execute()
+        User.insert_many(
+            [
+                {
+                    "email": f"admin{i}@bench.ng",
+                    "password_hash": password,
+                    "first_name": "Admin",
+                    "last_name": str(i),
+                    "role": Role.ADMIN,
+                }
+                for i in range(ADMINS)
+            ]
+        ).execute()
+        User.insert_many(
+            [
+                {
+                    "email": f"client{i}@bench.ng",
+                    "password_hash": password,
+                    "first_name": "Client",
+                    "last_name": str(i),
+                    "phone": "+2348000000000",
+                    "role": Role.CLIENT,
+                }
+                for i in range(clients)
+            ]
+        ).execute()
         category = Category.create(name="Plumbing", description="Bench")
         ids = [u.id for u in User.select(User.id).where(User.role == Role.CLIENT).order_by(User.id)]
-        ServiceRequest.insert_many([{"client": c, "category": category.id, "booking_date": date.today() + timedelta(5),
-                                     "address": "1 Bench Road, Yaba", "description": "benchmark",
-                                     "booking_fee": "2000.00", "status": RequestStatus.PENDING_ADMIN_ASSIGNMENT}
-                                    for c in ids]).execute()
+        ServiceRequest.insert_many(
+            [
+                {
+                    "client": c,
+                    "category": category.id,
+                    "booking_date": date.today() + timedelta(5),
+                    "address": "1 Bench Road, Yaba",
+                    "description": "benchmark",
+                    "booking_fee": "2000.00",
+                    "status": RequestStatus.PENDING_ADMIN_ASSIGNMENT,
+                }
+                for c in ids
+            ]
+        ).execute()
     return list(ServiceRequest.select().order_by(ServiceRequest.id))
 
 
@@ -216,9 +251,19 @@ def backlog(requests, count):
     for i in range(count):
         request = requests[i % len(requests)]
         kind = "request_created" if i % 2 == 0 else "payment_received"
-        rows.append({"type": kind, "service_request": request.id, "payload": {
-            "amount": "2000.00", "booking_fee": "2000.00", "service_request_id": request.id, "is_emergency": False},
-            "published_at": now})
+        rows.append(
+            {
+                "type": kind,
+                "service_request": request.id,
+                "payload": {
+                    "amount": "2000.00",
+                    "booking_fee": "2000.00",
+                    "service_request_id": request.id,
+                    "is_emergency": False,
+                },
+                "published_at": now,
+            }
+        )
     ids = []
     for chunk in wh.chunks(rows, 1000):
         ids += [e.id for e in Event.insert_many(chunk).returning(Event.id).execute()]
@@ -230,9 +275,14 @@ def backlog(requests, count):
 
 
 def pipeline_env(args, sink):
-    return {**wh.project_env(args.database_url, args.redis_url), "EMAIL_HOST": "127.0.0.1",
-            "EMAIL_PORT": str(sink.port), "EMAIL_USE_TLS": "false", "EMAIL_HOST_USER": "",
-            "DEFAULT_FROM_EMAIL": "bench@serviceman.ng"}
+    return {
+        **wh.project_env(args.database_url, args.redis_url),
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(sink.port),
+        "EMAIL_USE_TLS": "false",
+        "EMAIL_HOST_USER": "",
+        "DEFAULT_FROM_EMAIL": "bench@serviceman.ng",
+    }
 
 
 def start_pipeline(args, env, log_dir, workers, reference=False):
@@ -320,39 +370,64 @@ def drain(args, log_dir, requests, sink, pushes, workers, events, reference=Fals
     rows = Notification.select().count()
     emailed = Notification.select().where(Notification.sent_to_email == True).count()
     result = {
-        "label": label, "workers": workers, "events": events, "rows": rows, "expected": expected, "wall": wall,
+        "label": label,
+        "workers": workers,
+        "events": events,
+        "rows": rows,
+        "expected": expected,
+        "wall": wall,
         "events/s": events / (rows_done - started) if rows_done else 0.0,
         "rows/s": rows / ((rows_done or time.monotonic()) - started),
         "pushes/s": len(pushes.per_notification) / ((pushes.last or started + 1) - started),
         "emails/s": emails / ((emails_last or started + 1) - started),
         "pushes": len(pushes.per_notification),
         "pushes doubled": sum(1 for c in pushes.per_notification.values() if c > 1),
-        "unread counts": pushes.unread_counts, "emails": emails, "marked sent": emailed,
+        "unread counts": pushes.unread_counts,
+        "emails": emails,
+        "marked sent": emailed,
         "emails doubled": emails_doubled,
-        "cpu": cpu, "machine cpu": machine,
+        "cpu": cpu,
+        "machine cpu": machine,
     }
-    result["ok"] = (rows == expected and result["pushes"] == expected and result["pushes doubled"] == 0
-                    and result["emails"] == expected and result["emails doubled"] == 0 and emailed == expected)
+    result["ok"] = (
+        rows == expected
+        and result["pushes"] == expected
+        and result["pushes doubled"] == 0
+        and result["emails"] == expected
+        and result["emails doubled"] == 0
+        and emailed == expected
+    )
     return result
 
 
 def print_drain(result):
     r = result
-    print(f"\n{r['label']}: {r['events']} events -> {r['expected']} notifications, drained in {r['wall']:.1f}s"
-          f"{'' if r['ok'] else '  (INCOMPLETE or DOUBLED, see below)'}")
-    print(f"  events/s {r['events/s']:8.1f}   rows/s {r['rows/s']:8.1f}   pushes/s {r['pushes/s']:8.1f}   "
-          f"emails/s {r['emails/s']:8.1f}")
-    print(f"  rows {r['rows']}/{r['expected']}, pushes {r['pushes']} (doubled {r['pushes doubled']}, unread counts "
-          f"{r['unread counts']}), emails accepted {r['emails']} (doubled {r['emails doubled']}), marked sent "
-          f"{r['marked sent']}")
+    print(
+        f"\n{r['label']}: {r['events']} events -> {r['expected']} notifications, drained in {r['wall']:.1f}s"
+        f"{'' if r['ok'] else '  (INCOMPLETE or DOUBLED, see below)'}"
+    )
+    print(
+        f"  events/s {r['events/s']:8.1f}   rows/s {r['rows/s']:8.1f}   pushes/s {r['pushes/s']:8.1f}   "
+        f"emails/s {r['emails/s']:8.1f}"
+    )
+    print(
+        f"  rows {r['rows']}/{r['expected']}, pushes {r['pushes']} (doubled {r['pushes doubled']}, unread counts "
+        f"{r['unread counts']}), emails accepted {r['emails']} (doubled {r['emails doubled']}), marked sent "
+        f"{r['marked sent']}"
+    )
     cores = os.cpu_count()
-    print("  CPU core-seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in r["cpu"].items())
-          + f"; whole machine {r['machine cpu']:.1f} of {r['wall'] * cores:.0f} "
-          f"({r['machine cpu'] / r['wall'] / cores:.0%} busy)")
+    print(
+        "  CPU core-seconds: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in r["cpu"].items())
+        + f"; whole machine {r['machine cpu']:.1f} of {r['wall'] * cores:.0f} "
+        f"({r['machine cpu'] / r['wall'] / cores:.0%} busy)"
+    )
     worker_cpu = sum(v for k, v in r["cpu"].items() if k.startswith("worker"))
     per = worker_cpu * 1000 / max(1, r["rows"])
-    print(f"  worker CPU per notification (row, push and email): {per:.2f} ms, i.e. one busy core would do "
-          f"{1000 / per if per else 0:.0f} notifications/s (the load decides how much core the workers got)")
+    print(
+        f"  worker CPU per notification (row, push and email): {per:.2f} ms, i.e. one busy core would do "
+        f"{1000 / per if per else 0:.0f} notifications/s (the load decides how much core the workers got)"
+    )
 
 
 # ---------------------------------------------------------------- latency
@@ -434,7 +509,7 @@ def latency(args, log_dir, requests, sink, rate, seconds):
     spies = []
     try:
         wh.wait_healthy(port, procs["web"], "web")
-        users = {r.client_id for r in requests[:args.sockets]}
+        users = {r.client_id for r in requests[: args.sockets]}
         from models import User
 
         tokens = mint_tokens(args, list(User.select().where(User.id.in_(list(users)))))
@@ -481,18 +556,31 @@ def latency(args, log_dir, requests, sink, rate, seconds):
         stop_py_spy(spies)
         runtime.reset()
         wh.stop(list(procs.values()))
-    ms = sorted((received[s] - COMMITTED[event_of_seq[s]]) * 1000 for s in received
-                if s in event_of_seq and event_of_seq[s] in COMMITTED)
-    return {"rate": rate, "sent": count, "received": len(received), "p50": statistics.median(ms) if ms else None,
-            "p99": wh.percentile(ms, 0.99) if ms else None, "max": ms[-1] if ms else None, "send lag": lag * 1000,
-            "wall": wall, "cpu": cpu}
+    ms = sorted(
+        (received[s] - COMMITTED[event_of_seq[s]]) * 1000
+        for s in received
+        if s in event_of_seq and event_of_seq[s] in COMMITTED
+    )
+    return {
+        "rate": rate,
+        "sent": count,
+        "received": len(received),
+        "p50": statistics.median(ms) if ms else None,
+        "p99": wh.percentile(ms, 0.99) if ms else None,
+        "max": ms[-1] if ms else None,
+        "send lag": lag * 1000,
+        "wall": wall,
+        "cpu": cpu,
+    }
 
 
 def print_latency(r):
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-    print(f"\ncommit -> socket at {r['rate']:g} events/s: {r['sent']} committed, {r['received']} pushed to a socket; "
-          f"p50 {fmt(r['p50'])} ms, p99 {fmt(r['p99'])} ms, max {fmt(r['max'])} ms "
-          f"(committer lag up to {r['send lag']:.0f} ms)")
+    print(
+        f"\ncommit -> socket at {r['rate']:g} events/s: {r['sent']} committed, {r['received']} pushed to a socket; "
+        f"p50 {fmt(r['p50'])} ms, p99 {fmt(r['p99'])} ms, max {fmt(r['max'])} ms "
+        f"(committer lag up to {r['send lag']:.0f} ms)"
+    )
     print("  CPU core-seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in r["cpu"].items()) + f" over {r['wall']:.0f}s")
 
 
@@ -506,8 +594,9 @@ def run(args, log_dir):
     print(TARGETS)
     wh.ensure_database(args.database_url)
     env = wh.project_env(args.database_url, args.redis_url)
-    wh.subprocess.run([sys.executable, "-m", "server", "migrate"], env=env, cwd=ROOT, check=True,
-                      stdout=wh.subprocess.DEVNULL)
+    wh.subprocess.run(
+        [sys.executable, "-m", "server", "migrate"], env=env, cwd=ROOT, check=True, stdout=wh.subprocess.DEVNULL
+    )
     models.bind(args.database_url)
     requests = seed(CLIENTS)
     sink, pushes = SmtpSink(), PushWatcher(args.redis_url)
@@ -526,8 +615,12 @@ def run(args, log_dir):
             ok = ok and ref["ok"]
             print("\nproject / reference (the reference: `worker --fork`, `dispatcher --batch 1`, one worker):")
             for r in drains:
-                print(f"  {r['label']}: " + ", ".join(
-                    f"{k} x{r[k] / ref[k]:.1f}" for k in ("events/s", "rows/s", "pushes/s", "emails/s") if ref[k]))
+                print(
+                    f"  {r['label']}: "
+                    + ", ".join(
+                        f"{k} x{r[k] / ref[k]:.1f}" for k in ("events/s", "rows/s", "pushes/s", "emails/s") if ref[k]
+                    )
+                )
         for rate in args.rates:
             result = latency(args, log_dir, requests, sink, rate, args.seconds)
             print_latency(result)
@@ -544,8 +637,11 @@ def run(args, log_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a run of a couple of minutes: 1000 events, 150 for the reference, 10 s per rate")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a run of a couple of minutes: 1000 events, 150 for the reference, 10 s per rate",
+    )
     parser.add_argument("--events", type=int, default=3000, help="backlog size of each drain")
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="one drain per worker count")
     parser.add_argument("--reference-events", type=int, default=300)

@@ -3,6 +3,7 @@ appears (inclusive) and where the samples end (exclusive).
 
     .venv/bin/python bench/stacks.py stacks.txt [--top 40] [--match handlers]
 """
+
 import argparse
 import collections
 import re

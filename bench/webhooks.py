@@ -19,6 +19,7 @@ only: the database and the Redis db are emptied at start. Exits 1 if the exactly
     .venv/bin/python bench/webhooks.py [--rate 50 200] [--seconds 20 10] [--requests N]
         [--replay 0.1] [--no-pipeline] [--drain 30] [--py-spy profile.txt] [--logs DIR]
 """
+
 import argparse
 import asyncio
 import json
@@ -34,16 +35,16 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, UTC
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import tornado.web  # noqa: E402
+from seed import NO_RATE_LIMITS  # noqa: E402 (bench/seed.py, beside this script)
 from tornado.httpclient import AsyncHTTPClient, HTTPClient  # noqa: E402
 
-from seed import NO_RATE_LIMITS  # noqa: E402 (bench/seed.py, beside this script)
 from models.foundation.paystack import SIGNATURE_HEADER, sign, signature_is_valid  # noqa: E402
 
 SECRET = "sk_test_bench"
@@ -93,10 +94,20 @@ def free_port():
 def project_env(database_url, redis_url):
     # Explicit Paystack keys turn the local checkout off; an empty PAYSTACK_WEBHOOK_SECRET (and
     # EMAIL_HOST) keeps a developer's .env from changing the secret or sending real mail.
-    return {**os.environ, "ENV": "development", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-            "SECRET_KEY": "bench-secret-key-0123456789abcdef-0123456", "PAYSTACK_SECRET_KEY": SECRET,
-            "PAYSTACK_PUBLIC_KEY": "pk_test_bench", "PAYSTACK_WEBHOOK_SECRET": "", "EMAIL_HOST": "",
-            "BCRYPT_ROUNDS": "4", **NO_RATE_LIMITS, "LOG_LEVEL": "WARNING"}
+    return {
+        **os.environ,
+        "ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "bench-secret-key-0123456789abcdef-0123456",
+        "PAYSTACK_SECRET_KEY": SECRET,
+        "PAYSTACK_PUBLIC_KEY": "pk_test_bench",
+        "PAYSTACK_WEBHOOK_SECRET": "",
+        "EMAIL_HOST": "",
+        "BCRYPT_ROUNDS": "4",
+        **NO_RATE_LIMITS,
+        "LOG_LEVEL": "WARNING",
+    }
 
 
 def spawn(args, env, log_dir, name):
@@ -148,15 +159,22 @@ def postgres_cpu_seconds():
     the web process's pool keeps its connections, so before/after differences are its queries."""
     from models import database
 
-    pids = [pid for (pid,) in database.execute_sql(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+    pids = [
+        pid
+        for (pid,) in database.execute_sql(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    ]
     return {pid: cpu_seconds(pid) for pid in pids}
 
 
 def start_py_spy(pid, out):
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    return subprocess.Popen([py_spy, "record", "-p", str(pid), "-o", out, "--format", "raw", "--threads",
-                             "--nonblocking", "-r", "200"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [py_spy, "record", "-p", str(pid), "-o", out, "--format", "raw", "--threads", "--nonblocking", "-r", "200"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 # ---------------------------------------------------------------- data
@@ -170,14 +188,13 @@ def ensure_database(url):
 
 def chunks(items, size):
     items = list(items)
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def seed(count):
     """Truncate, then one admin (so payment_received notifies someone), `count` clients, requests
     PENDING_PAYMENT and PENDING booking-fee payments. Returns the payment references in order."""
-    from models import (ALL_MODELS, Category, Payment, PaymentType, RequestStatus, Role, ServiceRequest, User,
-                        database)
+    from models import ALL_MODELS, Category, Payment, PaymentType, RequestStatus, Role, ServiceRequest, User, database
     from models.foundation.tokens import hash_password
 
     tables = ", ".join(f'"{model._meta.table_name}"' for model in ALL_MODELS)
@@ -185,34 +202,74 @@ def seed(count):
     password = hash_password("bench-password-1", 4)
     booking_date = date.today() + timedelta(days=5)
     with database.atomic():
-        User.create(email="admin@bench.ng", password_hash=password, first_name="Bench", last_name="Admin",
-                    role=Role.ADMIN)
+        User.create(
+            email="admin@bench.ng", password_hash=password, first_name="Bench", last_name="Admin", role=Role.ADMIN
+        )
         category = Category.create(name="Plumbing", description="Bench")
         for batch in chunks(range(count), 1000):
-            User.insert_many([{"email": f"client{i}@bench.ng", "password_hash": password, "first_name": "Client",
-                               "last_name": str(i), "phone": "+2348000000000", "role": Role.CLIENT}
-                              for i in batch]).execute()
+            User.insert_many(
+                [
+                    {
+                        "email": f"client{i}@bench.ng",
+                        "password_hash": password,
+                        "first_name": "Client",
+                        "last_name": str(i),
+                        "phone": "+2348000000000",
+                        "role": Role.CLIENT,
+                    }
+                    for i in batch
+                ]
+            ).execute()
         clients = [u.id for u in User.select(User.id).where(User.role == Role.CLIENT).order_by(User.id)]
         for batch in chunks(clients, 1000):
-            ServiceRequest.insert_many([{"client": c, "category": category.id, "booking_date": booking_date,
-                                         "address": "1 Bench Road", "description": "benchmark",
-                                         "booking_fee": "2000.00", "status": RequestStatus.PENDING_PAYMENT}
-                                        for c in batch]).execute()
+            ServiceRequest.insert_many(
+                [
+                    {
+                        "client": c,
+                        "category": category.id,
+                        "booking_date": booking_date,
+                        "address": "1 Bench Road",
+                        "description": "benchmark",
+                        "booking_fee": "2000.00",
+                        "status": RequestStatus.PENDING_PAYMENT,
+                    }
+                    for c in batch
+                ]
+            ).execute()
         requests = list(ServiceRequest.select(ServiceRequest.id, ServiceRequest.client).order_by(ServiceRequest.id))
         references = [f"BENCH-{r.id}-{secrets.token_hex(6)}" for r in requests]
         for batch in chunks(zip(requests, references, strict=True), 1000):
-            Payment.insert_many([{"service_request": r.id, "payer": r.client_id,
-                                  "payment_type": PaymentType.BOOKING_FEE, "amount": "2000.00", "currency": "NGN",
-                                  "paystack_reference": ref} for r, ref in batch]).execute()
+            Payment.insert_many(
+                [
+                    {
+                        "service_request": r.id,
+                        "payer": r.client_id,
+                        "payment_type": PaymentType.BOOKING_FEE,
+                        "amount": "2000.00",
+                        "currency": "NGN",
+                        "paystack_reference": ref,
+                    }
+                    for r, ref in batch
+                ]
+            ).execute()
     return references
 
 
 def webhook(reference):
     """(raw body, signature) of the charge.success Paystack would send for a paid booking fee."""
     paid_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    raw = json.dumps({"event": "charge.success", "data": {
-        "reference": reference, "status": "success", "amount": 200000, "currency": "NGN", "paid_at": paid_at,
-    }}).encode()
+    raw = json.dumps(
+        {
+            "event": "charge.success",
+            "data": {
+                "reference": reference,
+                "status": "success",
+                "amount": 200000,
+                "currency": "NGN",
+                "paid_at": paid_at,
+            },
+        }
+    ).encode()
     return raw, sign(raw, SECRET)
 
 
@@ -221,9 +278,9 @@ def webhook(reference):
 
 @dataclass
 class Result:
-    latency: float      # seconds from the scheduled send to the response (or the failure)
-    send_lag: float     # how late the sender itself was: large values mean the client, not the server, lagged
-    outcome: str        # "200", another status, or an exception's name
+    latency: float  # seconds from the scheduled send to the response (or the failure)
+    send_lag: float  # how late the sender itself was: large values mean the client, not the server, lagged
+    outcome: str  # "200", another status, or an exception's name
 
 
 async def fire_at_rate(url, webhooks, rate, timeout):
@@ -235,8 +292,14 @@ async def fire_at_rate(url, webhooks, rate, timeout):
     async def one(raw, signature, due):
         sent = loop.time()
         try:
-            response = await http.fetch(url, method="POST", body=raw, raise_error=False, request_timeout=timeout,
-                                        headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature})
+            response = await http.fetch(
+                url,
+                method="POST",
+                body=raw,
+                raise_error=False,
+                request_timeout=timeout,
+                headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+            )
             outcome = str(response.code)
         except Exception as exc:
             outcome = type(exc).__name__
@@ -264,9 +327,16 @@ def summarize(results, wall):
     ms = sorted(r.latency * 1000 for r in results)
     outcomes = Counter(r.outcome for r in results)
     ok = outcomes.pop("200", 0)
-    return {"sent": len(results), "ok": ok, "errors": dict(outcomes), "throughput": ok / wall,
-            "p50": statistics.median(ms), "p99": percentile(ms, 0.99), "max": ms[-1],
-            "send_lag_max": max(r.send_lag for r in results) * 1000}
+    return {
+        "sent": len(results),
+        "ok": ok,
+        "errors": dict(outcomes),
+        "throughput": ok / wall,
+        "p50": statistics.median(ms),
+        "p99": percentile(ms, 0.99),
+        "max": ms[-1],
+        "send_lag_max": max(r.send_lag for r in results) * 1000,
+    }
 
 
 # ---------------------------------------------------------------- checks
@@ -283,23 +353,39 @@ def moved_once(references):
     request_ids = [p.service_request_id for p in payments]
 
     def events_per_request(kind):
-        counts = dict(Event.select(Event.service_request, fn.COUNT(Event.id)).where(
-            Event.type == kind, Event.service_request.in_(request_ids)).group_by(Event.service_request).tuples())
+        counts = dict(
+            Event.select(Event.service_request, fn.COUNT(Event.id))
+            .where(Event.type == kind, Event.service_request.in_(request_ids))
+            .group_by(Event.service_request)
+            .tuples()
+        )
         return Counter(counts.get(rid, 0) for rid in request_ids)
 
-    statuses = Counter(status for (status,) in ServiceRequest.select(ServiceRequest.status)
-                       .where(ServiceRequest.id.in_(request_ids)).tuples())
+    statuses = Counter(
+        status
+        for (status,) in ServiceRequest.select(ServiceRequest.status).where(ServiceRequest.id.in_(request_ids)).tuples()
+    )
     received, receipts = events_per_request("payment_received"), events_per_request("payment_receipt")
     payment_statuses = Counter(p.status for p in payments)
     refunds = sum(1 for p in payments if p.needs_refund)
     n = len(references)
-    ok = (len(request_ids) == n and received == Counter({1: n}) and receipts == Counter({1: n})
-          and statuses == Counter({RequestStatus.PENDING_ADMIN_ASSIGNMENT: n})
-          and payment_statuses == Counter({PaymentStatus.SUCCESS: n}) and refunds == 0)
-    return ok, {"requests": len(request_ids), "payment_received per request": dict(received),
-                "payment_receipt per request": dict(receipts), "request statuses": dict(statuses),
-                "payment statuses": dict(payment_statuses), "flagged for refund": refunds,
-                "events in total": Event.select().count()}
+    ok = (
+        len(request_ids) == n
+        and received == Counter({1: n})
+        and receipts == Counter({1: n})
+        and statuses == Counter({RequestStatus.PENDING_ADMIN_ASSIGNMENT: n})
+        and payment_statuses == Counter({PaymentStatus.SUCCESS: n})
+        and refunds == 0
+    )
+    return ok, {
+        "requests": len(request_ids),
+        "payment_received per request": dict(received),
+        "payment_receipt per request": dict(receipts),
+        "request statuses": dict(statuses),
+        "payment statuses": dict(payment_statuses),
+        "flagged for refund": refunds,
+        "events in total": Event.select().count(),
+    }
 
 
 def pipeline_state(redis_client):
@@ -309,16 +395,23 @@ def pipeline_state(redis_client):
 
     groups = {g["name"].decode(): g for g in redis_client.xinfo_groups(STREAM)} if redis_client.exists(STREAM) else {}
     group = groups.get(GROUP, {})
-    return {"stream lag": group.get("lag"), "stream pending": group.get("pending"),
-            "rq queued": sum(redis_client.llen(f"rq:queue:{q}") for q in (QUEUE, EMAIL_QUEUE)),
-            "rq failed": sum(redis_client.zcard(f"rq:failed:{q}") for q in (QUEUE, EMAIL_QUEUE)),
-            "notifications": Notification.select().count(),
-            "emails sent": Notification.select().where(Notification.sent_to_email == True).count()}
+    return {
+        "stream lag": group.get("lag"),
+        "stream pending": group.get("pending"),
+        "rq queued": sum(redis_client.llen(f"rq:queue:{q}") for q in (QUEUE, EMAIL_QUEUE)),
+        "rq failed": sum(redis_client.zcard(f"rq:failed:{q}") for q in (QUEUE, EMAIL_QUEUE)),
+        "notifications": Notification.select().count(),
+        "emails sent": Notification.select().where(Notification.sent_to_email == True).count(),
+    }
 
 
 def drained(state, expected_notifications):
-    return (not state["stream lag"] and not state["stream pending"] and not state["rq queued"]
-            and state["notifications"] == state["emails sent"] == expected_notifications)
+    return (
+        not state["stream lag"]
+        and not state["stream pending"]
+        and not state["rq queued"]
+        and state["notifications"] == state["emails sent"] == expected_notifications
+    )
 
 
 def jobs_done(state):
@@ -340,8 +433,10 @@ def report_pipeline(redis_client, at_end, total, drain_seconds):
     print(f"pipeline {verdict}: {state}")
     if waited > 1:
         rate = (jobs_done(state) - jobs_done(at_end)) / waited
-        print(f"pipeline: the worker finished {rate:.1f} jobs/s while draining; each webhook makes 4 jobs "
-              f"(2 deliveries, 2 emails), so it keeps up with at most {rate / 4:.1f} webhooks/s")
+        print(
+            f"pipeline: the worker finished {rate:.1f} jobs/s while draining; each webhook makes 4 jobs "
+            f"(2 deliveries, 2 emails), so it keeps up with at most {rate / 4:.1f} webhooks/s"
+        )
 
 
 # ---------------------------------------------------------------- report
@@ -350,12 +445,14 @@ def report_pipeline(redis_client, at_end, total, drain_seconds):
 def print_cpu(cpu_used, machine_used, wall, total, ref_cpu):
     cores = os.cpu_count()
     rest = machine_used - sum(cpu_used.values())
-    print(f"\nCPU during the project phases ({wall:.0f}s): the machine was {machine_used / wall / cores:.0%} busy "
-          f"({machine_used:.1f} core-seconds of {wall * cores:.0f}): "
-          + ", ".join(f"{name} {secs:.1f}" for name, secs in cpu_used.items())
-          + f", the rest (Redis, short-lived connections, anything else running) {rest:.1f}; "
-          f"web process {cpu_used['web'] * 1000 / total:.1f} ms of CPU per webhook "
-          f"(the reference {ref_cpu * 1000 / total:.1f} ms)")
+    print(
+        f"\nCPU during the project phases ({wall:.0f}s): the machine was {machine_used / wall / cores:.0%} busy "
+        f"({machine_used:.1f} core-seconds of {wall * cores:.0f}): "
+        + ", ".join(f"{name} {secs:.1f}" for name, secs in cpu_used.items())
+        + f", the rest (Redis, short-lived connections, anything else running) {rest:.1f}; "
+        f"web process {cpu_used['web'] * 1000 / total:.1f} ms of CPU per webhook "
+        f"(the reference {ref_cpu * 1000 / total:.1f} ms)"
+    )
 
 
 def load_line():
@@ -365,18 +462,24 @@ def load_line():
 
 def print_row(name, s):
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(s["errors"].items())) or "0"
-    print(f"  {name:<10} {s['sent']:>6} {s['ok']:>6} {s['throughput']:>10.1f} {s['p50']:>8.1f} {s['p99']:>8.1f} "
-          f"{s['max']:>8.1f} {s['send_lag_max']:>9.1f}   {errors}")
+    print(
+        f"  {name:<10} {s['sent']:>6} {s['ok']:>6} {s['throughput']:>10.1f} {s['p50']:>8.1f} {s['p99']:>8.1f} "
+        f"{s['max']:>8.1f} {s['send_lag_max']:>9.1f}   {errors}"
+    )
 
 
 def print_phase(rate, seconds, reference, project):
     print(f"\n{rate:g}/s for {seconds:g}s ({project['sent']} webhooks)")
-    print(f"  {'':<10} {'sent':>6} {'200':>6} {'achieved/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-          f"{'send lag':>9}   errors")
+    print(
+        f"  {'':<10} {'sent':>6} {'200':>6} {'achieved/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'send lag':>9}   errors"
+    )
     print_row("reference", reference)
     print_row("project", project)
-    print(f"  project/reference: p50 x{project['p50'] / reference['p50']:.1f}, "
-          f"p99 x{project['p99'] / reference['p99']:.1f}")
+    print(
+        f"  project/reference: p50 x{project['p50'] / reference['p50']:.1f}, "
+        f"p99 x{project['p99'] / reference['p99']:.1f}"
+    )
 
 
 # ---------------------------------------------------------------- main
@@ -410,8 +513,12 @@ def report_exits(procs, log_dir):
 
 
 def count_log_problems(log_dir):
-    return sum(1 for log in log_dir.glob("*.log") for line in log.read_text(errors="replace").splitlines()
-               if " WARNING " in line or " ERROR " in line or "Traceback" in line)
+    return sum(
+        1
+        for log in log_dir.glob("*.log")
+        for line in log.read_text(errors="replace").splitlines()
+        if " WARNING " in line or " ERROR " in line or "Traceback" in line
+    )
 
 
 def prepare(args, env, total):
@@ -423,8 +530,9 @@ def prepare(args, env, total):
     ensure_database(args.database_url)
     redis_client = redis.Redis.from_url(args.redis_url)
     redis_client.flushdb()  # a bench-only db: stale stream entries or jobs would skew the pipeline figures
-    subprocess.run([sys.executable, "-m", "server", "migrate"], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "server", "migrate"], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+    )
     models.bind(args.database_url)
     started = time.perf_counter()
     references = seed(total)
@@ -449,8 +557,12 @@ def start_processes(args, env, log_dir, procs):
 
 def measure_reference(reference, url, phases, timeout):
     cpu = cpu_seconds(reference.pid)
-    results = send_all(url, phases, lambda offset, count: [
-        webhook(f"REF-{offset + i}-{secrets.token_hex(6)}") for i in range(count)], timeout)
+    results = send_all(
+        url,
+        phases,
+        lambda offset, count: [webhook(f"REF-{offset + i}-{secrets.token_hex(6)}") for i in range(count)],
+        timeout,
+    )
     return results, cpu_seconds(reference.pid) - cpu
 
 
@@ -460,8 +572,9 @@ def measure_project(project, url, phases, references, timeout):
     measured["load generator"] = os.getpid()
     cpu_before = {name: cpu_seconds(pid) for name, pid in measured.items()}
     machine_before, wall_before, pg_before = machine_cpu_seconds(), time.perf_counter(), postgres_cpu_seconds()
-    results = send_all(url, phases, lambda offset, count: [
-        webhook(ref) for ref in references[offset:offset + count]], timeout)
+    results = send_all(
+        url, phases, lambda offset, count: [webhook(ref) for ref in references[offset : offset + count]], timeout
+    )
     cpu_used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in measured.items()}
     cpu_used["PostgreSQL"] = sum(secs - pg_before.get(pid, 0) for pid, secs in postgres_cpu_seconds().items())
     return results, cpu_used, machine_cpu_seconds() - machine_before, time.perf_counter() - wall_before
@@ -471,17 +584,21 @@ def check_exactly_once(url, references, share, rate, timeout):
     """Each request moved once; then a replayed share of the webhooks must change nothing."""
     ok, details = moved_once(references)
     print(f"\nafter the run: {details}")
-    replay_refs = references[::max(1, round(1 / share))] if share else []
+    replay_refs = references[:: max(1, round(1 / share))] if share else []
     if replay_refs:
         replay = run_phase(url, [webhook(r) for r in replay_refs], rate, timeout)
         events_before = details["events in total"]
         ok_again, details = moved_once(references)
         new_events = details["events in total"] - events_before
-        print(f"replayed {len(replay_refs)} webhooks at {rate:g}/s: {replay['ok']} answered 200, "
-              f"p50 {replay['p50']:.1f} ms, p99 {replay['p99']:.1f} ms; new events {new_events}")
+        print(
+            f"replayed {len(replay_refs)} webhooks at {rate:g}/s: {replay['ok']} answered 200, "
+            f"p50 {replay['p50']:.1f} ms, p99 {replay['p99']:.1f} ms; new events {new_events}"
+        )
         ok = ok and ok_again and new_events == 0 and replay["ok"] == len(replay_refs)
-    print(f"{'PASS' if ok else 'FAIL'}: each of {len(references)} requests moved to PENDING_ADMIN_ASSIGNMENT "
-          f"exactly once" + (f", and {len(replay_refs)} replayed webhooks changed nothing" if replay_refs else ""))
+    print(
+        f"{'PASS' if ok else 'FAIL'}: each of {len(references)} requests moved to PENDING_ADMIN_ASSIGNMENT "
+        f"exactly once" + (f", and {len(replay_refs)} replayed webhooks changed nothing" if replay_refs else "")
+    )
     return ok
 
 
@@ -513,8 +630,9 @@ def run(args, log_dir):
         if args.pipeline:
             report_pipeline(redis_client, at_end, total, args.drain)
         print(f"warning/error lines in the project's logs: {count_log_problems(log_dir)}")
-        print(f"machine: {os.cpu_count()} cores, load average right after the load {load_after}, "
-              f"at the end {load_line()}")
+        print(
+            f"machine: {os.cpu_count()} cores, load average right after the load {load_after}, at the end {load_line()}"
+        )
         return ok
     finally:
         stop(procs)
@@ -527,8 +645,9 @@ def main():
     parser.add_argument("--requests", type=int, default=0, help="at most this many webhooks per phase")
     parser.add_argument("--replay", type=float, default=0.1, help="share of webhooks sent a second time")
     parser.add_argument("--timeout", type=float, default=30, help="seconds before a webhook counts as failed")
-    parser.add_argument("--no-pipeline", dest="pipeline", action="store_false",
-                        help="do not start the dispatcher and worker")
+    parser.add_argument(
+        "--no-pipeline", dest="pipeline", action="store_false", help="do not start the dispatcher and worker"
+    )
     parser.add_argument("--drain", type=float, default=30, help="seconds to wait for the pipeline to catch up")
     parser.add_argument("--py-spy", metavar="FILE", help="record the web process with py-spy (raw format)")
     parser.add_argument("--logs", metavar="DIR", help="keep the project's logs (web, dispatcher, worker) here")

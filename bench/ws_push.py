@@ -20,6 +20,7 @@ same) and the time until every socket has its message. Prints the ratios and the
 
 Prints numbers; asserts nothing.
 """
+
 import argparse
 import asyncio
 import json
@@ -32,10 +33,9 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from seed import NO_RATE_LIMITS  # bench/seed.py, beside this script
 from tornado.httpclient import AsyncHTTPClient, HTTPClient
 from tornado.websocket import websocket_connect
-
-from seed import NO_RATE_LIMITS  # bench/seed.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-password-1"
@@ -49,11 +49,21 @@ def rss_mib(pid):
 
 
 def start_server(port, db):
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "REDIS_URL": "", "LOG_LEVEL": "WARNING",
-           "BCRYPT_ROUNDS": "4", **NO_RATE_LIMITS, "ENV": "development"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{db}",
+        "REDIS_URL": "",
+        "LOG_LEVEL": "WARNING",
+        "BCRYPT_ROUNDS": "4",
+        **NO_RATE_LIMITS,
+        "ENV": "development",
+    }
+
     def run(*args):
-        subprocess.run([sys.executable, "-m", "server", *args], env=env, cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "server", *args], env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+        )
+
     run("migrate")
     run("seed")
     server = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env, cwd=ROOT)
@@ -76,9 +86,17 @@ async def main(clients, sockets, port):
 
     tokens = []
     for i in range(clients):
-        result = await post("/api/auth/register/", {"email": f"bench{i}@example.ng", "password": PASSWORD,
-                                                     "first_name": "B", "last_name": str(i),
-                                                     "phone": "+2348000000000", "role": "client"})
+        result = await post(
+            "/api/auth/register/",
+            {
+                "email": f"bench{i}@example.ng",
+                "password": PASSWORD,
+                "first_name": "B",
+                "last_name": str(i),
+                "phone": "+2348000000000",
+                "role": "client",
+            },
+        )
         tokens.append(result["access"])
     per_client = max(1, sockets // clients)
     rss_before = rss_mib(SERVER.pid)
@@ -95,8 +113,16 @@ async def main(clients, sockets, port):
 
     async def one(i):
         started = time.perf_counter()
-        await post("/api/requests/", {"category_id": 1, "booking_date": str(date.today() + timedelta(days=5)),
-                                      "address": "1 Bench Road", "description": "benchmark"}, tokens[i])
+        await post(
+            "/api/requests/",
+            {
+                "category_id": 1,
+                "booking_date": str(date.today() + timedelta(days=5)),
+                "address": "1 Bench Road",
+                "description": "benchmark",
+            },
+            tokens[i],
+        )
 
         async def first_notification(ws):
             while json.loads(await ws.read_message())["type"] != "notification":
@@ -110,8 +136,10 @@ async def main(clients, sockets, port):
     wall = time.perf_counter() - wall
     ms = [x * 1000 for x in latencies]
     print(f"sockets connected            {total} ({per_client} per client, {clients} clients)")
-    print(f"web RSS before/after sockets {rss_before:.1f} MiB / {rss_after:.1f} MiB "
-          f"({(rss_after - rss_before) * 1024 / max(total, 1):.1f} KiB per socket)")
+    print(
+        f"web RSS before/after sockets {rss_before:.1f} MiB / {rss_after:.1f} MiB "
+        f"({(rss_after - rss_before) * 1024 / max(total, 1):.1f} KiB per socket)"
+    )
     print(f"booking -> push on all sockets, {clients} concurrent bookings in {wall:.2f}s")
     print(f"  p50 {statistics.median(ms):.1f} ms  p95 {ms[int(len(ms) * 0.95) - 1]:.1f} ms  max {ms[-1]:.1f} ms")
 
@@ -128,8 +156,11 @@ if __name__ == "__main__":
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/bench_pages")
     parser.add_argument("--project", help="storm: serve from this checkout (an earlier commit) instead")
     parser.add_argument("--py-spy", metavar="OUT.txt", help="storm: profile the project's opens (collapsed stacks)")
-    parser.add_argument("--gil", action="store_true",
-                        help="with --py-spy: only samples holding the GIL (where the CPU goes, not the waits)")
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="with --py-spy: only samples holding the GIL (where the CPU goes, not the waits)",
+    )
     args = parser.parse_args()
     if args.mode == "storm":
         import ws_storm

@@ -3,6 +3,7 @@
 Run through ws_push.py (see its docstring). Also `python bench/ws_storm.py bare PORT SECRET`: the
 bare reference server, started by the benchmark itself.
 """
+
 import asyncio
 import json
 import os
@@ -21,10 +22,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import tornado.web  # noqa: E402
 import tornado.websocket  # noqa: E402
-from tornado.httpclient import AsyncHTTPClient, HTTPClient  # noqa: E402
-
 import webhooks as wh  # noqa: E402 (the benches' shared process helpers)
 from pages import cpu_seconds, wait_healthy  # noqa: E402
+from tornado.httpclient import AsyncHTTPClient, HTTPClient  # noqa: E402
 
 SECRET = "bench-secret-key-0123456789abcdef-0123456"
 USERS = 200
@@ -80,8 +80,9 @@ def serve_bare(port, secret):
         secret_key = secret
 
     async def serve():
-        app = tornado.web.Application([(r"/ws/", BareSocket), (r"/push/(\d+)", BarePush), (r"/healthz", BareHealth)],
-                                      config=Config)
+        app = tornado.web.Application(
+            [(r"/ws/", BareSocket), (r"/push/(\d+)", BarePush), (r"/healthz", BareHealth)], config=Config
+        )
         app.listen(port, address="127.0.0.1")
         await asyncio.Event().wait()
 
@@ -138,6 +139,7 @@ async def open_sockets(port, tokens, count, concurrency):
 
 async def push_to_all(sockets, users, fire):
     """Fire one push request per user at once; the time until every socket has its message."""
+
     async def receive(ws):
         while True:
             message = await ws.read_message()
@@ -170,23 +172,37 @@ def measure(name, port, pid, tokens, count, concurrency, fire, users, after_open
         push_ms_2 = sorted(passes, key=max)[len(passes) // 2]
         for _, ws in sockets:
             ws.close()
-        return {"name": name, "opened": len(sockets), "wall": wall, "rate": len(sockets) / wall,
-                "p50": pct(latencies, 0.5), "p99": pct(latencies, 0.99), "failures": failures,
-                "kib_per_socket": (rss_after - rss_before) / max(len(sockets), 1), "rss_mib": rss_after / 1024,
-                "cpu": cpu, "push_all": max(push_ms_2), "push_p50": statistics.median(push_ms_2),
-                "push_all_first": max(push_ms), "push_all_passes": sorted(max(p) for p in passes)}
+        return {
+            "name": name,
+            "opened": len(sockets),
+            "wall": wall,
+            "rate": len(sockets) / wall,
+            "p50": pct(latencies, 0.5),
+            "p99": pct(latencies, 0.99),
+            "failures": failures,
+            "kib_per_socket": (rss_after - rss_before) / max(len(sockets), 1),
+            "rss_mib": rss_after / 1024,
+            "cpu": cpu,
+            "push_all": max(push_ms_2),
+            "push_p50": statistics.median(push_ms_2),
+            "push_all_first": max(push_ms),
+            "push_all_passes": sorted(max(p) for p in passes),
+        }
+
     return asyncio.run(go())
 
 
 def report(row):
     per_open = row["cpu"] * 1000 / max(row["opened"], 1)
-    print(f"{row['name']:8} {row['opened']:6d} sockets in {row['wall']:6.2f}s = {row['rate']:6.0f} opens/s "
-          f"(handshake p50 {row['p50']:6.1f} ms, p99 {row['p99']:7.1f} ms; server CPU {per_open:.2f} ms/open, "
-          f"i.e. {1000 / max(per_open, 0.001):.0f} opens per CPU-second)  "
-          f"RSS {row['rss_mib']:6.1f} MiB, {row['kib_per_socket']:5.1f} KiB/socket  "
-          f"push to all: {row['push_all']:7.1f} ms (the median of {PUSH_PASSES} passes; "
-          f"its p50 {row['push_p50']:6.1f}; "
-          f"passes {', '.join(f'{ms:.0f}' for ms in row['push_all_passes'])}; first pass {row['push_all_first']:.1f})")
+    print(
+        f"{row['name']:8} {row['opened']:6d} sockets in {row['wall']:6.2f}s = {row['rate']:6.0f} opens/s "
+        f"(handshake p50 {row['p50']:6.1f} ms, p99 {row['p99']:7.1f} ms; server CPU {per_open:.2f} ms/open, "
+        f"i.e. {1000 / max(per_open, 0.001):.0f} opens per CPU-second)  "
+        f"RSS {row['rss_mib']:6.1f} MiB, {row['kib_per_socket']:5.1f} KiB/socket  "
+        f"push to all: {row['push_all']:7.1f} ms (the median of {PUSH_PASSES} passes; "
+        f"its p50 {row['push_p50']:6.1f}; "
+        f"passes {', '.join(f'{ms:.0f}' for ms in row['push_all_passes'])}; first pass {row['push_all_first']:.1f})"
+    )
     if row["failures"]:
         print(f"         {len(row['failures'])} failed opens, e.g. {row['failures'][:3]}")
 
@@ -196,22 +212,34 @@ def run(args):
 
     count = args.sockets or (2000 if args.quick else 10000)
     hard = raise_nofile()
-    print(f"load before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores); "
-          f"RLIMIT_NOFILE raised to {hard}")
+    print(
+        f"load before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores); "
+        f"RLIMIT_NOFILE raised to {hard}"
+    )
     if hard < count + 1000:
         sys.exit(f"RLIMIT_NOFILE hard limit {hard} is too low for {count} sockets")
     if not args.skip_seed:
         summary = bench_seed.prepare(args.database_url)
         print(f"seeded in {summary['seconds']:.1f}s")
-    env = {**os.environ, "ENV": "development", "DATABASE_URL": args.database_url, "REDIS_URL": "",
-           "SECRET_KEY": SECRET, "LOG_LEVEL": "WARNING", "BCRYPT_ROUNDS": "4", **bench_seed.NO_RATE_LIMITS,
-           "ACCESS_TOKEN_MINUTES": "120",
-           "EMAIL_HOST": "", "WS_MAX_SOCKETS_PER_USER": str(count)}
+    env = {
+        **os.environ,
+        "ENV": "development",
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": "",
+        "SECRET_KEY": SECRET,
+        "LOG_LEVEL": "WARNING",
+        "BCRYPT_ROUNDS": "4",
+        **bench_seed.NO_RATE_LIMITS,
+        "ACCESS_TOKEN_MINUTES": "120",
+        "EMAIL_HOST": "",
+        "WS_MAX_SOCKETS_PER_USER": str(count),
+    }
     port, bare_port = args.port, args.port + 1
     procs = []
     try:
-        web = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env,
-                               cwd=args.project or ROOT)
+        web = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--port", str(port)], env=env, cwd=args.project or ROOT
+        )
         procs.append(web)
         bare = subprocess.Popen([sys.executable, str(Path(__file__)), "bare", str(bare_port), SECRET], cwd=ROOT)
         procs.append(bare)
@@ -224,21 +252,29 @@ def run(args):
             return json.loads(response.body)["access"]
 
         tokens = [login(i) for i in range(USERS)]
+
         def http():
             return AsyncHTTPClient(max_clients=USERS)  # one per event loop (each asyncio.run has its own)
 
         async def fire_project(u):
-            await http().fetch(f"http://127.0.0.1:{port}/api/notifications/read-all/", method="POST", body="",
-                             headers={"Authorization": f"Bearer {tokens[u]}"}, request_timeout=120)
+            await http().fetch(
+                f"http://127.0.0.1:{port}/api/notifications/read-all/",
+                method="POST",
+                body="",
+                headers={"Authorization": f"Bearer {tokens[u]}"},
+                request_timeout=120,
+            )
 
         async def fire_bare(u):
             import jwt
 
             user_id = jwt.decode(tokens[u], options={"verify_signature": False})["sub"]
-            await http().fetch(f"http://127.0.0.1:{bare_port}/push/{user_id}", method="POST", body="",
-                             request_timeout=120)
+            await http().fetch(
+                f"http://127.0.0.1:{bare_port}/push/{user_id}", method="POST", body="", request_timeout=120
+            )
 
         users = range(USERS)
+
         # Read-all once beforehand: the measured pushes then cost no UPDATE of 100,000 rows.
         async def read_all():
             await asyncio.gather(*(fire_project(u) for u in users))
@@ -247,27 +283,48 @@ def run(args):
         rows = [measure("bare", bare_port, bare.pid, tokens, count, args.concurrency, fire_bare, users)]
         spy = None
         if args.py_spy:
-            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(web.pid),
-                                    "-o", args.py_spy, "--format", "raw", "--nonblocking", "-r", "200",
-                                    *(["--gil"] if args.gil else [])],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "-p",
+                    str(web.pid),
+                    "-o",
+                    args.py_spy,
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "-r",
+                    "200",
+                    *(["--gil"] if args.gil else []),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
         def stop_spy():  # the profile covers the opens only, not the pushes after them
             if spy:
                 spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                 spy.wait(30)
 
-        rows.append(measure("project", port, web.pid, tokens, count, args.concurrency, fire_project, users,
-                            after_opens=stop_spy))
-        print(f"\n{count} sockets over {USERS} users, {args.concurrency} handshakes in flight, client and servers "
-              f"on the same machine")
+        rows.append(
+            measure(
+                "project", port, web.pid, tokens, count, args.concurrency, fire_project, users, after_opens=stop_spy
+            )
+        )
+        print(
+            f"\n{count} sockets over {USERS} users, {args.concurrency} handshakes in flight, client and servers "
+            f"on the same machine"
+        )
         for row in rows:
             report(row)
         ref, project = rows
-        print(f"\nproject / bare: opens/s x{project['rate'] / ref['rate']:.2f} (server CPU per open "
-              f"x{project['cpu'] / project['opened'] / (ref['cpu'] / ref['opened']):.2f}), memory per socket "
-              f"x{project['kib_per_socket'] / max(ref['kib_per_socket'], 0.001):.2f}, push to all "
-              f"x{project['push_all'] / ref['push_all']:.2f}")
+        print(
+            f"\nproject / bare: opens/s x{project['rate'] / ref['rate']:.2f} (server CPU per open "
+            f"x{project['cpu'] / project['opened'] / (ref['cpu'] / ref['opened']):.2f}), memory per socket "
+            f"x{project['kib_per_socket'] / max(ref['kib_per_socket'], 0.001):.2f}, push to all "
+            f"x{project['push_all'] / ref['push_all']:.2f}"
+        )
         print("targets: >= 1,000 opens/s per web process; <= 20 KB per socket at 10,000; push to all <= 1.5x bare")
         print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:

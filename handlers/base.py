@@ -4,6 +4,7 @@ Every HTTP method of every handler carries an `@endpoint(...)` declaration (its 
 what it reads, what it answers). A handler method without one fails at import, so nothing is
 reachable by accident; the same declarations build the OpenAPI document.
 """
+
 import asyncio
 import functools
 import json
@@ -16,14 +17,23 @@ from urllib.parse import urlencode
 import tornado.web
 from marshmallow import RAISE, Schema, ValidationError
 
-from models.db import is_connection_failure
-from models.users import Role
-from handlers.web import identity, idempotent, proxies, rate_limits, route_names, sessions
-from models.foundation import log_context, tokens
-from models.foundation.errors import (ApiError, MalformedRequest, MethodNotAllowed, NotAuthenticated, NotFound,
-                           PayloadTooLarge, PermissionDenied, UnknownHost, ValidationFailed)
+from handlers.web import idempotent, identity, proxies, rate_limits, route_names, sessions
 from handlers.web.executor import DATABASE_UNAVAILABLE, database_unavailable, run_sync
 from handlers.web.xsrf import SessionBoundXsrf
+from models.db import is_connection_failure
+from models.foundation import log_context, tokens
+from models.foundation.errors import (
+    ApiError,
+    MalformedRequest,
+    MethodNotAllowed,
+    NotAuthenticated,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    UnknownHost,
+    ValidationFailed,
+)
+from models.users import Role
 
 from .inputs import INT32_MAX, flatten_errors, parse_json, refuse_control_characters, refuse_unstorable_text
 from .schemas.common import PageQuerySchema, paginate
@@ -80,8 +90,9 @@ class Endpoint:
 
 def _check_operation_id(operation_id):
     if not isinstance(operation_id, str) or not _OPERATION_ID.match(_OPERATION_ID_FIELD.sub("x", operation_id)):
-        raise ValueError(f"@endpoint operation_id must be camelCase (a route argument as {{name}}), "
-                         f"got {operation_id!r}")
+        raise ValueError(
+            f"@endpoint operation_id must be camelCase (a route argument as {{name}}), got {operation_id!r}"
+        )
     return operation_id
 
 
@@ -90,12 +101,28 @@ def _claim_operation_id(operation_id, fn):
     module reload does, is fine)."""
     owner = f"{fn.__module__}.{fn.__qualname__}"
     if _operation_ids.setdefault(operation_id, owner) != owner:
-        raise ValueError(f"@endpoint operation_id {operation_id!r} of {owner} is already "
-                         f"{_operation_ids[operation_id]}'s")
+        raise ValueError(
+            f"@endpoint operation_id {operation_id!r} of {owner} is already {_operation_ids[operation_id]}'s"
+        )
 
 
-def endpoint(*, operation_id, roles, summary, body=None, query=None, response=None, status=200, paginated=False,
-             errors=(), description="", tags=(), max_body=None, rate_limit=None, idempotency=idempotent.ATOMIC):
+def endpoint(
+    *,
+    operation_id,
+    roles,
+    summary,
+    body=None,
+    query=None,
+    response=None,
+    status=200,
+    paginated=False,
+    errors=(),
+    description="",
+    tags=(),
+    max_body=None,
+    rate_limit=None,
+    idempotency=idempotent.ATOMIC,
+):
     """Declare who may call a handler method and what it reads and answers. `operation_id` names it in
     the OpenAPI document (and generated clients), unique across the API. `max_body` (bytes)
     defaults by class: small for anonymous (auth) bodies, larger for signed-in JSON bodies.
@@ -119,11 +146,22 @@ def endpoint(*, operation_id, roles, summary, body=None, query=None, response=No
         max_body = NO_BODY_LIMIT if body is None else AUTH_BODY_LIMIT if ANYONE in roles else JSON_BODY_LIMIT
     if not 0 < max_body <= MAX_BODY_LIMIT:
         raise ValueError(f"@endpoint max_body must be between 1 and {MAX_BODY_LIMIT} bytes, got {max_body}")
-    spec = Endpoint(roles=roles, summary=summary, body=body, query=query, response=response, status=status,
-                    paginated=paginated, errors=tuple(errors), description=description, tags=tuple(tags),
-                    max_body=max_body, rate_limit=rate_limits.check_names(rate_limit),
-                    operation_id=_check_operation_id(operation_id),
-                    idempotency=idempotent.check_mode(idempotency))
+    spec = Endpoint(
+        roles=roles,
+        summary=summary,
+        body=body,
+        query=query,
+        response=response,
+        status=status,
+        paginated=paginated,
+        errors=tuple(errors),
+        description=description,
+        tags=tuple(tags),
+        max_body=max_body,
+        rate_limit=rate_limits.check_names(rate_limit),
+        operation_id=_check_operation_id(operation_id),
+        idempotency=idempotent.check_mode(idempotency),
+    )
 
     def wrap(fn):
         _claim_operation_id(spec.operation_id, fn)
@@ -136,7 +174,8 @@ def endpoint(*, operation_id, roles, summary, body=None, query=None, response=No
                 return  # a retry: the stored answer was sent
             if spec.rate_limit:
                 await self.application.settings["rate_limits"].check_attempt(
-                    spec.rate_limit, self.config, self.client_ip, self.user, self.body)
+                    spec.rate_limit, self.config, self.client_ip, self.user, self.body
+                )
             return await fn(self, *args, **kwargs)
 
         handle.endpoint = spec
@@ -346,8 +385,9 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
             try:
                 self.check_xsrf_cookie()  # the X-XSRFToken header must be this session's (handlers/web/xsrf.py)
             except tornado.web.HTTPError as exc:
-                raise PermissionDenied("The XSRF token is missing or wrong; reload the page.",
-                                       code="xsrf_failed") from exc
+                raise PermissionDenied(
+                    "The XSRF token is missing or wrong; reload the page.", code="xsrf_failed"
+                ) from exc
         return await identity.user_at_version(*session)
 
     @property
@@ -431,15 +471,23 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, ApiError) and value.code == DATABASE_UNAVAILABLE:
-            log.warning("request %s answered 503: the database cannot be reached (%s)", self.request_id,
-                        type(value.__cause__).__name__)
+            log.warning(
+                "request %s answered 503: the database cannot be reached (%s)",
+                self.request_id,
+                type(value.__cause__).__name__,
+            )
             return
         if isinstance(value, ApiError):
             return
         if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
             return
-        log.error("request %s failed: %s %s", self.request_id, self.request.method, self.request.uri,
-                  exc_info=(typ, value, tb))
+        log.error(
+            "request %s failed: %s %s",
+            self.request_id,
+            self.request.method,
+            self.request.uri,
+            exc_info=(typ, value, tb),
+        )
 
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -456,9 +504,13 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
             # Tornado's own messages may quote what the client sent (undecodable bytes and all).
             body = {"error": {"code": _http_error_code(status_code), "message": self._reason}}
         else:
-            body = {"error": {"code": "internal_error",
-                              "message": f"Something went wrong on our side (request id {self.request_id}).",
-                              "request_id": self.request_id}}
+            body = {
+                "error": {
+                    "code": "internal_error",
+                    "message": f"Something went wrong on our side (request id {self.request_id}).",
+                    "request_id": self.request_id,
+                }
+            }
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps(body))
 

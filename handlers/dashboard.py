@@ -5,6 +5,7 @@ the same REST API and websocket as any client, with the cookie session and the X
 of a Bearer token. A page is one row of PAGES: its path, template, role and (optional) nav label.
 Not part of the API: these routes stay out of route_table() and the OpenAPI document.
 """
+
 import functools
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
@@ -12,14 +13,14 @@ from urllib.parse import urlencode, urlsplit
 import jinja2
 import tornado.web
 
+from handlers.web import identity, proxies, sessions
+from handlers.web.executor import run_sync
+from handlers.web.xsrf import SessionBoundXsrf
 from models.actions.accounts import login_web
 from models.actions.sessions import end_web_session
-from models.users import Role
-from handlers.web import identity, proxies, sessions
 from models.foundation.errors import NotAuthenticated, RateLimited
-from handlers.web.executor import run_sync
 from models.foundation.settings import PROJECT_ROOT
-from handlers.web.xsrf import SessionBoundXsrf
+from models.users import Role
 
 from .base import API_CSP, set_security_headers
 
@@ -65,15 +66,22 @@ def nav_for(role):
 
 @functools.lru_cache(maxsize=1)
 def templates():
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def page_csp(host):
     # Only our own scripts and styles; the API and the socket on this host; forms post here only.
-    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            f"connect-src 'self' ws://{host} wss://{host}; form-action 'self'; frame-ancestors 'none'; "
-            "base-uri 'none'")
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' ws://{host} wss://{host}; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'"
+    )
 
 
 def safe_next(target):
@@ -117,9 +125,17 @@ class DashboardHandler(SessionBoundXsrf, tornado.web.RequestHandler):
         for name in ("user", "page", "ids"):
             context.setdefault(name, None)
         context.setdefault("nav", nav_for(context["user"].role) if context["user"] else [])
-        html = templates().get_template(template).render(
-            xsrf_token=self.xsrf_token.decode(), static=self.static_url, current_path=self.request.path,
-            sign_out=SIGN_OUT, **context)
+        html = (
+            templates()
+            .get_template(template)
+            .render(
+                xsrf_token=self.xsrf_token.decode(),
+                static=self.static_url,
+                current_path=self.request.path,
+                sign_out=SIGN_OUT,
+                **context,
+            )
+        )
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(html)
 
@@ -141,7 +157,8 @@ class SignInHandler(DashboardHandler):
         try:
             # The same limits and the same constant-time check as POST /api/auth/login/.
             await self.application.settings["rate_limits"].check_attempt(
-                "login", self.config, proxies.client_address(self.request, self.config)[0], None, {"email": email})
+                "login", self.config, proxies.client_address(self.request, self.config)[0], None, {"email": email}
+            )
             user, web_session = await run_sync(login_web, self.config, email, password)
         except (NotAuthenticated, RateLimited) as exc:
             self.set_status(exc.status)

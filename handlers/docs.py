@@ -1,5 +1,6 @@
 """The OpenAPI document, the socket's AsyncAPI document, Swagger UI (local assets, no CDN).
 The health checks are in handlers/health.py."""
+
 import json
 
 import tornado.web
@@ -27,28 +28,39 @@ SWAGGER_INIT = """window.ui = SwaggerUIBundle({url: "/api/schema/", dom_id: "#sw
   presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});"""
 # Swagger UI runs only our own scripts; it sets inline style attributes, draws its icons from data:
 # URIs in its stylesheet and fetches the schema (and "Try it out" calls) from this origin.
-DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 
 
 class SchemaHandler(BaseHandler):
     # `response_example` (like `media_type`): what a handler writing its own body answers, for the document.
-    response_example = {"openapi": "3.0.3", "info": {"title": "Serviceman API", "version": "1.0.0"},
-                        "paths": {"/api/categories/": {"get": {"summary": "Active categories"}}}}
+    response_example = {
+        "openapi": "3.0.3",
+        "info": {"title": "Serviceman API", "version": "1.0.0"},
+        "paths": {"/api/categories/": {"get": {"summary": "Active categories"}}},
+    }
 
-    @endpoint(operation_id="getOpenApiDocument",
-              roles=ANYONE, summary="This OpenAPI 3 document", tags=("docs",))
+    @endpoint(operation_id="getOpenApiDocument", roles=ANYONE, summary="This OpenAPI 3 document", tags=("docs",))
     async def get(self):
         self.finish(json.dumps(self.application.settings["openapi"]))
 
 
 class AsyncApiHandler(BaseHandler):
-    response_example = {"asyncapi": "2.6.0", "info": {"title": "Serviceman notification socket", "version": "1.0.0"},
-                        "channels": {"/ws/": {"publish": {"message": {"oneOf": []}}}}}
+    response_example = {
+        "asyncapi": "2.6.0",
+        "info": {"title": "Serviceman notification socket", "version": "1.0.0"},
+        "channels": {"/ws/": {"publish": {"message": {"oneOf": []}}}},
+    }
 
-    @endpoint(operation_id="getAsyncApiDocument",
-              roles=ANYONE, summary="The AsyncAPI 2.6 document of the notification websocket /ws/", tags=("docs",),
-              description="Messages (auth, resume, ping; ready, notification, unread_count, pong) and close codes.")
+    @endpoint(
+        operation_id="getAsyncApiDocument",
+        roles=ANYONE,
+        summary="The AsyncAPI 2.6 document of the notification websocket /ws/",
+        tags=("docs",),
+        description="Messages (auth, resume, ping; ready, notification, unread_count, pong) and close codes.",
+    )
     async def get(self):
         self.finish(json.dumps(self.application.settings["asyncapi"]))
 
@@ -58,8 +70,7 @@ class DocsHandler(BaseHandler):
     response_example = SWAGGER_PAGE
     content_security_policy = DOCS_CSP
 
-    @endpoint(operation_id="getSwaggerUi",
-              roles=ANYONE, summary="Swagger UI", tags=("docs",))
+    @endpoint(operation_id="getSwaggerUi", roles=ANYONE, summary="Swagger UI", tags=("docs",))
     async def get(self):
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(SWAGGER_PAGE)
@@ -69,8 +80,7 @@ class DocsInitHandler(BaseHandler):
     media_type = "application/javascript"
     response_example = SWAGGER_INIT
 
-    @endpoint(operation_id="getSwaggerUiScript",
-              roles=ANYONE, summary="Swagger UI start-up script", tags=("docs",))
+    @endpoint(operation_id="getSwaggerUiScript", roles=ANYONE, summary="Swagger UI start-up script", tags=("docs",))
     async def get(self):
         self.set_header("Content-Type", "application/javascript")
         self.finish(SWAGGER_INIT)

@@ -4,6 +4,7 @@ The checks run on a few threads of their own, not the domain pool, and each answ
 CHECK_DEADLINE_SECONDS: a probe must answer quickly even when every domain thread waits on a
 database that stopped, and a dependency too slow to answer within it counts as unavailable.
 """
+
 import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
@@ -39,15 +40,20 @@ class _ProbeHandler(BaseHandler):
 class LivenessHandler(_ProbeHandler):
     response_example = {"status": "ok"}
 
-    @endpoint(operation_id="getLiveness",
-              roles=ANYONE, summary="Liveness: the process answers", tags=TAGS,
-              description='Always `{"status": "ok"}` while the process serves; no dependency is asked.')
+    @endpoint(
+        operation_id="getLiveness",
+        roles=ANYONE,
+        summary="Liveness: the process answers",
+        tags=TAGS,
+        description='Always `{"status": "ok"}` while the process serves; no dependency is asked.',
+    )
     async def get(self):
         self.answer(*health.liveness())
 
 
 def _dependency_report(report, **declaration):
     """A GET answering `report(database_state, redis_state)`: readiness or health."""
+
     @endpoint(roles=ANYONE, errors=(503,), tags=TAGS, **declaration)
     async def get(self):
         self.answer(*report(*await dependency_states(self.config)))
@@ -58,17 +64,23 @@ def _dependency_report(report, **declaration):
 class ReadinessHandler(_ProbeHandler):
     response_example = {"status": "ok", "database": "ok", "redis": "ok"}
     get = _dependency_report(
-        health.readiness, operation_id="getReadiness", summary="Readiness: the database answers (Redis reported)",
+        health.readiness,
+        operation_id="getReadiness",
+        summary="Readiness: the database answers (Redis reported)",
         description='503 when the database does not answer within a second. `redis` ("ok", "embedded" or '
-                    '"unavailable") is reported but does not fail readiness: requests are served without it.')
+        '"unavailable") is reported but does not fail readiness: requests are served without it.',
+    )
 
 
 class HealthHandler(_ProbeHandler):
     response_example = {"status": "ok", "database": "ok", "redis": "ok"}
     get = _dependency_report(
-        health.health, operation_id="getHealth", summary="Health of the process and its dependencies",
+        health.health,
+        operation_id="getHealth",
+        summary="Health of the process and its dependencies",
         description='{"status": "ok", "database": "ok", "redis": "ok" or "embedded"}; 503 names the failing part '
-                    '("unavailable") when the database or Redis does not answer within a second.')
+        '("unavailable") when the database or Redis does not answer within a second.',
+    )
 
 
 default_handlers = [

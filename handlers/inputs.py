@@ -8,6 +8,7 @@ Text fields are single-line unless their schema says otherwise (MultiLineText): 
 or title holding a line break or any other control character is refused, because such text ends up in
 email headers, log lines and one-line labels, where a CR/LF splits what follows into something else.
 """
+
 import json
 import re
 
@@ -17,7 +18,7 @@ from models.foundation.errors import MalformedRequest, ValidationFailed
 
 MAX_JSON_DEPTH = 32
 # PostgreSQL `integer` columns; any id or count beyond it cannot exist or be stored.
-INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators (line breaks to many readers).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -40,8 +41,7 @@ def parse_json(raw):
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise MalformedRequest(
-            f"The request body is not valid JSON (line {exc.lineno}, column {exc.colno}).") from None
+        raise MalformedRequest(f"The request body is not valid JSON (line {exc.lineno}, column {exc.colno}).") from None
     except (ValueError, RecursionError):
         # Over-long integers, NaN/Infinity or nesting deep enough to exhaust the parser.
         raise MalformedRequest("The request body is not valid JSON or exceeds the allowed limits.") from None

@@ -6,6 +6,7 @@ process of this machine that wrote there (web, dispatcher, worker, cron: prometh
 documented multiprocess collector); the gauges describing the deployment (backlogs, money by
 state) are read at scrape time from the database and Redis (workers/state_metrics.py).
 """
+
 import hmac
 import json
 import os
@@ -58,8 +59,11 @@ class MetricsHandler(tornado.web.RequestHandler):
             self.set_status(401)
             self.set_header("WWW-Authenticate", 'Bearer realm="metrics"')
             self.set_header("Content-Type", "application/json; charset=UTF-8")
-            return self.finish(json.dumps({"error": {"code": "not_authenticated",
-                                                     "message": "This endpoint needs the metrics token."}}))
+            return self.finish(
+                json.dumps(
+                    {"error": {"code": "not_authenticated", "message": "This endpoint needs the metrics token."}}
+                )
+            )
         body = await run_sync(self.exposition)
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(body)

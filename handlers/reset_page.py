@@ -4,27 +4,31 @@ A plain HTML form (no script) that posts back to itself; the reset token in the 
 authorises the change, so no other CSRF defence is needed. Not part of the JSON API (and its
 schema): apps may instead read the token from the link and call POST /api/auth/password-reset/confirm/.
 """
+
 import tornado.web
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from marshmallow import ValidationError
 
+from handlers.web.executor import run_sync
 from models.actions import credentials
 from models.foundation.errors import ApiError
 from models.foundation.settings import PROJECT_ROOT
-from handlers.web.executor import run_sync
 
 from .auth import redacted_summary
 from .base import set_security_headers
 from .inputs import flatten_errors, unstorable_text_error
 from .schemas.accounts import PasswordResetConfirmSchema
 
-PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
-            "base-uri 'none'")
+PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 MAX_FORM_BYTES = 4096
 
-_pages = Environment(loader=FileSystemLoader(PROJECT_ROOT / "templates" / "pages"),
-                     autoescape=select_autoescape(enabled_extensions=("html",)), undefined=StrictUndefined,
-                     trim_blocks=True, lstrip_blocks=True)
+_pages = Environment(
+    loader=FileSystemLoader(PROJECT_ROOT / "templates" / "pages"),
+    autoescape=select_autoescape(enabled_extensions=("html",)),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 def render_page(token=None, error="", done=False):
@@ -48,8 +52,9 @@ class ResetPasswordPage(tornado.web.RequestHandler):
     def get(self):
         token = self.get_query_argument("token", "")
         if not token:
-            return self.finish(render_page(error="Open the link from your password reset email to choose a "
-                                                 "new password."))
+            return self.finish(
+                render_page(error="Open the link from your password reset email to choose a new password.")
+            )
         self.finish(render_page(token=token))
 
     async def post(self):
@@ -66,11 +71,17 @@ class ResetPasswordPage(tornado.web.RequestHandler):
             data = PasswordResetConfirmSchema().load({"token": token, "password": password})
         except ValidationError as exc:
             fields = flatten_errors(exc.normalized_messages())
-            return self._form(token, " ".join(fields.get("password") or fields.get("token") or ["Not valid."]),
-                              status=422)
+            return self._form(
+                token, " ".join(fields.get("password") or fields.get("token") or ["Not valid."]), status=422
+            )
         try:
-            await run_sync(credentials.confirm_password_reset, self.application.settings["config"],
-                           self.application.settings["pipeline"].transport, data["token"], data["password"])
+            await run_sync(
+                credentials.confirm_password_reset,
+                self.application.settings["config"],
+                self.application.settings["pipeline"].transport,
+                data["token"],
+                data["password"],
+            )
         except ApiError as exc:
             if exc.code.startswith("token_"):  # the link itself is bad: a new form would not help
                 self.set_status(exc.status)

@@ -6,6 +6,7 @@ process heard nothing for the user since it last read that cursor: handlers/web/
 `wait` holds a request with nothing new until the user's channel carries a message or time runs out.
 A held request whose session ends (sign-out everywhere, password change, deactivation) answers 401 at once.
 """
+
 import asyncio
 
 import tornado.ioloop
@@ -16,8 +17,13 @@ from .base import SIGNED_IN, BaseHandler, endpoint
 from .schemas.sync import SyncQuerySchema, SyncSchema
 
 # What a 304 does not need (no body to sniff, frame or script); fewer bytes on a metered network.
-BODY_ONLY_HEADERS = ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy",
-                     "X-Request-ID")
+BODY_ONLY_HEADERS = (
+    "Content-Security-Policy",
+    "X-Frame-Options",
+    "X-Content-Type-Options",
+    "Referrer-Policy",
+    "X-Request-ID",
+)
 DESCRIPTION = (
     "Without `since`: a snapshot (the latest notifications, the caller's open bookings, or the whole open queue "
     "for admins) and a `cursor`. With `since=<cursor>`: exactly what changed since, for the caller: new "
@@ -25,7 +31,8 @@ DESCRIPTION = (
     "status, money or dates changed; `has_more` means call again at once. Nothing is missed or repeated across "
     "consecutive calls. The answer's ETag is its cursor: with `If-None-Match` and nothing new the answer is 304 "
     "without a body. `wait=N` (0-25 s) holds a call with nothing new until something changes or N seconds pass. "
-    "A cursor older than 7 days is 410 `cursor_expired`: start again without `since`.")
+    "A cursor older than 7 days is 410 `cursor_expired`: start again without `since`."
+)
 
 
 def _entity_tags(header):
@@ -33,9 +40,16 @@ def _entity_tags(header):
 
 
 class SyncHandler(BaseHandler):
-    @endpoint(operation_id="getSync", roles=SIGNED_IN, summary="What changed for the caller since a cursor (mobile sync)",
-              query=SyncQuerySchema, response=SyncSchema(), errors=(401, 410), tags=("notifications",),
-              description=DESCRIPTION)
+    @endpoint(
+        operation_id="getSync",
+        roles=SIGNED_IN,
+        summary="What changed for the caller since a cursor (mobile sync)",
+        query=SyncQuerySchema,
+        response=SyncSchema(),
+        errors=(401, 410),
+        tags=("notifications",),
+        description=DESCRIPTION,
+    )
     async def get(self):
         since, wait = self.query.get("since"), self.query["wait"]
         known = since is not None and since in _entity_tags(self.request.headers.get("If-None-Match"))

@@ -4,6 +4,7 @@ First message `{"type": "auth", "token": "<access>"}` within 10 seconds (or the 
 session cookie, handlers/web/sessions.py, from this server's own Origin or an allowed one); optional
 `{"type": "resume", "since": <id>}` replays what was missed.
 """
+
 import json
 import logging
 
@@ -11,17 +12,16 @@ import tornado.ioloop
 import tornado.websocket
 from tornado.iostream import StreamBufferFullError
 
-from models.actions.notifications import notification_message, notifications_since
-from models.actions.sessions import user_at_version
 from handlers.web import identity, sessions
-from models.foundation import tokens
-from models.foundation.errors import ApiError, NotAuthenticated, ServiceUnavailable
 from handlers.web.executor import run_sync
 from handlers.web.hub import CLOSE_SERVICE_RESTART, CLOSE_SESSION_ENDED
-
-from .inputs import parse_json
+from models.actions.notifications import notification_message, notifications_since
+from models.actions.sessions import user_at_version
+from models.foundation import tokens
+from models.foundation.errors import ApiError, NotAuthenticated, ServiceUnavailable
 
 from .base import API_CSP, set_security_headers
+from .inputs import parse_json
 
 log = logging.getLogger("serviceman.ws")
 
@@ -86,7 +86,8 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
             await self._sign_in(*session)
         else:
             self._deadline = tornado.ioloop.IOLoop.current().call_later(
-                AUTH_DEADLINE_SECONDS, self.close, CLOSE_AUTH_TIMEOUT, "authentication timed out")
+                AUTH_DEADLINE_SECONDS, self.close, CLOSE_AUTH_TIMEOUT, "authentication timed out"
+            )
 
     async def on_message(self, raw):
         if self.ended:
@@ -109,7 +110,7 @@ class NotificationSocketHandler(tornado.websocket.WebSocketHandler):
             self.close(CLOSE_UNAUTHENTICATED, "authenticate first")
         elif kind == "resume":
             since = message.get("since")
-            if not isinstance(since, int) or isinstance(since, bool) or not 0 <= since < 2 ** 63:
+            if not isinstance(since, int) or isinstance(since, bool) or not 0 <= since < 2**63:
                 return self.close(CLOSE_BAD_MESSAGE, "resume needs an integer since")
             items = await run_sync(_replay, self.user.id, self.session_version, self.web_session, since)
             if items is None or self.hub.session_ended(self.user.id, self.session_version, self.web_session):

@@ -1,8 +1,9 @@
 """Base model and the portable field types every table uses."""
+
 import json
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
 
 import peewee
 

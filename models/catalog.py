@@ -1,4 +1,5 @@
 """Service categories (plumbing, electrical, ...)."""
+
 from typing import Any
 
 import peewee

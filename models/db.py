@@ -1,4 +1,5 @@
 """The database handle, bound late so the app, the CLI and tests choose SQLite or PostgreSQL."""
+
 import logging
 import select
 import threading
@@ -74,8 +75,7 @@ class CheckedOutPostgresqlDatabase(PooledPostgresqlDatabase):
     def _is_closed(self, conn: Any) -> bool:
         from psycopg2.extensions import TRANSACTION_STATUS_UNKNOWN
 
-        return bool(conn.closed) or conn.info.transaction_status == TRANSACTION_STATUS_UNKNOWN \
-            or _has_unread_news(conn)
+        return bool(conn.closed) or conn.info.transaction_status == TRANSACTION_STATUS_UNKNOWN or _has_unread_news(conn)
 
     def _can_reuse(self, conn: Any) -> bool:
         return not conn.closed and super()._can_reuse(conn)
@@ -131,7 +131,8 @@ def make_database(url: str, pool_size: int = 8) -> peewee.Database:
         # IMMEDIATE: a deferred transaction that reads then writes fails at once with "database is
         # locked" while another thread writes; an immediate one waits its turn (busy_timeout).
         return peewee.SqliteDatabase(
-            path, lock_type="IMMEDIATE",
+            path,
+            lock_type="IMMEDIATE",
             pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000, "synchronous": "normal"},
             check_same_thread=False,
         )

@@ -1,7 +1,8 @@
 """Demo data for `make run`: categories, an admin, approved servicemen and a client. Idempotent."""
+
 from models.actions import accounts, catalog
-from models.foundation.settings import Settings
 from models.catalog import Category
+from models.foundation.settings import Settings
 from models.users import User
 
 DEMO_PASSWORD = "demo-password-123"
@@ -34,13 +35,33 @@ def load_demo_data(settings: Settings) -> list[str]:
     if missing("admin@demo.serviceman.ng"):
         accounts.create_admin(settings, email="admin@demo.serviceman.ng", password=DEMO_PASSWORD)
     if missing("client@demo.serviceman.ng"):
-        accounts.register(settings, None, email="client@demo.serviceman.ng", password=DEMO_PASSWORD, first_name="Ada",
-                          last_name="Obi", phone="+2348000000001", role="client", verified=True)
+        accounts.register(
+            settings,
+            None,
+            email="client@demo.serviceman.ng",
+            password=DEMO_PASSWORD,
+            first_name="Ada",
+            last_name="Obi",
+            phone="+2348000000001",
+            role="client",
+            verified=True,
+        )
     for email, first, last, category, years, bio in SERVICEMEN:
         if missing(email):
-            user = accounts.register(settings, None, email=email, password=DEMO_PASSWORD, first_name=first,
-                                     last_name=last, phone="+2348000000002", role="serviceman", category_ids=[ids[category]],
-                                     bio=bio, years_of_experience=years, verified=True)
+            user = accounts.register(
+                settings,
+                None,
+                email=email,
+                password=DEMO_PASSWORD,
+                first_name=first,
+                last_name=last,
+                phone="+2348000000002",
+                role="serviceman",
+                category_ids=[ids[category]],
+                bio=bio,
+                years_of_experience=years,
+                verified=True,
+            )
             accounts.set_approval(None, user.id, "approve")
     return [
         f"demo data ready: {len(CATEGORIES)} categories, {len(SERVICEMEN)} approved servicemen",

@@ -8,6 +8,7 @@ One row per (user, key), kept 24 hours. `state` says how far the first request g
   answer to replay, never a second booking);
 - `done`: the answer the client was sent (status and body), replayed byte for byte.
 """
+
 import peewee
 
 from .base import BaseModel, UTCDateTimeField

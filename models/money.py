@@ -1,6 +1,6 @@
 """Payments, price negotiations and ratings, and the one rule that splits an agreed price."""
-from decimal import Decimal
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import peewee
@@ -8,7 +8,6 @@ import peewee
 from .base import JSONField, MoneyField, TimestampedModel, UTCDateTimeField
 from .service_requests import ServiceRequest
 from .users import User
-
 
 ZERO = Decimal("0.00")
 
@@ -45,6 +44,7 @@ class PaymentStatus:
 
 class PaymentSource:
     """Who told us the outcome of a payment."""
+
     WEBHOOK = "webhook"
     VERIFY = "verify"
     RECONCILE = "reconcile"
@@ -53,6 +53,7 @@ class PaymentSource:
 class Payment(TimestampedModel):
     """One attempt to take one amount through Paystack, owned by the client who started it.
     `amount` is what we expect to be paid; Paystack's answer must match it to the kobo."""
+
     if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
         service_request_id: int
         payer_id: int | None

@@ -9,6 +9,7 @@ Each row also records its delivery, so the database (not a queue) knows what is 
   after a failed attempt: the sweep's backoff).
 Partial indexes keep the sweep's questions ("what is left?") a scan of only the rows left to do.
 """
+
 from typing import TYPE_CHECKING
 
 import peewee
@@ -51,7 +52,11 @@ class Notification(TimestampedModel):
 
 
 # The sweep's indexes (migration 014): only rows whose push or email is still to do are in them.
-Notification.add_index(Notification.index(Notification.created_at, name="notification_unpushed")
-                       .where(Notification.pushed_at.is_null()))
-Notification.add_index(Notification.index(Notification.created_at, name="notification_email_unsent")
-                       .where(Notification.sent_to_email == False))
+Notification.add_index(
+    Notification.index(Notification.created_at, name="notification_unpushed").where(Notification.pushed_at.is_null())
+)
+Notification.add_index(
+    Notification.index(Notification.created_at, name="notification_email_unsent").where(
+        Notification.sent_to_email == False
+    )
+)

@@ -1,5 +1,6 @@
 """Paying servicemen: their bank account (a Paystack transfer recipient), the payout each completed
 request owes, and every transfer attempt made to settle it."""
+
 from typing import TYPE_CHECKING
 
 import peewee
@@ -12,28 +13,28 @@ from .users import User
 
 
 class PayoutStatus:
-    OWED = "OWED"              # earned, waiting for an admin's approval (again, after a failed attempt)
-    APPROVED = "APPROVED"      # approved; the transfer is being sent (or its answer was lost: retried)
+    OWED = "OWED"  # earned, waiting for an admin's approval (again, after a failed attempt)
+    APPROVED = "APPROVED"  # approved; the transfer is being sent (or its answer was lost: retried)
     IN_TRANSIT = "IN_TRANSIT"  # Paystack accepted the transfer; the bank has not confirmed it yet
     # Paystack holds the transfer in status `otp` (OTP for transfers is on for the business): an admin
     # enters the OTP Paystack sent to the business's phone (finalize), or turns OTP off and finalizes.
     AWAITING_OTP = "AWAITING_OTP"
-    PAID = "PAID"              # transfer.success
-    FAILED = "FAILED"          # an attempt's outcome (the payout itself returns to OWED)
-    REVERSED = "REVERSED"      # an attempt's outcome (the payout itself returns to OWED)
+    PAID = "PAID"  # transfer.success
+    FAILED = "FAILED"  # an attempt's outcome (the payout itself returns to OWED)
+    REVERSED = "REVERSED"  # an attempt's outcome (the payout itself returns to OWED)
     ALL = (OWED, APPROVED, AWAITING_OTP, IN_TRANSIT, PAID, FAILED, REVERSED)
     APPROVABLE = (OWED, APPROVED, FAILED, REVERSED)  # APPROVED again: re-send the same reference
 
 
 # Events on a request's timeline about its payout: the serviceman's pay and bank are no business of
 # the client's or the backup's, so only admins see these there (the payee has the ledger and notices).
-PAYOUT_EVENTS = ("payout_owed", "payout_approved", "payout_sent", "payout_paid", "payout_failed",
-                 "payout_needs_otp")
+PAYOUT_EVENTS = ("payout_owed", "payout_approved", "payout_sent", "payout_paid", "payout_failed", "payout_needs_otp")
 
 
 class PayoutAccount(TimestampedModel):
     """A serviceman's bank account as Paystack resolved it. Only the last four digits are kept: the
     full number lives at Paystack, behind `recipient_code`."""
+
     if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
         serviceman_id: int
 
@@ -54,6 +55,7 @@ class Payout(TimestampedModel):
     """What one completed request owes its primary serviceman (one per request, by the unique index).
     `transfer_reference` is the reference of the current (or next) transfer attempt: generated and
     stored before Paystack is called, so a retry re-sends it and Paystack never pays twice."""
+
     if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
         serviceman_id: int
         service_request_id: int
@@ -76,6 +78,7 @@ class Payout(TimestampedModel):
 
 class PayoutTransfer(TimestampedModel):
     """One attempt to pay a payout through Paystack (kept after it fails or is reversed)."""
+
     if TYPE_CHECKING:  # the id accessors peewee adds for each foreign key
         payout_id: int
 

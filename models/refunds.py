@@ -5,6 +5,7 @@
 refund is opened under a row lock on its payment after checking that the payment's refunds, this one
 included, add up to no more than was paid.
 """
+
 from typing import TYPE_CHECKING
 
 import peewee
@@ -18,10 +19,10 @@ from .users import User
 
 
 class RefundStatus:
-    PENDING = "PENDING"          # opened; asked of Paystack (or about to be), not yet being processed
-    PROCESSING = "PROCESSING"    # Paystack is processing it
-    PROCESSED = "PROCESSED"      # the money is back with the client
-    FAILED = "FAILED"            # Paystack refused or gave up: admins are told, and may retry
+    PENDING = "PENDING"  # opened; asked of Paystack (or about to be), not yet being processed
+    PROCESSING = "PROCESSING"  # Paystack is processing it
+    PROCESSED = "PROCESSED"  # the money is back with the client
+    FAILED = "FAILED"  # Paystack refused or gave up: admins are told, and may retry
     # Paystack's `needs-attention`: it could not return the money to the card or account that paid and
     # needs the customer's bank account (an admin collects it and retries with those details).
     NEEDS_BANK = "NEEDS_BANK"
@@ -31,17 +32,19 @@ class RefundStatus:
 
 class RefundPolicy:
     """Which rule decided the amount (stored on the refund and on the cancellation event)."""
+
     NOTHING_PAID = "nothing_paid"
-    BEFORE_ASSIGNMENT = "before_assignment"        # the booking fee in full
-    AFTER_ASSIGNMENT = "after_assignment"          # the fee less the share kept for the servicemen
-    FULL_REFUND = "full_refund"                    # an admin refunds everything (the platform's fault)
-    UNUSABLE_PAYMENT = "unusable_payment"          # paid after cancellation, or paid twice: all of it
-    MANUAL = "manual"                              # an admin's refund of a verified payment, with a reason
+    BEFORE_ASSIGNMENT = "before_assignment"  # the booking fee in full
+    AFTER_ASSIGNMENT = "after_assignment"  # the fee less the share kept for the servicemen
+    FULL_REFUND = "full_refund"  # an admin refunds everything (the platform's fault)
+    UNUSABLE_PAYMENT = "unusable_payment"  # paid after cancellation, or paid twice: all of it
+    MANUAL = "manual"  # an admin's refund of a verified payment, with a reason
     ALL = (NOTHING_PAID, BEFORE_ASSIGNMENT, AFTER_ASSIGNMENT, FULL_REFUND, UNUSABLE_PAYMENT, MANUAL)
 
 
 class RefundCause:
     """At most one refund per payment and cause (NULL, for manual refunds, never clashes)."""
+
     CANCELLATION = "cancellation"
     UNUSABLE_PAYMENT = "unusable_payment"
 
@@ -67,8 +70,8 @@ class Refund(TimestampedModel):
     paystack_refund_id = peewee.CharField(max_length=40, null=True, index=True)
     paystack_status = peewee.CharField(max_length=20, default="")
     attempts = peewee.IntegerField(default=0)
-    asked_at = UTCDateTimeField(null=True)       # Paystack was asked (the answer may have been lost)
-    submitted_at = UTCDateTimeField(null=True)   # Paystack accepted it
+    asked_at = UTCDateTimeField(null=True)  # Paystack was asked (the answer may have been lost)
+    submitted_at = UTCDateTimeField(null=True)  # Paystack accepted it
     processed_at = UTCDateTimeField(null=True, index=True)
     failure_reason = peewee.TextField(default="")
     updated_at = UTCDateTimeField(default=utcnow)

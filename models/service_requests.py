@@ -2,6 +2,7 @@
 
 Only `transition()` (models/workflow.py) changes a request's status; it checks this table.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -19,28 +20,42 @@ from .users import User
 
 
 class RequestStatus:
-    PENDING_PAYMENT = "PENDING_PAYMENT"                      # created, booking fee not yet paid
-    PENDING_ADMIN_ASSIGNMENT = "PENDING_ADMIN_ASSIGNMENT"    # fee paid, waiting for an admin
-    ASSIGNED = "ASSIGNED"                                    # primary + backup chosen
-    SERVICEMAN_INSPECTED = "SERVICEMAN_INSPECTED"            # estimate submitted
-    AWAITING_CLIENT_APPROVAL = "AWAITING_CLIENT_APPROVAL"    # admin set markup, final cost known
-    NEGOTIATING = "NEGOTIATING"                              # counter-offers going back and forth
-    AWAITING_PAYMENT = "AWAITING_PAYMENT"                    # price agreed, final payment due
-    PAYMENT_CONFIRMED = "PAYMENT_CONFIRMED"                  # final payment verified
-    IN_PROGRESS = "IN_PROGRESS"                              # admin told the serviceman to proceed
-    COMPLETED_BY_SERVICEMAN = "COMPLETED_BY_SERVICEMAN"      # serviceman marked the job done
-    COMPLETED = "COMPLETED"                                  # admin confirmed with the client
+    PENDING_PAYMENT = "PENDING_PAYMENT"  # created, booking fee not yet paid
+    PENDING_ADMIN_ASSIGNMENT = "PENDING_ADMIN_ASSIGNMENT"  # fee paid, waiting for an admin
+    ASSIGNED = "ASSIGNED"  # primary + backup chosen
+    SERVICEMAN_INSPECTED = "SERVICEMAN_INSPECTED"  # estimate submitted
+    AWAITING_CLIENT_APPROVAL = "AWAITING_CLIENT_APPROVAL"  # admin set markup, final cost known
+    NEGOTIATING = "NEGOTIATING"  # counter-offers going back and forth
+    AWAITING_PAYMENT = "AWAITING_PAYMENT"  # price agreed, final payment due
+    PAYMENT_CONFIRMED = "PAYMENT_CONFIRMED"  # final payment verified
+    IN_PROGRESS = "IN_PROGRESS"  # admin told the serviceman to proceed
+    COMPLETED_BY_SERVICEMAN = "COMPLETED_BY_SERVICEMAN"  # serviceman marked the job done
+    COMPLETED = "COMPLETED"  # admin confirmed with the client
     CANCELLED = "CANCELLED"
 
     ALL = (
-        PENDING_PAYMENT, PENDING_ADMIN_ASSIGNMENT, ASSIGNED, SERVICEMAN_INSPECTED,
-        AWAITING_CLIENT_APPROVAL, NEGOTIATING, AWAITING_PAYMENT, PAYMENT_CONFIRMED,
-        IN_PROGRESS, COMPLETED_BY_SERVICEMAN, COMPLETED, CANCELLED,
+        PENDING_PAYMENT,
+        PENDING_ADMIN_ASSIGNMENT,
+        ASSIGNED,
+        SERVICEMAN_INSPECTED,
+        AWAITING_CLIENT_APPROVAL,
+        NEGOTIATING,
+        AWAITING_PAYMENT,
+        PAYMENT_CONFIRMED,
+        IN_PROGRESS,
+        COMPLETED_BY_SERVICEMAN,
+        COMPLETED,
+        CANCELLED,
     )
     # Servicemen are busy with a request in these statuses.
     ACTIVE_FOR_SERVICEMAN = (
-        ASSIGNED, SERVICEMAN_INSPECTED, AWAITING_CLIENT_APPROVAL, NEGOTIATING,
-        AWAITING_PAYMENT, PAYMENT_CONFIRMED, IN_PROGRESS,
+        ASSIGNED,
+        SERVICEMAN_INSPECTED,
+        AWAITING_CLIENT_APPROVAL,
+        NEGOTIATING,
+        AWAITING_PAYMENT,
+        PAYMENT_CONFIRMED,
+        IN_PROGRESS,
     )
     FINISHED = (COMPLETED, CANCELLED)
 
@@ -76,8 +91,9 @@ def require_status(request: ServiceRequest, allowed: str | Iterable[str], action
     `invalid_transition` unless the request is in `allowed` (a status, or a tuple of them)."""
     allowed = (allowed,) if isinstance(allowed, str) else tuple(allowed)
     if request.status not in allowed:
-        raise InvalidTransition(f"{action} is possible only while the request is {' or '.join(allowed)}; "
-                                f"it is {request.status}.")
+        raise InvalidTransition(
+            f"{action} is possible only while the request is {' or '.join(allowed)}; it is {request.status}."
+        )
 
 
 class ServiceRequest(TimestampedModel):
@@ -122,7 +138,7 @@ class ServiceRequest(TimestampedModel):
         return for_update(cls.select().where(cls.id == request_id)).get()
 
     @classmethod
-    def visible(cls) -> "peewee.ModelSelect[Self]":
+    def visible(cls) -> peewee.ModelSelect[Self]:
         return cls.select().where(cls.is_deleted == False)
 
 

@@ -1,6 +1,7 @@
 """What the domain asks of the pipeline's transport, as a type: the composition root builds the real one
 (workers/transport.py: Redis + RQ, or in-process) and passes it down; the domain never imports it. None
 means no pipeline (demo data, some tests): nothing is announced, and events wait in the outbox."""
+
 from typing import Any, Protocol
 
 

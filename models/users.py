@@ -1,4 +1,5 @@
 """Accounts: users, serviceman profiles and their categories, refresh tokens."""
+
 from typing import TYPE_CHECKING
 
 import peewee
@@ -127,5 +128,13 @@ class OneTimeToken(TimestampedModel):
     used_at = UTCDateTimeField(null=True)
 
 
-__all__ = ["Role", "ApprovalStatus", "User", "ServicemanProfile", "ServicemanCategory", "RefreshToken",
-           "OneTimeToken", "MoneyField"]
+__all__ = [
+    "Role",
+    "ApprovalStatus",
+    "User",
+    "ServicemanProfile",
+    "ServicemanCategory",
+    "RefreshToken",
+    "OneTimeToken",
+    "MoneyField",
+]

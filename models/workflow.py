@@ -5,6 +5,7 @@
 Event row in the same transaction. Events are the timeline and the notification outbox;
 they are announced to the pipeline only after the outermost transaction commits.
 """
+
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -56,15 +57,26 @@ def unit_of_work() -> Iterator[None]:
                 hook(event_id)
 
 
-def record_event(request: ServiceRequest, event_type: str, actor: User | int | None,
-                 payload: dict[str, Any] | None = None, from_status: str | None = None,
-                 to_status: str | None = None) -> Event:
+def record_event(
+    request: ServiceRequest,
+    event_type: str,
+    actor: User | int | None,
+    payload: dict[str, Any] | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+) -> Event:
     """Write an Event row inside the caller's unit of work. Payloads always say which request
     and whether it is an emergency, so every consumer can route and highlight without a query."""
     body = dict(payload or {})
     body.update(service_request_id=request.id, is_emergency=request.is_emergency)
-    event = Event.create(type=event_type, service_request=request.id, actor=actor,
-                         from_status=from_status, to_status=to_status, payload=body)
+    event = Event.create(
+        type=event_type,
+        service_request=request.id,
+        actor=actor,
+        from_status=from_status,
+        to_status=to_status,
+        payload=body,
+    )
     _pending_ids().append(event.id)
     return event
 
@@ -79,17 +91,25 @@ def record_account_event(event_type: str, actor: User | int | None, payload: dic
     return event
 
 
-def transition(request: ServiceRequest, to_status: str, actor: User | int | None, event_type: str,
-               payload: dict[str, Any] | None = None, **changes: Any) -> tuple[ServiceRequest, Event]:
+def transition(
+    request: ServiceRequest,
+    to_status: str,
+    actor: User | int | None,
+    event_type: str,
+    payload: dict[str, Any] | None = None,
+    **changes: Any,
+) -> tuple[ServiceRequest, Event]:
     """Move `request` to `to_status` (with field `changes`) or raise 409 invalid_transition."""
     from_status = request.status
     if not can_transition(from_status, to_status):
         raise InvalidTransition(f"A request that is {from_status} cannot move to {to_status}.")
     changes["updated_at"] = utcnow()
     with unit_of_work():
-        updated = (ServiceRequest.update(status=to_status, **changes)
-                   .where(ServiceRequest.id == request.id, ServiceRequest.status == from_status)
-                   .execute())
+        updated = (
+            ServiceRequest.update(status=to_status, **changes)
+            .where(ServiceRequest.id == request.id, ServiceRequest.status == from_status)
+            .execute()
+        )
         if updated != 1:
             raise InvalidTransition("The request changed while this action ran; reload and retry.")
         for name, value in changes.items():

@@ -1,5 +1,6 @@
 """Command line: `python -m server {serve,migrate,createdb,check,createadmin,seed,dispatcher,worker,cron,reconcile,
 backup,restore}`."""
+
 import argparse
 import asyncio
 import dataclasses
@@ -17,8 +18,17 @@ from server.app import configure_logging, init_error_reporting, make_app, start_
 from server.migrations import migrate
 from server.pipeline import start_pipeline
 from server.shutdown import DrainingHTTPServer, shut_down, wait_for_signal
-from server.startup import (StartupError, check_database, check_migrated, check_redis, ensure_database, explain,
-                            port_problem, wait_for, where)
+from server.startup import (
+    StartupError,
+    check_database,
+    check_migrated,
+    check_redis,
+    ensure_database,
+    explain,
+    port_problem,
+    wait_for,
+    where,
+)
 from workers import cron
 from workers.backup import BackupError, BackupSchedule, restore_backup, take_backup
 from workers.dispatcher import Dispatcher
@@ -52,8 +62,10 @@ def cmd_check(settings, args):
     check_migrated(settings.database_url)
     if settings.redis_url:
         check_redis(settings.redis_url)
-    print(f"ok: database {where(settings.database_url)} migrated; Redis "
-          f"{where(settings.redis_url) + ' reachable' if settings.redis_url else 'not used (embedded pipeline)'}")
+    print(
+        f"ok: database {where(settings.database_url)} migrated; Redis "
+        f"{where(settings.redis_url) + ' reachable' if settings.redis_url else 'not used (embedded pipeline)'}"
+    )
 
 
 def cmd_check_deploy(settings):
@@ -82,6 +94,7 @@ def cmd_backup(settings, args):
 def cmd_restore(settings, args):
     """pg_restore into a new or empty database (created when missing), then migrate it."""
     from server.migrations import migrate
+
     target = args.database_url or settings.database_url
     ensure_database(target)
     db = bind(target)
@@ -89,25 +102,30 @@ def cmd_restore(settings, args):
     with db.connection_context():
         tables = db.get_tables()
     if tables:
-        sys.exit(f"restore: the database {where(target)} already has {len(tables)} table(s): restore into a new "
-                 "or empty database (e.g. --database-url postgresql://.../serviceman_restored), then point "
-                 "DATABASE_URL at it")
+        sys.exit(
+            f"restore: the database {where(target)} already has {len(tables)} table(s): restore into a new "
+            "or empty database (e.g. --database-url postgresql://.../serviceman_restored), then point "
+            "DATABASE_URL at it"
+        )
     try:
         restore_backup(args.file, target)
     except BackupError as exc:
         sys.exit(f"restore: {exc}")
     with db.connection_context():
         applied = migrate(db)
-    print(f"restore: {args.file} restored into {where(target)}; migrations applied: "
-          f"{', '.join(applied) if applied else 'none (up to date)'}")
+    print(
+        f"restore: {args.file} restored into {where(target)}; migrations applied: "
+        f"{', '.join(applied) if applied else 'none (up to date)'}"
+    )
 
 
 def cmd_createadmin(settings, args):
     bind(settings.database_url)
     check_migrated(settings.database_url)
     try:
-        user = create_admin(settings, email=args.email, password=args.password,
-                            first_name=args.first_name, last_name=args.last_name)
+        user = create_admin(
+            settings, email=args.email, password=args.password, first_name=args.first_name, last_name=args.last_name
+        )
     except ApiError as exc:
         problems = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in exc.fields.items())
         sys.exit(f"createadmin: {problems or exc.message}")
@@ -148,8 +166,9 @@ def cmd_serve(settings, args):
             raise StartupError(problem) from exc
         log.info("Serviceman listening on http://%s:%s (docs at /api/docs/)", args.host, settings.port)
         reason = await signalled
-        await shut_down(server, app, [timer for timer in timers if timer is not None],
-                        settings.shutdown_grace_seconds, reason)
+        await shut_down(
+            server, app, [timer for timer in timers if timer is not None], settings.shutdown_grace_seconds, reason
+        )
 
     asyncio.run(main())
 
@@ -202,8 +221,12 @@ def cmd_worker(settings, args):
     if transport is None:
         return
     worker_class = PipelineForkWorker if args.fork else PipelineWorker
-    run_worker(lambda: worker_class(transport.queues, connection=transport.redis), transport.redis,
-               burst=args.burst, logging_level=settings.log_level)
+    run_worker(
+        lambda: worker_class(transport.queues, connection=transport.redis),
+        transport.redis,
+        burst=args.burst,
+        logging_level=settings.log_level,
+    )
 
 
 def main(argv=None):
@@ -211,16 +234,21 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("createdb", help="create the PostgreSQL database of DATABASE_URL if it does not exist")
-    check = sub.add_parser("check",
-                           help="check that the database is reachable and migrated and Redis (if used) reachable")
-    check.add_argument("--deploy", action="store_true",
-                       help="the production checklist instead: every weak or missing setting, exit 1 if any")
+    check = sub.add_parser(
+        "check", help="check that the database is reachable and migrated and Redis (if used) reachable"
+    )
+    check.add_argument(
+        "--deploy",
+        action="store_true",
+        help="the production checklist instead: every weak or missing setting, exit 1 if any",
+    )
     backup = sub.add_parser("backup", help="pg_dump the database (custom format) into BACKUP_DIR, prune old backups")
     backup.add_argument("--dir", default=None, help="write here instead of BACKUP_DIR")
     restore = sub.add_parser("restore", help="pg_restore a backup into a new or empty database, then migrate it")
     restore.add_argument("file", help="a file written by `backup`")
-    restore.add_argument("--database-url", default=None,
-                         help="the database to restore into (created if missing; default DATABASE_URL)")
+    restore.add_argument(
+        "--database-url", default=None, help="the database to restore into (created if missing; default DATABASE_URL)"
+    )
     admin = sub.add_parser("createadmin", help="create an admin account")
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True)
@@ -231,13 +259,22 @@ def main(argv=None):
     dispatcher.add_argument("--batch", type=int, default=100, metavar="N", help="at most N events per delivery job")
     worker = sub.add_parser("worker", help="run RQ delivery and email jobs (needs REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
-    worker.add_argument("--fork", action="store_true",
-                        help="RQ's forking Worker: each job in a new process (slower; isolates a job that leaks)")
+    worker.add_argument(
+        "--fork",
+        action="store_true",
+        help="RQ's forking Worker: each job in a new process (slower; isolates a job that leaks)",
+    )
     sub.add_parser("cron", help="enqueue the periodic jobs on their schedule (needs REDIS_URL)")
-    reconcile = sub.add_parser("reconcile", help="re-verify PENDING payments, open refunds and unsettled "
-                                                 "transfers with Paystack now")
-    reconcile.add_argument("--older-than", type=int, default=None, metavar="SECONDS",
-                           help="only payments older than this (default PAYMENT_RECONCILE_AFTER)")
+    reconcile = sub.add_parser(
+        "reconcile", help="re-verify PENDING payments, open refunds and unsettled transfers with Paystack now"
+    )
+    reconcile.add_argument(
+        "--older-than",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="only payments older than this (default PAYMENT_RECONCILE_AFTER)",
+    )
     serve = sub.add_parser("serve", help="serve the API, websockets and docs")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None)
@@ -253,9 +290,20 @@ def main(argv=None):
     kind = PROCESS_KINDS.get(args.command, args.command)
     metrics.enable(kind, bool(settings.metrics_token))
     init_error_reporting(settings, kind)
-    commands = {"migrate": cmd_migrate, "createdb": cmd_createdb, "check": cmd_check, "createadmin": cmd_createadmin,
-                "seed": cmd_seed, "serve": cmd_serve, "dispatcher": cmd_dispatcher, "worker": cmd_worker,
-                "cron": cmd_cron, "reconcile": cmd_reconcile, "backup": cmd_backup, "restore": cmd_restore}
+    commands = {
+        "migrate": cmd_migrate,
+        "createdb": cmd_createdb,
+        "check": cmd_check,
+        "createadmin": cmd_createadmin,
+        "seed": cmd_seed,
+        "serve": cmd_serve,
+        "dispatcher": cmd_dispatcher,
+        "worker": cmd_worker,
+        "cron": cmd_cron,
+        "reconcile": cmd_reconcile,
+        "backup": cmd_backup,
+        "restore": cmd_restore,
+    }
     try:
         commands[args.command](settings, args)
     except StartupError as exc:

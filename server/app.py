@@ -1,28 +1,29 @@
 """The application factory: one Tornado Application serving the API, websockets, docs and health."""
+
 import logging
 
 import tornado.ioloop
-from tornado.log import access_log
 import tornado.web
+from tornado.log import access_log
 
 from handlers import reset_page, websocket
-from handlers.dashboard import dashboard_routes, dashboard_settings
 from handlers.base import NotFoundHandler, UnknownHostHandler
-from handlers.metrics import PATH as METRICS_PATH, metrics_routes
-from handlers.web import proxies
-from handlers.web.route_names import route_of, route_templates
-from models.foundation import metrics
-from models import bind
-from handlers.web import executor
-from server.asyncapi import build_asyncapi
+from handlers.dashboard import dashboard_routes, dashboard_settings
+from handlers.metrics import PATH as METRICS_PATH
+from handlers.metrics import metrics_routes
+from handlers.web import executor, proxies
 from handlers.web.hub import Hub
 from handlers.web.listing_cache import ListingCache
-from server import error_reporting
-from server.openapi import build_spec
-from server.paystack_standin import Ledger, standin_routes
+from handlers.web.rate_limits import RateLimits
+from handlers.web.route_names import route_of, route_templates
+from models import bind
+from models.foundation import metrics
 from models.foundation.paystack import PaystackClient
 from models.foundation.settings import LOCAL_CHECKOUT_PREFIX
-from handlers.web.rate_limits import RateLimits
+from server import error_reporting
+from server.asyncapi import build_asyncapi
+from server.openapi import build_spec
+from server.paystack_standin import Ledger, standin_routes
 from server.pipeline import start_pipeline
 from server.routes import route_table, tornado_routes
 from workers.outbox import REDRIVE_EVERY_SECONDS, redrive
@@ -64,8 +65,13 @@ def make_app(settings, bind_database=True, transport=None):
     transport = pipeline.transport
     metrics.enable("web", bool(settings.metrics_token))
     routes = route_table()
-    handlers = (tornado_routes(routes) + reset_page.default_handlers + local_checkout_routes(settings)
-                + dashboard_routes() + metrics_routes(settings, getattr(transport, "redis", None)))
+    handlers = (
+        tornado_routes(routes)
+        + reset_page.default_handlers
+        + local_checkout_routes(settings)
+        + dashboard_routes()
+        + metrics_routes(settings, getattr(transport, "redis", None))
+    )
     return HostCheckedApplication(
         handlers,
         route_templates=route_templates(handlers),
@@ -106,8 +112,7 @@ class HostCheckedApplication(tornado.web.Application):
         status = handler.get_status()
         route = route_of(handler, self.settings["route_templates"])
         # A method is the client's word: any other than HTTP's own would be a label of its choosing.
-        metrics.request_answered(request.method if request.method in KNOWN_METHODS else "other", route, status,
-                                 seconds)
+        metrics.request_answered(request.method if request.method in KNOWN_METHODS else "other", route, status, seconds)
         if status < 400:
             level = logging.INFO
         elif status < 500:
@@ -119,11 +124,24 @@ class HostCheckedApplication(tornado.web.Application):
         client_ip = proxies.client_address(request, self.settings["config"])[0]
         user = getattr(handler, "current_user_obj", None)
         # The path without its query string: a link's ?token= must never reach a log line.
-        access_log.log(level, "%d %s %s (%s) %.2fms", status, request.method, request.path, client_ip,
-                       seconds * 1000, extra={
-                           "request_id": getattr(handler, "request_id", None), "user_id": getattr(user, "id", None),
-                           "route": route, "status": status, "duration_s": round(seconds, 6),
-                           "method": request.method, "client_ip": client_ip})
+        access_log.log(
+            level,
+            "%d %s %s (%s) %.2fms",
+            status,
+            request.method,
+            request.path,
+            client_ip,
+            seconds * 1000,
+            extra={
+                "request_id": getattr(handler, "request_id", None),
+                "user_id": getattr(user, "id", None),
+                "route": route,
+                "status": status,
+                "duration_s": round(seconds, 6),
+                "method": request.method,
+                "client_ip": client_ip,
+            },
+        )
 
 
 def local_checkout_routes(settings):
@@ -132,9 +150,13 @@ def local_checkout_routes(settings):
         return []
 
     # Refunds land a few seconds after they are asked for, with Paystack's refund.processed webhook.
-    ledger = Ledger(secret_key=settings.paystack_secret_key, base_url=settings.paystack_api_url,
-                    webhook_url=f"{settings.origin}/api/payments/webhook/", transfer_outcome="success",
-                    refund_delay=LOCAL_REFUND_DELAY)
+    ledger = Ledger(
+        secret_key=settings.paystack_secret_key,
+        base_url=settings.paystack_api_url,
+        webhook_url=f"{settings.origin}/api/payments/webhook/",
+        transfer_outcome="success",
+        refund_delay=LOCAL_REFUND_DELAY,
+    )
     log.info("no Paystack keys: payments use the local checkout at %s/checkout/", settings.paystack_api_url)
     return standin_routes(ledger, prefix=LOCAL_CHECKOUT_PREFIX)
 
@@ -143,6 +165,7 @@ def start_embedded_sweep(settings):
     """Embedded mode has no dispatcher process, so the web process runs the re-drive sweep itself."""
     if settings.redis_url:
         return None
+
     async def sweep():
         try:
             await executor.run_sync(redrive)
@@ -158,12 +181,14 @@ def start_embedded_schedule(settings):
     """Embedded mode has no cron process: the periodic jobs run on timers in the web process."""
     if settings.redis_url:
         return []
+
     def runner(job):
         async def run():
             try:
                 await executor.run_sync(job)
             except Exception:
                 log.exception("periodic job %s failed", job.__name__)
+
         return run
 
     callbacks = [tornado.ioloop.PeriodicCallback(runner(job), seconds * 1000) for job, seconds in SCHEDULE]

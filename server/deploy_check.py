@@ -8,6 +8,7 @@ the Redis pipeline, host and origin lists that accept anything, sockets nobody p
 database, migration and Redis checks as `check`. Each problem names the setting and what to do,
 never a secret's value.
 """
+
 import shutil
 from urllib.parse import urlsplit
 
@@ -20,15 +21,18 @@ LOOPBACK = ("localhost", "127.0.0.1", "::1")
 def _environment(settings):
     if settings.is_production:
         return []
-    return [f"ENV is {settings.env!r}: production runs with ENV=production (which refuses to start on most "
-            "of what follows)"]
+    return [
+        f"ENV is {settings.env!r}: production runs with ENV=production (which refuses to start on most of what follows)"
+    ]
 
 
 def _backups(settings):
     if not settings.backup_schedule:
-        return ["no backup schedule: set BACKUP_SCHEDULE (a cron expression, e.g. '30 2 * * *') and BACKUP_DIR "
-                "for the cron process to take pg_dump backups, or, when the platform takes them (Heroku "
-                f"PGBackups: heroku pg:backups:schedule), BACKUP_SCHEDULE={EXTERNAL}"]
+        return [
+            "no backup schedule: set BACKUP_SCHEDULE (a cron expression, e.g. '30 2 * * *') and BACKUP_DIR "
+            "for the cron process to take pg_dump backups, or, when the platform takes them (Heroku "
+            f"PGBackups: heroku pg:backups:schedule), BACKUP_SCHEDULE={EXTERNAL}"
+        ]
     problem = backup_settings_problem(settings)
     return [problem] if problem else []
 
@@ -47,15 +51,23 @@ def _error_reporting(settings):
     for options in (error_reporting.sentry_options(settings), client.options if client.is_active() else {}):
         if not options:
             continue
-        unscrubbed += [name for name, wanted in (("send_default_pii", False), ("include_local_variables", False),
-                                                 ("max_request_body_size", "never"))
-                       if options.get(name) != wanted and name not in unscrubbed]
+        unscrubbed += [
+            name
+            for name, wanted in (
+                ("send_default_pii", False),
+                ("include_local_variables", False),
+                ("max_request_body_size", "never"),
+            )
+            if options.get(name) != wanted and name not in unscrubbed
+        ]
         for name in ("before_send", "event_scrubber"):
             if options.get(name) is None and name not in unscrubbed:
                 unscrubbed.append(name)
     if unscrubbed:
-        return [f"error reports are not scrubbed ({', '.join(unscrubbed)}): Sentry must be set up by "
-                "server/error_reporting.py only, or reports carry passwords, tokens and email addresses"]
+        return [
+            f"error reports are not scrubbed ({', '.join(unscrubbed)}): Sentry must be set up by "
+            "server/error_reporting.py only, or reports carry passwords, tokens and email addresses"
+        ]
     return []
 
 
@@ -63,27 +75,36 @@ def _hosts_and_origins(settings):
     problems = []
     if "*" in settings.allowed_hosts:
         problems.append("ALLOWED_HOSTS contains '*': any Host header is served; list your host names")
-    clear = [origin for origin in settings.cors_allowed_origins
-             if origin == "*" or (urlsplit(origin).scheme == "http" and urlsplit(origin).hostname not in LOOPBACK)]
+    clear = [
+        origin
+        for origin in settings.cors_allowed_origins
+        if origin == "*" or (urlsplit(origin).scheme == "http" and urlsplit(origin).hostname not in LOOPBACK)
+    ]
     if clear:
-        problems.append(f"CORS_ALLOWED_ORIGINS has {', '.join(clear)}: list only https:// origins of your own "
-                        "front ends")
+        problems.append(
+            f"CORS_ALLOWED_ORIGINS has {', '.join(clear)}: list only https:// origins of your own front ends"
+        )
     return problems
 
 
 def _pipeline_and_email(settings):
     problems = []
     if not settings.redis_url:
-        problems.append("REDIS_URL is not set: the whole pipeline runs inside one web process (no dispatcher, "
-                        "worker or cron process, no second web process)")
+        problems.append(
+            "REDIS_URL is not set: the whole pipeline runs inside one web process (no dispatcher, "
+            "worker or cron process, no second web process)"
+        )
     if not settings.email_host:
         problems.append("EMAIL_HOST is not set: emails (verification, password resets) are only logged")
     elif not settings.email_use_tls and settings.email_host not in LOOPBACK:
-        problems.append(f"EMAIL_USE_TLS is false for {settings.email_host}: reset links would cross the network "
-                        "in clear")
+        problems.append(
+            f"EMAIL_USE_TLS is false for {settings.email_host}: reset links would cross the network in clear"
+        )
     if settings.ws_ping_seconds == 0:
-        problems.append("WS_PING_SECONDS is 0: dead sockets are never noticed, and a proxy cuts idle ones at its "
-                        "read timeout (docs/deploy/nginx.conf expects pings every 20 s)")
+        problems.append(
+            "WS_PING_SECONDS is 0: dead sockets are never noticed, and a proxy cuts idle ones at its "
+            "read timeout (docs/deploy/nginx.conf expects pings every 20 s)"
+        )
     return problems
 
 

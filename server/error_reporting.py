@@ -21,6 +21,7 @@ Every process kind reports (web, dispatcher, worker, cron), each event tagged wi
 is reported once per REPEAT_WINDOW_SECONDS per process (OncePerKind), so a loop failing every turn is
 one event, not one a second.
 """
+
 import re
 import threading
 import time
@@ -34,12 +35,46 @@ REPEAT_WINDOW_SECONDS = 3600  # one report per failure kind and process per hour
 MIN_MASKED_SECRET = 6
 # Names (dict keys, lowercased, compared whole) whose values never leave, besides sentry-sdk's own.
 PROJECT_DENYLIST = [
-    "email", "new_email", "sent_to_email", "email_host_password", "current_password", "new_password",
-    "old_password", "password_hash", "refresh", "access", "access_token", "refresh_token", "jwt", "claims",
-    "bearer", "secret_key", "paystack_secret_key", "paystack_webhook_secret", "webhook_secret", "dsn",
-    "sentry_dsn", "database_url", "redis_url", "x-paystack-signature", "x_paystack_signature", "signature",
-    "params", "parameters", "phone", "address", "first_name", "last_name", "full_name", "account_number",
-    "account_name", "authorization_url", "access_code", "code", "raw", "body",
+    "email",
+    "new_email",
+    "sent_to_email",
+    "email_host_password",
+    "current_password",
+    "new_password",
+    "old_password",
+    "password_hash",
+    "refresh",
+    "access",
+    "access_token",
+    "refresh_token",
+    "jwt",
+    "claims",
+    "bearer",
+    "secret_key",
+    "paystack_secret_key",
+    "paystack_webhook_secret",
+    "webhook_secret",
+    "dsn",
+    "sentry_dsn",
+    "database_url",
+    "redis_url",
+    "x-paystack-signature",
+    "x_paystack_signature",
+    "signature",
+    "params",
+    "parameters",
+    "phone",
+    "address",
+    "first_name",
+    "last_name",
+    "full_name",
+    "account_number",
+    "account_name",
+    "authorization_url",
+    "access_code",
+    "code",
+    "raw",
+    "body",
 ]
 DENYLIST = DEFAULT_DENYLIST + [name for name in PROJECT_DENYLIST if name not in DEFAULT_DENYLIST]
 
@@ -49,12 +84,19 @@ PATTERNS = (
     (re.compile(r"\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"), FILTERED),  # a JWT anywhere (URL, message)
     # A query parameter named like a credential (token=, reset_code=, api_key=...), in a URL or a
     # query string alone.
-    (re.compile(r"(?i)((?:^|[?&;\s])[\w-]*(?:token|key|secret|password|code|signature|access|refresh|reference"
-                r"|email)=)[^&\s#\"']+"), r"\1" + FILTERED),
+    (
+        re.compile(
+            r"(?i)((?:^|[?&;\s])[\w-]*(?:token|key|secret|password|code|signature|access|refresh|reference"
+            r"|email)=)[^&\s#\"']+"
+        ),
+        r"\1" + FILTERED,
+    ),
     (re.compile(r"(://[^:/@\s]*:)[^@\s/]+@"), r"\1" + FILTERED + "@"),  # user:password@host
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
-    (re.compile(r"(Key \([^)]*\)=\().*?(\) (?:already exists|is (?:not present|still referenced)))"),
-     r"\1" + FILTERED + r"\2"),  # PostgreSQL's DETAIL quotes the row's values
+    (
+        re.compile(r"(Key \([^)]*\)=\().*?(\) (?:already exists|is (?:not present|still referenced)))"),
+        r"\1" + FILTERED + r"\2",
+    ),  # PostgreSQL's DETAIL quotes the row's values
 )
 
 
@@ -72,8 +114,10 @@ def scrub(value, secrets=()):
     if isinstance(value, str):
         return mask(value, secrets)
     if isinstance(value, dict):
-        return {key: FILTERED if isinstance(key, str) and key.lower() in DENYLIST else scrub(item, secrets)
-                for key, item in value.items()}
+        return {
+            key: FILTERED if isinstance(key, str) and key.lower() in DENYLIST else scrub(item, secrets)
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [scrub(item, secrets) for item in value]
     return value
@@ -151,10 +195,14 @@ def sentry_options(settings, process="web", once_per_kind=None):
         return scrub(crumb, secrets)
 
     return {
-        "dsn": settings.sentry_dsn, "environment": settings.env, "send_default_pii": False,
-        "include_local_variables": False, "max_request_body_size": "never",
+        "dsn": settings.sentry_dsn,
+        "environment": settings.env,
+        "send_default_pii": False,
+        "include_local_variables": False,
+        "max_request_body_size": "never",
         "event_scrubber": EventScrubber(denylist=DENYLIST, recursive=True, pii_denylist=DEFAULT_PII_DENYLIST),
-        "before_send": before_send, "before_breadcrumb": before_breadcrumb,
+        "before_send": before_send,
+        "before_breadcrumb": before_breadcrumb,
         # Job failures are reported by the worker itself, every attempt, without the job's arguments
         # (workers/worker.py); RQ's integration reports only the last attempt, with them.
         "disabled_integrations": [RqIntegration()],

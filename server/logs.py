@@ -7,6 +7,7 @@ with `extra=` (the access log: status, duration_s, method, path, client_ip). Wha
 where it is logged: ids, never a token, password, email address or request body (the access log names
 the path without its query string, which may hold a token).
 """
+
 import logging
 
 from pythonjsonlogger.json import JsonFormatter

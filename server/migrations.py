@@ -1,4 +1,5 @@
 """peewee-migrate wiring: `python -m server migrate` and the test session apply the same migrations."""
+
 import logging
 
 from peewee_migrate import Router

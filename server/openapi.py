@@ -5,6 +5,7 @@ Examples: every schema field carries its own (`metadata={"example": ...}`), whic
 the property and Swagger UI composes into each body's example; dates, times, money and constants
 without one get a generic example here, and so do pagination and errors (one per status, from the
 error classes themselves; a 422's names a field of the operation's own body or query)."""
+
 import re
 from decimal import Decimal
 
@@ -13,30 +14,44 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, ValidationError, fields
 
 from handlers.base import ANYONE, HTTP_METHODS, SIGNED_IN
-from handlers.web import idempotent
 from handlers.inputs import flatten_errors
 from handlers.schemas.common import EXAMPLE_BOOKING_DATE, ErrorSchema
+from handlers.web import idempotent
 from models.actions.sync import CursorExpired
 from models.foundation import errors
 
 ERROR_TEXT = {
     400: "Malformed request (body not a JSON object, undecodable text)",
     401: "Not signed in, or the token is invalid or expired",
-    403: "The caller's role may not do this", 404: "Not found, or not visible to the caller",
-    409: "Wrong state for this action (`invalid_transition`)", 413: "The request body is too large",
+    403: "The caller's role may not do this",
+    404: "Not found, or not visible to the caller",
+    409: "Wrong state for this action (`invalid_transition`)",
+    413: "The request body is too large",
     410: "The sync cursor is too old (`cursor_expired`): start again without `since`",
-    422: "Validation failed; per-field messages", 429: "Rate-limited; see Retry-After", 502: "Paystack unreachable",
+    422: "Validation failed; per-field messages",
+    429: "Rate-limited; see Retry-After",
+    502: "Paystack unreachable",
 }
 # Every signed-in POST, PATCH and DELETE (handlers/web/idempotent.py; the README's "For mobile developers").
 IDEMPOTENCY_KEY_PARAMETER = {
-    "in": "header", "name": idempotent.HEADER, "required": False,
+    "in": "header",
+    "name": idempotent.HEADER,
+    "required": False,
     "description": "Send a new random key (a UUID) with each new action and the same key with each retry of it: "
-                   "within 24 hours a retry with the same key and body gets the first answer (same status and "
-                   "body, `Idempotent-Replayed: true`) and changes nothing. 5xx and 429 answers are not stored.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$",
-               "example": "3f0c9a9e-5b7d-4c1e-9f55-2f8f6b1d0a42"}}
-REPLAYED_HEADER = {"description": "`true` on an answer replayed for a retry with the same Idempotency-Key.",
-                   "schema": {"type": "string", "enum": ["true"]}}
+    "within 24 hours a retry with the same key and body gets the first answer (same status and "
+    "body, `Idempotent-Replayed: true`) and changes nothing. 5xx and 429 answers are not stored.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": "^[\\x20-\\x7e]+$",
+        "example": "3f0c9a9e-5b7d-4c1e-9f55-2f8f6b1d0a42",
+    },
+}
+REPLAYED_HEADER = {
+    "description": "`true` on an answer replayed for a retry with the same Idempotency-Key.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
 IDEMPOTENCY_ERROR_TEXT = {
     409: "; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running (see Retry-After)",
     422: "; or `idempotency_key_reused`: this Idempotency-Key was sent with another request",
@@ -46,27 +61,27 @@ _GROUP = re.compile(r"\(\?P<(\w+)>([^)]*)\)")
 TAGS = {
     "auth": "Registration, sign-in with JWT access and refresh tokens, sign-out, and the signed-in user's profile.",
     "catalog": "Service categories (plumbing, electrical, AC repair...) and the approved servicemen in each, "
-               "with their ratings and reviews.",
+    "with their ratings and reviews.",
     "requests": "Booking a serviceman: the booking-fee quote, creating and editing a request, cancelling it, "
-                "and its timeline of events.",
+    "and its timeline of events.",
     "payments": "Paystack checkout for the booking fee and the final cost (naira, `NGN`), the webhook, "
-                "verification by reference, and payment history.",
+    "verification by reference, and payment history.",
     "pricing": "After inspection: the serviceman's estimate, the admin's markup, the client approving the final "
-               "cost or negotiating it, and consulting the serviceman on a counter-offer.",
+    "cost or negotiating it, and consulting the serviceman on a counter-offer.",
     "assignment": "The admins' queue of paid requests waiting for servicemen; assigning a primary and a backup, "
-                  "reassigning, promoting the backup, and a serviceman declining.",
+    "reassigning, promoting the backup, and a serviceman declining.",
     "jobs": "The work itself: starting it, marking it done, confirming completion, rating the serviceman; "
-            "a serviceman's job list and earnings.",
+    "a serviceman's job list and earnings.",
     "notifications": "Dashboard notifications (also pushed on the websocket `/ws/` and sent by email): "
-                     "list, unread count, mark as read.",
+    "list, unread count, mark as read.",
     "admin": "Vetting servicemen (approve, reject, suspend, reinstate), creating admins, deactivating users, "
-             "overriding a request's emergency flag.",
+    "overriding a request's emergency flag.",
     "analytics": "Admin reports: revenue by month, top servicemen, most requested categories, request statistics.",
     "payouts": "Paying servicemen through Paystack Transfers: banks, the serviceman's payout account (resolved, "
-               "stored masked), the payout ledger, admins approving payouts, and each payout's transfer attempts.",
+    "stored masked), the payout ledger, admins approving payouts, and each payout's transfer attempts.",
     "docs": "This OpenAPI document, Swagger UI and the health check.",
     "refunds": "The cancellation policy (what cancelling now would refund and keep) and refunds through "
-               "Paystack's Refund API: the admins' list, manual refunds of a verified payment, retrying a failed one.",
+    "Paystack's Refund API: the admins' list, manual refunds of a verified payment, retrying a failed one.",
 }
 
 # Generic examples for fields whose example does not depend on their meaning (Date before DateTime:
@@ -79,10 +94,21 @@ EXAMPLE_ORIGIN = "https://api.example.com"
 # Plumbing #1, Emeka #3); any other id (a negotiation's, a notification's) is 1, the first one made.
 EXAMPLE_IDS = {"request_id": 1, "category_id": 1, "serviceman_id": 3}
 # Each status's example error, as the base handler renders it (422: see `_validation_example`).
-ERROR_EXAMPLES = {error.status: error for error in (
-    errors.MalformedRequest(), errors.NotAuthenticated(), errors.PermissionDenied(), errors.NotFound(),
-    errors.InvalidTransition(), errors.PayloadTooLarge(), errors.RateLimited(), errors.UpstreamUnavailable(),
-    errors.ServiceUnavailable(), CursorExpired())}
+ERROR_EXAMPLES = {
+    error.status: error
+    for error in (
+        errors.MalformedRequest(),
+        errors.NotAuthenticated(),
+        errors.PermissionDenied(),
+        errors.NotFound(),
+        errors.InvalidTransition(),
+        errors.PayloadTooLarge(),
+        errors.RateLimited(),
+        errors.UpstreamUnavailable(),
+        errors.ServiceUnavailable(),
+        CursorExpired(),
+    )
+}
 
 
 def openapi_path(pattern):
@@ -92,8 +118,13 @@ def openapi_path(pattern):
 def _path_parameter(name, regex):
     """An id (`\\d+`) is an integer; any other route group is a string matching the route's pattern."""
     if regex == r"\d+":
-        return {"in": "path", "name": name, "required": True, "schema": {"type": "integer"},
-                "example": EXAMPLE_IDS.get(name, 1)}
+        return {
+            "in": "path",
+            "name": name,
+            "required": True,
+            "schema": {"type": "integer"},
+            "example": EXAMPLE_IDS.get(name, 1),
+        }
     return {"in": "path", "name": name, "required": True, "schema": {"type": "string", "pattern": f"^{regex}$"}}
 
 
@@ -181,15 +212,32 @@ def _page_url(path, page):
 def _page_schema(item, path):
     """The page wrapper of one list (each paginated item type is listed by one path)."""
     page = PAGE_EXAMPLE["page"]
-    return Schema.from_dict({
-        "count": fields.Integer(required=True, metadata={"description": "Items in the whole list, all pages.",
-                                                         "example": PAGE_EXAMPLE["count"]}),
-        "next": fields.String(allow_none=True, required=True, metadata={
-            "description": "The next page's URL; null on the last page.", "example": _page_url(path, page + 1)}),
-        "previous": fields.String(allow_none=True, required=True, metadata={
-            "description": "The previous page's URL; null on the first page.", "example": _page_url(path, page - 1)}),
-        "results": fields.List(fields.Nested(type(item)), required=True),
-    }, name=f"{_schema_name(item)}Page")
+    return Schema.from_dict(
+        {
+            "count": fields.Integer(
+                required=True,
+                metadata={"description": "Items in the whole list, all pages.", "example": PAGE_EXAMPLE["count"]},
+            ),
+            "next": fields.String(
+                allow_none=True,
+                required=True,
+                metadata={
+                    "description": "The next page's URL; null on the last page.",
+                    "example": _page_url(path, page + 1),
+                },
+            ),
+            "previous": fields.String(
+                allow_none=True,
+                required=True,
+                metadata={
+                    "description": "The previous page's URL; null on the first page.",
+                    "example": _page_url(path, page - 1),
+                },
+            ),
+            "results": fields.List(fields.Nested(type(item)), required=True),
+        },
+        name=f"{_schema_name(item)}Page",
+    )
 
 
 def _validation_example(ep):
@@ -218,8 +266,12 @@ def _error_response(ep, status, idempotency=False):
         text += IDEMPOTENCY_ERROR_TEXT[status]
     response = {"description": text, "content": {"application/json": media}}
     if status == 429 or (idempotency and status == 409):
-        response["headers"] = {"Retry-After": {"description": "Seconds until the next attempt may succeed.",
-                                               "schema": {"type": "integer", "example": 42}}}
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds until the next attempt may succeed.",
+                "schema": {"type": "integer", "example": 42},
+            }
+        }
     return response
 
 
@@ -280,14 +332,21 @@ def _operation(spec, handler, name, pattern, route_kwargs):
 
 def build_spec(routes, title="Serviceman API", version="1.0.0"):
     marshmallow_plugin = MarshmallowPlugin()
-    spec = APISpec(title=title, version=version, openapi_version="3.0.3", plugins=[marshmallow_plugin],
-                   info={"description": "A real-time backend for on-demand service marketplaces. "
-                                        "Errors always have the shape of the Error schema. Live notifications "
-                                        "arrive on the websocket `/ws/`, described by the AsyncAPI document at "
-                                        "[/api/asyncapi.json](/api/asyncapi.json). With `make run`, the demo "
-                                        "accounts (e.g. `client@demo.serviceman.ng`, `admin@demo.serviceman.ng`, "
-                                        "password `demo-password-123`) sign in with the login example as it is; "
-                                        "paste its `access` into Authorize (kept across reloads)."})
+    spec = APISpec(
+        title=title,
+        version=version,
+        openapi_version="3.0.3",
+        plugins=[marshmallow_plugin],
+        info={
+            "description": "A real-time backend for on-demand service marketplaces. "
+            "Errors always have the shape of the Error schema. Live notifications "
+            "arrive on the websocket `/ws/`, described by the AsyncAPI document at "
+            "[/api/asyncapi.json](/api/asyncapi.json). With `make run`, the demo "
+            "accounts (e.g. `client@demo.serviceman.ng`, `admin@demo.serviceman.ng`, "
+            "password `demo-password-123`) sign in with the login example as it is; "
+            "paste its `access` into Authorize (kept across reloads)."
+        },
+    )
     marshmallow_plugin.converter.add_attribute_function(_decimal_as_string)
     marshmallow_plugin.converter.add_attribute_function(_constant_type)
     marshmallow_plugin.converter.add_attribute_function(_type_example)
@@ -297,8 +356,11 @@ def build_spec(routes, title="Serviceman API", version="1.0.0"):
     for route in routes:
         pattern, handler = route[0], route[1]
         route_kwargs = route[2] if len(route) > 2 else {}
-        operations = {name: _operation(spec, handler, name, pattern, route_kwargs) for name in HTTP_METHODS
-                      if hasattr(getattr(handler, name, None), "endpoint")}
+        operations = {
+            name: _operation(spec, handler, name, pattern, route_kwargs)
+            for name in HTTP_METHODS
+            if hasattr(getattr(handler, name, None), "endpoint")
+        }
         if operations:
             spec.path(path=openapi_path(pattern), operations=operations)
     document = spec.to_dict()

@@ -14,6 +14,7 @@ delivers `refund_webhook(...)` itself. Errors use Paystack's envelope (`status: 
 src/assets/openapi/...), written down in tests/paystack_schemas.py and checked by the suite.
 Never mounted with ENV=production.
 """
+
 import asyncio
 import html
 import json
@@ -21,7 +22,7 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import tornado.httpserver
@@ -58,16 +59,17 @@ def local_card_fees(amount_kobo):
 @dataclass
 class Ledger:
     """What the stand-in knows, and the knobs tests turn to make it misbehave."""
+
     secret_key: str
-    base_url: str = ""                 # where its own checkout pages are served
-    webhook_url: str = ""              # where Pay sends charge.success
+    base_url: str = ""  # where its own checkout pages are served
+    webhook_url: str = ""  # where Pay sends charge.success
     transactions: dict = field(default_factory=dict)
     calls: list = field(default_factory=list)
     # Every API request as sent: (method, path, query {name: value}, JSON body or None); tests check
     # the client's requests against the documented request schemas.
     requests: list = field(default_factory=list)
-    faults: list = field(default_factory=list)   # next calls: "timeout", "error", "garbage", "refused"
-    fault_delay: float = 2.0           # how long a "timeout" fault sleeps
+    faults: list = field(default_factory=list)  # next calls: "timeout", "error", "garbage", "refused"
+    fault_delay: float = 2.0  # how long a "timeout" fault sleeps
     webhooks_sent: int = 0
     # Transfers (server/paystack_standin_transfers.py): recipients by code, transfers by reference,
     # and how a new transfer settles on its own (None: it stays pending until a test settles it).
@@ -75,12 +77,12 @@ class Ledger:
     transfers: dict = field(default_factory=dict)
     transfer_outcome: str = None
     transfer_delay: float = 0.2
-    transfer_otp: str = "123456"       # the OTP "sent to the business's phone" for `otp` transfers
-    otp_outcome: str = "pending"       # where a finalized transfer goes
+    transfer_otp: str = "123456"  # the OTP "sent to the business's phone" for `otp` transfers
+    otp_outcome: str = "pending"  # where a finalized transfer goes
     refunds: dict = field(default_factory=dict)
-    refund_delay: float = None         # seconds until a refund is processed by itself; None: a test decides
-    refund_outcome: str = None         # with refund_delay: the status a refund settles in (default processed)
-    refund_clock: object = None        # tests: a function giving a refund's createdAt (datetime); default now
+    refund_delay: float = None  # seconds until a refund is processed by itself; None: a test decides
+    refund_outcome: str = None  # with refund_delay: the status a refund settles in (default processed)
+    refund_clock: object = None  # tests: a function giving a refund's createdAt (datetime); default now
     # Notified when a refund is made or a webhook delivered (tests wait on it: `wait_until`).
     changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -130,23 +132,46 @@ class Ledger:
         return next((tx for tx in self.transactions.values() if str(tx["id"]) == str(id_or_reference)), None)
 
     def refunded_kobo(self, reference):
-        return sum(r["amount"] for r in self.refunds.values()
-                   if r["transaction"]["reference"] == reference and r["status"] != "failed")
+        return sum(
+            r["amount"]
+            for r in self.refunds.values()
+            if r["transaction"]["reference"] == reference and r["status"] != "failed"
+        )
 
     def create_refund(self, tx, amount, currency, merchant_note="", customer_note=""):
         refund_id = len(self.refunds) + 3018284
         created = iso(self.refund_clock()) if self.refund_clock else now_iso()
         self.refunds[refund_id] = {
-            "id": refund_id, "integration": 100032, "domain": "test", "dispute": None, "settlement": None,
+            "id": refund_id,
+            "integration": 100032,
+            "domain": "test",
+            "dispute": None,
+            "settlement": None,
             "transaction": {"id": tx["id"], "reference": tx["reference"], "amount": tx["amount"]},
-            "transaction_reference": tx["reference"], "transaction_amount": tx["amount"],
-            "amount": amount, "deducted_amount": 0, "fully_deducted": False, "currency": currency,
-            "channel": tx["channel"], "refunded_by": "standin@serviceman.local", "refunded_at": None,
-            "expected_at": created, "customer_note": customer_note, "merchant_note": merchant_note,
-            "status": "pending", "createdAt": created, "updatedAt": created, "reason": "",
-            "bank_reference": None, "refund_type": "full" if amount == tx["amount"] else "partial",
-            "initiated_by": "api", "refund_channel": tx["channel"], "session_id": None,
-            "collect_account_number": False, "customer": dict(tx["customer"])}
+            "transaction_reference": tx["reference"],
+            "transaction_amount": tx["amount"],
+            "amount": amount,
+            "deducted_amount": 0,
+            "fully_deducted": False,
+            "currency": currency,
+            "channel": tx["channel"],
+            "refunded_by": "standin@serviceman.local",
+            "refunded_at": None,
+            "expected_at": created,
+            "customer_note": customer_note,
+            "merchant_note": merchant_note,
+            "status": "pending",
+            "createdAt": created,
+            "updatedAt": created,
+            "reason": "",
+            "bank_reference": None,
+            "refund_type": "full" if amount == tx["amount"] else "partial",
+            "initiated_by": "api",
+            "refund_channel": tx["channel"],
+            "session_id": None,
+            "collect_account_number": False,
+            "customer": dict(tx["customer"]),
+        }
         with self.changed:
             self.changed.notify_all()
         return self.refunds[refund_id]
@@ -178,11 +203,17 @@ class Ledger:
         refund = self.refunds[refund_id]
         if with_id is None:
             with_id = refund["status"] not in REFUND_EVENTS_WITHOUT_ID
-        data = {"status": refund["status"], "transaction_reference": refund["transaction"]["reference"],
-                "refund_reference": f"RF{refund_id}" if refund["status"] == "processed" else None,
-                "amount": str(refund["amount"]), "currency": refund["currency"], "processor": "standin",
-                "customer": {"first_name": "", "last_name": "", "email": refund["customer"]["email"]},
-                "integration": 100032, "domain": "test"}
+        data = {
+            "status": refund["status"],
+            "transaction_reference": refund["transaction"]["reference"],
+            "refund_reference": f"RF{refund_id}" if refund["status"] == "processed" else None,
+            "amount": str(refund["amount"]),
+            "currency": refund["currency"],
+            "processor": "standin",
+            "customer": {"first_name": "", "last_name": "", "email": refund["customer"]["email"]},
+            "integration": 100032,
+            "domain": "test",
+        }
         if with_id:
             data["id"] = str(refund_id)
         raw = json.dumps({"event": event or f"refund.{refund['status']}", "data": data}).encode()
@@ -202,8 +233,9 @@ class InitializeHandler(ApiHandler):
             return self.answer(400, False, "Invalid JSON")
         amount, reference = body.get("amount"), body.get("reference") or secrets.token_hex(8)
         if not isinstance(reference, str) or not TRANSACTION_REFERENCE.match(reference):
-            return self.answer(400, False, "Invalid transaction reference: only -, ., = and alphanumeric "
-                                           "characters allowed")
+            return self.answer(
+                400, False, "Invalid transaction reference: only -, ., = and alphanumeric characters allowed"
+            )
         if not isinstance(amount, int) or amount <= 0:
             return self.answer(400, False, "Invalid Amount Sent")
         if not body.get("email"):
@@ -212,17 +244,34 @@ class InitializeHandler(ApiHandler):
             return self.answer(400, False, "Duplicate Transaction Reference")
         access_code = secrets.token_hex(8)
         self.ledger.transactions[reference] = {
-            "id": len(self.ledger.transactions) + 1, "domain": "test", "status": "abandoned",
-            "reference": reference, "amount": amount, "requested_amount": amount,
+            "id": len(self.ledger.transactions) + 1,
+            "domain": "test",
+            "status": "abandoned",
+            "reference": reference,
+            "amount": amount,
+            "requested_amount": amount,
             "currency": body.get("currency") or "NGN",
-            "gateway_response": "The transaction was not completed", "paid_at": None, "paidAt": None,
-            "fees": None, "created_at": now_iso(), "channel": "card", "metadata": body.get("metadata") or {},
+            "gateway_response": "The transaction was not completed",
+            "paid_at": None,
+            "paidAt": None,
+            "fees": None,
+            "created_at": now_iso(),
+            "channel": "card",
+            "metadata": body.get("metadata") or {},
             "customer": {"id": 1, "email": body["email"], "customer_code": "CUS_standin"},
-            "access_code": access_code, "callback_url": body.get("callback_url") or "",
+            "access_code": access_code,
+            "callback_url": body.get("callback_url") or "",
         }
-        self.answer(200, True, "Authorization URL created", {
-            "authorization_url": f"{self.ledger.base_url}/checkout/{access_code}",
-            "access_code": access_code, "reference": reference})
+        self.answer(
+            200,
+            True,
+            "Authorization URL created",
+            {
+                "authorization_url": f"{self.ledger.base_url}/checkout/{access_code}",
+                "access_code": access_code,
+                "reference": reference,
+            },
+        )
 
 
 class VerifyHandler(ApiHandler):
@@ -253,13 +302,19 @@ class RefundsHandler(ApiHandler):
             return self.answer(400, False, "Invalid amount")
         if amount > left:
             return self.answer(400, False, "Refund amount cannot be more than the transaction amount left")
-        refund = self.ledger.create_refund(tx, amount, body.get("currency") or tx["currency"],
-                                           body.get("merchant_note") or "", body.get("customer_note") or "")
+        refund = self.ledger.create_refund(
+            tx,
+            amount,
+            body.get("currency") or tx["currency"],
+            body.get("merchant_note") or "",
+            body.get("customer_note") or "",
+        )
         refund = {**refund, "transaction": dict(tx_summary(tx))}
         if self.ledger.refund_delay is not None:
             ledger, refund_id = self.ledger, refund["id"]
             asyncio.get_running_loop().call_later(
-                ledger.refund_delay, lambda: asyncio.ensure_future(process_refund_later(ledger, refund_id)))
+                ledger.refund_delay, lambda: asyncio.ensure_future(process_refund_later(ledger, refund_id))
+            )
         self.answer(200, True, "Refund has been queued for processing", refund)
 
     def get(self):
@@ -277,13 +332,27 @@ class RefundsHandler(ApiHandler):
         if any(v and w is None for v, w in zip((since, until), window, strict=True)):
             return self.answer(400, False, "Invalid date")
         refunds = sorted(self.ledger.refunds.values(), key=lambda r: (r["createdAt"], r["id"]), reverse=True)
-        refunds = [r for r in refunds if (window[0] is None or _parse_iso(r["createdAt"]) >= window[0])
-                   and (window[1] is None or _parse_iso(r["createdAt"]) <= window[1])]
-        shown = refunds[(page - 1) * per_page:page * per_page]
-        self.answer(200, True, "Refunds retrieved", [self.ledger.listed_refund(r) for r in shown], meta={
-            "total": len(refunds), "skipped": (page - 1) * per_page, "perPage": str(per_page), "page": page,
-            "pageCount": max(1, -(-len(refunds) // per_page)),
-            "failedRefundCount": sum(r["status"] == "failed" for r in refunds)})
+        refunds = [
+            r
+            for r in refunds
+            if (window[0] is None or _parse_iso(r["createdAt"]) >= window[0])
+            and (window[1] is None or _parse_iso(r["createdAt"]) <= window[1])
+        ]
+        shown = refunds[(page - 1) * per_page : page * per_page]
+        self.answer(
+            200,
+            True,
+            "Refunds retrieved",
+            [self.ledger.listed_refund(r) for r in shown],
+            meta={
+                "total": len(refunds),
+                "skipped": (page - 1) * per_page,
+                "perPage": str(per_page),
+                "page": page,
+                "pageCount": max(1, -(-len(refunds) // per_page)),
+                "failedRefundCount": sum(r["status"] == "failed" for r in refunds),
+            },
+        )
 
 
 def named_refund(handler, refund_id):
@@ -312,8 +381,9 @@ class RefundRetryHandler(ApiHandler):
         if refund is None:
             return
         details = (self._json_or_none() or {}).get("refund_account_details")
-        if not isinstance(details, dict) or not all(isinstance(details.get(k), str) and details[k]
-                                                    for k in ("currency", "account_number", "bank_id")):
+        if not isinstance(details, dict) or not all(
+            isinstance(details.get(k), str) and details[k] for k in ("currency", "account_number", "bank_id")
+        ):
             return self.answer(400, False, "refund_account_details needs currency, account_number and bank_id")
         if refund["status"] != "needs-attention":
             return self.answer(400, False, "Only a refund that needs attention can be retried")
@@ -326,12 +396,25 @@ class RefundRetryHandler(ApiHandler):
 
 def tx_summary(tx):
     """The transaction inside Create Refund's answer (openapi components/schemas/RefundCreateResponse.yaml)."""
-    return {"id": tx["id"], "domain": tx["domain"], "reference": tx["reference"], "amount": tx["amount"],
-            "paid_at": tx["paid_at"], "channel": tx["channel"], "currency": tx["currency"],
-            "authorization": {"exp_month": None, "exp_year": None, "account_name": None},
-            "customer": {"international_format_phone": None}, "plan": {}, "subaccount": {"currency": None},
-            "split": {}, "order_id": None, "paidAt": tx["paidAt"], "pos_transaction_data": None, "source": None,
-            "fees_breakdown": None}
+    return {
+        "id": tx["id"],
+        "domain": tx["domain"],
+        "reference": tx["reference"],
+        "amount": tx["amount"],
+        "paid_at": tx["paid_at"],
+        "channel": tx["channel"],
+        "currency": tx["currency"],
+        "authorization": {"exp_month": None, "exp_year": None, "account_name": None},
+        "customer": {"international_format_phone": None},
+        "plan": {},
+        "subaccount": {"currency": None},
+        "split": {},
+        "order_id": None,
+        "paidAt": tx["paidAt"],
+        "pos_transaction_data": None,
+        "source": None,
+        "fees_breakdown": None,
+    }
 
 
 async def process_refund_later(ledger, refund_id):
@@ -363,17 +446,25 @@ would now call <code>GET /api/payments/verify/{reference}/</code>.</p></body></h
 class CheckoutHandler(StandinHandler):
     def set_default_headers(self):
         super().set_default_headers()
-        self.set_header("Content-Security-Policy",
-                        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+        self.set_header(
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        )
 
     def get(self, access_code):
         tx = self.ledger.by_access_code(access_code)
         if tx is None:
             raise tornado.web.HTTPError(404)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
-        self.finish(CHECKOUT_PAGE.format(
-            email=html.escape(tx["customer"]["email"]), naira=f"{tx['amount'] / 100:,.2f}", kobo=tx["amount"],
-            reference=html.escape(tx["reference"]), action=self.reverse_url("checkout-pay", access_code)))
+        self.finish(
+            CHECKOUT_PAGE.format(
+                email=html.escape(tx["customer"]["email"]),
+                naira=f"{tx['amount'] / 100:,.2f}",
+                kobo=tx["amount"],
+                reference=html.escape(tx["reference"]),
+                action=self.reverse_url("checkout-pay", access_code),
+            )
+        )
 
     async def post(self, access_code):
         tx = self.ledger.by_access_code(access_code)
@@ -407,8 +498,9 @@ def standin_routes(ledger, prefix=""):
         (rf"{prefix}/refund/(?P<refund_id>[0-9]{{1,12}})", RefundHandler, args),
         (rf"{prefix}/refund/retry_with_customer_details/(?P<refund_id>[0-9]{{1,12}})", RefundRetryHandler, args),
         tornado.web.url(rf"{prefix}/checkout/(?P<access_code>[0-9a-f]+)", CheckoutHandler, args, name="checkout"),
-        tornado.web.url(rf"{prefix}/checkout/(?P<access_code>[0-9a-f]+)/pay", CheckoutHandler, args,
-                        name="checkout-pay"),
+        tornado.web.url(
+            rf"{prefix}/checkout/(?P<access_code>[0-9a-f]+)/pay", CheckoutHandler, args, name="checkout-pay"
+        ),
         (rf"{prefix}/done", DoneHandler, args),
     ]
 

@@ -3,10 +3,11 @@ transfers in paystack_standin_transfers.py): Paystack's timestamps, the request 
 recorded calls, the queued faults, the Bearer check, Paystack's `{status, message, data}` envelope)
 and the one poster of signed webhooks, which wakes `ledger.changed` for the tests that wait on it.
 """
+
 import asyncio
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import tornado.httpclient
 import tornado.web
@@ -17,12 +18,12 @@ log = logging.getLogger("serviceman.paystack.standin")
 
 
 def now_iso():
-    return iso(datetime.now(timezone.utc))
+    return iso(datetime.now(UTC))
 
 
 def iso(moment):
     """A moment as Paystack writes it: UTC, milliseconds, a `Z`."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class StandinHandler(tornado.web.RequestHandler):
@@ -41,9 +42,14 @@ class ApiHandler(StandinHandler):
 
     async def prepare(self):
         super().prepare()
-        self.ledger.requests.append((self.request.method, self.request.path,
-                                     {k: self.get_query_argument(k) for k in self.request.query_arguments},
-                                     self._json_or_none()))
+        self.ledger.requests.append(
+            (
+                self.request.method,
+                self.request.path,
+                {k: self.get_query_argument(k) for k in self.request.query_arguments},
+                self._json_or_none(),
+            )
+        )
         if self.ledger.faults:
             fault = self.ledger.faults.pop(0)
             if fault == "timeout":
@@ -99,8 +105,13 @@ async def post_signed(ledger, raw, signature, label):
         return None
     client = tornado.httpclient.AsyncHTTPClient()
     try:
-        response = await client.fetch(ledger.webhook_url, method="POST", body=raw, raise_error=False,
-                                      headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature})
+        response = await client.fetch(
+            ledger.webhook_url,
+            method="POST",
+            body=raw,
+            raise_error=False,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+        )
     except OSError as exc:
         log.warning("stand-in webhook to %s failed: %s", ledger.webhook_url, exc)
         return None

@@ -11,6 +11,7 @@ transfer is already `success`), "received", and the settling ones success, faile
 abandoned, blocked, rejected. Bank list entries carry Paystack's `supports_transfer`/`is_deleted`
 flags and the cursor is opaque.
 """
+
 import asyncio
 import base64
 import json
@@ -22,34 +23,60 @@ from server.paystack_standin_base import ApiHandler, now_iso, post_signed
 
 # A few of Paystack's Nigerian banks (name, code, slug), enough to pick from in development.
 BANKS = [
-    ("Access Bank", "044", "access-bank"), ("First Bank of Nigeria", "011", "first-bank-of-nigeria"),
-    ("Guaranty Trust Bank", "058", "guaranty-trust-bank"), ("Kuda Bank", "50211", "kuda-bank"),
-    ("Moniepoint MFB", "50515", "moniepoint-mfb-ng"), ("OPay Digital Services (OPay)", "999992", "paycom"),
-    ("United Bank For Africa", "033", "united-bank-for-africa"), ("Zenith Bank", "057", "zenith-bank"),
+    ("Access Bank", "044", "access-bank"),
+    ("First Bank of Nigeria", "011", "first-bank-of-nigeria"),
+    ("Guaranty Trust Bank", "058", "guaranty-trust-bank"),
+    ("Kuda Bank", "50211", "kuda-bank"),
+    ("Moniepoint MFB", "50515", "moniepoint-mfb-ng"),
+    ("OPay Digital Services (OPay)", "999992", "paycom"),
+    ("United Bank For Africa", "033", "united-bank-for-africa"),
+    ("Zenith Bank", "057", "zenith-bank"),
 ]
 BANK_CODES = {code for _, code, _ in BANKS}
 # Listed by Paystack but unable to receive transfers: one that does not take them, one deleted.
-NO_TRANSFER_BANKS = [("Paystack-Titan Pay-with-Bank Only", "100039", "titan-pay-with-bank", False, False),
-                     ("Defunct Savings Bank", "090999", "defunct-savings-bank", True, True)]
+NO_TRANSFER_BANKS = [
+    ("Paystack-Titan Pay-with-Bank Only", "100039", "titan-pay-with-bank", False, False),
+    ("Defunct Savings Bank", "090999", "defunct-savings-bank", True, True),
+]
 # Resolved names for development; an account number ending in 0000 resolves to nobody.
 HOLDERS = ["EMEKA CHUKWUDI OKONKWO", "TUNDE ADEBAYO BAKARE", "AMINA BELLO YUSUF", "CHIOMA NKEM EZE"]
 SETTLED = ("success", "failed", "reversed", "abandoned", "blocked", "rejected")
 # Paystack: "a lowercase alphanumeric string with only -,_ symbols allowed" (openapi
 # components/schemas/TransferBase.yaml; its `minimum: 16` is taken as a length).
 TRANSFER_REFERENCE = re.compile(r"^[a-z0-9_-]{16,100}$")
-FAILURE_CAUSES = {"failed": "Account could not be credited", "abandoned": "The OTP was never entered",
-                  "blocked": "Transfer blocked by the receiving bank", "rejected": "Transfer rejected",
-                  "reversed": "Transfer reversed by the receiving bank"}
+FAILURE_CAUSES = {
+    "failed": "Account could not be credited",
+    "abandoned": "The OTP was never entered",
+    "blocked": "Transfer blocked by the receiving bank",
+    "rejected": "Transfer rejected",
+    "reversed": "Transfer reversed by the receiving bank",
+}
 
 
 def bank_list():
     """Paystack's List Banks entries (openapi components/schemas/MiscellaneousListBanksResponseArray.yaml)."""
     rows = [(name, code, slug, True, False) for name, code, slug in BANKS] + NO_TRANSFER_BANKS
-    return [{"id": i + 1, "name": name, "slug": slug, "code": code, "longcode": "", "gateway": None,
-             "pay_with_bank": False, "supports_transfer": supports, "available_for_direct_debit": False,
-             "active": True, "is_deleted": deleted, "country": "Nigeria", "currency": "NGN", "type": "nuban",
-             "createdAt": "2016-07-14T10:04:29.000Z", "updatedAt": "2024-01-10T08:00:00.000Z"}
-            for i, (name, code, slug, supports, deleted) in enumerate(rows)]
+    return [
+        {
+            "id": i + 1,
+            "name": name,
+            "slug": slug,
+            "code": code,
+            "longcode": "",
+            "gateway": None,
+            "pay_with_bank": False,
+            "supports_transfer": supports,
+            "available_for_direct_debit": False,
+            "active": True,
+            "is_deleted": deleted,
+            "country": "Nigeria",
+            "currency": "NGN",
+            "type": "nuban",
+            "createdAt": "2016-07-14T10:04:29.000Z",
+            "updatedAt": "2024-01-10T08:00:00.000Z",
+        }
+        for i, (name, code, slug, supports, deleted) in enumerate(rows)
+    ]
 
 
 def _cursor(offset):
@@ -70,8 +97,13 @@ def holder_name(account_number):
 
 
 def resolvable(account_number, bank_code):
-    return (isinstance(account_number, str) and len(account_number) == 10 and account_number.isdigit()
-            and bank_code in BANK_CODES and not account_number.endswith("0000"))
+    return (
+        isinstance(account_number, str)
+        and len(account_number) == 10
+        and account_number.isdigit()
+        and bank_code in BANK_CODES
+        and not account_number.endswith("0000")
+    )
 
 
 def settle_transfer(ledger, reference, status):
@@ -120,9 +152,17 @@ class BankListHandler(ApiHandler):
         if start is None:
             return self.answer(400, False, "Invalid cursor")
         following = start + per_page
-        self.answer(200, True, "Banks retrieved", banks[start:following], meta={
-            "next": _cursor(following) if following < len(banks) else None,
-            "previous": _cursor(max(0, start - per_page)) if start else None, "perPage": per_page})
+        self.answer(
+            200,
+            True,
+            "Banks retrieved",
+            banks[start:following],
+            meta={
+                "next": _cursor(following) if following < len(banks) else None,
+                "previous": _cursor(max(0, start - per_page)) if start else None,
+                "perPage": per_page,
+            },
+        )
 
 
 class ResolveHandler(ApiHandler):
@@ -133,8 +173,12 @@ class ResolveHandler(ApiHandler):
         bank_code = self.get_query_argument("bank_code", "")
         if not resolvable(number, bank_code):
             return self.answer(422, False, "Could not resolve account name. Check parameters or try again.")
-        self.answer(200, True, "Account number resolved",
-                    {"account_number": number, "account_name": holder_name(number), "bank_id": 1})
+        self.answer(
+            200,
+            True,
+            "Account number resolved",
+            {"account_number": number, "account_name": holder_name(number), "bank_id": 1},
+        )
 
 
 class RecipientHandler(ApiHandler):
@@ -150,15 +194,30 @@ class RecipientHandler(ApiHandler):
         if not resolvable(number, bank_code):
             return self.answer(400, False, "Account number is invalid")
         # Paystack answers the same recipient for the same account details.
-        code = next((c for c, r in self.ledger.recipients.items()
-                     if (r["details"]["account_number"], r["details"]["bank_code"]) == (number, bank_code)), None)
+        code = next(
+            (
+                c
+                for c, r in self.ledger.recipients.items()
+                if (r["details"]["account_number"], r["details"]["bank_code"]) == (number, bank_code)
+            ),
+            None,
+        )
         if code is None:
             code = f"RCP_{secrets.token_hex(7)}"
             self.ledger.recipients[code] = {
-                "active": True, "currency": body.get("currency") or "NGN", "name": body["name"],
-                "recipient_code": code, "type": "nuban", "id": len(self.ledger.recipients) + 1,
-                "details": {"account_number": number, "account_name": holder_name(number),
-                            "bank_code": bank_code, "bank_name": dict((c, n) for n, c, _ in BANKS)[bank_code]}}
+                "active": True,
+                "currency": body.get("currency") or "NGN",
+                "name": body["name"],
+                "recipient_code": code,
+                "type": "nuban",
+                "id": len(self.ledger.recipients) + 1,
+                "details": {
+                    "account_number": number,
+                    "account_name": holder_name(number),
+                    "bank_code": bank_code,
+                    "bank_name": dict((c, n) for n, c, _ in BANKS)[bank_code],
+                },
+            }
         self.answer(201, True, "Transfer recipient created successfully", self.ledger.recipients[code])
 
 
@@ -177,28 +236,43 @@ class TransferHandler(ApiHandler):
         if recipient not in self.ledger.recipients:
             return self.answer(400, False, "Recipient specified is invalid")
         if not isinstance(reference, str) or not TRANSFER_REFERENCE.match(reference):
-            return self.answer(400, False, "Invalid transfer reference: a lowercase alphanumeric string "
-                                           "with only -,_ symbols allowed")
+            return self.answer(
+                400, False, "Invalid transfer reference: a lowercase alphanumeric string with only -,_ symbols allowed"
+            )
         if reference in self.ledger.transfers:
             return self.answer(400, False, "Duplicate Transfer Reference")
         self.ledger.transfers[reference] = {
-            "id": len(self.ledger.transfers) + 1, "domain": "test", "integration": 1, "source": "balance",
-            "amount": amount, "currency": body.get("currency") or "NGN", "reason": body.get("reason") or "",
-            "reference": reference, "status": "pending", "transfer_code": f"TRF_{secrets.token_hex(7)}",
-            "recipient": self.ledger.recipients[recipient], "transferred_at": None, "failures": None,
-            "source_details": None, "titan_code": None, "gateway_response": None,
-            "session": {"provider": None, "id": None}, "createdAt": now_iso(), "updatedAt": now_iso()}
+            "id": len(self.ledger.transfers) + 1,
+            "domain": "test",
+            "integration": 1,
+            "source": "balance",
+            "amount": amount,
+            "currency": body.get("currency") or "NGN",
+            "reason": body.get("reason") or "",
+            "reference": reference,
+            "status": "pending",
+            "transfer_code": f"TRF_{secrets.token_hex(7)}",
+            "recipient": self.ledger.recipients[recipient],
+            "transferred_at": None,
+            "failures": None,
+            "source_details": None,
+            "titan_code": None,
+            "gateway_response": None,
+            "session": {"provider": None, "id": None},
+            "createdAt": now_iso(),
+            "updatedAt": now_iso(),
+        }
         outcome = self.ledger.transfer_outcome
         if outcome in ("otp", "received"):
             settle_transfer(self.ledger, reference, outcome)
         elif outcome == "success_at_once":
             settle_transfer(self.ledger, reference, "success")
         elif outcome in SETTLED:
-            asyncio.get_running_loop().create_task(
-                _settle_later(self.ledger, reference, self.ledger.transfer_outcome))
+            asyncio.get_running_loop().create_task(_settle_later(self.ledger, reference, self.ledger.transfer_outcome))
         data = {key: value for key, value in self.ledger.transfers[reference].items() if key != "recipient"}
-        self.answer(200, True, "Transfer has been queued", {**data, "recipient": self.ledger.recipients[
-            recipient]["id"]})
+        self.answer(
+            200, True, "Transfer has been queued", {**data, "recipient": self.ledger.recipients[recipient]["id"]}
+        )
 
 
 class TransferVerifyHandler(ApiHandler):

@@ -7,6 +7,7 @@ process, the after-commit hooks that announce every committed event: to the outb
 the listing caches, and to the sync long-polls of the request's people. The domain is handed the pipeline's transport by its callers (handlers read
 it from the application); it reads no global for it.
 """
+
 import functools
 
 from models.workflow import on_event_committed

@@ -2,11 +2,46 @@
 
 Every API path ends in `/`, and the same path without the slash answers the same.
 """
-from handlers import (admin, analytics, assignment, auth, catalog, docs, health, jobs, landing, notifications,
-                      payments, payouts, pricing, refunds, service_requests, sync, websocket)
 
-HANDLER_MODULES = (auth, catalog, service_requests, payments, refunds, pricing, jobs, assignment, admin, analytics,
-                   notifications, sync, payouts, websocket, docs, health, landing)
+from handlers import (
+    admin,
+    analytics,
+    assignment,
+    auth,
+    catalog,
+    docs,
+    health,
+    jobs,
+    landing,
+    notifications,
+    payments,
+    payouts,
+    pricing,
+    refunds,
+    service_requests,
+    sync,
+    websocket,
+)
+
+HANDLER_MODULES = (
+    auth,
+    catalog,
+    service_requests,
+    payments,
+    refunds,
+    pricing,
+    jobs,
+    assignment,
+    admin,
+    analytics,
+    notifications,
+    sync,
+    payouts,
+    websocket,
+    docs,
+    health,
+    landing,
+)
 
 
 def route_table():

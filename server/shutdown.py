@@ -17,6 +17,7 @@ progress between their commit and their answer), and the first one starts this s
 A second signal while this runs changes nothing (honcho stopping `make run` sends SIGINT and then
 SIGTERM); SIGKILL remains the way to end the process at once.
 """
+
 import asyncio
 import logging
 import select
@@ -114,8 +115,9 @@ class DrainingHTTPServer(tornado.httpserver.HTTPServer):
                 return
             except ConnectionAbortedError:  # the client gave up while queued
                 continue
-            stream = tornado.iostream.IOStream(connection, max_buffer_size=self.max_buffer_size,
-                                               read_chunk_size=self.read_chunk_size)
+            stream = tornado.iostream.IOStream(
+                connection, max_buffer_size=self.max_buffer_size, read_chunk_size=self.read_chunk_size
+            )
             self.handle_stream(stream, address)
 
     async def drain(self, deadline):
@@ -170,8 +172,13 @@ async def shut_down(server, app, timers, grace, reason):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
     hub = app.settings["hub"]
-    log.info("%s: shutting down within %.0f s (%d request(s) in progress, %d socket(s) open)", reason, grace,
-             server.requests_in_progress, len(hub.open_sockets))
+    log.info(
+        "%s: shutting down within %.0f s (%d request(s) in progress, %d socket(s) open)",
+        reason,
+        grace,
+        server.requests_in_progress,
+        len(hub.open_sockets),
+    )
     server.stop_accepting()
     sockets_closing = asyncio.ensure_future(hub.close_sockets(deadline - loop.time()))
     cut_off = await server.drain(deadline)
@@ -183,9 +190,12 @@ async def shut_down(server, app, timers, grace, reason):
     jobs_done = await _finish_embedded_jobs(loop, deadline, app.settings["pipeline"].transport)
     if hasattr(database.obj, "close_all"):
         database.close_all()
-    log.info("shut down: %d request(s) cut off by the grace, %d socket(s) not closed cleanly, %s",
-             cut_off, sockets_left, "no pipeline job left" if jobs_done else
-             "queued pipeline jobs cancelled and left to the outbox sweep")
+    log.info(
+        "shut down: %d request(s) cut off by the grace, %d socket(s) not closed cleanly, %s",
+        cut_off,
+        sockets_left,
+        "no pipeline job left" if jobs_done else "queued pipeline jobs cancelled and left to the outbox sweep",
+    )
 
 
 async def _in_time(loop, deadline, fn):

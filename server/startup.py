@@ -4,6 +4,7 @@ The CLI checks what a command needs before it starts (the database reachable and
 reachable, the port free) and turns the errors of those mistakes into `StartupError`s; `explain()`
 words an exception that still escapes a command. URLs are shown without their passwords.
 """
+
 import errno
 import sqlite3
 from urllib.parse import urlsplit
@@ -54,12 +55,21 @@ def database_problem(exc, url, connecting=False):
         return None
     name = database_name(url)
     if "does not exist" in text and f'"{name}"' in text:
-        return (f'database "{name}" does not exist on {where(url).rsplit("/", 1)[0]}: create it '
-                f"(`createdb {name}`, or `make run-full` creates it) or fix DATABASE_URL")
-    if any(words in text for words in ("Connection refused", "could not connect", "timeout expired",
-                                       "could not translate host name", "No route to host")):
-        return (f"cannot reach PostgreSQL at {where(url).rsplit('/', 1)[0]} ({text}): is it running? "
-                "Check DATABASE_URL")
+        return (
+            f'database "{name}" does not exist on {where(url).rsplit("/", 1)[0]}: create it '
+            f"(`createdb {name}`, or `make run-full` creates it) or fix DATABASE_URL"
+        )
+    if any(
+        words in text
+        for words in (
+            "Connection refused",
+            "could not connect",
+            "timeout expired",
+            "could not translate host name",
+            "No route to host",
+        )
+    ):
+        return f"cannot reach PostgreSQL at {where(url).rsplit('/', 1)[0]} ({text}): is it running? Check DATABASE_URL"
     return f"cannot use the database {where(url)}: {text}" if connecting else None
 
 
@@ -78,12 +88,16 @@ def redis_problem(exc, url):
     import redis
 
     if isinstance(exc, redis.exceptions.ConnectionError) and _certificate_failure(exc):
-        return (f"Redis at {where(url)} presented a TLS certificate that could not be verified ({_first_line(exc)}): "
-                "if your provider's certificates are self-signed (Heroku Redis), set REDIS_SSL_CERT_REQS=none; "
-                "otherwise check REDIS_URL and the certificate")
+        return (
+            f"Redis at {where(url)} presented a TLS certificate that could not be verified ({_first_line(exc)}): "
+            "if your provider's certificates are self-signed (Heroku Redis), set REDIS_SSL_CERT_REQS=none; "
+            "otherwise check REDIS_URL and the certificate"
+        )
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
-        return (f"cannot reach Redis at {where(url)} ({_first_line(exc)}): is redis-server running? Check "
-                "REDIS_URL (unset it to run the whole pipeline inside the web process)")
+        return (
+            f"cannot reach Redis at {where(url)} ({_first_line(exc)}): is redis-server running? Check "
+            "REDIS_URL (unset it to run the whole pipeline inside the web process)"
+        )
     return None
 
 
@@ -104,12 +118,15 @@ def check_migrated(url):
     check_database(url)
     migrations = router(db)
     if not db.table_exists(migrations.migrate_table):
-        raise StartupError(f"the database {where(url)} has no tables yet: run `python -m server migrate` "
-                           "(`make run` does)")
+        raise StartupError(
+            f"the database {where(url)} has no tables yet: run `python -m server migrate` (`make run` does)"
+        )
     pending = migrations.diff
     if pending:
-        raise StartupError(f"the database {where(url)} lacks {len(pending)} migration(s) ({pending[-1]}...): "
-                           "run `python -m server migrate`")
+        raise StartupError(
+            f"the database {where(url)} lacks {len(pending)} migration(s) ({pending[-1]}...): "
+            "run `python -m server migrate`"
+        )
 
 
 def check_redis(url):
@@ -124,8 +141,10 @@ def check_redis(url):
 
 def port_problem(exc, host, port):
     if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
-        return (f"port {port} on {host} is already in use (another `make run`?): stop that process or choose "
-                f"another port with PORT={port + 1} (or --port {port + 1})")
+        return (
+            f"port {port} on {host} is already in use (another `make run`?): stop that process or choose "
+            f"another port with PORT={port + 1} (or --port {port + 1})"
+        )
     if isinstance(exc, OSError) and exc.errno == errno.EADDRNOTAVAIL:
         return f"cannot listen on {host}:{port}: {host} is not an address of this machine (check --host)"
     if isinstance(exc, OSError) and exc.errno == errno.EACCES:
@@ -147,8 +166,8 @@ def ensure_database(url):
     if not urlsplit(url).scheme.startswith("postgres"):
         return None
     import psycopg2
-    from psycopg2 import sql
     from playhouse.db_url import parse as parse_db_url
+    from psycopg2 import sql
 
     params = parse_db_url(url.replace("+pool", ""))
     name = params.pop("database")
@@ -172,9 +191,16 @@ def ensure_database(url):
 
 # Waiting at start-up (dispatcher, worker, cron): a server that is down or restarting is waited for,
 # a mistake in the set-up (no tables, a refused password, a bad URL) still stops at once.
-TRANSIENT_DATABASE_WORDS = ("Connection refused", "could not connect", "timeout expired", "No route to host",
-                            "could not translate host name", "the database system is starting up",
-                            "the database system is shutting down", "server closed the connection")
+TRANSIENT_DATABASE_WORDS = (
+    "Connection refused",
+    "could not connect",
+    "timeout expired",
+    "No route to host",
+    "could not translate host name",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "server closed the connection",
+)
 
 
 def is_transient(exc):
@@ -208,8 +234,11 @@ def wait_for(check, url, wait_seconds=None, stopping=None, logger=None):
             if not is_transient(exc) or (wait_seconds is not None and waited + delay > wait_seconds):
                 raise
             if not told:
-                logger.warning("%s; waiting for it (STARTUP_WAIT_SECONDS=%s)", exc,
-                               "unset: for ever" if wait_seconds is None else wait_seconds)
+                logger.warning(
+                    "%s; waiting for it (STARTUP_WAIT_SECONDS=%s)",
+                    exc,
+                    "unset: for ever" if wait_seconds is None else wait_seconds,
+                )
                 told = True
             if stopping is not None and stopping.wait(delay):
                 return False

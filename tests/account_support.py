@@ -1,5 +1,6 @@
 """Accounts in tests: registering and signing in through the API, account emails (wait for one in the
 loopback SMTP mailbox and take its link apart), and answers that must take as long for any address."""
+
 import asyncio
 import email
 import email.policy
@@ -20,8 +21,15 @@ STRONG_PASSWORD = "a-long-enough-password-1"
 
 async def register(api, address, role="client", **extra):
     """`POST /api/auth/register/`: the new user and the answer's data (user, access, refresh)."""
-    body = {"email": address, "password": STRONG_PASSWORD, "first_name": address.split("@")[0].title(),
-            "last_name": "Okafor", "phone": "+2348012345678", "role": role, **extra}
+    body = {
+        "email": address,
+        "password": STRONG_PASSWORD,
+        "first_name": address.split("@")[0].title(),
+        "last_name": "Okafor",
+        "phone": "+2348012345678",
+        "role": role,
+        **extra,
+    }
     response = await api.post("/api/auth/register/", body)
     assert response.status == 201, response
     return User.get_by_id(response.data["user"]["id"]), response.data
@@ -40,14 +48,18 @@ def parsed(envelope):
 
 def is_account_email(envelope, address, subject_word):
     message = parsed(envelope)
-    return address in envelope.rcpt_tos and subject_word.lower() in message["Subject"].lower() \
+    return (
+        address in envelope.rcpt_tos
+        and subject_word.lower() in message["Subject"].lower()
         and message["Message-ID"].startswith("<account-")
+    )
 
 
 async def account_email(mailbox, address, subject_word, timeout=30):
     """The parsed email to `address` whose subject has `subject_word` (waits for it to arrive)."""
     envelope = await asyncio.get_running_loop().run_in_executor(
-        None, mailbox.wait_for, lambda m: is_account_email(m, address, subject_word), timeout)
+        None, mailbox.wait_for, lambda m: is_account_email(m, address, subject_word), timeout
+    )
     assert envelope is not None, f"no {subject_word!r} email reached {address}"
     return parsed(envelope)
 
@@ -88,7 +100,7 @@ async def assert_same_timing(api, path, known_email, rounds=30):
     for i in range(rounds):
         await timed(api, path, "warm-up@example.ng")
         pair = ((known, known_email), (unknown, f"nobody-{i}@example.ng"))
-        for times, address in (pair if i % 2 else pair[::-1]):
+        for times, address in pair if i % 2 else pair[::-1]:
             times.append(await timed(api, path, address))
     k, u = statistics.median(known), statistics.median(unknown)
     assert abs(k - u) <= 0.005 + 0.5 * min(k, u), (path, round(k * 1000, 2), round(u * 1000, 2))

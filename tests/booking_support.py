@@ -1,5 +1,6 @@
 """Bookings in tests: one made through the API or straight through the domain, one waiting for an
 admin or finished by its serviceman, the paths of its steps, and the events it recorded."""
+
 from datetime import timedelta
 from decimal import Decimal
 
@@ -16,9 +17,13 @@ AFTER_ASSIGNMENT = [S.ASSIGNED, S.SERVICEMAN_INSPECTED, S.AWAITING_CLIENT_APPROV
 
 async def book(api, client, category, days_ahead=5, **extra):
     """`POST /api/requests/` as `client`; the created request's data."""
-    body = {"category_id": category.id,
-            "booking_date": str(platform_today(api.settings.zone) + timedelta(days=days_ahead)),
-            "address": "12 Allen Avenue, Ikeja", "description": "Kitchen sink leaking.", **extra}
+    body = {
+        "category_id": category.id,
+        "booking_date": str(platform_today(api.settings.zone) + timedelta(days=days_ahead)),
+        "address": "12 Allen Avenue, Ikeja",
+        "description": "Kitchen sink leaking.",
+        **extra,
+    }
     response = await api.post("/api/requests/", body, user=client)
     assert response.status == 201, response
     return response.data
@@ -26,9 +31,14 @@ async def book(api, client, category, days_ahead=5, **extra):
 
 def create_booking(settings, category, client=None, days_ahead=5):
     """A request booked through the domain (its event committed with it), by `client` or a new client."""
-    return booking.create_request(settings, client or ClientFactory(), category_id=category.id,
-                                  booking_date=platform_today(settings.zone) + timedelta(days=days_ahead),
-                                  address="3 Broad Street, Lagos", description="Burst pipe in the kitchen")
+    return booking.create_request(
+        settings,
+        client or ClientFactory(),
+        category_id=category.id,
+        booking_date=platform_today(settings.zone) + timedelta(days=days_ahead),
+        address="3 Broad Street, Lagos",
+        description="Burst pipe in the kitchen",
+    )
 
 
 def awaiting_assignment(category, **kwargs):
@@ -37,10 +47,14 @@ def awaiting_assignment(category, **kwargs):
 
 def finished_job(final_cost="23000.00", estimate="20000.00", markup="15.00"):
     """A request the serviceman marked done, priced as given (the admin confirms it next)."""
-    return ServiceRequestFactory(status=RequestStatus.COMPLETED_BY_SERVICEMAN, primary_serviceman=ServicemanFactory(),
-                                 backup_serviceman=ServicemanFactory(), estimate_amount=Decimal(estimate),
-                                 markup_percentage=None if markup is None else Decimal(markup),
-                                 final_cost=None if final_cost is None else Decimal(final_cost))
+    return ServiceRequestFactory(
+        status=RequestStatus.COMPLETED_BY_SERVICEMAN,
+        primary_serviceman=ServicemanFactory(),
+        backup_serviceman=ServicemanFactory(),
+        estimate_amount=Decimal(estimate),
+        markup_percentage=None if markup is None else Decimal(markup),
+        final_cost=None if final_cost is None else Decimal(final_cost),
+    )
 
 
 def assign_path(request):

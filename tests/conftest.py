@@ -1,5 +1,6 @@
 """Shared fixtures. One schema per session (built by the real migrations), tables emptied between
 tests. PostgreSQL and Redis when TEST_DATABASE_URL / TEST_REDIS_URL are set, SQLite otherwise."""
+
 import json
 import os
 import tempfile
@@ -8,12 +9,12 @@ import pytest
 import tornado.httpclient
 
 import models
+from models.foundation.settings import RATE_LIMIT_DEFAULTS, load_settings
+from models.foundation.tokens import access_token
 from server.app import make_app
 from server.migrations import migrate, router
 from server.paystack_standin import StandinServer
 from server.pipeline import register_after_commit_hooks
-from models.foundation.settings import RATE_LIMIT_DEFAULTS, load_settings
-from models.foundation.tokens import access_token
 from workers import runtime
 
 from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
@@ -22,8 +23,9 @@ from .paystack_schemas import check_request
 # The support modules' fixtures (Redis/SMTP, websockets, real processes), found by name: never imported.
 pytest_plugins = ("tests.pipeline_support", "tests.ws_support", "tests.fault_support")
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or \
-    f"sqlite:///{tempfile.mkdtemp(prefix='serviceman-tests-')}/test.sqlite3"
+TEST_DATABASE_URL = (
+    os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tempfile.mkdtemp(prefix='serviceman-tests-')}/test.sqlite3"
+)
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
 
@@ -42,10 +44,15 @@ def paystack_standin_server():
 
 def make_settings(**overrides):
     environ = {
-        "ENV": "test", "SECRET_KEY": "test-secret-key-0123456789abcdef0123456789",
-        "DATABASE_URL": TEST_DATABASE_URL, "BCRYPT_ROUNDS": "4", "DB_POOL_SIZE": "4",
-        "PAYSTACK_SECRET_KEY": PAYSTACK_TEST_SECRET, "PAYSTACK_PUBLIC_KEY": "pk_test_local",
-        "PAYSTACK_BASE_URL": paystack_standin_server().url, "PAYSTACK_TIMEOUT": "1.2",
+        "ENV": "test",
+        "SECRET_KEY": "test-secret-key-0123456789abcdef0123456789",
+        "DATABASE_URL": TEST_DATABASE_URL,
+        "BCRYPT_ROUNDS": "4",
+        "DB_POOL_SIZE": "4",
+        "PAYSTACK_SECRET_KEY": PAYSTACK_TEST_SECRET,
+        "PAYSTACK_PUBLIC_KEY": "pk_test_local",
+        "PAYSTACK_BASE_URL": paystack_standin_server().url,
+        "PAYSTACK_TIMEOUT": "1.2",
         # Tests sign in many times from 127.0.0.1: limits are off unless a test sets its own.
         **{f"RATE_LIMIT_{name.upper()}": "" for name in RATE_LIMIT_DEFAULTS},
     }
@@ -145,10 +152,19 @@ class Api:
             raw = json.dumps(body, default=str)
         if raw is None and method in ("POST", "PATCH", "PUT"):
             raw = ""
-        response = await self.client.fetch(self.base_url + path, method=method, body=raw, headers=headers,
-                                           raise_error=False, allow_nonstandard_methods=True)
-        data = json.loads(response.body) if response.body and \
-            response.headers.get("Content-Type", "").startswith("application/json") else None
+        response = await self.client.fetch(
+            self.base_url + path,
+            method=method,
+            body=raw,
+            headers=headers,
+            raise_error=False,
+            allow_nonstandard_methods=True,
+        )
+        data = (
+            json.loads(response.body)
+            if response.body and response.headers.get("Content-Type", "").startswith("application/json")
+            else None
+        )
         return Response(response.code, data, response.headers)
 
     async def get(self, path, **kw):
@@ -218,11 +234,12 @@ def session_cookie(settings, user, version=None, age_days=0):
 
     import tornado.web
 
-    from models.actions.sessions import start_web_session
     from handlers.web import sessions
+    from models.actions.sessions import start_web_session
 
     web_session = start_web_session(settings, user)
     value = f"{user.id}:{user.session_version if version is None else version}:{web_session}"
-    signed = tornado.web.create_signed_value(settings.secret_key, sessions.SESSION_COOKIE, value,
-                                             clock=lambda: time.time() - age_days * 86400)
+    signed = tornado.web.create_signed_value(
+        settings.secret_key, sessions.SESSION_COOKIE, value, clock=lambda: time.time() - age_days * 86400
+    )
     return signed.decode()

@@ -1,6 +1,7 @@
 """The client contract in tests (API.md): the error shape every refusal answers in, "a refused request
 changed nothing" as a snapshot of every table, and the operations of the route table, each with a user
 allowed to call it and, for a few, a valid body."""
+
 import re
 from collections import namedtuple
 from datetime import timedelta
@@ -42,12 +43,16 @@ EMAIL_STATE = ("sent_to_email", "email_sent_at", "email_claimed_until", "email_a
 
 def snapshot():
     """Every row of every table, to prove a refused request changed nothing (not even an update)."""
+
     def row(model, values):
         if model is models.Notification:
             values = {k: v for k, v in values.items() if k not in EMAIL_STATE}
         return repr(values)
-    return {model.__name__: sorted(row(model, values) for values in model.select().order_by(model.id).dicts())
-            for model in models.ALL_MODELS}
+
+    return {
+        model.__name__: sorted(row(model, values) for values in model.select().order_by(model.id).dicts())
+        for model in models.ALL_MODELS
+    }
 
 
 # --- the operations of the route table -------------------------------------------------------
@@ -113,13 +118,20 @@ PAGINATED_OPS = [op for op in OPERATIONS if op.endpoint.paginated]
 
 # A valid body per operation, for the operations whose refusals are tested against one.
 
+
 def _future(settings, days=5):
     return str(platform_today(settings.zone) + timedelta(days=days))
 
 
 def _valid_register(settings):
-    return None, {"email": "new.client@example.ng", "password": PASSWORD, "first_name": "Ada",
-                  "last_name": "Obi", "phone": "+2348012345678", "role": "client"}
+    return None, {
+        "email": "new.client@example.ng",
+        "password": PASSWORD,
+        "first_name": "Ada",
+        "last_name": "Obi",
+        "phone": "+2348012345678",
+        "role": "client",
+    }
 
 
 def _valid_login(settings):
@@ -144,8 +156,12 @@ def _valid_category(settings):
 
 
 def _valid_request(settings):
-    return ClientFactory(), {"category_id": CategoryFactory().id, "booking_date": _future(settings),
-                             "address": "3 Awolowo Road, Ikoyi", "description": "Fix the inverter."}
+    return ClientFactory(), {
+        "category_id": CategoryFactory().id,
+        "booking_date": _future(settings),
+        "address": "3 Awolowo Road, Ikoyi",
+        "description": "Fix the inverter.",
+    }
 
 
 def _valid_admin(settings):

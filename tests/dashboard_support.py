@@ -1,5 +1,6 @@
 """A browser stand-in for the dashboard's tests: cookies kept as a browser keeps them, the XSRF
 token picked up from each page; signing in and out as a person would."""
+
 import re
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode
@@ -30,8 +31,9 @@ class Visitor:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         if body is None and method == "POST":
             body = ""
-        response = await self.client.fetch(self.base_url + path, method=method, body=body, headers=headers,
-                                           follow_redirects=False, raise_error=False)
+        response = await self.client.fetch(
+            self.base_url + path, method=method, body=body, headers=headers, follow_redirects=False, raise_error=False
+        )
         for raw in response.headers.get_list("Set-Cookie"):
             for name, morsel in SimpleCookie(raw).items():
                 self.set_cookies[name] = morsel

@@ -1,15 +1,23 @@
 """factory_boy factories for the models; passwords hashed at the (low) test bcrypt cost. `notify` makes
 a notification row as delivery would have."""
+
 from datetime import timedelta
 
 import factory
 
-from models import (ApprovalStatus, Category, Notification, Role, ServiceRequest, ServicemanCategory, ServicemanProfile,
-                    User)
+from models import (
+    ApprovalStatus,
+    Category,
+    Notification,
+    Role,
+    ServicemanCategory,
+    ServicemanProfile,
+    ServiceRequest,
+    User,
+)
 from models.actions.listing import refresh_listing
 from models.foundation.clock import platform_today, utcnow
 from models.foundation.tokens import hash_password
-
 
 
 class PeeweeFactory(factory.Factory):
@@ -97,6 +105,12 @@ def _lagos():
 def notify(user, title="Booking update", is_read=False, minutes_ago=0, **fields):
     """A notification for `user` (created `minutes_ago`), as delivery would have stored it."""
     fields.setdefault("payload", {"service_request_id": None, "is_emergency": False})
-    return Notification.create(user=user, notification_type="request_created", title=title,
-                               message=f"{title}: details", is_read=is_read,
-                               created_at=utcnow() - timedelta(minutes=minutes_ago), **fields)
+    return Notification.create(
+        user=user,
+        notification_type="request_created",
+        title=title,
+        message=f"{title}: details",
+        is_read=is_read,
+        created_at=utcnow() - timedelta(minutes=minutes_ago),
+        **fields,
+    )

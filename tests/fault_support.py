@@ -9,6 +9,7 @@
 
 Every wait here polls a real server or process for a bounded time: a process has no event to await.
 """
+
 import contextlib
 import glob
 import os
@@ -57,26 +58,42 @@ class PrivatePostgres:
     @staticmethod
     def available():
         return bool(postgres_bin("initdb") and postgres_bin("pg_ctl")) and (
-            os.geteuid() != 0 or shutil.which("runuser") is not None)
+            os.geteuid() != 0 or shutil.which("runuser") is not None
+        )
 
     def _run(self, *args, check=True):
-        return subprocess.run(_as_postgres(list(args)), check=check, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, timeout=60)
+        return subprocess.run(
+            _as_postgres(list(args)), check=check, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60
+        )
 
     def _init(self):
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
-        self._run(postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--no-sync", "-E", "UTF8")
+        self._run(
+            postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"
+        )
         self._initialized = True
 
     def start(self):
         if not self._initialized:
             self._init()
-        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off")
-        self._run(postgres_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.dir / "server.log"),
-                  "-w", "-t", "30", "start")
+        options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            postgres_bin("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.dir / "server.log"),
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
         return self
 
     def stop(self, mode="fast"):
@@ -116,12 +133,22 @@ def process_env(database_url, redis_url="", **overrides):
     from models.foundation.settings import RATE_LIMIT_DEFAULTS
 
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TEST_", "SENTRY"))}
-    env.update({
-        "ENV": "development", "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": SECRET_KEY,
-        "PAYSTACK_SECRET_KEY": "sk_test_faults", "PAYSTACK_PUBLIC_KEY": "pk_test_faults",
-        "PAYSTACK_WEBHOOK_SECRET": "", "EMAIL_HOST": "", "BCRYPT_ROUNDS": "4", "LOG_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1", **{f"RATE_LIMIT_{name.upper()}": "" for name in RATE_LIMIT_DEFAULTS},
-    })
+    env.update(
+        {
+            "ENV": "development",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": SECRET_KEY,
+            "PAYSTACK_SECRET_KEY": "sk_test_faults",
+            "PAYSTACK_PUBLIC_KEY": "pk_test_faults",
+            "PAYSTACK_WEBHOOK_SECRET": "",
+            "EMAIL_HOST": "",
+            "BCRYPT_ROUNDS": "4",
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+            **{f"RATE_LIMIT_{name.upper()}": "" for name in RATE_LIMIT_DEFAULTS},
+        }
+    )
     env.update({key: str(value) for key, value in overrides.items()})
     return env
 
@@ -136,16 +163,23 @@ class Procfile:
 
     @staticmethod
     def run_once(args, env, timeout=120):
-        done = subprocess.run([sys.executable, "-m", "server", *args], env=env, cwd=ROOT, timeout=timeout,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        done = subprocess.run(
+            [sys.executable, "-m", "server", *args],
+            env=env,
+            cwd=ROOT,
+            timeout=timeout,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         assert done.returncode == 0, done.stdout.decode(errors="replace")
         return done.stdout.decode(errors="replace")
 
     def start(self, name, *args, env=None):
         """Start `python -m server <args>` as `name` (e.g. start("web", "serve", "--port", "8123"))."""
         log = open(self.log_dir / f"{name}.log", "ab")
-        self.processes[name] = subprocess.Popen([sys.executable, "-m", "server", *args], env=env or self.env,
-                                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "server", *args], env=env or self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
         return self.processes[name]
 
@@ -230,8 +264,9 @@ def http_call(method, url, body=None, headers=None, timeout=10):
     import urllib.request
 
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, raw = response.status, response.read()
@@ -257,9 +292,24 @@ class DurableRedis:
         import redis
 
         self.process = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                shutil.which("redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         wait_until(lambda: _pings(client), timeout=15, interval=0.02, what="redis-server to answer")
         return self

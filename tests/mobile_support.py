@@ -1,4 +1,5 @@
 """Shared by the mobile-client tests: the app in either transport, and a booking body."""
+
 import asyncio
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from .pipeline_support import use_pipeline
 
 @pytest.fixture(params=["embedded", "redis"])
 def transport(request):
-    """"embedded" (no REDIS_URL: the in-process pipeline) or "redis" (pub/sub, stream, RQ)."""
+    """ "embedded" (no REDIS_URL: the in-process pipeline) or "redis" (pub/sub, stream, RQ)."""
     return request.param
 
 
@@ -43,7 +44,7 @@ async def _close(hub):
     if hub._subscribed is not None:
         try:
             await asyncio.wait_for(hub._subscribed.wait(), 5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     await hub.close()
 
@@ -56,5 +57,10 @@ async def run_pipeline(mode_settings):
 
 
 def booking_body(settings, category, days=5, **extra):
-    return {"category_id": category.id, "booking_date": str(platform_today(settings.zone) + timedelta(days=days)),
-            "address": "14 Admiralty Way, Lekki", "description": "The kitchen tap drips all night.", **extra}
+    return {
+        "category_id": category.id,
+        "booking_date": str(platform_today(settings.zone) + timedelta(days=days)),
+        "address": "14 Admiralty Way, Lekki",
+        "description": "The kitchen tap drips all night.",
+        **extra,
+    }

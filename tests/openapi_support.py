@@ -1,6 +1,7 @@
 """The operations of the OpenAPI document, for tests that sweep the whole API (XSRF on every cookie
 operation, the authorization matrix): generated from the same route table the server serves, so a new
 endpoint is swept without anyone adding it to a list."""
+
 import re
 from dataclasses import dataclass
 
@@ -43,8 +44,11 @@ class Operation:
 
 def operations():
     document = build_spec(route_table())
-    return [Operation(method.upper(), path, tuple(op["x-roles"]), op["operationId"])
-            for path, item in document["paths"].items() for method, op in item.items()]
+    return [
+        Operation(method.upper(), path, tuple(op["x-roles"]), op["operationId"])
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+    ]
 
 
 def cookie_operations():

@@ -12,6 +12,7 @@ dependency): `type` (a JSON type name or a tuple of them), `required`, `properti
 `pattern`, `nullable`, `additionalProperties: False`. `check()` returns a list of problems, empty when
 the value fits.
 """
+
 import re
 
 STR, INT, BOOL, OBJ, ARR = "string", "integer", "boolean", "object", "array"
@@ -26,8 +27,7 @@ def check(schema, value, where="$"):
     kinds = schema.get("type")
     if kinds is not None:
         kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-        fits = any(isinstance(value, _PY[k]) and not (k in (INT, "number") and isinstance(value, bool))
-                   for k in kinds)
+        fits = any(isinstance(value, _PY[k]) and not (k in (INT, "number") and isinstance(value, bool)) for k in kinds)
         if not fits:
             return [f"{where}: {type(value).__name__} {value!r:.60} where {'/'.join(kinds)} is documented"]
     if "enum" in schema and value not in schema["enum"]:
@@ -87,9 +87,14 @@ def envelope(data, meta=None):
 
 # components/schemas/Error.yaml: `status` false, a message; `type` and `code` tag the error (code is one
 # of validation_error, processor_error, api_error); `meta.nextStep` a hint.
-ERROR = obj(("status", "message", "type", "code"), status=b(enum=[False]), message=s(), type=s(),
-            code=s(enum=["validation_error", "processor_error", "api_error"]),
-            meta=obj(nextStep=s()))
+ERROR = obj(
+    ("status", "message", "type", "code"),
+    status=b(enum=[False]),
+    message=s(),
+    type=s(),
+    code=s(enum=["validation_error", "processor_error", "api_error"]),
+    meta=obj(nextStep=s()),
+)
 
 # Transaction references: "Only -, ., = and alphanumeric characters allowed" (TransactionInitialize.yaml).
 TRANSACTION_REFERENCE = r"[A-Za-z0-9.=-]+"
@@ -102,21 +107,53 @@ ISO_TIME = s(pattern=r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
 # --- transactions -----------------------------------------------------------------------------------
 
 # paths/transaction_initialize.yaml, components/schemas/TransactionInitialize.yaml
-INITIALIZE_REQUEST = obj(("email", "amount"), email=s(), amount=i(), currency=CURRENCY,
-                         reference=s(pattern=TRANSACTION_REFERENCE), callback_url=s(), metadata={"type": OBJ})
+INITIALIZE_REQUEST = obj(
+    ("email", "amount"),
+    email=s(),
+    amount=i(),
+    currency=CURRENCY,
+    reference=s(pattern=TRANSACTION_REFERENCE),
+    callback_url=s(),
+    metadata={"type": OBJ},
+)
 # components/schemas/TransactionInitializeResponse.yaml
-INITIALIZE_ANSWER = envelope(obj(("authorization_url", "access_code", "reference"), authorization_url=s(),
-                                 access_code=s(), reference=s()))
+INITIALIZE_ANSWER = envelope(
+    obj(("authorization_url", "access_code", "reference"), authorization_url=s(), access_code=s(), reference=s())
+)
 TRANSACTION_STATUSES = ["success", "failed", "abandoned", "reversed", "ongoing", "pending", "processing", "queued"]
 # paths/transaction_verify_{reference}.yaml, components/schemas/TransactionFetchResponse.yaml: `amount`
 # includes the fees when they are passed on to the customer; `requested_amount` is the price asked.
-TRANSACTION = obj(("id", "domain", "status", "reference", "amount", "gateway_response", "paid_at", "created_at",
-                   "channel", "currency", "metadata", "customer", "requested_amount"),
-                  id=i(), domain=s(), status=s(enum=TRANSACTION_STATUSES), reference=s(pattern=TRANSACTION_REFERENCE),
-                  amount=i(), requested_amount=i(), gateway_response=s(), paid_at=nullable(ISO_TIME),
-                  created_at=ISO_TIME, channel=s(), currency=CURRENCY, metadata=nullable({"type": (OBJ, STR)}),
-                  fees=nullable(i()), customer=obj(("id", "email", "customer_code"), id=i(), email=s(),
-                                                   customer_code=s()))
+TRANSACTION = obj(
+    (
+        "id",
+        "domain",
+        "status",
+        "reference",
+        "amount",
+        "gateway_response",
+        "paid_at",
+        "created_at",
+        "channel",
+        "currency",
+        "metadata",
+        "customer",
+        "requested_amount",
+    ),
+    id=i(),
+    domain=s(),
+    status=s(enum=TRANSACTION_STATUSES),
+    reference=s(pattern=TRANSACTION_REFERENCE),
+    amount=i(),
+    requested_amount=i(),
+    gateway_response=s(),
+    paid_at=nullable(ISO_TIME),
+    created_at=ISO_TIME,
+    channel=s(),
+    currency=CURRENCY,
+    metadata=nullable({"type": (OBJ, STR)}),
+    fees=nullable(i()),
+    customer=obj(("id", "email", "customer_code"), id=i(), email=s(), customer_code=s()),
+)
 VERIFY_ANSWER = envelope(TRANSACTION)
 # https://paystack.com/docs/payments/webhooks/ (charge.success): the transaction, as verify shows it.
 CHARGE_SUCCESS_EVENT = obj(("event", "data"), event=s(enum=["charge.success"]), data=TRANSACTION)
@@ -125,43 +162,121 @@ CHARGE_SUCCESS_EVENT = obj(("event", "data"), event=s(enum=["charge.success"]), 
 
 REFUND_STATUSES = ["pending", "processing", "processed", "failed", "needs-attention"]
 # components/schemas/RefundCreate.yaml: `transaction` is the reference (or id) of the transaction.
-REFUND_CREATE_REQUEST = obj(("transaction",), closed=True, transaction=s(), amount=i(), currency=CURRENCY,
-                            customer_note=s(), merchant_note=s())
+REFUND_CREATE_REQUEST = obj(
+    ("transaction",), closed=True, transaction=s(), amount=i(), currency=CURRENCY, customer_note=s(), merchant_note=s()
+)
 # components/schemas/RefundCreateResponse.yaml: the transaction is an object here.
-REFUND_CREATED = obj(("transaction", "integration", "deducted_amount", "channel", "merchant_note", "customer_note",
-                      "status", "refunded_by", "expected_at", "currency", "domain", "amount", "fully_deducted", "id",
-                      "createdAt"),
-                     transaction=obj(("id", "reference", "amount", "currency"), id=i(), reference=s(), amount=i(),
-                                     currency=CURRENCY),
-                     integration=i(), deducted_amount=i(), merchant_note=s(), customer_note=s(),
-                     status=s(enum=REFUND_STATUSES), currency=CURRENCY, amount=i(), id=i(), createdAt=ISO_TIME)
+REFUND_CREATED = obj(
+    (
+        "transaction",
+        "integration",
+        "deducted_amount",
+        "channel",
+        "merchant_note",
+        "customer_note",
+        "status",
+        "refunded_by",
+        "expected_at",
+        "currency",
+        "domain",
+        "amount",
+        "fully_deducted",
+        "id",
+        "createdAt",
+    ),
+    transaction=obj(("id", "reference", "amount", "currency"), id=i(), reference=s(), amount=i(), currency=CURRENCY),
+    integration=i(),
+    deducted_amount=i(),
+    merchant_note=s(),
+    customer_note=s(),
+    status=s(enum=REFUND_STATUSES),
+    currency=CURRENCY,
+    amount=i(),
+    id=i(),
+    createdAt=ISO_TIME,
+)
 REFUND_CREATE_ANSWER = envelope(REFUND_CREATED)
 # components/schemas/RefundListResponseArray.yaml and RefundFetchResponse.yaml: `transaction` is the id.
-REFUND = obj(("integration", "transaction", "id", "domain", "currency", "amount", "status", "refunded_at",
-              "merchant_note", "customer_note", "createdAt", "transaction_reference", "collect_account_number"),
-             integration=i(), transaction=i(), id=i(), currency=CURRENCY, amount=i(), status=s(enum=REFUND_STATUSES),
-             refunded_at=nullable(ISO_TIME), merchant_note=s(), customer_note=s(), createdAt=ISO_TIME,
-             transaction_reference=s(), collect_account_number=b())
+REFUND = obj(
+    (
+        "integration",
+        "transaction",
+        "id",
+        "domain",
+        "currency",
+        "amount",
+        "status",
+        "refunded_at",
+        "merchant_note",
+        "customer_note",
+        "createdAt",
+        "transaction_reference",
+        "collect_account_number",
+    ),
+    integration=i(),
+    transaction=i(),
+    id=i(),
+    currency=CURRENCY,
+    amount=i(),
+    status=s(enum=REFUND_STATUSES),
+    refunded_at=nullable(ISO_TIME),
+    merchant_note=s(),
+    customer_note=s(),
+    createdAt=ISO_TIME,
+    transaction_reference=s(),
+    collect_account_number=b(),
+)
 # paths/refund.yaml: query perPage, page, from, to (date-times); nothing else (no per-transaction filter).
-REFUND_LIST_QUERY = obj((), closed=True, perPage=s(pattern=r"\d+"), page=s(pattern=r"\d+"), **{
-    "from": ISO_TIME, "to": ISO_TIME})
-REFUND_LIST_META = obj(("total", "skipped", "perPage", "page", "pageCount", "failedRefundCount"), closed=True,
-                       total=i(), skipped=i(), perPage=s(), page=i(), pageCount=i(), failedRefundCount=i())
+REFUND_LIST_QUERY = obj(
+    (), closed=True, perPage=s(pattern=r"\d+"), page=s(pattern=r"\d+"), **{"from": ISO_TIME, "to": ISO_TIME}
+)
+REFUND_LIST_META = obj(
+    ("total", "skipped", "perPage", "page", "pageCount", "failedRefundCount"),
+    closed=True,
+    total=i(),
+    skipped=i(),
+    perPage=s(),
+    page=i(),
+    pageCount=i(),
+    failedRefundCount=i(),
+)
 REFUND_LIST_ANSWER = envelope({"type": ARR, "items": REFUND}, REFUND_LIST_META)
 REFUND_FETCH_ANSWER = envelope(REFUND)
 # components/schemas/RefundRetry.yaml, RefundRetryAccountDetails.yaml: all three are strings.
-REFUND_RETRY_REQUEST = obj(("refund_account_details",), closed=True, refund_account_details=obj(
-    ("currency", "account_number", "bank_id"), closed=True, currency=CURRENCY, account_number=s(pattern=r"\d{10}"),
-    bank_id=s(pattern=r"\d+")))
+REFUND_RETRY_REQUEST = obj(
+    ("refund_account_details",),
+    closed=True,
+    refund_account_details=obj(
+        ("currency", "account_number", "bank_id"),
+        closed=True,
+        currency=CURRENCY,
+        account_number=s(pattern=r"\d{10}"),
+        bank_id=s(pattern=r"\d+"),
+    ),
+)
 # components/schemas/RefundRetryResponse.yaml
-REFUND_RETRY_ANSWER = envelope(obj(("id", "status", "amount", "currency", "merchant_note"), id={"type": "number"},
-                                   status=s(enum=REFUND_STATUSES), amount={"type": "number"}, currency=CURRENCY,
-                                   merchant_note=s()))
+REFUND_RETRY_ANSWER = envelope(
+    obj(
+        ("id", "status", "amount", "currency", "merchant_note"),
+        id={"type": "number"},
+        status=s(enum=REFUND_STATUSES),
+        amount={"type": "number"},
+        currency=CURRENCY,
+        merchant_note=s(),
+    )
+)
 # https://paystack.com/docs/payments/refunds/ (refund.* events): the amount in kobo as a string; no
 # refund id on refund.pending, refund.processing and refund.processed.
-_REFUND_EVENT_DATA = dict(status=s(enum=REFUND_STATUSES), transaction_reference=s(), refund_reference=nullable(s()),
-                          amount=s(pattern=r"\d+"), currency=CURRENCY, customer=obj(("email",), email=s()),
-                          integration=i(), domain=s())
+_REFUND_EVENT_DATA = dict(
+    status=s(enum=REFUND_STATUSES),
+    transaction_reference=s(),
+    refund_reference=nullable(s()),
+    amount=s(pattern=r"\d+"),
+    currency=CURRENCY,
+    customer=obj(("email",), email=s()),
+    integration=i(),
+    domain=s(),
+)
 
 
 def refund_event(status):
@@ -177,48 +292,145 @@ def refund_event(status):
 # --- banks and transfers ------------------------------------------------------------------------------
 
 # paths/bank.yaml: currency, perPage, use_cursor, next (the cursor, opaque).
-BANK_LIST_QUERY = obj((), currency=CURRENCY, perPage=s(pattern=r"\d+"), use_cursor=s(enum=["true", "false"]),
-                      next=s())
+BANK_LIST_QUERY = obj((), currency=CURRENCY, perPage=s(pattern=r"\d+"), use_cursor=s(enum=["true", "false"]), next=s())
 # components/schemas/MiscellaneousListBanksResponseArray.yaml
-BANK = obj(("name", "slug", "code", "longcode", "gateway", "pay_with_bank", "supports_transfer", "active",
-            "is_deleted", "country", "currency", "type", "id", "createdAt", "updatedAt"),
-           name=s(), slug=s(), code=s(), longcode=s(), gateway=nullable(s()), pay_with_bank=b(),
-           supports_transfer=b(), active=b(), is_deleted=nullable(b()), country=s(), currency=CURRENCY, type=s(),
-           id=i())
-BANK_LIST_ANSWER = envelope({"type": ARR, "items": BANK},
-                            obj(("next", "previous", "perPage"), next=nullable(s()), previous=nullable(s()),
-                                perPage=i()))
+BANK = obj(
+    (
+        "name",
+        "slug",
+        "code",
+        "longcode",
+        "gateway",
+        "pay_with_bank",
+        "supports_transfer",
+        "active",
+        "is_deleted",
+        "country",
+        "currency",
+        "type",
+        "id",
+        "createdAt",
+        "updatedAt",
+    ),
+    name=s(),
+    slug=s(),
+    code=s(),
+    longcode=s(),
+    gateway=nullable(s()),
+    pay_with_bank=b(),
+    supports_transfer=b(),
+    active=b(),
+    is_deleted=nullable(b()),
+    country=s(),
+    currency=CURRENCY,
+    type=s(),
+    id=i(),
+)
+BANK_LIST_ANSWER = envelope(
+    {"type": ARR, "items": BANK},
+    obj(("next", "previous", "perPage"), next=nullable(s()), previous=nullable(s()), perPage=i()),
+)
 # paths/bank_resolve.yaml
 RESOLVE_QUERY = obj(("account_number", "bank_code"), closed=True, account_number=s(pattern=r"\d{10}"), bank_code=s())
-RESOLVE_ANSWER = envelope(obj(("account_number", "account_name"), account_number=s(), account_name=s(),
-                              bank_id=i()))
+RESOLVE_ANSWER = envelope(obj(("account_number", "account_name"), account_number=s(), account_name=s(), bank_id=i()))
 # components/schemas/TransferRecipientCreate.yaml
-RECIPIENT_REQUEST = obj(("type", "name", "account_number", "bank_code"), type=s(enum=["nuban"]), name=s(),
-                        account_number=s(pattern=r"\d{10}"), bank_code=s(), currency=CURRENCY)
-RECIPIENT = obj(("active", "currency", "name", "recipient_code", "type", "id", "details"), active=b(),
-                currency=CURRENCY, name=s(), recipient_code=s(pattern=r"RCP_\w+"), type=s(), id=i(),
-                details=obj(("account_number", "account_name", "bank_code", "bank_name"), account_number=s(),
-                            account_name=nullable(s()), bank_code=s(), bank_name=s()))
+RECIPIENT_REQUEST = obj(
+    ("type", "name", "account_number", "bank_code"),
+    type=s(enum=["nuban"]),
+    name=s(),
+    account_number=s(pattern=r"\d{10}"),
+    bank_code=s(),
+    currency=CURRENCY,
+)
+RECIPIENT = obj(
+    ("active", "currency", "name", "recipient_code", "type", "id", "details"),
+    active=b(),
+    currency=CURRENCY,
+    name=s(),
+    recipient_code=s(pattern=r"RCP_\w+"),
+    type=s(),
+    id=i(),
+    details=obj(
+        ("account_number", "account_name", "bank_code", "bank_name"),
+        account_number=s(),
+        account_name=nullable(s()),
+        bank_code=s(),
+        bank_name=s(),
+    ),
+)
 RECIPIENT_ANSWER = envelope(RECIPIENT)
-TRANSFER_STATUSES = ["pending", "otp", "received", "success", "failed", "reversed", "abandoned", "blocked",
-                     "rejected"]
+TRANSFER_STATUSES = ["pending", "otp", "received", "success", "failed", "reversed", "abandoned", "blocked", "rejected"]
 # components/schemas/TransferInitiate.yaml (TransferBase.yaml)
-TRANSFER_REQUEST = obj(("source", "amount", "recipient", "reference"), source=s(enum=["balance"]), amount=i(),
-                       recipient=s(pattern=r"RCP_\w+"), reference=s(pattern=TRANSFER_REFERENCE), reason=s(),
-                       currency=CURRENCY)
-_TRANSFER = dict(amount=i(), currency=CURRENCY, domain=s(), failures=nullable({"type": (ARR, OBJ, STR)}), id=i(),
-                 integration=i(), reason=s(), reference=s(pattern=TRANSFER_REFERENCE), source=s(),
-                 status=s(enum=TRANSFER_STATUSES), transfer_code=s(pattern=r"TRF_\w+"),
-                 transferred_at=nullable(ISO_TIME), createdAt=ISO_TIME, updatedAt=ISO_TIME)
+TRANSFER_REQUEST = obj(
+    ("source", "amount", "recipient", "reference"),
+    source=s(enum=["balance"]),
+    amount=i(),
+    recipient=s(pattern=r"RCP_\w+"),
+    reference=s(pattern=TRANSFER_REFERENCE),
+    reason=s(),
+    currency=CURRENCY,
+)
+_TRANSFER = dict(
+    amount=i(),
+    currency=CURRENCY,
+    domain=s(),
+    failures=nullable({"type": (ARR, OBJ, STR)}),
+    id=i(),
+    integration=i(),
+    reason=s(),
+    reference=s(pattern=TRANSFER_REFERENCE),
+    source=s(),
+    status=s(enum=TRANSFER_STATUSES),
+    transfer_code=s(pattern=r"TRF_\w+"),
+    transferred_at=nullable(ISO_TIME),
+    createdAt=ISO_TIME,
+    updatedAt=ISO_TIME,
+)
 # components/schemas/TransferCreateResponse.yaml: `recipient` is the recipient's id here.
-TRANSFER_CREATE_ANSWER = envelope(obj(("amount", "currency", "reference", "source", "reason", "status", "failures",
-                                       "transfer_code", "id", "integration", "recipient", "createdAt"),
-                                      recipient=i(), **_TRANSFER))
+TRANSFER_CREATE_ANSWER = envelope(
+    obj(
+        (
+            "amount",
+            "currency",
+            "reference",
+            "source",
+            "reason",
+            "status",
+            "failures",
+            "transfer_code",
+            "id",
+            "integration",
+            "recipient",
+            "createdAt",
+        ),
+        recipient=i(),
+        **_TRANSFER,
+    )
+)
 # components/schemas/TransferVerifyResponse.yaml: `recipient` is the object; the cause of a failure is
 # in `gateway_response` / `failures` (`reason` is the narration sent).
-TRANSFER = obj(("amount", "currency", "failures", "id", "integration", "reason", "reference", "source", "status",
-                "transfer_code", "transferred_at", "recipient", "gateway_response", "createdAt", "updatedAt"),
-               recipient=RECIPIENT, gateway_response=nullable(s()), **_TRANSFER)
+TRANSFER = obj(
+    (
+        "amount",
+        "currency",
+        "failures",
+        "id",
+        "integration",
+        "reason",
+        "reference",
+        "source",
+        "status",
+        "transfer_code",
+        "transferred_at",
+        "recipient",
+        "gateway_response",
+        "createdAt",
+        "updatedAt",
+    ),
+    recipient=RECIPIENT,
+    gateway_response=nullable(s()),
+    **_TRANSFER,
+)
 TRANSFER_VERIFY_ANSWER = envelope(TRANSFER)
 # components/schemas/TransferFinalize.yaml
 FINALIZE_REQUEST = obj(("transfer_code", "otp"), closed=True, transfer_code=s(pattern=r"TRF_\w+"), otp=s())

@@ -1,6 +1,7 @@
 """Driving the Paystack stand-in (server/paystack_standin.py) in tests: a payment made through the API
 as a browser and Paystack make it, a booking fee really paid, a payout owed with an account to pay it
 into, webhooks posted as Paystack signs them, and waiting for what the stand-in does on its own thread."""
+
 import asyncio
 import time
 
@@ -36,14 +37,18 @@ def stand_in():
 
 
 async def post_webhook(api, raw, signature):
-    return await api.call("POST", WEBHOOK, raw=raw,
-                          headers={"Content-Type": "application/json", "x-paystack-signature": signature})
+    return await api.call(
+        "POST", WEBHOOK, raw=raw, headers={"Content-Type": "application/json", "x-paystack-signature": signature}
+    )
 
 
 async def pay(api, paystack, client, request_id, payment_type):
     """Pay through the API: checkout initialized, charged at the stand-in, its signed webhook posted."""
-    checkout = await ok(await api.post("/api/payments/initialize/",
-                                       {"service_request_id": request_id, "payment_type": payment_type}, user=client))
+    checkout = await ok(
+        await api.post(
+            "/api/payments/initialize/", {"service_request_id": request_id, "payment_type": payment_type}, user=client
+        )
+    )
     paystack.charge(checkout["reference"])
     await ok(await post_webhook(api, *paystack.webhook(checkout["reference"])))
     return checkout
@@ -51,8 +56,9 @@ async def pay(api, paystack, client, request_id, payment_type):
 
 def pay_booking_fee(settings, client, request):
     """The booking fee paid through Paystack (the stand-in) and processed: the request moves on."""
-    payment = payments.initialize_payment(settings, PaystackClient(settings), client, request.id,
-                                          PaymentType.BOOKING_FEE)
+    payment = payments.initialize_payment(
+        settings, PaystackClient(settings), client, request.id, PaymentType.BOOKING_FEE
+    )
     data = payments.process_charge(dict(stand_in().charge(payment.paystack_reference)), "webhook")
     assert data.status == PaymentStatus.SUCCESS
     return Payment.get_by_id(payment.id)

@@ -1,6 +1,7 @@
 """Real services for the pipeline tests: Redis (TEST_REDIS_URL, or a private redis-server; one speaking
 TLS with a self-signed certificate, `tls_redis`),
 an SMTP server on loopback (aiosmtpd), and the pipeline driven step by step."""
+
 import email
 import email.policy
 import os
@@ -40,8 +41,20 @@ class PrivateRedis:
 
     def start(self):
         self.process = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                shutil.which("redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10
         while True:  # a fresh process has no readiness event to await; poll, bounded
@@ -194,8 +207,9 @@ def mail_pipeline(mailbox, redis_url):
     """(settings, Pipeline): the Redis pipeline driven in this process, emails to the loopback SMTP server."""
     from .conftest import make_settings
 
-    settings = make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false",
-                             REDIS_URL=redis_url)
+    settings = make_settings(
+        EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false", REDIS_URL=redis_url
+    )
     yield settings, use_pipeline(settings, redis_url)
     runtime.reset()
 
@@ -211,8 +225,27 @@ def self_signed_certificate(folder):
     if not shutil.which("openssl"):
         pytest.skip("needs the openssl command to make a self-signed certificate")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return cert, key
 
 
@@ -225,9 +258,28 @@ def tls_redis(tmp_path_factory):
     cert, key = self_signed_certificate(folder)
     port = free_port()
     process = subprocess.Popen(
-        [shutil.which("redis-server"), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-auth-clients", "no", "--save", "",
-         "--appendonly", "no"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            shutil.which("redis-server"),
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            str(cert),
+            "--tls-key-file",
+            str(key),
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     client = redis.Redis(port=port, ssl=True, ssl_cert_reqs="none", socket_connect_timeout=0.2)
     deadline = time.monotonic() + 10
     while True:  # a fresh process has no readiness event to await; poll, bounded

@@ -2,6 +2,7 @@
 other tests), counted in memory and again in Redis, and what a refused request looks like.
 A test module imports the fixtures: `from .rate_limit_support import api, app, limited_settings, storage`
 and sets its limits by overriding the `limits` fixture (or parametrizing it)."""
+
 import pytest
 
 from .conftest import Api, make_settings, serve_app
@@ -10,7 +11,7 @@ from .contract_support import assert_error
 
 @pytest.fixture(params=["memory", "redis"])
 def storage(request):
-    """"" for counters in memory, a Redis URL for counters in Redis."""
+    """ "" for counters in memory, a Redis URL for counters in Redis."""
     return request.getfixturevalue("redis_url") if request.param == "redis" else ""
 
 

@@ -1,6 +1,7 @@
 """A bare HTTP/1.1 client for the fault tests: one connection per request, and an outcome that tells
 a refused connection (nothing was sent) from one that was accepted and then cut off before the whole
 answer came back (a reset), which a library client would fold into one error."""
+
 import asyncio
 import json
 import time
@@ -34,8 +35,12 @@ async def request(port, method, path, body=None, token=None, timeout=60):
         outcome.kind = REFUSED
         return outcome
     payload = b"" if body is None else json.dumps(body).encode()
-    head = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close",
-            f"Content-Length: {len(payload)}"]
+    head = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Connection: close",
+        f"Content-Length: {len(payload)}",
+    ]
     if body is not None:
         head.append("Content-Type: application/json")
     if token:

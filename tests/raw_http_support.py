@@ -1,6 +1,7 @@
 """A raw HTTP/1.1 connection for the tests: several requests on one keep-alive socket, exactly as
 sent (Content-Length or chunked bodies), and each response read back with its headers, so a test can
 see whether the server kept the connection after answering."""
+
 import asyncio
 import json
 
@@ -49,8 +50,10 @@ class RawConnection:
             lines.append("Transfer-Encoding: chunked")
             # Two chunks, then the last-chunk: a body whose size the headers never declared.
             half = len(body) // 2
-            payload = b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n"
-                               for part in (body[:half], body[half:]) if part) + b"0\r\n\r\n"
+            payload = (
+                b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (body[:half], body[half:]) if part)
+                + b"0\r\n\r\n"
+            )
         else:
             if body or method in ("POST", "PATCH", "PUT"):
                 lines.append(f"Content-Length: {len(body)}")

@@ -1,6 +1,7 @@
 """The web app in Redis mode (production's shape) for tests, and another `python -m server serve`
 process on the same database and Redis, for what must cross from one web process to another.
 A test module imports the fixtures it uses: `from .redis_web_support import app, redis_settings`."""
+
 import asyncio
 import os
 import subprocess
@@ -39,10 +40,20 @@ def second_web_process(redis_settings):
 def serve_another_web_process(redis_settings, **extra_env):
     """Yield the port of a `python -m server serve` process on the same database and Redis."""
     port = free_port()
-    env = {**os.environ, "ENV": "test", "SECRET_KEY": redis_settings.secret_key, "DATABASE_URL": TEST_DATABASE_URL,
-           "REDIS_URL": redis_settings.redis_url, "LOG_LEVEL": "WARNING", **extra_env}
-    process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port)], env=env,
-                               cwd=os.path.dirname(os.path.dirname(__file__)))
+    env = {
+        **os.environ,
+        "ENV": "test",
+        "SECRET_KEY": redis_settings.secret_key,
+        "DATABASE_URL": TEST_DATABASE_URL,
+        "REDIS_URL": redis_settings.redis_url,
+        "LOG_LEVEL": "WARNING",
+        **extra_env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", str(port)],
+        env=env,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     deadline = time.monotonic() + 20
     while True:  # a new process has no readiness event to await; poll its health, bounded
         try:

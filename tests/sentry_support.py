@@ -1,6 +1,7 @@
 """A Sentry ingest stand-in on loopback: accepts `POST /api/<project>/envelope/` as sentry.io does and
 keeps every body (un-gzipped), so a test can read the events a real sentry_sdk sent and search
 their bytes for anything that must never leave the process."""
+
 import gzip
 import json
 import threading
@@ -78,9 +79,10 @@ class SentryIngest:
         return self.events()
 
     def summary(self):
-        return [(event.get("transaction"),
-                 [value.get("type") for value in event.get("exception", {}).get("values", [])])
-                for event in self.events()]
+        return [
+            (event.get("transaction"), [value.get("type") for value in event.get("exception", {}).get("values", [])])
+            for event in self.events()
+        ]
 
     def raw(self):
         return b"\n".join(self.bodies)

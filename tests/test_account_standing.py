@@ -6,13 +6,13 @@ but every action on jobs, money and its profile is 403 `account_suspended` and c
 (Paystack is not even asked); reinstated, it acts again. A serviceman never approved (pending or
 rejected) gets 403 `account_not_approved` for jobs and money, and may still edit its application.
 """
+
 import threading
 from decimal import Decimal
 
 import pytest
 
-from models import (ApprovalStatus, Event, Payout, PayoutAccount, RequestStatus, ServiceRequest, ServicemanProfile,
-                    User)
+from models import ApprovalStatus, Event, Payout, PayoutAccount, RequestStatus, ServicemanProfile, ServiceRequest, User
 from models.actions import accounts, payouts, pricing, vetting
 from models.actions.jobs import mark_completed
 from models.db import database
@@ -20,8 +20,10 @@ from models.foundation.paystack import PaystackClient
 
 from .contract_support import assert_error
 from .factories import PASSWORD, CategoryFactory, ServicemanFactory, ServiceRequestFactory
-from .paystack_support import ACCOUNT
-from .paystack_support import fresh_bank_cache  # noqa: F401 (autouse fixture)
+from .paystack_support import (
+    ACCOUNT,
+    fresh_bank_cache,  # noqa: F401 (autouse fixture)
+)
 
 S = RequestStatus
 RESOLVE = "/api/banks/resolve/?bank_code=058&account_number=0123456789"
@@ -33,13 +35,20 @@ def give_jobs(serviceman, category, admin):
     backup = ServicemanFactory(profile__categories=[category])
 
     def job(status, **prices):
-        return ServiceRequestFactory(category=category, status=status, primary_serviceman=serviceman,
-                                     backup_serviceman=backup, **prices)
+        return ServiceRequestFactory(
+            category=category, status=status, primary_serviceman=serviceman, backup_serviceman=backup, **prices
+        )
 
-    priced = {"estimate_amount": Decimal("20000.00"), "markup_percentage": Decimal("10.00"),
-              "final_cost": Decimal("22000.00")}
-    jobs = {"assigned": job(S.ASSIGNED), "negotiating": job(S.NEGOTIATING, **priced),
-            "in_progress": job(S.IN_PROGRESS, **priced)}
+    priced = {
+        "estimate_amount": Decimal("20000.00"),
+        "markup_percentage": Decimal("10.00"),
+        "final_cost": Decimal("22000.00"),
+    }
+    jobs = {
+        "assigned": job(S.ASSIGNED),
+        "negotiating": job(S.NEGOTIATING, **priced),
+        "in_progress": job(S.IN_PROGRESS, **priced),
+    }
     pricing.consult_serviceman(admin, jobs["negotiating"].id, "Would ₦21,000 do?")
     return jobs
 
@@ -48,21 +57,32 @@ def give_jobs(serviceman, category, admin):
 ACTIONS = {
     "submit an estimate": lambda api, token, jobs: api.post(
         "/api/serviceman/submit-estimate/",
-        {"service_request_id": jobs["assigned"].id, "amount": "99999.00", "notes": "New pipes."}, token=token),
+        {"service_request_id": jobs["assigned"].id, "amount": "99999.00", "notes": "New pipes."},
+        token=token,
+    ),
     "answer a consultation": lambda api, token, jobs: api.post(
         f"/api/serviceman/requests/{jobs['negotiating'].id}/consultation-reply/",
-        {"acceptable": True, "message": "Fine."}, token=token),
+        {"acceptable": True, "message": "Fine."},
+        token=token,
+    ),
     "mark a job done": lambda api, token, jobs: api.post(
-        f"/api/serviceman/requests/{jobs['in_progress'].id}/complete/", {}, token=token),
+        f"/api/serviceman/requests/{jobs['in_progress'].id}/complete/", {}, token=token
+    ),
     "decline a job": lambda api, token, jobs: api.post(
-        f"/api/serviceman/requests/{jobs['assigned'].id}/decline/", {"reason": "Too far."}, token=token),
+        f"/api/serviceman/requests/{jobs['assigned'].id}/decline/", {"reason": "Too far."}, token=token
+    ),
     "replace the bank account": lambda api, token, jobs: api.post(
-        "/api/serviceman/payout-account/", {"bank_code": "058", "account_number": "0987654321"}, token=token),
+        "/api/serviceman/payout-account/", {"bank_code": "058", "account_number": "0987654321"}, token=token
+    ),
     "look up a bank account": lambda api, token, jobs: api.get(RESOLVE, token=token),
 }
-PROFILE_CHANGES = {"bio": {"bio": "Now also roofing."}, "availability": {"is_available": False},
-                   "categories": {"category_ids": "another"}, "name": {"first_name": "Emeka-Renamed"},
-                   "phone": {"phone": "+2348099990000"}}
+PROFILE_CHANGES = {
+    "bio": {"bio": "Now also roofing."},
+    "availability": {"is_available": False},
+    "categories": {"category_ids": "another"},
+    "name": {"first_name": "Emeka-Renamed"},
+    "phone": {"phone": "+2348099990000"},
+}
 
 
 def state_of(serviceman, jobs):
@@ -84,8 +104,9 @@ async def sign_in(api, serviceman):
 
 
 async def suspend(api, admin, serviceman):
-    response = await api.post(f"/api/admin/servicemen/{serviceman.id}/suspend/", {"reason": "Overcharging."},
-                              user=admin)
+    response = await api.post(
+        f"/api/admin/servicemen/{serviceman.id}/suspend/", {"reason": "Overcharging."}, user=admin
+    )
     assert response.status == 200, response
 
 
@@ -137,11 +158,20 @@ async def test_a_suspended_serviceman_still_reads_its_status_jobs_and_ledger(api
     assert me.status == 200 and me.data["serviceman_profile"]["approval_status"] == ApprovalStatus.SUSPENDED
     listed = await api.get("/api/serviceman/jobs/", token=token)
     assert listed.status == 200 and {job["id"] for job in listed.data["results"]} == {j.id for j in jobs.values()}
-    for path in ("/api/serviceman/stats/", "/api/serviceman/payouts/", "/api/serviceman/payouts/totals/",
-                 "/api/serviceman/payout-account/", "/api/notifications/", f"/api/requests/{jobs['assigned'].id}/"):
+    for path in (
+        "/api/serviceman/stats/",
+        "/api/serviceman/payouts/",
+        "/api/serviceman/payouts/totals/",
+        "/api/serviceman/payout-account/",
+        "/api/notifications/",
+        f"/api/requests/{jobs['assigned'].id}/",
+    ):
         assert (await api.get(path, token=token)).status == 200, path
-    changed = await api.post("/api/auth/change-password/",
-                             {"current_password": PASSWORD, "new_password": "a-new-Passphrase-2026"}, token=token)
+    changed = await api.post(
+        "/api/auth/change-password/",
+        {"current_password": PASSWORD, "new_password": "a-new-Passphrase-2026"},
+        token=token,
+    )
     assert changed.status == 200, changed  # and it may still secure its account
 
 
@@ -160,8 +190,9 @@ async def test_a_reinstated_serviceman_acts_again(api, admin_user, working):
 @pytest.mark.gen_test
 @pytest.mark.parametrize("status", [ApprovalStatus.PENDING_APPROVAL, ApprovalStatus.REJECTED])
 @pytest.mark.parametrize("action", ACTIONS)
-async def test_a_serviceman_never_approved_cannot_act_on_jobs_or_money(api, admin_user, category, paystack, status,
-                                                                       action):
+async def test_a_serviceman_never_approved_cannot_act_on_jobs_or_money(
+    api, admin_user, category, paystack, status, action
+):
     # No admin assigns an unapproved serviceman; the rows are made directly to prove the domain refuses
     # whatever way such a job came to be.
     serviceman = ServicemanFactory(profile__categories=[category], profile__approval_status=status)
@@ -182,8 +213,9 @@ async def test_a_serviceman_never_approved_may_edit_its_application(api, categor
     serviceman = ServicemanFactory(profile__categories=[category], profile__approval_status=status)
     token = await sign_in(api, serviceman)
 
-    response = await api.patch("/api/auth/me/", {"bio": "Twelve years of plumbing.", "is_available": False},
-                               token=token)
+    response = await api.patch(
+        "/api/auth/me/", {"bio": "Twelve years of plumbing.", "is_available": False}, token=token
+    )
 
     assert response.status == 200 and response.data["serviceman_profile"]["bio"] == "Twelve years of plumbing."
 
@@ -212,6 +244,7 @@ def test_an_action_racing_a_suspension_waits_for_it_and_is_refused(admin_user, c
                     outcomes[fn.__name__] = fn(*args)
                 except Exception as exc:  # any failure: the outcome under test
                     outcomes[fn.__name__] = exc
+
         thread = threading.Thread(target=run)
         thread.start()
         return thread

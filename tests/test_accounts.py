@@ -1,19 +1,26 @@
 """Accounts through the API: register, login, refresh rotation and reuse, logout, me; settings; CLI."""
-from datetime import datetime, timedelta, UTC
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 
 from models import ApprovalStatus, RefreshToken, Role, ServicemanProfile, User
-from server.__main__ import main as cli
 from models.foundation.settings import ConfigurationError, load_settings
+from server.__main__ import main as cli
 
 from .conftest import TEST_DATABASE_URL
 from .factories import PASSWORD, CategoryFactory, ClientFactory
 from .settings_support import LIVE_SECRET_KEY, PRODUCTION
 
-CLIENT = {"email": "Ada@Example.ng", "password": "long-password-1", "first_name": "Ada", "last_name": "Obi",
-          "phone": "+2348012345678", "role": "client"}
+CLIENT = {
+    "email": "Ada@Example.ng",
+    "password": "long-password-1",
+    "first_name": "Ada",
+    "last_name": "Obi",
+    "phone": "+2348012345678",
+    "role": "client",
+}
 
 
 @pytest.mark.gen_test
@@ -46,8 +53,13 @@ async def test_register_refuses_admin_role_and_short_password(api):
 @pytest.mark.gen_test
 async def test_serviceman_registers_pending_approval_with_categories(api):
     category = CategoryFactory()
-    body = {**CLIENT, "role": "serviceman", "category_ids": [category.id], "bio": "Electrician",
-            "years_of_experience": 6}
+    body = {
+        **CLIENT,
+        "role": "serviceman",
+        "category_ids": [category.id],
+        "bio": "Electrician",
+        "years_of_experience": 6,
+    }
 
     response = await api.post("/api/auth/register/", body)
 
@@ -144,12 +156,18 @@ async def test_me_patch_for_client_and_serviceman(api, client_user, serviceman):
     assert refused.status == 422 and "bio" in refused.data["error"]["fields"]
 
     new_category = CategoryFactory()
-    updated = await api.patch("/api/auth/me/", {"bio": "Now also AC", "is_available": False,
-                                                "category_ids": [new_category.id]}, user=serviceman)
+    updated = await api.patch(
+        "/api/auth/me/",
+        {"bio": "Now also AC", "is_available": False, "category_ids": [new_category.id]},
+        user=serviceman,
+    )
     profile = updated.data["serviceman_profile"]
     assert updated.status == 200
-    assert (profile["bio"], profile["is_available"], profile["category_ids"]) == ("Now also AC", False,
-                                                                                  [new_category.id])
+    assert (profile["bio"], profile["is_available"], profile["category_ids"]) == (
+        "Now also AC",
+        False,
+        [new_category.id],
+    )
 
 
 @pytest.mark.gen_test
@@ -174,8 +192,11 @@ async def test_admin_vets_servicemen(api, admin_user, category):
 @pytest.mark.gen_test
 async def test_admin_creates_admins_and_deactivates_users(api, admin_user, client_user):
     pair = await login(api, client_user)
-    created = await api.post("/api/admin/users/", {"email": "ops@example.ng", "password": "long-password-2",
-                                                   "first_name": "Ops"}, user=admin_user)
+    created = await api.post(
+        "/api/admin/users/",
+        {"email": "ops@example.ng", "password": "long-password-2", "first_name": "Ops"},
+        user=admin_user,
+    )
     assert created.status == 201 and created.data["role"] == "admin"
 
     deactivated = await api.post(f"/api/admin/users/{client_user.id}/deactivate/", user=admin_user)

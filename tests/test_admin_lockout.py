@@ -1,5 +1,6 @@
 """Admins cannot lock the platform out: no admin deactivates itself, the last active admin stays, and
 two admins deactivating each other at once never leave none (row locks; real threads on PostgreSQL)."""
+
 import threading
 
 import pytest

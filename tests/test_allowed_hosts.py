@@ -7,6 +7,7 @@ names (the test client, the browser, the dashboard's socket) and PUBLIC_BASE_URL
 ALLOWED_HOSTS replaces the loopback names (`*` accepts any, `.example.ng` a domain and its subdomains);
 the health probes answer whatever they are addressed by.
 """
+
 from dataclasses import replace
 
 import pytest
@@ -24,6 +25,7 @@ from .factories import CategoryFactory
 def reconfigure(app):
     def apply(**changes):
         app.settings["config"] = replace(app.settings["config"], **changes)
+
     return apply
 
 
@@ -54,12 +56,17 @@ async def test_loopback_names_on_any_port_are_served(api, http_port, host):
 
 @pytest.mark.gen_test
 async def test_every_method_and_the_socket_are_refused_on_an_unknown_host(api, base_url):
-    posted = await api.call("POST", "/api/auth/login/", raw=b'{"email": "a@b.ng", "password": "x"}',
-                            headers={"Host": "evil.example", "Content-Type": "application/json"})
+    posted = await api.call(
+        "POST",
+        "/api/auth/login/",
+        raw=b'{"email": "a@b.ng", "password": "x"}',
+        headers={"Host": "evil.example", "Content-Type": "application/json"},
+    )
     assert_error(posted, 400, "unknown_host")
     with pytest.raises(HTTPClientError) as refused:
-        await websocket_connect(HTTPRequest(base_url.replace("http", "ws", 1) + "/ws/",
-                                            headers={"Host": "evil.example"}))
+        await websocket_connect(
+            HTTPRequest(base_url.replace("http", "ws", 1) + "/ws/", headers={"Host": "evil.example"})
+        )
     assert refused.value.code == 400
 
 

@@ -5,8 +5,9 @@ statuses, profiles with known ratings, events at known times), when an admin ask
 then every figure equals the one worked out by hand here; on an empty database every report is
 zeros and empty lists, never a null amount; and no other role sees any of it.
 """
+
 import itertools
-from datetime import date, datetime, timedelta, UTC
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -31,25 +32,55 @@ def utc(*args):
 
 
 def pay(request, payment_type, amount, paid_at, status=PaymentStatus.SUCCESS, needs_refund=False, fees=None):
-    return Payment.create(service_request=request, payer=request.client, payment_type=payment_type,
-                          amount=Decimal(amount), status=status, paid_at=paid_at, needs_refund=needs_refund,
-                          paystack_reference=f"analytics-{next(_references)}",
-                          paystack_fees=None if fees is None else Decimal(fees))
+    return Payment.create(
+        service_request=request,
+        payer=request.client,
+        payment_type=payment_type,
+        amount=Decimal(amount),
+        status=status,
+        paid_at=paid_at,
+        needs_refund=needs_refund,
+        paystack_reference=f"analytics-{next(_references)}",
+        paystack_fees=None if fees is None else Decimal(fees),
+    )
 
 
 def payout(request, amount, platform_share):
     """The payout the money rule recorded when the job was confirmed."""
-    return Payout.create(serviceman=request.primary_serviceman, service_request=request, amount=Decimal(amount),
-                         platform_share=Decimal(platform_share), transfer_reference=f"smpo-{request.id}-test")
+    return Payout.create(
+        serviceman=request.primary_serviceman,
+        service_request=request,
+        amount=Decimal(amount),
+        platform_share=Decimal(platform_share),
+        transfer_reference=f"smpo-{request.id}-test",
+    )
 
 
-def month(name, booking_fees="0.00", final_payments="0.00", markup="0.00", total="0.00", paystack_fees="0.00",
-          serviceman_shares="0.00", held="0.00"):
+def month(
+    name,
+    booking_fees="0.00",
+    final_payments="0.00",
+    markup="0.00",
+    total="0.00",
+    paystack_fees="0.00",
+    serviceman_shares="0.00",
+    held="0.00",
+):
     net = Decimal(total) - Decimal(paystack_fees) - Decimal(serviceman_shares) - Decimal(held)
-    return {"month": name, "booking_fees": booking_fees, "final_payments": final_payments, "markup": markup,
-            "total": total, "gross": total, "refunds": "0.00", "net": total,  # refunds: tests/test_refunds.py
-            "paystack_fees": paystack_fees, "serviceman_shares": serviceman_shares, "held": held,
-            "platform_net": f"{net:.2f}"}
+    return {
+        "month": name,
+        "booking_fees": booking_fees,
+        "final_payments": final_payments,
+        "markup": markup,
+        "total": total,
+        "gross": total,
+        "refunds": "0.00",
+        "net": total,  # refunds: tests/test_refunds.py
+        "paystack_fees": paystack_fees,
+        "serviceman_shares": serviceman_shares,
+        "held": held,
+        "platform_net": f"{net:.2f}",
+    }
 
 
 def split(report):
@@ -67,15 +98,32 @@ async def test_every_report_on_an_empty_database_is_zeros_and_empty_lists(api, a
     requests = await api.get(REQUESTS, user=admin_user)
 
     assert revenue.status == 200, revenue
-    assert revenue.data == {"from": None, "to": None, "currency": "NGN", "booking_fees": "0.00",
-                            "final_payments": "0.00", "markup": "0.00", "total": "0.00", "gross": "0.00",
-                            "refunds": "0.00", "net": "0.00", "paystack_fees": "0.00", "serviceman_shares": "0.00",
-                            "held": "0.00", "platform_net": "0.00", "by_month": []}
+    assert revenue.data == {
+        "from": None,
+        "to": None,
+        "currency": "NGN",
+        "booking_fees": "0.00",
+        "final_payments": "0.00",
+        "markup": "0.00",
+        "total": "0.00",
+        "gross": "0.00",
+        "refunds": "0.00",
+        "net": "0.00",
+        "paystack_fees": "0.00",
+        "serviceman_shares": "0.00",
+        "held": "0.00",
+        "platform_net": "0.00",
+        "by_month": [],
+    }
     assert servicemen.status == 200 and servicemen.data == {"by": "rating", "min_ratings": 3, "results": []}
     assert categories.status == 200 and categories.data == {"results": []}
     assert requests.status == 200, requests
-    assert requests.data == {"total": 0, "by_status": {status: 0 for status in S.ALL},
-                             "assigned_after_payment": 0, "average_seconds_to_assignment": None}
+    assert requests.data == {
+        "total": 0,
+        "by_status": {status: 0 for status in S.ALL},
+        "assigned_after_payment": 0,
+        "average_seconds_to_assignment": None,
+    }
 
 
 # --- revenue -------------------------------------------------------------------------------------
@@ -90,12 +138,21 @@ def ledger():
     10000.00 for the serviceman and 2000.00 of markup, the unconfirmed job's 9000.60 is held; Paystack
     kept 175.00 + 280.00 of counted payments and 30.00 of a payment to refund (485.00); December
     2000.00 in booking fees."""
-    standard = ServiceRequestFactory(status=S.COMPLETED, estimate_amount=Decimal("10000.00"),
-                                     primary_serviceman=ServicemanFactory(), markup_percentage=Decimal("20.00"),
-                                     final_cost=Decimal("12000.00"))
-    emergency = ServiceRequestFactory(status=S.PAYMENT_CONFIRMED, is_emergency=True, booking_fee=Decimal("5000.00"),
-                                      estimate_amount=Decimal("7500.50"), markup_percentage=Decimal("20.00"),
-                                      final_cost=Decimal("9000.60"))
+    standard = ServiceRequestFactory(
+        status=S.COMPLETED,
+        estimate_amount=Decimal("10000.00"),
+        primary_serviceman=ServicemanFactory(),
+        markup_percentage=Decimal("20.00"),
+        final_cost=Decimal("12000.00"),
+    )
+    emergency = ServiceRequestFactory(
+        status=S.PAYMENT_CONFIRMED,
+        is_emergency=True,
+        booking_fee=Decimal("5000.00"),
+        estimate_amount=Decimal("7500.50"),
+        markup_percentage=Decimal("20.00"),
+        final_cost=Decimal("9000.60"),
+    )
     late = ServiceRequestFactory(status=S.PENDING_ADMIN_ASSIGNMENT)
     cancelled = ServiceRequestFactory(status=S.CANCELLED)
 
@@ -107,8 +164,7 @@ def ledger():
     pay(late, PaymentType.BOOKING_FEE, "2000.00", utc(2026, 12, 1, 0, 0))
 
     # Not revenue: held for review, never paid, failed, and money paid for a cancelled booking (to refund).
-    pay(late, PaymentType.FINAL_PAYMENT, "700.00", utc(2026, 11, 5, 12, 0), status=PaymentStatus.REVIEW,
-        fees="10.50")
+    pay(late, PaymentType.FINAL_PAYMENT, "700.00", utc(2026, 11, 5, 12, 0), status=PaymentStatus.REVIEW, fees="10.50")
     pay(late, PaymentType.FINAL_PAYMENT, "800.00", None, status=PaymentStatus.PENDING)
     pay(late, PaymentType.BOOKING_FEE, "900.00", None, status=PaymentStatus.FAILED)
     pay(cancelled, PaymentType.BOOKING_FEE, "2000.00", utc(2026, 11, 6, 8, 0), needs_refund=True, fees="30.00")
@@ -116,8 +172,16 @@ def ledger():
 
 
 OCTOBER = month("2026-10", booking_fees="2000.00", total="2000.00", paystack_fees="30.00")
-NOVEMBER = month("2026-11", booking_fees="5000.00", final_payments="21000.60", markup="2000.00", total="26000.60",
-                 paystack_fees="485.00", serviceman_shares="10000.00", held="9000.60")
+NOVEMBER = month(
+    "2026-11",
+    booking_fees="5000.00",
+    final_payments="21000.60",
+    markup="2000.00",
+    total="26000.60",
+    paystack_fees="485.00",
+    serviceman_shares="10000.00",
+    held="9000.60",
+)
 DECEMBER = month("2026-12", booking_fees="2000.00", total="2000.00")
 
 
@@ -127,13 +191,21 @@ async def test_revenue_sums_verified_payments_by_kind_and_month(api, admin_user,
 
     assert response.status == 200, response
     assert response.data["currency"] == "NGN"
-    assert split(response.data) == {"booking_fees": "9000.00", "final_payments": "21000.60", "markup": "2000.00",
-                                    "total": "30000.60"}
+    assert split(response.data) == {
+        "booking_fees": "9000.00",
+        "final_payments": "21000.60",
+        "markup": "2000.00",
+        "total": "30000.60",
+    }
     assert response.data["by_month"] == [OCTOBER, NOVEMBER, DECEMBER]
     # 30000.60 taken = 10000.00 for the serviceman + 9000.60 held + 515.00 to Paystack + 10485.00 kept
     assert {k: response.data[k] for k in ("gross", "serviceman_shares", "held", "paystack_fees", "platform_net")} == {
-        "gross": "30000.60", "serviceman_shares": "10000.00", "held": "9000.60", "paystack_fees": "515.00",
-        "platform_net": "10485.00"}
+        "gross": "30000.60",
+        "serviceman_shares": "10000.00",
+        "held": "9000.60",
+        "paystack_fees": "515.00",
+        "platform_net": "10485.00",
+    }
 
 
 @pytest.mark.gen_test
@@ -158,8 +230,7 @@ async def test_open_ended_ranges_cut_one_side_only(api, admin_user, ledger):
     assert until_november.data["total"] == "28000.60"
     assert from_november.data["by_month"] == [NOVEMBER, DECEMBER]
     assert from_november.data["total"] == "28000.60"
-    assert one_day.data["by_month"] == [month("2026-11", final_payments="9000.60", held="9000.60",
-                                              total="9000.60")]
+    assert one_day.data["by_month"] == [month("2026-11", final_payments="9000.60", held="9000.60", total="9000.60")]
     assert everything.data["by_month"] == [OCTOBER, NOVEMBER, DECEMBER]
 
 
@@ -168,15 +239,18 @@ async def test_a_range_without_payments_is_zero(api, admin_user, ledger):
     response = await api.get(f"{REVENUE}?from=2027-01-01&to=2027-12-31", user=admin_user)
 
     assert response.status == 200, response
-    assert split(response.data) == {"booking_fees": "0.00", "final_payments": "0.00", "markup": "0.00",
-                                    "total": "0.00"}
+    assert split(response.data) == {"booking_fees": "0.00", "final_payments": "0.00", "markup": "0.00", "total": "0.00"}
     assert response.data["by_month"] == []
 
 
 def test_markup_and_serviceman_shares_are_the_payout_ledgers_once_the_job_is_confirmed():
-    request = ServiceRequestFactory(status=S.PAYMENT_CONFIRMED, estimate_amount=Decimal("33333.33"),
-                                    markup_percentage=Decimal("15.00"), final_cost=Decimal("38333.33"),
-                                    primary_serviceman=ServicemanFactory())
+    request = ServiceRequestFactory(
+        status=S.PAYMENT_CONFIRMED,
+        estimate_amount=Decimal("33333.33"),
+        markup_percentage=Decimal("15.00"),
+        final_cost=Decimal("38333.33"),
+        primary_serviceman=ServicemanFactory(),
+    )
     pay(request, PaymentType.FINAL_PAYMENT, "38333.33", utc(2026, 11, 10, 14, 0))
     day = (date(2026, 11, 10), date(2026, 11, 10))
 
@@ -190,11 +264,14 @@ def test_markup_and_serviceman_shares_are_the_payout_ledgers_once_the_job_is_con
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("query,field", [
-    ("from=2026-12-01&to=2026-11-30", "from"),
-    ("from=2026-13-01", "from"),
-    ("to=yesterday", "to"),
-])
+@pytest.mark.parametrize(
+    "query,field",
+    [
+        ("from=2026-12-01&to=2026-11-30", "from"),
+        ("from=2026-13-01", "from"),
+        ("to=yesterday", "to"),
+    ],
+)
 async def test_a_bad_revenue_range_is_422(api, admin_user, query, field):
     response = await api.get(f"{REVENUE}?{query}", user=admin_user)
 
@@ -206,8 +283,12 @@ async def test_a_bad_revenue_range_is_422(api, admin_user, query, field):
 
 
 def serviceman(rating, rating_count, jobs_completed, approval_status=ApprovalStatus.APPROVED):
-    return ServicemanFactory(profile__rating=Decimal(rating), profile__rating_count=rating_count,
-                             profile__jobs_completed=jobs_completed, profile__approval_status=approval_status)
+    return ServicemanFactory(
+        profile__rating=Decimal(rating),
+        profile__rating_count=rating_count,
+        profile__jobs_completed=jobs_completed,
+        profile__approval_status=approval_status,
+    )
 
 
 @pytest.fixture
@@ -239,8 +320,13 @@ async def test_top_servicemen_by_rating_need_enough_ratings(api, admin_user, ran
     assert (response.data["by"], response.data["min_ratings"]) == ("rating", 3)
     assert ids(response) == [ranked[name].id for name in ("steady", "twin", "busy", "solid")]
     first = response.data["results"][0]
-    assert first == {"id": ranked["steady"].id, "full_name": ranked["steady"].full_name, "rating": "4.80",
-                     "rating_count": 10, "jobs_completed": 3}
+    assert first == {
+        "id": ranked["steady"].id,
+        "full_name": ranked["steady"].full_name,
+        "rating": "4.80",
+        "rating_count": 10,
+        "jobs_completed": 3,
+    }
     assert ids(with_two) == [ranked[name].id for name in ("new", "steady", "twin", "busy", "solid")]
 
 
@@ -266,15 +352,18 @@ async def test_the_limit_bounds_the_list(api, admin_user, ranked):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("path,query,field", [
-    (TOP_SERVICEMEN, "limit=0", "limit"),
-    (TOP_SERVICEMEN, "limit=101", "limit"),
-    (TOP_SERVICEMEN, "limit=ten", "limit"),
-    (TOP_SERVICEMEN, "by=name", "by"),
-    (TOP_SERVICEMEN, "min_ratings=-1", "min_ratings"),
-    (TOP_CATEGORIES, "limit=0", "limit"),
-    (TOP_CATEGORIES, "limit=101", "limit"),
-])
+@pytest.mark.parametrize(
+    "path,query,field",
+    [
+        (TOP_SERVICEMEN, "limit=0", "limit"),
+        (TOP_SERVICEMEN, "limit=101", "limit"),
+        (TOP_SERVICEMEN, "limit=ten", "limit"),
+        (TOP_SERVICEMEN, "by=name", "by"),
+        (TOP_SERVICEMEN, "min_ratings=-1", "min_ratings"),
+        (TOP_CATEGORIES, "limit=0", "limit"),
+        (TOP_CATEGORIES, "limit=101", "limit"),
+    ],
+)
 async def test_out_of_bounds_parameters_are_422(api, admin_user, path, query, field):
     response = await api.get(f"{path}?{query}", user=admin_user)
 
@@ -314,8 +403,9 @@ async def test_top_categories_count_requests_cancelled_included_deleted_not(api,
 
 
 def event(request, event_type, at):
-    return Event.create(type=event_type, service_request=request, created_at=at,
-                        payload={"service_request_id": request.id})
+    return Event.create(
+        type=event_type, service_request=request, created_at=at, payload={"service_request_id": request.id}
+    )
 
 
 @pytest.mark.gen_test
@@ -340,9 +430,14 @@ async def test_requests_by_status_and_average_time_from_payment_to_assignment(ap
     response = await api.get(REQUESTS, user=admin_user)
 
     assert response.status == 200, response
-    assert response.data["by_status"] == {**{status: 0 for status in S.ALL}, S.PENDING_PAYMENT: 2,
-                                          S.PENDING_ADMIN_ASSIGNMENT: 1, S.ASSIGNED: 1, S.COMPLETED: 1,
-                                          S.CANCELLED: 1}
+    assert response.data["by_status"] == {
+        **{status: 0 for status in S.ALL},
+        S.PENDING_PAYMENT: 2,
+        S.PENDING_ADMIN_ASSIGNMENT: 1,
+        S.ASSIGNED: 1,
+        S.COMPLETED: 1,
+        S.CANCELLED: 1,
+    }
     assert response.data["total"] == 6
     assert response.data["assigned_after_payment"] == 2
     assert response.data["average_seconds_to_assignment"] == pytest.approx((3600 + 5400.5) / 2, abs=0.001)

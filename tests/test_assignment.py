@@ -6,10 +6,11 @@ category are placed (another category only when confirmed), it moves to ASSIGNED
 many admins try at once, and both are told with the client's details; when one drops out, the backup
 steps up and whoever is removed or placed is told.
 """
+
 import asyncio
 import email
 import email.policy
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,7 +18,7 @@ import time_machine
 
 from handlers.schemas.assignment import UnassignedRequestSchema
 from handlers.schemas.common import paginate
-from models import ApprovalStatus, Event, Notification, RequestStatus, ServiceRequest, ServicemanProfile, User
+from models import ApprovalStatus, Event, Notification, RequestStatus, ServicemanProfile, ServiceRequest, User
 from models.actions import assignment
 from models.db import database
 from models.foundation.errors import PermissionDenied
@@ -38,14 +39,17 @@ def decline_path(request):
 
 
 def servicemen(category, count=2, **profile):
-    return [ServicemanFactory(profile__categories=[category], **{f"profile__{k}": v for k, v in profile.items()})
-            for _ in range(count)]
+    return [
+        ServicemanFactory(profile__categories=[category], **{f"profile__{k}": v for k, v in profile.items()})
+        for _ in range(count)
+    ]
 
 
 def assigned(category, status=S.ASSIGNED, **kwargs):
     primary, backup = servicemen(category)
-    return ServiceRequestFactory(category=category, status=status, primary_serviceman=primary,
-                                 backup_serviceman=backup, **kwargs)
+    return ServiceRequestFactory(
+        category=category, status=status, primary_serviceman=primary, backup_serviceman=backup, **kwargs
+    )
 
 
 def notes_of(user):
@@ -62,9 +66,14 @@ def email_text(message):
 
 
 def paid(request, at):
-    Event.create(type="payment_received", service_request=request, created_at=at,
-                 from_status=S.PENDING_PAYMENT, to_status=S.PENDING_ADMIN_ASSIGNMENT,
-                 payload={"service_request_id": request.id, "is_emergency": request.is_emergency})
+    Event.create(
+        type="payment_received",
+        service_request=request,
+        created_at=at,
+        from_status=S.PENDING_PAYMENT,
+        to_status=S.PENDING_ADMIN_ASSIGNMENT,
+        payload={"service_request_id": request.id, "is_emergency": request.is_emergency},
+    )
 
 
 @pytest.mark.gen_test
@@ -77,8 +86,9 @@ async def test_the_queue_lists_paid_bookings_emergencies_first_then_the_longest_
         paid(paid_early, hours(6))
         Event.create(type="request_updated", service_request=paid_early, created_at=hours(1))  # not a payment
         emergency_new = awaiting_assignment(category, created_at=hours(1), is_emergency=True)  # no payment event
-        emergency_old = awaiting_assignment(category, created_at=hours(5), is_emergency=True,
-                                            auto_flagged_emergency=True)
+        emergency_old = awaiting_assignment(
+            category, created_at=hours(5), is_emergency=True, auto_flagged_emergency=True
+        )
         paid(emergency_old, hours(4))
         for status in (S.PENDING_PAYMENT, S.ASSIGNED, S.CANCELLED):
             ServiceRequestFactory(category=category, status=status, created_at=hours(20))
@@ -91,8 +101,12 @@ async def test_the_queue_lists_paid_bookings_emergencies_first_then_the_longest_
     order = [item["id"] for item in response.data["results"]]
     assert order == [emergency_old.id, emergency_new.id, paid_early.id, paid_late.id]
     waited = {item["id"]: item["waiting_seconds"] for item in response.data["results"]}
-    assert waited == {emergency_old.id: 4 * 3600, emergency_new.id: 3600, paid_early.id: 6 * 3600,
-                      paid_late.id: 3 * 3600}
+    assert waited == {
+        emergency_old.id: 4 * 3600,
+        emergency_new.id: 3600,
+        paid_early.id: 6 * 3600,
+        paid_late.id: 3 * 3600,
+    }
     first = response.data["results"][0]
     assert (first["is_emergency"], first["auto_flagged_emergency"]) == (True, True)
     assert first["waiting_since"] == hours(4).isoformat()
@@ -102,11 +116,12 @@ async def test_the_queue_lists_paid_bookings_emergencies_first_then_the_longest_
 @pytest.mark.gen_test
 async def test_each_queued_request_has_its_client_preferred_serviceman_and_category(api, admin_user, category):
     client = ClientFactory(first_name="Ada", last_name="Obi", phone="+2348031112222", email="ada@example.ng")
-    preferred = ServicemanFactory(first_name="Chidi", last_name="Eze", profile__categories=[category],
-                                  profile__is_available=False)
-    ServiceRequestFactory(status=S.ASSIGNED, primary_serviceman=preferred)          # active as primary
-    ServiceRequestFactory(status=S.IN_PROGRESS, backup_serviceman=preferred)        # active as backup
-    ServiceRequestFactory(status=S.COMPLETED, primary_serviceman=preferred)         # finished: not counted
+    preferred = ServicemanFactory(
+        first_name="Chidi", last_name="Eze", profile__categories=[category], profile__is_available=False
+    )
+    ServiceRequestFactory(status=S.ASSIGNED, primary_serviceman=preferred)  # active as primary
+    ServiceRequestFactory(status=S.IN_PROGRESS, backup_serviceman=preferred)  # active as backup
+    ServiceRequestFactory(status=S.COMPLETED, primary_serviceman=preferred)  # finished: not counted
     with_preference = awaiting_assignment(category, client=client, preferred_serviceman=preferred)
     without = awaiting_assignment(category, client=client, created_at=with_preference.created_at + timedelta(1))
 
@@ -114,10 +129,13 @@ async def test_each_queued_request_has_its_client_preferred_serviceman_and_categ
 
     by_id = {item["id"]: item for item in response.data["results"]}
     item = by_id[with_preference.id]
-    assert item["client"] == {"id": client.id, "name": "Ada Obi", "phone": "+2348031112222",
-                              "email": "ada@example.ng"}
-    assert item["preferred_serviceman"] == {"id": preferred.id, "name": "Chidi Eze", "is_available": False,
-                                            "active_jobs": 2}
+    assert item["client"] == {"id": client.id, "name": "Ada Obi", "phone": "+2348031112222", "email": "ada@example.ng"}
+    assert item["preferred_serviceman"] == {
+        "id": preferred.id,
+        "name": "Chidi Eze",
+        "is_available": False,
+        "active_jobs": 2,
+    }
     assert item["category"] == {"id": category.id, "name": category.name}
     assert item["booking_fee"] == "2000.00" and item["address"] == with_preference.address
     assert by_id[without.id]["preferred_serviceman"] is None
@@ -126,14 +144,20 @@ async def test_each_queued_request_has_its_client_preferred_serviceman_and_categ
 def count_queries(monkeypatch):
     executed = []
     real = database.obj.execute_sql
-    monkeypatch.setattr(database.obj, "execute_sql", lambda sql, *args, **kw: executed.append(sql) or
-                        real(sql, *args, **kw))
+    monkeypatch.setattr(
+        database.obj, "execute_sql", lambda sql, *args, **kw: executed.append(sql) or real(sql, *args, **kw)
+    )
     return executed
 
 
 def queue_page(admin, page_size):
-    return paginate(assignment.unassigned_requests(admin), UnassignedRequestSchema(),
-                    {"page": 1, "page_size": page_size}, lambda page: f"?page={page}", assignment.queue_details)
+    return paginate(
+        assignment.unassigned_requests(admin),
+        UnassignedRequestSchema(),
+        {"page": 1, "page_size": page_size},
+        lambda page: f"?page={page}",
+        assignment.queue_details,
+    )
 
 
 def test_a_queue_page_costs_the_same_few_queries_for_5_or_25_rows(monkeypatch, admin_user, category):
@@ -203,23 +227,35 @@ async def test_assigning_places_both_servicemen_and_moves_the_request_once(api, 
 
 
 def test_both_servicemen_are_told_with_the_client_details_and_the_emergency_highlighted(
-        mail_pipeline, mailbox, category):
+    mail_pipeline, mailbox, category
+):
     settings, pipeline = mail_pipeline
     admin = AdminFactory()
     client = ClientFactory(first_name="Ngozi", last_name="Ade", phone="+2348098765432")
-    request = awaiting_assignment(category, client=client, is_emergency=True, address="3 Adeola Odeku, VI",
-                                  description="No power in the whole flat.")
+    request = awaiting_assignment(
+        category,
+        client=client,
+        is_emergency=True,
+        address="3 Adeola Odeku, VI",
+        description="No power in the whole flat.",
+    )
     primary, backup = servicemen(category)
 
-    assignment.assign_servicemen(admin, request.id, primary_serviceman_id=primary.id,
-                                 backup_serviceman_id=backup.id)
+    assignment.assign_servicemen(admin, request.id, primary_serviceman_id=primary.id, backup_serviceman_id=backup.id)
     pipeline.run()
 
     for serviceman in (primary, backup):
         [note] = notes_of(serviceman)
         assert note.notification_type == "serviceman_assigned" and note.title.startswith("[EMERGENCY]")
-        for detail in ("Ngozi Ade", "+2348098765432", "3 Adeola Odeku, VI", "No power in the whole flat.",
-                       request.booking_date.isoformat(), primary.full_name, backup.full_name):
+        for detail in (
+            "Ngozi Ade",
+            "+2348098765432",
+            "3 Adeola Odeku, VI",
+            "No power in the whole flat.",
+            request.booking_date.isoformat(),
+            primary.full_name,
+            backup.full_name,
+        ):
             assert detail in note.message, detail
         assert note.payload["is_emergency"] is True and note.sent_to_email
         [sent] = [m for m in mailbox.messages if serviceman.email in m.rcpt_tos]
@@ -229,8 +265,7 @@ def test_both_servicemen_are_told_with_the_client_details_and_the_emergency_high
 
 
 @pytest.mark.gen_test
-async def test_the_admin_may_set_the_emergency_flag_while_assigning_and_the_paid_fee_stays(
-        api, admin_user, category):
+async def test_the_admin_may_set_the_emergency_flag_while_assigning_and_the_paid_fee_stays(api, admin_user, category):
     request = awaiting_assignment(category)
     primary, backup = servicemen(category)
 
@@ -239,8 +274,11 @@ async def test_the_admin_may_set_the_emergency_flag_while_assigning_and_the_paid
     assert response.status == 200 and response.data["is_emergency"] is True, response
     assert response.data["booking_fee"] == "2000.00" and stored(request).booking_fee == Decimal("2000.00")
     assert [e.type for e in events_of(request)] == ["serviceman_assigned", "emergency_changed"]
-    assert events_of(request, "emergency_changed")[0].payload == {"previous": False, "is_emergency": True,
-                                                                  "service_request_id": request.id}
+    assert events_of(request, "emergency_changed")[0].payload == {
+        "previous": False,
+        "is_emergency": True,
+        "service_request_id": request.id,
+    }
     assert events_of(request, "serviceman_assigned")[0].payload["is_emergency"] is True
 
 
@@ -272,12 +310,15 @@ def _unassignable(category):
     other = CategoryFactory()
     inactive = ServicemanFactory(profile__categories=[category], is_active=False)
     return {
-        "pending approval": ServicemanFactory(profile__categories=[category],
-                                              profile__approval_status=ApprovalStatus.PENDING_APPROVAL).id,
-        "rejected": ServicemanFactory(profile__categories=[category],
-                                      profile__approval_status=ApprovalStatus.REJECTED).id,
-        "suspended": ServicemanFactory(profile__categories=[category],
-                                       profile__approval_status=ApprovalStatus.SUSPENDED).id,
+        "pending approval": ServicemanFactory(
+            profile__categories=[category], profile__approval_status=ApprovalStatus.PENDING_APPROVAL
+        ).id,
+        "rejected": ServicemanFactory(
+            profile__categories=[category], profile__approval_status=ApprovalStatus.REJECTED
+        ).id,
+        "suspended": ServicemanFactory(
+            profile__categories=[category], profile__approval_status=ApprovalStatus.SUSPENDED
+        ).id,
         "inactive": inactive.id,
         "a client": ClientFactory().id,
         "an admin": AdminFactory().id,
@@ -286,11 +327,26 @@ def _unassignable(category):
     }
 
 
-UNASSIGNABLE = ["pending approval", "rejected", "suspended", "inactive", "a client", "an admin", "nobody",
-                "outside the category"]
-MESSAGES = {"pending approval": "PENDING_APPROVAL", "rejected": "REJECTED", "suspended": "SUSPENDED",
-            "inactive": "deactivated", "a client": "No serviceman", "an admin": "No serviceman",
-            "nobody": "No serviceman", "outside the category": "confirm_outside_category"}
+UNASSIGNABLE = [
+    "pending approval",
+    "rejected",
+    "suspended",
+    "inactive",
+    "a client",
+    "an admin",
+    "nobody",
+    "outside the category",
+]
+MESSAGES = {
+    "pending approval": "PENDING_APPROVAL",
+    "rejected": "REJECTED",
+    "suspended": "SUSPENDED",
+    "inactive": "deactivated",
+    "a client": "No serviceman",
+    "an admin": "No serviceman",
+    "nobody": "No serviceman",
+    "outside the category": "confirm_outside_category",
+}
 
 
 @pytest.mark.gen_test
@@ -300,8 +356,10 @@ async def test_a_serviceman_who_cannot_be_assigned_is_refused_by_field(api, admi
     request = awaiting_assignment(category)
     [good] = servicemen(category, 1)
     bad = _unassignable(category)[kind]
-    body = {"primary_serviceman_id": bad if role == "primary" else good.id,
-            "backup_serviceman_id": bad if role == "backup" else good.id}
+    body = {
+        "primary_serviceman_id": bad if role == "primary" else good.id,
+        "backup_serviceman_id": bad if role == "backup" else good.id,
+    }
     before = snapshot()
 
     response = await api.post(assign_path(request), body, user=admin_user)
@@ -339,17 +397,20 @@ async def test_a_serviceman_outside_the_category_is_assigned_once_confirmed(api,
     outsider = ServicemanFactory(profile__categories=[CategoryFactory()])
     [backup] = servicemen(category, 1)
 
-    response = await api.post(assign_path(request), team_body(outsider, backup, confirm_outside_category=True),
-                              user=admin_user)
+    response = await api.post(
+        assign_path(request), team_body(outsider, backup, confirm_outside_category=True), user=admin_user
+    )
 
     assert response.status == 200, response
     assert stored(request).primary_serviceman_id == outsider.id
     # Confirming does not let an unapproved one through.
     other = awaiting_assignment(category)
-    suspended = ServicemanFactory(profile__categories=[CategoryFactory()],
-                                  profile__approval_status=ApprovalStatus.SUSPENDED)
-    response = await api.post(assign_path(other), team_body(suspended, backup, confirm_outside_category=True),
-                              user=admin_user)
+    suspended = ServicemanFactory(
+        profile__categories=[CategoryFactory()], profile__approval_status=ApprovalStatus.SUSPENDED
+    )
+    response = await api.post(
+        assign_path(other), team_body(suspended, backup, confirm_outside_category=True), user=admin_user
+    )
     assert_error(response, 422)
 
 
@@ -372,8 +433,9 @@ async def test_only_admins_assign_and_a_deleted_or_missing_request_is_404(api, c
     admin = AdminFactory()
     before = snapshot()
     for user in (client_user, primary):
-        assert_error(await api.post(assign_path(request), team_body(primary, backup), user=user), 403,
-                     "permission_denied")
+        assert_error(
+            await api.post(assign_path(request), team_body(primary, backup), user=user), 403, "permission_denied"
+        )
     for path in (assign_path(deleted), "/api/admin/requests/999999/assign/"):
         assert_error(await api.post(path, team_body(primary, backup), user=admin), 404)
     assert snapshot() == before
@@ -385,15 +447,18 @@ async def test_concurrent_assignments_of_one_request_have_exactly_one_winner(api
     teams = [servicemen(category) for _ in range(6)]
     admins = [admin_user] + [AdminFactory() for _ in range(5)]
 
-    responses = await asyncio.gather(*(api.post(assign_path(request), team_body(*team), user=admin)
-                                       for team, admin in zip(teams, admins, strict=True)))
+    responses = await asyncio.gather(
+        *(
+            api.post(assign_path(request), team_body(*team), user=admin)
+            for team, admin in zip(teams, admins, strict=True)
+        )
+    )
 
     statuses = sorted(r.status for r in responses)
     assert statuses == [200] + [409] * 5, responses
     [winner] = [team for team, r in zip(teams, responses, strict=True) if r.status == 200]
     row = stored(request)
-    assert (row.status, row.primary_serviceman_id, row.backup_serviceman_id) == (S.ASSIGNED, winner[0].id,
-                                                                                 winner[1].id)
+    assert (row.status, row.primary_serviceman_id, row.backup_serviceman_id) == (S.ASSIGNED, winner[0].id, winner[1].id)
     assert len(events_of(request, "serviceman_assigned")) == 1
 
 
@@ -412,13 +477,19 @@ async def test_booking_a_busy_or_unavailable_serviceman_is_allowed_with_warnings
 
     def body(serviceman=None):
         extra = {"serviceman_id": serviceman.id} if serviceman else {}
-        return {"category_id": category.id, "booking_date": str(day), "address": "1 Marina, Lagos",
-                "description": "Leaking tap.", **extra}
+        return {
+            "category_id": category.id,
+            "booking_date": str(day),
+            "address": "1 Marina, Lagos",
+            "description": "Leaking tap.",
+            **extra,
+        }
 
     with time_machine.travel(NOW, tick=False):
-        responses = {name: await api.post("/api/requests/", body(serviceman), user=client_user)
-                     for name, serviceman in [("unavailable", unavailable), ("busy", busy), ("idle", idle),
-                                              ("none", None)]}
+        responses = {
+            name: await api.post("/api/requests/", body(serviceman), user=client_user)
+            for name, serviceman in [("unavailable", unavailable), ("busy", busy), ("idle", idle), ("none", None)]
+        }
 
     assert {name: r.status for name, r in responses.items()} == dict.fromkeys(responses, 201)
     assert responses["unavailable"].data["warnings"] == ["The preferred serviceman is not available at the moment."]
@@ -437,8 +508,10 @@ async def test_assigning_busy_or_unavailable_servicemen_is_allowed_with_warnings
     response = await api.post(assign_path(request), team_body(busy, unavailable), user=admin_user)
 
     assert response.status == 200, response
-    assert response.data["warnings"] == ["The primary serviceman already has 1 active job.",
-                                         "The backup serviceman is not available at the moment."]
+    assert response.data["warnings"] == [
+        "The primary serviceman already has 1 active job.",
+        "The backup serviceman is not available at the moment.",
+    ]
     assert stored(request).status == S.ASSIGNED
 
 
@@ -456,8 +529,12 @@ async def test_the_primary_declining_promotes_the_backup_at_once(api, category):
     row = stored(request)
     assert (row.status, row.primary_serviceman_id, row.backup_serviceman_id) == (S.ASSIGNED, backup.id, None)
     [event] = events_of(request)
-    assert (event.type, event.actor_id, event.from_status, event.to_status) == ("assignment_declined", primary.id,
-                                                                                None, None)
+    assert (event.type, event.actor_id, event.from_status, event.to_status) == (
+        "assignment_declined",
+        primary.id,
+        None,
+        None,
+    )
     assert event.payload["declined_as"] == "primary" and event.payload["reason"] == "My van broke down."
     assert event.payload["promoted_serviceman_id"] == backup.id
     # The one who declined no longer sees the job.
@@ -563,8 +640,11 @@ async def test_promoting_the_backup_removes_the_old_primary(api, admin_user, cat
     assert (response.data["primary_serviceman_id"], response.data["backup_serviceman_id"]) == (backup.id, None)
     assert stored(request).status == S.ASSIGNED
     removed, placed = events_of(request)
-    assert (removed.type, removed.payload["serviceman_id"], removed.payload["role"]) == ("assignment_removed",
-                                                                                         primary.id, "primary")
+    assert (removed.type, removed.payload["serviceman_id"], removed.payload["role"]) == (
+        "assignment_removed",
+        primary.id,
+        "primary",
+    )
     assert (placed.type, placed.payload["serviceman_ids"]) == ("serviceman_assigned", [backup.id])
 
 
@@ -592,8 +672,12 @@ async def test_promoting_without_a_backup_or_in_another_state_is_409(api, admin_
     inspected = assigned(category, status=S.SERVICEMAN_INSPECTED)
     waiting = awaiting_assignment(category)
     before = snapshot()
-    assert "no backup" in assert_error(await api.post(f"/api/admin/requests/{lone.id}/promote-backup/",
-                                                      user=admin_user), 409)["message"]
+    assert (
+        "no backup"
+        in assert_error(await api.post(f"/api/admin/requests/{lone.id}/promote-backup/", user=admin_user), 409)[
+            "message"
+        ]
+    )
     for request in (inspected, waiting):
         response = await api.post(f"/api/admin/requests/{request.id}/promote-backup/", user=admin_user)
         assert request.status in assert_error(response, 409, "invalid_transition")["message"]
@@ -604,7 +688,8 @@ async def test_promoting_without_a_backup_or_in_another_state_is_409(api, admin_
 async def test_a_suspended_backup_is_not_promoted(api, admin_user, category):
     request = assigned(category)
     ServicemanProfile.update(approval_status=ApprovalStatus.SUSPENDED).where(
-        ServicemanProfile.user == request.backup_serviceman_id).execute()
+        ServicemanProfile.user == request.backup_serviceman_id
+    ).execute()
     response = await api.post(f"/api/admin/requests/{request.id}/promote-backup/", user=admin_user)
     assert "SUSPENDED" in assert_error(response, 409)["message"]
     assert stored(request).primary_serviceman_id == request.primary_serviceman_id
@@ -631,8 +716,7 @@ async def test_reassigning_the_primary_removes_only_the_old_primary(api, admin_u
     assert (placed.type, placed.payload["serviceman_ids"]) == ("serviceman_assigned", [newcomer.id])
 
 
-def test_reassignment_tells_the_removed_and_the_newcomer_but_not_the_one_who_stays(mail_pipeline, mailbox,
-                                                                                   category):
+def test_reassignment_tells_the_removed_and_the_newcomer_but_not_the_one_who_stays(mail_pipeline, mailbox, category):
     settings, pipeline = mail_pipeline
     admin = AdminFactory()
     request = assigned(category)
@@ -672,8 +756,9 @@ async def test_reassigning_both_or_swapping_them(api, admin_user, category):
 async def test_reassigning_the_same_team_changes_nothing(api, admin_user, category):
     request = assigned(category)
     before = snapshot()
-    response = await api.post(reassign_path(request),
-                              team_body(request.primary_serviceman, request.backup_serviceman), user=admin_user)
+    response = await api.post(
+        reassign_path(request), team_body(request.primary_serviceman, request.backup_serviceman), user=admin_user
+    )
     assert response.status == 200 and snapshot() == before
 
 
@@ -707,19 +792,21 @@ async def test_reassign_refusals(api, admin_user, category):
     outsider = ServicemanFactory(profile__categories=[CategoryFactory()])
     before = snapshot()
     cases = [
-        ({}, "primary_serviceman_id"),                                                   # nobody named
+        ({}, "primary_serviceman_id"),  # nobody named
         ({"primary_serviceman_id": request.backup_serviceman_id}, "primary_serviceman_id"),  # same as the backup
-        ({"backup_serviceman_id": request.primary_serviceman_id}, "backup_serviceman_id"),   # same as the primary
+        ({"backup_serviceman_id": request.primary_serviceman_id}, "backup_serviceman_id"),  # same as the primary
     ]
     for body, field in cases:
         error = assert_error(await api.post(reassign_path(request), body, user=admin_user), 422)
         assert set(error["fields"]) == {field}, (body, error)
-    error = assert_error(await api.post(reassign_path(lone), {"backup_serviceman_id": outsider.id},
-                                        user=admin_user), 422)
+    error = assert_error(
+        await api.post(reassign_path(lone), {"backup_serviceman_id": outsider.id}, user=admin_user), 422
+    )
     assert set(error["fields"]) == {"primary_serviceman_id"}  # no primary to keep: one must be named
     assert snapshot() == before
-    response = await api.post(reassign_path(request), {"backup_serviceman_id": outsider.id,
-                                                       "confirm_outside_category": True}, user=admin_user)
+    response = await api.post(
+        reassign_path(request), {"backup_serviceman_id": outsider.id, "confirm_outside_category": True}, user=admin_user
+    )
     assert response.status == 200 and stored(request).backup_serviceman_id == outsider.id
 
 
@@ -741,8 +828,11 @@ async def test_only_admins_change_the_team(api, category, action):
     [newcomer] = servicemen(category, 1)
     before = snapshot()
     for user in (request.client, request.primary_serviceman):
-        response = await api.post(f"/api/admin/requests/{request.id}/{action}/",
-                                  {"primary_serviceman_id": newcomer.id} if action == "reassign" else None, user=user)
+        response = await api.post(
+            f"/api/admin/requests/{request.id}/{action}/",
+            {"primary_serviceman_id": newcomer.id} if action == "reassign" else None,
+            user=user,
+        )
         assert_error(response, 403, "permission_denied")
     assert snapshot() == before
 
@@ -751,8 +841,9 @@ def test_domain_functions_refuse_the_wrong_role_too(category):
     request = awaiting_assignment(category)
     primary, backup = servicemen(category)
     with pytest.raises(PermissionDenied):
-        assignment.assign_servicemen(primary, request.id, primary_serviceman_id=primary.id,
-                                     backup_serviceman_id=backup.id)
+        assignment.assign_servicemen(
+            primary, request.id, primary_serviceman_id=primary.id, backup_serviceman_id=backup.id
+        )
     with pytest.raises(PermissionDenied):
         assignment.unassigned_requests(request.client)
     with pytest.raises(PermissionDenied):

@@ -1,6 +1,7 @@
 """The socket's AsyncAPI document: served, valid against the official AsyncAPI 2.6.0 JSON Schema
 (tests/data, from the @asyncapi/specs package), linked from the docs, and true to the handler:
 every message a live socket sends validates against the documented payload of its type."""
+
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -9,8 +10,8 @@ import jsonschema_rs
 import pytest
 
 import handlers.websocket
-from server.asyncapi import CLIENT_MESSAGES, SERVER_MESSAGES
 from models.foundation.clock import platform_today
+from server.asyncapi import CLIENT_MESSAGES, SERVER_MESSAGES
 
 from .ws_support import receive, send
 
@@ -73,8 +74,12 @@ async def test_what_a_live_socket_says_matches_the_document(api, sockets, client
     document = await get_document(api)
     ws, ready = await sockets.signed_in(api.token(client_user))
     assert_documented(document, ready)
-    booking = {"category_id": category.id, "address": "12 Allen Avenue, Ikeja", "description": "Sink leaking",
-               "booking_date": str(platform_today(api.settings.zone) + timedelta(days=5))}
+    booking = {
+        "category_id": category.id,
+        "address": "12 Allen Avenue, Ikeja",
+        "description": "Sink leaking",
+        "booking_date": str(platform_today(api.settings.zone) + timedelta(days=5)),
+    }
     assert (await api.post("/api/requests/", booking, user=client_user)).status == 201
 
     pushes = [await receive(ws), await receive(ws)]  # the notification and the new unread count

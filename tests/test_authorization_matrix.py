@@ -8,26 +8,32 @@ that would confirm the object exists). Bodies are the document's own examples wi
 so a call gets past validation to the object it names. No cell may answer 5xx, and no refused cell
 may answer 2xx. One test per identity (its own fresh world), reporting every wrong cell at once.
 """
+
 import json
 from datetime import timedelta
 
 import pytest
 
 from models import ApprovalStatus, Event, Notification, Payout
+from models.foundation.clock import utcnow
 from models.money import Payment, PaymentStatus, PaymentType, PriceNegotiation
 from models.service_requests import RequestStatus
-from models.foundation.clock import utcnow
 from server.openapi import build_spec
 from server.routes import route_table
 
-from .factories import AdminFactory, CategoryFactory, ClientFactory, ServiceRequestFactory, ServicemanFactory
+from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 from .openapi_support import operations
 
 # Identities refused every job and money action by their account standing, whatever the object.
 REFUSED_BY_STANDING = {"applicant": "account_not_approved"}
 IDENTITIES = ("anonymous", "client_a", "client_b", "serviceman", "applicant", "admin")
-ROLE = {"client_a": "client", "client_b": "client", "serviceman": "serviceman", "applicant": "serviceman",
-        "admin": "admin"}
+ROLE = {
+    "client_a": "client",
+    "client_b": "client",
+    "serviceman": "serviceman",
+    "applicant": "serviceman",
+    "admin": "admin",
+}
 NO_SUCH_ID = 999999
 OPERATIONS = operations()
 DOCUMENT = build_spec(route_table())
@@ -50,34 +56,75 @@ class World:
     def __init__(self):
         category = CategoryFactory()
         self.users = {
-            "client_a": ClientFactory(), "client_b": ClientFactory(), "admin": AdminFactory(),
+            "client_a": ClientFactory(),
+            "client_b": ClientFactory(),
+            "admin": AdminFactory(),
             "serviceman": ServicemanFactory(profile__categories=[category]),
-            "applicant": ServicemanFactory(profile__categories=[category],
-                                           profile__approval_status=ApprovalStatus.PENDING_APPROVAL),
+            "applicant": ServicemanFactory(
+                profile__categories=[category], profile__approval_status=ApprovalStatus.PENDING_APPROVAL
+            ),
         }
         a, serviceman = self.users["client_a"], self.users["serviceman"]
-        booking = ServiceRequestFactory(client=a, category=category, primary_serviceman=serviceman,
-                                        status=RequestStatus.NEGOTIATING, estimate_amount="15000.00",
-                                        markup_percentage="10.00", final_cost="16500.00")
-        payment = Payment.create(service_request=booking, payer=a, payment_type=PaymentType.BOOKING_FEE,
-                                 amount="2000.00", paystack_reference=f"authz-{booking.id}-fee",
-                                 status=PaymentStatus.SUCCESS, paid_at=utcnow() - timedelta(days=1))
-        negotiation = PriceNegotiation.create(service_request=booking, proposed_by=a, proposed_amount="14000.00",
-                                              message="Can you do it for less?")
-        event = Event.create(type="request_created", service_request=booking, actor=a, published_at=utcnow(),
-                             to_status=RequestStatus.PENDING_PAYMENT,
-                             payload={"service_request_id": booking.id, "is_emergency": False})
-        notification = Notification.create(user=a, event=event, service_request=booking, title="New booking",
-                                           notification_type="request_created", message="A booking was made.",
-                                           payload={"service_request_id": booking.id, "is_emergency": False})
-        payout = Payout.create(serviceman=serviceman, service_request=booking, amount="15000.00",
-                               platform_share="1500.00", transfer_reference=f"smpo-{booking.id}-authz")
+        booking = ServiceRequestFactory(
+            client=a,
+            category=category,
+            primary_serviceman=serviceman,
+            status=RequestStatus.NEGOTIATING,
+            estimate_amount="15000.00",
+            markup_percentage="10.00",
+            final_cost="16500.00",
+        )
+        payment = Payment.create(
+            service_request=booking,
+            payer=a,
+            payment_type=PaymentType.BOOKING_FEE,
+            amount="2000.00",
+            paystack_reference=f"authz-{booking.id}-fee",
+            status=PaymentStatus.SUCCESS,
+            paid_at=utcnow() - timedelta(days=1),
+        )
+        negotiation = PriceNegotiation.create(
+            service_request=booking, proposed_by=a, proposed_amount="14000.00", message="Can you do it for less?"
+        )
+        event = Event.create(
+            type="request_created",
+            service_request=booking,
+            actor=a,
+            published_at=utcnow(),
+            to_status=RequestStatus.PENDING_PAYMENT,
+            payload={"service_request_id": booking.id, "is_emergency": False},
+        )
+        notification = Notification.create(
+            user=a,
+            event=event,
+            service_request=booking,
+            title="New booking",
+            notification_type="request_created",
+            message="A booking was made.",
+            payload={"service_request_id": booking.id, "is_emergency": False},
+        )
+        payout = Payout.create(
+            serviceman=serviceman,
+            service_request=booking,
+            amount="15000.00",
+            platform_share="1500.00",
+            transfer_reference=f"smpo-{booking.id}-authz",
+        )
         self.ids = {
-            "request_id": booking.id, "service_request_id": booking.id, "negotiation_id": negotiation.id,
-            "notification_id": notification.id, "reference": payment.paystack_reference, "payment_id": payment.id,
-            "payout_id": payout.id, "payout_ids": [payout.id], "refund_id": NO_SUCH_ID, "user_id": a.id,
-            "serviceman_id": serviceman.id, "primary_serviceman_id": serviceman.id,
-            "backup_serviceman_id": self.users["applicant"].id, "category_id": category.id,
+            "request_id": booking.id,
+            "service_request_id": booking.id,
+            "negotiation_id": negotiation.id,
+            "notification_id": notification.id,
+            "reference": payment.paystack_reference,
+            "payment_id": payment.id,
+            "payout_id": payout.id,
+            "payout_ids": [payout.id],
+            "refund_id": NO_SUCH_ID,
+            "user_id": a.id,
+            "serviceman_id": serviceman.id,
+            "primary_serviceman_id": serviceman.id,
+            "backup_serviceman_id": self.users["applicant"].id,
+            "category_id": category.id,
             "category_ids": [category.id],
         }
 
@@ -125,8 +172,9 @@ async def test_every_operation_answers_each_identity_as_its_roles_declare(api, w
     for op in OPERATIONS:
         body = world.body(op)
         raw = None if op.method in ("GET", "DELETE") else json.dumps(body or {})
-        response = await api.call(op.method, op.url(world.ids), raw=raw, token=token,
-                                  headers={"Content-Type": "application/json"})
+        response = await api.call(
+            op.method, op.url(world.ids), raw=raw, token=token, headers={"Content-Type": "application/json"}
+        )
         allowed = expected(op, who, world.named_objects(op, body))
         standing_refusal = response.status == 403 and response.error_code == REFUSED_BY_STANDING.get(who)
         if response.status == 403 and allowed == {404, 403} and not standing_refusal:

@@ -2,11 +2,12 @@
 restore drill backs up a populated database, restores it with `python -m server restore` into a new
 one, migrates it, and finds every row and a whole booking again. The cron process takes them on
 BACKUP_SCHEDULE. The drill needs PostgreSQL (TEST_DATABASE_URL); the rest runs everywhere."""
+
 import os
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,9 +27,11 @@ from .conftest import TEST_DATABASE_URL, make_settings
 from .factories import ClientFactory, ServicemanFactory, ServiceRequestFactory
 
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
-needs_postgres = pytest.mark.skipif(not ON_POSTGRES, reason="pg_dump/pg_restore need PostgreSQL: set TEST_DATABASE_URL "
-                                                            "to a postgresql:// URL to run the restore drill")
-NOW = datetime(2026, 7, 1, 3, 0, tzinfo=timezone.utc)
+needs_postgres = pytest.mark.skipif(
+    not ON_POSTGRES,
+    reason="pg_dump/pg_restore need PostgreSQL: set TEST_DATABASE_URL to a postgresql:// URL to run the restore drill",
+)
+NOW = datetime(2026, 7, 1, 3, 0, tzinfo=UTC)
 
 
 def backup_file(folder, at):
@@ -77,12 +80,12 @@ def test_the_backup_schedule_falls_due_on_its_cron_expression(tmp_path, monkeypa
     monkeypatch.setattr(backup, "take_backup", lambda *args: taken.append(args))
     schedule = BackupSchedule(settings, now=NOW - timedelta(days=2))  # 29 June, 03:00: past that day's 02:30
 
-    assert schedule.next_at == datetime(2026, 6, 30, 2, 30, tzinfo=timezone.utc)
-    assert not schedule.tick(now=datetime(2026, 6, 30, 2, 29, tzinfo=timezone.utc))
+    assert schedule.next_at == datetime(2026, 6, 30, 2, 30, tzinfo=UTC)
+    assert not schedule.tick(now=datetime(2026, 6, 30, 2, 29, tzinfo=UTC))
     assert schedule.tick(now=NOW)  # asleep through two runs: one backup, not two
     schedule.join(10)
     assert taken == [(settings.database_url, str(tmp_path), 14, 30)]
-    assert schedule.next_at == datetime(2026, 7, 2, 2, 30, tzinfo=timezone.utc)
+    assert schedule.next_at == datetime(2026, 7, 2, 2, 30, tzinfo=UTC)
     assert schedule.seconds_until_due(NOW) == pytest.approx(23.5 * 3600)
 
 
@@ -95,12 +98,25 @@ def test_a_schedule_that_cannot_work_is_refused(tmp_path):
 
 # The restore drill --------------------------------------------------------------------------------
 
+
 def run_server(*args, database_url=TEST_DATABASE_URL, **env):
     environ = {key: value for key, value in os.environ.items() if not key.startswith("TEST_")}
-    environ.update(ENV="test", SECRET_KEY="test-secret-key-0123456789abcdef0123456789", DATABASE_URL=database_url,
-                   REDIS_URL="", LOG_LEVEL="WARNING", **env)
-    return subprocess.run([sys.executable, "-m", "server", *args], env=environ, cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    environ.update(
+        ENV="test",
+        SECRET_KEY="test-secret-key-0123456789abcdef0123456789",
+        DATABASE_URL=database_url,
+        REDIS_URL="",
+        LOG_LEVEL="WARNING",
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "server", *args],
+        env=environ,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def other_database_url(name):
@@ -111,8 +127,8 @@ def other_database_url(name):
 def drop_database(url):
     """DROP DATABASE is outside any query builder: composed with psycopg2's sql module (tests only)."""
     import psycopg2
-    from psycopg2 import sql
     from playhouse.db_url import parse as parse_db_url
+    from psycopg2 import sql
 
     params = parse_db_url(url)
     name = params.pop("database")
@@ -135,19 +151,46 @@ def restored_url():
 def populate():
     """A booking walked to COMPLETED with its payments, timeline and notifications, beside a few more."""
     client, serviceman = ClientFactory(), ServicemanFactory()
-    booking = ServiceRequestFactory(client=client, primary_serviceman=serviceman, backup_serviceman=ServicemanFactory(),
-                                    status=RequestStatus.COMPLETED, estimate_amount=Decimal("20000.00"),
-                                    markup_percentage=Decimal("10.00"), final_cost=Decimal("22000.00"),
-                                    is_emergency=True, description="Burst pipe under the kitchen sink, ₦ and all.")
+    booking = ServiceRequestFactory(
+        client=client,
+        primary_serviceman=serviceman,
+        backup_serviceman=ServicemanFactory(),
+        status=RequestStatus.COMPLETED,
+        estimate_amount=Decimal("20000.00"),
+        markup_percentage=Decimal("10.00"),
+        final_cost=Decimal("22000.00"),
+        is_emergency=True,
+        description="Burst pipe under the kitchen sink, ₦ and all.",
+    )
     for kind, amount in ((PaymentType.BOOKING_FEE, "5000.00"), (PaymentType.FINAL_PAYMENT, "22000.00")):
-        Payment.create(service_request=booking, payer=client, payment_type=kind, amount=Decimal(amount),
-                       paystack_reference=f"SM-{booking.id}-{kind}", status=PaymentStatus.SUCCESS, paid_at=utcnow(),
-                       metadata={"channel": "card"})
+        Payment.create(
+            service_request=booking,
+            payer=client,
+            payment_type=kind,
+            amount=Decimal(amount),
+            paystack_reference=f"SM-{booking.id}-{kind}",
+            status=PaymentStatus.SUCCESS,
+            paid_at=utcnow(),
+            metadata={"channel": "card"},
+        )
     for status in (RequestStatus.PENDING_ADMIN_ASSIGNMENT, RequestStatus.ASSIGNED, RequestStatus.COMPLETED):
-        event = Event.create(type="request_updated", service_request=booking, to_status=status,
-                             payload={"service_request_id": booking.id}, published_at=utcnow(), delivered_at=utcnow())
-        Notification.create(user=client, event=event, service_request=booking, notification_type="request_updated",
-                            title="Update", message=f"Your booking is {status}.", payload={"status": status})
+        event = Event.create(
+            type="request_updated",
+            service_request=booking,
+            to_status=status,
+            payload={"service_request_id": booking.id},
+            published_at=utcnow(),
+            delivered_at=utcnow(),
+        )
+        Notification.create(
+            user=client,
+            event=event,
+            service_request=booking,
+            notification_type="request_updated",
+            title="Update",
+            message=f"Your booking is {status}.",
+            payload={"status": status},
+        )
     for _ in range(5):
         ServiceRequestFactory(client=client)
     RefreshToken.create(jti=uuid.uuid4().hex, family="f", user=client, expires_at=utcnow() + timedelta(days=7))
@@ -231,9 +274,10 @@ def test_a_broken_backup_restores_nothing(tmp_path, restored_url):
 @needs_postgres
 def test_the_scheduled_backup_writes_a_dump_and_prunes(tmp_path):
     populate()
-    settings = make_settings(BACKUP_SCHEDULE="0 * * * *", BACKUP_DIR=str(tmp_path), BACKUP_KEEP_COUNT="1",
-                             BACKUP_KEEP_DAYS="0")
-    old = backup_file(tmp_path, datetime.now(timezone.utc) - timedelta(days=2))
+    settings = make_settings(
+        BACKUP_SCHEDULE="0 * * * *", BACKUP_DIR=str(tmp_path), BACKUP_KEEP_COUNT="1", BACKUP_KEEP_DAYS="0"
+    )
+    old = backup_file(tmp_path, datetime.now(UTC) - timedelta(days=2))
     schedule = BackupSchedule.from_settings(settings)
 
     with time_machine.travel(schedule.next_at + timedelta(seconds=1), tick=False):
@@ -257,10 +301,14 @@ def test_the_cron_process_takes_the_backup_when_it_falls_due(redis_url, tmp_path
     taken = threading.Event()
     monkeypatch.setattr(backup, "take_backup", lambda *args: taken.set())
     schedule = BackupSchedule(make_settings(BACKUP_SCHEDULE="* * * * *", BACKUP_DIR=str(tmp_path)))
-    schedule.next_at = datetime.now(timezone.utc) + timedelta(seconds=1)
+    schedule.next_at = datetime.now(UTC) + timedelta(seconds=1)
     stopping = Stopping()
-    thread = threading.Thread(target=run_cron, args=(RedisTransport(redis_url), [(runtime.settings, 60)], stopping),
-                              kwargs={"backups": schedule}, daemon=True)
+    thread = threading.Thread(
+        target=run_cron,
+        args=(RedisTransport(redis_url), [(runtime.settings, 60)], stopping),
+        kwargs={"backups": schedule},
+        daemon=True,
+    )
     thread.start()
     try:
         assert taken.wait(10)

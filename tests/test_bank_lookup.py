@@ -6,14 +6,14 @@ from one address, then the answer is 429 in the contract's shape with Retry-Afte
 asked; every lookup is logged with who, the bank, the outcome and only the last four digits, never the
 whole number nor the name. (Who may look up at all: tests/test_account_standing.py.)
 """
+
 import logging
 
 import pytest
 
 from tests.factories import ServicemanFactory
 from tests.paystack_support import fresh_bank_cache  # noqa: F401 (autouse fixture)
-from tests.rate_limit_support import api, app, limited_settings, storage  # noqa: F401 (fixtures: memory and Redis)
-from tests.rate_limit_support import assert_rate_limited
+from tests.rate_limit_support import api, app, assert_rate_limited, limited_settings, storage  # noqa: F401 (fixtures: memory and Redis)
 
 RESOLVE = "/api/banks/resolve/?bank_code=058&account_number={}"
 LIMIT = {"RATE_LIMIT_BANK_LOOKUP": "3/minute", "TRUSTED_PROXIES": "127.0.0.1"}
@@ -39,8 +39,12 @@ async def test_one_serviceman_is_limited_whatever_its_address(api, paystack, cat
         assert (await lookup(api, serviceman, number, ip)).status == 200
 
     assert_rate_limited(await lookup(api, serviceman, "0123456783", "10.0.0.4"))
-    saving = await api.post("/api/serviceman/payout-account/", {"bank_code": "058", "account_number": "0123456789"},
-                            user=serviceman, headers={"X-Forwarded-For": "10.0.0.5"})
+    saving = await api.post(
+        "/api/serviceman/payout-account/",
+        {"bank_code": "058", "account_number": "0123456789"},
+        user=serviceman,
+        headers={"X-Forwarded-For": "10.0.0.5"},
+    )
     assert_rate_limited(saving)  # saving an account resolves it too: the same allowance
     assert resolves(paystack) == 3
 
@@ -68,7 +72,9 @@ async def test_every_lookup_is_logged_masked(api, paystack, category, caplog):
 
     assert found.status == 200 and unknown.status == 422
     lines = [r.getMessage() for r in caplog.records if r.name == "serviceman.payouts"]
-    assert lines == [f"bank account lookup by user {serviceman.id}: bank 058, account ******6789: resolved",
-                     f"bank account lookup by user {serviceman.id}: bank 058, account ******0000: not_found"]
+    assert lines == [
+        f"bank account lookup by user {serviceman.id}: bank 058, account ******6789: resolved",
+        f"bank account lookup by user {serviceman.id}: bank 058, account ******0000: not_found",
+    ]
     logged = caplog.text
     assert "0123456789" not in logged and found.data["account_name"] not in logged

@@ -1,5 +1,6 @@
 """Booking over HTTP: create, list and detail scoping, edit, soft delete, cancel, the timeline."""
-from datetime import datetime, timedelta, UTC
+
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,15 +14,37 @@ from .factories import CategoryFactory, ClientFactory, ServicemanFactory, Servic
 
 S = RequestStatus
 REQUEST_FIELDS = {
-    "id", "status", "client_id", "category_id", "preferred_serviceman_id", "primary_serviceman_id",
-    "backup_serviceman_id", "booking_date", "address", "description", "is_emergency", "auto_flagged_emergency",
-    "booking_fee", "estimate_amount", "estimate_notes", "markup_percentage", "final_cost", "created_at",
+    "id",
+    "status",
+    "client_id",
+    "category_id",
+    "preferred_serviceman_id",
+    "primary_serviceman_id",
+    "backup_serviceman_id",
+    "booking_date",
+    "address",
+    "description",
+    "is_emergency",
+    "auto_flagged_emergency",
+    "booking_fee",
+    "estimate_amount",
+    "estimate_notes",
+    "markup_percentage",
+    "final_cost",
+    "created_at",
     "updated_at",
 }
 EVENT_FIELDS = {"id", "type", "actor_id", "from_status", "to_status", "payload", "created_at"}
 NOT_PENDING_PAYMENT = [s for s in S.ALL if s != S.PENDING_PAYMENT]
-BEFORE_PAYMENT_CONFIRMED = [S.PENDING_PAYMENT, S.PENDING_ADMIN_ASSIGNMENT, S.ASSIGNED, S.SERVICEMAN_INSPECTED,
-                            S.AWAITING_CLIENT_APPROVAL, S.NEGOTIATING, S.AWAITING_PAYMENT]
+BEFORE_PAYMENT_CONFIRMED = [
+    S.PENDING_PAYMENT,
+    S.PENDING_ADMIN_ASSIGNMENT,
+    S.ASSIGNED,
+    S.SERVICEMAN_INSPECTED,
+    S.AWAITING_CLIENT_APPROVAL,
+    S.NEGOTIATING,
+    S.AWAITING_PAYMENT,
+]
 FROM_PAYMENT_CONFIRMED = [S.PAYMENT_CONFIRMED, S.IN_PROGRESS, S.COMPLETED_BY_SERVICEMAN, S.COMPLETED]
 
 
@@ -37,8 +60,13 @@ def day(settings, offset):
 
 
 def body(category, booking_date, **extra):
-    return {"category_id": category.id, "booking_date": str(booking_date), "address": "7 Bode Thomas, Surulere",
-            "description": "Ceiling fan makes a grinding noise.", **extra}
+    return {
+        "category_id": category.id,
+        "booking_date": str(booking_date),
+        "address": "7 Bode Thomas, Surulere",
+        "description": "Ceiling fan makes a grinding noise.",
+        **extra,
+    }
 
 
 def snapshot(request_id):
@@ -52,9 +80,9 @@ def ids(response):
 
 # --- create ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.gen_test
-async def test_create_answers_a_pending_payment_request_with_the_contract_fields(api, settings, client_user,
-                                                                                  category):
+async def test_create_answers_a_pending_payment_request_with_the_contract_fields(api, settings, client_user, category):
     response = await api.post("/api/requests/", body(category, day(settings, 5)), user=client_user)
 
     assert response.status == 201, response
@@ -89,8 +117,9 @@ async def test_create_records_a_request_created_event(api, settings, client_user
 
 @pytest.mark.gen_test
 async def test_create_with_a_preferred_serviceman(api, settings, client_user, category, serviceman):
-    response = await api.post("/api/requests/", body(category, day(settings, 5), serviceman_id=serviceman.id),
-                              user=client_user)
+    response = await api.post(
+        "/api/requests/", body(category, day(settings, 5), serviceman_id=serviceman.id), user=client_user
+    )
 
     assert response.status == 201, response
     assert response.data["preferred_serviceman_id"] == serviceman.id
@@ -103,8 +132,9 @@ async def test_create_refuses_an_inactive_or_unknown_category(api, settings, cli
     inactive = CategoryFactory(is_active=False)
 
     for category_id in (inactive.id, 999999):
-        response = await api.post("/api/requests/", {**body(inactive, day(settings, 5)), "category_id": category_id},
-                                  user=client_user)
+        response = await api.post(
+            "/api/requests/", {**body(inactive, day(settings, 5)), "category_id": category_id}, user=client_user
+        )
         assert response.status == 422, response
         assert list(response.data["error"]["fields"]) == ["category_id"]
     assert ServiceRequest.select().count() == 0 and Event.select().count() == 0
@@ -113,12 +143,13 @@ async def test_create_refuses_an_inactive_or_unknown_category(api, settings, cli
 def _not_bookable(category):
     """Users who are not an approved, active serviceman offering `category`, by reason."""
     return {
-        "pending": ServicemanFactory(profile__categories=[category],
-                                     profile__approval_status=ApprovalStatus.PENDING_APPROVAL),
-        "rejected": ServicemanFactory(profile__categories=[category],
-                                      profile__approval_status=ApprovalStatus.REJECTED),
-        "suspended": ServicemanFactory(profile__categories=[category],
-                                       profile__approval_status=ApprovalStatus.SUSPENDED),
+        "pending": ServicemanFactory(
+            profile__categories=[category], profile__approval_status=ApprovalStatus.PENDING_APPROVAL
+        ),
+        "rejected": ServicemanFactory(profile__categories=[category], profile__approval_status=ApprovalStatus.REJECTED),
+        "suspended": ServicemanFactory(
+            profile__categories=[category], profile__approval_status=ApprovalStatus.SUSPENDED
+        ),
         "deactivated": ServicemanFactory(profile__categories=[category], is_active=False),
         "other category": ServicemanFactory(profile__categories=[CategoryFactory()]),
         "a client": ClientFactory(),
@@ -129,8 +160,9 @@ def _not_bookable(category):
 async def test_create_refuses_a_serviceman_who_cannot_take_the_booking(api, settings, client_user, category):
     for reason, user in [*_not_bookable(category).items(), ("unknown", None)]:
         serviceman_id = user.id if user else 999999
-        response = await api.post("/api/requests/", body(category, day(settings, 5), serviceman_id=serviceman_id),
-                                  user=client_user)
+        response = await api.post(
+            "/api/requests/", body(category, day(settings, 5), serviceman_id=serviceman_id), user=client_user
+        )
         assert response.status == 422, (reason, response)
         assert list(response.data["error"]["fields"]) == ["serviceman_id"], reason
     assert ServiceRequest.select().count() == 0 and Event.select().count() == 0
@@ -152,8 +184,9 @@ async def test_create_is_for_clients_only(api, settings, serviceman, admin_user,
 async def test_create_validates_the_body(api, settings, client_user, category):
     missing = await api.post("/api/requests/", {"category_id": category.id}, user=client_user)
     blank = await api.post("/api/requests/", body(category, day(settings, 5), address=""), user=client_user)
-    not_an_int = await api.post("/api/requests/", {**body(category, day(settings, 5)), "category_id": "1"},
-                                user=client_user)
+    not_an_int = await api.post(
+        "/api/requests/", {**body(category, day(settings, 5)), "category_id": "1"}, user=client_user
+    )
 
     assert missing.status == 422
     assert {"booking_date", "address", "description"} <= set(missing.data["error"]["fields"])
@@ -164,16 +197,19 @@ async def test_create_validates_the_body(api, settings, client_user, category):
 
 # --- list and detail scoping ----------------------------------------------------------------------------
 
+
 @pytest.fixture
 def world(client_user, other_client, serviceman):
     """Requests of two clients; `serviceman` is primary on one, backup on another, on none of the rest."""
     other_serviceman = ServicemanFactory()
     return {
         "mine": ServiceRequestFactory(client=client_user),
-        "mine_primary": ServiceRequestFactory(client=client_user, status=S.ASSIGNED, primary_serviceman=serviceman,
-                                              backup_serviceman=other_serviceman),
-        "theirs_backup": ServiceRequestFactory(client=other_client, status=S.ASSIGNED,
-                                               primary_serviceman=other_serviceman, backup_serviceman=serviceman),
+        "mine_primary": ServiceRequestFactory(
+            client=client_user, status=S.ASSIGNED, primary_serviceman=serviceman, backup_serviceman=other_serviceman
+        ),
+        "theirs_backup": ServiceRequestFactory(
+            client=other_client, status=S.ASSIGNED, primary_serviceman=other_serviceman, backup_serviceman=serviceman
+        ),
         "theirs": ServiceRequestFactory(client=other_client),
         "preferred_only": ServiceRequestFactory(client=other_client, preferred_serviceman=serviceman),
         "mine_deleted": ServiceRequestFactory(client=client_user, status=S.CANCELLED, is_deleted=True),
@@ -261,8 +297,12 @@ async def test_detail_for_owner_assigned_servicemen_and_admin(api, client_user, 
     request = world["mine_primary"]
     backup = world["theirs_backup"]
 
-    for user, request_id in ((client_user, request.id), (serviceman, request.id), (admin_user, request.id),
-                             (serviceman, backup.id)):
+    for user, request_id in (
+        (client_user, request.id),
+        (serviceman, request.id),
+        (admin_user, request.id),
+        (serviceman, backup.id),
+    ):
         response = await api.get(f"/api/requests/{request_id}/", user=user)
         assert response.status == 200, (user.role, response)
         assert response.data["id"] == request_id
@@ -308,55 +348,73 @@ async def test_unknown_request_is_404(api, client_user, admin_user):
 
 # --- edit (PATCH) ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.gen_test
 async def test_patch_to_a_near_date_makes_it_an_automatic_emergency(api, settings, client_user):
     request = ServiceRequestFactory(client=client_user, booking_date=day(settings, 5))
 
-    response = await api.patch(f"/api/requests/{request.id}/", {"booking_date": str(day(settings, 1))},
-                               user=client_user)
+    response = await api.patch(
+        f"/api/requests/{request.id}/", {"booking_date": str(day(settings, 1))}, user=client_user
+    )
 
     assert response.status == 200, response
     assert response.data["booking_date"] == str(day(settings, 1))
-    assert (response.data["is_emergency"], response.data["auto_flagged_emergency"],
-            response.data["booking_fee"]) == (True, True, "5000.00")
+    assert (response.data["is_emergency"], response.data["auto_flagged_emergency"], response.data["booking_fee"]) == (
+        True,
+        True,
+        "5000.00",
+    )
     stored = ServiceRequest.get_by_id(request.id)
     assert (stored.is_emergency, stored.auto_flagged_emergency, stored.booking_fee) == (True, True, Decimal("5000"))
 
 
 @pytest.mark.gen_test
 async def test_patch_to_a_later_date_drops_an_automatic_emergency(api, settings, client_user):
-    request = ServiceRequestFactory(client=client_user, booking_date=day(settings, 1), is_emergency=True,
-                                    auto_flagged_emergency=True, booking_fee="5000.00")
+    request = ServiceRequestFactory(
+        client=client_user,
+        booking_date=day(settings, 1),
+        is_emergency=True,
+        auto_flagged_emergency=True,
+        booking_fee="5000.00",
+    )
 
-    response = await api.patch(f"/api/requests/{request.id}/", {"booking_date": str(day(settings, 6))},
-                               user=client_user)
+    response = await api.patch(
+        f"/api/requests/{request.id}/", {"booking_date": str(day(settings, 6))}, user=client_user
+    )
 
     assert response.status == 200, response
-    assert (response.data["is_emergency"], response.data["auto_flagged_emergency"],
-            response.data["booking_fee"]) == (False, False, "2000.00")
+    assert (response.data["is_emergency"], response.data["auto_flagged_emergency"], response.data["booking_fee"]) == (
+        False,
+        False,
+        "2000.00",
+    )
 
 
 @pytest.mark.gen_test
 async def test_patch_keeps_an_emergency_the_client_chose(api, settings, client_user):
-    request = ServiceRequestFactory(client=client_user, booking_date=day(settings, 5), is_emergency=True,
-                                    booking_fee="5000.00")
+    request = ServiceRequestFactory(
+        client=client_user, booking_date=day(settings, 5), is_emergency=True, booking_fee="5000.00"
+    )
 
-    moved = await api.patch(f"/api/requests/{request.id}/", {"booking_date": str(day(settings, 8))},
-                            user=client_user)
+    moved = await api.patch(f"/api/requests/{request.id}/", {"booking_date": str(day(settings, 8))}, user=client_user)
     text_only = await api.patch(f"/api/requests/{request.id}/", {"description": "Now two fans."}, user=client_user)
 
     for response in (moved, text_only):
         assert response.status == 200, response
-        assert (response.data["is_emergency"], response.data["auto_flagged_emergency"],
-                response.data["booking_fee"]) == (True, False, "5000.00")
+        assert (
+            response.data["is_emergency"],
+            response.data["auto_flagged_emergency"],
+            response.data["booking_fee"],
+        ) == (True, False, "5000.00")
     assert text_only.data["description"] == "Now two fans."
     assert not [e for e in events_of(request) if e.type == "emergency_changed"]
 
 
 @pytest.mark.gen_test
 async def test_patch_client_may_drop_an_emergency_they_chose(api, settings, client_user):
-    request = ServiceRequestFactory(client=client_user, booking_date=day(settings, 5), is_emergency=True,
-                                    booking_fee="5000.00")
+    request = ServiceRequestFactory(
+        client=client_user, booking_date=day(settings, 5), is_emergency=True, booking_fee="5000.00"
+    )
 
     response = await api.patch(f"/api/requests/{request.id}/", {"is_emergency": False}, user=client_user)
 
@@ -370,8 +428,11 @@ async def test_patch_client_may_ask_for_an_emergency(api, settings, client_user)
 
     response = await api.patch(f"/api/requests/{request.id}/", {"is_emergency": True}, user=client_user)
 
-    assert (response.data["is_emergency"], response.data["auto_flagged_emergency"],
-            response.data["booking_fee"]) == (True, False, "5000.00")
+    assert (response.data["is_emergency"], response.data["auto_flagged_emergency"], response.data["booking_fee"]) == (
+        True,
+        False,
+        "5000.00",
+    )
 
 
 @pytest.mark.gen_test
@@ -393,8 +454,9 @@ async def test_patch_emergency_change_records_events(api, settings, client_user)
 async def test_patch_address_alone_records_no_emergency_change(api, client_user):
     request = ServiceRequestFactory(client=client_user)
 
-    response = await api.patch(f"/api/requests/{request.id}/", {"address": "9 Broad Street, Lagos Island"},
-                               user=client_user)
+    response = await api.patch(
+        f"/api/requests/{request.id}/", {"address": "9 Broad Street, Lagos Island"}, user=client_user
+    )
 
     assert response.status == 200, response
     assert response.data["address"] == "9 Broad Street, Lagos Island"
@@ -403,13 +465,21 @@ async def test_patch_address_alone_records_no_emergency_change(api, client_user)
 
 @pytest.mark.gen_test
 async def test_patch_refuses_to_unset_an_automatic_emergency(api, settings, client_user):
-    request = ServiceRequestFactory(client=client_user, booking_date=day(settings, 1), is_emergency=True,
-                                    auto_flagged_emergency=True, booking_fee="5000.00")
+    request = ServiceRequestFactory(
+        client=client_user,
+        booking_date=day(settings, 1),
+        is_emergency=True,
+        auto_flagged_emergency=True,
+        booking_fee="5000.00",
+    )
     before = snapshot(request.id)
 
     response = await api.patch(f"/api/requests/{request.id}/", {"is_emergency": False}, user=client_user)
-    near = await api.patch(f"/api/requests/{ServiceRequestFactory(client=client_user).id}/",
-                           {"booking_date": str(day(settings, 1)), "is_emergency": False}, user=client_user)
+    near = await api.patch(
+        f"/api/requests/{ServiceRequestFactory(client=client_user).id}/",
+        {"booking_date": str(day(settings, 1)), "is_emergency": False},
+        user=client_user,
+    )
 
     for refused in (response, near):
         assert refused.status == 422, refused
@@ -424,8 +494,9 @@ async def test_patch_refuses_a_past_date(api, settings, client_user):
     request = ServiceRequestFactory(client=client_user)
     before = snapshot(request.id)
 
-    response = await api.patch(f"/api/requests/{request.id}/", {"booking_date": str(day(settings, -1))},
-                               user=client_user)
+    response = await api.patch(
+        f"/api/requests/{request.id}/", {"booking_date": str(day(settings, -1))}, user=client_user
+    )
 
     assert response.status == 422, response
     assert list(response.data["error"]["fields"]) == ["booking_date"]
@@ -438,8 +509,11 @@ async def test_patch_outside_pending_payment_is_409_and_changes_nothing(api, set
     request = ServiceRequestFactory(client=client_user, status=status)
     before = snapshot(request.id)
 
-    response = await api.patch(f"/api/requests/{request.id}/",
-                               {"booking_date": str(day(settings, 0)), "address": "Elsewhere"}, user=client_user)
+    response = await api.patch(
+        f"/api/requests/{request.id}/",
+        {"booking_date": str(day(settings, 0)), "address": "Elsewhere"},
+        user=client_user,
+    )
 
     assert response.status == 409, response
     assert response.error_code == "invalid_transition"
@@ -459,6 +533,7 @@ async def test_patch_is_for_the_owning_client_only(api, client_user, admin_user,
 
 
 # --- soft delete ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.gen_test
 async def test_delete_unpaid_request_cancels_and_hides_it(api, client_user):
@@ -537,6 +612,7 @@ async def test_serviceman_cannot_delete(api, serviceman):
 
 # --- cancel ---------------------------------------------------------------------------------------------
 
+
 def cancel_path(request):
     return f"/api/requests/{request.id}/cancel/"
 
@@ -553,7 +629,11 @@ async def test_client_cancels_until_the_final_payment(api, client_user, status):
     assert ServiceRequest.get_by_id(request.id).status == S.CANCELLED
     [event] = events_of(request)
     assert (event.type, event.actor_id, event.from_status, event.to_status) == (
-        "request_cancelled", client_user.id, status, S.CANCELLED)
+        "request_cancelled",
+        client_user.id,
+        status,
+        S.CANCELLED,
+    )
     assert event.payload["reason"] == "Fixed it myself"
     assert event.payload["by_role"] == "client"
 
@@ -621,6 +701,7 @@ async def test_serviceman_cannot_cancel(api, serviceman):
 
 # --- timeline -------------------------------------------------------------------------------------------
 
+
 @pytest.mark.gen_test
 async def test_timeline_lists_every_change_in_order(api, settings, client_user, admin_user, category):
     created = await api.post("/api/requests/", body(category, day(settings, 6)), user=client_user)
@@ -633,13 +714,21 @@ async def test_timeline_lists_every_change_in_order(api, settings, client_user, 
     assert response.status == 200, response
     events = response.data["results"]
     assert response.data["count"] == 4
-    assert [e["type"] for e in events] == ["request_created", "request_updated", "emergency_changed",
-                                           "request_cancelled"]
+    assert [e["type"] for e in events] == [
+        "request_created",
+        "request_updated",
+        "emergency_changed",
+        "request_cancelled",
+    ]
     assert all(EVENT_FIELDS <= set(e) for e in events)
     assert [e["id"] for e in events] == sorted(e["id"] for e in events)
     assert [e["actor_id"] for e in events] == [client_user.id, client_user.id, client_user.id, admin_user.id]
     assert [(e["from_status"], e["to_status"]) for e in events] == [
-        (None, S.PENDING_PAYMENT), (None, None), (None, None), (S.PENDING_PAYMENT, S.CANCELLED)]
+        (None, S.PENDING_PAYMENT),
+        (None, None),
+        (None, None),
+        (S.PENDING_PAYMENT, S.CANCELLED),
+    ]
     assert [e["payload"]["is_emergency"] for e in events] == [False, True, True, True]
     assert all(e["payload"]["service_request_id"] == request_id for e in events)
     assert events[3]["payload"]["reason"] == "duplicate"

@@ -5,12 +5,13 @@ booking goes through every step (fee through Paystack, assignment, estimate, mar
 the final payment, work, completion, rating), then every party was told of exactly the steps that
 concern them on both channels: notification rows, live socket pushes, and emails in the SMTP server.
 """
+
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 
-from models import Notification, RequestStatus, ServiceRequest, ServicemanProfile
+from models import Notification, RequestStatus, ServicemanProfile, ServiceRequest
 from models.foundation.clock import platform_today
 from workers import runtime
 
@@ -23,10 +24,8 @@ from .ws_support import receive
 
 # What each party must have been told, by notification type, once each.
 EXPECTED = {
-    "client": {"request_created", "payment_receipt", "final_cost_set", "negotiation_message",
-               "job_confirmed"},
-    "admin": {"payment_received", "estimate_submitted", "negotiation_message", "payment_confirmed",
-              "job_completed"},
+    "client": {"request_created", "payment_receipt", "final_cost_set", "negotiation_message", "job_confirmed"},
+    "admin": {"payment_received", "estimate_submitted", "negotiation_message", "payment_confirmed", "job_completed"},
     "primary": {"serviceman_assigned", "payment_confirmed", "work_started", "rating_received"},
     "backup": {"serviceman_assigned"},
 }
@@ -37,8 +36,7 @@ VETTING_TYPES = {"serviceman_applied", "serviceman_approved"}
 
 @pytest.fixture
 def app(database, mailbox):
-    yield from serve_app(make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port),
-                                       EMAIL_USE_TLS="false"))
+    yield from serve_app(make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false"))
 
 
 async def pushes_until(ws, wanted, seen):
@@ -72,9 +70,20 @@ async def test_a_booking_from_registration_to_rating(api, app, settings, paystac
     day = str(platform_today(settings.zone) + timedelta(days=7))
     quote = await ok(await api.get(f"/api/requests/quote/?booking_date={day}", user=client))
     assert quote["booking_fee"] == "2000.00" and quote["is_emergency"] is False
-    booked = await ok(await api.post("/api/requests/", {
-        "category_id": category.id, "serviceman_id": primary.id, "booking_date": day,
-        "address": "12 Allen Avenue, Ikeja", "description": "Kitchen sink leaking"}, user=client), 201)
+    booked = await ok(
+        await api.post(
+            "/api/requests/",
+            {
+                "category_id": category.id,
+                "serviceman_id": primary.id,
+                "booking_date": day,
+                "address": "12 Allen Avenue, Ikeja",
+                "description": "Kitchen sink leaking",
+            },
+            user=client,
+        ),
+        201,
+    )
     request_id = booked["id"]
 
     # The booking fee through Paystack's checkout and signed webhook.
@@ -83,21 +92,42 @@ async def test_a_booking_from_registration_to_rating(api, app, settings, paystac
     assert [r["id"] for r in queue["results"]] == [request_id]
 
     # Assignment, estimate, markup.
-    await ok(await api.post(f"/api/admin/requests/{request_id}/assign/",
-                            {"primary_serviceman_id": primary.id, "backup_serviceman_id": backup.id}, user=admin))
-    await ok(await api.post("/api/serviceman/submit-estimate/",
-                            {"service_request_id": request_id, "amount": "20000.00", "notes": "New trap and seals"},
-                            user=primary))
-    priced = await ok(await api.post(f"/api/admin/requests/{request_id}/markup/", {"markup_percentage": "15"},
-                                     user=admin))
+    await ok(
+        await api.post(
+            f"/api/admin/requests/{request_id}/assign/",
+            {"primary_serviceman_id": primary.id, "backup_serviceman_id": backup.id},
+            user=admin,
+        )
+    )
+    await ok(
+        await api.post(
+            "/api/serviceman/submit-estimate/",
+            {"service_request_id": request_id, "amount": "20000.00", "notes": "New trap and seals"},
+            user=primary,
+        )
+    )
+    priced = await ok(
+        await api.post(f"/api/admin/requests/{request_id}/markup/", {"markup_percentage": "15"}, user=admin)
+    )
     assert priced["final_cost"] == "23000.00"
 
     # The client negotiates; the admin counters; the client accepts the counter.
-    proposal = await ok(await api.post(f"/api/requests/{request_id}/negotiations/",
-                                       {"proposed_amount": "21000.00", "message": "Can you do 21k?"}, user=client),
-                        201)
-    counter = await ok(await api.post(f"/api/negotiations/{proposal['id']}/counter/",
-                                      {"proposed_amount": "22000.00", "message": "22k, final"}, user=admin), 201)
+    proposal = await ok(
+        await api.post(
+            f"/api/requests/{request_id}/negotiations/",
+            {"proposed_amount": "21000.00", "message": "Can you do 21k?"},
+            user=client,
+        ),
+        201,
+    )
+    counter = await ok(
+        await api.post(
+            f"/api/negotiations/{proposal['id']}/counter/",
+            {"proposed_amount": "22000.00", "message": "22k, final"},
+            user=admin,
+        ),
+        201,
+    )
     await ok(await api.post(f"/api/negotiations/{counter['id']}/accept/", {}, user=client))
     agreed = ServiceRequest.get_by_id(request_id)
     assert agreed.status == RequestStatus.AWAITING_PAYMENT and str(agreed.final_cost) == "22000.00"
@@ -108,8 +138,10 @@ async def test_a_booking_from_registration_to_rating(api, app, settings, paystac
     await ok(await api.post(f"/api/admin/requests/{request_id}/start-work/", {}, user=admin))
     await ok(await api.post(f"/api/serviceman/requests/{request_id}/complete/", {}, user=primary))
     await ok(await api.post(f"/api/admin/requests/{request_id}/confirm-completion/", {}, user=admin))
-    await ok(await api.post(f"/api/requests/{request_id}/rating/", {"rating": 5, "review": "Quick and tidy"},
-                            user=client), 201)
+    await ok(
+        await api.post(f"/api/requests/{request_id}/rating/", {"rating": 5, "review": "Quick and tidy"}, user=client),
+        201,
+    )
 
     final = ServiceRequest.get_by_id(request_id)
     assert final.status == RequestStatus.COMPLETED
@@ -117,22 +149,34 @@ async def test_a_booking_from_registration_to_rating(api, app, settings, paystac
     assert (profile.jobs_completed, str(profile.rating), profile.rating_count) == (1, "5.00", 1)
     timeline = await ok(await api.get(f"/api/requests/{request_id}/events/", user=client))
     assert [e["to_status"] for e in timeline["results"] if e["to_status"]] == [
-        RequestStatus.PENDING_PAYMENT, RequestStatus.PENDING_ADMIN_ASSIGNMENT, RequestStatus.ASSIGNED,
-        RequestStatus.SERVICEMAN_INSPECTED, RequestStatus.AWAITING_CLIENT_APPROVAL, RequestStatus.NEGOTIATING,
-        RequestStatus.NEGOTIATING, RequestStatus.AWAITING_PAYMENT, RequestStatus.PAYMENT_CONFIRMED,
-        RequestStatus.IN_PROGRESS, RequestStatus.COMPLETED_BY_SERVICEMAN, RequestStatus.COMPLETED]
+        RequestStatus.PENDING_PAYMENT,
+        RequestStatus.PENDING_ADMIN_ASSIGNMENT,
+        RequestStatus.ASSIGNED,
+        RequestStatus.SERVICEMAN_INSPECTED,
+        RequestStatus.AWAITING_CLIENT_APPROVAL,
+        RequestStatus.NEGOTIATING,
+        RequestStatus.NEGOTIATING,
+        RequestStatus.AWAITING_PAYMENT,
+        RequestStatus.PAYMENT_CONFIRMED,
+        RequestStatus.IN_PROGRESS,
+        RequestStatus.COMPLETED_BY_SERVICEMAN,
+        RequestStatus.COMPLETED,
+    ]
 
     # Channel 1: notification rows, through the REST list.
     for name, user in parties.items():
         listed = await ok(await api.get("/api/notifications/?page_size=100", user=user))
         kinds = Counter(n["notification_type"] for n in listed["results"])
         assert set(kinds) == EXPECTED[name] | VETTING.get(name, set()), (name, kinds)
-        assert all(n["service_request_id"] == (None if n["notification_type"] in VETTING_TYPES else request_id)
-                   for n in listed["results"])
+        assert all(
+            n["service_request_id"] == (None if n["notification_type"] in VETTING_TYPES else request_id)
+            for n in listed["results"]
+        )
     client_kinds = Counter(n.notification_type for n in Notification.select().where(Notification.user == client.id))
     assert client_kinds["payment_receipt"] == 2  # the fee and the final payment
-    assert all(count == 1 for kind, count in client_kinds.items() if kind not in ("payment_receipt",
-                                                                                    "negotiation_message"))
+    assert all(
+        count == 1 for kind, count in client_kinds.items() if kind not in ("payment_receipt", "negotiation_message")
+    )
 
     # Channel 2: live pushes on each party's socket, the same types.
     for name, ws in sockets_of.items():

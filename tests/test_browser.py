@@ -8,6 +8,7 @@ The run saves each role's main page to docs/screenshots/ (shown in the README).
 
 Skipped where Chromium or chromedriver is missing, except under CI (`.ci/run` installs both).
 """
+
 import os
 import re
 import shutil
@@ -38,9 +39,10 @@ ZONE = "Africa/Lagos"
 LIVE = 3  # seconds a pushed change may take to show (the socket path itself is well under a second)
 
 webdriver = pytest.importorskip("selenium.webdriver") if HAVE_BROWSER or os.environ.get("CI") else None
-pytestmark = pytest.mark.skipif(not HAVE_BROWSER and not os.environ.get("CI"),
-                                reason="Chromium and chromedriver are not installed "
-                                       "(apt-get install chromium chromium-driver)")
+pytestmark = pytest.mark.skipif(
+    not HAVE_BROWSER and not os.environ.get("CI"),
+    reason="Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
+)
 
 
 def free_port():
@@ -56,17 +58,35 @@ class AppServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / "server.log"
-        self.env = {**os.environ, "ENV": "development", "DATABASE_URL": TEST_DATABASE_URL, "REDIS_URL": "",
-                    "SECRET_KEY": "browser-test-secret-key-0123456789abcdef", "BCRYPT_ROUNDS": "4",
-                    "PAYSTACK_SECRET_KEY": "", "PAYSTACK_PUBLIC_KEY": "", "PUBLIC_BASE_URL": "", "EMAIL_HOST": "",
-                    "CORS_ALLOWED_ORIGINS": "", "LOG_LEVEL": "WARNING", "DB_POOL_SIZE": "4", "TIME_ZONE": ZONE,
-                    "EMERGENCY_BOOKING_FEE": "5000.00", "STANDARD_BOOKING_FEE": "2000.00"}
+        self.env = {
+            **os.environ,
+            "ENV": "development",
+            "DATABASE_URL": TEST_DATABASE_URL,
+            "REDIS_URL": "",
+            "SECRET_KEY": "browser-test-secret-key-0123456789abcdef",
+            "BCRYPT_ROUNDS": "4",
+            "PAYSTACK_SECRET_KEY": "",
+            "PAYSTACK_PUBLIC_KEY": "",
+            "PUBLIC_BASE_URL": "",
+            "EMAIL_HOST": "",
+            "CORS_ALLOWED_ORIGINS": "",
+            "LOG_LEVEL": "WARNING",
+            "DB_POOL_SIZE": "4",
+            "TIME_ZONE": ZONE,
+            "EMERGENCY_BOOKING_FEE": "5000.00",
+            "STANDARD_BOOKING_FEE": "2000.00",
+        }
         self.process = None
 
     def start(self):
         with open(self.log, "a") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(self.port)],
-                                            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "server", "serve", "--port", str(self.port)],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"the server exited: {self.log.read_text()[-2000:]}"
@@ -97,8 +117,15 @@ class Browser:
 
         options = Options()
         options.binary_location = CHROMIUM
-        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                    "--window-size=1280,900", "--lang=en-GB", "--disable-extensions"):
+        for arg in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--window-size=1280,900",
+            "--lang=en-GB",
+            "--disable-extensions",
+        ):
             options.add_argument(arg)
         options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})  # page script errors, read at the end
         self.name, self.server = name, server
@@ -121,14 +148,21 @@ class Browser:
             try:
                 return condition()
             except Exception as exc:  # the page is re-rendering; ask again
-                from selenium.common.exceptions import (ElementClickInterceptedException, NoSuchElementException,
-                                                        StaleElementReferenceException)
-                if isinstance(exc, (NoSuchElementException, StaleElementReferenceException,
-                                    ElementClickInterceptedException)):
+                from selenium.common.exceptions import (
+                    ElementClickInterceptedException,
+                    NoSuchElementException,
+                    StaleElementReferenceException,
+                )
+
+                if isinstance(
+                    exc, (NoSuchElementException, StaleElementReferenceException, ElementClickInterceptedException)
+                ):
                     return False
                 raise
+
         return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
-            check, message=f"{self.name}: {message} (at {self.driver.current_url})")
+            check, message=f"{self.name}: {message} (at {self.driver.current_url})"
+        )
 
     def find(self, css):
         from selenium.webdriver.common.by import By
@@ -150,6 +184,7 @@ class Browser:
                 return False
             element.click()
             return True
+
         self.until(clicked, timeout, f"{css} clicked")
 
     def fill(self, css, text):
@@ -166,21 +201,31 @@ class Browser:
         # The native date picker's typing order depends on the locale; set it as a pick would.
         self.driver.execute_script(
             "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change'));",
-            self.shown(css), value)
+            self.shown(css),
+            value,
+        )
 
     def text(self, css):
         """An element's rendered text, read in one script call (a re-render cannot leave it stale)."""
-        return self.until(lambda: self.driver.execute_script(
-            "var e = document.querySelector(arguments[0]); return e ? e.innerText.trim() : null;", css), message=css)
+        return self.until(
+            lambda: self.driver.execute_script(
+                "var e = document.querySelector(arguments[0]); return e ? e.innerText.trim() : null;", css
+            ),
+            message=css,
+        )
 
     def attrs(self, css, name):
         return self.driver.execute_script(
             "var name = arguments[1]; return Array.from(document.querySelectorAll(arguments[0]))"
-            ".map(function (e) { return e.getAttribute(name); });", css, name)
+            ".map(function (e) { return e.getAttribute(name); });",
+            css,
+            name,
+        )
 
     def status(self, expected, timeout=WAIT):
-        self.until(lambda: self.find("#request-status").get_attribute("data-status") == expected, timeout,
-                   f"status {expected}")
+        self.until(
+            lambda: self.find("#request-status").get_attribute("data-status") == expected, timeout, f"status {expected}"
+        )
 
     def go(self, path):
         self.driver.get(self.server.url + path)
@@ -193,8 +238,9 @@ class Browser:
 
     def notification(self, kind, timeout=LIVE):
         """Wait for a notification of this type in the bell's list (pushed, never reloaded)."""
-        return self.until(lambda: self.all(f'#notification-list li[data-type="{kind}"]'), timeout,
-                          f"notification {kind}")
+        return self.until(
+            lambda: self.all(f'#notification-list li[data-type="{kind}"]'), timeout, f"notification {kind}"
+        )
 
     def unread(self):
         return int(self.find("#unread-count").get_attribute("data-count"))
@@ -242,18 +288,35 @@ def people(server):
     verified = {"email_verified_at": utcnow()}
     client = ClientFactory(email="ada@example.ng", first_name="Ada", last_name="Obi", **verified)
     admin = AdminFactory(email="ops@example.ng", first_name="Funmi", last_name="Adeyemi", **verified)
-    emeka = ServicemanFactory(email="emeka@example.ng", first_name="Emeka", last_name="Okafor",
-                              profile__categories=[category], profile__bio="Licensed plumber, Lagos mainland.",
-                              profile__years_of_experience=9, **verified)
-    tunde = ServicemanFactory(email="tunde@example.ng", first_name="Tunde", last_name="Adebayo",
-                              profile__categories=[category],
-                              profile__bio="Drains and water heaters.", **verified)
+    emeka = ServicemanFactory(
+        email="emeka@example.ng",
+        first_name="Emeka",
+        last_name="Okafor",
+        profile__categories=[category],
+        profile__bio="Licensed plumber, Lagos mainland.",
+        profile__years_of_experience=9,
+        **verified,
+    )
+    tunde = ServicemanFactory(
+        email="tunde@example.ng",
+        first_name="Tunde",
+        last_name="Adebayo",
+        profile__categories=[category],
+        profile__bio="Drains and water heaters.",
+        **verified,
+    )
     browsers = {}
     try:
         for name in ("client", "admin", "serviceman"):
             browsers[name] = Browser(name, server)
-        yield {"category": category, "client_user": client, "admin_user": admin, "emeka": emeka, "tunde": tunde,
-               **browsers}
+        yield {
+            "category": category,
+            "client_user": client,
+            "admin_user": admin,
+            "emeka": emeka,
+            "tunde": tunde,
+            **browsers,
+        }
     finally:
         for browser in browsers.values():
             browser.quit()
@@ -393,16 +456,17 @@ def test_three_roles_walk_a_booking_live_through_a_server_restart(server, people
     serviceman.click("#mark-all-read")
     serviceman.until(lambda: serviceman.unread() == 0, LIVE, "all marked read")
     assert not serviceman.all("#notification-list li.unread")
-    assert not Notification.select().where(Notification.user == emeka.id,
-                                           Notification.is_read == False).exists()
+    assert not Notification.select().where(Notification.user == emeka.id, Notification.is_read == False).exists()
 
     # Nothing was lost or shown twice across the restart: each list matches the database
     for browser, user in ((admin, people["admin_user"]), (client, people["client_user"]), (serviceman, emeka)):
         browser.go("/app/notifications/")
         browser.until(lambda b=browser: b.all("#notification-page-list li[data-id]"), message="notification page")
         shown = browser.attrs("#notification-page-list li[data-id]", "data-id")
-        stored = [str(n.id) for n in Notification.select().where(Notification.user == user.id)
-                  .order_by(Notification.id.desc())]
+        stored = [
+            str(n.id)
+            for n in Notification.select().where(Notification.user == user.id).order_by(Notification.id.desc())
+        ]
         assert shown == stored, browser.name
     assert admin_seen < {str(n.id) for n in Notification.select().where(Notification.user == people["admin_user"].id)}
 
@@ -417,8 +481,10 @@ def test_three_roles_walk_a_booking_live_through_a_server_restart(server, people
 
     # The admin's analytics draw their charts from the finished booking
     admin.go("/app/admin/analytics/")
-    admin.until(lambda: admin.all("#revenue-chart svg rect.bar") and admin.all("#status-chart svg rect.bar"),
-                message="charts drawn")
+    admin.until(
+        lambda: admin.all("#revenue-chart svg rect.bar") and admin.all("#status-chart svg rect.bar"),
+        message="charts drawn",
+    )
     assert "Emeka Okafor" in admin.text("#top-servicemen")
     admin.screenshot("admin-analytics")
 

@@ -1,5 +1,6 @@
 """Catalog: categories (public list, admin management) and the servicemen who offer them."""
-from datetime import datetime, timedelta, UTC
+
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,8 +12,18 @@ from .factories import CategoryFactory, ClientFactory, ServicemanFactory, Servic
 
 S = RequestStatus
 CATEGORY_FIELDS = {"id", "name", "description", "is_active"}
-SERVICEMAN_FIELDS = {"id", "full_name", "rating", "rating_count", "jobs_completed", "bio", "years_of_experience",
-                     "category_ids", "is_available", "active_jobs"}
+SERVICEMAN_FIELDS = {
+    "id",
+    "full_name",
+    "rating",
+    "rating_count",
+    "jobs_completed",
+    "bio",
+    "years_of_experience",
+    "category_ids",
+    "is_available",
+    "active_jobs",
+}
 RATING_FIELDS = {"id", "service_request_id", "serviceman_id", "rating", "review", "created_at"}
 
 
@@ -25,6 +36,7 @@ def card_ids(response):
 
 
 # --- categories: public list ----------------------------------------------------------------------------
+
 
 @pytest.mark.gen_test
 async def test_categories_list_shows_active_ones_only(api):
@@ -65,15 +77,20 @@ async def test_categories_list_needs_no_sign_in_and_page_size_is_capped(api, cli
 
 # --- categories: admin management -----------------------------------------------------------------------
 
+
 @pytest.mark.gen_test
 async def test_admin_creates_a_category(api, admin_user):
-    response = await api.post("/api/categories/", {"name": "  Carpentry ", "description": "Doors, cabinets."},
-                              user=admin_user)
+    response = await api.post(
+        "/api/categories/", {"name": "  Carpentry ", "description": "Doors, cabinets."}, user=admin_user
+    )
 
     assert response.status == 201, response
     assert set(response.data) == CATEGORY_FIELDS
     assert (response.data["name"], response.data["description"], response.data["is_active"]) == (
-        "Carpentry", "Doors, cabinets.", True)
+        "Carpentry",
+        "Doors, cabinets.",
+        True,
+    )
     stored = Category.get_by_id(response.data["id"])
     assert (stored.name, stored.is_active) == ("Carpentry", True)
     assert "Carpentry" in names(await api.get("/api/categories/"))
@@ -104,13 +121,18 @@ async def test_create_category_validates_the_name(api, admin_user):
 
 @pytest.mark.gen_test
 async def test_admin_patches_a_category(api, admin_user, category):
-    response = await api.patch(f"/api/categories/{category.id}/", {"name": "Plumbing & Gas",
-                                                                    "description": "Pipes and cookers."},
-                               user=admin_user)
+    response = await api.patch(
+        f"/api/categories/{category.id}/",
+        {"name": "Plumbing & Gas", "description": "Pipes and cookers."},
+        user=admin_user,
+    )
 
     assert response.status == 200, response
     assert (response.data["id"], response.data["name"], response.data["description"]) == (
-        category.id, "Plumbing & Gas", "Pipes and cookers.")
+        category.id,
+        "Plumbing & Gas",
+        "Pipes and cookers.",
+    )
     assert Category.get_by_id(category.id).name == "Plumbing & Gas"
 
 
@@ -118,8 +140,7 @@ async def test_admin_patches_a_category(api, admin_user, category):
 async def test_patch_only_changes_the_fields_sent(api, admin_user):
     category = CategoryFactory(name="Tiling", description="Floors.")
 
-    response = await api.patch(f"/api/categories/{category.id}/", {"description": "Floors and walls."},
-                               user=admin_user)
+    response = await api.patch(f"/api/categories/{category.id}/", {"description": "Floors and walls."}, user=admin_user)
 
     assert response.status == 200, response
     assert (response.data["name"], response.data["description"]) == ("Tiling", "Floors and walls.")
@@ -133,7 +154,10 @@ async def test_empty_patch_changes_nothing(api, admin_user):
 
     assert response.status == 200, response
     assert (response.data["name"], response.data["description"], response.data["is_active"]) == (
-        "Tiling", "Floors.", True)
+        "Tiling",
+        "Floors.",
+        True,
+    )
 
 
 @pytest.mark.gen_test
@@ -196,6 +220,7 @@ async def test_category_management_is_for_admins_only(api, client_user, servicem
 
 # --- servicemen of a category ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def trade():
     # Users and profiles are created in different numbers first, so user ids and profile ids differ.
@@ -221,10 +246,17 @@ async def test_category_lists_only_approved_active_servicemen(api, trade):
 @pytest.mark.gen_test
 async def test_category_servicemen_fields_follow_the_contract(api, trade):
     other = CategoryFactory()
-    user = ServicemanFactory(first_name="Ada", last_name="Obi", profile__categories=[other, trade],
-                             profile__bio="Wiring since 2009.", profile__years_of_experience=15,
-                             profile__rating=Decimal("4.50"), profile__rating_count=8, profile__jobs_completed=31,
-                             profile__is_available=False)
+    user = ServicemanFactory(
+        first_name="Ada",
+        last_name="Obi",
+        profile__categories=[other, trade],
+        profile__bio="Wiring since 2009.",
+        profile__years_of_experience=15,
+        profile__rating=Decimal("4.50"),
+        profile__rating_count=8,
+        profile__jobs_completed=31,
+        profile__is_available=False,
+    )
     profile = ServicemanProfile.get(ServicemanProfile.user == user.id)
     assert profile.id != user.id  # otherwise this test could not tell them apart
 
@@ -233,9 +265,16 @@ async def test_category_servicemen_fields_follow_the_contract(api, trade):
     [card] = response.data["results"]
     assert set(card) == SERVICEMAN_FIELDS
     assert card == {
-        "id": user.id, "full_name": "Ada Obi", "rating": "4.50", "rating_count": 8, "jobs_completed": 31,
-        "bio": "Wiring since 2009.", "years_of_experience": 15, "category_ids": sorted([trade.id, other.id]),
-        "is_available": False, "active_jobs": 0,
+        "id": user.id,
+        "full_name": "Ada Obi",
+        "rating": "4.50",
+        "rating_count": 8,
+        "jobs_completed": 31,
+        "bio": "Wiring since 2009.",
+        "years_of_experience": 15,
+        "category_ids": sorted([trade.id, other.id]),
+        "is_available": False,
+        "active_jobs": 0,
     }
 
 
@@ -244,8 +283,7 @@ async def test_active_jobs_counts_requests_where_primary_or_backup_in_active_sta
     user = ServicemanFactory(profile__categories=[trade])
     for status in S.ACTIVE_FOR_SERVICEMAN:  # 7 active
         ServiceRequestFactory(status=status, primary_serviceman=user)
-    for status in (S.PENDING_PAYMENT, S.PENDING_ADMIN_ASSIGNMENT, S.COMPLETED_BY_SERVICEMAN, S.COMPLETED,
-                   S.CANCELLED):
+    for status in (S.PENDING_PAYMENT, S.PENDING_ADMIN_ASSIGNMENT, S.COMPLETED_BY_SERVICEMAN, S.COMPLETED, S.CANCELLED):
         ServiceRequestFactory(status=status, primary_serviceman=user)
     ServiceRequestFactory(status=S.ASSIGNED, backup_serviceman=user)  # backup: counted, the job may fall to them
     ServiceRequestFactory(status=S.COMPLETED, backup_serviceman=user)  # finished: not counted
@@ -263,14 +301,30 @@ async def test_active_jobs_counts_requests_where_primary_or_backup_in_active_sta
 
 @pytest.mark.gen_test
 async def test_category_servicemen_ordering(api, trade):
-    top_rated = ServicemanFactory(profile__categories=[trade], profile__rating=Decimal("4.90"),
-                                  profile__rating_count=10, profile__jobs_completed=3)
-    busiest = ServicemanFactory(profile__categories=[trade], profile__rating=Decimal("4.10"),
-                                profile__rating_count=40, profile__jobs_completed=90)
-    middle = ServicemanFactory(profile__categories=[trade], profile__rating=Decimal("4.50"),
-                               profile__rating_count=5, profile__jobs_completed=20)
-    middle_more_reviews = ServicemanFactory(profile__categories=[trade], profile__rating=Decimal("4.50"),
-                                            profile__rating_count=12, profile__jobs_completed=1)
+    top_rated = ServicemanFactory(
+        profile__categories=[trade],
+        profile__rating=Decimal("4.90"),
+        profile__rating_count=10,
+        profile__jobs_completed=3,
+    )
+    busiest = ServicemanFactory(
+        profile__categories=[trade],
+        profile__rating=Decimal("4.10"),
+        profile__rating_count=40,
+        profile__jobs_completed=90,
+    )
+    middle = ServicemanFactory(
+        profile__categories=[trade],
+        profile__rating=Decimal("4.50"),
+        profile__rating_count=5,
+        profile__jobs_completed=20,
+    )
+    middle_more_reviews = ServicemanFactory(
+        profile__categories=[trade],
+        profile__rating=Decimal("4.50"),
+        profile__rating_count=12,
+        profile__jobs_completed=1,
+    )
 
     default = await api.get(f"/api/categories/{trade.id}/servicemen/")
     by_rating = await api.get(f"/api/categories/{trade.id}/servicemen/?ordering=-rating")
@@ -314,24 +368,31 @@ async def test_unknown_or_inactive_category_servicemen_is_404(api):
 
 # --- serviceman profile and ratings ---------------------------------------------------------------------
 
+
 @pytest.mark.gen_test
 async def test_serviceman_profile(api, trade):
-    user = ServicemanFactory(first_name="Tunde", last_name="Bello", profile__categories=[trade],
-                             profile__jobs_completed=4)
+    user = ServicemanFactory(
+        first_name="Tunde", last_name="Bello", profile__categories=[trade], profile__jobs_completed=4
+    )
 
     response = await api.get(f"/api/servicemen/{user.id}/")
 
     assert response.status == 200, response
     assert set(response.data) == SERVICEMAN_FIELDS
     assert (response.data["id"], response.data["full_name"], response.data["jobs_completed"]) == (
-        user.id, "Tunde Bello", 4)
+        user.id,
+        "Tunde Bello",
+        4,
+    )
     assert response.data["category_ids"] == [trade.id]
 
 
 @pytest.mark.gen_test
 async def test_serviceman_profile_is_404_unless_approved_and_active(api, trade, client_user):
-    hidden = [ServicemanFactory(profile__categories=[trade], profile__approval_status=status)
-              for status in (ApprovalStatus.PENDING_APPROVAL, ApprovalStatus.REJECTED, ApprovalStatus.SUSPENDED)]
+    hidden = [
+        ServicemanFactory(profile__categories=[trade], profile__approval_status=status)
+        for status in (ApprovalStatus.PENDING_APPROVAL, ApprovalStatus.REJECTED, ApprovalStatus.SUSPENDED)
+    ]
     hidden.append(ServicemanFactory(profile__categories=[trade], is_active=False))
 
     for user_id in [u.id for u in hidden] + [client_user.id, 999999]:
@@ -355,12 +416,24 @@ async def test_serviceman_ratings_newest_first(api, serviceman, client_user):
     rated = []
     for stars, review, days_ago in ((5, "Superb work.", 3), (3, "Late but fine.", 1), (4, "Good.", 2)):
         request = ServiceRequestFactory(client=client_user, status=S.COMPLETED, primary_serviceman=serviceman)
-        rated.append(Rating.create(service_request=request, serviceman=serviceman, client=client_user,
-                                   rating=stars, review=review,
-                                   created_at=datetime.now(UTC) - timedelta(days=days_ago)))
+        rated.append(
+            Rating.create(
+                service_request=request,
+                serviceman=serviceman,
+                client=client_user,
+                rating=stars,
+                review=review,
+                created_at=datetime.now(UTC) - timedelta(days=days_ago),
+            )
+        )
     elsewhere = ServicemanFactory()
-    Rating.create(service_request=ServiceRequestFactory(status=S.COMPLETED, primary_serviceman=elsewhere),
-                  serviceman=elsewhere, client=client_user, rating=1, review="Not this one.")
+    Rating.create(
+        service_request=ServiceRequestFactory(status=S.COMPLETED, primary_serviceman=elsewhere),
+        serviceman=elsewhere,
+        client=client_user,
+        rating=1,
+        review="Not this one.",
+    )
 
     response = await api.get(f"/api/servicemen/{serviceman.id}/ratings/")
 

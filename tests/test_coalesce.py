@@ -1,5 +1,6 @@
 """handlers/web/coalesce.py: lookups made during one loop iteration share one batch call; each caller
 gets its own answer or its own error, and a failing batch fails only its own callers."""
+
 import asyncio
 import threading
 

@@ -1,12 +1,13 @@
 """Sign-ins looked up together (handlers/web/identity.py) are refused one by one exactly as alone: given
 active, deactivated, deleted and ended-session accounts signing in at the same moment, each socket
 and each request gets its own answer, and a change is seen by the very next sign-in (no cache)."""
+
 import asyncio
 
 import pytest
 
-from models import Notification, User
 from handlers.web import identity
+from models import Notification, User
 from models.foundation.errors import NotAuthenticated
 
 from .conftest import session_cookie
@@ -22,8 +23,13 @@ def accounts(client_user, other_client, admin_user, serviceman):
     from .factories import ClientFactory
 
     deleted = ClientFactory()
-    return {"active": client_user, "deactivated": other_client, "ended": admin_user, "deleted": deleted,
-            "serviceman": serviceman}
+    return {
+        "active": client_user,
+        "deactivated": other_client,
+        "ended": admin_user,
+        "deleted": deleted,
+        "serviceman": serviceman,
+    }
 
 
 def spoil(accounts):
@@ -37,17 +43,24 @@ def batch_calls(monkeypatch):
     """The keys of every batch the socket and user loaders send to the database."""
     calls = []
     for loader in (identity._users, identity._sockets):
+
         def recording(keys, fn=loader.batch_fn):
             calls.append(sorted(keys))
             return fn(keys)
+
         monkeypatch.setattr(loader, "batch_fn", recording)
     return calls
 
 
 @pytest.mark.gen_test
 async def test_concurrent_socket_sign_ins_are_each_refused_or_ready_as_alone(api, sockets, accounts, batch_calls):
-    Notification.create(user=accounts["active"], notification_type="request_created", title="t", message="m",
-                        payload={"service_request_id": None, "is_emergency": False})
+    Notification.create(
+        user=accounts["active"],
+        notification_type="request_created",
+        title="t",
+        message="m",
+        payload={"service_request_id": None, "is_emergency": False},
+    )
     tokens = {name: api.token(user) for name, user in accounts.items()}
     spoil(accounts)
     opened = {name: await sockets.open() for name in [*tokens, "active2"]}
@@ -72,8 +85,8 @@ async def test_concurrent_requests_are_each_refused_or_answered_as_alone(api, se
     calls = [api.get(ME, token=token) for token in tokens.values()]
     calls += [api.get(ME, headers={"Cookie": f"serviceman_session={cookie}"}) for cookie in cookies.values()]
     responses = await asyncio.gather(*calls)
-    by_token = dict(zip(tokens, responses[:len(tokens)], strict=True))
-    by_cookie = dict(zip(cookies, responses[len(tokens):], strict=True))
+    by_token = dict(zip(tokens, responses[: len(tokens)], strict=True))
+    by_cookie = dict(zip(cookies, responses[len(tokens) :], strict=True))
 
     for answers in (by_token, by_cookie):
         assert answers["active"].status == 200 and answers["active"].data["id"] == accounts["active"].id
@@ -100,9 +113,12 @@ async def test_a_deactivation_or_an_ended_session_is_seen_by_the_next_request(ap
 async def test_one_batch_answers_many_callers_and_each_gets_a_user_of_its_own(client_user, other_client, batch_calls):
     version = client_user.session_version
     first, second, other, refused = await asyncio.gather(
-        identity.user_at_version(client_user.id, version), identity.user_at_version(client_user.id, version),
+        identity.user_at_version(client_user.id, version),
+        identity.user_at_version(client_user.id, version),
         identity.user_at_version(other_client.id, other_client.session_version),
-        identity.user_at_version(other_client.id, other_client.session_version + 1), return_exceptions=True)
+        identity.user_at_version(other_client.id, other_client.session_version + 1),
+        return_exceptions=True,
+    )
 
     assert len(batch_calls) == 1 and len(batch_calls[0]) == 3  # the repeated key is looked up once
     assert first.id == second.id == client_user.id and other.id == other_client.id
@@ -114,11 +130,17 @@ async def test_one_batch_answers_many_callers_and_each_gets_a_user_of_its_own(cl
 
 @pytest.mark.gen_test
 async def test_one_socket_batch_answers_unread_counts_per_user(client_user, other_client, batch_calls):
-    Notification.create(user=client_user, notification_type="request_created", title="t", message="m",
-                        payload={"service_request_id": None, "is_emergency": False})
+    Notification.create(
+        user=client_user,
+        notification_type="request_created",
+        title="t",
+        message="m",
+        payload={"service_request_id": None, "is_emergency": False},
+    )
     (mine, mine_unread), (theirs, theirs_unread) = await asyncio.gather(
         identity.socket_user(client_user.id, client_user.session_version),
-        identity.socket_user(other_client.id, other_client.session_version))
+        identity.socket_user(other_client.id, other_client.session_version),
+    )
 
     assert (mine.id, mine_unread, theirs.id, theirs_unread) == (client_user.id, 1, other_client.id, 0)
     assert len(batch_calls) == 1

@@ -1,5 +1,6 @@
 """Concurrent writes through the thread pool: none may fail with a 500 (SQLite's "database is locked"
 for read-then-write transactions was one), and a status can only move once."""
+
 import asyncio
 from datetime import timedelta
 
@@ -14,8 +15,12 @@ from .factories import ClientFactory, ServiceRequestFactory
 @pytest.mark.gen_test(timeout=60)
 async def test_concurrent_bookings_all_succeed(api, settings, category):
     clients = [ClientFactory() for _ in range(20)]
-    body = {"category_id": category.id, "booking_date": str(platform_today(settings.zone) + timedelta(days=6)),
-            "address": "3 Adeola Odeku, VI", "description": "Water heater not heating"}
+    body = {
+        "category_id": category.id,
+        "booking_date": str(platform_today(settings.zone) + timedelta(days=6)),
+        "address": "3 Adeola Odeku, VI",
+        "description": "Water heater not heating",
+    }
 
     responses = await asyncio.gather(*(api.post("/api/requests/", body, user=c) for c in clients))
 
@@ -27,8 +32,9 @@ async def test_concurrent_bookings_all_succeed(api, settings, category):
 async def test_concurrent_cancels_move_the_status_once(api, admin_user):
     request = ServiceRequestFactory(status=RequestStatus.PENDING_ADMIN_ASSIGNMENT)
 
-    responses = await asyncio.gather(*(api.post(f"/api/requests/{request.id}/cancel/", {"reason": "dup"},
-                                                user=admin_user) for _ in range(8)))
+    responses = await asyncio.gather(
+        *(api.post(f"/api/requests/{request.id}/cancel/", {"reason": "dup"}, user=admin_user) for _ in range(8))
+    )
 
     assert sorted(r.status for r in responses) == [200] + [409] * 7
     assert Event.select().where(Event.service_request == request.id, Event.type == "request_cancelled").count() == 1

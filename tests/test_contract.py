@@ -4,6 +4,7 @@ authentication, roles, malformed bodies, pagination bounds, routing and the erro
 A new route is covered by adding it to `route_table()`; nothing here lists endpoints by hand except
 the few valid bodies used to prove that an unknown field alone is what gets a request refused.
 """
+
 import logging
 import re
 from datetime import timedelta
@@ -17,16 +18,36 @@ from handlers.base import HTTP_METHODS, SIGNED_IN
 from models.foundation import tokens
 from server.routes import route_table
 
-from .contract_support import (BODY_OPS, OPERATIONS, PAGINATED_OPS, ROLE_FACTORIES, VALID_BODIES,
-                               allowed_role, assert_error, is_restricted, make_user, op_id, snapshot)
+from .contract_support import (
+    BODY_OPS,
+    OPERATIONS,
+    PAGINATED_OPS,
+    ROLE_FACTORIES,
+    VALID_BODIES,
+    allowed_role,
+    assert_error,
+    is_restricted,
+    make_user,
+    op_id,
+    snapshot,
+)
 from .factories import CategoryFactory
 
 AUTH_OPS = [op for op in OPERATIONS if op.endpoint.requires_auth]
 PUBLIC_OPS = [op for op in OPERATIONS if not op.endpoint.requires_auth]
-FORBIDDEN = [(op, role) for op in OPERATIONS if is_restricted(op.endpoint)
-             for role in models.Role.ALL if role not in op.endpoint.roles]
-PERMITTED = [(op, role) for op in AUTH_OPS for role in models.Role.ALL
-             if SIGNED_IN in op.endpoint.roles or role in op.endpoint.roles]
+FORBIDDEN = [
+    (op, role)
+    for op in OPERATIONS
+    if is_restricted(op.endpoint)
+    for role in models.Role.ALL
+    if role not in op.endpoint.roles
+]
+PERMITTED = [
+    (op, role)
+    for op in AUTH_OPS
+    for role in models.Role.ALL
+    if SIGNED_IN in op.endpoint.roles or role in op.endpoint.roles
+]
 MALFORMED_BODY = '{"name": "Plumbing",'
 
 
@@ -94,10 +115,14 @@ BAD_TOKENS = {
     "refresh-as-access": lambda settings, user: _token(settings, user, kind=tokens.REFRESH),
     "other-key": lambda settings, user: jwt.encode(
         {"sub": str(user.id), "role": user.role, "type": "access", "jti": "x", "iat": 0, "exp": 4102444800},
-        "some-other-secret-key-0123456789abcdef", algorithm="HS256"),
+        "some-other-secret-key-0123456789abcdef",
+        algorithm="HS256",
+    ),
     "alg-none": lambda settings, user: jwt.encode(
         {"sub": str(user.id), "role": user.role, "type": "access", "jti": "x", "iat": 0, "exp": 4102444800},
-        None, algorithm="none"),
+        None,
+        algorithm="none",
+    ),
     "unknown-user": lambda settings, user: _token(settings, user, user_id=user.id + 1000),
 }
 
@@ -162,8 +187,7 @@ async def test_public_endpoints_need_no_sign_in(api, op):
 # --- malformed bodies -------------------------------------------------------------------------
 
 
-NOT_AN_OBJECT = [MALFORMED_BODY, "{'single': 'quotes'}", "[]", '[{"name": "x"}]', '"text"', "42", "null",
-                 b"\xc3\x28"]
+NOT_AN_OBJECT = [MALFORMED_BODY, "{'single': 'quotes'}", "[]", '[{"name": "x"}]', '"text"', "42", "null", b"\xc3\x28"]
 
 
 @pytest.mark.gen_test
@@ -172,8 +196,7 @@ async def test_bodies_that_are_not_a_json_object_are_400(api, op):
     user = make_user(allowed_role(op.endpoint))
     before = snapshot()
     for raw in NOT_AN_OBJECT:
-        response = await api.call(op.method, op.path, raw=raw, user=user,
-                                  headers={"Content-Type": "application/json"})
+        response = await api.call(op.method, op.path, raw=raw, user=user, headers={"Content-Type": "application/json"})
         assert response.status == 400, (raw, response)
         assert_error(response, 400, "malformed_request")
     assert snapshot() == before
@@ -210,8 +233,14 @@ async def test_a_valid_body_with_one_unknown_field_is_refused_whole(api, setting
 # --- pagination -------------------------------------------------------------------------------
 
 
-BAD_PAGES = [("page_size=101", "page_size"), ("page_size=0", "page_size"), ("page=0", "page"),
-             ("page=-1", "page"), ("page=abc", "page"), ("page_size=ten", "page_size")]
+BAD_PAGES = [
+    ("page_size=101", "page_size"),
+    ("page_size=0", "page_size"),
+    ("page=0", "page"),
+    ("page=-1", "page"),
+    ("page=abc", "page"),
+    ("page_size=ten", "page_size"),
+]
 
 
 @pytest.mark.gen_test
@@ -274,7 +303,7 @@ async def test_page_links_follow_directly(api, base_url):
         CategoryFactory()
     first = await api.get("/api/categories/?page_size=2")
     _relative(first.data["next"], base_url)
-    second = await api.get(first.data["next"][len(base_url):])
+    second = await api.get(first.data["next"][len(base_url) :])
     assert second.status == 200 and second.data["count"] == 3
     assert len(second.data["results"]) == 1
     assert {c["id"] for c in first.data["results"]}.isdisjoint(c["id"] for c in second.data["results"])
@@ -313,10 +342,18 @@ def _handler(pattern):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/api/nope/"), ("GET", "/api/nope"), ("POST", "/api/nope/"), ("DELETE", "/api/nope/"),
-    ("GET", "/api/categories/abc/"), ("GET", "/api/categories/1/2/"), ("GET", "/nope"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/api/nope/"),
+        ("GET", "/api/nope"),
+        ("POST", "/api/nope/"),
+        ("DELETE", "/api/nope/"),
+        ("GET", "/api/categories/abc/"),
+        ("GET", "/api/categories/1/2/"),
+        ("GET", "/nope"),
+    ],
+)
 async def test_unknown_routes_are_404_json(api, admin_user, method, path):
     for user in (None, admin_user):
         response = await api.call(method, path, user=user)
@@ -360,10 +397,13 @@ def _explode(*args, **kwargs):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("target,path", [
-    ("active_categories", "/api/categories/"),  # called on the event loop
-    ("serviceman", "/api/servicemen/1/"),  # called on the domain thread pool
-])
+@pytest.mark.parametrize(
+    "target,path",
+    [
+        ("active_categories", "/api/categories/"),  # called on the event loop
+        ("serviceman", "/api/servicemen/1/"),  # called on the domain thread pool
+    ],
+)
 async def test_unexpected_exception_is_500_without_details(api, monkeypatch, caplog, target, path):
     import handlers.catalog
 

@@ -5,6 +5,7 @@ A browser attaches `serviceman_session` to a socket opened from any page, so the
 when the handshake's Origin is this server's own or an allowed dashboard origin (handlers/web/sessions.py
 `same_origin`). From anywhere else the socket is an anonymous one: it must send a token like any API
 client, and the deadline closes it otherwise. Near-misses of the allowed names are refused as well."""
+
 import pytest
 
 import handlers.websocket
@@ -13,10 +14,18 @@ from .conftest import make_settings, serve_app, session_cookie
 from .ws_support import receive, send
 
 DASHBOARD = "http://dash.example"
-HOSTILE = ["http://evil.example", "null", "http://dash.example.evil.example", "http://evil-dash.example",
-           "https://dash.example", "http://dash.example:8080", "http://localhost:{port}.evil.example",
-           "http://localhost:{port}@evil.example", "http://evil.example/http://localhost:{port}",
-           "http://localhost:{other_port}"]
+HOSTILE = [
+    "http://evil.example",
+    "null",
+    "http://dash.example.evil.example",
+    "http://evil-dash.example",
+    "https://dash.example",
+    "http://dash.example:8080",
+    "http://localhost:{port}.evil.example",
+    "http://localhost:{port}@evil.example",
+    "http://evil.example/http://localhost:{port}",
+    "http://localhost:{other_port}",
+]
 
 
 @pytest.fixture
@@ -30,8 +39,7 @@ def with_cookie(settings, user, origin):
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("origin", HOSTILE)
-async def test_a_cross_site_socket_never_signs_in_with_the_cookie(api, app, sockets, client_user, monkeypatch,
-                                                                   origin):
+async def test_a_cross_site_socket_never_signs_in_with_the_cookie(api, app, sockets, client_user, monkeypatch, origin):
     monkeypatch.setattr(handlers.websocket, "AUTH_DEADLINE_SECONDS", 0.2)
     origin = origin.format(port=sockets.port, other_port=sockets.port + 1)
     ws = await sockets.open(headers=with_cookie(api.settings, client_user, origin))

@@ -1,14 +1,14 @@
 """The dashboard's pages and cookie session over HTTP: sign-in, XSRF, roles, sign-out, and the REST
 API with the cookie instead of a Bearer token (the browser walk is tests/test_browser.py)."""
+
 import pytest
 import tornado.web
 
 from handlers.dashboard import PAGES, safe_next
+from handlers.web import sessions
+from handlers.web.hub import CLOSE_SESSION_ENDED
 from models import RefreshToken, User
 from models.users import Role
-from handlers.web import sessions
-
-from handlers.web.hub import CLOSE_SESSION_ENDED
 
 from .conftest import make_settings, serve_app, session_cookie
 from .dashboard_support import Visitor, sign_out
@@ -27,6 +27,7 @@ def client_account():
 
 
 # --- signing in and out --------------------------------------------------------------------------
+
 
 @pytest.mark.gen_test
 async def test_pages_send_a_visitor_without_a_session_to_sign_in(visitor):
@@ -61,8 +62,10 @@ async def test_signing_in_sets_a_signed_http_only_lax_session_cookie(visitor, se
     # The user id, session version and the session's server-side row, signed with SECRET_KEY:
     # nothing else can mint or alter one.
     web_session = RefreshToken.get(RefreshToken.user == client_account.id).jti
-    assert tornado.web.decode_signed_value(settings.secret_key, sessions.SESSION_COOKIE, morsel.value) == \
-        f"{client_account.id}:0:{web_session}".encode()
+    assert (
+        tornado.web.decode_signed_value(settings.secret_key, sessions.SESSION_COOKIE, morsel.value)
+        == f"{client_account.id}:0:{web_session}".encode()
+    )
     assert tornado.web.decode_signed_value("another-key", sessions.SESSION_COOKIE, morsel.value) is None
     response, text = await visitor.fetch("/app/client/book/")
     assert response.code == 200 and 'data-page="client-book"' in text
@@ -71,8 +74,8 @@ async def test_signing_in_sets_a_signed_http_only_lax_session_cookie(visitor, se
 @pytest.mark.gen_test
 async def test_the_session_cookie_is_secure_over_https(client_account, database):
     # Behind a trusted TLS proxy the request is https: the cookie must never travel over plain http.
-    from tornado.testing import bind_unused_port
     import tornado.httpserver
+    from tornado.testing import bind_unused_port
 
     application = next(serve := serve_app(make_settings(TRUSTED_PROXIES="127.0.0.1")))
     sock, port = bind_unused_port()
@@ -115,18 +118,29 @@ async def test_a_deactivated_account_cannot_sign_in(visitor, client_account):
     assert response.code == 401 and "deactivated" in text
 
 
-@pytest.mark.parametrize("target, expected", [
-    ("/app/admin/", "/app/admin/"), ("/app/client/requests/3/?x=1", "/app/client/requests/3/?x=1"),
-    ("https://evil.example/app/", "/app/"), ("//evil.example/app/", "/app/"), ("/app//evil.example", "/app/"),
-    ("/api/auth/me/", "/app/"), ("/app/\\evil", "/app/"), ("", "/app/"), (None, "/app/"),
-])
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("/app/admin/", "/app/admin/"),
+        ("/app/client/requests/3/?x=1", "/app/client/requests/3/?x=1"),
+        ("https://evil.example/app/", "/app/"),
+        ("//evil.example/app/", "/app/"),
+        ("/app//evil.example", "/app/"),
+        ("/api/auth/me/", "/app/"),
+        ("/app/\\evil", "/app/"),
+        ("", "/app/"),
+        (None, "/app/"),
+    ],
+)
 def test_after_sign_in_only_dashboard_paths_are_followed(target, expected):
     assert safe_next(target) == expected
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("factory, home", [(ClientFactory, "/app/client/"), (AdminFactory, "/app/admin/"),
-                                           (ServicemanFactory, "/app/serviceman/")])
+@pytest.mark.parametrize(
+    "factory, home",
+    [(ClientFactory, "/app/client/"), (AdminFactory, "/app/admin/"), (ServicemanFactory, "/app/serviceman/")],
+)
 async def test_the_dashboard_root_opens_each_roles_main_page(visitor, factory, home):
     user = factory()
     await visitor.sign_in(user.email)
@@ -153,6 +167,7 @@ async def test_signing_out_needs_the_xsrf_token_and_ends_the_session(visitor, cl
 
 
 # --- signing out ends the session on the server -------------------------------------------------
+
 
 async def signed_in_twice(base_url, user):
     """Two dashboard sessions of one user (two browsers), each on its own page."""
@@ -191,8 +206,9 @@ async def test_a_copy_of_the_cookie_opens_nothing_after_sign_out(base_url, http_
 
 
 @pytest.mark.gen_test
-async def test_signing_out_closes_the_sessions_sockets_and_refuses_its_cookie(base_url, http_server, sockets,
-                                                                              client_account, api):
+async def test_signing_out_closes_the_sessions_sockets_and_refuses_its_cookie(
+    base_url, http_server, sockets, client_account, api
+):
     browser, other_browser = await signed_in_twice(base_url, client_account)
     origin = {"Origin": f"http://localhost:{sockets.port}"}  # the dashboard's own pages
 
@@ -227,6 +243,7 @@ async def test_signing_out_with_an_ended_or_invalid_cookie_still_clears_it(visit
 
 
 # --- pages by role ------------------------------------------------------------------------------
+
 
 def _user_for(role):
     return {Role.CLIENT: ClientFactory, Role.ADMIN: AdminFactory, Role.SERVICEMAN: ServicemanFactory}[role]()
@@ -272,6 +289,7 @@ async def test_static_assets_are_served_with_the_security_headers(visitor):
 
 # --- the REST API with the cookie session -------------------------------------------------------
 
+
 @pytest.mark.gen_test
 async def test_the_api_reads_the_session_cookie(visitor, client_account):
     await visitor.sign_in(client_account.email)
@@ -287,12 +305,17 @@ async def test_a_cookie_authenticated_change_needs_the_xsrf_header(visitor, clie
     response, text = await visitor.fetch("/api/notifications/read-all/", "POST", body="{}")
     assert response.code == 403 and '"xsrf_failed"' in text
 
-    response, text = await visitor.fetch("/api/notifications/read-all/", "POST", body="{}",
-                                         headers={"X-XSRFToken": "2|00000000|00000000000000000000000000000000|1"})
+    response, text = await visitor.fetch(
+        "/api/notifications/read-all/",
+        "POST",
+        body="{}",
+        headers={"X-XSRFToken": "2|00000000|00000000000000000000000000000000|1"},
+    )
     assert response.code == 403
 
-    response, _ = await visitor.fetch("/api/notifications/read-all/", "POST", body="{}",
-                                      headers={"X-XSRFToken": visitor.xsrf})
+    response, _ = await visitor.fetch(
+        "/api/notifications/read-all/", "POST", body="{}", headers={"X-XSRFToken": visitor.xsrf}
+    )
     assert response.code == 200
 
 
@@ -308,8 +331,9 @@ async def test_a_bearer_token_needs_no_xsrf_even_beside_a_session_cookie(visitor
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("value, code", [("garbage", "session_invalid"), (None, "session_ended")],
-                         ids=["tampered", "older-version"])
+@pytest.mark.parametrize(
+    "value, code", [("garbage", "session_invalid"), (None, "session_ended")], ids=["tampered", "older-version"]
+)
 async def test_an_invalid_or_ended_session_is_401_on_the_api(visitor, settings, client_account, value, code):
     visitor.cookies[sessions.SESSION_COOKIE] = value or session_cookie(settings, client_account, version=1)
     response, text = await visitor.fetch("/api/auth/me/")
@@ -319,27 +343,44 @@ async def test_an_invalid_or_ended_session_is_401_on_the_api(visitor, settings, 
 SID = "0123456789abcdef" * 2
 
 
-@pytest.mark.parametrize("raw, expected", [
-    (f"12:0:{SID}".encode(), (12, 0, SID)), (f"12:3:{SID}".encode(), (12, 3, SID)),
-    (b"12:0", None),  # a cookie from before sessions had server-side rows: sign in again
-    (b"12", None), (f"a:0:{SID}".encode(), None), (f"12:-1:{SID}".encode(), None),
-    (b"1" * 11 + f":0:{SID}".encode(), None), (f"12:0:{SID.upper()}".encode(), None), (b"12:0:abc", None),
-    (f"12:0:{SID}:1".encode(), None), (None, None),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (f"12:0:{SID}".encode(), (12, 0, SID)),
+        (f"12:3:{SID}".encode(), (12, 3, SID)),
+        (b"12:0", None),  # a cookie from before sessions had server-side rows: sign in again
+        (b"12", None),
+        (f"a:0:{SID}".encode(), None),
+        (f"12:-1:{SID}".encode(), None),
+        (b"1" * 11 + f":0:{SID}".encode(), None),
+        (f"12:0:{SID.upper()}".encode(), None),
+        (b"12:0:abc", None),
+        (f"12:0:{SID}:1".encode(), None),
+        (None, None),
+    ],
+)
 def test_session_values_are_parsed_strictly(raw, expected):
     assert sessions.parse_cookie_value(raw) == expected
 
 
-@pytest.mark.parametrize("public_base_url, origin, allowed", [
-    ("", "http://127.0.0.1:8000", True), ("", "https://127.0.0.1:8000", True), ("", "http://127.0.0.1:9000", False),
-    ("", "", False), ("", "http://dash.example", True),
-    ("https://app.example", "https://app.example", True), ("https://app.example", "http://app.example", False),
-    ("https://app.example", "http://127.0.0.1:8000", False),
-])
+@pytest.mark.parametrize(
+    "public_base_url, origin, allowed",
+    [
+        ("", "http://127.0.0.1:8000", True),
+        ("", "https://127.0.0.1:8000", True),
+        ("", "http://127.0.0.1:9000", False),
+        ("", "", False),
+        ("", "http://dash.example", True),
+        ("https://app.example", "https://app.example", True),
+        ("https://app.example", "http://app.example", False),
+        ("https://app.example", "http://127.0.0.1:8000", False),
+    ],
+)
 def test_the_socket_takes_the_cookie_only_from_its_own_origin_or_an_allowed_one(public_base_url, origin, allowed):
     from types import SimpleNamespace
 
     config = make_settings(PUBLIC_BASE_URL=public_base_url, CORS_ALLOWED_ORIGINS="http://dash.example")
-    handler = SimpleNamespace(application=SimpleNamespace(settings={"config": config}),
-                              request=SimpleNamespace(host="127.0.0.1:8000"))
+    handler = SimpleNamespace(
+        application=SimpleNamespace(settings={"config": config}), request=SimpleNamespace(host="127.0.0.1:8000")
+    )
     assert sessions.same_origin(handler, origin) is allowed

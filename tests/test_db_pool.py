@@ -6,6 +6,7 @@ connection that fails anyway on a check-out's first statement is replaced once w
 changes nothing. A database that cannot be reached answers 503 in the contract's error shape.
 (tests/test_faults_web.py restarts and stops a real PostgreSQL under the real web process.)
 """
+
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,8 +16,8 @@ from peewee import fn
 
 import models
 import models.db
-from models import Category
 from handlers.web import executor
+from models import Category
 from models.foundation.errors import ServiceUnavailable
 from models.foundation.tokens import access_token
 
@@ -85,8 +86,9 @@ def test_a_dead_connection_failing_a_first_write_is_not_retried_but_answered_503
 
 
 @pytest.mark.gen_test
-async def test_requests_answer_503_in_the_error_shape_while_the_database_is_down(api, app, settings, client_user,
-                                                                                 sockets):
+async def test_requests_answer_503_in_the_error_shape_while_the_database_is_down(
+    api, app, settings, client_user, sockets
+):
     token = access_token(settings, client_user)
     saved = models.database.obj
     models.bind(f"postgresql://postgres@127.0.0.1:{free_port()}/serviceman", pool_size=2)

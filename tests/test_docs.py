@@ -1,4 +1,5 @@
 """The OpenAPI document and Swagger UI, checked against the route table and each @endpoint."""
+
 import json
 import re
 from html.parser import HTMLParser
@@ -98,7 +99,10 @@ async def test_schema_is_openapi_3_json(api):
     assert document["info"]["title"] and document["info"]["version"]
     assert document["paths"]
     assert document["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
     error = document["components"]["schemas"]["Error"]
     assert error["required"] == ["error"]
     body = resolve(document, error["properties"]["error"]["$ref"])
@@ -128,8 +132,12 @@ async def test_paths_are_exactly_the_declared_routes(api):
 @pytest.mark.gen_test
 async def test_operation_ids_are_unique(api):
     document = await get_document(api)
-    ids = [op["operationId"] for item in document["paths"].values()
-           for method, op in item.items() if method in HTTP_METHODS]
+    ids = [
+        op["operationId"]
+        for item in document["paths"].values()
+        for method, op in item.items()
+        if method in HTTP_METHODS
+    ]
     assert len(ids) == len(set(ids)) == len(OPERATIONS)
 
 
@@ -141,6 +149,7 @@ def test_an_operation_id_missing_repeated_or_unreadable_fails_at_import():
         endpoint(operation_id="Get-thing", roles=ANYONE, summary="Unreadable id")
 
     with pytest.raises(ValueError, match="'login'.*already"):
+
         class AnotherLoginHandler(BaseHandler):
             @endpoint(operation_id="login", roles=ANYONE, summary="Signs in too")
             async def post(self):
@@ -154,11 +163,15 @@ async def test_the_document_is_valid_openapi(api):
     OpenAPIV30SpecValidator(document).validate()  # raises on the first problem
 
 
-@pytest.mark.parametrize("break_it", [
-    lambda document: document.pop("info"),
-    lambda document: next(iter(document["paths"].values())).update(get={"summary": "no responses"}),
-    lambda document: document["components"]["schemas"].update(Broken={"type": "not-a-type"}),
-], ids=["no info", "an operation without responses", "a schema of no type"])
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        lambda document: document.pop("info"),
+        lambda document: next(iter(document["paths"].values())).update(get={"summary": "no responses"}),
+        lambda document: document["components"]["schemas"].update(Broken={"type": "not-a-type"}),
+    ],
+    ids=["no info", "an operation without responses", "a schema of no type"],
+)
 def test_the_validator_refuses_an_invalid_document(break_it):
     """The check above can fail: the same validator finds a new problem once the real document is broken."""
     document = json.loads(json.dumps(build_spec(route_table())))
@@ -219,8 +232,11 @@ async def test_operation_matches_its_declaration(api, op):
     # Security: every signed-in operation says bearerAuth; public ones say nothing.
     if spec.requires_auth:
         assert operation.get("security") == [{"bearerAuth": []}]
-        assert ("Any signed-in user." in operation["description"] if SIGNED_IN in spec.roles
-                else all(role in operation["description"] for role in spec.roles))
+        assert (
+            "Any signed-in user." in operation["description"]
+            if SIGNED_IN in spec.roles
+            else all(role in operation["description"] for role in spec.roles)
+        )
     else:
         assert not operation.get("security")
 
@@ -243,8 +259,13 @@ async def test_operation_matches_its_declaration(api, op):
 @pytest.mark.gen_test
 async def test_every_tag_has_a_description(api):
     document = await get_document(api)
-    used = {tag for item in document["paths"].values() for method, op in item.items() if method in HTTP_METHODS
-            for tag in op["tags"]}
+    used = {
+        tag
+        for item in document["paths"].values()
+        for method, op in item.items()
+        if method in HTTP_METHODS
+        for tag in op["tags"]
+    }
     described = {tag["name"]: tag.get("description") for tag in document["tags"]}
     assert len(described) == len(document["tags"])
     assert set(described) == used
@@ -274,8 +295,12 @@ def missing_examples(document, schema, where, skip, seen=frozenset()):
     if "items" in schema:
         return missing_examples(document, schema["items"], f"{where}[]", skip, seen)
     if "properties" in schema:
-        return [name for prop, sub in schema["properties"].items() if not sub.get(skip)
-                for name in missing_examples(document, sub, f"{where}.{prop}".lstrip("."), skip, seen)]
+        return [
+            name
+            for prop, sub in schema["properties"].items()
+            if not sub.get(skip)
+            for name in missing_examples(document, sub, f"{where}.{prop}".lstrip("."), skip, seen)
+        ]
     return [where or "(the whole body)"]
 
 
@@ -299,8 +324,10 @@ def operations_missing_examples(document):
     found = []
     for name, direction, media in example_bodies(document):
         if "example" not in media and "examples" not in media:
-            found += [f"{name} {direction}: {field}"
-                      for field in missing_examples(document, media["schema"], "", SKIP[direction])]
+            found += [
+                f"{name} {direction}: {field}"
+                for field in missing_examples(document, media["schema"], "", SKIP[direction])
+            ]
     return found
 
 
@@ -314,6 +341,7 @@ async def test_every_body_field_has_an_example(api):
 
 def test_a_field_without_an_example_is_found():
     """The check above bites: a new endpoint with example-less fields, nested or listed, fails it."""
+
     class Part(Schema):
         code = fields.String(metadata={"example": "PVC-32"})
         size = fields.Integer()
@@ -332,8 +360,9 @@ def test_a_field_without_an_example_is_found():
         async def get(self):
             pass
 
-        @endpoint(operation_id="addWidget", roles=ANYONE, summary="Add a widget", body=Widget, response=Widget(),
-                  status=201)
+        @endpoint(
+            operation_id="addWidget", roles=ANYONE, summary="Add a widget", body=Widget, response=Widget(), status=201
+        )
         async def post(self):
             pass
 
@@ -343,14 +372,21 @@ def test_a_field_without_an_example_is_found():
             pass
 
     document = build_spec([(r"/api/widgets/", WidgetHandler), (r"/api/raw/", RawHandler)])
-    assert sorted(operations_missing_examples(document)) == sorted([
-        "GET /api/widgets/ 200 response: results[].name", "GET /api/widgets/ 200 response: results[].tags[]",
-        "GET /api/widgets/ 200 response: results[].main_part.size",
-        "POST /api/widgets/ request: name", "POST /api/widgets/ request: secret", "POST /api/widgets/ request: tags[]",
-        "POST /api/widgets/ request: main_part.size",
-        "POST /api/widgets/ 201 response: name", "POST /api/widgets/ 201 response: tags[]",
-        "POST /api/widgets/ 201 response: main_part.size",
-        "GET /api/raw/ 200 response: (the whole body)"])
+    assert sorted(operations_missing_examples(document)) == sorted(
+        [
+            "GET /api/widgets/ 200 response: results[].name",
+            "GET /api/widgets/ 200 response: results[].tags[]",
+            "GET /api/widgets/ 200 response: results[].main_part.size",
+            "POST /api/widgets/ request: name",
+            "POST /api/widgets/ request: secret",
+            "POST /api/widgets/ request: tags[]",
+            "POST /api/widgets/ request: main_part.size",
+            "POST /api/widgets/ 201 response: name",
+            "POST /api/widgets/ 201 response: tags[]",
+            "POST /api/widgets/ 201 response: main_part.size",
+            "GET /api/raw/ 200 response: (the whole body)",
+        ]
+    )
 
 
 def json_schema(document, schema):
@@ -361,9 +397,15 @@ def json_schema(document, schema):
         return schema
     if "$ref" in schema:
         return json_schema(document, resolve(document, schema["$ref"]))
-    out = {key: json_schema(document, value) if key in ("items", "additionalProperties", "allOf", "anyOf", "oneOf")
-           else {k: json_schema(document, v) for k, v in value.items()} if key == "properties" else value
-           for key, value in schema.items() if key not in ("nullable", "example")}
+    out = {
+        key: json_schema(document, value)
+        if key in ("items", "additionalProperties", "allOf", "anyOf", "oneOf")
+        else {k: json_schema(document, v) for k, v in value.items()}
+        if key == "properties"
+        else value
+        for key, value in schema.items()
+        if key not in ("nullable", "example")
+    }
     return {"anyOf": [out, {"type": "null"}]} if schema.get("nullable") else out
 
 
@@ -403,8 +445,11 @@ async def test_every_example_fits_its_schema(api):
             for param in op.get("parameters", []):
                 found += examples_in(param["schema"], f"{where} {param['name']}")
             media_types = [("request", media) for media in op.get("requestBody", {}).get("content", {}).values()]
-            media_types += [(status, media) for status, response in op["responses"].items()
-                            for media in response.get("content", {}).values()]
+            media_types += [
+                (status, media)
+                for status, response in op["responses"].items()
+                for media in response.get("content", {}).values()
+            ]
             for status, media in media_types:
                 found += examples_in(media["schema"], f"{where} {status}")
                 if "example" in media:
@@ -421,14 +466,16 @@ def compose_example(document, schema, skip):
     if "example" in schema:
         return schema["example"]
     if "allOf" in schema:
-        return {key: value for branch in schema["allOf"] for key, value in
-                compose_example(document, branch, skip).items()}
+        return {
+            key: value for branch in schema["allOf"] for key, value in compose_example(document, branch, skip).items()
+        }
     if "anyOf" in schema or "oneOf" in schema:
         return compose_example(document, (schema.get("anyOf") or schema["oneOf"])[0], skip)
     if "items" in schema:
         return [compose_example(document, schema["items"], skip)]
-    return {name: compose_example(document, sub, skip) for name, sub in schema["properties"].items()
-            if not sub.get(skip)}
+    return {
+        name: compose_example(document, sub, skip) for name, sub in schema["properties"].items() if not sub.get(skip)
+    }
 
 
 @pytest.mark.gen_test
@@ -437,8 +484,9 @@ async def test_each_shown_example_is_valid(api):
     passes the endpoint's own marshmallow schema (lengths, choices, bounds, cross-field rules)."""
     document = await get_document(api)
     for name, direction, media in example_bodies(document):
-        example = media["example"] if "example" in media else compose_example(document, media["schema"],
-                                                                                   SKIP[direction])
+        example = (
+            media["example"] if "example" in media else compose_example(document, media["schema"], SKIP[direction])
+        )
         assert_valid(document, example, media["schema"], f"{name} {direction}")
     for path, method, spec, _ in OPERATIONS:
         if spec.body is not None:
@@ -446,9 +494,19 @@ async def test_each_shown_example_is_valid(api):
             spec.body().load(compose_example(document, media["schema"], "readOnly"))
 
 
-ERROR_CODES = {410: "cursor_expired", 400: "malformed_request", 401: "not_authenticated", 403: "permission_denied", 404: "not_found",
-               409: "invalid_transition", 413: "payload_too_large", 422: "validation_error", 429: "rate_limited",
-               502: "payment_provider_unavailable", 503: "service_unavailable"}
+ERROR_CODES = {
+    410: "cursor_expired",
+    400: "malformed_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    409: "invalid_transition",
+    413: "payload_too_large",
+    422: "validation_error",
+    429: "rate_limited",
+    502: "payment_provider_unavailable",
+    503: "service_unavailable",
+}
 
 
 @pytest.mark.gen_test
@@ -466,8 +524,11 @@ async def test_each_error_response_has_an_example_of_its_code(api, op):
         if status == "422":
             # It names fields the operation reads: its body's, or else its query's, or else its Idempotency-Key.
             schema = spec.body or spec.query
-            names = {field.data_key or name for name, field in schema().fields.items()} | {"_schema"} \
-                if schema else {"Idempotency-Key"}
+            names = (
+                {field.data_key or name for name, field in schema().fields.items()} | {"_schema"}
+                if schema
+                else {"Idempotency-Key"}
+            )
             assert example["error"]["fields"] and set(example["error"]["fields"]) <= names, example
 
 

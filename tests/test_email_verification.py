@@ -5,6 +5,7 @@ Given accounts registered through the API (emails reach a real SMTP server on lo
 links are opened, reused, altered, expired or used for something else, then only a fresh, untouched
 link of the right kind verifies, and only its own account.
 """
+
 import asyncio
 from datetime import timedelta
 
@@ -14,7 +15,6 @@ from models import OneTimeToken, ServiceRequest, User
 from models.actions import accounts
 from models.foundation.clock import utcnow
 from models.foundation.settings import ConfigurationError
-
 from workers import runtime
 
 from .account_support import account_email, links, path_of, register, token_of
@@ -30,8 +30,14 @@ SUBJECT = "confirm your email"
 
 @pytest.fixture
 def app(database, mailbox):
-    yield from serve_app(make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port),
-                                       EMAIL_USE_TLS="false", PUBLIC_BASE_URL="https://api.serviceman.example"))
+    yield from serve_app(
+        make_settings(
+            EMAIL_HOST="127.0.0.1",
+            EMAIL_PORT=str(mailbox.port),
+            EMAIL_USE_TLS="false",
+            PUBLIC_BASE_URL="https://api.serviceman.example",
+        )
+    )
 
 
 async def emailed_token(mailbox, address):
@@ -76,7 +82,8 @@ async def test_bad_links_are_refused_and_verify_nothing(api, app, mailbox):
     assert User.get_by_id(ada.id).email_verified_at is None
 
     OneTimeToken.update(expires_at=utcnow() - timedelta(seconds=1)).where(
-        OneTimeToken.user == ada.id, OneTimeToken.purpose == OneTimeToken.VERIFY_EMAIL).execute()
+        OneTimeToken.user == ada.id, OneTimeToken.purpose == OneTimeToken.VERIFY_EMAIL
+    ).execute()
     assert_error(await api.get(f"{VERIFY}?token={token}"), 422, "token_expired")
     assert User.get_by_id(ada.id).email_verified_at is None
 
@@ -95,9 +102,16 @@ async def test_a_link_verifies_its_own_account_only(api, app, mailbox):
 @pytest.mark.gen_test(timeout=30)
 async def test_an_unverified_client_can_book_but_not_pay_until_verified(api, app, mailbox, paystack, category):
     client, registered = await register(api, "ada@example.ng")
-    booked = await api.post("/api/requests/", {
-        "category_id": category.id, "booking_date": str((utcnow() + timedelta(days=6)).date()),
-        "address": "12 Allen Avenue, Ikeja", "description": "Kitchen sink leaking"}, token=registered["access"])
+    booked = await api.post(
+        "/api/requests/",
+        {
+            "category_id": category.id,
+            "booking_date": str((utcnow() + timedelta(days=6)).date()),
+            "address": "12 Allen Avenue, Ikeja",
+            "description": "Kitchen sink leaking",
+        },
+        token=registered["access"],
+    )
     assert booked.status == 201, booked
     assert (await api.get("/api/categories/", token=registered["access"])).status == 200
 
@@ -116,13 +130,16 @@ async def test_resend_answers_the_same_for_every_address_and_mails_only_the_unve
     ada, _ = await register(api, "ada@example.ng")
     first = await emailed_token(mailbox, ada.email)
     ClientFactory(email="verified@example.ng")
-    answers = [await api.post(RESEND, {"email": address})
-               for address in ("ada@example.ng", "verified@example.ng", "nobody@example.ng", "ADA@Example.ng")]
+    answers = [
+        await api.post(RESEND, {"email": address})
+        for address in ("ada@example.ng", "verified@example.ng", "nobody@example.ng", "ADA@Example.ng")
+    ]
     assert {(a.status, str(a.data)) for a in answers} == {(202, str(answers[0].data))}
 
     # The lookups run after the answers: wait for the two new links to arrive.
-    arrived = await asyncio.get_running_loop().run_in_executor(None, mailbox.wait_for, lambda m: len(
-        [e for e in mailbox.messages if ada.email in e.rcpt_tos]) >= 3)
+    arrived = await asyncio.get_running_loop().run_in_executor(
+        None, mailbox.wait_for, lambda m: len([e for e in mailbox.messages if ada.email in e.rcpt_tos]) >= 3
+    )
     assert arrived is not None
     # Every link sent is valid until used: the first still verifies.
     assert (await api.get(f"{VERIFY}?token={first}")).status == 200
@@ -131,8 +148,7 @@ async def test_resend_answers_the_same_for_every_address_and_mails_only_the_unve
 def test_the_resend_job_mails_only_active_unverified_accounts(settings, mailbox):
     from workers.account_email import email_link_to_address
 
-    runtime.configure(make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false"),
-                      None)
+    runtime.configure(make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false"), None)
     try:
         unverified, verified = ClientFactory(email_verified_at=None), ClientFactory()
         inactive = ClientFactory(email_verified_at=None, is_active=False)
@@ -147,15 +163,27 @@ def test_the_resend_job_mails_only_active_unverified_accounts(settings, mailbox)
 def test_admin_demo_and_command_line_accounts_are_verified(settings):
     admin = accounts.create_admin(settings, email="ops@example.ng", password=PASSWORD)
     assert admin.email_verified_at is not None
-    demo = accounts.register(settings, None, email="demo@example.ng", password=PASSWORD, first_name="D",
-                             last_name="O", phone="+2348012345678", role="client", verified=True)
+    demo = accounts.register(
+        settings,
+        None,
+        email="demo@example.ng",
+        password=PASSWORD,
+        first_name="D",
+        last_name="O",
+        phone="+2348012345678",
+        role="client",
+        verified=True,
+    )
     assert demo.email_verified_at is not None and not OneTimeToken.select().exists()
 
 
 @pytest.mark.gen_test
 async def test_an_admin_created_admin_is_verified(api, app):
-    created = await api.post("/api/admin/users/", {"email": "ops@example.ng", "password": PASSWORD,
-                                                   "first_name": "Funmi"}, user=AdminFactory())
+    created = await api.post(
+        "/api/admin/users/",
+        {"email": "ops@example.ng", "password": PASSWORD, "first_name": "Funmi"},
+        user=AdminFactory(),
+    )
     assert created.status == 201 and created.data["email_verified"] is True
 
 

@@ -1,7 +1,8 @@
 """The emergency rule: a booking less than two days ahead, by the platform's date in TIME_ZONE, is an
 emergency automatically (and costs the emergency fee); later bookings are emergencies only when the
 client asks. Checked through the quote endpoint, booking, and the admin override."""
-from datetime import date, datetime, timedelta, UTC
+
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -9,9 +10,9 @@ import time_machine
 
 from models import Event, RequestStatus, ServiceRequest
 from models.actions.booking import booking_terms
-from server.app import make_app
 from models.foundation.clock import platform_today
 from models.foundation.errors import ValidationFailed
+from server.app import make_app
 from workers import runtime
 
 from .conftest import make_settings
@@ -38,8 +39,13 @@ def day(offset):
 
 
 def booking(category, booking_date, **extra):
-    return {"category_id": category.id, "booking_date": booking_date, "address": "4 Awolowo Road, Ikoyi",
-            "description": "No power in the kitchen.", **extra}
+    return {
+        "category_id": category.id,
+        "booking_date": booking_date,
+        "address": "4 Awolowo Road, Ikoyi",
+        "description": "No power in the kitchen.",
+        **extra,
+    }
 
 
 def quote_path(booking_date, is_emergency=None):
@@ -48,6 +54,7 @@ def quote_path(booking_date, is_emergency=None):
 
 
 # --- the quote endpoint ------------------------------------------------------------------------------
+
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("offset", [0, 1])
@@ -151,18 +158,23 @@ async def test_quote_books_nothing(api, client_user, midday):
 
 # --- booking applies the same rule -------------------------------------------------------------------
 
+
 @pytest.mark.gen_test
-@pytest.mark.parametrize("offset, requested, emergency, auto, fee", [
-    (0, None, True, True, EMERGENCY_FEE),
-    (1, None, True, True, EMERGENCY_FEE),
-    (1, True, True, True, EMERGENCY_FEE),
-    (2, None, False, False, STANDARD_FEE),
-    (2, False, False, False, STANDARD_FEE),
-    (2, True, True, False, EMERGENCY_FEE),
-    (14, True, True, False, EMERGENCY_FEE),
-])
-async def test_booking_applies_the_emergency_rule(api, client_user, category, midday,
-                                                  offset, requested, emergency, auto, fee):
+@pytest.mark.parametrize(
+    "offset, requested, emergency, auto, fee",
+    [
+        (0, None, True, True, EMERGENCY_FEE),
+        (1, None, True, True, EMERGENCY_FEE),
+        (1, True, True, True, EMERGENCY_FEE),
+        (2, None, False, False, STANDARD_FEE),
+        (2, False, False, False, STANDARD_FEE),
+        (2, True, True, False, EMERGENCY_FEE),
+        (14, True, True, False, EMERGENCY_FEE),
+    ],
+)
+async def test_booking_applies_the_emergency_rule(
+    api, client_user, category, midday, offset, requested, emergency, auto, fee
+):
     extra = {} if requested is None else {"is_emergency": requested}
 
     response = await api.post("/api/requests/", booking(category, day(offset), **extra), user=client_user)
@@ -190,8 +202,7 @@ async def test_booking_agrees_with_its_quote(api, client_user, category, midday)
 @pytest.mark.gen_test
 @pytest.mark.parametrize("offset", [0, 1])
 async def test_booking_refuses_to_unset_an_automatic_emergency(api, client_user, category, midday, offset):
-    response = await api.post("/api/requests/", booking(category, day(offset), is_emergency=False),
-                              user=client_user)
+    response = await api.post("/api/requests/", booking(category, day(offset), is_emergency=False), user=client_user)
 
     assert response.status == 422, response
     assert "cannot be unset" in response.data["error"]["fields"]["is_emergency"][0]
@@ -211,12 +222,16 @@ async def test_booking_refuses_a_past_date(api, client_user, category, midday):
 
 # --- "today" is the platform's date, not UTC's ---------------------------------------------------------
 
+
 @pytest.mark.gen_test
-@pytest.mark.parametrize("booking_date, emergency, fee", [
-    ("2026-03-11", True, EMERGENCY_FEE),   # today in Lagos
-    ("2026-03-12", True, EMERGENCY_FEE),   # today + 1 in Lagos (today + 2 in UTC)
-    ("2026-03-13", False, STANDARD_FEE),   # today + 2 in Lagos
-])
+@pytest.mark.parametrize(
+    "booking_date, emergency, fee",
+    [
+        ("2026-03-11", True, EMERGENCY_FEE),  # today in Lagos
+        ("2026-03-12", True, EMERGENCY_FEE),  # today + 1 in Lagos (today + 2 in UTC)
+        ("2026-03-13", False, STANDARD_FEE),  # today + 2 in Lagos
+    ],
+)
 async def test_quote_uses_the_lagos_date_late_in_the_utc_evening(api, client_user, booking_date, emergency, fee):
     with time_machine.travel(LATE_EVENING_UTC, tick=False):
         response = await api.get(quote_path(booking_date), user=client_user)
@@ -244,13 +259,17 @@ async def test_utc_today_is_already_past_in_lagos(api, client_user, category):
 async def test_booking_late_in_the_utc_evening_follows_the_lagos_date(api, client_user, category):
     with time_machine.travel(LATE_EVENING_UTC, tick=False):
         emergency = await api.post("/api/requests/", booking(category, "2026-03-12"), user=client_user)
-        refused = await api.post("/api/requests/", booking(category, "2026-03-12", is_emergency=False),
-                                 user=client_user)
+        refused = await api.post(
+            "/api/requests/", booking(category, "2026-03-12", is_emergency=False), user=client_user
+        )
         standard = await api.post("/api/requests/", booking(category, "2026-03-13"), user=client_user)
 
     assert emergency.status == 201, emergency
-    assert (emergency.data["is_emergency"], emergency.data["auto_flagged_emergency"],
-            emergency.data["booking_fee"]) == (True, True, EMERGENCY_FEE)
+    assert (
+        emergency.data["is_emergency"],
+        emergency.data["auto_flagged_emergency"],
+        emergency.data["booking_fee"],
+    ) == (True, True, EMERGENCY_FEE)
     assert refused.status == 422 and "is_emergency" in refused.data["error"]["fields"], refused
     assert standard.status == 201, standard
     assert (standard.data["is_emergency"], standard.data["booking_fee"]) == (False, STANDARD_FEE)
@@ -263,8 +282,11 @@ def test_time_zone_setting_decides_what_today_is():
         # 12 March: tomorrow in Lagos, the day after tomorrow in UTC.
         assert booking_terms(lagos, date(2026, 3, 12))["is_emergency"] is True
         assert booking_terms(utc, date(2026, 3, 12)) == {
-            "booking_date": date(2026, 3, 12), "is_emergency": False, "auto_flagged_emergency": False,
-            "booking_fee": Decimal("2000.00")}
+            "booking_date": date(2026, 3, 12),
+            "is_emergency": False,
+            "auto_flagged_emergency": False,
+            "booking_fee": Decimal("2000.00"),
+        }
         # 10 March: today in UTC (an emergency), yesterday in Lagos (refused).
         assert booking_terms(utc, date(2026, 3, 10))["auto_flagged_emergency"] is True
         with pytest.raises(ValidationFailed) as refused:
@@ -290,6 +312,7 @@ def test_time_zone_east_of_lagos_moves_today_earlier():
 
 # --- fees are settings ---------------------------------------------------------------------------------
 
+
 def test_fees_come_from_settings():
     custom = make_settings(EMERGENCY_BOOKING_FEE="7500.00", STANDARD_BOOKING_FEE="2500.50")
 
@@ -306,8 +329,9 @@ class TestCustomFeesOverHttp:
 
     @pytest.fixture
     def app(self, database):
-        application = make_app(make_settings(EMERGENCY_BOOKING_FEE="7500.00", STANDARD_BOOKING_FEE="2500.00"),
-                               bind_database=False)
+        application = make_app(
+            make_settings(EMERGENCY_BOOKING_FEE="7500.00", STANDARD_BOOKING_FEE="2500.00"), bind_database=False
+        )
         yield application
         transport = runtime.transport()
         if hasattr(transport, "shutdown"):
@@ -330,8 +354,9 @@ class TestCustomFeesOverHttp:
     async def test_admin_override_charges_the_configured_fee(self, api, admin_user, midday):
         request = ServiceRequestFactory()
 
-        response = await api.post(f"/api/admin/requests/{request.id}/emergency/", {"is_emergency": True},
-                                  user=admin_user)
+        response = await api.post(
+            f"/api/admin/requests/{request.id}/emergency/", {"is_emergency": True}, user=admin_user
+        )
 
         assert response.status == 200, response
         assert response.data["booking_fee"] == "7500.00"
@@ -363,6 +388,7 @@ class TestTimeZoneOverHttp:
 
 # --- admin override ------------------------------------------------------------------------------------
 
+
 def override_path(request):
     return f"/api/admin/requests/{request.id}/emergency/"
 
@@ -392,8 +418,9 @@ async def test_admin_override_unsets_flag_and_fee_while_unpaid(api, admin_user):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("status", [S.PENDING_ADMIN_ASSIGNMENT, S.ASSIGNED, S.NEGOTIATING, S.IN_PROGRESS,
-                                    S.COMPLETED_BY_SERVICEMAN])
+@pytest.mark.parametrize(
+    "status", [S.PENDING_ADMIN_ASSIGNMENT, S.ASSIGNED, S.NEGOTIATING, S.IN_PROGRESS, S.COMPLETED_BY_SERVICEMAN]
+)
 async def test_admin_override_after_payment_keeps_the_paid_fee(api, admin_user, status):
     request = ServiceRequestFactory(status=status)
 
@@ -472,6 +499,7 @@ async def test_admin_override_needs_a_boolean(api, admin_user):
 async def test_admin_override_of_unknown_or_deleted_request_is_404(api, admin_user):
     deleted = ServiceRequestFactory(status=S.CANCELLED, is_deleted=True)
 
-    assert (await api.post("/api/admin/requests/999999/emergency/", {"is_emergency": True},
-                           user=admin_user)).status == 404
+    assert (
+        await api.post("/api/admin/requests/999999/emergency/", {"is_emergency": True}, user=admin_user)
+    ).status == 404
     assert (await api.post(override_path(deleted), {"is_emergency": True}, user=admin_user)).status == 404

@@ -1,24 +1,37 @@
 """Secrets and personal data never reach error reports: Settings' repr hides every secret, and the
 scrubbing Sentry applies masks what a denylist of names cannot know. The real event path (a real
 sentry_sdk posting to an ingest stand-in) is tested in tests/test_faults_leaks.py."""
+
 from dataclasses import fields
 
+from models.foundation.settings import Settings, load_settings
 from server import error_reporting
 from server.error_reporting import FILTERED, sentry_options
-from models.foundation.settings import Settings, load_settings
 
-SECRETS = {"SECRET_KEY": "jwt-signing-key-0123456789-abcdefghijkl", "PAYSTACK_SECRET_KEY": "sk_test_0123abcd",
-           "PAYSTACK_PUBLIC_KEY": "pk_test_0123abcd", "PAYSTACK_WEBHOOK_SECRET": "webhook-secret-987",
-           "EMAIL_HOST_PASSWORD": "smtp-password-654", "SENTRY_DSN": "https://publickey:dsnsecret@o1.ingest.example/7",
-           "DATABASE_URL": "postgresql://app:db-password-321@db.example:5432/serviceman",
-           "REDIS_URL": "rediss://:redis-password-111@cache.example:6380/0"}
+SECRETS = {
+    "SECRET_KEY": "jwt-signing-key-0123456789-abcdefghijkl",
+    "PAYSTACK_SECRET_KEY": "sk_test_0123abcd",
+    "PAYSTACK_PUBLIC_KEY": "pk_test_0123abcd",
+    "PAYSTACK_WEBHOOK_SECRET": "webhook-secret-987",
+    "EMAIL_HOST_PASSWORD": "smtp-password-654",
+    "SENTRY_DSN": "https://publickey:dsnsecret@o1.ingest.example/7",
+    "DATABASE_URL": "postgresql://app:db-password-321@db.example:5432/serviceman",
+    "REDIS_URL": "rediss://:redis-password-111@cache.example:6380/0",
+}
 
 
 def test_settings_never_print_a_secret():
     settings = load_settings(SECRETS)
     shown = repr(settings)
-    for value in ("jwt-signing-key-0123456789-abcdefghijkl", "sk_test_0123abcd", "webhook-secret-987",
-                  "smtp-password-654", "dsnsecret", "db-password-321", "redis-password-111"):
+    for value in (
+        "jwt-signing-key-0123456789-abcdefghijkl",
+        "sk_test_0123abcd",
+        "webhook-secret-987",
+        "smtp-password-654",
+        "dsnsecret",
+        "db-password-321",
+        "redis-password-111",
+    ):
         assert value not in shown and value not in str(settings)
     # What helps debugging stays: which settings are set, the hosts, the public key.
     assert "secret_key='***'" in shown and "paystack_public_key='pk_test_0123abcd'" in shown
@@ -51,17 +64,41 @@ def test_an_event_is_scrubbed_by_name_and_by_value():
     before_send = sentry_options(settings)["before_send"]
     token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
     event = {
-        "exception": {"values": [{"type": "IntegrityError", "value": 'duplicate key value violates unique '
-                                  'constraint "user_email"\nDETAIL:  Key (email)=(ada@example.com) already exists.'}]},
+        "exception": {
+            "values": [
+                {
+                    "type": "IntegrityError",
+                    "value": "duplicate key value violates unique "
+                    'constraint "user_email"\nDETAIL:  Key (email)=(ada@example.com) already exists.',
+                }
+            ]
+        },
         "logentry": {"formatted": "request 1 failed: GET /api/auth/verify-email/?token=abc123&page=2"},
-        "breadcrumbs": {"values": [{"message": f"Authorization: Bearer {token}", "data": {"nested": {
-            "password": "hunter22", "email": "ada@example.com", "note": "mail bola@example.org"}}}]},
+        "breadcrumbs": {
+            "values": [
+                {
+                    "message": f"Authorization: Bearer {token}",
+                    "data": {
+                        "nested": {"password": "hunter22", "email": "ada@example.com", "note": "mail bola@example.org"}
+                    },
+                }
+            ]
+        },
         "extra": {"settings": f"secret_key={SECRETS['SECRET_KEY']} pool={SECRETS['DATABASE_URL']}"},
         "request": {"query_string": "reset_code=zz9&x=1", "url": "https://user:pw12345@api.example/x"},
     }
     text = repr(before_send(event, {}))
-    for value in ("ada@example.com", "bola@example.org", token, "abc123", "hunter22", "zz9", "pw12345",
-                  SECRETS["SECRET_KEY"], "db-password-321"):
+    for value in (
+        "ada@example.com",
+        "bola@example.org",
+        token,
+        "abc123",
+        "hunter22",
+        "zz9",
+        "pw12345",
+        SECRETS["SECRET_KEY"],
+        "db-password-321",
+    ):
         assert value not in text, value
     assert "page=2" in text and "x=1" in text and "IntegrityError" in text  # what is not sensitive stays
 
@@ -77,9 +114,18 @@ def test_no_dsn_no_reporting():
 
 
 def _loop_error(where="poll"):
-    return {"logger": "serviceman.dispatcher", "logentry": {"message": "dispatcher loop error"},
-            "exception": {"values": [{"type": "ResponseError", "stacktrace": {"frames": [
-                {"module": "workers.dispatcher", "function": where, "in_app": True}]}}]}}
+    return {
+        "logger": "serviceman.dispatcher",
+        "logentry": {"message": "dispatcher loop error"},
+        "exception": {
+            "values": [
+                {
+                    "type": "ResponseError",
+                    "stacktrace": {"frames": [{"module": "workers.dispatcher", "function": where, "in_app": True}]},
+                }
+            ]
+        },
+    }
 
 
 def test_one_report_per_failure_kind_per_window_then_the_count_of_the_dropped():
@@ -97,11 +143,28 @@ def test_one_report_per_failure_kind_per_window_then_the_count_of_the_dropped():
 
 
 def test_captured_exceptions_are_kinds_by_type_and_innermost_frame_of_ours():
-    event = {"transaction": "job failing_job", "exception": {"values": [{"type": "JobFailure", "stacktrace": {
-        "frames": [{"module": "rq.job", "function": "perform", "in_app": False},
-                   {"module": "tests.sentry_support", "function": "failing_job", "in_app": True}]}}]}}
-    assert error_reporting.failure_kind(event) == ("job failing_job", "JobFailure",
-                                                   ("tests.sentry_support", "failing_job"), None)
+    event = {
+        "transaction": "job failing_job",
+        "exception": {
+            "values": [
+                {
+                    "type": "JobFailure",
+                    "stacktrace": {
+                        "frames": [
+                            {"module": "rq.job", "function": "perform", "in_app": False},
+                            {"module": "tests.sentry_support", "function": "failing_job", "in_app": True},
+                        ]
+                    },
+                }
+            ]
+        },
+    }
+    assert error_reporting.failure_kind(event) == (
+        "job failing_job",
+        "JobFailure",
+        ("tests.sentry_support", "failing_job"),
+        None,
+    )
     web = dict(event, transaction="LoginHandler")
     assert error_reporting.failure_kind(web) != error_reporting.failure_kind(event)
 

@@ -10,6 +10,7 @@ A copy sent twice is tolerated in one place only, the one the design leaves (wor
 process killed after the SMTP server accepted an email (or Redis took a push) and before the UPDATE
 recording it. Each such duplicate must follow a kill by a few milliseconds; any other fails the test.
 """
+
 import asyncio
 import json
 import random
@@ -104,6 +105,7 @@ class Sockets:
         async def close_all():
             for ws in self.sockets:
                 ws.close()
+
         self._call(close_all())
         self.loop.call_soon_threadsafe(self.loop.stop)
 
@@ -118,8 +120,9 @@ def stack(private_postgres, procfile, tmp_path):
     port = free_port()
     email = {"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp.port), "EMAIL_USE_TLS": "false"}
     procfile.env = process_env(private_postgres.url, redis_server.url, **email)
-    settings = make_settings(DATABASE_URL=private_postgres.url, REDIS_URL=redis_server.url, SECRET_KEY=SECRET_KEY,
-                             **email)
+    settings = make_settings(
+        DATABASE_URL=private_postgres.url, REDIS_URL=redis_server.url, SECRET_KEY=SECRET_KEY, **email
+    )
     sockets = None
     with models_bound_to(private_postgres.url):
         runtime.configure(settings, RedisTransport(redis_server.url))
@@ -137,13 +140,27 @@ def stack(private_postgres, procfile, tmp_path):
 
             def book():
                 return booking.create_request(
-                    settings, rng.choice(clients), category_id=category.id, address="7 Marina, Lagos",
+                    settings,
+                    rng.choice(clients),
+                    category_id=category.id,
+                    address="7 Marina, Lagos",
                     description="Water heater trips the breaker",
-                    booking_date=platform_today(settings.zone) + timedelta(days=5)).id
+                    booking_date=platform_today(settings.zone) + timedelta(days=5),
+                ).id
 
-            yield type("Stack", (), {"redis": redis_server, "mailbox": mailbox, "sockets": sockets,
-                                     "procfile": procfile, "book": staticmethod(book), "rng": rng,
-                                     "settings": settings})
+            yield type(
+                "Stack",
+                (),
+                {
+                    "redis": redis_server,
+                    "mailbox": mailbox,
+                    "sockets": sockets,
+                    "procfile": procfile,
+                    "book": staticmethod(book),
+                    "rng": rng,
+                    "settings": settings,
+                },
+            )
         finally:
             if sockets is not None:
                 sockets.close()
@@ -175,10 +192,14 @@ def _outcome(request_ids):
 
 def _all_done(stack, request_ids):
     events, rows = _outcome(request_ids)
-    return (len(events) == len(request_ids) and all(e.delivered_at for e in events) and len(rows) == len(events)
-            and all(r.pushed_at and r.sent_to_email for r in rows)
-            and all(stack.sockets.arrivals.get(r.id) for r in rows)
-            and all(stack.mailbox.arrivals.get(r.id) for r in rows))
+    return (
+        len(events) == len(request_ids)
+        and all(e.delivered_at for e in events)
+        and len(rows) == len(events)
+        and all(r.pushed_at and r.sent_to_email for r in rows)
+        and all(stack.sockets.arrivals.get(r.id) for r in rows)
+        and all(stack.mailbox.arrivals.get(r.id) for r in rows)
+    )
 
 
 def _explained(arrivals, kills):
@@ -203,27 +224,39 @@ def _check_exactly_once(stack, request_ids, kills):
     email_duplicates = [r.id for r in rows if len(stack.mailbox.arrivals[r.id]) > 1]
     assert all(len(stack.sockets.arrivals[r.id]) >= 1 for r in rows), "every row pushed"
     assert all(len(stack.mailbox.arrivals[r.id]) >= 1 for r in rows), "every row emailed"
-    assert all(_explained(stack.sockets.arrivals[i], kills) for i in push_duplicates), \
-        _duplicates(stack.sockets.arrivals, push_duplicates, kills)
-    assert all(_explained(stack.mailbox.arrivals[i], kills) for i in email_duplicates), \
-        _duplicates(stack.mailbox.arrivals, email_duplicates, kills)
+    assert all(_explained(stack.sockets.arrivals[i], kills) for i in push_duplicates), _duplicates(
+        stack.sockets.arrivals, push_duplicates, kills
+    )
+    assert all(_explained(stack.mailbox.arrivals[i], kills) for i in email_duplicates), _duplicates(
+        stack.mailbox.arrivals, email_duplicates, kills
+    )
     assert stack.sockets.closed == []  # every socket stayed open
     created = {e.id: e.created_at.timestamp() for e in events}
     push = sorted(stack.sockets.arrivals[r.id][0] - created[r.event_id] for r in rows)
     email = sorted(stack.mailbox.arrivals[r.id][0] - created[r.event_id] for r in rows)
-    return {"bookings": len(request_ids), "rows": len(rows), "push_duplicates": len(push_duplicates),
-            "email_duplicates": len(email_duplicates), "worst_seconds": round(max(push[-1], email[-1]), 2),
-            "push_seconds_median_p95_max": [round(push[len(push) // 2], 2), round(push[len(push) * 95 // 100], 2),
-                                            round(push[-1], 2)],
-            "email_seconds_median_p95_max": [round(email[len(email) // 2], 2),
-                                             round(email[len(email) * 95 // 100], 2), round(email[-1], 2)]}
+    return {
+        "bookings": len(request_ids),
+        "rows": len(rows),
+        "push_duplicates": len(push_duplicates),
+        "email_duplicates": len(email_duplicates),
+        "worst_seconds": round(max(push[-1], email[-1]), 2),
+        "push_seconds_median_p95_max": [
+            round(push[len(push) // 2], 2),
+            round(push[len(push) * 95 // 100], 2),
+            round(push[-1], 2),
+        ],
+        "email_seconds_median_p95_max": [
+            round(email[len(email) // 2], 2),
+            round(email[len(email) * 95 // 100], 2),
+            round(email[-1], 2),
+        ],
+    }
 
 
 def test_a_worker_killed_at_random_instants_loses_nothing_and_doubles_nothing(stack):
     request_ids, kills, offsets = [], [], []
     for _ in range(RUNS):
-        burst = threading.Thread(target=lambda: request_ids.extend(
-            stack.book() for _ in range(BURST)))
+        burst = threading.Thread(target=lambda: request_ids.extend(stack.book() for _ in range(BURST)))
         started = time.monotonic()
         burst.start()
         offset = stack.rng.uniform(0, MAX_KILL_OFFSET)
@@ -236,8 +269,12 @@ def test_a_worker_killed_at_random_instants_loses_nothing_and_doubles_nothing(st
         burst.join()
         _restart_worker(stack.procfile)
 
-    wait_until(lambda: _all_done(stack, request_ids), timeout=RECOVERY_BOUND + 30, interval=0.5,
-               what="every booking's row, push and email")
+    wait_until(
+        lambda: _all_done(stack, request_ids),
+        timeout=RECOVERY_BOUND + 30,
+        interval=0.5,
+        what="every booking's row, push and email",
+    )
     time.sleep(1)  # a stray second copy still on its way would show now
     stats = _check_exactly_once(stack, request_ids, kills)
     print(f"\nworker SIGKILL x{RUNS} at offsets {sorted(offsets)}: {stats}")
@@ -257,25 +294,32 @@ def test_redis_restarted_empty_with_emails_queued_still_sends_each_once(stack):
     request_ids += [stack.book() for _ in range(20)]  # and after it came back
 
     try:
-        wait_until(lambda: _worker_kept_up(stack.procfile) and _all_done_in_db(request_ids), timeout=RECOVERY_BOUND,
-                   interval=0.5, what="every booking delivered, pushed and emailed")
+        wait_until(
+            lambda: _worker_kept_up(stack.procfile) and _all_done_in_db(request_ids),
+            timeout=RECOVERY_BOUND,
+            interval=0.5,
+            what="every booking delivered, pushed and emailed",
+        )
     except AssertionError as timed_out:
         events, rows = _outcome(request_ids)
         raise AssertionError(
             f"undelivered events {[e.id for e in events if not e.delivered_at]}, "
             f"unpushed rows {[r.id for r in rows if not r.pushed_at]}, "
             f"unsent {[(r.id, r.email_attempts, r.email_claimed_until) for r in rows if not r.sent_to_email]}"
-            f"\n{stack.procfile.log('dispatcher')[-3000:]}\n{stack.procfile.log('worker')[-3000:]}") from timed_out
+            f"\n{stack.procfile.log('dispatcher')[-3000:]}\n{stack.procfile.log('worker')[-3000:]}"
+        ) from timed_out
     recovered = time.time() - lost_at
     events, rows = _outcome(request_ids)
     assert len(rows) == len(events) == len(request_ids)
     wait_until(lambda: all(stack.mailbox.arrivals.get(r.id) for r in rows), timeout=10, what="the emails")
     assert Counter(len(stack.mailbox.arrivals[r.id]) for r in rows) == Counter({1: len(rows)})  # each once
     assert all(len(stack.sockets.arrivals[r.id]) <= 1 for r in rows)  # never pushed twice
-    print(f"\nRedis restarted empty: {unsent} emails unsent at the time, {len(rows)} bookings, all emailed "
-          f"once, all pushed ({sum(1 for r in rows if stack.sockets.arrivals[r.id])} pushes seen on sockets; "
-          f"those published while the web process re-subscribed are recovered by `resume`), "
-          f"recovered in {recovered:.1f}s")
+    print(
+        f"\nRedis restarted empty: {unsent} emails unsent at the time, {len(rows)} bookings, all emailed "
+        f"once, all pushed ({sum(1 for r in rows if stack.sockets.arrivals[r.id])} pushes seen on sockets; "
+        f"those published while the web process re-subscribed are recovered by `resume`), "
+        f"recovered in {recovered:.1f}s"
+    )
 
 
 def _worker_kept_up(procfile):
@@ -288,5 +332,9 @@ def _worker_kept_up(procfile):
 
 def _all_done_in_db(request_ids):
     events, rows = _outcome(request_ids)
-    return (len(events) == len(request_ids) and all(e.delivered_at for e in events) and len(rows) == len(events)
-            and all(r.pushed_at and r.sent_to_email for r in rows))
+    return (
+        len(events) == len(request_ids)
+        and all(e.delivered_at for e in events)
+        and len(rows) == len(events)
+        and all(r.pushed_at and r.sent_to_email for r in rows)
+    )

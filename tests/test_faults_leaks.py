@@ -5,6 +5,7 @@ Sentry received is searched for each secret and personal value the failing reque
 The same run with the error reporting the project had before (sentry_sdk.init with
 send_default_pii=False and nothing else) must find those values: that proves the scenarios really put
 them in the reports, so the scrubbed run finding none means the scrubbing works."""
+
 import secrets
 import subprocess
 import sys
@@ -19,10 +20,12 @@ from .sentry_support import SentryIngest
 pytestmark = pytest.mark.faults
 
 # What error reporting was before this project scrubbed it; started instead of `python -m server`.
-UNSCRUBBED_SERVE = ("import sentry_sdk, server.app as app; "
-                    "app.init_error_reporting = lambda s, *_: sentry_sdk.init(dsn=s.sentry_dsn, environment=s.env, "
-                    "send_default_pii=False); "
-                    "from server.__main__ import main; main()")
+UNSCRUBBED_SERVE = (
+    "import sentry_sdk, server.app as app; "
+    "app.init_error_reporting = lambda s, *_: sentry_sdk.init(dsn=s.sentry_dsn, environment=s.env, "
+    "send_default_pii=False); "
+    "from server.__main__ import main; main()"
+)
 
 
 PROFILE = {"first_name": "Ada", "last_name": "Obi", "phone": "+2348031234567", "role": "client"}
@@ -43,8 +46,13 @@ def start_serve(procfile, env, port, scrubbed):
     if scrubbed:
         return procfile.start("web", "serve", "--port", str(port), env=env)
     log = open(procfile.log_dir / "web.log", "ab")
-    process = subprocess.Popen([sys.executable, "-c", UNSCRUBBED_SERVE, "serve", "--port", str(port)], env=env,
-                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-c", UNSCRUBBED_SERVE, "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     log.close()
     procfile.processes["web"] = process  # stopped with the others after the test
     return process
@@ -59,8 +67,10 @@ def test_error_reports_hold_no_secret_and_no_personal_data(private_postgres, pro
     database_password = values("dbpw")  # trust authentication ignores it; the URL still carries it
     dsn_secret = values("dsnsecret")  # the legacy secret half of a DSN (public:secret@host)
     secret = {
-        "SECRET_KEY": values("jwt-secret-"), "PAYSTACK_SECRET_KEY": values("sk_test_"),
-        "PAYSTACK_PUBLIC_KEY": values("pk_test_"), "PAYSTACK_WEBHOOK_SECRET": values("whsec"),
+        "SECRET_KEY": values("jwt-secret-"),
+        "PAYSTACK_SECRET_KEY": values("sk_test_"),
+        "PAYSTACK_PUBLIC_KEY": values("pk_test_"),
+        "PAYSTACK_WEBHOOK_SECRET": values("whsec"),
         "EMAIL_HOST_PASSWORD": values("smtp-pw-"),
     }
     url = private_postgres.url.replace("postgres@", f"postgres:{database_password}@")
@@ -103,18 +113,34 @@ def test_error_reports_hold_no_secret_and_no_personal_data(private_postgres, pro
     # signing in (each request answered 503): one failure kind, so one report (issue 25: a failure
     # kind is reported once an hour, server/error_reporting.py::OncePerKind).
     expected = Counter({"/api/auth/register/": 1, "/api/auth/login/": 1, "/api/auth/me/": 1, "/api/auth/refresh/": 1})
-    ingest.wait_for_events(lambda events: not expected - Counter(
-        (event.get("request") or {}).get("url", "").replace(base, "") for event in events)
-        and len(events) >= sum(expected.values()) + 1)
+    ingest.wait_for_events(
+        lambda events: (
+            not expected - Counter((event.get("request") or {}).get("url", "").replace(base, "") for event in events)
+            and len(events) >= sum(expected.values()) + 1
+        )
+    )
     raw = ingest.raw()
-    personal = {"the admin's email": admin["email"], "the admin's password": admin["password"],
-                "the newcomer's email": newcomer["email"], "the newcomer's password": newcomer["password"],
-                "the access token": pair["access"], "the refresh token": pair["refresh"],
-                "the client's email": client["email"], "the link's token": link_token}
-    settings_secrets = {**secret, "the database password": database_password, "the DSN's secret": dsn_secret,
-                        "the DSN": env["SENTRY_DSN"]}
-    found = {name for name, value in {**personal, **settings_secrets}.items()
-             if name != "PAYSTACK_PUBLIC_KEY" and value.encode() in raw}
+    personal = {
+        "the admin's email": admin["email"],
+        "the admin's password": admin["password"],
+        "the newcomer's email": newcomer["email"],
+        "the newcomer's password": newcomer["password"],
+        "the access token": pair["access"],
+        "the refresh token": pair["refresh"],
+        "the client's email": client["email"],
+        "the link's token": link_token,
+    }
+    settings_secrets = {
+        **secret,
+        "the database password": database_password,
+        "the DSN's secret": dsn_secret,
+        "the DSN": env["SENTRY_DSN"],
+    }
+    found = {
+        name
+        for name, value in {**personal, **settings_secrets}.items()
+        if name != "PAYSTACK_PUBLIC_KEY" and value.encode() in raw
+    }
     if dsn_key.encode() in ingest.raw_items():
         found.add("the DSN's key, inside an event")
     if scrubbed:
@@ -122,8 +148,9 @@ def test_error_reports_hold_no_secret_and_no_personal_data(private_postgres, pro
     else:  # the control: without the scrubbing, the same failures do carry them
         # (The Bearer token is authenticated off the failing frame, by the coalesced sign-in, so even
         # unscrubbed reports no longer carry it; the scrubbed run still searches for it.)
-        assert {"the admin's email", "the admin's password", "the newcomer's email",
-                "the refresh token"} <= found, f"the control found only {sorted(found)}"
+        assert {"the admin's email", "the admin's password", "the newcomer's email", "the refresh token"} <= found, (
+            f"the control found only {sorted(found)}"
+        )
 
 
 def _answers(base):

@@ -7,6 +7,7 @@ dispatchers.
 Run with `python -m pytest -m faults --no-cov -s tests/test_faults_pipeline_processes.py` (-s prints
 each run's statistics: faults and their instants, bookings, recovery time).
 """
+
 import os
 import random
 import signal
@@ -46,8 +47,9 @@ class Deployment:
     def __init__(self, postgres, redis_server, mailbox, procfile):
         self.postgres, self.redis_server, self.mailbox, self.procfile = postgres, redis_server, mailbox, procfile
         self.settings = make_settings(DATABASE_URL=postgres.url, REDIS_URL=redis_server.url)
-        self.env = process_env(postgres.url, redis_server.url, EMAIL_HOST="127.0.0.1", EMAIL_PORT=mailbox.port,
-                               EMAIL_USE_TLS="false")
+        self.env = process_env(
+            postgres.url, redis_server.url, EMAIL_HOST="127.0.0.1", EMAIL_PORT=mailbox.port, EMAIL_USE_TLS="false"
+        )
         self.category = None
         self.booking = threading.Event()
         self.booked = 0
@@ -71,9 +73,14 @@ class Deployment:
         while self.booking.is_set():
             try:
                 client = ClientFactory()
-                booking.create_request(self.settings, client, category_id=self.category.id,
-                                       booking_date=platform_today(self.settings.zone) + timedelta(days=4),
-                                       address="7 Marina, Lagos", description="Fault-run booking")
+                booking.create_request(
+                    self.settings,
+                    client,
+                    category_id=self.category.id,
+                    booking_date=platform_today(self.settings.zone) + timedelta(days=4),
+                    address="7 Marina, Lagos",
+                    description="Fault-run booking",
+                )
                 self.booked += 1
             except Exception:  # the database is restarting: the booking fails, as a request would
                 runtime.release_connection(discard=True)
@@ -113,8 +120,9 @@ class Deployment:
         emails = Counter(rcpt for message in self.mailbox.messages for rcpt in message.rcpt_tos)
         bookings = Event.select().where(Event.type == "request_created").count()
         assert Notification.select().count() == bookings
-        assert set(emails) <= clients and all(count == 1 for count in emails.values()), \
-            [address for address, count in emails.items() if count > 1]
+        assert set(emails) <= clients and all(count == 1 for count in emails.values()), [
+            address for address, count in emails.items() if count > 1
+        ]
         assert len(emails) == bookings
         return bookings
 
@@ -123,23 +131,30 @@ class Deployment:
         return sorted(c["name"].decode() for c in client.xinfo_consumers(STREAM, GROUP))
 
     def live_dispatcher_consumers(self):
-        return sorted(f"{socket.gethostname()}-{process.pid}"
-                      for name, process in self.procfile.processes.items()
-                      if name.startswith("dispatcher") and process.poll() is None)
+        return sorted(
+            f"{socket.gethostname()}-{process.pid}"
+            for name, process in self.procfile.processes.items()
+            if name.startswith("dispatcher") and process.poll() is None
+        )
 
     def kill_dispatcher(self, name):
         """SIGKILL; then another dispatcher must take its entries over and remove it within seconds."""
         consumer = f"{socket.gethostname()}-{self.procfile.processes[name].pid}"
         killed_at = time.monotonic()
         self.procfile.kill(name)
-        wait_until(lambda: consumer not in self.consumers(), timeout=TAKEOVER_BOUND_SECONDS,
-                   what=f"another dispatcher to take over from {name}")
+        wait_until(
+            lambda: consumer not in self.consumers(),
+            timeout=TAKEOVER_BOUND_SECONDS,
+            what=f"another dispatcher to take over from {name}",
+        )
         self.takeovers.append(round(time.monotonic() - killed_at, 2))
 
     def report(self, title, recovery, bookings):
-        print(f"\n{title}: {bookings} bookings, {len(self.faults)} faults, recovered {recovery:.1f}s after the "
-              f"last (bound {RECOVERY_BOUND_SECONDS}s); losses 0, duplicates 0; takeovers after SIGKILL: "
-              f"{self.takeovers}s")
+        print(
+            f"\n{title}: {bookings} bookings, {len(self.faults)} faults, recovered {recovery:.1f}s after the "
+            f"last (bound {RECOVERY_BOUND_SECONDS}s); losses 0, duplicates 0; takeovers after SIGKILL: "
+            f"{self.takeovers}s"
+        )
         for offset, what in self.faults:
             print(f"  +{offset:6.2f}s  {what}")
 
@@ -159,14 +174,19 @@ def deployment(private_postgres, durable_redis, mailbox, procfile, database):
 
 def wait_recovered(deployment, last_fault_at):
     try:
-        wait_until(lambda: not deployment.undelivered(), timeout=RECOVERY_BOUND_SECONDS + 30, interval=0.25,
-                   what="every booking's row and email")
+        wait_until(
+            lambda: not deployment.undelivered(),
+            timeout=RECOVERY_BOUND_SECONDS + 30,
+            interval=0.25,
+            what="every booking's row and email",
+        )
     except AssertionError:
         left = deployment.undelivered()
         summary = Counter(str(item) if not isinstance(item, int) else "event without its row" for item in left)
         events = [item for item in left if isinstance(item, int)]
-        raise AssertionError(f"not delivered after the faults {deployment.faults}: {dict(summary)}; "
-                             f"events {events}") from None
+        raise AssertionError(
+            f"not delivered after the faults {deployment.faults}: {dict(summary)}; events {events}"
+        ) from None
     return time.monotonic() - last_fault_at
 
 
@@ -236,14 +256,20 @@ def test_restarts_outages_and_deploys_lose_nothing_and_double_nothing(deployment
     assert recovery < RECOVERY_BOUND_SECONDS
     for name in (dispatchers[4], plain, forking, cron):
         assert d.procfile.processes[name].poll() is None, d.procfile.log(name)[-3000:]
-    wait_until(lambda: d.consumers() == d.live_dispatcher_consumers(), timeout=10,
-               what="the group to hold only live dispatchers")
+    wait_until(
+        lambda: d.consumers() == d.live_dispatcher_consumers(),
+        timeout=10,
+        what="the group to hold only live dispatchers",
+    )
     d.report("PostgreSQL/Redis restarts and deploys", recovery, bookings)
 
 
-@pytest.mark.xfail(not HAS_REDRIVE, strict=False,
-                   reason="events and emails lost with Redis's data come back only from the database re-drive "
-                          "sweep (branch h20-deliver)")
+@pytest.mark.xfail(
+    not HAS_REDRIVE,
+    strict=False,
+    reason="events and emails lost with Redis's data come back only from the database re-drive "
+    "sweep (branch h20-deliver)",
+)
 def test_redis_losing_its_data_under_load_loses_nothing(deployment):
     d = deployment
     dispatcher, worker = d.start("dispatcher"), d.start("worker")
@@ -283,15 +309,19 @@ def test_the_job_of_a_killed_worker_is_retried_within_seconds(durable_redis, pri
     transport = RedisTransport(durable_redis.url)
     procfile.start("worker-1", "worker", env=env)
     marker = tmp_path / "started"
-    job = transport.queue.enqueue(job_killed_with_its_worker, str(marker), result_ttl=60,
-                                  retry=Retry(max=3, interval=[10, 30, 60]))
+    job = transport.queue.enqueue(
+        job_killed_with_its_worker, str(marker), result_ttl=60, retry=Retry(max=3, interval=[10, 30, 60])
+    )
     wait_until(marker.exists, timeout=30, what="the job to start")
     killed_at = time.monotonic()
     procfile.kill("worker-1")
     procfile.start("worker-2", "worker", env=env)
 
-    wait_until(lambda: job.id in FinishedJobRegistry(queue=transport.queue).get_job_ids(), timeout=60,
-               what="the killed worker's job to be retried")
+    wait_until(
+        lambda: job.id in FinishedJobRegistry(queue=transport.queue).get_job_ids(),
+        timeout=60,
+        what="the killed worker's job to be retried",
+    )
     retried_after = time.monotonic() - killed_at
     assert job.id not in StartedJobRegistry(queue=transport.queue).get_job_ids()
     assert retried_after < 30  # claim 10 s + maintenance 5 s + the first retry interval 10 s

@@ -6,11 +6,12 @@ stops, one session signs out (its row is revoked; the push that would close its 
 Redis comes back, then the hub, resubscribing, looks every socket's session up again: the signed-out
 session's socket is closed with 4003 and the other session's socket stays open.
 """
+
 import pytest
 
 from handlers.web import sessions
-from server.app import make_app
 from handlers.web.hub import CLOSE_SESSION_ENDED
+from server.app import make_app
 from workers import runtime
 
 from .conftest import make_settings
@@ -39,8 +40,9 @@ def app(private_redis, io_loop, database):
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_a_sign_out_unheard_while_redis_was_down_still_closes_its_socket(base_url, http_server, sockets,
-                                                                               private_redis):
+async def test_a_sign_out_unheard_while_redis_was_down_still_closes_its_socket(
+    base_url, http_server, sockets, private_redis
+):
     user = ClientFactory()
     browsers = [Visitor(base_url), Visitor(base_url)]
     opened = []

@@ -10,6 +10,7 @@
 
 Each run prints one line of statistics (`pytest -s` shows them).
 """
+
 import asyncio
 import http.client
 import random
@@ -38,8 +39,6 @@ SOCKETS = 50
 SERVICE_RESTART = 1012
 
 
-
-
 def make_clients(url, env, count):
     """`count` clients with access tokens, and a category to book."""
     settings = load_settings(environ=env)
@@ -53,15 +52,20 @@ def booked_rows(url, tag):
     """{description: id} of the bookings a run created."""
     with models_bound_to(url, pool_size=2):
         query = ServiceRequest.select(ServiceRequest.id, ServiceRequest.description).where(
-            ServiceRequest.description.startswith(tag))
+            ServiceRequest.description.startswith(tag)
+        )
         return {row.description: row.id for row in query}
 
 
 def unsent_emails(url, booking_ids):
     """Bookings of `booking_ids` whose request_created notification is missing or its email unsent."""
     with models_bound_to(url, pool_size=2):
-        sent = {row.service_request_id for row in Notification.select(Notification.service_request).where(
-            Notification.service_request.in_(list(booking_ids)), Notification.sent_to_email == True)}
+        sent = {
+            row.service_request_id
+            for row in Notification.select(Notification.service_request).where(
+                Notification.service_request.in_(list(booking_ids)), Notification.sent_to_email == True
+            )
+        }
     return set(booking_ids) - sent
 
 
@@ -95,9 +99,11 @@ async def signed_in_sockets(port, tokens):
 
 async def close_code(ws, timeout):
     """Read until the server closes the socket; its close code."""
+
     async def drain():
         while await ws.read_message() is not None:
             pass
+
     await asyncio.wait_for(drain(), timeout)
     return ws.close_code
 
@@ -111,8 +117,12 @@ async def signal_under_load(port, process, signum, category_id, tokens, tag):
     async def books(worker):
         token = tokens[worker % len(tokens)]
         for n in range(10_000):
-            body = {"category_id": category_id, "booking_date": booking_date, "address": "1 Marina, Lagos",
-                    "description": f"{tag}-w{worker}-n{n}"}
+            body = {
+                "category_id": category_id,
+                "booking_date": booking_date,
+                "address": "1 Marina, Lagos",
+                "description": f"{tag}-w{worker}-n{n}",
+            }
             in_flight[0] += 1
             outcome = await request(port, "POST", "/api/requests/", body, token=token)
             in_flight[0] -= 1
@@ -136,7 +146,8 @@ def check_signal_run(url, procfile, name, signum, category_id, tokens, embedded)
     port, process = start_web(procfile, name, env)
     tag = f"{name}-"
     outcomes, signalled, at_signal, codes = asyncio.run(
-        signal_under_load(port, process, signum, category_id, tokens, tag))
+        signal_under_load(port, process, signum, category_id, tokens, tag)
+    )
     exit_code = process.wait(GRACE + 5)
     exited_after = time.monotonic() - signalled
     rows = booked_rows(url, tag)
@@ -159,10 +170,12 @@ def check_signal_run(url, procfile, name, signum, category_id, tokens, embedded)
     if embedded:  # the in-process pipeline's queued jobs (the bookings' emails) finished before the exit
         assert not unsent_emails(url, rows.values())
     after = sum(1 for o in answered if o.ended > signalled)
-    print(f"\n{name}: {signal.Signals(signum).name} at {signalled - min(o.started for o in outcomes):.2f}s into "
-          f"the load, {at_signal['in_flight']} request(s) in flight; {len(answered)} answered 201 "
-          f"({after} after the signal), {len(refused)} refused after it, 0 cut off, rows {len(rows)} = 201s; "
-          f"{SOCKETS} sockets closed 1012; exit 0 after {exited_after:.2f}s")
+    print(
+        f"\n{name}: {signal.Signals(signum).name} at {signalled - min(o.started for o in outcomes):.2f}s into "
+        f"the load, {at_signal['in_flight']} request(s) in flight; {len(answered)} answered 201 "
+        f"({after} after the signal), {len(refused)} refused after it, 0 cut off, rows {len(rows)} = 201s; "
+        f"{SOCKETS} sockets closed 1012; exit 0 after {exited_after:.2f}s"
+    )
 
 
 def sqlite_web(procfile, tmp_path, **overrides):
@@ -174,21 +187,23 @@ def sqlite_web(procfile, tmp_path, **overrides):
 
 @pytest.mark.parametrize("signum, runs", [(signal.SIGTERM, 10), (signal.SIGINT, 3)], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_under_load_answers_every_accepted_request_and_closes_sockets_with_1012(
-        procfile, tmp_path, signum, runs):
+    procfile, tmp_path, signum, runs
+):
     url = sqlite_web(procfile, tmp_path)
     category_id, tokens = make_clients(url, procfile.env, LOAD_WORKERS)
     for run in range(runs):
-        check_signal_run(url, procfile, f"web-{signal.Signals(signum).name}-{run}", signum, category_id, tokens,
-                         embedded=True)
+        check_signal_run(
+            url, procfile, f"web-{signal.Signals(signum).name}-{run}", signum, category_id, tokens, embedded=True
+        )
 
 
 def test_sigterm_under_load_with_postgresql_and_redis(private_postgres, private_redis, procfile):
-    procfile.env = process_env(private_postgres.url, private_redis.url, SHUTDOWN_GRACE_SECONDS=GRACE,
-                               WS_PING_SECONDS=0)
+    procfile.env = process_env(private_postgres.url, private_redis.url, SHUTDOWN_GRACE_SECONDS=GRACE, WS_PING_SECONDS=0)
     category_id, tokens = make_clients(private_postgres.url, procfile.env, LOAD_WORKERS)
     for run in range(3):
-        check_signal_run(private_postgres.url, procfile, f"web-pg-SIGTERM-{run}", signal.SIGTERM, category_id,
-                         tokens, embedded=False)
+        check_signal_run(
+            private_postgres.url, procfile, f"web-pg-SIGTERM-{run}", signal.SIGTERM, category_id, tokens, embedded=False
+        )
 
 
 async def burst(port, tokens, count, concurrency=20):

@@ -20,6 +20,7 @@ To fuzz longer locally, with fresh randomness each run (or FUZZ_SEED=<int>):
 
 Every failure is reported with a curl command that reproduces it against a running server.
 """
+
 import asyncio
 import json
 import os
@@ -38,17 +39,16 @@ from schemathesis.specs.openapi import checks as openapi_checks
 
 from models import ApprovalStatus, Event, Notification, Payout, PayoutAccount
 from models.actions.accounts import issue_token_pair
+from models.foundation.clock import platform_today, utcnow
+from models.foundation.tokens import access_token
 from models.money import Payment, PaymentStatus, PaymentType, PriceNegotiation, Rating
 from models.service_requests import RequestStatus
 from server.app import make_app
-from models.foundation.clock import platform_today, utcnow
 from server.openapi import build_spec
 from server.routes import route_table
-from models.foundation.tokens import access_token
 from workers import runtime
 
-from .factories import (PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServiceRequestFactory,
-                        ServicemanFactory)
+from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "10"))
 SEED = os.environ.get("FUZZ_SEED", "")
@@ -61,46 +61,92 @@ def seed(settings):
     category = CategoryFactory()
     client = ClientFactory()
     serviceman, backup = (ServicemanFactory(profile__categories=[category]) for _ in range(2))
-    applicant = ServicemanFactory(profile__categories=[category],
-                                  profile__approval_status=ApprovalStatus.PENDING_APPROVAL)
-    suspended = ServicemanFactory(profile__categories=[category], profile__approval_status=ApprovalStatus.SUSPENDED,
-                                  profile__status_reason="No-show twice.")
+    applicant = ServicemanFactory(
+        profile__categories=[category], profile__approval_status=ApprovalStatus.PENDING_APPROVAL
+    )
+    suspended = ServicemanFactory(
+        profile__categories=[category],
+        profile__approval_status=ApprovalStatus.SUSPENDED,
+        profile__status_reason="No-show twice.",
+    )
     admin = AdminFactory()
     booking = ServiceRequestFactory(client=client, category=category, preferred_serviceman=serviceman)
-    completed = ServiceRequestFactory(client=client, category=category, primary_serviceman=serviceman,
-                                      status=RequestStatus.COMPLETED,
-                                      booking_date=booking.booking_date - timedelta(days=30),
-                                      estimate_amount="15000.00", markup_percentage="10.00", final_cost="16500.00")
+    completed = ServiceRequestFactory(
+        client=client,
+        category=category,
+        primary_serviceman=serviceman,
+        status=RequestStatus.COMPLETED,
+        booking_date=booking.booking_date - timedelta(days=30),
+        estimate_amount="15000.00",
+        markup_percentage="10.00",
+        final_cost="16500.00",
+    )
     Rating.create(service_request=completed, serviceman=serviceman, client=client, rating=4, review="Quick and tidy.")
-    paid = Payment.create(service_request=completed, payer=client, payment_type=PaymentType.BOOKING_FEE,
-                          amount="2000.00", paystack_reference=f"fuzz-{completed.id}-fee", status=PaymentStatus.SUCCESS,
-                          paid_at=utcnow())
-    payout = Payout.create(serviceman=serviceman, service_request=completed, amount="15000.00",
-                           platform_share="1500.00", transfer_reference=f"smpo-{completed.id}-fuzz")
-    PayoutAccount.create(serviceman=serviceman, bank_code="058", bank_name="Guaranty Trust Bank", account_last4="6789",
-                         account_name="EMEKA OKONKWO", recipient_code="RCP_fuzz")
-    negotiation = PriceNegotiation.create(service_request=booking, proposed_by=client, proposed_amount="1800.00",
-                                          message="Can you do it for less?")
-    event = Event.create(type="request_created", service_request=booking, actor=client,
-                         to_status=RequestStatus.PENDING_PAYMENT, published_at=utcnow(),
-                         payload={"booking_fee": str(booking.booking_fee), "service_request_id": booking.id,
-                                  "is_emergency": False})
+    paid = Payment.create(
+        service_request=completed,
+        payer=client,
+        payment_type=PaymentType.BOOKING_FEE,
+        amount="2000.00",
+        paystack_reference=f"fuzz-{completed.id}-fee",
+        status=PaymentStatus.SUCCESS,
+        paid_at=utcnow(),
+    )
+    payout = Payout.create(
+        serviceman=serviceman,
+        service_request=completed,
+        amount="15000.00",
+        platform_share="1500.00",
+        transfer_reference=f"smpo-{completed.id}-fuzz",
+    )
+    PayoutAccount.create(
+        serviceman=serviceman,
+        bank_code="058",
+        bank_name="Guaranty Trust Bank",
+        account_last4="6789",
+        account_name="EMEKA OKONKWO",
+        recipient_code="RCP_fuzz",
+    )
+    negotiation = PriceNegotiation.create(
+        service_request=booking, proposed_by=client, proposed_amount="1800.00", message="Can you do it for less?"
+    )
+    event = Event.create(
+        type="request_created",
+        service_request=booking,
+        actor=client,
+        to_status=RequestStatus.PENDING_PAYMENT,
+        published_at=utcnow(),
+        payload={"booking_fee": str(booking.booking_fee), "service_request_id": booking.id, "is_emergency": False},
+    )
     users = {"client": client, "serviceman": serviceman, "admin": admin}
-    notifications = [Notification.create(user=user, event=event, service_request=booking, title="New booking",
-                                         notification_type="request_created", message="A booking was made.",
-                                         payload={"service_request_id": booking.id, "is_emergency": False})
-                     for user in users.values()]
+    notifications = [
+        Notification.create(
+            user=user,
+            event=event,
+            service_request=booking,
+            title="New booking",
+            notification_type="request_created",
+            message="A booking was made.",
+            payload={"service_request_id": booking.id, "is_emergency": False},
+        )
+        for user in users.values()
+    ]
     today = platform_today(settings.zone)
     aims = {
-        "category_id": [category.id], "category_ids": [[category.id]],
+        "category_id": [category.id],
+        "category_ids": [[category.id]],
         "serviceman_id": [serviceman.id, applicant.id, suspended.id],
-        "primary_serviceman_id": [serviceman.id], "backup_serviceman_id": [backup.id],
+        "primary_serviceman_id": [serviceman.id],
+        "backup_serviceman_id": [backup.id],
         "user_id": [user.id for user in (client, serviceman, applicant, suspended, admin)],
-        "request_id": [booking.id, completed.id], "service_request_id": [booking.id, completed.id],
-        "notification_id": [n.id for n in notifications], "negotiation_id": [negotiation.id],
-        "payout_id": [payout.id], "payout_ids": [[payout.id]],
+        "request_id": [booking.id, completed.id],
+        "service_request_id": [booking.id, completed.id],
+        "notification_id": [n.id for n in notifications],
+        "negotiation_id": [negotiation.id],
+        "payout_id": [payout.id],
+        "payout_ids": [[payout.id]],
         "reference": [paid.paystack_reference],
-        "email": [user.email for user in users.values()], "password": [PASSWORD],
+        "email": [user.email for user in users.values()],
+        "password": [PASSWORD],
         "refresh": [issue_token_pair(settings, user)["refresh"] for user in users.values()],
         "booking_date": [str(today + timedelta(days=1)), str(today + timedelta(days=5))],  # emergency, not
     }
@@ -160,15 +206,24 @@ def _config():
         "suppress-health-check": ["all"],
         # Each role's Bearer token is sent as is: schemathesis generating (or leaving out) the
         # Authorization header itself would override the role, or be overridden by it.
-        "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": deterministic,
-                       "database": "none", "with-security-parameters": False},
+        "generation": {
+            "mode": "all",
+            "max-examples": MAX_EXAMPLES,
+            "deterministic": deterministic,
+            "database": "none",
+            "with-security-parameters": False,
+        },
         # Invalid input may also be refused for its size before it is read (413).
         "checks": {"negative_data_rejection": {"expected-statuses": [400, 401, 403, 404, 405, 409, 413, 422]}},
         # Examples: the document has none worth replaying; stateful: not run by the pytest integration.
         # Undeclared methods: PUT goes through our own 405 (Tornado knows the method), TRACE through
         # Tornado's; the other methods would only repeat one of the two.
-        "phases": {"examples": {"enabled": False}, "fuzzing": {"enabled": True}, "stateful": {"enabled": False},
-                   "coverage": {"enabled": True, "unexpected-methods": ["PUT", "TRACE"]}},
+        "phases": {
+            "examples": {"enabled": False},
+            "fuzzing": {"enabled": True},
+            "stateful": {"enabled": False},
+            "coverage": {"enabled": True, "unexpected-methods": ["PUT", "TRACE"]},
+        },
         "request-timeout": 30,
         # Failure reports print a curl command that reproduces the request: with test data and
         # test tokens only, nothing needs hiding, and a filtered password reproduces nothing.
@@ -195,8 +250,11 @@ def aim_at_seeded_rows(case, aims):
     touched, and a valid value is only replaced by another valid one: the case stays what it was."""
     if case.meta is None:
         return
-    for location, container in ((ParameterLocation.PATH, case.path_parameters), (ParameterLocation.QUERY, case.query),
-                                 (ParameterLocation.BODY, case.body)):
+    for location, container in (
+        (ParameterLocation.PATH, case.path_parameters),
+        (ParameterLocation.QUERY, case.query),
+        (ParameterLocation.BODY, case.body),
+    ):
         info = case.meta.components.get(location)
         if info is None or info.mode != GenerationMode.POSITIVE or not isinstance(container, dict):
             continue

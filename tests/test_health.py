@@ -1,6 +1,7 @@
 """GET /livez, /readyz and /healthz: what each reports, in the OpenAPI document, and bounded in time
 even when a dependency accepts a connection and then never answers (a hung server, a black hole).
 Dependencies really stopping under a running process: tests/test_faults_health.py."""
+
 import socket
 import time
 from dataclasses import replace
@@ -29,8 +30,11 @@ def silent_port():
 
 @pytest.mark.gen_test(timeout=10)
 async def test_a_dependency_that_never_answers_is_unavailable_within_the_deadline(settings, silent_port):
-    hung = replace(settings, database_url=f"postgresql://postgres@127.0.0.1:{silent_port}/serviceman",
-                   redis_url=f"redis://127.0.0.1:{silent_port}/0")
+    hung = replace(
+        settings,
+        database_url=f"postgresql://postgres@127.0.0.1:{silent_port}/serviceman",
+        redis_url=f"redis://127.0.0.1:{silent_port}/0",
+    )
     started = time.monotonic()
 
     states = await health_handlers.dependency_states(hung)

@@ -1,4 +1,5 @@
 """Idempotency-Key on POST/PATCH/DELETE: a retried request never acts twice (issue 24), in both transports."""
+
 import asyncio
 import json
 from datetime import timedelta
@@ -25,8 +26,9 @@ def bookings_of(user):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_retry_gets_the_same_answer_marked_replayed_and_books_nothing(api, mode_settings, client_user,
-                                                                               category):
+async def test_a_retry_gets_the_same_answer_marked_replayed_and_books_nothing(
+    api, mode_settings, client_user, category
+):
     body = booking_body(mode_settings, category)
     first = await api.post("/api/requests/", body, user=client_user, headers=KEY)
     again = await api.post("/api/requests/", body, user=client_user, headers=KEY)
@@ -52,12 +54,12 @@ async def test_keys_are_per_user_and_a_new_key_is_a_new_request(api, settings, c
 
 
 @pytest.mark.gen_test
-async def test_the_same_key_with_another_body_or_path_is_422_and_changes_nothing(api, settings, client_user,
-                                                                                  category):
+async def test_the_same_key_with_another_body_or_path_is_422_and_changes_nothing(api, settings, client_user, category):
     first = await api.post("/api/requests/", booking_body(settings, category), user=client_user, headers=KEY)
     other = await api.post("/api/requests/", booking_body(settings, category, days=9), user=client_user, headers=KEY)
-    elsewhere = await api.patch(f"/api/requests/{first.data['id']}/", {"address": "2 Awolowo Road"},
-                                user=client_user, headers=KEY)
+    elsewhere = await api.patch(
+        f"/api/requests/{first.data['id']}/", {"address": "2 Awolowo Road"}, user=client_user, headers=KEY
+    )
 
     for response in (other, elsewhere):
         assert (response.status, response.error_code) == (422, "idempotency_key_reused")
@@ -67,10 +69,12 @@ async def test_the_same_key_with_another_body_or_path_is_422_and_changes_nothing
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there"])
-async def test_a_key_that_is_not_1_to_255_printable_ascii_is_422_naming_the_header(api, settings, client_user,
-                                                                                    category, key):
-    response = await api.post("/api/requests/", booking_body(settings, category), user=client_user,
-                              headers={"Idempotency-Key": key})
+async def test_a_key_that_is_not_1_to_255_printable_ascii_is_422_naming_the_header(
+    api, settings, client_user, category, key
+):
+    response = await api.post(
+        "/api/requests/", booking_body(settings, category), user=client_user, headers={"Idempotency-Key": key}
+    )
     assert (response.status, response.error_code) == (422, "validation_error")
     assert "Idempotency-Key" in response.data["error"]["fields"]
     assert bookings_of(client_user) == 0
@@ -131,8 +135,9 @@ async def test_keys_expire_after_24_hours(api, settings, client_user, category):
 
 
 @pytest.mark.gen_test
-async def test_a_request_killed_before_its_commit_frees_the_key_when_its_lease_ends(api, settings, client_user,
-                                                                                    category, monkeypatch):
+async def test_a_request_killed_before_its_commit_frees_the_key_when_its_lease_ends(
+    api, settings, client_user, category, monkeypatch
+):
     """The process running the first request died before committing: only its claim is left."""
     body = booking_body(settings, category)
     fingerprint = idempotent.fingerprint("POST", "/api/requests/", json.dumps(body).encode())
@@ -148,15 +153,22 @@ async def test_a_request_killed_before_its_commit_frees_the_key_when_its_lease_e
 
 @pytest.mark.gen_test
 async def test_a_request_killed_between_its_commit_and_its_answer_is_replayed_never_run_again(
-        api, settings, client_user, category, monkeypatch):
+    api, settings, client_user, category, monkeypatch
+):
     """The first request committed its booking (and the key's mark, in the same transaction), then its
     process died before answering: the retry gets the booking as it was committed, and books nothing."""
     body = booking_body(settings, category)
     fingerprint = idempotent.fingerprint("POST", "/api/requests/", json.dumps(body).encode())
     monkeypatch.setattr(idempotency, "LEASE", timedelta(seconds=2))
     claim = idempotency.claim(client_user.id, KEY["Idempotency-Key"], fingerprint)
-    committed = idempotent.atomically(claim, RequestListHandler.post.endpoint, booking.create_request, settings,
-                                      client_user, **RequestCreateSchema().load(body))
+    committed = idempotent.atomically(
+        claim,
+        RequestListHandler.post.endpoint,
+        booking.create_request,
+        settings,
+        client_user,
+        **RequestCreateSchema().load(body),
+    )
     # ...and nothing else: the process is gone. A retry within the lease waits; after it, the replay.
     assert (await api.post("/api/requests/", body, user=client_user, headers=KEY)).status == 409
     with time_machine.travel(utcnow() + timedelta(seconds=3)):
@@ -166,19 +178,22 @@ async def test_a_request_killed_between_its_commit_and_its_answer_is_replayed_ne
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_twenty_concurrent_retries_book_once_pay_once_and_notify_once(api, mode_settings, client_user,
-                                                                            category, paystack):
+async def test_twenty_concurrent_retries_book_once_pay_once_and_notify_once(
+    api, mode_settings, client_user, category, paystack
+):
     admins = [AdminFactory(), AdminFactory()]
     body = booking_body(mode_settings, category)
-    answers = await asyncio.gather(*[api.post("/api/requests/", body, user=client_user, headers=KEY)
-                                     for _ in range(20)])
+    answers = await asyncio.gather(
+        *[api.post("/api/requests/", body, user=client_user, headers=KEY) for _ in range(20)]
+    )
     booked = _one_outcome(answers, 201)
     assert bookings_of(client_user) == 1
 
     pay_key = {"Idempotency-Key": "pay-booking-fee-1"}
     pay_body = {"service_request_id": booked["id"], "payment_type": "BOOKING_FEE"}
-    answers = await asyncio.gather(*[api.post("/api/payments/initialize/", pay_body, user=client_user, headers=pay_key)
-                                     for _ in range(20)])
+    answers = await asyncio.gather(
+        *[api.post("/api/payments/initialize/", pay_body, user=client_user, headers=pay_key) for _ in range(20)]
+    )
     checkout = _one_outcome(answers, 200)
     assert Payment.select().where(Payment.service_request == booked["id"]).count() == 1
     assert len(paystack.transactions) == 1
@@ -223,9 +238,17 @@ async def test_the_openapi_document_offers_the_key_on_every_signed_in_change(api
 
 # --- strict query strings (issue 24) ---------------------------------------------------------------
 
+
 @pytest.mark.gen_test
-@pytest.mark.parametrize("path", ["/api/notifications/?after_id=5", "/api/notifications/unread-count/?x=1",
-                                  "/api/requests/?page=1&sort=id", "/api/auth/me/?expand=all"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/notifications/?after_id=5",
+        "/api/notifications/unread-count/?x=1",
+        "/api/requests/?page=1&sort=id",
+        "/api/auth/me/?expand=all",
+    ],
+)
 async def test_an_unknown_query_parameter_is_422_naming_it(api, client_user, path):
     response = await api.get(path, user=client_user)
     unknown = path.rsplit("&", 1)[-1].rsplit("?", 1)[-1].split("=")[0]

@@ -2,6 +2,7 @@
 version is deployed (retries wait up to 15 minutes, failed jobs are kept a week, the cron scheduler
 registers its jobs by path) run with the new code. Every path ever queued must still name a function;
 renaming or moving a job keeps its old path importable (a forwarding name)."""
+
 import pytest
 from rq.utils import import_attribute
 

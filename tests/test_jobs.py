@@ -4,21 +4,22 @@ Requests are created directly in the state under test (assignment and pricing ar
 Given a request in some state, when an admin, the serviceman or the client acts on it, then it moves
 exactly once and counters change exactly once, or the action is refused and nothing changes.
 """
+
 import asyncio
 import email
 import email.policy
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 import time_machine
 
-from models import Notification, Rating, RequestStatus, ServiceRequest, ServicemanProfile
+from models import Notification, Rating, RequestStatus, ServicemanProfile, ServiceRequest
 from models.actions import jobs
-from models.payouts import Payout, PayoutStatus
 from models.foundation.errors import Conflict, InvalidTransition, PermissionDenied
+from models.payouts import Payout, PayoutStatus
 
 from .booking_support import events_of
 from .contract_support import assert_error, snapshot
@@ -30,8 +31,13 @@ RATING_FIELDS = {"id", "service_request_id", "serviceman_id", "rating", "review"
 
 def job(status, **fields):
     """A request in `status` with a primary and a backup serviceman, as assignment leaves it."""
-    defaults = {"status": status, "primary_serviceman": ServicemanFactory(), "backup_serviceman": ServicemanFactory(),
-                "estimate_amount": Decimal("10000.00"), "final_cost": Decimal("12000.00")}
+    defaults = {
+        "status": status,
+        "primary_serviceman": ServicemanFactory(),
+        "backup_serviceman": ServicemanFactory(),
+        "estimate_amount": Decimal("10000.00"),
+        "final_cost": Decimal("12000.00"),
+    }
     return ServiceRequestFactory(**{**defaults, **fields})
 
 
@@ -156,7 +162,8 @@ def test_a_primary_replaced_while_completing_is_refused_on_the_locked_row():
     request = job(S.IN_PROGRESS)
     old_primary, new_primary = request.primary_serviceman, ServicemanFactory()
     ServiceRequest.update(primary_serviceman=new_primary, backup_serviceman=old_primary).where(
-        ServiceRequest.id == request.id).execute()
+        ServiceRequest.id == request.id
+    ).execute()
 
     with pytest.raises(PermissionDenied):
         jobs.mark_completed(old_primary, request.id)
@@ -241,8 +248,9 @@ async def test_start_finish_confirm_and_rate_then_the_profile_shows_it(api, admi
     assert (await api.post(f"/api/admin/requests/{request.id}/start-work/", user=admin_user)).status == 200
     assert (await api.post(f"/api/serviceman/requests/{request.id}/complete/", user=primary)).status == 200
     assert (await api.post(f"/api/admin/requests/{request.id}/confirm-completion/", user=admin_user)).status == 200
-    rated = await api.post(f"/api/requests/{request.id}/rating/", {"rating": 4, "review": "Tidy work."},
-                           user=request.client)
+    rated = await api.post(
+        f"/api/requests/{request.id}/rating/", {"rating": 4, "review": "Tidy work."}, user=request.client
+    )
 
     assert rated.status == 201, rated
     profile = await api.get(f"/api/servicemen/{primary.id}/")
@@ -251,8 +259,12 @@ async def test_start_finish_confirm_and_rate_then_the_profile_shows_it(api, admi
     assert reviews.data["count"] == 1
     assert reviews.data["results"][0] == rated.data
     timeline = await api.get(f"/api/requests/{request.id}/events/", user=request.client)
-    assert [e["type"] for e in timeline.data["results"]] == ["work_started", "job_completed", "job_confirmed",
-                                                             "rating_received"]
+    assert [e["type"] for e in timeline.data["results"]] == [
+        "work_started",
+        "job_completed",
+        "job_confirmed",
+        "rating_received",
+    ]
 
 
 # --- rating --------------------------------------------------------------------------------------------
@@ -262,13 +274,16 @@ async def test_start_finish_confirm_and_rate_then_the_profile_shows_it(api, admi
 async def test_the_client_rates_the_primary_serviceman(api):
     request = job(S.COMPLETED)
 
-    response = await api.post(f"/api/requests/{request.id}/rating/", {"rating": 5, "review": "Excellent."},
-                              user=request.client)
+    response = await api.post(
+        f"/api/requests/{request.id}/rating/", {"rating": 5, "review": "Excellent."}, user=request.client
+    )
 
     assert response.status == 201, response
     assert set(response.data) == RATING_FIELDS
-    assert (response.data["service_request_id"], response.data["serviceman_id"]) == (request.id,
-                                                                                      request.primary_serviceman_id)
+    assert (response.data["service_request_id"], response.data["serviceman_id"]) == (
+        request.id,
+        request.primary_serviceman_id,
+    )
     assert (response.data["rating"], response.data["review"]) == (5, "Excellent.")
     profile = profile_of(request.primary_serviceman_id)
     assert (profile.rating, profile.rating_count) == (Decimal("5.00"), 1)
@@ -285,9 +300,20 @@ async def test_the_review_is_optional(api):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("body", [{"rating": 0}, {"rating": 6}, {"rating": -1}, {"rating": 4.5}, {"rating": "5"},
-                                  {"rating": None}, {"rating": True}, {"review": "No stars given."},
-                                  {"rating": 2 ** 40}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"rating": 0},
+        {"rating": 6},
+        {"rating": -1},
+        {"rating": 4.5},
+        {"rating": "5"},
+        {"rating": None},
+        {"rating": True},
+        {"review": "No stars given."},
+        {"rating": 2**40},
+    ],
+)
 async def test_a_rating_outside_1_to_5_is_422_and_changes_nothing(api, body):
     request = job(S.COMPLETED)
     before = snapshot()
@@ -302,8 +328,9 @@ async def test_a_rating_outside_1_to_5_is_422_and_changes_nothing(api, body):
 @pytest.mark.gen_test
 async def test_a_review_longer_than_2000_characters_is_422(api):
     request = job(S.COMPLETED)
-    response = await api.post(f"/api/requests/{request.id}/rating/", {"rating": 4, "review": "x" * 2001},
-                              user=request.client)
+    response = await api.post(
+        f"/api/requests/{request.id}/rating/", {"rating": 4, "review": "x" * 2001}, user=request.client
+    )
     assert "review" in assert_error(response, 422)["fields"]
     assert not Rating.select().exists()
 
@@ -372,8 +399,12 @@ def test_clients_rating_one_serviceman_at_the_same_moment_all_count():
 
     for _ in range(3):  # three rounds of three simultaneous ratings: a lost update shows in the count
         requests = [job(S.COMPLETED, primary_serviceman=serviceman) for _ in range(3)]
-        results = race(*[lambda r=r, stars=stars: jobs.rate_job(r.client, r.id, stars)
-                         for r, stars in zip(requests, (5, 2, 3), strict=True)])
+        results = race(
+            *[
+                lambda r=r, stars=stars: jobs.rate_job(r.client, r.id, stars)
+                for r, stars in zip(requests, (5, 2, 3), strict=True)
+            ]
+        )
         assert all(isinstance(r, Rating) for r in results), results
 
     profile = profile_of(serviceman.id)
@@ -408,11 +439,15 @@ async def test_the_job_list_shows_the_callers_jobs_with_their_role_newest_first(
     assert response.data["count"] == 2
     results = response.data["results"]
     assert [(j["id"], j["role"], j["is_emergency"]) for j in results] == [
-        (as_backup.id, "backup", True), (as_primary.id, "primary", False)]
+        (as_backup.id, "backup", True),
+        (as_primary.id, "primary", False),
+    ]
     assert results[0]["status"] == S.IN_PROGRESS and results[0]["booking_date"]
     colleague_view = await api.get("/api/serviceman/jobs/", user=colleague)
-    assert {(j["id"], j["role"]) for j in colleague_view.data["results"]} >= {(as_primary.id, "backup"),
-                                                                              (as_backup.id, "primary")}
+    assert {(j["id"], j["role"]) for j in colleague_view.data["results"]} >= {
+        (as_primary.id, "backup"),
+        (as_backup.id, "primary"),
+    }
 
 
 @pytest.mark.gen_test
@@ -457,16 +492,34 @@ def july():
 
 def completed_job(serviceman, estimate, confirmed_at, payout_status=PayoutStatus.OWED, **fields):
     """A confirmed job and the payout the ledger recorded for it then (the estimate: no markup)."""
-    request = job(S.COMPLETED, primary_serviceman=serviceman, estimate_amount=Decimal(estimate),
-                  created_at=datetime(2026, 6, 1, tzinfo=UTC), updated_at=confirmed_at, **fields)
-    Payout.create(serviceman=serviceman.id, service_request=request.id, amount=Decimal(estimate), platform_share=0,
-                  status=payout_status, transfer_reference=f"smpo-{request.id}-test", created_at=confirmed_at)
+    request = job(
+        S.COMPLETED,
+        primary_serviceman=serviceman,
+        estimate_amount=Decimal(estimate),
+        created_at=datetime(2026, 6, 1, tzinfo=UTC),
+        updated_at=confirmed_at,
+        **fields,
+    )
+    Payout.create(
+        serviceman=serviceman.id,
+        service_request=request.id,
+        amount=Decimal(estimate),
+        platform_share=0,
+        status=payout_status,
+        transfer_reference=f"smpo-{request.id}-test",
+        created_at=confirmed_at,
+    )
     return request
 
 
 def rate(request, stars, at):
-    return Rating.create(service_request=request.id, serviceman=request.primary_serviceman_id,
-                         client=request.client_id, rating=stars, created_at=at)
+    return Rating.create(
+        service_request=request.id,
+        serviceman=request.primary_serviceman_id,
+        client=request.client_id,
+        rating=stars,
+        created_at=at,
+    )
 
 
 @pytest.mark.gen_test
@@ -492,10 +545,17 @@ async def test_stats_count_the_callers_primary_jobs_this_month_and_all_time(api,
         "completion_rate": "75.00",  # 3 completed of 4 ended (3 completed + 1 cancelled)
         "cancelled_jobs": 1,
         "active_jobs": 3,
-        "earnings_owed": "10000.00", "earnings_in_transit": "2500.50", "earnings_paid": "7000.00",
+        "earnings_owed": "10000.00",
+        "earnings_in_transit": "2500.50",
+        "earnings_paid": "7000.00",
         "all_time": {"jobs_completed": 3, "earnings": "19500.50", "average_rating": "3.67", "rating_count": 3},
-        "this_month": {"month": "2026-07", "jobs_completed": 2, "earnings": "12500.50", "average_rating": "4.50",
-                       "rating_count": 2},
+        "this_month": {
+            "month": "2026-07",
+            "jobs_completed": 2,
+            "earnings": "12500.50",
+            "average_rating": "4.50",
+            "rating_count": 2,
+        },
     }
 
 
@@ -505,8 +565,12 @@ async def test_stats_of_a_new_serviceman_are_zero_without_inventing_rates(api, j
 
     assert response.status == 200, response
     assert response.data["completion_rate"] is None
-    assert response.data["all_time"] == {"jobs_completed": 0, "earnings": "0.00", "average_rating": None,
-                                         "rating_count": 0}
+    assert response.data["all_time"] == {
+        "jobs_completed": 0,
+        "earnings": "0.00",
+        "average_rating": None,
+        "rating_count": 0,
+    }
     assert response.data["this_month"]["earnings"] == "0.00" and response.data["this_month"]["month"] == "2026-07"
 
 

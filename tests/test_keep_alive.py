@@ -5,6 +5,7 @@ sent while the body was still unread, and Tornado then dropped the connection (r
 `Connection: close`: the client's next request on it failed. Now the body is read and discarded first
 and the connection stays; only a body too large to read (413, declared or chunked) or of unknown
 length closes it, and then the response says so."""
+
 import pytest
 
 from handlers.base import AUTH_BODY_LIMIT
@@ -33,9 +34,14 @@ def bearer(api, user):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("case, chunked", [
-    *((case, chunked) for case in ("401", "403", "404-route", "404-path-id", "405") for chunked in (False, True)),
-    ("422-query", False), ("401-no-body", False)])
+@pytest.mark.parametrize(
+    "case, chunked",
+    [
+        *((case, chunked) for case in ("401", "403", "404-route", "404-path-id", "405") for chunked in (False, True)),
+        ("422-query", False),
+        ("401-no-body", False),
+    ],
+)
 async def test_a_refused_request_keeps_the_connection(api, raw_connections, client_user, case, chunked):
     method, path, headers, body = {
         "401": ("POST", "/api/requests/", {"Content-Type": "application/json"}, BOOKING),
@@ -98,8 +104,8 @@ async def test_a_chunked_body_running_past_the_limit_is_413_and_the_connection_c
 async def test_a_chunked_body_within_the_limit_is_read_whole(raw_connections):
     connection = await raw_connections.open()
     body = {"email": "nobody@example.com", "password": "not-the-password-of-anyone"}
-    response = await connection.request("POST", "/api/auth/login/", body=body, chunked=True,
-                                        headers={"Content-Type": "application/json"})
+    response = await connection.request(
+        "POST", "/api/auth/login/", body=body, chunked=True, headers={"Content-Type": "application/json"}
+    )
     assert response.status == 401 and response.error_code == "invalid_credentials", response
     await assert_next_request_succeeds(connection)
-

@@ -10,6 +10,7 @@ still an arrow. The layers, top to bottom (README, "Architecture"):
 `make lint-imports` checks the layers with import-linter too (setup.cfg `[importlinter]`); this test
 also forbids circles between modules, which a layers contract cannot see inside one layer.
 """
+
 import ast
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def imported_modules(module):
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                anchor = here.split(".")[:len(here.split(".")) - (node.level - 1)]
+                anchor = here.split(".")[: len(here.split(".")) - (node.level - 1)]
                 base = ".".join(anchor + ([base] if base else []))
             for alias in node.names:
                 # `from package import module` imports the module; `from module import name` the module.
@@ -128,20 +129,29 @@ def circles(graph):
 
 def test_every_project_module_is_parsed():
     assert {"server.app", "handlers.base", "workers.runtime", "models.workflow", "models.foundation.clock"} <= set(
-        MODULES)
+        MODULES
+    )
 
 
 def test_no_import_runs_back_up():
-    upward = [f"{MODULES[module].relative_to(ROOT)}:{lineno} imports {target}"
-              for module, targets in import_graph().items() for target, lineno in targets.items()
-              if layer(target) > layer(module)]
+    upward = [
+        f"{MODULES[module].relative_to(ROOT)}:{lineno} imports {target}"
+        for module, targets in import_graph().items()
+        for target, lineno in targets.items()
+        if layer(target) > layer(module)
+    ]
     assert upward == [], "imports from a lower layer to a higher one:\n" + "\n".join(upward)
 
 
 def test_the_foundation_imports_nothing_else_of_the_project():
     graph = import_graph()
-    outside = [f"{module} imports {target}" for module in graph if layer(module) == 0
-               for target in graph[module] if layer(target) != 0]
+    outside = [
+        f"{module} imports {target}"
+        for module in graph
+        if layer(module) == 0
+        for target in graph[module]
+        if layer(target) != 0
+    ]
     assert outside == []
 
 

@@ -1,7 +1,8 @@
 """The booking and notification lists dump plain rows (handlers/schemas/rows.py): the JSON must be
 byte for byte what the documented schemas make of model instances, on every kind of value."""
+
 import json
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -30,28 +31,59 @@ def varied_requests(client, serviceman, backup):
     """Nulls and values in every nullable column, odd decimals, non-ASCII text, both flags."""
     return [
         ServiceRequestFactory(client=client, created_at=WHEN),
-        ServiceRequestFactory(client=client, status=S.AWAITING_CLIENT_APPROVAL, preferred_serviceman=serviceman,
-                              primary_serviceman=serviceman, backup_serviceman=backup, is_emergency=True,
-                              auto_flagged_emergency=True, booking_fee=Decimal("5000"),
-                              estimate_amount=Decimal("15000.5"), markup_percentage=Decimal("12.345"),
-                              final_cost=Decimal("16852.31"), estimate_notes="Joint \u201ccorroded\u201d \u20a6",
-                              address="Ọ̀rọ̀ Street, Ìbàdàn \"quoted\" \\ back", description="line\nbreak\ttab",
-                              created_at=WHEN - timedelta(days=400), updated_at=WHEN + timedelta(microseconds=1)),
-        ServiceRequestFactory(client=client, status=S.COMPLETED, primary_serviceman=serviceman,
-                              backup_serviceman=None, estimate_amount=Decimal("0"), final_cost=Decimal("0.01"),
-                              markup_percentage=Decimal("0"), created_at=WHEN.replace(microsecond=0)),
+        ServiceRequestFactory(
+            client=client,
+            status=S.AWAITING_CLIENT_APPROVAL,
+            preferred_serviceman=serviceman,
+            primary_serviceman=serviceman,
+            backup_serviceman=backup,
+            is_emergency=True,
+            auto_flagged_emergency=True,
+            booking_fee=Decimal("5000"),
+            estimate_amount=Decimal("15000.5"),
+            markup_percentage=Decimal("12.345"),
+            final_cost=Decimal("16852.31"),
+            estimate_notes="Joint \u201ccorroded\u201d \u20a6",
+            address='Ọ̀rọ̀ Street, Ìbàdàn "quoted" \\ back',
+            description="line\nbreak\ttab",
+            created_at=WHEN - timedelta(days=400),
+            updated_at=WHEN + timedelta(microseconds=1),
+        ),
+        ServiceRequestFactory(
+            client=client,
+            status=S.COMPLETED,
+            primary_serviceman=serviceman,
+            backup_serviceman=None,
+            estimate_amount=Decimal("0"),
+            final_cost=Decimal("0.01"),
+            markup_percentage=Decimal("0"),
+            created_at=WHEN.replace(microsecond=0),
+        ),
     ]
 
 
 def varied_notifications(user, request):
     return [
-        Notification.create(user=user, notification_type="request_created", title="Booking received",
-                            message="We received it.", payload={}, created_at=WHEN),
-        Notification.create(user=user, notification_type="serviceman_assigned", title="Ọmọ \u20a6 \"x\"",
-                            message="a\nb", service_request=request, is_read=True, sent_to_email=True,
-                            email_sent_at=WHEN + timedelta(seconds=1), created_at=WHEN - timedelta(days=1),
-                            payload={"serviceman_ids": [3, 4], "nested": {"b": None, "a": 1.5}, "ok": True,
-                                     "name": "Tunde \u00e9"}),
+        Notification.create(
+            user=user,
+            notification_type="request_created",
+            title="Booking received",
+            message="We received it.",
+            payload={},
+            created_at=WHEN,
+        ),
+        Notification.create(
+            user=user,
+            notification_type="serviceman_assigned",
+            title='Ọmọ \u20a6 "x"',
+            message="a\nb",
+            service_request=request,
+            is_read=True,
+            sent_to_email=True,
+            email_sent_at=WHEN + timedelta(seconds=1),
+            created_at=WHEN - timedelta(days=1),
+            payload={"serviceman_ids": [3, 4], "nested": {"b": None, "a": 1.5}, "ok": True, "name": "Tunde \u00e9"},
+        ),
     ]
 
 
@@ -79,11 +111,19 @@ def test_notification_rows_dump_as_the_schema_dumps_instances():
     assert [n["service_request_id"] is None for n in from_rows] == [True, False]
 
 
-@pytest.mark.parametrize("rows, page, size", [
-    (0, 1, 20), (0, 2, 20),           # nothing at all; past the end of nothing
-    (3, 1, 20), (3, 1, 3), (3, 2, 3),  # one short page; exactly full; the empty page after it
-    (7, 2, 3), (7, 3, 3), (7, 4, 3),  # a full middle page; the short last one; past the end
-])
+@pytest.mark.parametrize(
+    "rows, page, size",
+    [
+        (0, 1, 20),
+        (0, 2, 20),  # nothing at all; past the end of nothing
+        (3, 1, 20),
+        (3, 1, 3),
+        (3, 2, 3),  # one short page; exactly full; the empty page after it
+        (7, 2, 3),
+        (7, 3, 3),
+        (7, 4, 3),  # a full middle page; the short last one; past the end
+    ],
+)
 def test_pages_of_rows_match_the_schema_pages(rows, page, size):
     client, admin = ClientFactory(), AdminFactory()
     for i in range(rows):
@@ -92,8 +132,12 @@ def test_pages_of_rows_match_the_schema_pages(rows, page, size):
     ServiceRequestFactory(client=client, created_at=WHEN, is_deleted=True)  # never listed
 
     def page_of(schema, user):
-        return paginate(booking.list_requests(user), schema, {"page": page, "page_size": size},
-                        lambda number: f"/api/requests/?page={number}")
+        return paginate(
+            booking.list_requests(user),
+            schema,
+            {"page": page, "page_size": size},
+            lambda number: f"/api/requests/?page={number}",
+        )
 
     for user in (client, admin):
         assert as_json(page_of(RequestListOut, user)) == as_json(page_of(ServiceRequestSchema(), user))
@@ -157,7 +201,8 @@ def test_renamed_and_restricted_fields_follow_the_schema():
     dumper = with_rows(schema, ServiceRequest).row_dumper
 
     assert dumper.dump(dumper.fetch(ServiceRequest.select())) == [
-        {"id": request.id, "client_id": request.client_id, "cost": "12.50"}]
+        {"id": request.id, "client_id": request.client_id, "cost": "12.50"}
+    ]
     assert dumper.dump(dumper.fetch(ServiceRequest.select())) == schema.dump(ServiceRequest.select(), many=True)
 
 

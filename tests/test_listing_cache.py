@@ -7,13 +7,14 @@ made behind the process's back, as another web process would, shows only after t
 booking step, a vetting decision, a profile edit, a deactivation or a category change commits here,
 then the very next request shows it.
 """
+
 import asyncio
 
 import pytest
 
+from handlers.web.listing_cache import ListingCache
 from models import ServicemanProfile
 from models.actions import listing
-from handlers.web.listing_cache import ListingCache
 from workers.transport import listing_channel, user_channel
 
 from .booking_support import assign_path, awaiting_assignment, team_body
@@ -47,6 +48,7 @@ def clock(app):
 
 
 # --- the cache itself -----------------------------------------------------------------------------------
+
 
 def make_cache(seconds=1.0, **kwargs):
     generation = {"now": 0}
@@ -162,6 +164,7 @@ async def test_a_failed_build_fails_its_waiters_and_is_not_kept():
 
 # --- the page, served by the app ------------------------------------------------------------------------
 
+
 @pytest.mark.gen_test
 async def test_the_page_is_served_again_without_the_database_until_it_expires(api, clock, category, serviceman):
     first = cards(await api.get(page_path(category)))
@@ -195,8 +198,9 @@ async def test_each_page_and_ordering_is_kept_apart(api, clock, category):
 async def test_a_suspension_is_seen_by_the_next_request(api, clock, admin_user, category, serviceman):
     assert serviceman.id in cards(await api.get(page_path(category)))
 
-    suspended = await api.post(f"/api/admin/servicemen/{serviceman.id}/suspend/", {"reason": "Complaints."},
-                               user=admin_user)
+    suspended = await api.post(
+        f"/api/admin/servicemen/{serviceman.id}/suspend/", {"reason": "Complaints."}, user=admin_user
+    )
 
     assert suspended.status == 200, suspended
     assert serviceman.id not in cards(await api.get(page_path(category)))
@@ -253,6 +257,7 @@ def test_every_committed_event_moves_the_listing_generation(category):
     ServiceRequestFactory(category=category)  # no event: written behind the actions' back
     unchanged = listing.listing_generation()
     from models.workflow import record_event, unit_of_work
+
     with unit_of_work():
         record_event(ServiceRequestFactory(category=category), "request_created", None)
 

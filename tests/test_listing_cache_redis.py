@@ -5,6 +5,7 @@ Given another web process that serves the page from its cache (its expiry set fa
 when this process commits a suspension, then the other process stops listing the serviceman as soon
 as the announcement on Redis reaches it, long before its kept page would expire.
 """
+
 import asyncio
 import json
 import time
@@ -27,7 +28,8 @@ def other_web_process(redis_settings):
 async def bios(port, category):
     """{serviceman id: bio} as the other process lists them."""
     response = await tornado.httpclient.AsyncHTTPClient().fetch(
-        f"http://127.0.0.1:{port}/api/categories/{category.id}/servicemen/")
+        f"http://127.0.0.1:{port}/api/categories/{category.id}/servicemen/"
+    )
     return {card["id"]: card["bio"] for card in json.loads(response.body)["results"]}
 
 
@@ -38,7 +40,8 @@ def set_bio(serviceman, bio):
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_change_committed_here_reaches_the_page_kept_by_another_process(
-        api, admin_user, category, serviceman, other_web_process):
+    api, admin_user, category, serviceman, other_web_process
+):
     # The other process keeps a page once its Redis feed is subscribed (its first request starts it).
     for attempt in range(50):
         before = (await bios(other_web_process, category))[serviceman.id]
@@ -49,8 +52,9 @@ async def test_a_change_committed_here_reaches_the_page_kept_by_another_process(
     else:
         pytest.fail("the other web process never served the page from its cache")
 
-    suspended = await api.post(f"/api/admin/servicemen/{serviceman.id}/suspend/", {"reason": "Complaints."},
-                               user=admin_user)
+    suspended = await api.post(
+        f"/api/admin/servicemen/{serviceman.id}/suspend/", {"reason": "Complaints."}, user=admin_user
+    )
     assert suspended.status == 200, suspended
 
     deadline = time.monotonic() + ANNOUNCEMENT_DEADLINE

@@ -3,20 +3,20 @@
 Given no Paystack keys outside production, a newcomer pays through a local page that sends a signed
 webhook like Paystack's, and the booking moves on; with ENV=production those routes do not exist.
 """
+
 import re
 
 import pytest
 import tornado.httpclient
 
 from models import Payment, PaymentStatus, RequestStatus, ServiceRequest
-from server.app import make_app
 from models.foundation.settings import LOCAL_CHECKOUT_SECRET_KEY, ConfigurationError, load_settings
+from server.app import make_app
 from workers import runtime
 
 from .conftest import make_settings, serve_app
 from .factories import ServiceRequestFactory
 from .settings_support import LIVE_SECRET_KEY, NO_KEYS, PRODUCTION, TEST_SECRET_KEY
-
 
 
 @pytest.fixture
@@ -39,8 +39,9 @@ def test_no_keys_outside_production_means_the_local_checkout():
 async def test_a_newcomer_pays_through_the_local_checkout_page(api, client_user, http_port):
     base_url = f"http://127.0.0.1:{http_port}"  # the address the server gives itself (settings.origin)
     request = ServiceRequestFactory(client=client_user)
-    response = await api.post("/api/payments/initialize/",
-                              {"service_request_id": request.id, "payment_type": "BOOKING_FEE"}, user=client_user)
+    response = await api.post(
+        "/api/payments/initialize/", {"service_request_id": request.id, "payment_type": "BOOKING_FEE"}, user=client_user
+    )
     assert response.status == 200, response
     checkout = response.data
     assert checkout["authorization_url"].startswith(f"{base_url}/dev/paystack/checkout/")
@@ -51,8 +52,7 @@ async def test_a_newcomer_pays_through_the_local_checkout_page(api, client_user,
     assert "NGN 2,000.00" in text and checkout["reference"] in text
     action = re.search(r'action="([^"]+)"', text).group(1)
 
-    paid = await http.fetch(f"{base_url}{action}", method="POST", body="", follow_redirects=False,
-                            raise_error=False)
+    paid = await http.fetch(f"{base_url}{action}", method="POST", body="", follow_redirects=False, raise_error=False)
 
     assert paid.code == 302
     assert paid.headers["Location"].startswith(f"{base_url}/dev/paystack/done?")
@@ -69,13 +69,15 @@ async def test_a_newcomer_pays_through_the_local_checkout_page(api, client_user,
 @pytest.mark.gen_test
 async def test_an_unknown_checkout_is_404(api):
     response = await tornado.httpclient.AsyncHTTPClient().fetch(
-        f"{api.base_url}/dev/paystack/checkout/0123abcd", raise_error=False)
+        f"{api.base_url}/dev/paystack/checkout/0123abcd", raise_error=False
+    )
     assert response.code == 404
 
 
 def test_production_serves_no_local_checkout(database):
-    settings = load_settings(environ={**PRODUCTION, "PAYSTACK_SECRET_KEY": LIVE_SECRET_KEY,
-                                      "PAYSTACK_PUBLIC_KEY": "pk_live_abc"})
+    settings = load_settings(
+        environ={**PRODUCTION, "PAYSTACK_SECRET_KEY": LIVE_SECRET_KEY, "PAYSTACK_PUBLIC_KEY": "pk_live_abc"}
+    )
     application = make_app(settings, bind_database=False)
     try:
         patterns = [rule.matcher.regex.pattern for rule in application.default_router.rules[0].target.rules]
@@ -102,8 +104,12 @@ def test_production_refuses_test_keys_unless_told_they_are_intended():
         load_settings(environ=test_keys)
     assert "test keys" in str(error.value) and "PAYSTACK_ALLOW_TEST_KEYS" in str(error.value)
     assert load_settings(environ={**test_keys, "PAYSTACK_ALLOW_TEST_KEYS": "true"}).is_production
-    mixed = {**PRODUCTION, "PAYSTACK_SECRET_KEY": LIVE_SECRET_KEY, "PAYSTACK_PUBLIC_KEY": "pk_test_b",
-             "PAYSTACK_ALLOW_TEST_KEYS": "true"}
+    mixed = {
+        **PRODUCTION,
+        "PAYSTACK_SECRET_KEY": LIVE_SECRET_KEY,
+        "PAYSTACK_PUBLIC_KEY": "pk_test_b",
+        "PAYSTACK_ALLOW_TEST_KEYS": "true",
+    }
     with pytest.raises(ConfigurationError):
         load_settings(environ=mixed)
 

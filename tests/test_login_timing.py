@@ -1,5 +1,6 @@
 """No account oracle by timing: a wrong password for a known address and any password for an unknown
 one cost the same bcrypt work, at the configured cost."""
+
 import statistics
 import time
 

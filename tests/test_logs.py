@@ -1,6 +1,7 @@
 """LOG_FORMAT=json: one object a line with the request's id, user and route on every line the request
 causes (the access log and the jobs it queued included), the client as the trusted proxy reported it,
 and never a password, token or query string."""
+
 import asyncio
 import io
 import json
@@ -14,7 +15,6 @@ from server.logs import ContextFilter, TextFormatter, formatter
 
 from .conftest import make_settings, serve_app
 from .factories import PASSWORD, ClientFactory
-
 
 
 @pytest.fixture
@@ -46,11 +46,13 @@ def json_log():
 @pytest.mark.gen_test(timeout=30)
 async def test_every_line_of_a_request_and_its_jobs_names_it(api, app, json_log):
     user = ClientFactory()
-    response = await api.post("/api/auth/login/", {"email": user.email, "password": PASSWORD},
-                              headers={"X-Request-ID": "login-42", "X-Forwarded-For": "198.51.100.7"})
+    response = await api.post(
+        "/api/auth/login/",
+        {"email": user.email, "password": PASSWORD},
+        headers={"X-Request-ID": "login-42", "X-Forwarded-For": "198.51.100.7"},
+    )
     assert response.status == 200 and response.headers["X-Request-ID"] == "login-42"
-    reset = await api.post("/api/auth/password-reset/", {"email": user.email},
-                           headers={"X-Request-ID": "reset-43"})
+    reset = await api.post("/api/auth/password-reset/", {"email": user.email}, headers={"X-Request-ID": "reset-43"})
     assert reset.status in (200, 202, 204)
     # The reset email is sent by a job on the pipeline's threads, queued after the answer (whose timing
     # must not say whether the address is known): its lines name the request too.
@@ -59,7 +61,9 @@ async def test_every_line_of_a_request_and_its_jobs_names_it(api, app, json_log)
     login = next(line for line in access if line["request_id"] == "login-42")
     assert login["route"] == "/api/auth/login/" and login["status"] == 200 and login["method"] == "POST"
     assert login["client_ip"] == "198.51.100.7" and 0 < login["duration_s"] < 10
-    assert {"time", "level", "logger", "message", "request_id", "user_id", "route", "status", "duration_s"} <= set(login)
+    assert {"time", "level", "logger", "message", "request_id", "user_id", "route", "status", "duration_s"} <= set(
+        login
+    )
     assert login["time"].endswith("+00:00") and login["level"] == "INFO"
     text = json.dumps(lines)
     assert PASSWORD not in text and response.data["access"] not in text and response.data["refresh"] not in text
@@ -75,8 +79,7 @@ async def logged(json_log, wanted, timeout=10):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_a_signed_in_request_names_its_user_and_the_access_log_leaves_the_query_out(api, json_log,
-                                                                                         client_user):
+async def test_a_signed_in_request_names_its_user_and_the_access_log_leaves_the_query_out(api, json_log, client_user):
     await api.get("/api/auth/me/?token=very-secret-value", user=client_user, headers={"X-Request-ID": "me-1"})
     await api.get("/api/auth/verify-email/?token=another-secret-value")
     lines = json_log()
@@ -91,11 +94,13 @@ def test_an_untrusted_peer_cannot_choose_its_logged_address():
     (tested there); here the access log is shown to use it, by the trusted case above and this one."""
     from types import SimpleNamespace
 
-    from handlers.web.proxies import client_address
     from tornado.httputil import HTTPHeaders
 
-    request = SimpleNamespace(remote_ip="10.1.2.3", protocol="http",
-                              headers=HTTPHeaders({"X-Forwarded-For": "198.51.100.7"}))
+    from handlers.web.proxies import client_address
+
+    request = SimpleNamespace(
+        remote_ip="10.1.2.3", protocol="http", headers=HTTPHeaders({"X-Forwarded-For": "198.51.100.7"})
+    )
     assert client_address(request, make_settings())[0] == "10.1.2.3"
 
 

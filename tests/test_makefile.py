@@ -1,6 +1,7 @@
 """The Makefile's two install stamps (dry runs in a copy): `make run` installs requirements.txt only,
 `make test` the test tools too, each redone only when its files change; `make run-full` prepares the
 database and runs every long-running Procfile process under honcho."""
+
 import os
 import shutil
 import subprocess
@@ -27,8 +28,9 @@ def project(tmp_path):
 
 def dry_run(project, target):
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL", "PORT")}
-    return subprocess.run(["make", "-n", target], cwd=project, env=env, capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["make", "-n", target], cwd=project, env=env, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def age(*paths, seconds):

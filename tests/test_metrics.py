@@ -1,14 +1,15 @@
 """GET /metrics in one web process: served only with METRICS_TOKEN and only to its bearer, Prometheus
 text that prometheus_client's own parser reads, values that move with real requests, sockets, pushes,
 Paystack calls and rows. (Every process kind together: tests/test_observability_processes.py.)"""
+
 from decimal import Decimal
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from handlers.metrics import metrics_routes
 from models import Payment, PaymentStatus, PaymentType
 from models.foundation.paystack import PaystackClient, PaystackRefused, PaystackUnavailable
-from handlers.metrics import metrics_routes
 from workers import runtime
 
 from .conftest import make_settings, serve_app
@@ -28,8 +29,11 @@ async def scrape(api):
     response = await api.client.fetch(api.base_url + "/metrics", headers=BEARER, raise_error=False)
     assert response.code == 200, response.body
     assert response.headers["Content-Type"].startswith("text/plain; version=")
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(response.body.decode()) for sample in family.samples}
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.body.decode())
+        for sample in family.samples
+    }
 
 
 def value(samples, name, **labels):
@@ -88,11 +92,17 @@ async def test_paystack_calls_are_timed_and_failures_counted_by_endpoint(api, se
         client.verify("SM-another-reference")
     after = await scrape(api)
     endpoint = "GET /transaction/verify/{reference}"
-    assert value(after, "serviceman_paystack_request_duration_seconds_count", endpoint=endpoint) - \
-        value(before, "serviceman_paystack_request_duration_seconds_count", endpoint=endpoint) == 2
+    assert (
+        value(after, "serviceman_paystack_request_duration_seconds_count", endpoint=endpoint)
+        - value(before, "serviceman_paystack_request_duration_seconds_count", endpoint=endpoint)
+        == 2
+    )
     for kind in ("refused", "unavailable"):
-        assert value(after, "serviceman_paystack_errors_total", endpoint=endpoint, kind=kind) - \
-            value(before, "serviceman_paystack_errors_total", endpoint=endpoint, kind=kind) == 1
+        assert (
+            value(after, "serviceman_paystack_errors_total", endpoint=endpoint, kind=kind)
+            - value(before, "serviceman_paystack_errors_total", endpoint=endpoint, kind=kind)
+            == 1
+        )
     assert not any("SM-" in dict(labels).get("endpoint", "") for (_n, labels) in after)
     paystack.requests.clear()
 
@@ -101,8 +111,14 @@ async def test_paystack_calls_are_timed_and_failures_counted_by_endpoint(api, se
 async def test_payments_by_state_and_the_outbox_are_read_at_scrape_time(api):
     request = ServiceRequestFactory(client=ClientFactory())
     for number, status in enumerate((PaymentStatus.PENDING, PaymentStatus.SUCCESS, PaymentStatus.SUCCESS)):
-        Payment.create(service_request=request, payer=request.client, payment_type=PaymentType.BOOKING_FEE,
-                       amount=Decimal("2000.00"), status=status, paystack_reference=f"metrics-{number}")
+        Payment.create(
+            service_request=request,
+            payer=request.client,
+            payment_type=PaymentType.BOOKING_FEE,
+            amount=Decimal("2000.00"),
+            status=status,
+            paystack_reference=f"metrics-{number}",
+        )
     samples = await scrape(api)
     assert value(samples, "serviceman_payments", status=PaymentStatus.PENDING) == 1
     assert value(samples, "serviceman_payments", status=PaymentStatus.SUCCESS) == 2

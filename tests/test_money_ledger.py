@@ -12,12 +12,15 @@ agree with each other. The rule worked out here is the README's: the serviceman 
 and the platform keeps what the client agreed to pay above it; a price agreed below the estimate is
 all the serviceman's.
 """
+
 import json
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 import models
 from models import Payment, PaymentType, Payout, Refund
@@ -34,17 +37,19 @@ ZERO = Decimal("0.00")
 ENDS = ("cancelled_before_assignment", "cancelled_after_pricing", "paid_not_confirmed", "confirmed")
 PAYOUT_STATES = ("owed", "in_transit", "paid")
 
-bookings = st.fixed_dictionaries({
-    "estimate_kobo": st.integers(min_value=1_000_00, max_value=900_000_00),
-    "markup_basis_points": st.integers(min_value=0, max_value=10_000),  # 0% to 100%
-    # The client's counter-offer as per-mille of the final cost (below the estimate too), or none.
-    "offer_per_mille": st.one_of(st.none(), st.integers(min_value=500, max_value=1_000)),
-    "end": st.sampled_from(ENDS),
-    "full_refund": st.booleans(),  # an admin cancelling refunds everything; a client, by the policy
-    "payout": st.sampled_from(PAYOUT_STATES),
-    "goodwill_refund_per_mille": st.one_of(st.none(), st.integers(min_value=1, max_value=1_000)),
-    "primary": st.integers(min_value=0, max_value=1),
-})
+bookings = st.fixed_dictionaries(
+    {
+        "estimate_kobo": st.integers(min_value=1_000_00, max_value=900_000_00),
+        "markup_basis_points": st.integers(min_value=0, max_value=10_000),  # 0% to 100%
+        # The client's counter-offer as per-mille of the final cost (below the estimate too), or none.
+        "offer_per_mille": st.one_of(st.none(), st.integers(min_value=500, max_value=1_000)),
+        "end": st.sampled_from(ENDS),
+        "full_refund": st.booleans(),  # an admin cancelling refunds everything; a client, by the policy
+        "payout": st.sampled_from(PAYOUT_STATES),
+        "goodwill_refund_per_mille": st.one_of(st.none(), st.integers(min_value=1, max_value=1_000)),
+        "primary": st.integers(min_value=0, max_value=1),
+    }
+)
 
 
 def _empty_tables():
@@ -63,8 +68,14 @@ class World:
         self.servicemen = [ServicemanFactory(profile__categories=[self.category]) for _ in range(2)]
         for serviceman in self.servicemen:
             payouts.set_payout_account(self.paystack, 3600, serviceman, **ACCOUNT)
-        self.expected = {"gross": ZERO, "refunds": ZERO, "paystack_fees": ZERO, "serviceman_shares": ZERO,
-                         "held": ZERO, "markup": ZERO}
+        self.expected = {
+            "gross": ZERO,
+            "refunds": ZERO,
+            "paystack_fees": ZERO,
+            "serviceman_shares": ZERO,
+            "held": ZERO,
+            "markup": ZERO,
+        }
         self.earned = {s.id: ZERO for s in self.servicemen}
 
     def pay(self, request, payment_type):
@@ -83,15 +94,21 @@ class World:
 
     def book(self, plan):
         booking_date = platform_today(self.settings.zone) + timedelta(days=10)
-        request = booking.create_request(self.settings, self.client, category_id=self.category.id,
-                                         booking_date=booking_date, address="3 Broad Street, Lagos",
-                                         description="The kitchen tap drips.")
+        request = booking.create_request(
+            self.settings,
+            self.client,
+            category_id=self.category.id,
+            booking_date=booking_date,
+            address="3 Broad Street, Lagos",
+            description="The kitchen tap drips.",
+        )
         self.pay(request, PaymentType.BOOKING_FEE)
         if plan["end"] == "cancelled_before_assignment":
             return self.cancel(request, plan["full_refund"])
         primary, backup = self.servicemen[plan["primary"]], self.servicemen[1 - plan["primary"]]
-        assignment.assign_servicemen(self.admin, request.id, primary_serviceman_id=primary.id,
-                                     backup_serviceman_id=backup.id)
+        assignment.assign_servicemen(
+            self.admin, request.id, primary_serviceman_id=primary.id, backup_serviceman_id=backup.id
+        )
         estimate = Decimal(plan["estimate_kobo"]) / 100
         pricing.submit_estimate(primary, request.id, estimate)
         request = pricing.set_markup(self.admin, request.id, Decimal(plan["markup_basis_points"]) / 100)
@@ -139,11 +156,14 @@ def check_the_books(world):
     assert figures == expected
     # Where the clients' money went, to the kobo (in all and in every month).
     for period in (report, *report["by_month"]):
-        assert period["gross"] - period["refunds"] == (period["serviceman_shares"] + period["held"]
-                                                      + period["paystack_fees"] + period["platform_net"])
+        assert period["gross"] - period["refunds"] == (
+            period["serviceman_shares"] + period["held"] + period["paystack_fees"] + period["platform_net"]
+        )
     # Each payment's fee, as recorded, is what Paystack said it kept.
-    assert sum((p.paystack_fees for p in Payment.select().where(Payment.status == "SUCCESS")), ZERO) \
+    assert (
+        sum((p.paystack_fees for p in Payment.select().where(Payment.status == "SUCCESS")), ZERO)
         == expected["paystack_fees"]
+    )
     # The payout ledger and the analytics agree; each serviceman's stats agree with their payouts.
     ledger = payouts.payout_totals()
     assert (ledger["servicemen_share"], ledger["platform_margin"]) == (report["serviceman_shares"], report["markup"])
@@ -154,14 +174,21 @@ def check_the_books(world):
         assert stats["earnings_owed"] == own["owed"]["amount"] + own["approved"]["amount"]
         assert stats["earnings_in_transit"] == own["in_transit"]["amount"]
         assert stats["earnings_paid"] == own["paid"]["amount"]
-        assert stats["earnings_owed"] + stats["earnings_in_transit"] + stats["earnings_paid"] \
+        assert (
+            stats["earnings_owed"] + stats["earnings_in_transit"] + stats["earnings_paid"]
             == stats["all_time"]["earnings"]
+        )
     # Nothing refunded more than was paid, and every refund counted is one the plan made.
     assert sum((r.amount for r in Refund.select()), ZERO) == expected["refunds"]
 
 
-@hypothesis_settings(max_examples=30, derandomize=True, deadline=None, database=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@hypothesis_settings(
+    max_examples=30,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(plans=st.lists(bookings, min_size=1, max_size=4))
 def test_payments_less_refunds_are_shares_held_money_fees_and_the_platforms_net(settings, paystack, plans):
     _empty_tables()
@@ -177,9 +204,14 @@ def test_the_readme_walk_shows_the_serviceman_one_figure_everywhere(settings, pa
     world = World(settings, paystack)
     category, client, admin = world.category, world.client, world.admin
     primary, backup = world.servicemen
-    request = booking.create_request(settings, client, category_id=category.id,
-                                     booking_date=platform_today(settings.zone) + timedelta(days=10),
-                                     address="3 Broad Street, Lagos", description="The kitchen tap drips.")
+    request = booking.create_request(
+        settings,
+        client,
+        category_id=category.id,
+        booking_date=platform_today(settings.zone) + timedelta(days=10),
+        address="3 Broad Street, Lagos",
+        description="The kitchen tap drips.",
+    )
     world.pay(request, PaymentType.BOOKING_FEE)
     assignment.assign_servicemen(admin, request.id, primary_serviceman_id=primary.id, backup_serviceman_id=backup.id)
     pricing.submit_estimate(primary, request.id, Decimal("20000.00"))
@@ -203,13 +235,19 @@ def test_the_readme_walk_shows_the_serviceman_one_figure_everywhere(settings, pa
     assert report["gross"] == Decimal("24000.00") and report["platform_net"] == Decimal("3540.00")
 
 
-@pytest.mark.parametrize("fees, stored", [(33_000, Decimal("330.00")), (0, Decimal("0.00")), (None, None),
-                                          ("330", None), (-1, None)])
+@pytest.mark.parametrize(
+    "fees, stored", [(33_000, Decimal("330.00")), (0, Decimal("0.00")), (None, None), ("330", None), (-1, None)]
+)
 def test_a_payment_records_what_paystack_says_it_kept(settings, paystack, fees, stored):
     world = World(settings, paystack)
-    request = booking.create_request(settings, world.client, category_id=world.category.id,
-                                     booking_date=platform_today(settings.zone) + timedelta(days=10),
-                                     address="3 Broad Street, Lagos", description="The kitchen tap drips.")
+    request = booking.create_request(
+        settings,
+        world.client,
+        category_id=world.category.id,
+        booking_date=platform_today(settings.zone) + timedelta(days=10),
+        address="3 Broad Street, Lagos",
+        description="The kitchen tap drips.",
+    )
     payment = payments.initialize_payment(settings, world.paystack, world.client, request.id, PaymentType.BOOKING_FEE)
     data = paystack.charge(payment.paystack_reference)
     payments.process_charge({**data, "fees": fees}, payments.PaymentSource.VERIFY)
@@ -220,9 +258,14 @@ def test_a_payment_records_what_paystack_says_it_kept(settings, paystack, fees, 
 def test_the_stand_in_says_what_paystack_keeps_in_verify_and_charge_success(settings, paystack):
     """Paystack documents `fees` (integer kobo) in `data` of verify and of `charge.success`."""
     world = World(settings, paystack)
-    request = booking.create_request(settings, world.client, category_id=world.category.id,
-                                     booking_date=platform_today(settings.zone) + timedelta(days=10),
-                                     address="3 Broad Street, Lagos", description="The kitchen tap drips.")
+    request = booking.create_request(
+        settings,
+        world.client,
+        category_id=world.category.id,
+        booking_date=platform_today(settings.zone) + timedelta(days=10),
+        address="3 Broad Street, Lagos",
+        description="The kitchen tap drips.",
+    )
     payment = payments.initialize_payment(settings, world.paystack, world.client, request.id, PaymentType.BOOKING_FEE)
     assert world.paystack.verify(payment.paystack_reference)["fees"] is None  # not paid: nothing kept
 

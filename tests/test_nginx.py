@@ -8,6 +8,7 @@ over the app's limit.
 
 Skipped with the reason when nginx (Debian: apt-get install nginx; .ci/run installs it) or a PostgreSQL
 (TEST_DATABASE_URL, or initdb for a private cluster) is missing."""
+
 import asyncio
 import http.client
 import json
@@ -37,8 +38,9 @@ from .ws_support import receive, send
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "docs" / "deploy" / "nginx.conf"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-pytestmark = pytest.mark.skipif(NGINX is None,
-                                reason="needs Debian's nginx (apt-get install nginx; .ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    NGINX is None, reason="needs Debian's nginx (apt-get install nginx; .ci/run installs it)"
+)
 CLIENT_A, CLIENT_B = "127.0.0.2", "127.0.0.3"  # loopback addresses of their own: two clients nginx tells apart
 
 
@@ -48,9 +50,29 @@ def self_signed_certificate(folder):
     if not shutil.which("openssl"):
         pytest.skip("needs the openssl command to make a self-signed certificate")
     cert, key = folder / "fullchain.pem", folder / "privkey.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return cert, key
 
 
@@ -77,19 +99,20 @@ def site_config(web_ports, http_port, https_port, cert, key, acme_root):
 
 def main_config(prefix, site):
     """What /etc/nginx/nginx.conf gives a site, in a prefix of the test's own."""
-    temp = "\n".join(f"    {kind}_temp_path {prefix / kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(
+        f"    {kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     user = "user root;" if os.geteuid() == 0 else ""  # the test's files are private to it
     return f"""{user}
 worker_processes 1;
 daemon off;
-pid {prefix / 'nginx.pid'};
-error_log {prefix / 'error.log'} info;
+pid {prefix / "nginx.pid"};
+error_log {prefix / "error.log"} info;
 events {{ worker_connections 256; }}
 http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    access_log {prefix / 'access.log'};
+    access_log {prefix / "access.log"};
 {temp}
     include {site};
 }}
@@ -120,8 +143,14 @@ class Deployment:
         self.web_ports = (free_port(), free_port())
         self.http_port, self.https_port = free_port(), free_port()
         self.origin = f"https://127.0.0.1:{self.https_port}"
-        self.env = process_env(database_url, redis_url, TRUSTED_PROXIES="127.0.0.1", WS_PING_SECONDS="1",
-                               PUBLIC_BASE_URL=self.origin, RATE_LIMIT_LOGIN="3/minute")
+        self.env = process_env(
+            database_url,
+            redis_url,
+            TRUSTED_PROXIES="127.0.0.1",
+            WS_PING_SECONDS="1",
+            PUBLIC_BASE_URL=self.origin,
+            RATE_LIMIT_LOGIN="3/minute",
+        )
         self.settings = load_settings(environ=self.env, read_dotenv=False)
         cert_dir = tmp_path / "tls"
         cert_dir.mkdir()
@@ -140,14 +169,22 @@ class Deployment:
             self.procfile.start(f"web{index}", "serve", "--port", str(port), env=self.env)
         self.procfile.start("dispatcher", "dispatcher", env=self.env)
         self.procfile.start("worker", "worker", env=self.env)
-        checked = subprocess.run([NGINX, "-t", "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"),
-                                  "-e", str(self.dir / "error.log")], capture_output=True, text=True, timeout=30)
+        checked = subprocess.run(
+            [NGINX, "-t", "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"), "-e", str(self.dir / "error.log")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert checked.returncode == 0, checked.stderr
-        self.nginx = subprocess.Popen([NGINX, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"),
-                                       "-e", str(self.dir / "error.log")])
+        self.nginx = subprocess.Popen(
+            [NGINX, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"), "-e", str(self.dir / "error.log")]
+        )
         for port in self.web_ports:
-            wait_until(lambda: self.call("GET", "/livez", direct_port=port)[0] == 200, timeout=60,
-                       what=f"the web process on {port}")
+            wait_until(
+                lambda: self.call("GET", "/livez", direct_port=port)[0] == 200,
+                timeout=60,
+                what=f"the web process on {port}",
+            )
         wait_until(lambda: self.call("GET", "/livez")[0] == 200, timeout=30, what="nginx")
 
     def stop(self):
@@ -162,11 +199,17 @@ class Deployment:
             if direct_port:
                 connection = http.client.HTTPConnection("127.0.0.1", direct_port, timeout=10)
             elif plain:
-                connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10,
-                                                        source_address=(source, 0) if source else None)
+                connection = http.client.HTTPConnection(
+                    "127.0.0.1", self.http_port, timeout=10, source_address=(source, 0) if source else None
+                )
             else:
-                connection = http.client.HTTPSConnection("127.0.0.1", self.https_port, timeout=10, context=self.tls,
-                                                         source_address=(source, 0) if source else None)
+                connection = http.client.HTTPSConnection(
+                    "127.0.0.1",
+                    self.https_port,
+                    timeout=10,
+                    context=self.tls,
+                    source_address=(source, 0) if source else None,
+                )
             data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
             connection.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
             response = connection.getresponse()
@@ -186,9 +229,11 @@ class Deployment:
     def served_alternately(self, numbers):
         """Whether /api/round-robin-<n>/ went to the two processes in turn (their access logs, which a
         process writes just after answering: polled, bounded)."""
+
         def split():
             served = [[n for n in numbers if f"/api/round-robin-{n}/" in self.log(f"web{index}")] for index in (0, 1)]
             return served if sorted(served) == sorted([list(numbers)[0::2], list(numbers)[1::2]]) else None
+
         return wait_until(split, timeout=10, what="both access logs")
 
 
@@ -271,6 +316,7 @@ class _same_binding:
 async def _sockets_and_pushes(d, token, category):
     """Two sockets of one client, opened one after the other, land on the two processes; a booking made
     through either process reaches both, and a quiet socket outlives several pings through nginx."""
+
     async def open_socket():
         request = tornado.httpclient.HTTPRequest(f"wss://127.0.0.1:{d.https_port}/ws/", ssl_options=d.tls)
         ws = await websocket_connect(request)
@@ -280,13 +326,21 @@ async def _sockets_and_pushes(d, token, category):
         return ws
 
     sockets = [await open_socket(), await open_socket()]
-    wait_until(lambda: [d.log(f"web{index}").count("GET /ws/") for index in (0, 1)] == [1, 1], timeout=10,
-               what="one socket on each process")
+    wait_until(
+        lambda: [d.log(f"web{index}").count("GET /ws/") for index in (0, 1)] == [1, 1],
+        timeout=10,
+        what="one socket on each process",
+    )
     booking_date = platform_today(d.settings.zone) + timedelta(days=5)
-    booking = {"category_id": category.id, "booking_date": booking_date.isoformat(),
-               "address": "12 Allen Avenue, Ikeja", "description": "Kitchen sink leaking."}
-    status, created = await asyncio.to_thread(d.json, "POST", "/api/requests/", booking,
-                                              headers={"Authorization": f"Bearer {token}"})
+    booking = {
+        "category_id": category.id,
+        "booking_date": booking_date.isoformat(),
+        "address": "12 Allen Avenue, Ikeja",
+        "description": "Kitchen sink leaking.",
+    }
+    status, created = await asyncio.to_thread(
+        d.json, "POST", "/api/requests/", booking, headers={"Authorization": f"Bearer {token}"}
+    )
     assert status == 201 and created["status"] == RequestStatus.PENDING_PAYMENT, created
     for ws in sockets:
         while True:
@@ -306,9 +360,15 @@ async def _sockets_and_pushes(d, token, category):
 
 def _rate_limits_by_client_address(d):
     """RATE_LIMIT_LOGIN=3/minute per client address, counted in Redis by both processes."""
+
     def attempt(n, source, headers=None):
-        return d.call("POST", "/api/auth/login/", {"email": f"nobody{n}-{source}@example.ng", "password": "wrong-pass"},
-                      source=source, headers=headers)[0]
+        return d.call(
+            "POST",
+            "/api/auth/login/",
+            {"email": f"nobody{n}-{source}@example.ng", "password": "wrong-pass"},
+            source=source,
+            headers=headers,
+        )[0]
 
     assert [attempt(n, CLIENT_A) for n in range(4)] == [401, 401, 401, 429]
     # Another client is not held back by the first, even claiming to be it (nginx overwrites the claim).

@@ -12,11 +12,22 @@ from .factories import ServicemanFactory, ServiceRequestFactory, notify
 from .ws_support import assert_nothing_arrives, receive
 
 SCRIPT = "<script>alert('owned')</script>"
-NOTIFICATION_FIELDS = {"id", "notification_type", "title", "message", "service_request_id", "payload", "is_read",
-                       "sent_to_email", "email_sent_at", "created_at"}
+NOTIFICATION_FIELDS = {
+    "id",
+    "notification_type",
+    "title",
+    "message",
+    "service_request_id",
+    "payload",
+    "is_read",
+    "sent_to_email",
+    "email_sent_at",
+    "created_at",
+}
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
 
 async def next_notification(ws):
     """The next pushed notification; the unread count pushed right after it is consumed too."""
@@ -37,6 +48,7 @@ def ids(response):
 
 
 # --- listing -----------------------------------------------------------------------------------
+
 
 @pytest.mark.gen_test
 async def test_list_shows_only_own_notifications_newest_first(api, client_user, other_client):
@@ -107,7 +119,7 @@ async def test_list_is_paginated(api, base_url, client_user):
 
     assert first.data["count"] == 5 and ids(first) == [rows[0].id, rows[1].id]
     assert first.data["previous"] is None and "page=2" in first.data["next"]
-    second = await api.get(first.data["next"][len(base_url):], user=client_user)
+    second = await api.get(first.data["next"][len(base_url) :], user=client_user)
     assert ids(second) == [rows[2].id, rows[3].id]
     assert ids(last) == [rows[4].id] and last.data["next"] is None and "page=2" in last.data["previous"]
 
@@ -118,7 +130,7 @@ async def test_pagination_keeps_the_filter(api, base_url, client_user):
     first = await api.get("/api/notifications/?is_read=false&page_size=3", user=client_user)
     assert first.data["count"] == 4
     assert "is_read=false" in first.data["next"]
-    second = await api.get(first.data["next"][len(base_url):], user=client_user)
+    second = await api.get(first.data["next"][len(base_url) :], user=client_user)
     assert ids(second) == [rows[0].id]
 
 
@@ -129,16 +141,22 @@ async def test_empty_list(api, client_user):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/api/notifications/"), ("GET", "/api/notifications/unread-count/"),
-    ("POST", "/api/notifications/read-all/"), ("POST", "/api/notifications/1/read/"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/api/notifications/"),
+        ("GET", "/api/notifications/unread-count/"),
+        ("POST", "/api/notifications/read-all/"),
+        ("POST", "/api/notifications/1/read/"),
+    ],
+)
 async def test_notifications_need_a_signed_in_user(api, method, path):
     response = await api.call(method, path)
     assert response.status == 401
 
 
 # --- unread count and read state -----------------------------------------------------------------
+
 
 @pytest.mark.gen_test
 async def test_unread_count_counts_own_unread_only(api, client_user, other_client):
@@ -211,6 +229,7 @@ async def test_read_all_with_nothing_unread(api, client_user):
 
 # --- read changes are pushed -------------------------------------------------------------------
 
+
 @pytest.mark.gen_test
 async def test_marking_one_read_pushes_the_new_count_to_every_socket(api, sockets, client_user, other_client):
     rows = several(client_user, 3)
@@ -267,6 +286,7 @@ async def test_a_delivered_notification_can_be_read_through_the_api(api, sockets
 
 # --- emails ------------------------------------------------------------------------------------
 
+
 @pytest.mark.gen_test
 async def test_email_subject_is_the_title_and_bodies_carry_the_message(api, sockets, client_user, category):
     ws = await sockets.authenticated(api.token(client_user))
@@ -291,8 +311,9 @@ async def test_user_text_is_escaped_in_the_html_email(api, sockets, client_user,
     ws = await sockets.authenticated(api.token(client_user))
     request = await book(api, client_user, category, address=f"{SCRIPT} 3 Marina", description=f"{SCRIPT} Leak")
     await next_notification(ws)  # request_created
-    response = await api.post(f"/api/requests/{request['id']}/cancel/", {"reason": f"Duplicate {SCRIPT}"},
-                              user=admin_user)
+    response = await api.post(
+        f"/api/requests/{request['id']}/cancel/", {"reason": f"Duplicate {SCRIPT}"}, user=admin_user
+    )
     assert response.status == 200 and response.data["status"] == RequestStatus.CANCELLED
 
     pushed = await next_notification(ws)
@@ -309,16 +330,21 @@ async def test_user_text_is_escaped_in_the_html_email(api, sockets, client_user,
 
 @pytest.mark.gen_test
 async def test_address_is_escaped_and_the_emergency_banner_shown_to_assigned_servicemen(
-        api, sockets, admin_user, category):
+    api, sockets, admin_user, category
+):
     primary = ServicemanFactory(profile__categories=[category])
     backup = ServicemanFactory(profile__categories=[category])
-    request = ServiceRequestFactory(category=category, status=RequestStatus.ASSIGNED, primary_serviceman=primary,
-                                    backup_serviceman=backup, address=f"{SCRIPT} 7 Admiralty Way")
+    request = ServiceRequestFactory(
+        category=category,
+        status=RequestStatus.ASSIGNED,
+        primary_serviceman=primary,
+        backup_serviceman=backup,
+        address=f"{SCRIPT} 7 Admiralty Way",
+    )
     primary_ws = await sockets.authenticated(api.token(primary))
     backup_ws = await sockets.authenticated(api.token(backup))
 
-    response = await api.post(f"/api/admin/requests/{request.id}/emergency/", {"is_emergency": True},
-                              user=admin_user)
+    response = await api.post(f"/api/admin/requests/{request.id}/emergency/", {"is_emergency": True}, user=admin_user)
     assert response.status == 200 and response.data["is_emergency"] is True
 
     pushed = [await next_notification(ws) for ws in (primary_ws, backup_ws)]

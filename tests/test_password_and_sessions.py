@@ -6,6 +6,7 @@ its next use (REST 401 `session_ended`, refresh 401) and the open socket is clos
 gets nothing more: not a push, not a replay. Reset links are single use, expire, work only for
 their own account and purpose, and asking for one answers the same, as fast, for any address.
 """
+
 import asyncio
 import logging
 import threading
@@ -13,12 +14,12 @@ from datetime import timedelta
 
 import pytest
 
+from handlers.web.executor import call_with_connection
 from models import Notification, OneTimeToken, RefreshToken, User
 from models.actions import credentials
 from models.actions.credentials import PASSWORD_RESET, VERIFY_EMAIL, issue_token
 from models.foundation.clock import utcnow
 from models.foundation.errors import ValidationFailed
-from handlers.web.executor import call_with_connection
 from workers import runtime
 
 from .account_support import RESET, account_email, assert_same_timing, links, path_of, sign_in, token_of
@@ -33,8 +34,12 @@ CONFIRM, CHANGE = "/api/auth/password-reset/confirm/", "/api/auth/change-passwor
 
 @pytest.fixture
 def mail_settings(mailbox):
-    return make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false",
-                         PUBLIC_BASE_URL="https://api.serviceman.example")
+    return make_settings(
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(mailbox.port),
+        EMAIL_USE_TLS="false",
+        PUBLIC_BASE_URL="https://api.serviceman.example",
+    )
 
 
 @pytest.fixture
@@ -93,15 +98,27 @@ async def test_the_reset_link_opens_a_page_that_sets_the_password(api, app, mail
     from urllib.parse import urlencode
 
     form = {"Content-Type": "application/x-www-form-urlencoded"}
-    mismatch = await api.call("POST", "/reset-password/", raw=urlencode(
-        {"token": token, "password": NEW_PASSWORD, "password_again": "something-else-1"}), headers=form)
+    mismatch = await api.call(
+        "POST",
+        "/reset-password/",
+        raw=urlencode({"token": token, "password": NEW_PASSWORD, "password_again": "something-else-1"}),
+        headers=form,
+    )
     assert mismatch.status == 422
-    done = await api.call("POST", "/reset-password/", raw=urlencode(
-        {"token": token, "password": NEW_PASSWORD, "password_again": NEW_PASSWORD}), headers=form)
+    done = await api.call(
+        "POST",
+        "/reset-password/",
+        raw=urlencode({"token": token, "password": NEW_PASSWORD, "password_again": NEW_PASSWORD}),
+        headers=form,
+    )
     assert done.status == 200
     await sign_in(api, user, NEW_PASSWORD)
-    used = await api.call("POST", "/reset-password/", raw=urlencode(
-        {"token": token, "password": NEW_PASSWORD, "password_again": NEW_PASSWORD}), headers=form)
+    used = await api.call(
+        "POST",
+        "/reset-password/",
+        raw=urlencode({"token": token, "password": NEW_PASSWORD, "password_again": NEW_PASSWORD}),
+        headers=form,
+    )
     assert used.status == 422
     assert token not in caplog.text  # the access log leaves the link's query out
 
@@ -114,12 +131,18 @@ async def test_expired_tampered_superseded_and_wrong_purpose_tokens_change_nothi
     _, verify_token = issue_token(make_settings(), user.id, VERIFY_EMAIL)
     tampered = newer[:-2] + ("xx" if not newer.endswith("xx") else "yy")
 
-    cases = [(older, "token_expired"),  # a newer reset link makes older ones expire
-             (tampered, "token_invalid"), (verify_token, "token_invalid"), ("", None), ("x" * 500, None)]
+    cases = [
+        (older, "token_expired"),  # a newer reset link makes older ones expire
+        (tampered, "token_invalid"),
+        (verify_token, "token_invalid"),
+        ("", None),
+        ("x" * 500, None),
+    ]
     for token, code in cases:
         assert_error(await api.post(CONFIRM, {"token": token, "password": NEW_PASSWORD}), 422, code)
     OneTimeToken.update(expires_at=utcnow() - timedelta(seconds=1)).where(
-        OneTimeToken.token_hash == credentials.token_hash(newer)).execute()
+        OneTimeToken.token_hash == credentials.token_hash(newer)
+    ).execute()
     assert_error(await api.post(CONFIRM, {"token": newer, "password": NEW_PASSWORD}), 422, "token_expired")
 
     assert (await api.get("/api/auth/me/", token=pair["access"])).status == 200  # the session lives on
@@ -154,8 +177,9 @@ def test_of_two_concurrent_confirms_with_one_token_exactly_one_wins(app):
     def confirm(password):
         barrier.wait()
         try:
-            call_with_connection(credentials.confirm_password_reset, make_settings(), runtime.transport(), token,
-                                 password)
+            call_with_connection(
+                credentials.confirm_password_reset, make_settings(), runtime.transport(), token, password
+            )
             outcomes.append(("won", password))
         except ValidationFailed as exc:
             outcomes.append((exc.code, password))
@@ -176,8 +200,10 @@ def test_of_two_concurrent_confirms_with_one_token_exactly_one_wins(app):
 @pytest.mark.gen_test(timeout=30)
 async def test_reset_answers_the_same_for_any_address_and_mails_known_active_ones_only(api, app, mailbox):
     known, inactive = ClientFactory(), ClientFactory(is_active=False)
-    answers = [await api.post(RESET, {"email": address})
-               for address in (known.email, inactive.email, "nobody@example.ng", known.email.upper())]
+    answers = [
+        await api.post(RESET, {"email": address})
+        for address in (known.email, inactive.email, "nobody@example.ng", known.email.upper())
+    ]
     assert len({(a.status, a.headers.get("Content-Length"), str(a.data)) for a in answers}) == 1
     assert answers[0].status == 202
 
@@ -192,8 +218,7 @@ async def test_reset_answers_the_same_for_any_address_and_mails_known_active_one
 def test_the_reset_job_mails_only_active_accounts(mailbox):
     from workers.account_email import email_link_to_address
 
-    runtime.configure(make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false"),
-                      None)
+    runtime.configure(make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false"), None)
     try:
         known, inactive = ClientFactory(), ClientFactory(is_active=False)
         for address in (inactive.email, "nobody@example.ng"):
@@ -213,8 +238,9 @@ async def test_changing_the_password_ends_every_session_and_keeps_the_caller_sig
     this_device, other_device = await sign_in(api, user), await sign_in(api, user)
     old_socket, _ = await sockets.signed_in(other_device["access"])
 
-    changed = await api.post(CHANGE, {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
-                             token=this_device["access"])
+    changed = await api.post(
+        CHANGE, {"current_password": PASSWORD, "new_password": NEW_PASSWORD}, token=this_device["access"]
+    )
     assert changed.status == 200 and set(changed.data) == {"access", "refresh"}
 
     await assert_closed_for_session_end(old_socket)
@@ -234,10 +260,14 @@ async def test_a_wrong_current_password_changes_nothing(api, app):
     user = ClientFactory()
     pair = await sign_in(api, user)
     for body, code, field in (
-            ({"current_password": "not-my-password", "new_password": NEW_PASSWORD}, "invalid_current_password",
-             "current_password"),
-            ({"current_password": PASSWORD, "new_password": PASSWORD}, "validation_error", "new_password"),
-            ({"current_password": PASSWORD, "new_password": "short"}, "validation_error", "new_password")):
+        (
+            {"current_password": "not-my-password", "new_password": NEW_PASSWORD},
+            "invalid_current_password",
+            "current_password",
+        ),
+        ({"current_password": PASSWORD, "new_password": PASSWORD}, "validation_error", "new_password"),
+        ({"current_password": PASSWORD, "new_password": "short"}, "validation_error", "new_password"),
+    ):
         refused = await api.post(CHANGE, body, token=pair["access"])
         assert_error(refused, 422, code)
         assert field in refused.data["error"]["fields"]
@@ -275,8 +305,9 @@ async def test_a_suspended_servicemans_sessions_end(api, app, sockets):
     serviceman, admin = ServicemanFactory(), AdminFactory()
     pair = await sign_in(api, serviceman)
     ws, _ = await sockets.signed_in(pair["access"])
-    suspended = await api.post(f"/api/admin/servicemen/{serviceman.id}/suspend/",
-                               {"reason": "Complaints under review"}, user=admin)
+    suspended = await api.post(
+        f"/api/admin/servicemen/{serviceman.id}/suspend/", {"reason": "Complaints under review"}, user=admin
+    )
     assert suspended.status == 200, suspended
     await assert_closed_for_session_end(ws, may_first_receive=("serviceman_suspended",))
     await assert_session_ended(api, pair)
@@ -292,8 +323,7 @@ async def test_a_socket_whose_session_ended_gets_no_replay_even_if_the_close_was
     Notification.create(user=user.id, notification_type="request_created", title="Missed", message="Missed")
     monkeypatch.setattr(runtime.transport(), "push", lambda user_id, message: None)  # the close never arrives
 
-    changed = await api.post(CHANGE, {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
-                             token=pair["access"])
+    changed = await api.post(CHANGE, {"current_password": PASSWORD, "new_password": NEW_PASSWORD}, token=pair["access"])
     assert changed.status == 200
     await send(ws, {"type": "resume", "since": 0})
     await assert_closed_for_session_end(ws)
@@ -330,7 +360,7 @@ def test_end_all_sessions_refuses_to_run_inside_a_transaction_and_names_unknown_
     with pytest.raises(RuntimeError), database.atomic():
         end_all_sessions(runtime.transport(), user.id, "test")
     with pytest.raises(NotFound):
-        end_all_sessions(runtime.transport(), 2 ** 31 - 1, "test")
+        end_all_sessions(runtime.transport(), 2**31 - 1, "test")
     assert User.get_by_id(user.id).session_version == 0
 
 
@@ -364,8 +394,9 @@ async def test_the_reset_page_explains_bad_input_without_changing_anything(api, 
     assert (await post(token=token, password="nul\x00-password", password_again="nul\x00-password")).status == 422
     assert (await post(token="not-a-token", password=NEW_PASSWORD, password_again=NEW_PASSWORD)).status == 422
     assert (await api.call("PUT", "/reset-password/", raw="")).status == 405
-    not_utf8 = await api.call("POST", "/reset-password/", raw=b"token=%FF&password=%FF&password_again=%FF",
-                              headers=form)
+    not_utf8 = await api.call(
+        "POST", "/reset-password/", raw=b"token=%FF&password=%FF&password_again=%FF", headers=form
+    )
     assert not_utf8.status == 422
     await sign_in(api, user)  # the password is unchanged
     assert (await post(token=token, password=NEW_PASSWORD, password_again=NEW_PASSWORD)).status == 200

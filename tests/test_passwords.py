@@ -1,4 +1,5 @@
 """One password rule for every way a password is set: register, admin create, and `createadmin`."""
+
 import pytest
 
 from models import User

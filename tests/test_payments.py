@@ -5,6 +5,7 @@ Given a booking, when its fee or final cost is paid, then the request moves exac
 payment that is forged, mismatched, replayed, raced, late or lost is handled without losing money
 or processing it twice.
 """
+
 import asyncio
 import json
 import threading
@@ -16,9 +17,9 @@ import pytest
 
 from models import Notification, Payment, PaymentStatus, PaymentType, RequestStatus, ServiceRequest
 from models.actions import booking, payments
-from models.money import PaymentSource
 from models.foundation.clock import utcnow
 from models.foundation.paystack import PaystackClient, sign, to_kobo
+from models.money import PaymentSource
 from workers import runtime
 
 from .booking_support import events_of
@@ -48,9 +49,14 @@ async def post_webhook(api, raw, signature):
 
 def awaiting_final_payment(final_cost="15000.00"):
     primary, backup = ServicemanFactory(), ServicemanFactory()
-    return ServiceRequestFactory(status=RequestStatus.AWAITING_PAYMENT, primary_serviceman=primary,
-                                 backup_serviceman=backup, estimate_amount=Decimal("12500.00"),
-                                 markup_percentage=Decimal("20.00"), final_cost=Decimal(final_cost))
+    return ServiceRequestFactory(
+        status=RequestStatus.AWAITING_PAYMENT,
+        primary_serviceman=primary,
+        backup_serviceman=backup,
+        estimate_amount=Decimal("12500.00"),
+        markup_percentage=Decimal("20.00"),
+        final_cost=Decimal(final_cost),
+    )
 
 
 # --- the happy paths -----------------------------------------------------------------------------
@@ -69,8 +75,11 @@ async def test_the_booking_fee_paid_through_checkout_moves_the_request_once(api,
     assert sent["customer"]["email"] == client_user.email
     assert sent["metadata"]["service_request_id"] == request.id
     payment = Payment.get(Payment.paystack_reference == checkout["reference"])
-    assert (payment.payer_id, payment.status, payment.amount) == (client_user.id, PaymentStatus.PENDING,
-                                                                  Decimal("2000.00"))
+    assert (payment.payer_id, payment.status, payment.amount) == (
+        client_user.id,
+        PaymentStatus.PENDING,
+        Decimal("2000.00"),
+    )
 
     paystack.charge(checkout["reference"])
     response = await post_webhook(api, *paystack.webhook(checkout["reference"]))
@@ -81,8 +90,10 @@ async def test_the_booking_fee_paid_through_checkout_moves_the_request_once(api,
     assert payment.status == PaymentStatus.SUCCESS and payment.paid_at is not None
     assert payment.processed_via == PaymentSource.WEBHOOK
     [moved] = events_of(request, "payment_received")
-    assert (moved.from_status, moved.to_status) == (RequestStatus.PENDING_PAYMENT,
-                                                    RequestStatus.PENDING_ADMIN_ASSIGNMENT)
+    assert (moved.from_status, moved.to_status) == (
+        RequestStatus.PENDING_PAYMENT,
+        RequestStatus.PENDING_ADMIN_ASSIGNMENT,
+    )
     [receipt] = events_of(request, "payment_receipt")
     assert receipt.payload["amount"] == "2000.00" and receipt.payload["reference"] == checkout["reference"]
 
@@ -116,8 +127,9 @@ async def test_the_final_payment_confirms_the_request(api, paystack):
 @pytest.mark.gen_test
 async def test_the_amount_is_the_servers_whatever_the_client_sends(api, paystack, client_user):
     request = ServiceRequestFactory(client=client_user)
-    response = await api.post("/api/payments/initialize/", {**initialize_body(request), "amount": "1.00"},
-                              user=client_user)
+    response = await api.post(
+        "/api/payments/initialize/", {**initialize_body(request), "amount": "1.00"}, user=client_user
+    )
     assert_error(response, 422)
     assert not Payment.select().exists() and not paystack.transactions
 
@@ -135,8 +147,7 @@ async def test_initializing_again_returns_the_open_attempt(api, paystack, client
 
 
 @pytest.mark.gen_test
-async def test_a_fee_changed_before_payment_replaces_the_open_attempt(api, paystack, client_user, admin_user,
-                                                                      settings):
+async def test_a_fee_changed_before_payment_replaces_the_open_attempt(api, paystack, client_user, admin_user, settings):
     request = ServiceRequestFactory(client=client_user)
     first = await start_payment(api, client_user, request)
     booking.set_emergency(settings, admin_user, request.id, True)
@@ -167,9 +178,15 @@ async def test_only_the_owning_client_may_initialize(api, paystack, client_user,
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("status,payment_type", [
-    (RequestStatus.PENDING_ADMIN_ASSIGNMENT, BOOKING_FEE), (RequestStatus.CANCELLED, BOOKING_FEE),
-    (RequestStatus.PENDING_PAYMENT, FINAL_PAYMENT), (RequestStatus.PAYMENT_CONFIRMED, FINAL_PAYMENT)])
+@pytest.mark.parametrize(
+    "status,payment_type",
+    [
+        (RequestStatus.PENDING_ADMIN_ASSIGNMENT, BOOKING_FEE),
+        (RequestStatus.CANCELLED, BOOKING_FEE),
+        (RequestStatus.PENDING_PAYMENT, FINAL_PAYMENT),
+        (RequestStatus.PAYMENT_CONFIRMED, FINAL_PAYMENT),
+    ],
+)
 async def test_initialize_in_the_wrong_state_is_409(api, paystack, client_user, status, payment_type):
     request = ServiceRequestFactory(client=client_user, status=status, final_cost=Decimal("100.00"))
     response = await api.post("/api/payments/initialize/", initialize_body(request, payment_type), user=client_user)
@@ -206,8 +223,15 @@ async def test_forged_missing_and_stale_signatures_are_401_and_change_nothing(ap
     tampered = raw.replace(b'"amount": 200000', b'"amount": 100')
     before = snapshot()
 
-    for body, signature in [(raw, None), (raw, ""), (raw, "0" * 128), (raw, sign(raw, "sk_test_other")),
-                            (tampered, good), (raw, good[:-2]), (raw, sign(raw + b" ", "sk_test_local"))]:
+    for body, signature in [
+        (raw, None),
+        (raw, ""),
+        (raw, "0" * 128),
+        (raw, sign(raw, "sk_test_other")),
+        (tampered, good),
+        (raw, good[:-2]),
+        (raw, sign(raw + b" ", "sk_test_local")),
+    ]:
         response = await post_webhook(api, body, signature)
         assert_error(response, 401, "invalid_signature")
 
@@ -228,10 +252,14 @@ async def test_the_signature_is_checked_before_the_body_is_parsed(api, paystack)
 async def test_other_events_and_unknown_references_are_acknowledged_and_change_nothing(api, paystack, caplog):
     ServiceRequestFactory()
     before = snapshot()
-    for event in ({"event": "transfer.success", "data": {"reference": "x"}},
-                  {"event": "charge.success", "data": {"reference": "SM-not-ours", "status": "success",
-                                                       "amount": 200000, "currency": "NGN"}},
-                  {"event": "charge.success", "data": "nonsense"}):
+    for event in (
+        {"event": "transfer.success", "data": {"reference": "x"}},
+        {
+            "event": "charge.success",
+            "data": {"reference": "SM-not-ours", "status": "success", "amount": 200000, "currency": "NGN"},
+        },
+        {"event": "charge.success", "data": "nonsense"},
+    ):
         raw = json.dumps(event).encode()
         response = await post_webhook(api, raw, sign(raw, "sk_test_local"))
         assert response.status == 200 and response.data == {"status": "ok"}, response
@@ -243,10 +271,13 @@ async def test_other_events_and_unknown_references_are_acknowledged_and_change_n
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("amount,currency", [(100, "NGN"), (199_999, "NGN"), (200_001, "NGN"), (200_000, "USD"),
-                                             (200_000, "GHS"), ("200000", "NGN")])
-async def test_a_mismatched_amount_or_currency_is_held_for_review(api, paystack, client_user, admin_user,
-                                                                  amount, currency):
+@pytest.mark.parametrize(
+    "amount,currency",
+    [(100, "NGN"), (199_999, "NGN"), (200_001, "NGN"), (200_000, "USD"), (200_000, "GHS"), ("200000", "NGN")],
+)
+async def test_a_mismatched_amount_or_currency_is_held_for_review(
+    api, paystack, client_user, admin_user, amount, currency
+):
     request = ServiceRequestFactory(client=client_user)
     checkout = await start_payment(api, client_user, request)
     paystack.charge(checkout["reference"], amount=amount, currency=currency)
@@ -290,8 +321,9 @@ async def test_concurrent_webhooks_and_verify_calls_move_the_request_once(api, p
     delivery = paystack.webhook(checkout["reference"])
     verify = f"/api/payments/verify/{checkout['reference']}/"
 
-    responses = await asyncio.gather(*[post_webhook(api, *delivery) for _ in range(20)],
-                                     *[api.get(verify, user=client_user) for _ in range(5)])
+    responses = await asyncio.gather(
+        *[post_webhook(api, *delivery) for _ in range(20)], *[api.get(verify, user=client_user) for _ in range(5)]
+    )
 
     assert [r.status for r in responses] == [200] * 25
     assert ServiceRequest.get_by_id(request.id).status == RequestStatus.PENDING_ADMIN_ASSIGNMENT
@@ -303,8 +335,9 @@ async def test_concurrent_webhooks_and_verify_calls_move_the_request_once(api, p
 async def test_a_payment_for_a_request_cancelled_meanwhile_is_kept_and_flagged_for_refund(api, paystack, client_user):
     request = ServiceRequestFactory(client=client_user)
     checkout = await start_payment(api, client_user, request)
-    assert (await api.post(f"/api/requests/{request.id}/cancel/", {"reason": "found someone"},
-                           user=client_user)).status == 200
+    assert (
+        await api.post(f"/api/requests/{request.id}/cancel/", {"reason": "found someone"}, user=client_user)
+    ).status == 200
     paystack.charge(checkout["reference"])
 
     assert (await post_webhook(api, *paystack.webhook(checkout["reference"]))).status == 200
@@ -323,11 +356,25 @@ async def test_a_second_paid_attempt_for_an_already_paid_fee_is_flagged_not_appl
     paystack.charge(first["reference"])
     await post_webhook(api, *paystack.webhook(first["reference"]))
     # A stale second attempt (opened before the first was confirmed) also succeeds at Paystack.
-    stale = Payment.create(service_request=request.id, payer=client_user.id, payment_type=BOOKING_FEE,
-                           amount=Decimal("2000.00"), paystack_reference="SM-stale-attempt")
-    raw = json.dumps({"event": "charge.success", "data": {
-        "reference": stale.paystack_reference, "status": "success", "amount": 200_000, "currency": "NGN",
-        "paid_at": "2026-11-25T10:00:00.000Z"}}).encode()
+    stale = Payment.create(
+        service_request=request.id,
+        payer=client_user.id,
+        payment_type=BOOKING_FEE,
+        amount=Decimal("2000.00"),
+        paystack_reference="SM-stale-attempt",
+    )
+    raw = json.dumps(
+        {
+            "event": "charge.success",
+            "data": {
+                "reference": stale.paystack_reference,
+                "status": "success",
+                "amount": 200_000,
+                "currency": "NGN",
+                "paid_at": "2026-11-25T10:00:00.000Z",
+            },
+        }
+    ).encode()
 
     assert (await post_webhook(api, raw, sign(raw, "sk_test_local"))).status == 200
 
@@ -388,8 +435,9 @@ async def test_paystack_failing_on_verify_is_502_and_changes_nothing_but_the_not
 
 
 @pytest.mark.gen_test
-async def test_clients_list_their_own_payments_and_admins_filter_all(api, paystack, client_user, other_client,
-                                                                     admin_user):
+async def test_clients_list_their_own_payments_and_admins_filter_all(
+    api, paystack, client_user, other_client, admin_user
+):
     mine = ServiceRequestFactory(client=client_user)
     theirs = awaiting_final_payment()
     await start_payment(api, client_user, mine)
@@ -431,10 +479,12 @@ def test_reconciliation_finds_a_paid_attempt_whose_webhook_never_came(settings, 
 
 def test_reconciliation_fails_long_abandoned_attempts_and_skips_when_paystack_is_down(settings, paystack):
     client = ClientFactory()
-    abandoned = payments.initialize_payment(settings, PaystackClient(settings), client,
-                                            ServiceRequestFactory(client=client).id, BOOKING_FEE)
-    recent = payments.initialize_payment(settings, PaystackClient(settings), client,
-                                         ServiceRequestFactory(client=client).id, BOOKING_FEE)
+    abandoned = payments.initialize_payment(
+        settings, PaystackClient(settings), client, ServiceRequestFactory(client=client).id, BOOKING_FEE
+    )
+    recent = payments.initialize_payment(
+        settings, PaystackClient(settings), client, ServiceRequestFactory(client=client).id, BOOKING_FEE
+    )
     Payment.update(created_at=utcnow() - timedelta(days=2)).where(Payment.id == abandoned.id).execute()
     Payment.update(created_at=utcnow() - timedelta(hours=1)).where(Payment.id == recent.id).execute()
 
@@ -507,8 +557,9 @@ def test_racing_deliveries_notify_each_recipient_once_on_both_channels(mail_pipe
         [note] = Notification.select().where(Notification.user == admin.id)
         assert note.notification_type == "payment_received" and note.sent_to_email
         assert len([m for m in mailbox.messages if admin.email in m.rcpt_tos]) == 1
-    [receipt] = Notification.select().where(Notification.user == client.id,
-                                            Notification.notification_type == "payment_receipt")
+    [receipt] = Notification.select().where(
+        Notification.user == client.id, Notification.notification_type == "payment_receipt"
+    )
     assert "₦2,000.00" in receipt.message and payment.paystack_reference in receipt.message
     [email] = [m for m in mailbox.messages if client.email in m.rcpt_tos]
     assert payment.paystack_reference in email.content.decode()
@@ -518,8 +569,7 @@ def test_the_final_payment_notifies_admins_and_the_primary_serviceman(mail_pipel
     settings, pipeline = mail_pipeline
     admin = AdminFactory()
     request = awaiting_final_payment()
-    payment = payments.initialize_payment(settings, PaystackClient(settings), request.client, request.id,
-                                          FINAL_PAYMENT)
+    payment = payments.initialize_payment(settings, PaystackClient(settings), request.client, request.id, FINAL_PAYMENT)
     payments.process_charge(paystack.charge(payment.paystack_reference), PaymentSource.WEBHOOK)
     pipeline.run()
 
@@ -527,8 +577,9 @@ def test_the_final_payment_notifies_admins_and_the_primary_serviceman(mail_pipel
         [note] = Notification.select().where(Notification.user == user.id)
         assert note.notification_type == "payment_confirmed" and "₦15,000.00" in note.message
     assert not Notification.select().where(Notification.user == request.backup_serviceman_id).exists()
-    assert {n.notification_type for n in Notification.select().where(Notification.user == request.client_id)} == \
-        {"payment_receipt"}
+    assert {n.notification_type for n in Notification.select().where(Notification.user == request.client_id)} == {
+        "payment_receipt"
+    }
     assert len(mailbox.messages) == 3
 
 
@@ -565,8 +616,9 @@ def test_the_cron_process_enqueues_reconciliation_for_the_workers(mail_pipeline,
     Payment.update(created_at=utcnow() - timedelta(hours=1)).where(Payment.id == payment.id).execute()
     started = []
     # The loop itself is tested in test_pipeline_outages.
-    monkeypatch.setattr(cron, "run_cron", lambda transport, schedule, stopping:
-                        started.append(cron.make_scheduler(transport, schedule)))
+    monkeypatch.setattr(
+        cron, "run_cron", lambda transport, schedule, stopping: started.append(cron.make_scheduler(transport, schedule))
+    )
     monkeypatch.setattr(cli, "load_settings", lambda: settings)
     monkeypatch.setattr(cli, "bind", lambda *args: None)  # keep the test session's database binding
 

@@ -6,6 +6,7 @@ payout account, an admin's approval becomes one transfer whose reference is stor
 called, so a timeout, a retry, a race, a replayed webhook or a reconciliation never pays twice; a failed
 or reversed transfer makes the payout owed again under a new reference, and everyone concerned is told.
 """
+
 import json
 import threading
 import time
@@ -17,17 +18,22 @@ import pytest
 
 from models import Event, Payout, PayoutAccount, PayoutStatus, PayoutTransfer, RequestStatus
 from models.actions import jobs, payouts
-from models.money import split_agreed_price
 from models.db import database
 from models.foundation.errors import InvalidTransition
 from models.foundation.paystack import PaystackClient, sign
+from models.money import split_agreed_price
 from server.paystack_standin_transfers import settle_transfer, transfer_webhook
 
 from .booking_support import finished_job
 from .contract_support import assert_error, snapshot
 from .factories import AdminFactory, ServicemanFactory, ServiceRequestFactory
-from .paystack_support import ACCOUNT, eventually, owed_payout, post_webhook
-from .paystack_support import fresh_bank_cache  # noqa: F401 (autouse fixture)
+from .paystack_support import (
+    ACCOUNT,
+    eventually,
+    fresh_bank_cache,  # noqa: F401 (autouse fixture)
+    owed_payout,
+    post_webhook,
+)
 
 P = PayoutStatus
 
@@ -43,16 +49,20 @@ def reload(payout):
 # --- the rule ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("estimate, agreed, amount, share", [
-    ("20000.00", "23000.00", "20000.00", "3000.00"),  # the client accepted the markup: the estimate
-    ("20000.00", "22000.00", "20000.00", "2000.00"),  # a negotiated discount comes out of the markup
-    ("20000.00", "20000.00", "20000.00", "0.00"),     # negotiated down to the estimate: no markup left
-    ("20000.00", "18000.00", "18000.00", "0.00"),     # below the estimate (the serviceman was consulted)
-    ("18666.67", "21000.00", "18666.67", "2333.33"),  # to the kobo
-    (None, "15000.00", "15000.00", "0.00"),           # never inspected: all of it
-])
+@pytest.mark.parametrize(
+    "estimate, agreed, amount, share",
+    [
+        ("20000.00", "23000.00", "20000.00", "3000.00"),  # the client accepted the markup: the estimate
+        ("20000.00", "22000.00", "20000.00", "2000.00"),  # a negotiated discount comes out of the markup
+        ("20000.00", "20000.00", "20000.00", "0.00"),  # negotiated down to the estimate: no markup left
+        ("20000.00", "18000.00", "18000.00", "0.00"),  # below the estimate (the serviceman was consulted)
+        ("18666.67", "21000.00", "18666.67", "2333.33"),  # to the kobo
+        (None, "15000.00", "15000.00", "0.00"),  # never inspected: all of it
+    ],
+)
 def test_the_serviceman_is_paid_the_estimate_and_the_platform_keeps_what_the_client_paid_above_it(
-        estimate, agreed, amount, share):
+    estimate, agreed, amount, share
+):
     got = split_agreed_price(None if estimate is None else Decimal(estimate), Decimal(agreed))
     assert got == (Decimal(amount), Decimal(share))
     assert sum(got) == Decimal(agreed)
@@ -65,15 +75,23 @@ def test_confirming_completion_records_one_payout_in_the_same_transaction(admin_
 
     [payout] = Payout.select()
     assert (payout.serviceman_id, payout.service_request_id, payout.status) == (
-        request.primary_serviceman_id, request.id, P.OWED)
+        request.primary_serviceman_id,
+        request.id,
+        P.OWED,
+    )
     assert (payout.amount, payout.platform_share, payout.currency) == (Decimal("20000.00"), Decimal("2000.00"), "NGN")
     assert payout.transfer_reference.startswith(f"smpo-{request.id}-")
     assert len(events(payout, "payout_owed")) == 1
     with pytest.raises(InvalidTransition):
         jobs.confirm_completion(admin_user, request.id)  # the request is COMPLETED
     with pytest.raises(peewee.IntegrityError):  # the database itself refuses a second payout
-        Payout.create(serviceman=payout.serviceman_id, service_request=request.id, amount=1, platform_share=0,
-                      transfer_reference="smpo-duplicate")
+        Payout.create(
+            serviceman=payout.serviceman_id,
+            service_request=request.id,
+            amount=1,
+            platform_share=0,
+            transfer_reference="smpo-duplicate",
+        )
     assert Payout.select().count() == 1
 
 
@@ -82,8 +100,9 @@ def test_a_job_never_marked_up_owes_the_estimate_and_one_without_a_price_owes_no
     jobs.confirm_completion(admin_user, unpriced_markup.id)
     payout = Payout.get(Payout.service_request == unpriced_markup.id)
     assert (payout.amount, payout.platform_share) == (Decimal("9000.00"), Decimal("0.00"))
-    nothing = ServiceRequestFactory(status=RequestStatus.COMPLETED_BY_SERVICEMAN,
-                                    primary_serviceman=ServicemanFactory())
+    nothing = ServiceRequestFactory(
+        status=RequestStatus.COMPLETED_BY_SERVICEMAN, primary_serviceman=ServicemanFactory()
+    )
     jobs.confirm_completion(admin_user, nothing.id)
     assert not Payout.select().where(Payout.service_request == nothing.id).exists()
 
@@ -119,8 +138,9 @@ async def test_only_banks_that_can_receive_transfers_are_offered(api, paystack, 
     assert "058" in codes and len(codes) == 8
     assert "100039" not in codes  # listed, active, but supports_transfer false
     assert "090999" not in codes  # is_deleted
-    refused = await api.post("/api/serviceman/payout-account/", {"bank_code": "100039",
-                                                                 "account_number": "0123456789"}, user=serviceman)
+    refused = await api.post(
+        "/api/serviceman/payout-account/", {"bank_code": "100039", "account_number": "0123456789"}, user=serviceman
+    )
     assert "bank_code" in assert_error(refused, 422)["fields"]
 
 
@@ -132,8 +152,9 @@ async def test_a_serviceman_confirms_the_resolved_name_then_saves_the_account_ma
     assert resolved.data["account_number_masked"] == "******6789"
     assert not PayoutAccount.select().exists() and not paystack.recipients  # nothing saved yet
 
-    saved = await api.post("/api/serviceman/payout-account/",
-                           {**ACCOUNT, "account_name": resolved.data["account_name"]}, user=serviceman)
+    saved = await api.post(
+        "/api/serviceman/payout-account/", {**ACCOUNT, "account_name": resolved.data["account_name"]}, user=serviceman
+    )
 
     assert saved.status == 200, saved
     assert saved.data["account_number_masked"] == "******6789" and saved.data["bank_name"] == "Guaranty Trust Bank"
@@ -148,17 +169,21 @@ async def test_a_serviceman_confirms_the_resolved_name_then_saves_the_account_ma
 async def test_an_account_the_bank_does_not_know_or_a_changed_name_saves_nothing(api, paystack, serviceman):
     assert_error(await api.get("/api/serviceman/payout-account/", user=serviceman), 404)
     before = snapshot()
-    unknown = await api.post("/api/serviceman/payout-account/", {"bank_code": "058", "account_number": "0123450000"},
-                             user=serviceman)
+    unknown = await api.post(
+        "/api/serviceman/payout-account/", {"bank_code": "058", "account_number": "0123450000"}, user=serviceman
+    )
     assert "account_number" in assert_error(unknown, 422, "validation_error")["fields"]
-    no_bank = await api.post("/api/serviceman/payout-account/", {"bank_code": "999", "account_number": "0123456789"},
-                             user=serviceman)
+    no_bank = await api.post(
+        "/api/serviceman/payout-account/", {"bank_code": "999", "account_number": "0123456789"}, user=serviceman
+    )
     assert "bank_code" in assert_error(no_bank, 422)["fields"]
-    short = await api.post("/api/serviceman/payout-account/", {"bank_code": "058", "account_number": "12345"},
-                           user=serviceman)
+    short = await api.post(
+        "/api/serviceman/payout-account/", {"bank_code": "058", "account_number": "12345"}, user=serviceman
+    )
     assert "account_number" in assert_error(short, 422)["fields"]
-    changed = await api.post("/api/serviceman/payout-account/", {**ACCOUNT, "account_name": "SOMEONE ELSE"},
-                             user=serviceman)
+    changed = await api.post(
+        "/api/serviceman/payout-account/", {**ACCOUNT, "account_name": "SOMEONE ELSE"}, user=serviceman
+    )
     assert_error(changed, 409, "account_name_mismatch")
     assert snapshot() == before and not paystack.recipients
 
@@ -204,8 +229,10 @@ async def test_an_approved_payout_is_sent_then_paid_by_the_signed_webhook_once(a
     assert [(p["id"], p["status"]) for p in mine.data["results"]] == [(payout.id, P.PAID)]
     # The timeline shows the payout to admins only: the client does not see the serviceman's pay or bank.
     path = f"/api/requests/{payout.service_request_id}/events/?page_size=100"
-    seen_by = {who: {e["type"] for e in (await api.get(path, user=user)).data["results"]}
-               for who, user in (("admin", admin_user), ("client", paid.service_request.client))}
+    seen_by = {
+        who: {e["type"] for e in (await api.get(path, user=user)).data["results"]}
+        for who, user in (("admin", admin_user), ("client", paid.service_request.client))
+    }
     assert {"payout_owed", "payout_approved", "payout_sent", "payout_paid"} <= seen_by["admin"]
     assert not {t for t in seen_by["client"] if t.startswith("payout_")} and "job_confirmed" in seen_by["client"]
 
@@ -226,7 +253,8 @@ async def test_a_forged_transfer_webhook_changes_nothing(api, paystack, settings
 
 @pytest.mark.gen_test
 async def test_a_transfer_that_timed_out_is_retried_with_the_same_reference_and_paid_once(
-        api, paystack, settings, admin_user):
+    api, paystack, settings, admin_user
+):
     payout = owed_payout(admin_user, settings)
     reference = payout.transfer_reference
     paystack.fail_next("timeout")  # Paystack takes the transfer, but its answer comes too late
@@ -295,7 +323,8 @@ def test_concurrent_approvals_of_one_payout_make_one_transfer(paystack, settings
 
 @pytest.mark.gen_test
 async def test_a_failed_transfer_is_owed_again_under_a_new_reference_and_history_is_kept(
-        api, paystack, settings, admin_user):
+    api, paystack, settings, admin_user
+):
     payout = owed_payout(admin_user, settings)
     first_reference = payout.transfer_reference
     payouts.approve_payouts(PaystackClient(settings), admin_user, [payout.id])
@@ -313,7 +342,9 @@ async def test_a_failed_transfer_is_owed_again_under_a_new_reference_and_history
     assert retried.data["results"][0]["status"] == P.IN_TRANSIT
     history = await api.get(f"/api/admin/payouts/{payout.id}/transfers/", user=admin_user)
     assert [(t["reference"], t["status"]) for t in history.data["results"]] == [
-        (first_reference, P.FAILED), (failed.transfer_reference, P.IN_TRANSIT)]
+        (first_reference, P.FAILED),
+        (failed.transfer_reference, P.IN_TRANSIT),
+    ]
     assert len(paystack.transfers) == 2
 
 
@@ -348,12 +379,19 @@ async def test_approvals_are_checked_whole_before_anything_is_sent(api, paystack
     Payout.update(status=P.PAID).where(Payout.id == paid.id).execute()
     before = snapshot()
 
-    assert_error(await api.post("/api/admin/payouts/approve/", {"payout_ids": [ready.id, 999999]}, user=admin_user),
-                 404)
-    assert_error(await api.post("/api/admin/payouts/approve/", {"payout_ids": [ready.id, no_account.id]},
-                                user=admin_user), 409, "no_payout_account")
-    assert_error(await api.post("/api/admin/payouts/approve/", {"payout_ids": [ready.id, paid.id]},
-                                user=admin_user), 409, "invalid_transition")
+    assert_error(
+        await api.post("/api/admin/payouts/approve/", {"payout_ids": [ready.id, 999999]}, user=admin_user), 404
+    )
+    assert_error(
+        await api.post("/api/admin/payouts/approve/", {"payout_ids": [ready.id, no_account.id]}, user=admin_user),
+        409,
+        "no_payout_account",
+    )
+    assert_error(
+        await api.post("/api/admin/payouts/approve/", {"payout_ids": [ready.id, paid.id]}, user=admin_user),
+        409,
+        "invalid_transition",
+    )
     assert_error(await api.post("/api/admin/payouts/approve/", {"payout_ids": []}, user=admin_user), 422)
 
     assert snapshot() == before and not paystack.transfers
@@ -382,11 +420,11 @@ async def test_servicemen_see_only_their_own_payouts(api, paystack, settings, ad
 @pytest.mark.gen_test
 async def test_ledger_totals_and_the_platform_margin_match_known_data(api, paystack, settings, admin_user):
     client = PaystackClient(settings)
-    a = owed_payout(admin_user, settings, final_cost="23000.00")                   # 20000.00 + 3000.00
-    b = owed_payout(admin_user, settings, final_cost="22000.00")                   # 20000.00 + 2000.00
+    a = owed_payout(admin_user, settings, final_cost="23000.00")  # 20000.00 + 3000.00
+    b = owed_payout(admin_user, settings, final_cost="22000.00")  # 20000.00 + 2000.00
     c = owed_payout(admin_user, settings, final_cost="11000.00", estimate="10000.00", markup="10.00")  # 10000 + 1000
-    d = owed_payout(admin_user, settings, final_cost="8000.00", estimate="8000.00", markup=None)       # 8000 + 0
-    payouts.approve_payouts(client, admin_user, [b.id, c.id])   # in transit
+    d = owed_payout(admin_user, settings, final_cost="8000.00", estimate="8000.00", markup=None)  # 8000 + 0
+    payouts.approve_payouts(client, admin_user, [b.id, c.id])  # in transit
     settle_transfer(paystack, c.transfer_reference, "success")
     payouts.process_transfer(dict(paystack.transfers[c.transfer_reference]), "webhook")  # c paid
     payouts.approve_payouts(client, admin_user, [d.id])
@@ -398,9 +436,15 @@ async def test_ledger_totals_and_the_platform_margin_match_known_data(api, payst
     assert totals.status == 200, totals
     assert totals.data == {
         "currency": "NGN",
-        "owed": {"count": 2, "amount": "28000.00"}, "approved": {"count": 0, "amount": "0.00"},
-        "in_transit": {"count": 1, "amount": "20000.00"}, "paid": {"count": 1, "amount": "10000.00"},
-        "completed_jobs": 4, "agreed_prices": "64000.00", "servicemen_share": "58000.00",
-        "platform_margin": "6000.00", "margin_percentage": "9.38"}
+        "owed": {"count": 2, "amount": "28000.00"},
+        "approved": {"count": 0, "amount": "0.00"},
+        "in_transit": {"count": 1, "amount": "20000.00"},
+        "paid": {"count": 1, "amount": "10000.00"},
+        "completed_jobs": 4,
+        "agreed_prices": "64000.00",
+        "servicemen_share": "58000.00",
+        "platform_margin": "6000.00",
+        "margin_percentage": "9.38",
+    }
     own = await api.get("/api/serviceman/payouts/totals/", user=a.serviceman)
     assert own.data["owed"] == {"count": 1, "amount": "20000.00"} and own.data["completed_jobs"] == 1

@@ -2,6 +2,7 @@
 with TEST_DATABASE_URL on PostgreSQL and TEST_REDIS_URL): the stand-in settles the transfer on its
 own and sends the signed `transfer.success` webhook, as Paystack does, and the serviceman is told on
 both channels when the money is sent and when it lands."""
+
 from datetime import timedelta
 from decimal import Decimal
 
@@ -35,15 +36,37 @@ async def test_from_booking_to_the_serviceman_paid(api, app, base_url, paystack,
 
     # Booked, fee paid, assigned, estimated, marked up 15%, approved, paid, done, confirmed.
     day = str(platform_today(settings.zone) + timedelta(days=7))
-    request_id = (await ok(await api.post("/api/requests/", {
-        "category_id": category.id, "serviceman_id": primary.id, "booking_date": day,
-        "address": "12 Allen Avenue, Ikeja", "description": "Kitchen sink leaking"}, user=client), 201))["id"]
+    request_id = (
+        await ok(
+            await api.post(
+                "/api/requests/",
+                {
+                    "category_id": category.id,
+                    "serviceman_id": primary.id,
+                    "booking_date": day,
+                    "address": "12 Allen Avenue, Ikeja",
+                    "description": "Kitchen sink leaking",
+                },
+                user=client,
+            ),
+            201,
+        )
+    )["id"]
     await pay(api, paystack, client, request_id, "BOOKING_FEE")
-    await ok(await api.post(f"/api/admin/requests/{request_id}/assign/",
-                            {"primary_serviceman_id": primary.id, "backup_serviceman_id": backup.id}, user=admin))
-    await ok(await api.post("/api/serviceman/submit-estimate/",
-                            {"service_request_id": request_id, "amount": "20000.00", "notes": "New trap"},
-                            user=primary))
+    await ok(
+        await api.post(
+            f"/api/admin/requests/{request_id}/assign/",
+            {"primary_serviceman_id": primary.id, "backup_serviceman_id": backup.id},
+            user=admin,
+        )
+    )
+    await ok(
+        await api.post(
+            "/api/serviceman/submit-estimate/",
+            {"service_request_id": request_id, "amount": "20000.00", "notes": "New trap"},
+            user=primary,
+        )
+    )
     await ok(await api.post(f"/api/admin/requests/{request_id}/markup/", {"markup_percentage": "15"}, user=admin))
     await ok(await api.post(f"/api/requests/{request_id}/approve-cost/", {}, user=client))
     await pay(api, paystack, client, request_id, "FINAL_PAYMENT")
@@ -60,13 +83,19 @@ async def test_from_booking_to_the_serviceman_paid(api, app, base_url, paystack,
     # The serviceman adds a bank account; an admin approves the payout.
     banks = (await ok(await api.get("/api/banks/", user=primary)))["results"]
     bank = next(b for b in banks if b["name"] == "Guaranty Trust Bank")
-    shown = await ok(await api.get(f"/api/banks/resolve/?bank_code={bank['code']}&account_number=0123456789",
-                                   user=primary))
-    await ok(await api.post("/api/serviceman/payout-account/", {
-        "bank_code": bank["code"], "account_number": "0123456789", "account_name": shown["account_name"]},
-        user=primary))
-    [sent] = (await ok(await api.post("/api/admin/payouts/approve/", {"payout_ids": [owed["id"]]},
-                                      user=admin)))["results"]
+    shown = await ok(
+        await api.get(f"/api/banks/resolve/?bank_code={bank['code']}&account_number=0123456789", user=primary)
+    )
+    await ok(
+        await api.post(
+            "/api/serviceman/payout-account/",
+            {"bank_code": bank["code"], "account_number": "0123456789", "account_name": shown["account_name"]},
+            user=primary,
+        )
+    )
+    [sent] = (await ok(await api.post("/api/admin/payouts/approve/", {"payout_ids": [owed["id"]]}, user=admin)))[
+        "results"
+    ]
     assert sent["status"] == PayoutStatus.IN_TRANSIT
 
     # Paystack settles the transfer and says so with a signed webhook.
@@ -107,12 +136,17 @@ def test_a_failed_transfer_tells_the_serviceman_and_every_admin(mail_pipeline, m
     pipeline.run()
 
     for user in (serviceman, *admins):
-        kinds = [n.notification_type for n in Notification.select().where(Notification.user == user.id,
-                                                                           Notification.notification_type
-                                                                           .startswith("payout_"))]
+        kinds = [
+            n.notification_type
+            for n in Notification.select().where(
+                Notification.user == user.id, Notification.notification_type.startswith("payout_")
+            )
+        ]
         assert "payout_failed" in kinds and kinds.count("payout_failed") == 1
         mail = [mail_text(m) for m in mailbox.messages if user.email in m.rcpt_tos]
         [failed] = [text for text in mail if "payout failed" in text]
         assert "Account dormant" in failed
     assert [n.notification_type for n in Notification.select().where(Notification.user == serviceman.id)] == [
-        "payout_sent", "payout_failed"]
+        "payout_sent",
+        "payout_failed",
+    ]

@@ -7,6 +7,7 @@ open refunds of one amount, otp/received/abandoned/blocked/rejected/failed/rever
 transfer that succeeds at once, fees passed to the customer), then money moves once, each state says
 what an admin must do, and the admin's action goes through Paystack's documented route.
 """
+
 import json
 import time
 from datetime import timedelta
@@ -16,9 +17,9 @@ import requests
 
 from models import Event, Payout, PayoutStatus, PayoutTransfer, Refund, RefundStatus
 from models.actions import payments, payouts, refunds
-from models.money import PaymentStatus, PaymentType
 from models.foundation.clock import utcnow
 from models.foundation.paystack import PaystackClient
+from models.money import PaymentStatus, PaymentType
 from server.paystack_standin_transfers import settle_transfer, transfer_webhook
 
 from . import paystack_schemas as schemas
@@ -26,8 +27,14 @@ from .booking_support import cancel_path, events_of
 from .conftest import PAYSTACK_TEST_SECRET, paystack_standin_server
 from .contract_support import assert_error, snapshot
 from .factories import ServiceRequestFactory
-from .paystack_support import ACCOUNT, owed_payout, paid_request, post_refund_calls, post_webhook
-from .paystack_support import fresh_bank_cache  # noqa: F401 (autouse fixture)
+from .paystack_support import (
+    ACCOUNT,
+    fresh_bank_cache,  # noqa: F401 (autouse fixture)
+    owed_payout,
+    paid_request,
+    post_refund_calls,
+    post_webhook,
+)
 
 P, R = PayoutStatus, RefundStatus
 
@@ -40,8 +47,13 @@ def fits(schema, value):
 
 def ask(method, path, **kwargs):
     """The stand-in's raw answer (status code, JSON), as Paystack's own client would see it."""
-    response = requests.request(method, paystack_standin_server().url + path, timeout=5,
-                                headers={"Authorization": f"Bearer {PAYSTACK_TEST_SECRET}"}, **kwargs)
+    response = requests.request(
+        method,
+        paystack_standin_server().url + path,
+        timeout=5,
+        headers={"Authorization": f"Bearer {PAYSTACK_TEST_SECRET}"},
+        **kwargs,
+    )
     return response.status_code, response.json()
 
 
@@ -52,8 +64,14 @@ def webhook_data(raw):
 def other_refunds(ledger, count, after):
     """`count` refunds of other merchants' transactions, all made after `after` (newest last)."""
     for n in range(count):
-        tx = {"id": 900000 + n, "reference": f"other-{n}", "amount": 10_000, "currency": "NGN", "channel": "card",
-              "customer": {"id": 9, "email": f"other{n}@example.ng", "customer_code": "CUS_other"}}
+        tx = {
+            "id": 900000 + n,
+            "reference": f"other-{n}",
+            "amount": 10_000,
+            "currency": "NGN",
+            "channel": "card",
+            "customer": {"id": 9, "email": f"other{n}@example.ng", "customer_code": "CUS_other"},
+        }
         ledger.refund_clock = lambda n=n: after + timedelta(seconds=n + 1)
         ledger.create_refund(tx, 10_000, "NGN", merchant_note=f"someone else's refund {n}")
     ledger.refund_clock = None
@@ -63,8 +81,9 @@ def other_refunds(ledger, count, after):
 
 
 @pytest.mark.parametrize("per_page", [50, 20])  # 50: Paystack's default perPage
-def test_a_lost_refund_answer_among_60_newer_refunds_ends_in_exactly_one_refund(settings, paystack, monkeypatch,
-                                                                                per_page):
+def test_a_lost_refund_answer_among_60_newer_refunds_ends_in_exactly_one_refund(
+    settings, paystack, monkeypatch, per_page
+):
     """Paystack's List Refunds (openapi paths/refund.yaml) takes perPage, page, from, to: no filter by
     transaction. Our refund, whose answer was lost, is older than 60 others: it is still found."""
     monkeypatch.setattr(refunds, "FIND_PER_PAGE", per_page)
@@ -121,8 +140,7 @@ async def test_documented_refund_webhooks_without_an_id_and_with_a_string_amount
 
 
 @pytest.mark.gen_test
-async def test_two_open_refunds_of_one_amount_on_one_transaction_are_not_confused(api, settings, paystack,
-                                                                                 admin_user):
+async def test_two_open_refunds_of_one_amount_on_one_transaction_are_not_confused(api, settings, paystack, admin_user):
     """refund.processed names no refund: when two of ours fit, each is read from Paystack instead."""
     request, payment = paid_request(settings)
     client = PaystackClient(settings)
@@ -143,7 +161,8 @@ async def test_two_open_refunds_of_one_amount_on_one_transaction_are_not_confuse
 
 @pytest.mark.gen_test
 async def test_a_needs_attention_refund_is_retried_with_the_customers_account_not_asked_again(
-        api, settings, paystack, admin_user):
+    api, settings, paystack, admin_user
+):
     request, payment = paid_request(settings)
     await api.post(cancel_path(request), {}, user=request.client)
     [at_paystack] = paystack.refunds.values()
@@ -160,11 +179,16 @@ async def test_a_needs_attention_refund_is_retried_with_the_customers_account_no
     listed = await api.get(f"/api/admin/refunds/?status={R.NEEDS_BANK}", user=admin_user)
     assert [r["id"] for r in listed.data["results"]] == [refund.id]
     # A fresh POST /refund would be refused by Paystack (the amount is reserved): the plain retry says so.
-    assert_error(await api.post(f"/api/admin/refunds/{refund.id}/retry/", user=admin_user), 409,
-                 "needs_customer_details")
+    assert_error(
+        await api.post(f"/api/admin/refunds/{refund.id}/retry/", user=admin_user), 409, "needs_customer_details"
+    )
     path = f"/api/admin/refunds/{refund.id}/customer-details/"
-    assert "bank_code" in assert_error(await api.post(path, {"bank_code": "100039", "account_number": "0123456789"},
-                                                      user=admin_user), 422)["fields"]
+    assert (
+        "bank_code"
+        in assert_error(
+            await api.post(path, {"bank_code": "100039", "account_number": "0123456789"}, user=admin_user), 422
+        )["fields"]
+    )
 
     retried = await api.post(path, ACCOUNT, user=admin_user)
 
@@ -179,8 +203,10 @@ async def test_a_needs_attention_refund_is_retried_with_the_customers_account_no
     assert Refund.get().status == R.PROCESSED
 
 
-@pytest.mark.parametrize("status, expected", [("processing", R.PROCESSING), ("failed", R.FAILED),
-                                              ("needs-attention", R.NEEDS_BANK), ("processed", R.PROCESSED)])
+@pytest.mark.parametrize(
+    "status, expected",
+    [("processing", R.PROCESSING), ("failed", R.FAILED), ("needs-attention", R.NEEDS_BANK), ("processed", R.PROCESSED)],
+)
 def test_every_documented_refund_status_is_read_by_reconciliation(settings, paystack, status, expected):
     request, payment = paid_request(settings)
     refund = refunds.refund_payment(PaystackClient(settings), request.client, payment.id, "goodwill")
@@ -196,7 +222,8 @@ def test_every_documented_refund_status_is_read_by_reconciliation(settings, pays
 
 @pytest.mark.gen_test
 async def test_an_otp_transfer_waits_for_an_admin_who_finalizes_it_with_paystacks_otp(
-        api, paystack, settings, admin_user):
+    api, paystack, settings, admin_user
+):
     paystack.transfer_outcome = "otp"
     payout = owed_payout(admin_user, settings)
 
@@ -221,10 +248,12 @@ async def test_an_otp_transfer_waits_for_an_admin_who_finalizes_it_with_paystack
     assert Payout.get_by_id(payout.id).status == P.PAID and len(paystack.transfers) == 1
 
 
-@pytest.mark.parametrize("outcome, expected", [("success_at_once", P.PAID), ("received", P.IN_TRANSIT),
-                                               ("otp", P.AWAITING_OTP)])
-def test_the_answer_to_a_transfer_is_applied_whatever_its_documented_status(paystack, settings, admin_user,
-                                                                            outcome, expected):
+@pytest.mark.parametrize(
+    "outcome, expected", [("success_at_once", P.PAID), ("received", P.IN_TRANSIT), ("otp", P.AWAITING_OTP)]
+)
+def test_the_answer_to_a_transfer_is_applied_whatever_its_documented_status(
+    paystack, settings, admin_user, outcome, expected
+):
     paystack.transfer_outcome = outcome
     payout = owed_payout(admin_user, settings)
 
@@ -235,8 +264,9 @@ def test_the_answer_to_a_transfer_is_applied_whatever_its_documented_status(pays
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("status", ["failed", "abandoned", "blocked", "rejected", "reversed"])
-async def test_a_transfer_paystack_gave_up_on_is_owed_again_with_paystacks_cause(api, paystack, settings,
-                                                                                 admin_user, status):
+async def test_a_transfer_paystack_gave_up_on_is_owed_again_with_paystacks_cause(
+    api, paystack, settings, admin_user, status
+):
     payout = owed_payout(admin_user, settings)
     payouts.approve_payouts(PaystackClient(settings), admin_user, [payout.id])
     reference = payout.transfer_reference
@@ -265,13 +295,17 @@ def test_a_failure_cause_is_read_from_gateway_response_then_failures_never_from_
 # --- §3: fees passed to the customer ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fees, paid_less, expected", [(0, 0, PaymentStatus.SUCCESS), (3_100, 0, PaymentStatus.SUCCESS),
-                                                       (0, 100, PaymentStatus.REVIEW)])
-def test_the_price_is_compared_with_requested_amount_when_fees_are_passed_on(settings, paystack, client_user, fees,
-                                                                            paid_less, expected):
+@pytest.mark.parametrize(
+    "fees, paid_less, expected",
+    [(0, 0, PaymentStatus.SUCCESS), (3_100, 0, PaymentStatus.SUCCESS), (0, 100, PaymentStatus.REVIEW)],
+)
+def test_the_price_is_compared_with_requested_amount_when_fees_are_passed_on(
+    settings, paystack, client_user, fees, paid_less, expected
+):
     request = ServiceRequestFactory(client=client_user)
-    payment = payments.initialize_payment(settings, PaystackClient(settings), client_user, request.id,
-                                          PaymentType.BOOKING_FEE)
+    payment = payments.initialize_payment(
+        settings, PaystackClient(settings), client_user, request.id, PaymentType.BOOKING_FEE
+    )
     data = paystack.charge(payment.paystack_reference, customer_fees=fees)
     if paid_less:
         data = {**data, "amount": data["requested_amount"] - paid_less}
@@ -289,15 +323,24 @@ def test_the_stand_ins_answers_fit_paystacks_documented_schemas(settings, paysta
     fits(schemas.VERIFY_ANSWER, ask("GET", f"/transaction/verify/{reference}")[1])
     raw, _ = paystack.webhook(reference)
     fits(schemas.CHARGE_SUCCESS_EVENT, json.loads(raw))
-    code, created = ask("POST", "/refund", json={"transaction": reference, "amount": 50_000, "currency": "NGN",
-                                                  "merchant_note": "SM-R-x manual"})
+    code, created = ask(
+        "POST",
+        "/refund",
+        json={"transaction": reference, "amount": 50_000, "currency": "NGN", "merchant_note": "SM-R-x manual"},
+    )
     fits(schemas.REFUND_CREATE_ANSWER, created)
     refund_id = created["data"]["id"]
     fits(schemas.REFUND_FETCH_ANSWER, ask("GET", f"/refund/{refund_id}")[1])
     fits(schemas.REFUND_LIST_ANSWER, ask("GET", "/refund", params={"perPage": 10, "page": 1})[1])
     paystack.settle_refund(refund_id, "needs-attention")
-    fits(schemas.REFUND_RETRY_ANSWER, ask("POST", f"/refund/retry_with_customer_details/{refund_id}", json={
-        "refund_account_details": {"currency": "NGN", "account_number": "0123456789", "bank_id": "3"}})[1])
+    fits(
+        schemas.REFUND_RETRY_ANSWER,
+        ask(
+            "POST",
+            f"/refund/retry_with_customer_details/{refund_id}",
+            json={"refund_account_details": {"currency": "NGN", "account_number": "0123456789", "bank_id": "3"}},
+        )[1],
+    )
     for status in schemas.REFUND_STATUSES:
         paystack.settle_refund(refund_id, status)
         fits(schemas.refund_event(status), json.loads(paystack.refund_webhook(refund_id)[0]))
@@ -306,14 +349,38 @@ def test_the_stand_ins_answers_fit_paystacks_documented_schemas(settings, paysta
     fits(schemas.BANK_LIST_ANSWER, banks)
     fits(schemas.BANK_LIST_ANSWER, ask("GET", "/bank", params={"perPage": 4, "next": banks["meta"]["next"]})[1])
     fits(schemas.RESOLVE_ANSWER, ask("GET", "/bank/resolve", params=ACCOUNT | {"account_number": "0123456789"})[1])
-    recipient = fits(schemas.RECIPIENT_ANSWER, ask("POST", "/transferrecipient", json={
-        "type": "nuban", "name": "TUNDE ADEBAYO BAKARE", **ACCOUNT, "currency": "NGN"})[1])["data"]
+    recipient = fits(
+        schemas.RECIPIENT_ANSWER,
+        ask(
+            "POST",
+            "/transferrecipient",
+            json={"type": "nuban", "name": "TUNDE ADEBAYO BAKARE", **ACCOUNT, "currency": "NGN"},
+        )[1],
+    )["data"]
     paystack.transfer_outcome = "otp"
-    transfer = fits(schemas.TRANSFER_CREATE_ANSWER, ask("POST", "/transfer", json={
-        "source": "balance", "amount": 100_000, "recipient": recipient["recipient_code"],
-        "reference": "smpo-1-0123456789abcdef", "reason": "Serviceman payout 1", "currency": "NGN"})[1])["data"]
-    fits(schemas.FINALIZE_ANSWER, ask("POST", "/transfer/finalize_transfer", json={
-        "transfer_code": transfer["transfer_code"], "otp": paystack.transfer_otp})[1])
+    transfer = fits(
+        schemas.TRANSFER_CREATE_ANSWER,
+        ask(
+            "POST",
+            "/transfer",
+            json={
+                "source": "balance",
+                "amount": 100_000,
+                "recipient": recipient["recipient_code"],
+                "reference": "smpo-1-0123456789abcdef",
+                "reason": "Serviceman payout 1",
+                "currency": "NGN",
+            },
+        )[1],
+    )["data"]
+    fits(
+        schemas.FINALIZE_ANSWER,
+        ask(
+            "POST",
+            "/transfer/finalize_transfer",
+            json={"transfer_code": transfer["transfer_code"], "otp": paystack.transfer_otp},
+        )[1],
+    )
     for status in ("success", "failed", "reversed"):
         settle_transfer(paystack, transfer["reference"], status)
         fits(schemas.TRANSFER_VERIFY_ANSWER, ask("GET", f"/transfer/verify/{transfer['reference']}")[1])
@@ -327,12 +394,29 @@ def test_a_transfer_settling_by_itself_sends_its_signed_webhook_and_wakes_the_wa
     paystack.webhook_url = paystack_standin_server().url + "/done"  # any answer counts as delivered
     paystack.transfer_outcome = "success"
     sent = paystack.webhooks_sent
-    _, recipient = ask("POST", "/transferrecipient", json={
-        "type": "nuban", "name": "Tunde Bakare", "account_number": "0123456789", "bank_code": "058",
-        "currency": "NGN"})
-    status, answer = ask("POST", "/transfer", json={
-        "source": "balance", "amount": 2_000_000, "recipient": recipient["data"]["recipient_code"],
-        "reference": "smpo-1-0123456789abcdef", "reason": "Serviceman payout 1", "currency": "NGN"})
+    _, recipient = ask(
+        "POST",
+        "/transferrecipient",
+        json={
+            "type": "nuban",
+            "name": "Tunde Bakare",
+            "account_number": "0123456789",
+            "bank_code": "058",
+            "currency": "NGN",
+        },
+    )
+    status, answer = ask(
+        "POST",
+        "/transfer",
+        json={
+            "source": "balance",
+            "amount": 2_000_000,
+            "recipient": recipient["data"]["recipient_code"],
+            "reference": "smpo-1-0123456789abcdef",
+            "reason": "Serviceman payout 1",
+            "currency": "NGN",
+        },
+    )
 
     assert status == 200 and answer["data"]["status"] == "pending"
     started = time.monotonic()
@@ -341,19 +425,27 @@ def test_a_transfer_settling_by_itself_sends_its_signed_webhook_and_wakes_the_wa
     assert paystack.transfers["smpo-1-0123456789abcdef"]["status"] == "success"
 
 
-@pytest.mark.parametrize("method, path, body", [
-    ("POST", "/transaction/initialize", {"email": "a@example.ng", "amount": 100, "reference": "has space"}),
-    ("POST", "/transaction/initialize", {"email": "a@example.ng", "amount": 100, "reference": "slash/no"}),
-    ("POST", "/transfer", {"source": "balance", "amount": 100, "recipient": "RCP_x",
-                           "reference": "UPPER-case-ref-0001"}),
-    ("POST", "/refund", {"transaction": "no-such-transaction"}),
-    ("GET", "/refund/987654", None),
-    ("POST", "/transfer/finalize_transfer", {"transfer_code": "TRF_nope", "otp": "123456"}),
-])
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("POST", "/transaction/initialize", {"email": "a@example.ng", "amount": 100, "reference": "has space"}),
+        ("POST", "/transaction/initialize", {"email": "a@example.ng", "amount": 100, "reference": "slash/no"}),
+        (
+            "POST",
+            "/transfer",
+            {"source": "balance", "amount": 100, "recipient": "RCP_x", "reference": "UPPER-case-ref-0001"},
+        ),
+        ("POST", "/refund", {"transaction": "no-such-transaction"}),
+        ("GET", "/refund/987654", None),
+        ("POST", "/transfer/finalize_transfer", {"transfer_code": "TRF_nope", "otp": "123456"}),
+    ],
+)
 def test_the_stand_ins_refusals_use_paystacks_error_envelope(paystack, method, path, body):
     if path == "/transfer":  # a real recipient, so only the reference is wrong
-        body["recipient"] = fits(schemas.RECIPIENT_ANSWER, ask("POST", "/transferrecipient", json={
-            "type": "nuban", "name": "X", **ACCOUNT})[1])["data"]["recipient_code"]
+        body["recipient"] = fits(
+            schemas.RECIPIENT_ANSWER,
+            ask("POST", "/transferrecipient", json={"type": "nuban", "name": "X", **ACCOUNT})[1],
+        )["data"]["recipient_code"]
     code, answer = ask(method, path, json=body)
 
     assert code in (400, 404, 422)
@@ -364,33 +456,53 @@ def test_the_stand_ins_refusals_use_paystacks_error_envelope(paystack, method, p
 def test_the_schemas_catch_what_paystack_does_not_document():
     """The checker itself: the shapes the project once assumed are refused."""
     assert schemas.check(schemas.REFUND_LIST_QUERY, {"transaction": "123"})
-    assert schemas.check(schemas.refund_event("processed"), {"event": "refund.processed", "data": {
-        "id": 3018284, "status": "processed", "transaction_reference": "T1", "amount": 200000, "currency": "NGN"}})
-    assert schemas.check(schemas.TRANSFER_REQUEST, {"source": "balance", "amount": 1, "recipient": "RCP_1",
-                                                    "reference": "SMPO-1-ABC"})
+    assert schemas.check(
+        schemas.refund_event("processed"),
+        {
+            "event": "refund.processed",
+            "data": {
+                "id": 3018284,
+                "status": "processed",
+                "transaction_reference": "T1",
+                "amount": 200000,
+                "currency": "NGN",
+            },
+        },
+    )
+    assert schemas.check(
+        schemas.TRANSFER_REQUEST, {"source": "balance", "amount": 1, "recipient": "RCP_1", "reference": "SMPO-1-ABC"}
+    )
     assert schemas.check(schemas.ERROR, {"status": False, "message": "no"})
-    assert not schemas.check(schemas.ERROR, {"status": False, "message": "no", "type": "api_error",
-                                             "code": "api_error"})
+    assert not schemas.check(
+        schemas.ERROR, {"status": False, "message": "no", "type": "api_error", "code": "api_error"}
+    )
 
 
 def test_a_client_request_outside_the_documented_shape_fails_the_suite():
     """What the `paystack` fixture checks after every test: the old list-by-transaction call is caught."""
     assert schemas.check_request("GET", "/refund", {"transaction": "17"}, None)
-    assert schemas.check_request("POST", "/refund/retry_with_customer_details/5", {},
-                                 {"refund_account_details": {"currency": "NGN", "account_number": "0123456789",
-                                                             "bank_id": 3}})
-    assert not schemas.check_request("GET", "/refund", {"perPage": "100", "page": "2",
-                                                        "from": "2026-12-07T09:00:00.000Z"}, None)
+    assert schemas.check_request(
+        "POST",
+        "/refund/retry_with_customer_details/5",
+        {},
+        {"refund_account_details": {"currency": "NGN", "account_number": "0123456789", "bank_id": 3}},
+    )
+    assert not schemas.check_request(
+        "GET", "/refund", {"perPage": "100", "page": "2", "from": "2026-12-07T09:00:00.000Z"}, None
+    )
 
 
-
-@pytest.mark.parametrize("status, expected", [("failed", PaymentStatus.FAILED), ("reversed", PaymentStatus.FAILED),
-                                              ("abandoned", PaymentStatus.PENDING)])
-def test_a_transaction_paystack_did_not_complete_is_never_taken_as_paid(settings, paystack, client_user, status,
-                                                                       expected):
+@pytest.mark.parametrize(
+    "status, expected",
+    [("failed", PaymentStatus.FAILED), ("reversed", PaymentStatus.FAILED), ("abandoned", PaymentStatus.PENDING)],
+)
+def test_a_transaction_paystack_did_not_complete_is_never_taken_as_paid(
+    settings, paystack, client_user, status, expected
+):
     request = ServiceRequestFactory(client=client_user)
-    payment = payments.initialize_payment(settings, PaystackClient(settings), client_user, request.id,
-                                          PaymentType.BOOKING_FEE)
+    payment = payments.initialize_payment(
+        settings, PaystackClient(settings), client_user, request.id, PaymentType.BOOKING_FEE
+    )
     data = fits(schemas.TRANSACTION, paystack.charge(payment.paystack_reference, status=status))
 
     assert payments.process_charge(data, "webhook").status == expected

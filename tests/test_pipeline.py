@@ -3,6 +3,7 @@
 Given a workflow action, when the dispatcher and a worker run, then every recipient has exactly one
 notification and one email, whatever faults happen in between.
 """
+
 import os
 import signal
 from datetime import timedelta
@@ -23,8 +24,9 @@ from .pipeline_support import use_pipeline
 
 @pytest.fixture
 def mail_settings(mailbox, redis_url):
-    return make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false",
-                         REDIS_URL=redis_url)
+    return make_settings(
+        EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false", REDIS_URL=redis_url
+    )
 
 
 @pytest.fixture
@@ -84,8 +86,9 @@ def test_a_replayed_stream_entry_creates_nothing_twice(pipeline, mail_settings, 
 
 
 def test_redis_down_during_an_action_loses_nothing_and_doubles_nothing(private_redis, mailbox, category):
-    settings = make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false",
-                             REDIS_URL=private_redis.url)
+    settings = make_settings(
+        EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false", REDIS_URL=private_redis.url
+    )
     pipeline = use_pipeline(settings, private_redis.url)
     try:
         client = ClientFactory()
@@ -124,8 +127,9 @@ def test_entries_of_a_dead_dispatcher_are_reclaimed(pipeline, mail_settings, mai
     assert pipeline.redis.xpending(STREAM, "dispatchers")["pending"] == 0
 
 
-def test_an_entry_that_keeps_failing_goes_to_the_dead_letter_stream(pipeline, mail_settings, category, caplog,
-                                                                    monkeypatch):
+def test_an_entry_that_keeps_failing_goes_to_the_dead_letter_stream(
+    pipeline, mail_settings, category, caplog, monkeypatch
+):
     create_booking(mail_settings, category, ClientFactory())
 
     def refuse(*args, **kwargs):
@@ -176,8 +180,9 @@ def test_email_is_marked_sent_only_after_the_server_accepts_it(pipeline, mail_se
     assert mailbox.messages == []
 
 
-def test_a_worker_killed_mid_job_is_retried_without_duplicates(pipeline, mail_settings, mailbox, category,
-                                                               monkeypatch, tmp_path):
+def test_a_worker_killed_mid_job_is_retried_without_duplicates(
+    pipeline, mail_settings, mailbox, category, monkeypatch, tmp_path
+):
     client = ClientFactory()
     request = create_booking(mail_settings, category, client)
     killed_once = tmp_path / "killed"
@@ -217,8 +222,7 @@ def test_emergency_change_after_assignment_reaches_both_servicemen(pipeline, mai
 
     admin = AdminFactory()
     primary, backup = ServicemanFactory(), ServicemanFactory()
-    request = ServiceRequestFactory(status=RequestStatus.ASSIGNED, primary_serviceman=primary,
-                                    backup_serviceman=backup)
+    request = ServiceRequestFactory(status=RequestStatus.ASSIGNED, primary_serviceman=primary, backup_serviceman=backup)
     booking.set_emergency(mail_settings, admin, request.id, True)
     pipeline.run()
 
@@ -244,5 +248,3 @@ def test_stream_is_trimmed(pipeline, monkeypatch):
     for event_id in range(500):
         pipeline.transport.publish_event(event_id)
     assert pipeline.redis.xlen(STREAM) < 500
-
-

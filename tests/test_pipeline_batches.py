@@ -2,6 +2,7 @@
 SMTP connection. A batch that dies or fails part-way is run again and then loses nothing and
 doubles nothing: each notification is created once and each email sent once.
 """
+
 import os
 import signal
 from collections import Counter
@@ -24,8 +25,9 @@ from .pipeline_support import use_pipeline
 
 @pytest.fixture
 def mail_settings(mailbox, redis_url):
-    return make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false",
-                         REDIS_URL=redis_url)
+    return make_settings(
+        EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false", REDIS_URL=redis_url
+    )
 
 
 @pytest.fixture
@@ -92,7 +94,8 @@ def test_the_dispatcher_splits_a_backlog_into_batches(pipeline, mail_settings, c
 
 
 def test_while_workers_are_busy_the_backlog_waits_in_the_stream_and_leaves_as_one_job(
-        pipeline, mail_settings, mailbox, category):
+    pipeline, mail_settings, mailbox, category
+):
     # Two one-event jobs already wait in RQ (the workers are behind): the dispatcher must not add
     # more one-event jobs, so what arrives meanwhile goes out later as one batch.
     earlier = []
@@ -113,7 +116,8 @@ def test_while_workers_are_busy_the_backlog_waits_in_the_stream_and_leaves_as_on
 
 
 def test_a_delivery_batch_killed_after_its_insert_is_retried_without_duplicates(
-        pipeline, mail_settings, mailbox, category, monkeypatch, tmp_path):
+    pipeline, mail_settings, mailbox, category, monkeypatch, tmp_path
+):
     clients = bookings(mail_settings, category)
     marker, real_push = tmp_path / "killed", delivery.push_new
 
@@ -129,8 +133,9 @@ def test_a_delivery_batch_killed_after_its_insert_is_retried_without_duplicates(
     assert_each_once(clients, mailbox)
 
 
-def test_an_email_batch_killed_half_way_sends_each_email_once(pipeline, mail_settings, mailbox, category,
-                                                              monkeypatch, tmp_path):
+def test_an_email_batch_killed_half_way_sends_each_email_once(
+    pipeline, mail_settings, mailbox, category, monkeypatch, tmp_path
+):
     clients = bookings(mail_settings, category)
     marker, real_send = tmp_path / "killed", delivery.send_notification_email
 
@@ -147,8 +152,9 @@ def test_an_email_batch_killed_half_way_sends_each_email_once(pipeline, mail_set
     assert_each_once(clients, mailbox)
 
 
-def test_the_worker_itself_killed_mid_batch_leaves_the_batch_to_be_retried(pipeline, mail_settings, mailbox,
-                                                                           category, monkeypatch, tmp_path):
+def test_the_worker_itself_killed_mid_batch_leaves_the_batch_to_be_retried(
+    pipeline, mail_settings, mailbox, category, monkeypatch, tmp_path
+):
     clients = bookings(mail_settings, category)
     marker, real_send = tmp_path / "killed", delivery.send_notification_email
 
@@ -194,12 +200,18 @@ def test_an_smtp_connection_the_server_dropped_is_replaced(pipeline, mail_settin
     assert len(mailbox.sessions) == 2
 
 
-def test_an_event_that_cannot_be_delivered_does_not_hold_up_its_batch(pipeline, mail_settings, mailbox, category,
-                                                                      caplog):
+def test_an_event_that_cannot_be_delivered_does_not_hold_up_its_batch(
+    pipeline, mail_settings, mailbox, category, caplog
+):
     clients = bookings(mail_settings, category, count=2)
-    request = booking.create_request(mail_settings, ClientFactory(), category_id=category.id,
-                                     booking_date=platform_today(mail_settings.zone) + timedelta(days=5),
-                                     address="1 Marina", description="Leak")
+    request = booking.create_request(
+        mail_settings,
+        ClientFactory(),
+        category_id=category.id,
+        booking_date=platform_today(mail_settings.zone) + timedelta(days=5),
+        address="1 Marina",
+        description="Leak",
+    )
     # an event whose payload lacks what its notification type needs (a bug, not a fault to retry)
     broken = Event.create(type="assignment_removed", service_request=request.id, payload={})
     pipeline.transport.publish_event(broken.id)
@@ -222,6 +234,7 @@ def test_every_admin_hears_of_every_event_of_a_batch(pipeline, mail_settings, ca
 
     pipeline.run()
 
-    told = Notification.select().where(Notification.notification_type == "request_cancelled",
-                                       Notification.user == admins[1].id)
+    told = Notification.select().where(
+        Notification.notification_type == "request_cancelled", Notification.user == admins[1].id
+    )
     assert told.count() == 3

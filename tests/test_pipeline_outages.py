@@ -3,6 +3,7 @@ a consumer group that vanished with Redis's data, dispatchers that died or stopp
 failed because a server was away, a cron whose Redis restarted, a process started before its
 servers. (tests/test_faults_pipeline_processes.py runs them all together, as real processes.)
 """
+
 import logging
 import signal
 import threading
@@ -61,7 +62,8 @@ def test_a_consumer_group_lost_with_redis_data_is_created_again(pipeline, settin
 
 
 def test_entries_of_a_dispatcher_without_liveness_are_claimed_at_once_and_its_name_removed(
-        pipeline, settings, category):
+    pipeline, settings, category
+):
     for _ in range(2):
         create_booking(settings, category)
     # one dispatcher read both entries and was killed (its liveness key lapsed); another is alive
@@ -111,7 +113,8 @@ class QuietWorker(PipelineWorker):
 
 
 def test_a_job_that_met_a_database_outage_goes_back_to_the_front_without_using_a_retry(
-        pipeline, settings, category, monkeypatch, caplog):
+    pipeline, settings, category, monkeypatch, caplog
+):
     client = create_booking(settings, category).client
     real, failures = delivery.Notification.insert_many, []
 
@@ -238,8 +241,11 @@ def test_a_dispatcher_started_before_redis_waits_for_it_then_stops_cleanly_on_si
         assert process.poll() is None and processes.log("dispatcher").count("cannot reach Redis") == 1
 
         server.start()
-        wait_until(lambda: "reading serviceman:events" in processes.log("dispatcher"), timeout=30,
-                   what="the dispatcher to start reading")
+        wait_until(
+            lambda: "reading serviceman:events" in processes.log("dispatcher"),
+            timeout=30,
+            what="the dispatcher to start reading",
+        )
         client = redis.Redis.from_url(server.url)
         wait_until(lambda: client.keys(LIVENESS_KEY + "*"), timeout=10, what="its liveness key")
 

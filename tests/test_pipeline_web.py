@@ -1,4 +1,5 @@
 """Websocket pushes in Redis mode: through pub/sub to a socket on this web process or another one."""
+
 import asyncio
 import json
 
@@ -44,8 +45,9 @@ async def test_every_socket_of_the_recipient_gets_the_push_through_redis(api, so
 
 
 @pytest.mark.gen_test(timeout=40)
-async def test_a_push_reaches_a_socket_held_by_another_web_process(api, sockets, second_web_process, redis_settings,
-                                                                   category):
+async def test_a_push_reaches_a_socket_held_by_another_web_process(
+    api, sockets, second_web_process, redis_settings, category
+):
     client = ClientFactory()
     ws = await sockets.authenticated(api.token(client), url=f"ws://127.0.0.1:{second_web_process}/ws/", timeout=10)
 

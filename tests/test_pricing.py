@@ -5,6 +5,7 @@ Given a request in the state a step needs, when the right party acts, then the p
 move once and the other party is told; when anyone else acts, or in the wrong state, or with a bad
 amount, then nothing changes.
 """
+
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -48,20 +49,26 @@ def priced_request(status, client=None, estimate="12500.00", markup="20.00", fin
         prices["estimate_amount"] = Decimal(estimate)
     if prices and status != S.SERVICEMAN_INSPECTED:
         prices.update(markup_percentage=Decimal(markup), final_cost=Decimal(final_cost))
-    return ServiceRequestFactory(status=status, client=client or ClientFactory(),
-                                 primary_serviceman=ServicemanFactory(), backup_serviceman=ServicemanFactory(),
-                                 **prices)
+    return ServiceRequestFactory(
+        status=status,
+        client=client or ClientFactory(),
+        primary_serviceman=ServicemanFactory(),
+        backup_serviceman=ServicemanFactory(),
+        **prices,
+    )
 
 
 def notified(user):
     """The notification types a user has received (the embedded pipeline delivers on commit)."""
-    return [n.notification_type for n in Notification.select().where(Notification.user == user.id)
-            .order_by(Notification.id)]
+    return [
+        n.notification_type for n in Notification.select().where(Notification.user == user.id).order_by(Notification.id)
+    ]
 
 
 async def propose(api, request, amount, user=None, message=""):
-    response = await api.post(negotiations_path(request), {"proposed_amount": amount, "message": message},
-                              user=user or request.client)
+    response = await api.post(
+        negotiations_path(request), {"proposed_amount": amount, "message": message}, user=user or request.client
+    )
     assert response.status == 201, response
     return response.data
 
@@ -74,8 +81,11 @@ async def test_the_primary_serviceman_submits_the_estimate_and_admins_are_told(a
     request = priced_request(S.ASSIGNED)
     primary = request.primary_serviceman
 
-    response = await api.post(ESTIMATE, {"service_request_id": request.id, "amount": "12500.50",
-                                         "notes": "Replace the trap and two joints."}, user=primary)
+    response = await api.post(
+        ESTIMATE,
+        {"service_request_id": request.id, "amount": "12500.50", "notes": "Replace the trap and two joints."},
+        user=primary,
+    )
 
     assert response.status == 200, response
     assert response.data["status"] == S.SERVICEMAN_INSPECTED
@@ -101,21 +111,40 @@ async def test_only_the_primary_serviceman_may_submit_the_estimate(api, admin_us
     assert_error(await api.post(ESTIMATE, body, user=stranger), 404, "not_found")
     assert_error(await api.post(ESTIMATE, body, user=request.client), 403, "permission_denied")
     assert_error(await api.post(ESTIMATE, body, user=admin_user), 403, "permission_denied")
-    assert_error(await api.post(ESTIMATE, {**body, "service_request_id": 999999},
-                                user=request.primary_serviceman), 404)
+    assert_error(await api.post(ESTIMATE, {**body, "service_request_id": 999999}, user=request.primary_serviceman), 404)
 
     assert snapshot() == before
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("amount", [0, "0.00", "0.004", -5, "-0.01", "1000000000.01", 10 ** 30, "1e400", "abc", "",
-                                    "NaN", "Infinity", True, None, [1], {"amount": 1}])
+@pytest.mark.parametrize(
+    "amount",
+    [
+        0,
+        "0.00",
+        "0.004",
+        -5,
+        "-0.01",
+        "1000000000.01",
+        10**30,
+        "1e400",
+        "abc",
+        "",
+        "NaN",
+        "Infinity",
+        True,
+        None,
+        [1],
+        {"amount": 1},
+    ],
+)
 async def test_an_estimate_that_is_not_a_positive_bounded_amount_is_422(api, amount):
     request = priced_request(S.ASSIGNED)
     before = snapshot()
 
-    response = await api.post(ESTIMATE, {"service_request_id": request.id, "amount": amount},
-                              user=request.primary_serviceman)
+    response = await api.post(
+        ESTIMATE, {"service_request_id": request.id, "amount": amount}, user=request.primary_serviceman
+    )
 
     assert list(assert_error(response, 422, "validation_error")["fields"]) == ["amount"]
     assert snapshot() == before
@@ -136,14 +165,16 @@ async def test_estimate_notes_are_bounded_and_amounts_have_the_documented_two_pl
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("status", [S.PENDING_ADMIN_ASSIGNMENT, S.SERVICEMAN_INSPECTED, S.AWAITING_CLIENT_APPROVAL,
-                                    S.CANCELLED])
+@pytest.mark.parametrize(
+    "status", [S.PENDING_ADMIN_ASSIGNMENT, S.SERVICEMAN_INSPECTED, S.AWAITING_CLIENT_APPROVAL, S.CANCELLED]
+)
 async def test_an_estimate_in_the_wrong_state_is_409(api, status):
     request = priced_request(status)
     before = snapshot()
 
-    response = await api.post(ESTIMATE, {"service_request_id": request.id, "amount": "900.00"},
-                              user=request.primary_serviceman)
+    response = await api.post(
+        ESTIMATE, {"service_request_id": request.id, "amount": "900.00"}, user=request.primary_serviceman
+    )
 
     assert status in assert_error(response, 409, "invalid_transition")["message"]
     assert snapshot() == before
@@ -153,17 +184,21 @@ async def test_an_estimate_in_the_wrong_state_is_409(api, status):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("estimate,markup,final_cost,fee", [
-    ("12345.67", "17.5", "14506.16", "2160.49"),     # 14506.16225
-    ("100.10", "5", "105.11", "5.01"),              # 105.105: half up, not to even
-    ("0.01", "50", "0.02", "0.01"),                 # 0.015 (floats round this to 0.01)
-    ("10000.00", "0", "10000.00", "0.00"),
-    ("10000.00", "100", "20000.00", "10000.00"),
-    ("999999999.99", "100.00", "1999999999.98", "999999999.99"),
-    ("3333.33", "33.33", "4444.33", "1111.00"),     # 4444.328889
-])
-async def test_the_markup_sets_the_final_cost_in_decimal_to_the_kobo(api, admin_user, estimate, markup,
-                                                                     final_cost, fee):
+@pytest.mark.parametrize(
+    "estimate,markup,final_cost,fee",
+    [
+        ("12345.67", "17.5", "14506.16", "2160.49"),  # 14506.16225
+        ("100.10", "5", "105.11", "5.01"),  # 105.105: half up, not to even
+        ("0.01", "50", "0.02", "0.01"),  # 0.015 (floats round this to 0.01)
+        ("10000.00", "0", "10000.00", "0.00"),
+        ("10000.00", "100", "20000.00", "10000.00"),
+        ("999999999.99", "100.00", "1999999999.98", "999999999.99"),
+        ("3333.33", "33.33", "4444.33", "1111.00"),  # 4444.328889
+    ],
+)
+async def test_the_markup_sets_the_final_cost_in_decimal_to_the_kobo(
+    api, admin_user, estimate, markup, final_cost, fee
+):
     request = priced_request(S.SERVICEMAN_INSPECTED, estimate=estimate)
 
     response = await api.post(markup_path(request), {"markup_percentage": markup}, user=admin_user)
@@ -175,8 +210,11 @@ async def test_the_markup_sets_the_final_cost_in_decimal_to_the_kobo(api, admin_
     assert stored(request).final_cost == Decimal(final_cost)
     [event] = events_of(request, "final_cost_set")
     assert (event.from_status, event.to_status) == (S.SERVICEMAN_INSPECTED, S.AWAITING_CLIENT_APPROVAL)
-    assert {k: event.payload[k] for k in ("service_cost", "platform_fee", "final_cost")} == \
-        {"service_cost": f"{Decimal(estimate):.2f}", "platform_fee": fee, "final_cost": final_cost}
+    assert {k: event.payload[k] for k in ("service_cost", "platform_fee", "final_cost")} == {
+        "service_cost": f"{Decimal(estimate):.2f}",
+        "platform_fee": fee,
+        "final_cost": final_cost,
+    }
 
 
 def test_the_markup_arithmetic_never_touches_floats():
@@ -243,8 +281,9 @@ async def test_only_admins_set_the_markup(api, admin_user):
     before = snapshot()
     for user in (request.client, request.primary_serviceman):
         assert_error(await api.post(markup_path(request), {"markup_percentage": "10"}, user=user), 403)
-    assert_error(await api.post("/api/admin/requests/999999/markup/", {"markup_percentage": "10"},
-                                user=admin_user), 404)
+    assert_error(
+        await api.post("/api/admin/requests/999999/markup/", {"markup_percentage": "10"}, user=admin_user), 404
+    )
     assert snapshot() == before
 
 
@@ -261,7 +300,10 @@ async def test_the_client_approves_the_final_cost_and_admins_are_told(api, admin
     assert (response.data["status"], response.data["final_cost"]) == (S.AWAITING_PAYMENT, "15000.00")
     [event] = events_of(request, "cost_approved")
     assert (event.actor_id, event.from_status, event.to_status) == (
-        request.client_id, S.AWAITING_CLIENT_APPROVAL, S.AWAITING_PAYMENT)
+        request.client_id,
+        S.AWAITING_CLIENT_APPROVAL,
+        S.AWAITING_PAYMENT,
+    )
     assert notified(admin_user) == ["cost_approved"]
 
 
@@ -307,12 +349,14 @@ async def test_a_negotiation_ping_pong_ends_at_the_last_amount(api, admin_user, 
     assert (proposal["status"], proposal["proposed_by_id"]) == (NegotiationStatus.PENDING, client.id)
     assert stored(request).status == S.NEGOTIATING
     # An admin counters, the client counters back, the admin accepts.
-    response = await api.post(answer_path(proposal["id"], "counter"), {"proposed_amount": "14500.00",
-                                                                     "message": "Parts are costly."}, user=admin_user)
+    response = await api.post(
+        answer_path(proposal["id"], "counter"),
+        {"proposed_amount": "14500.00", "message": "Parts are costly."},
+        user=admin_user,
+    )
     assert response.status == 201 and response.data["proposed_by_id"] == admin_user.id, response
     admin_counter = response.data
-    response = await api.post(answer_path(admin_counter["id"], "counter"), {"proposed_amount": "14000.00"},
-                              user=client)
+    response = await api.post(answer_path(admin_counter["id"], "counter"), {"proposed_amount": "14000.00"}, user=client)
     assert response.status == 201, response
     client_counter = response.data
     response = await api.post(answer_path(client_counter["id"], "accept"), user=admin_user)
@@ -322,19 +366,24 @@ async def test_a_negotiation_ping_pong_ends_at_the_last_amount(api, admin_user, 
     assert (request.status, request.final_cost) == (S.AWAITING_PAYMENT, Decimal("14000.00"))
     history = (await api.get(negotiations_path(request), user=client)).data["results"]
     assert [(h["proposed_amount"], h["status"]) for h in history] == [
-        ("13000.00", "COUNTERED"), ("14500.00", "COUNTERED"), ("14000.00", "ACCEPTED")]
+        ("13000.00", "COUNTERED"),
+        ("14500.00", "COUNTERED"),
+        ("14000.00", "ACCEPTED"),
+    ]
     moves = events_of(request, "negotiation_message")
     assert [(e.payload["action"], e.actor_id, e.from_status, e.to_status) for e in moves] == [
         ("proposed", client.id, S.AWAITING_CLIENT_APPROVAL, S.NEGOTIATING),
         ("countered", admin_user.id, S.NEGOTIATING, S.NEGOTIATING),
         ("countered", client.id, S.NEGOTIATING, S.NEGOTIATING),
-        ("accepted", admin_user.id, S.NEGOTIATING, S.AWAITING_PAYMENT)]
+        ("accepted", admin_user.id, S.NEGOTIATING, S.AWAITING_PAYMENT),
+    ]
     # Each move told the other party only.
     assert notified(admin_user) == ["negotiation_message", "negotiation_message"]
     assert notified(client) == ["negotiation_message", "negotiation_message"]
     # The final payment is the agreed amount.
-    checkout = await api.post("/api/payments/initialize/", {"service_request_id": request.id,
-                                                            "payment_type": "FINAL_PAYMENT"}, user=client)
+    checkout = await api.post(
+        "/api/payments/initialize/", {"service_request_id": request.id, "payment_type": "FINAL_PAYMENT"}, user=client
+    )
     assert checkout.status == 200 and checkout.data["amount"] == "14000.00", checkout
 
 
@@ -342,8 +391,9 @@ async def test_a_negotiation_ping_pong_ends_at_the_last_amount(api, admin_user, 
 async def test_the_client_accepts_an_admin_counter(api, admin_user):
     request = priced_request(S.AWAITING_CLIENT_APPROVAL)
     proposal = await propose(api, request, "13000.00")
-    counter = (await api.post(answer_path(proposal["id"], "counter"), {"proposed_amount": "14200.00"},
-                              user=admin_user)).data
+    counter = (
+        await api.post(answer_path(proposal["id"], "counter"), {"proposed_amount": "14200.00"}, user=admin_user)
+    ).data
 
     response = await api.post(answer_path(counter["id"], "accept"), user=request.client)
 
@@ -363,7 +413,10 @@ async def test_a_rejected_proposal_keeps_the_negotiation_open(api, admin_user):
     assert (stored(request).status, stored(request).final_cost) == (S.NEGOTIATING, Decimal("15000.00"))
     [_, rejected] = events_of(request, "negotiation_message")
     assert (rejected.payload["action"], rejected.from_status, rejected.to_status) == (
-        "rejected", S.NEGOTIATING, S.NEGOTIATING)
+        "rejected",
+        S.NEGOTIATING,
+        S.NEGOTIATING,
+    )
     assert notified(request.client) == ["negotiation_message"]
     # Nothing is pending now: either side may propose again, and the client may take the standing price.
     again = await propose(api, request, "12000.00")
@@ -407,17 +460,26 @@ async def test_proposing_in_the_wrong_state_is_409(api, status):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("body,field", [
-    ({"proposed_amount": "0"}, "proposed_amount"), ({"proposed_amount": "-100"}, "proposed_amount"),
-    ({"proposed_amount": "1000000000.01"}, "proposed_amount"), ({"proposed_amount": "lots"}, "proposed_amount"),
-    ({}, "proposed_amount"), ({"proposed_amount": "100.00", "message": "x" * 2001}, "message")])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"proposed_amount": "0"}, "proposed_amount"),
+        ({"proposed_amount": "-100"}, "proposed_amount"),
+        ({"proposed_amount": "1000000000.01"}, "proposed_amount"),
+        ({"proposed_amount": "lots"}, "proposed_amount"),
+        ({}, "proposed_amount"),
+        ({"proposed_amount": "100.00", "message": "x" * 2001}, "message"),
+    ],
+)
 async def test_proposals_need_a_positive_bounded_amount_and_a_bounded_message(api, admin_user, body, field):
     request = priced_request(S.AWAITING_CLIENT_APPROVAL)
     proposal = await propose(api, request, "13000.00")
     before = snapshot()
 
-    for path, user in ((negotiations_path(request), request.client),
-                       (answer_path(proposal["id"], "counter"), admin_user)):
+    for path, user in (
+        (negotiations_path(request), request.client),
+        (answer_path(proposal["id"], "counter"), admin_user),
+    ):
         response = await api.post(path, body, user=user)
         assert list(assert_error(response, 422)["fields"]) == [field]
 
@@ -439,8 +501,9 @@ async def test_only_the_other_party_answers_a_proposal(api, admin_user, other_cl
     assert snapshot() == before
 
     # An admin's counter is the platform's word: another admin does not answer it, the client does.
-    counter = (await api.post(answer_path(proposal["id"], "counter"), {"proposed_amount": "14000.00"},
-                              user=admin_user)).data
+    counter = (
+        await api.post(answer_path(proposal["id"], "counter"), {"proposed_amount": "14000.00"}, user=admin_user)
+    ).data
     assert_error(await api.post(answer_path(counter["id"], "accept"), user=AdminFactory()), 403, "permission_denied")
     assert (await api.post(answer_path(counter["id"], "accept"), user=request.client)).status == 200
 
@@ -449,8 +512,9 @@ async def test_only_the_other_party_answers_a_proposal(api, admin_user, other_cl
 async def test_a_proposal_already_answered_cannot_be_answered_again(api, admin_user):
     request = priced_request(S.AWAITING_CLIENT_APPROVAL)
     proposal = await propose(api, request, "13000.00")
-    assert (await api.post(answer_path(proposal["id"], "counter"), {"proposed_amount": "14000.00"},
-                           user=admin_user)).status == 201
+    assert (
+        await api.post(answer_path(proposal["id"], "counter"), {"proposed_amount": "14000.00"}, user=admin_user)
+    ).status == 201
     another_admin = AdminFactory()
     before = snapshot()
 
@@ -478,17 +542,27 @@ async def test_a_pending_proposal_on_a_cancelled_request_cannot_be_accepted(api,
 async def test_the_history_is_for_the_owning_client_and_admins_oldest_first(api, admin_user, other_client):
     request = priced_request(S.AWAITING_CLIENT_APPROVAL)
     first = await propose(api, request, "13000.00", message="first")
-    await api.post(answer_path(first["id"], "counter"), {"proposed_amount": "14000.00", "message": "second"},
-                   user=admin_user)
+    await api.post(
+        answer_path(first["id"], "counter"), {"proposed_amount": "14000.00", "message": "second"}, user=admin_user
+    )
     priced_request(S.AWAITING_CLIENT_APPROVAL, client=other_client)  # someone else's, not listed
 
     for user in (request.client, admin_user):
         response = await api.get(negotiations_path(request), user=user)
         assert response.status == 200 and response.data["count"] == 2, response
         assert [(n["message"], n["service_request_id"]) for n in response.data["results"]] == [
-            ("first", request.id), ("second", request.id)]
-        assert set(response.data["results"][0]) == {"id", "service_request_id", "proposed_by_id", "proposed_amount",
-                                                    "message", "status", "created_at"}
+            ("first", request.id),
+            ("second", request.id),
+        ]
+        assert set(response.data["results"][0]) == {
+            "id",
+            "service_request_id",
+            "proposed_by_id",
+            "proposed_amount",
+            "message",
+            "status",
+            "created_at",
+        }
     assert_error(await api.get(negotiations_path(request), user=other_client), 404)
     assert_error(await api.get(negotiations_path(request), user=request.primary_serviceman), 403)
     assert_error(await api.post(negotiations_path(request), {"proposed_amount": "1.00"}, user=other_client), 404)
@@ -503,8 +577,11 @@ async def test_an_admin_consults_the_primary_serviceman_who_replies(api, admin_u
     primary = request.primary_serviceman
     await propose(api, request, "13000.00")
 
-    response = await api.post(f"/api/admin/requests/{request.id}/consult-serviceman/",
-                              {"message": "Could you do it for less?"}, user=admin_user)
+    response = await api.post(
+        f"/api/admin/requests/{request.id}/consult-serviceman/",
+        {"message": "Could you do it for less?"},
+        user=admin_user,
+    )
 
     assert response.status == 201 and response.data["type"] == "serviceman_consulted", response
     asked = response.data
@@ -515,15 +592,19 @@ async def test_an_admin_consults_the_primary_serviceman_who_replies(api, admin_u
     assert "Could you do it for less?" in note.message
     assert notified(request.backup_serviceman) == []
 
-    response = await api.post(f"/api/serviceman/requests/{request.id}/consultation-reply/",
-                              {"acceptable": False, "message": "Not below 12500."}, user=primary)
+    response = await api.post(
+        f"/api/serviceman/requests/{request.id}/consultation-reply/",
+        {"acceptable": False, "message": "Not below 12500."},
+        user=primary,
+    )
 
     assert response.status == 201 and response.data["type"] == "consultation_replied", response
     assert response.data["payload"]["consultation_event_id"] == asked["id"]
     assert response.data["payload"]["acceptable"] is False
     assert notified(admin_user) == ["negotiation_message", "consultation_replied"]
-    [reply] = Notification.select().where(Notification.user == admin_user.id,
-                                          Notification.notification_type == "consultation_replied")
+    [reply] = Notification.select().where(
+        Notification.user == admin_user.id, Notification.notification_type == "consultation_replied"
+    )
     assert "not acceptable" in reply.title and "Not below 12500." in reply.message
     assert stored(request).status == S.NEGOTIATING
 
@@ -542,8 +623,9 @@ async def test_consultations_need_the_right_state_people_and_words(api, admin_us
     assert_error(await api.post(reply, {"acceptable": True}, user=request.primary_serviceman), 409)  # not asked
     assert list(assert_error(await api.post(consult, {"message": ""}, user=admin_user), 422)["fields"]) == ["message"]
     assert_error(await api.post(consult, {"message": "ok?"}, user=request.client), 403)
-    assert_error(await api.post("/api/admin/requests/999999/consult-serviceman/", {"message": "ok?"},
-                                user=admin_user), 404)
+    assert_error(
+        await api.post("/api/admin/requests/999999/consult-serviceman/", {"message": "ok?"}, user=admin_user), 404
+    )
     assert snapshot() == before
 
     assert (await api.post(consult, {"message": "ok?"}, user=admin_user)).status == 201
@@ -552,8 +634,9 @@ async def test_consultations_need_the_right_state_people_and_words(api, admin_us
     assert_error(await api.post(reply, {"acceptable": True}, user=request.backup_serviceman), 403)
     assert_error(await api.post(reply, {"acceptable": True}, user=stranger), 404)
     assert_error(await api.post(reply, {"acceptable": True}, user=admin_user), 403)
-    assert list(assert_error(await api.post(reply, {"message": "yes"}, user=request.primary_serviceman),
-                             422)["fields"]) == ["acceptable"]
+    assert list(
+        assert_error(await api.post(reply, {"message": "yes"}, user=request.primary_serviceman), 422)["fields"]
+    ) == ["acceptable"]
     assert snapshot() == before
     assert (await api.post(reply, {"acceptable": True}, user=request.primary_serviceman)).status == 201
 
@@ -594,15 +677,20 @@ def test_concurrent_answers_to_one_proposal_end_in_one_answer(settings, actions)
     proposal = pricing.propose_price(request.client, request.id, Decimal("13000.00"))
     admins = [AdminFactory() for _ in actions]
 
-    outcomes = _all_at_once([lambda admin=admin, action=action: ANSWERS[action](admin, proposal.id)
-                             for admin, action in zip(admins, actions, strict=True)])
+    outcomes = _all_at_once(
+        [
+            lambda admin=admin, action=action: ANSWERS[action](admin, proposal.id)
+            for admin, action in zip(admins, actions, strict=True)
+        ]
+    )
 
     winners = [o for o in outcomes if isinstance(o, PriceNegotiation)]
     assert len(winners) == 1, outcomes
     assert all(isinstance(o, InvalidTransition) for o in outcomes if o not in winners), outcomes
     assert len(events_of(request, "negotiation_message")) == 2  # the proposal and the one answer
-    assert PriceNegotiation.select().where(PriceNegotiation.status == NegotiationStatus.PENDING).count() == \
-        (1 if winners[0].status == NegotiationStatus.PENDING else 0)
+    assert PriceNegotiation.select().where(PriceNegotiation.status == NegotiationStatus.PENDING).count() == (
+        1 if winners[0].status == NegotiationStatus.PENDING else 0
+    )
     if actions[0] == "accept":
         assert (stored(request).status, stored(request).final_cost) == (S.AWAITING_PAYMENT, Decimal("13000.00"))
 
@@ -614,8 +702,9 @@ def test_concurrent_proposals_leave_one_pending(settings, status):
     request = priced_request(status)
     amounts = [Decimal(f"1300{i}.00") for i in range(settings.db_pool_size - 1)]
 
-    outcomes = _all_at_once([lambda amount=amount: pricing.propose_price(request.client, request.id, amount)
-                             for amount in amounts])
+    outcomes = _all_at_once(
+        [lambda amount=amount: pricing.propose_price(request.client, request.id, amount) for amount in amounts]
+    )
 
     assert len([o for o in outcomes if isinstance(o, PriceNegotiation)]) == 1, outcomes
     assert PriceNegotiation.select().where(PriceNegotiation.status == NegotiationStatus.PENDING).count() == 1

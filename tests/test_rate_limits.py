@@ -1,21 +1,21 @@
 """Rate limits: 429 in the contract's shape with Retry-After, per client IP and per account, counted
 before any work and changing nothing, with memory and with Redis storage; success once the window passed."""
+
 import asyncio
 import logging
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 
+from handlers.web import rate_limits
 from models import Payment, RefreshToken, User
 from models.actions import accounts
-from handlers.web import rate_limits
 from models.foundation.settings import ConfigurationError
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, ClientFactory, ServiceRequestFactory
 from tests.pipeline_support import free_port
-from tests.rate_limit_support import api, app, limited_settings, limits, storage  # noqa: F401 (fixtures)
-from tests.rate_limit_support import assert_rate_limited
+from tests.rate_limit_support import api, app, assert_rate_limited, limited_settings, limits, storage  # noqa: F401 (fixtures)
 
 LOGIN = "/api/auth/login/"
 
@@ -85,8 +85,14 @@ async def test_loopback_is_not_exempt_and_untrusted_forwarding_is_ignored(api):
 @pytest.mark.parametrize("limits", [{"RATE_LIMIT_REGISTER": "1/hour"}])
 async def test_register_is_limited_and_a_refused_one_creates_nothing(api):
     def body(n):
-        return {"email": f"new{n}@example.ng", "password": "Lekki-Pipes-2026", "first_name": "Ada",
-                "last_name": "Obi", "phone": "+2348012345678", "role": "client"}
+        return {
+            "email": f"new{n}@example.ng",
+            "password": "Lekki-Pipes-2026",
+            "first_name": "Ada",
+            "last_name": "Obi",
+            "phone": "+2348012345678",
+            "role": "client",
+        }
 
     assert (await api.post("/api/auth/register/", body(1))).status == 201
     refused = await api.post("/api/auth/register/", body(2))
@@ -117,19 +123,35 @@ async def test_refresh_is_limited_per_account_and_a_refused_one_revokes_nothing(
 async def test_payment_initialize_is_limited_per_client(api, client_user, paystack):
     requests = [ServiceRequestFactory(client=client_user) for _ in range(2)]
     body = {"payment_type": "BOOKING_FEE"}
-    assert (await api.post("/api/payments/initialize/", {**body, "service_request_id": requests[0].id},
-                           user=client_user, headers={"X-Forwarded-For": "198.51.100.1"})).status == 200
+    assert (
+        await api.post(
+            "/api/payments/initialize/",
+            {**body, "service_request_id": requests[0].id},
+            user=client_user,
+            headers={"X-Forwarded-For": "198.51.100.1"},
+        )
+    ).status == 200
 
-    refused = await api.post("/api/payments/initialize/", {**body, "service_request_id": requests[1].id},
-                             user=client_user, headers={"X-Forwarded-For": "198.51.100.2"})
+    refused = await api.post(
+        "/api/payments/initialize/",
+        {**body, "service_request_id": requests[1].id},
+        user=client_user,
+        headers={"X-Forwarded-For": "198.51.100.2"},
+    )
 
     assert_rate_limited(refused, 60)
     assert Payment.select().where(Payment.service_request == requests[1].id).count() == 0
     # Another client, from another address, has a budget of its own.
     other = ClientFactory()
     mine = ServiceRequestFactory(client=other)
-    assert (await api.post("/api/payments/initialize/", {**body, "service_request_id": mine.id},
-                           user=other, headers={"X-Forwarded-For": "198.51.100.3"})).status == 200
+    assert (
+        await api.post(
+            "/api/payments/initialize/",
+            {**body, "service_request_id": mine.id},
+            user=other,
+            headers={"X-Forwarded-For": "198.51.100.3"},
+        )
+    ).status == 200
 
 
 @pytest.mark.gen_test
@@ -206,8 +228,10 @@ async def test_redis_counters_name_no_email_and_no_address_yet_count_per_account
 
 
 def test_counter_names_are_keyed_by_secret_key():
-    one, two = (rate_limits.RateLimits(make_settings(SECRET_KEY=key))
-                for key in ("first-secret-key-0123456789abcdef012", "second-secret-key-0123456789abcdef01"))
+    one, two = (
+        rate_limits.RateLimits(make_settings(SECRET_KEY=key))
+        for key in ("first-secret-key-0123456789abcdef012", "second-secret-key-0123456789abcdef01")
+    )
     assert one.pseudonym("email:ada@example.ng") == one.pseudonym("email:ada@example.ng")
     assert one.pseudonym("email:ada@example.ng") != two.pseudonym("email:ada@example.ng")
     assert one.pseudonym("email:ada@example.ng") != one.pseudonym("email:bola@example.ng")

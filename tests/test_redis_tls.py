@@ -1,12 +1,13 @@
 """rediss:// as managed providers give it: a real redis-server speaking TLS on loopback with a
 self-signed certificate (Heroku Redis's kind). With REDIS_SSL_CERT_REQS=none every client the project
 builds from the URL works; with the default ("required") start-up says it is a certificate problem."""
+
 import asyncio
 
 import pytest
 
-from models.actions import health
 from handlers.web import rate_limits
+from models.actions import health
 from models.foundation import redis_clients
 from models.foundation.errors import RateLimited
 from models.foundation.settings import ConfigurationError, load_settings, redis_url_with_cert_policy
@@ -56,8 +57,10 @@ def test_without_the_setting_start_up_names_the_certificate_problem(tls_redis):
 def test_the_policy_rides_on_rediss_urls_only_and_an_explicit_one_wins():
     assert redis_url_with_cert_policy("redis://h:6379/0", "none") == "redis://h:6379/0"
     assert redis_url_with_cert_policy("rediss://:pw@h:6380/0", "none") == "rediss://:pw@h:6380/0?ssl_cert_reqs=none"
-    assert redis_url_with_cert_policy("rediss://h/0?ssl_cert_reqs=required", "none") == \
-        "rediss://h/0?ssl_cert_reqs=required"
+    assert (
+        redis_url_with_cert_policy("rediss://h/0?ssl_cert_reqs=required", "none")
+        == "rediss://h/0?ssl_cert_reqs=required"
+    )
     assert load_settings({"REDIS_URL": "rediss://h:6380/0"}).redis_url == "rediss://h:6380/0?ssl_cert_reqs=required"
     with pytest.raises(ConfigurationError, match="REDIS_SSL_CERT_REQS"):
         load_settings({"REDIS_URL": "rediss://h/0", "REDIS_SSL_CERT_REQS": "sometimes"})

@@ -4,9 +4,10 @@ Given events and notifications in some state a dead process or an emptied Redis 
 retry or the sweep runs, then every row exists once, is pushed once and emailed once; the sweep leaves
 the fast path its grace, and two sweepers never do one thing twice.
 """
+
 import threading
 import time
-from datetime import timedelta, UTC
+from datetime import UTC, timedelta
 
 import pytest
 
@@ -121,23 +122,31 @@ def test_the_sweep_delivers_a_published_event_whose_job_was_lost(settings, categ
 
 def test_an_event_that_cannot_be_delivered_is_retried_a_bounded_number_of_times(settings, category, transport):
     event = book(settings, category)
-    broken = Event.create(type="assignment_removed", service_request=event.service_request_id, payload={},
-                          published_at=utcnow())  # its payload lacks what its type needs: a bug
+    broken = Event.create(
+        type="assignment_removed", service_request=event.service_request_id, payload={}, published_at=utcnow()
+    )  # its payload lacks what its type needs: a bug
 
-    passes = [outbox.redrive(now=later(10 + i * (outbox.EVENT_REDRIVE_LEASE.total_seconds() + 1)))["delivered"]
-              for i in range(outbox.EVENT_MAX_REDRIVES + 2)]
+    passes = [
+        outbox.redrive(now=later(10 + i * (outbox.EVENT_REDRIVE_LEASE.total_seconds() + 1)))["delivered"]
+        for i in range(outbox.EVENT_MAX_REDRIVES + 2)
+    ]
 
     assert passes[0] == 2  # the good event and the broken one
-    assert passes[1:outbox.EVENT_MAX_REDRIVES] == [1] * (outbox.EVENT_MAX_REDRIVES - 1)
-    assert passes[outbox.EVENT_MAX_REDRIVES:] == [0, 0]  # then it is left alone
+    assert passes[1 : outbox.EVENT_MAX_REDRIVES] == [1] * (outbox.EVENT_MAX_REDRIVES - 1)
+    assert passes[outbox.EVENT_MAX_REDRIVES :] == [0, 0]  # then it is left alone
     assert Event.get_by_id(broken.id).delivered_at is None
 
 
 def test_the_sweep_pushes_recent_rows_never_pushed_and_only_those(settings, category, transport):
     client = ClientFactory()
     make = lambda age, **kw: Notification.create(  # noqa: E731
-        user=client, notification_type="request_created", title="t", message="m",
-        created_at=utcnow() - timedelta(seconds=age), **kw)
+        user=client,
+        notification_type="request_created",
+        title="t",
+        message="m",
+        created_at=utcnow() - timedelta(seconds=age),
+        **kw,
+    )
     lost = make(10)
     make(1)  # too fresh: its worker is pushing it now
     make(outbox.PUSH_WINDOW.total_seconds() + 10)  # too old: the dashboard has reloaded since
@@ -153,8 +162,14 @@ def test_the_sweep_pushes_recent_rows_never_pushed_and_only_those(settings, cate
 def test_the_sweep_queues_unsent_emails_once_and_backs_off(settings, category, transport):
     client = ClientFactory()
     make = lambda age, **kw: Notification.create(  # noqa: E731
-        user=client, notification_type="request_created", title="t", message="m", pushed_at=utcnow(),
-        created_at=utcnow() - timedelta(seconds=age), **kw)
+        user=client,
+        notification_type="request_created",
+        title="t",
+        message="m",
+        pushed_at=utcnow(),
+        created_at=utcnow() - timedelta(seconds=age),
+        **kw,
+    )
     lost = make(60)
     make(2)  # too fresh: still in the fast path's queue
     make(60, sent_to_email=True)
@@ -215,8 +230,7 @@ def test_an_email_someone_else_is_sending_is_not_sent_again(settings, category, 
     assert sent == [row.id]
 
 
-def test_a_refused_email_is_free_for_the_retry_and_held_back_from_the_sweep(settings, category, transport,
-                                                                           monkeypatch):
+def test_a_refused_email_is_free_for_the_retry_and_held_back_from_the_sweep(settings, category, transport, monkeypatch):
     import smtplib
 
     monkeypatch.setattr(delivery, "EMAIL_BACKOFF_SECONDS", (60,))
@@ -237,8 +251,7 @@ def test_a_refused_email_is_free_for_the_retry_and_held_back_from_the_sweep(sett
     assert outbox.redrive(now=later(61))["emails_queued"] == 1  # after the backoff, the sweep tries again
 
 
-def test_an_accepted_email_is_marked_even_while_another_connection_writes(settings, category, transport,
-                                                                          monkeypatch):
+def test_an_accepted_email_is_marked_even_while_another_connection_writes(settings, category, transport, monkeypatch):
     """SQLite: a write while this connection's read cursor is open fails ("database is locked"), and
     the job's retry sent the accepted email a second time (issue 22). The batch is read first now."""
     clients = [ClientFactory(), ClientFactory()]
@@ -251,6 +264,7 @@ def test_an_accepted_email_is_marked_even_while_another_connection_writes(settin
         def write():
             with database.connection_context():
                 AdminFactory()
+
         writer = threading.Thread(target=write)
         writer.start()
         writer.join()

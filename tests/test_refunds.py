@@ -6,6 +6,7 @@ then Paystack is asked for exactly the promised amount exactly once, however the
 fail or are replayed; the refund follows Paystack's refund.* webhooks and the reconciliation job, and
 the client (started, processed) or the admins (failed) are told.
 """
+
 import asyncio
 import json
 import threading
@@ -15,7 +16,7 @@ from decimal import Decimal
 
 import pytest
 
-from models import (Notification, Payment, Refund, RefundPolicy, RefundStatus, RequestStatus)
+from models import Notification, Payment, Refund, RefundPolicy, RefundStatus, RequestStatus
 from models.actions import analytics, booking, refunds
 from models.foundation.clock import utcnow
 from models.foundation.paystack import PaystackClient, sign
@@ -44,9 +45,15 @@ async def test_before_assignment_the_booking_fee_is_refunded_in_full(api, settin
     response = await api.get(quote_path(request), user=request.client)
 
     assert response.status == 200, response
-    assert response.data == {"refund_amount": "2000.00", "kept_amount": "0.00", "paid_amount": "2000.00",
-                             "currency": "NGN", "policy": RefundPolicy.BEFORE_ASSIGNMENT, "refund": "policy",
-                             "reason": response.data["reason"]}
+    assert response.data == {
+        "refund_amount": "2000.00",
+        "kept_amount": "0.00",
+        "paid_amount": "2000.00",
+        "currency": "NGN",
+        "policy": RefundPolicy.BEFORE_ASSIGNMENT,
+        "refund": "policy",
+        "reason": response.data["reason"],
+    }
     assert "refunded in full" in response.data["reason"]
 
 
@@ -87,7 +94,10 @@ async def test_nothing_paid_means_nothing_refunded(api, client_user):
     response = await api.get(quote_path(request), user=client_user)
     assert response.status == 200, response
     assert (response.data["refund_amount"], response.data["kept_amount"], response.data["policy"]) == (
-        "0.00", "0.00", RefundPolicy.NOTHING_PAID)
+        "0.00",
+        "0.00",
+        RefundPolicy.NOTHING_PAID,
+    )
 
 
 @pytest.mark.gen_test
@@ -97,7 +107,10 @@ async def test_an_admin_may_quote_and_grant_a_full_refund_a_client_may_not(api, 
     admin_quote = await api.get(quote_path(request, "full_refund"), user=admin_user)
     assert admin_quote.status == 200, admin_quote
     assert (admin_quote.data["refund_amount"], admin_quote.data["kept_amount"], admin_quote.data["policy"]) == (
-        "2000.00", "0.00", RefundPolicy.FULL_REFUND)
+        "2000.00",
+        "0.00",
+        RefundPolicy.FULL_REFUND,
+    )
     assert (await api.get(quote_path(request), user=admin_user)).data["policy"] == RefundPolicy.AFTER_ASSIGNMENT
 
     stranger = ClientFactory()
@@ -131,11 +144,18 @@ async def test_a_client_cancelling_before_assignment_gets_the_fee_back(api, sett
     assert response.status == 200 and response.data["status"] == S.CANCELLED, response
     [cancelled] = events_of(request, "request_cancelled")
     assert {k: cancelled.payload[k] for k in ("policy", "refund_amount", "kept_amount", "refund_choice")} == {
-        "policy": RefundPolicy.BEFORE_ASSIGNMENT, "refund_amount": "2000.00", "kept_amount": "0.00",
-        "refund_choice": "policy"}
+        "policy": RefundPolicy.BEFORE_ASSIGNMENT,
+        "refund_amount": "2000.00",
+        "kept_amount": "0.00",
+        "refund_choice": "policy",
+    }
     [refund] = Refund.select()
     assert (refund.payment_id, refund.amount, refund.status, refund.policy) == (
-        payment.id, Decimal("2000.00"), RefundStatus.PENDING, RefundPolicy.BEFORE_ASSIGNMENT)
+        payment.id,
+        Decimal("2000.00"),
+        RefundStatus.PENDING,
+        RefundPolicy.BEFORE_ASSIGNMENT,
+    )
     assert "Found someone closer" in refund.reason and refund.submitted_at is not None
     [at_paystack] = paystack.refunds_of(payment.paystack_reference)
     assert at_paystack["amount"] == 200_000 and refund.reference in at_paystack["merchant_note"]
@@ -183,13 +203,17 @@ def test_a_partial_share_is_refunded_partially(paystack):
 async def test_an_admin_full_refund_after_assignment_returns_everything(api, settings, paystack, admin_user):
     request, payment = paid_request(settings, S.AWAITING_CLIENT_APPROVAL)
 
-    response = await api.post(cancel_path(request), {"reason": "No serviceman available", "refund": "full_refund"},
-                              user=admin_user)
+    response = await api.post(
+        cancel_path(request), {"reason": "No serviceman available", "refund": "full_refund"}, user=admin_user
+    )
 
     assert response.status == 200, response
     [refund] = Refund.select()
-    assert (refund.amount, refund.policy, refund.requested_by_id) == (Decimal("2000.00"), RefundPolicy.FULL_REFUND,
-                                                                      admin_user.id)
+    assert (refund.amount, refund.policy, refund.requested_by_id) == (
+        Decimal("2000.00"),
+        RefundPolicy.FULL_REFUND,
+        admin_user.id,
+    )
     assert paystack.refunds_of(payment.paystack_reference)[0]["amount"] == 200_000
 
 
@@ -197,9 +221,10 @@ async def test_an_admin_full_refund_after_assignment_returns_everything(api, set
 async def test_concurrent_cancels_make_one_refund(api, settings, paystack, admin_user):
     request, payment = paid_request(settings)
 
-    responses = await asyncio.gather(*(api.post(cancel_path(request), {"refund": "full_refund"}, user=admin_user)
-                                       for _ in range(6)),
-                                     *(api.post(cancel_path(request), {}, user=request.client) for _ in range(2)))
+    responses = await asyncio.gather(
+        *(api.post(cancel_path(request), {"refund": "full_refund"}, user=admin_user) for _ in range(6)),
+        *(api.post(cancel_path(request), {}, user=request.client) for _ in range(2)),
+    )
 
     assert sorted(r.status for r in responses) == [200] + [409] * 7
     assert Refund.select().count() == 1
@@ -294,8 +319,7 @@ async def test_a_failed_refund_is_flagged_and_an_admin_retries_it(api, settings,
     second = max(paystack.refunds)
     assert retried.data["paystack_refund_id"] == str(second)
     assert len(events_of(request, "refund_started")) == 2
-    assert_error(await api.post(f"/api/admin/refunds/{refund.id}/retry/", user=admin_user), 409,
-                 "invalid_transition")
+    assert_error(await api.post(f"/api/admin/refunds/{refund.id}/retry/", user=admin_user), 409, "invalid_transition")
     paystack.settle_refund(second, "processed")
     await post_webhook(api, *paystack.refund_webhook(second))
     assert Refund.get_by_id(refund.id).status == RefundStatus.PROCESSED
@@ -372,8 +396,11 @@ async def test_a_refund_webhook_without_an_id_is_matched_by_transaction_and_amou
 async def test_refund_webhooks_that_are_not_ours_or_forged_change_nothing(api, settings, paystack):
     paid_request(settings)
     before = snapshot()
-    for data in ({"id": 42, "status": "processed", "transaction_reference": "T-not-ours", "amount": 100},
-                 {"status": "processed", "transaction_reference": "T-not-ours", "amount": "x"}, "nonsense"):
+    for data in (
+        {"id": 42, "status": "processed", "transaction_reference": "T-not-ours", "amount": 100},
+        {"status": "processed", "transaction_reference": "T-not-ours", "amount": "x"},
+        "nonsense",
+    ):
         raw = json.dumps({"event": "refund.processed", "data": data}).encode()
         assert (await post_webhook(api, raw, sign(raw, "sk_test_local"))).status == 200
     raw = json.dumps({"event": "refund.processed", "data": {}}).encode()
@@ -415,8 +442,13 @@ def test_the_reconciliation_job_reads_refunds_whose_webhook_never_came(settings,
 @pytest.mark.gen_test
 async def test_a_payment_made_after_cancellation_is_refunded_automatically(api, paystack, client_user):
     request = ServiceRequestFactory(client=client_user)
-    checkout = (await api.post("/api/payments/initialize/", {"service_request_id": request.id,
-                                                             "payment_type": "BOOKING_FEE"}, user=client_user)).data
+    checkout = (
+        await api.post(
+            "/api/payments/initialize/",
+            {"service_request_id": request.id, "payment_type": "BOOKING_FEE"},
+            user=client_user,
+        )
+    ).data
     assert (await api.post(cancel_path(request), {}, user=client_user)).status == 200
     assert not Refund.select().exists()  # nothing was paid when it was cancelled
     paystack.charge(checkout["reference"])
@@ -426,8 +458,11 @@ async def test_a_payment_made_after_cancellation_is_refunded_automatically(api, 
     payment = Payment.get(Payment.paystack_reference == checkout["reference"])
     assert payment.needs_refund
     [refund] = Refund.select()
-    assert (refund.payment_id, refund.amount, refund.policy) == (payment.id, Decimal("2000.00"),
-                                                                 RefundPolicy.UNUSABLE_PAYMENT)
+    assert (refund.payment_id, refund.amount, refund.policy) == (
+        payment.id,
+        Decimal("2000.00"),
+        RefundPolicy.UNUSABLE_PAYMENT,
+    )
     assert refund.submitted_at is not None and paystack.refunds_of(checkout["reference"])[0]["amount"] == 200_000
     # The webhook replayed, and verify, make no second refund.
     await post_webhook(api, *paystack.webhook(checkout["reference"]))
@@ -474,14 +509,24 @@ async def test_an_admin_refunds_part_then_the_rest_and_never_more(api, settings,
 @pytest.mark.gen_test
 async def test_only_verified_payments_can_be_refunded(api, paystack, admin_user, client_user):
     request = ServiceRequestFactory(client=client_user)
-    checkout = (await api.post("/api/payments/initialize/", {"service_request_id": request.id,
-                                                             "payment_type": "BOOKING_FEE"}, user=client_user)).data
+    checkout = (
+        await api.post(
+            "/api/payments/initialize/",
+            {"service_request_id": request.id, "payment_type": "BOOKING_FEE"},
+            user=client_user,
+        )
+    ).data
     before = snapshot()
-    assert_error(await api.post(f"/api/admin/payments/{checkout['payment_id']}/refund/", {"reason": "x"},
-                                user=admin_user), 409, "invalid_transition")
+    assert_error(
+        await api.post(f"/api/admin/payments/{checkout['payment_id']}/refund/", {"reason": "x"}, user=admin_user),
+        409,
+        "invalid_transition",
+    )
     assert_error(await api.post("/api/admin/payments/999999/refund/", {"reason": "x"}, user=admin_user), 404)
-    assert_error(await api.post(f"/api/admin/payments/{checkout['payment_id']}/refund/", {"amount": "5.00"},
-                                user=admin_user), 422)
+    assert_error(
+        await api.post(f"/api/admin/payments/{checkout['payment_id']}/refund/", {"amount": "5.00"}, user=admin_user),
+        422,
+    )
     assert snapshot() == before
 
 
@@ -490,8 +535,9 @@ async def test_concurrent_manual_refunds_never_exceed_the_payment(api, settings,
     request, payment = paid_request(settings, S.COMPLETED)
     path = f"/api/admin/payments/{payment.id}/refund/"
 
-    responses = await asyncio.gather(*(api.post(path, {"amount": "1500.00", "reason": "race"}, user=admin_user)
-                                       for _ in range(6)))
+    responses = await asyncio.gather(
+        *(api.post(path, {"amount": "1500.00", "reason": "race"}, user=admin_user) for _ in range(6))
+    )
 
     assert sorted(r.status for r in responses) == [201] + [422] * 5, responses
     assert Refund.select().count() == 1 and len(paystack.refunds) == 1
@@ -504,14 +550,16 @@ def test_revenue_is_net_of_refunds(settings, paystack):
     request, payment = paid_request(settings, S.COMPLETED)
     _, other_payment = paid_request(settings, S.COMPLETED)
     kept = refunds.refund_payment(PaystackClient(settings), AdminFactory(), payment.id, "goodwill", Decimal("500.00"))
-    failed = refunds.refund_payment(PaystackClient(settings), AdminFactory(), other_payment.id, "x",
-                                    Decimal("300.00"))
+    failed = refunds.refund_payment(PaystackClient(settings), AdminFactory(), other_payment.id, "x", Decimal("300.00"))
     Refund.update(status=RefundStatus.FAILED).where(Refund.id == failed.id).execute()
 
     report = analytics.revenue()
 
     assert (report["total"], report["refunds"], report["net"]) == (
-        Decimal("4000.00"), Decimal("500.00"), Decimal("3500.00"))
+        Decimal("4000.00"),
+        Decimal("500.00"),
+        Decimal("3500.00"),
+    )
     [month] = report["by_month"]
     assert (month["refunds"], month["net"]) == (Decimal("500.00"), Decimal("3500.00"))
     assert kept.amount == Decimal("500.00")
@@ -525,12 +573,14 @@ def test_refunds_reach_the_client_and_failures_the_admins_on_both_channels(mail_
     admin = AdminFactory()
     request, payment = paid_request(settings, S.ASSIGNED)
     client = request.client
-    booking.cancel_request(settings, admin, request.id, "no serviceman", refund="full_refund",
-                           paystack=PaystackClient(settings))
+    booking.cancel_request(
+        settings, admin, request.id, "no serviceman", refund="full_refund", paystack=PaystackClient(settings)
+    )
     refund = Refund.get()
     paystack.settle_refund(int(refund.paystack_refund_id), "failed")
-    refunds.process_refund_event("refund.failed", json.loads(paystack.refund_webhook(
-        int(refund.paystack_refund_id))[0])["data"])
+    refunds.process_refund_event(
+        "refund.failed", json.loads(paystack.refund_webhook(int(refund.paystack_refund_id))[0])["data"]
+    )
     refunds.retry_refund(PaystackClient(settings), admin, refund.id)
     second = int(Refund.get_by_id(refund.id).paystack_refund_id)
     paystack.settle_refund(second, "processed")
@@ -540,14 +590,22 @@ def test_refunds_reach_the_client_and_failures_the_admins_on_both_channels(mail_
 
     kinds = {n.notification_type for n in Notification.select().where(Notification.user == client.id)}
     assert {"request_cancelled", "refund_started", "refund_processed"} <= kinds
-    [landed] = Notification.select().where(Notification.user == client.id,
-                                           Notification.notification_type == "refund_processed")
+    [landed] = Notification.select().where(
+        Notification.user == client.id, Notification.notification_type == "refund_processed"
+    )
     assert "₦2,000.00" in landed.message and landed.sent_to_email
-    assert [n.notification_type for n in Notification.select().where(
-        Notification.user == admin.id, Notification.notification_type.startswith("refund"))] == ["refund_failed"]
+    assert [
+        n.notification_type
+        for n in Notification.select().where(
+            Notification.user == admin.id, Notification.notification_type.startswith("refund")
+        )
+    ] == ["refund_failed"]
     for serviceman in (request.primary_serviceman_id, request.backup_serviceman_id):
-        assert Notification.select().where(Notification.user == serviceman,
-                                           Notification.notification_type == "request_cancelled").exists()
+        assert (
+            Notification.select()
+            .where(Notification.user == serviceman, Notification.notification_type == "request_cancelled")
+            .exists()
+        )
     client_mail = [mail_text(m) for m in mailbox.messages if client.email in m.rcpt_tos]
     assert any("refunded" in m for m in client_mail) and any("refund of ₦2,000.00 started" in m for m in client_mail)
     assert any(admin.email in m.rcpt_tos for m in mailbox.messages)

@@ -1,14 +1,15 @@
 """The whole path on PostgreSQL (TEST_DATABASE_URL) in Redis mode: a booking paid, assigned, cancelled
 by an admin with a full refund, the refund processed at Paystack (the stand-in), and everyone told
 through the Redis pipeline on both channels."""
+
 import asyncio
 from datetime import timedelta
 
 import pytest
 
+from handlers.web.executor import call_with_connection
 from models import RequestStatus as S
 from models.foundation.clock import utcnow
-from handlers.web.executor import call_with_connection
 
 from .conftest import serve_app
 from .factories import AdminFactory, ClientFactory, ServicemanFactory
@@ -24,28 +25,39 @@ def app(mail_pipeline, database):
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_booking_to_cancellation_to_refund_processed_in_redis_mode(api, mail_pipeline, paystack, mailbox,
-                                                                         category):
+async def test_booking_to_cancellation_to_refund_processed_in_redis_mode(
+    api, mail_pipeline, paystack, mailbox, category
+):
     settings, pipeline = mail_pipeline
     assert settings.redis_url
     client, admin = ClientFactory(), AdminFactory()
     primary, backup = (ServicemanFactory(profile__categories=[category]) for _ in range(2))
     day = (utcnow() + timedelta(days=7)).date().isoformat()
-    booked = await api.post("/api/requests/", {"category_id": category.id, "booking_date": day,
-                                               "address": "12 Allen Avenue, Ikeja", "description": "Sink"}, user=client)
+    booked = await api.post(
+        "/api/requests/",
+        {"category_id": category.id, "booking_date": day, "address": "12 Allen Avenue, Ikeja", "description": "Sink"},
+        user=client,
+    )
     request_id = booked.data["id"]
-    checkout = (await api.post("/api/payments/initialize/", {"service_request_id": request_id,
-                                                             "payment_type": "BOOKING_FEE"}, user=client)).data
+    checkout = (
+        await api.post(
+            "/api/payments/initialize/", {"service_request_id": request_id, "payment_type": "BOOKING_FEE"}, user=client
+        )
+    ).data
     paystack.charge(checkout["reference"])
     assert (await post_webhook(api, *paystack.webhook(checkout["reference"]))).status == 200
-    assigned = await api.post(f"/api/admin/requests/{request_id}/assign/",
-                              {"primary_serviceman_id": primary.id, "backup_serviceman_id": backup.id}, user=admin)
+    assigned = await api.post(
+        f"/api/admin/requests/{request_id}/assign/",
+        {"primary_serviceman_id": primary.id, "backup_serviceman_id": backup.id},
+        user=admin,
+    )
     assert assigned.data["status"] == S.ASSIGNED, assigned
     quote = await api.get(f"/api/requests/{request_id}/cancellation-quote/", user=client)
     assert (quote.data["refund_amount"], quote.data["kept_amount"]) == ("0.00", "2000.00")
 
-    cancelled = await api.post(f"/api/requests/{request_id}/cancel/",
-                               {"reason": "Serviceman unreachable", "refund": "full_refund"}, user=admin)
+    cancelled = await api.post(
+        f"/api/requests/{request_id}/cancel/", {"reason": "Serviceman unreachable", "refund": "full_refund"}, user=admin
+    )
     assert cancelled.data["status"] == S.CANCELLED
     [at_paystack] = paystack.refunds.values()
     paystack.settle_refund(at_paystack["id"], "processed")

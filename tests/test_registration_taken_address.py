@@ -3,6 +3,7 @@
 exposed by the next request. What registration guarantees instead: the refusal costs the same bcrypt
 work as a success, nothing about the account changes, and its owner is emailed (sign in, or reset the
 password with the link), so every probe of an address is visible to the person it belongs to."""
+
 import pytest
 
 from models import User
@@ -19,13 +20,25 @@ SUBJECT = "tried to create"
 
 @pytest.fixture
 def app(database, mailbox):
-    yield from serve_app(make_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port),
-                                       EMAIL_USE_TLS="false", PUBLIC_BASE_URL="https://api.serviceman.example"))
+    yield from serve_app(
+        make_settings(
+            EMAIL_HOST="127.0.0.1",
+            EMAIL_PORT=str(mailbox.port),
+            EMAIL_USE_TLS="false",
+            PUBLIC_BASE_URL="https://api.serviceman.example",
+        )
+    )
 
 
 def body(email):
-    return {"email": email, "password": PASSWORD, "first_name": "Eve", "last_name": "Probe",
-            "phone": "+2348012345678", "role": "client"}
+    return {
+        "email": email,
+        "password": PASSWORD,
+        "first_name": "Eve",
+        "last_name": "Probe",
+        "phone": "+2348012345678",
+        "role": "client",
+    }
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -41,8 +54,9 @@ async def test_the_owner_of_a_taken_address_is_emailed_a_sign_in_hint_and_a_work
     link = links(message)["text"]
     assert link.startswith("https://api.serviceman.example/reset-password/?token=")
     assert User.get_by_id(owner.id).password_hash == before.password_hash  # nothing changed meanwhile
-    confirmed = await api.post("/api/auth/password-reset/confirm/",
-                               {"token": token_of(link), "password": "Owner-Regained-2027"})
+    confirmed = await api.post(
+        "/api/auth/password-reset/confirm/", {"token": token_of(link), "password": "Owner-Regained-2027"}
+    )
     assert confirmed.status == 204, confirmed
     assert path_of(link).startswith("/reset-password/?token=")
 

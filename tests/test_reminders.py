@@ -1,9 +1,10 @@
 """The day-before reminder: given bookings on various dates and in various states, when the periodic
 job runs (once, twice, or twice at the same moment), then each booking due tomorrow on the platform's
 calendar is reminded exactly once, to its client and assigned servicemen, and nothing else is."""
+
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, UTC
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -32,8 +33,14 @@ def morning():
 
 def booking(booking_date=TOMORROW, status=S.ASSIGNED, **fields):
     """A booking with both servicemen assigned, as the assignment step leaves it."""
-    return ServiceRequestFactory(booking_date=booking_date, status=status, primary_serviceman=ServicemanFactory(),
-                                 backup_serviceman=ServicemanFactory(), estimate_amount=Decimal("9000.00"), **fields)
+    return ServiceRequestFactory(
+        booking_date=booking_date,
+        status=status,
+        primary_serviceman=ServicemanFactory(),
+        backup_serviceman=ServicemanFactory(),
+        estimate_amount=Decimal("9000.00"),
+        **fields,
+    )
 
 
 def reminders_of(request):
@@ -60,8 +67,9 @@ def test_a_booking_due_tomorrow_is_reminded(settings, morning):
 
 
 def test_bookings_on_other_days_are_not_reminded(settings, morning):
-    others = [booking(booking_date=day) for day in (date(2026, 6, 30), date(2026, 7, 1), date(2026, 7, 3),
-                                                    date(2026, 8, 2))]
+    others = [
+        booking(booking_date=day) for day in (date(2026, 6, 30), date(2026, 7, 1), date(2026, 7, 3), date(2026, 8, 2))
+    ]
 
     assert send_booking_reminders(settings.zone)["sent"] == 0
     assert reminded(others) == []
@@ -74,8 +82,9 @@ def test_every_assigned_or_active_status_is_reminded(settings, morning, status):
     assert len(reminders_of(request)) == 1
 
 
-@pytest.mark.parametrize("status", [S.PENDING_PAYMENT, S.PENDING_ADMIN_ASSIGNMENT, S.COMPLETED_BY_SERVICEMAN,
-                                    S.COMPLETED, S.CANCELLED])
+@pytest.mark.parametrize(
+    "status", [S.PENDING_PAYMENT, S.PENDING_ADMIN_ASSIGNMENT, S.COMPLETED_BY_SERVICEMAN, S.COMPLETED, S.CANCELLED]
+)
 def test_unpaid_unassigned_finished_and_cancelled_bookings_are_not_reminded(settings, morning, status):
     request = booking(status=status)
     assert send_booking_reminders(settings.zone)["sent"] == 0
@@ -149,8 +158,11 @@ def test_the_reminder_goes_to_the_client_and_both_servicemen(settings, morning):
 
     [event] = reminders_of(request)
 
-    assert recipients(kind, event, request) == [request.client_id, request.primary_serviceman_id,
-                                                request.backup_serviceman_id]
+    assert recipients(kind, event, request) == [
+        request.client_id,
+        request.primary_serviceman_id,
+        request.backup_serviceman_id,
+    ]
 
 
 def test_the_periodic_job_is_scheduled_every_15_minutes():
@@ -175,7 +187,10 @@ def test_the_periodic_job_notifies_the_client_and_servicemen_once_by_dashboard_a
     for user in people:
         [note] = Notification.select().where(Notification.user == user.id)
         assert (note.notification_type, note.service_request_id, note.sent_to_email) == (
-            "booking_reminder", request.id, True)
+            "booking_reminder",
+            request.id,
+            True,
+        )
         assert note.title.startswith("[EMERGENCY] Reminder: booking") and "2026-07-02" in note.message
         assert request.address in note.message
     assert not Notification.select().where(Notification.user == admin.id).exists()

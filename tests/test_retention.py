@@ -1,7 +1,8 @@
 """Retention: given rows of every age and state, when the periodic job runs, then what nobody can need any
 more is deleted and nothing else: spent refresh and one-time tokens, notifications and events past their
 retention (an open request's timeline kept whole), orphaned RQ job records."""
-from datetime import datetime, timedelta, timezone
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis as redis_py
@@ -22,7 +23,7 @@ from .conftest import make_settings
 from .factories import PASSWORD, ClientFactory, ServiceRequestFactory
 
 S = RequestStatus
-NOW = datetime(2026, 7, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(days=400)  # past the default 365 days
 LAST_MONTH = NOW - timedelta(days=30)
 
@@ -42,11 +43,19 @@ def event(request=None, at=LONG_AGO, **fields):
 
 
 def notification(user, request=None, at=LONG_AGO, event_row=None):
-    return Notification.create(user=user, service_request=request, event=event_row, notification_type="request_updated",
-                               title="Update", message="Your booking changed.", created_at=at)
+    return Notification.create(
+        user=user,
+        service_request=request,
+        event=event_row,
+        notification_type="request_updated",
+        title="Update",
+        message="Your booking changed.",
+        created_at=at,
+    )
 
 
 # Refresh tokens -----------------------------------------------------------------------------------
+
 
 def test_expired_refresh_tokens_go_live_ones_stay(settings, now):
     user = ClientFactory()
@@ -84,6 +93,7 @@ def test_a_signed_out_family_goes_whole(settings, now):
 
 # One-time tokens ----------------------------------------------------------------------------------
 
+
 def test_used_and_expired_links_go_after_their_grace_period(settings, now):
     user = ClientFactory()
     days = settings.one_time_token_retention_days
@@ -104,6 +114,7 @@ def test_used_and_expired_links_go_after_their_grace_period(settings, now):
 
 
 # Notifications ------------------------------------------------------------------------------------
+
 
 def test_notifications_past_retention_go_an_open_requests_stay(settings, now):
     user = ClientFactory()
@@ -126,13 +137,18 @@ def test_retention_days_are_configurable_and_zero_keeps_for_ever(now):
     notification(user, at=LAST_MONTH)
     event(at=LAST_MONTH)
 
-    assert apply_retention(make_settings(NOTIFICATION_RETENTION_DAYS="0", EVENT_RETENTION_DAYS="0")) == \
-        {"refresh_token": 0, "one_time_token": 0, "notification": 0, "event": 0}
+    assert apply_retention(make_settings(NOTIFICATION_RETENTION_DAYS="0", EVENT_RETENTION_DAYS="0")) == {
+        "refresh_token": 0,
+        "one_time_token": 0,
+        "notification": 0,
+        "event": 0,
+    }
     counts = apply_retention(make_settings(NOTIFICATION_RETENTION_DAYS="20", EVENT_RETENTION_DAYS="20"))
     assert (counts["notification"], counts["event"]) == (1, 1)
 
 
 # Events -------------------------------------------------------------------------------------------
+
 
 def test_events_past_retention_go_an_open_requests_timeline_stays(settings, now):
     user = ClientFactory()
@@ -140,8 +156,9 @@ def test_events_past_retention_go_an_open_requests_timeline_stays(settings, now)
     recent = event(at=LAST_MONTH)
     open_request = ServiceRequestFactory(client=user, status=S.NEGOTIATING, updated_at=LONG_AGO)
     timeline = [event(open_request), event(open_request, at=LAST_MONTH)]
-    deleted_request = ServiceRequestFactory(client=user, status=S.PENDING_PAYMENT, is_deleted=True,
-                                            deleted_at=LONG_AGO, updated_at=LONG_AGO)
+    deleted_request = ServiceRequestFactory(
+        client=user, status=S.PENDING_PAYMENT, is_deleted=True, deleted_at=LONG_AGO, updated_at=LONG_AGO
+    )
     of_deleted = event(deleted_request)
     finished = ServiceRequestFactory(client=user, status=S.COMPLETED, updated_at=LONG_AGO)
     finished_timeline = [event(finished), event(finished)]
@@ -173,16 +190,21 @@ def test_retention_is_one_of_the_periodic_jobs_and_runs_embedded(settings, now):
 
 
 def test_retention_settings_are_read_and_checked():
-    settings = make_settings(NOTIFICATION_RETENTION_DAYS="90", EVENT_RETENTION_DAYS="730",
-                             ONE_TIME_TOKEN_RETENTION_DAYS="0")
-    assert (settings.notification_retention_days, settings.event_retention_days,
-            settings.one_time_token_retention_days) == (90, 730, 0)
+    settings = make_settings(
+        NOTIFICATION_RETENTION_DAYS="90", EVENT_RETENTION_DAYS="730", ONE_TIME_TOKEN_RETENTION_DAYS="0"
+    )
+    assert (
+        settings.notification_retention_days,
+        settings.event_retention_days,
+        settings.one_time_token_retention_days,
+    ) == (90, 730, 0)
     assert make_settings().notification_retention_days == 365 == make_settings().event_retention_days
     with pytest.raises(ConfigurationError, match="EVENT_RETENTION_DAYS"):
         make_settings(EVENT_RETENTION_DAYS="-1")
 
 
 # RQ job records -----------------------------------------------------------------------------------
+
 
 def noop():
     return None
@@ -203,8 +225,8 @@ def test_orphaned_rq_job_records_go_queued_running_and_failed_ones_stay(redis_ur
         transport.queue.remove(job)  # as a worker killed between RQ's two steps leaves it
     client.hset("rq:job:orphan", "enqueued_at", "2026-01-01T00:00:00.000000Z")
     client.hset("rq:job:orphan", "created_at", "2026-01-01T00:00:00.000000Z")
-    now = datetime.now(timezone.utc)
-    assert now > datetime(2026, 1, 1, 1, tzinfo=timezone.utc)
+    now = datetime.now(UTC)
+    assert now > datetime(2026, 1, 1, 1, tzinfo=UTC)
 
     assert delete_orphaned_jobs(client, transport.queues, now=now) == 1
     assert not client.exists("rq:job:orphan")
@@ -229,6 +251,13 @@ def test_every_retention_and_backup_setting_is_documented():
     from models.foundation.settings import PROJECT_ROOT
 
     readme, example = (PROJECT_ROOT / "README.md").read_text(), (PROJECT_ROOT / ".env.example").read_text()
-    for name in ("NOTIFICATION_RETENTION_DAYS", "EVENT_RETENTION_DAYS", "ONE_TIME_TOKEN_RETENTION_DAYS", "BACKUP_DIR",
-                 "BACKUP_SCHEDULE", "BACKUP_KEEP_COUNT", "BACKUP_KEEP_DAYS"):
+    for name in (
+        "NOTIFICATION_RETENTION_DAYS",
+        "EVENT_RETENTION_DAYS",
+        "ONE_TIME_TOKEN_RETENTION_DAYS",
+        "BACKUP_DIR",
+        "BACKUP_SCHEDULE",
+        "BACKUP_KEEP_COUNT",
+        "BACKUP_KEEP_DAYS",
+    ):
         assert f"`{name}`" in readme and f"\n{name}=" in example, name

@@ -1,6 +1,7 @@
 """No link token reaches a job argument, a Redis key or value, or a log line: the job that sends an
 account email issues its token itself. Run on the real job path (RedisTransport, an RQ worker in this
 process) with every log record captured, RQ's own included."""
+
 import logging
 import zlib
 
@@ -44,8 +45,11 @@ def redis_dump(url):
 def logged_text(records, level=logging.DEBUG):
     """Every record as a handler would write it, plus its raw arguments (a formatter may show either);
     not the test's own SMTP server (aiosmtpd's "mail.log"), which receives the email."""
-    return "\n".join(f"{record.getMessage()} {record.args!r} {record.exc_text or ''}" for record in records
-                     if not record.name.startswith("mail.") and record.levelno >= level)
+    return "\n".join(
+        f"{record.getMessage()} {record.args!r} {record.exc_text or ''}"
+        for record in records
+        if not record.name.startswith("mail.") and record.levelno >= level
+    )
 
 
 def test_link_tokens_appear_in_no_job_argument_redis_value_or_log_line(mail_pipeline, mailbox, redis_url, caplog):
@@ -53,8 +57,16 @@ def test_link_tokens_appear_in_no_job_argument_redis_value_or_log_line(mail_pipe
     caplog.set_level(logging.DEBUG)
     redis_before = []
 
-    user = accounts.register(settings, pipeline.transport, email=EMAIL, password="Lekki-Pipes-2026", first_name="Ada",
-                             last_name="Obi", phone="+2348012345678", role="client")
+    user = accounts.register(
+        settings,
+        pipeline.transport,
+        email=EMAIL,
+        password="Lekki-Pipes-2026",
+        first_name="Ada",
+        last_name="Obi",
+        phone="+2348012345678",
+        role="client",
+    )
     credentials.request_password_reset(pipeline.transport, EMAIL.upper())
     redis_before.append(redis_dump(redis_url))  # the jobs, queued, as RQ stores them
     pipeline.work()
@@ -62,7 +74,9 @@ def test_link_tokens_appear_in_no_job_argument_redis_value_or_log_line(mail_pipe
     messages = [parsed(m) for m in mailbox.messages if EMAIL in m.rcpt_tos]
     tokens = {token_of(links(message)["text"]) for message in messages}
     assert len(tokens) == 2 and {m["Subject"] for m in messages} == {
-        "Confirm your email address for Serviceman", "Reset your Serviceman password"}
+        "Confirm your email address for Serviceman",
+        "Reset your Serviceman password",
+    }
     everything_logged = logged_text(caplog.records)
     assert "Successfully completed" in everything_logged  # RQ's own job lines were captured
     for token in tokens:

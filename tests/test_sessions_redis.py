@@ -5,6 +5,7 @@ Given the web app with REDIS_URL set, when a reset is asked for, then the answer
 then its socket held by ANOTHER web process is closed with 4003 through Redis pub/sub; so is the
 socket a dashboard session opened there when that session signs out.
 """
+
 import asyncio
 import time
 
@@ -27,8 +28,9 @@ from .ws_support import assert_closed_for_session_end, receive
 
 @pytest.fixture
 def redis_settings(redis_url, mailbox):
-    return make_settings(REDIS_URL=redis_url, EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port),
-                         EMAIL_USE_TLS="false")
+    return make_settings(
+        REDIS_URL=redis_url, EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_USE_TLS="false"
+    )
 
 
 @pytest.mark.gen_test(timeout=120)
@@ -63,14 +65,20 @@ async def test_a_socket_on_another_web_process_is_closed_through_redis(api, app,
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_signing_out_closes_that_sessions_socket_on_another_web_process(base_url, http_server,
-                                                                             second_web_process):
+async def test_signing_out_closes_that_sessions_socket_on_another_web_process(
+    base_url, http_server, second_web_process
+):
     user = ClientFactory()
     browser = Visitor(base_url)
     await browser.sign_in(user.email)
     own_origin = f"http://127.0.0.1:{second_web_process}"
-    request = tornado.httpclient.HTTPRequest(f"ws://127.0.0.1:{second_web_process}/ws/", headers={
-        "Cookie": f"{sessions.SESSION_COOKIE}={browser.cookies[sessions.SESSION_COOKIE]}", "Origin": own_origin})
+    request = tornado.httpclient.HTTPRequest(
+        f"ws://127.0.0.1:{second_web_process}/ws/",
+        headers={
+            "Cookie": f"{sessions.SESSION_COOKIE}={browser.cookies[sessions.SESSION_COOKIE]}",
+            "Origin": own_origin,
+        },
+    )
     ws = await websocket_connect(request)
     assert (await receive(ws))["type"] == "ready"
 

@@ -1,6 +1,7 @@
 """The pieces of the web process's graceful shutdown, in process (server/shutdown.py): the HTTP server
 stops accepting and waits for its requests in progress alone, and the hub closes every socket with
 1012. tests/test_faults_web.py signals the real process under load."""
+
 import asyncio
 import json
 import socket

@@ -1,4 +1,5 @@
 """A socket whose client cannot keep up is dropped; the user's other sockets still get every push."""
+
 import asyncio
 import json
 
@@ -10,8 +11,7 @@ from .factories import ClientFactory
 
 
 @pytest.mark.gen_test
-async def test_a_socket_that_cannot_buffer_the_push_is_dropped_and_others_still_receive(
-        api, app, sockets, monkeypatch):
+async def test_a_socket_that_cannot_buffer_the_push_is_dropped_and_others_still_receive(api, app, sockets, monkeypatch):
     client = ClientFactory()
     monkeypatch.setattr(handlers.websocket, "MAX_BUFFERED_BYTES", 60)  # this socket is "slow"
     slow = await sockets.authenticated(api.token(client))

@@ -1,11 +1,12 @@
 """Defects found by trying the product as a new user would: each message says what is really wrong,
 and a category name is unique whatever its case."""
+
 import pytest
 
 from models import Category, RequestStatus, ServicemanProfile
 
 from .contract_support import assert_error
-from .factories import ServiceRequestFactory, ServicemanFactory
+from .factories import ServicemanFactory, ServiceRequestFactory
 
 
 @pytest.mark.gen_test
@@ -24,8 +25,7 @@ async def test_a_category_name_is_unique_regardless_of_case(api, admin_user):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("action,word", [("suspend", "suspended"), ("reinstate", "reinstated"),
-                                         ("reject", "rejected")])
+@pytest.mark.parametrize("action,word", [("suspend", "suspended"), ("reinstate", "reinstated"), ("reject", "rejected")])
 async def test_vetting_refusals_name_the_action_in_plain_english(api, admin_user, action, word):
     serviceman = ServicemanFactory()
     ServicemanProfile.update(approval_status="REJECTED").where(ServicemanProfile.user == serviceman.id).execute()

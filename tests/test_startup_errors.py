@@ -1,5 +1,6 @@
 """The commonest mistakes stop a command with one clear line, not a traceback: the database missing
 or unreachable (or not migrated), the port in use, Redis unreachable or its TLS certificate refused."""
+
 import os
 import signal
 import socket
@@ -39,14 +40,22 @@ def busy_port():
 @pytest.fixture
 def run(monkeypatch, database):
     """`run(*argv, **environ)`: the CLI's exit message; the session's database is bound again after."""
+
     def run(*argv, **environ):
         monkeypatch.delenv("REDIS_URL", raising=False)
-        for name, value in {"ENV": "test", "SECRET_KEY": SECRET, "BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING",
-                            "DATABASE_URL": TEST_DATABASE_URL, **environ}.items():
+        for name, value in {
+            "ENV": "test",
+            "SECRET_KEY": SECRET,
+            "BCRYPT_ROUNDS": "4",
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": TEST_DATABASE_URL,
+            **environ,
+        }.items():
             monkeypatch.setenv(name, value)
         with pytest.raises(SystemExit) as stopped:
             cli(list(argv))
         return str(stopped.value.code)
+
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     yield run
     for signum, handler in handlers.items():  # pipeline commands install their own stop handlers
@@ -68,8 +77,13 @@ def test_a_missing_postgresql_database(run, command):
 
     message = run(command, DATABASE_URL=url)
 
-    assert_one_line(message, command, 'database "serviceman_no_such_database" does not exist',
-                    "createdb serviceman_no_such_database", "make run-full")
+    assert_one_line(
+        message,
+        command,
+        'database "serviceman_no_such_database" does not exist',
+        "createdb serviceman_no_such_database",
+        "make run-full",
+    )
 
 
 @pytest.mark.parametrize("command", ["migrate", "serve", "worker"])
@@ -92,8 +106,9 @@ def test_a_sqlite_file_in_a_missing_folder(run):
 @pytest.mark.parametrize("command", ["serve", "seed", "createadmin"])
 def test_a_database_without_tables_says_to_migrate(run, command):
     empty = f"sqlite:///{tempfile.mkdtemp(prefix='serviceman-empty-')}/empty.sqlite3"
-    argv = [command, "--email", "a@example.ng", "--password", "long-password-1"] if command == "createadmin" \
-        else [command]
+    argv = (
+        [command, "--email", "a@example.ng", "--password", "long-password-1"] if command == "createadmin" else [command]
+    )
 
     message = run(*argv, DATABASE_URL=empty)
 
@@ -131,17 +146,23 @@ def test_the_port_in_use(run, busy_port):
 
 
 def test_the_real_entry_point_prints_only_that_line(database, busy_port):
-    env = {**os.environ, "ENV": "test", "SECRET_KEY": SECRET, "DATABASE_URL": TEST_DATABASE_URL,
-           "LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "ENV": "test", "SECRET_KEY": SECRET, "DATABASE_URL": TEST_DATABASE_URL, "LOG_LEVEL": "WARNING"}
     env.pop("REDIS_URL", None)
 
-    finished = subprocess.run([sys.executable, "-m", "server", "serve", "--port", str(busy_port)], env=env,
-                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+    finished = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--port", str(busy_port)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert finished.returncode == 1
     assert finished.stderr.strip().splitlines() == [
         f"serve: port {busy_port} on 127.0.0.1 is already in use (another `make run`?): stop that process or "
-        f"choose another port with PORT={busy_port + 1} (or --port {busy_port + 1})"]
+        f"choose another port with PORT={busy_port + 1} (or --port {busy_port + 1})"
+    ]
 
 
 def test_check_says_ok_for_a_migrated_database(run, capsys, monkeypatch):

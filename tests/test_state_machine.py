@@ -1,38 +1,52 @@
 """The request state machine at the domain level (no HTTP): `transition()` allows exactly the moves the
 API contract lists, refuses every other one without writing anything, loses cleanly to a concurrent
 change, and events are announced to after-commit hooks only once their transaction has committed."""
+
 import itertools
 
 import pytest
 
 from models import Event, RequestStatus, ServiceRequest, workflow
-from models.workflow import on_event_committed, record_event, transition, unit_of_work
 from models.foundation.errors import InvalidTransition
+from models.workflow import on_event_committed, record_event, transition, unit_of_work
 
 from .factories import AdminFactory, ServicemanFactory, ServiceRequestFactory
 
 # The contract's table (API.md, "Request statuses"), written out here independently of the code.
 STATUSES = [
-    "PENDING_PAYMENT", "PENDING_ADMIN_ASSIGNMENT", "ASSIGNED", "SERVICEMAN_INSPECTED", "AWAITING_CLIENT_APPROVAL",
-    "NEGOTIATING", "AWAITING_PAYMENT", "PAYMENT_CONFIRMED", "IN_PROGRESS", "COMPLETED_BY_SERVICEMAN", "COMPLETED",
+    "PENDING_PAYMENT",
+    "PENDING_ADMIN_ASSIGNMENT",
+    "ASSIGNED",
+    "SERVICEMAN_INSPECTED",
+    "AWAITING_CLIENT_APPROVAL",
+    "NEGOTIATING",
+    "AWAITING_PAYMENT",
+    "PAYMENT_CONFIRMED",
+    "IN_PROGRESS",
+    "COMPLETED_BY_SERVICEMAN",
+    "COMPLETED",
     "CANCELLED",
 ]
 ALLOWED = {
-    ("PENDING_PAYMENT", "PENDING_ADMIN_ASSIGNMENT"),             # booking fee paid
-    ("PENDING_ADMIN_ASSIGNMENT", "ASSIGNED"),                    # admin assigns primary + backup
-    ("ASSIGNED", "SERVICEMAN_INSPECTED"),                        # estimate submitted
-    ("SERVICEMAN_INSPECTED", "AWAITING_CLIENT_APPROVAL"),        # admin sets markup
-    ("AWAITING_CLIENT_APPROVAL", "NEGOTIATING"),                 # client counter-offers
-    ("NEGOTIATING", "NEGOTIATING"),                              # counter / ask serviceman / reject
-    ("AWAITING_CLIENT_APPROVAL", "AWAITING_PAYMENT"),            # client approves the cost
-    ("NEGOTIATING", "AWAITING_PAYMENT"),                         # a proposal is accepted
-    ("AWAITING_PAYMENT", "PAYMENT_CONFIRMED"),                   # final payment verified
-    ("PAYMENT_CONFIRMED", "IN_PROGRESS"),                        # admin says proceed
-    ("IN_PROGRESS", "COMPLETED_BY_SERVICEMAN"),                  # serviceman marks done
-    ("COMPLETED_BY_SERVICEMAN", "COMPLETED"),                    # admin confirms with client
+    ("PENDING_PAYMENT", "PENDING_ADMIN_ASSIGNMENT"),  # booking fee paid
+    ("PENDING_ADMIN_ASSIGNMENT", "ASSIGNED"),  # admin assigns primary + backup
+    ("ASSIGNED", "SERVICEMAN_INSPECTED"),  # estimate submitted
+    ("SERVICEMAN_INSPECTED", "AWAITING_CLIENT_APPROVAL"),  # admin sets markup
+    ("AWAITING_CLIENT_APPROVAL", "NEGOTIATING"),  # client counter-offers
+    ("NEGOTIATING", "NEGOTIATING"),  # counter / ask serviceman / reject
+    ("AWAITING_CLIENT_APPROVAL", "AWAITING_PAYMENT"),  # client approves the cost
+    ("NEGOTIATING", "AWAITING_PAYMENT"),  # a proposal is accepted
+    ("AWAITING_PAYMENT", "PAYMENT_CONFIRMED"),  # final payment verified
+    ("PAYMENT_CONFIRMED", "IN_PROGRESS"),  # admin says proceed
+    ("IN_PROGRESS", "COMPLETED_BY_SERVICEMAN"),  # serviceman marks done
+    ("COMPLETED_BY_SERVICEMAN", "COMPLETED"),  # admin confirms with client
     # any state before PAYMENT_CONFIRMED -> CANCELLED
-    ("PENDING_PAYMENT", "CANCELLED"), ("PENDING_ADMIN_ASSIGNMENT", "CANCELLED"), ("ASSIGNED", "CANCELLED"),
-    ("SERVICEMAN_INSPECTED", "CANCELLED"), ("AWAITING_CLIENT_APPROVAL", "CANCELLED"), ("NEGOTIATING", "CANCELLED"),
+    ("PENDING_PAYMENT", "CANCELLED"),
+    ("PENDING_ADMIN_ASSIGNMENT", "CANCELLED"),
+    ("ASSIGNED", "CANCELLED"),
+    ("SERVICEMAN_INSPECTED", "CANCELLED"),
+    ("AWAITING_CLIENT_APPROVAL", "CANCELLED"),
+    ("NEGOTIATING", "CANCELLED"),
     ("AWAITING_PAYMENT", "CANCELLED"),
 }
 ALL_PAIRS = list(itertools.product(STATUSES, STATUSES))
@@ -68,7 +82,11 @@ def test_allowed_transition_moves_and_records_one_event(actor, from_status, to_s
     [written] = Event.select().where(Event.service_request == request.id)
     assert written.id == event.id
     assert (written.type, written.actor_id, written.from_status, written.to_status) == (
-        "test_moved", actor.id, from_status, to_status)
+        "test_moved",
+        actor.id,
+        from_status,
+        to_status,
+    )
     assert written.payload == {"note": "x", "service_request_id": request.id, "is_emergency": False}
 
 
@@ -97,12 +115,21 @@ def test_transition_applies_field_changes_with_the_status(actor):
     primary, backup = ServicemanFactory(), ServicemanFactory()
     request = ServiceRequestFactory(status=RequestStatus.PENDING_ADMIN_ASSIGNMENT)
 
-    transition(request, RequestStatus.ASSIGNED, actor, "serviceman_assigned",
-               primary_serviceman=primary.id, backup_serviceman=backup.id)
+    transition(
+        request,
+        RequestStatus.ASSIGNED,
+        actor,
+        "serviceman_assigned",
+        primary_serviceman=primary.id,
+        backup_serviceman=backup.id,
+    )
 
     stored = ServiceRequest.get_by_id(request.id)
     assert (stored.status, stored.primary_serviceman_id, stored.backup_serviceman_id) == (
-        RequestStatus.ASSIGNED, primary.id, backup.id)
+        RequestStatus.ASSIGNED,
+        primary.id,
+        backup.id,
+    )
 
 
 def test_event_payload_carries_the_current_emergency_flag(actor):
@@ -114,6 +141,7 @@ def test_event_payload_carries_the_current_emergency_flag(actor):
 
 
 # --- a stale object loses -------------------------------------------------------------------------------
+
 
 def test_stale_object_is_refused_without_an_event(actor):
     request = ServiceRequestFactory(status=RequestStatus.PENDING_PAYMENT)
@@ -157,6 +185,7 @@ def test_stale_object_changes_no_other_field(actor):
 
 
 # --- after-commit announcements -------------------------------------------------------------------------
+
 
 @pytest.fixture
 def announced():

@@ -1,4 +1,5 @@
 """GET /api/sync/ (issue 24): catch-up across devices and days, 304s, long-polls; in both transports."""
+
 import asyncio
 import random
 import threading
@@ -23,8 +24,16 @@ pytestmark = pytest.mark.usefixtures("transport")
 
 def notify(user, n=1, **fields):
     """Notifications committed and pushed as the pipeline does (workers/delivery.py::push_new)."""
-    rows = [Notification.create(user=user.id, notification_type="job_confirmed", title=f"Note {i}",
-                                message="Your booking is complete.", **fields) for i in range(n)]
+    rows = [
+        Notification.create(
+            user=user.id,
+            notification_type="job_confirmed",
+            title=f"Note {i}",
+            message="Your booking is complete.",
+            **fields,
+        )
+        for i in range(n)
+    ]
     push_new(rows)
     return rows
 
@@ -79,8 +88,16 @@ async def test_a_day_offline_catches_up_in_a_few_calls_without_loss_or_repeat(ap
     day_ago = utcnow() - timedelta(days=1)
     with time_machine.travel(day_ago, tick=False):
         cursor = (await call(api, client_user)).data["cursor"]
-    made = [Notification.create(user=client_user.id, notification_type="job_confirmed", title="t", message="m",
-                                created_at=day_ago + timedelta(minutes=6 * i)).id for i in range(230)]
+    made = [
+        Notification.create(
+            user=client_user.id,
+            notification_type="job_confirmed",
+            title="t",
+            message="m",
+            created_at=day_ago + timedelta(minutes=6 * i),
+        ).id
+        for i in range(230)
+    ]
     Notification.update(is_read=True, read_at=utcnow()).where(Notification.id.in_(made[:40])).execute()
     seen, read, calls = [], [], 0
     while True:
@@ -108,8 +125,15 @@ def test_concurrent_commits_during_sync_are_never_lost_nor_repeated(client_user)
             with database.connection_context():
                 for _ in range(8):
                     with database.atomic():
-                        made.append(Notification.create(user=client_user.id, notification_type="job_confirmed",
-                                                        title="t", message="m", created_at=utcnow()).id)
+                        made.append(
+                            Notification.create(
+                                user=client_user.id,
+                                notification_type="job_confirmed",
+                                title="t",
+                                message="m",
+                                created_at=utcnow(),
+                            ).id
+                        )
                         time.sleep(random.uniform(0, 0.04))  # committed late, after others with later stamps
 
         writers = [threading.Thread(target=write) for _ in range(3)]
@@ -125,8 +149,7 @@ def test_concurrent_commits_during_sync_are_never_lost_nor_repeated(client_user)
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_if_none_match_with_nothing_new_is_304_without_a_body_then_200_with_news(api, client_user,
-                                                                                         monkeypatch):
+async def test_if_none_match_with_nothing_new_is_304_without_a_body_then_200_with_news(api, client_user, monkeypatch):
     cursor = (await call(api, client_user)).data["cursor"]
     reads = []
     real = sync.sync
@@ -183,9 +206,11 @@ async def test_a_long_poll_answers_401_at_once_when_the_session_ends(api, app, c
     poll = asyncio.ensure_future(call(api, client_user, cursor, etag=cursor, wait=20))
     await held(app)
     started = time.monotonic()
-    changed = await api.post("/api/auth/change-password/", {"current_password": password,
-                                                             "new_password": "a-much-newer-passphrase-42"},
-                             user=client_user)
+    changed = await api.post(
+        "/api/auth/change-password/",
+        {"current_password": password, "new_password": "a-much-newer-passphrase-42"},
+        user=client_user,
+    )
     assert changed.status == 200
     answer = await poll
     assert answer.status == 401 and time.monotonic() - started < 2

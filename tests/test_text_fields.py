@@ -2,6 +2,7 @@
 schema makes it free text, so no name, phone, address or title can carry a line break into an email
 header, a log line or a one-line label; free text keeps its line breaks and nothing else. A name that
 got in anyway (stored before, or written by another path) never stops an email."""
+
 import email
 import email.policy
 
@@ -20,10 +21,20 @@ from .factories import PASSWORD, AdminFactory, CategoryFactory, ClientFactory
 INJECTION = "Eve\r\nBcc: victim@evil.example"
 # The only fields that may span lines: what people write as paragraphs (the dashboard's textareas).
 MULTI_LINE_FIELDS = {
-    "ManualRefundSchema.reason", "CancelSchema.reason", "CategorySchema.description",
-    "CategoryUpdateSchema.description", "ConsultationReplySchema.message", "ConsultationSchema.message",
-    "DeclineSchema.reason", "EstimateSubmitSchema.notes", "MeUpdateSchema.bio", "ProposalSchema.message",
-    "RatingCreateSchema.review", "ReasonSchema.reason", "RegisterSchema.bio", "RequestCreateSchema.description",
+    "ManualRefundSchema.reason",
+    "CancelSchema.reason",
+    "CategorySchema.description",
+    "CategoryUpdateSchema.description",
+    "ConsultationReplySchema.message",
+    "ConsultationSchema.message",
+    "DeclineSchema.reason",
+    "EstimateSubmitSchema.notes",
+    "MeUpdateSchema.bio",
+    "ProposalSchema.message",
+    "RatingCreateSchema.review",
+    "ReasonSchema.reason",
+    "RegisterSchema.bio",
+    "RequestCreateSchema.description",
     "RequestUpdateSchema.description",
 }
 
@@ -83,8 +94,14 @@ def test_every_text_field_is_single_line_unless_its_schema_says_free_text():
 
 @pytest.mark.gen_test
 async def test_a_name_with_a_line_break_is_refused_naming_the_field(api):
-    body = {"email": "eve@example.ng", "password": PASSWORD, "first_name": INJECTION, "last_name": "Obi\n",
-            "phone": "+2348012345678", "role": "client"}
+    body = {
+        "email": "eve@example.ng",
+        "password": PASSWORD,
+        "first_name": INJECTION,
+        "last_name": "Obi\n",
+        "phone": "+2348012345678",
+        "role": "client",
+    }
     response = await api.post("/api/auth/register/", body)
     assert response.status == 422, response
     assert response.data["error"]["fields"] == {"first_name": [SINGLE_LINE_ERROR], "last_name": [SINGLE_LINE_ERROR]}
@@ -104,8 +121,12 @@ async def test_a_profile_edit_and_a_category_name_are_single_line_too(api):
 async def test_free_text_keeps_its_line_breaks_and_the_address_stays_one_line(api, settings):
     client = ClientFactory()
     category = CategoryFactory()
-    body = {"category_id": category.id, "booking_date": "2099-01-10", "address": "3 Awolowo Road,\nIkoyi",
-            "description": "The sink leaks.\r\nThe tap drips too."}
+    body = {
+        "category_id": category.id,
+        "booking_date": "2099-01-10",
+        "address": "3 Awolowo Road,\nIkoyi",
+        "description": "The sink leaks.\r\nThe tap drips too.",
+    }
     response = await api.post("/api/requests/", body, user=client)
     assert response.status == 422 and response.data["error"]["fields"] == {"address": [SINGLE_LINE_ERROR]}
     response = await api.post("/api/requests/", {**body, "address": "3 Awolowo Road, Ikoyi"}, user=client)
@@ -118,9 +139,17 @@ def test_a_stored_name_with_a_line_break_never_stops_the_admins_email(mail_pipel
     admins' serviceman_applied email failed every retry, hiding the application."""
     settings, pipeline = mail_pipeline
     admin = AdminFactory()
-    applicant = accounts.register(settings, pipeline.transport, email="eve@example.ng", password="Lekki-Pipes-2026",
-                                  first_name=INJECTION, last_name="Obi", phone="+2348055550178",
-                                  role="serviceman", category_ids=[category.id])
+    applicant = accounts.register(
+        settings,
+        pipeline.transport,
+        email="eve@example.ng",
+        password="Lekki-Pipes-2026",
+        first_name=INJECTION,
+        last_name="Obi",
+        phone="+2348055550178",
+        role="serviceman",
+        category_ids=[category.id],
+    )
     pipeline.run()
 
     assert Event.get(Event.type == "serviceman_applied").payload["serviceman_id"] == applicant.id

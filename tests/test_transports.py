@@ -1,4 +1,5 @@
 """The embedded transport (no Redis) and the dispatcher loop."""
+
 import logging
 import threading
 
@@ -93,8 +94,14 @@ def test_dispatcher_loop_sweeps_reclaims_and_polls_until_stopped(settings, redis
     pipeline = use_pipeline(settings, redis_url)
     try:
         client = ClientFactory()
-        booking.create_request(settings, client, category_id=category.id, address="a", description="b",
-                               booking_date=platform_today(settings.zone) + timedelta(days=3))
+        booking.create_request(
+            settings,
+            client,
+            category_id=category.id,
+            address="a",
+            description="b",
+            booking_date=platform_today(settings.zone) + timedelta(days=3),
+        )
         dispatcher = Dispatcher(pipeline.redis, pipeline.transport, consumer="loop", min_idle_ms=0)
         rounds = iter([False, False, True])
         dispatcher.run_forever(stop=lambda: next(rounds))
@@ -133,8 +140,14 @@ def test_embedded_publish_delivers_before_marking_the_event_published(settings, 
             raise RuntimeError("process died mid-delivery")
 
         monkeypatch.setattr(delivery, "deliver_event", crash)
-        request = booking.create_request(settings, client, category_id=category.id, address="a", description="b",
-                                         booking_date=platform_today(settings.zone) + timedelta(days=3))
+        request = booking.create_request(
+            settings,
+            client,
+            category_id=category.id,
+            address="a",
+            description="b",
+            booking_date=platform_today(settings.zone) + timedelta(days=3),
+        )
         event = Event.get(Event.service_request == request.id)
         assert event.published_at is None  # not delivered, so not published
         monkeypatch.undo()

@@ -1,6 +1,7 @@
 """Vetting notifications: admins hear of each application; the serviceman hears each decision (with the
 reason); a suspension flags the serviceman's open jobs to the admins. Account events have no request:
 the pipeline, the REST list and the websocket carry them with service_request_id null."""
+
 import email
 import email.policy
 
@@ -9,10 +10,9 @@ import pytest
 from models import ApprovalStatus, Event, Notification, RequestStatus, ServicemanProfile
 from models.actions import accounts
 from models.actions.vetting import DECISION_EVENTS
-
 from models.foundation.errors import InvalidTransition
 
-from .factories import AdminFactory, ClientFactory, ServiceRequestFactory, ServicemanFactory
+from .factories import AdminFactory, ClientFactory, ServicemanFactory, ServiceRequestFactory
 from .ws_support import receive, send
 
 S = RequestStatus
@@ -28,8 +28,9 @@ def notes_of(user, kind=None):
 def email_to(mailbox, user):
     [message] = [m for m in mailbox.messages if user.email in m.rcpt_tos]
     parsed = email.message_from_bytes(message.content, policy=email.policy.default)
-    return parsed["Subject"], "\n".join(part.get_content() for part in parsed.walk()
-                                        if part.get_content_maintype() == "text")
+    return parsed["Subject"], "\n".join(
+        part.get_content() for part in parsed.walk() if part.get_content_maintype() == "text"
+    )
 
 
 def assert_account_notification(note):
@@ -44,9 +45,18 @@ def test_admins_are_told_of_each_application(mail_pipeline, mailbox, category):
     retired = AdminFactory(is_active=False)
     client = ClientFactory()
 
-    applicant = accounts.register(settings, pipeline.transport, email="emeka@example.ng", password="Lekki-Pipes-2026",
-                                  first_name="Emeka", last_name="Okonkwo", phone="+2348055550178",
-                                  role="serviceman", category_ids=[category.id], years_of_experience=9)
+    applicant = accounts.register(
+        settings,
+        pipeline.transport,
+        email="emeka@example.ng",
+        password="Lekki-Pipes-2026",
+        first_name="Emeka",
+        last_name="Okonkwo",
+        phone="+2348055550178",
+        role="serviceman",
+        category_ids=[category.id],
+        years_of_experience=9,
+    )
     pipeline.run()
 
     for admin in admins:
@@ -66,8 +76,16 @@ def test_admins_are_told_of_each_application(mail_pipeline, mailbox, category):
 def test_a_client_registering_tells_no_one(mail_pipeline, mailbox):
     settings, pipeline = mail_pipeline
     AdminFactory()
-    accounts.register(settings, pipeline.transport, email="ada@example.ng", password="Lekki-Pipes-2026",
-                      first_name="Ada", last_name="Obi", phone="+2348012345678", role="client")
+    accounts.register(
+        settings,
+        pipeline.transport,
+        email="ada@example.ng",
+        password="Lekki-Pipes-2026",
+        first_name="Ada",
+        last_name="Obi",
+        phone="+2348012345678",
+        role="client",
+    )
     pipeline.run()
     assert Notification.select().count() == 0 and Event.select().count() == 0
 
@@ -81,8 +99,9 @@ DECISIONS = [  # (from status, action, reason, words the serviceman reads)
 
 
 @pytest.mark.parametrize("start,action,reason,words", DECISIONS)
-def test_the_serviceman_is_told_each_decision_with_its_reason(mail_pipeline, mailbox, category, start, action,
-                                                               reason, words):
+def test_the_serviceman_is_told_each_decision_with_its_reason(
+    mail_pipeline, mailbox, category, start, action, reason, words
+):
     settings, pipeline = mail_pipeline
     admin = AdminFactory()
     serviceman = ServicemanFactory(profile__categories=[category], profile__approval_status=start)
@@ -106,16 +125,20 @@ def test_a_suspension_flags_each_open_job_to_the_admins(mail_pipeline, mailbox, 
     settings, pipeline = mail_pipeline
     admins = [AdminFactory(), AdminFactory()]
     suspended, other = (ServicemanFactory(profile__categories=[category]) for _ in range(2))
-    as_primary = ServiceRequestFactory(category=category, status=S.ASSIGNED, primary_serviceman=suspended,
-                                       backup_serviceman=other, is_emergency=True)
-    as_backup = ServiceRequestFactory(category=category, status=S.IN_PROGRESS, primary_serviceman=other,
-                                      backup_serviceman=suspended)
+    as_primary = ServiceRequestFactory(
+        category=category, status=S.ASSIGNED, primary_serviceman=suspended, backup_serviceman=other, is_emergency=True
+    )
+    as_backup = ServiceRequestFactory(
+        category=category, status=S.IN_PROGRESS, primary_serviceman=other, backup_serviceman=suspended
+    )
     untouched = [
-        ServiceRequestFactory(category=category, status=S.COMPLETED, primary_serviceman=suspended,
-                              backup_serviceman=other),
+        ServiceRequestFactory(
+            category=category, status=S.COMPLETED, primary_serviceman=suspended, backup_serviceman=other
+        ),
         ServiceRequestFactory(category=category, status=S.PENDING_ADMIN_ASSIGNMENT, preferred_serviceman=suspended),
-        ServiceRequestFactory(category=category, status=S.ASSIGNED, primary_serviceman=other, is_deleted=True,
-                              backup_serviceman=suspended),
+        ServiceRequestFactory(
+            category=category, status=S.ASSIGNED, primary_serviceman=other, is_deleted=True, backup_serviceman=suspended
+        ),
     ]
 
     accounts.set_approval(pipeline.transport, suspended.id, "suspend", "Two no-shows this month.", actor=admins[0])
@@ -124,7 +147,9 @@ def test_a_suspension_flags_each_open_job_to_the_admins(mail_pipeline, mailbox, 
     for admin in admins:  # the one who suspended too: they now have jobs to reassign
         flags = notes_of(admin, "assigned_serviceman_suspended")
         assert [(n.service_request_id, n.payload["assigned_as"]) for n in flags] == [
-            (as_primary.id, "primary"), (as_backup.id, "backup")]
+            (as_primary.id, "primary"),
+            (as_backup.id, "backup"),
+        ]
         assert flags[0].title.startswith("[EMERGENCY]") and flags[0].payload["is_emergency"] is True
         for note in flags:
             assert suspended.full_name in note.message and "Two no-shows this month." in note.message
@@ -138,8 +163,9 @@ def test_a_suspension_flags_each_open_job_to_the_admins(mail_pipeline, mailbox, 
 
 def test_a_decision_raced_by_another_admin_is_announced_once(category, monkeypatch):
     admin = AdminFactory()
-    serviceman = ServicemanFactory(profile__categories=[category],
-                                   profile__approval_status=ApprovalStatus.PENDING_APPROVAL)
+    serviceman = ServicemanFactory(
+        profile__categories=[category], profile__approval_status=ApprovalStatus.PENDING_APPROVAL
+    )
     # A second admin's request read the profile before the first decision committed.
     stale = accounts.serviceman_profile(serviceman.id)
     accounts.set_approval(None, serviceman.id, "approve", actor=admin)
@@ -154,8 +180,9 @@ def test_a_decision_raced_by_another_admin_is_announced_once(category, monkeypat
 
 @pytest.mark.gen_test
 async def test_account_notifications_reach_the_rest_list_and_the_socket(api, app, sockets, admin_user, category):
-    serviceman = ServicemanFactory(profile__categories=[category],
-                                   profile__approval_status=ApprovalStatus.PENDING_APPROVAL)
+    serviceman = ServicemanFactory(
+        profile__categories=[category], profile__approval_status=ApprovalStatus.PENDING_APPROVAL
+    )
     ws, _ = await sockets.signed_in(api.token(serviceman))
 
     response = await api.post(f"/api/admin/servicemen/{serviceman.id}/approve/", {}, user=admin_user)

@@ -2,6 +2,7 @@
 through the API), against what clients and admins can do with that serviceman: be listed in a
 category, show a public profile, be booked as the preferred serviceman, be assigned or reassigned.
 Only APPROVED servicemen may be any of these; PENDING_APPROVAL, REJECTED and SUSPENDED none."""
+
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from models import ApprovalStatus, RequestStatus, ServiceRequest
 from models.foundation.clock import platform_today
 
-from .factories import ClientFactory, ServiceRequestFactory, ServicemanFactory
+from .factories import ClientFactory, ServicemanFactory, ServiceRequestFactory
 
 # The decisions (through the API) that lead from a fresh application to each state.
 PATHS = {
@@ -23,9 +24,18 @@ PATHS = {
 
 
 async def apply(api, admin, category, steps):
-    registered = await api.post("/api/auth/register/", {
-        "email": "emeka@example.ng", "password": "Lekki-Pipes-2026", "first_name": "Emeka", "last_name": "Okonkwo",
-        "phone": "+2348055550178", "role": "serviceman", "category_ids": [category.id]})
+    registered = await api.post(
+        "/api/auth/register/",
+        {
+            "email": "emeka@example.ng",
+            "password": "Lekki-Pipes-2026",
+            "first_name": "Emeka",
+            "last_name": "Okonkwo",
+            "phone": "+2348055550178",
+            "role": "serviceman",
+            "category_ids": [category.id],
+        },
+    )
     assert registered.status == 201, registered
     serviceman_id = registered.data["user"]["id"]
     for action in steps:
@@ -46,10 +56,17 @@ async def can_be_listed(api, category, serviceman_id):
 
 async def can_be_booked(api, settings, category, serviceman_id):
     client = ClientFactory()
-    response = await api.post("/api/requests/", {
-        "category_id": category.id, "serviceman_id": serviceman_id, "address": "7 Bode Thomas, Surulere",
-        "booking_date": str(platform_today(settings.zone) + timedelta(days=5)),
-        "description": "Ceiling fan makes a grinding noise."}, user=client)
+    response = await api.post(
+        "/api/requests/",
+        {
+            "category_id": category.id,
+            "serviceman_id": serviceman_id,
+            "address": "7 Bode Thomas, Surulere",
+            "booking_date": str(platform_today(settings.zone) + timedelta(days=5)),
+            "description": "Ceiling fan makes a grinding noise.",
+        },
+        user=client,
+    )
     if response.status == 422:
         assert list(response.data["error"]["fields"]) == ["serviceman_id"], response
         assert ServiceRequest.select().where(ServiceRequest.client == client.id).count() == 0
@@ -61,8 +78,11 @@ async def can_be_booked(api, settings, category, serviceman_id):
 async def can_be_assigned(api, admin, category, serviceman_id):
     backup = ServicemanFactory(profile__categories=[category])
     request = ServiceRequestFactory(category=category, status=RequestStatus.PENDING_ADMIN_ASSIGNMENT)
-    response = await api.post(f"/api/admin/requests/{request.id}/assign/",
-                              {"primary_serviceman_id": serviceman_id, "backup_serviceman_id": backup.id}, user=admin)
+    response = await api.post(
+        f"/api/admin/requests/{request.id}/assign/",
+        {"primary_serviceman_id": serviceman_id, "backup_serviceman_id": backup.id},
+        user=admin,
+    )
     if response.status == 422:
         assert list(response.data["error"]["fields"]) == ["primary_serviceman_id"], response
         assert ServiceRequest.get_by_id(request.id).status == RequestStatus.PENDING_ADMIN_ASSIGNMENT
@@ -73,10 +93,12 @@ async def can_be_assigned(api, admin, category, serviceman_id):
 
 async def can_be_reassigned(api, admin, category, serviceman_id):
     primary, backup = (ServicemanFactory(profile__categories=[category]) for _ in range(2))
-    request = ServiceRequestFactory(category=category, status=RequestStatus.ASSIGNED, primary_serviceman=primary,
-                                    backup_serviceman=backup)
-    response = await api.post(f"/api/admin/requests/{request.id}/reassign/",
-                              {"backup_serviceman_id": serviceman_id}, user=admin)
+    request = ServiceRequestFactory(
+        category=category, status=RequestStatus.ASSIGNED, primary_serviceman=primary, backup_serviceman=backup
+    )
+    response = await api.post(
+        f"/api/admin/requests/{request.id}/reassign/", {"backup_serviceman_id": serviceman_id}, user=admin
+    )
     if response.status == 422:
         assert list(response.data["error"]["fields"]) == ["backup_serviceman_id"], response
         assert ServiceRequest.get_by_id(request.id).backup_serviceman_id == backup.id

@@ -1,5 +1,6 @@
 """`GET /ws/` with the embedded pipeline: authentication (first message or dashboard cookie), live
 pushes to every socket of the recipient, resume after a reconnect, and emergency highlighting."""
+
 import asyncio
 from datetime import timedelta
 
@@ -7,12 +8,12 @@ import pytest
 import time_machine
 
 import handlers.websocket
-from models import Notification, User
 from handlers.web import sessions
-from server.app import make_app
+from models import Notification, User
 from models.foundation.clock import utcnow
 from models.foundation.naira import format_naira
 from models.foundation.tokens import REFRESH, encode
+from server.app import make_app
 from workers import runtime
 
 from .booking_support import book
@@ -21,11 +22,22 @@ from .factories import notify
 from .ws_support import assert_nothing_arrives, receive, send
 
 DASHBOARD = "http://dash.example"
-NOTIFICATION_FIELDS = {"id", "notification_type", "title", "message", "service_request_id", "payload", "is_read",
-                       "sent_to_email", "email_sent_at", "created_at"}
+NOTIFICATION_FIELDS = {
+    "id",
+    "notification_type",
+    "title",
+    "message",
+    "service_request_id",
+    "payload",
+    "is_read",
+    "sent_to_email",
+    "email_sent_at",
+    "created_at",
+}
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
 
 async def assert_closed_with(ws, code):
     message = await receive(ws)
@@ -42,6 +54,7 @@ async def assert_no_more_messages(ws):
 
 
 # --- authentication ----------------------------------------------------------------------------
+
 
 @pytest.mark.gen_test
 async def test_valid_token_gets_ready_with_the_unread_count(api, sockets, client_user, other_client):
@@ -69,13 +82,17 @@ def _refresh_token(settings, user):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("make_token", [
-    lambda settings, user: "not-a-jwt",
-    lambda settings, user: "",
-    lambda settings, user: 12345,
-    _wrong_secret_token,
-    _refresh_token,
-], ids=["garbage", "empty", "not-a-string", "wrong-secret", "refresh-token"])
+@pytest.mark.parametrize(
+    "make_token",
+    [
+        lambda settings, user: "not-a-jwt",
+        lambda settings, user: "",
+        lambda settings, user: 12345,
+        _wrong_secret_token,
+        _refresh_token,
+    ],
+    ids=["garbage", "empty", "not-a-string", "wrong-secret", "refresh-token"],
+)
 async def test_bad_token_is_closed_with_4001(api, app, sockets, settings, client_user, make_token):
     ws = await sockets.open()
     await send(ws, {"type": "auth", "token": make_token(settings, client_user)})
@@ -133,10 +150,21 @@ async def test_a_first_message_other_than_auth_is_closed_with_4001(api, sockets,
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("raw", ["not json{", "[1, 2]", '"auth"', "42", '{"token": "x"}', "null",
-                                 "[" * 1000 + "]" * 1000, '{"type": NaN}', '{"type": "auth", "token": {"a": 1}}'],
-                         ids=["broken", "array", "string", "number", "no-type", "null", "deep", "nan",
-                              "token-not-text"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json{",
+        "[1, 2]",
+        '"auth"',
+        "42",
+        '{"token": "x"}',
+        "null",
+        "[" * 1000 + "]" * 1000,
+        '{"type": NaN}',
+        '{"type": "auth", "token": {"a": 1}}',
+    ],
+    ids=["broken", "array", "string", "number", "no-type", "null", "deep", "nan", "token-not-text"],
+)
 async def test_a_message_that_is_not_a_json_object_with_a_type_is_closed_with_4400(api, sockets, raw):
     ws = await sockets.open()
     await send(ws, raw)
@@ -184,9 +212,11 @@ async def test_a_closed_socket_leaves_the_hub(api, app, sockets, client_user):
 
 # --- live pushes -------------------------------------------------------------------------------
 
+
 @pytest.mark.gen_test
 async def test_every_socket_of_the_recipient_gets_the_notification_and_the_count(
-        api, sockets, client_user, other_client, category):
+    api, sockets, client_user, other_client, category
+):
     first, _ = await sockets.signed_in(api.token(client_user))
     second, _ = await sockets.signed_in(api.token(client_user))
     bystander, _ = await sockets.signed_in(api.token(other_client))
@@ -267,6 +297,7 @@ async def test_a_socket_signed_in_after_the_event_gets_no_live_push_but_the_coun
 
 # --- emergencies -------------------------------------------------------------------------------
 
+
 @pytest.mark.gen_test
 @pytest.mark.parametrize("days_ahead", [0, 1])
 async def test_a_booking_less_than_two_days_ahead_is_highlighted(api, sockets, client_user, category, days_ahead):
@@ -305,9 +336,11 @@ async def test_an_emergency_the_client_asked_for_is_highlighted(api, sockets, cl
 
 # --- resume ------------------------------------------------------------------------------------
 
+
 @pytest.mark.gen_test
-async def test_resume_replays_exactly_the_notifications_after_since_oldest_first(api, sockets, client_user,
-                                                                                 other_client):
+async def test_resume_replays_exactly_the_notifications_after_since_oldest_first(
+    api, sockets, client_user, other_client
+):
     seen = notify(client_user, "first")
     missed = [notify(client_user, "second")]
     notify(other_client, "not yours")
@@ -340,8 +373,11 @@ async def test_resume_from_zero_replays_everything_and_from_the_last_id_nothing(
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("since", ["5", -1, 1.5, True, None, [1], 2 ** 63, 10 ** 40],
-                         ids=["string", "negative", "float", "bool", "null", "list", "2^63", "huge"])
+@pytest.mark.parametrize(
+    "since",
+    ["5", -1, 1.5, True, None, [1], 2**63, 10**40],
+    ids=["string", "negative", "float", "bool", "null", "list", "2^63", "huge"],
+)
 async def test_resume_with_a_bad_since_is_closed_with_4400(api, sockets, client_user, since):
     ws, _ = await sockets.signed_in(api.token(client_user))
     await send(ws, {"type": "resume", "since": since})
@@ -356,6 +392,7 @@ async def test_resume_without_since_is_closed_with_4400(api, sockets, client_use
 
 
 # --- the dashboard's session cookie ------------------------------------------------------------
+
 
 class TestSessionCookie:
     """The signed session cookie of /app/ signs a socket in, from our own origin or an allowed one."""
@@ -378,7 +415,8 @@ class TestSessionCookie:
 
     @pytest.mark.gen_test
     async def test_cookie_from_an_allowed_origin_signs_in_without_an_auth_message(
-            self, api, app, sockets, client_user, category):
+        self, api, app, sockets, client_user, category
+    ):
         notify(client_user)
         ws = await sockets.open(headers=self.cookie(session_cookie(api.settings, client_user)))
 
@@ -413,8 +451,11 @@ class TestSessionCookie:
         await assert_no_more_messages(ws)
 
     @pytest.mark.gen_test
-    @pytest.mark.parametrize("value", ["not-signed", "2|1:0|10:1700000000|17:serviceman_session|4:MTow|deadbeef"],
-                             ids=["unsigned", "bad-signature"])
+    @pytest.mark.parametrize(
+        "value",
+        ["not-signed", "2|1:0|10:1700000000|17:serviceman_session|4:MTow|deadbeef"],
+        ids=["unsigned", "bad-signature"],
+    )
     async def test_an_invalid_cookie_from_an_allowed_origin_is_closed_with_4001(self, api, sockets, value):
         ws = await sockets.open(headers=self.cookie(value))
         await assert_closed_with(ws, 4001)
@@ -444,8 +485,11 @@ class TestSessionCookie:
         await assert_closed_with(ws, 4001)
 
     @pytest.mark.gen_test
-    @pytest.mark.parametrize("origin", ["http://evil.example", "https://dash.example", None],
-                             ids=["other-origin", "other-scheme", "no-origin"])
+    @pytest.mark.parametrize(
+        "origin",
+        ["http://evil.example", "https://dash.example", None],
+        ids=["other-origin", "other-scheme", "no-origin"],
+    )
     async def test_cookie_from_another_origin_is_ignored(self, api, app, sockets, client_user, monkeypatch, origin):
         monkeypatch.setattr(handlers.websocket, "AUTH_DEADLINE_SECONDS", 0.2)
         ws = await sockets.open(headers=self.cookie(session_cookie(api.settings, client_user), origin=origin))
@@ -455,8 +499,9 @@ class TestSessionCookie:
 
     @pytest.mark.gen_test
     async def test_cookie_from_another_origin_still_needs_the_auth_message(self, api, sockets, client_user):
-        ws = await sockets.open(headers=self.cookie(session_cookie(api.settings, client_user),
-                                                    origin="http://evil.example"))
+        ws = await sockets.open(
+            headers=self.cookie(session_cookie(api.settings, client_user), origin="http://evil.example")
+        )
         await send(ws, {"type": "resume", "since": 0})
         await assert_closed_with(ws, 4001)
 
@@ -476,8 +521,9 @@ async def test_a_message_over_the_size_limit_closes_the_socket_with_1009(api, so
 
 
 @pytest.mark.gen_test
-async def test_past_the_cap_a_new_socket_closes_the_users_oldest_with_4029(api, app, sockets, settings, client_user,
-                                                                           other_client):
+async def test_past_the_cap_a_new_socket_closes_the_users_oldest_with_4029(
+    api, app, sockets, settings, client_user, other_client
+):
     token = api.token(client_user)
     opened = [(await sockets.signed_in(token))[0] for _ in range(settings.ws_max_sockets_per_user)]
     other, _ = await sockets.signed_in(api.token(other_client))

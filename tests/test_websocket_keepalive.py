@@ -5,6 +5,7 @@ Given a short ping interval, when a client answers pings (as every websocket cli
 socket stays open and keeps working; when a client stops answering, then the server closes its
 socket within two intervals and forgets it, and the user's other sockets stay.
 """
+
 import asyncio
 
 import pytest
@@ -54,8 +55,11 @@ async def test_a_socket_whose_client_stopped_answering_is_closed_and_forgotten(a
     # From now on no client of this process answers a ping (the server never receives pings).
     silent_protocol = silent.protocol
     answer = tornado.websocket.WebSocketProtocol13._send_pong
-    monkeypatch.setattr(tornado.websocket.WebSocketProtocol13, "_send_pong",
-                        lambda self, data: None if self is silent_protocol else answer(self, data))
+    monkeypatch.setattr(
+        tornado.websocket.WebSocketProtocol13,
+        "_send_pong",
+        lambda self, data: None if self is silent_protocol else answer(self, data),
+    )
 
     closed = await asyncio.wait_for(silent.read_message(), 4 * PING_SECONDS + 2)
 

@@ -1,10 +1,11 @@
 """XSRF on the dashboard's cookie session: the token belongs to the session it protects (issue 21,
 finding 9), and every cookie-authenticated operation that changes state refuses a request without
 this session's token (finding 11: the list is generated from the OpenAPI document)."""
+
 import pytest
 
-from models.users import Role
 from handlers.web import sessions
+from models.users import Role
 
 from .conftest import serve_app, session_cookie
 from .dashboard_support import Visitor
@@ -50,6 +51,7 @@ async def change(visitor, token=None):
 
 
 # --- finding 9: the token is the session's ----------------------------------------------------------
+
 
 @pytest.mark.gen_test
 async def test_a_token_seen_before_sign_in_is_refused_after_it_and_a_fresh_one_works(visitors, client_user):
@@ -121,8 +123,9 @@ async def test_the_token_is_masked_anew_on_every_page_and_each_rendering_works(v
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("token", ["", "s1|00|00", "s1|zz|zz", "2|00000000|00000000000000000000000000000000|1",
-                                   "garbage"])
+@pytest.mark.parametrize(
+    "token", ["", "s1|00|00", "s1|zz|zz", "2|00000000|00000000000000000000000000000000|1", "garbage"]
+)
 async def test_a_malformed_token_is_refused(visitors, settings, client_user, token):
     visitor = visitors()
     await signed_in_with_cookie(visitor, settings, client_user)
@@ -131,6 +134,7 @@ async def test_a_malformed_token_is_refused(visitors, settings, client_user, tok
 
 
 # --- finding 11: every cookie operation that changes state needs this session's token --------------
+
 
 def _caller(op):
     """A user whose role may call `op`, so that the only refusal left to see is the XSRF one."""

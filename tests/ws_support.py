@@ -1,5 +1,6 @@
 """Websocket clients for the tests: the `sockets` fixture, JSON send/receive helpers, and how a socket
 whose session ended is closed."""
+
 import asyncio
 import json
 
@@ -31,9 +32,14 @@ async def assert_closed_for_session_end(ws, may_first_receive=()):
     """Closed with 4003; only notifications of the types named may arrive before the close (the
     suspension's own notice races the close, and either order is right)."""
     message = await receive(ws)
-    while message is not None and message.get("type") in ("notification", "unread_count") and (
+    while (
+        message is not None
+        and message.get("type") in ("notification", "unread_count")
+        and (
             message.get("notification", {}).get("notification_type") in may_first_receive
-            or (message["type"] == "unread_count" and may_first_receive)):
+            or (message["type"] == "unread_count" and may_first_receive)
+        )
+    ):
         message = await receive(ws)
     assert message is None, f"the socket should have been closed, got {message}"
     assert ws.close_code == CLOSE_SESSION_ENDED and "session ended" in ws.close_reason

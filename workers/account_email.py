@@ -17,6 +17,7 @@ The raw token exists only inside the job that sends it: it is issued there, neve
 argument (RQ keeps arguments in Redis and logs them), never logged. Job descriptions carry no
 arguments either (workers/transport.py), so the address a reset was asked for stays out of the logs.
 """
+
 import logging
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -69,8 +70,11 @@ def link(settings, purpose, raw):
 
 def build_account_message(settings, row, raw, folder=None):
     folder = folder or LINKS[row.purpose][0]
-    values = {"user": row.user, "link": link(settings, row.purpose, raw),
-              "valid_for": _duration(lifetime(settings, row.purpose))}
+    values = {
+        "user": row.user,
+        "link": link(settings, row.purpose, raw),
+        "valid_for": _duration(lifetime(settings, row.purpose)),
+    }
     subject, text, html = render_folder(folder, values)
     message = EmailMessage()
     message["Subject"] = subject

@@ -13,13 +13,14 @@ pg_restore in PGPASSWORD, never on their command line (which `ps` shows to every
 The `cron` process takes a backup on BACKUP_SCHEDULE (`BackupSchedule`), in a thread of its own: a
 dump may take minutes, and must neither hold up the periodic jobs nor a worker's deliveries.
 """
+
 import logging
 import os
 import re
 import shutil
 import subprocess
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,8 +39,10 @@ def libpq_target(database_url):
     """(URL without its password, environment with PGPASSWORD) for pg_dump/pg_restore's --dbname."""
     parts = urlsplit(database_url)
     if not parts.scheme.startswith("postgres"):
-        raise BackupError("backups need PostgreSQL (DATABASE_URL is not a postgresql:// URL); "
-                          "a SQLite database is one file: copy it while the server is stopped")
+        raise BackupError(
+            "backups need PostgreSQL (DATABASE_URL is not a postgresql:// URL); "
+            "a SQLite database is one file: copy it while the server is stopped"
+        )
     netloc = parts.hostname or ""
     if ":" in netloc:
         netloc = f"[{netloc}]"
@@ -75,7 +78,7 @@ def backup_time(path):
     match = _NAME.match(Path(path).name)
     if match is None:
         return None
-    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
 def list_backups(directory):
@@ -89,7 +92,7 @@ def list_backups(directory):
 
 def prune(directory, keep_count, keep_days, now=None):
     """Delete backups beyond the newest `keep_count` that are older than `keep_days`; the deleted paths."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     deleted = []
     for path in list_backups(directory)[keep_count:]:
         if now - backup_time(path) > timedelta(days=keep_days):
@@ -100,15 +103,25 @@ def prune(directory, keep_count, keep_days, now=None):
 
 def take_backup(database_url, directory, keep_count, keep_days, now=None):
     """Dump the database into `directory` (created if missing), then prune; the new file's path."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     url, env = libpq_target(database_url)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"{PREFIX}{now:%Y%m%dT%H%M%SZ}{SUFFIX}"
     partial = final.with_name(final.name + ".partial")
     try:
-        _run([_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", f"--file={partial}",
-              f"--dbname={url}"], env, "pg_dump")
+        _run(
+            [
+                _tool("pg_dump"),
+                "--format=custom",
+                "--no-owner",
+                "--no-privileges",
+                f"--file={partial}",
+                f"--dbname={url}",
+            ],
+            env,
+            "pg_dump",
+        )
         partial.replace(final)
     finally:
         partial.unlink(missing_ok=True)
@@ -125,8 +138,19 @@ def restore_backup(path, database_url):
     if not path.is_file():
         raise BackupError(f"no backup file at {path}")
     url, env = libpq_target(database_url)
-    _run([_tool("pg_restore"), "--exit-on-error", "--single-transaction", "--no-owner", "--no-privileges",
-          f"--dbname={url}", str(path)], env, "pg_restore")
+    _run(
+        [
+            _tool("pg_restore"),
+            "--exit-on-error",
+            "--single-transaction",
+            "--no-owner",
+            "--no-privileges",
+            f"--dbname={url}",
+            str(path),
+        ],
+        env,
+        "pg_restore",
+    )
 
 
 def backup_settings_problem(settings):
@@ -148,7 +172,7 @@ class BackupSchedule:
         from croniter import croniter
 
         self.settings = settings
-        self.iterator = croniter(settings.backup_schedule, now or datetime.now(timezone.utc))
+        self.iterator = croniter(settings.backup_schedule, now or datetime.now(UTC))
         self.next_at = self.iterator.get_next(datetime)
         self.thread = None
         self.last_result = None
@@ -163,11 +187,11 @@ class BackupSchedule:
         return cls(settings)
 
     def seconds_until_due(self, now=None):
-        return max(0.0, (self.next_at - (now or datetime.now(timezone.utc))).total_seconds())
+        return max(0.0, (self.next_at - (now or datetime.now(UTC))).total_seconds())
 
     def tick(self, now=None):
         """Start the backup that fell due; True when one was started."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         if now < self.next_at:
             return False
         while self.next_at <= now:  # a cron process asleep through several runs takes one, not all

@@ -6,6 +6,7 @@ as soon as Redis answers; its registration is renewed by the next heartbeat when
 empty. The jobs themselves need the database, not this process: a database outage is the workers'.
 SIGTERM/SIGINT end the wait at once.
 """
+
 import logging
 
 from rq.cron import CronScheduler

@@ -20,6 +20,7 @@ process that dies between publishing a push and recording it pushes that notific
 again once its lease expires.
 deliver_event and send_email are the one-item forms (embedded mode).
 """
+
 import logging
 import time
 import zlib
@@ -30,10 +31,10 @@ from peewee import fn
 from models.actions.notifications import notification_message
 from models.catalog import Category
 from models.db import database
+from models.foundation.clock import utcnow
 from models.notifications import Notification
 from models.service_requests import Event, ServiceRequest
 from models.users import User
-from models.foundation.clock import utcnow
 
 from . import runtime
 from .email import send_notification_email
@@ -69,9 +70,12 @@ def batch_job_id(stage, ids):
 
 
 def unread_counts(user_ids):
-    counts = dict(Notification.select(Notification.user, fn.COUNT(Notification.id))
-                  .where(Notification.user.in_(list(user_ids)), Notification.is_read == False)
-                  .group_by(Notification.user).tuples())
+    counts = dict(
+        Notification.select(Notification.user, fn.COUNT(Notification.id))
+        .where(Notification.user.in_(list(user_ids)), Notification.is_read == False)
+        .group_by(Notification.user)
+        .tuples()
+    )
     return {uid: counts.get(uid, 0) for uid in user_ids}
 
 
@@ -97,9 +101,13 @@ def _requests_of(events):
     ids = {e.service_request_id for e in events if e.service_request_id is not None}
     if not ids:
         return {}
-    query = (ServiceRequest.select(ServiceRequest, Category, User)
-             .join(Category).switch(ServiceRequest).join(User, on=ServiceRequest.client)
-             .where(ServiceRequest.id.in_(ids)))
+    query = (
+        ServiceRequest.select(ServiceRequest, Category, User)
+        .join(Category)
+        .switch(ServiceRequest)
+        .join(User, on=ServiceRequest.client)
+        .where(ServiceRequest.id.in_(ids))
+    )
     return {r.id: r for r in query}
 
 
@@ -112,8 +120,18 @@ def _rows_for(event, request):
     request_id = request.id if request else None  # account events (serviceman vetting) concern no request
     title, message, values = render(kind, event, request)
     payload = {**(event.payload or {}), "service_request_id": request_id, "is_emergency": values["is_emergency"]}
-    return [{"user": uid, "event": event.id, "notification_type": kind.name, "title": title, "message": message,
-             "service_request": request_id, "payload": payload} for uid in recipients(kind, event, request)]
+    return [
+        {
+            "user": uid,
+            "event": event.id,
+            "notification_type": kind.name,
+            "title": title,
+            "message": message,
+            "service_request": request_id,
+            "payload": payload,
+        }
+        for uid in recipients(kind, event, request)
+    ]
 
 
 def deliver_events(event_ids):
@@ -175,9 +193,12 @@ def claim_pushes(*where, now=None):
     """Claim the unpushed, unclaimed notifications matching `where` for pushing (a conditional UPDATE,
     so concurrent claimers get disjoint rows); returns them."""
     now = now or utcnow()
-    return list(Notification.update(push_claimed_until=now + PUSH_LEASE)
-                .where(*where, Notification.pushed_at.is_null(), lease_free(Notification.push_claimed_until, now))
-                .returning(Notification).execute())
+    return list(
+        Notification.update(push_claimed_until=now + PUSH_LEASE)
+        .where(*where, Notification.pushed_at.is_null(), lease_free(Notification.push_claimed_until, now))
+        .returning(Notification)
+        .execute()
+    )
 
 
 def push_claimed(notifications):
@@ -193,15 +214,21 @@ def queue_unsent_emails(event_ids):
     """Queue every unsent email of these events, a batch per job."""
     if not event_ids:
         return
-    queue_emails([n.id for n in Notification.select(Notification.id).where(
-        Notification.event.in_(event_ids), Notification.sent_to_email == False)])
+    queue_emails(
+        [
+            n.id
+            for n in Notification.select(Notification.id).where(
+                Notification.event.in_(event_ids), Notification.sent_to_email == False
+            )
+        ]
+    )
 
 
 def queue_emails(notification_ids):
     transport = runtime.transport()
     ids = sorted(notification_ids)
     for start in range(0, len(ids), EMAIL_BATCH):
-        chunk = ids[start:start + EMAIL_BATCH]
+        chunk = ids[start : start + EMAIL_BATCH]
         transport.enqueue(send_emails, chunk, job_id=batch_job_id("emails", chunk))
 
 
@@ -209,9 +236,12 @@ def send_emails(notification_ids):
     """Send the unsent emails among these notifications; returns how many this call sent."""
     settings = runtime.settings()
     # The whole batch is read before anything is written (see the module's docstring).
-    batch = list(Notification.select(Notification, User).join(User)
-                 .where(Notification.id.in_(list(notification_ids)), Notification.sent_to_email == False)
-                 .order_by(Notification.id))
+    batch = list(
+        Notification.select(Notification, User)
+        .join(User)
+        .where(Notification.id.in_(list(notification_ids)), Notification.sent_to_email == False)
+        .order_by(Notification.id)
+    )
     sent, failed = 0, []
     for notification in batch:
         if not claim_email(notification.id):
@@ -227,8 +257,12 @@ def send_emails(notification_ids):
             continue
         mark_email_sent(notification.id)
         sent += 1
-        log.info("email for notification %s %s user %s", notification.id,
-                 "sent to" if channel == "smtp" else "written to the log for", notification.user_id)
+        log.info(
+            "email for notification %s %s user %s",
+            notification.id,
+            "sent to" if channel == "smtp" else "written to the log for",
+            notification.user_id,
+        )
     if failed:
         raise DeliveryError(f"emails of notifications {failed} not sent ({sent} others were)")
     return sent
@@ -240,10 +274,16 @@ send_emails.sends_email = True  # the transport queues it behind deliveries (wor
 def claim_email(notification_id):
     """Take one unsent email for sending, for EMAIL_LEASE; False if it is sent or someone else holds it."""
     now = utcnow()
-    return Notification.update(email_claimed_until=now + EMAIL_LEASE,
-                               email_attempts=Notification.email_attempts + 1).where(
-        Notification.id == notification_id, Notification.sent_to_email == False,
-        lease_free(Notification.email_claimed_until, now)).execute() == 1
+    return (
+        Notification.update(email_claimed_until=now + EMAIL_LEASE, email_attempts=Notification.email_attempts + 1)
+        .where(
+            Notification.id == notification_id,
+            Notification.sent_to_email == False,
+            lease_free(Notification.email_claimed_until, now),
+        )
+        .execute()
+        == 1
+    )
 
 
 def release_email(notification):
@@ -255,10 +295,12 @@ def release_email(notification):
         log.error("email for notification %s failed %d times; the sweep gives up on it", notification.id, attempts)
     try:
         Notification.update(email_claimed_until=None, email_redrive_after=utcnow() + timedelta(seconds=delay)).where(
-            Notification.id == notification.id, Notification.sent_to_email == False).execute()
+            Notification.id == notification.id, Notification.sent_to_email == False
+        ).execute()
     except Exception:
-        log.warning("could not release the email of notification %s (its lease will expire)", notification.id,
-                    exc_info=True)
+        log.warning(
+            "could not release the email of notification %s (its lease will expire)", notification.id, exc_info=True
+        )
 
 
 def mark_email_sent(notification_id):
@@ -270,14 +312,15 @@ def mark_email_sent(notification_id):
     while True:
         try:
             Notification.update(sent_to_email=True, email_sent_at=utcnow(), email_claimed_until=None).where(
-                Notification.id == notification_id).execute()
+                Notification.id == notification_id
+            ).execute()
             return
         except Exception:
             if time.monotonic() >= deadline:
                 log.exception("email for notification %s was sent but could not be marked sent", notification_id)
                 raise
             runtime.release_connection(discard=True)  # a restart ended it: the next attempt connects afresh
-            time.sleep(min(1.0, 0.1 * 2 ** attempt))  # the database, not an event, decides when this can succeed
+            time.sleep(min(1.0, 0.1 * 2**attempt))  # the database, not an event, decides when this can succeed
             attempt += 1
 
 

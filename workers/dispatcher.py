@@ -14,6 +14,7 @@ acknowledges it, and leaves the group. When Redis comes back empty (a restart wi
 a failover), the group and the stream are created again and reading goes on; the events the old
 stream held are re-published from the database (the outbox sweep).
 """
+
 import logging
 import os
 import socket
@@ -63,8 +64,15 @@ def is_missing_group(exc):
 
 
 class Dispatcher:
-    def __init__(self, redis_client, transport, consumer=None, min_idle_ms=RECLAIM_IDLE_MS,
-                 max_deliveries=MAX_DELIVERIES, batch=BATCH):
+    def __init__(
+        self,
+        redis_client,
+        transport,
+        consumer=None,
+        min_idle_ms=RECLAIM_IDLE_MS,
+        max_deliveries=MAX_DELIVERIES,
+        batch=BATCH,
+    ):
         self.redis = redis_client
         self.batch = max(1, batch)
         self.transport = transport
@@ -161,21 +169,26 @@ class Dispatcher:
     def _handle_in_batches(self, valid):
         handled = 0
         for start in range(0, len(valid), self.batch):
-            chunk = valid[start:start + self.batch]
+            chunk = valid[start : start + self.batch]
             try:
                 self.handle(chunk)
                 handled += len(chunk)
             except Exception as exc:
                 if is_redis_outage(exc):
                     raise  # the loop waits for Redis; these stay pending and are read again after
-                log.warning("stream entries %s..%s failed; they stay pending for a retry", chunk[0][0], chunk[-1][0],
-                            exc_info=True)
+                log.warning(
+                    "stream entries %s..%s failed; they stay pending for a retry",
+                    chunk[0][0],
+                    chunk[-1][0],
+                    exc_info=True,
+                )
         return handled
 
     def poll(self, block_ms=2000, count=None):
         """Read new entries for this consumer; returns how many were handled."""
-        reply = self.redis.xreadgroup(GROUP, self.consumer, {STREAM: ">"}, count=count or max(100, self.batch),
-                                      block=block_ms)
+        reply = self.redis.xreadgroup(
+            GROUP, self.consumer, {STREAM: ">"}, count=count or max(100, self.batch), block=block_ms
+        )
         return sum(self._process(entries) for _stream, entries in reply or [])
 
     def retry_own_pending(self):
@@ -192,8 +205,9 @@ class Dispatcher:
 
     def reclaim(self, count=100):
         """Take over entries another (dead) consumer left pending; dead-letter the hopeless ones."""
-        _next, entries, *_deleted = self.redis.xautoclaim(STREAM, GROUP, self.consumer, self.min_idle_ms,
-                                                          start_id="0-0", count=count)
+        _next, entries, *_deleted = self.redis.xautoclaim(
+            STREAM, GROUP, self.consumer, self.min_idle_ms, start_id="0-0", count=count
+        )
         return self._process(self._retryable(entries))
 
     def _retryable(self, entries):
@@ -247,8 +261,11 @@ class Dispatcher:
         pending = self.redis.xpending_range(STREAM, GROUP, min="-", max="+", count=1, consumername=self.consumer)
         if not pending:
             self.redis.xgroup_delconsumer(STREAM, GROUP, self.consumer)
-        log.info("dispatcher %s stopped (%s)", self.consumer,
-                 "left the group" if not pending else "its pending entries go to the next dispatcher")
+        log.info(
+            "dispatcher %s stopped (%s)",
+            self.consumer,
+            "left the group" if not pending else "its pending entries go to the next dispatcher",
+        )
 
     @contextmanager
     def database_outage_tolerated(self):

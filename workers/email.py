@@ -6,6 +6,7 @@ Each thread keeps one SMTP connection open between emails (a worker sends hundre
 handshake, STARTTLS and login per email would cost more than the email), and opens a new one when
 the server has dropped it.
 """
+
 import logging
 import os
 import re
@@ -41,8 +42,12 @@ _env.filters["naira"] = format_naira  # {{ payload.amount | naira }}: ₦22,000.
 def render_email(notification):
     """(subject, text, html) for a notification, from its type's templates and its payload."""
     user = notification.user
-    values = {"notification": notification, "user": user, "payload": notification.payload or {},
-              "is_emergency": bool((notification.payload or {}).get("is_emergency"))}
+    values = {
+        "notification": notification,
+        "user": user,
+        "payload": notification.payload or {},
+        "is_emergency": bool((notification.payload or {}).get("is_emergency")),
+    }
     return render_folder(notification.notification_type, values)
 
 
@@ -91,8 +96,11 @@ def one_line(text):
 def render_folder(folder, values):
     """(subject, text, html) from templates/email/<folder>/ (account emails use this too)."""
     subject = one_line(_env.get_template(f"{folder}/subject.txt").render(values))
-    return subject, _env.get_template(f"{folder}/body.txt").render(values), \
-        _env.get_template(f"{folder}/body.html").render(values)
+    return (
+        subject,
+        _env.get_template(f"{folder}/body.txt").render(values),
+        _env.get_template(f"{folder}/body.html").render(values),
+    )
 
 
 LOGGED_HEADERS = ("From", "To", "Subject", "Date")
@@ -100,8 +108,9 @@ LOGGED_HEADERS = ("From", "To", "Subject", "Date")
 
 def readable(message):
     """The message as a person reads it: decoded headers and the text part, never MIME transfer encoding."""
-    headers = "\n".join(f"{name}: {make_header(decode_header(str(message[name])))}"
-                        for name in LOGGED_HEADERS if message[name])
+    headers = "\n".join(
+        f"{name}: {make_header(decode_header(str(message[name])))}" for name in LOGGED_HEADERS if message[name]
+    )
     text = next(part for part in message.walk() if part.get_content_type() == "text/plain")
     body = text.get_payload(decode=True).decode(text.get_content_charset() or "utf-8", "replace")
     return f"{headers}\n\n{body.rstrip()}"

@@ -10,6 +10,7 @@ worker, cron): what counts as one, how long to wait before the next attempt, and
 - `Stopping`: SIGTERM/SIGINT set a flag that every wait here watches, so a deploy ends a process
   that is waiting for a server at once.
 """
+
 import logging
 import random
 import signal
@@ -29,6 +30,7 @@ def is_database_outage(exc):
 
     try:
         import psycopg2
+
         driver_errors = (psycopg2.OperationalError, psycopg2.InterfaceError)
     except ImportError:  # pragma: no cover - SQLite-only installs
         driver_errors = ()
@@ -57,7 +59,7 @@ class Backoff:
         self.attempt = 0
 
     def next_delay(self):
-        ceiling = min(self.cap, self.first * (2 ** self.attempt))
+        ceiling = min(self.cap, self.first * (2**self.attempt))
         self.attempt += 1
         return random.uniform(ceiling / 2, ceiling)
 
@@ -82,8 +84,12 @@ class Outage:
         """An attempt failed with `exc`; logs only the first failure of an outage."""
         if self.since is None:
             self.since = time.monotonic()
-            self.log.warning("unhealthy: %s unavailable (%s: %s); retrying with backoff until it is back",
-                             self.name, type(exc).__name__, _first_line(exc))
+            self.log.warning(
+                "unhealthy: %s unavailable (%s: %s); retrying with backoff until it is back",
+                self.name,
+                type(exc).__name__,
+                _first_line(exc),
+            )
 
     def recovered(self):
         """An attempt succeeded; logs the end of an outage once."""

@@ -17,18 +17,26 @@ Each grace leaves the fast path its time, so the sweep does not race it. Every s
 with a conditional UPDATE first, so several sweepers (dispatchers) never do one thing twice, and a
 sweep that dies leaves only leases that expire.
 """
+
 import logging
 from datetime import timedelta
 
 from models.actions.listing import listing_changed
 from models.db import with_connection
+from models.foundation.clock import utcnow
 from models.notifications import Notification
 from models.service_requests import Event
-from models.foundation.clock import utcnow
 
 from . import runtime
-from .delivery import EMAIL_MAX_ATTEMPTS, DeliveryError, claim_pushes, deliver_events, lease_free, push_claimed, \
-    queue_emails
+from .delivery import (
+    EMAIL_MAX_ATTEMPTS,
+    DeliveryError,
+    claim_pushes,
+    deliver_events,
+    lease_free,
+    push_claimed,
+    queue_emails,
+)
 
 log = logging.getLogger("serviceman.outbox")
 
@@ -69,8 +77,13 @@ def sweep_outbox(grace=SWEEP_GRACE, batch=SWEEP_BATCH):
     """Publish unpublished events older than `grace`; returns how many went out."""
     cutoff = utcnow() - grace
     # Read first, then write: no UPDATE while a read cursor is open (SQLite: "database is locked").
-    pending = [e.id for e in Event.select(Event.id).where(Event.published_at.is_null(), Event.created_at <= cutoff)
-               .order_by(Event.id).limit(batch)]
+    pending = [
+        e.id
+        for e in Event.select(Event.id)
+        .where(Event.published_at.is_null(), Event.created_at <= cutoff)
+        .order_by(Event.id)
+        .limit(batch)
+    ]
     for event_id in pending:
         publish(event_id)
     if pending:
@@ -83,8 +96,12 @@ def redrive(now=None, grace=SWEEP_GRACE, email_grace=EMAIL_GRACE):
     if runtime.transport() is None:
         return {}
     now = now or utcnow()
-    counts = {"published": sweep_outbox(grace), "delivered": redeliver_events(now, grace),
-              "pushed": repush(now, grace), "emails_queued": requeue_emails(now, email_grace)}
+    counts = {
+        "published": sweep_outbox(grace),
+        "delivered": redeliver_events(now, grace),
+        "pushed": repush(now, grace),
+        "emails_queued": requeue_emails(now, email_grace),
+    }
     if any(counts.values()):
         log.info("re-drive: %s", counts)
     return counts
@@ -92,16 +109,27 @@ def redrive(now=None, grace=SWEEP_GRACE, email_grace=EMAIL_GRACE):
 
 def redeliver_events(now, grace=SWEEP_GRACE):
     """Deliver events published more than `grace` ago and still undelivered; returns how many."""
-    candidates = (Event.select(Event.id)
-                  .where(Event.delivered_at.is_null(), Event.created_at >= now - REDRIVE_WINDOW,
-                         Event.published_at <= now - grace, lease_free(Event.redrive_claimed_until, now),
-                         Event.redrive_attempts < EVENT_MAX_REDRIVES)
-                  .order_by(Event.created_at).limit(EVENT_REDRIVE_BATCH))
-    claimed = sorted(e.id for e in Event.update(redrive_claimed_until=now + EVENT_REDRIVE_LEASE,
-                                                redrive_attempts=Event.redrive_attempts + 1)
-                     .where(Event.id.in_(candidates), Event.delivered_at.is_null(),
-                            lease_free(Event.redrive_claimed_until, now))
-                     .returning(Event.id).execute())
+    candidates = (
+        Event.select(Event.id)
+        .where(
+            Event.delivered_at.is_null(),
+            Event.created_at >= now - REDRIVE_WINDOW,
+            Event.published_at <= now - grace,
+            lease_free(Event.redrive_claimed_until, now),
+            Event.redrive_attempts < EVENT_MAX_REDRIVES,
+        )
+        .order_by(Event.created_at)
+        .limit(EVENT_REDRIVE_BATCH)
+    )
+    claimed = sorted(
+        e.id
+        for e in Event.update(
+            redrive_claimed_until=now + EVENT_REDRIVE_LEASE, redrive_attempts=Event.redrive_attempts + 1
+        )
+        .where(Event.id.in_(candidates), Event.delivered_at.is_null(), lease_free(Event.redrive_claimed_until, now))
+        .returning(Event.id)
+        .execute()
+    )
     if claimed:
         log.warning("re-drive: events %s were published %s ago and are still undelivered", claimed, grace)
         try:
@@ -113,10 +141,17 @@ def redeliver_events(now, grace=SWEEP_GRACE):
 
 def repush(now, grace=SWEEP_GRACE):
     """Push notifications created between PUSH_WINDOW and `grace` ago and never pushed; returns how many."""
-    candidates = (Notification.select(Notification.id)
-                  .where(Notification.pushed_at.is_null(), Notification.created_at >= now - PUSH_WINDOW,
-                         Notification.created_at <= now - grace, lease_free(Notification.push_claimed_until, now))
-                  .order_by(Notification.created_at).limit(SWEEP_BATCH))
+    candidates = (
+        Notification.select(Notification.id)
+        .where(
+            Notification.pushed_at.is_null(),
+            Notification.created_at >= now - PUSH_WINDOW,
+            Notification.created_at <= now - grace,
+            lease_free(Notification.push_claimed_until, now),
+        )
+        .order_by(Notification.created_at)
+        .limit(SWEEP_BATCH)
+    )
     claimed = claim_pushes(Notification.id.in_(candidates), now=now)
     push_claimed(claimed)
     return len(claimed)
@@ -127,14 +162,25 @@ def requeue_emails(now, grace=EMAIL_GRACE):
     back after a failure, and tried fewer than EMAIL_MAX_ATTEMPTS times; returns how many."""
     unsent = Notification.sent_to_email == False
     free = (lease_free(Notification.email_claimed_until, now), lease_free(Notification.email_redrive_after, now))
-    candidates = (Notification.select(Notification.id)
-                  .where(unsent, Notification.created_at.between(now - REDRIVE_WINDOW, now - grace), *free,
-                         Notification.email_attempts < EMAIL_MAX_ATTEMPTS)
-                  .order_by(Notification.created_at).limit(SWEEP_BATCH))
+    candidates = (
+        Notification.select(Notification.id)
+        .where(
+            unsent,
+            Notification.created_at.between(now - REDRIVE_WINDOW, now - grace),
+            *free,
+            Notification.email_attempts < EMAIL_MAX_ATTEMPTS,
+        )
+        .order_by(Notification.created_at)
+        .limit(SWEEP_BATCH)
+    )
     # Held back first: another sweeper's pass (or this one's next) does not queue them again.
-    claimed = [n.id for n in Notification.update(email_redrive_after=now + EMAIL_REQUEUE_HOLD)
-               .where(Notification.id.in_(candidates), unsent, *free)
-               .returning(Notification.id).execute()]
+    claimed = [
+        n.id
+        for n in Notification.update(email_redrive_after=now + EMAIL_REQUEUE_HOLD)
+        .where(Notification.id.in_(candidates), unsent, *free)
+        .returning(Notification.id)
+        .execute()
+    ]
     if claimed:
         try:
             queue_emails(claimed)

@@ -4,6 +4,7 @@ enqueues them for the workers) or, in embedded mode, on timers inside the web pr
 Each job is idempotent and safe to overlap with itself: it reads the database and goes through the
 same exactly-once paths as everything else.
 """
+
 import logging
 
 from models.actions import payments, payouts, refunds, reminders, retention
@@ -19,8 +20,9 @@ def reconcile_payments(older_than=None):
     """Re-verify payments still PENDING (a lost webhook never strands a paid booking)."""
     settings = runtime.settings()
     verify_after = settings.payment_reconcile_after if older_than is None else older_than
-    counts = with_connection(payments.reconcile_payments, runtime.paystack(), verify_after,
-                             settings.payment_abandon_after)
+    counts = with_connection(
+        payments.reconcile_payments, runtime.paystack(), verify_after, settings.payment_abandon_after
+    )
     if counts["checked"]:
         log.info("reconcile payments: %s", counts)
     return counts

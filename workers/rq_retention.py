@@ -8,8 +8,9 @@ The queues and registries are read twice, before and after the scan, and only a 
 reading is deleted: a job moving between two of them while the first was read is never taken for an
 orphan.
 """
+
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
@@ -22,8 +23,14 @@ _TIMESTAMPS = (b"last_heartbeat", b"ended_at", b"started_at", b"enqueued_at", b"
 
 
 def _registries(queue):
-    return (queue.started_job_registry, queue.finished_job_registry, queue.failed_job_registry,
-            queue.deferred_job_registry, queue.scheduled_job_registry, queue.canceled_job_registry)
+    return (
+        queue.started_job_registry,
+        queue.finished_job_registry,
+        queue.failed_job_registry,
+        queue.deferred_job_registry,
+        queue.scheduled_job_registry,
+        queue.canceled_job_registry,
+    )
 
 
 def _held_job_ids(queues):
@@ -45,7 +52,7 @@ def _last_touched(redis, key):
             stamp = datetime.fromisoformat(value.decode().replace("Z", "+00:00"))
         except ValueError:
             continue
-        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
         latest = stamp if latest is None or stamp > latest else latest
     return latest
 
@@ -53,7 +60,7 @@ def _last_touched(redis, key):
 def _orphan_candidates(redis, queues, now, older_than):
     held = _held_job_ids(queues)
     for key in redis.scan_iter(match=f"{JOB_KEY_PREFIX}*", count=1000):
-        job_id = key.decode()[len(JOB_KEY_PREFIX):]
+        job_id = key.decode()[len(JOB_KEY_PREFIX) :]
         if ":" in job_id or job_id in held:  # rq:job:<id>:dependents and the like are not job records
             continue
         if redis.ttl(key) != -1:  # expiring by itself (or gone meanwhile)
@@ -66,7 +73,7 @@ def _orphan_candidates(redis, queues, now, older_than):
 
 def delete_orphaned_jobs(redis, queues, now=None, older_than=ORPHAN_AFTER_SECONDS):
     """Delete the records of jobs in no queue and no registry; how many were deleted."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     deleted = 0
     candidates = set(_orphan_candidates(redis, queues, now, older_than))
     for job_id in candidates - _held_job_ids(queues):  # not one that moved while we looked

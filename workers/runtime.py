@@ -7,6 +7,7 @@ the stages: RQ jobs are entered with ids only, so a job reads this process's pip
 `settings()`, `transport()` and `paystack()`. Domain code (models/) never reads it: it is given the
 transport it needs.
 """
+
 import logging
 
 import peewee

@@ -6,6 +6,7 @@ process's /metrics) and never written to the multiprocess directory. A source th
 (the database or Redis is down) leaves its families out of that scrape instead of failing it:
 `serviceman_state_up` says which.
 """
+
 import logging
 import time
 
@@ -32,18 +33,27 @@ def _age(moment, now):
 
 def database_families():
     now = utcnow()
-    waiting = Event.select(fn.COUNT(Event.id), fn.MIN(Event.created_at)).where(
-        Event.delivered_at.is_null(), Event.created_at > now - REDRIVE_WINDOW).tuples().get()
-    outbox = GaugeMetricFamily("serviceman_outbox_events_waiting",
-                               "Events committed and not delivered yet (within the re-drive window)")
+    waiting = (
+        Event.select(fn.COUNT(Event.id), fn.MIN(Event.created_at))
+        .where(Event.delivered_at.is_null(), Event.created_at > now - REDRIVE_WINDOW)
+        .tuples()
+        .get()
+    )
+    outbox = GaugeMetricFamily(
+        "serviceman_outbox_events_waiting", "Events committed and not delivered yet (within the re-drive window)"
+    )
     outbox.add_metric([], waiting[0] or 0)
-    oldest = GaugeMetricFamily("serviceman_outbox_oldest_event_age_seconds",
-                               "Age of the oldest event waiting in the outbox (0: none)")
+    oldest = GaugeMetricFamily(
+        "serviceman_outbox_oldest_event_age_seconds", "Age of the oldest event waiting in the outbox (0: none)"
+    )
     oldest.add_metric([], _age(waiting[1], now))
     yield outbox
     yield oldest
-    for model, name, what in ((Payment, "serviceman_payments", "Payments"), (Refund, "serviceman_refunds", "Refunds"),
-                              (Payout, "serviceman_payouts", "Payouts to servicemen")):
+    for model, name, what in (
+        (Payment, "serviceman_payments", "Payments"),
+        (Refund, "serviceman_refunds", "Refunds"),
+        (Payout, "serviceman_payouts", "Payouts to servicemen"),
+    ):
         family = GaugeMetricFamily(name, f"{what} by status", labels=["status"])
         for status, count in model.select(model.status, fn.COUNT(model.id)).group_by(model.status).tuples():
             family.add_metric([status], count)
@@ -77,11 +87,14 @@ def redis_families(redis):
             firsts += [_entry_ms(entry_id) for entry_id, _fields in unread]
         if firsts:
             oldest_ms = min(firsts + ([oldest_ms] if oldest_ms is not None else []))
-    stream = GaugeMetricFamily("serviceman_stream_events_waiting",
-                               "Stream entries not yet acknowledged by a dispatcher (pending + unread)")
+    stream = GaugeMetricFamily(
+        "serviceman_stream_events_waiting", "Stream entries not yet acknowledged by a dispatcher (pending + unread)"
+    )
     stream.add_metric([], waiting)
-    age = GaugeMetricFamily("serviceman_stream_oldest_event_age_seconds",
-                            "Age of the oldest stream entry waiting for a dispatcher (0: none)")
+    age = GaugeMetricFamily(
+        "serviceman_stream_oldest_event_age_seconds",
+        "Age of the oldest stream entry waiting for a dispatcher (0: none)",
+    )
     age.add_metric([], max(0.0, time.time() - oldest_ms / 1000) if oldest_ms is not None else 0.0)
     queues = GaugeMetricFamily("serviceman_queue_jobs_waiting", "RQ jobs waiting in each queue", labels=["queue"])
     for name in (QUEUE, EMAIL_QUEUE):
@@ -114,4 +127,3 @@ class StateCollector:
             up.add_metric([source], 1)
             yield from families
         yield up
-

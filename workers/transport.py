@@ -1,13 +1,14 @@
 """The one seam between pipeline stages: Redis (stream, RQ, pub/sub) or in-process (embedded).
 
-    publish_event(event_id)          committed event -> dispatcher
-    enqueue(job, *args, job_id=...)  dispatcher / deliver / the domain -> a worker, with retries; `job` is a
-                                     function or its dotted path ("workers.account_email.email_link_to_address":
-                                     the domain names its jobs so, and imports nothing of workers/)
-    push(user_id, message)           worker -> whichever web process holds the user's sockets
-    push_many([(user_id, message)])  the same for a batch, in one round trip
-    announce_listing_changed()       any process -> every web process's public listing cache
+publish_event(event_id)          committed event -> dispatcher
+enqueue(job, *args, job_id=...)  dispatcher / deliver / the domain -> a worker, with retries; `job` is a
+                                 function or its dotted path ("workers.account_email.email_link_to_address":
+                                 the domain names its jobs so, and imports nothing of workers/)
+push(user_id, message)           worker -> whichever web process holds the user's sockets
+push_many([(user_id, message)])  the same for a batch, in one round trip
+announce_listing_changed()       any process -> every web process's public listing cache
 """
+
 import json
 import logging
 import threading
@@ -89,9 +90,16 @@ class RedisTransport:
         # result_ttl=0: nobody reads a job's return value, so RQ need not store it. The description (which
         # RQ logs at INFO for every job and stores beside it) names the function only: arguments may be
         # personal (the address a reset was asked for) and must never reach a log line.
-        return queue.enqueue(job, *args, job_id=job_id, retry=retry, result_ttl=0, failure_ttl=7 * 24 * 3600,
-                             description=f"{job_path(job)}(...)",
-                             meta={REQUEST_ID_META: log_context.current_request_id()})
+        return queue.enqueue(
+            job,
+            *args,
+            job_id=job_id,
+            retry=retry,
+            result_ttl=0,
+            failure_ttl=7 * 24 * 3600,
+            description=f"{job_path(job)}(...)",
+            meta={REQUEST_ID_META: log_context.current_request_id()},
+        )
 
     def push(self, user_id, message):
         self.redis.publish(user_channel(self.redis_url, user_id), json.dumps(message, default=str))
@@ -138,8 +146,9 @@ class EmbeddedTransport:
                 return
             delay = self.retry_intervals[attempt]
             log.warning("job %s failed (attempt %d); retrying in %ss", job_id, attempt + 1, delay, exc_info=True)
-            timer = threading.Timer(delay, self.enqueue, (fn, *args),
-                                    {"job_id": job_id, "attempt": attempt + 1, "request_id": request_id})
+            timer = threading.Timer(
+                delay, self.enqueue, (fn, *args), {"job_id": job_id, "attempt": attempt + 1, "request_id": request_id}
+            )
             timer.daemon = True
             timer.start()
         else:

@@ -16,6 +16,7 @@ Outages of PostgreSQL or Redis are ridden out, not died of:
 - the worker waits for Redis (backoff with jitter, logged once per outage) instead of quitting, and
   `run_worker` starts a fresh RQ worker whenever RQ's own loop gave up on a Redis error anyway.
 """
+
 import logging
 import signal
 import threading
@@ -29,8 +30,8 @@ from models.db import database
 from models.foundation import log_context, metrics
 
 from . import runtime
-from .transport import REQUEST_ID_META
 from .outages import Outage, Stopping, StopWaiting, is_database_outage, is_outage, is_redis_outage, wait_until
+from .transport import REQUEST_ID_META
 
 log = logging.getLogger("serviceman.worker")
 
@@ -271,8 +272,9 @@ class PipelineForkWorker(RidesOutOutages, Worker):
         with sentry_sdk.new_scope() as scope:
             scope.set_transaction_name(f"job {job_name(job)}")
             scope.set_tag("job", job_name(job))
-            sentry_sdk.capture_message(f"the work-horse running {job_name(job)} died (wait status {ret_val})",
-                                       level="error")
+            sentry_sdk.capture_message(
+                f"the work-horse running {job_name(job)} died (wait status {ret_val})", level="error"
+            )
 
     def setup_work_horse_signals(self):
         signal.signal(signal.SIGINT, signal.SIG_IGN)

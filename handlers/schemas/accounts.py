@@ -1,4 +1,5 @@
 """Account schemas: registration, login, tokens, the user resource, profile updates."""
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from models.actions import passwords
@@ -24,9 +25,12 @@ def _acceptable_password(password):
 def Password(**kwargs):
     """The password field of every body that sets one (register, admin create, change, reset). The
     email rule needs the account's address: bodies carrying it call `password_is_not_email`."""
-    return SecretText(required=True, load_only=True,
-                         validate=[validate.Length(min=passwords.MIN_LENGTH, max=passwords.MAX_LENGTH),
-                                   _acceptable_password], **kwargs)
+    return SecretText(
+        required=True,
+        load_only=True,
+        validate=[validate.Length(min=passwords.MIN_LENGTH, max=passwords.MAX_LENGTH), _acceptable_password],
+        **kwargs,
+    )
 
 
 def password_is_not_email(data, password_field="password"):
@@ -42,17 +46,29 @@ EXAMPLE_EMAIL = "emeka.okafor@example.com"
 EXAMPLE_PHONE = "+234 805 555 0178"
 EXAMPLE_BIO = "Licensed plumber covering Lekki, Ajah and Victoria Island: leaks, pumps, water heaters."
 # Shaped like ours (HS256; sub, role, type, jti, iat, exp), signed with a key that is no one's.
-EXAMPLE_ACCESS = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMiIsInJvbGUiOiJzZXJ2aWNlbWFuIiwidHlwZSI6ImFjY2Vz"
-                  "cyIsImp0aSI6IjViMWUwYzlkMmY3YTRlOGI5YzNkNmExZjBlMmI3YzQ4IiwiaWF0IjoxNzk1MTY3MDAwLCJleHAiOjE3OTUx"
-                  "Njc5MDB9.xRa1FQZWd4Sb2duslWSnotBEcoWcWemj7YWVauYgHGQ")
-EXAMPLE_REFRESH = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMiIsInJvbGUiOiJzZXJ2aWNlbWFuIiwidHlwZSI6InJlZnJl"
-                   "c2giLCJqdGkiOiJhN2MzZTkxZjA0YjI0NjhkOGU1ZjFjNmI5ZDBhM2UyNyIsImlhdCI6MTc5NTE2NzAwMCwiZXhwIjoxNzk1"
-                   "NzcxODAwLCJmYW0iOiJkMmY0OGI2YzFlOWE0Mzc1YjBjOGU2ZjJhMWQzYzU5NCJ9.mCQQmGxJc9eKIIt_JB6vgkaw4AkvmMtJ"
-                   "bj35t2zgTho")
-EXAMPLE_PROFILE = {"id": 3, "full_name": "Emeka Okafor", "rating": "4.60", "rating_count": 15, "jobs_completed": 23,
-                   "bio": EXAMPLE_BIO, "years_of_experience": 9, "category_ids": [1], "is_available": True,
-                   "active_jobs": 2}
-
+EXAMPLE_ACCESS = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMiIsInJvbGUiOiJzZXJ2aWNlbWFuIiwidHlwZSI6ImFjY2Vz"
+    "cyIsImp0aSI6IjViMWUwYzlkMmY3YTRlOGI5YzNkNmExZjBlMmI3YzQ4IiwiaWF0IjoxNzk1MTY3MDAwLCJleHAiOjE3OTUx"
+    "Njc5MDB9.xRa1FQZWd4Sb2duslWSnotBEcoWcWemj7YWVauYgHGQ"
+)
+EXAMPLE_REFRESH = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMiIsInJvbGUiOiJzZXJ2aWNlbWFuIiwidHlwZSI6InJlZnJl"
+    "c2giLCJqdGkiOiJhN2MzZTkxZjA0YjI0NjhkOGU1ZjFjNmI5ZDBhM2UyNyIsImlhdCI6MTc5NTE2NzAwMCwiZXhwIjoxNzk1"
+    "NzcxODAwLCJmYW0iOiJkMmY0OGI2YzFlOWE0Mzc1YjBjOGU2ZjJhMWQzYzU5NCJ9.mCQQmGxJc9eKIIt_JB6vgkaw4AkvmMtJ"
+    "bj35t2zgTho"
+)
+EXAMPLE_PROFILE = {
+    "id": 3,
+    "full_name": "Emeka Okafor",
+    "rating": "4.60",
+    "rating_count": 15,
+    "jobs_completed": 23,
+    "bio": EXAMPLE_BIO,
+    "years_of_experience": 9,
+    "category_ids": [1],
+    "is_available": True,
+    "active_jobs": 2,
+}
 
 
 class RegisterSchema(Schema):
@@ -61,13 +77,16 @@ class RegisterSchema(Schema):
     first_name = Name(metadata={"example": "Emeka"})
     last_name = Name(metadata={"example": "Okafor"})
     phone = Phone(required=True, metadata={"example": EXAMPLE_PHONE})
-    role = fields.String(required=True, validate=validate.OneOf(Role.SELF_REGISTERED),
-                         metadata={"example": "serviceman"})
-    category_ids = fields.List(Id(), load_default=list, validate=validate.Length(max=MAX_CATEGORIES),
-                               metadata={"example": [1]})
+    role = fields.String(
+        required=True, validate=validate.OneOf(Role.SELF_REGISTERED), metadata={"example": "serviceman"}
+    )
+    category_ids = fields.List(
+        Id(), load_default=list, validate=validate.Length(max=MAX_CATEGORIES), metadata={"example": [1]}
+    )
     bio = MultiLineText(load_default="", validate=validate.Length(max=2000), metadata={"example": EXAMPLE_BIO})
-    years_of_experience = Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=80),
-                                  metadata={"example": 9})
+    years_of_experience = Integer(
+        strict=True, load_default=0, validate=validate.Range(min=0, max=80), metadata={"example": 9}
+    )
 
     @validates_schema
     def password_not_email(self, data, **kwargs):
@@ -81,15 +100,18 @@ class RegisterSchema(Schema):
 
 class LoginSchema(Schema):
     # The demo client of `make run` (models/demo_data.py): "Try it out" signs in as it is.
-    email = fields.Email(required=True, validate=validate.Length(max=254),
-                         metadata={"example": "client@demo.serviceman.ng"})
-    password = SecretText(required=True, load_only=True, validate=validate.Length(max=1024),
-                             metadata={"example": "demo-password-123"})
+    email = fields.Email(
+        required=True, validate=validate.Length(max=254), metadata={"example": "client@demo.serviceman.ng"}
+    )
+    password = SecretText(
+        required=True, load_only=True, validate=validate.Length(max=1024), metadata={"example": "demo-password-123"}
+    )
 
 
 class RefreshSchema(Schema):
-    refresh = fields.String(required=True, validate=validate.Length(min=1, max=4096),
-                            metadata={"example": EXAMPLE_REFRESH})
+    refresh = fields.String(
+        required=True, validate=validate.Length(min=1, max=4096), metadata={"example": EXAMPLE_REFRESH}
+    )
 
 
 class TokenPairSchema(Schema):
@@ -118,19 +140,34 @@ class UserSchema(Schema):
     phone = fields.String(metadata={"example": EXAMPLE_PHONE})
     role = fields.String(dump_only=True, metadata={"example": "serviceman"})
     is_active = fields.Boolean(dump_only=True, metadata={"example": True})
-    email_verified = fields.Boolean(dump_only=True, metadata={
-        "description": "Whether the address was confirmed through the emailed link; clients must verify before "
-                       "paying.", "example": True})
+    email_verified = fields.Boolean(
+        dump_only=True,
+        metadata={
+            "description": "Whether the address was confirmed through the emailed link; clients must verify before "
+            "paying.",
+            "example": True,
+        },
+    )
     date_joined = fields.DateTime(dump_only=True)
-    serviceman_profile = fields.Method("get_serviceman_profile", dump_only=True, allow_none=True, metadata={
-        "description": "Servicemen only; null for other roles.",
-        "example": {**EXAMPLE_PROFILE, "approval_status": "APPROVED"}})
+    serviceman_profile = fields.Method(
+        "get_serviceman_profile",
+        dump_only=True,
+        allow_none=True,
+        metadata={
+            "description": "Servicemen only; null for other roles.",
+            "example": {**EXAMPLE_PROFILE, "approval_status": "APPROVED"},
+        },
+    )
 
     def get_serviceman_profile(self, user):
         if user.role != Role.SERVICEMAN:
             return None
-        profile = ServicemanProfile.select(ServicemanProfile, User).join(User).where(
-            ServicemanProfile.user == user.id).first()
+        profile = (
+            ServicemanProfile.select(ServicemanProfile, User)
+            .join(User)
+            .where(ServicemanProfile.user == user.id)
+            .first()
+        )
         if profile is None:
             return None
         card = ServicemanProfileSchema().dump(serviceman_cards([profile])[0])
@@ -155,8 +192,9 @@ class MeUpdateSchema(Schema):
 
 
 class AdminCreateSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254),
-                         metadata={"example": "funmi.adeyemi@example.com"})
+    email = fields.Email(
+        required=True, validate=validate.Length(max=254), metadata={"example": "funmi.adeyemi@example.com"}
+    )
     password = Password(metadata={"example": "Ikeja-Ops-2026!"})
     first_name = Name(metadata={"example": "Funmilayo"})
     last_name = fields.String(load_default="", validate=validate.Length(max=100), metadata={"example": "Adeyemi"})
@@ -170,11 +208,13 @@ class AdminCreateSchema(Schema):
 
 class ServicemanApplicationSchema(ServicemanProfileSchema):
     """Admin view: the public card plus vetting state and contact details."""
+
     email = fields.Email(dump_only=True, metadata={"example": EXAMPLE_EMAIL})
     phone = fields.String(dump_only=True, metadata={"example": EXAMPLE_PHONE})
     approval_status = fields.String(dump_only=True, metadata={"example": "APPROVED"})
-    status_reason = fields.String(dump_only=True, metadata={
-        "description": "Why it was rejected or suspended; empty otherwise.", "example": ""})
+    status_reason = fields.String(
+        dump_only=True, metadata={"description": "Why it was rejected or suspended; empty otherwise.", "example": ""}
+    )
 
 
 class ApprovalStatusQuerySchema(PageQuerySchema):
@@ -186,8 +226,11 @@ class ApproveSchema(Schema):
 
 
 class ReasonSchema(Schema):
-    reason = MultiLineText(required=True, validate=validate.Length(min=1, max=2000), metadata={
-        "example": "The trade certificate uploaded is unreadable; please send a clearer copy."})
+    reason = MultiLineText(
+        required=True,
+        validate=validate.Length(min=1, max=2000),
+        metadata={"example": "The trade certificate uploaded is unreadable; please send a clearer copy."},
+    )
 
 
 # Email verification, password reset and change ----------------------------------------------------
@@ -206,13 +249,15 @@ class VerifyEmailQuerySchema(Schema):
 
 class EmailVerifiedSchema(Schema):
     email_verified = fields.Boolean(required=True, metadata={"example": True})
-    detail = fields.String(required=True, metadata={"example": "Your email address is confirmed. You can now pay "
-                                                               "for bookings."})
+    detail = fields.String(
+        required=True, metadata={"example": "Your email address is confirmed. You can now pay for bookings."}
+    )
 
 
 class AcceptedSchema(Schema):
-    detail = fields.String(required=True, metadata={
-        "example": "If an account uses this address, we have sent it an email with a link."})
+    detail = fields.String(
+        required=True, metadata={"example": "If an account uses this address, we have sent it an email with a link."}
+    )
 
 
 class PasswordResetConfirmSchema(Schema):
@@ -221,6 +266,7 @@ class PasswordResetConfirmSchema(Schema):
 
 
 class ChangePasswordSchema(Schema):
-    current_password = SecretText(required=True, load_only=True, validate=validate.Length(max=1024),
-                                     metadata={"example": "Lekki-Pipes-2026"})
+    current_password = SecretText(
+        required=True, load_only=True, validate=validate.Length(max=1024), metadata={"example": "Lekki-Pipes-2026"}
+    )
     new_password = Password(metadata={"example": "Ajah-Heater-2027"})

@@ -1,10 +1,10 @@
 """Category, public serviceman and rating schemas."""
+
 from marshmallow import Schema, fields, validate
 
 from ..inputs import MultiLineText
 from .accounts import ServicemanProfileSchema
 from .common import Boolean, Integer, PageQuerySchema
-
 
 EXAMPLE_DESCRIPTION = "Leaking pipes, blocked drains, pumping machines, water heaters and bathroom fittings."
 
@@ -12,8 +12,9 @@ EXAMPLE_DESCRIPTION = "Leaking pipes, blocked drains, pumping machines, water he
 class CategorySchema(Schema):
     id = fields.Integer(dump_only=True, metadata={"example": 1})
     name = fields.String(required=True, validate=validate.Length(min=1, max=100), metadata={"example": "Plumbing"})
-    description = MultiLineText(load_default="", validate=validate.Length(max=2000),
-                                metadata={"example": EXAMPLE_DESCRIPTION})
+    description = MultiLineText(
+        load_default="", validate=validate.Length(max=2000), metadata={"example": EXAMPLE_DESCRIPTION}
+    )
     is_active = fields.Boolean(dump_only=True, metadata={"example": True})
 
 

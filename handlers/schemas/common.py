@@ -6,6 +6,7 @@ client #2 Ada Obi books plumber #3 Emeka Okafor (category #1, Plumbing; backup #
 so "Try it out" works as it is on a fresh `make run`); Swagger UI builds each operation's example from
 them, and tests/test_docs.py fails for a field without one. Dates, times and money without an example of
 their own get a generic one from server/openapi.py."""
+
 import re
 
 from marshmallow import Schema, fields, validate
@@ -107,16 +108,28 @@ def _count(query, page, size, on_page):
 
 
 # "fields" is a field name here and the marshmallow module's name, hence from_dict.
-ErrorBodySchema = Schema.from_dict({
-    "code": fields.String(required=True, metadata={"example": "validation_error"}),
-    "message": fields.String(required=True, metadata={"example": "Some fields are not valid."}),
-    "fields": fields.Dict(keys=fields.String(), values=fields.List(fields.String()), metadata={
-        "description": "Per-field messages, `{name: [messages]}`; list items and nested fields have "
-                       "dotted names.",
-        "example": {"category_ids.0": ["Not a valid integer."]}}),
-    "request_id": fields.String(metadata={"description": "Only on 500s: quote it when reporting the failure.",
-                                          "example": "3f2c9a7e41b84d0c9e5b2a6d7c1f0e88"}),
-}, name="ErrorBody")
+ErrorBodySchema = Schema.from_dict(
+    {
+        "code": fields.String(required=True, metadata={"example": "validation_error"}),
+        "message": fields.String(required=True, metadata={"example": "Some fields are not valid."}),
+        "fields": fields.Dict(
+            keys=fields.String(),
+            values=fields.List(fields.String()),
+            metadata={
+                "description": "Per-field messages, `{name: [messages]}`; list items and nested fields have "
+                "dotted names.",
+                "example": {"category_ids.0": ["Not a valid integer."]},
+            },
+        ),
+        "request_id": fields.String(
+            metadata={
+                "description": "Only on 500s: quote it when reporting the failure.",
+                "example": "3f2c9a7e41b84d0c9e5b2a6d7c1f0e88",
+            }
+        ),
+    },
+    name="ErrorBody",
+)
 
 
 class ErrorSchema(Schema):
@@ -124,5 +137,7 @@ class ErrorSchema(Schema):
 
 
 # Said by every serviceman action's documentation (models/actions/standing.py is the rule).
-APPROVED_ONLY = (" Only an APPROVED serviceman acts: a suspended one gets 403 `account_suspended`, one not approved "
-                 "yet (or rejected) 403 `account_not_approved`.")
+APPROVED_ONLY = (
+    " Only an APPROVED serviceman acts: a suspended one gets 403 `account_suspended`, one not approved "
+    "yet (or rejected) 403 `account_not_approved`."
+)

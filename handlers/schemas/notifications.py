@@ -1,5 +1,6 @@
 """Notification schemas. NotificationSchema is the domain's (models/actions/notifications.py): the REST
 list and the websocket pushes, sent by the web process and the pipeline alike, share it."""
+
 from marshmallow import Schema, fields
 
 from models.actions.notifications import EXAMPLE_ASSIGNED, NotificationSchema  # noqa: F401 (re-exported)

@@ -1,4 +1,5 @@
 """Pricing schemas: the estimate, the markup, approving the cost, negotiation and consultations."""
+
 from decimal import ROUND_HALF_UP, Decimal
 
 from marshmallow import Schema, fields, validate
@@ -29,22 +30,37 @@ EXAMPLE_OFFER = "Can you do it for ₦14,000? I already bought the new tap."
 
 class EstimateSubmitSchema(Schema):
     service_request_id = Id(required=True, metadata={"example": 1})
-    amount = Amount(required=True, metadata={"description": "The serviceman's price for the job, in naira.",
-                                             "example": "15000.00"})
-    notes = Message(load_default="", metadata={"description": "What the inspection found; what the price covers.",
-                                               "example": EXAMPLE_NOTES})
+    amount = Amount(
+        required=True, metadata={"description": "The serviceman's price for the job, in naira.", "example": "15000.00"}
+    )
+    notes = Message(
+        load_default="",
+        metadata={"description": "What the inspection found; what the price covers.", "example": EXAMPLE_NOTES},
+    )
 
 
 class MarkupSchema(Schema):
-    markup_percentage = Percentage(required=True, rounding=ROUND_HALF_UP, validate=validate.Range(min=0, max=100),
-                              metadata={"description": "0 to 100; final_cost = estimate × (1 + pct/100), "
-                                                       "rounded half up to the kobo.", "example": "10.00"})
+    markup_percentage = Percentage(
+        required=True,
+        rounding=ROUND_HALF_UP,
+        validate=validate.Range(min=0, max=100),
+        metadata={
+            "description": "0 to 100; final_cost = estimate × (1 + pct/100), rounded half up to the kobo.",
+            "example": "10.00",
+        },
+    )
 
 
 class CostApprovalSchema(Schema):
-    final_cost = Amount(load_default=None, allow_none=True,
-                        metadata={"description": "Optional: the final cost the client saw. If an admin changed "
-                                                 "it since, nothing is approved (409).", "example": "16500.00"})
+    final_cost = Amount(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "Optional: the final cost the client saw. If an admin changed "
+            "it since, nothing is approved (409).",
+            "example": "16500.00",
+        },
+    )
 
 
 class ProposalSchema(Schema):
@@ -63,8 +79,11 @@ class NegotiationSchema(Schema):
 
 
 class ConsultationSchema(Schema):
-    message = MultiLineText(required=True, validate=validate.Length(min=1, max=MESSAGE_MAX), metadata={
-        "example": "The client offers ₦14,000 instead of ₦16,500 for booking #1. Is that acceptable to you?"})
+    message = MultiLineText(
+        required=True,
+        validate=validate.Length(min=1, max=MESSAGE_MAX),
+        metadata={"example": "The client offers ₦14,000 instead of ₦16,500 for booking #1. Is that acceptable to you?"},
+    )
 
 
 class ConsultationReplySchema(Schema):

@@ -1,4 +1,5 @@
 """Refund schemas: the cancellation quote, the refund resource, manual refunds, list filters."""
+
 from marshmallow import Schema, fields, validate
 
 from models.actions.cancellation import CHOICES, POLICY
@@ -9,14 +10,21 @@ from .common import Integer, Money, PageQuerySchema
 from .pricing import Amount
 
 # Request #128 (booking fee NGN 2000.00, payment #57) cancelled by the client before assignment.
-EXAMPLE_REASON = ("Booking cancelled by the client (Found a plumber closer to home). No serviceman has been "
-                  "assigned yet, so the booking fee is refunded in full: NGN 2000.00.")
+EXAMPLE_REASON = (
+    "Booking cancelled by the client (Found a plumber closer to home). No serviceman has been "
+    "assigned yet, so the booking fee is refunded in full: NGN 2000.00."
+)
 
 RefundChoice = lambda **kw: fields.String(  # noqa: E731
-    load_default=POLICY, validate=validate.OneOf(CHOICES), metadata={
+    load_default=POLICY,
+    validate=validate.OneOf(CHOICES),
+    metadata={
         "description": "`policy`: the cancellation policy decides. `full_refund` (admins only): everything paid "
-                       "is refunded (the platform's fault, or no serviceman could be found).",
-        "example": POLICY}, **kw)
+        "is refunded (the platform's fault, or no serviceman could be found).",
+        "example": POLICY,
+    },
+    **kw,
+)
 
 
 class CancellationQuoteQuerySchema(Schema):
@@ -25,16 +33,23 @@ class CancellationQuoteQuerySchema(Schema):
 
 class CancellationQuoteSchema(Schema):
     refund_amount = Money(required=True, metadata={"example": "2000.00"})
-    kept_amount = Money(required=True, metadata={"description": "Kept for the servicemen's trouble.",
-                                                 "example": "0.00"})
-    paid_amount = Money(required=True, metadata={"description": "Verified payments not yet refunded.",
-                                                 "example": "2000.00"})
+    kept_amount = Money(
+        required=True, metadata={"description": "Kept for the servicemen's trouble.", "example": "0.00"}
+    )
+    paid_amount = Money(
+        required=True, metadata={"description": "Verified payments not yet refunded.", "example": "2000.00"}
+    )
     currency = fields.String(required=True, metadata={"example": "NGN"})
-    policy = fields.String(required=True, metadata={"enum": list(RefundPolicy.ALL),
-                                                    "example": RefundPolicy.BEFORE_ASSIGNMENT})
+    policy = fields.String(
+        required=True, metadata={"enum": list(RefundPolicy.ALL), "example": RefundPolicy.BEFORE_ASSIGNMENT}
+    )
     refund = fields.String(required=True, attribute="choice", metadata={"enum": list(CHOICES), "example": POLICY})
-    reason = fields.String(required=True, metadata={
-        "example": "No serviceman has been assigned yet, so the booking fee is refunded in full: NGN 2000.00."})
+    reason = fields.String(
+        required=True,
+        metadata={
+            "example": "No serviceman has been assigned yet, so the booking fee is refunded in full: NGN 2000.00."
+        },
+    )
 
 
 class RefundSchema(Schema):
@@ -46,8 +61,9 @@ class RefundSchema(Schema):
     status = fields.String(metadata={"enum": list(RefundStatus.ALL), "example": RefundStatus.PROCESSED})
     reason = fields.String(metadata={"example": EXAMPLE_REASON})
     policy = fields.String(metadata={"enum": list(RefundPolicy.ALL), "example": RefundPolicy.BEFORE_ASSIGNMENT})
-    reference = fields.String(metadata={"description": "Ours, sent to Paystack as the merchant note.",
-                                        "example": "SM-R-57-3c9a41e8b05c6a1d"})
+    reference = fields.String(
+        metadata={"description": "Ours, sent to Paystack as the merchant note.", "example": "SM-R-57-3c9a41e8b05c6a1d"}
+    )
     paystack_refund_id = fields.String(allow_none=True, metadata={"example": "3018284"})
     paystack_status = fields.String(metadata={"example": "processed"})
     failure_reason = fields.String(metadata={"example": ""})
@@ -58,10 +74,16 @@ class RefundSchema(Schema):
 
 
 class ManualRefundSchema(Schema):
-    amount = Amount(load_default=None, allow_none=True, metadata={
-        "description": "Naira; omitted: all that is left of the payment.", "example": "1500.00"})
-    reason = MultiLineText(required=True, validate=validate.Length(min=1, max=2000),
-                           metadata={"example": "Serviceman arrived three hours late; goodwill refund agreed."})
+    amount = Amount(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Naira; omitted: all that is left of the payment.", "example": "1500.00"},
+    )
+    reason = MultiLineText(
+        required=True,
+        validate=validate.Length(min=1, max=2000),
+        metadata={"example": "Serviceman arrived three hours late; goodwill refund agreed."},
+    )
 
 
 class RefundListQuerySchema(PageQuerySchema):
@@ -72,9 +94,14 @@ class RefundListQuerySchema(PageQuerySchema):
 
 class CustomerDetailsSchema(Schema):
     """The customer's bank account for a refund Paystack cannot return on its own (NEEDS_BANK)."""
-    bank_code = fields.String(required=True, validate=validate.Regexp(r"^[0-9A-Za-z]{1,20}$", error="Not a bank code."),
-                              metadata={"description": "Paystack's code for the bank (GET /api/banks/).",
-                                        "example": "058"})
-    account_number = fields.String(required=True, validate=validate.Regexp(
-        r"^[0-9]{10}$", error="A NUBAN account number has 10 digits."), metadata={
-        "description": "Sent to Paystack only; never stored.", "example": "0123456789"})
+
+    bank_code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[0-9A-Za-z]{1,20}$", error="Not a bank code."),
+        metadata={"description": "Paystack's code for the bank (GET /api/banks/).", "example": "058"},
+    )
+    account_number = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[0-9]{10}$", error="A NUBAN account number has 10 digits."),
+        metadata={"description": "Sent to Paystack only; never stored.", "example": "0123456789"},
+    )

@@ -10,6 +10,7 @@ an Integer, a str in a text column by a String, a bool by a Boolean, None anywhe
 cannot reproduce exactly (method fields, nested schemas, dump hooks, an attribute that is not a
 column) fails at import.
 """
+
 import peewee
 from marshmallow import fields
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
@@ -19,11 +20,22 @@ from .common import DecimalString
 # Field classes whose `_serialize` returns a value of this type unchanged (and None as None).
 _IDENTITY = {fields.Integer: int, fields.String: str, fields.Boolean: bool}
 # Column classes whose `python_value` returns a value of that same type unchanged.
-_PLAIN_COLUMNS = {int: (peewee.AutoField, peewee.IntegerField, peewee.BigIntegerField),
-                  str: (peewee.CharField, peewee.TextField), bool: (peewee.BooleanField,)}
+_PLAIN_COLUMNS = {
+    int: (peewee.AutoField, peewee.IntegerField, peewee.BigIntegerField),
+    str: (peewee.CharField, peewee.TextField),
+    bool: (peewee.BooleanField,),
+}
 # Field classes whose `_serialize` depends on the value alone (not on the object it came from).
-_VALUE_ONLY = (fields.Integer, fields.String, fields.Boolean, fields.Decimal, DecimalString, fields.DateTime,
-               fields.Date, fields.Dict)
+_VALUE_ONLY = (
+    fields.Integer,
+    fields.String,
+    fields.Boolean,
+    fields.Decimal,
+    DecimalString,
+    fields.DateTime,
+    fields.Date,
+    fields.Dict,
+)
 
 
 def _converter(name, field, column):

@@ -1,4 +1,5 @@
 """Booking schemas: quotes, creating/editing requests, the request resource, its timeline."""
+
 from marshmallow import Schema, fields, validate
 
 from models.service_requests import RequestStatus
@@ -60,8 +61,11 @@ class ServiceRequestSchema(Schema):
     auto_flagged_emergency = fields.Boolean(metadata={"example": False})
     booking_fee = Money(metadata={"example": "2000.00"})
     estimate_amount = Money(allow_none=True, metadata={"example": "15000.00"})
-    estimate_notes = fields.String(metadata={"example": "Corroded PVC joint under the kitchen sink and a worn tap "
-                                                        "cartridge; price covers both parts."})
+    estimate_notes = fields.String(
+        metadata={
+            "example": "Corroded PVC joint under the kitchen sink and a worn tap cartridge; price covers both parts."
+        }
+    )
     markup_percentage = Money(allow_none=True, metadata={"example": "10.00"})
     final_cost = Money(allow_none=True, metadata={"example": "16500.00"})
     created_at = fields.DateTime()
@@ -71,9 +75,15 @@ class ServiceRequestSchema(Schema):
 class RequestWithWarningsSchema(ServiceRequestSchema):
     """A request just booked or assigned, with what the caller should know about the servicemen chosen."""
 
-    warnings = fields.List(fields.String(), dump_only=True, dump_default=list, metadata={
-        "description": "Why the chosen servicemen may be slow to respond (unavailable, busy); empty when none.",
-        "example": ["The preferred serviceman is not available at the moment."]})
+    warnings = fields.List(
+        fields.String(),
+        dump_only=True,
+        dump_default=list,
+        metadata={
+            "description": "Why the chosen servicemen may be slow to respond (unavailable, busy); empty when none.",
+            "example": ["The preferred serviceman is not available at the moment."],
+        },
+    )
 
 
 class RequestListQuerySchema(PageQuerySchema):
@@ -92,12 +102,20 @@ class EventSchema(Schema):
 
 
 class CancelSchema(Schema):
-    reason = MultiLineText(load_default="", validate=validate.Length(max=2000),
-                           metadata={"example": "Found a plumber closer to home; no longer needed."})
-    refund = fields.String(load_default="policy", validate=validate.OneOf(("policy", "full_refund")), metadata={
-        "description": "`policy` (default): the cancellation policy decides the refund (see "
-                       "/cancellation-quote/). `full_refund`, admins only: everything paid is refunded.",
-        "example": "policy"})
+    reason = MultiLineText(
+        load_default="",
+        validate=validate.Length(max=2000),
+        metadata={"example": "Found a plumber closer to home; no longer needed."},
+    )
+    refund = fields.String(
+        load_default="policy",
+        validate=validate.OneOf(("policy", "full_refund")),
+        metadata={
+            "description": "`policy` (default): the cancellation policy decides the refund (see "
+            "/cancellation-quote/). `full_refund`, admins only: everything paid is refunded.",
+            "example": "policy",
+        },
+    )
 
 
 class EmergencySchema(Schema):

@@ -11,6 +11,7 @@ Nothing is cached: every batch calls the function again, so what it reads is as 
 of its own would have been. Values are handed to every caller that asked for the same key in the
 batch, so they should be immutable (or copied by the caller).
 """
+
 import asyncio
 
 from handlers.web.executor import run_sync

@@ -6,6 +6,7 @@ if the coroutine awaiting it is cancelled: a thread cannot be interrupted, so a 
 cut off between its commit and its answer by this module (the web process's shutdown waits for
 the requests instead, server/shutdown.py).
 """
+
 import asyncio
 import contextvars
 import functools
@@ -37,8 +38,11 @@ def shutdown(wait=True):
 
 
 def database_unavailable():
-    return ServiceUnavailable("The database cannot be reached right now; try again shortly.",
-                              code=DATABASE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return ServiceUnavailable(
+        "The database cannot be reached right now; try again shortly.",
+        code=DATABASE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def call_with_connection(fn, *args, **kwargs):

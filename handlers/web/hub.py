@@ -10,6 +10,7 @@ listing_cache.py), and so are they whenever the feed (re)subscribes or drops, as
 For the same reason every socket's session is looked up again when the feed (re)subscribes: an ended
 session announced while it was down closes its sockets then.
 """
+
 import asyncio
 import json
 import logging
@@ -20,9 +21,10 @@ import tornado.ioloop
 from handlers.web.executor import run_sync
 from models.actions.listing import advance_generation
 from models.actions.sessions import SESSION_ENDED, users_at_versions
+from models.foundation import metrics
 from models.foundation.redis_clients import connect_async
 from workers.transport import listing_channel, user_channel
-from models.foundation import metrics
+
 from .sync_watch import SyncWatch
 
 log = logging.getLogger("serviceman.hub")
@@ -164,7 +166,7 @@ class Hub:
     def oldest_beyond(self, user_id, limit):
         """The user's oldest sockets past the newest `limit`, to be closed."""
         sockets = list(self.sockets.get(user_id, ()))
-        return sockets[:max(0, len(sockets) - limit)]
+        return sockets[: max(0, len(sockets) - limit)]
 
     def connected(self, user_id):
         return len(self.sockets.get(user_id, ()))
@@ -205,7 +207,8 @@ class Hub:
 
     def session_ended(self, user_id, session_version, web_session=None):
         return session_version < self._ended.get(user_id, 0) or (
-            web_session is not None and web_session in self._signed_out)
+            web_session is not None and web_session in self._signed_out
+        )
 
     def push_threadsafe(self, user_id, message):
         """From any thread (embedded pipeline): deliver on the loop that owns the sockets."""
@@ -228,7 +231,7 @@ class Hub:
                         if item.get("type") == "message":  # the listing channel
                             advance_generation()
                         elif item.get("type") == "pmessage":
-                            user_id = int(item["channel"].decode()[len(prefix):])
+                            user_id = int(item["channel"].decode()[len(prefix) :])
                             self.deliver_local(user_id, json.loads(item["data"]))
             except asyncio.CancelledError:
                 raise
@@ -243,14 +246,17 @@ class Hub:
     async def _recheck_sessions(self):
         """Once the feed is (re)subscribed: a session that ended while it was down was announced
         unheard, so every socket's session is looked up again and the ended ones' sockets closed."""
-        held = [(user_id, socket, (user_id, socket.session_version, getattr(socket, "web_session", None)))
-                for user_id, sockets in list(self.sockets.items()) for socket in list(sockets)
-                if getattr(socket, "session_version", None) is not None]
+        held = [
+            (user_id, socket, (user_id, socket.session_version, getattr(socket, "web_session", None)))
+            for user_id, sockets in list(self.sockets.items())
+            for socket in list(sockets)
+            if getattr(socket, "session_version", None) is not None
+        ]
         keys = sorted({key for _, _, key in held}, key=str)
         answers = {}
         try:
             for start in range(0, len(keys), RECHECK_BATCH):
-                answers.update(await run_sync(users_at_versions, keys[start:start + RECHECK_BATCH]))
+                answers.update(await run_sync(users_at_versions, keys[start : start + RECHECK_BATCH]))
         except Exception:
             log.warning("could not recheck the sessions of open sockets", exc_info=True)
             return

@@ -12,6 +12,7 @@ honour a claim, chosen per endpoint by `@endpoint(idempotency=...)`:
   key when its lease ends, and the retry runs again (and finds the state changed: 409, or a no-op).
 Keys are per user; anonymous endpoints (sign-in, registration, Paystack's webhook) ignore them.
 """
+
 import hashlib
 import json
 import logging
@@ -47,7 +48,11 @@ def fingerprint(method, path, raw_body):
     """The same request is the same method, path (with or without its final slash) and JSON body
     (whatever its key order and spacing); anything else under the same key is a misuse (422)."""
     try:
-        body = json.dumps(json.loads(raw_body), sort_keys=True, separators=(",", ":")).encode() if raw_body.strip() else b""
+        body = (
+            json.dumps(json.loads(raw_body), sort_keys=True, separators=(",", ":")).encode()
+            if raw_body.strip()
+            else b""
+        )
     except ValueError:
         body = raw_body
     digest = hashlib.sha256(f"{method} {path.rstrip('/')}/\n".encode())
@@ -62,8 +67,12 @@ async def begin(handler, spec):
         return False
     if not _KEY.match(key):
         raise ValidationFailed(f"The {HEADER} header is not valid.", fields={HEADER: [KEY_ERROR]})
-    found = await run_sync(idempotency.claim, handler.user.id, key,
-                           fingerprint(handler.request.method, handler.request.path, handler.raw_body))
+    found = await run_sync(
+        idempotency.claim,
+        handler.user.id,
+        key,
+        fingerprint(handler.request.method, handler.request.path, handler.raw_body),
+    )
     if isinstance(found, idempotency.Replay):
         handler.set_status(found.status)
         handler.set_header(REPLAYED, "true")

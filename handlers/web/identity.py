@@ -2,10 +2,11 @@
 thread hop and one query (handlers/web/coalesce.py). Nothing is cached, so a deactivation or an ended
 session is refused by the very next batch, as by a lookup of its own.
 """
+
+from handlers.web.coalesce import BatchLoader
 from models.actions.notifications import active_users_with_unread
 from models.actions.sessions import users_at_versions
 from models.foundation import tokens
-from handlers.web.coalesce import BatchLoader
 
 _users = BatchLoader(users_at_versions)
 _sockets = BatchLoader(active_users_with_unread)

@@ -10,6 +10,7 @@ committed by another process is announced on Redis and moves this process's gene
 only bounds what an unheard announcement (Redis failing) or a change made outside the application
 can leave behind.
 """
+
 import asyncio
 import time
 from collections import OrderedDict
@@ -24,8 +25,9 @@ MAX_BYTES = 8 * 1024 * 1024
 class ListingCache:
     """get/put on the event loop's thread; the generation may move on any thread."""
 
-    def __init__(self, seconds, max_bytes=MAX_BYTES, clock=time.monotonic, generation=listing_generation,
-                 can_keep=lambda: True):
+    def __init__(
+        self, seconds, max_bytes=MAX_BYTES, clock=time.monotonic, generation=listing_generation, can_keep=lambda: True
+    ):
         self.seconds = seconds
         self.can_keep = can_keep  # whether changes committed elsewhere would reach this process now
         self.max_bytes = max_bytes
@@ -67,8 +69,7 @@ class ListingCache:
 
     def put(self, key, generation, body):
         """Keep `body` if nothing changed since `generation` was read, before the body was built."""
-        if self.seconds <= 0 or generation != self.generation() or len(body) > self.max_bytes \
-                or not self.can_keep():
+        if self.seconds <= 0 or generation != self.generation() or len(body) > self.max_bytes or not self.can_keep():
             return
         self._drop(key)
         self._entries[key] = (generation, self.clock() + self.seconds, body)

@@ -3,6 +3,7 @@
 X-Forwarded-For and X-Forwarded-Proto are plain request headers anyone can send, so they count only
 when the socket's peer is one of TRUSTED_PROXIES; otherwise the socket itself is the answer.
 """
+
 import ipaddress
 
 FORWARDED_PROTOCOLS = ("http", "https")

@@ -13,6 +13,7 @@ and of the account, never by the email or IP themselves: whoever reads Redis (a 
 provider's console) learns no one's email or address, and without SECRET_KEY cannot test guesses
 against the names either (an IPv4 address or a known email list is quickly enumerated otherwise).
 """
+
 import hashlib
 import hmac
 import ipaddress
@@ -21,12 +22,11 @@ import math
 import time
 
 from limits import parse_many
-from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from limits.storage import storage_from_string
 
 from handlers.web import proxies
-
 from models.foundation import tokens
 from models.foundation.errors import RateLimited
 from models.foundation.settings import RATE_LIMIT_DEFAULTS
@@ -77,9 +77,13 @@ class RateLimits:
         self._name_key = counter_name_key(settings)
         self.rules = {name: tuple(parse_many(rule)) if rule else () for name, rule in settings.rate_limits.items()}
         if settings.redis_url:
-            storage = storage_from_string(f"async+{settings.redis_url}", implementation="redispy",
-                                          wrap_exceptions=True, socket_timeout=REDIS_TIMEOUT_SECONDS,
-                                          socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
+            storage = storage_from_string(
+                f"async+{settings.redis_url}",
+                implementation="redispy",
+                wrap_exceptions=True,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
         else:
             storage = storage_from_string("async+memory://")
         self.limiter = MovingWindowRateLimiter(storage)
@@ -109,8 +113,7 @@ class RateLimits:
             self._warn(exc)
             return
         if wait is not None:
-            raise RateLimited(f"Too many attempts; try again in {wait} seconds.",
-                              headers={"Retry-After": str(wait)})
+            raise RateLimited(f"Too many attempts; try again in {wait} seconds.", headers={"Retry-After": str(wait)})
 
     async def _seconds_until_allowed(self, counters):
         """None when every counter has room; else whole seconds until the last full one frees a slot."""

@@ -1,4 +1,5 @@
 """The name a request goes by in metrics and logs: its route's template, never its ids."""
+
 import re
 
 from tornado.web import URLSpec

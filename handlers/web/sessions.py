@@ -8,6 +8,7 @@ an old cookie outlives it.
 Cookie-authenticated requests that change anything must carry the session's XSRF token (handlers/web/xsrf.py);
 Bearer API clients never see any of this.
 """
+
 from models.actions.sessions import WEB_SESSION_ID
 
 SESSION_COOKIE = "serviceman_session"
@@ -27,8 +28,12 @@ def parse_cookie_value(raw):
     if len(parts) != 3:
         return None
     user_id, version, web_session = parts
-    if not (user_id.isdigit() and version.isdigit()) or len(user_id) > 10 or len(version) > 10 \
-            or not WEB_SESSION_ID.match(web_session):
+    if (
+        not (user_id.isdigit() and version.isdigit())
+        or len(user_id) > 10
+        or len(version) > 10
+        or not WEB_SESSION_ID.match(web_session)
+    ):
         return None
     return int(user_id), int(version), web_session
 
@@ -54,8 +59,15 @@ def is_secure(handler, config):
 def start_session(handler, user, web_session):
     """Set the cookie of the dashboard session `web_session` (its row already committed)."""
     config = handler.config
-    handler.set_signed_cookie(SESSION_COOKIE, cookie_value(user, web_session), expires_days=lifetime_days(config),
-                              httponly=True, samesite="Lax", secure=is_secure(handler, config), path="/")
+    handler.set_signed_cookie(
+        SESSION_COOKIE,
+        cookie_value(user, web_session),
+        expires_days=lifetime_days(config),
+        httponly=True,
+        samesite="Lax",
+        secure=is_secure(handler, config),
+        path="/",
+    )
 
 
 def end_session(handler):

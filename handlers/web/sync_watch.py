@@ -11,6 +11,7 @@ an ended session. Two uses:
   covers a change whose announcement was lost (its process died between commit and publish): the
   database is read again at least that often.
 """
+
 import time
 from collections import OrderedDict
 

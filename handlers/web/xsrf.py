@@ -11,6 +11,7 @@ login), and a token is good for its own session only. Before sign-in (the sign-i
 The page gets the token masked with a fresh random pad on every render (as Tornado's v2 token is), so
 a compressed page never repeats it (BREACH).
 """
+
 import binascii
 import hashlib
 import hmac
@@ -73,8 +74,11 @@ class SessionBoundXsrf:
         key = session_key(self)
         if key is None:
             return super().check_xsrf_cookie()
-        supplied = unmask(self.get_body_argument("_xsrf", None) or self.request.headers.get("X-Xsrftoken")
-                          or self.request.headers.get("X-Csrftoken"))
+        supplied = unmask(
+            self.get_body_argument("_xsrf", None)
+            or self.request.headers.get("X-Xsrftoken")
+            or self.request.headers.get("X-Csrftoken")
+        )
         expected = bound_token(self.settings["cookie_secret"], key)
         if supplied is None or not hmac.compare_digest(supplied, expected):
             raise tornado.web.HTTPError(403, "The XSRF token is not this session's")

@@ -1,4 +1,5 @@
 """Registration, login, refresh-token rotation, logout, profile updates, admin creation."""
+
 import functools
 import secrets
 import uuid
@@ -8,11 +9,11 @@ from typing import Any
 
 import peewee
 
-from models.transport import Transport
 from models.foundation import tokens
 from models.foundation.clock import utcnow
 from models.foundation.errors import Conflict, InvalidTransition, NotAuthenticated, NotFound, ValidationFailed
 from models.foundation.settings import Settings
+from models.transport import Transport
 
 from ..catalog import Category
 from ..db import database, for_update
@@ -60,13 +61,27 @@ class EmailTaken(ValidationFailed):
         self.email = email
 
 
-EMAIL_TAKEN = ("An account with this email already exists. Sign in, or reset its password with the link we "
-               "have just emailed to it.")
+EMAIL_TAKEN = (
+    "An account with this email already exists. Sign in, or reset its password with the link we "
+    "have just emailed to it."
+)
 
 
-def register(settings: Settings, transport: Transport | None, *, email: str, password: str, first_name: str,
-             last_name: str, phone: str, role: str, category_ids: Collection[int] = (), bio: str = "",
-             years_of_experience: int = 0, verified: bool = False) -> User:
+def register(
+    settings: Settings,
+    transport: Transport | None,
+    *,
+    email: str,
+    password: str,
+    first_name: str,
+    last_name: str,
+    phone: str,
+    role: str,
+    category_ids: Collection[int] = (),
+    bio: str = "",
+    years_of_experience: int = 0,
+    verified: bool = False,
+) -> User:
     """Create a client or serviceman account; a serviceman starts PENDING_APPROVAL. The address is
     sent a verification link (queued on `transport`), unless `verified` (demo accounts).
 
@@ -84,9 +99,15 @@ def register(settings: Settings, transport: Transport | None, *, email: str, pas
         with unit_of_work():
             if role == Role.SERVICEMAN:
                 category_ids = _check_categories(category_ids)
-            user = _create_user(email=email, password_hash=password_hash, first_name=first_name,
-                                last_name=last_name, phone=phone, role=role,
-                                email_verified_at=utcnow() if verified else None)
+            user = _create_user(
+                email=email,
+                password_hash=password_hash,
+                first_name=first_name,
+                last_name=last_name,
+                phone=phone,
+                role=role,
+                email_verified_at=utcnow() if verified else None,
+            )
             if role == Role.SERVICEMAN:
                 profile = ServicemanProfile.create(user=user, bio=bio, years_of_experience=years_of_experience)
                 _set_categories(profile, category_ids)
@@ -110,21 +131,27 @@ def _create_user(**fields: Any) -> User:
         raise EmailTaken(fields["email"]) from exc
 
 
-def create_admin(settings: Settings, *, email: str, password: str, first_name: str = "Admin", last_name: str = "",
-                 phone: str = "") -> User:
+def create_admin(
+    settings: Settings, *, email: str, password: str, first_name: str = "Admin", last_name: str = "", phone: str = ""
+) -> User:
     require_acceptable_password(password, email)
     # Created by someone who already holds the platform (an admin or the server's shell): verified.
-    return _create_user(email=email, password_hash=tokens.hash_password(password, settings.bcrypt_rounds),
-                        first_name=first_name, last_name=last_name, phone=phone, role=Role.ADMIN,
-                        email_verified_at=utcnow())
+    return _create_user(
+        email=email,
+        password_hash=tokens.hash_password(password, settings.bcrypt_rounds),
+        first_name=first_name,
+        last_name=last_name,
+        phone=phone,
+        role=Role.ADMIN,
+        email_verified_at=utcnow(),
+    )
 
 
 def authenticate(email: str, password: str, *, rounds: int) -> User:
     """The active user with this email and password. `rounds` is settings.bcrypt_rounds: an unknown
     email is checked against a hash of that cost, so both failures take the same time."""
     user = User.get_or_none(User.email == normalize_email(email))
-    if not tokens.check_password(password, user.password_hash if user else dummy_password_hash(rounds)) \
-            or user is None:
+    if not tokens.check_password(password, user.password_hash if user else dummy_password_hash(rounds)) or user is None:
         raise NotAuthenticated("Email or password is incorrect.", code="invalid_credentials")
     if not user.is_active:
         raise NotAuthenticated("This account is deactivated.", code="account_inactive")
@@ -135,8 +162,15 @@ def issue_token_pair(settings: Settings, user: User, family: str | None = None) 
     """A new access token and a refresh token recorded in its rotation family."""
     family = family or uuid.uuid4().hex
     lifetime = timedelta(days=settings.refresh_token_days)
-    refresh, claims = tokens.encode(settings, user_id=user.id, role=user.role, kind=tokens.REFRESH,
-                                    lifetime=lifetime, family=family, session_version=user.session_version)
+    refresh, claims = tokens.encode(
+        settings,
+        user_id=user.id,
+        role=user.role,
+        kind=tokens.REFRESH,
+        lifetime=lifetime,
+        family=family,
+        session_version=user.session_version,
+    )
     RefreshToken.create(jti=claims["jti"], family=family, user=user, expires_at=claims["exp"])
     return {"access": tokens.access_token(settings, user), "refresh": refresh}
 
@@ -160,8 +194,9 @@ def sign_up(settings: Settings, transport: Transport | None, **fields: Any) -> t
     return user, issue_token_pair(settings, user)
 
 
-def change_password(settings: Settings, transport: Transport | None, user: User, current_password: str,
-                    new_password: str) -> dict[str, str]:
+def change_password(
+    settings: Settings, transport: Transport | None, user: User, current_password: str, new_password: str
+) -> dict[str, str]:
     """Change the password (every session ends, this one included), then sign in again: a fresh token
     pair, so the client that changed it stays signed in."""
     user = credentials.change_password(settings, transport, user, current_password, new_password)
@@ -170,7 +205,8 @@ def change_password(settings: Settings, transport: Transport | None, user: User,
 
 def _revoke_family(family: str) -> None:
     RefreshToken.update(revoked_at=utcnow()).where(
-        RefreshToken.family == family, RefreshToken.revoked_at.is_null()).execute()
+        RefreshToken.family == family, RefreshToken.revoked_at.is_null()
+    ).execute()
 
 
 def rotate_refresh(settings: Settings, refresh_token: str) -> dict[str, str]:
@@ -184,14 +220,18 @@ def rotate_refresh(settings: Settings, refresh_token: str) -> dict[str, str]:
             raise NotAuthenticated("The refresh token is invalid or expired.", code="token_invalid")
         user = session_user(claims)  # before the reuse check: an ended session says so, not "reused"
         # Conditional update: of two concurrent refreshes with one token, only one wins.
-        won = RefreshToken.update(revoked_at=utcnow()).where(
-            RefreshToken.id == row.id, RefreshToken.revoked_at.is_null()).execute()
+        won = (
+            RefreshToken.update(revoked_at=utcnow())
+            .where(RefreshToken.id == row.id, RefreshToken.revoked_at.is_null())
+            .execute()
+        )
         if won:
             return issue_token_pair(settings, user, family=row.family)
         _revoke_family(row.family)
     # Raised after the commit, so the family stays revoked.
-    raise NotAuthenticated("This refresh token was already used; every session of this login has been "
-                           "signed out.", code="token_reused")
+    raise NotAuthenticated(
+        "This refresh token was already used; every session of this login has been signed out.", code="token_reused"
+    )
 
 
 def logout(settings: Settings, user: User, refresh_token: str) -> None:
@@ -199,7 +239,8 @@ def logout(settings: Settings, user: User, refresh_token: str) -> None:
     if claims is None or claims["sub"] != str(user.id):
         raise ValidationFailed.on("refresh", "This is not a valid refresh token of yours.")
     RefreshToken.update(revoked_at=utcnow()).where(
-        RefreshToken.jti == claims["jti"], RefreshToken.revoked_at.is_null()).execute()
+        RefreshToken.jti == claims["jti"], RefreshToken.revoked_at.is_null()
+    ).execute()
 
 
 def serviceman_profile(user_id: int) -> ServicemanProfile:
@@ -214,8 +255,10 @@ def update_me(transport: Transport | None, user: User, **changes: Any) -> User:
     profile_fields = {"bio", "years_of_experience", "is_available", "category_ids"}
     profile_changes = {k: changes.pop(k) for k in list(changes) if k in profile_fields}
     if profile_changes and user.role != Role.SERVICEMAN:
-        raise ValidationFailed("Only servicemen have these fields.",
-                               fields={k: ["Only servicemen have this field."] for k in profile_changes})
+        raise ValidationFailed(
+            "Only servicemen have these fields.",
+            fields={k: ["Only servicemen have this field."] for k in profile_changes},
+        )
     with database.atomic():
         # What the listing and the admins see of a suspended serviceman stays as it was suspended.
         refuse_if_suspended(user, "change your profile")
@@ -248,15 +291,26 @@ def deactivate_user(transport: Transport | None, actor: User, user_id: int) -> U
         if user.role == Role.ADMIN:
             # Every active admin's row, locked in id order: two admins deactivating each other take turns
             # (never deadlock), and the second sees the first's change before it counts.
-            active = [u.id for u in for_update(User.select(User.id).where(
-                User.role == Role.ADMIN, User.is_active == True).order_by(User.id))]
+            active = [
+                u.id
+                for u in for_update(
+                    User.select(User.id).where(User.role == Role.ADMIN, User.is_active == True).order_by(User.id)
+                )
+            ]
             if active == [user_id]:
-                raise Conflict("This is the last active admin; create or reactivate another admin first.",
-                               code="last_admin")
+                raise Conflict(
+                    "This is the last active admin; create or reactivate another admin first.", code="last_admin"
+                )
 
     # In end_all_sessions' own transaction: the check, the deactivation and the listing commit together.
-    end_all_sessions(transport, user_id, "account deactivated", precondition=keep_an_admin,
-                     and_then=lambda: refresh_listing(user_id), is_active=False)
+    end_all_sessions(
+        transport,
+        user_id,
+        "account deactivated",
+        precondition=keep_an_admin,
+        and_then=lambda: refresh_listing(user_id),
+        is_active=False,
+    )
     listing_changed(transport)
     return User.get_by_id(user_id)
 
@@ -273,8 +327,14 @@ APPROVAL_MOVES = {
 APPROVAL_PAST = {"approve": "approved", "reject": "rejected", "suspend": "suspended", "reinstate": "reinstated"}
 
 
-def set_approval(transport: Transport | None, user_id: int, action: str, reason: str = "",
-                 category_ids: Iterable[int] | None = None, actor: User | None = None) -> ServicemanProfile:
+def set_approval(
+    transport: Transport | None,
+    user_id: int,
+    action: str,
+    reason: str = "",
+    category_ids: Iterable[int] | None = None,
+    actor: User | None = None,
+) -> ServicemanProfile:
     """Admin vetting of servicemen; only APPROVED ones are listed and assignable. The serviceman is
     told the decision; a suspension also flags their open jobs to the admins."""
     profile = serviceman_profile(user_id)
@@ -284,8 +344,11 @@ def set_approval(transport: Transport | None, user_id: int, action: str, reason:
     with unit_of_work():
         hold_for_vetting(user_id)  # the serviceman's actions in flight commit first; later ones see this
         # Conditional: of two admins deciding at once, one wins and only one decision is announced.
-        moved = ServicemanProfile.update(approval_status=target, status_reason=reason).where(
-            ServicemanProfile.id == profile.id, ServicemanProfile.approval_status == profile.approval_status).execute()
+        moved = (
+            ServicemanProfile.update(approval_status=target, status_reason=reason)
+            .where(ServicemanProfile.id == profile.id, ServicemanProfile.approval_status == profile.approval_status)
+            .execute()
+        )
         if not moved:
             raise InvalidTransition("The serviceman's status changed while this action ran; reload and retry.")
         if category_ids:

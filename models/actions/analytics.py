@@ -4,10 +4,12 @@ Every figure is an aggregate computed by the database (SUM, COUNT, AVG with GROU
 reshapes the grouped rows. Timestamps are stored as naive UTC, so dates and months here are UTC ones:
 the same on SQLite and PostgreSQL, and a payment's month never depends on the server's zone.
 """
+
 from __future__ import annotations
-from datetime import date, datetime, time, timedelta, UTC
-from decimal import ROUND_HALF_UP, Decimal
+
 from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 
 import peewee
@@ -80,8 +82,7 @@ def _final(condition: peewee.ColumnBase | None = None) -> peewee.ColumnBase:
     return final if condition is None else final & condition
 
 
-REVENUE_PARTS = ("booking_fees", "final_payments", "markup", "refunds", "paystack_fees", "serviceman_shares",
-                 "held")
+REVENUE_PARTS = ("booking_fees", "final_payments", "markup", "refunds", "paystack_fees", "serviceman_shares", "held")
 
 
 def revenue(date_from: date | None = None, date_to: date | None = None) -> dict[str, Any]:
@@ -100,35 +101,44 @@ def revenue(date_from: date | None = None, date_to: date | None = None) -> dict[
     # Grouped and ordered by the output alias: the expression itself carries bound parameters,
     # which a server-side binding driver would see as a different expression in GROUP BY.
     month = month_of(Payment.paid_at).alias("month")
-    rows = (successful_payments(date_from, date_to)
-            .select(month,
-                    _sum_if(COUNTED & (Payment.payment_type == PaymentType.BOOKING_FEE),
-                            Payment.amount).alias("booking_fees"),
-                    _sum_if(_final(), Payment.amount).alias("final_payments"),
-                    _sum_if(_final(), fn.COALESCE(Payout.platform_share, 0)).alias("markup"),
-                    _sum_if(_final(), fn.COALESCE(Payout.amount, 0)).alias("serviceman_shares"),
-                    _sum_if(_final(Payout.id.is_null()), Payment.amount).alias("held"),
-                    fn.SUM(fn.COALESCE(Payment.paystack_fees, 0)).alias("paystack_fees"))
-            .join(Payout, JOIN.LEFT_OUTER, on=(Payout.service_request == Payment.service_request))
-            .group_by(month)
-            .order_by(month)
-            .dicts())
+    rows = (
+        successful_payments(date_from, date_to)
+        .select(
+            month,
+            _sum_if(COUNTED & (Payment.payment_type == PaymentType.BOOKING_FEE), Payment.amount).alias("booking_fees"),
+            _sum_if(_final(), Payment.amount).alias("final_payments"),
+            _sum_if(_final(), fn.COALESCE(Payout.platform_share, 0)).alias("markup"),
+            _sum_if(_final(), fn.COALESCE(Payout.amount, 0)).alias("serviceman_shares"),
+            _sum_if(_final(Payout.id.is_null()), Payment.amount).alias("held"),
+            fn.SUM(fn.COALESCE(Payment.paystack_fees, 0)).alias("paystack_fees"),
+        )
+        .join(Payout, JOIN.LEFT_OUTER, on=(Payout.service_request == Payment.service_request))
+        .group_by(month)
+        .order_by(month)
+        .dicts()
+    )
     months: dict[str, dict[str, Any]] = {row["month"]: row for row in cast(Iterable[dict[str, Any]], rows)}
     for month_name, refunded in _refunds_by_month(date_from, date_to):
         months.setdefault(month_name, {})["refunds"] = refunded
     by_month = [_revenue_split(months[name], month=name) for name in sorted(months)]
     overall = {part: sum((m[part] for m in by_month), ZERO) for part in REVENUE_PARTS}
-    return {"date_from": date_from, "date_to": date_to, "currency": "NGN",
-            **_revenue_split(overall), "by_month": by_month}
+    return {
+        "date_from": date_from,
+        "date_to": date_to,
+        "currency": "NGN",
+        **_revenue_split(overall),
+        "by_month": by_month,
+    }
 
 
 def _refunds_by_month(date_from: date | None = None, date_to: date | None = None) -> list[tuple[str, Any]]:
     """(UTC month, sum) of the refunds of counted payments; a FAILED refund returned nothing (yet)."""
     month = month_of(Refund.created_at).alias("month")
-    query = (Refund.select(month, fn.SUM(Refund.amount).alias("refunds"))
-             .join(Payment)
-             .where(Refund.status != RefundStatus.FAILED, Payment.status == PaymentStatus.SUCCESS,
-                    COUNTED))  # money never counted is not subtracted
+    query = (
+        Refund.select(month, fn.SUM(Refund.amount).alias("refunds"))
+        .join(Payment)
+        .where(Refund.status != RefundStatus.FAILED, Payment.status == PaymentStatus.SUCCESS, COUNTED)
+    )  # money never counted is not subtracted
     if date_from is not None:
         query = query.where(Refund.created_at >= _utc_midnight(date_from))
     if date_to is not None and date_to < date.max:
@@ -149,16 +159,27 @@ def _revenue_split(sums: dict[str, Any], **extra: Any) -> dict[str, Any]:
 def top_servicemen(by: str = BY_RATING, limit: int = 10, min_ratings: int = 3) -> dict[str, Any]:
     """Approved, active servicemen: best rated (among those with at least `min_ratings` ratings,
     more ratings first on a tie) or most jobs completed; remaining ties by id, oldest first."""
-    query = (ServicemanProfile.select(ServicemanProfile, User).join(User)
-             .where(ServicemanProfile.approval_status == ApprovalStatus.APPROVED,
-                    User.is_active == True))
+    query = (
+        ServicemanProfile.select(ServicemanProfile, User)
+        .join(User)
+        .where(ServicemanProfile.approval_status == ApprovalStatus.APPROVED, User.is_active == True)
+    )
     if by == BY_RATING:
-        query = (query.where(ServicemanProfile.rating_count >= min_ratings)
-                 .order_by(ServicemanProfile.rating.desc(), ServicemanProfile.rating_count.desc(), User.id))
+        query = query.where(ServicemanProfile.rating_count >= min_ratings).order_by(
+            ServicemanProfile.rating.desc(), ServicemanProfile.rating_count.desc(), User.id
+        )
     else:
         query = query.order_by(ServicemanProfile.jobs_completed.desc(), User.id)
-    results = [{"id": p.user_id, "full_name": p.user.full_name, "rating": p.rating, "rating_count": p.rating_count,
-                "jobs_completed": p.jobs_completed} for p in query.limit(limit)]
+    results = [
+        {
+            "id": p.user_id,
+            "full_name": p.user.full_name,
+            "rating": p.rating,
+            "rating_count": p.rating_count,
+            "jobs_completed": p.jobs_completed,
+        }
+        for p in query.limit(limit)
+    ]
     return {"by": by, "min_ratings": min_ratings if by == BY_RATING else None, "results": results}
 
 
@@ -166,13 +187,15 @@ def top_categories(limit: int = 10) -> dict[str, Any]:
     """Categories by how many requests were made in them. Cancelled requests count (they were
     asked for: demand); soft-deleted ones do not. Inactive categories are listed too, flagged."""
     request_count = fn.COUNT(ServiceRequest.id)
-    rows = (Category.select(Category.id, Category.name, Category.is_active, request_count.alias("request_count"))
-            .join(ServiceRequest)
-            .where(ServiceRequest.is_deleted == False)
-            .group_by(Category.id, Category.name, Category.is_active)
-            .order_by(request_count.desc(), Category.id)
-            .limit(limit)
-            .dicts())
+    rows = (
+        Category.select(Category.id, Category.name, Category.is_active, request_count.alias("request_count"))
+        .join(ServiceRequest)
+        .where(ServiceRequest.is_deleted == False)
+        .group_by(Category.id, Category.name, Category.is_active)
+        .order_by(request_count.desc(), Category.id)
+        .limit(limit)
+        .dicts()
+    )
     return {"results": list(rows)}
 
 
@@ -182,30 +205,43 @@ def top_categories(limit: int = 10) -> dict[str, Any]:
 def request_stats() -> dict[str, Any]:
     """Requests (not soft-deleted) by status, every status listed, and the average time from the
     booking fee's payment to the first assignment over the requests assigned so far."""
-    counts: dict[str, int] = dict(cast(Iterable[tuple[str, int]], ServiceRequest.visible()
-                                       .select(ServiceRequest.status, fn.COUNT(ServiceRequest.id))
-                                       .group_by(ServiceRequest.status)
-                                       .tuples()))
+    counts: dict[str, int] = dict(
+        cast(
+            Iterable[tuple[str, int]],
+            ServiceRequest.visible()
+            .select(ServiceRequest.status, fn.COUNT(ServiceRequest.id))
+            .group_by(ServiceRequest.status)
+            .tuples(),
+        )
+    )
     by_status = {status: counts.get(status, 0) for status in RequestStatus.ALL}
     assigned, average = _assignment_delay()
-    return {"total": sum(by_status.values()), "by_status": by_status,
-            "assigned_after_payment": assigned,
-            "average_seconds_to_assignment": None if average is None else round(float(average), 3)}
+    return {
+        "total": sum(by_status.values()),
+        "by_status": by_status,
+        "assigned_after_payment": assigned,
+        "average_seconds_to_assignment": None if average is None else round(float(average), 3),
+    }
 
 
 def _assignment_delay() -> tuple[int, Any]:
     """(requests measured, their average seconds from `payment_received` to `serviceman_assigned`).
     A request reassigned later is measured to its first assignment."""
     paid, assigned = Event.alias("paid"), Event.alias("assigned")
-    per_request = (paid.select(paid.service_request,
-                               seconds_between(fn.MIN(paid.created_at), fn.MIN(assigned.created_at)).alias("delay"))
-                   .join(assigned, on=(assigned.service_request == paid.service_request))
-                   .join(ServiceRequest, on=(ServiceRequest.id == paid.service_request))
-                   .where(paid.type == PAID, assigned.type == ASSIGNED,
-                          ServiceRequest.is_deleted == False)
-                   .group_by(paid.service_request))
-    row = cast(tuple[int, Any], Event.select(fn.COUNT(per_request.c.service_request_id), fn.AVG(per_request.c.delay))
-               .from_(per_request)
-               .tuples()
-               .get())
+    per_request = (
+        paid.select(
+            paid.service_request, seconds_between(fn.MIN(paid.created_at), fn.MIN(assigned.created_at)).alias("delay")
+        )
+        .join(assigned, on=(assigned.service_request == paid.service_request))
+        .join(ServiceRequest, on=(ServiceRequest.id == paid.service_request))
+        .where(paid.type == PAID, assigned.type == ASSIGNED, ServiceRequest.is_deleted == False)
+        .group_by(paid.service_request)
+    )
+    row = cast(
+        tuple[int, Any],
+        Event.select(fn.COUNT(per_request.c.service_request_id), fn.AVG(per_request.c.delay))
+        .from_(per_request)
+        .tuples()
+        .get(),
+    )
     return row[0], row[1]

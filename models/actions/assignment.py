@@ -6,7 +6,9 @@ and a declining serviceman, acting at once never both win. The status moves only
 `transition()` (PENDING_ADMIN_ASSIGNMENT -> ASSIGNED); changes of team that keep the request ASSIGNED
 are recorded with `record_event()`, and each event tells exactly the servicemen it concerns.
 """
+
 from __future__ import annotations
+
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -43,17 +45,31 @@ def unassigned_requests(admin: User) -> peewee.ModelSelect[ServiceRequest]:
     paid (its `payment_received` event), or when it was created if it has no such event."""
     _require_admin(admin)
     # Correlated, so the cost follows the queue's length (indexed by request), not the whole event table.
-    paid_at = (Event.select(peewee.fn.MIN(Event.created_at))
-               .where(Event.service_request == ServiceRequest.id, Event.type == "payment_received"))
+    paid_at = Event.select(peewee.fn.MIN(Event.created_at)).where(
+        Event.service_request == ServiceRequest.id, Event.type == "payment_received"
+    )
     waiting_since = peewee.fn.COALESCE(paid_at, ServiceRequest.created_at).python_value(
-        ServiceRequest.created_at.python_value)
-    return (ServiceRequest.visible()
-            .select(ServiceRequest, User.id, User.first_name, User.last_name, User.phone, User.email,
-                    Category.id, Category.name, waiting_since.alias("waiting_since"))
-            .join(User, on=ServiceRequest.client)
-            .switch(ServiceRequest).join(Category)
-            .where(ServiceRequest.status == RequestStatus.PENDING_ADMIN_ASSIGNMENT)
-            .order_by(ServiceRequest.is_emergency.desc(), waiting_since, ServiceRequest.id))
+        ServiceRequest.created_at.python_value
+    )
+    return (
+        ServiceRequest.visible()
+        .select(
+            ServiceRequest,
+            User.id,
+            User.first_name,
+            User.last_name,
+            User.phone,
+            User.email,
+            Category.id,
+            Category.name,
+            waiting_since.alias("waiting_since"),
+        )
+        .join(User, on=ServiceRequest.client)
+        .switch(ServiceRequest)
+        .join(Category)
+        .where(ServiceRequest.status == RequestStatus.PENDING_ADMIN_ASSIGNMENT)
+        .order_by(ServiceRequest.is_emergency.desc(), waiting_since, ServiceRequest.id)
+    )
 
 
 def queue_details(requests: Sequence[Any]) -> Sequence[Any]:
@@ -83,16 +99,20 @@ def _refusal(user_id: int | None, category: Category, confirm_outside_category: 
     if status != ApprovalStatus.APPROVED:
         return f"This serviceman cannot be assigned: their approval status is {status}."
     assert profile is not None  # without one, the status above is PENDING_APPROVAL
-    offers = ServicemanCategory.select().where(ServicemanCategory.profile == profile.id,
-                                               ServicemanCategory.category == category.id)
+    offers = ServicemanCategory.select().where(
+        ServicemanCategory.profile == profile.id, ServicemanCategory.category == category.id
+    )
     if not confirm_outside_category and not offers.exists():
-        return (f"This serviceman does not offer {category.name}. To assign them anyway, confirm with "
-                f"confirm_outside_category: true.")
+        return (
+            f"This serviceman does not offer {category.name}. To assign them anyway, confirm with "
+            f"confirm_outside_category: true."
+        )
     return None
 
 
-def _check_team(request: ServiceRequest, team: Team, named: Mapping[str, int | None],
-                confirm_outside_category: bool) -> None:
+def _check_team(
+    request: ServiceRequest, team: Team, named: Mapping[str, int | None], confirm_outside_category: bool
+) -> None:
     """Refuse (422, naming each field) a `team` whose primary and backup are the same person, or any
     serviceman `named` by the admin who is not an approved, active serviceman of this category."""
     errors: dict[str, list[str]] = {}
@@ -120,20 +140,31 @@ def _names(user_ids: Iterable[int | None]) -> dict[int | None, str]:
 def _team_payload(team: Team, placed: Sequence[int | None]) -> dict[str, Any]:
     """What the `serviceman_assigned` event says: who was placed (its recipients) and the whole team."""
     names = _names(team.values())
-    return {"serviceman_ids": placed,
-            "primary_serviceman_id": team[PRIMARY], "backup_serviceman_id": team[BACKUP],
-            "primary_name": names.get(team[PRIMARY], "nobody yet"),
-            "backup_name": names.get(team[BACKUP], "nobody yet")}
+    return {
+        "serviceman_ids": placed,
+        "primary_serviceman_id": team[PRIMARY],
+        "backup_serviceman_id": team[BACKUP],
+        "primary_name": names.get(team[PRIMARY], "nobody yet"),
+        "backup_name": names.get(team[BACKUP], "nobody yet"),
+    }
 
 
 def _warnings_for(team: Team, before: Team) -> list[str]:
     """Warnings about servicemen new to the job, measured before they join it (so it is not counted)."""
-    return availability_warnings({role: user_id for role, user_id in team.items()
-                                  if user_id is not None and user_id not in before.values()})
+    return availability_warnings(
+        {role: user_id for role, user_id in team.items() if user_id is not None and user_id not in before.values()}
+    )
 
 
-def assign_servicemen(admin: User, request_id: int, *, primary_serviceman_id: int, backup_serviceman_id: int,
-                      is_emergency: bool | None = None, confirm_outside_category: bool = False) -> ServiceRequest:
+def assign_servicemen(
+    admin: User,
+    request_id: int,
+    *,
+    primary_serviceman_id: int,
+    backup_serviceman_id: int,
+    is_emergency: bool | None = None,
+    confirm_outside_category: bool = False,
+) -> ServiceRequest:
     """PENDING_ADMIN_ASSIGNMENT -> ASSIGNED with a primary and a backup; both are told. The admin may set or
     clear the emergency flag here (the fee, already paid, stays)."""
     _require_admin(admin)
@@ -148,8 +179,14 @@ def assign_servicemen(admin: User, request_id: int, *, primary_serviceman_id: in
         changes = {"primary_serviceman": team[PRIMARY], "backup_serviceman": team[BACKUP]}
         if is_emergency is not None and is_emergency != previous:
             changes["is_emergency"] = is_emergency
-        request, _ = transition(request, RequestStatus.ASSIGNED, admin, "serviceman_assigned",
-                                payload=_team_payload(team, [team[PRIMARY], team[BACKUP]]), **changes)
+        request, _ = transition(
+            request,
+            RequestStatus.ASSIGNED,
+            admin,
+            "serviceman_assigned",
+            payload=_team_payload(team, [team[PRIMARY], team[BACKUP]]),
+            **changes,
+        )
         if request.is_emergency != previous:
             record_event(request, "emergency_changed", admin, payload={"previous": previous})
     request.warnings = warnings
@@ -162,8 +199,9 @@ def _change_team(request: ServiceRequest, admin: User, team: Team) -> ServiceReq
     before = _team(request)
     if team == before:
         return request
-    ServiceRequest.update(primary_serviceman=team[PRIMARY], backup_serviceman=team[BACKUP],
-                          updated_at=utcnow()).where(ServiceRequest.id == request.id).execute()
+    ServiceRequest.update(primary_serviceman=team[PRIMARY], backup_serviceman=team[BACKUP], updated_at=utcnow()).where(
+        ServiceRequest.id == request.id
+    ).execute()
     request = ServiceRequest.get_by_id(request.id)
     for role, user_id in before.items():
         if user_id is not None and user_id not in team.values():
@@ -189,16 +227,25 @@ def promote_backup(admin: User, request_id: int) -> ServiceRequest:
         return _change_team(request, admin, {PRIMARY: request.backup_serviceman_id, BACKUP: None})
 
 
-def reassign(admin: User, request_id: int, *, primary_serviceman_id: int | None = None,
-             backup_serviceman_id: int | None = None, confirm_outside_category: bool = False) -> ServiceRequest:
+def reassign(
+    admin: User,
+    request_id: int,
+    *,
+    primary_serviceman_id: int | None = None,
+    backup_serviceman_id: int | None = None,
+    confirm_outside_category: bool = False,
+) -> ServiceRequest:
     """Replace the primary, the backup or both of an ASSIGNED request (the same checks as assigning)."""
     _require_admin(admin)
     request = get_request(admin, request_id)
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
         require_status(request, RequestStatus.ASSIGNED, "Reassigning servicemen")
-        named = {role: user_id for role, user_id in ((PRIMARY, primary_serviceman_id),
-                                                     (BACKUP, backup_serviceman_id)) if user_id is not None}
+        named = {
+            role: user_id
+            for role, user_id in ((PRIMARY, primary_serviceman_id), (BACKUP, backup_serviceman_id))
+            if user_id is not None
+        }
         before = _team(request)
         team = {**before, **named}
         if team[PRIMARY] is None:
@@ -218,8 +265,9 @@ def _decline_outcome(declined_as: str, team_after: Team, names: Mapping[int | No
         return "The job has no backup now; an admin needs to name a new backup."
     if team_after[PRIMARY] is None:
         return "Nobody is assigned now; an admin needs to name a new primary and backup."
-    return (f"{names[team_after[PRIMARY]]}, the backup, is now the primary serviceman; an admin needs to "
-            f"name a new backup.")
+    return (
+        f"{names[team_after[PRIMARY]]}, the backup, is now the primary serviceman; an admin needs to name a new backup."
+    )
 
 
 def decline_assignment(serviceman: User, request_id: int, reason: str) -> ServiceRequest:
@@ -237,13 +285,23 @@ def decline_assignment(serviceman: User, request_id: int, reason: str) -> Servic
             raise NotFound("No such service request.")
         require_status(request, RequestStatus.ASSIGNED, "Declining a job (before the inspection)")
         team = {PRIMARY: before[BACKUP], BACKUP: None} if declined_as == PRIMARY else {**before, BACKUP: None}
-        ServiceRequest.update(primary_serviceman=team[PRIMARY], backup_serviceman=team[BACKUP],
-                              updated_at=utcnow()).where(ServiceRequest.id == request.id).execute()
+        ServiceRequest.update(
+            primary_serviceman=team[PRIMARY], backup_serviceman=team[BACKUP], updated_at=utcnow()
+        ).where(ServiceRequest.id == request.id).execute()
         request = ServiceRequest.get_by_id(request.id)
         names = _names([serviceman.id, before[BACKUP]])
         promoted = team[PRIMARY] if declined_as == PRIMARY else None
-        record_event(request, "assignment_declined", serviceman, payload={
-            "serviceman_id": serviceman.id, "serviceman_name": names[serviceman.id], "declined_as": declined_as,
-            "reason": reason, "promoted_serviceman_id": promoted,
-            "outcome": _decline_outcome(declined_as, team, names)})
+        record_event(
+            request,
+            "assignment_declined",
+            serviceman,
+            payload={
+                "serviceman_id": serviceman.id,
+                "serviceman_name": names[serviceman.id],
+                "declined_as": declined_as,
+                "reason": reason,
+                "promoted_serviceman_id": promoted,
+                "outcome": _decline_outcome(declined_as, team, names),
+            },
+        )
     return request

@@ -3,7 +3,9 @@
 The emergency rule lives here: a booking less than two days ahead (by the platform's date in
 TIME_ZONE) is an emergency automatically, and the client cannot unset that.
 """
+
 from __future__ import annotations
+
 from datetime import date, timedelta
 from typing import Any
 
@@ -34,12 +36,16 @@ def booking_terms(settings: Settings, booking_date: date, requested_emergency: b
     auto = booking_date < today + EMERGENCY_WINDOW
     if auto and requested_emergency is False:
         raise ValidationFailed.on(
-            "is_emergency",
-            "Bookings less than 2 days ahead are emergencies automatically; this cannot be unset.")
+            "is_emergency", "Bookings less than 2 days ahead are emergencies automatically; this cannot be unset."
+        )
     is_emergency = auto or bool(requested_emergency)
     fee = settings.emergency_booking_fee if is_emergency else settings.standard_booking_fee
-    return {"booking_date": booking_date, "is_emergency": is_emergency,
-            "auto_flagged_emergency": auto, "booking_fee": fee}
+    return {
+        "booking_date": booking_date,
+        "is_emergency": is_emergency,
+        "auto_flagged_emergency": auto,
+        "booking_fee": fee,
+    }
 
 
 def _active_category(category_id: int) -> Category:
@@ -50,20 +56,34 @@ def _active_category(category_id: int) -> Category:
 
 
 def _bookable_serviceman(serviceman_id: int, category_id: int) -> int:
-    offers = (ServicemanProfile.select()
-              .join(User).switch(ServicemanProfile).join(ServicemanCategory)
-              .where(ServicemanProfile.user == serviceman_id,
-                     ServicemanProfile.approval_status == ApprovalStatus.APPROVED,
-                     User.is_active == True,
-                     ServicemanCategory.category == category_id))
+    offers = (
+        ServicemanProfile.select()
+        .join(User)
+        .switch(ServicemanProfile)
+        .join(ServicemanCategory)
+        .where(
+            ServicemanProfile.user == serviceman_id,
+            ServicemanProfile.approval_status == ApprovalStatus.APPROVED,
+            User.is_active == True,
+            ServicemanCategory.category == category_id,
+        )
+    )
     if not offers.exists():
         raise ValidationFailed.on("serviceman_id", "No approved serviceman with this id offers this category.")
     return serviceman_id
 
 
-def create_request(settings: Settings, client: User, *, category_id: int, booking_date: date, address: str,
-                   description: str, serviceman_id: int | None = None,
-                   is_emergency: bool | None = None) -> ServiceRequest:
+def create_request(
+    settings: Settings,
+    client: User,
+    *,
+    category_id: int,
+    booking_date: date,
+    address: str,
+    description: str,
+    serviceman_id: int | None = None,
+    is_emergency: bool | None = None,
+) -> ServiceRequest:
     if client.role != Role.CLIENT:
         raise PermissionDenied("Only clients book services.")
     terms = booking_terms(settings, booking_date, is_emergency)
@@ -72,10 +92,21 @@ def create_request(settings: Settings, client: User, *, category_id: int, bookin
         if serviceman_id is not None:
             _bookable_serviceman(serviceman_id, category_id)
         request = ServiceRequest.create(
-            client=client, category=category_id, preferred_serviceman=serviceman_id,
-            address=address, description=description, status=RequestStatus.PENDING_PAYMENT, **terms)
-        record_event(request, "request_created", client, to_status=request.status,
-                     payload={"booking_fee": str(request.booking_fee)})
+            client=client,
+            category=category_id,
+            preferred_serviceman=serviceman_id,
+            address=address,
+            description=description,
+            status=RequestStatus.PENDING_PAYMENT,
+            **terms,
+        )
+        record_event(
+            request,
+            "request_created",
+            client,
+            to_status=request.status,
+            payload={"booking_fee": str(request.booking_fee)},
+        )
     # A busy or unavailable preferred serviceman may still be booked; the client is told why it may wait.
     request.warnings = availability_warnings({"preferred": serviceman_id}) if serviceman_id else []
     return request
@@ -87,13 +118,15 @@ def visible_requests(user: User) -> peewee.ModelSelect[ServiceRequest]:
     if user.role == Role.CLIENT:
         return query.where(ServiceRequest.client == user.id)
     if user.role == Role.SERVICEMAN:
-        return query.where((ServiceRequest.primary_serviceman == user.id)
-                           | (ServiceRequest.backup_serviceman == user.id))
+        return query.where(
+            (ServiceRequest.primary_serviceman == user.id) | (ServiceRequest.backup_serviceman == user.id)
+        )
     return query
 
 
-def list_requests(user: User, status: str | None = None,
-                  is_emergency: bool | None = None) -> peewee.ModelSelect[ServiceRequest]:
+def list_requests(
+    user: User, status: str | None = None, is_emergency: bool | None = None
+) -> peewee.ModelSelect[ServiceRequest]:
     query = visible_requests(user)
     if status is not None:
         query = query.where(ServiceRequest.status == status)
@@ -131,8 +164,7 @@ def update_request(settings: Settings, user: User, request_id: int, **changes: A
             requested = True  # keep an emergency the client chose, unless they now say otherwise
         terms = booking_terms(settings, requested_date or request.booking_date, requested)
         previous = request.is_emergency
-        ServiceRequest.update(updated_at=utcnow(), **terms, **changes).where(
-            ServiceRequest.id == request.id).execute()
+        ServiceRequest.update(updated_at=utcnow(), **terms, **changes).where(ServiceRequest.id == request.id).execute()
         request = ServiceRequest.get_by_id(request.id)
         record_event(request, "request_updated", user, payload={"fields": sorted(set(changes) | set(terms))})
         if request.is_emergency != previous:
@@ -147,8 +179,14 @@ def _editable(request: ServiceRequest) -> None:
         raise InvalidTransition("A booking can be edited only before its fee is paid.")
 
 
-def cancel_request(settings: Settings, user: User, request_id: int, reason: str = "", refund: str = cancellation.POLICY,
-                   paystack: PaystackClient | None = None) -> ServiceRequest:
+def cancel_request(
+    settings: Settings,
+    user: User,
+    request_id: int,
+    reason: str = "",
+    refund: str = cancellation.POLICY,
+    paystack: PaystackClient | None = None,
+) -> ServiceRequest:
     """Clients and admins cancel any time before the final payment is made, under the cancellation
     policy (models/actions/cancellation.py); an admin may choose a full refund instead. The rule and
     the amounts are stored on the cancellation event; the refunds are opened in the same transaction
@@ -161,12 +199,21 @@ def cancel_request(settings: Settings, user: User, request_id: int, reason: str 
         request = ServiceRequest.locked(request.id)
         # The paid payments too, so the quote's amounts hold until the refunds are opened. Only paid
         # ones: process_charge holds an unpaid one while it waits for this request, never a paid one.
-        list(for_update(Payment.select(Payment.id).where(Payment.service_request == request.id,
-                                                         Payment.status == PaymentStatus.SUCCESS)
-                        .order_by(Payment.id)))
+        list(
+            for_update(
+                Payment.select(Payment.id)
+                .where(Payment.service_request == request.id, Payment.status == PaymentStatus.SUCCESS)
+                .order_by(Payment.id)
+            )
+        )
         quote = cancellation.quote(settings, request, refund)  # 409 once it can no longer be cancelled
-        request, _ = transition(request, RequestStatus.CANCELLED, user, "request_cancelled",
-                                payload={"reason": reason, "by_role": user.role, **quote.as_payload()})
+        request, _ = transition(
+            request,
+            RequestStatus.CANCELLED,
+            user,
+            "request_cancelled",
+            payload={"reason": reason, "by_role": user.role, **quote.as_payload()},
+        )
         why = f"Booking cancelled by the {user.role}" + (f" ({reason})" if reason else "") + f". {quote.reason}"
         refund_ids = refunds.open_cancellation_refunds(quote, why, user.id)
     if paystack is not None:
@@ -174,8 +221,9 @@ def cancel_request(settings: Settings, user: User, request_id: int, reason: str 
     return request
 
 
-def cancellation_quote(settings: Settings, user: User, request_id: int,
-                       refund: str = cancellation.POLICY) -> cancellation.Quote:
+def cancellation_quote(
+    settings: Settings, user: User, request_id: int, refund: str = cancellation.POLICY
+) -> cancellation.Quote:
     """What cancelling now would refund and keep, and why (the owning client or an admin)."""
     request = _owned_request(user, request_id)
     if user.role == Role.SERVICEMAN:
@@ -192,12 +240,16 @@ def delete_request(user: User, request_id: int) -> None:
         raise PermissionDenied("Servicemen cannot delete bookings.")
     with unit_of_work():
         if request.status == RequestStatus.PENDING_PAYMENT:
-            request, _ = transition(request, RequestStatus.CANCELLED, user, "request_cancelled",
-                                    payload={"reason": "deleted", "by_role": user.role})
+            request, _ = transition(
+                request,
+                RequestStatus.CANCELLED,
+                user,
+                "request_cancelled",
+                payload={"reason": "deleted", "by_role": user.role},
+            )
         if request.status not in RequestStatus.FINISHED:
             raise InvalidTransition("Cancel this booking before deleting it.")
-        ServiceRequest.update(is_deleted=True, deleted_at=utcnow()).where(
-            ServiceRequest.id == request.id).execute()
+        ServiceRequest.update(is_deleted=True, deleted_at=utcnow()).where(ServiceRequest.id == request.id).execute()
 
 
 def set_emergency(settings: Settings, admin: User, request_id: int, is_emergency: bool) -> ServiceRequest:
@@ -211,8 +263,7 @@ def set_emergency(settings: Settings, admin: User, request_id: int, is_emergency
             return request
         changes = {"is_emergency": is_emergency, "updated_at": utcnow()}
         if request.status == RequestStatus.PENDING_PAYMENT:
-            changes["booking_fee"] = (settings.emergency_booking_fee if is_emergency
-                                      else settings.standard_booking_fee)
+            changes["booking_fee"] = settings.emergency_booking_fee if is_emergency else settings.standard_booking_fee
         ServiceRequest.update(**changes).where(ServiceRequest.id == request.id).execute()
         request = ServiceRequest.get_by_id(request.id)
         record_event(request, "emergency_changed", admin, payload={"previous": not is_emergency})

@@ -6,6 +6,7 @@ instead refund everything paid (the platform's fault, or no serviceman could be 
 really received counts: verified payments of the request, less what was already refunded of them; a
 payment flagged `needs_refund` is given back whole on its own path (models/actions/refunds.py).
 """
+
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -26,8 +27,7 @@ CHOICES = (POLICY, FULL_REFUND)
 ZERO = Decimal("0.00")
 S = RequestStatus
 # Servicemen are committed to the job in these (cancellable) statuses.
-AFTER_ASSIGNMENT = (S.ASSIGNED, S.SERVICEMAN_INSPECTED, S.AWAITING_CLIENT_APPROVAL, S.NEGOTIATING,
-                    S.AWAITING_PAYMENT)
+AFTER_ASSIGNMENT = (S.ASSIGNED, S.SERVICEMAN_INSPECTED, S.AWAITING_CLIENT_APPROVAL, S.NEGOTIATING, S.AWAITING_PAYMENT)
 
 
 @dataclass(frozen=True)
@@ -59,16 +59,27 @@ class Quote:
 
     def as_payload(self) -> dict[str, Any]:
         """What the cancellation event stores (and the timeline shows)."""
-        return {"refund_choice": self.choice, "policy": self.policy, "policy_reason": self.reason,
-                "paid_amount": str(self.paid_amount), "refund_amount": str(self.refund_amount),
-                "kept_amount": str(self.kept_amount), "currency": self.currency}
+        return {
+            "refund_choice": self.choice,
+            "policy": self.policy,
+            "policy_reason": self.reason,
+            "paid_amount": str(self.paid_amount),
+            "refund_amount": str(self.refund_amount),
+            "kept_amount": str(self.kept_amount),
+            "currency": self.currency,
+        }
 
 
 def _paid_payments(request_id: int) -> list[Payment]:
-    return list(Payment.select().where(Payment.service_request == request_id,
-                                       Payment.status == PaymentStatus.SUCCESS,
-                                       Payment.needs_refund == False)
-                .order_by(Payment.id))
+    return list(
+        Payment.select()
+        .where(
+            Payment.service_request == request_id,
+            Payment.status == PaymentStatus.SUCCESS,
+            Payment.needs_refund == False,
+        )
+        .order_by(Payment.id)
+    )
 
 
 def _percent_of(amount: Decimal, percent: Decimal) -> Decimal:
@@ -94,24 +105,38 @@ def quote(settings: Settings, request: ServiceRequest, choice: str = POLICY) -> 
     paid = [(payment, remaining) for payment, remaining in paid if remaining > 0]
     total = sum((remaining for _, remaining in paid), ZERO)
     if not paid:
-        return Quote(choice, RefundPolicy.NOTHING_PAID, "Nothing has been paid for this booking, so nothing is "
-                     "refunded.", ())
+        return Quote(
+            choice, RefundPolicy.NOTHING_PAID, "Nothing has been paid for this booking, so nothing is refunded.", ()
+        )
     if choice == FULL_REFUND:
-        return Quote(choice, RefundPolicy.FULL_REFUND, f"An admin refunds everything paid: {format_naira(total)}.",
-                     tuple(Share(p, remaining, ZERO) for p, remaining in paid))
+        return Quote(
+            choice,
+            RefundPolicy.FULL_REFUND,
+            f"An admin refunds everything paid: {format_naira(total)}.",
+            tuple(Share(p, remaining, ZERO) for p, remaining in paid),
+        )
     if request.status not in AFTER_ASSIGNMENT:
-        return Quote(choice, RefundPolicy.BEFORE_ASSIGNMENT, f"No serviceman has been assigned yet, so the "
-                     f"booking fee is refunded in full: {format_naira(total)}.",
-                     tuple(Share(p, remaining, ZERO) for p, remaining in paid))
+        return Quote(
+            choice,
+            RefundPolicy.BEFORE_ASSIGNMENT,
+            f"No serviceman has been assigned yet, so the booking fee is refunded in full: {format_naira(total)}.",
+            tuple(Share(p, remaining, ZERO) for p, remaining in paid),
+        )
     percent = settings.cancellation_fee_kept_percent_after_assignment
     shares = []
     for payment, remaining in paid:
         # Only the booking fee pays for the servicemen's trouble; anything else paid goes back whole.
-        keep = min(remaining, _percent_of(payment.amount, percent)) \
-            if payment.payment_type == PaymentType.BOOKING_FEE else ZERO
+        keep = (
+            min(remaining, _percent_of(payment.amount, percent))
+            if payment.payment_type == PaymentType.BOOKING_FEE
+            else ZERO
+        )
         shares.append(Share(payment, remaining - keep, keep))
     kept = sum((s.kept for s in shares), ZERO)
-    return Quote(choice, RefundPolicy.AFTER_ASSIGNMENT,
-                 f"Servicemen were already assigned: {percent.normalize():f}% of the booking fee "
-                 f"({format_naira(kept)}) is kept for their trouble and {format_naira(total - kept)} is refunded.",
-                 tuple(shares))
+    return Quote(
+        choice,
+        RefundPolicy.AFTER_ASSIGNMENT,
+        f"Servicemen were already assigned: {percent.normalize():f}% of the booking fee "
+        f"({format_naira(kept)}) is kept for their trouble and {format_naira(total - kept)} is refunded.",
+        tuple(shares),
+    )

@@ -1,12 +1,14 @@
 """Browsing: categories, the servicemen who offer them, public profiles and reviews."""
+
 from __future__ import annotations
+
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import peewee
 
-from models.transport import Transport
 from models.foundation.errors import NotFound, ValidationFailed
+from models.transport import Transport
 
 from ..catalog import Category, category_name_key
 from ..db import database
@@ -68,9 +70,11 @@ def deactivate_category(transport: Transport | None, category_id: int) -> Catego
 
 def _listed_servicemen() -> peewee.ModelSelect[ServicemanProfile]:
     """Approved, active servicemen with their user row joined (no N+1 on names)."""
-    return (ServicemanProfile.select(ServicemanProfile, User).join(User)
-            .where(ServicemanProfile.approval_status == ApprovalStatus.APPROVED,
-                   User.is_active == True))
+    return (
+        ServicemanProfile.select(ServicemanProfile, User)
+        .join(User)
+        .where(ServicemanProfile.approval_status == ApprovalStatus.APPROVED, User.is_active == True)
+    )
 
 
 def active_job_counts(user_ids: Iterable[int]) -> dict[int, int]:
@@ -79,10 +83,14 @@ def active_job_counts(user_ids: Iterable[int]) -> dict[int, int]:
     counts: dict[int, int] = {}
     primary, backup = (
         ServiceRequest.select(role, peewee.fn.COUNT(ServiceRequest.id))
-        .where(role.in_(list(user_ids)), ServiceRequest.status.in_(RequestStatus.ACTIVE_FOR_SERVICEMAN),
-               ServiceRequest.is_deleted == False)
+        .where(
+            role.in_(list(user_ids)),
+            ServiceRequest.status.in_(RequestStatus.ACTIVE_FOR_SERVICEMAN),
+            ServiceRequest.is_deleted == False,
+        )
         .group_by(role)
-        for role in (ServiceRequest.primary_serviceman, ServiceRequest.backup_serviceman))
+        for role in (ServiceRequest.primary_serviceman, ServiceRequest.backup_serviceman)
+    )
     for user_id, count in (primary + backup).tuples():  # UNION ALL: one round trip for both roles
         counts[user_id] = counts.get(user_id, 0) + count
     return counts
@@ -95,8 +103,15 @@ def serviceman_availability(user_ids: Iterable[int | None]) -> dict[int, dict[st
         return {}
     profiles = ServicemanProfile.select(ServicemanProfile, User).join(User).where(ServicemanProfile.user.in_(ids))
     active = active_job_counts(ids)
-    return {p.user_id: {"id": p.user_id, "name": p.user.full_name, "is_available": p.is_available,
-                        "active_jobs": active.get(p.user_id, 0)} for p in profiles}
+    return {
+        p.user_id: {
+            "id": p.user_id,
+            "name": p.user.full_name,
+            "is_available": p.is_available,
+            "active_jobs": active.get(p.user_id, 0),
+        }
+        for p in profiles
+    }
 
 
 def availability_warnings(chosen: Mapping[str, int | None]) -> list[str]:
@@ -123,33 +138,52 @@ def _cards(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     categories: dict[int, list[int]] = {}
     active: dict[int, int] = {}
     if rows:
-        links = cast(Iterable[tuple[int, int]],
-                     ServicemanCategory.select(ServicemanCategory.profile, ServicemanCategory.category)
-                     .where(ServicemanCategory.profile.in_([r["profile_id"] for r in rows]))
-                     .order_by(ServicemanCategory.category).tuples())
+        links = cast(
+            Iterable[tuple[int, int]],
+            ServicemanCategory.select(ServicemanCategory.profile, ServicemanCategory.category)
+            .where(ServicemanCategory.profile.in_([r["profile_id"] for r in rows]))
+            .order_by(ServicemanCategory.category)
+            .tuples(),
+        )
         for profile_id, category_id in links:
             categories.setdefault(profile_id, []).append(category_id)
         active = active_job_counts([r["user_id"] for r in rows])
-    return [{
-        "id": r["user_id"],
-        "full_name": f"{r['first_name']} {r['last_name']}".strip(),
-        "rating": r["rating"],
-        "rating_count": r["rating_count"],
-        "jobs_completed": r["jobs_completed"],
-        "bio": r["bio"],
-        "years_of_experience": r["years_of_experience"],
-        "category_ids": categories.get(r["profile_id"], []),
-        "is_available": r["is_available"],
-        "active_jobs": active.get(r["user_id"], 0),
-    } for r in rows]
+    return [
+        {
+            "id": r["user_id"],
+            "full_name": f"{r['first_name']} {r['last_name']}".strip(),
+            "rating": r["rating"],
+            "rating_count": r["rating_count"],
+            "jobs_completed": r["jobs_completed"],
+            "bio": r["bio"],
+            "years_of_experience": r["years_of_experience"],
+            "category_ids": categories.get(r["profile_id"], []),
+            "is_available": r["is_available"],
+            "active_jobs": active.get(r["user_id"], 0),
+        }
+        for r in rows
+    ]
 
 
 def serviceman_cards(profiles: Iterable[ServicemanProfile]) -> list[dict[str, Any]]:
     """Public serviceman dicts for profiles fetched with their user."""
-    return _cards([{"profile_id": p.id, "user_id": p.user_id, "first_name": p.user.first_name,
-                    "last_name": p.user.last_name, "rating": p.rating, "rating_count": p.rating_count,
-                    "jobs_completed": p.jobs_completed, "bio": p.bio, "years_of_experience": p.years_of_experience,
-                    "is_available": p.is_available} for p in profiles])
+    return _cards(
+        [
+            {
+                "profile_id": p.id,
+                "user_id": p.user_id,
+                "first_name": p.user.first_name,
+                "last_name": p.user.last_name,
+                "rating": p.rating,
+                "rating_count": p.rating_count,
+                "jobs_completed": p.jobs_completed,
+                "bio": p.bio,
+                "years_of_experience": p.years_of_experience,
+                "is_available": p.is_available,
+            }
+            for p in profiles
+        ]
+    )
 
 
 def category_servicemen(category_id: int, ordering: str = "-rating") -> peewee.ModelSelect[ServicemanCategory]:
@@ -157,10 +191,15 @@ def category_servicemen(category_id: int, ordering: str = "-rating") -> peewee.M
     database. The page's count and rows are index-only range scans of serviceman_category (the
     category joined by primary key: an inactive one lists nobody), run on the thread that paginates;
     one thread hop and one connection check-out for the whole page (bench/README.md)."""
-    return (ServicemanCategory.select(ServicemanCategory.profile).join(Category)
-            .where(ServicemanCategory.category == category_id, ServicemanCategory.listed == True,
-                   Category.is_active == True)
-            .order_by(*SERVICEMAN_ORDERINGS[ordering], ServicemanCategory.profile).tuples())
+    return (
+        ServicemanCategory.select(ServicemanCategory.profile)
+        .join(Category)
+        .where(
+            ServicemanCategory.category == category_id, ServicemanCategory.listed == True, Category.is_active == True
+        )
+        .order_by(*SERVICEMAN_ORDERINGS[ordering], ServicemanCategory.profile)
+        .tuples()
+    )
 
 
 def listing_cards(rows: Iterable[tuple[int]], category_id: int | None = None) -> list[dict[str, Any]]:
@@ -172,13 +211,27 @@ def listing_cards(rows: Iterable[tuple[int]], category_id: int | None = None) ->
         if category_id is not None:
             _category(category_id, active_only=True)
         return []
-    found = {row["profile_id"]: row for row in cast(Iterable[dict[str, Any]],
-        _listed_servicemen().select(
-            ServicemanProfile.id.alias("profile_id"), ServicemanProfile.user.alias("user_id"), User.first_name,
-            User.last_name, ServicemanProfile.rating, ServicemanProfile.rating_count,
-            ServicemanProfile.jobs_completed, ServicemanProfile.bio, ServicemanProfile.years_of_experience,
-            ServicemanProfile.is_available)
-        .where(ServicemanProfile.id.in_(order)).dicts())}
+    found = {
+        row["profile_id"]: row
+        for row in cast(
+            Iterable[dict[str, Any]],
+            _listed_servicemen()
+            .select(
+                ServicemanProfile.id.alias("profile_id"),
+                ServicemanProfile.user.alias("user_id"),
+                User.first_name,
+                User.last_name,
+                ServicemanProfile.rating,
+                ServicemanProfile.rating_count,
+                ServicemanProfile.jobs_completed,
+                ServicemanProfile.bio,
+                ServicemanProfile.years_of_experience,
+                ServicemanProfile.is_available,
+            )
+            .where(ServicemanProfile.id.in_(order))
+            .dicts(),
+        )
+    }
     return _cards([found[i] for i in order if i in found])
 
 
@@ -191,8 +244,9 @@ def serviceman(serviceman_id: int) -> dict[str, Any]:
 
 def serviceman_ratings(serviceman_id: int) -> peewee.ModelSelect[Rating]:
     serviceman(serviceman_id)
-    return (Rating.select().where(Rating.serviceman == serviceman_id)
-            .order_by(Rating.created_at.desc(), Rating.id.desc()))
+    return (
+        Rating.select().where(Rating.serviceman == serviceman_id).order_by(Rating.created_at.desc(), Rating.id.desc())
+    )
 
 
 def servicemen_by_status(status: str | None = None) -> peewee.ModelSelect[ServicemanProfile]:

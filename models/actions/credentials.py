@@ -11,17 +11,18 @@ token and sends the email. The lookup is never in the request path, so timing te
 Jobs are named by dotted path (RQ resolves it in the worker, the embedded transport in-process): the
 domain imports nothing of the pipeline, and a path once queued must stay importable (tests/test_job_paths.py).
 """
+
 import hashlib
 import logging
 import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from models.transport import Transport
 from models.foundation import tokens
 from models.foundation.clock import utcnow
 from models.foundation.errors import ValidationFailed
 from models.foundation.settings import Settings
+from models.transport import Transport
 
 from ..db import database, for_update
 from ..users import OneTimeToken, User
@@ -60,10 +61,14 @@ def issue_token(settings: Settings, user_id: int, purpose: str) -> tuple[int, st
             for_update(User.select(User.id).where(User.id == user_id)).first()
             # Superseded links count as expired: only the newest reset email works.
             OneTimeToken.update(expires_at=now).where(
-                OneTimeToken.user == user_id, OneTimeToken.purpose == purpose, OneTimeToken.used_at.is_null(),
-                OneTimeToken.expires_at > now).execute()
-        row = OneTimeToken.create(user=user_id, purpose=purpose, token_hash=token_hash(raw),
-                                  expires_at=now + lifetime(settings, purpose))
+                OneTimeToken.user == user_id,
+                OneTimeToken.purpose == purpose,
+                OneTimeToken.used_at.is_null(),
+                OneTimeToken.expires_at > now,
+            ).execute()
+        row = OneTimeToken.create(
+            user=user_id, purpose=purpose, token_hash=token_hash(raw), expires_at=now + lifetime(settings, purpose)
+        )
     return row.id, raw
 
 
@@ -96,13 +101,17 @@ def _find(raw: object, purpose: str) -> OneTimeToken:
 def _claim(row: OneTimeToken) -> None:
     """Mark the token used, or refuse if another request claimed it (or it expired) meanwhile."""
     now = utcnow()
-    won = OneTimeToken.update(used_at=now).where(
-        OneTimeToken.id == row.id, OneTimeToken.used_at.is_null(), OneTimeToken.expires_at > now).execute()
+    won = (
+        OneTimeToken.update(used_at=now)
+        .where(OneTimeToken.id == row.id, OneTimeToken.used_at.is_null(), OneTimeToken.expires_at > now)
+        .execute()
+    )
     if not won:
         raise _refuse("token_used", "This link was already used. Ask for a new one if you still need it.")
 
 
 # Email verification ------------------------------------------------------------------------------
+
 
 def send_verification_email(transport: Transport | None, user: User) -> None:
     """Queue the verification email of a new account (registration). The job issues the token: no
@@ -124,7 +133,8 @@ def verify_email(raw: object) -> User:
         _claim(row)
         # The address verified is the one the link was sent to: the email never changes today.
         User.update(email_verified_at=utcnow()).where(
-            User.id == row.user_id, User.email_verified_at.is_null()).execute()
+            User.id == row.user_id, User.email_verified_at.is_null()
+        ).execute()
     return User.get_by_id(row.user_id)
 
 
@@ -143,6 +153,7 @@ def request_verification_email(transport: Transport | None, email: str) -> None:
 
 
 # Password reset and change -----------------------------------------------------------------------
+
 
 def request_password_reset(transport: Transport | None, email: str) -> None:
     """Queue a reset link for `email` if it names an active account."""
@@ -164,8 +175,14 @@ def confirm_password_reset(settings: Settings, transport: Transport | None, raw:
     require_acceptable_password(password, User.get_by_id(row.user_id).email)
     password_hash = tokens.hash_password(password, settings.bcrypt_rounds)
     # Following the link proves the address too.
-    end_all_sessions(transport, row.user_id, "password reset", precondition=lambda: _claim(row),
-                     password_hash=password_hash, email_verified_at=_verified_at(row.user_id))
+    end_all_sessions(
+        transport,
+        row.user_id,
+        "password reset",
+        precondition=lambda: _claim(row),
+        password_hash=password_hash,
+        email_verified_at=_verified_at(row.user_id),
+    )
     return User.get_by_id(row.user_id)
 
 
@@ -174,8 +191,9 @@ def _verified_at(user_id: int) -> datetime:
     return user.email_verified_at or utcnow()
 
 
-def change_password(settings: Settings, transport: Transport | None, user: User, current_password: str,
-                    new_password: str) -> User:
+def change_password(
+    settings: Settings, transport: Transport | None, user: User, current_password: str, new_password: str
+) -> User:
     """Check the current password, set the new one and end every session (this one included);
     returns the user, reloaded with its new session version, for a fresh token pair."""
     if not tokens.check_password(current_password, user.password_hash):
@@ -185,6 +203,7 @@ def change_password(settings: Settings, transport: Transport | None, user: User,
     if tokens.check_password(new_password, user.password_hash):
         raise ValidationFailed.on("new_password", "The new password must differ from the current one.")
     require_acceptable_password(new_password, user.email, field="new_password")
-    end_all_sessions(transport, user.id, "password changed",
-                     password_hash=tokens.hash_password(new_password, settings.bcrypt_rounds))
+    end_all_sessions(
+        transport, user.id, "password changed", password_hash=tokens.hash_password(new_password, settings.bcrypt_rounds)
+    )
     return User.get_by_id(user.id)

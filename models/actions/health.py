@@ -9,6 +9,7 @@ The database is asked on a connection of its own with a connect and statement ti
 the request pool: a check must neither queue behind busy pooled connections nor wait the pool's
 check-out timeout while PostgreSQL is down.
 """
+
 import functools
 import logging
 from typing import Any
@@ -16,8 +17,8 @@ from urllib.parse import urlsplit
 
 import peewee
 
-from models.foundation.settings import Settings
 from models.foundation.redis_clients import connect
+from models.foundation.settings import Settings
 
 from ..db import database
 
@@ -36,12 +37,13 @@ def _probe_database(url: str) -> peewee.PostgresqlDatabase:
 
     params = parse_db_url(url.replace("+pool", ""))
     name = params.pop("database")
-    return peewee.PostgresqlDatabase(name, connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                                     options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}", **params)
+    return peewee.PostgresqlDatabase(
+        name, connect_timeout=CONNECT_TIMEOUT_SECONDS, options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}", **params
+    )
 
 
 def database_state(settings: Settings) -> str:
-    """"ok" when the database answers a `SELECT 1`, else "unavailable" (the cause is logged)."""
+    """ "ok" when the database answers a `SELECT 1`, else "unavailable" (the cause is logged)."""
     probe: peewee.Database | peewee.DatabaseProxy = database
     if not urlsplit(settings.database_url).scheme.startswith("sqlite"):
         probe = _probe_database(settings.database_url)
@@ -55,13 +57,14 @@ def database_state(settings: Settings) -> str:
 
 
 def redis_state(settings: Settings) -> str:
-    """"embedded" without REDIS_URL; "ok" when Redis answers a PING, else "unavailable"."""
+    """ "embedded" without REDIS_URL; "ok" when Redis answers a PING, else "unavailable"."""
     if not settings.redis_url:
         return EMBEDDED
     import redis
 
-    client = connect(settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS,
-                     socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
+    client = connect(
+        settings.redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+    )
     try:
         client.ping()
         return OK
@@ -79,15 +82,21 @@ def _first_line(exc: BaseException) -> str:
 def health(database_state: str, redis_state: str) -> tuple[int, dict[str, Any]]:
     """/healthz: 200 when every dependency answers, else 503; the body names each one's state."""
     healthy = database_state == OK and redis_state in (OK, EMBEDDED)
-    return (200 if healthy else 503), {"status": OK if healthy else UNAVAILABLE, "database": database_state,
-                                       "redis": redis_state}
+    return (200 if healthy else 503), {
+        "status": OK if healthy else UNAVAILABLE,
+        "database": database_state,
+        "redis": redis_state,
+    }
 
 
 def readiness(database_state: str, redis_state: str) -> tuple[int, dict[str, Any]]:
     """/readyz: 200 when the database answers, whatever Redis says (it is reported)."""
     ready = database_state == OK
-    return (200 if ready else 503), {"status": OK if ready else UNAVAILABLE, "database": database_state,
-                                     "redis": redis_state}
+    return (200 if ready else 503), {
+        "status": OK if ready else UNAVAILABLE,
+        "database": database_state,
+        "redis": redis_state,
+    }
 
 
 def liveness() -> tuple[int, dict[str, Any]]:

@@ -7,6 +7,7 @@ runs, or 422 when its body is not the first one's. The domain change and the `ap
 one transaction (`applied()`, called inside it), so no retry can act a second time, even after the
 process that ran the first was killed between its commit and its answer. Rows live 24 hours.
 """
+
 import secrets
 from datetime import timedelta
 
@@ -16,7 +17,8 @@ from models.foundation.clock import utcnow
 from models.foundation.errors import Conflict, ValidationFailed
 
 from ..db import database, for_update
-from ..idempotency import IdempotencyKey, IdempotencyState as S
+from ..idempotency import IdempotencyKey
+from ..idempotency import IdempotencyState as S
 
 KEEP = timedelta(hours=24)
 # How long a claim is its request's alone. A request outlives it only past every timeout it can meet
@@ -50,8 +52,10 @@ class KeyInUse(Conflict):
 
 class KeyReused(ValidationFailed):
     code = "idempotency_key_reused"
-    message = ("This Idempotency-Key was already used for a different request (another method, path or body); "
-               "use a new key for a new request.")
+    message = (
+        "This Idempotency-Key was already used for a different request (another method, path or body); "
+        "use a new key for a new request."
+    )
 
 
 def claim(user_id, key, fingerprint, now=None):
@@ -60,8 +64,9 @@ def claim(user_id, key, fingerprint, now=None):
     now = now or utcnow()
     for _ in range(3):  # a concurrent claimer may insert between our read and our insert: read again
         with database.atomic():
-            row = for_update(IdempotencyKey.select().where(
-                IdempotencyKey.user == user_id, IdempotencyKey.key == key)).first()
+            row = for_update(
+                IdempotencyKey.select().where(IdempotencyKey.user == user_id, IdempotencyKey.key == key)
+            ).first()
             if row is not None and row.expires_at <= now:
                 row.delete_instance()
                 row = None
@@ -70,12 +75,20 @@ def claim(user_id, key, fingerprint, now=None):
                 try:
                     with database.atomic():  # a savepoint: a lost race leaves the transaction usable
                         created = IdempotencyKey.create(
-                            user=user_id, key=key, fingerprint=fingerprint, owner=owner, lease_until=now + LEASE,
-                            created_at=now, expires_at=now + KEEP)
+                            user=user_id,
+                            key=key,
+                            fingerprint=fingerprint,
+                            owner=owner,
+                            lease_until=now + LEASE,
+                            created_at=now,
+                            expires_at=now + KEEP,
+                        )
                 except peewee.IntegrityError:
                     continue
                 # Each user's expired keys go when they next use one (no sweep to run).
-                IdempotencyKey.delete().where(IdempotencyKey.user == user_id, IdempotencyKey.expires_at <= now).execute()
+                IdempotencyKey.delete().where(
+                    IdempotencyKey.user == user_id, IdempotencyKey.expires_at <= now
+                ).execute()
                 return Claim(created.id, owner)
             return _decide(row, fingerprint, now)
     raise KeyInUse()
@@ -101,8 +114,11 @@ def applied(claim_, status=None, body=None):
     changes = {IdempotencyKey.state: S.APPLIED}
     if status is not None:
         changes.update({IdempotencyKey.status_code: status, IdempotencyKey.body: body})
-    updated = IdempotencyKey.update(changes).where(
-        IdempotencyKey.id == claim_.row_id, IdempotencyKey.owner == claim_.owner).execute()
+    updated = (
+        IdempotencyKey.update(changes)
+        .where(IdempotencyKey.id == claim_.row_id, IdempotencyKey.owner == claim_.owner)
+        .execute()
+    )
     if updated != 1:
         raise KeyInUse()
 

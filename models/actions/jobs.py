@@ -6,7 +6,9 @@ once or is a 409. Counters on the serviceman's profile are changed by the databa
 (`jobs_completed + 1`, the rating recomputed from the Rating table), never read, changed and written
 back by Python, so concurrent steps cannot lose an update.
 """
+
 from __future__ import annotations
+
 from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
@@ -43,8 +45,9 @@ def start_work(admin: User, request_id: int) -> ServiceRequest:
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
         require_status(request, S.PAYMENT_CONFIRMED, "Starting work")
-        request, _ = transition(request, S.IN_PROGRESS, admin, "work_started",
-                                payload={"serviceman_id": request.primary_serviceman_id})
+        request, _ = transition(
+            request, S.IN_PROGRESS, admin, "work_started", payload={"serviceman_id": request.primary_serviceman_id}
+        )
     return request
 
 
@@ -60,8 +63,13 @@ def mark_completed(serviceman: User, request_id: int) -> ServiceRequest:
                 raise PermissionDenied("Only the primary serviceman marks the job done.")
             raise NotFound("No such service request.")
         require_status(request, S.IN_PROGRESS, "Marking a job done")
-        request, _ = transition(request, S.COMPLETED_BY_SERVICEMAN, serviceman, "job_completed",
-                                payload={"serviceman_id": serviceman.id, "serviceman_name": serviceman.full_name})
+        request, _ = transition(
+            request,
+            S.COMPLETED_BY_SERVICEMAN,
+            serviceman,
+            "job_completed",
+            payload={"serviceman_id": serviceman.id, "serviceman_name": serviceman.full_name},
+        )
     return request
 
 
@@ -73,10 +81,14 @@ def confirm_completion(admin: User, request_id: int) -> ServiceRequest:
     with unit_of_work():
         request = ServiceRequest.locked(request.id)
         require_status(request, S.COMPLETED_BY_SERVICEMAN, "Confirming completion")
-        request, _ = transition(request, S.COMPLETED, admin, "job_confirmed",
-                                payload={"serviceman_id": request.primary_serviceman_id})
-        (ServicemanProfile.update(jobs_completed=ServicemanProfile.jobs_completed + 1)
-         .where(ServicemanProfile.user == request.primary_serviceman_id).execute())
+        request, _ = transition(
+            request, S.COMPLETED, admin, "job_confirmed", payload={"serviceman_id": request.primary_serviceman_id}
+        )
+        (
+            ServicemanProfile.update(jobs_completed=ServicemanProfile.jobs_completed + 1)
+            .where(ServicemanProfile.user == request.primary_serviceman_id)
+            .execute()
+        )
         refresh_listing(request.primary_serviceman_id)
         record_payout(request)
     return request
@@ -97,13 +109,18 @@ def rate_job(client: User, request_id: int, rating: int, review: str = "") -> Ra
         _lock_profile(serviceman_id)
         try:
             with database.atomic():  # a savepoint: the unique index may still refuse a racing twin
-                row = Rating.create(service_request=request.id, serviceman=serviceman_id, client=client.id,
-                                    rating=rating, review=review)
+                row = Rating.create(
+                    service_request=request.id, serviceman=serviceman_id, client=client.id, rating=rating, review=review
+                )
         except peewee.IntegrityError as exc:
             raise _already_rated() from exc
         _recompute_rating(serviceman_id)
-        record_event(request, "rating_received", client,
-                     payload={"serviceman_id": serviceman_id, "rating": rating, "review": review})
+        record_event(
+            request,
+            "rating_received",
+            client,
+            payload={"serviceman_id": serviceman_id, "rating": rating, "review": review},
+        )
     return row
 
 
@@ -114,8 +131,7 @@ def _already_rated() -> Conflict:
 def _lock_profile(serviceman_id: int | None) -> None:
     """Ratings of one serviceman queue here, so each recount below sees every committed rating
     (a statement that only waited for a row lock would still count from its older snapshot)."""
-    for_update(ServicemanProfile.select(ServicemanProfile.id)
-               .where(ServicemanProfile.user == serviceman_id)).first()
+    for_update(ServicemanProfile.select(ServicemanProfile.id).where(ServicemanProfile.user == serviceman_id)).first()
 
 
 def _recompute_rating(serviceman_id: int | None) -> None:
@@ -124,16 +140,20 @@ def _recompute_rating(serviceman_id: int | None) -> None:
     mine = Rating.serviceman == serviceman_id
     average = Rating.select(fn.ROUND(fn.AVG(Rating.rating), 2)).where(mine)
     count = Rating.select(fn.COUNT(Rating.id)).where(mine)
-    (ServicemanProfile.update(rating=average, rating_count=count)
-     .where(ServicemanProfile.user == serviceman_id).execute())
+    (
+        ServicemanProfile.update(rating=average, rating_count=count)
+        .where(ServicemanProfile.user == serviceman_id)
+        .execute()
+    )
     refresh_listing(serviceman_id)
 
 
 # --- the serviceman's side ---------------------------------------------------------------------------
 
 
-def serviceman_jobs(serviceman: User, status: str | None = None,
-                    is_emergency: bool | None = None) -> peewee.ModelSelect[ServiceRequest]:
+def serviceman_jobs(
+    serviceman: User, status: str | None = None, is_emergency: bool | None = None
+) -> peewee.ModelSelect[ServiceRequest]:
     """Requests where the caller is primary or backup, newest first, each with its `role`."""
     role = Case(None, [(ServiceRequest.primary_serviceman == serviceman.id, "primary")], "backup")
     query = visible_requests(serviceman).select_extend(role.alias("role"))
@@ -171,14 +191,19 @@ def _earnings(serviceman: User, since: datetime) -> dict[str, Any]:
     when its job was confirmed): all time, since `since`, and by where the money is. OWED and
     APPROVED are both still at the platform."""
     earned_month = Payout.created_at >= since
-    return cast(dict[str, Any],
-                Payout.select(fn.COALESCE(fn.SUM(Payout.amount), 0).alias("all_time"),
-                              _sum_if(earned_month, Payout.amount).alias("this_month"),
-                              _sum_if(Payout.status.in_((PayoutStatus.OWED, PayoutStatus.APPROVED)),
-                                      Payout.amount).alias("owed"),
-                              _sum_if(Payout.status == PayoutStatus.IN_TRANSIT, Payout.amount).alias("in_transit"),
-                              _sum_if(Payout.status == PayoutStatus.PAID, Payout.amount).alias("paid"))
-                .where(Payout.serviceman == serviceman.id).dicts().get())
+    return cast(
+        dict[str, Any],
+        Payout.select(
+            fn.COALESCE(fn.SUM(Payout.amount), 0).alias("all_time"),
+            _sum_if(earned_month, Payout.amount).alias("this_month"),
+            _sum_if(Payout.status.in_((PayoutStatus.OWED, PayoutStatus.APPROVED)), Payout.amount).alias("owed"),
+            _sum_if(Payout.status == PayoutStatus.IN_TRANSIT, Payout.amount).alias("in_transit"),
+            _sum_if(Payout.status == PayoutStatus.PAID, Payout.amount).alias("paid"),
+        )
+        .where(Payout.serviceman == serviceman.id)
+        .dicts()
+        .get(),
+    )
 
 
 def serviceman_stats(serviceman: User, zone: tzinfo) -> dict[str, Any]:
@@ -190,18 +215,32 @@ def serviceman_stats(serviceman: User, zone: tzinfo) -> dict[str, Any]:
     R = ServiceRequest
     completed = R.status == S.COMPLETED
     completed_this_month = completed & (R.updated_at >= since)
-    jobs = cast(dict[str, Any], R.select(_count_if(completed).alias("completed"),
-                                         _count_if(R.status == S.CANCELLED).alias("cancelled"),
-                                         _count_if(R.status.in_(UNFINISHED)).alias("active"),
-                                         _count_if(completed_this_month).alias("completed_month"))
-                .where(R.primary_serviceman == serviceman.id).dicts().get())
+    jobs = cast(
+        dict[str, Any],
+        R.select(
+            _count_if(completed).alias("completed"),
+            _count_if(R.status == S.CANCELLED).alias("cancelled"),
+            _count_if(R.status.in_(UNFINISHED)).alias("active"),
+            _count_if(completed_this_month).alias("completed_month"),
+        )
+        .where(R.primary_serviceman == serviceman.id)
+        .dicts()
+        .get(),
+    )
     earned = _earnings(serviceman, since)
     this_month = Rating.created_at >= since
-    ratings = cast(dict[str, Any],
-                   Rating.select(fn.AVG(Rating.rating).alias("average"), fn.COUNT(Rating.id).alias("count"),
-                                 fn.AVG(Case(None, [(this_month, Rating.rating)], None)).alias("average_month"),
-                                 _count_if(this_month).alias("count_month"))
-                   .where(Rating.serviceman == serviceman.id).dicts().get())
+    ratings = cast(
+        dict[str, Any],
+        Rating.select(
+            fn.AVG(Rating.rating).alias("average"),
+            fn.COUNT(Rating.id).alias("count"),
+            fn.AVG(Case(None, [(this_month, Rating.rating)], None)).alias("average_month"),
+            _count_if(this_month).alias("count_month"),
+        )
+        .where(Rating.serviceman == serviceman.id)
+        .dicts()
+        .get(),
+    )
     completed_jobs, cancelled_jobs = int(jobs["completed"]), int(jobs["cancelled"])
     ended = completed_jobs + cancelled_jobs
     return {
@@ -210,10 +249,17 @@ def serviceman_stats(serviceman: User, zone: tzinfo) -> dict[str, Any]:
         "cancelled_jobs": cancelled_jobs,
         "active_jobs": int(jobs["active"]),
         **{f"earnings_{state}": _money(earned[state]) for state in ("owed", "in_transit", "paid")},
-        "all_time": {"jobs_completed": completed_jobs, "earnings": _money(earned["all_time"]),
-                     "average_rating": _average(ratings["average"]), "rating_count": int(ratings["count"])},
-        "this_month": {"month": today.strftime("%Y-%m"), "jobs_completed": int(jobs["completed_month"]),
-                       "earnings": _money(earned["this_month"]),
-                       "average_rating": _average(ratings["average_month"]),
-                       "rating_count": int(ratings["count_month"])},
+        "all_time": {
+            "jobs_completed": completed_jobs,
+            "earnings": _money(earned["all_time"]),
+            "average_rating": _average(ratings["average"]),
+            "rating_count": int(ratings["count"]),
+        },
+        "this_month": {
+            "month": today.strftime("%Y-%m"),
+            "jobs_completed": int(jobs["completed_month"]),
+            "earnings": _money(earned["this_month"]),
+            "average_rating": _average(ratings["average_month"]),
+            "rating_count": int(ratings["count_month"]),
+        },
     }

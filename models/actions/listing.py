@@ -11,6 +11,7 @@ the changes that record no event (profile edits, deactivation, categories). In R
 committing process also tells every web process, through the transport it is given (handlers/web/
 hub.py follows the channel).
 """
+
 import logging
 import threading
 
@@ -49,15 +50,21 @@ def listing_generation() -> int:
     return _generation
 
 
-
 def refresh_listing(user_id: int | None) -> int:
     """Copy the serviceman's current values onto all their category links (a no-op for others).
     Read after the caller's own UPDATE in the same transaction, so it copies what will commit."""
-    profile = (ServicemanProfile.select(ServicemanProfile, User).join(User)
-               .where(ServicemanProfile.user == user_id).first())
+    profile = (
+        ServicemanProfile.select(ServicemanProfile, User).join(User).where(ServicemanProfile.user == user_id).first()
+    )
     if profile is None:
         return 0
-    return ServicemanCategory.update(
-        listed=profile.approval_status == ApprovalStatus.APPROVED and profile.user.is_active,
-        rating=profile.rating, rating_count=profile.rating_count, jobs_completed=profile.jobs_completed,
-    ).where(ServicemanCategory.profile == profile.id).execute()
+    return (
+        ServicemanCategory.update(
+            listed=profile.approval_status == ApprovalStatus.APPROVED and profile.user.is_active,
+            rating=profile.rating,
+            rating_count=profile.rating_count,
+            jobs_completed=profile.jobs_completed,
+        )
+        .where(ServicemanCategory.profile == profile.id)
+        .execute()
+    )

@@ -5,6 +5,7 @@ The common-password list (common-passwords.txt.gz beside this file) is the one D
 lowercased and deduplicated, most common first
 (https://gist.github.com/roycewilliams/226886fd01572964e1431ac8afc999ce).
 """
+
 import functools
 import gzip
 from pathlib import Path
@@ -39,8 +40,9 @@ def password_problems(password: str, email: str | None = None) -> list[str]:
     if len(password) > MAX_LENGTH:
         problems.append(f"Must be at most {MAX_LENGTH} characters.")
     if len(password.encode("utf-8", "surrogatepass")) > BCRYPT_MAX_BYTES:
-        problems.append(f"Must be at most {BCRYPT_MAX_BYTES} bytes in UTF-8 "
-                        "(fewer characters for accented letters or emoji).")
+        problems.append(
+            f"Must be at most {BCRYPT_MAX_BYTES} bytes in UTF-8 (fewer characters for accented letters or emoji)."
+        )
     if not password.strip():
         problems.append("Must not be only spaces.")
     elif password.strip().lower() in common_passwords():

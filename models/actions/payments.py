@@ -6,14 +6,16 @@ word). A Paystack success counts only when its reference is ours and its amount 
 equal what we expected; the payment row is locked while it is processed, so concurrent webhooks and
 verify calls for one reference end in one transition, one `paid_at` and one set of notifications.
 """
+
 from __future__ import annotations
+
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from collections.abc import Callable
 
 import peewee
 
@@ -42,19 +44,27 @@ RECONCILE_BATCH = 200
 @dataclass(frozen=True)
 class Purpose:
     label: str
-    pay_in: str            # the request status this payment is taken in
-    moves_to: str          # where a verified payment moves the request
-    event: str             # the transition's event (and notification type)
+    pay_in: str  # the request status this payment is taken in
+    moves_to: str  # where a verified payment moves the request
+    event: str  # the transition's event (and notification type)
     amount: Callable[[ServiceRequest], Decimal]  # what is due, read from the request
 
 
 PURPOSES = {
-    PaymentType.BOOKING_FEE: Purpose("booking fee", RequestStatus.PENDING_PAYMENT,
-                                     RequestStatus.PENDING_ADMIN_ASSIGNMENT, "payment_received",
-                                     lambda request: request.booking_fee),
-    PaymentType.FINAL_PAYMENT: Purpose("final payment", RequestStatus.AWAITING_PAYMENT,
-                                       RequestStatus.PAYMENT_CONFIRMED, "payment_confirmed",
-                                       lambda request: request.final_cost),
+    PaymentType.BOOKING_FEE: Purpose(
+        "booking fee",
+        RequestStatus.PENDING_PAYMENT,
+        RequestStatus.PENDING_ADMIN_ASSIGNMENT,
+        "payment_received",
+        lambda request: request.booking_fee,
+    ),
+    PaymentType.FINAL_PAYMENT: Purpose(
+        "final payment",
+        RequestStatus.AWAITING_PAYMENT,
+        RequestStatus.PAYMENT_CONFIRMED,
+        "payment_confirmed",
+        lambda request: request.final_cost,
+    ),
 }
 
 
@@ -63,26 +73,32 @@ def _new_reference(request_id: int, payment_type: str) -> str:
     return f"SM-{request_id}-{payment_type[0]}-{secrets.token_hex(10)}"
 
 
-def initialize_payment(settings: Settings, paystack: PaystackClient, client: User, request_id: int,
-                       payment_type: str) -> Payment:
+def initialize_payment(
+    settings: Settings, paystack: PaystackClient, client: User, request_id: int, payment_type: str
+) -> Payment:
     """The open Paystack checkout for what `client` owes on this request, created if needed.
 
     The request row stays locked while Paystack is asked, so a double click cannot open two
     charges; Paystack failing leaves the attempt recorded as FAILED with the reason, and 502."""
     if client.email_verified_at is None:
-        raise PermissionDenied("Confirm your email address before paying: open the link we emailed you, or ask "
-                               "for a new one (POST /api/auth/resend-verification/).", code="email_not_verified")
+        raise PermissionDenied(
+            "Confirm your email address before paying: open the link we emailed you, or ask "
+            "for a new one (POST /api/auth/resend-verification/).",
+            code="email_not_verified",
+        )
     purpose = PURPOSES[payment_type]
     failure = None
     with unit_of_work():
-        request = ServiceRequest.visible().where(ServiceRequest.id == request_id,
-                                                 ServiceRequest.client == client.id).first()
+        request = (
+            ServiceRequest.visible().where(ServiceRequest.id == request_id, ServiceRequest.client == client.id).first()
+        )
         if request is None:
             raise NotFound("No such service request.")
         request = ServiceRequest.locked(request.id)
         if request.status != purpose.pay_in:
-            raise InvalidTransition(f"The {purpose.label} can be paid only while the request is {purpose.pay_in}; "
-                                    f"it is {request.status}.")
+            raise InvalidTransition(
+                f"The {purpose.label} can be paid only while the request is {purpose.pay_in}; it is {request.status}."
+            )
         amount = purpose.amount(request)
         if amount is None or amount <= 0:
             raise InvalidTransition(f"No {purpose.label} is due on this request.")
@@ -90,18 +106,31 @@ def initialize_payment(settings: Settings, paystack: PaystackClient, client: Use
         if open_attempt is not None and open_attempt.amount == amount and open_attempt.payer_id == client.id:
             return open_attempt
         if open_attempt is not None:
-            _close(open_attempt, PaymentStatus.FAILED,
-                   f"superseded: {format_naira(open_attempt.amount)} was due when it opened, "
-                   f"{format_naira(amount)} is due now")
+            _close(
+                open_attempt,
+                PaymentStatus.FAILED,
+                f"superseded: {format_naira(open_attempt.amount)} was due when it opened, "
+                f"{format_naira(amount)} is due now",
+            )
         payment = Payment.create(
-            service_request=request.id, payer=client.id, payment_type=payment_type, amount=amount,
-            currency=CURRENCY, paystack_reference=_new_reference(request.id, payment_type),
+            service_request=request.id,
+            payer=client.id,
+            payment_type=payment_type,
+            amount=amount,
+            currency=CURRENCY,
+            paystack_reference=_new_reference(request.id, payment_type),
             metadata={"service_request_id": request.id, "payment_type": payment_type, "payer_id": client.id},
-            updated_at=utcnow())
+            updated_at=utcnow(),
+        )
         try:
             data = paystack.initialize(
-                email=client.email, amount=amount, reference=payment.paystack_reference, currency=CURRENCY,
-                metadata={**payment.metadata, "payment_id": payment.id}, callback_url=settings.payment_callback_url)
+                email=client.email,
+                amount=amount,
+                reference=payment.paystack_reference,
+                currency=CURRENCY,
+                metadata={**payment.metadata, "payment_id": payment.id},
+                callback_url=settings.payment_callback_url,
+            )
         except PaystackError as exc:
             failure = exc
             _close(payment, PaymentStatus.FAILED, f"initialize failed: {exc.message}")
@@ -116,10 +145,16 @@ def initialize_payment(settings: Settings, paystack: PaystackClient, client: Use
 
 
 def _open_attempt(request: ServiceRequest, payment_type: str) -> Payment | None:
-    return (Payment.select()
-            .where(Payment.service_request == request.id, Payment.payment_type == payment_type,
-                   Payment.status == PaymentStatus.PENDING)
-            .order_by(Payment.id.desc()).first())
+    return (
+        Payment.select()
+        .where(
+            Payment.service_request == request.id,
+            Payment.payment_type == payment_type,
+            Payment.status == PaymentStatus.PENDING,
+        )
+        .order_by(Payment.id.desc())
+        .first()
+    )
 
 
 def _close(payment: Payment, status: str, reason: str) -> None:
@@ -187,17 +222,28 @@ def _accept_success(payment: Payment, request: ServiceRequest, data: dict[str, A
     purpose = PURPOSES[payment.payment_type]
     expected_kobo = to_kobo(payment.amount)
     paid_kobo, currency = paid_price(data), data.get("currency")
-    details = {"payment_id": payment.id, "reference": payment.paystack_reference, "amount": str(payment.amount),
-               "currency": payment.currency, "payment_type": payment.payment_type, "purpose": purpose.label}
+    details = {
+        "payment_id": payment.id,
+        "reference": payment.paystack_reference,
+        "amount": str(payment.amount),
+        "currency": payment.currency,
+        "payment_type": payment.payment_type,
+        "purpose": purpose.label,
+    }
     payment.paystack_fees = _fees(data)
     if type(paid_kobo) is not int or paid_kobo != expected_kobo or currency != payment.currency:
         payment.status = PaymentStatus.REVIEW
-        payment.failure_reason = (f"Paystack reported {paid_kobo!r} {currency!r}; "
-                                  f"expected {expected_kobo} {payment.currency}")
+        payment.failure_reason = (
+            f"Paystack reported {paid_kobo!r} {currency!r}; expected {expected_kobo} {payment.currency}"
+        )
         payment.processed_via = source
         payment.save()
-        record_event(request, "payment_review", payment.payer_id,
-                     payload={**details, "reported_amount_kobo": paid_kobo, "reported_currency": currency})
+        record_event(
+            request,
+            "payment_review",
+            payment.payer_id,
+            payload={**details, "reported_amount_kobo": paid_kobo, "reported_currency": currency},
+        )
         log.warning("payment %s held for review: %s", payment.paystack_reference, payment.failure_reason)
         return
     payment.status, payment.processed_via = PaymentStatus.SUCCESS, source
@@ -229,8 +275,10 @@ def _why_not_applicable(payment: Payment, request: ServiceRequest, purpose: Purp
     if request.status != purpose.pay_in:
         return f"the request was {request.status} when this {purpose.label} succeeded (already paid?)"
     if purpose.amount(request) != payment.amount:
-        return (f"{format_naira(purpose.amount(request))} is due now, but this attempt was for "
-                f"{format_naira(payment.amount)}")
+        return (
+            f"{format_naira(purpose.amount(request))} is due now, but this attempt was for "
+            f"{format_naira(payment.amount)}"
+        )
     return None
 
 
@@ -241,8 +289,9 @@ def visible_payments(user: User) -> peewee.ModelSelect[Payment]:
     return query
 
 
-def list_payments(user: User, status: str | None = None, payment_type: str | None = None,
-                  service_request_id: int | None = None) -> peewee.ModelSelect[Payment]:
+def list_payments(
+    user: User, status: str | None = None, payment_type: str | None = None, service_request_id: int | None = None
+) -> peewee.ModelSelect[Payment]:
     query = visible_payments(user)
     if status is not None:
         query = query.where(Payment.status == status)
@@ -264,7 +313,8 @@ def verify_payment(paystack: PaystackClient, user: User, reference: str) -> Paym
         data = paystack.verify(reference)
     except PaystackError as exc:
         Payment.update(failure_reason=f"verify failed: {exc.message}"[:1000], updated_at=utcnow()).where(
-            Payment.id == payment.id, Payment.status == PaymentStatus.PENDING).execute()
+            Payment.id == payment.id, Payment.status == PaymentStatus.PENDING
+        ).execute()
         raise UpstreamUnavailable("The payment provider could not be asked about this payment; try again.") from exc
     if data.get("reference") != reference:
         raise UpstreamUnavailable("The payment provider answered about another payment.")
@@ -275,16 +325,20 @@ def verify_payment(paystack: PaystackClient, user: User, reference: str) -> Paym
     return Payment.get_by_id(payment.id)
 
 
-def reconcile_payments(paystack: PaystackClient, verify_after: float, abandon_after: float,
-                       now: datetime | None = None) -> dict[str, int]:
+def reconcile_payments(
+    paystack: PaystackClient, verify_after: float, abandon_after: float, now: datetime | None = None
+) -> dict[str, int]:
     """Re-verify attempts still PENDING after `verify_after` (a webhook may have been lost) and
     close those Paystack gave up on, or that stayed unpaid past `abandon_after`. Returns counts."""
     now = now or utcnow()
     counts = {"checked": 0, "paid": 0, "failed": 0, "unreachable": 0}
     # Read whole before the loop writes: on SQLite a write while a read cursor is open fails.
-    stale = list(Payment.select().where(Payment.status == PaymentStatus.PENDING,
-                                        Payment.created_at <= now - timedelta(seconds=verify_after))
-                 .order_by(Payment.created_at).limit(RECONCILE_BATCH))
+    stale = list(
+        Payment.select()
+        .where(Payment.status == PaymentStatus.PENDING, Payment.created_at <= now - timedelta(seconds=verify_after))
+        .order_by(Payment.created_at)
+        .limit(RECONCILE_BATCH)
+    )
     for payment in stale:
         counts["checked"] += 1
         abandoned = payment.created_at <= now - timedelta(seconds=abandon_after)

@@ -12,7 +12,9 @@ through `process_transfer()`, which locks the payout row, so every outcome is ap
 failed or reversed transfer sends the payout back to OWED with a new reference (the attempt stays
 in `PayoutTransfer` as history) and tells the serviceman and the admins.
 """
+
 from __future__ import annotations
+
 import functools
 import logging
 import secrets
@@ -49,8 +51,7 @@ RECONCILE_BATCH = 200
 # landed, or given up on (the money is back in our balance).
 MOVING = ("pending", "received", "processing", "queued")
 AWAITING_OTP = "otp"
-GAVE_UP = {"failed": P.FAILED, "abandoned": P.FAILED, "rejected": P.FAILED, "blocked": P.FAILED,
-           "reversed": P.REVERSED}
+GAVE_UP = {"failed": P.FAILED, "abandoned": P.FAILED, "rejected": P.FAILED, "blocked": P.FAILED, "reversed": P.REVERSED}
 
 
 class Source:
@@ -61,13 +62,20 @@ class Source:
 
 # Where a payout may move (an attempt's outcome FAILED/REVERSED sends it back to OWED under a new
 # reference). Checked by `_may_move`/`_move`; no other code changes a payout's status.
-MOVES = {P.OWED: {P.APPROVED}, P.APPROVED: {P.AWAITING_OTP, P.IN_TRANSIT, P.PAID, P.OWED},
-         P.AWAITING_OTP: {P.IN_TRANSIT, P.PAID, P.OWED}, P.IN_TRANSIT: {P.PAID, P.OWED},
-         P.PAID: {P.OWED}}  # PAID -> OWED: only a reversal (Paystack took back a transfer that had landed)
+MOVES = {
+    P.OWED: {P.APPROVED},
+    P.APPROVED: {P.AWAITING_OTP, P.IN_TRANSIT, P.PAID, P.OWED},
+    P.AWAITING_OTP: {P.IN_TRANSIT, P.PAID, P.OWED},
+    P.IN_TRANSIT: {P.PAID, P.OWED},
+    P.PAID: {P.OWED},
+}  # PAID -> OWED: only a reversal (Paystack took back a transfer that had landed)
 # Where one attempt (a PayoutTransfer) may move on Paystack's word: forward only, so a late or replayed
 # webhook never moves one back; a landed transfer ends only by a reversal. Checked by `_move_attempt`.
-ATTEMPT_MOVES = {P.APPROVED: {P.IN_TRANSIT, P.PAID, P.FAILED, P.REVERSED},
-                 P.IN_TRANSIT: {P.PAID, P.FAILED, P.REVERSED}, P.PAID: {P.REVERSED}}
+ATTEMPT_MOVES = {
+    P.APPROVED: {P.IN_TRANSIT, P.PAID, P.FAILED, P.REVERSED},
+    P.IN_TRANSIT: {P.PAID, P.FAILED, P.REVERSED},
+    P.PAID: {P.REVERSED},
+}
 
 
 # --- the rule ----------------------------------------------------------------------------------
@@ -89,9 +97,14 @@ def record_payout(request: ServiceRequest) -> Payout | None:
         amount, share = split_agreed_price(request.estimate_amount, request.final_cost)
     try:
         with database.atomic():  # a savepoint: the unique index refuses a second payout for the request
-            payout = Payout.create(serviceman=request.primary_serviceman_id, service_request=request.id,
-                                   amount=amount, platform_share=share, currency=CURRENCY,
-                                   transfer_reference=_new_reference(request.id))
+            payout = Payout.create(
+                serviceman=request.primary_serviceman_id,
+                service_request=request.id,
+                amount=amount,
+                platform_share=share,
+                currency=CURRENCY,
+                transfer_reference=_new_reference(request.id),
+            )
     except peewee.IntegrityError:
         return Payout.get(Payout.service_request == request.id)
     record_event(request, "payout_owed", None, payload=_details(payout))
@@ -99,9 +112,15 @@ def record_payout(request: ServiceRequest) -> Payout | None:
 
 
 def _details(payout: Payout, **extra: Any) -> dict[str, Any]:
-    return {"payout_id": payout.id, "serviceman_id": payout.serviceman_id, "amount": f"{payout.amount:.2f}",
-            "platform_share": f"{payout.platform_share:.2f}", "currency": payout.currency,
-            "reference": payout.transfer_reference, **extra}
+    return {
+        "payout_id": payout.id,
+        "serviceman_id": payout.serviceman_id,
+        "amount": f"{payout.amount:.2f}",
+        "platform_share": f"{payout.platform_share:.2f}",
+        "currency": payout.currency,
+        "reference": payout.transfer_reference,
+        **extra,
+    }
 
 
 # --- banks and the payout account --------------------------------------------------------------
@@ -123,8 +142,11 @@ def list_banks(paystack: PaystackClient, ttl: float) -> list[dict[str, Any]]:
         if cached:  # stale beats nothing: the list rarely changes
             return cached[1]
         raise UpstreamUnavailable("The payment provider's bank list could not be fetched; try again.") from exc
-    banks = [{"name": str(b.get("name") or "")[:100], "code": str(b.get("code") or "")[:20], "id": b.get("id")}
-             for b in data if isinstance(b, dict) and b.get("code") and can_receive_transfers(b)]
+    banks = [
+        {"name": str(b.get("name") or "")[:100], "code": str(b.get("code") or "")[:20], "id": b.get("id")}
+        for b in data
+        if isinstance(b, dict) and b.get("code") and can_receive_transfers(b)
+    ]
     with _banks_lock:
         _banks_cache[key] = (time.monotonic() + ttl, banks)
     return banks
@@ -135,8 +157,11 @@ def can_receive_transfers(bank: dict[str, Any]) -> bool:
     marks each bank `active`, `is_deleted` and `supports_transfer`: only an active, living bank that takes transfers
     will do.
     A bank that does not say is taken at its `active` word (older answers lack the flags)."""
-    return (bank.get("active", True) is True and bank.get("is_deleted", False) is not True
-            and bank.get("supports_transfer", True) is True)
+    return (
+        bank.get("active", True) is True
+        and bank.get("is_deleted", False) is not True
+        and bank.get("supports_transfer", True) is True
+    )
 
 
 def clear_bank_cache() -> None:
@@ -151,16 +176,18 @@ def _bank_name(paystack: PaystackClient, ttl: float, bank_code: str) -> str:
     return name
 
 
-def resolve_account(paystack: PaystackClient, ttl: float, serviceman: User, bank_code: str,
-                    account_number: str) -> dict[str, str]:
+def resolve_account(
+    paystack: PaystackClient, ttl: float, serviceman: User, bank_code: str, account_number: str
+) -> dict[str, str]:
     """Who holds the account, as the bank says: shown to the serviceman before it is saved. Only an
     approved serviceman may ask (each lookup spends the platform's Paystack quota and names a person)."""
     require_approved(serviceman, "look up bank accounts")
     return _resolve(paystack, ttl, serviceman, bank_code, account_number, "lookup")
 
 
-def _resolve(paystack: PaystackClient, ttl: float, serviceman: User, bank_code: str, account_number: str,
-             purpose: str) -> dict[str, str]:
+def _resolve(
+    paystack: PaystackClient, ttl: float, serviceman: User, bank_code: str, account_number: str, purpose: str
+) -> dict[str, str]:
     """Paystack's account resolution, each call logged: who, the bank, the account's last four
     digits and the outcome; never the whole number nor the holder's name."""
     outcome = "error"
@@ -175,8 +202,14 @@ def _resolve(paystack: PaystackClient, ttl: float, serviceman: User, bank_code: 
         outcome = "provider_unavailable"
         raise
     finally:
-        log.info("bank account %s by user %s: bank %s, account %s: %s", purpose, serviceman.id, bank_code,
-                 _masked(account_number), outcome)
+        log.info(
+            "bank account %s by user %s: bank %s, account %s: %s",
+            purpose,
+            serviceman.id,
+            bank_code,
+            _masked(account_number),
+            outcome,
+        )
 
 
 def _ask_paystack(paystack: PaystackClient, ttl: float, bank_code: str, account_number: str) -> dict[str, str]:
@@ -190,8 +223,12 @@ def _ask_paystack(paystack: PaystackClient, ttl: float, bank_code: str, account_
     name = str(data.get("account_name") or "").strip()[:200]
     if not name:
         raise ValidationFailed.on("account_number", "This account number could not be found at that bank.")
-    return {"bank_code": bank_code, "bank_name": bank_name, "account_name": name,
-            "account_number_masked": _masked(account_number)}
+    return {
+        "bank_code": bank_code,
+        "bank_name": bank_name,
+        "account_name": name,
+        "account_number_masked": _masked(account_number),
+    }
 
 
 def _masked(account_number: str) -> str:
@@ -205,19 +242,28 @@ def get_payout_account(serviceman: User) -> PayoutAccount:
     return account
 
 
-def set_payout_account(paystack: PaystackClient, ttl: float, serviceman: User, bank_code: str, account_number: str,
-                       account_name: str | None = None) -> PayoutAccount:
+def set_payout_account(
+    paystack: PaystackClient,
+    ttl: float,
+    serviceman: User,
+    bank_code: str,
+    account_number: str,
+    account_name: str | None = None,
+) -> PayoutAccount:
     """Resolve the account, create its Paystack transfer recipient, and keep only the last four digits.
     `account_name`, when sent, is the name the serviceman confirmed: if the bank now says otherwise,
     nothing is saved (409). Only an approved serviceman may (checked again as it is saved)."""
     require_approved(serviceman, "change your bank account")
     resolved = _resolve(paystack, ttl, serviceman, bank_code, account_number, "save")
     if account_name is not None and account_name.strip().casefold() != resolved["account_name"].casefold():
-        raise Conflict(f"The bank names this account {resolved['account_name']!r}, not {account_name!r}.",
-                       code="account_name_mismatch")
+        raise Conflict(
+            f"The bank names this account {resolved['account_name']!r}, not {account_name!r}.",
+            code="account_name_mismatch",
+        )
     try:
-        recipient = paystack.create_recipient(name=resolved["account_name"], account_number=account_number,
-                                              bank_code=bank_code, currency=CURRENCY)
+        recipient = paystack.create_recipient(
+            name=resolved["account_name"], account_number=account_number, bank_code=bank_code, currency=CURRENCY
+        )
     except PaystackRefused as exc:
         raise ValidationFailed.on("account_number", "The payment provider refused this account.") from exc
     except PaystackError as exc:
@@ -225,8 +271,14 @@ def set_payout_account(paystack: PaystackClient, ttl: float, serviceman: User, b
     code = str(recipient.get("recipient_code") or "")[:64]
     if not code:
         raise UpstreamUnavailable("The payment provider did not register this account; try again.")
-    fields = {"bank_code": bank_code, "bank_name": resolved["bank_name"], "account_last4": account_number[-4:],
-              "account_name": resolved["account_name"], "recipient_code": code, "updated_at": utcnow()}
+    fields = {
+        "bank_code": bank_code,
+        "bank_name": resolved["bank_name"],
+        "account_last4": account_number[-4:],
+        "account_name": resolved["account_name"],
+        "recipient_code": code,
+        "updated_at": utcnow(),
+    }
     with database.atomic():
         require_approved(serviceman, "change your bank account")  # not suspended while Paystack answered
         updated = PayoutAccount.update(**fields).where(PayoutAccount.serviceman == serviceman.id).execute()
@@ -262,12 +314,15 @@ def _money(value: object) -> Decimal:
 def payout_totals(serviceman_id: int | None = None) -> dict[str, Any]:
     """Count and sum of payouts by status (owed, approved, in transit, paid), and the platform's
     margin on the completed jobs behind them: its share of their agreed prices."""
+
     def when(status: str, value: peewee.ColumnBase | int) -> peewee.ColumnBase:
         return fn.COALESCE(fn.SUM(Case(None, [(Payout.status == status, value)], 0)), 0)
 
     columns: list[peewee.ColumnBase] = [
-        fn.COUNT(Payout.id).alias("jobs"), fn.COALESCE(fn.SUM(Payout.amount), 0).alias("servicemen"),
-        fn.COALESCE(fn.SUM(Payout.platform_share), 0).alias("margin")]
+        fn.COUNT(Payout.id).alias("jobs"),
+        fn.COALESCE(fn.SUM(Payout.amount), 0).alias("servicemen"),
+        fn.COALESCE(fn.SUM(Payout.platform_share), 0).alias("margin"),
+    ]
     for status in (P.OWED, P.APPROVED, P.IN_TRANSIT, P.PAID):
         columns += [when(status, 1).alias(f"{status}_count"), when(status, Payout.amount).alias(f"{status}_amount")]
     query = Payout.select(*columns)
@@ -278,9 +333,13 @@ def payout_totals(serviceman_id: int | None = None) -> dict[str, Any]:
     agreed = servicemen + margin
     return {
         "currency": CURRENCY,
-        **{status.lower(): {"count": int(row[f"{status}_count"]), "amount": _money(row[f"{status}_amount"])}
-           for status in (P.OWED, P.APPROVED, P.IN_TRANSIT, P.PAID)},
-        "completed_jobs": int(row["jobs"]), "agreed_prices": agreed, "servicemen_share": servicemen,
+        **{
+            status.lower(): {"count": int(row[f"{status}_count"]), "amount": _money(row[f"{status}_amount"])}
+            for status in (P.OWED, P.APPROVED, P.IN_TRANSIT, P.PAID)
+        },
+        "completed_jobs": int(row["jobs"]),
+        "agreed_prices": agreed,
+        "servicemen_share": servicemen,
         "platform_margin": margin,
         "margin_percentage": (margin * 100 / agreed).quantize(CENTS, rounding=ROUND_HALF_UP) if agreed else None,
     }
@@ -322,13 +381,21 @@ def _approve(admin: User, payout_id: int) -> str:
         account = PayoutAccount.get(PayoutAccount.serviceman == payout.serviceman_id)
         attempt = PayoutTransfer.get_or_none(PayoutTransfer.reference == payout.transfer_reference)
         if attempt is None:
-            PayoutTransfer.create(payout=payout.id, reference=payout.transfer_reference, amount=payout.amount,
-                                  recipient_code=account.recipient_code)
+            PayoutTransfer.create(
+                payout=payout.id,
+                reference=payout.transfer_reference,
+                amount=payout.amount,
+                recipient_code=account.recipient_code,
+            )
         if payout.status == P.OWED:
             now = utcnow()
             _move(payout, P.APPROVED, approved_by=admin.id, approved_at=now, failure_reason="")
-            record_event(ServiceRequest.get_by_id(payout.service_request_id), "payout_approved", admin,
-                         payload=_details(payout, account=f"{account.bank_name} ******{account.account_last4}"))
+            record_event(
+                ServiceRequest.get_by_id(payout.service_request_id),
+                "payout_approved",
+                admin,
+                payload=_details(payout, account=f"{account.bank_name} ******{account.account_last4}"),
+            )
     return payout.transfer_reference
 
 
@@ -336,8 +403,13 @@ def send_transfer(paystack: PaystackClient, reference: str, source: str = Source
     """Send (or re-send) one committed attempt and apply Paystack's answer."""
     attempt = PayoutTransfer.get(PayoutTransfer.reference == reference)
     try:
-        data = paystack.transfer(amount=attempt.amount, recipient=attempt.recipient_code, reference=reference,
-                                 reason=f"Serviceman payout {attempt.payout_id}", currency=CURRENCY)
+        data = paystack.transfer(
+            amount=attempt.amount,
+            recipient=attempt.recipient_code,
+            reference=reference,
+            reason=f"Serviceman payout {attempt.payout_id}",
+            currency=CURRENCY,
+        )
     except PaystackRefused as exc:
         # Refused: often because Paystack already has this reference (our earlier call's answer was lost).
         try:
@@ -358,7 +430,8 @@ def _note_unanswered(attempt: PayoutTransfer, exc: PaystackError) -> Payout:
     log.warning("transfer %s unanswered: %s", attempt.reference, exc.message)
     reason = f"Paystack did not answer ({exc.message}); retried with the same reference"[:1000]
     Payout.update(failure_reason=reason, updated_at=utcnow()).where(
-        Payout.id == attempt.payout_id, Payout.transfer_reference == attempt.reference).execute()
+        Payout.id == attempt.payout_id, Payout.transfer_reference == attempt.reference
+    ).execute()
     return Payout.get_by_id(attempt.payout_id)
 
 
@@ -388,11 +461,21 @@ def process_transfer(data: Any, source: str, event_status: str | None = None) ->
         elif status == AWAITING_OTP:
             _needs_otp(payout, attempt, current)
         elif status:
-            log.error("transfer %s: status %r is not one Paystack documents; payout %s left as it is",
-                      reference, status, payout.id)
+            log.error(
+                "transfer %s: status %r is not one Paystack documents; payout %s left as it is",
+                reference,
+                status,
+                payout.id,
+            )
         attempt.save()
-    log.info("transfer %s: %s via %s -> payout %s is %s", reference, status, source, payout.id,
-             Payout.get_by_id(payout.id).status)
+    log.info(
+        "transfer %s: %s via %s -> payout %s is %s",
+        reference,
+        status,
+        source,
+        payout.id,
+        Payout.get_by_id(payout.id).status,
+    )
     return Payout.get_by_id(payout.id)
 
 
@@ -404,8 +487,11 @@ def _move(payout: Payout, status: str, **fields: Any) -> int:
     """The one place a payout's status changes, along MOVES, conditional on the status it was read in."""
     if not _may_move(payout, status):
         raise InvalidTransition(f"Payout {payout.id} cannot move from {payout.status} to {status}.")
-    return Payout.update(status=status, updated_at=utcnow(), **fields).where(
-        Payout.id == payout.id, Payout.status == payout.status).execute()
+    return (
+        Payout.update(status=status, updated_at=utcnow(), **fields)
+        .where(Payout.id == payout.id, Payout.status == payout.status)
+        .execute()
+    )
 
 
 def _move_attempt(attempt: PayoutTransfer, status: str) -> bool:
@@ -417,17 +503,23 @@ def _move_attempt(attempt: PayoutTransfer, status: str) -> bool:
     return True
 
 
-OTP_HELP = ("Paystack holds this transfer until the OTP it sent to the business's phone is entered: enter it "
-            "(Finalize), or turn off OTP for transfers in Paystack's dashboard and finalize with the OTP of that "
-            "step.")
+OTP_HELP = (
+    "Paystack holds this transfer until the OTP it sent to the business's phone is entered: enter it "
+    "(Finalize), or turn off OTP for transfers in Paystack's dashboard and finalize with the OTP of that "
+    "step."
+)
 
 
 def _needs_otp(payout: Payout, attempt: PayoutTransfer, current: bool) -> None:
     attempt.failure_reason = "Paystack asks for an OTP"
     if current and _may_move(payout, P.AWAITING_OTP):
         _move(payout, P.AWAITING_OTP, failure_reason=OTP_HELP)
-        record_event(_request_of(payout), "payout_needs_otp", None,
-                     payload=_details(payout, transfer_code=attempt.transfer_code or ""))
+        record_event(
+            _request_of(payout),
+            "payout_needs_otp",
+            None,
+            payload=_details(payout, transfer_code=attempt.transfer_code or ""),
+        )
 
 
 def finalize_transfer(paystack: PaystackClient, admin: User, payout_id: int, otp: str) -> Payout | None:
@@ -474,8 +566,12 @@ def _paid(payout: Payout, attempt: PayoutTransfer, current: bool, data: dict[str
         return
     now = utcnow()
     _move(payout, P.PAID, paid_at=now, sent_at=payout.sent_at or now, failure_reason="")
-    record_event(_request_of(payout), "payout_paid", None,
-                 payload=_details(payout, account=_account_label(payout), paid_at=now.isoformat()))
+    record_event(
+        _request_of(payout),
+        "payout_paid",
+        None,
+        payload=_details(payout, account=_account_label(payout), paid_at=now.isoformat()),
+    )
 
 
 def _gave_up(payout: Payout, attempt: PayoutTransfer, current: bool, outcome: str, data: dict[str, Any]) -> None:
@@ -489,11 +585,22 @@ def _gave_up(payout: Payout, attempt: PayoutTransfer, current: bool, outcome: st
         return
     word = "reversed" if outcome == P.REVERSED else "failed"
     new_reference = _new_reference(payout.service_request_id)
-    _move(payout, P.OWED, transfer_reference=new_reference, paid_at=None, sent_at=None,
-          failure_reason=f"transfer {attempt.reference} {word}: {reason}"[:1000])
-    record_event(_request_of(payout), "payout_failed", None,
-                 payload=_details(payout, outcome=word, reason=reason[:300], failed_reference=attempt.reference,
-                                  reference=new_reference))
+    _move(
+        payout,
+        P.OWED,
+        transfer_reference=new_reference,
+        paid_at=None,
+        sent_at=None,
+        failure_reason=f"transfer {attempt.reference} {word}: {reason}"[:1000],
+    )
+    record_event(
+        _request_of(payout),
+        "payout_failed",
+        None,
+        payload=_details(
+            payout, outcome=word, reason=reason[:300], failed_reference=attempt.reference, reference=new_reference
+        ),
+    )
 
 
 def failure_cause(data: dict[str, Any], outcome: str) -> str:
@@ -502,8 +609,9 @@ def failure_cause(data: dict[str, Any], outcome: str) -> str:
     components/schemas/TransferVerifyResponse.yaml), else the event's message, else the status."""
     failures = data.get("failures")
     if isinstance(failures, (list, tuple)):
-        failures = "; ".join(str(f.get("message") or f.get("reason") or f) if isinstance(f, dict) else str(f)
-                             for f in failures if f)
+        failures = "; ".join(
+            str(f.get("message") or f.get("reason") or f) if isinstance(f, dict) else str(f) for f in failures if f
+        )
     elif isinstance(failures, dict):
         failures = str(failures.get("message") or failures.get("reason") or "")
     for cause in (data.get("gateway_response"), failures, data.get("message")):
@@ -527,9 +635,15 @@ def reconcile_transfers(paystack: PaystackClient, after: float, now: datetime | 
     now = now or utcnow()
     counts = {"checked": 0, "resent": 0, "settled": 0, "unreachable": 0}
     # Read whole before the loop writes: on SQLite a write while a read cursor is open fails.
-    stale = list(Payout.select().where(Payout.status.in_((P.APPROVED, P.AWAITING_OTP, P.IN_TRANSIT)),
-                                       Payout.updated_at <= now - timedelta(seconds=after))
-                 .order_by(Payout.updated_at).limit(RECONCILE_BATCH))
+    stale = list(
+        Payout.select()
+        .where(
+            Payout.status.in_((P.APPROVED, P.AWAITING_OTP, P.IN_TRANSIT)),
+            Payout.updated_at <= now - timedelta(seconds=after),
+        )
+        .order_by(Payout.updated_at)
+        .limit(RECONCILE_BATCH)
+    )
     for payout in stale:
         counts["checked"] += 1
         reference = payout.transfer_reference

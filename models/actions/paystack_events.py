@@ -2,6 +2,7 @@
 a transfer. The web layer checks the signature and hands over the parsed event; every action is
 idempotent, since Paystack retries until it gets a 200 and a replay must change nothing.
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,8 +27,9 @@ def _refund_event(paystack: PaystackClient, kind: str, data: dict[str, Any]) -> 
     refunds.process_refund_event(kind, data, paystack)
 
 
-def _transfer_event(apply: Callable[[dict[str, Any], str], object], paystack: PaystackClient, kind: str,
-                    data: dict[str, Any]) -> None:
+def _transfer_event(
+    apply: Callable[[dict[str, Any], str], object], paystack: PaystackClient, kind: str, data: dict[str, Any]
+) -> None:
     if apply(data, PaymentSource.WEBHOOK) is None:
         log.warning("webhook %s for a transfer reference that is not ours", kind)
 
@@ -40,8 +42,10 @@ EVENTS: dict[str, Callable[[PaystackClient, str, dict[str, Any]], None]] = {
     "refund.processed": _refund_event,
     "refund.failed": _refund_event,
     "refund.needs-attention": _refund_event,
-    **{kind: functools.partial(_transfer_event, apply)  # transfer.success|failed|reversed
-       for kind, apply in payouts.TRANSFER_WEBHOOKS.items()},
+    **{
+        kind: functools.partial(_transfer_event, apply)  # transfer.success|failed|reversed
+        for kind, apply in payouts.TRANSFER_WEBHOOKS.items()
+    },
 }
 
 

@@ -10,8 +10,9 @@ answering; consultations and replies are events on the request's timeline.
 Every decision is made on the request row locked for the transaction (and, under it, the proposal),
 so two admins answering one proposal at once end in one answer and one 409.
 """
+
 from __future__ import annotations
-from collections.abc import Collection
+
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -45,12 +46,17 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else f"{value:.2f}"
 
 
-def _cost_breakdown(estimate: Decimal | None, markup_percentage: Decimal | None,
-                    final_cost: Decimal | None) -> dict[str, str | None]:
+def _cost_breakdown(
+    estimate: Decimal | None, markup_percentage: Decimal | None, final_cost: Decimal | None
+) -> dict[str, str | None]:
     """What the client pays for: the serviceman's estimate, the platform's fee, the total."""
     fee = final_cost - estimate if final_cost is not None and estimate is not None else None
-    return {"service_cost": _money(estimate), "platform_fee": _money(fee),
-            "final_cost": _money(final_cost), "markup_percentage": _money(markup_percentage)}
+    return {
+        "service_cost": _money(estimate),
+        "platform_fee": _money(fee),
+        "final_cost": _money(final_cost),
+        "markup_percentage": _money(markup_percentage),
+    }
 
 
 def _request_breakdown(request: ServiceRequest) -> dict[str, str | None]:
@@ -75,10 +81,20 @@ def submit_estimate(serviceman: User, request_id: int, amount: Decimal, notes: s
         require_approved(serviceman, "submit estimates")
         request = _locked_as_primary(serviceman, request_id, "submits the estimate")
         require_status(request, (S.ASSIGNED,), "Submitting an estimate")
-        transition(request, S.SERVICEMAN_INSPECTED, serviceman, "estimate_submitted",
-                   payload={"amount": _money(amount), "notes": notes, "serviceman_id": serviceman.id,
-                            "serviceman_name": serviceman.full_name},
-                   estimate_amount=amount, estimate_notes=notes)
+        transition(
+            request,
+            S.SERVICEMAN_INSPECTED,
+            serviceman,
+            "estimate_submitted",
+            payload={
+                "amount": _money(amount),
+                "notes": notes,
+                "serviceman_id": serviceman.id,
+                "serviceman_name": serviceman.full_name,
+            },
+            estimate_amount=amount,
+            estimate_notes=notes,
+        )
     return request
 
 
@@ -96,26 +112,35 @@ def set_markup(admin: User, request_id: int, markup_percentage: Decimal) -> Serv
             raise InvalidTransition("This request has no estimate to mark up.")
         final_cost = final_cost_for(request.estimate_amount, markup_percentage)
         if request.status == S.SERVICEMAN_INSPECTED:
-            transition(request, S.AWAITING_CLIENT_APPROVAL, admin, "final_cost_set",
-                       payload=_cost_breakdown(request.estimate_amount, markup_percentage, final_cost),
-                       markup_percentage=markup_percentage, final_cost=final_cost)
+            transition(
+                request,
+                S.AWAITING_CLIENT_APPROVAL,
+                admin,
+                "final_cost_set",
+                payload=_cost_breakdown(request.estimate_amount, markup_percentage, final_cost),
+                markup_percentage=markup_percentage,
+                final_cost=final_cost,
+            )
         else:
             request = _reprice(admin, request, markup_percentage, final_cost)
     return request
 
 
-def _reprice(admin: User, request: ServiceRequest, markup_percentage: Decimal | None,
-             final_cost: Decimal) -> ServiceRequest:
+def _reprice(
+    admin: User, request: ServiceRequest, markup_percentage: Decimal | None, final_cost: Decimal
+) -> ServiceRequest:
     """A new price while the client considers the last one. The request stays AWAITING_CLIENT_APPROVAL:
     an update and an event, not a transition (the contract has no such move)."""
     if (request.markup_percentage, request.final_cost) == (markup_percentage, final_cost):
         return request  # nothing changed: the client is not told twice
     previous = _money(request.final_cost)
     ServiceRequest.update(markup_percentage=markup_percentage, final_cost=final_cost, updated_at=utcnow()).where(
-        ServiceRequest.id == request.id).execute()
+        ServiceRequest.id == request.id
+    ).execute()
     request = ServiceRequest.get_by_id(request.id)
-    record_event(request, "final_cost_set", admin,
-                 payload={**_request_breakdown(request), "previous_final_cost": previous})
+    record_event(
+        request, "final_cost_set", admin, payload={**_request_breakdown(request), "previous_final_cost": previous}
+    )
     return request
 
 
@@ -132,8 +157,10 @@ def approve_cost(client: User, request_id: int, final_cost: Decimal | None = Non
         if _pending_proposal(request) is not None:
             raise InvalidTransition("A price proposal is pending: accept, reject or counter it instead.")
         if final_cost is not None and final_cost != request.final_cost:
-            raise InvalidTransition(f"The final cost is now {format_naira(request.final_cost)}, "
-                                    f"not {format_naira(final_cost)}; review it before approving.")
+            raise InvalidTransition(
+                f"The final cost is now {format_naira(request.final_cost)}, "
+                f"not {format_naira(final_cost)}; review it before approving."
+            )
         transition(request, S.AWAITING_PAYMENT, client, "cost_approved", payload=_request_breakdown(request))
     return request
 
@@ -151,21 +178,34 @@ def _proposal_party(proposal: PriceNegotiation, request: ServiceRequest) -> str:
 
 def _pending_proposal(request: ServiceRequest) -> PriceNegotiation | None:
     """Read under the caller's lock on the request, which every proposal and answer takes first."""
-    return PriceNegotiation.select().where(PriceNegotiation.service_request == request.id,
-                                           PriceNegotiation.status == NegotiationStatus.PENDING).first()
+    return (
+        PriceNegotiation.select()
+        .where(PriceNegotiation.service_request == request.id, PriceNegotiation.status == NegotiationStatus.PENDING)
+        .first()
+    )
 
 
 def negotiation_history(user: User, request_id: int) -> peewee.ModelSelect[PriceNegotiation]:
     """Every proposal on the request, oldest first (the owning client and admins)."""
     request = _owned_request(user, request_id)
-    return (PriceNegotiation.select().where(PriceNegotiation.service_request == request.id)
-            .order_by(PriceNegotiation.created_at, PriceNegotiation.id))
+    return (
+        PriceNegotiation.select()
+        .where(PriceNegotiation.service_request == request.id)
+        .order_by(PriceNegotiation.created_at, PriceNegotiation.id)
+    )
 
 
-def _negotiation_payload(action: str, proposal: PriceNegotiation, actor: User,
-                         request: ServiceRequest) -> dict[str, Any]:
-    return {"action": action, "negotiation_id": proposal.id, "amount": _money(proposal.proposed_amount),
-            "message": proposal.message, "by_role": _party(actor, request), "final_cost": _money(request.final_cost)}
+def _negotiation_payload(
+    action: str, proposal: PriceNegotiation, actor: User, request: ServiceRequest
+) -> dict[str, Any]:
+    return {
+        "action": action,
+        "negotiation_id": proposal.id,
+        "amount": _money(proposal.proposed_amount),
+        "message": proposal.message,
+        "by_role": _party(actor, request),
+        "final_cost": _money(request.final_cost),
+    }
 
 
 def propose_price(user: User, request_id: int, proposed_amount: Decimal, message: str = "") -> PriceNegotiation:
@@ -179,10 +219,16 @@ def propose_price(user: User, request_id: int, proposed_amount: Decimal, message
         require_status(request, allowed, "Proposing a price")
         if _pending_proposal(request) is not None:
             raise InvalidTransition("A price proposal is already pending: answer it (or wait for the answer) first.")
-        proposal = PriceNegotiation.create(service_request=request.id, proposed_by=user.id,
-                                           proposed_amount=proposed_amount, message=message)
-        transition(request, S.NEGOTIATING, user, "negotiation_message",
-                   payload=_negotiation_payload("proposed", proposal, user, request))
+        proposal = PriceNegotiation.create(
+            service_request=request.id, proposed_by=user.id, proposed_amount=proposed_amount, message=message
+        )
+        transition(
+            request,
+            S.NEGOTIATING,
+            user,
+            "negotiation_message",
+            payload=_negotiation_payload("proposed", proposal, user, request),
+        )
     return proposal
 
 
@@ -212,11 +258,18 @@ def accept_proposal(user: User, negotiation_id: int) -> PriceNegotiation:
     with unit_of_work():
         request, proposal = _answerable(user, negotiation_id)
         _close(proposal, NegotiationStatus.ACCEPTED)
-        transition(request, S.AWAITING_PAYMENT, user, "negotiation_message",
-                   payload={**_negotiation_payload("accepted", proposal, user, request),
-                            "final_cost": _money(proposal.proposed_amount),
-                            "previous_final_cost": _money(request.final_cost)},
-                   final_cost=proposal.proposed_amount)
+        transition(
+            request,
+            S.AWAITING_PAYMENT,
+            user,
+            "negotiation_message",
+            payload={
+                **_negotiation_payload("accepted", proposal, user, request),
+                "final_cost": _money(proposal.proposed_amount),
+                "previous_final_cost": _money(request.final_cost),
+            },
+            final_cost=proposal.proposed_amount,
+        )
     return proposal
 
 
@@ -226,22 +279,34 @@ def reject_proposal(user: User, negotiation_id: int) -> PriceNegotiation:
     with unit_of_work():
         request, proposal = _answerable(user, negotiation_id)
         _close(proposal, NegotiationStatus.REJECTED)
-        transition(request, S.NEGOTIATING, user, "negotiation_message",
-                   payload=_negotiation_payload("rejected", proposal, user, request))
+        transition(
+            request,
+            S.NEGOTIATING,
+            user,
+            "negotiation_message",
+            payload=_negotiation_payload("rejected", proposal, user, request),
+        )
     return proposal
 
 
-def counter_proposal(user: User, negotiation_id: int, proposed_amount: Decimal,
-                     message: str = "") -> PriceNegotiation:
+def counter_proposal(user: User, negotiation_id: int, proposed_amount: Decimal, message: str = "") -> PriceNegotiation:
     """The pending proposal is COUNTERED by a new PENDING one from the other party."""
     with unit_of_work():
         request, proposal = _answerable(user, negotiation_id)
         _close(proposal, NegotiationStatus.COUNTERED)
-        counter = PriceNegotiation.create(service_request=request.id, proposed_by=user.id,
-                                          proposed_amount=proposed_amount, message=message)
-        transition(request, S.NEGOTIATING, user, "negotiation_message",
-                   payload={**_negotiation_payload("countered", counter, user, request),
-                            "countered_negotiation_id": proposal.id})
+        counter = PriceNegotiation.create(
+            service_request=request.id, proposed_by=user.id, proposed_amount=proposed_amount, message=message
+        )
+        transition(
+            request,
+            S.NEGOTIATING,
+            user,
+            "negotiation_message",
+            payload={
+                **_negotiation_payload("countered", counter, user, request),
+                "countered_negotiation_id": proposal.id,
+            },
+        )
     return counter
 
 
@@ -249,8 +314,12 @@ def counter_proposal(user: User, negotiation_id: int, proposed_amount: Decimal,
 
 
 def _latest_proposal(request: ServiceRequest) -> PriceNegotiation | None:
-    return (PriceNegotiation.select().where(PriceNegotiation.service_request == request.id)
-            .order_by(PriceNegotiation.id.desc()).first())
+    return (
+        PriceNegotiation.select()
+        .where(PriceNegotiation.service_request == request.id)
+        .order_by(PriceNegotiation.id.desc())
+        .first()
+    )
 
 
 def consult_serviceman(admin: User, request_id: int, message: str) -> Event:
@@ -262,10 +331,19 @@ def consult_serviceman(admin: User, request_id: int, message: str) -> Event:
         if request.primary_serviceman_id is None:
             raise InvalidTransition("This request has no primary serviceman to consult.")
         offer = _latest_proposal(request)
-        _, event = transition(request, S.NEGOTIATING, admin, "serviceman_consulted", payload={
-            "message": message, "estimate_amount": _money(request.estimate_amount),
-            "offer_amount": _money(offer.proposed_amount) if offer else _money(request.final_cost),
-            "negotiation_id": offer.id if offer else None, "serviceman_id": request.primary_serviceman_id})
+        _, event = transition(
+            request,
+            S.NEGOTIATING,
+            admin,
+            "serviceman_consulted",
+            payload={
+                "message": message,
+                "estimate_amount": _money(request.estimate_amount),
+                "offer_amount": _money(offer.proposed_amount) if offer else _money(request.final_cost),
+                "negotiation_id": offer.id if offer else None,
+                "serviceman_id": request.primary_serviceman_id,
+            },
+        )
     return event
 
 
@@ -274,12 +352,27 @@ def reply_to_consultation(serviceman: User, request_id: int, acceptable: bool, m
         require_approved(serviceman, "answer consultations")
         request = _locked_as_primary(serviceman, request_id, "answers a consultation")
         require_status(request, (S.NEGOTIATING,), "Answering a consultation")
-        asked = (Event.select().where(Event.service_request == request.id, Event.type == "serviceman_consulted")
-                 .order_by(Event.id.desc()).first())
+        asked = (
+            Event.select()
+            .where(Event.service_request == request.id, Event.type == "serviceman_consulted")
+            .order_by(Event.id.desc())
+            .first()
+        )
         if asked is None:
             raise InvalidTransition("No admin has consulted you on this request.")
-        _, event = transition(request, S.NEGOTIATING, serviceman, "consultation_replied", payload={
-            "acceptable": acceptable, "verdict": "acceptable" if acceptable else "not acceptable",
-            "message": message, "consultation_event_id": asked.id, "offer_amount": asked.payload.get("offer_amount"),
-            "serviceman_id": serviceman.id, "serviceman_name": serviceman.full_name})
+        _, event = transition(
+            request,
+            S.NEGOTIATING,
+            serviceman,
+            "consultation_replied",
+            payload={
+                "acceptable": acceptable,
+                "verdict": "acceptable" if acceptable else "not acceptable",
+                "message": message,
+                "consultation_event_id": asked.id,
+                "offer_amount": asked.payload.get("offer_amount"),
+                "serviceman_id": serviceman.id,
+                "serviceman_name": serviceman.full_name,
+            },
+        )
     return event

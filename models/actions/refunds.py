@@ -11,13 +11,13 @@ Statuses then arrive through `refund.*` webhooks and the reconciliation job; a f
 admins, who may retry; `needs-attention` (NEEDS_BANK) is retried with the customer's bank account
 through Paystack's retry_with_customer_details, never by a second refund.
 """
+
 from __future__ import annotations
+
 import logging
 import secrets
-from datetime import timedelta
-
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, cast
 
@@ -59,17 +59,29 @@ class RefundPlan(Protocol):
 
 class PaystackUnavailableSearch(PaystackUnavailable):
     """The search for a refund whose answer was lost did not end: nothing is asked again."""
+
+
 R = RefundStatus
 # Paystack's refund statuses (https://paystack.com/docs/payments/refunds/ and the refund.* webhook
 # events). "needs-attention": Paystack could not return the money on its own and needs the customer's
 # bank account; "reversed" is kept as a failure for safety, though the refund docs do not list it.
-FROM_PAYSTACK = {"pending": R.PENDING, "processing": R.PROCESSING, "processed": R.PROCESSED,
-                 "failed": R.FAILED, "needs-attention": R.NEEDS_BANK, "reversed": R.FAILED}
+FROM_PAYSTACK = {
+    "pending": R.PENDING,
+    "processing": R.PROCESSING,
+    "processed": R.PROCESSED,
+    "failed": R.FAILED,
+    "needs-attention": R.NEEDS_BANK,
+    "reversed": R.FAILED,
+}
 # Where a status may move on Paystack's word (a late or replayed webhook never moves one back).
 # NEEDS_BANK moves on once an admin gave Paystack the customer's account (retry_with_customer_details).
-MOVES = {R.PENDING: {R.PROCESSING, R.PROCESSED, R.FAILED, R.NEEDS_BANK},
-         R.PROCESSING: {R.PROCESSED, R.FAILED, R.NEEDS_BANK},
-         R.NEEDS_BANK: {R.PROCESSING, R.PROCESSED, R.FAILED}, R.FAILED: {R.PROCESSED}, R.PROCESSED: set()}
+MOVES = {
+    R.PENDING: {R.PROCESSING, R.PROCESSED, R.FAILED, R.NEEDS_BANK},
+    R.PROCESSING: {R.PROCESSED, R.FAILED, R.NEEDS_BANK},
+    R.NEEDS_BANK: {R.PROCESSING, R.PROCESSED, R.FAILED},
+    R.FAILED: {R.PROCESSED},
+    R.PROCESSED: set(),
+}
 RECONCILE_BATCH = 200
 # Looking for a refund whose answer was lost: Paystack's List Refunds, a page at a time, from a little
 # before we asked (clocks differ) until the pages end; never more than FIND_MAX_PAGES pages.
@@ -95,8 +107,9 @@ def lock_payment(payment_id: int) -> Payment | None:
     return for_update(Payment.select().where(Payment.id == payment_id)).first()
 
 
-def open_refund(payment: Payment, amount: Decimal, *, policy: str, reason: str, cause: str | None = None,
-                actor: int | None = None) -> Refund:
+def open_refund(
+    payment: Payment, amount: Decimal, *, policy: str, reason: str, cause: str | None = None, actor: int | None = None
+) -> Refund:
     """Open a refund of `amount` naira; the caller's transaction holds `payment` locked. With a
     cause, an existing refund for that cause is returned instead of a second one."""
     if cause is not None:
@@ -109,12 +122,20 @@ def open_refund(payment: Payment, amount: Decimal, *, policy: str, reason: str, 
     if remaining <= 0:
         raise Conflict("This payment has already been refunded in full.", code="already_refunded")
     if amount <= 0 or amount > remaining:
-        raise ValidationFailed.on("amount", f"Between {format_naira(CENTS)} and {format_naira(remaining)} of this "
-                                            f"payment can be refunded.")
+        raise ValidationFailed.on(
+            "amount", f"Between {format_naira(CENTS)} and {format_naira(remaining)} of this payment can be refunded."
+        )
     refund = Refund.create(
-        payment=payment.id, service_request=payment.service_request_id, amount=amount, currency=payment.currency,
-        cause=cause, policy=policy, reason=reason[:2000], requested_by=actor,
-        reference=f"SM-R-{payment.id}-{secrets.token_hex(8)}")
+        payment=payment.id,
+        service_request=payment.service_request_id,
+        amount=amount,
+        currency=payment.currency,
+        cause=cause,
+        policy=policy,
+        reason=reason[:2000],
+        requested_by=actor,
+        reference=f"SM-R-{payment.id}-{secrets.token_hex(8)}",
+    )
     log.info("refund %s opened: NGN %s of payment %s (%s)", refund.reference, amount, payment.id, policy)
     return refund
 
@@ -126,8 +147,16 @@ def open_cancellation_refunds(quote: RefundPlan, reason: str, actor: int | None)
         if share.refund > 0:
             payment = lock_payment(share.payment.id)
             assert payment is not None  # the quote's own payment, read in this transaction
-            ids.append(open_refund(payment, share.refund, policy=quote.policy, reason=reason,
-                                   cause=RefundCause.CANCELLATION, actor=actor).id)
+            ids.append(
+                open_refund(
+                    payment,
+                    share.refund,
+                    policy=quote.policy,
+                    reason=reason,
+                    cause=RefundCause.CANCELLATION,
+                    actor=actor,
+                ).id
+            )
     return ids
 
 
@@ -137,12 +166,18 @@ def open_unusable_payment_refund(payment: Payment) -> Refund | None:
     remaining = refundable_amount(payment)
     if remaining <= 0:
         return None
-    return open_refund(payment, remaining, policy=RefundPolicy.UNUSABLE_PAYMENT, cause=RefundCause.UNUSABLE_PAYMENT,
-                       reason=f"Paid but not usable: {payment.failure_reason}")
+    return open_refund(
+        payment,
+        remaining,
+        policy=RefundPolicy.UNUSABLE_PAYMENT,
+        cause=RefundCause.UNUSABLE_PAYMENT,
+        reason=f"Paid but not usable: {payment.failure_reason}",
+    )
 
 
-def refund_payment(paystack: PaystackClient, admin: User, payment_id: int, reason: str,
-                   amount: Decimal | None = None) -> Refund | None:
+def refund_payment(
+    paystack: PaystackClient, admin: User, payment_id: int, reason: str, amount: Decimal | None = None
+) -> Refund | None:
     """An admin's manual refund of a verified payment: all that is left of it, or `amount`."""
     with unit_of_work():
         payment = lock_payment(payment_id)
@@ -158,9 +193,17 @@ def refund_payment(paystack: PaystackClient, admin: User, payment_id: int, reaso
 
 
 def _details(refund: Refund, **extra: Any) -> dict[str, Any]:
-    return {"refund_id": refund.id, "payment_id": refund.payment_id, "amount": str(refund.amount),
-            "currency": refund.currency, "policy": refund.policy, "reason": refund.reason,
-            "reference": refund.reference, "status": refund.status, **extra}
+    return {
+        "refund_id": refund.id,
+        "payment_id": refund.payment_id,
+        "amount": str(refund.amount),
+        "currency": refund.currency,
+        "policy": refund.policy,
+        "reason": refund.reason,
+        "reference": refund.reference,
+        "status": refund.status,
+        **extra,
+    }
 
 
 def _locked(refund_id: int) -> Refund | None:
@@ -173,8 +216,12 @@ def submit_refunds(paystack: PaystackClient, refund_ids: Iterable[int]) -> list[
 
 def submit_unsubmitted(paystack: PaystackClient, payment_id: int) -> list[Refund | None]:
     """Ask Paystack for every refund of a payment not yet accepted (after a webhook made one)."""
-    ids = [r.id for r in Refund.select(Refund.id).where(Refund.payment == payment_id, Refund.status == R.PENDING,
-                                                         Refund.submitted_at.is_null())]
+    ids = [
+        r.id
+        for r in Refund.select(Refund.id).where(
+            Refund.payment == payment_id, Refund.status == R.PENDING, Refund.submitted_at.is_null()
+        )
+    ]
     return submit_refunds(paystack, ids)
 
 
@@ -192,9 +239,12 @@ def submit_refund(paystack: PaystackClient, refund_id: int) -> Refund | None:
             if data is None:
                 refund.asked_at, refund.attempts = utcnow(), refund.attempts + 1
                 data = paystack.create_refund(
-                    transaction=payment.paystack_reference, amount=refund.amount, currency=refund.currency,
+                    transaction=payment.paystack_reference,
+                    amount=refund.amount,
+                    currency=refund.currency,
                     merchant_note=f"{refund.reference} {refund.policy}",
-                    customer_note=f"Serviceman booking #{refund.service_request_id}: {refund.reason}"[:200])
+                    customer_note=f"Serviceman booking #{refund.service_request_id}: {refund.reason}"[:200],
+                )
         except PaystackRefused as exc:
             _move(refund, R.FAILED, f"Paystack refused the refund: {exc.message}")
             return refund
@@ -225,8 +275,9 @@ def _find_at_paystack(paystack: PaystackClient, refund: Refund, payment: Payment
         found, meta = paystack.list_refunds(page=page, per_page=FIND_PER_PAGE, since=since)
         for candidate in found:
             if _is_ours(candidate, refund, payment):
-                log.info("refund %s: found at Paystack as %s after a lost answer", refund.reference,
-                         candidate.get("id"))
+                log.info(
+                    "refund %s: found at Paystack as %s after a lost answer", refund.reference, candidate.get("id")
+                )
                 return candidate
         if not found or page >= _int(meta.get("pageCount"), page):
             return None
@@ -239,8 +290,9 @@ def _is_ours(candidate: Any, refund: Refund, payment: Payment) -> bool:
     reference = candidate.get("transaction_reference")
     if reference is None and isinstance(candidate.get("transaction"), dict):
         reference = candidate["transaction"].get("reference")
-    return reference in (None, payment.paystack_reference) and FROM_PAYSTACK.get(
-        str(candidate.get("status"))) != R.FAILED
+    return (
+        reference in (None, payment.paystack_reference) and FROM_PAYSTACK.get(str(candidate.get("status"))) != R.FAILED
+    )
 
 
 def _int(value: Any, default: int) -> int:
@@ -269,15 +321,25 @@ def _move(refund: Refund, status: str, failure_reason: str = "") -> Refund:
     elif status == R.FAILED:
         refund.failure_reason = failure_reason[:1000]
         refund.save()
-        record_event(refund.service_request, "refund_failed", None,
-                     payload=_details(refund, failure_reason=refund.failure_reason))
+        record_event(
+            refund.service_request,
+            "refund_failed",
+            None,
+            payload=_details(refund, failure_reason=refund.failure_reason),
+        )
         log.warning("refund %s failed: %s", refund.reference, refund.failure_reason)
     elif status == R.NEEDS_BANK:
-        refund.failure_reason = ("Paystack needs the customer's bank account to return this money: collect it "
-                                 "and retry with the customer's details.")
+        refund.failure_reason = (
+            "Paystack needs the customer's bank account to return this money: collect it "
+            "and retry with the customer's details."
+        )
         refund.save()
-        record_event(refund.service_request, "refund_needs_attention", None,
-                     payload=_details(refund, failure_reason=refund.failure_reason))
+        record_event(
+            refund.service_request,
+            "refund_needs_attention",
+            None,
+            payload=_details(refund, failure_reason=refund.failure_reason),
+        )
         log.warning("refund %s needs the customer's bank details", refund.reference)
     else:
         refund.save()
@@ -306,8 +368,12 @@ def _candidates(data: dict[str, Any]) -> list[int]:
     reference, kobo = data.get("transaction_reference"), _kobo(data.get("amount"))
     if not isinstance(reference, str) or kobo is None:
         return []
-    query = (Refund.select(Refund.id, Refund.amount).join(Payment)
-             .where(Payment.paystack_reference == reference, Refund.status.in_(AWAITING_WORD)).order_by(Refund.id))
+    query = (
+        Refund.select(Refund.id, Refund.amount)
+        .join(Payment)
+        .where(Payment.paystack_reference == reference, Refund.status.in_(AWAITING_WORD))
+        .order_by(Refund.id)
+    )
     if data.get("id") is not None:  # an event naming an id we do not know is about none we know by id
         query = query.where(Refund.paystack_refund_id.is_null())
     return [row.id for row in query if to_kobo(row.amount) == kobo]
@@ -333,8 +399,9 @@ def process_refund_event(event: str, data: Any, paystack: PaystackClient | None 
         _reread(paystack, ids, event)
         return None
     if not ids:
-        log.warning("webhook %s for a refund that is not ours (transaction %r)", event,
-                    data.get("transaction_reference"))
+        log.warning(
+            "webhook %s for a refund that is not ours (transaction %r)", event, data.get("transaction_reference")
+        )
         return None
     with unit_of_work():
         refund = _locked(ids[0])  # waits for a submitter still holding it, then re-reads
@@ -359,8 +426,11 @@ def _reread(paystack: PaystackClient | None, ids: list[int], event: str) -> None
         try:
             data = paystack.fetch_refund(refund.paystack_refund_id)
         except PaystackError as exc:
-            log.warning("refund %s: Paystack unavailable (%s); the reconciliation job will read it",
-                        refund.reference, exc.message)
+            log.warning(
+                "refund %s: Paystack unavailable (%s); the reconciliation job will read it",
+                refund.reference,
+                exc.message,
+            )
             continue
         with unit_of_work():
             locked = _locked(refund_id)
@@ -378,9 +448,11 @@ def reconcile_refunds(paystack: PaystackClient, after: float, now: datetime | No
     refunded = Refund.select(Refund.payment).where(Refund.cause == RefundCause.UNUSABLE_PAYMENT)
     opened = []
     # Each query is read whole before its loop writes: on SQLite a write while a read cursor is open fails.
-    for payment in list(Payment.select(Payment.id).where(Payment.needs_refund == True,
-                                                         Payment.status == PaymentStatus.SUCCESS,
-                                                         Payment.id.not_in(refunded)).limit(RECONCILE_BATCH)):
+    for payment in list(
+        Payment.select(Payment.id)
+        .where(Payment.needs_refund == True, Payment.status == PaymentStatus.SUCCESS, Payment.id.not_in(refunded))
+        .limit(RECONCILE_BATCH)
+    ):
         with unit_of_work():
             locked = lock_payment(payment.id)
             assert locked is not None  # payments are never deleted
@@ -388,16 +460,30 @@ def reconcile_refunds(paystack: PaystackClient, after: float, now: datetime | No
         if refund is not None:
             opened.append(refund.id)
     counts["opened"] = len(opened)
-    unsubmitted = (Refund.select(Refund.id).where(Refund.status == R.PENDING, Refund.submitted_at.is_null(),
-                                                  Refund.created_at <= now - timedelta(seconds=after))
-                   .order_by(Refund.id).limit(RECONCILE_BATCH))
+    unsubmitted = (
+        Refund.select(Refund.id)
+        .where(
+            Refund.status == R.PENDING,
+            Refund.submitted_at.is_null(),
+            Refund.created_at <= now - timedelta(seconds=after),
+        )
+        .order_by(Refund.id)
+        .limit(RECONCILE_BATCH)
+    )
     for refund_id in opened + [row.id for row in unsubmitted if row.id not in opened]:
         refund = submit_refund(paystack, refund_id)
         assert refund is not None  # one of our rows: refunds are never deleted
         counts["submitted" if refund.submitted_at else "failed" if refund.status == R.FAILED else "unreachable"] += 1
-    stale = list(Refund.select().where(Refund.status.in_(R.OPEN), Refund.submitted_at <= now - timedelta(seconds=after),
-                                       Refund.paystack_refund_id.is_null(False))
-                 .order_by(Refund.submitted_at).limit(RECONCILE_BATCH))
+    stale = list(
+        Refund.select()
+        .where(
+            Refund.status.in_(R.OPEN),
+            Refund.submitted_at <= now - timedelta(seconds=after),
+            Refund.paystack_refund_id.is_null(False),
+        )
+        .order_by(Refund.submitted_at)
+        .limit(RECONCILE_BATCH)
+    )
     for refund in stale:
         counts["checked"] += 1
         try:
@@ -431,9 +517,11 @@ def retry_refund(paystack: PaystackClient, admin: User, refund_id: int) -> Refun
         if refund is None:
             raise NotFound("No such refund.")
         if refund.status == R.NEEDS_BANK:
-            raise InvalidTransition("Paystack needs the customer's bank account for this refund: retry it with "
-                                    "the customer's details (POST /api/admin/refunds/{id}/customer-details/).",
-                                    code="needs_customer_details")
+            raise InvalidTransition(
+                "Paystack needs the customer's bank account for this refund: retry it with "
+                "the customer's details (POST /api/admin/refunds/{id}/customer-details/).",
+                code="needs_customer_details",
+            )
         if refund.status != R.FAILED:
             raise InvalidTransition(f"Only a failed refund can be retried; this one is {refund.status}.")
         if refund.paystack_refund_id:
@@ -442,8 +530,9 @@ def retry_refund(paystack: PaystackClient, admin: User, refund_id: int) -> Refun
             except PaystackRefused:
                 data = {}
             except PaystackError as exc:
-                raise UpstreamUnavailable("The payment provider could not be asked about this refund; "
-                                          "try again.") from exc
+                raise UpstreamUnavailable(
+                    "The payment provider could not be asked about this refund; try again."
+                ) from exc
             alive = FROM_PAYSTACK.get(str(data.get("status") or "").lower())
             if alive == R.PROCESSED:
                 return _move(refund, R.PROCESSED)
@@ -451,8 +540,12 @@ def retry_refund(paystack: PaystackClient, admin: User, refund_id: int) -> Refun
                 refund.status, refund.paystack_status = alive, str(data["status"])[:20]
                 refund.failure_reason, refund.updated_at = "", utcnow()
                 refund.save()
-                record_event(refund.service_request, "refund_retried", admin.id,
-                             payload=_details(refund, outcome="Paystack is still processing the first attempt"))
+                record_event(
+                    refund.service_request,
+                    "refund_retried",
+                    admin.id,
+                    payload=_details(refund, outcome="Paystack is still processing the first attempt"),
+                )
                 return refund
         refund.status, refund.paystack_refund_id, refund.paystack_status = R.PENDING, None, ""
         refund.asked_at = refund.submitted_at = None
@@ -462,8 +555,14 @@ def retry_refund(paystack: PaystackClient, admin: User, refund_id: int) -> Refun
     return submit_refund(paystack, refund.id)
 
 
-def retry_with_customer_details(paystack: PaystackClient, banks: Iterable[dict[str, Any]], admin: User, refund_id: int,
-                                bank_code: str, account_number: str) -> Refund:
+def retry_with_customer_details(
+    paystack: PaystackClient,
+    banks: Iterable[dict[str, Any]],
+    admin: User,
+    refund_id: int,
+    bank_code: str,
+    account_number: str,
+) -> Refund:
     """Give Paystack the customer's bank account for a NEEDS_BANK refund, as Paystack documents it:
     `POST /refund/retry_with_customer_details/{id}` (never a second `POST /refund`: Paystack keeps the
     amount reserved for the first). `banks` is Paystack's bank list ({code, id}); the account number
@@ -476,19 +575,27 @@ def retry_with_customer_details(paystack: PaystackClient, banks: Iterable[dict[s
         if refund is None:
             raise NotFound("No such refund.")
         if refund.status != R.NEEDS_BANK or not refund.paystack_refund_id:
-            raise InvalidTransition(f"Only a refund waiting for the customer's bank account can be retried with "
-                                    f"it; this one is {refund.status}.")
+            raise InvalidTransition(
+                f"Only a refund waiting for the customer's bank account can be retried with "
+                f"it; this one is {refund.status}."
+            )
         try:
             data = paystack.retry_refund_with_customer_details(
-                refund.paystack_refund_id, currency=refund.currency, account_number=account_number, bank_id=bank_id)
+                refund.paystack_refund_id, currency=refund.currency, account_number=account_number, bank_id=bank_id
+            )
         except PaystackRefused as exc:
             raise ValidationFailed.on("account_number", f"Paystack refused these details: {exc.message}") from exc
         except PaystackError as exc:
             raise UpstreamUnavailable("The payment provider could not be asked; try again.") from exc
         refund.failure_reason = ""
-        record_event(refund.service_request, "refund_retried", admin.id,
-                     payload=_details(refund, outcome=f"sent the customer's account at bank {bank_code} "
-                                                      f"(******{account_number[-4:]})"))
+        record_event(
+            refund.service_request,
+            "refund_retried",
+            admin.id,
+            payload=_details(
+                refund, outcome=f"sent the customer's account at bank {bank_code} (******{account_number[-4:]})"
+            ),
+        )
         paystack_status = str(data.get("status") or "").lower()
         if FROM_PAYSTACK.get(paystack_status) in (None, R.NEEDS_BANK):
             paystack_status = "processing"  # the details were taken in: Paystack works on it again
@@ -496,8 +603,9 @@ def retry_with_customer_details(paystack: PaystackClient, banks: Iterable[dict[s
     return refund
 
 
-def list_refunds(status: str | None = None, service_request_id: int | None = None,
-                 payment_id: int | None = None) -> peewee.ModelSelect[Refund]:
+def list_refunds(
+    status: str | None = None, service_request_id: int | None = None, payment_id: int | None = None
+) -> peewee.ModelSelect[Refund]:
     query = Refund.select()
     if status is not None:
         query = query.where(Refund.status == status)

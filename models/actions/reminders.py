@@ -5,6 +5,7 @@ conditional UPDATE (`WHERE reminder_sent_at IS NULL`) and its event is written i
 transaction, so of two overlapping runs only one claims each request, and a run that fails after
 claiming rolls the claim back with the event.
 """
+
 from datetime import date, timedelta, tzinfo
 from typing import Any
 
@@ -19,10 +20,12 @@ BATCH = 500
 
 
 def _due(tomorrow: date) -> tuple[Any, ...]:
-    return (ServiceRequest.booking_date == tomorrow,
-            ServiceRequest.status.in_(REMINDED_STATUSES),
-            ServiceRequest.is_deleted == False,
-            ServiceRequest.reminder_sent_at.is_null())
+    return (
+        ServiceRequest.booking_date == tomorrow,
+        ServiceRequest.status.in_(REMINDED_STATUSES),
+        ServiceRequest.is_deleted == False,
+        ServiceRequest.reminder_sent_at.is_null(),
+    )
 
 
 def send_booking_reminders(zone: tzinfo, today: date | None = None) -> dict[str, Any]:
@@ -30,8 +33,13 @@ def send_booking_reminders(zone: tzinfo, today: date | None = None) -> dict[str,
     tomorrow = (today or platform_today(zone)) + timedelta(days=1)
     sent = 0
     while True:
-        ids = [r.id for r in ServiceRequest.select(ServiceRequest.id).where(*_due(tomorrow))
-               .order_by(ServiceRequest.id).limit(BATCH)]
+        ids = [
+            r.id
+            for r in ServiceRequest.select(ServiceRequest.id)
+            .where(*_due(tomorrow))
+            .order_by(ServiceRequest.id)
+            .limit(BATCH)
+        ]
         sent += sum(_remind(request_id, tomorrow) for request_id in ids)
         if len(ids) < BATCH:
             return {"booking_date": tomorrow.isoformat(), "sent": sent}
@@ -40,8 +48,11 @@ def send_booking_reminders(zone: tzinfo, today: date | None = None) -> dict[str,
 def _remind(request_id: int, tomorrow: date) -> bool:
     """Claim and announce one request's reminder; False when another run (or a change) got there first."""
     with unit_of_work():
-        claimed = (ServiceRequest.update(reminder_sent_at=utcnow())
-                   .where(ServiceRequest.id == request_id, *_due(tomorrow)).execute())
+        claimed = (
+            ServiceRequest.update(reminder_sent_at=utcnow())
+            .where(ServiceRequest.id == request_id, *_due(tomorrow))
+            .execute()
+        )
         if claimed != 1:
             return False
         request = ServiceRequest.get_by_id(request_id)

@@ -15,6 +15,7 @@ half. A retention of 0 days keeps notifications or events for ever.
 Deletes go in batches by id, each its own short transaction, so a first run over years of rows never
 holds a long lock, and overlapping runs only delete what the other has not.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,13 @@ def _delete_in_batches(model: type[BaseModel], condition: peewee.Expression) -> 
     deleted = 0
     while True:
         with database.atomic():
-            ids = [row_id for (row_id,) in cast(Iterable[tuple[int]], model.select(model.id).where(condition)
-                                                 .order_by(model.id).limit(BATCH).tuples())]
+            ids = [
+                row_id
+                for (row_id,) in cast(
+                    Iterable[tuple[int]],
+                    model.select(model.id).where(condition).order_by(model.id).limit(BATCH).tuples(),
+                )
+            ]
             if ids:
                 deleted += model.delete().where(model.id.in_(ids)).execute()
         if len(ids) < BATCH:
@@ -54,16 +60,18 @@ def _closed_before(cutoff: datetime) -> peewee.ModelSelect[ServiceRequest]:
     """Requests that finished (or were deleted) before `cutoff`: their timelines may go."""
     R = ServiceRequest
     finished = R.status.in_(RequestStatus.FINISHED) & (R.updated_at < cutoff)
-    deleted = (R.is_deleted == True) & (R.deleted_at < cutoff)  # noqa: E712 (peewee expression)
+    deleted = (R.is_deleted == True) & (R.deleted_at < cutoff)
     return R.select(R.id).where(finished | deleted)
 
 
 def delete_spent_refresh_tokens(now: datetime | None = None) -> int:
     now = now or utcnow()
     live_families = RefreshToken.select(RefreshToken.family).where(
-        RefreshToken.revoked_at.is_null(), RefreshToken.expires_at > now)
+        RefreshToken.revoked_at.is_null(), RefreshToken.expires_at > now
+    )
     spent = (RefreshToken.expires_at <= now) | (
-        RefreshToken.revoked_at.is_null(False) & RefreshToken.family.not_in(live_families))
+        RefreshToken.revoked_at.is_null(False) & RefreshToken.family.not_in(live_families)
+    )
     return _delete_in_batches(RefreshToken, spent)
 
 
@@ -77,8 +85,9 @@ def delete_old_notifications(keep_days: int, now: datetime | None = None) -> int
         return 0
     cutoff = (now or utcnow()) - timedelta(days=keep_days)
     N = Notification
-    return _delete_in_batches(N, (N.created_at < cutoff) & (
-        N.service_request.is_null() | N.service_request.in_(_closed_before(cutoff))))
+    return _delete_in_batches(
+        N, (N.created_at < cutoff) & (N.service_request.is_null() | N.service_request.in_(_closed_before(cutoff)))
+    )
 
 
 def delete_old_events(keep_days: int, now: datetime | None = None) -> int:
@@ -86,9 +95,14 @@ def delete_old_events(keep_days: int, now: datetime | None = None) -> int:
         return 0
     cutoff = (now or utcnow()) - timedelta(days=keep_days)
     read_by_a_notification = peewee.fn.EXISTS(
-        Notification.select(Notification.id).where(Notification.event == Event.id))
-    return _delete_in_batches(Event, (Event.created_at < cutoff) & ~read_by_a_notification & (
-        Event.service_request.is_null() | Event.service_request.in_(_closed_before(cutoff))))
+        Notification.select(Notification.id).where(Notification.event == Event.id)
+    )
+    return _delete_in_batches(
+        Event,
+        (Event.created_at < cutoff)
+        & ~read_by_a_notification
+        & (Event.service_request.is_null() | Event.service_request.in_(_closed_before(cutoff))),
+    )
 
 
 def apply_retention(settings: Settings, now: datetime | None = None) -> dict[str, int]:

@@ -11,6 +11,7 @@ A dashboard sign-in is one session of its own: a RefreshToken row that no token 
 revokes that row (end_web_session), so a copy of the cookie is refused by the very next lookup, and
 the web processes close the sockets that cookie opened; the user's other sessions are untouched.
 """
+
 import logging
 import re
 import secrets
@@ -18,11 +19,11 @@ from collections.abc import Callable, Collection, Iterable
 from datetime import timedelta
 from typing import Any, cast
 
-from models.transport import Transport
 from models.foundation import tokens
 from models.foundation.clock import utcnow
 from models.foundation.errors import NotAuthenticated, NotFound
 from models.foundation.settings import Settings
+from models.transport import Transport
 
 from ..db import database
 from ..users import RefreshToken, User
@@ -36,8 +37,15 @@ WEB_SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 SessionKey = tuple[int, int, str | None]
 
 
-def end_all_sessions(transport: Transport | None, user_id: int, reason: str, *, precondition: Callable[[], object] | None = None,
-                     and_then: Callable[[], object] | None = None, **user_changes: Any) -> int:
+def end_all_sessions(
+    transport: Transport | None,
+    user_id: int,
+    reason: str,
+    *,
+    precondition: Callable[[], object] | None = None,
+    and_then: Callable[[], object] | None = None,
+    **user_changes: Any,
+) -> int:
     """Bump the user's session version (with `user_changes`, e.g. a new password_hash or
     is_active=False, in the same UPDATE), revoke every refresh token, then close open sockets
     (told through `transport`; None: no pipeline, the tokens are refused all the same).
@@ -51,12 +59,14 @@ def end_all_sessions(transport: Transport | None, user_id: int, reason: str, *, 
     with database.atomic():
         if precondition is not None:
             precondition()
-        updated = User.update(session_version=User.session_version + 1, **user_changes).where(
-            User.id == user_id).execute()
+        updated = (
+            User.update(session_version=User.session_version + 1, **user_changes).where(User.id == user_id).execute()
+        )
         if not updated:
             raise NotFound("No such user.")
         RefreshToken.update(revoked_at=utcnow()).where(
-            RefreshToken.user == user_id, RefreshToken.revoked_at.is_null()).execute()
+            RefreshToken.user == user_id, RefreshToken.revoked_at.is_null()
+        ).execute()
         if and_then is not None:
             and_then()
         version = User.select(User.session_version).where(User.id == user_id).scalar()
@@ -67,8 +77,12 @@ def end_all_sessions(transport: Transport | None, user_id: int, reason: str, *, 
 def start_web_session(settings: Settings, user: User) -> str:
     """A dashboard sign-in: its server-side row, live for the cookie's lifetime; returns its id."""
     session_id = secrets.token_hex(16)
-    RefreshToken.create(jti=session_id, family=session_id, user=user.id,
-                        expires_at=utcnow() + timedelta(days=settings.refresh_token_days))
+    RefreshToken.create(
+        jti=session_id,
+        family=session_id,
+        user=user.id,
+        expires_at=utcnow() + timedelta(days=settings.refresh_token_days),
+    )
     return session_id
 
 
@@ -76,7 +90,8 @@ def end_web_session(transport: Transport | None, user_id: int, session_id: str) 
     """Sign-out: revoke that one dashboard session, then close the sockets it opened (every web
     process). Whatever state the account is in, the session ends."""
     RefreshToken.update(revoked_at=utcnow()).where(
-        RefreshToken.jti == session_id, RefreshToken.user == user_id, RefreshToken.revoked_at.is_null()).execute()
+        RefreshToken.jti == session_id, RefreshToken.user == user_id, RefreshToken.revoked_at.is_null()
+    ).execute()
     _close_open_sockets(transport, user_id, {"web_session": session_id}, "signed out")
 
 
@@ -124,20 +139,28 @@ def live_web_sessions(keys: Iterable[SessionKey]) -> set[tuple[str, int]]:
     wanted = {key[2] for key in keys if key[2] is not None}
     if not wanted:
         return set()
-    return set(cast(Iterable[tuple[str, int]], RefreshToken.select(RefreshToken.jti, RefreshToken.user).where(
-        RefreshToken.jti.in_(wanted), RefreshToken.revoked_at.is_null(), RefreshToken.expires_at > utcnow()).tuples()))
+    return set(
+        cast(
+            Iterable[tuple[str, int]],
+            RefreshToken.select(RefreshToken.jti, RefreshToken.user)
+            .where(RefreshToken.jti.in_(wanted), RefreshToken.revoked_at.is_null(), RefreshToken.expires_at > utcnow())
+            .tuples(),
+        )
+    )
 
 
-def refusal_at_version(user: User | None, version: int, web_session: str | None = None,
-                       live: Collection[tuple[str, int]] = ()) -> NotAuthenticated | None:
+def refusal_at_version(
+    user: User | None, version: int, web_session: str | None = None, live: Collection[tuple[str, int]] = ()
+) -> NotAuthenticated | None:
     """Why `user` (None: no such row) may not act under session `version` (and dashboard session
     `web_session`, among the `live` ones), or None."""
     if user is None or not user.is_active:
         return NotAuthenticated("This account does not exist or is deactivated.")
     if version != user.session_version:
-        return NotAuthenticated("This session has ended (the password was changed or reset, or the account "
-                                "was suspended); sign in again.", code="session_ended")
+        return NotAuthenticated(
+            "This session has ended (the password was changed or reset, or the account was suspended); sign in again.",
+            code="session_ended",
+        )
     if web_session is not None and (web_session, user.id) not in live:
-        return NotAuthenticated("This session has ended (signed out, or expired); sign in again.",
-                                code="session_ended")
+        return NotAuthenticated("This session has ended (signed out, or expired); sign in again.", code="session_ended")
     return None

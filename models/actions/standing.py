@@ -14,7 +14,9 @@ a vetting decision takes the row's update lock first (`hold_for_vetting`): an ac
 of the same serviceman happen one after the other, never interleaved, so no action commits after the
 suspension that the suspension did not see. (SQLite needs no lock: its writers take turns whole.)
 """
+
 from __future__ import annotations
+
 from typing import Any
 
 import peewee
@@ -37,8 +39,11 @@ def _locked(query: peewee.ModelSelect[Any], clause: str) -> peewee.ModelSelect[A
 def _status(serviceman: User) -> str | None:
     """The serviceman's approval status, its user row share-locked when in a transaction."""
     _locked(User.select(User.id).where(User.id == serviceman.id), "FOR SHARE").first()
-    return ServicemanProfile.select(ServicemanProfile.approval_status).where(
-        ServicemanProfile.user == serviceman.id).scalar()
+    return (
+        ServicemanProfile.select(ServicemanProfile.approval_status)
+        .where(ServicemanProfile.user == serviceman.id)
+        .scalar()
+    )
 
 
 def _suspended(action: str) -> PermissionDenied:
@@ -54,8 +59,10 @@ def require_approved(serviceman: User, action: str) -> None:
     if status == ApprovalStatus.SUSPENDED:
         raise _suspended(action)
     if status != ApprovalStatus.APPROVED:
-        raise PermissionDenied(f"Your account is not approved yet: you cannot {action} until an admin approves "
-                               "your application.", code=NOT_APPROVED)
+        raise PermissionDenied(
+            f"Your account is not approved yet: you cannot {action} until an admin approves your application.",
+            code=NOT_APPROVED,
+        )
 
 
 def refuse_if_suspended(serviceman: User, action: str) -> None:

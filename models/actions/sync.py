@@ -20,9 +20,10 @@ served within the last LAG seconds (usually none, so a quiet cursor is ~40 bytes
 A row committed more than LAG after its stamp (a transaction stalled that long) could be missed;
 the statement and lock timeouts of the database keep transactions far shorter than that.
 """
+
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from models.foundation.clock import utcnow
 from models.foundation.errors import ApiError, ValidationFailed
@@ -37,7 +38,7 @@ RETENTION = timedelta(days=7)  # a cursor older than this answers 410: start aga
 PAGE = {"n": 100, "r": 500, "q": 100}  # rows per stream per call; has_more says there are more
 SNAPSHOT_NOTIFICATIONS = 20
 CLOSED = (RequestStatus.COMPLETED, RequestStatus.CANCELLED)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR = re.compile(r"^1(\.[0-9a-z]{1,13}){3}(\.[nrq][0-9a-z]{1,13}-[0-9a-z]{1,13})*$")
 MAX_SEEN = 2000
 
@@ -68,6 +69,7 @@ def _b36(number):
 @dataclass
 class Cursor:
     """Per stream a watermark (microseconds since the epoch) and the keys served at or after it."""
+
     marks: dict
     seen: set = field(default_factory=set)  # {(stream, id, stamp in µs)}
 
@@ -97,24 +99,34 @@ def keyless(cursor_text):
 
 def _requests_of(user):
     """The bookings whose changes the user follows, deleted ones included (they changed too)."""
-    query = ServiceRequest.select(ServiceRequest.id, ServiceRequest.status, ServiceRequest.updated_at,
-                                  ServiceRequest.booking_fee, ServiceRequest.estimate_amount,
-                                  ServiceRequest.final_cost, ServiceRequest.is_emergency,
-                                  ServiceRequest.booking_date, ServiceRequest.is_deleted)
+    query = ServiceRequest.select(
+        ServiceRequest.id,
+        ServiceRequest.status,
+        ServiceRequest.updated_at,
+        ServiceRequest.booking_fee,
+        ServiceRequest.estimate_amount,
+        ServiceRequest.final_cost,
+        ServiceRequest.is_emergency,
+        ServiceRequest.booking_date,
+        ServiceRequest.is_deleted,
+    )
     if user.role == Role.CLIENT:
         return query.where(ServiceRequest.client == user.id)
     if user.role == Role.SERVICEMAN:
-        return query.where((ServiceRequest.primary_serviceman == user.id)
-                           | (ServiceRequest.backup_serviceman == user.id))
+        return query.where(
+            (ServiceRequest.primary_serviceman == user.id) | (ServiceRequest.backup_serviceman == user.id)
+        )
     return query  # admins follow the whole queue
 
 
 def _streams(user):
     own = Notification.select().where(Notification.user == user.id)
     reads = Notification.select(Notification.id, Notification.read_at).where(Notification.user == user.id)
-    return {"n": (own, Notification.created_at, lambda row: row.created_at),
-            "r": (reads, Notification.read_at, lambda row: row.read_at),
-            "q": (_requests_of(user), ServiceRequest.updated_at, lambda row: row.updated_at)}
+    return {
+        "n": (own, Notification.created_at, lambda row: row.created_at),
+        "r": (reads, Notification.read_at, lambda row: row.read_at),
+        "q": (_requests_of(user), ServiceRequest.updated_at, lambda row: row.updated_at),
+    }
 
 
 @dataclass
@@ -146,11 +158,14 @@ def sync(user, since=None, now=None, count_when_empty=True):
     for stream, (query, stamp_field, stamp_of) in _streams(user).items():
         mark = cursor.marks[stream]
         known = {(s, i, t) for s, i, t in cursor.seen if s == stream}
-        rows = list(query.where(stamp_field >= _moment(mark)).order_by(stamp_field, query.model.id)
-                    .limit(PAGE[stream] + len(known) + 1))
+        rows = list(
+            query.where(stamp_field >= _moment(mark))
+            .order_by(stamp_field, query.model.id)
+            .limit(PAGE[stream] + len(known) + 1)
+        )
         fresh = [r for r in rows if (stream, r.id, _us(stamp_of(r))) not in known]
         more = len(fresh) > PAGE[stream] or len(rows) == PAGE[stream] + len(known) + 1
-        fresh = fresh[:PAGE[stream]]
+        fresh = fresh[: PAGE[stream]]
         new_mark = max(mark, floor)
         if more:
             has_more = True
@@ -163,29 +178,52 @@ def sync(user, since=None, now=None, count_when_empty=True):
         # Nothing new: the same cursor (its ETag), so a poll with If-None-Match answers 304; unless keys it
         # carries fell behind the lag, then once a smaller cursor (a quiet one has no keys: ~40 bytes).
         unchanged = seen == cursor.seen
-        return SyncResult(since if unchanged else Cursor(marks, seen).encode(), [], [], [],
-                          unread_count_for(user.id) if count_when_empty or not unchanged else None, False)
+        return SyncResult(
+            since if unchanged else Cursor(marks, seen).encode(),
+            [],
+            [],
+            [],
+            unread_count_for(user.id) if count_when_empty or not unchanged else None,
+            False,
+        )
     if len(seen) > MAX_SEEN:  # a burst bigger than any page: keep the cursor bounded
         raise CursorExpired()
-    return SyncResult(Cursor(marks, seen).encode(), served["n"], [r.id for r in served["r"]], served["q"],
-                      unread_count_for(user.id), has_more)
+    return SyncResult(
+        Cursor(marks, seen).encode(),
+        served["n"],
+        [r.id for r in served["r"]],
+        served["q"],
+        unread_count_for(user.id),
+        has_more,
+    )
 
 
 def _snapshot(user, now):
     """The latest notifications (oldest first), the open bookings, and a cursor continuing from now."""
     floor = _us(now - LAG)
-    latest = list(Notification.select().where(Notification.user == user.id)
-                  .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(SNAPSHOT_NOTIFICATIONS))
+    latest = list(
+        Notification.select()
+        .where(Notification.user == user.id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+        .limit(SNAPSHOT_NOTIFICATIONS)
+    )
     latest.reverse()
-    open_requests = list(_requests_of(user).where(ServiceRequest.status.not_in(CLOSED),
-                                                  ServiceRequest.is_deleted == False)  # noqa: E712
-                         .order_by(ServiceRequest.updated_at, ServiceRequest.id).limit(PAGE["q"]))
-    recent_reads = list(Notification.select(Notification.id, Notification.read_at).where(
-        Notification.user == user.id, Notification.read_at >= _moment(floor)))
+    open_requests = list(
+        _requests_of(user)
+        .where(ServiceRequest.status.not_in(CLOSED), ServiceRequest.is_deleted == False)
+        .order_by(ServiceRequest.updated_at, ServiceRequest.id)
+        .limit(PAGE["q"])
+    )
+    recent_reads = list(
+        Notification.select(Notification.id, Notification.read_at).where(
+            Notification.user == user.id, Notification.read_at >= _moment(floor)
+        )
+    )
     # Whatever this snapshot shows from the last LAG seconds is marked served, the rest is past the marks.
     seen = {("n", n.id, _us(n.created_at)) for n in latest if _us(n.created_at) >= floor}
     seen |= {("r", n.id, _us(n.read_at)) for n in recent_reads}
     seen |= {("q", r.id, _us(r.updated_at)) for r in open_requests if _us(r.updated_at) >= floor}
     cursor = Cursor({"n": floor, "r": floor, "q": floor}, seen)
-    return SyncResult(cursor.encode(), latest, [n.id for n in recent_reads], open_requests,
-                      unread_count_for(user.id), False)
+    return SyncResult(
+        cursor.encode(), latest, [n.id for n in recent_reads], open_requests, unread_count_for(user.id), False
+    )

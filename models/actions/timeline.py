@@ -8,6 +8,7 @@ the client's money (payment ids, Paystack references, amounts paid or refunded),
 markup, fee or the final cost built on it, nor the client's price negotiation. A new event type or a
 new payload key is hidden from servicemen until it is listed here.
 """
+
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,17 +24,30 @@ SERVICEMAN_SEES = {
     "request_updated": {"fields"},
     "emergency_changed": {"previous"},
     "request_cancelled": {"reason", "by_role"},
-    "payment_received": {"payment_type", "purpose"},     # the booking fee is in: the job goes to assignment
-    "payment_confirmed": {"payment_type", "purpose"},    # the final payment is in: work may start
+    "payment_received": {"payment_type", "purpose"},  # the booking fee is in: the job goes to assignment
+    "payment_confirmed": {"payment_type", "purpose"},  # the final payment is in: work may start
     "serviceman_assigned": _TEAM,
     "assignment_removed": {"serviceman_id", "role"},
-    "assignment_declined": {"serviceman_id", "serviceman_name", "declined_as", "reason", "promoted_serviceman_id",
-                            "outcome"},
+    "assignment_declined": {
+        "serviceman_id",
+        "serviceman_name",
+        "declined_as",
+        "reason",
+        "promoted_serviceman_id",
+        "outcome",
+    },
     "assigned_serviceman_suspended": {"serviceman_id", "serviceman_name", "assigned_as"},
     "estimate_submitted": {"amount", "notes", "serviceman_id", "serviceman_name"},
     "serviceman_consulted": {"message", "estimate_amount", "offer_amount", "serviceman_id"},
-    "consultation_replied": {"acceptable", "verdict", "message", "offer_amount", "consultation_event_id",
-                             "serviceman_id", "serviceman_name"},
+    "consultation_replied": {
+        "acceptable",
+        "verdict",
+        "message",
+        "offer_amount",
+        "consultation_event_id",
+        "serviceman_id",
+        "serviceman_name",
+    },
     "work_started": {"serviceman_id"},
     "job_completed": {"serviceman_id", "serviceman_name"},
     "job_confirmed": {"serviceman_id"},

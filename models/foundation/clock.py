@@ -1,4 +1,5 @@
 """The platform's notion of now and today (TIME_ZONE), in one place so tests can travel in time."""
+
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 

@@ -3,6 +3,7 @@
 Domain functions raise these; the base handler renders every one in the contract's shape
 `{"error": {"code", "message", "fields"}}`, so no handler chooses a status by hand.
 """
+
 from typing import Any, Self
 
 
@@ -11,8 +12,14 @@ class ApiError(Exception):
     code = "bad_request"
     message = "The request could not be processed."
 
-    def __init__(self, message: str | None = None, *, fields: dict[str, list[str]] | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        fields: dict[str, list[str]] | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.fields = fields or {}
@@ -32,8 +39,11 @@ class MalformedRequest(ApiError):
 
 
 class UnknownHost(ApiError):
-    status, code, message = 400, "unknown_host", ("This server does not answer to that host name (the Host "
-                                                  "header); see ALLOWED_HOSTS.")
+    status, code, message = (
+        400,
+        "unknown_host",
+        ("This server does not answer to that host name (the Host header); see ALLOWED_HOSTS."),
+    )
 
 
 class NotAuthenticated(ApiError):

@@ -7,6 +7,7 @@ stream, and each job takes the ids of what it works on into its RQ metadata, so 
 the worker's lines name the request that caused them. `ContextFilter` copies them onto every record
 (text logs ignore them; JSON logs print them, server/logs.py).
 """
+
 import contextvars
 import logging
 from collections.abc import Iterable, Iterator

@@ -10,6 +10,7 @@ Names follow Prometheus's conventions: counters end in `_total`, durations are i
 label ever holds a user, a reference or an id (a route is its template, a Paystack call its
 endpoint with placeholders).
 """
+
 import atexit
 import os
 import time
@@ -30,25 +31,47 @@ HTTP_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 HTTP_REQUESTS = Counter("serviceman_http_requests", "HTTP requests answered", ["method", "route", "status"])
-HTTP_DURATION = Histogram("serviceman_http_request_duration_seconds", "Time to answer an HTTP request",
-                          ["method", "route"], buckets=HTTP_BUCKETS)
-WEBSOCKETS_OPEN = Gauge("serviceman_websockets_open", "Websockets open (past their handshake)",
-                        multiprocess_mode="livesum")
+HTTP_DURATION = Histogram(
+    "serviceman_http_request_duration_seconds",
+    "Time to answer an HTTP request",
+    ["method", "route"],
+    buckets=HTTP_BUCKETS,
+)
+WEBSOCKETS_OPEN = Gauge(
+    "serviceman_websockets_open", "Websockets open (past their handshake)", multiprocess_mode="livesum"
+)
 PUSHES = Counter("serviceman_pushes", "Messages written to websockets")
-JOB_DURATION = Histogram("serviceman_job_duration_seconds", "Time a pipeline job ran (delivery, email, periodic)",
-                         ["job", "outcome"], buckets=JOB_BUCKETS)
+JOB_DURATION = Histogram(
+    "serviceman_job_duration_seconds",
+    "Time a pipeline job ran (delivery, email, periodic)",
+    ["job", "outcome"],
+    buckets=JOB_BUCKETS,
+)
 JOB_FAILURES = Counter("serviceman_job_failures", "Pipeline job attempts that failed", ["job"])
 EMAILS = Counter("serviceman_emails", "Emails handed to the SMTP server, or refused by it", ["outcome"])
-PAYSTACK_DURATION = Histogram("serviceman_paystack_request_duration_seconds", "Time Paystack took to answer",
-                              ["endpoint"], buckets=HTTP_BUCKETS)
-PAYSTACK_ERRORS = Counter("serviceman_paystack_errors", "Paystack calls that failed: unavailable (network, "
-                          "timeout, 5xx, unreadable) or refused (4xx)", ["endpoint", "kind"])
-PROCESSES = Gauge("serviceman_processes", "Processes running, by kind (web, dispatcher, worker, cron)", ["process"],
-                  multiprocess_mode="livesum")
-DB_POOL = Gauge("serviceman_db_pool_connections", "Database connections of this process's pool",
-                ["process", "state"], multiprocess_mode="livesum")
-DB_POOL_MAX = Gauge("serviceman_db_pool_max_connections", "The pool's size (DB_POOL_SIZE)", ["process"],
-                    multiprocess_mode="livesum")
+PAYSTACK_DURATION = Histogram(
+    "serviceman_paystack_request_duration_seconds", "Time Paystack took to answer", ["endpoint"], buckets=HTTP_BUCKETS
+)
+PAYSTACK_ERRORS = Counter(
+    "serviceman_paystack_errors",
+    "Paystack calls that failed: unavailable (network, timeout, 5xx, unreadable) or refused (4xx)",
+    ["endpoint", "kind"],
+)
+PROCESSES = Gauge(
+    "serviceman_processes",
+    "Processes running, by kind (web, dispatcher, worker, cron)",
+    ["process"],
+    multiprocess_mode="livesum",
+)
+DB_POOL = Gauge(
+    "serviceman_db_pool_connections",
+    "Database connections of this process's pool",
+    ["process", "state"],
+    multiprocess_mode="livesum",
+)
+DB_POOL_MAX = Gauge(
+    "serviceman_db_pool_max_connections", "The pool's size (DB_POOL_SIZE)", ["process"], multiprocess_mode="livesum"
+)
 
 
 def enable(process: str, on: bool = True) -> None:
@@ -74,7 +97,9 @@ def process_kind() -> str:
     return str(_state["process"])
 
 
-_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # (method, route, status) -> its counter and histogram: labels() costs more than inc()
+_request_children: dict[
+    tuple[str, str, int], tuple[Any, Any]
+] = {}  # (method, route, status) -> its counter and histogram: labels() costs more than inc()
 
 
 def request_answered(method: str, route: str, status: int, seconds: float) -> None:
@@ -83,8 +108,10 @@ def request_answered(method: str, route: str, status: int, seconds: float) -> No
     key = (method, route, status)
     children = _request_children.get(key)
     if children is None:  # bounded: routes are templates, methods and statuses few
-        children = _request_children[key] = (HTTP_REQUESTS.labels(method, route, str(status)),
-                                              HTTP_DURATION.labels(method, route))
+        children = _request_children[key] = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_DURATION.labels(method, route),
+        )
     children[0].inc()
     children[1].observe(seconds)
 

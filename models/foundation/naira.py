@@ -1,6 +1,7 @@
 """Money as people read it: `₦22,000.00`, the way the dashboard shows it (static/dashboard/app.js
 `Dash.money`). Every text written for a person (notification titles and messages, emails, error and
 policy messages) formats amounts here; JSON keeps the decimal string ("22000.00")."""
+
 from collections.abc import Iterator, Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any

@@ -4,6 +4,7 @@ Keys and the base URL come from settings only. Every call has a connect and a re
 network failure, a timeout, a 5xx or an answer that is not Paystack's `{status, message, data}`
 shape raises PaystackUnavailable (the API answers 502), a clear refusal raises PaystackRefused.
 """
+
 import hashlib
 import hmac
 import logging
@@ -65,8 +66,16 @@ class PaystackClient:
         self.timeout = (CONNECT_TIMEOUT, settings.paystack_timeout)
         self.session = session or requests.Session()
 
-    def _call(self, method: str, path: str, json: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-              expect: type = dict, whole: bool = False, endpoint: str | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        expect: type = dict,
+        whole: bool = False,
+        endpoint: str | None = None,
+    ) -> Any:
         """`endpoint` names the call in metrics without its reference or id (`/transfer/verify/{reference}`)."""
         with metrics.timed_paystack_call(f"{method} {endpoint or path.split('?', 1)[0]}") as call:
             try:
@@ -78,13 +87,25 @@ class PaystackClient:
                 call.failed("refused")
                 raise
 
-    def _request(self, method: str, path: str, json: dict[str, Any] | None, params: dict[str, Any] | None,
-                 expect: type, whole: bool) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        json: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+        expect: type,
+        whole: bool,
+    ) -> Any:
         url = f"{self.base_url}{path}"
         try:
             response = self.session.request(
-                method, url, json=json, params=params, timeout=self.timeout,
-                headers={"Authorization": f"Bearer {self.secret_key}", "Accept": "application/json"})
+                method,
+                url,
+                json=json,
+                params=params,
+                timeout=self.timeout,
+                headers={"Authorization": f"Bearer {self.secret_key}", "Accept": "application/json"},
+            )
         except requests.Timeout as exc:
             raise PaystackUnavailable(f"Paystack did not answer in time ({method} {path})") from exc
         except requests.RequestException as exc:
@@ -94,29 +115,45 @@ class PaystackClient:
         except ValueError:
             body = None
         if response.status_code >= 500 or not isinstance(body, dict) or "status" not in body:
-            raise PaystackUnavailable(f"Paystack answered {response.status_code} to {method} {path}",
-                                      status=response.status_code, body=body)
+            raise PaystackUnavailable(
+                f"Paystack answered {response.status_code} to {method} {path}", status=response.status_code, body=body
+            )
         if not body["status"] or response.status_code >= 400:
             raise PaystackRefused(str(body.get("message") or "refused"), status=response.status_code, body=body)
         if not isinstance(body.get("data"), expect):
-            raise PaystackUnavailable(f"Paystack's answer to {method} {path} has no data",
-                                      status=response.status_code, body=body)
+            raise PaystackUnavailable(
+                f"Paystack's answer to {method} {path} has no data", status=response.status_code, body=body
+            )
         return body if whole else body["data"]
 
-    def initialize(self, *, email: str, amount: Decimal, reference: str, currency: str, metadata: dict[str, Any],
-                   callback_url: str = "") -> dict[str, Any]:
+    def initialize(
+        self,
+        *,
+        email: str,
+        amount: Decimal,
+        reference: str,
+        currency: str,
+        metadata: dict[str, Any],
+        callback_url: str = "",
+    ) -> dict[str, Any]:
         """Start a transaction for `amount` naira; returns Paystack's data
         (authorization_url, access_code, reference)."""
-        payload = {"email": email, "amount": to_kobo(amount), "reference": reference, "currency": currency,
-                   "metadata": metadata}
+        payload = {
+            "email": email,
+            "amount": to_kobo(amount),
+            "reference": reference,
+            "currency": currency,
+            "metadata": metadata,
+        }
         if callback_url:
             payload["callback_url"] = callback_url
         return self._call("POST", "/transaction/initialize", json=payload)
 
     def verify(self, reference: str) -> dict[str, Any]:
         """The transaction as Paystack knows it (status, amount in kobo, currency, paid_at, ...)."""
-        return self._call("GET", f"/transaction/verify/{quote(reference, safe='')}",
-                          endpoint="/transaction/verify/{reference}")
+        return self._call(
+            "GET", f"/transaction/verify/{quote(reference, safe='')}", endpoint="/transaction/verify/{reference}"
+        )
 
     # --- transfers (paying servicemen) ------------------------------------------------------------
 
@@ -137,46 +174,77 @@ class PaystackClient:
         """The account's holder as the bank knows it: {account_number, account_name}."""
         return self._call("GET", "/bank/resolve", params={"account_number": account_number, "bank_code": bank_code})
 
-    def create_recipient(self, *, name: str, account_number: str, bank_code: str,
-                         currency: str = "NGN") -> dict[str, Any]:
+    def create_recipient(
+        self, *, name: str, account_number: str, bank_code: str, currency: str = "NGN"
+    ) -> dict[str, Any]:
         """A transfer recipient for a NUBAN account; its `recipient_code` is what transfers are sent to."""
-        return self._call("POST", "/transferrecipient", json={
-            "type": "nuban", "name": name, "account_number": account_number, "bank_code": bank_code,
-            "currency": currency})
+        return self._call(
+            "POST",
+            "/transferrecipient",
+            json={
+                "type": "nuban",
+                "name": name,
+                "account_number": account_number,
+                "bank_code": bank_code,
+                "currency": currency,
+            },
+        )
 
-    def transfer(self, *, amount: Decimal, recipient: str, reference: str, reason: str,
-                 currency: str = "NGN") -> dict[str, Any]:
+    def transfer(
+        self, *, amount: Decimal, recipient: str, reference: str, reason: str, currency: str = "NGN"
+    ) -> dict[str, Any]:
         """Send `amount` naira from the balance. Paystack refuses a reference it has seen, so a retry
         with the same reference can never pay twice."""
-        return self._call("POST", "/transfer", json={
-            "source": "balance", "amount": to_kobo(amount), "recipient": recipient, "reference": reference,
-            "reason": reason, "currency": currency})
+        return self._call(
+            "POST",
+            "/transfer",
+            json={
+                "source": "balance",
+                "amount": to_kobo(amount),
+                "recipient": recipient,
+                "reference": reference,
+                "reason": reason,
+                "currency": currency,
+            },
+        )
 
     def verify_transfer(self, reference: str) -> dict[str, Any]:
         """The transfer as Paystack knows it (status pending, success, failed, reversed, ...)."""
-        return self._call("GET", f"/transfer/verify/{quote(reference, safe='')}",
-                          endpoint="/transfer/verify/{reference}")
+        return self._call(
+            "GET", f"/transfer/verify/{quote(reference, safe='')}", endpoint="/transfer/verify/{reference}"
+        )
 
     def finalize_transfer(self, transfer_code: str, otp: str) -> dict[str, Any]:
         """Complete a transfer Paystack holds in status `otp` with the OTP sent to the business's phone
         (openapi: paths/transfer_finalize_transfer.yaml, body TransferFinalize {transfer_code, otp})."""
         return self._call("POST", "/transfer/finalize_transfer", json={"transfer_code": transfer_code, "otp": otp})
+
     # --- refunds (https://paystack.com/docs/api/refund/) ---------------------------------------------
 
-    def create_refund(self, *, transaction: str | int, amount: Decimal, currency: str, merchant_note: str,
-                      customer_note: str = "") -> dict[str, Any]:
+    def create_refund(
+        self, *, transaction: str | int, amount: Decimal, currency: str, merchant_note: str, customer_note: str = ""
+    ) -> dict[str, Any]:
         """Ask Paystack to give back `amount` naira of a transaction (reference or id); returns the
         refund (id, status "pending", amount in kobo, ...). Paystack takes no idempotency key, so the
         caller puts its own reference in `merchant_note` and looks for it before asking again."""
-        return self._call("POST", "/refund", json={
-            "transaction": transaction, "amount": to_kobo(amount), "currency": currency,
-            "merchant_note": merchant_note, "customer_note": customer_note})
+        return self._call(
+            "POST",
+            "/refund",
+            json={
+                "transaction": transaction,
+                "amount": to_kobo(amount),
+                "currency": currency,
+                "merchant_note": merchant_note,
+                "customer_note": customer_note,
+            },
+        )
 
     def fetch_refund(self, refund_id: int | str) -> dict[str, Any]:
         return self._call("GET", f"/refund/{quote(str(refund_id), safe='')}", endpoint="/refund/{id}")
 
-    def list_refunds(self, *, page: int = 1, per_page: int = 100, since: datetime | None = None,
-                     until: datetime | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def list_refunds(
+        self, *, page: int = 1, per_page: int = 100, since: datetime | None = None, until: datetime | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """One page of the account's refunds, newest first: (refunds, meta). Paystack's List Refunds
         (openapi: paths/refund.yaml) takes `perPage`, `page`, `from` and `to` only; there is no filter
         by transaction, so a caller looking for one refund pages through a date window."""
@@ -188,15 +256,23 @@ class PaystackClient:
         body = self._call("GET", f"/refund?{urlencode(params)}", expect=list, whole=True)
         return body["data"], body.get("meta") if isinstance(body.get("meta"), dict) else {}
 
-    def retry_refund_with_customer_details(self, refund_id: int | str, *, currency: str, account_number: str,
-                                           bank_id: int | str) -> dict[str, Any]:
+    def retry_refund_with_customer_details(
+        self, refund_id: int | str, *, currency: str, account_number: str, bank_id: int | str
+    ) -> dict[str, Any]:
         """Give Paystack the customer's bank account for a refund in `needs-attention`
         (openapi: paths/refund_retry_with_customer_details_{id}.yaml, body RefundRetry)."""
         return self._call(
-            "POST", f"/refund/retry_with_customer_details/{quote(str(refund_id), safe='')}",
+            "POST",
+            f"/refund/retry_with_customer_details/{quote(str(refund_id), safe='')}",
             endpoint="/refund/retry_with_customer_details/{id}",
-            json={"refund_account_details": {"currency": currency, "account_number": account_number,
-                                             "bank_id": str(bank_id)}})
+            json={
+                "refund_account_details": {
+                    "currency": currency,
+                    "account_number": account_number,
+                    "bank_id": str(bank_id),
+                }
+            },
+        )
 
 
 def _iso(moment: datetime) -> str:

@@ -3,6 +3,7 @@
 A rediss:// URL already carries the certificate policy (REDIS_SSL_CERT_REQS, added by
 models/foundation/settings.py as `?ssl_cert_reqs=`), so every client built from the URL applies it, including the
 ones libraries build from the URL themselves (the rate limits' `limits` storage)."""
+
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:

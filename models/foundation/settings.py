@@ -3,6 +3,7 @@
 One frozen object is built at start-up and passed around, so tests can build their own
 without touching os.environ.
 """
+
 import ipaddress
 import os
 from collections.abc import Callable, Mapping
@@ -93,17 +94,23 @@ def _check_rate_limit(name: str, rule: str) -> None:
     try:
         items = parse_many(rule)
     except ValueError as exc:
-        raise ConfigurationError(f"RATE_LIMIT_{name.upper()} {rule!r} is not in the limits notation "
-                                 "(e.g. 5/minute;100/day): " + str(exc)) from exc
+        raise ConfigurationError(
+            f"RATE_LIMIT_{name.upper()} {rule!r} is not in the limits notation (e.g. 5/minute;100/day): " + str(exc)
+        ) from exc
     if any(item.amount < 1 for item in items):
-        raise ConfigurationError(f"RATE_LIMIT_{name.upper()} {rule!r} allows nothing; leave it empty to disable "
-                                 "the limit instead")
+        raise ConfigurationError(
+            f"RATE_LIMIT_{name.upper()} {rule!r} allows nothing; leave it empty to disable the limit instead"
+        )
 
 
 def _rate_limits(get: Callable[..., str | None]) -> dict[str, str]:
     """RATE_LIMIT_<NAME> for each limit: unset keeps the default, set but empty disables it."""
-    return {name: (get(f"RATE_LIMIT_{name.upper()}", default) or "").strip()
-            for name, default in RATE_LIMIT_DEFAULTS.items()}
+    return {
+        name: (get(f"RATE_LIMIT_{name.upper()}", default) or "").strip()
+        for name, default in RATE_LIMIT_DEFAULTS.items()
+    }
+
+
 def _cors_origins(env: str, value: str | None) -> tuple[str, ...]:
     """CORS_ALLOWED_ORIGINS; unset or empty in development, the usual local dev-server origins."""
     origins = tuple(_list(value))
@@ -111,7 +118,7 @@ def _cors_origins(env: str, value: str | None) -> tuple[str, ...]:
 
 
 def _key_mode(key: str, kind: str) -> str | None:
-    """"test" or "live" for a Paystack key of this kind ("sk" or "pk"), None when unrecognisable."""
+    """ "test" or "live" for a Paystack key of this kind ("sk" or "pk"), None when unrecognisable."""
     for mode in ("test", "live"):
         if key.startswith(f"{kind}_{mode}_"):
             return mode
@@ -174,10 +181,10 @@ class Settings:
     paystack_timeout: float = 10.0
     paystack_allow_test_keys: bool = False
     paystack_local_checkout: bool = False
-    payment_reconcile_after: int = 600         # seconds a PENDING payment waits before it is re-verified
-    payment_abandon_after: int = 24 * 3600     # seconds after which an unpaid attempt is FAILED
-    payout_reconcile_after: int = 600          # seconds a sent (or unanswered) transfer waits before it is re-checked
-    paystack_banks_ttl: int = 24 * 3600        # seconds Paystack's bank list is kept before it is asked again
+    payment_reconcile_after: int = 600  # seconds a PENDING payment waits before it is re-verified
+    payment_abandon_after: int = 24 * 3600  # seconds after which an unpaid attempt is FAILED
+    payout_reconcile_after: int = 600  # seconds a sent (or unanswered) transfer waits before it is re-checked
+    paystack_banks_ttl: int = 24 * 3600  # seconds Paystack's bank list is kept before it is asked again
     # The share of the booking fee kept (for the servicemen's trouble) when a client cancels after
     # servicemen were assigned; before assignment the fee is refunded in full.
     cancellation_fee_kept_percent_after_assignment: Decimal = Decimal("100")
@@ -214,7 +221,7 @@ class Settings:
     access_token_minutes: int = 15
     refresh_token_days: int = 7
     email_verification_hours: int = 48  # lifetime of an email verification link
-    password_reset_minutes: int = 60    # lifetime of a password reset link
+    password_reset_minutes: int = 60  # lifetime of a password reset link
     public_base_url: str = ""
     # Retention (models/actions/retention.py): days notifications and events are kept (0: for ever; an
     # open request's are always kept), and days a used or expired email link's row is kept.
@@ -238,6 +245,7 @@ class Settings:
     def __repr__(self) -> str:
         """Every setting but the secrets: a frame holding Settings may be printed in a log or an error
         report. A secret shows only whether it is set; a URL keeps everything but its password."""
+
         def shown(item: Any) -> str:
             value = getattr(self, item.name)
             if item.metadata.get("secret"):
@@ -288,9 +296,12 @@ class Settings:
         in development are built from the Host header, so a name nobody configured must not build them
         (Django refuses unknown hosts too). `*` accepts any; `.example.ng` the domain and its subdomains."""
         name = _host_name(host_name)
-        return any(pattern == "*" or name == pattern or (pattern.startswith(".") and
-                                                         (name == pattern[1:] or name.endswith(pattern)))
-                   for pattern in self.accepted_hosts)
+        return any(
+            pattern == "*"
+            or name == pattern
+            or (pattern.startswith(".") and (name == pattern[1:] or name.endswith(pattern)))
+            for pattern in self.accepted_hosts
+        )
 
     def public_url(self, path: str, request_origin: str) -> str:
         """`path` under PUBLIC_BASE_URL. Production always sets it, so the request's origin (its Host
@@ -311,24 +322,34 @@ class Settings:
         secret_mode = _key_mode(self.paystack_secret_key, "sk")
         public_mode = _key_mode(self.paystack_public_key, "pk")
         if secret_mode and public_mode and secret_mode != public_mode:
-            raise ConfigurationError(f"PAYSTACK_SECRET_KEY is a {secret_mode} key but PAYSTACK_PUBLIC_KEY is a "
-                                     f"{public_mode} key: use a pair from the same Paystack mode")
+            raise ConfigurationError(
+                f"PAYSTACK_SECRET_KEY is a {secret_mode} key but PAYSTACK_PUBLIC_KEY is a "
+                f"{public_mode} key: use a pair from the same Paystack mode"
+            )
         kept = self.cancellation_fee_kept_percent_after_assignment
         if not kept.is_finite() or not 0 <= kept <= 100:
-            raise ConfigurationError("CANCELLATION_FEE_KEPT_PERCENT_AFTER_ASSIGNMENT must be between 0 and 100, got "
-                                     f"{self.cancellation_fee_kept_percent_after_assignment}")
+            raise ConfigurationError(
+                "CANCELLATION_FEE_KEPT_PERCENT_AFTER_ASSIGNMENT must be between 0 and 100, got "
+                f"{self.cancellation_fee_kept_percent_after_assignment}"
+            )
         for name, rule in self.rate_limits.items():
             _check_rate_limit(name, rule)
         if not 0 <= self.ws_ping_seconds <= 3600:  # nan fails too
             raise ConfigurationError(f"WS_PING_SECONDS must be between 0 and 3600, got {self.ws_ping_seconds}")
         if not 0 <= self.shutdown_grace_seconds <= 25:  # nan fails too; past 25 s Heroku's SIGKILL cuts it short
             raise ConfigurationError(
-                f"SHUTDOWN_GRACE_SECONDS must be between 0 and 25, got {self.shutdown_grace_seconds}")
+                f"SHUTDOWN_GRACE_SECONDS must be between 0 and 25, got {self.shutdown_grace_seconds}"
+            )
         if not 0 <= self.listing_cache_seconds <= 60:  # nan fails too
             raise ConfigurationError(
-                f"LISTING_CACHE_SECONDS must be between 0 and 60, got {self.listing_cache_seconds}")
-        for name in ("notification_retention_days", "event_retention_days", "one_time_token_retention_days",
-                     "backup_keep_days"):
+                f"LISTING_CACHE_SECONDS must be between 0 and 60, got {self.listing_cache_seconds}"
+            )
+        for name in (
+            "notification_retention_days",
+            "event_retention_days",
+            "one_time_token_retention_days",
+            "backup_keep_days",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{name.upper()} must be 0 or more")
         if self.backup_keep_count < 1:
@@ -337,8 +358,10 @@ class Settings:
             from croniter import croniter
 
             if not croniter.is_valid(self.backup_schedule):
-                raise ConfigurationError(f"BACKUP_SCHEDULE {self.backup_schedule!r} is not a cron expression "
-                                         "(e.g. '30 2 * * *': every day at 02:30 UTC) or 'external'")
+                raise ConfigurationError(
+                    f"BACKUP_SCHEDULE {self.backup_schedule!r} is not a cron expression "
+                    "(e.g. '30 2 * * *': every day at 02:30 UTC) or 'external'"
+                )
         for name in ("email_verification_hours", "password_reset_minutes"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name.upper()} must be at least 1")
@@ -353,13 +376,17 @@ class Settings:
 
     def production_problems(self) -> list[str]:
         """What ENV=production refuses, as one sentence each (naming settings, never their values)."""
-        missing = [name for name, value in (
-            ("SECRET_KEY", self.secret_key),
-            ("DATABASE_URL", self.extra.get("database_url_set")),
-            ("PAYSTACK_SECRET_KEY", self.paystack_secret_key),
-            ("PAYSTACK_PUBLIC_KEY", self.paystack_public_key),
-            ("PUBLIC_BASE_URL", self.public_base_url),
-        ) if not value]
+        missing = [
+            name
+            for name, value in (
+                ("SECRET_KEY", self.secret_key),
+                ("DATABASE_URL", self.extra.get("database_url_set")),
+                ("PAYSTACK_SECRET_KEY", self.paystack_secret_key),
+                ("PAYSTACK_PUBLIC_KEY", self.paystack_public_key),
+                ("PUBLIC_BASE_URL", self.public_base_url),
+            )
+            if not value
+        ]
         problems: list[str | None] = [f"{name} is missing" for name in missing]
         if self.secret_key in (DEV_SECRET_KEY, EXAMPLE_SECRET_KEY):
             problems.append("SECRET_KEY is a published development value")
@@ -371,20 +398,31 @@ class Settings:
             problems.append("DATABASE_URL is SQLite (production needs PostgreSQL)")
         if self.bcrypt_rounds < MIN_BCRYPT_ROUNDS:
             problems.append(f"BCRYPT_ROUNDS={self.bcrypt_rounds} is below {MIN_BCRYPT_ROUNDS}")
-        if "test" in (_key_mode(self.paystack_secret_key, "sk"), _key_mode(self.paystack_public_key, "pk")) \
-                and not self.paystack_allow_test_keys:
-            problems.append("the Paystack keys are test keys (set PAYSTACK_ALLOW_TEST_KEYS=true if that is "
-                            "intended, e.g. for a staging deployment)")
+        if (
+            "test" in (_key_mode(self.paystack_secret_key, "sk"), _key_mode(self.paystack_public_key, "pk"))
+            and not self.paystack_allow_test_keys
+        ):
+            problems.append(
+                "the Paystack keys are test keys (set PAYSTACK_ALLOW_TEST_KEYS=true if that is "
+                "intended, e.g. for a staging deployment)"
+            )
         if self.public_base_url and not _is_absolute_http_url(self.public_base_url):
             problems.append(f"PUBLIC_BASE_URL {self.public_base_url!r} is not an absolute http(s) URL")
-        problems.extend(settings_hardening.hardening_problems(
-            self.paystack_secret_key, self.paystack_webhook_secret, self.trusted_proxies, self.public_base_url,
-            (LOCAL_CHECKOUT_SECRET_KEY,)))
+        problems.extend(
+            settings_hardening.hardening_problems(
+                self.paystack_secret_key,
+                self.paystack_webhook_secret,
+                self.trusted_proxies,
+                self.public_base_url,
+                (LOCAL_CHECKOUT_SECRET_KEY,),
+            )
+        )
         return [problem for problem in problems if problem]
 
 
-def load_settings(environ: Mapping[str, str] | None = None, read_dotenv: bool = True,
-                  refuse_production_problems: bool = True) -> Settings:
+def load_settings(
+    environ: Mapping[str, str] | None = None, read_dotenv: bool = True, refuse_production_problems: bool = True
+) -> Settings:
     """Build Settings from environment variables (and `.env` outside production)."""
     if environ is None:
         if read_dotenv and os.environ.get("ENV", "development") != "production":
@@ -394,8 +432,9 @@ def load_settings(environ: Mapping[str, str] | None = None, read_dotenv: bool = 
         environ = os.environ
     get = environ.get
     defaults = Settings()
-    local_checkout = get("ENV", defaults.env) != "production" and not get("PAYSTACK_SECRET_KEY") \
-        and not get("PAYSTACK_PUBLIC_KEY")
+    local_checkout = (
+        get("ENV", defaults.env) != "production" and not get("PAYSTACK_SECRET_KEY") and not get("PAYSTACK_PUBLIC_KEY")
+    )
     secret_key = get("PAYSTACK_SECRET_KEY", "") or (LOCAL_CHECKOUT_SECRET_KEY if local_checkout else "")
     try:
         settings = Settings(
@@ -417,7 +456,8 @@ def load_settings(environ: Mapping[str, str] | None = None, read_dotenv: bool = 
             paystack_banks_ttl=int(get("PAYSTACK_BANKS_TTL") or defaults.paystack_banks_ttl),
             cancellation_fee_kept_percent_after_assignment=Decimal(
                 get("CANCELLATION_FEE_KEPT_PERCENT_AFTER_ASSIGNMENT")
-                or defaults.cancellation_fee_kept_percent_after_assignment),
+                or defaults.cancellation_fee_kept_percent_after_assignment
+            ),
             email_host=get("EMAIL_HOST", ""),
             email_port=int(get("EMAIL_PORT") or defaults.email_port),
             email_host_user=get("EMAIL_HOST_USER", ""),
@@ -445,8 +485,9 @@ def load_settings(environ: Mapping[str, str] | None = None, read_dotenv: bool = 
             public_base_url=get("PUBLIC_BASE_URL", "").rstrip("/"),  # paths are appended to it
             notification_retention_days=int(get("NOTIFICATION_RETENTION_DAYS") or defaults.notification_retention_days),
             event_retention_days=int(get("EVENT_RETENTION_DAYS") or defaults.event_retention_days),
-            one_time_token_retention_days=int(get("ONE_TIME_TOKEN_RETENTION_DAYS")
-                                              or defaults.one_time_token_retention_days),
+            one_time_token_retention_days=int(
+                get("ONE_TIME_TOKEN_RETENTION_DAYS") or defaults.one_time_token_retention_days
+            ),
             backup_dir=get("BACKUP_DIR", ""),
             backup_schedule=get("BACKUP_SCHEDULE", "").strip(),
             backup_keep_count=int(get("BACKUP_KEEP_COUNT") or defaults.backup_keep_count),

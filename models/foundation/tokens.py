@@ -1,5 +1,6 @@
 """Password hashing and JWTs. The algorithm is pinned on decode; every token carries a jti and the
 user's session version `sv` (a token issued before the user's sessions were ended is refused)."""
+
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,8 +36,17 @@ def check_password(password: str, password_hash: str) -> bool:
         return False
 
 
-def encode(settings: "Settings", *, user_id: int, role: str, kind: str, lifetime: timedelta, jti: str | None = None,
-           family: str | None = None, session_version: int = 0) -> tuple[str, dict[str, Any]]:
+def encode(
+    settings: "Settings",
+    *,
+    user_id: int,
+    role: str,
+    kind: str,
+    lifetime: timedelta,
+    jti: str | None = None,
+    family: str | None = None,
+    session_version: int = 0,
+) -> tuple[str, dict[str, Any]]:
     now = utcnow()
     claims: dict[str, Any] = {
         "sub": str(user_id),
@@ -53,17 +63,26 @@ def encode(settings: "Settings", *, user_id: int, role: str, kind: str, lifetime
 
 
 def access_token(settings: "Settings", user: TokenSubject) -> str:
-    token, _ = encode(settings, user_id=user.id, role=user.role, kind=ACCESS,
-                      lifetime=timedelta(minutes=settings.access_token_minutes),
-                      session_version=user.session_version)
+    token, _ = encode(
+        settings,
+        user_id=user.id,
+        role=user.role,
+        kind=ACCESS,
+        lifetime=timedelta(minutes=settings.access_token_minutes),
+        session_version=user.session_version,
+    )
     return token
 
 
 def decode(settings: "Settings", token: str, kind: str) -> dict[str, Any] | None:
     """The claims of a valid token of this kind, or None (expired, tampered, wrong kind)."""
     try:
-        claims = jwt.decode(token, settings.secret_key, algorithms=[ALGORITHM],
-                            options={"require": ["exp", "iat", "jti", "sub", "role"]})
+        claims = jwt.decode(
+            token,
+            settings.secret_key,
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "iat", "jti", "sub", "role"]},
+        )
     except jwt.PyJWTError:
         return None
     if claims.get("type") != kind or not _is_user_id(claims["sub"]):
@@ -80,4 +99,4 @@ def session_version(claims: dict[str, Any]) -> int:
 def _is_user_id(sub: object) -> bool:
     # A correctly signed token still only names a user by a decimal id; anything else is refused
     # here rather than failing later as a database or conversion error.
-    return isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 10 and int(sub) < 2 ** 31
+    return isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 10 and int(sub) < 2**31
