@@ -15,6 +15,7 @@ from models.foundation import metrics
 from models.foundation.errors import ApiError
 from models.foundation.settings import ConfigurationError, load_settings
 from server.app import configure_logging, init_error_reporting, make_app, start_embedded_schedule, start_embedded_sweep
+from server.deploy_check import deploy_problems
 from server.migrations import migrate
 from server.pipeline import start_pipeline
 from server.shutdown import DrainingHTTPServer, shut_down, wait_for_signal
@@ -70,8 +71,6 @@ def cmd_check(settings, args):
 
 def cmd_check_deploy(settings):
     """The production checklist (server/deploy_check.py): every problem on a line of its own, exit 1."""
-    from server.deploy_check import deploy_problems
-
     problems = deploy_problems(settings)
     for problem in problems:
         print(f"deploy: {problem}")
@@ -93,8 +92,6 @@ def cmd_backup(settings, args):
 
 def cmd_restore(settings, args):
     """pg_restore into a new or empty database (created when missing), then migrate it."""
-    from server.migrations import migrate
-
     target = args.database_url or settings.database_url
     ensure_database(target)
     db = bind(target)

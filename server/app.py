@@ -22,6 +22,7 @@ from models.foundation.paystack import PaystackClient
 from models.foundation.settings import LOCAL_CHECKOUT_PREFIX
 from server import error_reporting
 from server.asyncapi import build_asyncapi
+from server.logs import configure_logging as configure
 from server.openapi import build_spec
 from server.paystack_standin import Ledger, standin_routes
 from server.pipeline import start_pipeline
@@ -36,8 +37,6 @@ LOCAL_REFUND_DELAY = 3.0  # seconds
 
 def configure_logging(level, log_format="text"):
     """Text, or one JSON object a line (LOG_FORMAT=json): server/logs.py."""
-    from server.logs import configure_logging as configure
-
     return configure(level, log_format)
 
 

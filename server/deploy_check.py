@@ -12,6 +12,8 @@ never a secret's value.
 import shutil
 from urllib.parse import urlsplit
 
+from models import bind
+from server import error_reporting
 from server.startup import StartupError, check_migrated, check_redis
 from workers.backup import EXTERNAL, backup_settings_problem
 
@@ -40,9 +42,7 @@ def _backups(settings):
 def _error_reporting(settings):
     if not settings.sentry_dsn:
         return ["SENTRY_DSN is not set: errors in the web, dispatcher, worker and cron processes reach no one"]
-    import sentry_sdk
-
-    from server import error_reporting
+    import sentry_sdk  # optional: only with SENTRY_DSN
 
     # What server/error_reporting.py sets up, and what this process's client really runs with (a second
     # sentry_sdk.init elsewhere would replace the scrubbing).
@@ -109,8 +109,6 @@ def _pipeline_and_email(settings):
 
 
 def _servers(settings):
-    from models import bind
-
     problems = []
     try:
         bind(settings.database_url)
