@@ -221,7 +221,8 @@ def use_pipeline(settings, url):
 
 
 def self_signed_certificate(folder):
-    """A certificate for 127.0.0.1 signed by itself, made with the openssl command line."""
+    """A certificate for 127.0.0.1 (in its subjectAltName too, as clients check) signed by itself, made with
+    the openssl command line: rediss:// tests, and Let's Encrypt's stand-in in front of nginx."""
     if not shutil.which("openssl"):
         pytest.skip("needs the openssl command to make a self-signed certificate")
     cert, key = folder / "cert.pem", folder / "key.pem"
@@ -241,6 +242,8 @@ def self_signed_certificate(folder):
             "1",
             "-subj",
             "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
         ],
         check=True,
         capture_output=True,

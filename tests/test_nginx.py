@@ -32,7 +32,7 @@ from models.foundation.settings import load_settings
 from .conftest import TEST_DATABASE_URL
 from .factories import PASSWORD, CategoryFactory, ClientFactory
 from .fault_support import PrivatePostgres, Procfile, models_bound_to, process_env, procfile, wait_until  # noqa: F401 (procfile: a fixture)
-from .pipeline_support import free_port
+from .pipeline_support import free_port, self_signed_certificate
 from .ws_support import receive, send
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,38 +42,6 @@ pytestmark = pytest.mark.skipif(
     NGINX is None, reason="needs Debian's nginx (apt-get install nginx; .ci/run installs it)"
 )
 CLIENT_A, CLIENT_B = "127.0.0.2", "127.0.0.3"  # loopback addresses of their own: two clients nginx tells apart
-
-
-def self_signed_certificate(folder):
-    """Let's Encrypt's stand-in: a certificate for 127.0.0.1 (in its subjectAltName, as clients check) signed
-    by itself, made with the openssl command line."""
-    if not shutil.which("openssl"):
-        pytest.skip("needs the openssl command to make a self-signed certificate")
-    cert, key = folder / "fullchain.pem", folder / "privkey.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return cert, key
 
 
 def site_config(web_ports, http_port, https_port, cert, key, acme_root):
