@@ -13,6 +13,7 @@ from .schemas.accounts import (
     UserSchema,
 )
 from .schemas.service_requests import EmergencySchema, ServiceRequestSchema
+from .web.idempotent import AFTER
 
 TAGS = ("admin",)
 
@@ -82,6 +83,7 @@ class ServicemanWithReasonHandler(BaseHandler):
         response=ServicemanApplicationSchema(),
         errors=(400, 401, 403, 404, 409, 422),
         tags=TAGS,
+        idempotency=AFTER,
     )
     async def post(self, serviceman_id):
         await self.respond(
@@ -132,6 +134,7 @@ class AdminUserDeactivateHandler(BaseHandler):
         errors=(401, 403, 404, 409),
         tags=TAGS,
         description="409 `cannot_deactivate_self` for one's own account; 409 `last_admin` for the last active admin.",
+        idempotency=AFTER,
     )
     async def post(self, user_id):
         await self.respond(await self.run(accounts.deactivate_user, self.transport, self.user, int(user_id)))

@@ -244,6 +244,7 @@ class ChangePasswordHandler(BaseHandler):
         "with code 4003. The answer is a fresh `{access, refresh}` pair so the client that "
         "changed the password stays signed in. A wrong current password is 422 "
         "`invalid_current_password` (and changes nothing).",
+        idempotency=None,
     )
     async def post(self):
         await self.respond(

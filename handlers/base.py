@@ -5,6 +5,7 @@ what it reads, what it answers). A handler method without one fails at import, s
 reachable by accident; the same declarations build the OpenAPI document.
 """
 
+import asyncio
 import functools
 import json
 import logging
@@ -14,9 +15,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import tornado.web
-from marshmallow import EXCLUDE, Schema, ValidationError
+from marshmallow import RAISE, Schema, ValidationError
 
-from handlers.web import identity, proxies, rate_limits, route_names, sessions
+from handlers.web import idempotent, identity, proxies, rate_limits, route_names, sessions
 from handlers.web.executor import DATABASE_UNAVAILABLE, database_unavailable, run_sync
 from handlers.web.xsrf import SessionBoundXsrf
 from models.db import is_connection_failure
@@ -76,6 +77,7 @@ class Endpoint:
     max_body: int = NO_BODY_LIMIT
     rate_limit: str = None
     operation_id: str = ""
+    idempotency: str = None
 
     @property
     def requires_auth(self):
@@ -119,12 +121,16 @@ def endpoint(
     tags=(),
     max_body=None,
     rate_limit=None,
+    idempotency=idempotent.ATOMIC,
 ):
     """Declare who may call a handler method and what it reads and answers. `operation_id` names it in
     the OpenAPI document (and generated clients), unique across the API. `max_body` (bytes)
     defaults by class: small for anonymous (auth) bodies, larger for signed-in JSON bodies.
     `rate_limit` names one of settings.rate_limits, checked per client IP and per account after the
-    body is read and before the handler does any work."""
+    body is read and before the handler does any work. `idempotency` says how a signed-in POST, PATCH
+    or DELETE honours an Idempotency-Key (handlers/web/idempotent.py): ATOMIC (the default), AFTER
+    (endpoints whose actions commit in steps around Paystack calls), or None (answers holding tokens,
+    never stored: the key is ignored)."""
     roles = (roles,) if isinstance(roles, str) else tuple(roles)
     unknown = set(roles) - _AUDIENCES
     if unknown or not roles:
@@ -154,6 +160,7 @@ def endpoint(
         max_body=max_body,
         rate_limit=rate_limits.check_names(rate_limit),
         operation_id=_check_operation_id(operation_id),
+        idempotency=idempotent.check_mode(idempotency),
     )
 
     def wrap(fn):
@@ -163,6 +170,8 @@ def endpoint(
         async def handle(self, *args, **kwargs):
             # The body arrives after prepare() (it is streamed, to be refused early when too big).
             self.body = self._load_body(spec.body) if spec.body else {}
+            if await idempotent.begin(self, spec):
+                return  # a retry: the stored answer was sent
             if spec.rate_limit:
                 await self.application.settings["rate_limits"].check_attempt(
                     spec.rate_limit, self.config, self.client_ip, self.user, self.body
@@ -199,13 +208,20 @@ def set_security_headers(handler, config, csp):
 @functools.cache
 def _query_schema(schema_cls):
     """One instance per query schema: building one (its fields deep-copied) cost more than the load
-    itself on every list request; a schema keeps no state between loads."""
-    return schema_cls(unknown=EXCLUDE)
+    itself on every list request; a schema keeps no state between loads. An unknown parameter is a
+    422 naming it, as an unknown body field is: a misspelt or unsupported filter (`?after_id=`) is
+    never silently ignored."""
+    return schema_cls(unknown=RAISE)
+
+
+UNKNOWN_PARAMETER = "Unknown query parameter."
 
 
 @tornado.web.stream_request_body
 class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
     content_security_policy = API_CSP
+    idempotency_claim = None  # an Idempotency-Key this request holds (handlers/web/idempotent.py)
+    _storing_answer = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -281,6 +297,7 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
 
     async def prepare(self):
         self.current_user_obj = None
+        self.idempotency_claim = None
         self._body_chunks, self._body_size, self._refusal = [], 0, None
         # Every line this request causes names it (this task's context; the thread pool copies it).
         log_context.request_id.set(self.request_id)
@@ -304,7 +321,7 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
             log_context.user_id.set(self.current_user_obj.id)
             if SIGNED_IN not in spec.roles and self.current_user_obj.role not in spec.roles:
                 raise PermissionDenied()
-        self.query = self._load_query(spec.query) if spec.query else {}
+        self.query = self._load_query(spec.query) if spec.query else self._no_query()
 
     def _limit_body(self, limit):
         """Refuse a declared oversize body before reading it; a chunked one is cut off at the limit
@@ -389,6 +406,14 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
         refuse_unstorable_text(raw)
         return self._load(_query_schema(schema_cls), raw)
 
+    def _no_query(self):
+        """An endpoint that reads no query string refuses one, naming each parameter."""
+        if self.request.query_arguments:
+            names = {key: [UNKNOWN_PARAMETER] for key in self.request.query_arguments}
+            refuse_unstorable_text(names)
+            raise ValidationFailed(fields=names)
+        return {}
+
     def _load_body(self, schema_cls):
         raw = self.raw_body.strip()
         data = parse_json(raw) if raw else {}
@@ -406,7 +431,25 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
             raise ValidationFailed(fields=flatten_errors(exc.normalized_messages())) from exc
 
     async def run(self, fn, *args, **kwargs):
+        if self.idempotency_claim is not None and self.spec.idempotency == idempotent.ATOMIC:
+            fn, args = idempotent.atomically, (self.idempotency_claim, self.spec, fn, *args)
         return await run_sync(fn, *args, **kwargs)
+
+    def finish(self, chunk=None):
+        """With an Idempotency-Key claimed, the answer is stored before it is sent: a retry that
+        follows it always finds it (handlers/web/idempotent.py)."""
+        if self._storing_answer is not None:
+            return self._storing_answer  # finish() again (Tornado's, after an error) while storing
+        if self.idempotency_claim is None:
+            return super().finish(chunk)
+        if chunk is not None:
+            self.write(chunk)
+        self._storing_answer = asyncio.ensure_future(self._store_then_finish())
+        return self._storing_answer
+
+    async def _store_then_finish(self):
+        await idempotent.answered(self)
+        await super().finish()
 
     async def respond(self, result=None, status=None, transform=None):
         """Dump `result` with the endpoint's response schema (paginated if declared) and finish."""

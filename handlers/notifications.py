@@ -7,6 +7,7 @@ from workers.delivery import push_unread_count
 from .base import SIGNED_IN, BaseHandler, endpoint
 from .schemas.notifications import MarkedSchema, NotificationListQuerySchema, NotificationSchema, UnreadCountSchema
 from .schemas.rows import with_rows
+from .web.idempotent import AFTER
 
 TAGS = ("notifications",)
 NotificationListOut = with_rows(NotificationSchema(), Notification)
@@ -47,6 +48,7 @@ class NotificationReadHandler(BaseHandler):
         response=NotificationSchema(),
         errors=(401, 404),
         tags=TAGS,
+        idempotency=AFTER,
     )
     async def post(self, notification_id):
         await self.respond(await self.run(_mark_one, self.transport, self.user, int(notification_id)))
@@ -60,6 +62,7 @@ class NotificationReadAllHandler(BaseHandler):
         response=MarkedSchema(),
         errors=(401,),
         tags=TAGS,
+        idempotency=AFTER,
     )
     async def post(self):
         await self.respond(await self.run(_mark_all, self.transport, self.user))

@@ -21,6 +21,7 @@ from .schemas.payouts import (
     ResolveQuerySchema,
     TransferListSchema,
 )
+from .web.idempotent import AFTER
 
 TAGS = ("payouts",)
 
@@ -63,6 +64,7 @@ class ResolveAccountHandler(PayoutHandler):
         "the bank does not know is 422. Rate-limited per account and per IP "
         "(`RATE_LIMIT_BANK_LOOKUP`, shared with saving a payout account); every lookup is logged "
         "(who, the bank, the last four digits, the outcome)." + APPROVED_ONLY,
+        idempotency=AFTER,
     )
     async def get(self):
         await self.respond(
@@ -103,6 +105,7 @@ class PayoutAccountHandler(PayoutHandler):
         "transfer recipient is created for it, and only the last four digits are stored. "
         "Transfers approved afterwards go to the new account. Rate-limited with the account "
         "lookup (`RATE_LIMIT_BANK_LOOKUP`)." + APPROVED_ONLY,
+        idempotency=AFTER,
     )
     async def post(self):
         await self.respond(
@@ -178,6 +181,7 @@ class ApprovePayoutsHandler(PayoutHandler):
         "reference is stored before Paystack is called, so approving an APPROVED payout again "
         "(its answer was lost) re-sends the same reference and never pays twice. If Paystack "
         "does not answer, the payout stays APPROVED and the reconciliation job retries it.",
+        idempotency=AFTER,
     )
     async def post(self):
         results = await self.run(payouts.approve_payouts, self.paystack, self.user, self.body["payout_ids"])
@@ -197,6 +201,7 @@ class FinalizePayoutHandler(PayoutHandler):
         "to the business's phone goes to Paystack's finalize_transfer and the payout moves on "
         "(IN_TRANSIT or PAID). 409 unless the payout is AWAITING_OTP; 422 when Paystack refuses "
         "the OTP.",
+        idempotency=AFTER,
     )
     async def post(self, payout_id):
         await self.respond(

@@ -13,6 +13,7 @@ from .schemas.refunds import (
     RefundListQuerySchema,
     RefundSchema,
 )
+from .web.idempotent import AFTER
 
 TAGS = ("refunds",)
 RefundOut = RefundSchema()
@@ -68,6 +69,7 @@ class ManualRefundHandler(PaymentHandlerMixin, BaseHandler):
         "more than was paid (422 on `amount`; 409 `already_refunded` when nothing is left); "
         "only a SUCCESS payment can be refunded (409). Paystack is asked at once; if it cannot "
         "be reached the refund stays PENDING and the reconciliation job asks again.",
+        idempotency=AFTER,
     )
     async def post(self, payment_id):
         await self.respond(
@@ -92,6 +94,7 @@ class RefundRetryHandler(PaymentHandlerMixin, BaseHandler):
         tags=TAGS,
         description="FAILED refunds only (409 otherwise). If the refund Paystack reported failed has since "
         "gone through, it is adopted instead of asking for a second one.",
+        idempotency=AFTER,
     )
     async def post(self, refund_id):
         await self.respond(await self.run(refunds.retry_refund, self.paystack, self.user, int(refund_id)))
@@ -109,6 +112,7 @@ class RefundCustomerDetailsHandler(PaymentHandlerMixin, BaseHandler):
         description="For a NEEDS_BANK refund (Paystack's `needs-attention`: it could not return the money "
         "on its own). The account goes to Paystack's retry_with_customer_details and is never "
         "stored; the refund moves to PROCESSING. 409 for a refund in any other status.",
+        idempotency=AFTER,
     )
     async def post(self, refund_id):
         banks = await self.run(payouts.list_banks, self.paystack, self.config.paystack_banks_ttl)

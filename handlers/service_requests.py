@@ -19,6 +19,7 @@ from .schemas.service_requests import (
     RequestWithWarningsSchema,
     ServiceRequestSchema,
 )
+from .web.idempotent import AFTER
 
 TAGS = ("requests",)
 RequestOut = ServiceRequestSchema()
@@ -123,6 +124,7 @@ class RequestCancelHandler(BaseHandler):
         "an admin may send `refund: full_refund` instead (a client doing so is 403). The rule "
         "and the amounts are stored on the `request_cancelled` event; the refund is asked of "
         "Paystack at once and the client is told when it starts and when it lands.",
+        idempotency=AFTER,
     )
     async def post(self, request_id):
         await self.respond(

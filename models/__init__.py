@@ -2,6 +2,7 @@
 
 from .catalog import Category
 from .db import bind, database, is_postgres
+from .idempotency import IdempotencyKey, IdempotencyState
 from .money import NegotiationStatus, Payment, PaymentStatus, PaymentType, PriceNegotiation, Rating
 from .notifications import Notification
 from .payouts import Payout, PayoutAccount, PayoutStatus, PayoutTransfer
@@ -26,6 +27,7 @@ ALL_MODELS = [
     PayoutAccount,
     Payout,
     PayoutTransfer,
+    IdempotencyKey,
 ]
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "ApprovalStatus",
     "Category",
     "Event",
+    "IdempotencyKey",
+    "IdempotencyState",
     "NegotiationStatus",
     "Notification",
     "OneTimeToken",

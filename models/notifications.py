@@ -40,12 +40,14 @@ class Notification(TimestampedModel):
     email_claimed_until = UTCDateTimeField(null=True)
     email_attempts = peewee.IntegerField(default=0)
     email_redrive_after = UTCDateTimeField(null=True)
+    read_at = UTCDateTimeField(null=True)  # when it became read (GET /api/sync/ tells the other devices)
 
     class Meta:
         indexes = (
             (("event", "user"), True),
             (("user", "is_read"), False),
             (("user", "created_at", "id"), False),  # the list, newest first
+            (("user", "read_at"), False),  # sync: which became read since a cursor (migration 016)
         )
 
 

@@ -123,7 +123,7 @@ class ServiceRequest(TimestampedModel):
     status = peewee.CharField(max_length=32, default=RequestStatus.PENDING_PAYMENT, index=True)
     is_deleted = peewee.BooleanField(default=False, index=True)
     deleted_at = UTCDateTimeField(null=True)
-    updated_at = UTCDateTimeField(default=utcnow)
+    updated_at = UTCDateTimeField(default=utcnow, index=True)  # an admin's sync (migration 016)
     # Set by the one conditional UPDATE that claims the day-before reminder (exactly once).
     reminder_sent_at = UTCDateTimeField(null=True)
 

@@ -16,6 +16,8 @@ from marshmallow import Schema, ValidationError, fields
 from handlers.base import ANYONE, HTTP_METHODS, SIGNED_IN
 from handlers.inputs import flatten_errors
 from handlers.schemas.common import EXAMPLE_BOOKING_DATE, ErrorSchema
+from handlers.web import idempotent
+from models.actions.sync import CursorExpired
 from models.foundation import errors
 
 ERROR_TEXT = {
@@ -25,9 +27,34 @@ ERROR_TEXT = {
     404: "Not found, or not visible to the caller",
     409: "Wrong state for this action (`invalid_transition`)",
     413: "The request body is too large",
+    410: "The sync cursor is too old (`cursor_expired`): start again without `since`",
     422: "Validation failed; per-field messages",
     429: "Rate-limited; see Retry-After",
     502: "Paystack unreachable",
+}
+# Every signed-in POST, PATCH and DELETE (handlers/web/idempotent.py; the README's "For mobile developers").
+IDEMPOTENCY_KEY_PARAMETER = {
+    "in": "header",
+    "name": idempotent.HEADER,
+    "required": False,
+    "description": "Send a new random key (a UUID) with each new action and the same key with each retry of it: "
+    "within 24 hours a retry with the same key and body gets the first answer (same status and "
+    "body, `Idempotent-Replayed: true`) and changes nothing. 5xx and 429 answers are not stored.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 255,
+        "pattern": "^[\\x20-\\x7e]+$",
+        "example": "3f0c9a9e-5b7d-4c1e-9f55-2f8f6b1d0a42",
+    },
+}
+REPLAYED_HEADER = {
+    "description": "`true` on an answer replayed for a retry with the same Idempotency-Key.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+IDEMPOTENCY_ERROR_TEXT = {
+    409: "; or `idempotency_key_in_use`: a request with this Idempotency-Key is still running (see Retry-After)",
+    422: "; or `idempotency_key_reused`: this Idempotency-Key was sent with another request",
 }
 _GROUP = re.compile(r"\(\?P<(\w+)>([^)]*)\)")
 
@@ -79,6 +106,7 @@ ERROR_EXAMPLES = {
         errors.RateLimited(),
         errors.UpstreamUnavailable(),
         errors.ServiceUnavailable(),
+        CursorExpired(),
     )
 }
 
@@ -148,7 +176,7 @@ def _type_example(self, field, ret, **kwargs):
     return {}
 
 
-def _error_statuses(ep, pattern):
+def _error_statuses(ep, pattern, method):
     """The statuses the base handler itself answers for this endpoint, and the ones it declares:
     401 without a valid token, 403 for the wrong role, 404 for an id naming nothing (or a path
     segment that is no id), 400/413/422 for a body that is not JSON, too large or not valid,
@@ -166,6 +194,8 @@ def _error_statuses(ep, pattern):
         statuses |= {400, 422}
     if ep.rate_limit:
         statuses.add(429)
+    if idempotent.applies(ep, method.upper()):
+        statuses |= {409, 422}  # idempotency_key_in_use; idempotency_key_reused or a malformed key
     return sorted(statuses)
 
 
@@ -215,8 +245,8 @@ def _validation_example(ep):
     fields left out, or else the first field that refuses a wrong value (an object in a body, "x" in
     a query string)."""
     schema_cls, wrong = (ep.body, {}) if ep.body is not None else (ep.query, "x")
-    if schema_cls is None:
-        return errors.ValidationFailed()
+    if schema_cls is None:  # it reads nothing but the Idempotency-Key header
+        return errors.ValidationFailed(fields={idempotent.HEADER: [idempotent.KEY_ERROR]})
     names = [field.data_key or name for name, field in schema_cls().fields.items() if not field.dump_only]
     for attempt in [{}, *({name: wrong} for name in names)]:
         try:
@@ -226,13 +256,16 @@ def _validation_example(ep):
     return errors.ValidationFailed()
 
 
-def _error_response(ep, status):
+def _error_response(ep, status, idempotency=False):
     error = _validation_example(ep) if status == 422 else ERROR_EXAMPLES.get(status)
     media = {"schema": "Error"}
     if error is not None:
         media["example"] = error.as_dict()
-    response = {"description": ERROR_TEXT.get(status, "Error"), "content": {"application/json": media}}
-    if status == 429:
+    text = ERROR_TEXT.get(status, "Error")
+    if idempotency and status in IDEMPOTENCY_ERROR_TEXT:
+        text += IDEMPOTENCY_ERROR_TEXT[status]
+    response = {"description": text, "content": {"application/json": media}}
+    if status == 429 or (idempotency and status == 409):
         response["headers"] = {
             "Retry-After": {
                 "description": "Seconds until the next attempt may succeed.",
@@ -266,6 +299,8 @@ def _operation(spec, handler, name, pattern, route_kwargs):
     params = [_path_parameter(name, regex) for name, regex in _GROUP.findall(pattern)]
     if ep.query is not None:
         params.append({"in": "query", "schema": ep.query})
+    if idempotent.applies(ep, name.upper()):
+        params.append(IDEMPOTENCY_KEY_PARAMETER)
     if params:
         op["parameters"] = params
     if ep.requires_auth:
@@ -287,8 +322,11 @@ def _operation(spec, handler, name, pattern, route_kwargs):
             media["example"] = handler.response_example
         ok["content"] = {media_type: media}
     op["responses"][str(ep.status)] = ok
-    for status in _error_statuses(ep, pattern):
-        op["responses"][str(status)] = _error_response(ep, status)
+    idempotency = idempotent.applies(ep, name.upper())
+    if idempotency:
+        ok["headers"] = {idempotent.REPLAYED: REPLAYED_HEADER}
+    for status in _error_statuses(ep, pattern, name):
+        op["responses"][str(status)] = _error_response(ep, status, idempotency)
     return op
 
 

@@ -3,15 +3,15 @@ server/__main__.py for the dispatcher, worker, cron and reconcile commands).
 
 `start_pipeline` builds the Pipeline (settings, transport, Paystack client), installs it for the
 stages and jobs (workers/runtime.py: RQ jobs are entered with ids only) and registers, once per
-process, the after-commit hooks that announce every committed event: to the outbox (publish it) and
-to the listing caches. The domain is handed the pipeline's transport by its callers (handlers read
+process, the after-commit hooks that announce every committed event: to the outbox (publish it), to
+the listing caches, and to the sync long-polls of the request's people. The domain is handed the pipeline's transport by its callers (handlers read
 it from the application); it reads no global for it.
 """
 
 import functools
 
 from models.workflow import on_event_committed
-from workers import outbox, runtime
+from workers import outbox, runtime, sync_hints
 
 
 @functools.cache
@@ -21,6 +21,7 @@ def register_after_commit_hooks():
     # first: the embedded transport delivers the event in the publish itself.
     on_event_committed(outbox.announce_listing_changed)
     on_event_committed(outbox.publish_committed)
+    on_event_committed(sync_hints.announce)  # wakes the sync long-polls of the request's people (issue 24)
 
 
 def start_pipeline(settings, transport, paystack=None):

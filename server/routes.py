@@ -19,6 +19,7 @@ from handlers import (
     pricing,
     refunds,
     service_requests,
+    sync,
     websocket,
 )
 
@@ -34,6 +35,7 @@ HANDLER_MODULES = (
     admin,
     analytics,
     notifications,
+    sync,
     payouts,
     websocket,
     docs,

@@ -495,6 +495,7 @@ async def test_each_shown_example_is_valid(api):
 
 
 ERROR_CODES = {
+    410: "cursor_expired",
     400: "malformed_request",
     401: "not_authenticated",
     403: "permission_denied",
@@ -521,9 +522,13 @@ async def test_each_error_response_has_an_example_of_its_code(api, op):
         assert example["error"]["code"] == ERROR_CODES[int(status)], status
         assert example["error"]["message"]
         if status == "422":
-            # It names fields the operation reads: its body's, or else its query's.
+            # It names fields the operation reads: its body's, or else its query's, or else its Idempotency-Key.
             schema = spec.body or spec.query
-            names = {field.data_key or name for name, field in schema().fields.items()} | {"_schema"}
+            names = (
+                {field.data_key or name for name, field in schema().fields.items()} | {"_schema"}
+                if schema
+                else {"Idempotency-Key"}
+            )
             assert example["error"]["fields"] and set(example["error"]["fields"]) <= names, example
 
 

@@ -189,7 +189,9 @@ async def test_each_page_and_ordering_is_kept_apart(api, clock, category):
 
     assert list(cards(first)) == [servicemen[2].id, servicemen[1].id]
     assert list(cards(second)) == [servicemen[0].id]
-    assert "utm=x" in extra.data["next"] and "utm" not in first.data["next"]
+    # an unknown parameter is refused (issue 24), never served from (or into) the cache
+    assert (extra.status, extra.data["error"]["fields"]) == (422, {"utm": ["Unknown field."]})
+    assert "utm" not in first.data["next"]
 
 
 @pytest.mark.gen_test

@@ -25,6 +25,8 @@ from models.foundation import metrics
 from models.foundation.redis_clients import connect_async
 from workers.transport import listing_channel, user_channel
 
+from .sync_watch import SyncWatch
+
 log = logging.getLogger("serviceman.hub")
 FEED_READY_TIMEOUT = 5
 # A SESSION_ENDED push (models/actions/sessions.py) closes the user's older sockets with this code.
@@ -37,6 +39,8 @@ CLOSE_SERVICE_RESTART = 1012
 ENDED_REMEMBERED = 10_000
 # Sockets' sessions are looked up this many at a time when the feed comes back (_recheck_sessions).
 RECHECK_BATCH = 500
+# A booking changed for this user (workers/sync_hints.py): wakes their sync long-polls, never sent to sockets.
+SYNC_HINT = "sync"
 # Keep-alive: every socket is pinged once per WS_PING_SECONDS and closed when the previous ping went
 # unanswered. One timer for the whole hub, a slot of the sockets per tick, instead of Tornado's ping
 # task per socket (a task and its timer for each of 10,000 sockets: bench/README.md).
@@ -62,6 +66,14 @@ class Hub:
         self._all_closed = None
         self._signed_out = OrderedDict()  # dashboard sessions signed out recently (their ids)
         self._rechecking = None  # the sessions lookup after the feed (re)subscribed
+        # Every message of a user's channel also reaches their sync long-polls (handlers/web/sync_watch.py).
+        self.watch = SyncWatch(lambda: self.loop is not None and self.hears_listing_changes)
+
+    def attach(self):
+        """The loop pushes are delivered on, once a sync request needs them without any socket open."""
+        if self.loop is None:
+            self.loop = tornado.ioloop.IOLoop.current()
+        self.follow()
 
     def follow(self):
         """Start following the Redis feed (Redis mode), if not yet; returns at once."""
@@ -111,6 +123,7 @@ class Hub:
         """Close every socket with 1012 and wait (at most `timeout` seconds) until each has finished
         its closing handshake, so every client reads the code; returns how many had not."""
         self.closing = True
+        self.watch.wake_all()  # held sync long-polls answer now (their loop sees `closing`)
         self._all_closed = asyncio.Event()
         for socket in list(self.open_sockets):
             socket.restart_close()
@@ -159,6 +172,9 @@ class Hub:
         return len(self.sockets.get(user_id, ()))
 
     def deliver_local(self, user_id, message):
+        self.watch.changed(user_id)
+        if message.get("type") == SYNC_HINT:
+            return
         if message.get("type") == SESSION_ENDED:
             if "web_session" in message:
                 return self.end_web_session(user_id, message["web_session"], message.get("reason", ""))
@@ -196,7 +212,7 @@ class Hub:
 
     def push_threadsafe(self, user_id, message):
         """From any thread (embedded pipeline): deliver on the loop that owns the sockets."""
-        if self.loop is not None and (user_id in self.sockets or message.get("type") == SESSION_ENDED):
+        if self.loop is not None:  # every message: sync polls and their "nothing new" memory follow them all
             self.loop.add_callback(self.deliver_local, user_id, message)
 
     async def _follow_redis(self):

@@ -11,7 +11,7 @@ import peewee
 from marshmallow import Schema, fields
 from peewee import fn
 
-from models.foundation.clock import EXAMPLE_BOOKING_DATE
+from models.foundation.clock import EXAMPLE_BOOKING_DATE, utcnow
 from models.foundation.errors import NotAuthenticated, NotFound
 
 from ..notifications import Notification
@@ -86,14 +86,20 @@ def mark_read(user: User, notification_id: int) -> Notification:
     notification = own(user).where(Notification.id == notification_id).first()
     if notification is None:
         raise NotFound("No such notification.")
-    Notification.update(is_read=True).where(Notification.id == notification.id).execute()
+    if not notification.is_read:  # read_at stays the moment it first became read (sync reports it once)
+        notification.read_at = utcnow()
+        Notification.update(is_read=True, read_at=notification.read_at).where(
+            Notification.id == notification.id, Notification.is_read == False
+        ).execute()
     notification.is_read = True
     return notification
 
 
 def mark_all_read(user: User) -> int:
     return (
-        Notification.update(is_read=True).where(Notification.user == user.id, Notification.is_read == False).execute()
+        Notification.update(is_read=True, read_at=utcnow())
+        .where(Notification.user == user.id, Notification.is_read == False)
+        .execute()
     )
 
 
