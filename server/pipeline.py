@@ -4,8 +4,8 @@ server/__main__.py for the dispatcher, worker, cron and reconcile commands).
 `start_pipeline` builds the Pipeline (settings, transport, Paystack client), installs it for the
 stages and jobs (workers/runtime.py: RQ jobs are entered with ids only) and registers, once per
 process, the after-commit hooks that announce every committed event: to the outbox (publish it), to
-the listing caches, and to the sync long-polls of the request's people. The domain is handed the pipeline's transport by its callers (handlers read
-it from the application); it reads no global for it.
+the listing caches, and to the sync long-polls of the request's people. The domain is handed the
+pipeline's transport by its callers (handlers read it from the application); it reads no global for it.
 """
 
 import functools

@@ -121,7 +121,7 @@ def test_concurrent_commits_during_sync_are_never_lost_nor_repeated(client_user)
         cursor = sync.sync(client_user).cursor
         made, got, stop = [], [], threading.Event()
 
-        def write():
+        def write(made=made):  # this run's list
             with database.connection_context():
                 for _ in range(8):
                     with database.atomic():

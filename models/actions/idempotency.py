@@ -8,8 +8,11 @@ one transaction (`applied()`, called inside it), so no retry can act a second ti
 process that ran the first was killed between its commit and its answer. Rows live 24 hours.
 """
 
+from __future__ import annotations
+
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import peewee
 
@@ -31,14 +34,14 @@ RETRY_AFTER_SECONDS = 1
 class Claim:
     """This request holds the key: run, then `store()` the answer."""
 
-    def __init__(self, row_id, owner):
+    def __init__(self, row_id: int, owner: str) -> None:
         self.row_id, self.owner = row_id, owner
 
 
 class Replay:
     """The stored answer of an earlier request with this key."""
 
-    def __init__(self, status, body):
+    def __init__(self, status: int | None, body: str | None) -> None:
         self.status, self.body = status, body
 
 
@@ -46,7 +49,7 @@ class KeyInUse(Conflict):
     code = "idempotency_key_in_use"
     message = "A request with this Idempotency-Key is still being processed; retry after a moment."
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
@@ -58,7 +61,7 @@ class KeyReused(ValidationFailed):
     )
 
 
-def claim(user_id, key, fingerprint, now=None):
+def claim(user_id: int, key: str, fingerprint: str, now: datetime | None = None) -> Claim | Replay:
     """Claim `key` for a new request (Claim), or answer what an earlier one decided (Replay), or
     raise KeyInUse / KeyReused."""
     now = now or utcnow()
@@ -94,7 +97,7 @@ def claim(user_id, key, fingerprint, now=None):
     raise KeyInUse()
 
 
-def _decide(row, fingerprint, now):
+def _decide(row: IdempotencyKey, fingerprint: str, now: datetime) -> Claim | Replay:
     if row.fingerprint != fingerprint:
         raise KeyReused()
     if row.state == S.DONE or (row.state == S.APPLIED and row.body is not None and row.lease_until <= now):
@@ -107,11 +110,11 @@ def _decide(row, fingerprint, now):
     return Claim(row.id, row.owner)
 
 
-def applied(claim_, status=None, body=None):
+def applied(claim_: Claim, status: int | None = None, body: str | None = None) -> None:
     """Inside the transaction of the domain change: mark the key applied, with the answer as rendered
     from the change (replayed if this process dies before storing the one it sends). A claim taken
     over by another request meanwhile (this one outlived its lease) raises, rolling the change back."""
-    changes = {IdempotencyKey.state: S.APPLIED}
+    changes: dict[Any, Any] = {IdempotencyKey.state: S.APPLIED}
     if status is not None:
         changes.update({IdempotencyKey.status_code: status, IdempotencyKey.body: body})
     updated = (
@@ -123,7 +126,7 @@ def applied(claim_, status=None, body=None):
         raise KeyInUse()
 
 
-def store(claim_, status, body):
+def store(claim_: Claim, status: int, body: str | None) -> None:
     """The answer sent: replayed from now on. 5xx and 429 answers are not kept: the key is freed
     (unless the change committed), and the retry runs again."""
     owned = (IdempotencyKey.id == claim_.row_id) & (IdempotencyKey.owner == claim_.owner)

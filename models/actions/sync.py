@@ -21,16 +21,22 @@ A row committed more than LAG after its stamp (a transaction stalled that long) 
 the statement and lock timeouts of the database keep transactions far shorter than that.
 """
 
+from __future__ import annotations
+
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import peewee
 
 from models.foundation.clock import utcnow
 from models.foundation.errors import ApiError, ValidationFailed
 
 from ..notifications import Notification
 from ..service_requests import RequestStatus, ServiceRequest
-from ..users import Role
+from ..users import Role, User
 from .notifications import unread_count_for
 
 LAG = timedelta(seconds=10)
@@ -48,15 +54,15 @@ class CursorExpired(ApiError):
     message = "This sync cursor is too old to continue from; call GET /api/sync/ without `since` for a new snapshot."
 
 
-def _us(moment):
+def _us(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
-def _moment(us):
+def _moment(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def _b36(number):
+def _b36(number: int) -> str:
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     out = ""
     while True:
@@ -70,34 +76,34 @@ def _b36(number):
 class Cursor:
     """Per stream a watermark (microseconds since the epoch) and the keys served at or after it."""
 
-    marks: dict
-    seen: set = field(default_factory=set)  # {(stream, id, stamp in µs)}
+    marks: dict[str, int]
+    seen: set[tuple[str, int, int]] = field(default_factory=set)  # {(stream, id, stamp in µs)}
 
-    def encode(self):
+    def encode(self) -> str:
         parts = ["1", *(_b36(self.marks[s]) for s in "nrq")]
         parts += [f"{s}{_b36(i)}-{_b36(t)}" for s, i, t in sorted(self.seen)]
         return ".".join(parts)
 
     @classmethod
-    def decode(cls, text):
+    def decode(cls, text: str) -> Cursor:
         if len(text) > 40_000 or not _CURSOR.match(text):
             raise ValidationFailed.on("since", "Not a cursor this server gave; start again without `since`.")
         parts = text.split(".")
-        marks = dict(zip("nrq", (int(p, 36) for p in parts[1:4])))
-        seen = set()
+        marks = dict(zip("nrq", (int(p, 36) for p in parts[1:4]), strict=True))  # _CURSOR: three marks
+        seen: set[tuple[str, int, int]] = set()
         for item in parts[4:]:
             ident, stamp = item[1:].split("-")
             seen.add((item[0], int(ident, 36), int(stamp, 36)))
         return cls(marks, seen)
 
 
-def keyless(cursor_text):
+def keyless(cursor_text: str) -> bool:
     """Whether a cursor carries no keys (its stream quiet for longer than the lag): it stays the same
     until something changes, so "nothing new" may be remembered for it."""
     return cursor_text.count(".") == 3
 
 
-def _requests_of(user):
+def _requests_of(user: User) -> peewee.ModelSelect[ServiceRequest]:
     """The bookings whose changes the user follows, deleted ones included (they changed too)."""
     query = ServiceRequest.select(
         ServiceRequest.id,
@@ -119,7 +125,7 @@ def _requests_of(user):
     return query  # admins follow the whole queue
 
 
-def _streams(user):
+def _streams(user: User) -> dict[str, tuple[Any, Any, Callable[[Any], datetime]]]:
     own = Notification.select().where(Notification.user == user.id)
     reads = Notification.select(Notification.id, Notification.read_at).where(Notification.user == user.id)
     return {
@@ -132,18 +138,20 @@ def _streams(user):
 @dataclass
 class SyncResult:
     cursor: str
-    notifications: list
-    read: list
-    requests: list
-    unread_count: int
+    notifications: list[Any]
+    read: list[int]
+    requests: list[Any]
+    unread_count: int | None
     has_more: bool
 
     @property
-    def empty(self):
+    def empty(self) -> bool:
         return not (self.notifications or self.read or self.requests)
 
 
-def sync(user, since=None, now=None, count_when_empty=True):
+def sync(
+    user: User, since: str | None = None, now: datetime | None = None, count_when_empty: bool = True
+) -> SyncResult:
     """Everything that changed for `user` since the cursor `since`, or a snapshot without one. With
     nothing new the cursor is `since` itself (so is its ETag), and the unread count is read only if
     `count_when_empty` (a 304 does not need it)."""
@@ -154,7 +162,10 @@ def sync(user, since=None, now=None, count_when_empty=True):
     if min(cursor.marks.values()) < _us(now - RETENTION):
         raise CursorExpired()
     floor = _us(now - LAG)
-    served, marks, seen, has_more = {}, {}, set(), False
+    served: dict[str, list[Any]] = {}
+    marks: dict[str, int] = {}
+    seen: set[tuple[str, int, int]] = set()
+    has_more = False
     for stream, (query, stamp_field, stamp_of) in _streams(user).items():
         mark = cursor.marks[stream]
         known = {(s, i, t) for s, i, t in cursor.seen if s == stream}
@@ -198,7 +209,7 @@ def sync(user, since=None, now=None, count_when_empty=True):
     )
 
 
-def _snapshot(user, now):
+def _snapshot(user: User, now: datetime) -> SyncResult:
     """The latest notifications (oldest first), the open bookings, and a cursor continuing from now."""
     floor = _us(now - LAG)
     latest = list(
