@@ -2,6 +2,7 @@
 text that prometheus_client's own parser reads, values that move with real requests, sockets, pushes,
 Paystack calls and rows. (Every process kind together: tests/test_observability_processes.py.)"""
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -79,6 +80,19 @@ async def test_sockets_and_pushes_are_counted(api, sockets, client_user):
     assert (await receive(ws))["type"] == "unread_count"
     assert value(await scrape(api), "serviceman_pushes_total") == value(before, "serviceman_pushes_total") + 1
     ws.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_held_sync_polls_are_counted_while_they_wait(api, app, client_user):
+    watch = app.settings["hub"].watch  # what GET /api/sync/?wait= holds a poll on
+    before = value(await scrape(api), "serviceman_sync_polls_held")
+    poll = asyncio.ensure_future(watch.wait(client_user.id, 20))
+    while watch.held() < 1:
+        await asyncio.sleep(0.005)
+    assert value(await scrape(api), "serviceman_sync_polls_held") == before + 1
+    watch.changed(client_user.id)  # a message on the user's channel wakes it
+    assert await poll is True
+    assert value(await scrape(api), "serviceman_sync_polls_held") == before
 
 
 @pytest.mark.gen_test(timeout=30)

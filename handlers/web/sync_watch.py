@@ -17,6 +17,8 @@ from collections import OrderedDict
 
 import tornado.ioloop
 
+from models.foundation import metrics
+
 TRUST_SECONDS = 30
 MAX_REMEMBERED = 100_000  # cursors remembered quiet, least recently used dropped first
 MAX_USERS = 200_000  # users with a change count; past it every count and cursor is forgotten at once
@@ -76,9 +78,11 @@ class SyncWatch:
         future = loop.create_future()
         self.waiters.setdefault(user_id, {})[future] = None
         timer = loop.call_later(timeout, lambda: future.done() or future.set_result(False))
+        metrics.sync_poll_held(+1)
         try:
             return await future
         finally:
+            metrics.sync_poll_held(-1)
             timer.cancel()
             waiting = self.waiters.get(user_id)
             if waiting is not None:

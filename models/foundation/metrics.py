@@ -41,6 +41,9 @@ WEBSOCKETS_OPEN = Gauge(
     "serviceman_websockets_open", "Websockets open (past their handshake)", multiprocess_mode="livesum"
 )
 PUSHES = Counter("serviceman_pushes", "Messages written to websockets")
+SYNC_POLLS_HELD = Gauge(
+    "serviceman_sync_polls_held", "GET /api/sync/?wait= long-polls held open", multiprocess_mode="livesum"
+)
 JOB_DURATION = Histogram(
     "serviceman_job_duration_seconds",
     "Time a pipeline job ran (delivery, email, periodic)",
@@ -113,6 +116,12 @@ def request_answered(method: str, route: str, status: int, seconds: float) -> No
         )
     children[0].inc()
     children[1].observe(seconds)
+
+
+def sync_poll_held(change: int) -> None:
+    """+1 as a long-poll starts waiting, -1 as it ends (answered, timed out, or its client gone)."""
+    if _state["enabled"]:
+        SYNC_POLLS_HELD.inc(change)
 
 
 def socket_opened() -> None:
