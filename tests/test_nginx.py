@@ -24,7 +24,8 @@ import pytest
 import tornado.httpclient
 from tornado.websocket import websocket_connect
 
-from handlers.base import MAX_BODY_LIMIT
+from handlers.base import JSON_BODY_LIMIT, MAX_BODY_LIMIT
+from handlers.payments import WEBHOOK_BODY_LIMIT
 from models import RequestStatus
 from models.foundation.clock import platform_today
 from models.foundation.settings import load_settings
@@ -219,7 +220,9 @@ def deployment(tmp_path, procfile, postgres_url, redis_url):
 
 def test_the_shipped_values_match_the_app():
     text = CONFIG.read_text()
-    assert MAX_BODY_LIMIT == 1024 * 1024 and re.search(r"client_max_body_size 1m;", text)
+    # nginx's limits are the app's own: the API's signed-in limit, and the webhook's.
+    assert re.search(rf"client_max_body_size {JSON_BODY_LIMIT // 1024}k;", text)
+    assert re.search(rf"client_max_body_size {WEBHOOK_BODY_LIMIT // 1024}k;", text)
     timeouts = [int(value) for value in re.findall(r"proxy_read_timeout (\d+)s;", text)]
     ping = load_settings(environ={}, read_dotenv=False).ws_ping_seconds
     assert timeouts and min(timeouts) >= 3 * ping  # three pings go by before nginx would cut a quiet socket
@@ -257,14 +260,19 @@ def test_nginx_in_front_of_two_web_processes(deployment, postgres_url):
     assert "Cache-Control" in headers and "Strict-Transport-Security" in headers
     assert not any("/static/" in d.log(f"web{index}") for index in (0, 1))
 
-    # Bodies: past the app's largest limit nginx answers 413 itself, and no web process reads a byte.
-    status, _, body = d.call("POST", "/api/auth/login/", raw=b"x" * (MAX_BODY_LIMIT + 1))
-    assert status == 413 and b"nginx" in body
-    # Within it but past the endpoint's own limit, the app refuses before reading and closes; nginx, still
-    # sending, answers 502 (not a clean 413: see the lead's note). What matters here: refused, and neither
-    # process is taken out of rotation for it (max_fails=0), however often anyone sends one.
-    for _ in range(3):
-        assert d.call("POST", "/api/auth/login/", raw=b"{" + b" " * (MAX_BODY_LIMIT - 2) + b"}")[0] in (413, 502)
+    # Bodies past the API's limit: nginx answers the contract's 413 itself (not a 502 for a connection the
+    # app closed), and no web process reads a byte; the webhook may carry more.
+    for size in (JSON_BODY_LIMIT + 1, 100 * 1024, MAX_BODY_LIMIT + 1):
+        status, headers, body = d.call("POST", "/api/auth/login/", raw=b"{" + b" " * (size - 2) + b"}")
+        assert status == 413 and json.loads(body) == {
+            "error": {"code": "payload_too_large", "message": "The request body is too large."}
+        }
+        assert headers["Content-Type"].startswith("application/json")
+    status, _, body = d.call("POST", "/api/payments/webhook/", raw=b"{" + b" " * (200 * 1024) + b"}")
+    assert status != 413 and status < 500  # the app's own answer (an unsigned webhook), not nginx's limit
+    status, _, body = d.call("POST", "/api/payments/webhook/", raw=b"{" + b" " * (WEBHOOK_BODY_LIMIT + 1) + b"}")
+    assert status == 413
+    # Neither process was taken out of rotation for any of it (max_fails=0).
     for n in range(4, 8):
         assert d.call("GET", f"/api/round-robin-{n}/")[0] == 404
     assert d.served_alternately(range(4, 8))
