@@ -9,7 +9,8 @@ client) then measures requests/s and p50/p99 of:
     GET /api/notifications/unread-count/        (the other baseline)
     GET /api/sync/?since=<cursor> + If-None-Match, nothing new (the 304 path; target >= 50% of floor)
 and the bytes on the wire of one "nothing new" poll (request + answer; target <= 500). Then:
-    memory per held poll: HELD long-polls (`wait=25`, nothing new) held at once, server RSS before/after;
+    memory per held poll: HELD long-polls (`wait=25`, nothing new) held at once by a second web process
+    (METRICS_TOKEN set: its serviceman_sync_polls_held gauge confirms every poll is held when RSS is read);
     wake-up latency: 200 long-polls held while notifications are committed and pushed (as the pipeline
     pushes them) at 50 events/s to their users; commit -> answer received, p50/p99.
 
@@ -33,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SECRET = "bench-secret-key-0123456789abcdef0123456789"
+METRICS_TOKEN = "bench-metrics-token"  # the held-polls server only: its gauge says how many it holds
 FLOOR_SERVER = """
 import sys, tornado.ioloop, tornado.web
 class H(tornado.web.RequestHandler):
@@ -213,13 +215,30 @@ async def cursors(port, users):
     return found
 
 
-def sync_poll(token, cursor, wait=None):
-    query = f"since={cursor}" + (f"&wait={wait}" if wait else "")
-    return get(f"/api/sync/?{query}", [f"Authorization: Bearer {token}", f'If-None-Match: "{cursor}"'])
+def sync_poll(token, cursor, wait=None, spelt_out=False):
+    """A phone's poll as the README advises: the previous answer's ETag in If-None-Match stands in for
+    `since` (`spelt_out`: the cursor sent in the query string too, as the first clients did)."""
+    query = "&".join(([f"since={cursor}"] if spelt_out else []) + ([f"wait={wait}"] if wait else []))
+    path = f"/api/sync/?{query}" if query else "/api/sync/"
+    return get(path, [f"Authorization: Bearer {token}", f'If-None-Match: "{cursor}"'])
+
+
+async def polls_held(port):
+    """The web process's own count of the long-polls it holds (serviceman_sync_polls_held on /metrics)."""
+    conn = await Connection(port).open()
+    try:
+        _, _, body = await conn.request(get("/metrics", [f"Authorization: Bearer {METRICS_TOKEN}"]))
+    finally:
+        conn.close()
+    for line in body.decode().splitlines():
+        if line.startswith("serviceman_sync_polls_held"):
+            return int(float(line.split()[-1]))
+    return 0
 
 
 async def held_memory(port, pid, users, marks, held):
-    """RSS of the web process with `held` long-polls waiting, against before they were opened."""
+    """RSS of the web process once `held` long-polls are held (its own gauge says so), against before
+    they were sent (their connections already open)."""
     conns = []
     for start in range(0, held, 500):
         conns += await asyncio.gather(*(Connection(port).open() for _ in range(min(500, held - start))))
@@ -228,11 +247,18 @@ async def held_memory(port, pid, users, marks, held):
     for i, conn in enumerate(conns):
         user_id, token = users[i % len(users)]
         conn.writer.write(sync_poll(token, marks[user_id], wait=25))
-    await asyncio.sleep(5)  # every poll read, authenticated, its cursor checked, then held
+    deadline, count = time.monotonic() + 20, 0
+    while time.monotonic() < deadline and (count := await polls_held(port)) < held:
+        await asyncio.sleep(0.2)
     after = rss_kib(pid)
+    answered = {}  # status -> polls answered before the memory was read (none, if all were held)
+    for conn in conns:
+        if conn.reader.at_eof() or len(conn.reader._buffer):
+            status = bytes(conn.reader._buffer[9:12]).decode() or "closed"
+            answered[status] = answered.get(status, 0) + 1
     for conn in conns:
         conn.writer.transport.abort()
-    return (after - before) / held, before, after
+    return (after - before) / held, before, after, count, answered
 
 
 async def wake_latency(port, settings, users, marks, seconds, rate=50, polls=200):
@@ -339,6 +365,9 @@ async def main():
             f"bytes = {len(polls[0]) + len(head) + len(body)} bytes on the wire (HTTP, before TCP/TLS); "
             f"the access token alone is {len(token)} bytes"
         )
+        spelt_out = sync_poll(token, marks[uid], spelt_out=True)
+        status, head, body = await conn.request(spelt_out)
+        print(f"the same poll with ?since= too: {status}, {len(spelt_out) + len(head) + len(body)} bytes")
         status, head, body = await conn.request(lists[0])
         print(f"one list poll (page_size=20): {len(lists[0]) + len(head) + len(body)} bytes")
         conn.close()
@@ -350,11 +379,24 @@ async def main():
                 f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 "
                 f"{latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms"
             )
-        marks = await cursors(port, users)  # past what the wake-up run committed
-        per_poll, before, after = await held_memory(port, server.pid, users, marks, args.held)
+        await asyncio.sleep(11)  # past the sync lag since the wake-up run's commits: quiet cursors, as above
+        marks = await cursors(port, users)
+        # A web process of its own for the held polls, with /metrics on (the throughput runs had it off).
+        held_port = free_port()
+        held_server = start(
+            [sys.executable, "-m", "server", "serve", "--port", str(held_port)], {**env, "METRICS_TOKEN": METRICS_TOKEN}
+        )
+        try:
+            await wait_up(held_port)
+            per_poll, before, after, count, answered = await held_memory(
+                held_port, held_server.pid, users, marks, args.held
+            )
+        finally:
+            held_server.terminate()
+            held_server.wait(40)
         print(
-            f"\nheld long-polls: {args.held}; web process RSS {before / 1024:.1f} -> {after / 1024:.1f} MiB, "
-            f"{per_poll:.1f} KiB per held poll"
+            f"\nheld long-polls: {args.held} sent, {count} held by the server's own gauge, {answered} answered early; "
+            f"web process RSS {before / 1024:.1f} -> {after / 1024:.1f} MiB, {per_poll:.1f} KiB per held poll"
         )
         print(f"\nload average: {os.getloadavg()}")
     finally:

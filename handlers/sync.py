@@ -5,6 +5,12 @@ the cursor is the ETag, If-None-Match with nothing new is a bodiless 304 (from m
 process heard nothing for the user since it last read that cursor: handlers/web/sync_watch.py), and
 `wait` holds a request with nothing new until the user's channel carries a message or time runs out.
 A held request whose session ends (sign-out everywhere, password change, deactivation) answers 401 at once.
+
+A poll answered 304 from memory reads no row at all, not even its user's: the token (or cookie) is
+checked as everywhere, and the memory is kept per session, for the session that was last read from
+the database with that cursor. A session's end is a message on the user's channel (as it closes their
+sockets), and any message forgets the user's memory, so from that instant every poll of theirs goes to
+the database again and an ended session is 401. A 304 reveals nothing but "nothing new".
 """
 
 import asyncio
@@ -12,6 +18,8 @@ import asyncio
 import tornado.ioloop
 
 from models.actions import sync
+from models.foundation import log_context
+from models.foundation.errors import ValidationFailed
 
 from .base import SIGNED_IN, BaseHandler, endpoint
 from .schemas.sync import SyncQuerySchema, SyncSchema
@@ -24,19 +32,30 @@ BODY_ONLY_HEADERS = (
     "Referrer-Policy",
     "X-Request-ID",
 )
+IF_NONE_MATCH = "If-None-Match"
 DESCRIPTION = (
     "Without `since`: a snapshot (the latest notifications, the caller's open bookings, or the whole open queue "
     "for admins) and a `cursor`. With `since=<cursor>`: exactly what changed since, for the caller: new "
     "notifications (oldest first), ids that became read on any device, the unread count, the bookings whose "
     "status, money or dates changed; `has_more` means call again at once. Nothing is missed or repeated across "
     "consecutive calls. The answer's ETag is its cursor: with `If-None-Match` and nothing new the answer is 304 "
-    "without a body. `wait=N` (0-25 s) holds a call with nothing new until something changes or N seconds pass. "
+    "without a body. Without `since`, an `If-None-Match` naming one ETag continues from that cursor, as "
+    "`since` would (the cursor need not be sent twice). `wait=N` (0-25 s) holds a call with nothing new until "
+    "something changes or N seconds pass. "
     "A cursor older than 7 days is 410 `cursor_expired`: start again without `since`."
 )
 
 
 def _entity_tags(header):
     return {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")} if header else set()
+
+
+def _cursor_of(tags):
+    """The cursor a poll without `since` names by its one entity tag (a previous answer's ETag)."""
+    tag = next(iter(tags)) if len(tags) == 1 else None
+    if tag is None or not sync.is_cursor(tag):
+        raise ValidationFailed.on(IF_NONE_MATCH, "Without `since`, one entity tag: the ETag of a previous sync answer.")
+    return tag
 
 
 class SyncHandler(BaseHandler):
@@ -52,35 +71,65 @@ class SyncHandler(BaseHandler):
     )
     async def get(self):
         since, wait = self.query.get("since"), self.query["wait"]
-        known = since is not None and since in _entity_tags(self.request.headers.get("If-None-Match"))
-        hub = self.application.settings["hub"]
-        hub.attach()
-        watch, loop = hub.watch, tornado.ioloop.IOLoop.current()
+        tags = _entity_tags(self.request.headers.get("If-None-Match"))
+        if since is None and tags:
+            since = _cursor_of(tags)  # the ETag stands in for `since`: a poll need not send its cursor twice
+        known = since is not None and since in tags
+        hub, watch, loop = self.hub, self.hub.watch, tornado.ioloop.IOLoop.current()
         deadline = loop.time() + wait
         while True:
-            if known and watch.is_quiet(self.user.id, since):
+            if known and watch.is_quiet(self.session, since):
                 result = None  # nothing new, known without a query
             else:
-                mark = watch.mark()
+                if self.user is None:  # admitted from memory, which no longer answers: the database decides
+                    self.auth_mark = watch.mark()
+                    self.current_user_obj = await super()._authenticate()
+                mark = min(watch.mark(), self.auth_mark)  # anything heard since the session was read counts
                 result = await self.run(sync.sync, self.user, since, count_when_empty=not known)
                 if since is not None and result.empty and result.cursor == since and sync.keyless(since):
                     # (a cursor with keys is read again until it sheds them, a lag after its last change)
-                    watch.remember_quiet(self.user.id, since, mark)
+                    watch.remember_quiet(self.session, since, mark)
             remaining = deadline - loop.time()
             quiet = result is None or (result.empty and result.cursor == since)
             if quiet and remaining > 0 and not hub.closing:
-                self._held = asyncio.ensure_future(watch.wait(self.user.id, remaining))
+                self._held = asyncio.ensure_future(watch.wait(self.session[0], remaining))
                 try:
                     await self._held
                 except asyncio.CancelledError:
                     return  # the client went away (on_connection_close): nobody to answer
-                self.current_user_obj = await self._authenticate()  # 401 now if the session ended meanwhile
+                self.auth_mark = watch.mark()
+                self.current_user_obj = await super()._authenticate()  # 401 now if the session ended meanwhile
                 continue
             break
         if result is None or (known and result.cursor == since):
             return self._not_modified(since)
         self.set_header("ETag", f'"{result.cursor}"')
         await self.respond(result)
+
+    @property
+    def hub(self):
+        hub = self.application.settings["hub"]
+        hub.attach()
+        return hub
+
+    async def _authenticate(self):
+        """A conditional poll that memory answers is admitted on its token alone (see the module's
+        docstring); `self.user` stays None until the database is read. Any other call reads it."""
+        self.session = self._presented_session()
+        self.auth_mark = self.hub.watch.mark()  # before the read: a message from now on makes it stale
+        if self._answerable_from_memory():
+            log_context.user_id.set(self.session[0])
+            return None
+        return await super()._authenticate()
+
+    def _answerable_from_memory(self):
+        tags = _entity_tags(self.request.headers.get("If-None-Match"))
+        since = self.get_query_argument("since", None)
+        if since is None and len(tags) == 1:
+            since = next(iter(tags))
+        return (
+            since in tags and not self.hub.session_ended(*self.session) and self.hub.watch.is_quiet(self.session, since)
+        )
 
     def on_connection_close(self):
         held = getattr(self, "_held", None)

@@ -1,12 +1,15 @@
 """Accounts through the API: register, login, refresh rotation and reuse, logout, me; settings; CLI."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 
 from models import ApprovalStatus, RefreshToken, Role, ServicemanProfile, User
+from models.foundation import tokens
 from models.foundation.settings import ConfigurationError, load_settings
+from models.foundation.tokens import access_token
 from server.__main__ import main as cli
 
 from .conftest import TEST_DATABASE_URL
@@ -237,3 +240,26 @@ def test_createadmin_command(monkeypatch, capsys, database):
         cli(["createadmin", "--email", "boss@example.ng", "--password", "long-password-3"])
     cli(["migrate"])
     assert "up to date" in capsys.readouterr().out
+
+
+@pytest.mark.gen_test
+async def test_an_access_token_used_again_and_again_still_expires_on_time(api, settings, client_user):
+    token = api.token(client_user)  # verified once, then remembered (models/foundation/tokens.py)
+    for _ in range(3):
+        assert (await api.get("/api/auth/me/", token=token)).status == 200
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=settings.access_token_minutes, seconds=1)):
+        expired = await api.get("/api/auth/me/", token=token)
+    assert (expired.status, expired.error_code) == (401, "token_invalid")
+
+
+def test_a_remembered_token_is_its_own_key_and_kind_only(settings, client_user):
+    token = access_token(settings, client_user)
+    assert tokens.decode(settings, token, tokens.ACCESS)["sub"] == str(client_user.id)
+    other_key = dataclasses.replace(settings, secret_key="another-secret-key-0123456789abcdef0123")
+    assert tokens.decode(other_key, token, tokens.ACCESS) is None
+    assert tokens.decode(settings, token, tokens.REFRESH) is None
+    tampered = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    assert tokens.decode(settings, tampered, tokens.ACCESS) is None
+    mine = tokens.decode(settings, token, tokens.ACCESS)
+    mine["sub"] = "0"  # a caller's copy: changing it changes nothing remembered
+    assert tokens.decode(settings, token, tokens.ACCESS)["sub"] == str(client_user.id)

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 
+from handlers.web import identity
 from models import Notification, RequestStatus, ServiceRequest
 from models.actions import sync
 from models.db import database
@@ -241,5 +242,104 @@ async def test_a_cursor_sheds_its_keys_once_past_the_lag_then_stays_put(api, cli
     with time_machine.travel(utcnow() + sync.LAG + timedelta(seconds=1)):
         shed = await call(api, client_user, with_keys, etag=with_keys)
         assert shed.status == 200 and shed.data["notifications"] == [] and shed.data["unread_count"] == 3
-        assert len(shed.data["cursor"]) < len(with_keys) and shed.data["cursor"].count(".") == 3
+        assert len(shed.data["cursor"]) < len(with_keys) and shed.data["cursor"].count(".") == 1  # one mark
         assert (await call(api, client_user, shed.data["cursor"], etag=shed.data["cursor"])).status == 304
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_if_none_match_without_since_continues_from_that_cursor(api, client_user):
+    cursor = (await call(api, client_user)).data["cursor"]
+    assert (await call(api, client_user, etag=cursor)).status == 304
+    old = notify(client_user)
+    first = await call(api, client_user, etag=cursor)
+    assert first.status == 200 and [n["id"] for n in first.data["notifications"]] == [old[0].id]
+    [new] = notify(client_user)
+    second = await call(api, client_user, etag=first.data["cursor"])  # only what came after the first answer
+    assert second.status == 200 and [n["id"] for n in second.data["notifications"]] == [new.id]
+    assert (await call(api, client_user, etag=second.data["cursor"])).status == 304
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("header", ['"not-a-cursor"', "*", '"1.a", "1.b"'])
+async def test_an_if_none_match_that_names_no_one_cursor_without_since_is_422(api, client_user, header):
+    response = await api.get("/api/sync/", user=client_user, headers={"If-None-Match": header})
+    assert (response.status, response.error_code) == (422, "validation_error")
+    assert list(response.data["error"]["fields"]) == ["If-None-Match"]
+
+
+def test_a_cursor_writes_equal_watermarks_once_and_still_reads_three():
+    equal = sync.Cursor({"n": 5_000_000, "r": 5_000_000, "q": 5_000_000}, {("n", 7, 5_000_001)})
+    apart = sync.Cursor({"n": 5_000_000, "r": 4_000_000, "q": 5_000_000})
+    assert equal.encode().count(".") == 2 and apart.encode().count(".") == 3
+    for cursor in (equal, apart):
+        assert sync.Cursor.decode(cursor.encode()) == cursor
+    spelt_out = "1." + ".".join([sync._b36(5_000_000)] * 3)  # as cursors were written before
+    assert sync.Cursor.decode(spelt_out) == sync.Cursor({"n": 5_000_000, "r": 5_000_000, "q": 5_000_000})
+    assert not sync.is_cursor("1.ab.cd") and not sync.is_cursor("1.ab.n1-2.cd")
+
+
+def count_reads(monkeypatch):
+    """{"sync": calls of the sync read, "sessions": session lookups} made from now on."""
+    reads = {"sync": 0, "sessions": 0}
+    real_sync, loader = sync.sync, identity._users
+    real_batch = loader.batch_fn
+
+    def counted_sync(*args, **kwargs):
+        reads["sync"] += 1
+        return real_sync(*args, **kwargs)
+
+    def counted_batch(keys):
+        reads["sessions"] += len(keys)
+        return real_batch(keys)
+
+    monkeypatch.setattr(sync, "sync", counted_sync)
+    monkeypatch.setattr(loader, "batch_fn", counted_batch)
+    return reads
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_304_from_memory_reads_no_row_not_even_the_callers(api, client_user, monkeypatch):
+    cursor = (await call(api, client_user)).data["cursor"]
+    token = api.token(client_user)
+    reads = count_reads(monkeypatch)
+    assert (await api.get("/api/sync/", token=token, headers={"If-None-Match": f'"{cursor}"'})).status == 304
+    assert reads == {"sync": 1, "sessions": 1}  # the first: read, then remembered for this session
+    assert (await api.get("/api/sync/", token=token, headers={"If-None-Match": f'"{cursor}"'})).status == 304
+    assert reads == {"sync": 1, "sessions": 1}
+    assert (await api.get("/api/sync/", token="not-a-token", headers={"If-None-Match": f'"{cursor}"'})).status == 401
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_session_ended_is_401_at_once_though_its_cursor_was_remembered_quiet(api, client_user, password):
+    cursor = (await call(api, client_user)).data["cursor"]
+    old_token = api.token(client_user)
+    etag = {"If-None-Match": f'"{cursor}"'}
+    for _ in range(2):  # read, then answered from memory
+        assert (await api.get("/api/sync/", token=old_token, headers=etag)).status == 304
+    changed = await api.post(
+        "/api/auth/change-password/",
+        {"current_password": password, "new_password": "a-much-newer-passphrase-42"},
+        user=client_user,
+    )
+    assert changed.status == 200
+    ended = await api.get("/api/sync/", token=old_token, headers=etag)
+    assert (ended.status, ended.error_code) == (401, "session_ended")
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_message_heard_while_the_session_is_read_is_not_taken_for_quiet(api, app, client_user, monkeypatch):
+    cursor = (await call(api, client_user)).data["cursor"]
+    token, etag = api.token(client_user), {"If-None-Match": f'"{cursor}"'}
+    hub, real_batch = app.settings["hub"], identity._users.batch_fn
+
+    def session_read_then_a_message(keys):
+        answer = real_batch(keys)
+        hub.push_threadsafe(client_user.id, {"type": "sync"})  # (a session's end would come the same way)
+        return answer
+
+    monkeypatch.setattr(identity._users, "batch_fn", session_read_then_a_message)
+    assert (await api.get("/api/sync/", token=token, headers=etag)).status == 304
+    monkeypatch.setattr(identity._users, "batch_fn", real_batch)
+    reads = count_reads(monkeypatch)
+    assert (await api.get("/api/sync/", token=token, headers=etag)).status == 304
+    assert reads == {"sync": 1, "sessions": 1}  # read again: the first read may predate that message

@@ -6,7 +6,6 @@ session is refused by the very next batch, as by a lookup of its own.
 from handlers.web.coalesce import BatchLoader
 from models.actions.notifications import active_users_with_unread
 from models.actions.sessions import users_at_versions
-from models.foundation import tokens
 
 _users = BatchLoader(users_at_versions)
 _sockets = BatchLoader(active_users_with_unread)
@@ -21,10 +20,6 @@ async def user_at_version(user_id, version, web_session=None):
     own = type(user)(__no_default__=True, **user.__data__)  # as Peewee builds a row it read
     own._dirty.clear()
     return own
-
-
-async def session_user(claims):
-    return await user_at_version(int(claims["sub"]), tokens.session_version(claims))
 
 
 async def socket_user(user_id, version, web_session=None):

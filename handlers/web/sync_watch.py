@@ -5,11 +5,12 @@ websocket: a notification, an unread count, a booking's change (a "sync" hint, w
 an ended session. Two uses:
 - wake-ups: a held long-poll is a future resolved by the user's next message or by its timer, so the
   answer follows the commit as fast as a socket's push does;
-- "nothing new" without a query: a cursor that read nothing new is remembered with the user's change
-  count; while no message has come for that user since, the feed was heard throughout, and at most
-  TRUST_SECONDS have passed, a poll with that cursor and If-None-Match is a 304 from memory. The bound
-  covers a change whose announcement was lost (its process died between commit and publish): the
-  database is read again at least that often.
+- "nothing new" without a query: a cursor that read nothing new is remembered, for the session that
+  read it (user id, session version, dashboard session), with the user's change count; while no
+  message has come for that user since, the feed was heard throughout, and at most TRUST_SECONDS have
+  passed, a poll of that session with that cursor and If-None-Match is a 304 from memory. The bound
+  covers a change or a session's end whose announcement was lost (its process died between commit and
+  publish): the database is read again at least that often.
 """
 
 import time
@@ -29,7 +30,7 @@ class SyncWatch:
         self.hears_everything = hears_everything  # () -> whether every change now reaches this process
         self.tick = 0
         self.changes = {}  # user id -> tick of their latest message
-        self.quiet = OrderedDict()  # (user id, cursor) -> (tick when read, monotonic time when read)
+        self.quiet = OrderedDict()  # (session, cursor) -> (tick when read, monotonic time when read)
         self.waiters = {}  # user id -> {future: None}
 
     def changed(self, user_id):
@@ -53,22 +54,24 @@ class SyncWatch:
         """Take before reading the database; give to `remember_quiet` after."""
         return self.tick
 
-    def is_quiet(self, user_id, cursor):
-        entry = self.quiet.get((user_id, cursor))
+    def is_quiet(self, session, cursor):
+        """`session`: (user id, session version, dashboard session id or None)."""
+        entry = self.quiet.get((session, cursor))
         if entry is None or not self.hears_everything():
             return False
         tick, at = entry
-        if self.changes.get(user_id, 0) > tick or time.monotonic() - at > TRUST_SECONDS:
-            del self.quiet[(user_id, cursor)]
+        if self.changes.get(session[0], 0) > tick or time.monotonic() - at > TRUST_SECONDS:
+            del self.quiet[(session, cursor)]
             return False
-        self.quiet.move_to_end((user_id, cursor))
+        self.quiet.move_to_end((session, cursor))
         return True
 
-    def remember_quiet(self, user_id, cursor, mark):
-        if not self.hears_everything() or self.changes.get(user_id, 0) > mark:
-            return  # a change arrived while the database was read: it may not be in that read
-        self.quiet[(user_id, cursor)] = (mark, time.monotonic())
-        self.quiet.move_to_end((user_id, cursor))
+    def remember_quiet(self, session, cursor, mark):
+        """`mark`: taken before the session and the cursor were read from the database."""
+        if not self.hears_everything() or self.changes.get(session[0], 0) > mark:
+            return  # a message arrived while the database was read: it may not be in that read
+        self.quiet[(session, cursor)] = (mark, time.monotonic())
+        self.quiet.move_to_end((session, cursor))
         while len(self.quiet) > MAX_REMEMBERED:
             self.quiet.popitem(last=False)
 

@@ -45,7 +45,9 @@ PAGE = {"n": 100, "r": 500, "q": 100}  # rows per stream per call; has_more says
 SNAPSHOT_NOTIFICATIONS = 20
 CLOSED = (RequestStatus.COMPLETED, RequestStatus.CANCELLED)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_CURSOR = re.compile(r"^1(\.[0-9a-z]{1,13}){3}(\.[nrq][0-9a-z]{1,13}-[0-9a-z]{1,13})*$")
+# "1", then the three watermarks (n, r, q), or one when they are equal (a quiet cursor's usual case: 12
+# characters instead of 34, sent twice by every poll), then the keys served at or after them.
+_CURSOR = re.compile(r"^1\.[0-9a-z]{1,13}(\.[0-9a-z]{1,13}\.[0-9a-z]{1,13})?(\.[nrq][0-9a-z]{1,13}-[0-9a-z]{1,13})*$")
 MAX_SEEN = 2000
 
 
@@ -80,27 +82,35 @@ class Cursor:
     seen: set[tuple[str, int, int]] = field(default_factory=set)  # {(stream, id, stamp in µs)}
 
     def encode(self) -> str:
-        parts = ["1", *(_b36(self.marks[s]) for s in "nrq")]
+        marks = {self.marks[s] for s in "nrq"}
+        parts = ["1", *(_b36(self.marks[s]) for s in ("n" if len(marks) == 1 else "nrq"))]
         parts += [f"{s}{_b36(i)}-{_b36(t)}" for s, i, t in sorted(self.seen)]
         return ".".join(parts)
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
-        if len(text) > 40_000 or not _CURSOR.match(text):
+        if not is_cursor(text):
             raise ValidationFailed.on("since", "Not a cursor this server gave; start again without `since`.")
         parts = text.split(".")
-        marks = dict(zip("nrq", (int(p, 36) for p in parts[1:4]), strict=True))  # _CURSOR: three marks
+        count = 3 if len(parts) > 3 and "-" not in parts[3] else 1  # (_CURSOR: marks have no "-", keys do)
+        values = [int(p, 36) for p in parts[1 : 1 + count]]
+        marks = dict(zip("nrq", values * (3 // count), strict=True))
         seen: set[tuple[str, int, int]] = set()
-        for item in parts[4:]:
+        for item in parts[1 + count :]:
             ident, stamp = item[1:].split("-")
             seen.add((item[0], int(ident, 36), int(stamp, 36)))
         return cls(marks, seen)
 
 
+def is_cursor(text: str) -> bool:
+    """Whether `text` has the shape of a cursor this server gives (decode() checks it again)."""
+    return len(text) <= 40_000 and bool(_CURSOR.match(text))
+
+
 def keyless(cursor_text: str) -> bool:
     """Whether a cursor carries no keys (its stream quiet for longer than the lag): it stays the same
     until something changes, so "nothing new" may be remembered for it."""
-    return cursor_text.count(".") == 3
+    return "-" not in cursor_text
 
 
 def _requests_of(user: User) -> peewee.ModelSelect[ServiceRequest]:

@@ -1,7 +1,9 @@
 """Password hashing and JWTs. The algorithm is pinned on decode; every token carries a jti and the
 user's session version `sv` (a token issued before the user's sessions were ended is refused)."""
 
+import threading
 import uuid
+from collections import OrderedDict
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -15,6 +17,14 @@ if TYPE_CHECKING:
 
 ALGORITHM = "HS256"
 ACCESS, REFRESH = "access", "refresh"
+# Tokens whose signature and claims were verified, by (key, token): a phone polling every few seconds
+# presents the same token each time, and HS256 verification was an eighth of a "nothing new" poll's
+# CPU. A signature checked once is as good the next time; only `exp` moves, so it is checked again on
+# every use (as PyJWT does, no leeway). Failures are never kept: a token refused for a time-dependent
+# reason (issued a moment in the future by a skewed clock) may pass later.
+VERIFIED_REMEMBERED = 4096
+_verified: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+_verified_lock = threading.Lock()  # decode runs on the event loop and in the thread pool (refresh)
 
 
 class TokenSubject(Protocol):
@@ -76,17 +86,35 @@ def access_token(settings: "Settings", user: TokenSubject) -> str:
 
 def decode(settings: "Settings", token: str, kind: str) -> dict[str, Any] | None:
     """The claims of a valid token of this kind, or None (expired, tampered, wrong kind)."""
+    claims = _verified_claims(settings.secret_key, token)
+    if claims is None or claims.get("type") != kind or not _is_user_id(claims["sub"]):
+        return None
+    return dict(claims)  # the caller's own copy: the remembered one is never changed
+
+
+def _verified_claims(secret_key: str, token: str) -> dict[str, Any] | None:
+    key = (secret_key, token)
+    with _verified_lock:
+        claims = _verified.get(key)
+        if claims is not None:
+            if claims["exp"] > utcnow().timestamp():
+                _verified.move_to_end(key)
+                return claims
+            del _verified[key]
+            return None
     try:
         claims = jwt.decode(
             token,
-            settings.secret_key,
+            secret_key,
             algorithms=[ALGORITHM],
             options={"require": ["exp", "iat", "jti", "sub", "role"]},
         )
     except jwt.PyJWTError:
         return None
-    if claims.get("type") != kind or not _is_user_id(claims["sub"]):
-        return None
+    with _verified_lock:  # (PyJWT required `exp` and checked it is a number)
+        _verified[key] = claims
+        while len(_verified) > VERIFIED_REMEMBERED:
+            _verified.popitem(last=False)
     return claims
 
 
