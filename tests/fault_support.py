@@ -12,6 +12,7 @@ Every wait here polls a real server or process for a bounded time: a process has
 
 import contextlib
 import glob
+import http.client
 import os
 import shutil
 import signal
@@ -245,6 +246,42 @@ def wait_until(predicate, timeout=30, interval=0.05, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def make_clients(url, env, count):
+    """`count` clients with access tokens valid for processes started with `env`, and a category to book."""
+    from models.foundation.settings import load_settings
+    from models.foundation.tokens import access_token
+
+    from .factories import CategoryFactory, ClientFactory
+
+    settings = load_settings(environ=env)
+    with models_bound_to(url, pool_size=2):
+        category = CategoryFactory()
+        clients = [ClientFactory() for _ in range(count)]
+        return category.id, [access_token(settings, client) for client in clients]
+
+
+def answers_http(port):
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status > 0
+    except OSError:
+        return False
+
+
+def start_web(procfile, name, env):
+    """`python -m server serve` on a free port, once it answers HTTP: (port, Popen)."""
+    port = free_port()
+    process = procfile.start(name, "serve", "--port", str(port), env=env)
+
+    def serving():
+        assert process.poll() is None, procfile.log(name)
+        return answers_http(port)
+
+    wait_until(serving, timeout=30, what=f"{name} to serve")
+    return port, process
 
 
 def configure_postgres(server, **parameters):

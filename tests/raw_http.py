@@ -5,7 +5,7 @@ answer came back (a reset), which a library client would fold into one error."""
 import asyncio
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 REFUSED = "refused"  # the connection was never accepted
 CUT_OFF = "cut_off"  # accepted, then closed or reset before a complete answer
@@ -18,14 +18,16 @@ class Outcome:
     status: int = 0
     body: object = None
     detail: str = ""
+    headers: dict = field(default_factory=dict)  # of the answer, names in lower case
 
     @property
     def answered(self):
         return self.kind == "answered"
 
 
-async def request(port, method, path, body=None, token=None, timeout=60):
-    """One request on its own connection (`Connection: close`); never raises for network trouble."""
+async def request(port, method, path, body=None, token=None, timeout=60, headers=None):
+    """One request on its own connection (`Connection: close`), with `headers` besides; never raises
+    for network trouble."""
     outcome = Outcome(started=time.monotonic())
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -45,6 +47,7 @@ async def request(port, method, path, body=None, token=None, timeout=60):
         head.append("Content-Type: application/json")
     if token:
         head.append(f"Authorization: Bearer {token}")
+    head.extend(f"{name}: {value}" for name, value in (headers or {}).items())
     try:
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
         await writer.drain()
@@ -68,6 +71,6 @@ def _parse(outcome, raw):
     if len(content) < expected:
         outcome.kind, outcome.detail = CUT_OFF, f"answer cut at {len(content)} of {expected} bytes"
         return outcome
-    outcome.kind, outcome.status = "answered", int(lines[0].split()[1])
+    outcome.kind, outcome.status, outcome.headers = "answered", int(lines[0].split()[1]), headers
     outcome.body = json.loads(content) if content and "json" in headers.get("content-type", "") else None
     return outcome

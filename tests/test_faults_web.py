@@ -12,7 +12,6 @@ Each run prints one line of statistics (`pytest -s` shows them).
 """
 
 import asyncio
-import http.client
 import random
 import signal
 import time
@@ -22,12 +21,8 @@ from datetime import date, timedelta
 import pytest
 
 from models import Notification, ServiceRequest
-from models.foundation.settings import load_settings
-from models.foundation.tokens import access_token
 
-from .factories import CategoryFactory, ClientFactory
-from .fault_support import models_bound_to, process_env, wait_until
-from .pipeline_support import free_port
+from .fault_support import make_clients, models_bound_to, process_env, start_web
 from .raw_http import CUT_OFF, REFUSED, request
 from .ws_support import open_signed_in
 
@@ -37,15 +32,6 @@ GRACE = 10  # SHUTDOWN_GRACE_SECONDS of the processes under test
 LOAD_WORKERS = 80  # booking POSTs kept in flight at once, each on its own connection
 SOCKETS = 50
 SERVICE_RESTART = 1012
-
-
-def make_clients(url, env, count):
-    """`count` clients with access tokens, and a category to book."""
-    settings = load_settings(environ=env)
-    with models_bound_to(url, pool_size=2):
-        category = CategoryFactory()
-        clients = [ClientFactory() for _ in range(count)]
-        return category.id, [access_token(settings, client) for client in clients]
 
 
 def booked_rows(url, tag):
@@ -67,27 +53,6 @@ def unsent_emails(url, booking_ids):
             )
         }
     return set(booking_ids) - sent
-
-
-def answers_http(port):
-    try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        connection.request("GET", "/healthz")
-        return connection.getresponse().status > 0
-    except OSError:
-        return False
-
-
-def start_web(procfile, name, env):
-    port = free_port()
-    process = procfile.start(name, "serve", "--port", str(port), env=env)
-
-    def serving():
-        assert process.poll() is None, procfile.log(name)
-        return answers_http(port)
-
-    wait_until(serving, timeout=30, what=f"{name} to serve")
-    return port, process
 
 
 async def signed_in_sockets(port, tokens):

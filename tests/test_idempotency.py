@@ -13,7 +13,9 @@ from handlers.web import idempotent
 from models import Event, IdempotencyKey, Notification, Payment, ServiceRequest
 from models.actions import booking, idempotency
 from models.foundation.clock import utcnow
+from models.foundation.settings import ConfigurationError
 
+from .conftest import make_settings
 from .factories import AdminFactory
 from .mobile_support import app, booking_body, mode_settings, run_pipeline, transport  # noqa: F401 (fixtures)
 
@@ -84,7 +86,8 @@ async def test_a_key_that_is_not_1_to_255_printable_ascii_is_422_naming_the_head
 async def test_a_retry_while_the_first_runs_is_409_with_retry_after(api, settings, client_user, category):
     body = booking_body(settings, category)
     fingerprint = idempotent.fingerprint("POST", "/api/requests/", json.dumps(body).encode())
-    assert isinstance(idempotency.claim(client_user.id, KEY["Idempotency-Key"], fingerprint), idempotency.Claim)
+    claimed = idempotency.claim(client_user.id, KEY["Idempotency-Key"], fingerprint, lease=settings.idempotency_lease)
+    assert isinstance(claimed, idempotency.Claim)
 
     response = await api.post("/api/requests/", body, user=client_user, headers=KEY)
 
@@ -136,13 +139,12 @@ async def test_keys_expire_after_24_hours(api, settings, client_user, category):
 
 @pytest.mark.gen_test
 async def test_a_request_killed_before_its_commit_frees_the_key_when_its_lease_ends(
-    api, settings, client_user, category, monkeypatch
+    api, settings, client_user, category
 ):
     """The process running the first request died before committing: only its claim is left."""
     body = booking_body(settings, category)
     fingerprint = idempotent.fingerprint("POST", "/api/requests/", json.dumps(body).encode())
-    monkeypatch.setattr(idempotency, "LEASE", timedelta(seconds=2))
-    idempotency.claim(client_user.id, KEY["Idempotency-Key"], fingerprint)
+    idempotency.claim(client_user.id, KEY["Idempotency-Key"], fingerprint, lease=timedelta(seconds=2))
 
     assert (await api.post("/api/requests/", body, user=client_user, headers=KEY)).status == 409
     with time_machine.travel(utcnow() + timedelta(seconds=3)):
@@ -153,14 +155,13 @@ async def test_a_request_killed_before_its_commit_frees_the_key_when_its_lease_e
 
 @pytest.mark.gen_test
 async def test_a_request_killed_between_its_commit_and_its_answer_is_replayed_never_run_again(
-    api, settings, client_user, category, monkeypatch
+    api, settings, client_user, category
 ):
     """The first request committed its booking (and the key's mark, in the same transaction), then its
     process died before answering: the retry gets the booking as it was committed, and books nothing."""
     body = booking_body(settings, category)
     fingerprint = idempotent.fingerprint("POST", "/api/requests/", json.dumps(body).encode())
-    monkeypatch.setattr(idempotency, "LEASE", timedelta(seconds=2))
-    claim = idempotency.claim(client_user.id, KEY["Idempotency-Key"], fingerprint)
+    claim = idempotency.claim(client_user.id, KEY["Idempotency-Key"], fingerprint, lease=timedelta(seconds=2))
     committed = idempotent.atomically(
         claim,
         RequestListHandler.post.endpoint,
@@ -205,6 +206,14 @@ async def test_twenty_concurrent_retries_book_once_pay_once_and_notify_once(
     received = {(n.user_id, n.notification_type) for n in Notification.select()}
     assert Notification.select().count() == len(received)  # nobody told anything twice
     assert {(a.id, "payment_received") for a in admins} | {(client_user.id, "payment_receipt")} <= received
+
+
+@pytest.mark.parametrize("value", ["0.5", "3601", "nan"])
+def test_a_lease_shorter_than_a_retry_after_or_longer_than_an_hour_is_refused_at_start_up(value):
+    with pytest.raises(ConfigurationError, match="IDEMPOTENCY_LEASE_SECONDS"):
+        make_settings(IDEMPOTENCY_LEASE_SECONDS=value)
+    assert make_settings(IDEMPOTENCY_LEASE_SECONDS="2").idempotency_lease == timedelta(seconds=2)
+    assert make_settings().idempotency_lease == timedelta(seconds=60)
 
 
 def _one_outcome(answers, status):

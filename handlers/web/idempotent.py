@@ -72,6 +72,7 @@ async def begin(handler, spec):
         handler.user.id,
         key,
         fingerprint(handler.request.method, handler.request.path, handler.raw_body),
+        lease=handler.config.idempotency_lease,
     )
     if isinstance(found, idempotency.Replay):
         handler.set_status(found.status)

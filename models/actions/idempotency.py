@@ -24,10 +24,6 @@ from ..idempotency import IdempotencyKey
 from ..idempotency import IdempotencyState as S
 
 KEEP = timedelta(hours=24)
-# How long a claim is its request's alone. A request outlives it only past every timeout it can meet
-# (Paystack's, the database's); a retry arriving later runs again (its first never committed) or
-# replays what the first committed. Tests shorten it.
-LEASE = timedelta(seconds=60)
 RETRY_AFTER_SECONDS = 1
 
 
@@ -61,9 +57,12 @@ class KeyReused(ValidationFailed):
     )
 
 
-def claim(user_id: int, key: str, fingerprint: str, now: datetime | None = None) -> Claim | Replay:
+def claim(user_id: int, key: str, fingerprint: str, *, lease: timedelta, now: datetime | None = None) -> Claim | Replay:
     """Claim `key` for a new request (Claim), or answer what an earlier one decided (Replay), or
-    raise KeyInUse / KeyReused."""
+    raise KeyInUse / KeyReused. `lease` (IDEMPOTENCY_LEASE_SECONDS) is how long the claim is this
+    request's alone: a request outlives it only past every timeout it can meet (Paystack's, the
+    database's); a retry arriving later runs again (its first never committed) or replays what the
+    first committed."""
     now = now or utcnow()
     for _ in range(3):  # a concurrent claimer may insert between our read and our insert: read again
         with database.atomic():
@@ -82,7 +81,7 @@ def claim(user_id: int, key: str, fingerprint: str, now: datetime | None = None)
                             key=key,
                             fingerprint=fingerprint,
                             owner=owner,
-                            lease_until=now + LEASE,
+                            lease_until=now + lease,
                             created_at=now,
                             expires_at=now + KEEP,
                         )
@@ -93,11 +92,11 @@ def claim(user_id: int, key: str, fingerprint: str, now: datetime | None = None)
                     IdempotencyKey.user == user_id, IdempotencyKey.expires_at <= now
                 ).execute()
                 return Claim(created.id, owner)
-            return _decide(row, fingerprint, now)
+            return _decide(row, fingerprint, now, lease)
     raise KeyInUse()
 
 
-def _decide(row: IdempotencyKey, fingerprint: str, now: datetime) -> Claim | Replay:
+def _decide(row: IdempotencyKey, fingerprint: str, now: datetime, lease: timedelta) -> Claim | Replay:
     if row.fingerprint != fingerprint:
         raise KeyReused()
     if row.state == S.DONE or (row.state == S.APPLIED and row.body is not None and row.lease_until <= now):
@@ -105,7 +104,7 @@ def _decide(row: IdempotencyKey, fingerprint: str, now: datetime) -> Claim | Rep
     if row.lease_until > now or row.state == S.APPLIED:
         raise KeyInUse()
     # The first request's process died before committing anything: this one runs in its place.
-    row.owner, row.lease_until = secrets.token_hex(16), now + LEASE
+    row.owner, row.lease_until = secrets.token_hex(16), now + lease
     row.save()
     return Claim(row.id, row.owner)
 

@@ -8,6 +8,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Self
@@ -213,6 +214,10 @@ class Settings:
     # Changes committed by any process are seen at once (Redis mode: announced on Redis); this bounds
     # only what an unheard announcement or an edit made outside the application leaves. 0: never kept.
     listing_cache_seconds: float = 10.0
+    # How long an Idempotency-Key's claim is its request's alone (models/actions/idempotency.py): a
+    # process killed mid-request holds the key this long, a retry is 409 meanwhile. Keep it longer than
+    # the slowest request (Paystack's timeout included): a retry after it runs the request again.
+    idempotency_lease_seconds: float = 60.0
     ws_max_sockets_per_user: int = 10
     ws_ping_seconds: float = 20.0  # each socket pinged this often, closed when a ping goes unanswered; 0: never
     # On SIGTERM/SIGINT the web process lets its requests in progress finish for at most this long,
@@ -265,6 +270,10 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def idempotency_lease(self) -> timedelta:
+        return timedelta(seconds=self.idempotency_lease_seconds)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -343,6 +352,10 @@ class Settings:
         if not 0 <= self.listing_cache_seconds <= 60:  # nan fails too
             raise ConfigurationError(
                 f"LISTING_CACHE_SECONDS must be between 0 and 60, got {self.listing_cache_seconds}"
+            )
+        if not 1 <= self.idempotency_lease_seconds <= 3600:  # nan fails too
+            raise ConfigurationError(
+                f"IDEMPOTENCY_LEASE_SECONDS must be between 1 and 3600, got {self.idempotency_lease_seconds}"
             )
         for name in (
             "notification_retention_days",
@@ -477,6 +490,7 @@ def load_settings(
             db_pool_size=int(get("DB_POOL_SIZE") or defaults.db_pool_size),
             startup_wait_seconds=float(wait) if (wait := get("STARTUP_WAIT_SECONDS")) else None,
             listing_cache_seconds=float(get("LISTING_CACHE_SECONDS") or defaults.listing_cache_seconds),
+            idempotency_lease_seconds=float(get("IDEMPOTENCY_LEASE_SECONDS") or defaults.idempotency_lease_seconds),
             ws_ping_seconds=float(get("WS_PING_SECONDS") or defaults.ws_ping_seconds),
             shutdown_grace_seconds=float(get("SHUTDOWN_GRACE_SECONDS") or defaults.shutdown_grace_seconds),
             ws_max_sockets_per_user=int(get("WS_MAX_SOCKETS_PER_USER") or defaults.ws_max_sockets_per_user),
