@@ -476,10 +476,12 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
         self.set_status(status or spec.status)
         if spec.status == 204 or spec.response is None:
             return self.finish()
+        # Rendering is not a domain call: run_sync, not self.run, which would put it in a transaction of
+        # its own with the Idempotency-Key's mark (handlers/web/idempotent.py) and render it twice.
         if spec.paginated:
-            body = await self.run(paginate, result, spec.response, self.query, self._page_url, transform)
+            body = await run_sync(paginate, result, spec.response, self.query, self._page_url, transform)
         else:
-            body = await self.run(spec.response.dump, result)
+            body = await run_sync(spec.response.dump, result)
         self.finish(json.dumps(body))
 
     def _page_url(self, page):

@@ -263,3 +263,15 @@ async def test_an_unknown_query_parameter_is_422_naming_it(api, client_user, pat
     unknown = path.rsplit("&", 1)[-1].rsplit("?", 1)[-1].split("=")[0]
     assert (response.status, response.error_code) == (422, "validation_error")
     assert list(response.data["error"]["fields"]) == [unknown]
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_a_keyed_request_marks_its_key_once_with_the_answer_rendered_from_its_change(
+    api, mode_settings, client_user, category, monkeypatch
+):
+    marks, real = [], idempotency.applied
+    monkeypatch.setattr(idempotency, "applied", lambda claim, *answer: marks.append(answer) or real(claim, *answer))
+    response = await api.post("/api/requests/", booking_body(mode_settings, category), user=client_user, headers=KEY)
+    assert response.status == 201
+    [(status, body)] = marks  # one transaction with the booking; rendering the answer is not another
+    assert status == 201 and json.loads(body) == response.data
