@@ -11,8 +11,9 @@ client) then measures requests/s and p50/p99 of:
 and the bytes on the wire of one "nothing new" poll (request + answer; target <= 500). Then:
     memory per held poll: HELD long-polls (`wait=25`, nothing new) held at once by a second web process
     (METRICS_TOKEN set: its serviceman_sync_polls_held gauge confirms every poll is held when RSS is read);
-    wake-up latency: 200 long-polls held while notifications are committed and pushed (as the pipeline
-    pushes them) at 50 events/s to their users; commit -> answer received, p50/p99.
+    wake-up latency: 200 long-polls and 200 websockets (one each per user) held while notifications are
+    committed and pushed (as the pipeline pushes them) at 50 events/s to their users; commit -> poll
+    answer received and commit -> socket push received, p50/p99, for the same events.
 
     .venv/bin/python bench/mobile.py [--quick] [--users 1000] [--held 10000] [--database bench_mobile]
 
@@ -30,6 +31,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tornado.websocket import websocket_connect
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -262,7 +265,8 @@ async def held_memory(port, pid, users, marks, held):
 
 
 async def wake_latency(port, settings, users, marks, seconds, rate=50, polls=200):
-    """`polls` users long-poll in a loop; notifications are committed and pushed to them at `rate`/s."""
+    """`polls` users long-poll in a loop and hold a websocket each; notifications are committed and
+    pushed to them at `rate`/s. Commit -> long-poll answer and commit -> socket push, same events."""
     import models
     from workers import runtime
     from workers.delivery import push_new
@@ -270,7 +274,7 @@ async def wake_latency(port, settings, users, marks, seconds, rate=50, polls=200
 
     runtime.configure(settings, RedisTransport(settings.redis_url))
     chosen = users[:polls]
-    committed, latencies, stop = {}, [], asyncio.Event()
+    committed, polled, pushed, stop = {}, [], [], asyncio.Event()
 
     async def poller(user_id, token):
         conn, cursor = await Connection(port).open(), marks[user_id]
@@ -283,9 +287,25 @@ async def wake_latency(port, settings, users, marks, seconds, rate=50, polls=200
                     cursor = answer["cursor"]
                     for note in answer["notifications"]:
                         if note["id"] in committed:
-                            latencies.append(arrived - committed.pop(note["id"]))
+                            polled.append(arrived - committed[note["id"]])
         finally:
             conn.writer.transport.abort()
+
+    async def socket(token):
+        ws = await websocket_connect(f"ws://127.0.0.1:{port}/ws/")
+        await ws.write_message(json.dumps({"type": "auth", "token": token}))
+        await ws.read_message()  # ready
+        try:
+            while not stop.is_set():
+                message = await ws.read_message()
+                arrived = time.perf_counter()
+                if message is None:
+                    return
+                data = json.loads(message)
+                if data["type"] == "notification" and data["notification"]["id"] in committed:
+                    pushed.append(arrived - committed[data["notification"]["id"]])
+        finally:
+            ws.close()
 
     def commit(user_id):
         with models.database.connection_context():
@@ -296,6 +316,7 @@ async def wake_latency(port, settings, users, marks, seconds, rate=50, polls=200
             push_new([note])
 
     tasks = [asyncio.ensure_future(poller(*u)) for u in chosen]
+    tasks += [asyncio.ensure_future(socket(token)) for _, token in chosen]
     await asyncio.sleep(2)
     loop = asyncio.get_running_loop()
     end = time.monotonic() + seconds
@@ -307,8 +328,8 @@ async def wake_latency(port, settings, users, marks, seconds, rate=50, polls=200
     stop.set()
     for task in tasks:
         task.cancel()
-    latencies.sort()
-    return latencies
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return sorted(polled), sorted(pushed)
 
 
 async def main():
@@ -372,13 +393,14 @@ async def main():
         print(f"one list poll (page_size=20): {len(lists[0]) + len(head) + len(body)} bytes")
         conn.close()
 
-        latencies = await wake_latency(port, settings, users, marks, args.seconds)
-        if latencies:
-            print(
-                f"wake-up at 50 events/s ({len(latencies)} events, 200 polls held): commit -> answer "
-                f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 "
-                f"{latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms"
-            )
+        polled, pushed = await wake_latency(port, settings, users, marks, args.seconds)
+        for name, latencies in (("long-poll answer", polled), ("socket push (the same events)", pushed)):
+            if latencies:
+                print(
+                    f"wake-up at 50 events/s ({len(latencies)} events, 200 polls and 200 sockets held): commit -> "
+                    f"{name} p50 {statistics.median(latencies) * 1000:.1f} ms, "
+                    f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms"
+                )
         await asyncio.sleep(11)  # past the sync lag since the wake-up run's commits: quiet cursors, as above
         marks = await cursors(port, users)
         # A web process of its own for the held polls, with /metrics on (the throughput runs had it off).

@@ -81,11 +81,13 @@ class SyncHandler(BaseHandler):
             if known and watch.is_quiet(self.session, since):
                 result = None  # nothing new, known without a query
             else:
-                if self.user is None:  # admitted from memory, which no longer answers: the database decides
-                    self.auth_mark = watch.mark()
-                    self.current_user_obj = await super()._authenticate()
                 mark = min(watch.mark(), self.auth_mark)  # anything heard since the session was read counts
-                result = await self.run(sync.sync, self.user, since, count_when_empty=not known)
+                if self.user is None:  # admitted from memory, or woken: the session is read with the changes
+                    self.current_user_obj, result = await self.run(
+                        sync.sync_for_session, self.session, since, count_when_empty=not known
+                    )
+                else:
+                    result = await self.run(sync.sync, self.user, since, count_when_empty=not known)
                 if since is not None and result.empty and result.cursor == since and sync.keyless(since):
                     # (a cursor with keys is read again until it sheds them, a lag after its last change)
                     watch.remember_quiet(self.session, since, mark)
@@ -97,8 +99,9 @@ class SyncHandler(BaseHandler):
                     await self._held
                 except asyncio.CancelledError:
                     return  # the client went away (on_connection_close): nobody to answer
-                self.auth_mark = watch.mark()
-                self.current_user_obj = await super()._authenticate()  # 401 now if the session ended meanwhile
+                # The session is read again with the changes (401 now if it ended meanwhile), or, when
+                # nothing came and memory still answers, not at all (a 304, as on admission).
+                self.auth_mark, self.current_user_obj = watch.mark(), None
                 continue
             break
         if result is None or (known and result.cursor == since):
@@ -123,13 +126,11 @@ class SyncHandler(BaseHandler):
         return await super()._authenticate()
 
     def _answerable_from_memory(self):
+        hub, since = self.hub, self.get_query_argument("since", None)
         tags = _entity_tags(self.request.headers.get("If-None-Match"))
-        since = self.get_query_argument("since", None)
         if since is None and len(tags) == 1:
             since = next(iter(tags))
-        return (
-            since in tags and not self.hub.session_ended(*self.session) and self.hub.watch.is_quiet(self.session, since)
-        )
+        return since in tags and not hub.session_ended(*self.session) and hub.watch.is_quiet(self.session, since)
 
     def on_connection_close(self):
         held = getattr(self, "_held", None)

@@ -12,8 +12,9 @@ class SyncQuerySchema(Schema):
     since = fields.String(
         validate=validate.Length(min=1, max=40_000),
         metadata={
-            "description": "The `cursor` of the previous answer; leave out for a snapshot.",
-            "example": "1.lwx0q2bk4g.lwx0q2bk4g.lwx0q2bk4g",
+            "description": "The `cursor` of the previous answer; leave out for a snapshot (or send the cursor "
+            "only as If-None-Match, which stands in for it).",
+            "example": "1.lwx0q2bk4g",
         },
     )
     wait = Integer(
@@ -39,8 +40,8 @@ class SyncSchema(Schema):
     cursor = fields.String(
         required=True,
         metadata={
-            "description": "Opaque; send it back as `since` (and as If-None-Match) on the next call.",
-            "example": "1.lwx0q2bk4g.lwx0q2bk4g.lwx0q2bk4g",
+            "description": "Opaque; send it back on the next call as If-None-Match (or as `since`).",
+            "example": "1.lwx0q2bk4g",
         },
     )
     notifications = fields.List(

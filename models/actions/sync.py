@@ -38,6 +38,7 @@ from ..notifications import Notification
 from ..service_requests import RequestStatus, ServiceRequest
 from ..users import Role, User
 from .notifications import unread_count_for
+from .sessions import SessionKey, user_at_version
 
 LAG = timedelta(seconds=10)
 RETENTION = timedelta(days=7)  # a cursor older than this answers 410: start again with a snapshot
@@ -217,6 +218,15 @@ def sync(
         unread_count_for(user.id),
         has_more,
     )
+
+
+def sync_for_session(
+    session: SessionKey, since: str | None = None, count_when_empty: bool = True
+) -> tuple[User, SyncResult]:
+    """`sync` for the user of `session` (user id, version, dashboard session), read in the same trip:
+    NotAuthenticated if that session ended. A long-poll woken by a change needs both at once."""
+    user = user_at_version(*session)
+    return user, sync(user, since, count_when_empty=count_when_empty)
 
 
 def _snapshot(user: User, now: datetime) -> SyncResult:
