@@ -58,6 +58,10 @@ AUTH_BODY_LIMIT = 8 * 1024
 JSON_BODY_LIMIT = 64 * 1024
 # The largest any endpoint may declare; the HTTP server refuses anything bigger outright.
 MAX_BODY_LIMIT = 1024 * 1024
+# A body over its endpoint's limit but within this is read and dropped before its 413: the connection
+# stays, and a proxy in front (nginx sends a body whole before it reads the answer) gets the 413, not a
+# connection closed under it (its 502). Past this the body is refused unread and the connection closes.
+DRAIN_LIMIT = JSON_BODY_LIMIT
 # A refusal sent before the body is read ends the connection (it cannot be read past): say so.
 CLOSE = {"Connection": "close"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -311,7 +315,9 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
         log_context.request_id.set(self.request_id)
         log_context.route.set(self.route_template)
         spec = self.spec
-        self._limit_body(spec.max_body if spec else NO_BODY_LIMIT)
+        too_large = self._limit_body(spec.max_body if spec else NO_BODY_LIMIT)
+        if too_large is not None:
+            return self._refuse_after_body(too_large)
         if self.request.method == "OPTIONS":
             return
         try:
@@ -336,18 +342,20 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
         self.query = self._load_query(spec.query) if spec.query else self._no_query()
 
     def _limit_body(self, limit):
-        """Refuse a declared oversize body before reading it; a chunked one is cut off at the limit
-        (data_received). Either refusal leaves the body unread, so the connection closes, and the
-        answer says so. (The HTTP server's own MAX_BODY_LIMIT still bounds what Tornado reads.)"""
+        """A declared body over the limit: the 413 to answer once it is read (within DRAIN_LIMIT), or
+        refused now, unread (past it; a chunked one is cut off there: data_received), which closes the
+        connection, and the answer says so. (The HTTP server's MAX_BODY_LIMIT still bounds what Tornado reads.)"""
         self.max_body = limit
         length = self.request.headers.get("Content-Length", "0").strip()
         if not length.isdigit():
             raise MalformedRequest("The Content-Length header is not a number.", headers=CLOSE)
-        if int(length) > limit:
+        if int(length) > max(limit, DRAIN_LIMIT):
             raise self._too_large()
+        return self._too_large(close=False) if int(length) > limit else None
 
-    def _too_large(self):
-        return PayloadTooLarge(f"The request body may be at most {self.max_body} bytes.", headers=CLOSE)
+    def _too_large(self, close=True):
+        message = f"The request body may be at most {self.max_body} bytes."
+        return PayloadTooLarge(message, headers=CLOSE if close else None)
 
     def _refuse_after_body(self, error):
         """Answer `error` once the body is read (and dropped), in place of the method. A response
@@ -362,11 +370,15 @@ class BaseHandler(SessionBoundXsrf, tornado.web.RequestHandler):
 
     def data_received(self, chunk):
         self._body_size += len(chunk)
-        if self._body_size > self.max_body:
-            # A chunked body past the limit: answer 413 now; the rest is never read, the connection closes.
+        if self._body_size > max(self.max_body, DRAIN_LIMIT):
+            # A chunked body past what is ever read: answer 413 now; the rest is never read, the connection closes.
             if not self._finished:
                 error = self._too_large()
                 self.send_error(error.status, exc_info=(type(error), error, None))
+        elif self._body_size > self.max_body:
+            self._body_chunks = []  # over the endpoint's limit: read to the end and dropped, then 413
+            if self._refusal is None:
+                self._refuse_after_body(self._too_large(close=False))
         elif self._refusal is None:
             self._body_chunks.append(chunk)
 

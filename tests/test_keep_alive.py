@@ -3,12 +3,13 @@
 Bodies are streamed (handlers/base.py) and checked before they are read, so a refusal used to be
 sent while the body was still unread, and Tornado then dropped the connection (reset) with no
 `Connection: close`: the client's next request on it failed. Now the body is read and discarded first
-and the connection stays; only a body too large to read (413, declared or chunked) or of unknown
-length closes it, and then the response says so."""
+and the connection stays, a body over its endpoint's limit too (up to DRAIN_LIMIT, then 413); only a
+body too large to read at all (413, declared or chunked) or of unknown length closes it, and then the
+response says so."""
 
 import pytest
 
-from handlers.base import AUTH_BODY_LIMIT
+from handlers.base import AUTH_BODY_LIMIT, DRAIN_LIMIT
 
 from .raw_http_support import RawConnections
 
@@ -79,11 +80,11 @@ async def test_a_refusal_after_the_body_was_read_keeps_the_connection(api, raw_c
 
 
 @pytest.mark.gen_test
-async def test_a_body_over_the_limit_is_refused_without_reading_it_and_the_connection_closes(raw_connections):
+async def test_a_body_past_what_is_ever_read_is_refused_unread_and_the_connection_closes(raw_connections):
     connection = await raw_connections.open()
     # Reading a megabyte to keep one socket would let anyone make the server read without limit:
     # HTTP lets a 413 close the connection, and the response says it does.
-    body = b"x" * (AUTH_BODY_LIMIT + 1)
+    body = b"x" * (DRAIN_LIMIT + 1)
     response = await connection.request("POST", "/api/auth/login/", body=body)
 
     assert response.status == 413 and response.closes
@@ -91,9 +92,23 @@ async def test_a_body_over_the_limit_is_refused_without_reading_it_and_the_conne
 
 
 @pytest.mark.gen_test
-async def test_a_chunked_body_running_past_the_limit_is_413_and_the_connection_closes(raw_connections):
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_body_over_its_endpoints_limit_but_within_the_drain_is_read_then_413_on_a_kept_connection(
+    raw_connections, chunked
+):
+    # What nginx does (it sends the body whole, then reads the answer): a 413 it can pass on, not a reset.
     connection = await raw_connections.open()
     body = b'{"email": "' + b"x" * AUTH_BODY_LIMIT + b'"}'
+    response = await connection.request("POST", "/api/auth/login/", body=body, chunked=chunked)
+
+    assert response.status == 413 and response.error_code == "payload_too_large" and not response.closes
+    await assert_next_request_succeeds(connection)
+
+
+@pytest.mark.gen_test
+async def test_a_chunked_body_running_past_what_is_ever_read_is_413_and_the_connection_closes(raw_connections):
+    connection = await raw_connections.open()
+    body = b'{"email": "' + b"x" * DRAIN_LIMIT + b'"}'
     response = await connection.request("POST", "/api/auth/login/", body=body, chunked=True)
 
     assert response.status == 413 and response.error_code == "payload_too_large" and response.closes

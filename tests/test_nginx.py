@@ -24,7 +24,7 @@ import pytest
 import tornado.httpclient
 from tornado.websocket import websocket_connect
 
-from handlers.base import JSON_BODY_LIMIT, MAX_BODY_LIMIT
+from handlers.base import AUTH_BODY_LIMIT, JSON_BODY_LIMIT, MAX_BODY_LIMIT
 from handlers.payments import WEBHOOK_BODY_LIMIT
 from models import RequestStatus
 from models.foundation.clock import platform_today
@@ -268,6 +268,14 @@ def test_nginx_in_front_of_two_web_processes(deployment, postgres_url):
             "error": {"code": "payload_too_large", "message": "The request body is too large."}
         }
         assert headers["Content-Type"].startswith("application/json")
+    # Within nginx's limit but past an anonymous endpoint's own 8 KiB: the app reads the body, drops it and
+    # answers its 413 (it used to close the connection under nginx, which answered 502).
+    for size in (AUTH_BODY_LIMIT + 1, 20 * 1024, JSON_BODY_LIMIT):
+        status, headers, body = d.call("POST", "/api/auth/login/", raw=b"{" + b" " * (size - 2) + b"}")
+        assert status == 413 and json.loads(body)["error"] == {
+            "code": "payload_too_large",
+            "message": f"The request body may be at most {AUTH_BODY_LIMIT} bytes.",
+        }
     status, _, body = d.call("POST", "/api/payments/webhook/", raw=b"{" + b" " * (200 * 1024) + b"}")
     assert status != 413 and status < 500  # the app's own answer (an unsigned webhook), not nginx's limit
     status, _, body = d.call("POST", "/api/payments/webhook/", raw=b"{" + b" " * (WEBHOOK_BODY_LIMIT + 1) + b"}")
