@@ -29,6 +29,20 @@ async def book(api, client, category, days_ahead=5, **extra):
     return response.data
 
 
+async def assigned_estimated_and_priced(api, admin, request_id, primary, backup, estimate="20000.00", markup="15"):
+    """The admin assigns `primary` and `backup`, the primary estimates `estimate`, the admin marks it up
+    by `markup` percent, each through the API; the marked-up request's data."""
+    team = {"primary_serviceman_id": primary.id, "backup_serviceman_id": backup.id}
+    response = await api.post(f"/api/admin/requests/{request_id}/assign/", team, user=admin)
+    assert response.status == 200, response
+    estimated = {"service_request_id": request_id, "amount": estimate, "notes": "New trap and seals"}
+    response = await api.post("/api/serviceman/submit-estimate/", estimated, user=primary)
+    assert response.status == 200, response
+    response = await api.post(f"/api/admin/requests/{request_id}/markup/", {"markup_percentage": markup}, user=admin)
+    assert response.status == 200, response
+    return response.data
+
+
 def create_booking(settings, category, client=None, days_ahead=5):
     """A request booked through the domain (its event committed with it), by `client` or a new client."""
     return booking.create_request(

@@ -16,6 +16,7 @@ from models.foundation.clock import platform_today
 from workers import runtime
 
 from .account_support import account_email, links, path_of, register
+from .booking_support import assigned_estimated_and_priced, book
 from .conftest import make_settings, serve_app
 from .contract_support import ok
 from .factories import AdminFactory, CategoryFactory
@@ -70,21 +71,7 @@ async def test_a_booking_from_registration_to_rating(api, app, settings, paystac
     day = str(platform_today(settings.zone) + timedelta(days=7))
     quote = await ok(await api.get(f"/api/requests/quote/?booking_date={day}", user=client))
     assert quote["booking_fee"] == "2000.00" and quote["is_emergency"] is False
-    booked = await ok(
-        await api.post(
-            "/api/requests/",
-            {
-                "category_id": category.id,
-                "serviceman_id": primary.id,
-                "booking_date": day,
-                "address": "12 Allen Avenue, Ikeja",
-                "description": "Kitchen sink leaking",
-            },
-            user=client,
-        ),
-        201,
-    )
-    request_id = booked["id"]
+    request_id = (await book(api, client, category, days_ahead=7, serviceman_id=primary.id))["id"]
 
     # The booking fee through Paystack's checkout and signed webhook.
     await pay(api, paystack, client, request_id, "BOOKING_FEE")
@@ -92,23 +79,7 @@ async def test_a_booking_from_registration_to_rating(api, app, settings, paystac
     assert [r["id"] for r in queue["results"]] == [request_id]
 
     # Assignment, estimate, markup.
-    await ok(
-        await api.post(
-            f"/api/admin/requests/{request_id}/assign/",
-            {"primary_serviceman_id": primary.id, "backup_serviceman_id": backup.id},
-            user=admin,
-        )
-    )
-    await ok(
-        await api.post(
-            "/api/serviceman/submit-estimate/",
-            {"service_request_id": request_id, "amount": "20000.00", "notes": "New trap and seals"},
-            user=primary,
-        )
-    )
-    priced = await ok(
-        await api.post(f"/api/admin/requests/{request_id}/markup/", {"markup_percentage": "15"}, user=admin)
-    )
+    priced = await assigned_estimated_and_priced(api, admin, request_id, primary, backup)
     assert priced["final_cost"] == "23000.00"
 
     # The client negotiates; the admin counters; the client accepts the counter.

@@ -3,15 +3,13 @@ with TEST_DATABASE_URL on PostgreSQL and TEST_REDIS_URL): the stand-in settles t
 own and sends the signed `transfer.success` webhook, as Paystack does, and the serviceman is told on
 both channels when the money is sent and when it lands."""
 
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from models import Notification, Payout, PayoutStatus, RequestStatus
-from models.foundation.clock import platform_today
 
-from .booking_support import finished_job
+from .booking_support import assigned_estimated_and_priced, book, finished_job
 from .conftest import serve_app
 from .contract_support import ok
 from .factories import AdminFactory, CategoryFactory, ClientFactory, ServicemanFactory
@@ -35,39 +33,9 @@ async def test_from_booking_to_the_serviceman_paid(api, app, base_url, paystack,
     primary, backup = (ServicemanFactory(profile__categories=[category]) for _ in range(2))
 
     # Booked, fee paid, assigned, estimated, marked up 15%, approved, paid, done, confirmed.
-    day = str(platform_today(settings.zone) + timedelta(days=7))
-    request_id = (
-        await ok(
-            await api.post(
-                "/api/requests/",
-                {
-                    "category_id": category.id,
-                    "serviceman_id": primary.id,
-                    "booking_date": day,
-                    "address": "12 Allen Avenue, Ikeja",
-                    "description": "Kitchen sink leaking",
-                },
-                user=client,
-            ),
-            201,
-        )
-    )["id"]
+    request_id = (await book(api, client, category, days_ahead=7, serviceman_id=primary.id))["id"]
     await pay(api, paystack, client, request_id, "BOOKING_FEE")
-    await ok(
-        await api.post(
-            f"/api/admin/requests/{request_id}/assign/",
-            {"primary_serviceman_id": primary.id, "backup_serviceman_id": backup.id},
-            user=admin,
-        )
-    )
-    await ok(
-        await api.post(
-            "/api/serviceman/submit-estimate/",
-            {"service_request_id": request_id, "amount": "20000.00", "notes": "New trap"},
-            user=primary,
-        )
-    )
-    await ok(await api.post(f"/api/admin/requests/{request_id}/markup/", {"markup_percentage": "15"}, user=admin))
+    await assigned_estimated_and_priced(api, admin, request_id, primary, backup)
     await ok(await api.post(f"/api/requests/{request_id}/approve-cost/", {}, user=client))
     await pay(api, paystack, client, request_id, "FINAL_PAYMENT")
     await ok(await api.post(f"/api/admin/requests/{request_id}/start-work/", {}, user=admin))
