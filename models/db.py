@@ -19,6 +19,16 @@ database = peewee.DatabaseProxy()
 # Seconds to wait for PostgreSQL to accept a new connection (libpq waits for the OS otherwise,
 # minutes for a host that does not answer); a URL's own `?connect_timeout=` wins.
 CONNECT_TIMEOUT = 5
+# What PostgreSQL lets one of our sessions do, so a transaction cannot linger and commit long after it
+# stamped its rows (GET /api/sync/ trails the commits by models/actions/sync.py's LAG, 10 s): a lock is
+# waited for at most LOCK_TIMEOUT_MS (then the statement fails: 55P03, the caller's 409/503 or a job's
+# retry), and a transaction left idle mid-way (a stalled process, a call made while holding it) is
+# ended by the server after IDLE_IN_TRANSACTION_TIMEOUT_MS. A URL's own `?options=` comes after, and wins.
+LOCK_TIMEOUT_MS = 4000
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
+SESSION_OPTIONS = (
+    f"-c lock_timeout={LOCK_TIMEOUT_MS} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+)
 # SQLSTATEs saying the server ended or refused the session: class 08 (connection exception) and
 # admin_shutdown, crash_shutdown, cannot_connect_now (a server stopping or starting).
 _SESSION_ENDED_CODES = ("57P01", "57P02", "57P03")
@@ -37,12 +47,23 @@ def _has_unread_news(conn: Any) -> bool:
     return bool(poller.poll(0))
 
 
+def _driver_error(exc: BaseException) -> BaseException | None:
+    """The driver's own exception behind one Peewee raised."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], Exception) else exc.__context__
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether `exc` is PostgreSQL giving up a lock wait after LOCK_TIMEOUT_MS (55P03): the rows are
+    busy for now; nothing of the statement was done."""
+    return getattr(_driver_error(exc), "pgcode", None) == "55P03"
+
+
 def is_connection_failure(exc: BaseException) -> bool:
     """Whether `exc` (as Peewee raises it) says the database could not be reached or dropped the
     session, as opposed to refusing a statement (a constraint, a deadlock, a timeout)."""
     if isinstance(exc, MaxConnectionsExceeded):
         return True  # every pooled connection busy past the pool's wait: unavailable for now
-    original = exc.args[0] if exc.args and isinstance(exc.args[0], Exception) else exc.__context__
+    original = _driver_error(exc)
     try:
         import psycopg2
     except ImportError:  # SQLite-only installs: no PostgreSQL connection to lose
@@ -140,6 +161,7 @@ def make_database(url: str, pool_size: int = 8) -> peewee.Database:
         params = parse_db_url(url.replace("+pool", ""))
         name = params.pop("database")
         params.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        params["options"] = f"{SESSION_OPTIONS} {params.get('options', '')}".strip()
         return CheckedOutPostgresqlDatabase(name, max_connections=pool_size, stale_timeout=300, timeout=10, **params)
     raise ValueError(f"DATABASE_URL scheme {scheme!r} is not supported (use sqlite:/// or postgresql://)")
 

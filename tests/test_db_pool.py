@@ -8,7 +8,10 @@ changes nothing. A database that cannot be reached answers 503 in the contract's
 """
 
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import peewee
 import pytest
@@ -18,6 +21,8 @@ import models
 import models.db
 from handlers.web import executor
 from models import Category
+from models.actions import sync
+from models.db import for_update
 from models.foundation.errors import ServiceUnavailable
 from models.foundation.tokens import access_token
 
@@ -103,3 +108,51 @@ async def test_requests_answer_503_in_the_error_shape_while_the_database_is_down
     assert response.data["error"]["code"] == "database_unavailable" and response.data["error"]["message"]
     assert response.headers["Retry-After"] == str(executor.RETRY_AFTER_SECONDS)
     assert closed is None and ws.close_code == 1013  # the socket: try again later
+
+
+def session_setting(name):
+    return peewee.Select(columns=[fn.current_setting(name)]).bind(models.database).scalar()
+
+
+def test_our_sessions_wait_for_a_lock_or_idle_in_a_transaction_only_briefly(postgres):
+    # (GET /api/sync/ trails commits by 10 s: a transaction must not commit long after it stamped its rows.)
+    assert in_pool_thread(session_setting, "lock_timeout") == f"{models.db.LOCK_TIMEOUT_MS // 1000}s"
+    idle = in_pool_thread(session_setting, "idle_in_transaction_session_timeout")
+    assert idle == f"{models.db.IDLE_IN_TRANSACTION_TIMEOUT_MS // 1000}s"
+    assert max(models.db.LOCK_TIMEOUT_MS, models.db.IDLE_IN_TRANSACTION_TIMEOUT_MS) < sync.LAG / timedelta(
+        milliseconds=1
+    )
+
+
+def test_a_transaction_left_idle_past_the_limit_is_ended_and_commits_nothing(postgres):
+    def stalled():
+        with models.database.atomic():
+            Category.create(name="Stalled")
+            time.sleep(models.db.IDLE_IN_TRANSACTION_TIMEOUT_MS / 1000 + 0.5)  # a process stalled mid-transaction
+
+    with pytest.raises(ServiceUnavailable):
+        in_pool_thread(stalled)
+    assert not Category.select().where(Category.name == "Stalled").exists()
+
+
+def test_a_lock_waited_for_past_the_limit_is_503_database_busy_and_changes_nothing(postgres):
+    category = Category.create(name="Held")
+    locked = threading.Event()
+
+    def holder():  # busy (not idle) inside its transaction while it holds the row
+        with models.database.atomic():
+            for_update(Category.select().where(Category.id == category.id)).get()
+            locked.set()
+            peewee.Select(columns=[fn.pg_sleep(models.db.LOCK_TIMEOUT_MS / 1000 + 1.5)]).bind(models.database).scalar()
+
+    def rename():
+        Category.update(name="Renamed").where(Category.id == category.id).execute()
+
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(executor.call_with_connection, holder)
+        assert locked.wait(10)
+        with pytest.raises(ServiceUnavailable) as refused:
+            in_pool_thread(rename)
+        held.result()
+    assert refused.value.code == executor.DATABASE_BUSY and refused.value.status == 503
+    assert Category.get_by_id(category.id).name == "Held"

@@ -15,12 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 import peewee
 from playhouse.pool import MaxConnectionsExceeded
 
-from models.db import is_connection_failure, with_connection
+from models.db import is_connection_failure, is_lock_timeout, with_connection
 from models.foundation.errors import ServiceUnavailable
 
 _executor = None
 RETRY_AFTER_SECONDS = 2  # told to clients while the database cannot be reached
 DATABASE_UNAVAILABLE = "database_unavailable"  # the 503's error code
+DATABASE_BUSY = "database_busy"  # the 503's code when a lock was waited for too long
 
 
 def configure(max_workers):
@@ -45,13 +46,24 @@ def database_unavailable():
     )
 
 
+def database_busy():
+    return ServiceUnavailable(
+        "What this request needs is being changed by another one; try again shortly.",
+        code=DATABASE_BUSY,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def call_with_connection(fn, *args, **kwargs):
-    """models.db.with_connection, with an unreachable database answered 503 `database_unavailable`."""
+    """models.db.with_connection, with an unreachable database answered 503 `database_unavailable`
+    and a lock waited for too long (models/db.py LOCK_TIMEOUT_MS) 503 `database_busy`."""
     try:
         return with_connection(fn, *args, **kwargs)
     except (peewee.PeeweeException, MaxConnectionsExceeded) as exc:
         if is_connection_failure(exc):
             raise database_unavailable() from exc
+        if is_lock_timeout(exc):
+            raise database_busy() from exc
         raise
 
 

@@ -17,8 +17,10 @@ watermark is max(w, start of this read - LAG):
 - nothing repeated: a row served here and still >= the next watermark is in the next cursor's keys.
 Paging (has_more) never moves a watermark past the last row served. The keys are few: only rows
 served within the last LAG seconds (usually none, so a quiet cursor is ~40 bytes).
-A row committed more than LAG after its stamp (a transaction stalled that long) could be missed;
-the statement and lock timeouts of the database keep transactions far shorter than that.
+A row committed more than LAG after its stamp (a transaction stalled that long) could be missed.
+On PostgreSQL no one wait stalls our transactions that long: a lock is waited for at most 4 s and a
+transaction left idle for 5 s is ended by the server (models/db.py SESSION_OPTIONS). SQLite runs one writer at a time,
+which takes the database as its transaction begins (IMMEDIATE): rows stamped inside commit in order.
 """
 
 from __future__ import annotations
