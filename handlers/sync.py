@@ -59,6 +59,20 @@ def _cursor_of(tags):
 
 
 class SyncHandler(BaseHandler):
+    # For the OpenAPI document (server/openapi.py): the conditional request and its answers.
+    header_parameters = (
+        {
+            "in": "header",
+            "name": IF_NONE_MATCH,
+            "required": False,
+            "description": "The previous answer's ETag (its cursor, quoted): with nothing new the answer is 304. "
+            "Without `since` it also stands in for `since`.",
+            "schema": {"type": "string", "example": '"1.lwx0q2bk4g"'},
+        },
+    )
+    response_headers = {"ETag": {"description": "The answer's cursor, quoted.", "schema": {"type": "string"}}}
+    not_modified = "Nothing new since the cursor named by If-None-Match: no body."
+
     @endpoint(
         operation_id="getSync",
         roles=SIGNED_IN,

@@ -301,6 +301,8 @@ def _operation(spec, handler, name, pattern, route_kwargs):
         params.append({"in": "query", "schema": ep.query})
     if idempotent.applies(ep, name.upper()):
         params.append(IDEMPOTENCY_KEY_PARAMETER)
+    # A handler's own request headers and answers (GET /api/sync/'s If-None-Match, ETag and 304).
+    params += list(getattr(handler, "header_parameters", ()))
     if params:
         op["parameters"] = params
     if ep.requires_auth:
@@ -322,6 +324,10 @@ def _operation(spec, handler, name, pattern, route_kwargs):
             media["example"] = handler.response_example
         ok["content"] = {media_type: media}
     op["responses"][str(ep.status)] = ok
+    if getattr(handler, "response_headers", None):
+        ok["headers"] = dict(handler.response_headers)
+    if getattr(handler, "not_modified", None):
+        op["responses"]["304"] = {"description": handler.not_modified, "headers": dict(handler.response_headers)}
     idempotency = idempotent.applies(ep, name.upper())
     if idempotency:
         ok["headers"] = {idempotent.REPLAYED: REPLAYED_HEADER}

@@ -343,3 +343,10 @@ async def test_a_message_heard_while_the_session_is_read_is_not_taken_for_quiet(
     reads = count_reads(monkeypatch)
     assert (await api.get("/api/sync/", token=token, headers=etag)).status == 304
     assert reads == {"sync": 1, "sessions": 1}  # read again: the first read may predate that message
+
+
+@pytest.mark.gen_test
+async def test_the_openapi_document_describes_the_conditional_poll(api):
+    operation = (await api.get("/api/schema/")).data["paths"]["/api/sync/"]["get"]
+    assert "If-None-Match" in {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+    assert "ETag" in operation["responses"]["200"]["headers"] and "ETag" in operation["responses"]["304"]["headers"]
