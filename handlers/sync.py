@@ -50,8 +50,11 @@ def _entity_tags(header):
     return {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")} if header else set()
 
 
-def _cursor_of(tags):
-    """The cursor a poll without `since` names by its one entity tag (a previous answer's ETag)."""
+def _polled_cursor(since, tags):
+    """The cursor a poll continues from: `since`, or without it the one entity tag it names (a previous
+    answer's ETag); None for a snapshot."""
+    if since is not None or not tags:
+        return since
     tag = next(iter(tags)) if len(tags) == 1 else None
     if tag is None or not sync.is_cursor(tag):
         raise ValidationFailed.on(IF_NONE_MATCH, "Without `since`, one entity tag: the ETag of a previous sync answer.")
@@ -84,11 +87,9 @@ class SyncHandler(BaseHandler):
         description=DESCRIPTION,
     )
     async def get(self):
-        since, wait = self.query.get("since"), self.query["wait"]
-        tags = _entity_tags(self.request.headers.get("If-None-Match"))
-        if since is None and tags:
-            since = _cursor_of(tags)  # the ETag stands in for `since`: a poll need not send its cursor twice
-        known = since is not None and since in tags
+        # Without `since` the ETag stands in for it: a poll need not send its cursor twice.
+        since, wait = _polled_cursor(self.query.get("since"), self.tags), self.query["wait"]
+        known = since is not None and since in self.tags
         hub, watch, loop = self.hub, self.hub.watch, tornado.ioloop.IOLoop.current()
         deadline = loop.time() + wait
         while True:
@@ -133,6 +134,7 @@ class SyncHandler(BaseHandler):
         """A conditional poll that memory answers is admitted on its token alone (see the module's
         docstring); `self.user` stays None until the database is read. Any other call reads it."""
         self.session = self._presented_session()
+        self.tags = _entity_tags(self.request.headers.get(IF_NONE_MATCH))
         self.auth_mark = self.hub.watch.mark()  # before the read: a message from now on makes it stale
         if self._answerable_from_memory():
             log_context.user_id.set(self.session[0])
@@ -140,11 +142,12 @@ class SyncHandler(BaseHandler):
         return await super()._authenticate()
 
     def _answerable_from_memory(self):
-        hub, since = self.hub, self.get_query_argument("since", None)
-        tags = _entity_tags(self.request.headers.get("If-None-Match"))
-        if since is None and len(tags) == 1:
-            since = next(iter(tags))
-        return since in tags and not hub.session_ended(*self.session) and hub.watch.is_quiet(self.session, since)
+        try:
+            since = _polled_cursor(self.get_query_argument("since", None), self.tags)
+        except ValidationFailed:
+            return False  # answered as a 422 once the query is read
+        hub = self.hub
+        return since in self.tags and not hub.session_ended(*self.session) and hub.watch.is_quiet(self.session, since)
 
     def on_connection_close(self):
         held = getattr(self, "_held", None)

@@ -38,19 +38,17 @@ def shutdown(wait=True):
         _executor.shutdown(wait=wait)
 
 
+def _try_again_shortly(message, code):
+    return ServiceUnavailable(message, code=code, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def database_unavailable():
-    return ServiceUnavailable(
-        "The database cannot be reached right now; try again shortly.",
-        code=DATABASE_UNAVAILABLE,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
+    return _try_again_shortly("The database cannot be reached right now; try again shortly.", DATABASE_UNAVAILABLE)
 
 
 def database_busy():
-    return ServiceUnavailable(
-        "What this request needs is being changed by another one; try again shortly.",
-        code=DATABASE_BUSY,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    return _try_again_shortly(
+        "What this request needs is being changed by another one; try again shortly.", DATABASE_BUSY
     )
 
 
